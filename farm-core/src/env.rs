@@ -1,0 +1,36 @@
+//! Names of the environment variables the farm's binaries read.
+//!
+//! The trigger sets the job variables as Batch container overrides; the job definitions' command
+//! never changes. Each is also a command-line flag of the binary that reads it.
+
+/// Bucket holding the `.blend` and receiving the outputs.
+pub const BUCKET: &str = "FARM_BUCKET";
+/// Key of the `.blend`.
+pub const KEY: &str = "FARM_KEY";
+/// Canonical frame list of the whole job.
+pub const FRAMES: &str = "FARM_FRAMES";
+/// Frames per array child.
+pub const CHUNK: &str = "FARM_CHUNK";
+/// Optional output format override (`PNG`, `OPEN_EXR`, ...).
+pub const FORMAT: &str = "FARM_FORMAT";
+/// ETag of the `.blend` the job was submitted for: a changed object is refused, not rendered.
+pub const SOURCE_ETAG: &str = "FARM_SOURCE_ETAG";
+/// Scratch folder for the renderer's download and Blender's output.
+pub const WORK_DIR: &str = "FARM_WORK_DIR";
+/// `json` for JSON log lines (CloudWatch), anything else for text.
+pub const LOG_FORMAT: &str = "FARM_LOG_FORMAT";
+/// Blender executable (default `blender` on `PATH`).
+pub const BLENDER: &str = "BLENDER";
+/// Set by AWS Batch on array children: 0-based index. Absent on a plain job (index 0).
+pub const ARRAY_INDEX: &str = "AWS_BATCH_JOB_ARRAY_INDEX";
+/// Set by AWS Batch: the job id, logged with every line.
+pub const BATCH_JOB_ID: &str = "AWS_BATCH_JOB_ID";
+
+/// Trigger: queue the render and zip jobs go to (name or ARN).
+pub const JOB_QUEUE: &str = "JOB_QUEUE_ARN";
+/// Trigger: render job definition (name or ARN).
+pub const JOB_DEFINITION: &str = "JOB_DEFINITION_ARN";
+/// Trigger: zip job definition (name or ARN).
+pub const ZIP_JOB_DEFINITION: &str = "ZIP_JOB_DEFINITION_ARN";
+/// Trigger: most frames one upload may ask for (default 10,000).
+pub const MAX_FRAMES: &str = "FARM_MAX_FRAMES";

@@ -1,0 +1,293 @@
+//! Where everything of a job lives, relative to the uploaded `.blend`'s key.
+//!
+//! For an upload `<key>` (any S3 key: spaces and unicode included):
+//!
+//! | what | key |
+//! |---|---|
+//! | frame `N` | `<key>/frames/<NNNN>.<ext>`: absolute frame, at least 4 digits, `-` first if negative |
+//! | archive | `<key>/frames.zip` |
+//! | job manifest | `<key>/job.json` |
+//! | Blender log of a failed frame | `<key>/logs/<NNNN>.log` |
+//! | missing frames found by the zipper | `<key>/missing.json` |
+//! | one-job-per-request markers | `<key>/requests/<fingerprint>` |
+//!
+//! Nothing here ends in `.blend`, so the farm's own writes never trigger it again.
+//! A local farm uses the same layout with an empty base: `frames/0001.png`, `frames.zip`.
+
+use sha2::{Digest, Sha256};
+
+/// The keys of one job, derived from the key of its `.blend`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobKeys {
+    base: String,
+}
+
+impl JobKeys {
+    /// Layout under an uploaded `.blend`'s key.
+    pub fn new(source_key: impl Into<String>) -> Self {
+        Self {
+            base: source_key.into(),
+        }
+    }
+
+    /// Layout at the root of a store, as a local farm's output folder uses it.
+    pub fn root() -> Self {
+        Self::new(String::new())
+    }
+
+    /// The `.blend` key this layout hangs off (empty for [`JobKeys::root`]).
+    pub fn source(&self) -> &str {
+        &self.base
+    }
+
+    fn join(&self, rest: &str) -> String {
+        if self.base.is_empty() {
+            rest.to_owned()
+        } else {
+            format!("{}/{rest}", self.base)
+        }
+    }
+
+    pub fn frames_prefix(&self) -> String {
+        self.join("frames/")
+    }
+
+    pub fn frame(&self, frame: i32, extension: &str) -> String {
+        self.join(&format!("frames/{}", frame_file_name(frame, extension)))
+    }
+
+    pub fn zip(&self) -> String {
+        self.join("frames.zip")
+    }
+
+    pub fn manifest(&self) -> String {
+        self.join("job.json")
+    }
+
+    pub fn missing(&self) -> String {
+        self.join("missing.json")
+    }
+
+    pub fn logs_prefix(&self) -> String {
+        self.join("logs/")
+    }
+
+    pub fn log(&self, frame: i32) -> String {
+        self.join(&format!("logs/{}.log", frame_stem(frame)))
+    }
+
+    pub fn requests_prefix(&self) -> String {
+        self.join("requests/")
+    }
+
+    /// The marker that makes a request submit at most one job; see [`request_fingerprint`].
+    pub fn request_marker(&self, fingerprint: &str) -> String {
+        self.join(&format!("requests/{fingerprint}.json"))
+    }
+
+    /// The frame number and extension of a key under [`JobKeys::frames_prefix`], if it is one.
+    pub fn parse_frame_key<'k>(&self, key: &'k str) -> Option<(i32, &'k str)> {
+        let name = key.strip_prefix(&self.frames_prefix())?;
+        parse_frame_file_name(name)
+    }
+}
+
+/// `0001`, `0042`, `12345`, `-0005`: the absolute frame, zero-padded to at least 4 digits.
+pub fn frame_stem(frame: i32) -> String {
+    if frame < 0 {
+        format!("-{:04}", frame.unsigned_abs())
+    } else {
+        format!("{frame:04}")
+    }
+}
+
+/// `0001.png`: a frame's file name in S3, in a local output folder and in `frames.zip`.
+pub fn frame_file_name(frame: i32, extension: &str) -> String {
+    format!("{}.{extension}", frame_stem(frame))
+}
+
+/// The inverse of [`frame_file_name`]: only names it could have produced are accepted.
+pub fn parse_frame_file_name(name: &str) -> Option<(i32, &str)> {
+    let (stem, extension) = name.split_once('.')?;
+    if extension.is_empty() || extension.contains(['.', '/']) {
+        return None;
+    }
+    let frame: i32 = stem.parse().ok()?;
+    (frame_stem(frame) == stem).then_some((frame, extension))
+}
+
+/// Identifies one render request for one version of one object, for the at-most-one-job marker.
+/// `version` is the object's version id when the bucket is versioned, else its ETag.
+pub fn request_fingerprint(
+    version: &str,
+    canonical_frames: &str,
+    chunk_size: u32,
+    format: Option<&str>,
+) -> String {
+    let mut hash = Sha256::new();
+    for part in [
+        version,
+        canonical_frames,
+        &chunk_size.to_string(),
+        format.unwrap_or(""),
+    ] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    hash.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A readable AWS Batch job name for a key: at most 128 letters, digits, `-` and `_`, ending in
+/// `-<suffix>`, e.g. `shots-scene_01-blend-render`.
+pub fn batch_job_name(key: &str, suffix: &str) -> String {
+    const MAX: usize = 128;
+    let mut name = String::with_capacity(MAX);
+    for c in key.chars() {
+        let c = if c.is_ascii_alphanumeric() || c == '_' {
+            c
+        } else {
+            '-'
+        };
+        if !(c == '-' && (name.is_empty() || name.ends_with('-'))) {
+            name.push(c);
+        }
+    }
+    let room = MAX - suffix.len() - 1;
+    if name.len() > room {
+        // Keep the end of the key: the file name says more than the folders above it.
+        name = name[name.len() - room..].trim_start_matches('-').to_owned();
+    }
+    let name = name.trim_end_matches('-');
+    if name.is_empty() {
+        format!("farm-{suffix}")
+    } else {
+        format!("{name}-{suffix}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_hang_off_the_upload() {
+        let keys = JobKeys::new("shots/my scene ü.blend");
+        assert_eq!(
+            keys.frame(1, "png"),
+            "shots/my scene ü.blend/frames/0001.png"
+        );
+        assert_eq!(
+            keys.frame(-5, "exr"),
+            "shots/my scene ü.blend/frames/-0005.exr"
+        );
+        assert_eq!(
+            keys.frame(123_456, "png"),
+            "shots/my scene ü.blend/frames/123456.png"
+        );
+        assert_eq!(keys.zip(), "shots/my scene ü.blend/frames.zip");
+        assert_eq!(keys.manifest(), "shots/my scene ü.blend/job.json");
+        assert_eq!(keys.log(7), "shots/my scene ü.blend/logs/0007.log");
+        assert_eq!(keys.missing(), "shots/my scene ü.blend/missing.json");
+        assert!(keys
+            .request_marker("ab")
+            .starts_with(&keys.requests_prefix()));
+    }
+
+    #[test]
+    fn nothing_the_farm_writes_ends_in_blend() {
+        let keys = JobKeys::new("a.blend");
+        for key in [
+            keys.frame(1, "png"),
+            keys.zip(),
+            keys.manifest(),
+            keys.log(1),
+            keys.missing(),
+            keys.request_marker("f"),
+        ] {
+            assert!(!key.to_lowercase().ends_with(".blend"), "{key}");
+        }
+    }
+
+    #[test]
+    fn root_layout_has_no_leading_slash() {
+        let keys = JobKeys::root();
+        assert_eq!(keys.frame(3, "png"), "frames/0003.png");
+        assert_eq!(keys.zip(), "frames.zip");
+        assert_eq!(keys.parse_frame_key("frames/0003.png"), Some((3, "png")));
+    }
+
+    #[test]
+    fn frame_keys_parse_back() {
+        let keys = JobKeys::new("x y.blend");
+        for frame in [
+            -1_048_574, -1000, -5, -1, 0, 1, 9, 999, 1000, 9999, 10_000, 1_048_574,
+        ] {
+            for ext in ["png", "exr", "jpg"] {
+                assert_eq!(
+                    keys.parse_frame_key(&keys.frame(frame, ext)),
+                    Some((frame, ext))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn non_frame_keys_do_not_parse() {
+        let keys = JobKeys::new("k.blend");
+        for key in [
+            "k.blend/frames/1.png",
+            "k.blend/frames/00001.png",
+            "k.blend/frames/-5.png",
+            "k.blend/frames/0001",
+            "k.blend/frames/0001.",
+            "k.blend/frames/0001.tar.gz",
+            "k.blend/frames/abcd.png",
+            "k.blend/frames/sub/0001.png",
+            "k.blend/frames/+0001.png",
+            "k.blend/logs/0001.log",
+            "other.blend/frames/0001.png",
+        ] {
+            assert_eq!(keys.parse_frame_key(key), None, "{key}");
+        }
+    }
+
+    #[test]
+    fn fingerprints_change_with_every_part() {
+        let base = request_fingerprint("etag1", "1-10", 1, None);
+        assert_eq!(base, request_fingerprint("etag1", "1-10", 1, None));
+        assert_eq!(base.len(), 32);
+        for other in [
+            request_fingerprint("etag2", "1-10", 1, None),
+            request_fingerprint("etag1", "1-11", 1, None),
+            request_fingerprint("etag1", "1-10", 2, None),
+            request_fingerprint("etag1", "1-10", 1, Some("PNG")),
+        ] {
+            assert_ne!(base, other);
+        }
+    }
+
+    #[test]
+    fn batch_job_names_are_valid_and_readable() {
+        assert_eq!(
+            batch_job_name("shots/scene 01.blend", "render"),
+            "shots-scene-01-blend-render"
+        );
+        assert_eq!(batch_job_name("ü/ß.blend", "zip"), "blend-zip");
+        assert_eq!(batch_job_name("ü", "zip"), "farm-zip");
+        let long = format!("{}/final.blend", "deep/".repeat(60));
+        let name = batch_job_name(&long, "render");
+        assert!(name.len() <= 128, "{name}");
+        assert!(name.ends_with("final-blend-render"), "{name}");
+        for name in [name, batch_job_name("--a--", "render")] {
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                "{name}"
+            );
+            assert!(!name.starts_with('-'), "{name}");
+        }
+    }
+}

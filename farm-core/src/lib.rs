@@ -1,0 +1,32 @@
+//! The render farm's domain, with no I/O: nothing here touches the network, the disk or a
+//! process, and nothing depends on an AWS SDK (a test reads `cargo metadata` to keep it so).
+//!
+//! # Layout
+//! - [`frames`]: the `frame=N` / `frames=<list>` syntax and the canonical [`FrameList`].
+//! - [`plan`]: cutting a frame list into array children ([`Plan`]).
+//! - [`request`]: turning an upload's tags into a validated [`RenderRequest`].
+//! - [`layout`]: every key a job reads or writes ([`JobKeys`]).
+//! - [`manifest`]: the `<key>/job.json` document.
+//! - [`blender`]: Blender's argv and log lines.
+//! - [`blend`]: recognising a .blend by its first bytes.
+//! - [`storage`] and [`scheduler`]: the ports the adapters in `farm-io` implement.
+//! - [`exit`] and [`env`]: the exit codes and environment variables shared by the binaries and
+//!   the infrastructure.
+
+pub mod blend;
+pub mod blender;
+pub mod env;
+pub mod exit;
+pub mod frames;
+pub mod layout;
+pub mod manifest;
+pub mod plan;
+pub mod request;
+pub mod scheduler;
+pub mod storage;
+
+pub use frames::FrameList;
+pub use layout::JobKeys;
+pub use plan::Plan;
+pub use request::RenderRequest;
+pub use storage::{Storage, StreamUpload};

@@ -1,0 +1,173 @@
+//! A render request: what the tags on an upload (or the command line) ask for.
+
+use crate::blender::OutputFormat;
+use crate::frames::{FrameList, FrameSpecError, FRAMES_SYNTAX};
+use crate::plan::{Plan, PlanError, DEFAULT_CHUNK_SIZE};
+
+/// `frame=N`: render frames 1..=N.
+pub const TAG_FRAME: &str = "frame";
+/// `frames=<list>`: render exactly these frames.
+pub const TAG_FRAMES: &str = "frames";
+/// `chunk=K`: frames per array child.
+pub const TAG_CHUNK: &str = "chunk";
+/// `format=PNG|JPEG|OPEN_EXR|...`: override the scene's output format.
+pub const TAG_FORMAT: &str = "format";
+
+/// A validated request: frames, chunking and format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderRequest {
+    pub plan: Plan,
+    pub format: Option<OutputFormat>,
+}
+
+/// Why tags did not make a request. Messages name the tag, the value and the accepted syntax.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    #[error("both `frame={frame}` and `frames={frames}` are set: keep one (`frame=N` renders 1..=N, `frames=` takes {FRAMES_SYNTAX})")]
+    Conflicting { frame: String, frames: String },
+    #[error("tag `{tag}={value}` is invalid: {source}")]
+    Frames {
+        tag: &'static str,
+        value: String,
+        source: FrameSpecError,
+    },
+    #[error("tag `{TAG_CHUNK}={value}` is invalid: {source}")]
+    Chunk { value: String, source: PlanError },
+    #[error("tag `{TAG_FORMAT}={value}` is invalid: {source}")]
+    Format {
+        value: String,
+        source: crate::blender::UnknownFormat,
+    },
+    #[error("{0}")]
+    Plan(PlanError),
+}
+
+impl RenderRequest {
+    /// Reads a request from an object's tags. `Ok(None)`: no frame tag, so nothing to render.
+    pub fn from_tags<'a>(
+        tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+        max_frames: usize,
+    ) -> Result<Option<Self>, RequestError> {
+        let (mut frame, mut frames, mut chunk, mut format) = (None, None, None, None);
+        for (name, value) in tags {
+            match name.trim() {
+                TAG_FRAME => frame = Some(value),
+                TAG_FRAMES => frames = Some(value),
+                TAG_CHUNK => chunk = Some(value),
+                TAG_FORMAT => format = Some(value),
+                _ => {}
+            }
+        }
+        let list = match (frame, frames) {
+            (None, None) => return Ok(None),
+            (Some(frame), Some(frames)) => {
+                return Err(RequestError::Conflicting {
+                    frame: frame.to_owned(),
+                    frames: frames.to_owned(),
+                })
+            }
+            (Some(count), None) => {
+                FrameList::first(count, max_frames).map_err(|source| RequestError::Frames {
+                    tag: TAG_FRAME,
+                    value: count.to_owned(),
+                    source,
+                })?
+            }
+            (None, Some(spec)) => {
+                FrameList::parse(spec, max_frames).map_err(|source| RequestError::Frames {
+                    tag: TAG_FRAMES,
+                    value: spec.to_owned(),
+                    source,
+                })?
+            }
+        };
+        let chunk_size = match chunk {
+            None => DEFAULT_CHUNK_SIZE,
+            Some(value) => Plan::parse_chunk_size(value).map_err(|source| RequestError::Chunk {
+                value: value.to_owned(),
+                source,
+            })?,
+        };
+        let format = format
+            .map(|value| {
+                value
+                    .parse::<OutputFormat>()
+                    .map_err(|source| RequestError::Format {
+                        value: value.to_owned(),
+                        source,
+                    })
+            })
+            .transpose()?;
+        let plan = Plan::new(list, chunk_size).map_err(RequestError::Plan)?;
+        Ok(Some(Self { plan, format }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(tags: &[(&str, &str)]) -> Result<Option<RenderRequest>, RequestError> {
+        RenderRequest::from_tags(tags.iter().copied(), 10_000)
+    }
+
+    #[test]
+    fn frame_tag_renders_one_to_n_in_single_frame_chunks() {
+        let request = from(&[("frame", "120")]).unwrap().unwrap();
+        assert_eq!(request.plan.frames().canonical(), "1-120");
+        assert_eq!(request.plan.chunk_size(), 1);
+        assert_eq!(request.plan.array_size(), Some(120));
+        assert_eq!(request.format, None);
+    }
+
+    #[test]
+    fn frames_chunk_and_format_tags_combine() {
+        let request = from(&[
+            ("frames", "1-10 20"),
+            ("chunk", "4"),
+            ("format", "open_exr"),
+            ("owner", "x"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(request.plan.frames().canonical(), "1-10 20");
+        assert_eq!(request.plan.chunk_count(), 3);
+        assert_eq!(request.format, Some(OutputFormat::OpenExr));
+    }
+
+    #[test]
+    fn no_frame_tag_is_no_request() {
+        assert_eq!(from(&[]), Ok(None));
+        assert_eq!(from(&[("chunk", "2")]), Ok(None));
+    }
+
+    #[test]
+    fn bad_tags_name_the_tag_the_value_and_the_syntax() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("frame", "10"), ("frames", "1-5")],
+                "both `frame=10` and `frames=1-5`",
+            ),
+            (&[("frame", "abc")], "tag `frame=abc` is invalid"),
+            (&[("frame", "0")], "tag `frame=0` is invalid"),
+            (&[("frames", "5-1")], "tag `frames=5-1` is invalid"),
+            (&[("frames", "1-10:0")], "tag `frames=1-10:0` is invalid"),
+            (&[("frames", "1-20000")], "more than 10000 frames"),
+            (
+                &[("frame", "5"), ("chunk", "0")],
+                "tag `chunk=0` is invalid",
+            ),
+            (
+                &[("frame", "5"), ("format", "GIF")],
+                "tag `format=GIF` is invalid",
+            ),
+        ];
+        for (tags, needle) in cases {
+            let err = from(tags).unwrap_err().to_string();
+            assert!(err.contains(needle), "{tags:?}: {err}");
+        }
+        let err = from(&[("frames", "x")]).unwrap_err().to_string();
+        assert!(err.contains(FRAMES_SYNTAX), "{err}");
+    }
+}

@@ -1,0 +1,223 @@
+//! The scheduler port: submitting, watching and cancelling the render and zip jobs.
+//!
+//! `farm-io` implements it on AWS Batch. Jobs are described in domain terms; which queue and job
+//! definition a kind of job uses is the implementation's configuration.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use crate::env;
+use crate::layout::{batch_job_name, JobKeys};
+use crate::request::RenderRequest;
+
+/// Which job definition a job runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    Render,
+    Zip,
+}
+
+/// A job to submit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSpec {
+    pub kind: JobKind,
+    pub name: String,
+    /// Children of an array job; `None` for a plain job (Batch arrays have 2..=10,000).
+    pub array_size: Option<usize>,
+    pub depends_on: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Tag naming the `.blend` a job renders.
+pub const TAG_KEY: &str = "farm:key";
+/// Tag holding the job's canonical frame list.
+pub const TAG_FRAMES: &str = "farm:frames";
+
+impl JobSpec {
+    /// The render job for a request: one array child per chunk, or a plain job for one chunk.
+    pub fn render(
+        bucket: &str,
+        keys: &JobKeys,
+        etag: Option<&str>,
+        request: &RenderRequest,
+    ) -> Self {
+        Self {
+            kind: JobKind::Render,
+            name: batch_job_name(keys.source(), "render"),
+            array_size: request.plan.array_size(),
+            depends_on: Vec::new(),
+            env: job_env(bucket, keys, etag, request),
+            tags: job_tags(keys, request),
+        }
+    }
+
+    /// The zip job, which starts once every child of `render_job_id` has succeeded.
+    pub fn zip(
+        bucket: &str,
+        keys: &JobKeys,
+        etag: Option<&str>,
+        request: &RenderRequest,
+        render_job_id: &str,
+    ) -> Self {
+        Self {
+            kind: JobKind::Zip,
+            name: batch_job_name(keys.source(), "zip"),
+            array_size: None,
+            depends_on: vec![render_job_id.to_owned()],
+            env: job_env(bucket, keys, etag, request),
+            tags: job_tags(keys, request),
+        }
+    }
+}
+
+fn job_env(
+    bucket: &str,
+    keys: &JobKeys,
+    etag: Option<&str>,
+    request: &RenderRequest,
+) -> Vec<(String, String)> {
+    let mut vars = vec![
+        (env::BUCKET.to_owned(), bucket.to_owned()),
+        (env::KEY.to_owned(), keys.source().to_owned()),
+        (env::FRAMES.to_owned(), request.plan.frames().canonical()),
+        (env::CHUNK.to_owned(), request.plan.chunk_size().to_string()),
+    ];
+    if let Some(format) = request.format {
+        vars.push((env::FORMAT.to_owned(), format.blender_name().to_owned()));
+    }
+    if let Some(etag) = etag {
+        vars.push((env::SOURCE_ETAG.to_owned(), etag.to_owned()));
+    }
+    vars
+}
+
+fn job_tags(keys: &JobKeys, request: &RenderRequest) -> BTreeMap<String, String> {
+    // Batch tag values are at most 256 characters.
+    let clip = |s: &str| s.chars().take(256).collect::<String>();
+    BTreeMap::from([
+        (TAG_KEY.to_owned(), clip(keys.source())),
+        (
+            TAG_FRAMES.to_owned(),
+            clip(&request.plan.frames().canonical()),
+        ),
+    ])
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    Submitted,
+    Pending,
+    Runnable,
+    Starting,
+    Running,
+    Succeeded,
+    Failed,
+    Other(String),
+}
+
+impl JobState {
+    pub fn is_done(&self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
+}
+
+/// Counts of an array job's children by state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArrayProgress {
+    pub size: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub running: usize,
+    pub pending: usize,
+}
+
+/// What the scheduler says of one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobStatus {
+    pub id: String,
+    pub name: String,
+    pub state: JobState,
+    pub reason: Option<String>,
+    pub array: Option<ArrayProgress>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SchedulerError {
+    #[error("{operation} failed: {message}")]
+    Transient {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("{operation} failed: {message}")]
+    Rejected {
+        operation: &'static str,
+        message: String,
+    },
+}
+
+impl SchedulerError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient { .. })
+    }
+}
+
+/// Runs jobs somewhere else (AWS Batch).
+pub trait Scheduler: Send + Sync {
+    /// Submits a job and returns its id.
+    fn submit(&self, job: &JobSpec) -> impl Future<Output = Result<String, SchedulerError>> + Send;
+
+    /// The state of each known job; unknown ids are left out.
+    fn describe(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<JobStatus>, SchedulerError>> + Send;
+
+    /// Stops a job (and, for an array job, its children).
+    fn cancel(
+        &self,
+        id: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), SchedulerError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_and_zip_jobs_carry_what_the_binaries_need() {
+        let request =
+            RenderRequest::from_tags([("frames", "1-10"), ("chunk", "3"), ("format", "PNG")], 100)
+                .unwrap()
+                .unwrap();
+        let keys = JobKeys::new("shots/a b.blend");
+        let render = JobSpec::render("bucket", &keys, Some("\"e1\""), &request);
+        assert_eq!(render.kind, JobKind::Render);
+        assert_eq!(render.array_size, Some(4));
+        assert_eq!(render.name, "shots-a-b-blend-render");
+        let env: BTreeMap<_, _> = render.env.iter().cloned().collect();
+        assert_eq!(env[env::BUCKET], "bucket");
+        assert_eq!(env[env::KEY], "shots/a b.blend");
+        assert_eq!(env[env::FRAMES], "1-10");
+        assert_eq!(env[env::CHUNK], "3");
+        assert_eq!(env[env::FORMAT], "PNG");
+        assert_eq!(env[env::SOURCE_ETAG], "\"e1\"");
+        assert_eq!(render.tags[TAG_KEY], "shots/a b.blend");
+        let zip = JobSpec::zip("bucket", &keys, None, &request, "job-1");
+        assert_eq!(zip.depends_on, vec!["job-1".to_owned()]);
+        assert_eq!(zip.array_size, None);
+        assert!(!zip.env.iter().any(|(k, _)| k == env::SOURCE_ETAG));
+    }
+
+    #[test]
+    fn a_single_chunk_is_a_plain_job() {
+        let request = RenderRequest::from_tags([("frame", "8"), ("chunk", "8")], 100)
+            .unwrap()
+            .unwrap();
+        let render = JobSpec::render("b", &JobKeys::new("k.blend"), None, &request);
+        assert_eq!(render.array_size, None);
+    }
+}

@@ -1,0 +1,205 @@
+//! The storage port: the few object-store operations the pipeline needs.
+//!
+//! Two real implementations live in `farm-io`: S3 and a local folder. Both pass one conformance
+//! suite (`farm-io/tests/conformance.rs`), so the local farm behaves like the cloud one.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+/// User metadata stored with an object (`x-amz-meta-*` in S3).
+pub type Metadata = BTreeMap<String, String>;
+
+/// Metadata key of a frame recording the ETag of the `.blend` it was rendered from.
+pub const SOURCE_ETAG_METADATA: &str = "farm-source-etag";
+
+/// What a store knows of one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub key: String,
+    pub size: u64,
+    /// Opaque version tag (S3 ETag, quotes included). Changes when the content changes.
+    pub etag: Option<String>,
+    /// User metadata. Filled by `head` and `download`; listings leave it empty.
+    pub metadata: Metadata,
+}
+
+/// Options for writing an object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PutOptions {
+    pub content_type: Option<String>,
+    pub metadata: Metadata,
+}
+
+impl PutOptions {
+    pub fn content_type(content_type: &str) -> Self {
+        Self {
+            content_type: Some(content_type.to_owned()),
+            metadata: Metadata::new(),
+        }
+    }
+}
+
+/// A storage failure, classified so callers can tell retryable failures from permanent ones.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    #[error("object `{key}` does not exist")]
+    NotFound { key: String },
+    #[error("object `{key}` changed: expected ETag {expected}; it was replaced after the job was submitted")]
+    Changed { key: String, expected: String },
+    #[error("`{key}` is not a valid key: {reason}")]
+    InvalidKey { key: String, reason: &'static str },
+    #[error("access to `{key}` denied: {message}")]
+    AccessDenied { key: String, message: String },
+    #[error("{operation} `{key}` failed: {message}")]
+    Transient {
+        operation: &'static str,
+        key: String,
+        message: String,
+    },
+    #[error("{operation} `{key}` failed: {message}")]
+    Permanent {
+        operation: &'static str,
+        key: String,
+        message: String,
+    },
+    #[error("`{key}` does not hold valid JSON: {source}")]
+    Json {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("local file {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StorageError {
+    /// Whether another attempt may succeed (network, throttling, server errors, local disk).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient { .. } | Self::Io { .. })
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// An object store holding the `.blend` files and everything the farm writes.
+///
+/// Writes are atomic: an object is either there whole or not at all.
+pub trait Storage: Send + Sync {
+    /// A streaming upload started by [`Storage::start_upload`].
+    type Upload: StreamUpload;
+
+    /// The object's size, ETag and metadata; `None` if it does not exist.
+    fn head(&self, key: &str) -> impl Future<Output = StorageResult<Option<ObjectMeta>>> + Send;
+
+    /// The whole object, for small objects (manifests, frames being zipped).
+    fn get(&self, key: &str) -> impl Future<Output = StorageResult<Bytes>> + Send;
+
+    /// The first `len` bytes of the object (fewer if it is shorter).
+    fn get_prefix(&self, key: &str, len: u64) -> impl Future<Output = StorageResult<Bytes>> + Send;
+
+    /// Streams the object into the file `dest` (never holding it in memory). With `if_match`,
+    /// fails with [`StorageError::Changed`] unless the object still has that ETag.
+    fn download(
+        &self,
+        key: &str,
+        dest: &Path,
+        if_match: Option<&str>,
+    ) -> impl Future<Output = StorageResult<ObjectMeta>> + Send;
+
+    /// Writes a small object in one request, replacing any object at `key`.
+    fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        options: &PutOptions,
+    ) -> impl Future<Output = StorageResult<()>> + Send;
+
+    /// Uploads a file, replacing any object at `key`; large files go up in parts.
+    fn upload_file(
+        &self,
+        key: &str,
+        path: &Path,
+        options: &PutOptions,
+    ) -> impl Future<Output = StorageResult<()>> + Send;
+
+    /// Creates the object only if nothing is at `key` (`If-None-Match: *`). `Ok(false)`: it
+    /// already existed and nothing was written.
+    fn create_if_absent(
+        &self,
+        key: &str,
+        body: Bytes,
+        options: &PutOptions,
+    ) -> impl Future<Output = StorageResult<bool>> + Send;
+
+    /// Every object under `prefix`, in key order, across as many pages as it takes.
+    fn list(&self, prefix: &str) -> impl Future<Output = StorageResult<Vec<ObjectMeta>>> + Send;
+
+    /// Removes the object; removing a missing object is not an error.
+    fn delete(&self, key: &str) -> impl Future<Output = StorageResult<()>> + Send;
+
+    /// Starts a streaming upload to `key`: one request if it stays small, multipart past a
+    /// threshold. Nothing is visible at `key` until [`StreamUpload::finish`].
+    fn start_upload(&self, key: &str, options: PutOptions) -> Self::Upload;
+
+    /// Keys under `prefix` with an upload started and neither finished nor aborted.
+    fn open_uploads(&self, prefix: &str)
+        -> impl Future<Output = StorageResult<Vec<String>>> + Send;
+}
+
+/// A streaming upload in progress. Dropping it without `finish` aborts it.
+pub trait StreamUpload: Send {
+    /// Appends bytes; full parts are uploaded as they fill.
+    fn write(&mut self, data: Bytes) -> impl Future<Output = StorageResult<()>> + Send;
+
+    /// Makes the object visible and returns its size.
+    fn finish(self) -> impl Future<Output = StorageResult<u64>> + Send;
+
+    /// Discards everything written; no object appears.
+    fn abort(self) -> impl Future<Output = StorageResult<()>> + Send;
+}
+
+/// Reads and decodes a small JSON object.
+pub async fn get_json<T: serde::de::DeserializeOwned>(
+    storage: &impl Storage,
+    key: &str,
+) -> StorageResult<T> {
+    let body = storage.get(key).await?;
+    serde_json::from_slice(&body).map_err(|source| StorageError::Json {
+        key: key.to_owned(),
+        source,
+    })
+}
+
+/// Encodes and writes a small JSON object.
+pub async fn put_json<T: serde::Serialize>(
+    storage: &impl Storage,
+    key: &str,
+    value: &T,
+) -> StorageResult<()> {
+    let body = serde_json::to_vec_pretty(value).map_err(|source| StorageError::Json {
+        key: key.to_owned(),
+        source,
+    })?;
+    storage
+        .put(
+            key,
+            Bytes::from(body),
+            &PutOptions::content_type("application/json"),
+        )
+        .await
+}
