@@ -1,17 +1,19 @@
 //! Talking to Blender: a pure argv builder and a pure parser of its log lines.
 //!
-//! Frames are always absolute. Blender reads `-f -5` and `-s -5` as "5 before the end", and
-//! `+N` as relative to the scene start, so the renderer never passes a frame number on the
-//! command line: each run of frames is set on the scene with `--python-expr` and rendered with
-//! `-a`. `--disable-autoexec` comes before the file, so Python stored in a .blend never runs.
+//! Frames are always absolute. Blender reads `-f -5` and `-s -5` as "5 before the end" and
+//! `-f +5` as "5 after the start", and a scene's own range cannot go below 0, so frame numbers are
+//! never put on Blender's command line: a short `--python-expr` sets each frame with
+//! `frame_set` and renders it to an exact file name. `--disable-autoexec` comes before the file,
+//! so Python stored in a .blend never runs; our expression is the only Python that does.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::frames::runs_of;
 
+/// Prefix of the line printed before each frame renders: `FARM_FRAME 12`.
+pub const FRAME_MARKER: &str = "FARM_FRAME ";
 /// Prefix of the line the scene query prints.
 pub const SCENE_INFO_MARKER: &str = "FARM_SCENE_INFO ";
 /// File name prefix of Blender's output inside the work folder: `frame_<N>.<ext>`.
@@ -122,34 +124,32 @@ impl RenderCommand<'_> {
         args.push(self.blend.into());
         args.extend(["--engine", "CYCLES", "--threads"].map(OsString::from));
         args.push(self.threads.max(1).to_string().into());
-        args.push("--render-output".into());
-        args.push(self.output_pattern().into());
         if let Some(format) = self.format {
             args.push("--render-format".into());
             args.push(format.blender_name().into());
         }
-        args.extend(["--use-extension", "1"].map(OsString::from));
-        for (start, end, step) in runs_of(self.frames) {
-            args.push("--python-expr".into());
-            args.push(frame_range_expr(start, end, step).into());
-            args.push("--render-anim".into());
-        }
+        args.extend(["--use-extension", "1", "--python-exit-code", "1", "--python-expr"].map(OsString::from));
+        args.push(self.script().into());
         args
     }
 
-    fn output_pattern(&self) -> PathBuf {
-        // One `#`: Blender writes the plain frame number, `-` first if negative.
-        self.output_dir.join(format!("{OUTPUT_PREFIX}#"))
+    /// The Python that renders each frame to `<output_dir>/frame_<N>.<ext>`. Frame numbers and
+    /// the folder are written as JSON literals, which Python reads as the same values.
+    fn script(&self) -> String {
+        let dir = serde_json::to_string(&self.output_dir.to_string_lossy()).unwrap_or_default();
+        let frames = serde_json::to_string(self.frames).unwrap_or_default();
+        format!(
+            "import bpy, os\n\
+             s = bpy.context.scene\n\
+             s.render.use_placeholder = False\n\
+             s.render.use_overwrite = True\n\
+             for f in {frames}:\n\
+             \x20   print({FRAME_MARKER:?} + str(f), flush=True)\n\
+             \x20   s.frame_set(f)\n\
+             \x20   s.render.filepath = os.path.join({dir}, {OUTPUT_PREFIX:?} + str(f))\n\
+             \x20   bpy.ops.render.render(write_still=True)\n"
+        )
     }
-}
-
-/// Python that sets the scene's animation range. Start is set before end, and start <= end, so
-/// Blender's clamping of one against the other never moves the value just set.
-fn frame_range_expr(start: i32, end: i32, step: u32) -> String {
-    format!(
-        "import bpy; s = bpy.context.scene; s.frame_start = {start}; s.frame_end = {end}; s.frame_step = {step}; \
-         s.render.use_overwrite = True; s.render.use_placeholder = False"
-    )
 }
 
 /// Arguments that print the scene's own frame range and format on a [`SCENE_INFO_MARKER`] line.
@@ -199,6 +199,8 @@ pub fn output_frame(file_name: &str) -> Option<(i32, &str)> {
 /// What one line of Blender's output says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogEvent<'a> {
+    /// `FARM_FRAME 12`: the render script starts on a frame; later lines belong to it.
+    FrameStart { frame: i32 },
     /// `Fra:12 Mem:...`: Blender is working on a frame.
     Progress {
         frame: i32,
@@ -222,6 +224,9 @@ pub enum LogEvent<'a> {
 pub fn parse_log_line(line: &str) -> LogEvent<'_> {
     let line = line.trim_end();
     let trimmed = line.trim_start();
+    if let Some(frame) = trimmed.strip_prefix(FRAME_MARKER).and_then(|f| f.trim().parse().ok()) {
+        return LogEvent::FrameStart { frame };
+    }
     if let Some(rest) = trimmed.strip_prefix("Saved: ") {
         let path = rest.trim();
         let unquoted = ['\'', '"']
@@ -296,15 +301,15 @@ mod tests {
     fn argv_uses_absolute_frames_and_disables_autoexec_before_loading() {
         let cmd = RenderCommand {
             blend: Path::new("/work/scene.blend"),
-            frames: &[3, 4, 5, 6],
+            frames: &[-5, 0, 3, 4],
             threads: 4,
-            output_dir: Path::new("/work/out"),
+            output_dir: Path::new("/work/out dir"),
             format: None,
         };
         let args = cmd.args();
         let args = strings(&args);
         assert_eq!(
-            &args[..11],
+            &args[..12],
             &[
                 "--background",
                 "--disable-autoexec",
@@ -313,49 +318,40 @@ mod tests {
                 "CYCLES",
                 "--threads",
                 "4",
-                "--render-output",
-                "/work/out/frame_#",
                 "--use-extension",
-                "1"
+                "1",
+                "--python-exit-code",
+                "1",
+                "--python-expr",
             ]
         );
-        assert_eq!(args[11], "--python-expr");
+        assert_eq!(args.len(), 13);
+        let script = args[12];
+        assert!(script.contains("for f in [-5,0,3,4]:"), "{script}");
+        assert!(script.contains("os.path.join(\"/work/out dir\", \"frame_\" + str(f))"), "{script}");
+        assert!(script.contains("    s.frame_set(f)\n"), "{script}");
+        assert!(script.contains("bpy.ops.render.render(write_still=True)"), "{script}");
+        assert!(script.contains("print(\"FARM_FRAME \" + str(f), flush=True)"), "{script}");
         assert!(
-            args[12].contains("s.frame_start = 3; s.frame_end = 6; s.frame_step = 1"),
-            "{}",
-            args[12]
-        );
-        assert_eq!(args[13], "--render-anim");
-        assert_eq!(args.len(), 14);
-        assert!(
-            !args.iter().any(|a| *a == "-f" || a.starts_with('+')),
-            "no relative frames: {args:?}"
+            !args.iter().any(|a| ["-f", "-s", "-e", "--frame-start", "--render-frame"].contains(a) || a.starts_with('+')),
+            "no frame numbers on Blender's command line: {args:?}"
         );
     }
 
     #[test]
-    fn negative_and_scattered_frames_become_absolute_runs() {
+    fn format_override_comes_before_the_script() {
         let cmd = RenderCommand {
             blend: Path::new("s.blend"),
-            frames: &[-5, -4, -3, 10, 20, 30, 99],
+            frames: &[1],
             threads: 2,
             output_dir: Path::new("out"),
             format: Some(OutputFormat::OpenExr),
         };
         let args = cmd.args();
         let args = strings(&args);
-        let exprs: Vec<&str> = args
-            .iter()
-            .copied()
-            .filter(|a| a.starts_with("import bpy"))
-            .collect();
-        assert_eq!(exprs.len(), 3);
-        assert!(exprs[0].contains("frame_start = -5; s.frame_end = -3; s.frame_step = 1"));
-        assert!(exprs[1].contains("frame_start = 10; s.frame_end = 30; s.frame_step = 10"));
-        assert!(exprs[2].contains("frame_start = 99; s.frame_end = 99"));
-        assert_eq!(args.iter().filter(|a| **a == "--render-anim").count(), 3);
         let f = args.iter().position(|a| *a == "--render-format").unwrap();
         assert_eq!(args[f + 1], "OPEN_EXR");
+        assert!(f < args.iter().position(|a| *a == "--python-expr").unwrap());
     }
 
     #[test]
@@ -420,6 +416,11 @@ mod tests {
             ),
             ("Blender quit", LogEvent::Other),
             ("Blender 3.4.1", LogEvent::Other),
+            ("FARM_FRAME -5", LogEvent::FrameStart { frame: -5 }),
+            (
+                "Error: Failed to read blend file '/tmp/bt/trunc.blend': Missing DNA block",
+                LogEvent::Error { message: "Error: Failed to read blend file '/tmp/bt/trunc.blend': Missing DNA block" },
+            ),
             ("Fra:-5 Mem:1.0M (Peak 1.0M) | Time:00:00.01 | Rendering 1 / 16 samples", LogEvent::Progress { frame: -5 }),
         ];
         for (line, want) in cases {

@@ -218,14 +218,6 @@ fn arithmetic_runs(frames: &[i32]) -> Vec<Run> {
     runs
 }
 
-/// Splits a chunk of sorted frames into `(start, end, step)` runs for Blender's animation render.
-pub fn runs_of(frames: &[i32]) -> Vec<(i32, i32, u32)> {
-    arithmetic_runs(frames)
-        .into_iter()
-        .map(|run| (run.start, run.end, run.step))
-        .collect()
-}
-
 fn parse_item(item: &str) -> Result<Run, FrameSpecError> {
     let syntax = || FrameSpecError::Syntax {
         item: item.to_owned(),
@@ -528,17 +520,5 @@ mod tests {
     fn compact_lists_missing_frames_as_ranges() {
         assert_eq!(compact(&[1, 2, 3, 7, 9, 11, 20], ", "), "1-3, 7-11:2, 20");
         assert_eq!(compact(&[], ", "), "");
-    }
-
-    #[test]
-    fn runs_cover_exactly_the_frames() {
-        let chunk = [1, 5, 9, 100, 101, -3];
-        let mut sorted = chunk;
-        sorted.sort_unstable();
-        let expanded: Vec<i32> = runs_of(&sorted)
-            .into_iter()
-            .flat_map(|(s, e, step)| (s..=e).step_by(step as usize))
-            .collect();
-        assert_eq!(expanded, sorted);
     }
 }

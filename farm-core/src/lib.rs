@@ -8,7 +8,7 @@
 //! - [`layout`]: every key a job reads or writes ([`JobKeys`]).
 //! - [`manifest`]: the `<key>/job.json` document.
 //! - [`blender`]: Blender's argv and log lines.
-//! - [`blend`]: recognising a .blend by its first bytes.
+//! - [`blend`] and [`image`]: recognising a .blend and a finished image by their first bytes.
 //! - [`storage`] and [`scheduler`]: the ports the adapters in `farm-io` implement.
 //! - [`exit`] and [`env`]: the exit codes and environment variables shared by the binaries and
 //!   the infrastructure.
@@ -18,6 +18,7 @@ pub mod blender;
 pub mod env;
 pub mod exit;
 pub mod frames;
+pub mod image;
 pub mod layout;
 pub mod manifest;
 pub mod plan;
