@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# Deploy the render farm to the AWS account and region of the standard AWS environment
+# (AWS_PROFILE, AWS_REGION / AWS_DEFAULT_REGION, or the CLI's configuration).
+#
+#   infra/deploy.sh [STACK_NAME] [ParameterKey=Value ...]
+#
+#   infra/deploy.sh                                  # stack "blender-farm", created VPC, Spot first
+#   infra/deploy.sh my-farm PreferSpot=false MaxVcpus=128
+#   infra/deploy.sh my-farm SubnetIds=subnet-aaa,subnet-bbb SecurityGroupIds=sg-ccc
+#
+# Needs: aws (v1 or v2), cargo + cargo-lambda (and zig, which cargo-lambda uses), docker with
+# BuildKit, sha256sum, curl. Environment:
+#   BLENDER_VERSION   Blender LTS release for the renderer image (default 4.2.3)
+#   BLENDER_SHA256    SHA-256 of blender-$BLENDER_VERSION-linux-x64.tar.xz; when unset it is read
+#                     from the official checksum file on download.blender.org (printed: pin it)
+#   FARM_ARTIFACTS_BUCKET  bucket for the Lambda zip (default farm-artifacts-<account>-<region>)
+#
+# Order of work, which also works from a fresh account:
+#   1. build the Lambda zip and upload it under a content-hash key to the artifacts bucket;
+#   2. a new stack is created first (it creates the ECR repositories; its job definitions name
+#      image tags that are pushed right after, before any upload can start a job), then the
+#      images are built and pushed;
+#      an existing stack gets its images pushed first and is updated after, so the job
+#      definitions never name an image that is not there yet.
+# Image tags are content hashes of the sources and the Dockerfile, so the ECR repositories can
+# keep tags immutable and an unchanged image is not rebuilt.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+STACK="${1:-blender-farm}"
+if [[ $# -gt 0 ]]; then shift; fi
+EXTRA_PARAMETERS=("$@")
+
+BLENDER_VERSION="${BLENDER_VERSION:-4.2.3}"
+BLENDER_SHA256="${BLENDER_SHA256:-}"
+TEMPLATE=infra/farm.yaml
+LAMBDA_ZIP=target/lambda/trigger-lambda/bootstrap.zip
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() {
+  printf 'deploy.sh: %s\n' "$*" >&2
+  exit 1
+}
+need() { command -v "$1" >/dev/null 2>&1 || die "$1 is required ($2)"; }
+
+# The farm bucket is named <stack>-<account>-<region>: at most 63 lowercase characters.
+[[ "$STACK" =~ ^[a-z][a-z0-9-]{0,33}[a-z0-9]$ ]] ||
+  die "stack name '$STACK': use 2-35 lowercase letters, digits and dashes (it starts the bucket name)"
+[[ "$BLENDER_VERSION" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "BLENDER_VERSION '$BLENDER_VERSION' is not X.Y.Z"
+
+need aws "https://aws.amazon.com/cli/"
+need cargo "https://rustup.rs"
+need cargo-lambda "pip install cargo-lambda, or see https://www.cargo-lambda.info"
+need docker "Docker Engine or Desktop with BuildKit"
+need sha256sum "coreutils"
+need curl "curl"
+
+REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-$(aws configure get region 2>/dev/null || true)}}"
+[[ -n "$REGION" ]] || die "no region: set AWS_REGION (or AWS_DEFAULT_REGION, or aws configure)"
+export AWS_REGION="$REGION" AWS_DEFAULT_REGION="$REGION"
+ACCOUNT="$(aws sts get-caller-identity --query Account --output text)" ||
+  die "no AWS credentials (aws sts get-caller-identity failed)"
+log "account $ACCOUNT, region $REGION, stack $STACK"
+
+stack_status() {
+  aws cloudformation describe-stacks --stack-name "$STACK" \
+    --query 'Stacks[0].StackStatus' --output text 2>/dev/null || echo NONE
+}
+stack_output() {
+  aws cloudformation describe-stacks --stack-name "$STACK" \
+    --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue" --output text
+}
+
+STATUS="$(stack_status)"
+case "$STATUS" in
+  NONE | CREATE_COMPLETE | UPDATE_COMPLETE | UPDATE_ROLLBACK_COMPLETE | IMPORT_COMPLETE) ;;
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED | DELETE_FAILED)
+    die "stack $STACK is $STATUS: run infra/teardown.sh $STACK, then deploy again" ;;
+  *) die "stack $STACK is $STATUS: wait until it settles" ;;
+esac
+
+# ---------------------------------------------------------------- 1. Lambda artifact
+ARTIFACTS="${FARM_ARTIFACTS_BUCKET:-farm-artifacts-$ACCOUNT-$REGION}"
+if ! aws s3api head-bucket --bucket "$ARTIFACTS" >/dev/null 2>&1; then
+  log "creating artifacts bucket $ARTIFACTS"
+  if [[ "$REGION" == us-east-1 ]]; then
+    aws s3api create-bucket --bucket "$ARTIFACTS" >/dev/null
+  else
+    aws s3api create-bucket --bucket "$ARTIFACTS" \
+      --create-bucket-configuration "LocationConstraint=$REGION" >/dev/null
+  fi
+  aws s3api put-public-access-block --bucket "$ARTIFACTS" --public-access-block-configuration \
+    BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
+  aws s3api put-bucket-encryption --bucket "$ARTIFACTS" --server-side-encryption-configuration \
+    '{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"AES256"}}]}'
+fi
+
+log "building the trigger Lambda (cargo lambda build --release --output-format zip)"
+cargo lambda build --release --output-format zip -p trigger-lambda
+[[ -f "$LAMBDA_ZIP" ]] || die "$LAMBDA_ZIP was not built"
+LAMBDA_HASH="$(sha256sum "$LAMBDA_ZIP" | cut -c1-32)"
+LAMBDA_KEY="trigger-lambda/$LAMBDA_HASH.zip"
+if aws s3api head-object --bucket "$ARTIFACTS" --key "$LAMBDA_KEY" >/dev/null 2>&1; then
+  log "s3://$ARTIFACTS/$LAMBDA_KEY already uploaded"
+else
+  log "uploading s3://$ARTIFACTS/$LAMBDA_KEY"
+  aws s3api put-object --bucket "$ARTIFACTS" --key "$LAMBDA_KEY" --body "$LAMBDA_ZIP" >/dev/null
+fi
+
+# ---------------------------------------------------------------- image tags
+if [[ -z "$BLENDER_SHA256" ]]; then
+  SERIES="${BLENDER_VERSION%.*}"
+  SUMS_URL="https://download.blender.org/release/Blender$SERIES/blender-$BLENDER_VERSION.sha256"
+  log "BLENDER_SHA256 unset: reading $SUMS_URL"
+  BLENDER_SHA256="$(curl -fsSL --retry 3 "$SUMS_URL" |
+    awk -v f="blender-$BLENDER_VERSION-linux-x64.tar.xz" '$2 == f || $2 == "*" f { print $1 }')"
+  [[ "$BLENDER_SHA256" =~ ^[0-9a-f]{64}$ ]] ||
+    die "no checksum for blender-$BLENDER_VERSION-linux-x64.tar.xz in $SUMS_URL; set BLENDER_SHA256"
+  log "Blender $BLENDER_VERSION linux-x64 SHA-256 $BLENDER_SHA256 (set BLENDER_SHA256 to pin it)"
+fi
+[[ "$BLENDER_SHA256" =~ ^[0-9a-f]{64}$ ]] || die "BLENDER_SHA256 must be 64 lowercase hex digits"
+
+# Hash of everything the image build reads: the workspace's tracked and untracked (not ignored)
+# files outside infra/ and the docs, plus the image's Dockerfile and build arguments.
+source_hash() {
+  local dockerfile="$1"
+  shift
+  {
+    git ls-files -z --cached --others --exclude-standard -- . \
+      ':!:infra/' ':!:decision-docs/' ':!:*.md' ':!:Dockerfile.*' |
+      sort -z | xargs -0 sha256sum
+    sha256sum "$dockerfile"
+    printf '%s\n' "$@"
+  } | sha256sum | cut -c1-24
+}
+RENDERER_TAG="r-$(source_hash Dockerfile.renderer "$BLENDER_VERSION" "$BLENDER_SHA256")"
+ZIPPER_TAG="z-$(source_hash Dockerfile.zipper)"
+log "image tags: renderer $RENDERER_TAG, zipper $ZIPPER_TAG"
+
+# ---------------------------------------------------------------- stack and images
+PARAMETERS=(
+  "LambdaCodeBucket=$ARTIFACTS"
+  "LambdaCodeKey=$LAMBDA_KEY"
+  "RendererImageTag=$RENDERER_TAG"
+  "ZipperImageTag=$ZIPPER_TAG"
+  ${EXTRA_PARAMETERS[@]+"${EXTRA_PARAMETERS[@]}"}
+)
+
+deploy_stack() {
+  log "aws cloudformation deploy --stack-name $STACK"
+  aws cloudformation deploy \
+    --stack-name "$STACK" \
+    --template-file "$TEMPLATE" \
+    --capabilities CAPABILITY_NAMED_IAM \
+    --no-fail-on-empty-changeset \
+    --parameter-overrides "${PARAMETERS[@]}"
+}
+
+push_image() {
+  local dockerfile="$1" uri="$2" tag="$3"
+  shift 3
+  local repo="${uri#*/}"
+  if aws ecr describe-images --repository-name "$repo" --image-ids "imageTag=$tag" >/dev/null 2>&1; then
+    log "$uri:$tag already in ECR"
+    return
+  fi
+  log "docker build -f $dockerfile -t $uri:$tag"
+  DOCKER_BUILDKIT=1 docker build --platform linux/amd64 -f "$dockerfile" -t "$uri:$tag" "$@" .
+  docker push "$uri:$tag"
+}
+
+push_images() {
+  local renderer_uri zipper_uri registry
+  renderer_uri="$(stack_output RendererRepositoryUri)"
+  zipper_uri="$(stack_output ZipperRepositoryUri)"
+  [[ -n "$renderer_uri" && -n "$zipper_uri" ]] || die "stack $STACK has no repository outputs"
+  registry="${renderer_uri%%/*}"
+  log "docker login $registry"
+  aws ecr get-login-password | docker login --username AWS --password-stdin "$registry"
+  push_image Dockerfile.renderer "$renderer_uri" "$RENDERER_TAG" \
+    --build-arg "BLENDER_VERSION=$BLENDER_VERSION" --build-arg "BLENDER_SHA256=$BLENDER_SHA256"
+  push_image Dockerfile.zipper "$zipper_uri" "$ZIPPER_TAG"
+}
+
+if [[ "$STATUS" == NONE ]]; then
+  deploy_stack
+  push_images
+else
+  push_images
+  deploy_stack
+fi
+
+# ---------------------------------------------------------------- how to use it
+BUCKET="$(stack_output BucketName)"
+QUEUE="$(stack_output JobQueueArn)"
+cat <<EOF
+
+The farm is deployed (stack $STACK, region $REGION).
+  bucket:     $BUCKET
+  job queue:  $QUEUE
+
+Render frame 120 of scene.blend:
+
+  aws s3api put-object --bucket $BUCKET --key scene.blend --body scene.blend --tagging 'frame=120'
+
+Follow it in the AWS Batch console (queue ${QUEUE##*/}) or with
+
+  farm status scene.blend --bucket $BUCKET
+
+The frames land in s3://$BUCKET/scene.blend/frames/ and the archive in
+s3://$BUCKET/scene.blend/frames.zip.
+EOF

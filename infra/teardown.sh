@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Remove a deployed render farm: stops its jobs, empties its bucket (every object version and
+# delete marker, and unfinished multipart uploads), deletes its images, then deletes the stack.
+# Uses the standard AWS environment (AWS_PROFILE, AWS_REGION / AWS_DEFAULT_REGION).
+#
+#   infra/teardown.sh [STACK_NAME]      # default blender-farm
+#
+# The artifacts bucket (farm-artifacts-<account>-<region>) is shared by stacks and kept; remove
+# it with: aws s3 rb s3://farm-artifacts-<account>-<region> --force
+set -euo pipefail
+
+STACK="${1:-blender-farm}"
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() {
+  printf 'teardown.sh: %s\n' "$*" >&2
+  exit 1
+}
+command -v aws >/dev/null 2>&1 || die "aws is required"
+
+REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-$(aws configure get region 2>/dev/null || true)}}"
+[[ -n "$REGION" ]] || die "no region: set AWS_REGION (or AWS_DEFAULT_REGION, or aws configure)"
+export AWS_REGION="$REGION" AWS_DEFAULT_REGION="$REGION"
+ACCOUNT="$(aws sts get-caller-identity --query Account --output text)" ||
+  die "no AWS credentials (aws sts get-caller-identity failed)"
+
+if ! aws cloudformation describe-stacks --stack-name "$STACK" >/dev/null 2>&1; then
+  die "no stack $STACK in $ACCOUNT/$REGION"
+fi
+log "tearing down stack $STACK in $ACCOUNT/$REGION"
+
+stack_output() {
+  aws cloudformation describe-stacks --stack-name "$STACK" \
+    --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue" --output text 2>/dev/null || true
+}
+BUCKET="$(stack_output BucketName)"
+[[ -n "$BUCKET" && "$BUCKET" != None ]] || BUCKET="$STACK-$ACCOUNT-$REGION"
+QUEUE="$(stack_output JobQueueArn)"
+
+# ---------------------------------------------------------------- stop jobs
+if [[ -n "$QUEUE" && "$QUEUE" != None ]]; then
+  log "terminating the jobs of $QUEUE"
+  for status in SUBMITTED PENDING RUNNABLE STARTING RUNNING; do
+    for job in $(aws batch list-jobs --job-queue "$QUEUE" --job-status "$status" \
+      --query 'jobSummaryList[].jobId' --output text); do
+      [[ "$job" == None ]] && continue
+      aws batch terminate-job --job-id "$job" --reason "infra/teardown.sh" >/dev/null || true
+    done
+  done
+fi
+
+# ---------------------------------------------------------------- empty the bucket
+empty_bucket() {
+  local bucket="$1" batch
+  aws s3api head-bucket --bucket "$bucket" >/dev/null 2>&1 || return 0
+  log "emptying s3://$bucket (all versions and delete markers)"
+  for kind in Versions DeleteMarkers; do
+    while :; do
+      batch="$(aws s3api list-object-versions --bucket "$bucket" --max-items 1000 --output json \
+        --query "{Objects: ${kind}[].{Key: Key, VersionId: VersionId}, Quiet: \`true\`}")"
+      if [[ -z "$batch" ]] || printf '%s' "$batch" | grep -q '"Objects": null'; then
+        break
+      fi
+      aws s3api delete-objects --bucket "$bucket" --delete "$batch" >/dev/null
+    done
+  done
+  aws s3api list-multipart-uploads --bucket "$bucket" \
+    --query 'Uploads[].[Key, UploadId]' --output text |
+    while IFS=$'\t' read -r key upload; do
+      [[ -z "$key" || "$key" == None ]] && continue
+      aws s3api abort-multipart-upload --bucket "$bucket" --key "$key" --upload-id "$upload" || true
+    done
+}
+empty_bucket "$BUCKET"
+
+# ---------------------------------------------------------------- delete the images
+for output in RendererRepositoryUri ZipperRepositoryUri; do
+  uri="$(stack_output "$output")"
+  [[ -n "$uri" && "$uri" != None ]] || continue
+  repo="${uri#*/}"
+  log "deleting the images of $repo"
+  while :; do
+    ids="$(aws ecr list-images --repository-name "$repo" --max-items 100 \
+      --query 'imageIds[].imageDigest' --output text 2>/dev/null || true)"
+    [[ -z "$ids" || "$ids" == None ]] && break
+    args=()
+    for digest in $ids; do args+=("imageDigest=$digest"); done
+    aws ecr batch-delete-image --repository-name "$repo" --image-ids "${args[@]}" >/dev/null
+  done
+done
+
+# ---------------------------------------------------------------- delete the stack
+log "deleting stack $STACK"
+aws cloudformation delete-stack --stack-name "$STACK"
+if ! aws cloudformation wait stack-delete-complete --stack-name "$STACK"; then
+  # A job that was still writing may have left objects behind: empty again, retry once.
+  log "stack deletion did not finish; emptying the bucket again and retrying"
+  empty_bucket "$BUCKET"
+  aws cloudformation delete-stack --stack-name "$STACK"
+  aws cloudformation wait stack-delete-complete --stack-name "$STACK"
+fi
+log "stack $STACK deleted"
