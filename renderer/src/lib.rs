@@ -1,1 +1,133 @@
-//! placeholder
+//! The AWS Batch worker: renders one chunk of a job's frames with Blender Cycles.
+//!
+//! # Layout
+//! - [`config`]: flags and environment variables, validated once into a [`Config`].
+//! - [`render`]: one Blender process per chunk; frames are uploaded as Blender saves them, and
+//!   nothing counts as done until every frame of the chunk is in the store.
+//! - [`error`]: [`RenderError`] and the exit code each failure leaves with.
+//!
+//! [`run`] is the whole worker over any [`Storage`]: S3 in a Batch container, a local folder
+//! under `farm render`.
+
+pub mod config;
+pub mod error;
+pub mod render;
+
+use std::future::Future;
+use std::path::Path;
+
+use farm_core::blend::{sniff, SNIFF_LEN};
+use farm_core::storage::StorageError;
+use farm_core::Storage;
+use tokio::io::AsyncReadExt;
+use tracing::info;
+
+pub use config::{Args, Config};
+pub use error::RenderError;
+pub use render::{pending_frames, render_frames, BlenderSetup, ChunkReport, ChunkSpec, FrameEvent};
+
+/// Renders this process's chunk: finds the frames still missing for this version of the .blend,
+/// downloads it once, renders them with one Blender process and uploads each as it is written.
+pub async fn run<S: Storage>(
+    storage: &S,
+    config: &Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<ChunkReport, RenderError> {
+    tokio::pin!(shutdown);
+    let frames = config.plan.chunk(config.index)?;
+    let key = config.keys.source();
+    let source = storage
+        .head(key)
+        .await?
+        .ok_or_else(|| RenderError::SourceMissing {
+            key: key.to_owned(),
+        })?;
+    let found = source.etag.clone().unwrap_or_default();
+    if let Some(expected) = &config.source_etag {
+        if *expected != found {
+            return Err(RenderError::SourceChanged {
+                key: key.to_owned(),
+                expected: expected.clone(),
+                found,
+            });
+        }
+    }
+    let source_tag = source.etag.as_deref();
+    let spec = ChunkSpec {
+        keys: &config.keys,
+        frames,
+        format: config.format,
+        source_tag,
+    };
+    let todo = pending_frames(storage, &spec).await?;
+    let skipped: Vec<i32> = frames
+        .iter()
+        .copied()
+        .filter(|f| !todo.contains(f))
+        .collect();
+    info!(
+        index = config.index,
+        frames = frames.len(),
+        pending = todo.len(),
+        "chunk planned"
+    );
+    if todo.is_empty() {
+        info!("every frame of the chunk is already rendered");
+        return Ok(ChunkReport {
+            rendered: Vec::new(),
+            skipped,
+        });
+    }
+
+    let blend = config.blender.work_dir.join("scene.blend");
+    tokio::fs::create_dir_all(&config.blender.work_dir)
+        .await
+        .map_err(|source| RenderError::WorkDir {
+            path: config.blender.work_dir.clone(),
+            source,
+        })?;
+    tokio::select! {
+        () = &mut shutdown => return Err(RenderError::Interrupted),
+        downloaded = storage.download(key, &blend, source_tag) => match downloaded {
+            Ok(_) => {}
+            Err(StorageError::NotFound { .. }) => return Err(RenderError::SourceMissing { key: key.to_owned() }),
+            Err(StorageError::Changed { expected, .. }) => {
+                return Err(RenderError::SourceChanged { key: key.to_owned(), expected, found: "a newer upload".to_owned() })
+            }
+            Err(e) => return Err(e.into()),
+        },
+    }
+    check_blend(key, &blend).await?;
+    let mut report = render_frames(
+        storage,
+        &spec,
+        &blend,
+        &config.blender,
+        &todo,
+        shutdown,
+        &|_| {},
+    )
+    .await?;
+    report.skipped = skipped;
+    Ok(report)
+}
+
+/// Refuses a file that is not a .blend before Blender sees it.
+pub async fn check_blend(key: &str, path: &Path) -> Result<(), RenderError> {
+    let error = |source| RenderError::WorkDir {
+        path: path.to_owned(),
+        source,
+    };
+    let file = tokio::fs::File::open(path).await.map_err(error)?;
+    let mut prefix = Vec::with_capacity(SNIFF_LEN);
+    file.take(SNIFF_LEN as u64)
+        .read_to_end(&mut prefix)
+        .await
+        .map_err(error)?;
+    sniff(&prefix)
+        .map(|_| ())
+        .map_err(|reason| RenderError::NotABlend {
+            key: key.to_owned(),
+            reason,
+        })
+}

@@ -1,0 +1,156 @@
+//! The renderer's configuration: environment variables set by the trigger as Batch container
+//! overrides (each also a flag), validated once into a [`Config`] the rest of the code trusts.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use farm_core::blender::OutputFormat;
+use farm_core::frames::DEFAULT_MAX_FRAMES;
+use farm_core::{env, FrameList, JobKeys, Plan};
+
+use crate::error::RenderError;
+use crate::render::BlenderSetup;
+
+/// Renders one chunk of a render job's frames with Blender Cycles and uploads them to S3.
+///
+/// Run by AWS Batch, one process per array child; every setting comes from the environment the
+/// trigger sets. Exit codes: 0 done, 2 bad configuration, 3 bad input (no retry), 4 transient
+/// failure (retry), 143 interrupted by SIGTERM (retry).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "renderer", version, about, long_about = None, args_override_self = true)]
+pub struct Args {
+    /// Bucket holding the .blend; frames are written next to it.
+    #[arg(long, env = env::BUCKET, help_heading = "Job")]
+    pub bucket: String,
+    /// Key of the .blend; frames go to `<key>/frames/`.
+    #[arg(long, env = env::KEY, help_heading = "Job")]
+    pub key: String,
+    /// Canonical frame list of the whole job, e.g. `1-240` or `1-100:2 150`.
+    #[arg(long, env = env::FRAMES, help_heading = "Job")]
+    pub frames: String,
+    /// Frames per array child.
+    #[arg(long, env = env::CHUNK, default_value_t = 1, help_heading = "Job")]
+    pub chunk: u32,
+    /// Output format override (PNG, JPEG, OPEN_EXR, ...); the scene's own format if unset.
+    #[arg(long, env = env::FORMAT, help_heading = "Job")]
+    pub format: Option<String>,
+    /// ETag of the .blend the job was submitted for; a replaced .blend is refused.
+    #[arg(long, env = env::SOURCE_ETAG, help_heading = "Job")]
+    pub source_etag: Option<String>,
+    /// This child's array index, set by AWS Batch (0-based; absent on a plain job).
+    #[arg(long, env = env::ARRAY_INDEX, default_value_t = 0, help_heading = "Job")]
+    pub array_index: usize,
+    /// Blender executable.
+    #[arg(long, env = env::BLENDER, default_value = "blender", help_heading = "Machine")]
+    pub blender: PathBuf,
+    /// Scratch folder for the .blend and Blender's output (default: the system temp folder).
+    #[arg(long, env = env::WORK_DIR, help_heading = "Machine")]
+    pub work_dir: Option<PathBuf>,
+    /// Blender threads (default: the CPUs this container may use, cgroup limits included).
+    #[arg(long, env = "FARM_THREADS", help_heading = "Machine")]
+    pub threads: Option<usize>,
+    /// `json` for one JSON object per log line (CloudWatch), `text` otherwise.
+    #[arg(long, env = env::LOG_FORMAT, default_value = "text", help_heading = "Machine")]
+    pub log_format: String,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bucket: String,
+    pub keys: JobKeys,
+    pub plan: Plan,
+    pub index: usize,
+    pub format: Option<OutputFormat>,
+    pub source_etag: Option<String>,
+    pub blender: BlenderSetup,
+}
+
+impl Args {
+    pub fn validate(self) -> Result<Config, RenderError> {
+        let bad =
+            |what: &str, e: &dyn std::fmt::Display| RenderError::Config(format!("{what}: {e}"));
+        if self.bucket.trim().is_empty() || self.key.trim().is_empty() {
+            return Err(RenderError::Config(format!(
+                "{} and {} must not be empty",
+                env::BUCKET,
+                env::KEY
+            )));
+        }
+        let frames =
+            FrameList::parse(&self.frames, DEFAULT_MAX_FRAMES).map_err(|e| bad(env::FRAMES, &e))?;
+        let plan = Plan::new(frames, self.chunk).map_err(|e| bad(env::CHUNK, &e))?;
+        let format = self
+            .format
+            .filter(|f| !f.trim().is_empty())
+            .map(|f| f.parse::<OutputFormat>())
+            .transpose()
+            .map_err(|e| bad(env::FORMAT, &e))?;
+        let work_dir = self.work_dir.unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("farm-renderer-{}", std::process::id()))
+        });
+        Ok(Config {
+            bucket: self.bucket,
+            keys: JobKeys::new(self.key),
+            plan,
+            index: self.array_index,
+            format,
+            source_etag: self.source_etag.filter(|e| !e.is_empty()),
+            blender: BlenderSetup {
+                executable: self.blender,
+                threads: self.threads.unwrap_or_else(available_cpus),
+                work_dir,
+            },
+        })
+    }
+}
+
+/// CPUs this process may use. The standard library reads cgroup quotas (v1 and v2), so inside a
+/// 4 vCPU Fargate task this is 4, not the host's count.
+pub fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        let mut argv = vec![
+            "renderer",
+            "--bucket",
+            "b",
+            "--key",
+            "a b.blend",
+            "--frames",
+            "1-10",
+            "--chunk",
+            "3",
+        ];
+        argv.extend_from_slice(extra);
+        Args::try_parse_from(argv).unwrap()
+    }
+
+    #[test]
+    fn a_valid_configuration_plans_the_chunk() {
+        let config = args(&["--array-index", "3", "--format", "exr"])
+            .validate()
+            .unwrap();
+        assert_eq!(config.plan.chunk(config.index).unwrap(), &[10]);
+        assert_eq!(config.format, Some(OutputFormat::OpenExr));
+        assert_eq!(config.keys.frame(10, "exr"), "a b.blend/frames/0010.exr");
+        assert!(config.blender.threads >= 1);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (extra, needle) in [
+            (vec!["--frames", "5-1"], env::FRAMES),
+            (vec!["--chunk", "0"], env::CHUNK),
+            (vec!["--format", "gif"], env::FORMAT),
+        ] {
+            let err = args(&extra).validate().unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        }
+    }
+}

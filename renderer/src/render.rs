@@ -1,0 +1,565 @@
+//! One Blender process for a chunk: follow its log, upload each frame as soon as it is saved,
+//! and trust nothing Blender says about success until every frame is in the store.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::future::Future;
+use std::io::BufRead;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use farm_core::blender::{output_frame, parse_log_line, LogEvent, OutputFormat, RenderCommand};
+use farm_core::image::{content_type, looks_like_image, IMAGE_SNIFF_LEN};
+use farm_core::layout::frame_stem;
+use farm_core::storage::{Metadata, PutOptions, SOURCE_ETAG_METADATA};
+use farm_core::{JobKeys, Storage};
+use futures::stream::FuturesUnordered;
+use futures::{StreamExt, TryStreamExt};
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::error::RenderError;
+
+/// How long a killed Blender gets to exit before we stop waiting for it.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+/// Frames uploading at once while Blender goes on rendering.
+const UPLOADS_IN_FLIGHT: usize = 4;
+/// Frame checks (list + head) at once when looking for finished frames.
+const CHECKS_IN_FLIGHT: usize = 8;
+/// Lines of Blender output kept per frame for its failure log.
+const LOG_LINES_PER_FRAME: usize = 2_000;
+
+/// The frames one process renders and where they go.
+#[derive(Debug, Clone)]
+pub struct ChunkSpec<'a> {
+    pub keys: &'a JobKeys,
+    /// Sorted absolute frames of the chunk.
+    pub frames: &'a [i32],
+    pub format: Option<OutputFormat>,
+    /// Identifies the version of the .blend (its ETag). Stored on every frame; a frame carrying
+    /// another tag was rendered from another version and is rendered again.
+    pub source_tag: Option<&'a str>,
+}
+
+/// How to run Blender.
+#[derive(Debug, Clone)]
+pub struct BlenderSetup {
+    pub executable: PathBuf,
+    pub threads: usize,
+    /// Scratch folder; Blender writes into `<work_dir>/out`.
+    pub work_dir: PathBuf,
+}
+
+/// Something that happened to one frame, for progress bars and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameEvent {
+    Started {
+        frame: i32,
+    },
+    Uploaded {
+        frame: i32,
+        key: String,
+        render: Option<Duration>,
+        upload: Duration,
+    },
+}
+
+/// What a finished chunk did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChunkReport {
+    /// Frames rendered and uploaded by this run.
+    pub rendered: Vec<i32>,
+    /// Frames already in the store for this .blend, left alone.
+    pub skipped: Vec<i32>,
+}
+
+/// Frames of the chunk not yet in the store for this version of the .blend.
+pub async fn pending_frames<S: Storage>(
+    storage: &S,
+    spec: &ChunkSpec<'_>,
+) -> Result<Vec<i32>, RenderError> {
+    let done: Vec<Option<i32>> = futures::stream::iter(spec.frames.iter().copied())
+        .map(|frame| async move {
+            Ok::<_, RenderError>(is_done(storage, spec, frame).await?.then_some(frame))
+        })
+        .buffered(CHECKS_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    let done: BTreeSet<i32> = done.into_iter().flatten().collect();
+    Ok(spec
+        .frames
+        .iter()
+        .copied()
+        .filter(|f| !done.contains(f))
+        .collect())
+}
+
+async fn is_done<S: Storage>(
+    storage: &S,
+    spec: &ChunkSpec<'_>,
+    frame: i32,
+) -> Result<bool, RenderError> {
+    let prefix = format!("{}{}.", spec.keys.frames_prefix(), frame_stem(frame));
+    for object in storage.list(&prefix).await? {
+        let Some((_, extension)) = spec.keys.parse_frame_key(&object.key) else {
+            continue;
+        };
+        if object.size == 0 || spec.format.is_some_and(|f| f.extension() != extension) {
+            continue;
+        }
+        let Some(meta) = storage.head(&object.key).await? else {
+            continue;
+        };
+        let same_source = match spec.source_tag {
+            Some(tag) => meta.metadata.get(SOURCE_ETAG_METADATA).map(String::as_str) == Some(tag),
+            None => true,
+        };
+        if same_source {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Renders `frames` (a subset of the chunk) with one Blender process and uploads each frame as
+/// it is saved. Stops Blender and returns [`RenderError::Interrupted`] when `shutdown` fires;
+/// uploads in flight are dropped, and an object store never shows a dropped upload.
+pub async fn render_frames<S: Storage, F: Future<Output = ()> + Unpin>(
+    storage: &S,
+    spec: &ChunkSpec<'_>,
+    blend: &Path,
+    setup: &BlenderSetup,
+    frames: &[i32],
+    mut shutdown: F,
+    events: &(dyn Fn(FrameEvent) + Sync),
+) -> Result<ChunkReport, RenderError> {
+    let out_dir = fresh_dir(&setup.work_dir.join("out")).await?;
+    let command = RenderCommand {
+        blend,
+        frames,
+        threads: setup.threads,
+        output_dir: &out_dir,
+        format: spec.format,
+    };
+    let (mut child, mut lines) = spawn_blender(&setup.executable, &command)?;
+    let mut run = Run::new(frames);
+    let mut uploads = FuturesUnordered::new();
+
+    // Follow Blender's output until it closes, uploading frames as they are saved.
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return Err(stop(&mut child).await),
+            line = lines.recv(), if uploads.len() < UPLOADS_IN_FLIGHT => match line {
+                Some(line) => {
+                    if let Some(file) = run.observe(line, events) {
+                        uploads.push(upload_frame(storage, spec, file));
+                    }
+                }
+                None => break,
+            },
+            Some(done) = uploads.next(), if !uploads.is_empty() => {
+                if let Err(e) = run.uploaded(done, events) {
+                    stop(&mut child).await;
+                    return Err(e);
+                }
+            }
+        }
+    }
+    let status = loop {
+        tokio::select! {
+            () = &mut shutdown => return Err(stop(&mut child).await),
+            status = child.wait() => break status.map_err(|source| RenderError::BlenderMissing { path: setup.executable.clone(), source })?,
+            Some(done) = uploads.next(), if !uploads.is_empty() => run.uploaded(done, events)?,
+        }
+    };
+    // Files Blender wrote without a `Saved:` line we recognised.
+    for file in run.unannounced(&out_dir).await? {
+        uploads.push(upload_frame(storage, spec, file));
+    }
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return Err(RenderError::Interrupted),
+            done = uploads.next() => match done {
+                Some(done) => run.uploaded(done, events)?,
+                None => break,
+            },
+        }
+    }
+    run.verdict(storage, spec, status).await
+}
+
+/// Starts Blender with stdout and stderr on one pipe, so its lines keep their order, and reads
+/// that pipe on a blocking thread into a channel.
+fn spawn_blender(
+    executable: &Path,
+    command: &RenderCommand<'_>,
+) -> Result<(Child, mpsc::Receiver<String>), RenderError> {
+    let missing = |source| RenderError::BlenderMissing {
+        path: executable.to_owned(),
+        source,
+    };
+    let (reader, writer) = std::io::pipe().map_err(missing)?;
+    let writer_for_stderr = writer.try_clone().map_err(missing)?;
+    let child = Command::new(executable)
+        .args(command.args())
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(writer_for_stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(missing)?;
+    // The Command and its copies of the pipe's write end are gone: the pipe closes when
+    // Blender exits.
+    let (tx, rx) = mpsc::channel(1024);
+    tokio::task::spawn_blocking(move || {
+        let mut reader = std::io::BufReader::new(reader);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf).trim_end().to_owned();
+                    if tx.blocking_send(line).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    Ok((child, rx))
+}
+
+/// Kills Blender and waits (briefly) for it to go.
+async fn stop(child: &mut Child) -> RenderError {
+    if child.start_kill().is_ok() {
+        let _ = tokio::time::timeout(KILL_WAIT, child.wait()).await;
+    }
+    RenderError::Interrupted
+}
+
+async fn fresh_dir(dir: &Path) -> Result<PathBuf, RenderError> {
+    let error = |source| RenderError::WorkDir {
+        path: dir.to_owned(),
+        source,
+    };
+    match tokio::fs::remove_dir_all(dir).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(error(e)),
+    }
+    tokio::fs::create_dir_all(dir).await.map_err(error)?;
+    Ok(dir.to_owned())
+}
+
+/// A file Blender wrote for a frame.
+#[derive(Debug)]
+struct FrameFile {
+    frame: i32,
+    path: PathBuf,
+    extension: String,
+}
+
+#[derive(Debug)]
+struct Uploaded {
+    key: String,
+    upload: Duration,
+}
+
+/// Uploads a frame's file, or returns `Ok(None)` if it is not a finished image.
+async fn upload_frame<S: Storage>(
+    storage: &S,
+    spec: &ChunkSpec<'_>,
+    file: FrameFile,
+) -> Result<(i32, Option<Uploaded>), RenderError> {
+    let head = read_head(&file.path).await?;
+    if !looks_like_image(&file.extension, &head) {
+        warn!(frame = file.frame, path = %file.path.display(), "blender wrote an empty or unreadable image");
+        return Ok((file.frame, None));
+    }
+    let key = spec.keys.frame(file.frame, &file.extension);
+    let mut metadata = Metadata::new();
+    if let Some(tag) = spec.source_tag {
+        metadata.insert(SOURCE_ETAG_METADATA.to_owned(), tag.to_owned());
+    }
+    let options = PutOptions {
+        content_type: Some(content_type(&file.extension).to_owned()),
+        metadata,
+    };
+    let started = Instant::now();
+    storage.upload_file(&key, &file.path, &options).await?;
+    let uploaded = Uploaded {
+        key,
+        upload: started.elapsed(),
+    };
+    Ok((file.frame, Some(uploaded)))
+}
+
+async fn read_head(path: &Path) -> Result<Vec<u8>, RenderError> {
+    let error = |source| RenderError::WorkDir {
+        path: path.to_owned(),
+        source,
+    };
+    let file = tokio::fs::File::open(path).await.map_err(error)?;
+    let mut head = Vec::with_capacity(IMAGE_SNIFF_LEN);
+    file.take(IMAGE_SNIFF_LEN as u64)
+        .read_to_end(&mut head)
+        .await
+        .map_err(error)?;
+    Ok(head)
+}
+
+/// What one Blender process has done so far, read from its output.
+#[derive(Debug, Default)]
+struct Run {
+    expected: BTreeSet<i32>,
+    /// The frame the render script is on.
+    current: Option<i32>,
+    /// Lines before the first frame (loading the file), part of every frame's log.
+    header: Vec<String>,
+    logs: BTreeMap<i32, VecDeque<String>>,
+    last_error: Option<String>,
+    errors: BTreeMap<i32, String>,
+    render_times: BTreeMap<i32, Duration>,
+    queued: BTreeSet<i32>,
+    uploaded: BTreeSet<i32>,
+    unreadable: BTreeSet<i32>,
+}
+
+impl Run {
+    fn new(frames: &[i32]) -> Self {
+        Self {
+            expected: frames.iter().copied().collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Takes in one line of Blender's output; returns a frame file ready to upload.
+    fn observe(&mut self, line: String, events: &(dyn Fn(FrameEvent) + Sync)) -> Option<FrameFile> {
+        let mut ready = None;
+        match parse_log_line(&line) {
+            LogEvent::FrameStart { frame } => {
+                self.current = Some(frame);
+                events(FrameEvent::Started { frame });
+            }
+            LogEvent::Saved { path } => ready = self.saved(Path::new(path)),
+            LogEvent::FrameTime { render } => {
+                if let Some(frame) = self.current {
+                    self.render_times.insert(frame, render);
+                }
+            }
+            LogEvent::Error { message } => {
+                self.last_error = Some(message.to_owned());
+                if let Some(frame) = self.current {
+                    self.errors.insert(frame, message.to_owned());
+                }
+            }
+            LogEvent::Progress { .. } | LogEvent::Other => {}
+        }
+        match self.current {
+            Some(frame) => {
+                let log = self.logs.entry(frame).or_default();
+                if log.len() == LOG_LINES_PER_FRAME {
+                    log.pop_front();
+                }
+                log.push_back(line);
+            }
+            None if self.header.len() < LOG_LINES_PER_FRAME => self.header.push(line),
+            None => {}
+        }
+        ready
+    }
+
+    fn saved(&mut self, path: &Path) -> Option<FrameFile> {
+        let name = path.file_name()?.to_str()?;
+        let (frame, extension) = output_frame(name)?;
+        (self.expected.contains(&frame) && self.queued.insert(frame)).then(|| FrameFile {
+            frame,
+            path: path.to_owned(),
+            extension: extension.to_owned(),
+        })
+    }
+
+    /// Frame files in the output folder that no `Saved:` line announced.
+    async fn unannounced(&mut self, out_dir: &Path) -> Result<Vec<FrameFile>, RenderError> {
+        let error = |source| RenderError::WorkDir {
+            path: out_dir.to_owned(),
+            source,
+        };
+        let mut entries = tokio::fs::read_dir(out_dir).await.map_err(error)?;
+        let mut files = Vec::new();
+        while let Some(entry) = entries.next_entry().await.map_err(error)? {
+            if let Some(file) = self.saved(&entry.path()) {
+                files.push(file);
+            }
+        }
+        Ok(files)
+    }
+
+    fn uploaded(
+        &mut self,
+        done: Result<(i32, Option<Uploaded>), RenderError>,
+        events: &(dyn Fn(FrameEvent) + Sync),
+    ) -> Result<(), RenderError> {
+        match done? {
+            (frame, None) => {
+                self.unreadable.insert(frame);
+            }
+            (frame, Some(uploaded)) => {
+                let render = self.render_times.get(&frame).copied();
+                info!(
+                    frame,
+                    key = %uploaded.key,
+                    render_seconds = render.map(|d| d.as_secs_f64()),
+                    upload_seconds = uploaded.upload.as_secs_f64(),
+                    "frame uploaded"
+                );
+                self.uploaded.insert(frame);
+                events(FrameEvent::Uploaded {
+                    frame,
+                    key: uploaded.key,
+                    render,
+                    upload: uploaded.upload,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Every expected frame is in the store, or the chunk failed: then say which frame, why,
+    /// and leave its log next to the frames.
+    async fn verdict<S: Storage>(
+        self,
+        storage: &S,
+        spec: &ChunkSpec<'_>,
+        status: ExitStatus,
+    ) -> Result<ChunkReport, RenderError> {
+        let missing: Vec<i32> = self.expected.difference(&self.uploaded).copied().collect();
+        if missing.is_empty() {
+            if !status.success() {
+                warn!(%status, "blender reported failure, but every frame was written and uploaded");
+            }
+            return Ok(ChunkReport {
+                rendered: self.uploaded.into_iter().collect(),
+                skipped: Vec::new(),
+            });
+        }
+        let exit = describe(status);
+        if status.signal().is_some() {
+            return Err(RenderError::BlenderKilled {
+                frame: self.current.unwrap_or(missing[0]),
+                exit,
+            });
+        }
+        if self.logs.is_empty() {
+            return Err(RenderError::SceneUnreadable {
+                key: spec.keys.source().to_owned(),
+                message: self
+                    .last_error
+                    .unwrap_or_else(|| format!("blender {exit} before rendering a frame")),
+            });
+        }
+        let started_and_failed: Vec<i32> = missing
+            .iter()
+            .copied()
+            .filter(|f| self.logs.contains_key(f))
+            .collect();
+        for &frame in &started_and_failed {
+            let mut text = self.header.join("\n");
+            text.push('\n');
+            for line in &self.logs[&frame] {
+                text.push_str(line);
+                text.push('\n');
+            }
+            storage
+                .put(
+                    &spec.keys.log(frame),
+                    Bytes::from(text),
+                    &PutOptions::content_type("text/plain; charset=utf-8"),
+                )
+                .await?;
+        }
+        let frame = started_and_failed.first().copied().unwrap_or(missing[0]);
+        let message = if self.unreadable.contains(&frame) {
+            "blender wrote an empty or unreadable image".to_owned()
+        } else {
+            self.errors
+                .get(&frame)
+                .or(self.last_error.as_ref())
+                .cloned()
+                .unwrap_or_else(|| "blender wrote no image and printed no error".to_owned())
+        };
+        Err(RenderError::FrameFailed {
+            frame,
+            failed: missing.len(),
+            total: self.expected.len(),
+            exit,
+            message,
+            log_key: spec.keys.log(frame),
+        })
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        (None, None) => "ended".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_events(_: FrameEvent) {}
+
+    #[test]
+    fn saved_lines_queue_each_expected_frame_once() {
+        let mut run = Run::new(&[1, 2]);
+        assert!(run.observe("FARM_FRAME 1".into(), &no_events).is_none());
+        let file = run
+            .observe("Saved: '/w/out/frame_1.png'".into(), &no_events)
+            .unwrap();
+        assert_eq!((file.frame, file.extension.as_str()), (1, "png"));
+        assert!(
+            run.observe("Saved: '/w/out/frame_1.png'".into(), &no_events)
+                .is_none(),
+            "queued twice"
+        );
+        assert!(
+            run.observe("Saved: '/w/out/frame_9.png'".into(), &no_events)
+                .is_none(),
+            "not in the chunk"
+        );
+        assert!(run
+            .observe("Saved: '/w/out/other.png'".into(), &no_events)
+            .is_none());
+    }
+
+    #[test]
+    fn errors_and_times_belong_to_the_current_frame() {
+        let mut run = Run::new(&[1, 2]);
+        run.observe("Read blend: /w/scene.blend".into(), &no_events);
+        run.observe("FARM_FRAME 2".into(), &no_events);
+        run.observe(" Time: 00:01.50 (Saving: 00:00.01)".into(), &no_events);
+        run.observe(
+            "Error: Python: Traceback (most recent call last):".into(),
+            &no_events,
+        );
+        assert_eq!(run.header, vec!["Read blend: /w/scene.blend".to_owned()]);
+        assert_eq!(run.render_times[&2], Duration::from_millis(1500));
+        assert!(run.errors[&2].contains("Traceback"));
+        assert_eq!(run.logs[&2].len(), 3);
+    }
+
+    #[test]
+    fn exit_statuses_read_plainly() {
+        assert_eq!(describe(ExitStatus::from_raw(256)), "exited with code 1");
+        assert_eq!(describe(ExitStatus::from_raw(9)), "was killed by signal 9");
+    }
+}

@@ -1,0 +1,525 @@
+//! The renderer binary and library against moto_server and Debian's Blender.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use farm_core::storage::{PutOptions, SOURCE_ETAG_METADATA};
+use farm_core::{exit, JobKeys, Storage};
+use farm_io::S3Storage;
+use farm_testkit::{make_scene, Moto, SceneOptions};
+use renderer::{Args, ChunkReport};
+
+const BUCKET: &str = "renders";
+
+struct Fixture {
+    moto: Moto,
+    storage: S3Storage,
+    dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let moto = Moto::start().await.expect("moto_server");
+    moto.bucket(BUCKET).await.unwrap();
+    let storage = S3Storage::new(moto.s3(), BUCKET);
+    Fixture {
+        moto,
+        storage,
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+impl Fixture {
+    fn scene(&self, name: &str, options: &SceneOptions) -> PathBuf {
+        make_scene(self.dir.path(), name, options).expect("blender makes the test scene")
+    }
+
+    async fn upload(&self, key: &str, path: &Path) {
+        self.storage
+            .upload_file(key, path, &PutOptions::default())
+            .await
+            .unwrap();
+    }
+
+    /// Runs the real binary as Batch would, with the job's environment.
+    fn renderer(&self, env: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_renderer"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.moto.env())
+            .env("FARM_BUCKET", BUCKET)
+            .env("FARM_WORK_DIR", self.dir.path().join("work"))
+            .env("FARM_THREADS", "2")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Ok(blender) = std::env::var("BLENDER") {
+            command.env("BLENDER", blender);
+        }
+        command
+    }
+
+    async fn keys_under(&self, prefix: &str) -> Vec<String> {
+        self.storage
+            .list(prefix)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect()
+    }
+
+    async fn library_run(
+        &self,
+        key: &str,
+        frames: &str,
+        chunk: &str,
+        index: &str,
+    ) -> Result<ChunkReport, renderer::RenderError> {
+        let work = self.dir.path().join("lib-work");
+        let args = parse_args(&[
+            "--bucket",
+            BUCKET,
+            "--key",
+            key,
+            "--frames",
+            frames,
+            "--chunk",
+            chunk,
+            "--array-index",
+            index,
+            "--threads",
+            "2",
+            "--work-dir",
+            work.to_str().unwrap(),
+        ]);
+        let config = args.validate().unwrap();
+        renderer::run(&self.storage, &config, std::future::pending()).await
+    }
+}
+
+fn parse_args(args: &[&str]) -> Args {
+    use clap::Parser;
+    Args::try_parse_from(std::iter::once("renderer").chain(args.iter().copied())).unwrap()
+}
+
+fn assert_exit(output: &Output, code: i32) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(code), "stderr:\n{stderr}");
+    stderr
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chunk_lands_at_the_right_keys_with_the_scenes_own_frames() {
+    let f = fixture().await;
+    let scene = f.scene("frames", &SceneOptions::default());
+    let key = "shots/my scene ü.blend";
+    f.upload(key, &scene).await;
+
+    // Frames 3-6 in one chunk: a plain job, so no array index is set.
+    let output = f
+        .renderer(&[
+            ("FARM_KEY", key),
+            ("FARM_FRAMES", "3-6"),
+            ("FARM_CHUNK", "4"),
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&output, exit::SUCCESS);
+
+    let keys = JobKeys::new(key);
+    let frames = f.keys_under(&keys.frames_prefix()).await;
+    assert_eq!(
+        frames,
+        [3, 4, 5, 6].map(|n| keys.frame(n, "png")).to_vec(),
+        "exactly the chunk's frames, zero-padded, absolute"
+    );
+    let source_etag = f.storage.head(key).await.unwrap().unwrap().etag.unwrap();
+    for n in [3, 4, 5, 6] {
+        let png = f.storage.get(&keys.frame(n, "png")).await.unwrap();
+        assert_eq!(
+            farm_testkit::frame_code(&png).unwrap(),
+            n,
+            "frame {n} shows the scene's frame {n}"
+        );
+        let meta = f
+            .storage
+            .head(&keys.frame(n, "png"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(meta.metadata.get(SOURCE_ETAG_METADATA), Some(&source_etag));
+    }
+    assert!(f.keys_under(&keys.logs_prefix()).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn array_children_split_the_job_and_negative_frames_render() {
+    let f = fixture().await;
+    let scene = f.scene(
+        "negative",
+        &SceneOptions {
+            start: -4,
+            end: 4,
+            ..SceneOptions::default()
+        },
+    );
+    let key = "neg.blend";
+    f.upload(key, &scene).await;
+    for index in ["0", "1"] {
+        let output = f
+            .renderer(&[
+                ("FARM_KEY", key),
+                ("FARM_FRAMES", "-3--1 2"),
+                ("FARM_CHUNK", "2"),
+                ("AWS_BATCH_JOB_ARRAY_INDEX", index),
+            ])
+            .output()
+            .unwrap();
+        assert_exit(&output, exit::SUCCESS);
+    }
+    let keys = JobKeys::new(key);
+    assert_eq!(
+        f.keys_under(&keys.frames_prefix()).await,
+        vec![
+            "neg.blend/frames/-0001.png",
+            "neg.blend/frames/-0002.png",
+            "neg.blend/frames/-0003.png",
+            "neg.blend/frames/0002.png"
+        ]
+    );
+    for n in [-3, -2, -1, 2] {
+        let png = f.storage.get(&keys.frame(n, "png")).await.unwrap();
+        assert_eq!(farm_testkit::frame_code(&png).unwrap(), n);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_renders_only_the_missing_frames() {
+    let f = fixture().await;
+    let scene = f.scene("retry", &SceneOptions::default());
+    let key = "retry.blend";
+    f.upload(key, &scene).await;
+    let keys = JobKeys::new(key);
+
+    let first = f.library_run(key, "1-4", "4", "0").await.unwrap();
+    assert_eq!(first.rendered, vec![1, 2, 3, 4]);
+    let kept = f
+        .storage
+        .head(&keys.frame(1, "png"))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // A partial earlier attempt: frames 2 and 4 never made it.
+    f.storage.delete(&keys.frame(2, "png")).await.unwrap();
+    f.storage.delete(&keys.frame(4, "png")).await.unwrap();
+    let retry = f.library_run(key, "1-4", "4", "0").await.unwrap();
+    assert_eq!(retry.rendered, vec![2, 4]);
+    assert_eq!(retry.skipped, vec![1, 3]);
+    assert_eq!(
+        f.storage
+            .head(&keys.frame(1, "png"))
+            .await
+            .unwrap()
+            .unwrap(),
+        kept,
+        "frame 1 untouched"
+    );
+
+    // Everything there: nothing to render, the .blend is not even downloaded again.
+    let done = f.library_run(key, "1-4", "4", "0").await.unwrap();
+    assert!(done.rendered.is_empty());
+    assert_eq!(done.skipped, vec![1, 2, 3, 4]);
+
+    // A frame from another version of the .blend is rendered again.
+    let mut stale = PutOptions::content_type("image/png");
+    stale
+        .metadata
+        .insert(SOURCE_ETAG_METADATA.to_owned(), "\"old\"".to_owned());
+    let bytes = f.storage.get(&keys.frame(3, "png")).await.unwrap();
+    f.storage
+        .put(&keys.frame(3, "png"), bytes, &stale)
+        .await
+        .unwrap();
+    let again = f.library_run(key, "1-4", "4", "0").await.unwrap();
+    assert_eq!(again.rendered, vec![3]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_fails_with_the_bad_input_code_and_uploads_nothing() {
+    let f = fixture().await;
+    let scene = f.scene("good", &SceneOptions::default());
+    let bytes = std::fs::read(&scene).unwrap();
+    f.storage
+        .put(
+            "text.blend",
+            Bytes::from_static(b"hello, not a blend"),
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    f.storage
+        .put(
+            "truncated.blend",
+            Bytes::copy_from_slice(&bytes[..bytes.len() / 3]),
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    f.upload("good.blend", &scene).await;
+
+    let cases: [(&str, &str, &str, &str); 4] = [
+        ("text.blend", "1-2", "0", "not a .blend file"),
+        (
+            "truncated.blend",
+            "1-2",
+            "0",
+            "blender could not open `truncated.blend`",
+        ),
+        ("missing.blend", "1-2", "0", "does not exist"),
+        (
+            "good.blend",
+            "1-2",
+            "2",
+            "array index 2 is outside the plan",
+        ),
+    ];
+    for (key, frames, index, needle) in cases {
+        let output = f
+            .renderer(&[
+                ("FARM_KEY", key),
+                ("FARM_FRAMES", frames),
+                ("AWS_BATCH_JOB_ARRAY_INDEX", index),
+            ])
+            .output()
+            .unwrap();
+        let stderr = assert_exit(&output, exit::BAD_INPUT);
+        assert!(stderr.contains(needle), "{key}: {stderr}");
+        assert!(
+            f.keys_under(&format!("{key}/")).await.is_empty(),
+            "{key}: nothing uploaded"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replaced_blend_is_refused() {
+    let f = fixture().await;
+    let scene = f.scene("changed", &SceneOptions::default());
+    f.upload("changed.blend", &scene).await;
+    let output = f
+        .renderer(&[
+            ("FARM_KEY", "changed.blend"),
+            ("FARM_FRAMES", "1"),
+            ("FARM_SOURCE_ETAG", "\"an-older-upload\""),
+        ])
+        .output()
+        .unwrap();
+    let stderr = assert_exit(&output, exit::BAD_INPUT);
+    assert!(
+        stderr.contains("was replaced after the job was submitted"),
+        "{stderr}"
+    );
+    assert!(f.keys_under("changed.blend/").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_configuration_is_a_usage_error() {
+    let f = fixture().await;
+    let output = f.renderer(&[("FARM_KEY", "k.blend")]).output().unwrap();
+    let stderr = assert_exit(&output, exit::USAGE);
+    assert!(stderr.contains("--frames"), "{stderr}");
+    let output = f
+        .renderer(&[("FARM_KEY", "k.blend"), ("FARM_FRAMES", "9-1")])
+        .output()
+        .unwrap();
+    let stderr = assert_exit(&output, exit::USAGE);
+    assert!(stderr.contains("FARM_FRAMES"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_stored_in_the_blend_never_runs() {
+    let f = fixture().await;
+    let marker = f.dir.path().join("autorun-ran");
+    let scene = f.scene(
+        "autorun",
+        &SceneOptions {
+            autorun_marker: Some(marker.clone()),
+            ..SceneOptions::default()
+        },
+    );
+    f.upload("autorun.blend", &scene).await;
+    let output = f
+        .renderer(&[("FARM_KEY", "autorun.blend"), ("FARM_FRAMES", "1")])
+        .output()
+        .unwrap();
+    assert_exit(&output, exit::SUCCESS);
+    assert!(f
+        .storage
+        .head("autorun.blend/frames/0001.png")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(!marker.exists(), "the scene's script ran");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_compressed_blend_renders() {
+    let f = fixture().await;
+    let scene = f.scene(
+        "zstd",
+        &SceneOptions {
+            compress: true,
+            ..SceneOptions::default()
+        },
+    );
+    f.upload("zstd.blend", &scene).await;
+    let output = f
+        .renderer(&[("FARM_KEY", "zstd.blend"), ("FARM_FRAMES", "2")])
+        .output()
+        .unwrap();
+    assert_exit(&output, exit::SUCCESS);
+    let png = f.storage.get("zstd.blend/frames/0002.png").await.unwrap();
+    assert_eq!(farm_testkit::frame_code(&png).unwrap(), 2);
+}
+
+/// A stand-in for Blender that "renders" frame 1, then reports an error for frame 2 and exits 0
+/// without writing it: Blender does exit 0 after some failures.
+fn lying_blender(dir: &Path) -> PathBuf {
+    let script = dir.join("lying-blender");
+    std::fs::write(
+        &script,
+        r#"#!/usr/bin/env python3
+import re, sys, os, struct, zlib
+expr = sys.argv[sys.argv.index("--python-expr") + 1]
+out = re.search(r'os.path.join\((".*?"), ', expr).group(1)[1:-1]
+print("Blender 9.9 (stand-in)")
+print("FARM_FRAME 1", flush=True)
+path = os.path.join(out, "frame_1.png")
+with open(path, "wb") as f:
+    f.write(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+print("Saved: '%s'" % path, flush=True)
+print("FARM_FRAME 2", flush=True)
+print("Error: Out of GPU memory while rendering", file=sys.stderr, flush=True)
+sys.exit(0)
+"#,
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
+    script
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blender_exiting_0_without_a_frame_fails_naming_the_frame_and_keeps_its_log() {
+    let f = fixture().await;
+    let scene = f.scene("lying", &SceneOptions::default());
+    f.upload("lying.blend", &scene).await;
+    let blender = lying_blender(f.dir.path());
+    let output = f
+        .renderer(&[
+            ("FARM_KEY", "lying.blend"),
+            ("FARM_FRAMES", "1-2"),
+            ("FARM_CHUNK", "2"),
+            ("BLENDER", blender.to_str().unwrap()),
+        ])
+        .output()
+        .unwrap();
+    let stderr = assert_exit(&output, exit::BAD_INPUT);
+    assert!(stderr.contains("frame 2 failed to render"), "{stderr}");
+    assert!(stderr.contains("Out of GPU memory"), "{stderr}");
+    assert!(stderr.contains("lying.blend/logs/0002.log"), "{stderr}");
+    let log = f.storage.get("lying.blend/logs/0002.log").await.unwrap();
+    let log = String::from_utf8_lossy(&log);
+    assert!(
+        log.contains("FARM_FRAME 2") && log.contains("Out of GPU memory"),
+        "{log}"
+    );
+    assert!(
+        f.storage
+            .head("lying.blend/frames/0001.png")
+            .await
+            .unwrap()
+            .is_some(),
+        "frame 1 was fine"
+    );
+    assert!(f
+        .storage
+        .head("lying.blend/frames/0002.png")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_blender_and_exits_with_the_interrupted_code() {
+    let f = fixture().await;
+    // Slow enough that the render is still going when the signal arrives.
+    let scene = f.scene(
+        "slow",
+        &SceneOptions {
+            width: 320,
+            height: 240,
+            samples: 64,
+            end: 200,
+            ..SceneOptions::default()
+        },
+    );
+    f.upload("slow.blend", &scene).await;
+    let mut child = f
+        .renderer(&[
+            ("FARM_KEY", "slow.blend"),
+            ("FARM_FRAMES", "1-200"),
+            ("FARM_CHUNK", "200"),
+        ])
+        .spawn()
+        .unwrap();
+    let work_blend = f.dir.path().join("work/scene.blend");
+    // Wait for Blender to be rendering: a process with the downloaded scene on its command line.
+    let started = Instant::now();
+    while blender_pids(&work_blend).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "blender never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let signalled = Instant::now();
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let took = signalled.elapsed();
+    assert_exit(&output, exit::INTERRUPTED);
+    assert!(took < Duration::from_secs(10), "took {took:?} to stop");
+    assert!(
+        blender_pids(&work_blend).is_empty(),
+        "blender still running"
+    );
+    // Whatever frames made it are whole PNGs.
+    for key in f.keys_under("slow.blend/frames/").await {
+        let png = f.storage.get(&key).await.unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{key}");
+    }
+}
+
+fn blender_pids(blend: &Path) -> Vec<String> {
+    let output = Command::new("pgrep")
+        .arg("-f")
+        .arg(blend.to_str().unwrap())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
