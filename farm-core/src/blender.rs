@@ -11,7 +11,6 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-
 /// Prefix of the line printed before each frame renders: `FARM_FRAME 12`.
 pub const FRAME_MARKER: &str = "FARM_FRAME ";
 /// Prefix of the line the scene query prints.
@@ -128,7 +127,16 @@ impl RenderCommand<'_> {
             args.push("--render-format".into());
             args.push(format.blender_name().into());
         }
-        args.extend(["--use-extension", "1", "--python-exit-code", "1", "--python-expr"].map(OsString::from));
+        args.extend(
+            [
+                "--use-extension",
+                "1",
+                "--python-exit-code",
+                "1",
+                "--python-expr",
+            ]
+            .map(OsString::from),
+        );
         args.push(self.script().into());
         args
     }
@@ -200,7 +208,9 @@ pub fn output_frame(file_name: &str) -> Option<(i32, &str)> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogEvent<'a> {
     /// `FARM_FRAME 12`: the render script starts on a frame; later lines belong to it.
-    FrameStart { frame: i32 },
+    FrameStart {
+        frame: i32,
+    },
     /// `Fra:12 Mem:...`: Blender is working on a frame.
     Progress {
         frame: i32,
@@ -224,7 +234,10 @@ pub enum LogEvent<'a> {
 pub fn parse_log_line(line: &str) -> LogEvent<'_> {
     let line = line.trim_end();
     let trimmed = line.trim_start();
-    if let Some(frame) = trimmed.strip_prefix(FRAME_MARKER).and_then(|f| f.trim().parse().ok()) {
+    if let Some(frame) = trimmed
+        .strip_prefix(FRAME_MARKER)
+        .and_then(|f| f.trim().parse().ok())
+    {
         return LogEvent::FrameStart { frame };
     }
     if let Some(rest) = trimmed.strip_prefix("Saved: ") {
@@ -328,12 +341,24 @@ mod tests {
         assert_eq!(args.len(), 13);
         let script = args[12];
         assert!(script.contains("for f in [-5,0,3,4]:"), "{script}");
-        assert!(script.contains("os.path.join(\"/work/out dir\", \"frame_\" + str(f))"), "{script}");
-        assert!(script.contains("    s.frame_set(f)\n"), "{script}");
-        assert!(script.contains("bpy.ops.render.render(write_still=True)"), "{script}");
-        assert!(script.contains("print(\"FARM_FRAME \" + str(f), flush=True)"), "{script}");
         assert!(
-            !args.iter().any(|a| ["-f", "-s", "-e", "--frame-start", "--render-frame"].contains(a) || a.starts_with('+')),
+            script.contains("os.path.join(\"/work/out dir\", \"frame_\" + str(f))"),
+            "{script}"
+        );
+        assert!(script.contains("    s.frame_set(f)\n"), "{script}");
+        assert!(
+            script.contains("bpy.ops.render.render(write_still=True)"),
+            "{script}"
+        );
+        assert!(
+            script.contains("print(\"FARM_FRAME \" + str(f), flush=True)"),
+            "{script}"
+        );
+        assert!(
+            !args.iter().any(
+                |a| ["-f", "-s", "-e", "--frame-start", "--render-frame"].contains(a)
+                    || a.starts_with('+')
+            ),
             "no frame numbers on Blender's command line: {args:?}"
         );
     }

@@ -22,6 +22,21 @@ pub fn looks_like_image(extension: &str, head: &[u8]) -> bool {
     }
 }
 
+/// The `Content-Type` a frame is stored with.
+pub fn content_type(extension: &str) -> &'static str {
+    match extension.to_ascii_lowercase().as_str() {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "exr" => "image/x-exr",
+        "tif" | "tiff" => "image/tiff",
+        "bmp" => "image/bmp",
+        "webp" => "image/webp",
+        "hdr" => "image/vnd.radiance",
+        "jp2" => "image/jp2",
+        _ => "application/octet-stream",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -31,7 +46,10 @@ mod tests {
         assert!(looks_like_image("png", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"));
         assert!(!looks_like_image("png", b"\0\0\0\0\0\0\0\0"));
         assert!(!looks_like_image("png", b""));
-        assert!(looks_like_image("exr", &[0x76, 0x2f, 0x31, 0x01, 2, 0, 0, 0]));
+        assert!(looks_like_image(
+            "exr",
+            &[0x76, 0x2f, 0x31, 0x01, 2, 0, 0, 0]
+        ));
         assert!(looks_like_image("JPG", &[0xff, 0xd8, 0xff, 0xe0]));
         assert!(!looks_like_image("exr", b"\x89PNG\r\n\x1a\n"));
         assert!(looks_like_image("tga", b"\0\0\x02"));
