@@ -1,1 +1,275 @@
-//! placeholder
+//! The zipper: streams every expected frame of a render job into `<key>/frames.zip`.
+//!
+//! [`zip_frames`] works over any [`Storage`]: the `zipper` binary runs it against S3 as the
+//! Batch job that follows the render array job, and `farm render` against a local folder.
+//!
+//! 1. List `<key>/frames/` and match it against the job's [`FrameList`] ([`select_frames`]):
+//!    every expected frame must be there exactly once; frames the job does not expect are left
+//!    out. If any are missing, write `<key>/missing.json`, remove a stale `frames.zip`, and fail
+//!    with [`ZipError::Missing`].
+//! 2. Download the frames a bounded window ahead, write them in frame order as STORED entries
+//!    into an `async_zip` writer whose output streams into [`Storage::start_upload`] of
+//!    `<key>/frames.zip` (multipart past the store's threshold).
+//! 3. Finish the upload only after the archive was closed and every byte handed over; on any
+//!    error or interruption abort it, so a truncated archive is never visible. On success remove
+//!    a stale `missing.json`.
+//!
+//! Memory is bounded by [`ZipOptions`] (the prefetch window and the pipe chunk) and the
+//! upload's part buffers, not by the number of frames; nothing touches the local disk.
+
+mod archive;
+pub mod config;
+pub mod error;
+pub mod select;
+
+use std::future::Future;
+use std::pin::pin;
+use std::time::{Duration, Instant};
+
+use farm_core::frames::compact;
+use farm_core::storage::{put_json, PutOptions, Storage, StreamUpload};
+use farm_core::{FrameList, JobKeys};
+
+pub use config::{Cli, Config};
+pub use error::ZipError;
+pub use select::{select_frames, FrameObject, Selection};
+
+/// Content type of the archive.
+pub const ZIP_CONTENT_TYPE: &str = "application/zip";
+
+const MIB: u64 = 1024 * 1024;
+
+/// Tuning of the streaming pipeline. The defaults keep the zipper's peak memory well under
+/// 64 MiB for any number of frames of a few MiB each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZipOptions {
+    /// Most bytes of frames downloaded ahead of the writer. The window is this divided by the
+    /// largest frame, so it is at least one frame, however large frames are.
+    pub prefetch_bytes: u64,
+    /// Most frames downloaded at once.
+    pub max_prefetch_frames: usize,
+    /// Size of the pipe between the zip writer and the upload, and of each piece handed to
+    /// [`StreamUpload::write`].
+    pub chunk_bytes: usize,
+}
+
+impl Default for ZipOptions {
+    fn default() -> Self {
+        Self {
+            prefetch_bytes: 16 * MIB,
+            max_prefetch_frames: 16,
+            chunk_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl ZipOptions {
+    /// How many frames to download at once for frames of these sizes.
+    pub fn window_for(&self, sizes: impl IntoIterator<Item = u64>) -> usize {
+        let largest = sizes.into_iter().max().unwrap_or(0).max(1);
+        let by_bytes = usize::try_from(self.prefetch_bytes / largest).unwrap_or(usize::MAX);
+        by_bytes.clamp(1, self.max_prefetch_frames.max(1))
+    }
+
+    fn validate(&self) -> Result<(), ZipError> {
+        if self.chunk_bytes == 0 {
+            return Err(ZipError::config("the chunk size must be at least one byte"));
+        }
+        Ok(())
+    }
+}
+
+/// Progress of a run, reported after the listing and after each frame written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZipProgress {
+    /// Frames written into the archive so far.
+    pub frames_done: usize,
+    /// Frames the archive will hold.
+    pub frames_total: usize,
+    /// Bytes of frames written so far.
+    pub bytes_done: u64,
+    /// Bytes of all frames, from the listing.
+    pub bytes_total: u64,
+}
+
+/// What a successful run made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZipSummary {
+    /// Key of the archive.
+    pub key: String,
+    /// Frames in the archive.
+    pub frames: usize,
+    /// Frame objects under the prefix that the job does not expect, left out.
+    pub ignored: usize,
+    /// Bytes of frames in the archive.
+    pub frame_bytes: u64,
+    /// Size of the archive.
+    pub archive_bytes: u64,
+    /// Time from the listing to the finished upload.
+    pub elapsed: Duration,
+}
+
+/// Zips every frame of `frames` found under `keys.frames_prefix()` into `keys.zip()`.
+///
+/// `progress` is called after the listing and after each frame (an indicatif bar can follow
+/// it). See the crate documentation for what happens on missing frames and on errors.
+pub async fn zip_frames<S: Storage>(
+    storage: &S,
+    keys: &JobKeys,
+    frames: &FrameList,
+    options: &ZipOptions,
+    progress: &(dyn Fn(ZipProgress) + Sync),
+) -> Result<ZipSummary, ZipError> {
+    zip_frames_until(
+        storage,
+        keys,
+        frames,
+        options,
+        progress,
+        std::future::pending(),
+    )
+    .await
+}
+
+/// [`zip_frames`], stopped by `shutdown`: when it completes first, the upload is aborted and the
+/// run fails with [`ZipError::Interrupted`]. (Dropping the returned future also aborts the
+/// upload, through the upload's own drop.)
+pub async fn zip_frames_until<S: Storage>(
+    storage: &S,
+    keys: &JobKeys,
+    frames: &FrameList,
+    options: &ZipOptions,
+    progress: &(dyn Fn(ZipProgress) + Sync),
+    shutdown: impl Future<Output = ()>,
+) -> Result<ZipSummary, ZipError> {
+    options.validate()?;
+    let started = Instant::now();
+    let mut shutdown = pin!(shutdown);
+    let selection = tokio::select! {
+        biased;
+        () = &mut shutdown => return Err(ZipError::Interrupted),
+        selection = list_frames(storage, keys, frames) => selection?,
+    };
+    if !selection.missing.is_empty() {
+        return Err(report_missing(storage, keys, frames, selection.missing).await);
+    }
+    let objects = selection.found;
+    let mut upload = storage.start_upload(&keys.zip(), PutOptions::content_type(ZIP_CONTENT_TYPE));
+    let streamed = tokio::select! {
+        biased;
+        () = &mut shutdown => Err(ZipError::Interrupted),
+        streamed = archive::stream_archive(storage, &mut upload, &objects, options, progress) => {
+            streamed
+        }
+    };
+    if let Err(error) = streamed {
+        abort(upload, &keys.zip()).await;
+        return Err(error);
+    }
+    let archive_bytes = upload
+        .finish()
+        .await
+        .map_err(|source| ZipError::storage("finishing the archive upload", source))?;
+    remove_stale(storage, &keys.missing()).await;
+    Ok(ZipSummary {
+        key: keys.zip(),
+        frames: objects.len(),
+        ignored: selection.ignored,
+        frame_bytes: objects.iter().map(|object| object.size).sum(),
+        archive_bytes,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Runs the zipper for a validated configuration, logging progress with `tracing`, until done
+/// or until `shutdown` completes. The binary calls this with S3 storage and SIGTERM.
+pub async fn run<S: Storage>(
+    config: &Config,
+    storage: &S,
+    shutdown: impl Future<Output = ()>,
+) -> Result<ZipSummary, ZipError> {
+    let log_progress = |progress: ZipProgress| {
+        let step = (progress.frames_total / 10).max(1);
+        if progress.frames_done % step == 0 || progress.frames_done == progress.frames_total {
+            tracing::info!(
+                frames_done = progress.frames_done,
+                frames_total = progress.frames_total,
+                bytes_done = progress.bytes_done,
+                "zipping"
+            );
+        }
+    };
+    zip_frames_until(
+        storage,
+        &config.keys,
+        &config.frames,
+        &config.options,
+        &log_progress,
+        shutdown,
+    )
+    .await
+}
+
+async fn list_frames<S: Storage>(
+    storage: &S,
+    keys: &JobKeys,
+    frames: &FrameList,
+) -> Result<Selection, ZipError> {
+    let prefix = keys.frames_prefix();
+    let listing = storage
+        .list(&prefix)
+        .await
+        .map_err(|source| ZipError::storage(format!("listing `{prefix}`"), source))?;
+    select_frames(keys, frames, &listing)
+}
+
+/// The `missing.json` document.
+#[derive(Debug, serde::Serialize)]
+struct MissingReport<'a> {
+    missing: &'a [i32],
+    ranges: String,
+    expected: usize,
+}
+
+/// Writes `missing.json`, removes a stale archive (it would not hold this job's frames) and
+/// returns the [`ZipError::Missing`] to fail with.
+async fn report_missing<S: Storage>(
+    storage: &S,
+    keys: &JobKeys,
+    frames: &FrameList,
+    missing: Vec<i32>,
+) -> ZipError {
+    let report = MissingReport {
+        missing: &missing,
+        ranges: compact(&missing, ", "),
+        expected: frames.len(),
+    };
+    if let Err(source) = put_json(storage, &keys.missing(), &report).await {
+        return ZipError::storage(format!("writing `{}`", keys.missing()), source);
+    }
+    remove_stale(storage, &keys.zip()).await;
+    ZipError::Missing {
+        missing,
+        expected: frames.len(),
+        report: keys.missing(),
+    }
+}
+
+/// Removes an object left by an earlier run. A failure is logged, not fatal: the run's own
+/// outcome is what matters.
+async fn remove_stale<S: Storage>(storage: &S, key: &str) {
+    if let Err(error) = storage.delete(key).await {
+        tracing::warn!(key, %error, "could not remove a stale object");
+    }
+}
+
+/// Discards an unfinished archive upload. A failure is logged: the run already failed, and an
+/// upload left open never becomes visible (a bucket lifecycle rule removes it).
+async fn abort<U: StreamUpload>(upload: U, key: &str) {
+    if let Err(error) = upload.abort().await {
+        tracing::warn!(key, %error, "could not abort the archive upload");
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,164 @@
+//! The streaming pipeline: frames are downloaded a bounded window ahead, written in frame order
+//! as STORED entries by `async_zip`, and the archive bytes are pumped into a [`StreamUpload`].
+//!
+//! ```text
+//! download (window) --mpsc(1)--> zip writer --duplex pipe--> pump --> upload.write
+//! ```
+//!
+//! The three stages run concurrently in one task (`try_join!`), so a slow upload never stalls
+//! the downloads already in flight, and nothing needs `'static` borrows. None of the stages
+//! finishes the upload: the caller does, only after all three succeeded.
+
+use std::io;
+
+use async_zip::base::write::ZipFileWriter;
+use async_zip::{Compression, ZipDateTime, ZipDateTimeBuilder, ZipEntryBuilder};
+use bytes::{Bytes, BytesMut};
+use farm_core::layout::frame_file_name;
+use farm_core::storage::{Storage, StreamUpload};
+use futures::{stream, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::sync::mpsc;
+
+use crate::error::ZipError;
+use crate::select::FrameObject;
+use crate::{ZipOptions, ZipProgress};
+
+/// `-rw-r--r--`, regular file: what `unzip` gives extracted frames.
+const FILE_MODE: u16 = 0o100_644;
+
+/// Streams `objects` into `upload` as a zip archive and returns how many bytes were written.
+/// On error the upload is left unfinished for the caller to abort.
+pub(crate) async fn stream_archive<S: Storage>(
+    storage: &S,
+    upload: &mut S::Upload,
+    objects: &[FrameObject],
+    options: &ZipOptions,
+    progress: &(dyn Fn(ZipProgress) + Sync),
+) -> Result<u64, ZipError> {
+    let (zip_end, pump_end) = tokio::io::duplex(options.chunk_bytes);
+    let (frames_tx, frames_rx) = mpsc::channel(1);
+    let window = options.window_for(objects.iter().map(|object| object.size));
+    let ((), (), written) = tokio::try_join!(
+        download(storage, objects, window, frames_tx),
+        write_zip(zip_end, frames_rx, objects, progress),
+        pump(pump_end, upload, options.chunk_bytes),
+    )?;
+    Ok(written)
+}
+
+/// Downloads the frames in order, at most `window` at once, and hands them to the writer.
+async fn download<S: Storage>(
+    storage: &S,
+    objects: &[FrameObject],
+    window: usize,
+    frames: mpsc::Sender<Bytes>,
+) -> Result<(), ZipError> {
+    let mut bodies = stream::iter(objects)
+        .map(|object| fetch(storage, object))
+        .buffered(window);
+    while let Some(body) = bodies.next().await {
+        if frames.send(body?).await.is_err() {
+            // The writer stopped; its own result says why.
+            break;
+        }
+    }
+    Ok(())
+}
+
+async fn fetch<S: Storage>(storage: &S, object: &FrameObject) -> Result<Bytes, ZipError> {
+    storage.get(&object.key).await.map_err(|source| {
+        ZipError::storage(format!("downloading frame {}", object.frame), source)
+    })
+}
+
+/// Writes one STORED entry per frame, in frame order, then the central directory. `async_zip`
+/// switches to Zip64 by itself when an offset or size passes 4 GiB or entries pass 65,535.
+async fn write_zip(
+    out: DuplexStream,
+    mut frames: mpsc::Receiver<Bytes>,
+    objects: &[FrameObject],
+    progress: &(dyn Fn(ZipProgress) + Sync),
+) -> Result<(), ZipError> {
+    let mut zip = ZipFileWriter::with_tokio(out);
+    let modified = now_dos_time();
+    let mut report = ZipProgress {
+        frames_done: 0,
+        frames_total: objects.len(),
+        bytes_done: 0,
+        bytes_total: objects.iter().map(|object| object.size).sum(),
+    };
+    progress(report);
+    for object in objects {
+        let data = frames.recv().await.ok_or_else(|| ZipError::Archive {
+            source: io::Error::new(io::ErrorKind::UnexpectedEof, "the frame downloads ended early"),
+        })?;
+        let entry = ZipEntryBuilder::new(
+            frame_file_name(object.frame, &object.extension).into(),
+            Compression::Stored,
+        )
+        .last_modification_date(modified)
+        .unix_permissions(FILE_MODE);
+        zip.write_entry_whole(entry, &data)
+            .await
+            .map_err(ZipError::archive)?;
+        report.frames_done += 1;
+        report.bytes_done += data.len() as u64;
+        progress(report);
+    }
+    let mut out = zip.close().await.map_err(ZipError::archive)?.into_inner();
+    out.shutdown()
+        .await
+        .map_err(|source| ZipError::Archive { source })
+}
+
+/// Reads the archive from the pipe in `chunk`-sized pieces and appends them to the upload.
+/// Returns the byte count at end of stream; reaching it says nothing about success.
+async fn pump<U: StreamUpload>(
+    mut from: DuplexStream,
+    upload: &mut U,
+    chunk: usize,
+) -> Result<u64, ZipError> {
+    let mut written = 0;
+    loop {
+        let (piece, end) = read_piece(&mut from, chunk).await?;
+        if !piece.is_empty() {
+            written += piece.len() as u64;
+            upload
+                .write(piece)
+                .await
+                .map_err(|source| ZipError::storage("uploading the archive", source))?;
+        }
+        if end {
+            return Ok(written);
+        }
+    }
+}
+
+/// Fills up to `chunk` bytes; `true` when the pipe reached its end.
+async fn read_piece(from: &mut DuplexStream, chunk: usize) -> Result<(Bytes, bool), ZipError> {
+    let mut piece = BytesMut::with_capacity(chunk);
+    while piece.len() < chunk {
+        let read = from
+            .read_buf(&mut piece)
+            .await
+            .map_err(|source| ZipError::Archive { source })?;
+        if read == 0 {
+            return Ok((piece.freeze(), true));
+        }
+    }
+    Ok((piece.freeze(), false))
+}
+
+/// The current UTC time as an MS-DOS date and time, for the entries' modification date.
+fn now_dos_time() -> ZipDateTime {
+    let now = jiff::tz::TimeZone::UTC.to_datetime(jiff::Timestamp::now());
+    ZipDateTimeBuilder::new()
+        .year(i32::from(now.year()))
+        .month(now.month().unsigned_abs().into())
+        .day(now.day().unsigned_abs().into())
+        .hour(now.hour().unsigned_abs().into())
+        .minute(now.minute().unsigned_abs().into())
+        .second(now.second().unsigned_abs().into())
+        .build()
+}

@@ -1,0 +1,115 @@
+//! The zipper's configuration: command-line flags, each also an environment variable.
+
+use clap::Parser;
+use farm_core::frames::{DEFAULT_MAX_FRAMES, FRAMES_SYNTAX};
+use farm_core::{env, FrameList, JobKeys};
+
+use crate::error::ZipError;
+use crate::ZipOptions;
+
+/// Zips every expected frame of a render job into `<key>/frames.zip`.
+///
+/// Lists `<key>/frames/`, checks that every frame of the job is there exactly once, and streams
+/// the frames in frame order into a STORED zip written straight into a multipart upload. When
+/// frames are missing it writes `<key>/missing.json` instead and exits 3.
+///
+/// Exit codes: 0 done, 2 unusable configuration, 3 bad input (frames missing or present twice,
+/// access denied), 4 transient failure (retry), 143 interrupted by SIGTERM (retry).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "zipper", version, about, long_about)]
+pub struct Cli {
+    /// Bucket holding the job's frames and receiving frames.zip.
+    #[arg(long, env = env::BUCKET, value_name = "BUCKET")]
+    pub bucket: String,
+
+    /// Key of the job's .blend; frames are read from `<key>/frames/`.
+    #[arg(long, env = env::KEY, value_name = "KEY")]
+    pub key: String,
+
+    /// Canonical frame list of the whole job, e.g. `1-250` or `1-100:10 200`.
+    #[arg(long, env = env::FRAMES, value_name = "LIST")]
+    pub frames: String,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Bucket of the job (used to build the storage; [`crate::run`] does not read it).
+    pub bucket: String,
+    /// Where the job's frames, archive and report live.
+    pub keys: JobKeys,
+    /// The frames the archive must hold.
+    pub frames: FrameList,
+    /// Pipeline tuning.
+    pub options: ZipOptions,
+}
+
+impl Cli {
+    /// Validates the flags: a non-empty bucket and key and a well-formed frame list.
+    pub fn into_config(self) -> Result<Config, ZipError> {
+        if self.bucket.trim().is_empty() {
+            return Err(ZipError::config(format!(
+                "the bucket is empty: set {} or --bucket",
+                env::BUCKET
+            )));
+        }
+        if self.key.is_empty() {
+            return Err(ZipError::config(format!(
+                "the .blend key is empty: set {} or --key",
+                env::KEY
+            )));
+        }
+        let frames = FrameList::parse(&self.frames, DEFAULT_MAX_FRAMES).map_err(|error| {
+            ZipError::config(format!(
+                "{} / --frames: {error} (expected {FRAMES_SYNTAX})",
+                env::FRAMES
+            ))
+        })?;
+        Ok(Config {
+            bucket: self.bucket,
+            keys: JobKeys::new(self.key),
+            frames,
+            options: ZipOptions::default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("zipper").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn flags_make_a_config() {
+        let config = cli(&["--bucket", "b", "--key", "a b.blend", "--frames", "1-3 7"])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        assert_eq!(config.bucket, "b");
+        assert_eq!(config.keys.zip(), "a b.blend/frames.zip");
+        assert_eq!(config.frames.as_slice(), [1, 2, 3, 7]);
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [
+            ["--bucket", "b", "--key", "k", "--frames", "3-1"],
+            ["--bucket", "b", "--key", "", "--frames", "1"],
+            ["--bucket", " ", "--key", "k", "--frames", "1"],
+        ] {
+            let error = cli(&args).unwrap().into_config().unwrap_err();
+            assert_eq!(error.exit_code(), farm_core::exit::USAGE, "{error}");
+        }
+    }
+
+    #[test]
+    fn help_names_the_variables() {
+        let help = cli(&["--help"]).unwrap_err().to_string();
+        for variable in [env::BUCKET, env::KEY, env::FRAMES] {
+            assert!(help.contains(variable), "{variable} in {help}");
+        }
+    }
+}
