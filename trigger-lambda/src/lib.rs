@@ -1,1 +1,30 @@
-//! placeholder
+//! The farm's trigger: an AWS Lambda (`provided.al2023`) that turns a tagged `.blend` upload into
+//! an AWS Batch render job (an array job, one child per chunk of frames) and a zip job that
+//! depends on it.
+//!
+//! # Layout
+//! - [`event`]: reading S3 notification records (event kinds, URL-decoded keys).
+//! - [`tags`]: [`TagReader`], GetObjectTagging behind a small trait.
+//! - [`handler`]: [`handle_event`], what the Lambda does with one S3 event.
+//! - [`submit`]: [`submit_request`], the idempotent submission shared with the `farm` CLI.
+//! - [`config`]: the environment the binary reads.
+//!
+//! The binary (`src/main.rs`) only wires these to `aws-sdk-s3`, `farm_io::BatchScheduler` and
+//! `lambda_runtime`.
+
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod handler;
+pub mod submit;
+pub mod tags;
+
+pub use config::{Config, ConfigError};
+pub use error::TriggerError;
+pub use event::{parse_event, BlendRecord, EventKind};
+pub use handler::{handle_event, process_event, Buckets, Deps, EventReport, RecordOutcome};
+pub use submit::{
+    submit_jobs, submit_request, write_rejection, MarkerState, RequestMarker, SourceObject,
+    Submission, PENDING_MARKER_TAKEOVER,
+};
+pub use tags::{TagError, TagReader};

@@ -1,0 +1,246 @@
+//! Reading S3 notification records: which event, which bucket, which key.
+
+use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
+use percent_encoding::percent_decode_str;
+use serde::Serialize;
+
+/// The S3 events the trigger acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// `ObjectCreated:*` (`Put`, `Post`, `Copy`, `CompleteMultipartUpload`).
+    Created,
+    /// `ObjectTagging:Put`: tags set on an existing object (`aws s3api put-object-tagging`).
+    Tagged,
+}
+
+impl EventKind {
+    /// The kind of an S3 event name (with or without the `s3:` prefix); `None` for events the
+    /// trigger ignores (deletions, restores, `ObjectTagging:Delete`, ...).
+    pub fn from_event_name(name: &str) -> Option<Self> {
+        let name = name.strip_prefix("s3:").unwrap_or(name);
+        if name.starts_with("ObjectCreated:") {
+            Some(Self::Created)
+        } else if name == "ObjectTagging:Put" {
+            Some(Self::Tagged)
+        } else {
+            None
+        }
+    }
+}
+
+/// One S3 record the trigger should look at: a `.blend` that was uploaded or tagged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlendRecord {
+    pub kind: EventKind,
+    /// The S3 event name as delivered, e.g. `ObjectCreated:Put`.
+    pub event_name: String,
+    pub bucket: String,
+    /// The decoded key (S3 sends it URL-encoded).
+    pub key: String,
+    /// The ETag the event names, without quotes (S3 events carry it bare).
+    pub etag: Option<String>,
+    /// The object version the event names, in a versioned bucket.
+    pub version_id: Option<String>,
+}
+
+/// Why a record is not one the trigger acts on. Each is logged and skipped, never an error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Skip {
+    #[error("event `{0}` is not one the farm acts on (it handles ObjectCreated:* and ObjectTagging:Put)")]
+    OtherEvent(String),
+    #[error("key `{0}` does not end in `.blend`: only .blend uploads are rendered")]
+    NotBlend(String),
+    #[error("the record names no bucket or no key")]
+    Incomplete,
+    #[error("key `{key}` is not valid URL-encoded UTF-8: {reason}")]
+    BadKey { key: String, reason: String },
+}
+
+impl BlendRecord {
+    /// Picks the fields the trigger needs out of a record, or says why the record is skipped.
+    pub fn from_record(record: &S3EventRecord) -> Result<Self, Skip> {
+        let event_name = record.event_name.clone().unwrap_or_default();
+        let kind = EventKind::from_event_name(&event_name)
+            .ok_or_else(|| Skip::OtherEvent(event_name.clone()))?;
+        let bucket = record
+            .s3
+            .bucket
+            .name
+            .clone()
+            .filter(|b| !b.is_empty())
+            .ok_or(Skip::Incomplete)?;
+        let raw_key = record
+            .s3
+            .object
+            .key
+            .as_deref()
+            .filter(|k| !k.is_empty())
+            .ok_or(Skip::Incomplete)?;
+        let key = decode_key(raw_key).map_err(|reason| Skip::BadKey {
+            key: raw_key.to_owned(),
+            reason,
+        })?;
+        if !is_blend_key(&key) {
+            return Err(Skip::NotBlend(key));
+        }
+        Ok(Self {
+            kind,
+            event_name,
+            bucket,
+            key,
+            etag: record
+                .s3
+                .object
+                .e_tag
+                .as_deref()
+                .map(unquote)
+                .filter(|e| !e.is_empty())
+                .map(str::to_owned),
+            version_id: record
+                .s3
+                .object
+                .version_id
+                .clone()
+                .filter(|v| !v.is_empty() && v != "null"),
+        })
+    }
+}
+
+/// Decodes a key as S3 puts it in event notifications: form-URL-encoded, so `+` is a space and
+/// `%2B` a plus sign, and the bytes are UTF-8. `my+scene+%C3%BC.blend` is `my scene ü.blend`.
+pub fn decode_key(raw: &str) -> Result<String, String> {
+    let spaced = raw.replace('+', " ");
+    percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|key| key.into_owned())
+        .map_err(|e| format!("the decoded bytes are not UTF-8 ({e})"))
+}
+
+/// Whether a key names a `.blend`, in any letter case.
+pub fn is_blend_key(key: &str) -> bool {
+    let suffix = ".blend";
+    key.len() > suffix.len()
+        && key
+            .get(key.len() - suffix.len()..)
+            .is_some_and(|end| end.eq_ignore_ascii_case(suffix))
+}
+
+/// An ETag without its surrounding quotes: S3 events carry it bare, S3 responses quoted.
+pub fn unquote(etag: &str) -> &str {
+    etag.trim().trim_matches('"')
+}
+
+/// Reads an S3 notification leniently.
+///
+/// Real S3 events always carry `userIdentity` and `requestParameters`, which
+/// [`aws_lambda_events`] requires; moto's notifications and hand-written test events may lack
+/// them, and nothing here reads them, so missing ones are filled in empty. A payload without
+/// `Records` (such as the `s3:TestEvent` S3 sends when a notification is configured) reads as
+/// an event with no records.
+pub fn parse_event(mut value: serde_json::Value) -> Result<S3Event, serde_json::Error> {
+    if let Some(object) = value.as_object_mut() {
+        let records = object
+            .entry("Records")
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if let Some(records) = records.as_array_mut() {
+            for record in records.iter_mut().filter_map(|r| r.as_object_mut()) {
+                for field in ["userIdentity", "requestParameters"] {
+                    record
+                        .entry(field)
+                        .or_insert_with(|| serde_json::Value::Object(Default::default()));
+                }
+                record
+                    .entry("eventTime")
+                    .or_insert_with(|| serde_json::Value::from("1970-01-01T00:00:00Z"));
+            }
+        }
+    }
+    serde_json::from_value(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_decode_plus_as_space_then_percent_escapes() {
+        assert_eq!(
+            decode_key("my+scene+%C3%BC.blend").unwrap(),
+            "my scene ü.blend"
+        );
+        assert_eq!(decode_key("a%2Bb.blend").unwrap(), "a+b.blend");
+        assert_eq!(
+            decode_key("shots/%E2%9C%93.blend").unwrap(),
+            "shots/✓.blend"
+        );
+        assert_eq!(decode_key("plain.blend").unwrap(), "plain.blend");
+        assert!(decode_key("bad%FF.blend").is_err());
+    }
+
+    #[test]
+    fn blend_suffix_is_case_insensitive() {
+        for key in ["a.blend", "A.BLEND", "dir/x y.Blend", "ü.blend"] {
+            assert!(is_blend_key(key), "{key}");
+        }
+        for key in [
+            ".blend",
+            "a.blend1",
+            "a.blend/job.json",
+            "a.blend/frames/0001.png",
+            "a.txt",
+            "blend",
+            "ü",
+        ] {
+            assert!(!is_blend_key(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn event_names_map_to_kinds() {
+        for name in [
+            "ObjectCreated:Put",
+            "ObjectCreated:Post",
+            "ObjectCreated:Copy",
+            "ObjectCreated:CompleteMultipartUpload",
+            "s3:ObjectCreated:Put",
+        ] {
+            assert_eq!(EventKind::from_event_name(name), Some(EventKind::Created));
+        }
+        assert_eq!(
+            EventKind::from_event_name("ObjectTagging:Put"),
+            Some(EventKind::Tagged)
+        );
+        for name in [
+            "ObjectTagging:Delete",
+            "ObjectRemoved:Delete",
+            "ObjectRestore:Post",
+            "",
+        ] {
+            assert_eq!(EventKind::from_event_name(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn test_events_and_moto_shapes_parse() {
+        let test_event = serde_json::json!({
+            "Service": "Amazon S3", "Event": "s3:TestEvent",
+            "Time": "2026-01-01T00:00:00.000Z", "Bucket": "b", "RequestId": "r", "HostId": "h"
+        });
+        assert!(parse_event(test_event).unwrap().records.is_empty());
+        let moto_like = serde_json::json!({"Records": [{
+            "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+            "eventTime": "2026-01-01T00:00:00.000Z", "eventName": "ObjectCreated:Put",
+            "s3": {"s3SchemaVersion": "1.0", "configurationId": "c",
+                   "bucket": {"name": "b", "arn": "arn:aws:s3:::b"},
+                   "object": {"key": "a.blend", "size": 1, "eTag": "e", "versionId": "null",
+                              "sequencer": "0"}}
+        }]});
+        let event = parse_event(moto_like).unwrap();
+        let record = BlendRecord::from_record(&event.records[0]).unwrap();
+        assert_eq!(record.key, "a.blend");
+        assert_eq!(record.version_id, None);
+        assert_eq!(record.etag.as_deref(), Some("e"));
+    }
+}

@@ -1,0 +1,361 @@
+//! The Lambda's work: one S3 notification in, at most one render + zip submission per record.
+
+use aws_lambda_events::event::s3::S3Event;
+use farm_core::blend::{sniff, SNIFF_LEN};
+use farm_core::request::{TAG_FRAME, TAG_FRAMES};
+use farm_core::scheduler::Scheduler;
+use farm_core::storage::StorageError;
+use farm_core::{RenderRequest, Storage};
+use serde::Serialize;
+
+use crate::error::TriggerError;
+use crate::event::{unquote, BlendRecord, EventKind};
+use crate::submit::{submit_request, write_rejection, SourceObject, Submission};
+use crate::tags::TagReader;
+
+/// Most frames one upload may ask for when `FARM_MAX_FRAMES` is not set.
+pub const DEFAULT_MAX_FRAMES: usize = 10_000;
+
+/// Opens the storage of a bucket named by an event record.
+pub trait Buckets: Send + Sync {
+    type Storage: Storage;
+    fn open(&self, bucket: &str) -> Self::Storage;
+}
+
+impl<F, S> Buckets for F
+where
+    F: Fn(&str) -> S + Send + Sync,
+    S: Storage,
+{
+    type Storage = S;
+    fn open(&self, bucket: &str) -> S {
+        self(bucket)
+    }
+}
+
+/// What the handler talks to, built once per Lambda instance.
+pub struct Deps<O, B, T> {
+    /// Storage for a bucket, e.g. `|bucket| S3Storage::new(client.clone(), bucket)`.
+    pub buckets: O,
+    pub scheduler: B,
+    pub tags: T,
+    /// Most frames one request may ask for (`FARM_MAX_FRAMES`).
+    pub max_frames: usize,
+}
+
+impl<O, B, T> std::fmt::Debug for Deps<O, B, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps")
+            .field("max_frames", &self.max_frames)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RecordOutcome {
+    /// Not a record the farm acts on (another event, or not a `.blend`).
+    Ignored { reason: String },
+    /// No `frame`/`frames` tag: nothing to render yet.
+    NoFrameTag { bucket: String, key: String },
+    /// The object was deleted (or replaced) since the event: nothing to do.
+    Gone { bucket: String, key: String },
+    /// The object was replaced since the event; the newer upload's own event handles it.
+    Stale {
+        bucket: String,
+        key: String,
+        event_etag: String,
+        current_etag: String,
+    },
+    /// The request can never succeed as it stands; a rejected `job.json` says why.
+    Rejected {
+        bucket: String,
+        key: String,
+        message: String,
+    },
+    /// The render and zip jobs were submitted.
+    Submitted {
+        bucket: String,
+        key: String,
+        render_job_id: String,
+        zip_job_id: String,
+        frames: String,
+        chunk_count: usize,
+    },
+    /// The same request was submitted before: nothing submitted.
+    Duplicate {
+        bucket: String,
+        key: String,
+        marker: String,
+    },
+    /// S3 or Batch failed; the event will be retried.
+    Failed {
+        bucket: Option<String>,
+        key: Option<String>,
+        error: String,
+    },
+}
+
+/// What became of each record of an event, in order. It is also the Lambda's response.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EventReport {
+    pub records: Vec<RecordOutcome>,
+}
+
+impl EventReport {
+    /// Records whose jobs were submitted by this invocation.
+    pub fn submitted(&self) -> usize {
+        self.count(|o| matches!(o, RecordOutcome::Submitted { .. }))
+    }
+
+    /// Records that failed on an S3 or Batch error.
+    pub fn failed(&self) -> usize {
+        self.count(|o| matches!(o, RecordOutcome::Failed { .. }))
+    }
+
+    fn count(&self, f: impl Fn(&RecordOutcome) -> bool) -> usize {
+        self.records.iter().filter(|o| f(o)).count()
+    }
+}
+
+/// Handles every record of an event, each on its own, and fails if any record hit an S3 or
+/// Batch error (so that Lambda retries the event; records already submitted are then found
+/// duplicate). Validation problems never fail it.
+pub async fn handle_event<O, B, T>(
+    deps: &Deps<O, B, T>,
+    event: S3Event,
+) -> Result<EventReport, TriggerError>
+where
+    O: Buckets,
+    B: Scheduler,
+    T: TagReader,
+{
+    let report = process_event(deps, &event).await;
+    let errors: Vec<String> = report
+        .records
+        .iter()
+        .filter_map(|o| match o {
+            RecordOutcome::Failed { key, error, .. } => {
+                Some(format!("`{}`: {error}", key.as_deref().unwrap_or("?")))
+            }
+            _ => None,
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(report)
+    } else {
+        Err(TriggerError::Records {
+            failed: errors.len(),
+            total: report.records.len(),
+            errors,
+        })
+    }
+}
+
+/// Handles every record of an event, each on its own, and says what became of each; never
+/// fails (see [`handle_event`] for the Lambda's view).
+pub async fn process_event<O, B, T>(deps: &Deps<O, B, T>, event: &S3Event) -> EventReport
+where
+    O: Buckets,
+    B: Scheduler,
+    T: TagReader,
+{
+    let mut report = EventReport::default();
+    for record in &event.records {
+        let outcome = match BlendRecord::from_record(record) {
+            Err(skip) => {
+                tracing::info!(
+                    event = record.event_name.as_deref().unwrap_or(""),
+                    key = record.s3.object.key.as_deref().unwrap_or(""),
+                    "ignored: {skip}"
+                );
+                RecordOutcome::Ignored {
+                    reason: skip.to_string(),
+                }
+            }
+            Ok(blend) => match process_record(deps, &blend).await {
+                Ok(outcome) => outcome,
+                Err(err) => {
+                    tracing::error!(
+                        bucket = %blend.bucket,
+                        key = %blend.key,
+                        event = %blend.event_name,
+                        error = %err,
+                        "record failed; the event will be retried"
+                    );
+                    RecordOutcome::Failed {
+                        bucket: Some(blend.bucket),
+                        key: Some(blend.key),
+                        error: err.to_string(),
+                    }
+                }
+            },
+        };
+        report.records.push(outcome);
+    }
+    report
+}
+
+/// Handles one `.blend` record: reads its tags and first bytes, then submits or rejects.
+pub async fn process_record<O, B, T>(
+    deps: &Deps<O, B, T>,
+    record: &BlendRecord,
+) -> Result<RecordOutcome, TriggerError>
+where
+    O: Buckets,
+    B: Scheduler,
+    T: TagReader,
+{
+    let bucket = record.bucket.as_str();
+    let key = record.key.as_str();
+    let gone = || {
+        tracing::info!(
+            bucket,
+            key,
+            "the object no longer exists (deleted since the event): nothing to do"
+        );
+        RecordOutcome::Gone {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        }
+    };
+    let storage = deps.buckets.open(bucket);
+
+    let Some(meta) = storage.head(key).await? else {
+        return Ok(gone());
+    };
+    let Some(etag) = meta
+        .etag
+        .or_else(|| record.etag.as_ref().map(|e| format!("\"{e}\"")))
+    else {
+        return Err(StorageError::Permanent {
+            operation: "HeadObject",
+            key: key.to_owned(),
+            message: "s3 returned no etag for the object".to_owned(),
+        }
+        .into());
+    };
+    if let Some(event_etag) = &record.etag {
+        if unquote(&etag) != event_etag {
+            tracing::info!(
+                bucket,
+                key,
+                event_etag = %event_etag,
+                current_etag = %etag,
+                "the object was replaced since this event; the newer upload's own event handles it"
+            );
+            return Ok(RecordOutcome::Stale {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                event_etag: event_etag.clone(),
+                current_etag: etag,
+            });
+        }
+    }
+
+    let Some(tags) = deps
+        .tags
+        .tags(bucket, key, record.version_id.as_deref())
+        .await?
+    else {
+        return Ok(gone());
+    };
+    let parsed = RenderRequest::from_tags(
+        tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        deps.max_frames,
+    );
+    let request = match parsed {
+        Ok(Some(request)) => request,
+        Ok(None) => {
+            match record.kind {
+                EventKind::Created => tracing::info!(
+                    bucket,
+                    key,
+                    "no `{TAG_FRAME}` or `{TAG_FRAMES}` tag, so nothing is rendered yet; to render frames 1..=120, tag the object: \
+                     aws s3api put-object-tagging --bucket '{bucket}' --key '{key}' --tagging 'TagSet=[{{Key={TAG_FRAME},Value=120}}]'"
+                ),
+                EventKind::Tagged => tracing::info!(
+                    bucket,
+                    key,
+                    "the new tags have no `{TAG_FRAME}` or `{TAG_FRAMES}` tag: nothing to render"
+                ),
+            }
+            return Ok(RecordOutcome::NoFrameTag {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            });
+        }
+        Err(err) => {
+            let message = format!(
+                "{err}; set corrected tags (aws s3api put-object-tagging) to submit the render"
+            );
+            return reject(&storage, record, &etag, message).await;
+        }
+    };
+
+    let prefix = match storage.get_prefix(key, SNIFF_LEN as u64).await {
+        Ok(prefix) => prefix,
+        Err(StorageError::NotFound { .. }) => return Ok(gone()),
+        Err(err) => return Err(err.into()),
+    };
+    if let Err(err) = sniff(&prefix) {
+        return reject(&storage, record, &etag, err.to_string()).await;
+    }
+
+    let source = SourceObject {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        etag,
+        version_id: record.version_id.clone(),
+    };
+    Ok(
+        match submit_request(&storage, &deps.scheduler, &source, &request).await? {
+            Submission::Submitted {
+                render_job_id,
+                zip_job_id,
+                manifest,
+                ..
+            } => RecordOutcome::Submitted {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                render_job_id,
+                zip_job_id,
+                frames: manifest.frames.unwrap_or_default(),
+                chunk_count: manifest.chunk_count,
+            },
+            Submission::Duplicate { marker, .. } => RecordOutcome::Duplicate {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                marker,
+            },
+        },
+    )
+}
+
+async fn reject<S: Storage>(
+    storage: &S,
+    record: &BlendRecord,
+    etag: &str,
+    message: String,
+) -> Result<RecordOutcome, TriggerError> {
+    tracing::error!(
+        bucket = %record.bucket,
+        key = %record.key,
+        "request rejected, no job submitted: {message}"
+    );
+    write_rejection(
+        storage,
+        &record.bucket,
+        &record.key,
+        Some(etag),
+        record.version_id.as_deref(),
+        &message,
+    )
+    .await?;
+    Ok(RecordOutcome::Rejected {
+        bucket: record.bucket.clone(),
+        key: record.key.clone(),
+        message,
+    })
+}

@@ -1,0 +1,794 @@
+//! The handler on real S3 event JSON fixtures, against in-memory fakes of the storage and
+//! scheduler ports and of the tag reader.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use aws_lambda_events::event::s3::S3Event;
+use bytes::Bytes;
+use farm_core::env;
+use farm_core::manifest::{JobManifest, ManifestStatus};
+use farm_core::scheduler::{JobKind, JobSpec, JobStatus, Scheduler, SchedulerError};
+use farm_core::storage::{ObjectMeta, PutOptions, StorageError, StorageResult, StreamUpload};
+use farm_core::{RenderRequest, Storage};
+use trigger_lambda::{
+    handle_event, parse_event, process_event, submit_request, Deps, EventReport, MarkerState,
+    RecordOutcome, RequestMarker, SourceObject, Submission, TagError, TagReader, TriggerError,
+};
+
+const BUCKET: &str = "render-farm-bucket";
+const E1: &str = "0123456789abcdef0123456789abcdef";
+const E2: &str = "fedcba9876543210fedcba9876543210";
+const BLEND: &[u8] = b"BLENDER-v304RENDH\x00\x00\x00 rest of a scene";
+
+// ---------------------------------------------------------------------------------------------
+// Fakes
+
+#[derive(Debug, Clone)]
+struct Object {
+    body: Bytes,
+    etag: String,
+    tags: Vec<(String, String)>,
+}
+
+/// An in-memory bucket. Keys listed in `fail_writes` fail every write with a transient error.
+#[derive(Debug, Clone, Default)]
+struct FakeStore {
+    objects: Arc<Mutex<BTreeMap<String, Object>>>,
+    fail_writes: Arc<Mutex<Vec<String>>>,
+}
+
+impl FakeStore {
+    fn upload(&self, key: &str, body: &[u8], etag: &str, tags: &[(&str, &str)]) {
+        self.objects.lock().unwrap().insert(
+            key.to_owned(),
+            Object {
+                body: Bytes::copy_from_slice(body),
+                etag: format!("\"{etag}\""),
+                tags: tags
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            },
+        );
+    }
+
+    fn set_tags(&self, key: &str, tags: &[(&str, &str)]) {
+        let mut objects = self.objects.lock().unwrap();
+        objects.get_mut(key).unwrap().tags = tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.objects.lock().unwrap().keys().cloned().collect()
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let objects = self.objects.lock().unwrap();
+        objects
+            .get(key)
+            .map(|o| serde_json::from_slice(&o.body).unwrap())
+    }
+
+    fn manifest(&self, key: &str) -> Option<JobManifest> {
+        self.json(&format!("{key}/job.json"))
+    }
+
+    fn markers(&self, key: &str) -> Vec<String> {
+        let prefix = format!("{key}/requests/");
+        self.keys()
+            .into_iter()
+            .filter(|k| k.starts_with(&prefix))
+            .collect()
+    }
+
+    fn check_write(&self, key: &str) -> StorageResult<()> {
+        if self.fail_writes.lock().unwrap().iter().any(|k| k == key) {
+            return Err(StorageError::Transient {
+                operation: "PutObject",
+                key: key.to_owned(),
+                message: "injected failure".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn missing(key: &str) -> StorageError {
+        StorageError::NotFound {
+            key: key.to_owned(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct NoUpload;
+
+impl StreamUpload for NoUpload {
+    async fn write(&mut self, _data: Bytes) -> StorageResult<()> {
+        unreachable!("the trigger never streams uploads")
+    }
+    async fn finish(self) -> StorageResult<u64> {
+        unreachable!("the trigger never streams uploads")
+    }
+    async fn abort(self) -> StorageResult<()> {
+        unreachable!("the trigger never streams uploads")
+    }
+}
+
+impl Storage for FakeStore {
+    type Upload = NoUpload;
+
+    async fn head(&self, key: &str) -> StorageResult<Option<ObjectMeta>> {
+        Ok(self.objects.lock().unwrap().get(key).map(|o| ObjectMeta {
+            key: key.to_owned(),
+            size: o.body.len() as u64,
+            etag: Some(o.etag.clone()),
+            metadata: Default::default(),
+        }))
+    }
+
+    async fn get(&self, key: &str) -> StorageResult<Bytes> {
+        let objects = self.objects.lock().unwrap();
+        objects
+            .get(key)
+            .map(|o| o.body.clone())
+            .ok_or_else(|| Self::missing(key))
+    }
+
+    async fn get_prefix(&self, key: &str, len: u64) -> StorageResult<Bytes> {
+        let body = self.get(key).await?;
+        Ok(body.slice(..body.len().min(len as usize)))
+    }
+
+    async fn download(
+        &self,
+        _key: &str,
+        _dest: &Path,
+        _if_match: Option<&str>,
+    ) -> StorageResult<ObjectMeta> {
+        unreachable!("the trigger never downloads")
+    }
+
+    async fn put(&self, key: &str, body: Bytes, _options: &PutOptions) -> StorageResult<()> {
+        self.check_write(key)?;
+        self.objects.lock().unwrap().insert(
+            key.to_owned(),
+            Object {
+                body,
+                etag: "\"written\"".into(),
+                tags: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+
+    async fn upload_file(&self, _key: &str, _path: &Path, _o: &PutOptions) -> StorageResult<()> {
+        unreachable!("the trigger never uploads files")
+    }
+
+    async fn create_if_absent(
+        &self,
+        key: &str,
+        body: Bytes,
+        _options: &PutOptions,
+    ) -> StorageResult<bool> {
+        self.check_write(key)?;
+        let mut objects = self.objects.lock().unwrap();
+        if objects.contains_key(key) {
+            return Ok(false);
+        }
+        objects.insert(
+            key.to_owned(),
+            Object {
+                body,
+                etag: "\"marker\"".into(),
+                tags: Vec::new(),
+            },
+        );
+        Ok(true)
+    }
+
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
+        let objects = self.objects.lock().unwrap();
+        Ok(objects
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, o)| ObjectMeta {
+                key: k.clone(),
+                size: o.body.len() as u64,
+                etag: Some(o.etag.clone()),
+                metadata: Default::default(),
+            })
+            .collect())
+    }
+
+    async fn delete(&self, key: &str) -> StorageResult<()> {
+        self.objects.lock().unwrap().remove(key);
+        Ok(())
+    }
+
+    fn start_upload(&self, _key: &str, _options: PutOptions) -> NoUpload {
+        NoUpload
+    }
+
+    async fn open_uploads(&self, _prefix: &str) -> StorageResult<Vec<String>> {
+        Ok(Vec::new())
+    }
+}
+
+impl TagReader for FakeStore {
+    async fn tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        _version_id: Option<&str>,
+    ) -> Result<Option<Vec<(String, String)>>, TagError> {
+        assert_eq!(bucket, BUCKET);
+        Ok(self
+            .objects
+            .lock()
+            .unwrap()
+            .get(key)
+            .map(|o| o.tags.clone()))
+    }
+}
+
+/// Records submissions; fails the kinds listed in `fail`.
+#[derive(Debug, Default)]
+struct FakeScheduler {
+    submitted: Mutex<Vec<(String, JobSpec)>>,
+    cancelled: Mutex<Vec<String>>,
+    fail: Mutex<Vec<JobKind>>,
+}
+
+impl FakeScheduler {
+    fn jobs(&self) -> Vec<(String, JobSpec)> {
+        self.submitted.lock().unwrap().clone()
+    }
+}
+
+impl Scheduler for FakeScheduler {
+    async fn submit(&self, job: &JobSpec) -> Result<String, SchedulerError> {
+        if self.fail.lock().unwrap().contains(&job.kind) {
+            return Err(SchedulerError::Transient {
+                operation: "SubmitJob",
+                message: "injected failure".into(),
+            });
+        }
+        let mut submitted = self.submitted.lock().unwrap();
+        let id = format!("job-{}", submitted.len() + 1);
+        submitted.push((id.clone(), job.clone()));
+        Ok(id)
+    }
+
+    async fn describe(&self, _ids: &[String]) -> Result<Vec<JobStatus>, SchedulerError> {
+        Ok(Vec::new())
+    }
+
+    async fn cancel(&self, id: &str, _reason: &str) -> Result<(), SchedulerError> {
+        self.cancelled.lock().unwrap().push(id.to_owned());
+        Ok(())
+    }
+}
+
+type FakeDeps = Deps<Box<dyn Fn(&str) -> FakeStore + Send + Sync>, FakeScheduler, FakeStore>;
+
+fn deps(store: &FakeStore) -> FakeDeps {
+    let for_buckets = store.clone();
+    Deps {
+        buckets: Box::new(move |bucket: &str| {
+            assert_eq!(bucket, BUCKET);
+            for_buckets.clone()
+        }),
+        scheduler: FakeScheduler::default(),
+        tags: store.clone(),
+        max_frames: 10_000,
+    }
+}
+
+fn fixture(name: &str) -> S3Event {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    // Real S3 events deserialise as they are, without the lenient parser's help.
+    let strict: S3Event = serde_json::from_str(&text).unwrap();
+    let lenient = parse_event(serde_json::from_str(&text).unwrap()).unwrap();
+    assert_eq!(strict, lenient, "{name}");
+    strict
+}
+
+async fn run(deps: &FakeDeps, name: &str) -> EventReport {
+    handle_event(deps, fixture(name)).await.unwrap()
+}
+
+fn env_of(job: &JobSpec) -> HashMap<String, String> {
+    job.env.iter().cloned().collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn every_fixture_is_a_real_s3_event_shape() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let event = fixture(&name);
+        assert!(!event.records.is_empty(), "{name}");
+        for record in &event.records {
+            // The fields moto leaves out but real S3 always sends.
+            assert!(record.principal_id.principal_id.is_some(), "{name}");
+            assert!(
+                record.request_parameters.source_ip_address.is_some(),
+                "{name}"
+            );
+            assert!(record.event_name.is_some(), "{name}");
+        }
+        seen += 1;
+    }
+    assert!(seen >= 7, "{seen}");
+}
+
+#[tokio::test]
+async fn put_event_submits_an_array_render_job_and_a_dependent_zip_job() {
+    let store = FakeStore::default();
+    store.upload(
+        "shots/scene.blend",
+        BLEND,
+        E1,
+        &[("frame", "120"), ("chunk", "4"), ("format", "png")],
+    );
+    let deps = deps(&store);
+    let report = run(&deps, "object_created_put.json").await;
+    assert_eq!(report.submitted(), 1, "{report:?}");
+
+    let jobs = deps.scheduler.jobs();
+    assert_eq!(jobs.len(), 2);
+    let (render_id, render) = &jobs[0];
+    let (zip_id, zip) = &jobs[1];
+    assert_eq!(render.kind, JobKind::Render);
+    assert_eq!(render.array_size, Some(30));
+    assert_eq!(render.name, "shots-scene-blend-render");
+    let vars = env_of(render);
+    assert_eq!(vars[env::BUCKET], BUCKET);
+    assert_eq!(vars[env::KEY], "shots/scene.blend");
+    assert_eq!(vars[env::FRAMES], "1-120");
+    assert_eq!(vars[env::CHUNK], "4");
+    assert_eq!(vars[env::FORMAT], "PNG");
+    assert_eq!(vars[env::SOURCE_ETAG], format!("\"{E1}\""));
+    assert_eq!(zip.kind, JobKind::Zip);
+    assert_eq!(zip.depends_on, vec![render_id.clone()]);
+    assert_eq!(zip.array_size, None);
+
+    let manifest = store.manifest("shots/scene.blend").unwrap();
+    assert_eq!(manifest.status, ManifestStatus::Submitted);
+    assert_eq!(manifest.render_job_id.as_ref(), Some(render_id));
+    assert_eq!(manifest.zip_job_id.as_ref(), Some(zip_id));
+    assert_eq!(manifest.frames.as_deref(), Some("1-120"));
+    assert_eq!(manifest.chunk_count, 30);
+    assert_eq!(manifest.frame_count, 120);
+    let markers = store.markers("shots/scene.blend");
+    assert_eq!(markers.len(), 1, "{markers:?}");
+    let marker: RequestMarker = store.json(&markers[0]).unwrap();
+    assert_eq!(marker.state, MarkerState::Submitted);
+    assert_eq!(
+        marker.manifest.unwrap().render_job_id.as_ref(),
+        Some(render_id)
+    );
+}
+
+#[tokio::test]
+async fn multipart_upload_event_is_handled_like_a_put() {
+    let store = FakeStore::default();
+    store.upload(
+        "shots/big film.blend",
+        BLEND,
+        "d41d8cd98f00b204e9800998ecf8427e-3",
+        &[("frames", "1-10 20"), ("chunk", "11")],
+    );
+    let deps = deps(&store);
+    let report = run(&deps, "object_created_multipart.json").await;
+    assert_eq!(report.submitted(), 1, "{report:?}");
+    let jobs = deps.scheduler.jobs();
+    // One chunk: a plain job, since Batch refuses arrays smaller than 2.
+    assert_eq!(jobs[0].1.array_size, None);
+    assert_eq!(env_of(&jobs[0].1)[env::FRAMES], "1-10 20");
+    assert_eq!(env_of(&jobs[0].1)[env::KEY], "shots/big film.blend");
+}
+
+#[tokio::test]
+async fn untagged_upload_then_tagging_event_submits_once() {
+    let store = FakeStore::default();
+    store.upload("shots/scene.blend", BLEND, E1, &[("owner", "ana")]);
+    let deps = deps(&store);
+    let report = run(&deps, "object_created_put.json").await;
+    assert!(
+        matches!(report.records[0], RecordOutcome::NoFrameTag { .. }),
+        "{report:?}"
+    );
+    assert!(deps.scheduler.jobs().is_empty());
+    assert!(store.manifest("shots/scene.blend").is_none());
+
+    store.set_tags("shots/scene.blend", &[("owner", "ana"), ("frame", "24")]);
+    let report = run(&deps, "object_tagging_put.json").await;
+    assert_eq!(report.submitted(), 1, "{report:?}");
+    assert_eq!(deps.scheduler.jobs()[0].1.array_size, Some(24));
+
+    // The created event delivered again (late) now reads the same tags: a duplicate.
+    let report = run(&deps, "object_created_put.json").await;
+    assert!(
+        matches!(report.records[0], RecordOutcome::Duplicate { .. }),
+        "{report:?}"
+    );
+    assert_eq!(deps.scheduler.jobs().len(), 2);
+}
+
+#[tokio::test]
+async fn keys_with_spaces_plus_and_unicode_are_decoded() {
+    let store = FakeStore::default();
+    store.upload("my scene ü.blend", BLEND, E1, &[("frame", "3")]);
+    store.upload("shots/a+b ✓.BLEND", BLEND, E1, &[("frame", "2")]);
+    let deps = deps(&store);
+    assert_eq!(
+        run(&deps, "key_with_spaces_plus_unicode.json")
+            .await
+            .submitted(),
+        1
+    );
+    assert_eq!(
+        run(&deps, "key_with_literal_plus.json").await.submitted(),
+        1
+    );
+    let jobs = deps.scheduler.jobs();
+    assert_eq!(env_of(&jobs[0].1)[env::KEY], "my scene ü.blend");
+    assert_eq!(jobs[0].1.name, "my-scene-blend-render");
+    assert_eq!(env_of(&jobs[2].1)[env::KEY], "shots/a+b ✓.BLEND");
+    assert!(store.manifest("my scene ü.blend").is_some());
+    assert!(store.manifest("shots/a+b ✓.BLEND").is_some());
+}
+
+#[tokio::test]
+async fn non_blend_keys_and_other_events_are_ignored() {
+    let store = FakeStore::default();
+    store.upload("shots/notes.txt", b"BLENDER", E1, &[("frame", "3")]);
+    let deps = deps(&store);
+    let report = run(&deps, "non_blend_key.json").await;
+    assert!(
+        matches!(&report.records[0], RecordOutcome::Ignored { reason } if reason.contains("does not end in `.blend`")),
+        "{report:?}"
+    );
+    assert!(deps.scheduler.jobs().is_empty());
+    assert!(store.manifest("shots/notes.txt").is_none());
+}
+
+#[tokio::test]
+async fn several_records_are_handled_independently() {
+    let store = FakeStore::default();
+    store.upload("a/one.blend", BLEND, E1, &[("frame", "2")]);
+    store.upload("a/two.blend", BLEND, E2, &[("frame", "abc")]);
+    store.upload("a/three.Blend", BLEND, E1, &[("frame", "5")]);
+    // The job manifest of the first record cannot be written: S3 fails.
+    store
+        .fail_writes
+        .lock()
+        .unwrap()
+        .push("a/one.blend/job.json".into());
+    let deps = deps(&store);
+    let event = fixture("several_records.json");
+    let report = process_event(&deps, &event).await;
+    let kinds: Vec<&str> = report
+        .records
+        .iter()
+        .map(|o| match o {
+            RecordOutcome::Failed { .. } => "failed",
+            RecordOutcome::Ignored { .. } => "ignored",
+            RecordOutcome::Rejected { .. } => "rejected",
+            RecordOutcome::Submitted { .. } => "submitted",
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["failed", "ignored", "ignored", "rejected", "submitted"]
+    );
+    assert_eq!(report.failed(), 1);
+
+    // The Lambda's view: the invocation fails so the event is retried...
+    store.fail_writes.lock().unwrap().clear();
+    let err = handle_event(&deps, fixture("several_records.json"))
+        .await
+        .map(|_| ())
+        .err();
+    assert!(err.is_none(), "the retry succeeds: {err:?}");
+    // ...and the retry resubmits nothing: the jobs of the first record exist (its marker says
+    // submitted), and the missing manifest is written from the marker.
+    assert_eq!(deps.scheduler.jobs().len(), 4);
+    assert!(store.manifest("a/one.blend").is_some());
+}
+
+#[tokio::test]
+async fn an_s3_error_fails_the_invocation() {
+    let store = FakeStore::default();
+    store.upload("a/one.blend", BLEND, E1, &[("frame", "2")]);
+    store.upload("a/three.Blend", BLEND, E1, &[("frame", "2")]);
+    store
+        .fail_writes
+        .lock()
+        .unwrap()
+        .push("a/three.Blend/job.json".into());
+    let deps = deps(&store);
+    let err = handle_event(&deps, fixture("several_records.json"))
+        .await
+        .unwrap_err();
+    match &err {
+        TriggerError::Records { failed, total, .. } => {
+            assert_eq!((*failed, *total), (1, 5));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("a/three.Blend"), "{err}");
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_submits_nothing() {
+    let store = FakeStore::default();
+    store.upload("shots/scene.blend", BLEND, E1, &[("frame", "10")]);
+    let deps = deps(&store);
+    assert_eq!(run(&deps, "object_created_put.json").await.submitted(), 1);
+    for _ in 0..3 {
+        let report = run(&deps, "object_created_put.json").await;
+        assert!(
+            matches!(report.records[0], RecordOutcome::Duplicate { .. }),
+            "{report:?}"
+        );
+    }
+    assert_eq!(deps.scheduler.jobs().len(), 2);
+}
+
+#[tokio::test]
+async fn new_content_or_new_frame_tags_submit_a_new_job() {
+    let store = FakeStore::default();
+    store.upload("shots/scene.blend", BLEND, E1, &[("frame", "10")]);
+    let deps = deps(&store);
+    assert_eq!(run(&deps, "object_created_put.json").await.submitted(), 1);
+    // New tags on the same content.
+    store.set_tags("shots/scene.blend", &[("frame", "20")]);
+    assert_eq!(run(&deps, "object_tagging_put.json").await.submitted(), 1);
+    // Back to the first request: already submitted.
+    store.set_tags("shots/scene.blend", &[("frame", "10")]);
+    assert_eq!(run(&deps, "object_tagging_put.json").await.submitted(), 0);
+    // Same tags on a new version of the object.
+    let event = fixture("object_created_versioned.json");
+    assert_eq!(handle_event(&deps, event).await.unwrap().submitted(), 1);
+    assert_eq!(deps.scheduler.jobs().len(), 6);
+    assert_eq!(store.markers("shots/scene.blend").len(), 3);
+}
+
+#[tokio::test]
+async fn an_event_for_replaced_content_is_skipped() {
+    let store = FakeStore::default();
+    store.upload("shots/scene.blend", BLEND, E2, &[("frame", "10")]);
+    let deps = deps(&store);
+    let report = run(&deps, "object_created_put.json").await;
+    assert!(
+        matches!(&report.records[0], RecordOutcome::Stale { event_etag, .. } if event_etag == E1),
+        "{report:?}"
+    );
+    assert!(deps.scheduler.jobs().is_empty());
+}
+
+#[tokio::test]
+async fn an_object_deleted_since_the_event_is_skipped() {
+    let store = FakeStore::default();
+    let deps = deps(&store);
+    let report = run(&deps, "object_created_put.json").await;
+    assert!(
+        matches!(report.records[0], RecordOutcome::Gone { .. }),
+        "{report:?}"
+    );
+    assert!(deps.scheduler.jobs().is_empty());
+    assert!(store.keys().is_empty());
+}
+
+#[tokio::test]
+async fn invalid_tags_write_a_rejected_manifest_and_submit_nothing() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("frame", "10"), ("frames", "1-5")], "both `frame=10`"),
+        (&[("frames", "5-1")], "tag `frames=5-1` is invalid"),
+        (
+            &[("frame", "10"), ("chunk", "0")],
+            "tag `chunk=0` is invalid",
+        ),
+        (&[("frame", "abc")], "tag `frame=abc` is invalid"),
+        (&[("frame", "10001")], "10000"),
+        (
+            &[("frame", "5"), ("format", "GIF")],
+            "tag `format=GIF` is invalid",
+        ),
+    ];
+    for (tags, needle) in cases {
+        let store = FakeStore::default();
+        store.upload("shots/scene.blend", BLEND, E1, tags);
+        let deps = deps(&store);
+        let report = run(&deps, "object_created_put.json").await;
+        assert!(
+            matches!(&report.records[0], RecordOutcome::Rejected { message, .. } if message.contains(needle)),
+            "{tags:?}: {report:?}"
+        );
+        assert!(deps.scheduler.jobs().is_empty(), "{tags:?}");
+        let manifest = store.manifest("shots/scene.blend").unwrap();
+        assert_eq!(manifest.status, ManifestStatus::Rejected);
+        let message = manifest.message.unwrap();
+        assert!(message.contains(needle), "{message}");
+        assert!(message.contains("put-object-tagging"), "{message}");
+        assert!(store.markers("shots/scene.blend").is_empty());
+    }
+}
+
+#[tokio::test]
+async fn the_frame_limit_and_the_array_limit_are_enforced() {
+    let store = FakeStore::default();
+    store.upload("shots/scene.blend", BLEND, E1, &[("frame", "600")]);
+    let mut deps = deps(&store);
+    deps.max_frames = 500;
+    let report = run(&deps, "object_created_put.json").await;
+    assert!(
+        matches!(&report.records[0], RecordOutcome::Rejected { message, .. } if message.contains("500")),
+        "{report:?}"
+    );
+    // More frames than array children allowed: a bigger chunk is needed.
+    deps.max_frames = 100_000;
+    store.set_tags("shots/scene.blend", &[("frame", "20000")]);
+    let report = run(&deps, "object_tagging_put.json").await;
+    assert!(
+        matches!(&report.records[0], RecordOutcome::Rejected { message, .. } if message.contains("use chunk=2")),
+        "{report:?}"
+    );
+    store.set_tags("shots/scene.blend", &[("frame", "20000"), ("chunk", "2")]);
+    assert_eq!(run(&deps, "object_tagging_put.json").await.submitted(), 1);
+    assert_eq!(deps.scheduler.jobs()[0].1.array_size, Some(10_000));
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_a_blend_is_rejected() {
+    let store = FakeStore::default();
+    store.upload(
+        "shots/scene.blend",
+        b"PK\x03\x04 a zip file",
+        E1,
+        &[("frame", "10")],
+    );
+    let deps = deps(&store);
+    let report = run(&deps, "object_created_put.json").await;
+    assert!(
+        matches!(&report.records[0], RecordOutcome::Rejected { message, .. } if message.contains("not a .blend")),
+        "{report:?}"
+    );
+    assert!(deps.scheduler.jobs().is_empty());
+    let manifest = store.manifest("shots/scene.blend").unwrap();
+    assert_eq!(manifest.status, ManifestStatus::Rejected);
+    assert_eq!(manifest.etag.as_deref(), Some(format!("\"{E1}\"").as_str()));
+    // An empty upload too.
+    store.upload("shots/scene.blend", b"", E1, &[("frame", "10")]);
+    let report = run(&deps, "object_created_put.json").await;
+    assert!(
+        matches!(&report.records[0], RecordOutcome::Rejected { message, .. } if message.contains("empty")),
+        "{report:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_render_submission_removes_the_marker_so_the_retry_submits() {
+    let store = FakeStore::default();
+    store.upload("shots/scene.blend", BLEND, E1, &[("frame", "10")]);
+    let deps = deps(&store);
+    deps.scheduler.fail.lock().unwrap().push(JobKind::Render);
+    let err = handle_event(&deps, fixture("object_created_put.json"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    assert!(store.markers("shots/scene.blend").is_empty());
+    assert!(store.manifest("shots/scene.blend").is_none());
+
+    deps.scheduler.fail.lock().unwrap().clear();
+    assert_eq!(run(&deps, "object_created_put.json").await.submitted(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_zip_submission_cancels_the_render_job_and_removes_the_marker() {
+    let store = FakeStore::default();
+    store.upload("shots/scene.blend", BLEND, E1, &[("frame", "10")]);
+    let deps = deps(&store);
+    deps.scheduler.fail.lock().unwrap().push(JobKind::Zip);
+    assert!(handle_event(&deps, fixture("object_created_put.json"))
+        .await
+        .is_err());
+    assert_eq!(*deps.scheduler.cancelled.lock().unwrap(), ["job-1"]);
+    assert!(store.markers("shots/scene.blend").is_empty());
+
+    deps.scheduler.fail.lock().unwrap().clear();
+    let report = run(&deps, "object_created_put.json").await;
+    assert_eq!(report.submitted(), 1);
+    let jobs = deps.scheduler.jobs();
+    assert_eq!(jobs.len(), 3);
+    assert_eq!(jobs[2].1.depends_on, vec![jobs[1].0.clone()]);
+}
+
+fn request(frames: &str) -> RenderRequest {
+    RenderRequest::from_tags([("frames", frames)], 10_000)
+        .unwrap()
+        .unwrap()
+}
+
+fn source() -> SourceObject {
+    SourceObject {
+        bucket: BUCKET.into(),
+        key: "k.blend".into(),
+        etag: format!("\"{E1}\""),
+        version_id: None,
+    }
+}
+
+#[tokio::test]
+async fn a_stale_pending_marker_is_taken_over_and_a_fresh_one_is_not() {
+    let store = FakeStore::default();
+    let scheduler = FakeScheduler::default();
+    let (source, request) = (source(), request("1-4"));
+
+    // Submit once to learn the marker key, then pretend the submitter died while pending.
+    let Submission::Submitted { marker, .. } =
+        submit_request(&store, &scheduler, &source, &request)
+            .await
+            .unwrap()
+    else {
+        panic!("first submission")
+    };
+    let mut body: RequestMarker = store.json(&marker).unwrap();
+    body.state = MarkerState::Pending;
+    body.manifest = None;
+    body.created = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(30);
+    let put = |body: &RequestMarker| {
+        store.upload(&marker, &serde_json::to_vec(body).unwrap(), "m", &[]);
+    };
+    put(&body);
+    let second = submit_request(&store, &scheduler, &source, &request)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            second,
+            Submission::Duplicate {
+                state: MarkerState::Pending,
+                ..
+            }
+        ),
+        "{second:?}"
+    );
+    assert_eq!(scheduler.jobs().len(), 2);
+
+    body.created = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(600);
+    put(&body);
+    let third = submit_request(&store, &scheduler, &source, &request)
+        .await
+        .unwrap();
+    let Submission::Submitted {
+        marker: taken_over, ..
+    } = third
+    else {
+        panic!("{third:?}")
+    };
+    assert_eq!(taken_over, marker.replace(".json", ".1.json"));
+    assert_eq!(scheduler.jobs().len(), 4);
+    // And the takeover itself is deduplicated.
+    let fourth = submit_request(&store, &scheduler, &source, &request)
+        .await
+        .unwrap();
+    assert!(matches!(fourth, Submission::Duplicate { .. }), "{fourth:?}");
+    assert_eq!(scheduler.jobs().len(), 4);
+}
