@@ -1,0 +1,752 @@
+//! Reads `infra/farm.yaml` and checks what `cfn-lint` and `checkov` cannot: the S3 event filter,
+//! the job sizes, the Batch retry rules against the binaries' exit codes (`farm_core::exit`),
+//! the trigger's environment (`farm_core::env`) and the least-privilege IAM policies against the
+//! key layout (`farm_core::JobKeys`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use farm_core::{env, exit, JobKeys};
+use serde_json::{json, Value};
+
+/// The bucket's name, as the template builds it wherever it cannot `Ref` the bucket.
+const BUCKET_NAME_SUB: &str = "${AWS::StackName}-${AWS::AccountId}-${AWS::Region}";
+const BUCKET_ARN_SUB: &str =
+    "arn:${AWS::Partition}:s3:::${AWS::StackName}-${AWS::AccountId}-${AWS::Region}";
+
+fn template_text() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(farm_infra::TEMPLATE_PATH);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+fn template() -> Value {
+    serde_yaml_ng::from_str(&template_text()).expect("farm.yaml is plain YAML")
+}
+
+fn resource<'t>(t: &'t Value, name: &str) -> &'t Value {
+    let r = &t["Resources"][name];
+    assert!(r.is_object(), "resource {name} is missing");
+    r
+}
+
+fn props<'t>(t: &'t Value, name: &str) -> &'t Value {
+    &resource(t, name)["Properties"]
+}
+
+fn parameter<'t>(t: &'t Value, name: &str) -> &'t Value {
+    let p = &t["Parameters"][name];
+    assert!(p.is_object(), "parameter {name} is missing");
+    p
+}
+
+fn as_i64(v: &Value) -> i64 {
+    match v {
+        Value::Number(n) => n.as_i64().expect("integer"),
+        Value::String(s) => s.parse().expect("integer string"),
+        other => panic!("not a number: {other}"),
+    }
+}
+
+fn r#ref(name: &str) -> Value {
+    json!({ "Ref": name })
+}
+
+fn resources_of_type<'t>(t: &'t Value, ty: &str) -> Vec<(&'t String, &'t Value)> {
+    t["Resources"]
+        .as_object()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| r["Type"] == ty)
+        .collect()
+}
+
+// ------------------------------------------------------------------ template form
+
+#[test]
+fn template_is_plain_cloudformation_with_long_form_intrinsics() {
+    let text = template_text();
+    for (n, line) in text.lines().enumerate() {
+        let code = line.split(" #").next().unwrap_or(line);
+        assert!(
+            !code.contains(": !") && !code.trim_start().starts_with("- !"),
+            "line {}: short-form intrinsic (YAML tag) in {line:?}",
+            n + 1
+        );
+    }
+    let t = template();
+    assert_eq!(t["AWSTemplateFormatVersion"], "2010-09-09");
+    assert!(t.get("Transform").is_none(), "no transform");
+}
+
+#[test]
+fn outputs_name_what_deploy_and_users_need() {
+    let t = template();
+    for output in [
+        "BucketName",
+        "JobQueueArn",
+        "RenderJobDefinitionArn",
+        "ZipJobDefinitionArn",
+        "RendererRepositoryUri",
+        "ZipperRepositoryUri",
+        "TriggerFunctionName",
+    ] {
+        assert!(t["Outputs"][output]["Value"].is_object(), "output {output}");
+    }
+}
+
+// ------------------------------------------------------------------ bucket and events
+
+#[test]
+fn notifications_are_suffix_blend_for_created_and_tagging_put() {
+    let t = template();
+    let bucket = props(&t, "FarmBucket");
+    let notifications = &bucket["NotificationConfiguration"];
+    assert!(notifications.get("QueueConfigurations").is_none());
+    assert!(notifications.get("TopicConfigurations").is_none());
+    let configs = notifications["LambdaConfigurations"]
+        .as_array()
+        .expect("LambdaConfigurations");
+    let events: BTreeSet<&str> = configs
+        .iter()
+        .map(|c| c["Event"].as_str().expect("Event"))
+        .collect();
+    assert_eq!(
+        events,
+        BTreeSet::from(["s3:ObjectCreated:*", "s3:ObjectTagging:Put"])
+    );
+    assert_eq!(configs.len(), 2);
+    for c in configs {
+        assert_eq!(
+            c["Filter"],
+            json!({ "S3Key": { "Rules": [{ "Name": "suffix", "Value": ".blend" }] } }),
+            "filter of {}",
+            c["Event"]
+        );
+        assert_eq!(
+            c["Function"],
+            json!({ "Fn::GetAtt": ["TriggerFunction", "Arn"] })
+        );
+    }
+}
+
+#[test]
+fn bucket_name_is_a_fixed_string_so_the_permission_breaks_the_cycle() {
+    let t = template();
+    let bucket = resource(&t, "FarmBucket");
+    assert_eq!(
+        bucket["Properties"]["BucketName"],
+        json!({ "Fn::Sub": BUCKET_NAME_SUB })
+    );
+    assert_eq!(bucket["DependsOn"], "TriggerPermission");
+
+    let permission = props(&t, "TriggerPermission");
+    assert_eq!(permission["Principal"], "s3.amazonaws.com");
+    assert_eq!(permission["Action"], "lambda:InvokeFunction");
+    assert_eq!(permission["SourceAccount"], r#ref("AWS::AccountId"));
+    assert_eq!(
+        permission["SourceArn"],
+        json!({ "Fn::Sub": BUCKET_ARN_SUB })
+    );
+
+    // Nothing but the bucket policy and the outputs may Ref/GetAtt the bucket: anything the
+    // trigger depends on doing so would close the cycle bucket -> permission -> function.
+    for (name, r) in t["Resources"].as_object().expect("Resources") {
+        if name == "FarmBucket" || name == "FarmBucketPolicy" {
+            continue;
+        }
+        let text = serde_json::to_string(r).expect("json");
+        assert!(
+            !text.contains("\"FarmBucket\"") && !text.contains("${FarmBucket"),
+            "{name} refers to FarmBucket: use the bucket's name string"
+        );
+    }
+}
+
+#[test]
+fn bucket_is_private_encrypted_tls_only_and_cleans_multipart_uploads() {
+    let t = template();
+    let b = props(&t, "FarmBucket");
+    for flag in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(b["PublicAccessBlockConfiguration"][flag], true, "{flag}");
+    }
+    assert!(
+        b["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+            ["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
+            .is_string()
+    );
+    let rules = b["LifecycleConfiguration"]["Rules"]
+        .as_array()
+        .expect("lifecycle rules");
+    assert!(rules
+        .iter()
+        .any(|r| r["Status"] == "Enabled" && r["AbortIncompleteMultipartUpload"].is_object()));
+
+    let statement = &props(&t, "FarmBucketPolicy")["PolicyDocument"]["Statement"];
+    assert!(statement.as_array().expect("statements").iter().any(|s| {
+        s["Effect"] == "Deny" && s["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+    }));
+}
+
+// ------------------------------------------------------------------ Batch
+
+/// Fargate's valid memory sizes (MiB) for a vCPU count.
+fn fargate_memory_ok(vcpu: &str, memory: i64) -> bool {
+    match vcpu {
+        "0.25" => [512, 1024, 2048].contains(&memory),
+        "0.5" => (1024..=4096).contains(&memory) && memory % 1024 == 0,
+        "1" => (2048..=8192).contains(&memory) && memory % 1024 == 0,
+        "2" => (4096..=16384).contains(&memory) && memory % 1024 == 0,
+        "4" => (8192..=30720).contains(&memory) && memory % 1024 == 0,
+        "8" => (16384..=61440).contains(&memory) && memory % 4096 == 0,
+        "16" => (32768..=122880).contains(&memory) && memory % 8192 == 0,
+        _ => false,
+    }
+}
+
+fn requirements(t: &Value, job: &str) -> BTreeMap<String, String> {
+    props(t, job)["ContainerProperties"]["ResourceRequirements"]
+        .as_array()
+        .expect("ResourceRequirements")
+        .iter()
+        .map(|r| {
+            (
+                r["Type"].as_str().expect("Type").to_owned(),
+                r["Value"].as_str().expect("Value is a string").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn render_job_is_4_vcpu_8192_mib_on_fargate_with_sized_storage_and_timeout() {
+    let t = template();
+    let job = props(&t, "RenderJobDefinition");
+    assert_eq!(job["Type"], "container");
+    assert_eq!(job["PlatformCapabilities"], json!(["FARGATE"]));
+    let req = requirements(&t, "RenderJobDefinition");
+    assert_eq!(req.get("VCPU").map(String::as_str), Some("4"));
+    assert_eq!(req.get("MEMORY").map(String::as_str), Some("8192"));
+    assert!(fargate_memory_ok("4", 8192));
+
+    let container = &job["ContainerProperties"];
+    assert_eq!(
+        container["EphemeralStorage"]["SizeInGiB"],
+        r#ref("RenderEphemeralStorageGiB")
+    );
+    let storage = parameter(&t, "RenderEphemeralStorageGiB");
+    assert_eq!(as_i64(&storage["MinValue"]), 21);
+    assert_eq!(as_i64(&storage["MaxValue"]), 200);
+    assert!((21..=200).contains(&as_i64(&storage["Default"])));
+
+    assert_eq!(
+        job["Timeout"]["AttemptDurationSeconds"],
+        r#ref("RenderAttemptTimeoutSeconds")
+    );
+    assert!(as_i64(&parameter(&t, "RenderAttemptTimeoutSeconds")["MinValue"]) >= 60);
+    assert_eq!(container["RuntimePlatform"]["CpuArchitecture"], "X86_64");
+    assert_eq!(
+        container["Image"],
+        json!({ "Fn::Sub": "${RendererRepository.RepositoryUri}:${RendererImageTag}" })
+    );
+    // The image's entrypoint is the binary; the definition must not override it.
+    assert!(container.get("Command").is_none());
+}
+
+#[test]
+fn zip_job_is_smaller_and_valid_on_fargate() {
+    let t = template();
+    let job = props(&t, "ZipJobDefinition");
+    assert_eq!(job["PlatformCapabilities"], json!(["FARGATE"]));
+    let req = requirements(&t, "ZipJobDefinition");
+    let vcpu = req.get("VCPU").expect("VCPU");
+    let memory: i64 = req.get("MEMORY").expect("MEMORY").parse().expect("MiB");
+    assert!(
+        fargate_memory_ok(vcpu, memory),
+        "{vcpu} vCPU / {memory} MiB"
+    );
+    assert!(vcpu.parse::<f64>().expect("vCPU") < 4.0 && memory < 8192);
+    assert_eq!(
+        job["ContainerProperties"]["Image"],
+        json!({ "Fn::Sub": "${ZipperRepository.RepositoryUri}:${ZipperImageTag}" })
+    );
+    assert!(job["ContainerProperties"].get("Command").is_none());
+}
+
+#[test]
+fn compute_environments_are_fargate_and_spot_and_the_queue_order_follows_the_parameter() {
+    let t = template();
+    let types: BTreeSet<&str> = resources_of_type(&t, "AWS::Batch::ComputeEnvironment")
+        .iter()
+        .map(|(_, r)| {
+            r["Properties"]["ComputeResources"]["Type"]
+                .as_str()
+                .expect("Type")
+        })
+        .collect();
+    assert_eq!(types, BTreeSet::from(["FARGATE", "FARGATE_SPOT"]));
+    assert_eq!(
+        props(&t, "SpotComputeEnvironment")["ComputeResources"]["Type"],
+        "FARGATE_SPOT"
+    );
+
+    let order = &props(&t, "JobQueue")["ComputeEnvironmentOrder"]["Fn::If"];
+    assert_eq!(order[0], "PreferSpotCondition");
+    let first = |branch: &Value| branch[0]["ComputeEnvironment"].clone();
+    assert_eq!(order[1][0]["Order"], 1);
+    assert_eq!(first(&order[1]), r#ref("SpotComputeEnvironment"));
+    assert_eq!(first(&order[2]), r#ref("OnDemandComputeEnvironment"));
+    assert_eq!(order[1].as_array().map(Vec::len), Some(2));
+    assert_eq!(order[2].as_array().map(Vec::len), Some(2));
+}
+
+/// One `evaluateOnExit` rule, as Batch reads it.
+#[derive(Debug)]
+struct Rule {
+    on_exit_code: Option<String>,
+    on_status_reason: Option<String>,
+    on_reason: Option<String>,
+    action: String,
+}
+
+fn rules(t: &Value, job: &str) -> Vec<Rule> {
+    let strategy = &props(t, job)["RetryStrategy"];
+    assert_eq!(strategy["Attempts"], r#ref("JobAttempts"), "{job} attempts");
+    let list = strategy["EvaluateOnExit"]
+        .as_array()
+        .expect("EvaluateOnExit");
+    assert!(list.len() <= 5, "Batch accepts at most 5 rules");
+    list.iter()
+        .map(|r| {
+            let text = |k: &str| r.get(k).map(|v| v.as_str().expect("string").to_owned());
+            let keys: BTreeSet<&str> = r
+                .as_object()
+                .expect("rule")
+                .keys()
+                .map(|k| k.as_str())
+                .collect();
+            assert!(
+                keys.is_subset(&BTreeSet::from([
+                    "OnExitCode",
+                    "OnStatusReason",
+                    "OnReason",
+                    "Action"
+                ])),
+                "unknown key in {r}"
+            );
+            Rule {
+                on_exit_code: text("OnExitCode"),
+                on_status_reason: text("OnStatusReason"),
+                on_reason: text("OnReason"),
+                action: text("Action").expect("Action"),
+            }
+        })
+        .collect()
+}
+
+/// Batch's patterns: an exact string, or a prefix followed by one final `*`.
+fn glob(pattern: &str, value: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => value.starts_with(prefix),
+        None => value == pattern,
+    }
+}
+
+/// What Batch does with a failed attempt: the first rule whose every pattern matches decides;
+/// when none matches, Batch retries.
+fn decide(rules: &[Rule], exit_code: Option<i32>, status_reason: &str, reason: &str) -> String {
+    for rule in rules {
+        let code_ok = match (&rule.on_exit_code, exit_code) {
+            (None, _) => true,
+            (Some(p), Some(code)) => glob(p, &code.to_string()),
+            (Some(_), None) => false,
+        };
+        let status_ok = rule
+            .on_status_reason
+            .as_deref()
+            .is_none_or(|p| glob(p, status_reason));
+        let reason_ok = rule.on_reason.as_deref().is_none_or(|p| glob(p, reason));
+        if code_ok && status_ok && reason_ok {
+            return rule.action.clone();
+        }
+    }
+    "RETRY".to_owned()
+}
+
+#[test]
+fn retry_rules_follow_the_binaries_exit_codes() {
+    let t = template();
+    for job in ["RenderJobDefinition", "ZipJobDefinition"] {
+        let rules = rules(&t, job);
+
+        // Patterns Batch accepts.
+        for r in &rules {
+            assert!(r.action == "RETRY" || r.action == "EXIT", "{job}: {r:?}");
+            if let Some(p) = &r.on_exit_code {
+                let digits = p.strip_suffix('*').unwrap_or(p);
+                assert!(digits.chars().all(|c| c.is_ascii_digit()), "{job}: {p}");
+            }
+            for p in [&r.on_status_reason, &r.on_reason].into_iter().flatten() {
+                let body = p.strip_suffix('*').unwrap_or(p);
+                assert!(
+                    body.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".: ".contains(c)),
+                    "{job}: pattern {p:?}"
+                );
+            }
+        }
+
+        // The exit codes the rules name are the documented ones, with their actions.
+        let named: BTreeMap<i32, &str> = rules
+            .iter()
+            .filter_map(|r| {
+                let code = r.on_exit_code.as_ref()?.parse().ok()?;
+                Some((code, r.action.as_str()))
+            })
+            .collect();
+        assert_eq!(
+            named,
+            BTreeMap::from([
+                (exit::BAD_INPUT, "EXIT"),
+                (exit::TRANSIENT, "RETRY"),
+                (exit::INTERRUPTED, "RETRY"),
+            ]),
+            "{job}"
+        );
+
+        // What Batch then does with each exit code of the binaries.
+        let container_exit = "Essential container in task exited";
+        let on = |code: i32| decide(&rules, Some(code), container_exit, "");
+        assert_eq!(on(exit::BAD_INPUT), "EXIT", "{job}: bad input");
+        assert_eq!(on(exit::USAGE), "EXIT", "{job}: usage");
+        assert_eq!(on(exit::TRANSIENT), "RETRY", "{job}: transient");
+        assert_eq!(on(exit::INTERRUPTED), "RETRY", "{job}: SIGTERM");
+        assert_eq!(on(101), "EXIT", "{job}: Rust panic");
+        // Every other code exits too: only TRANSIENT and INTERRUPTED spend attempts.
+        for code in 1..=255 {
+            let want = if code == exit::TRANSIENT || code == exit::INTERRUPTED {
+                "RETRY"
+            } else {
+                "EXIT"
+            };
+            assert_eq!(on(code), want, "{job}: exit code {code}");
+        }
+
+        // A Fargate Spot reclaim that killed the task before it could exit retries.
+        assert_eq!(
+            decide(&rules, None, "Your Spot Task was interrupted.", ""),
+            "RETRY",
+            "{job}: spot interruption"
+        );
+        // Any other failure without an exit code (e.g. the image cannot be pulled) stops.
+        assert_eq!(
+            decide(
+                &rules,
+                None,
+                "CannotPullContainerError: pull image manifest",
+                "x"
+            ),
+            "EXIT",
+            "{job}: pull error"
+        );
+    }
+
+    let attempts = parameter(&t, "JobAttempts");
+    assert!(as_i64(&attempts["MinValue"]) >= 1 && as_i64(&attempts["MaxValue"]) <= 10);
+    assert!(
+        as_i64(&attempts["Default"]) >= 2,
+        "retries need at least 2 attempts"
+    );
+}
+
+#[test]
+fn job_definitions_set_only_static_environment() {
+    let t = template();
+    let per_job = [
+        env::BUCKET,
+        env::KEY,
+        env::FRAMES,
+        env::CHUNK,
+        env::FORMAT,
+        env::SOURCE_ETAG,
+    ];
+    let known = [env::WORK_DIR, env::LOG_FORMAT, env::BLENDER];
+    for job in ["RenderJobDefinition", "ZipJobDefinition"] {
+        let vars = props(&t, job)["ContainerProperties"]["Environment"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for v in vars {
+            let name = v["Name"].as_str().expect("Name");
+            assert!(
+                !per_job.contains(&name),
+                "{job}: {name} comes from the trigger"
+            );
+            assert!(known.contains(&name), "{job}: unknown variable {name}");
+        }
+    }
+    let render_env = &props(&t, "RenderJobDefinition")["ContainerProperties"]["Environment"];
+    assert!(render_env
+        .as_array()
+        .expect("Environment")
+        .iter()
+        .any(|v| v["Name"] == env::WORK_DIR && v["Value"] == "/scratch"));
+}
+
+// ------------------------------------------------------------------ trigger
+
+#[test]
+fn trigger_environment_is_exactly_the_documented_variables() {
+    let t = template();
+    let f = props(&t, "TriggerFunction");
+    let vars = f["Environment"]["Variables"]
+        .as_object()
+        .expect("Variables");
+    let names: BTreeSet<&str> = vars.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([
+            env::JOB_QUEUE,
+            env::JOB_DEFINITION,
+            env::ZIP_JOB_DEFINITION,
+            env::MAX_FRAMES,
+            env::LOG_FORMAT,
+        ])
+    );
+    assert_eq!(
+        names,
+        BTreeSet::from([
+            "JOB_QUEUE_ARN",
+            "JOB_DEFINITION_ARN",
+            "ZIP_JOB_DEFINITION_ARN",
+            "FARM_MAX_FRAMES",
+            "FARM_LOG_FORMAT",
+        ])
+    );
+    assert_eq!(vars[env::JOB_QUEUE], r#ref("JobQueue"));
+    assert_eq!(vars[env::JOB_DEFINITION], r#ref("RenderJobDefinition"));
+    assert_eq!(vars[env::ZIP_JOB_DEFINITION], r#ref("ZipJobDefinition"));
+    assert_eq!(vars[env::MAX_FRAMES], r#ref("MaxFrames"));
+    assert_eq!(vars[env::LOG_FORMAT], "json");
+    assert_eq!(as_i64(&parameter(&t, "MaxFrames")["Default"]), 10_000);
+
+    assert_eq!(f["Runtime"], "provided.al2023");
+    assert_eq!(f["Handler"], "bootstrap");
+    assert_eq!(f["Architectures"], json!(["x86_64"]));
+    assert_eq!(f["Code"]["S3Bucket"], r#ref("LambdaCodeBucket"));
+    assert_eq!(f["Code"]["S3Key"], r#ref("LambdaCodeKey"));
+    assert_eq!(
+        f["DeadLetterConfig"]["TargetArn"],
+        json!({ "Fn::GetAtt": ["TriggerDeadLetterQueue", "Arn"] })
+    );
+}
+
+// ------------------------------------------------------------------ IAM
+
+fn strings(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Array(items) => items.clone(),
+        other => vec![other.clone()],
+    }
+}
+
+fn statements(t: &Value, role: &str) -> Vec<Value> {
+    let policies = props(t, role)["Policies"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    policies
+        .iter()
+        .flat_map(|p| {
+            p["PolicyDocument"]["Statement"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The key pattern of an S3 object ARN of the farm bucket (`Fn::Sub` string), if it is one.
+fn key_pattern(resource: &Value) -> Option<String> {
+    let sub = resource["Fn::Sub"].as_str()?;
+    sub.strip_prefix(BUCKET_ARN_SUB)?
+        .strip_prefix('/')
+        .map(str::to_owned)
+}
+
+/// IAM's ARN wildcards: `*` any run of characters, `?` one character.
+fn iam_match(pattern: &str, value: &str) -> bool {
+    fn go(p: &[char], v: &[char]) -> bool {
+        match p.split_first() {
+            None => v.is_empty(),
+            Some(('*', rest)) => (0..=v.len()).any(|i| go(rest, &v[i..])),
+            Some(('?', rest)) => !v.is_empty() && go(rest, &v[1..]),
+            Some((c, rest)) => v.first() == Some(c) && go(rest, &v[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let v: Vec<char> = value.chars().collect();
+    go(&p, &v)
+}
+
+/// Object key patterns a role's statements allow (or deny) for an action.
+fn object_patterns(statements: &[Value], effect: &str, action: &str) -> Vec<String> {
+    statements
+        .iter()
+        .filter(|s| s["Effect"] == effect)
+        .filter(|s| strings(&s["Action"]).iter().any(|a| a == action))
+        .flat_map(|s| strings(&s["Resource"]))
+        .filter_map(|r| key_pattern(&r))
+        .collect()
+}
+
+#[test]
+fn no_role_allows_whole_services_or_unscoped_writes() {
+    let t = template();
+    for (name, _) in resources_of_type(&t, "AWS::IAM::Role") {
+        for s in statements(&t, name) {
+            if s["Effect"] != "Allow" {
+                continue;
+            }
+            let actions = strings(&s["Action"]);
+            for a in &actions {
+                let a = a.as_str().expect("action");
+                assert!(a != "*" && !a.ends_with(":*"), "{name} allows {a}");
+            }
+            if strings(&s["Resource"]).iter().any(|r| r == "*") {
+                assert_eq!(
+                    actions,
+                    vec![json!("ecr:GetAuthorizationToken")],
+                    "{name}: only the ECR login may use Resource \"*\""
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn trigger_policy_is_least_privilege() {
+    let t = template();
+    let statements = statements(&t, "TriggerFunctionRole");
+    let allowed: BTreeSet<String> = statements
+        .iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .flat_map(|s| strings(&s["Action"]))
+        .map(|a| a.as_str().expect("action").to_owned())
+        .collect();
+    for forbidden in ["s3:*", "batch:*", "*"] {
+        assert!(!allowed.contains(forbidden), "trigger allows {forbidden}");
+    }
+    assert!(allowed.iter().all(|a| !a.ends_with(":*")));
+    for needed in [
+        "s3:GetObject",
+        "s3:GetObjectTagging",
+        "s3:PutObject",
+        "batch:SubmitJob",
+    ] {
+        assert!(allowed.contains(needed), "trigger needs {needed}");
+    }
+
+    // SubmitJob only on this queue and these two job definitions.
+    let submit: Vec<Value> = statements
+        .iter()
+        .filter(|s| strings(&s["Action"]).contains(&json!("batch:SubmitJob")))
+        .flat_map(|s| strings(&s["Resource"]))
+        .collect();
+    let definitions = |name: &str| {
+        json!({ "Fn::Sub": format!(
+            "arn:${{AWS::Partition}}:batch:${{AWS::Region}}:${{AWS::AccountId}}:job-definition/${{AWS::StackName}}-{name}:*"
+        ) })
+    };
+    assert_eq!(
+        submit,
+        vec![r#ref("JobQueue"), definitions("render"), definitions("zip")]
+    );
+    assert_eq!(
+        props(&t, "RenderJobDefinition")["JobDefinitionName"],
+        json!({ "Fn::Sub": "${AWS::StackName}-render" })
+    );
+    assert_eq!(
+        props(&t, "ZipJobDefinition")["JobDefinitionName"],
+        json!({ "Fn::Sub": "${AWS::StackName}-zip" })
+    );
+}
+
+#[test]
+fn object_permissions_fit_the_key_layout_and_never_touch_blend_files() {
+    let t = template();
+    let keys = JobKeys::new("shots/scene 01.blend");
+    let marker = keys.request_marker("0123abcd");
+
+    let trigger = statements(&t, "TriggerFunctionRole");
+    let trigger_puts = object_patterns(&trigger, "Allow", "s3:PutObject");
+    for key in [keys.manifest(), marker.clone()] {
+        assert!(
+            trigger_puts.iter().any(|p| iam_match(p, &key)),
+            "trigger cannot write {key}"
+        );
+    }
+    assert!(!trigger_puts.iter().any(|p| iam_match(p, keys.source())));
+    let trigger_deletes = object_patterns(&trigger, "Allow", "s3:DeleteObject");
+    assert!(trigger_deletes.iter().any(|p| iam_match(p, &marker)));
+    assert!(!trigger_deletes
+        .iter()
+        .any(|p| iam_match(p, &keys.manifest())));
+
+    let zipper = statements(&t, "ZipJobRole");
+    let zip_deletes = object_patterns(&zipper, "Allow", "s3:DeleteObject");
+    for key in [keys.zip(), keys.missing()] {
+        assert!(
+            zip_deletes.iter().any(|p| iam_match(p, &key)),
+            "zipper cannot replace {key}"
+        );
+    }
+    assert!(!zip_deletes
+        .iter()
+        .any(|p| iam_match(p, &keys.frame(1, "png"))));
+
+    // Everything the farm writes: allowed for its writer, never caught by a `.blend` deny.
+    let writes = [
+        keys.frame(1, "png"),
+        keys.frame(-12, "exr"),
+        keys.log(7),
+        keys.zip(),
+        keys.missing(),
+        keys.manifest(),
+        marker,
+    ];
+    for role in ["TriggerFunctionRole", "RenderJobRole", "ZipJobRole"] {
+        let s = statements(&t, role);
+        let denied = object_patterns(&s, "Deny", "s3:PutObject");
+        assert!(
+            denied.iter().any(|p| iam_match(p, keys.source())),
+            "{role} must be denied writing .blend files"
+        );
+        for key in &writes {
+            assert!(
+                !key.ends_with(".blend"),
+                "{key} would trigger the farm again"
+            );
+            assert!(
+                !denied.iter().any(|p| iam_match(p, key)),
+                "{role}: {key} denied"
+            );
+        }
+    }
+    for (role, key) in [
+        ("RenderJobRole", keys.frame(1, "png")),
+        ("RenderJobRole", keys.log(7)),
+        ("ZipJobRole", keys.zip()),
+        ("ZipJobRole", keys.missing()),
+    ] {
+        let puts = object_patterns(&statements(&t, role), "Allow", "s3:PutObject");
+        assert!(
+            puts.iter().any(|p| iam_match(p, &key)),
+            "{role} cannot write {key}"
+        );
+    }
+}
