@@ -472,7 +472,7 @@ async fn sigterm_stops_blender_and_exits_with_the_interrupted_code() {
         },
     );
     f.upload("slow.blend", &scene).await;
-    let mut child = f
+    let child = f
         .renderer(&[
             ("FARM_KEY", "slow.blend"),
             ("FARM_FRAMES", "1-200"),
