@@ -1,1 +1,146 @@
-//! placeholder
+//! The `farm` command line, as a library the binary and the tests share.
+//!
+//! # Layout
+//! - [`cli`]: the clap definitions of every subcommand ([`Cli`]).
+//! - [`render`]: `farm render`, the local farm: the renderer's and the zipper's code over a
+//!   local folder, several chunks at once.
+//! - [`submit`]: `farm submit`, a tagged upload that starts the AWS job.
+//! - [`status`]: `farm status`, the job's Batch jobs and frame counts.
+//! - [`download`]: `farm download`, fetching (and unpacking) `frames.zip`.
+//! - [`jobs`]: `farm cancel` and `farm retry`.
+//! - [`aws`]: AWS clients from the standard configuration.
+//! - [`progress`]: progress bars, hidden when stderr is not a terminal.
+//!
+//! Every command returns an [`anyhow::Error`] with context on failure; [`report_error`] prints
+//! it as one line and picks the exit code (130 after Ctrl-C, 1 otherwise).
+
+pub mod aws;
+pub mod cli;
+pub mod download;
+pub mod jobs;
+pub mod progress;
+pub mod render;
+pub mod status;
+pub mod submit;
+
+use std::process::ExitCode;
+
+pub use cli::{Cli, Command};
+
+/// Exit code after Ctrl-C or SIGTERM (128 + SIGINT), as shells report it.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// The command was stopped by Ctrl-C or SIGTERM; whatever was finished is kept.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted: {0}")]
+pub struct Interrupted(pub String);
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Render(args) => render::run(&args).await,
+        Command::Submit(args) => submit::run(&args).await,
+        Command::Status(args) => status::run(&args).await,
+        Command::Download(args) => download::run(&args).await,
+        Command::Cancel(args) => jobs::cancel(&args).await,
+        Command::Retry(args) => jobs::retry(&args).await,
+    }
+}
+
+/// Logs to stderr: warnings of the farm's own crates only by default (the progress bars and the
+/// results say the rest), `-v` adds progress details, `-vv` debugging. `RUST_LOG` overrides.
+pub fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let ours = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let others = if verbose >= 3 { "debug" } else { "error" };
+    let default = format!(
+        "{others},farm_cli={ours},renderer={ours},zipper={ours},farm_io={ours},trigger_lambda={ours}"
+    );
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Prints `err` as one line, `farm: error: <what happened>: <why>`, and returns the exit code.
+pub fn report_error(err: &anyhow::Error) -> ExitCode {
+    let interrupted = is_interrupted(err);
+    let text = one_line(&format!("{err:#}"));
+    if interrupted {
+        eprintln!("farm: {text}");
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else {
+        eprintln!("farm: error: {text}");
+        ExitCode::FAILURE
+    }
+}
+
+/// Whether the failure is an interruption (Ctrl-C or SIGTERM) rather than an error.
+pub fn is_interrupted(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.is::<Interrupted>()
+            || matches!(
+                cause.downcast_ref::<renderer::RenderError>(),
+                Some(renderer::RenderError::Interrupted)
+            )
+            || matches!(
+                cause.downcast_ref::<zipper::ZipError>(),
+                Some(zipper::ZipError::Interrupted)
+            )
+    })
+}
+
+/// Joins the lines of a message, so an error is always one line on stderr.
+fn one_line(text: &str) -> String {
+    text.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Quotes a word for a POSIX shell when it needs it, for the commands `farm` prints.
+pub fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_print_on_one_line() {
+        assert_eq!(one_line("a\nb\r\n  c\n"), "a b c");
+    }
+
+    #[test]
+    fn interruptions_are_recognised_through_context() {
+        let err = anyhow::Error::new(renderer::RenderError::Interrupted).context("rendering");
+        assert!(is_interrupted(&err));
+        let err = anyhow::Error::new(Interrupted("stopped".into()));
+        assert!(is_interrupted(&err));
+        assert!(!is_interrupted(&anyhow::anyhow!("other")));
+    }
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(shell_quote("shots/a.blend"), "shots/a.blend");
+        assert_eq!(shell_quote("my scene.blend"), "'my scene.blend'");
+        assert_eq!(shell_quote("it's.blend"), r"'it'\''s.blend'");
+        assert_eq!(shell_quote(""), "''");
+    }
+}

@@ -1,0 +1,142 @@
+//! AWS clients from the standard configuration: `AWS_REGION`, `AWS_PROFILE`, `AWS_ENDPOINT_URL`,
+//! `~/.aws/config` and the rest of the SDK's chain, so the same commands work against AWS and
+//! against moto or MinIO.
+
+use std::error::Error as _;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use farm_core::manifest::JobManifest;
+use farm_core::storage::{get_json, StorageError};
+use farm_core::JobKeys;
+use farm_io::{BatchScheduler, BatchTargets, S3Storage};
+
+use std::time::Duration;
+
+/// Attempts per request (the SDK's standard retry mode, with backoff).
+const MAX_ATTEMPTS: u32 = 3;
+/// How long a connection may take before the attempt counts as failed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The loaded AWS configuration.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    config: SdkConfig,
+}
+
+impl Aws {
+    /// Loads the configuration from the environment and the AWS config files.
+    pub async fn load() -> Self {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .build(),
+            )
+            .load()
+            .await;
+        Self { config }
+    }
+
+    /// The endpoint requests go to, for error messages.
+    pub fn endpoint(&self) -> String {
+        self.config
+            .endpoint_url()
+            .map(str::to_owned)
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
+            .unwrap_or_else(|| {
+                let region = self.config.region().map_or("(no region)", |r| r.as_ref());
+                format!("AWS region {region}")
+            })
+    }
+
+    /// An S3 client; path-style addressing when a custom endpoint is configured (moto, MinIO).
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let custom = self.config.endpoint_url().is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty());
+        let config = aws_sdk_s3::config::Builder::from(&self.config)
+            .force_path_style(custom)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// The farm's storage port on `bucket`.
+    pub fn storage(&self, bucket: &str) -> S3Storage {
+        S3Storage::new(self.s3(), bucket)
+    }
+
+    /// A Batch scheduler. `targets` matter only for submitting; describing and terminating jobs
+    /// need none.
+    pub fn scheduler(&self, targets: Option<BatchTargets>) -> BatchScheduler {
+        let targets = targets.unwrap_or(BatchTargets {
+            queue: String::new(),
+            render_definition: String::new(),
+            zip_definition: String::new(),
+        });
+        BatchScheduler::new(aws_sdk_batch::Client::new(&self.config), targets)
+    }
+
+    /// Reads `<key>/job.json`, with errors that say what to do.
+    pub async fn manifest(&self, storage: &S3Storage, key: &str) -> anyhow::Result<JobManifest> {
+        let manifest_key = JobKeys::new(key).manifest();
+        match get_json::<JobManifest>(storage, &manifest_key).await {
+            Ok(manifest) => Ok(manifest),
+            Err(StorageError::NotFound { .. }) => Err(anyhow::anyhow!(
+                "no job for `{key}` in bucket {}: `{manifest_key}` does not exist; check the key, or if it was just uploaded wait a few seconds for the trigger (an upload without a frame tag starts no job)",
+                storage.bucket()
+            )),
+            Err(err) => Err(self.storage_error(&err, &format!("reading `{manifest_key}`"))),
+        }
+    }
+
+    /// Wraps a storage failure with what was being done and, for a network failure, where to
+    /// look.
+    pub fn storage_error(&self, err: &StorageError, doing: &str) -> anyhow::Error {
+        let hint = if err.is_transient() {
+            format!(
+                "; check the endpoint ({}), the network and your AWS configuration, then retry",
+                self.endpoint()
+            )
+        } else {
+            String::new()
+        };
+        anyhow::anyhow!("{doing}: {err}{hint}")
+    }
+
+    /// Says what a failed SDK call means, briefly, with a hint for network failures.
+    pub fn sdk_error<E>(
+        &self,
+        err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+        doing: &str,
+    ) -> anyhow::Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match err {
+            SdkError::ServiceError(service) => {
+                let inner = service.err();
+                let code = inner.code().unwrap_or("error");
+                let message = inner.message().unwrap_or("no message");
+                anyhow::anyhow!("{doing}: {code}: {message}")
+            }
+            SdkError::DispatchFailure(_)
+            | SdkError::TimeoutError(_)
+            | SdkError::ResponseError(_) => {
+                let mut cause = String::new();
+                let mut source = err.source();
+                while let Some(s) = source {
+                    cause = s.to_string();
+                    source = s.source();
+                }
+                anyhow::anyhow!(
+                    "{doing}: cannot reach {} ({cause}); check AWS_ENDPOINT_URL / AWS_REGION and the network",
+                    self.endpoint()
+                )
+            }
+            other => anyhow::anyhow!("{doing}: {}", aws_sdk_s3::error::DisplayErrorContext(other)),
+        }
+    }
+}

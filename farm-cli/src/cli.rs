@@ -1,0 +1,251 @@
+//! The command line: every subcommand, flag and help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use farm_core::env;
+
+use crate::render::DEFAULT_WORKERS;
+
+/// Render Blender scenes: on this machine, or on the AWS Batch render farm.
+///
+/// `farm render` runs the whole pipeline locally with no AWS account. `farm submit` uploads a
+/// scene to the farm's bucket; `status`, `download`, `cancel` and `retry` follow its job there.
+/// AWS region, profile and endpoint come from the standard AWS configuration (`AWS_REGION`,
+/// `AWS_PROFILE`, `AWS_ENDPOINT_URL`, ~/.aws/config).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "farm", version, propagate_version = true, max_term_width = 100)]
+#[command(after_help = "Examples:
+  farm render examples/bounce.blend
+  farm submit shot.blend --bucket my-farm --frames 1-240 --chunk 10
+  farm status shot.blend --bucket my-farm")]
+pub struct Cli {
+    /// Log more to stderr: -v for progress details, -vv for debugging (RUST_LOG overrides).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    Render(RenderArgs),
+    Submit(SubmitArgs),
+    Status(StatusArgs),
+    Download(DownloadArgs),
+    Cancel(CancelArgs),
+    Retry(RetryArgs),
+}
+
+/// Render a scene on this machine (no AWS): frames, then a zip of them.
+///
+/// Plans chunks of frames exactly as the farm's trigger does and renders up to `--workers`
+/// chunks at once, one Blender process per chunk, each with its share of the CPUs. Frames go to
+/// `OUT/frames/<frame>.<ext>` (e.g. `frames/0001.png`, `frames/-0003.png`) and the archive to
+/// `OUT/frames.zip`.
+///
+/// Rerunning resumes: frames already rendered from this exact .blend (same content hash) are
+/// skipped; a changed scene renders again. Ctrl-C stops every Blender and leaves only whole
+/// frames (exit code 130).
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:
+  farm render examples/bounce.blend                   the scene's own frame range
+  farm render shot.blend --frames 1-24                frames 1 to 24
+  farm render shot.blend --frames '1-100:10, 150'     every 10th frame from 1, and 150
+  farm render shot.blend --frames=-3--1 --out /tmp/o  negative frames -3, -2, -1
+  farm render shot.blend --workers 1 --chunk 24       one Blender process, all threads
+
+Why the defaults: on a 2-core machine, 2 Blender processes at once render a small scene faster
+than one Blender with 2 threads (one process's single-threaded scene loading, syncing and
+saving overlaps the other's rendering), and one chunk per worker pays Blender's start-up once
+per process. See BENCHMARKS.md, section `farm render`.")]
+pub struct RenderArgs {
+    /// The .blend to render.
+    pub scene: PathBuf,
+    /// Frames to render: `7`, `1-24`, `1-100:10` (every 10th), `-5--1` (negative), several
+    /// separated by commas or spaces. Default: the scene's own range and step, read from Blender.
+    #[arg(short, long, allow_hyphen_values = true, value_name = "LIST")]
+    pub frames: Option<String>,
+    /// Frames per chunk (one Blender process renders one chunk). Default: the frames shared
+    /// evenly between the workers, so each worker starts Blender once.
+    #[arg(short, long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    pub chunk: Option<u32>,
+    /// Chunks rendered at once; each Blender gets max(1, CPUs / workers) threads.
+    #[arg(short, long, value_name = "N", default_value_t = DEFAULT_WORKERS,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: u16,
+    /// Output folder. Default: `<scene>.farm/` beside the scene (`shot.blend` -> `shot.farm/`).
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Image format instead of the scene's own: PNG, JPEG, OPEN_EXR, OPEN_EXR_MULTILAYER, TIFF,
+    /// BMP, TARGA, HDR, WEBP.
+    #[arg(long, value_name = "F")]
+    pub format: Option<String>,
+    /// Blender executable.
+    #[arg(long, env = env::BLENDER, default_value = "blender", value_name = "PATH")]
+    pub blender: PathBuf,
+    /// Threads per Blender process, instead of CPUs / workers.
+    #[arg(long, value_name = "T", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+}
+
+/// Upload a scene to the farm's bucket, tagged so the trigger starts its job.
+///
+/// Checks everything locally first (the file is a .blend, the frame list and chunk size are
+/// valid, exactly as the trigger will read them), then uploads the file with its tags in the
+/// same request: the trigger starts the render job as soon as the upload completes. Large
+/// files are uploaded in parts, with a progress bar.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:
+  farm submit shot.blend --bucket my-farm --frames 1-240 --chunk 10
+  farm submit shot.blend --bucket my-farm --key shots/s01.blend --frame 48
+  farm submit shot.blend --bucket my-farm --frames '1-100:2 150' --format OPEN_EXR")]
+pub struct SubmitArgs {
+    /// The .blend to upload.
+    pub scene: PathBuf,
+    /// The farm's bucket (the CloudFormation stack's `BucketName` output).
+    #[arg(short, long, env = "FARM_BUCKET")]
+    pub bucket: String,
+    /// Key to upload to; must end in `.blend`. Default: the file's name.
+    #[arg(short, long)]
+    pub key: Option<String>,
+    /// Frames to render: `1-24`, `1-100:10`, `-5--1`, several separated by commas or spaces.
+    #[arg(
+        short,
+        long,
+        allow_hyphen_values = true,
+        value_name = "LIST",
+        required_unless_present = "frame",
+        conflicts_with = "frame"
+    )]
+    pub frames: Option<String>,
+    /// Render frames 1 to N (the `frame=N` tag).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub frame: Option<String>,
+    /// Frames per Batch array child (default 1: one container per frame).
+    #[arg(short, long, value_name = "K")]
+    pub chunk: Option<String>,
+    /// Image format instead of the scene's own (PNG, JPEG, OPEN_EXR, ...).
+    #[arg(long, value_name = "F")]
+    pub format: Option<String>,
+    /// Part size in MiB for multipart uploads; files larger than two parts go in parts.
+    #[arg(long, hide = true, default_value_t = crate::submit::DEFAULT_PART_MIB,
+          value_parser = clap::value_parser!(u64).range(5..=5120))]
+    pub part_size_mib: u64,
+}
+
+/// Where a submitted job is: its Batch jobs and its frames.
+///
+/// Reads `<key>/job.json` (written by the trigger), asks AWS Batch about the render and zip
+/// jobs, and counts the frames: done (in `<key>/frames/`), failed (a log in `<key>/logs/` and
+/// no frame; the log's last error is shown) and pending (the rest). A rejected request shows the
+/// trigger's reason.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:
+  farm status shot.blend --bucket my-farm
+  farm status shot.blend --bucket my-farm --json | jq .frames")]
+pub struct StatusArgs {
+    /// Key of the uploaded .blend.
+    pub key: String,
+    /// The farm's bucket.
+    #[arg(short, long, env = "FARM_BUCKET")]
+    pub bucket: String,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Fetch a job's `frames.zip`, and optionally unpack it.
+///
+/// Streams the archive into a temporary file beside the destination and renames it into place
+/// when complete, so `OUT/frames.zip` is never half-written. `--unpack` extracts the frames into
+/// `OUT/frames/`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:
+  farm download shot.blend --bucket my-farm                 -> shot.farm/frames.zip
+  farm download shot.blend --bucket my-farm --unpack --out renders/shot")]
+pub struct DownloadArgs {
+    /// Key of the uploaded .blend.
+    pub key: String,
+    /// The farm's bucket.
+    #[arg(short, long, env = "FARM_BUCKET")]
+    pub bucket: String,
+    /// Output folder. Default: `<scene>.farm/` in the current folder, as `farm render` uses.
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Also extract the frames into `OUT/frames/`.
+    #[arg(long)]
+    pub unpack: bool,
+}
+
+/// Stop a job: terminate its render and zip jobs on AWS Batch.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:
+  farm cancel shot.blend --bucket my-farm")]
+pub struct CancelArgs {
+    /// Key of the uploaded .blend.
+    pub key: String,
+    /// The farm's bucket.
+    #[arg(short, long, env = "FARM_BUCKET")]
+    pub bucket: String,
+}
+
+/// Render again only the frames of a job that are missing.
+///
+/// Compares the job's frame list with `<key>/frames/` and submits a render job for just the
+/// missing frames, and a zip job that archives all of the job's frames once they are in. Refuses
+/// while the job's render or zip job is still queued or running (cancel it first).
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:
+  farm retry shot.blend --bucket my-farm
+  JOB_QUEUE_ARN=farm-queue JOB_DEFINITION_ARN=farm-render ZIP_JOB_DEFINITION_ARN=farm-zip \\
+    farm retry shot.blend --bucket my-farm")]
+pub struct RetryArgs {
+    /// Key of the uploaded .blend.
+    pub key: String,
+    /// The farm's bucket.
+    #[arg(short, long, env = "FARM_BUCKET")]
+    pub bucket: String,
+    /// AWS Batch job queue (name or ARN), the stack's `JobQueueArn` output.
+    #[arg(long, env = env::JOB_QUEUE)]
+    pub queue: String,
+    /// Render job definition (name or ARN), the stack's `JobDefinitionArn` output.
+    #[arg(long, env = env::JOB_DEFINITION)]
+    pub job_definition: String,
+    /// Zip job definition (name or ARN), the stack's `ZipJobDefinitionArn` output.
+    #[arg(long, env = env::ZIP_JOB_DEFINITION)]
+    pub zip_job_definition: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn negative_frames_parse_as_values() {
+        let cli =
+            Cli::try_parse_from(["farm", "render", "a.blend", "--frames", "-3--1 4-10:3"]).unwrap();
+        let Command::Render(args) = cli.command else {
+            panic!("not render")
+        };
+        assert_eq!(args.frames.as_deref(), Some("-3--1 4-10:3"));
+        assert_eq!(args.workers, DEFAULT_WORKERS);
+    }
+
+    #[test]
+    fn submit_needs_exactly_one_frame_option() {
+        let base = ["farm", "submit", "a.blend", "--bucket", "b"];
+        assert!(Cli::try_parse_from(base).is_err());
+        let both = [&base[..], &["--frames", "1-2", "--frame", "3"]].concat();
+        assert!(Cli::try_parse_from(both).is_err());
+        let one = [&base[..], &["--frame", "3"]].concat();
+        assert!(Cli::try_parse_from(one).is_ok());
+    }
+}

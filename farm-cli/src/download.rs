@@ -1,0 +1,228 @@
+//! `farm download`: fetch `frames.zip`, and optionally unpack it.
+//!
+//! The archive streams into a temporary file beside the destination, renamed into place once
+//! complete: `OUT/frames.zip` is whole or absent. Unpacking checks every entry's CRC and writes
+//! each frame the same way.
+
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context};
+use aws_sdk_s3::operation::get_object::GetObjectError;
+use farm_core::JobKeys;
+use tokio::io::AsyncWriteExt;
+use tokio_util::compat::FuturesAsyncReadCompatExt;
+
+use crate::aws::Aws;
+use crate::cli::DownloadArgs;
+use crate::render::{human_bytes, prepare_out, Shutdown, OUT_SUFFIX};
+use crate::{progress, shell_quote, Interrupted};
+
+/// The default download folder: `<stem of the key's file name>.farm/` in the current folder,
+/// the folder `farm render` would use.
+pub fn default_out(key: &str) -> PathBuf {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let stem = Path::new(name)
+        .file_stem()
+        .map_or_else(|| "scene".into(), |s| s.to_string_lossy());
+    PathBuf::from(format!("{stem}.{OUT_SUFFIX}"))
+}
+
+/// Runs `farm download`.
+pub async fn run(args: &DownloadArgs) -> anyhow::Result<()> {
+    let shutdown = Shutdown::listen();
+    let out = args.out.clone().unwrap_or_else(|| default_out(&args.key));
+    prepare_out(&out).await?;
+    let aws = Aws::load().await;
+    let archive = out.join("frames.zip");
+    let fetch = fetch(&aws, args, &out, &archive);
+    let size = tokio::select! {
+        () = shutdown.signal() => {
+            return Err(Interrupted("download stopped; nothing was written".into()).into());
+        }
+        size = fetch => size?,
+    };
+    println!("archive: {} ({})", archive.display(), human_bytes(size));
+    if args.unpack {
+        let frames_dir = out.join("frames");
+        let unpack = unpack(&archive, &frames_dir);
+        let count = tokio::select! {
+            () = shutdown.signal() => {
+                return Err(Interrupted("unpacking stopped; the frames written so far are whole".into()).into());
+            }
+            count = unpack => count?,
+        };
+        println!("frames:  {}/ ({count} files)", frames_dir.display());
+    }
+    Ok(())
+}
+
+/// Streams `<key>/frames.zip` into `dest`; returns its size.
+async fn fetch(aws: &Aws, args: &DownloadArgs, out: &Path, dest: &Path) -> anyhow::Result<u64> {
+    let key = JobKeys::new(args.key.as_str()).zip();
+    let doing = format!("downloading s3://{}/{key}", args.bucket);
+    let response = aws
+        .s3()
+        .get_object()
+        .bucket(&args.bucket)
+        .key(&key)
+        .send()
+        .await;
+    let mut response = match response {
+        Ok(response) => response,
+        Err(err) if matches!(err.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
+            bail!(
+                "there is no archive for `{}` yet (s3://{}/{key}): the job is still running or it failed; see farm status {} --bucket {}",
+                args.key,
+                args.bucket,
+                shell_quote(&args.key),
+                shell_quote(&args.bucket)
+            )
+        }
+        Err(err) => return Err(aws.sdk_error(&err, &doing)),
+    };
+    let length = response
+        .content_length()
+        .and_then(|l| u64::try_from(l).ok())
+        .unwrap_or(0);
+    let temp = tempfile::Builder::new()
+        .prefix(".frames.zip.")
+        .suffix(".partial")
+        .tempfile_in(out)
+        .with_context(|| format!("cannot create a file in {}", out.display()))?;
+    let (file, temp_path) = temp.into_parts();
+    let mut file = tokio::fs::File::from_std(file);
+    let bar = progress::bytes(length, "download");
+    let mut written = 0u64;
+    while let Some(chunk) = response.body.try_next().await.map_err(|e| {
+        anyhow!("{doing}: the connection failed mid-way ({e}); run the command again")
+    })? {
+        file.write_all(&chunk)
+            .await
+            .with_context(|| format!("cannot write in {}", out.display()))?;
+        written += chunk.len() as u64;
+        bar.set_position(written);
+    }
+    bar.finish_and_clear();
+    file.flush()
+        .await
+        .with_context(|| format!("cannot write in {}", out.display()))?;
+    drop(file);
+    if length != 0 && written != length {
+        bail!("{doing}: got {written} of {length} bytes; run the command again");
+    }
+    temp_path
+        .persist(dest)
+        .with_context(|| format!("cannot write {}", dest.display()))?;
+    Ok(written)
+}
+
+/// An entry name as a safe relative path: no absolute paths, no `..`, no drive prefixes.
+pub fn safe_entry_path(name: &str) -> Option<PathBuf> {
+    if name.contains('\\') || name.contains('\0') {
+        return None;
+    }
+    let path = Path::new(name);
+    let mut clean = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => clean.push(part),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    (!clean.as_os_str().is_empty()).then_some(clean)
+}
+
+/// Extracts every file of `archive` into `dir`, checking each CRC; returns how many.
+pub async fn unpack(archive: &Path, dir: &Path) -> anyhow::Result<usize> {
+    let shown = archive.display();
+    let file = tokio::fs::File::open(archive)
+        .await
+        .with_context(|| format!("cannot open {shown}"))?;
+    let mut reader =
+        async_zip::tokio::read::seek::ZipFileReader::with_tokio(tokio::io::BufReader::new(file))
+            .await
+            .map_err(|e| anyhow!("{shown} is not a readable zip: {e}"))?;
+    tokio::fs::create_dir_all(dir)
+        .await
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let count = reader.file().entries().len();
+    let bar = progress::frames(count as u64);
+    bar.set_prefix("unpacking");
+    let mut files = 0;
+    for index in 0..count {
+        let (name, crc, is_dir) = {
+            let entry = &reader.file().entries()[index];
+            let name = entry
+                .filename()
+                .as_str()
+                .map_err(|e| anyhow!("{shown}: entry {index} has an unreadable name: {e}"))?
+                .to_owned();
+            (name, entry.crc32(), entry.dir().unwrap_or(false))
+        };
+        let relative = safe_entry_path(&name).ok_or_else(|| {
+            anyhow!("{shown}: refusing the entry `{name}`, which points outside the folder")
+        })?;
+        let dest = dir.join(&relative);
+        if is_dir {
+            tokio::fs::create_dir_all(&dest)
+                .await
+                .with_context(|| format!("cannot create {}", dest.display()))?;
+            continue;
+        }
+        if let Some(parent) = dest.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let mut entry = reader
+            .reader_without_entry(index)
+            .await
+            .map_err(|e| anyhow!("{shown}: cannot read `{name}`: {e}"))?;
+        let temp = tempfile::Builder::new()
+            .prefix(".unpack.")
+            .suffix(".partial")
+            .tempfile_in(dest.parent().unwrap_or(dir))
+            .with_context(|| format!("cannot write in {}", dir.display()))?;
+        let (std_file, temp_path) = temp.into_parts();
+        let mut out = tokio::fs::File::from_std(std_file);
+        let mut compat = (&mut entry).compat();
+        tokio::io::copy(&mut compat, &mut out)
+            .await
+            .map_err(|e| anyhow!("{shown}: cannot extract `{name}`: {e}"))?;
+        out.flush()
+            .await
+            .with_context(|| format!("cannot write {}", dest.display()))?;
+        drop(out);
+        if entry.compute_hash() != crc {
+            bail!("{shown}: `{name}` is corrupt (its CRC does not match); download it again");
+        }
+        temp_path
+            .persist(&dest)
+            .with_context(|| format!("cannot write {}", dest.display()))?;
+        files += 1;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn downloads_land_where_render_would_put_them() {
+        assert_eq!(default_out("shots/s01.blend"), PathBuf::from("s01.farm"));
+        assert_eq!(default_out("a b.blend"), PathBuf::from("a b.farm"));
+    }
+
+    #[test]
+    fn entries_stay_inside_the_folder() {
+        assert_eq!(safe_entry_path("0001.png"), Some(PathBuf::from("0001.png")));
+        assert_eq!(safe_entry_path("./a/b.png"), Some(PathBuf::from("a/b.png")));
+        for bad in ["../x", "/etc/passwd", "a/../../b", "", "a\\b", "."] {
+            assert_eq!(safe_entry_path(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,534 @@
+//! `farm status`: the manifest, the Batch jobs and the frames of one job.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::anyhow;
+use farm_core::blender::{parse_log_line, LogEvent};
+use farm_core::frames::{compact, DEFAULT_MAX_FRAMES};
+use farm_core::layout::parse_frame_file_name;
+use farm_core::manifest::{JobManifest, ManifestStatus};
+use farm_core::scheduler::{ArrayProgress, JobState, JobStatus, Scheduler};
+use farm_core::storage::ObjectMeta;
+use farm_core::{FrameList, JobKeys, Storage};
+use farm_io::S3Storage;
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::aws::Aws;
+use crate::cli::StatusArgs;
+use crate::shell_quote;
+
+/// Logs of failed frames read at once.
+const LOG_READS_IN_FLIGHT: usize = 8;
+/// Failed frames whose log is read for a reason; the others are counted and listed only.
+const MAX_FAILED_DETAILS: usize = 50;
+/// Failed frames listed in the text output.
+const MAX_FAILED_SHOWN: usize = 10;
+/// Width of the text progress bar.
+const BAR_WIDTH: usize = 30;
+
+/// Everything `farm status` reports; `--json` prints it as is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusReport {
+    pub bucket: String,
+    pub key: String,
+    /// `submitted` or `rejected`.
+    pub status: ManifestStatus,
+    /// Why the trigger rejected the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub created: jiff::Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames: Option<FrameCounts>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_frames: Vec<FailedFrame>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub render_job: Option<JobReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zip_job: Option<JobReport>,
+    /// `frames.zip`, once it exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive: Option<Archive>,
+    /// The render and zip jobs succeeded and the archive is there.
+    pub complete: bool,
+}
+
+/// Frames of the job by state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FrameCounts {
+    /// The job's frame list, canonical.
+    pub list: String,
+    pub total: usize,
+    /// Rendered: a frame object exists.
+    pub done: usize,
+    /// A failure log exists and no frame object.
+    pub failed: usize,
+    /// Neither (queued, rendering, or never tried).
+    pub pending: usize,
+    pub chunk_size: u32,
+}
+
+/// A failed frame and where to read why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedFrame {
+    pub frame: i32,
+    /// Key of the frame's log.
+    pub log: String,
+    /// The last error-looking line of the log (read for the first frames only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One Batch job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobReport {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Batch's state: SUBMITTED, PENDING, RUNNABLE, STARTING, RUNNING, SUCCEEDED, FAILED, or
+    /// UNKNOWN when Batch no longer knows the job.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Children of an array job, by state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub array: Option<ArrayReport>,
+}
+
+/// The children of an array job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArrayReport {
+    pub size: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub running: usize,
+    pub pending: usize,
+}
+
+/// The job's archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Archive {
+    pub key: String,
+    pub size: u64,
+}
+
+/// Batch's name of a state.
+pub fn state_name(state: &JobState) -> String {
+    match state {
+        JobState::Submitted => "SUBMITTED".into(),
+        JobState::Pending => "PENDING".into(),
+        JobState::Runnable => "RUNNABLE".into(),
+        JobState::Starting => "STARTING".into(),
+        JobState::Running => "RUNNING".into(),
+        JobState::Succeeded => "SUCCEEDED".into(),
+        JobState::Failed => "FAILED".into(),
+        JobState::Other(other) => other.to_uppercase(),
+    }
+}
+
+/// The state of a job Batch did not return.
+pub const UNKNOWN_STATE: &str = "UNKNOWN";
+
+fn job_report(id: &str, status: Option<&JobStatus>) -> JobReport {
+    match status {
+        Some(status) => JobReport {
+            id: id.to_owned(),
+            name: Some(status.name.clone()),
+            state: state_name(&status.state),
+            reason: status.reason.clone().filter(|r| !r.is_empty()),
+            array: status.array.as_ref().map(|a: &ArrayProgress| ArrayReport {
+                size: a.size,
+                succeeded: a.succeeded,
+                failed: a.failed,
+                running: a.running,
+                pending: a.pending,
+            }),
+        },
+        None => JobReport {
+            id: id.to_owned(),
+            name: None,
+            state: UNKNOWN_STATE.to_owned(),
+            reason: Some(
+                "AWS Batch does not know this job (it forgets jobs some days after they end)"
+                    .to_owned(),
+            ),
+            array: None,
+        },
+    }
+}
+
+/// Counts the frames of `frames` that are done (an object under `frames/`), failed (a log under
+/// `logs/` and no frame) or pending. Objects of frames outside the list do not count.
+pub fn count_frames(
+    keys: &JobKeys,
+    frames: &FrameList,
+    chunk_size: u32,
+    frame_objects: &[ObjectMeta],
+    log_objects: &[ObjectMeta],
+) -> (FrameCounts, Vec<FailedFrame>) {
+    let done: BTreeSet<i32> = frame_objects
+        .iter()
+        .filter_map(|o| keys.parse_frame_key(&o.key))
+        .map(|(frame, _)| frame)
+        .filter(|frame| frames.contains(*frame))
+        .collect();
+    let logs_prefix = keys.logs_prefix();
+    let failed: BTreeMap<i32, String> = log_objects
+        .iter()
+        .filter_map(|o| {
+            let name = o.key.strip_prefix(&logs_prefix)?;
+            match parse_frame_file_name(name)? {
+                (frame, "log") => Some((frame, o.key.clone())),
+                _ => None,
+            }
+        })
+        .filter(|(frame, _)| frames.contains(*frame) && !done.contains(frame))
+        .collect();
+    let counts = FrameCounts {
+        list: frames.canonical(),
+        total: frames.len(),
+        done: done.len(),
+        failed: failed.len(),
+        pending: frames.len() - done.len() - failed.len(),
+        chunk_size,
+    };
+    let failed = failed
+        .into_iter()
+        .map(|(frame, log)| FailedFrame {
+            frame,
+            log,
+            reason: None,
+        })
+        .collect();
+    (counts, failed)
+}
+
+/// The line of a log that says best why the frame failed: the last error, else the last line.
+pub fn failure_reason(log: &str) -> Option<String> {
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines
+        .iter()
+        .rev()
+        .find(|line| matches!(parse_log_line(line), LogEvent::Error { .. }))
+        .or(lines.last())
+        .map(|line| line.trim().to_owned())
+}
+
+/// Builds the report: the manifest, the jobs, the frames and the archive.
+pub async fn report<B: Scheduler>(
+    aws: &Aws,
+    storage: &S3Storage,
+    scheduler: &B,
+    key: &str,
+) -> anyhow::Result<StatusReport> {
+    let manifest = aws.manifest(storage, key).await?;
+    let mut report = StatusReport {
+        bucket: storage.bucket().to_owned(),
+        key: key.to_owned(),
+        status: manifest.status,
+        message: manifest.message.clone(),
+        created: manifest.created,
+        frames: None,
+        failed_frames: Vec::new(),
+        render_job: None,
+        zip_job: None,
+        archive: None,
+        complete: false,
+    };
+    if manifest.status == ManifestStatus::Rejected {
+        return Ok(report);
+    }
+    let (render_job, zip_job) = describe_jobs(scheduler, &manifest).await?;
+    report.render_job = render_job;
+    report.zip_job = zip_job;
+
+    let keys = JobKeys::new(key);
+    let frames = manifest_frames(&manifest)?;
+    let list = |prefix: String| async move {
+        storage
+            .list(&prefix)
+            .await
+            .map_err(|e| aws.storage_error(&e, &format!("listing `{prefix}`")))
+    };
+    let (frame_objects, log_objects) =
+        futures::try_join!(list(keys.frames_prefix()), list(keys.logs_prefix()))?;
+    let (counts, mut failed) = count_frames(
+        &keys,
+        &frames,
+        manifest.chunk_size,
+        &frame_objects,
+        &log_objects,
+    );
+    let reasons: Vec<Option<String>> =
+        futures::stream::iter(failed.iter().take(MAX_FAILED_DETAILS))
+            .map(|f| async move {
+                let log = storage.get(&f.log).await.ok()?;
+                failure_reason(&String::from_utf8_lossy(&log))
+            })
+            .buffered(LOG_READS_IN_FLIGHT)
+            .collect()
+            .await;
+    for (frame, reason) in failed.iter_mut().zip(reasons) {
+        frame.reason = reason;
+    }
+    report.frames = Some(counts);
+    report.failed_frames = failed;
+    report.archive = storage
+        .head(&keys.zip())
+        .await
+        .map_err(|e| aws.storage_error(&e, &format!("reading `{}`", keys.zip())))?
+        .map(|meta| Archive {
+            key: meta.key,
+            size: meta.size,
+        });
+    let succeeded = |job: &Option<JobReport>| job.as_ref().is_some_and(|j| j.state == "SUCCEEDED");
+    report.complete =
+        succeeded(&report.render_job) && succeeded(&report.zip_job) && report.archive.is_some();
+    Ok(report)
+}
+
+/// The manifest's frame list.
+pub fn manifest_frames(manifest: &JobManifest) -> anyhow::Result<FrameList> {
+    let list = manifest.frames.as_deref().unwrap_or_default();
+    FrameList::parse(list, DEFAULT_MAX_FRAMES.max(manifest.frame_count)).map_err(|e| {
+        anyhow!(
+            "`{}/job.json` holds an unreadable frame list `{list}`: {e}",
+            manifest.key
+        )
+    })
+}
+
+/// Describes the manifest's render and zip jobs.
+pub async fn describe_jobs<B: Scheduler>(
+    scheduler: &B,
+    manifest: &JobManifest,
+) -> anyhow::Result<(Option<JobReport>, Option<JobReport>)> {
+    let ids: Vec<String> = [&manifest.render_job_id, &manifest.zip_job_id]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    if ids.is_empty() {
+        return Ok((None, None));
+    }
+    let statuses = scheduler.describe(&ids).await.map_err(|e| {
+        let hint = if e.is_transient() {
+            "; check the network and your AWS configuration, then retry"
+        } else {
+            ""
+        };
+        anyhow!("asking AWS Batch about the jobs: {e}{hint}")
+    })?;
+    let find = |id: &Option<String>| {
+        id.as_deref()
+            .map(|id| job_report(id, statuses.iter().find(|s| s.id == id)))
+    };
+    Ok((find(&manifest.render_job_id), find(&manifest.zip_job_id)))
+}
+
+/// Runs `farm status`.
+pub async fn run(args: &StatusArgs) -> anyhow::Result<()> {
+    let aws = Aws::load().await;
+    let storage = aws.storage(&args.bucket);
+    let scheduler = aws.scheduler(None);
+    let report = report(&aws, &storage, &scheduler, &args.key).await?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| anyhow!("cannot write the report as JSON: {e}"))?;
+        println!("{text}");
+    } else {
+        print!("{}", render_text(&report));
+    }
+    Ok(())
+}
+
+/// The text form of a report.
+pub fn render_text(report: &StatusReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let (k, b) = (shell_quote(&report.key), shell_quote(&report.bucket));
+    let _ = writeln!(
+        out,
+        "job       s3://{}/{} (submitted {})",
+        report.bucket, report.key, report.created
+    );
+    if report.status == ManifestStatus::Rejected {
+        let _ = writeln!(
+            out,
+            "rejected  {}",
+            report.message.as_deref().unwrap_or("no reason given")
+        );
+        let _ = writeln!(
+            out,
+            "          fix the tags and upload again: farm submit <scene.blend> --bucket {b} --key {k} --frames LIST"
+        );
+        return out;
+    }
+    if let Some(frames) = &report.frames {
+        let chunks = frames.total.div_ceil(frames.chunk_size.max(1) as usize);
+        let _ = writeln!(
+            out,
+            "frames    {} ({} frames, {} per task, {} tasks)",
+            frames.list, frames.total, frames.chunk_size, chunks
+        );
+    }
+    for (label, job) in [("render", &report.render_job), ("zip", &report.zip_job)] {
+        let Some(job) = job else { continue };
+        let mut line = format!("{label:<9} {:<10} job {}", job.state, job.id);
+        if let Some(array) = &job.array {
+            let _ = write!(
+                line,
+                ", {} tasks: {} succeeded, {} failed, {} running, {} waiting",
+                array.size, array.succeeded, array.failed, array.running, array.pending
+            );
+        }
+        if label == "zip" && !matches!(job.state.as_str(), "SUCCEEDED" | "FAILED" | "RUNNING") {
+            line.push_str(" (starts when the render job has succeeded)");
+        }
+        if let Some(reason) = &job.reason {
+            let _ = write!(line, " ({reason})");
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    if let Some(frames) = &report.frames {
+        let _ = writeln!(
+            out,
+            "progress  {} {}/{} done, {} failed, {} pending",
+            text_bar(frames.done, frames.failed, frames.total),
+            frames.done,
+            frames.total,
+            frames.failed,
+            frames.pending
+        );
+    }
+    for failed in report.failed_frames.iter().take(MAX_FAILED_SHOWN) {
+        let _ = writeln!(
+            out,
+            "failed    frame {}: {} (log s3://{}/{})",
+            failed.frame,
+            failed.reason.as_deref().unwrap_or("no reason recorded"),
+            report.bucket,
+            failed.log
+        );
+    }
+    if report.failed_frames.len() > MAX_FAILED_SHOWN {
+        let rest: Vec<i32> = report.failed_frames[MAX_FAILED_SHOWN..]
+            .iter()
+            .map(|f| f.frame)
+            .collect();
+        let _ = writeln!(
+            out,
+            "failed    and frames {} (logs under s3://{}/{}/logs/)",
+            compact(&rest, ", "),
+            report.bucket,
+            report.key
+        );
+    }
+    match &report.archive {
+        Some(archive) => {
+            let _ = writeln!(
+                out,
+                "archive   s3://{}/{} ({}): farm download {k} --bucket {b} --unpack",
+                report.bucket,
+                archive.key,
+                crate::render::human_bytes(archive.size)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "archive   not yet");
+        }
+    }
+    let failed_job = [&report.render_job, &report.zip_job]
+        .into_iter()
+        .flatten()
+        .any(|j| j.state == "FAILED");
+    if failed_job && report.frames.as_ref().is_some_and(|f| f.done < f.total) {
+        let _ = writeln!(
+            out,
+            "next      render the missing frames again: farm retry {k} --bucket {b}"
+        );
+    }
+    out
+}
+
+/// `[=====xx        ]`: done frames as `=`, failed as `x`.
+pub fn text_bar(done: usize, failed: usize, total: usize) -> String {
+    let total = total.max(1);
+    let done_cells = done * BAR_WIDTH / total;
+    let failed_cells = (failed * BAR_WIDTH)
+        .div_ceil(total)
+        .min(BAR_WIDTH - done_cells);
+    let failed_cells = if failed > 0 { failed_cells.max(1) } else { 0 };
+    let failed_cells = failed_cells.min(BAR_WIDTH - done_cells);
+    format!(
+        "[{}{}{}]",
+        "=".repeat(done_cells),
+        "x".repeat(failed_cells),
+        " ".repeat(BAR_WIDTH - done_cells - failed_cells)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(key: &str) -> ObjectMeta {
+        ObjectMeta {
+            key: key.to_owned(),
+            size: 10,
+            etag: None,
+            metadata: Default::default(),
+        }
+    }
+
+    #[test]
+    fn frames_count_as_done_failed_or_pending() {
+        let keys = JobKeys::new("s/a.blend");
+        let frames = FrameList::parse("1-10", 100).unwrap();
+        let frame_objects = [
+            object("s/a.blend/frames/0001.png"),
+            object("s/a.blend/frames/0002.png"),
+            object("s/a.blend/frames/0011.png"), // not in the list
+            object("s/a.blend/frames/junk.txt"),
+        ];
+        let logs = [
+            object("s/a.blend/logs/0002.log"), // rendered after all: done
+            object("s/a.blend/logs/0005.log"),
+            object("s/a.blend/logs/0012.log"), // not in the list
+        ];
+        let (counts, failed) = count_frames(&keys, &frames, 2, &frame_objects, &logs);
+        assert_eq!(
+            (counts.total, counts.done, counts.failed, counts.pending),
+            (10, 2, 1, 7)
+        );
+        assert_eq!(failed[0].frame, 5);
+        assert_eq!(failed[0].log, "s/a.blend/logs/0005.log");
+    }
+
+    #[test]
+    fn the_reason_is_the_last_error_line() {
+        let log = "Read blend\nFra:5 Mem:1M\nError: out of memory\nBlender quit\n";
+        assert_eq!(failure_reason(log).as_deref(), Some("Error: out of memory"));
+        assert_eq!(
+            failure_reason("a\nlast line\n\n").as_deref(),
+            Some("last line")
+        );
+        assert_eq!(failure_reason(""), None);
+    }
+
+    #[test]
+    fn bars_fill_with_done_and_failed_frames() {
+        assert_eq!(text_bar(0, 0, 10), format!("[{}]", " ".repeat(30)));
+        assert_eq!(text_bar(10, 0, 10), format!("[{}]", "=".repeat(30)));
+        let bar = text_bar(5, 1, 10);
+        assert!(bar.starts_with("[===============xxx"), "{bar}");
+        assert_eq!(text_bar(0, 1, 1000).matches('x').count(), 1);
+    }
+
+    #[test]
+    fn unknown_jobs_say_why() {
+        let report = job_report("abc", None);
+        assert_eq!(report.state, UNKNOWN_STATE);
+        assert!(report.reason.unwrap().contains("does not know"));
+    }
+}
