@@ -69,8 +69,15 @@ stack_status() {
     --query 'Stacks[0].StackStatus' --output text 2>/dev/null || echo NONE
 }
 stack_output() {
-  aws cloudformation describe-stacks --stack-name "$STACK" \
-    --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue" --output text
+  local value
+  value="$(aws cloudformation describe-stacks --stack-name "$STACK" \
+    --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue" --output text)"
+  [[ "$value" == None ]] && value=""
+  printf '%s' "$value"
+}
+repository_uri() {
+  aws ecr describe-repositories --repository-names "$STACK/$1" \
+    --query 'repositories[0].repositoryUri' --output text
 }
 
 STATUS="$(stack_status)"
@@ -128,9 +135,16 @@ source_hash() {
   local dockerfile="$1"
   shift
   {
-    git ls-files -z --cached --others --exclude-standard -- . \
-      ':!:infra/' ':!:decision-docs/' ':!:*.md' ':!:Dockerfile.*' |
-      sort -z | xargs -0 sha256sum
+    if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+      git ls-files -z --cached --others --exclude-standard -- . \
+        ':!:infra/' ':!:decision-docs/' ':!:*.md' ':!:Dockerfile.*'
+    else
+      find . -path ./target -prune -o -path ./.git -prune -o -path ./infra -prune -o \
+        -path ./decision-docs -prune -o -type f ! -name '*.md' ! -name 'Dockerfile.*' -print0
+    fi | sort -z |
+      while IFS= read -r -d '' file; do
+        if [[ -f "$file" ]]; then sha256sum -- "$file"; fi
+      done
     sha256sum "$dockerfile"
     printf '%s\n' "$@"
   } | sha256sum | cut -c1-24
@@ -173,9 +187,8 @@ push_image() {
 
 push_images() {
   local renderer_uri zipper_uri registry
-  renderer_uri="$(stack_output RendererRepositoryUri)"
-  zipper_uri="$(stack_output ZipperRepositoryUri)"
-  [[ -n "$renderer_uri" && -n "$zipper_uri" ]] || die "stack $STACK has no repository outputs"
+  renderer_uri="$(repository_uri renderer)" || die "no ECR repository $STACK/renderer"
+  zipper_uri="$(repository_uri zipper)" || die "no ECR repository $STACK/zipper"
   registry="${renderer_uri%%/*}"
   log "docker login $registry"
   aws ecr get-login-password | docker login --username AWS --password-stdin "$registry"
@@ -194,7 +207,9 @@ fi
 
 # ---------------------------------------------------------------- how to use it
 BUCKET="$(stack_output BucketName)"
+BUCKET="${BUCKET:-$STACK-$ACCOUNT-$REGION}"
 QUEUE="$(stack_output JobQueueArn)"
+QUEUE="${QUEUE:-$STACK-queue}"
 cat <<EOF
 
 The farm is deployed (stack $STACK, region $REGION).

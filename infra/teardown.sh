@@ -30,15 +30,24 @@ fi
 log "tearing down stack $STACK in $ACCOUNT/$REGION"
 
 stack_output() {
-  aws cloudformation describe-stacks --stack-name "$STACK" \
-    --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue" --output text 2>/dev/null || true
+  local value
+  value="$(aws cloudformation describe-stacks --stack-name "$STACK" \
+    --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue" --output text 2>/dev/null || true)"
+  [[ "$value" == None ]] && value=""
+  printf '%s' "$value"
 }
+# The names the template gives, when the stack has no outputs (a creation that failed early).
 BUCKET="$(stack_output BucketName)"
-[[ -n "$BUCKET" && "$BUCKET" != None ]] || BUCKET="$STACK-$ACCOUNT-$REGION"
+BUCKET="${BUCKET:-$STACK-$ACCOUNT-$REGION}"
 QUEUE="$(stack_output JobQueueArn)"
+if [[ -z "$QUEUE" ]] &&
+  [[ "$(aws batch describe-job-queues --job-queues "$STACK-queue" \
+    --query 'length(jobQueues)' --output text 2>/dev/null || echo 0)" != 0 ]]; then
+  QUEUE="$STACK-queue"
+fi
 
 # ---------------------------------------------------------------- stop jobs
-if [[ -n "$QUEUE" && "$QUEUE" != None ]]; then
+if [[ -n "$QUEUE" ]]; then
   log "terminating the jobs of $QUEUE"
   for status in SUBMITTED PENDING RUNNABLE STARTING RUNNING; do
     for job in $(aws batch list-jobs --job-queue "$QUEUE" --job-status "$status" \
@@ -74,10 +83,8 @@ empty_bucket() {
 empty_bucket "$BUCKET"
 
 # ---------------------------------------------------------------- delete the images
-for output in RendererRepositoryUri ZipperRepositoryUri; do
-  uri="$(stack_output "$output")"
-  [[ -n "$uri" && "$uri" != None ]] || continue
-  repo="${uri#*/}"
+for repo in "$STACK/renderer" "$STACK/zipper"; do
+  aws ecr describe-repositories --repository-names "$repo" >/dev/null 2>&1 || continue
   log "deleting the images of $repo"
   while :; do
     ids="$(aws ecr list-images --repository-name "$repo" --max-items 100 \
