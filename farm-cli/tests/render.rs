@@ -1,0 +1,221 @@
+//! `farm render` end to end: the real binary, real Blender, small generated scenes.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use common::{
+    assert_frames_show_their_number, assert_zip_holds, farm, frame_files, names,
+    processes_mentioning, run, scene,
+};
+
+/// Frames and how many of them, from the summary line `rendered N frame(s) (M already done)`.
+fn rendered_and_skipped(stdout: &str) -> (usize, usize) {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("rendered "))
+        .unwrap_or_else(|| panic!("no summary line in {stdout}"));
+    let numbers: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .take(2)
+        .map(|s| s.parse().unwrap())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+#[test]
+fn the_scenes_own_range_and_step_render_into_the_default_folder_with_a_zip() {
+    let dir = tempfile::tempdir().unwrap();
+    // Frames 2, 5, 8, 11: the scene's own range and step, read from Blender.
+    let blend = scene(dir.path(), "shot", 2, 12, 3);
+    let result = run(farm().arg("render").arg(&blend));
+    let stdout = result.ok();
+    let out = dir.path().join("shot.farm");
+    assert!(
+        stdout.contains(&out.join("frames").display().to_string()),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&out.join("frames.zip").display().to_string()),
+        "{stdout}"
+    );
+    assert_eq!(rendered_and_skipped(stdout), (4, 0));
+
+    let frames = frame_files(&out.join("frames"));
+    let numbers: Vec<i32> = frames.iter().map(|(f, _)| *f).collect();
+    assert_eq!(numbers, [2, 5, 8, 11]);
+    assert_frames_show_their_number(&frames);
+    assert_zip_holds(&out.join("frames.zip"), &names(&numbers));
+    let unzip = Command::new("unzip")
+        .arg("-t")
+        .arg(out.join("frames.zip"))
+        .output()
+        .expect("unzip runs");
+    assert!(unzip.status.success(), "{unzip:?}");
+}
+
+#[test]
+fn negative_and_stepped_frames_render_where_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let blend = scene(dir.path(), "neg", 1, 24, 1);
+    let out = dir.path().join("custom out");
+    let result = run(farm()
+        .args([
+            "render",
+            "--frames",
+            "-3--1 4-10:3",
+            "--workers",
+            "2",
+            "--out",
+        ])
+        .arg(&out)
+        .arg(&blend));
+    let stdout = result.ok();
+    assert_eq!(rendered_and_skipped(stdout), (6, 0));
+    let frames = frame_files(&out.join("frames"));
+    let numbers: Vec<i32> = frames.iter().map(|(f, _)| *f).collect();
+    assert_eq!(numbers, [-3, -2, -1, 4, 7, 10]);
+    assert_eq!(frames[0].1.file_name().unwrap(), "-0003.png");
+    assert_frames_show_their_number(&frames);
+    assert_zip_holds(&out.join("frames.zip"), &names(&numbers));
+
+    // Commas work as separators too, and a subset of what is there renders nothing new.
+    let again = run(farm()
+        .args(["render", "--frames", "-3,-2,7", "--out"])
+        .arg(&out)
+        .arg(&blend));
+    assert_eq!(rendered_and_skipped(again.ok()), (0, 3));
+    assert_zip_holds(&out.join("frames.zip"), &names(&[-3, -2, 7]));
+}
+
+fn mtimes(frames: &[(i32, std::path::PathBuf)]) -> BTreeMap<i32, SystemTime> {
+    frames
+        .iter()
+        .map(|(f, p)| (*f, std::fs::metadata(p).unwrap().modified().unwrap()))
+        .collect()
+}
+
+/// Starts `farm render`, waits for `count` frames to appear, then sends SIGINT.
+fn interrupt_after(blend: &Path, out: &Path, count: usize) -> common::Run {
+    let mut child = farm()
+        .args(["render", "--workers", "2", "--chunk", "6", "--out"])
+        .arg(out)
+        .arg(blend)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("farm starts");
+    let frames_dir = out.join("frames");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let seen = std::fs::read_dir(&frames_dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".png"))
+                    .count()
+            })
+            .unwrap_or(0);
+        if seen >= count {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("farm ended before it was interrupted: {status}");
+        }
+        assert!(Instant::now() < deadline, "no frames appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    common::Run::of(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn an_interrupted_render_keeps_whole_frames_and_a_rerun_renders_only_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let blend = scene(dir.path(), "resume", 1, 24, 1);
+    let out = dir.path().join("resume.farm");
+
+    let stopped = interrupt_after(&blend, &out, 2);
+    assert_eq!(stopped.code, Some(130), "{stopped:#?}");
+    let last = stopped.stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("farm: interrupted: "), "{stopped:#?}");
+    assert!(
+        !out.join("frames.zip").exists(),
+        "no archive after an interruption"
+    );
+    // Only whole frames, no partial files, no Blender left running.
+    let kept = frame_files(&out.join("frames"));
+    assert!(
+        !kept.is_empty() && kept.len() < 24,
+        "{} frames kept",
+        kept.len()
+    );
+    assert_frames_show_their_number(&kept);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        processes_mentioning(&blend),
+        Vec::<String>::new(),
+        "blender still running"
+    );
+
+    let before = mtimes(&kept);
+    let resumed = run(farm().arg("render").arg("--out").arg(&out).arg(&blend));
+    let stdout = resumed.ok();
+    assert_eq!(
+        rendered_and_skipped(stdout),
+        (24 - kept.len(), kept.len()),
+        "{stdout}"
+    );
+    let all = frame_files(&out.join("frames"));
+    assert_eq!(all.len(), 24);
+    assert_frames_show_their_number(&all);
+    let after = mtimes(&all);
+    for (frame, mtime) in &before {
+        assert_eq!(after[frame], *mtime, "frame {frame} was rendered again");
+    }
+    assert_zip_holds(
+        &out.join("frames.zip"),
+        &names(&(1..=24).collect::<Vec<_>>()),
+    );
+
+    // A changed scene (other content, same path) renders again.
+    std::fs::remove_file(&blend).unwrap();
+    let changed = scene(dir.path(), "resume", 1, 24, 1);
+    std::fs::write(&changed, {
+        let mut bytes = std::fs::read(&changed).unwrap();
+        bytes.extend_from_slice(b"trailing bytes change the hash, not the scene");
+        bytes
+    })
+    .unwrap();
+    let rerendered = run(farm()
+        .args(["render", "--frames", "1-2", "--out"])
+        .arg(&out)
+        .arg(&changed));
+    assert_eq!(rendered_and_skipped(rerendered.ok()), (2, 0));
+}
+
+#[test]
+fn help_explains_every_command_with_examples() {
+    let top = run(farm().arg("--help"));
+    assert!(top.ok().contains("Examples:"), "{top:#?}");
+    for command in ["render", "submit", "status", "download", "cancel", "retry"] {
+        let help = run(farm().args([command, "--help"]));
+        let text = help.ok();
+        assert!(text.contains("Examples:"), "{command}: {text}");
+        assert!(
+            text.contains(&format!("farm {command}")),
+            "{command}: {text}"
+        );
+    }
+    let render = run(farm().args(["render", "--help"]));
+    assert!(render.ok().contains("Why the defaults"), "{render:#?}");
+    let status = run(farm().args(["status", "--help"]));
+    assert!(status.ok().contains("--json"));
+}
