@@ -10,7 +10,11 @@ pub fn init(format: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     if format.eq_ignore_ascii_case("json") {
-        builder.json().with_current_span(true).with_span_list(false).init();
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
     } else {
         builder.with_target(false).init();
     }
@@ -19,7 +23,10 @@ pub fn init(format: &str) {
 /// Resolves when the process receives SIGTERM (a Batch cancel or a Spot reclaim) or SIGINT.
 pub async fn sigterm() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}

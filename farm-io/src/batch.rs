@@ -1,0 +1,273 @@
+//! [`Scheduler`] on AWS Batch.
+
+use std::collections::HashMap;
+
+use aws_sdk_batch::config::http::HttpResponse;
+use aws_sdk_batch::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_batch::types::{
+    ArrayProperties, ArrayPropertiesDetail, ContainerOverrides, JobDependency, JobDetail,
+    KeyValuePair,
+};
+use aws_sdk_batch::Client;
+use farm_core::scheduler::{
+    ArrayProgress, JobKind, JobSpec, JobState, JobStatus, Scheduler, SchedulerError,
+};
+
+use crate::aws_error::Failure;
+
+/// Smallest array job AWS Batch accepts.
+pub const MIN_ARRAY_SIZE: usize = 2;
+/// Largest array job AWS Batch accepts.
+pub const MAX_ARRAY_SIZE: usize = 10_000;
+/// Most job ids one DescribeJobs call takes.
+const DESCRIBE_BATCH: usize = 100;
+
+/// Where the farm's jobs go: one queue, a job definition per [`JobKind`] (names or ARNs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchTargets {
+    pub queue: String,
+    pub render_definition: String,
+    pub zip_definition: String,
+}
+
+impl BatchTargets {
+    fn definition(&self, kind: JobKind) -> &str {
+        match kind {
+            JobKind::Render => &self.render_definition,
+            JobKind::Zip => &self.zip_definition,
+        }
+    }
+}
+
+/// [`Scheduler`] on AWS Batch.
+///
+/// Failures are classified: throttling, 5xx (`ServerException`) and transport errors are
+/// [`SchedulerError::Transient`]; `ClientException` and any other 4xx are
+/// [`SchedulerError::Rejected`].
+#[derive(Debug, Clone)]
+pub struct BatchScheduler {
+    client: Client,
+    targets: BatchTargets,
+}
+
+impl BatchScheduler {
+    /// A scheduler submitting to `targets` through `client`.
+    pub fn new(client: Client, targets: BatchTargets) -> Self {
+        Self { client, targets }
+    }
+
+    /// The queue and job definitions jobs go to.
+    pub fn targets(&self) -> &BatchTargets {
+        &self.targets
+    }
+}
+
+impl Scheduler for BatchScheduler {
+    async fn submit(&self, job: &JobSpec) -> Result<String, SchedulerError> {
+        let array = array_properties(job.array_size)?;
+        let environment = job
+            .env
+            .iter()
+            .map(|(name, value)| KeyValuePair::builder().name(name).value(value).build())
+            .collect();
+        // No dependency type: on an array job, the dependent waits for the whole array.
+        let depends_on = job
+            .depends_on
+            .iter()
+            .map(|id| JobDependency::builder().job_id(id).build())
+            .collect();
+        let tags: HashMap<String, String> = job
+            .tags
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let output = self
+            .client
+            .submit_job()
+            .job_name(&job.name)
+            .job_queue(&self.targets.queue)
+            .job_definition(self.targets.definition(job.kind))
+            .set_array_properties(array)
+            .set_depends_on(Some(depends_on))
+            .container_overrides(
+                ContainerOverrides::builder()
+                    .set_environment(Some(environment))
+                    .build(),
+            )
+            .set_tags((!tags.is_empty()).then_some(tags))
+            .propagate_tags(true)
+            .send()
+            .await
+            .map_err(|err| scheduler_error("submit job", &err))?;
+        output
+            .job_id()
+            .map(str::to_owned)
+            .ok_or_else(|| SchedulerError::Rejected {
+                operation: "submit job",
+                message: "SubmitJob returned no job id".to_owned(),
+            })
+    }
+
+    async fn describe(&self, ids: &[String]) -> Result<Vec<JobStatus>, SchedulerError> {
+        let mut statuses = Vec::with_capacity(ids.len());
+        for batch in ids.chunks(DESCRIBE_BATCH) {
+            let output = self
+                .client
+                .describe_jobs()
+                .set_jobs(Some(batch.to_vec()))
+                .send()
+                .await
+                .map_err(|err| scheduler_error("describe jobs", &err))?;
+            statuses.extend(output.jobs().iter().filter_map(job_status));
+        }
+        Ok(statuses)
+    }
+
+    async fn cancel(&self, id: &str, reason: &str) -> Result<(), SchedulerError> {
+        // TerminateJob stops the job whatever its state; on an array job, its children too.
+        self.client
+            .terminate_job()
+            .job_id(id)
+            .reason(reason)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| scheduler_error("terminate job", &err))
+    }
+}
+
+/// Batch's array properties for `size`, refusing sizes Batch would refuse.
+fn array_properties(size: Option<usize>) -> Result<Option<ArrayProperties>, SchedulerError> {
+    let Some(size) = size else {
+        return Ok(None);
+    };
+    if !(MIN_ARRAY_SIZE..=MAX_ARRAY_SIZE).contains(&size) {
+        return Err(SchedulerError::Rejected {
+            operation: "submit job",
+            message: format!(
+                "an array job has {MIN_ARRAY_SIZE} to {MAX_ARRAY_SIZE} children, not {size}"
+            ),
+        });
+    }
+    let size = i32::try_from(size).map_err(|_| SchedulerError::Rejected {
+        operation: "submit job",
+        message: format!("array size {size} is out of range"),
+    })?;
+    Ok(Some(ArrayProperties::builder().size(size).build()))
+}
+
+/// One job of a DescribeJobs answer; jobs without an id are left out.
+fn job_status(job: &JobDetail) -> Option<JobStatus> {
+    Some(JobStatus {
+        id: job.job_id()?.to_owned(),
+        name: job.job_name().unwrap_or_default().to_owned(),
+        state: job
+            .status()
+            .map_or(JobState::Other(String::new()), |s| job_state(s.as_str())),
+        reason: job.status_reason().map(str::to_owned),
+        array: job.array_properties().and_then(array_progress),
+    })
+}
+
+/// A Batch status string as a [`JobState`].
+pub(crate) fn job_state(status: &str) -> JobState {
+    match status {
+        "SUBMITTED" => JobState::Submitted,
+        "PENDING" => JobState::Pending,
+        "RUNNABLE" => JobState::Runnable,
+        "STARTING" => JobState::Starting,
+        "RUNNING" => JobState::Running,
+        "SUCCEEDED" => JobState::Succeeded,
+        "FAILED" => JobState::Failed,
+        other => JobState::Other(other.to_owned()),
+    }
+}
+
+/// The children's counts of an array job (the parent only: children carry an index, no size).
+///
+/// `running` counts `STARTING` and `RUNNING` children; `pending` counts `SUBMITTED`, `PENDING`
+/// and `RUNNABLE` ones.
+fn array_progress(array: &ArrayPropertiesDetail) -> Option<ArrayProgress> {
+    let size = array.size()?;
+    let summary = array.status_summary();
+    let count = |states: &[&str]| -> usize {
+        states
+            .iter()
+            .filter_map(|state| summary.and_then(|s| s.get(*state)))
+            .map(|n| usize::try_from(*n).unwrap_or(0))
+            .sum()
+    };
+    Some(ArrayProgress {
+        size: usize::try_from(size).unwrap_or(0),
+        succeeded: count(&["SUCCEEDED"]),
+        failed: count(&["FAILED"]),
+        running: count(&["STARTING", "RUNNING"]),
+        pending: count(&["SUBMITTED", "PENDING", "RUNNABLE"]),
+    })
+}
+
+fn scheduler_error<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> SchedulerError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let failure = Failure::of(err);
+    if failure.is_transient() {
+        SchedulerError::Transient {
+            operation,
+            message: failure.message,
+        }
+    } else {
+        SchedulerError::Rejected {
+            operation,
+            message: failure.message,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn array_sizes_outside_batch_limits_are_refused() {
+        assert!(array_properties(None).unwrap().is_none());
+        assert_eq!(array_properties(Some(2)).unwrap().unwrap().size(), Some(2));
+        assert!(array_properties(Some(10_000)).unwrap().is_some());
+        for size in [0, 1, 10_001] {
+            assert!(matches!(
+                array_properties(Some(size)),
+                Err(SchedulerError::Rejected { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn statuses_map_to_states() {
+        assert_eq!(job_state("RUNNABLE"), JobState::Runnable);
+        assert_eq!(job_state("SUCCEEDED"), JobState::Succeeded);
+        assert_eq!(job_state("NEW"), JobState::Other("NEW".to_owned()));
+    }
+
+    #[test]
+    fn array_progress_groups_child_states() {
+        let detail = ArrayPropertiesDetail::builder()
+            .size(10)
+            .status_summary("SUCCEEDED", 3)
+            .status_summary("FAILED", 1)
+            .status_summary("RUNNING", 2)
+            .status_summary("STARTING", 1)
+            .status_summary("RUNNABLE", 2)
+            .status_summary("PENDING", 1)
+            .build();
+        assert_eq!(
+            array_progress(&detail),
+            Some(ArrayProgress {
+                size: 10,
+                succeeded: 3,
+                failed: 1,
+                running: 3,
+                pending: 3,
+            })
+        );
+    }
+}

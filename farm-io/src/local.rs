@@ -1,0 +1,758 @@
+//! [`Storage`] on a local folder: what `farm render` reads and writes.
+//!
+//! # Layout
+//! - An object `a/b c/d.png` is the file `<root>/a/b c/d.png`. Keys are checked before any path
+//!   is built: empty keys, absolute keys, `.`/`..`/empty components, backslashes and NUL are
+//!   refused with [`StorageError::InvalidKey`], so no key reaches outside the root.
+//! - Writes go to a hidden partial file in the destination folder (`.<name>.<uuid>.partial`),
+//!   then are renamed over the destination: readers see the old object or the new one, never
+//!   half of one. (Atomic, not crash-durable: nothing is fsynced.)
+//! - Content type, user metadata and ETag live in a sidecar `<root>/.farm-meta/<key>.json`,
+//!   written before the data is renamed into place. The ETag is the quoted first 32 hex digits
+//!   of the content's SHA-256, computed while writing. The sidecar records the size and
+//!   modification time of the file it describes; when they no longer match (the file was
+//!   replaced by something other than this store), the sidecar is ignored: the ETag becomes
+//!   `"<size hex>-<mtime hex>"` and the metadata is empty.
+//! - Listings skip `.farm-meta` and partial files. A key cannot be both an object and a folder
+//!   (`a` and `a/b`), unlike in S3: such a write fails with [`StorageError::Io`].
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use bytes::{Bytes, BytesMut};
+use farm_core::storage::{Metadata, ObjectMeta, PutOptions, StorageError, StorageResult};
+use farm_core::{Storage, StreamUpload};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::s3::temp_path_beside;
+
+/// Folder under the root holding the sidecars.
+const META_DIR: &str = ".farm-meta";
+
+/// Suffix of the hidden files a write goes to before it is renamed into place.
+const PARTIAL_SUFFIX: &str = ".partial";
+
+/// Bytes read at a time when copying a file in.
+const COPY_CHUNK: usize = 1024 * 1024;
+
+/// [`Storage`] on a local folder (see the module documentation for the layout).
+#[derive(Debug, Clone)]
+pub struct LocalStorage {
+    root: PathBuf,
+}
+
+/// What the sidecar of an object records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Sidecar {
+    /// Size and modification time of the file this sidecar was written for.
+    stamp: Stamp,
+    etag: String,
+    content_type: Option<String>,
+    metadata: Metadata,
+}
+
+/// Size and modification time of a file: tells whether a sidecar still describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Stamp {
+    size: u64,
+    mtime_secs: u64,
+    mtime_nanos: u32,
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .unwrap_or_default();
+        Self {
+            size: meta.len(),
+            mtime_secs: mtime.as_secs(),
+            mtime_nanos: mtime.subsec_nanos(),
+        }
+    }
+
+    /// The ETag of a file without a matching sidecar.
+    fn etag(&self) -> String {
+        format!(
+            "\"{:x}-{:x}{:08x}\"",
+            self.size, self.mtime_secs, self.mtime_nanos
+        )
+    }
+}
+
+impl LocalStorage {
+    /// Storage rooted at `root`; the folder is created by the first write.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The folder holding the objects.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file holding `key`, after checking the key.
+    pub fn path_of(&self, key: &str) -> StorageResult<PathBuf> {
+        validate_key(key)?;
+        Ok(self.root.join(key))
+    }
+
+    fn sidecar_path(&self, key: &str) -> PathBuf {
+        self.root.join(META_DIR).join(format!("{key}.json"))
+    }
+
+    /// The object's description from the open file's metadata and its sidecar.
+    async fn object_meta(&self, key: &str, file: &std::fs::Metadata) -> ObjectMeta {
+        let stamp = Stamp::of(file);
+        let sidecar = read_sidecar(&self.sidecar_path(key))
+            .await
+            .filter(|sidecar| sidecar.stamp == stamp);
+        let (etag, metadata) = match sidecar {
+            Some(sidecar) => (sidecar.etag, sidecar.metadata),
+            None => (stamp.etag(), Metadata::new()),
+        };
+        ObjectMeta {
+            key: key.to_owned(),
+            size: stamp.size,
+            etag: Some(etag),
+            metadata,
+        }
+    }
+
+    async fn write_sidecar(&self, key: &str, sidecar: &Sidecar) -> StorageResult<()> {
+        let path = self.sidecar_path(key);
+        let json = serde_json::to_vec_pretty(sidecar).map_err(|source| StorageError::Json {
+            key: key.to_owned(),
+            source,
+        })?;
+        let mut partial = PartialFile::create(&path).await?;
+        partial.write(&json).await?;
+        partial.close().await?;
+        partial.rename_to(&path).await
+    }
+
+    /// Closes `partial` and makes it the object at `key`: replacing any object there, or only if
+    /// there is none (`Ok(false)` then).
+    async fn commit(
+        &self,
+        key: &str,
+        mut partial: PartialFile,
+        options: &PutOptions,
+        mode: Commit,
+    ) -> StorageResult<bool> {
+        let dest = self.path_of(key)?;
+        let (stamp, etag) = partial.close().await?;
+        let sidecar = Sidecar {
+            stamp,
+            etag,
+            content_type: options.content_type.clone(),
+            metadata: options.metadata.clone(),
+        };
+        match mode {
+            Commit::Replace => {
+                self.write_sidecar(key, &sidecar).await?;
+                partial.rename_to(&dest).await?;
+            }
+            Commit::CreateNew => {
+                // A hard link fails if the destination exists: the check and the creation are
+                // one step. The sidecar follows the link, as an existing object's must survive.
+                match tokio::fs::hard_link(&partial.path, &dest).await {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == ErrorKind::AlreadyExists => return Ok(false),
+                    Err(err) => return Err(StorageError::io(&dest, err)),
+                }
+                self.write_sidecar(key, &sidecar).await?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Writes `body` as the object at `key`.
+    async fn write_bytes(
+        &self,
+        key: &str,
+        body: &[u8],
+        options: &PutOptions,
+        mode: Commit,
+    ) -> StorageResult<bool> {
+        let dest = self.path_of(key)?;
+        let mut partial = PartialFile::create(&dest).await?;
+        partial.write(body).await?;
+        self.commit(key, partial, options, mode).await
+    }
+
+    /// Lists in a blocking task: walking thousands of entries is file system work.
+    async fn walk(&self, prefix: &str, want: Want) -> StorageResult<Vec<Found>> {
+        validate_prefix(prefix)?;
+        let root = self.root.clone();
+        let prefix = prefix.to_owned();
+        let key = prefix.clone();
+        tokio::task::spawn_blocking(move || walk_prefix(&root, &prefix, want))
+            .await
+            .map_err(|err| StorageError::Permanent {
+                operation: "list",
+                key,
+                message: format!("the listing task failed: {err}"),
+            })?
+    }
+}
+
+/// How a write becomes visible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    Replace,
+    CreateNew,
+}
+
+impl Storage for LocalStorage {
+    type Upload = LocalUpload;
+
+    async fn head(&self, key: &str) -> StorageResult<Option<ObjectMeta>> {
+        let path = self.path_of(key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) if meta.is_file() => Ok(Some(self.object_meta(key, &meta).await)),
+            Ok(_) => Ok(None),
+            Err(err) if is_missing(&err) => Ok(None),
+            Err(err) => Err(StorageError::io(path, err)),
+        }
+    }
+
+    async fn get(&self, key: &str) -> StorageResult<Bytes> {
+        let path = self.path_of(key)?;
+        tokio::fs::read(&path)
+            .await
+            .map(Bytes::from)
+            .map_err(|err| read_error(key, &path, err))
+    }
+
+    async fn get_prefix(&self, key: &str, len: u64) -> StorageResult<Bytes> {
+        let path = self.path_of(key)?;
+        let file = open_object(key, &path).await?;
+        let mut body = Vec::new();
+        file.take(len)
+            .read_to_end(&mut body)
+            .await
+            .map_err(|err| read_error(key, &path, err))?;
+        Ok(Bytes::from(body))
+    }
+
+    async fn download(
+        &self,
+        key: &str,
+        dest: &Path,
+        if_match: Option<&str>,
+    ) -> StorageResult<ObjectMeta> {
+        let path = self.path_of(key)?;
+        let mut file = open_object(key, &path).await?;
+        let stat = file
+            .metadata()
+            .await
+            .map_err(|err| StorageError::io(&path, err))?;
+        let meta = self.object_meta(key, &stat).await;
+        if let Some(expected) = if_match {
+            if meta.etag.as_deref() != Some(expected) {
+                return Err(StorageError::Changed {
+                    key: key.to_owned(),
+                    expected: expected.to_owned(),
+                });
+            }
+        }
+        let temp = temp_path_beside(dest);
+        if let Err(err) = copy_to(&mut file, &temp).await {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(err);
+        }
+        if let Err(err) = tokio::fs::rename(&temp, dest).await {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(StorageError::io(dest, err));
+        }
+        Ok(meta)
+    }
+
+    async fn put(&self, key: &str, body: Bytes, options: &PutOptions) -> StorageResult<()> {
+        self.write_bytes(key, &body, options, Commit::Replace)
+            .await
+            .map(|_| ())
+    }
+
+    async fn upload_file(&self, key: &str, path: &Path, options: &PutOptions) -> StorageResult<()> {
+        let dest = self.path_of(key)?;
+        let mut source = tokio::fs::File::open(path)
+            .await
+            .map_err(|err| StorageError::io(path, err))?;
+        let mut partial = PartialFile::create(&dest).await?;
+        loop {
+            let mut chunk = BytesMut::with_capacity(COPY_CHUNK);
+            let read = source
+                .read_buf(&mut chunk)
+                .await
+                .map_err(|err| StorageError::io(path, err))?;
+            if read == 0 {
+                break;
+            }
+            partial.write(&chunk).await?;
+        }
+        self.commit(key, partial, options, Commit::Replace)
+            .await
+            .map(|_| ())
+    }
+
+    async fn create_if_absent(
+        &self,
+        key: &str,
+        body: Bytes,
+        options: &PutOptions,
+    ) -> StorageResult<bool> {
+        self.write_bytes(key, &body, options, Commit::CreateNew)
+            .await
+    }
+
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
+        let found = self.walk(prefix, Want::Objects).await?;
+        let mut objects = Vec::with_capacity(found.len());
+        for Found { key, meta } in found {
+            let mut object = self.object_meta(&key, &meta).await;
+            object.metadata = Metadata::new();
+            objects.push(object);
+        }
+        Ok(objects)
+    }
+
+    async fn delete(&self, key: &str) -> StorageResult<()> {
+        let path = self.path_of(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(err) if is_missing(&err) => {}
+            Err(err) => return Err(StorageError::io(path, err)),
+        }
+        let sidecar = self.sidecar_path(key);
+        match tokio::fs::remove_file(&sidecar).await {
+            Ok(()) => {}
+            Err(err) if is_missing(&err) => {}
+            Err(err) => return Err(StorageError::io(sidecar, err)),
+        }
+        prune_empty_folders(&path, &self.root).await;
+        prune_empty_folders(&sidecar, &self.root.join(META_DIR)).await;
+        Ok(())
+    }
+
+    fn start_upload(&self, key: &str, options: PutOptions) -> LocalUpload {
+        LocalUpload {
+            storage: self.clone(),
+            key: key.to_owned(),
+            options,
+            partial: None,
+            written: 0,
+        }
+    }
+
+    async fn open_uploads(&self, prefix: &str) -> StorageResult<Vec<String>> {
+        let found = self.walk(prefix, Want::Partials).await?;
+        let mut keys: Vec<String> = found.into_iter().map(|f| f.key).collect();
+        keys.dedup();
+        Ok(keys)
+    }
+}
+
+/// A streaming upload to a [`LocalStorage`]: a partial file, renamed into place by `finish`,
+/// deleted by `abort` or on drop.
+#[derive(Debug)]
+pub struct LocalUpload {
+    storage: LocalStorage,
+    key: String,
+    options: PutOptions,
+    partial: Option<PartialFile>,
+    written: u64,
+}
+
+impl LocalUpload {
+    /// The partial file, created on first use (an invalid key fails here).
+    async fn partial(&mut self) -> StorageResult<&mut PartialFile> {
+        if self.partial.is_none() {
+            let dest = self.storage.path_of(&self.key)?;
+            self.partial = Some(PartialFile::create(&dest).await?);
+        }
+        self.partial
+            .as_mut()
+            .ok_or_else(|| StorageError::Permanent {
+                operation: "upload",
+                key: self.key.clone(),
+                message: "the partial file was not created".to_owned(),
+            })
+    }
+}
+
+impl StreamUpload for LocalUpload {
+    async fn write(&mut self, data: Bytes) -> StorageResult<()> {
+        self.partial().await?.write(&data).await?;
+        self.written += data.len() as u64;
+        Ok(())
+    }
+
+    async fn finish(mut self) -> StorageResult<u64> {
+        self.partial().await?;
+        let Some(partial) = self.partial.take() else {
+            return Ok(0);
+        };
+        self.storage
+            .commit(&self.key, partial, &self.options, Commit::Replace)
+            .await?;
+        Ok(self.written)
+    }
+
+    async fn abort(mut self) -> StorageResult<()> {
+        if let Some(partial) = self.partial.take() {
+            partial.discard().await;
+        }
+        Ok(())
+    }
+}
+
+/// A hidden file a write goes to before it is renamed into place; deleted unless it was.
+#[derive(Debug)]
+struct PartialFile {
+    path: PathBuf,
+    file: Option<tokio::fs::File>,
+    hasher: Sha256,
+    renamed: bool,
+}
+
+impl PartialFile {
+    /// Creates the partial file for `dest` in `dest`'s folder, creating the folder if needed.
+    async fn create(dest: &Path) -> StorageResult<Self> {
+        if let Some(parent) = dest.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|err| StorageError::io(parent, err))?;
+        }
+        let path = temp_path_beside(dest);
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await
+            .map_err(|err| StorageError::io(&path, err))?;
+        Ok(Self {
+            path,
+            file: Some(file),
+            hasher: Sha256::new(),
+            renamed: false,
+        })
+    }
+
+    async fn write(&mut self, data: &[u8]) -> StorageResult<()> {
+        let Some(file) = self.file.as_mut() else {
+            return Err(StorageError::io(
+                &self.path,
+                std::io::Error::other("write after close"),
+            ));
+        };
+        self.hasher.update(data);
+        file.write_all(data)
+            .await
+            .map_err(|err| StorageError::io(&self.path, err))
+    }
+
+    /// Flushes and closes the file; returns its stamp and the content's ETag.
+    async fn close(&mut self) -> StorageResult<(Stamp, String)> {
+        if let Some(mut file) = self.file.take() {
+            file.flush()
+                .await
+                .map_err(|err| StorageError::io(&self.path, err))?;
+        }
+        let meta = tokio::fs::metadata(&self.path)
+            .await
+            .map_err(|err| StorageError::io(&self.path, err))?;
+        let digest = std::mem::take(&mut self.hasher).finalize();
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        Ok((Stamp::of(&meta), format!("\"{hex}\"")))
+    }
+
+    async fn rename_to(&mut self, dest: &Path) -> StorageResult<()> {
+        tokio::fs::rename(&self.path, dest)
+            .await
+            .map_err(|err| StorageError::io(dest, err))?;
+        self.renamed = true;
+        Ok(())
+    }
+
+    async fn discard(mut self) {
+        self.file = None;
+        let _ = tokio::fs::remove_file(&self.path).await;
+        self.renamed = true;
+    }
+}
+
+impl Drop for PartialFile {
+    fn drop(&mut self) {
+        if !self.renamed {
+            // Closing first matters on platforms that cannot delete open files.
+            self.file = None;
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Checks that `key` names a file under the root and nothing else.
+fn validate_key(key: &str) -> StorageResult<()> {
+    let invalid = |reason| {
+        Err(StorageError::InvalidKey {
+            key: key.to_owned(),
+            reason,
+        })
+    };
+    if key.is_empty() {
+        return invalid("it is empty");
+    }
+    if key.starts_with('/') {
+        return invalid("it is absolute");
+    }
+    check_components(key, key.split('/'))?;
+    if key.split('/').next() == Some(META_DIR) {
+        return invalid("`.farm-meta` is reserved for metadata");
+    }
+    Ok(())
+}
+
+/// Checks the folder part of a listing prefix (what follows the last `/` is only a filter).
+fn validate_prefix(prefix: &str) -> StorageResult<()> {
+    if prefix.starts_with('/') {
+        return Err(StorageError::InvalidKey {
+            key: prefix.to_owned(),
+            reason: "it is absolute",
+        });
+    }
+    match prefix.rsplit_once('/') {
+        Some((folder, _)) => check_components(prefix, folder.split('/')),
+        None => check_components(prefix, std::iter::empty()),
+    }
+}
+
+fn check_components<'a>(
+    key: &str,
+    components: impl IntoIterator<Item = &'a str>,
+) -> StorageResult<()> {
+    let invalid = |reason| {
+        Err(StorageError::InvalidKey {
+            key: key.to_owned(),
+            reason,
+        })
+    };
+    if key.contains('\\') {
+        return invalid("it contains a backslash");
+    }
+    if key.contains('\0') {
+        return invalid("it contains a NUL character");
+    }
+    for component in components {
+        if component.is_empty() || component == "." || component == ".." {
+            return invalid("it has an empty, `.` or `..` path component");
+        }
+        if is_partial_name(component) {
+            return invalid("names ending in `.partial` after a leading `.` are reserved");
+        }
+    }
+    Ok(())
+}
+
+fn is_partial_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(PARTIAL_SUFFIX)
+}
+
+/// The name a partial file `.<name>.<uuid>.partial` stands for.
+fn partial_target(name: &str) -> Option<&str> {
+    let inner = name.strip_prefix('.')?.strip_suffix(PARTIAL_SUFFIX)?;
+    inner.rsplit_once('.').map(|(target, _uuid)| target)
+}
+
+/// What a walk collects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Objects,
+    Partials,
+}
+
+/// One file found by a walk: its key (the target key for a partial file).
+#[derive(Debug)]
+struct Found {
+    key: String,
+    meta: std::fs::Metadata,
+}
+
+/// Every object (or partial file) whose key starts with `prefix`, in key order.
+fn walk_prefix(root: &Path, prefix: &str, want: Want) -> StorageResult<Vec<Found>> {
+    let start = prefix.rsplit_once('/').map_or("", |(folder, _)| folder);
+    let mut found = Vec::new();
+    let mut folders = vec![start.to_owned()];
+    while let Some(folder) = folders.pop() {
+        let dir = if folder.is_empty() {
+            root.to_owned()
+        } else {
+            root.join(&folder)
+        };
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(err) if is_missing(&err) => continue,
+            Err(err) => return Err(StorageError::io(dir, err)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|err| StorageError::io(&dir, err))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                tracing::warn!(path = %entry.path().display(), "skipping a file name that is not UTF-8");
+                continue;
+            };
+            let key = if folder.is_empty() {
+                name.clone()
+            } else {
+                format!("{folder}/{name}")
+            };
+            if key == META_DIR {
+                continue;
+            }
+            let meta = match std::fs::metadata(entry.path()) {
+                Ok(meta) => meta,
+                // Renamed or deleted since read_dir saw it.
+                Err(err) if is_missing(&err) => continue,
+                Err(err) => return Err(StorageError::io(entry.path(), err)),
+            };
+            if meta.is_dir() {
+                // Only folders that can hold keys under the prefix.
+                let folder_prefix = format!("{key}/");
+                if folder_prefix.starts_with(prefix) || prefix.starts_with(&folder_prefix) {
+                    folders.push(key);
+                }
+                continue;
+            }
+            let key = match (want, partial_target(&name)) {
+                (Want::Objects, _) if !is_partial_name(&name) => key,
+                (Want::Partials, Some(target)) => {
+                    if folder.is_empty() {
+                        target.to_owned()
+                    } else {
+                        format!("{folder}/{target}")
+                    }
+                }
+                _ => continue,
+            };
+            if key.starts_with(prefix) {
+                found.push(Found { key, meta });
+            }
+        }
+    }
+    found.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(found)
+}
+
+async fn open_object(key: &str, path: &Path) -> StorageResult<tokio::fs::File> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|err| read_error(key, path, err))?;
+    let meta = file
+        .metadata()
+        .await
+        .map_err(|err| StorageError::io(path, err))?;
+    if meta.is_dir() {
+        return Err(StorageError::NotFound {
+            key: key.to_owned(),
+        });
+    }
+    Ok(file)
+}
+
+async fn copy_to(source: &mut tokio::fs::File, dest: &Path) -> StorageResult<()> {
+    let mut out = tokio::fs::File::create(dest)
+        .await
+        .map_err(|err| StorageError::io(dest, err))?;
+    tokio::io::copy(source, &mut out)
+        .await
+        .map_err(|err| StorageError::io(dest, err))?;
+    out.flush().await.map_err(|err| StorageError::io(dest, err))
+}
+
+/// Removes the folders between `path` and `stop` that became empty (best effort: S3 has no
+/// folders, and an empty one left behind would only clutter the tree).
+async fn prune_empty_folders(path: &Path, stop: &Path) {
+    let mut current = path.parent();
+    while let Some(folder) = current {
+        if folder == stop || !folder.starts_with(stop) {
+            break;
+        }
+        if tokio::fs::remove_dir(folder).await.is_err() {
+            break;
+        }
+        current = folder.parent();
+    }
+}
+
+async fn read_sidecar(path: &Path) -> Option<Sidecar> {
+    let bytes = tokio::fs::read(path).await.ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn is_missing(err: &std::io::Error) -> bool {
+    matches!(err.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory)
+}
+
+fn read_error(key: &str, path: &Path, err: std::io::Error) -> StorageError {
+    if is_missing(&err) || err.kind() == ErrorKind::IsADirectory {
+        StorageError::NotFound {
+            key: key.to_owned(),
+        }
+    } else {
+        StorageError::io(path, err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_that_could_leave_the_root_are_refused() {
+        for key in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a/./b",
+            "a//b",
+            "a/",
+            "a\\b",
+            "a\0b",
+            ".farm-meta/x.json",
+            "a/.b.1234.partial",
+        ] {
+            assert!(
+                matches!(validate_key(key), Err(StorageError::InvalidKey { .. })),
+                "{key:?} should be refused"
+            );
+        }
+        for key in ["a", "a/b c/ünï.png", ".hidden", "a/..b", "frames/0001.png"] {
+            assert!(validate_key(key).is_ok(), "{key:?} should be accepted");
+        }
+    }
+
+    #[test]
+    fn prefixes_are_checked_up_to_the_last_slash() {
+        assert!(validate_prefix("").is_ok());
+        assert!(validate_prefix("fr").is_ok());
+        assert!(validate_prefix("a/b/..").is_ok(), "the tail only filters");
+        assert!(validate_prefix("../").is_err());
+        assert!(validate_prefix("/a").is_err());
+        assert!(validate_prefix("a//b").is_err());
+    }
+
+    #[test]
+    fn partial_names_give_back_their_target() {
+        assert_eq!(
+            partial_target(".0001.png.3f0e4c1a-0000-4000-8000-000000000000.partial"),
+            Some("0001.png")
+        );
+        assert_eq!(partial_target("0001.png"), None);
+    }
+}

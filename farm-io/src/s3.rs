@@ -1,0 +1,496 @@
+//! [`Storage`] on an S3 bucket.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::BehaviorVersion;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use bytes::{Bytes, BytesMut};
+use farm_core::storage::{Metadata, ObjectMeta, PutOptions, StorageError, StorageResult};
+use farm_core::{Storage, StreamUpload};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::aws_error::Failure;
+use crate::s3_upload::{S3Upload, UploadTuning};
+
+/// Attempts of a conditional create that S3 answers with 409 `ConditionalRequestConflict`
+/// (another conditional write to the key was in progress).
+const CONFLICT_ATTEMPTS: u32 = 4;
+
+/// Attempts of every request made by a client from [`S3Storage::from_env`] (SDK standard retry
+/// mode: throttling, 5xx and transport errors, with exponential backoff).
+const SDK_MAX_ATTEMPTS: u32 = 5;
+
+/// Bytes read from a file per [`StreamUpload::write`] when a large file goes up in parts.
+const FILE_READ_CHUNK: usize = 1024 * 1024;
+
+/// [`Storage`] on one S3 bucket.
+///
+/// Errors are classified into [`StorageError`]: `NoSuchKey`/404 is `NotFound`, 403 is
+/// `AccessDenied`, throttling, 5xx, timeouts and transport failures are `Transient` (after the
+/// SDK's own retries), any other 4xx is `Permanent`.
+#[derive(Debug, Clone)]
+pub struct S3Storage {
+    client: Client,
+    bucket: String,
+    tuning: UploadTuning,
+}
+
+impl S3Storage {
+    /// Storage on `bucket` through an already configured client.
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+            tuning: UploadTuning::default(),
+        }
+    }
+
+    /// Storage on `bucket` with a client configured from the environment (`AWS_REGION`,
+    /// `AWS_PROFILE`, `AWS_ENDPOINT_URL`, ...), retrying each request up to 5 times.
+    ///
+    /// Path-style addressing is used only when an endpoint URL is configured (moto, MinIO, a
+    /// local S3): real AWS keeps virtual-hosted-style addressing.
+    pub async fn from_env(bucket: impl Into<String>) -> Self {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(SDK_MAX_ATTEMPTS))
+            .load()
+            .await;
+        let custom_endpoint = config.endpoint_url().is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty());
+        let s3_config = aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(custom_endpoint)
+            .build();
+        Self::new(Client::from_conf(s3_config), bucket)
+    }
+
+    /// Replaces the part sizes and thresholds of uploads (see [`UploadTuning`]).
+    #[must_use]
+    pub fn with_upload_tuning(mut self, tuning: UploadTuning) -> Self {
+        self.tuning = tuning.sanitized();
+        self
+    }
+
+    /// The bucket this storage works on.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The S3 client, for what the port does not cover.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn get_object(
+        &self,
+        operation: &'static str,
+        key: &str,
+        range: Option<String>,
+        if_match: Option<&str>,
+    ) -> StorageResult<Option<GetObjectOutput>> {
+        let result = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_range(range)
+            .set_if_match(if_match.map(str::to_owned))
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(Some(output)),
+            Err(err) => {
+                let failure = Failure::of(&err);
+                if failure.has_status(416) {
+                    // A range on an empty object: there is nothing to return.
+                    return Ok(None);
+                }
+                if let Some(expected) = if_match {
+                    if failure.has_status(412) || failure.has_code("PreconditionFailed") {
+                        return Err(StorageError::Changed {
+                            key: key.to_owned(),
+                            expected: expected.to_owned(),
+                        });
+                    }
+                }
+                Err(storage_error(operation, key, &failure))
+            }
+        }
+    }
+
+    async fn put_object(
+        &self,
+        key: &str,
+        body: ByteStream,
+        options: &PutOptions,
+        if_none_match: bool,
+    ) -> Result<(), SdkError<aws_sdk_s3::operation::put_object::PutObjectError, HttpResponse>> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(body)
+            .set_content_type(options.content_type.clone())
+            .set_metadata(user_metadata(&options.metadata))
+            .set_if_none_match(if_none_match.then(|| "*".to_owned()))
+            .send()
+            .await
+            .map(|_| ())
+    }
+
+    async fn upload_in_parts(
+        &self,
+        key: &str,
+        path: &Path,
+        options: &PutOptions,
+    ) -> StorageResult<()> {
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| StorageError::io(path, e))?;
+        let mut upload = self.start_upload(key, options.clone());
+        loop {
+            let mut chunk = BytesMut::with_capacity(FILE_READ_CHUNK);
+            let read = match file.read_buf(&mut chunk).await {
+                Ok(read) => read,
+                Err(err) => {
+                    // The read error is the one worth reporting; the abort is best effort.
+                    let _ = upload.abort().await;
+                    return Err(StorageError::io(path, err));
+                }
+            };
+            if read == 0 {
+                break;
+            }
+            upload.write(chunk.freeze()).await?;
+        }
+        upload.finish().await.map(|_| ())
+    }
+}
+
+impl Storage for S3Storage {
+    type Upload = S3Upload;
+
+    async fn head(&self, key: &str) -> StorageResult<Option<ObjectMeta>> {
+        let result = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Some(ObjectMeta {
+                key: key.to_owned(),
+                size: size_of(out.content_length()),
+                etag: out.e_tag().map(str::to_owned),
+                metadata: metadata_of(out.metadata()),
+            })),
+            Err(err) => match storage_error("head", key, &Failure::of(&err)) {
+                StorageError::NotFound { .. } => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn get(&self, key: &str) -> StorageResult<Bytes> {
+        match self.get_object("get", key, None, None).await? {
+            Some(output) => collect("get", key, output).await,
+            None => Ok(Bytes::new()),
+        }
+    }
+
+    async fn get_prefix(&self, key: &str, len: u64) -> StorageResult<Bytes> {
+        if len == 0 {
+            // `bytes=0--1` is no range; still report a missing object as missing.
+            return match self.head(key).await? {
+                Some(_) => Ok(Bytes::new()),
+                None => Err(not_found(key)),
+            };
+        }
+        let range = format!("bytes=0-{}", len - 1);
+        match self.get_object("get", key, Some(range), None).await? {
+            Some(output) => {
+                let mut body = collect("get", key, output).await?;
+                // A server ignoring the range sends everything: keep what was asked for.
+                body.truncate(usize::try_from(len).unwrap_or(usize::MAX));
+                Ok(body)
+            }
+            None => Ok(Bytes::new()),
+        }
+    }
+
+    async fn download(
+        &self,
+        key: &str,
+        dest: &Path,
+        if_match: Option<&str>,
+    ) -> StorageResult<ObjectMeta> {
+        let output = self
+            .get_object("download", key, None, if_match)
+            .await?
+            .ok_or_else(|| not_found(key))?;
+        let meta = ObjectMeta {
+            key: key.to_owned(),
+            size: size_of(output.content_length()),
+            etag: output.e_tag().map(str::to_owned),
+            metadata: metadata_of(output.metadata()),
+        };
+        let temp = temp_path_beside(dest);
+        if let Err(err) = stream_to_file(key, output.body, &temp).await {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(err);
+        }
+        if let Err(err) = tokio::fs::rename(&temp, dest).await {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(StorageError::io(dest, err));
+        }
+        Ok(meta)
+    }
+
+    async fn put(&self, key: &str, body: Bytes, options: &PutOptions) -> StorageResult<()> {
+        self.put_object(key, ByteStream::from(body), options, false)
+            .await
+            .map_err(|err| storage_error("put", key, &Failure::of(&err)))
+    }
+
+    async fn upload_file(&self, key: &str, path: &Path, options: &PutOptions) -> StorageResult<()> {
+        let size = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| StorageError::io(path, e))?
+            .len();
+        if size > self.tuning.single_put_max {
+            return self.upload_in_parts(key, path, options).await;
+        }
+        let body = ByteStream::from_path(path)
+            .await
+            .map_err(|e| StorageError::Io {
+                path: path.to_owned(),
+                source: std::io::Error::other(e),
+            })?;
+        self.put_object(key, body, options, false)
+            .await
+            .map_err(|err| storage_error("upload", key, &Failure::of(&err)))
+    }
+
+    async fn create_if_absent(
+        &self,
+        key: &str,
+        body: Bytes,
+        options: &PutOptions,
+    ) -> StorageResult<bool> {
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .put_object(key, ByteStream::from(body.clone()), options, true)
+                .await;
+            let Err(err) = result else {
+                return Ok(true);
+            };
+            let failure = Failure::of(&err);
+            if failure.has_status(412) || failure.has_code("PreconditionFailed") {
+                return Ok(false);
+            }
+            let conflict =
+                failure.has_status(409) || failure.has_code("ConditionalRequestConflict");
+            if !conflict || attempt >= CONFLICT_ATTEMPTS {
+                return Err(storage_error("create", key, &failure));
+            }
+            tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+            attempt += 1;
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        let mut objects = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| storage_error("list", prefix, &Failure::of(&err)))?;
+            objects.extend(page.contents().iter().filter_map(|object| {
+                Some(ObjectMeta {
+                    key: object.key()?.to_owned(),
+                    size: size_of(object.size()),
+                    etag: object.e_tag().map(str::to_owned),
+                    metadata: Metadata::new(),
+                })
+            }));
+        }
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(objects)
+    }
+
+    async fn delete(&self, key: &str) -> StorageResult<()> {
+        let result = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => match storage_error("delete", key, &Failure::of(&err)) {
+                StorageError::NotFound { .. } => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    fn start_upload(&self, key: &str, options: PutOptions) -> S3Upload {
+        S3Upload::new(
+            self.client.clone(),
+            self.bucket.clone(),
+            key.to_owned(),
+            options,
+            self.tuning,
+        )
+    }
+
+    async fn open_uploads(&self, prefix: &str) -> StorageResult<Vec<String>> {
+        let mut keys = Vec::new();
+        let mut key_marker: Option<String> = None;
+        let mut upload_id_marker: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(upload_id_marker.take())
+                .send()
+                .await
+                .map_err(|err| storage_error("list uploads", prefix, &Failure::of(&err)))?;
+            keys.extend(
+                page.uploads()
+                    .iter()
+                    .filter_map(|upload| upload.key().map(str::to_owned)),
+            );
+            if !page.is_truncated().unwrap_or(false) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            upload_id_marker = page.next_upload_id_marker().map(str::to_owned);
+            if key_marker.is_none() && upload_id_marker.is_none() {
+                break;
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+}
+
+/// Classifies a failed S3 call on `key`.
+pub(crate) fn storage_error(operation: &'static str, key: &str, failure: &Failure) -> StorageError {
+    let key = key.to_owned();
+    let message = failure.message.clone();
+    if failure.has_code("NoSuchBucket") {
+        return StorageError::Permanent {
+            operation,
+            key,
+            message,
+        };
+    }
+    if failure.has_status(404) || failure.has_code("NoSuchKey") || failure.has_code("NotFound") {
+        return StorageError::NotFound { key };
+    }
+    if failure.has_status(403) || failure.has_code("AccessDenied") {
+        return StorageError::AccessDenied { key, message };
+    }
+    if failure.is_transient() {
+        return StorageError::Transient {
+            operation,
+            key,
+            message,
+        };
+    }
+    StorageError::Permanent {
+        operation,
+        key,
+        message,
+    }
+}
+
+fn not_found(key: &str) -> StorageError {
+    StorageError::NotFound {
+        key: key.to_owned(),
+    }
+}
+
+fn size_of(length: Option<i64>) -> u64 {
+    length.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
+}
+
+fn metadata_of(metadata: Option<&std::collections::HashMap<String, String>>) -> Metadata {
+    metadata
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+/// User metadata as the SDK wants it; `None` when there is none (no empty header map).
+pub(crate) fn user_metadata(
+    metadata: &Metadata,
+) -> Option<std::collections::HashMap<String, String>> {
+    (!metadata.is_empty()).then(|| metadata.clone().into_iter().collect())
+}
+
+async fn collect(
+    operation: &'static str,
+    key: &str,
+    output: GetObjectOutput,
+) -> StorageResult<Bytes> {
+    output
+        .body
+        .collect()
+        .await
+        .map(|data| data.into_bytes())
+        .map_err(|err| StorageError::Transient {
+            operation,
+            key: key.to_owned(),
+            message: format!("reading the body: {err}"),
+        })
+}
+
+/// A hidden temporary file in `dest`'s folder, so the final rename stays on one file system.
+pub(crate) fn temp_path_beside(dest: &Path) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = format!(".{name}.{}.partial", uuid::Uuid::new_v4());
+    match dest.parent() {
+        Some(parent) => parent.join(temp),
+        None => PathBuf::from(temp),
+    }
+}
+
+async fn stream_to_file(key: &str, mut body: ByteStream, path: &Path) -> StorageResult<()> {
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| StorageError::io(path, e))?;
+    while let Some(chunk) = body
+        .try_next()
+        .await
+        .map_err(|err| StorageError::Transient {
+            operation: "download",
+            key: key.to_owned(),
+            message: format!("reading the body: {err}"),
+        })?
+    {
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| StorageError::io(path, e))?;
+    }
+    file.flush().await.map_err(|e| StorageError::io(path, e))
+}

@@ -1,0 +1,133 @@
+//! Small Blender scenes whose frames show their own frame number.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{anyhow, bail, Context};
+
+/// The script that builds a scene (see its docstring for the frame code).
+const MAKE_SCENE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenes/make_scene.py");
+
+/// Red value of frame 0 in a rendered frame; frame `n` is `n + 128`, clamped to 0..=255.
+const CODE_OFFSET: i32 = 128;
+
+/// What [`make_scene`] builds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SceneOptions {
+    /// First frame of the scene's range (Blender clamps a negative start to 0).
+    pub start: i32,
+    pub end: i32,
+    pub step: u32,
+    pub width: u32,
+    pub height: u32,
+    /// Cycles samples per pixel.
+    pub samples: u32,
+    /// If set, the scene holds a registered text block `autorun.py` writing this file when it
+    /// runs: Blender runs it on load only when auto-execution is enabled.
+    pub autorun_marker: Option<PathBuf>,
+    /// Save the .blend compressed (zstd on Blender 3.0 and later).
+    pub compress: bool,
+}
+
+impl Default for SceneOptions {
+    /// Frames 1 to 24, 32x24 pixels, 2 samples: a 24-frame render takes a few seconds.
+    fn default() -> Self {
+        Self {
+            start: 1,
+            end: 24,
+            step: 1,
+            width: 32,
+            height: 24,
+            samples: 2,
+            autorun_marker: None,
+            compress: false,
+        }
+    }
+}
+
+/// The Blender executable: `$BLENDER`, or `blender` on `PATH`.
+pub fn blender() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("BLENDER").filter(|v| !v.is_empty()) {
+        let path = PathBuf::from(path);
+        if path.components().count() > 1 {
+            return if path.is_file() {
+                Ok(path)
+            } else {
+                Err(anyhow!("BLENDER={} does not exist", path.display()))
+            };
+        }
+        return find_on_path(&path.to_string_lossy());
+    }
+    find_on_path("blender")
+}
+
+fn find_on_path(name: &str) -> anyhow::Result<PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| {
+            anyhow!("`{name}` is not on PATH: install it with `apt-get install -y blender` (or set BLENDER)")
+        })
+}
+
+/// Writes `<dir>/<name>.blend`: Cycles on the CPU, no denoising, raw colours, 8-bit RGB PNG
+/// output, a small cube in the centre and a background whose red value encodes the frame
+/// (read it back with [`frame_code`]).
+pub fn make_scene(dir: &Path, name: &str, options: &SceneOptions) -> anyhow::Result<PathBuf> {
+    let output = dir.join(format!("{name}.blend"));
+    let json = serde_json::json!({
+        "output": output,
+        "start": options.start,
+        "end": options.end,
+        "step": options.step,
+        "width": options.width,
+        "height": options.height,
+        "samples": options.samples,
+        "autorun_marker": options.autorun_marker,
+        "compress": options.compress,
+    });
+    let result = Command::new(blender()?)
+        .args([
+            "-b",
+            "--factory-startup",
+            "--python-exit-code",
+            "1",
+            "--python",
+        ])
+        .arg(MAKE_SCENE)
+        .arg("--")
+        .arg(json.to_string())
+        .output()
+        .context("running blender")?;
+    if !result.status.success() || !output.is_file() {
+        bail!(
+            "blender could not make {} ({}):\n{}\n{}",
+            output.display(),
+            result.status,
+            String::from_utf8_lossy(&result.stdout),
+            String::from_utf8_lossy(&result.stderr)
+        );
+    }
+    Ok(output)
+}
+
+/// The frame number a frame of a [`make_scene`] scene shows: its top-left pixel's red value
+/// minus 128. Exact on the renders of Blender 3.4 and 4.x; compare with ±1 to be safe.
+pub fn frame_code(png_bytes: &[u8]) -> anyhow::Result<i32> {
+    let mut decoder = png::Decoder::new(Cursor::new(png_bytes));
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().context("reading the PNG header")?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| anyhow!("the PNG is too large to decode"))?;
+    let mut pixels = vec![0; size];
+    let info = reader.next_frame(&mut pixels).context("decoding the PNG")?;
+    let red = match info.color_type {
+        png::ColorType::Rgb | png::ColorType::Rgba => pixels[0],
+        other => bail!("expected an RGB PNG, got {other:?}"),
+    };
+    Ok(i32::from(red) - CODE_OFFSET)
+}

@@ -1,0 +1,139 @@
+//! The Blender fixtures work: frames show their own number, autorun only runs when allowed,
+//! compression is what Blender 3.x writes.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use farm_core::blend::{sniff, BlendEncoding};
+use farm_core::blender::RenderCommand;
+use farm_testkit::{blender, frame_code, make_scene, SceneOptions};
+
+fn render(blend: &Path, frames: &[i32], out: &Path) -> anyhow::Result<()> {
+    let command = RenderCommand {
+        blend,
+        frames,
+        threads: 2,
+        output_dir: out,
+        format: None,
+    };
+    let output = Command::new(blender()?).args(command.args()).output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "blender failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+#[test]
+fn every_frame_shows_its_own_number() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let blend = make_scene(dir.path(), "code", &SceneOptions::default())?;
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out)?;
+    let frames: Vec<i32> = [-5].into_iter().chain(1..=24).collect();
+    let started = Instant::now();
+    render(&blend, &frames, &out)?;
+    let elapsed = started.elapsed();
+    eprintln!("rendered {} frames in {elapsed:?}", frames.len());
+    for frame in frames {
+        let png = std::fs::read(out.join(format!("frame_{frame}.png")))?;
+        let code = frame_code(&png)?;
+        assert!((code - frame).abs() <= 1, "frame {frame} shows {code}");
+        // The mapping is exact in practice; the tolerance is only for other Blender builds.
+        if [-5, 1, 3, 6, 24].contains(&frame) {
+            assert_eq!(code, frame, "frame {frame}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_scene_has_the_requested_settings() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let options = SceneOptions {
+        start: 3,
+        end: 9,
+        step: 2,
+        width: 40,
+        height: 30,
+        ..SceneOptions::default()
+    };
+    let blend = make_scene(dir.path(), "settings", &options)?;
+    let output = Command::new(blender()?)
+        .args(farm_core::blender::scene_info_args(&blend))
+        .output()?;
+    let info = farm_core::blender::SceneInfo::from_output(&String::from_utf8_lossy(&output.stdout))
+        .ok_or_else(|| anyhow::anyhow!("no scene info in {output:?}"))?;
+    assert_eq!((info.start, info.end, info.step), (3, 9, 2));
+    assert_eq!(info.format, "PNG");
+    assert_eq!(info.engine, "CYCLES");
+
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out)?;
+    render(&blend, &[5], &out)?;
+    let png = std::fs::read(out.join("frame_5.png"))?;
+    let decoder = png::Decoder::new(std::io::Cursor::new(png.as_slice()));
+    let reader = decoder.read_info()?;
+    let header = reader.info();
+    assert_eq!((header.width, header.height), (40, 30));
+    assert_eq!(header.color_type, png::ColorType::Rgb);
+    assert_eq!(header.bit_depth, png::BitDepth::Eight);
+    assert_eq!(frame_code(&png)?, 5);
+    Ok(())
+}
+
+#[test]
+fn the_autorun_marker_appears_only_with_auto_execution() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let marker = dir.path().join("autorun ran");
+    let options = SceneOptions {
+        autorun_marker: Some(marker.clone()),
+        ..SceneOptions::default()
+    };
+    let blend = make_scene(dir.path(), "autorun", &options)?;
+    assert!(!marker.exists(), "making the scene must not run the script");
+
+    let open = |flag: &str| -> anyhow::Result<()> {
+        let status = Command::new(blender()?)
+            .args(["-b", flag])
+            .arg(&blend)
+            .args(["--python-expr", "pass"])
+            .output()?
+            .status;
+        anyhow::ensure!(status.success(), "blender {flag} failed: {status}");
+        Ok(())
+    };
+    open("--disable-autoexec")?;
+    assert!(!marker.exists(), "the script ran with --disable-autoexec");
+    open("--enable-autoexec")?;
+    assert!(
+        marker.exists(),
+        "the script did not run with --enable-autoexec"
+    );
+    Ok(())
+}
+
+#[test]
+fn compressed_scenes_are_zstd_and_plain_ones_are_not() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let plain = make_scene(dir.path(), "plain", &SceneOptions::default())?;
+    let compressed = make_scene(
+        dir.path(),
+        "compressed",
+        &SceneOptions {
+            compress: true,
+            ..SceneOptions::default()
+        },
+    )?;
+    assert_eq!(sniff(&std::fs::read(plain)?)?, BlendEncoding::Plain);
+    assert_eq!(sniff(&std::fs::read(compressed)?)?, BlendEncoding::Zstd);
+    Ok(())
+}
+
+#[test]
+fn frame_code_refuses_what_is_not_an_rgb_png() {
+    assert!(frame_code(b"not a png").is_err());
+}
