@@ -95,15 +95,15 @@ impl Aws {
     /// Wraps a storage failure with what was being done and, for a network failure, where to
     /// look.
     pub fn storage_error(&self, err: &StorageError, doing: &str) -> anyhow::Error {
-        let hint = if err.is_transient() {
-            format!(
-                "; check the endpoint ({}), the network and your AWS configuration, then retry",
+        if err.is_transient() {
+            anyhow::anyhow!(
+                "{doing}: {}; check the endpoint ({}), the network and your AWS configuration, then retry",
+                without_debug_tail(&err.to_string()),
                 self.endpoint()
             )
         } else {
-            String::new()
-        };
-        anyhow::anyhow!("{doing}: {err}{hint}")
+            anyhow::anyhow!("{doing}: {err}")
+        }
     }
 
     /// Says what a failed SDK call means, briefly, with a hint for network failures.
@@ -138,5 +138,34 @@ impl Aws {
             }
             other => anyhow::anyhow!("{doing}: {}", aws_sdk_s3::error::DisplayErrorContext(other)),
         }
+    }
+}
+
+/// An SDK error's text without the debug dump the SDK appends (` (DispatchFailure(...))`).
+pub(crate) fn without_debug_tail(message: &str) -> &str {
+    [
+        "DispatchFailure(",
+        "TimeoutError(",
+        "ResponseError(",
+        "ServiceError(",
+    ]
+    .iter()
+    .filter_map(|marker| message.find(&format!(" ({marker}")))
+    .min()
+    .map_or(message, |cut| &message[..cut])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdk_debug_dumps_are_cut() {
+        let message = "dispatch failure: io error: Connection refused (os error 111) (DispatchFailure(DispatchFailure { source: x }))";
+        assert_eq!(
+            without_debug_tail(message),
+            "dispatch failure: io error: Connection refused (os error 111)"
+        );
+        assert_eq!(without_debug_tail("plain"), "plain");
     }
 }

@@ -32,7 +32,10 @@ fn scheduler_error(err: &farm_core::scheduler::SchedulerError, doing: &str) -> a
     } else {
         ""
     };
-    anyhow!("{doing}: {err}{hint}")
+    anyhow!(
+        "{doing}: {}{hint}",
+        crate::aws::without_debug_tail(&err.to_string())
+    )
 }
 
 fn submitted(manifest: &JobManifest, what: &str) -> anyhow::Result<()> {

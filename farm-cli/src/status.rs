@@ -317,7 +317,10 @@ pub async fn describe_jobs<B: Scheduler>(
         } else {
             ""
         };
-        anyhow!("asking AWS Batch about the jobs: {e}{hint}")
+        anyhow!(
+            "asking AWS Batch about the jobs: {}{hint}",
+            crate::aws::without_debug_tail(&e.to_string())
+        )
     })?;
     let find = |id: &Option<String>| {
         id.as_deref()

@@ -1,0 +1,697 @@
+//! `submit`, `status`, `download`, `cancel` and `retry` against moto_server, with the trigger's
+//! own handler (`trigger_lambda::handle_event`) turning the upload into jobs, as the Lambda does.
+//!
+//! moto runs no containers. In its docker-free mode (the test kit's default) every job is
+//! SUCCEEDED as soon as it is submitted. In its docker mode with a timed state transition, jobs
+//! walk through SUBMITTED, PENDING, RUNNABLE, STARTING and RUNNING, one state per interval; then
+//! a plain job (and each array child) FAILS because there is no Docker to run it, while the
+//! array parent stays RUNNING. The tests use both to see every state `farm status` can meet.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use common::{
+    assert_frames_show_their_number, assert_zip_holds, farm, frame_files, names, run, scene, Run,
+};
+use farm_core::{FrameList, JobKeys};
+use farm_io::{BatchScheduler, BatchTargets, S3Storage};
+use farm_testkit::{unique_prefix, BatchEnv, Moto};
+use serde_json::Value;
+use trigger_lambda::{handle_event, parse_event, Deps, RecordOutcome};
+
+const BUCKET: &str = "farm-cli-test";
+
+struct Fixture {
+    moto: Moto,
+    batch: BatchEnv,
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn start() -> Self {
+        let moto = Moto::start().await.expect("moto_server starts");
+        moto.bucket(BUCKET).await.expect("bucket");
+        let batch = moto.batch_env().await.expect("batch setup");
+        Self {
+            moto,
+            batch,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// `farm` pointed at moto, with the Batch targets `farm retry` reads from the environment.
+    fn farm(&self) -> Command {
+        let mut command = farm();
+        command.envs(self.moto.env());
+        command
+            .env("JOB_QUEUE_ARN", &self.batch.queue)
+            .env("JOB_DEFINITION_ARN", &self.batch.render_definition)
+            .env("ZIP_JOB_DEFINITION_ARN", &self.batch.zip_definition);
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        run(self.farm().args(args))
+    }
+
+    fn status_json(&self, key: &str) -> Value {
+        let result = self.run(&["status", key, "--bucket", BUCKET, "--json"]);
+        serde_json::from_str(result.ok()).unwrap_or_else(|e| panic!("{e}: {result:#?}"))
+    }
+
+    fn status_text(&self, key: &str) -> String {
+        self.run(&["status", key, "--bucket", BUCKET])
+            .ok()
+            .to_owned()
+    }
+
+    /// What the trigger Lambda does on the upload's ObjectCreated event.
+    async fn trigger(&self, key: &str) -> RecordOutcome {
+        let s3 = self.moto.s3();
+        let head = s3
+            .head_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let event = serde_json::json!({"Records": [{
+            "eventVersion": "2.1",
+            "eventSource": "aws:s3",
+            "awsRegion": "us-east-1",
+            "eventTime": "2026-11-24T10:15:30.123Z",
+            "eventName": "ObjectCreated:Put",
+            "s3": {
+                "s3SchemaVersion": "1.0",
+                "configurationId": "farm-trigger",
+                "bucket": {"name": BUCKET, "arn": format!("arn:aws:s3:::{BUCKET}")},
+                "object": {
+                    "key": key,
+                    "size": head.content_length().unwrap_or(0),
+                    "eTag": head.e_tag().unwrap_or_default().trim_matches('"'),
+                    "sequencer": "0062E99A88DC407460"
+                }
+            }
+        }]});
+        let for_buckets = s3.clone();
+        let deps = Deps {
+            buckets: move |bucket: &str| S3Storage::new(for_buckets.clone(), bucket),
+            scheduler: self.scheduler(),
+            tags: s3,
+            max_frames: 10_000,
+        };
+        let report = handle_event(&deps, parse_event(event).unwrap())
+            .await
+            .expect("the trigger handles the event");
+        assert_eq!(report.records.len(), 1, "{report:?}");
+        report.records[0].clone()
+    }
+
+    fn scheduler(&self) -> BatchScheduler {
+        BatchScheduler::new(
+            self.moto.batch(),
+            BatchTargets {
+                queue: self.batch.queue.clone(),
+                render_definition: self.batch.render_definition.clone(),
+                zip_definition: self.batch.zip_definition.clone(),
+            },
+        )
+    }
+
+    fn storage(&self) -> S3Storage {
+        S3Storage::new(self.moto.s3(), BUCKET)
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>) {
+        self.moto
+            .s3()
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn tags(&self, key: &str) -> BTreeMap<String, String> {
+        let output = self
+            .moto
+            .s3()
+            .get_object_tagging()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        output
+            .tag_set()
+            .iter()
+            .map(|t| (t.key().to_owned(), t.value().to_owned()))
+            .collect()
+    }
+
+    async fn manifest(&self, key: &str) -> Value {
+        let object = self
+            .moto
+            .s3()
+            .get_object()
+            .bucket(BUCKET)
+            .key(JobKeys::new(key).manifest())
+            .send()
+            .await
+            .unwrap();
+        let body = object.body.collect().await.unwrap().into_bytes();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    /// The `FARM_FRAMES` a Batch job was submitted with.
+    async fn job_frames(&self, id: &str) -> String {
+        let jobs = self
+            .moto
+            .batch()
+            .describe_jobs()
+            .jobs(id)
+            .send()
+            .await
+            .unwrap();
+        let job = &jobs.jobs()[0];
+        job.container()
+            .unwrap()
+            .environment()
+            .iter()
+            .find(|kv| kv.name() == Some(farm_core::env::FRAMES))
+            .and_then(|kv| kv.value())
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Posts JSON to moto's own API (configuration, state transitions).
+    fn moto_api(&self, path: &str, body: &str) {
+        let address = self.moto.endpoint.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 20"), "{answer}");
+    }
+}
+
+fn submitted(outcome: &RecordOutcome) -> (String, String) {
+    match outcome {
+        RecordOutcome::Submitted {
+            render_job_id,
+            zip_job_id,
+            ..
+        } => (render_job_id.clone(), zip_job_id.clone()),
+        other => panic!("expected a submission: {other:?}"),
+    }
+}
+
+/// Renders frames of the scene locally, to upload as if the farm had rendered them.
+fn local_frames(blend: &Path, out: &Path, frames: &str) -> Vec<(i32, PathBuf)> {
+    run(farm()
+        .args(["render", "--frames", frames, "--out"])
+        .arg(out)
+        .arg(blend))
+    .ok();
+    frame_files(&out.join("frames"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_status_download_retry_and_cancel_a_job_that_succeeds() {
+    let farm = Fixture::start().await;
+    let blend = scene(farm.dir.path(), "shot", 1, 6, 1);
+    let key = format!("{}shot.blend", unique_prefix("cli"));
+    let blend_arg = blend.to_str().unwrap();
+
+    // Submit: validated, uploaded with its tags in the same request.
+    let submit = farm.run(&[
+        "submit", blend_arg, "--bucket", BUCKET, "--key", &key, "--frames", "1-6", "--chunk", "2",
+    ]);
+    let stdout = submit.ok();
+    assert!(stdout.contains(&format!("key: {key}")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("farm status {key} --bucket {BUCKET}")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("farm download {key} --bucket {BUCKET}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("6 frame(s) in 3 task(s)"), "{stdout}");
+    let tags = farm.tags(&key).await;
+    assert_eq!(tags.get("frames").map(String::as_str), Some("1-6"));
+    assert_eq!(tags.get("chunk").map(String::as_str), Some("2"));
+
+    // Before the trigger ran there is no job yet.
+    let early = farm.run(&["status", &key, "--bucket", BUCKET]);
+    assert!(early.one_line_error().contains("no job for"));
+
+    // The trigger reads the tags farm wrote and submits the render and zip jobs.
+    let (render_id, zip_id) = submitted(&farm.trigger(&key).await);
+    let status = farm.status_json(&key);
+    assert_eq!(status["status"], "submitted");
+    assert_eq!(status["render_job"]["id"], render_id.as_str());
+    assert_eq!(status["render_job"]["state"], "SUCCEEDED");
+    assert_eq!(status["render_job"]["array"]["size"], 3);
+    assert_eq!(status["render_job"]["array"]["succeeded"], 3);
+    assert_eq!(status["zip_job"]["id"], zip_id.as_str());
+    assert_eq!(status["zip_job"]["state"], "SUCCEEDED");
+    assert_eq!(status["frames"]["total"], 6);
+    assert_eq!(status["frames"]["pending"], 6);
+    assert!(status["archive"].is_null());
+    assert_eq!(status["complete"], false);
+    let text = farm.status_text(&key);
+    assert!(
+        text.contains(&format!(
+            "render    SUCCEEDED  job {render_id}, 3 tasks: 3 succeeded"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("zip       SUCCEEDED  job {zip_id}")),
+        "{text}"
+    );
+    assert!(text.contains("0/6 done, 0 failed, 6 pending"), "{text}");
+    assert!(text.contains("archive   not yet"), "{text}");
+
+    // Frames 1-3 rendered, frame 4 failed with a log, 5 and 6 pending.
+    let keys = JobKeys::new(key.as_str());
+    let local = local_frames(&blend, &farm.dir.path().join("local"), "1-6");
+    for (frame, path) in &local[..3] {
+        farm.put(&keys.frame(*frame, "png"), std::fs::read(path).unwrap())
+            .await;
+    }
+    farm.put(&keys.frame(42, "png"), b"not in the job".to_vec())
+        .await;
+    farm.put(
+        &keys.log(4),
+        b"Read blend\nFARM_FRAME 4\nFra:4 Mem:10M\nError: Out of memory in CUDA\nBlender quit\n"
+            .to_vec(),
+    )
+    .await;
+    farm.put(&keys.log(2), b"an old failure, rendered since\n".to_vec())
+        .await;
+    let status = farm.status_json(&key);
+    assert_eq!(status["frames"]["done"], 3);
+    assert_eq!(status["frames"]["failed"], 1);
+    assert_eq!(status["frames"]["pending"], 2);
+    assert_eq!(status["failed_frames"][0]["frame"], 4);
+    assert_eq!(status["failed_frames"][0]["log"], keys.log(4).as_str());
+    assert_eq!(
+        status["failed_frames"][0]["reason"],
+        "Error: Out of memory in CUDA"
+    );
+    let text = farm.status_text(&key);
+    assert!(text.contains("3/6 done, 1 failed, 2 pending"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "failed    frame 4: Error: Out of memory in CUDA (log s3://{BUCKET}/{})",
+            keys.log(4)
+        )),
+        "{text}"
+    );
+
+    // No archive yet: download says so.
+    let out = farm.dir.path().join("download");
+    let early = farm.run(&[
+        "download",
+        &key,
+        "--bucket",
+        BUCKET,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(early.one_line_error().contains("there is no archive"));
+
+    // Retry: a render job for the missing frames only, a zip job for all of them.
+    let retry = farm.run(&["retry", &key, "--bucket", BUCKET]);
+    let stdout = retry.ok();
+    assert!(
+        stdout.contains("retry of 3 missing frame(s) of 6 (4-6)"),
+        "{stdout}"
+    );
+    let manifest = farm.manifest(&key).await;
+    assert_eq!(manifest["frames"], "1-6");
+    let new_render = manifest["render_job_id"].as_str().unwrap().to_owned();
+    let new_zip = manifest["zip_job_id"].as_str().unwrap().to_owned();
+    assert_ne!(new_render, render_id);
+    assert_eq!(farm.job_frames(&new_render).await, "4-6");
+    assert_eq!(farm.job_frames(&new_zip).await, "1-6");
+
+    // The retried frames arrive and the zipper makes the archive.
+    for (frame, path) in &local[3..] {
+        farm.put(&keys.frame(*frame, "png"), std::fs::read(path).unwrap())
+            .await;
+    }
+    let frames = FrameList::parse("1-6", 100).unwrap();
+    zipper::zip_frames(
+        &farm.storage(),
+        &keys,
+        &frames,
+        &zipper::ZipOptions::default(),
+        &|_| {},
+    )
+    .await
+    .expect("the zipper makes the archive");
+    let status = farm.status_json(&key);
+    assert_eq!(status["frames"]["done"], 6);
+    assert_eq!(status["frames"]["failed"], 0);
+    assert!(status["failed_frames"].is_null());
+    assert_eq!(status["archive"]["key"], keys.zip().as_str());
+    assert_eq!(status["complete"], true);
+    let text = farm.status_text(&key);
+    assert!(
+        text.contains(&format!("archive   s3://{BUCKET}/{}", keys.zip())),
+        "{text}"
+    );
+    let nothing = farm.run(&["retry", &key, "--bucket", BUCKET]);
+    assert!(nothing.ok().contains("nothing is missing"), "{nothing:#?}");
+
+    // Download and unpack.
+    let download = farm.run(&[
+        "download",
+        &key,
+        "--bucket",
+        BUCKET,
+        "--out",
+        out.to_str().unwrap(),
+        "--unpack",
+    ]);
+    let stdout = download.ok();
+    assert!(stdout.contains("frames.zip"), "{stdout}");
+    assert_zip_holds(&out.join("frames.zip"), &names(&[1, 2, 3, 4, 5, 6]));
+    let unpacked = frame_files(&out.join("frames"));
+    assert_eq!(unpacked.len(), 6);
+    assert_frames_show_their_number(&unpacked);
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(leftovers, ["frames", "frames.zip"]);
+
+    // Cancel: both jobs already ended.
+    let cancel = farm.run(&["cancel", &key, "--bucket", BUCKET]);
+    let stdout = cancel.ok();
+    assert!(
+        stdout.contains(&format!("render job {new_render}: already SUCCEEDED")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("zip job {new_zip}: already SUCCEEDED")),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_requests_unknown_jobs_and_large_uploads() {
+    let farm = Fixture::start().await;
+    let prefix = unique_prefix("cli");
+
+    // A body that is not a .blend, uploaded with valid tags past farm's own checks: the
+    // trigger rejects it, and every command says why.
+    let bad = format!("{prefix}bad.blend");
+    farm.moto
+        .s3()
+        .put_object()
+        .bucket(BUCKET)
+        .key(&bad)
+        .tagging("frames=1-3")
+        .body(ByteStream::from_static(b"not a blend at all"))
+        .send()
+        .await
+        .unwrap();
+    let outcome = farm.trigger(&bad).await;
+    assert!(
+        matches!(outcome, RecordOutcome::Rejected { .. }),
+        "{outcome:?}"
+    );
+    let status = farm.status_json(&bad);
+    assert_eq!(status["status"], "rejected");
+    assert!(
+        status["message"].as_str().unwrap().contains("not a .blend"),
+        "{status}"
+    );
+    let text = farm.status_text(&bad);
+    assert!(text.contains("rejected  "), "{text}");
+    for command in ["cancel", "retry"] {
+        let result = farm.run(&[command, &bad, "--bucket", BUCKET]);
+        assert!(result.one_line_error().contains("rejected"), "{result:#?}");
+    }
+
+    // A manifest naming jobs Batch does not know.
+    let ghost = format!("{prefix}ghost.blend");
+    let manifest = serde_json::json!({
+        "schema": 1, "status": "submitted", "bucket": BUCKET, "key": ghost,
+        "frames": "1-4", "frame_count": 4, "chunk_size": 1, "chunk_count": 4,
+        "render_job_id": "no-such-render-job", "zip_job_id": "no-such-zip-job",
+        "created": "2026-11-24T10:00:00Z"
+    });
+    farm.put(
+        &JobKeys::new(ghost.as_str()).manifest(),
+        manifest.to_string().into_bytes(),
+    )
+    .await;
+    let status = farm.status_json(&ghost);
+    assert_eq!(status["render_job"]["state"], "UNKNOWN");
+    assert_eq!(status["zip_job"]["state"], "UNKNOWN");
+    let text = farm.status_text(&ghost);
+    assert!(text.contains("render    UNKNOWN"), "{text}");
+    assert!(text.contains("does not know this job"), "{text}");
+
+    // A file larger than two parts goes up in parts, tags on CreateMultipartUpload.
+    let blend = scene(farm.dir.path(), "big", 1, 4, 1);
+    let mut bytes = std::fs::read(&blend).unwrap();
+    let original_len = bytes.len();
+    bytes.resize(11 * 1024 * 1024, 0);
+    std::fs::write(&blend, &bytes).unwrap();
+    let big = format!("{prefix}big.blend");
+    let submit = farm.run(&[
+        "submit",
+        blend.to_str().unwrap(),
+        "--bucket",
+        BUCKET,
+        "--key",
+        &big,
+        "--frame",
+        "4",
+        "--format",
+        "png",
+        "--part-size-mib",
+        "5",
+    ]);
+    assert!(submit.ok().contains(&format!("key: {big}")));
+    let tags = farm.tags(&big).await;
+    assert_eq!(tags.get("frame").map(String::as_str), Some("4"));
+    assert_eq!(tags.get("format").map(String::as_str), Some("PNG"));
+    let object = farm
+        .moto
+        .s3()
+        .get_object()
+        .bucket(BUCKET)
+        .key(&big)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        object.e_tag().unwrap().contains("-3"),
+        "three parts: {:?}",
+        object.e_tag()
+    );
+    let body = object.body.collect().await.unwrap().into_bytes();
+    assert_eq!(body.len(), bytes.len());
+    assert_eq!(&body[..original_len], &bytes[..original_len]);
+    let (_, _) = submitted(&farm.trigger(&big).await);
+    let status = farm.status_json(&big);
+    assert_eq!(status["frames"]["list"], "1-4");
+    assert!(status["render_job"]["array"]["size"] == 4);
+}
+
+/// Polls `farm status --json` until `done` says so, recording each new render/zip state with
+/// the text output seen in it.
+fn follow(
+    farm: &Fixture,
+    key: &str,
+    timeout: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> BTreeMap<(String, String), String> {
+    let mut seen = BTreeMap::new();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status = farm.status_json(key);
+        let states = (
+            status["render_job"]["state"].as_str().unwrap().to_owned(),
+            status["zip_job"]["state"].as_str().unwrap().to_owned(),
+        );
+        if !seen.contains_key(&states) {
+            let text = farm.status_text(key);
+            seen.insert(states, text);
+        }
+        if done(&status) {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out; states seen: {:?}",
+            seen.keys()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_follows_every_state_moto_gives_and_cancel_and_retry_respect_them() {
+    let farm = Fixture::start().await;
+    // Docker mode: jobs move one state every 2 seconds, then fail for want of Docker.
+    farm.moto_api("/moto-api/config", r#"{"batch":{"use_docker":true}}"#);
+    farm.moto_api(
+        "/moto-api/state-manager/set-transition",
+        r#"{"model_name":"batch::job","transition":{"progression":"time","seconds":2}}"#,
+    );
+    let blend = scene(farm.dir.path(), "walk", 1, 2, 1);
+    let prefix = unique_prefix("cli");
+
+    // One chunk: a plain render job, which walks every state up to RUNNING, then fails.
+    let key = format!("{prefix}walk.blend");
+    let blend_arg = blend.to_str().unwrap();
+    farm.run(&[
+        "submit", blend_arg, "--bucket", BUCKET, "--key", &key, "--frames", "1-2", "--chunk", "2",
+    ])
+    .ok();
+    let (render_id, _) = submitted(&farm.trigger(&key).await);
+
+    // While it is queued, retry refuses.
+    let retry = farm.run(&["retry", &key, "--bucket", BUCKET]);
+    let line = retry.one_line_error();
+    assert!(
+        line.contains(&format!("the render job {render_id} is still")),
+        "{line}"
+    );
+    assert!(line.contains("farm cancel"), "{line}");
+
+    let seen = follow(&farm, &key, Duration::from_secs(60), |s| {
+        s["render_job"]["state"] == "FAILED" && s["zip_job"]["state"] == "FAILED"
+    });
+    let render_states: BTreeSet<&str> = seen.keys().map(|(r, _)| r.as_str()).collect();
+    for state in ["PENDING", "RUNNABLE", "STARTING", "FAILED"] {
+        assert!(
+            render_states.contains(state),
+            "{state} not seen: {render_states:?}"
+        );
+    }
+    let mut all_states: BTreeSet<String> = seen
+        .keys()
+        .flat_map(|(r, z)| [r.clone(), z.clone()])
+        .collect();
+    for ((render, zip), text) in &seen {
+        assert!(
+            text.contains(&format!("render    {render:<10} job {render_id}")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("zip       {zip:<10} job")), "{text}");
+        assert!(text.contains("0/2 done, 0 failed, 2 pending"), "{text}");
+        if !matches!(zip.as_str(), "SUCCEEDED" | "FAILED" | "RUNNING") {
+            assert!(
+                text.contains("starts when the render job has succeeded"),
+                "{text}"
+            );
+        }
+    }
+    let failed = &seen[&("FAILED".to_owned(), "FAILED".to_owned())];
+    assert!(
+        failed.contains(&format!(
+            "next      render the missing frames again: farm retry {key}"
+        )),
+        "{failed}"
+    );
+    // Now retry may go, and resubmits both frames.
+    let retry = farm.run(&["retry", &key, "--bucket", BUCKET]);
+    assert!(
+        retry
+            .ok()
+            .contains("retry of 2 missing frame(s) of 2 (1-2)"),
+        "{retry:#?}"
+    );
+
+    // Two chunks: an array job; cancel it while it is queued.
+    let array_key = format!("{prefix}array.blend");
+    farm.run(&[
+        "submit", blend_arg, "--bucket", BUCKET, "--key", &array_key, "--frames", "1-2",
+    ])
+    .ok();
+    let (array_id, zip_id) = submitted(&farm.trigger(&array_key).await);
+    let submitted_state = farm.status_json(&array_key);
+    let first = submitted_state["render_job"]["state"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        ["SUBMITTED", "PENDING"].contains(&first.as_str()),
+        "{submitted_state}"
+    );
+    assert_eq!(submitted_state["render_job"]["array"]["size"], 2);
+    let text = farm.status_text(&array_key);
+    assert!(
+        text.contains(&format!("render    {first:<10} job {array_id}, 2 tasks:")),
+        "{text}"
+    );
+
+    let cancel = farm.run(&["cancel", &array_key, "--bucket", BUCKET]);
+    let stdout = cancel.ok();
+    assert!(
+        stdout.contains(&format!("zip job {zip_id}: terminated (was")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("render job {array_id}: terminated (was")),
+        "{stdout}"
+    );
+    // moto records the reason and fails the children once they would start.
+    let seen = follow(&farm, &array_key, Duration::from_secs(60), |s| {
+        s["render_job"]["array"]["failed"] == 2
+    });
+    let last = farm.status_text(&array_key);
+    assert!(last.contains("2 tasks: 0 succeeded, 2 failed"), "{last}");
+    all_states.insert(first);
+    all_states.extend(seen.keys().flat_map(|(r, z)| [r.clone(), z.clone()]));
+    // Every state moto gives, on a render or a zip job (SUCCEEDED: the first test). A plain job
+    // goes from STARTING to FAILED at once; the array parent stays RUNNING as its children fail.
+    for state in [
+        "SUBMITTED",
+        "PENDING",
+        "RUNNABLE",
+        "STARTING",
+        "RUNNING",
+        "FAILED",
+    ] {
+        assert!(
+            all_states.contains(state),
+            "{state} not seen: {all_states:?}"
+        );
+    }
+    for text in seen.values() {
+        assert!(
+            text.contains(&format!("job {array_id}, 2 tasks:")),
+            "{text}"
+        );
+    }
+    let status = farm.status_json(&array_key);
+    assert_eq!(
+        status["render_job"]["reason"],
+        farm_cli::jobs::CANCEL_REASON
+    );
+}

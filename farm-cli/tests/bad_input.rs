@@ -1,0 +1,225 @@
+//! Every bad input: one clear line on stderr and exit code 1.
+
+mod common;
+
+use std::path::Path;
+
+use common::{farm, run, Run};
+
+/// A file that starts like a .blend: enough for the checks that run before Blender.
+fn fake_blend(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("scene.blend");
+    std::fs::write(&path, b"BLENDER-v304RENDHfake scene for input checks").unwrap();
+    path
+}
+
+fn render(args: &[&str], scene: &Path) -> Run {
+    run(farm().arg("render").args(args).arg(scene))
+}
+
+#[test]
+fn a_missing_scene_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.blend");
+    for command in ["render", "submit"] {
+        let mut cmd = farm();
+        cmd.arg(command).arg(&missing);
+        if command == "submit" {
+            cmd.args(["--bucket", "b", "--frames", "1"]);
+        }
+        let result = run(&mut cmd);
+        let line = result.one_line_error();
+        assert!(line.contains("nope.blend does not exist"), "{line}");
+    }
+}
+
+#[test]
+fn a_file_that_is_not_a_blend_is_refused_before_blender_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.blend");
+    std::fs::write(&text, "just some text").unwrap();
+    let result = render(&["--frames", "1"], &text);
+    let line = result.one_line_error();
+    assert!(line.contains("is not a .blend file"), "{line}");
+    assert!(
+        !dir.path().join("notes.farm").exists(),
+        "nothing is created"
+    );
+
+    let empty = dir.path().join("empty.blend");
+    std::fs::write(&empty, "").unwrap();
+    assert!(render(&[], &empty).one_line_error().contains("empty"));
+
+    let folder = dir.path().join("folder.blend");
+    std::fs::create_dir(&folder).unwrap();
+    assert!(render(&[], &folder)
+        .one_line_error()
+        .contains("is a folder"));
+
+    let submit = run(farm()
+        .arg("submit")
+        .arg(&text)
+        .args(["--bucket", "b", "--frames", "1"]));
+    assert!(submit.one_line_error().contains("is not a .blend file"));
+}
+
+#[test]
+fn invalid_frame_lists_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let blend = fake_blend(dir.path());
+    for (frames, needle) in [
+        ("5-1", "runs backwards"),
+        ("abc", "is not a frame"),
+        ("1-10:0", "step"),
+        ("", "empty"),
+        ("1-99999999", "outside Blender's frame range"),
+    ] {
+        let result = render(&["--frames", frames], &blend);
+        let line = result.one_line_error();
+        assert!(line.contains("invalid --frames"), "{frames}: {line}");
+        assert!(line.contains(needle), "{frames}: {line}");
+    }
+    let chunk = render(&["--frames", "1-4", "--format", "gif"], &blend);
+    assert!(chunk.one_line_error().contains("is not an output format"));
+
+    for (flag, value, needle) in [
+        ("--frames", "5-1", "tag `frames=5-1` is invalid"),
+        ("--frame", "0", "tag `frame=0` is invalid"),
+    ] {
+        let result = run(farm()
+            .arg("submit")
+            .arg(&blend)
+            .args(["--bucket", "b", flag, value]));
+        let line = result.one_line_error();
+        assert!(line.contains(needle), "{line}");
+    }
+    let chunk = run(farm()
+        .arg("submit")
+        .arg(&blend)
+        .args(["--bucket", "b", "--frames", "1-4", "--chunk", "x"]));
+    assert!(chunk.one_line_error().contains("tag `chunk=x` is invalid"));
+    let key = run(farm().arg("submit").arg(&blend).args([
+        "--bucket",
+        "b",
+        "--frames",
+        "1-4",
+        "--key",
+        "scene.txt",
+    ]));
+    assert!(key.one_line_error().contains("does not end in .blend"));
+}
+
+#[test]
+fn an_unwritable_output_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let blend = fake_blend(dir.path());
+    let file = dir.path().join("a file");
+    std::fs::write(&file, "x").unwrap();
+
+    let under_a_file = file.join("out");
+    let result = render(
+        &["--frames", "1", "--out", under_a_file.to_str().unwrap()],
+        &blend,
+    );
+    let line = result.one_line_error();
+    assert!(line.contains("cannot create the output folder"), "{line}");
+    assert!(line.contains("--out"), "{line}");
+
+    let result = render(&["--frames", "1", "--out", file.to_str().unwrap()], &blend);
+    assert!(result.one_line_error().contains("is a file"));
+
+    // A read-only folder (root ignores permissions, so use a read-only file system then).
+    let read_only = dir.path().join("read-only");
+    std::fs::create_dir(&read_only).unwrap();
+    let mut permissions = std::fs::metadata(&read_only).unwrap().permissions();
+    permissions.set_readonly(true);
+    std::fs::set_permissions(&read_only, permissions).unwrap();
+    let probe = std::fs::write(read_only.join("probe"), "x").is_ok();
+    let target = if probe {
+        Path::new("/proc/farm-test-out").to_owned()
+    } else {
+        read_only.join("out")
+    };
+    let result = render(
+        &["--frames", "1", "--out", target.to_str().unwrap()],
+        &blend,
+    );
+    let line = result.one_line_error();
+    assert!(line.contains("output folder"), "{line}");
+    download_into(&target);
+}
+
+/// `farm download` checks its output folder before any network call.
+fn download_into(target: &Path) {
+    let result = run(farm()
+        .args(["download", "k.blend", "--bucket", "b", "--out"])
+        .arg(target));
+    assert!(result.one_line_error().contains("output folder"));
+}
+
+#[test]
+fn an_unreachable_endpoint_is_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let blend = fake_blend(dir.path());
+    let unreachable = |cmd: &mut std::process::Command| {
+        cmd.env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing");
+    };
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["status", "k.blend", "--bucket", "b"],
+        vec!["status", "k.blend", "--bucket", "b", "--json"],
+        vec!["cancel", "k.blend", "--bucket", "b"],
+        vec![
+            "retry",
+            "k.blend",
+            "--bucket",
+            "b",
+            "--queue",
+            "q",
+            "--job-definition",
+            "r",
+            "--zip-job-definition",
+            "z",
+        ],
+    ];
+    for args in commands {
+        let mut cmd = farm();
+        cmd.args(&args);
+        unreachable(&mut cmd);
+        let result = run(&mut cmd);
+        let line = result.one_line_error();
+        assert!(line.contains("127.0.0.1:9"), "{args:?}: {line}");
+    }
+    let out = dir.path().join("dl");
+    let mut cmd = farm();
+    cmd.args(["download", "k.blend", "--bucket", "b", "--out"])
+        .arg(&out);
+    unreachable(&mut cmd);
+    assert!(run(&mut cmd)
+        .one_line_error()
+        .contains("cannot reach http://127.0.0.1:9"));
+
+    let mut cmd = farm();
+    cmd.arg("submit")
+        .arg(&blend)
+        .args(["--bucket", "b", "--frames", "1-4"]);
+    unreachable(&mut cmd);
+    assert!(run(&mut cmd)
+        .one_line_error()
+        .contains("cannot reach http://127.0.0.1:9"));
+}
+
+#[test]
+fn a_missing_blender_is_named_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let blend = fake_blend(dir.path());
+    let result = run(farm()
+        .arg("render")
+        .arg(&blend)
+        .env("BLENDER", dir.path().join("no-blender-here")));
+    let line = result.one_line_error();
+    assert!(line.contains("cannot run blender"), "{line}");
+    assert!(line.contains("--blender"), "{line}");
+}
