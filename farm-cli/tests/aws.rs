@@ -537,10 +537,7 @@ fn follow(
             status["render_job"]["state"].as_str().unwrap().to_owned(),
             status["zip_job"]["state"].as_str().unwrap().to_owned(),
         );
-        if !seen.contains_key(&states) {
-            let text = farm.status_text(key);
-            seen.insert(states, text);
-        }
+        seen.entry(states).or_insert_with(|| farm.status_text(key));
         if done(&status) {
             return seen;
         }

@@ -133,7 +133,7 @@ fn interrupt_after(blend: &Path, out: &Path, count: usize) -> common::Run {
         .status()
         .unwrap();
     assert!(kill.success());
-    common::Run::of(child.wait_with_output().unwrap())
+    common::Run::of(&child.wait_with_output().unwrap())
 }
 
 #[test]

@@ -39,7 +39,7 @@ pub struct Run {
 }
 
 impl Run {
-    pub fn of(output: Output) -> Self {
+    pub fn of(output: &Output) -> Self {
         Self {
             code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -68,7 +68,7 @@ impl Run {
 
 /// Runs a command to the end.
 pub fn run(command: &mut Command) -> Run {
-    Run::of(command.output().expect("farm runs"))
+    Run::of(&command.output().expect("farm runs"))
 }
 
 /// A scene of `frames` 32x24 pixels, 2 samples, whose frames show their own number.
