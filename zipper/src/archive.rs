@@ -67,9 +67,10 @@ async fn download<S: Storage>(
 }
 
 async fn fetch<S: Storage>(storage: &S, object: &FrameObject) -> Result<Bytes, ZipError> {
-    storage.get(&object.key).await.map_err(|source| {
-        ZipError::storage(format!("downloading frame {}", object.frame), source)
-    })
+    storage
+        .get(&object.key)
+        .await
+        .map_err(|source| ZipError::storage(format!("downloading frame {}", object.frame), source))
 }
 
 /// Writes one STORED entry per frame, in frame order, then the central directory. `async_zip`
@@ -91,7 +92,10 @@ async fn write_zip(
     progress(report);
     for object in objects {
         let data = frames.recv().await.ok_or_else(|| ZipError::Archive {
-            source: io::Error::new(io::ErrorKind::UnexpectedEof, "the frame downloads ended early"),
+            source: io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the frame downloads ended early",
+            ),
         })?;
         let entry = ZipEntryBuilder::new(
             frame_file_name(object.frame, &object.extension).into(),

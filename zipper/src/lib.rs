@@ -79,6 +79,16 @@ impl ZipOptions {
     }
 }
 
+/// Part size and concurrency of the archive's multipart upload to S3: with the default
+/// [`ZipOptions`], peak memory stays under 64 MiB (see `BENCHMARKS.md`).
+pub fn upload_tuning() -> farm_io::UploadTuning {
+    farm_io::UploadTuning {
+        part_size: 8 * MIB as usize,
+        parts_in_flight: 3,
+        ..farm_io::UploadTuning::default()
+    }
+}
+
 /// Progress of a run, reported after the listing and after each frame written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ZipProgress {

@@ -30,7 +30,9 @@ pub(crate) struct FakeStorage {
 
 impl FakeStorage {
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     pub(crate) fn insert(&self, key: &str, body: impl Into<Bytes>) {
@@ -227,7 +229,10 @@ pub(crate) struct FakeUpload {
 impl FakeUpload {
     fn close(&mut self) {
         self.done = true;
-        self.storage.state().open.remove(&(self.key.clone(), self.id));
+        self.storage
+            .state()
+            .open
+            .remove(&(self.key.clone(), self.id));
     }
 }
 

@@ -62,7 +62,11 @@ async fn entries(archive: Bytes) -> Vec<(String, Compression, Vec<u8>)> {
     out
 }
 
-async fn zip(storage: &FakeStorage, keys: &JobKeys, frames: &FrameList) -> Result<ZipSummary, ZipError> {
+async fn zip(
+    storage: &FakeStorage,
+    keys: &JobKeys,
+    frames: &FrameList,
+) -> Result<ZipSummary, ZipError> {
     zip_frames(storage, keys, frames, &ZipOptions::default(), &no_progress).await
 }
 
@@ -77,7 +81,10 @@ async fn frames_are_stored_in_frame_order_with_their_names() {
     let archive = storage.object(&keys.zip()).unwrap();
     assert_eq!(summary.archive_bytes, archive.len() as u64);
     assert_eq!((summary.frames, summary.frame_bytes), (4, 12_000));
-    assert_eq!(storage.content_type(&keys.zip()).as_deref(), Some(ZIP_CONTENT_TYPE));
+    assert_eq!(
+        storage.content_type(&keys.zip()).as_deref(),
+        Some(ZIP_CONTENT_TYPE)
+    );
     let got = entries(archive).await;
     let names: Vec<&str> = got.iter().map(|(name, ..)| name.as_str()).collect();
     assert_eq!(names, ["-0002.png", "0001.png", "0007.png", "10000.png"]);
@@ -97,11 +104,17 @@ async fn missing_frames_write_a_report_and_no_archive() {
 
     let error = zip(&storage, &keys, &list("1-7")).await.unwrap_err();
     assert!(
-        error.to_string().starts_with("4 of 7 expected frames are missing: 2-3, 5, 7;"),
+        error
+            .to_string()
+            .starts_with("4 of 7 expected frames are missing: 2-3, 5, 7;"),
         "{error}"
     );
     assert_eq!(error.class(), FailureClass::BadInput);
-    assert_eq!(storage.object(&keys.zip()), None, "a stale archive is removed");
+    assert_eq!(
+        storage.object(&keys.zip()),
+        None,
+        "a stale archive is removed"
+    );
     assert_eq!(storage.open_upload_count(), 0);
     let report: serde_json::Value =
         serde_json::from_slice(&storage.object(&keys.missing()).unwrap()).unwrap();
@@ -148,7 +161,10 @@ async fn a_frame_with_two_extensions_fails_before_uploading() {
     store_frames(&storage, &keys, &[1, 2], 10);
     storage.insert(&keys.frame(2, "exr"), "x");
     let error = zip(&storage, &keys, &list("1-2")).await.unwrap_err();
-    assert!(matches!(error, ZipError::Ambiguous { frame: 2, .. }), "{error}");
+    assert!(
+        matches!(error, ZipError::Ambiguous { frame: 2, .. }),
+        "{error}"
+    );
     assert_eq!(error.class(), FailureClass::BadInput);
     assert_eq!(storage.object(&keys.zip()), None);
 }
@@ -173,7 +189,10 @@ async fn a_failed_upload_write_aborts_the_upload() {
     store_frames(&storage, &keys, &(1..=20).collect::<Vec<_>>(), 1_000_000);
     storage.fail_upload_after(5_000_000);
     let error = zip(&storage, &keys, &list("1-20")).await.unwrap_err();
-    assert!(error.to_string().starts_with("uploading the archive"), "{error}");
+    assert!(
+        error.to_string().starts_with("uploading the archive"),
+        "{error}"
+    );
     assert_eq!(error.class(), FailureClass::Transient);
     assert_eq!(storage.object(&keys.zip()), None);
     assert_eq!(storage.open_upload_count(), 0);
@@ -218,7 +237,9 @@ async fn dropping_the_run_discards_the_upload() {
     storage.delay_gets(Duration::from_millis(200));
     let frames = list("1-30");
     let run = zip(&storage, &keys, &frames);
-    assert!(tokio::time::timeout(Duration::from_millis(100), run).await.is_err());
+    assert!(tokio::time::timeout(Duration::from_millis(100), run)
+        .await
+        .is_err());
     assert_eq!(storage.object(&keys.zip()), None);
     assert_eq!(storage.open_upload_count(), 0);
 }
@@ -293,8 +314,14 @@ async fn a_zero_chunk_is_a_usage_error() {
         chunk_bytes: 0,
         ..ZipOptions::default()
     };
-    let error = zip_frames(&storage, &JobKeys::root(), &list("1"), &options, &no_progress)
-        .await
-        .unwrap_err();
+    let error = zip_frames(
+        &storage,
+        &JobKeys::root(),
+        &list("1"),
+        &options,
+        &no_progress,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(error.class(), FailureClass::Usage);
 }

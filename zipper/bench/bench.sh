@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Speed and memory of the zipper against moto_server (issue 8, BENCHMARKS.md `## zipper`).
+#
+# 1. Speed: 400 frames of 1 MiB, the zipper binary (release) against the obvious script
+#    (`aws s3 sync` down, `zip -0`, `aws s3 cp` up), 3 runs each with hyperfine, same moto.
+# 2. Memory: the zipper's peak RSS (`/usr/bin/time -v`) for 40 x 1 MiB and 1024 x 1 MiB.
+#
+# Usage: zipper/bench/bench.sh [RUNS]    (needs moto_server, aws, zip, unzip, hyperfine, time)
+# Results go to stdout and to $OUT (default target/zipper-bench/results.md).
+set -euo pipefail
+
+RUNS=${1:-3}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=${WORK:-$(mktemp -d /tmp/zipper-bench.XXXXXX)}
+OUT=${OUT:-$ROOT/target/zipper-bench/results.md}
+BUCKET=zipper-bench
+mkdir -p "$(dirname "$OUT")"
+
+for tool in moto_server aws zip unzip hyperfine /usr/bin/time python3; do
+    command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 2; }
+done
+
+echo "== building the zipper (release)" >&2
+cargo build --release -p zipper --manifest-path "$ROOT/Cargo.toml" >&2
+ZIPPER=$ROOT/target/release/zipper
+
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+moto_server -H 127.0.0.1 -p "$PORT" >"$WORK/moto.log" 2>&1 &
+MOTO_PID=$!
+cleanup() {
+    kill "$MOTO_PID" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$PORT/moto-api/" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
+export AWS_REGION=us-east-1 AWS_ENDPOINT_URL=http://127.0.0.1:$PORT
+export FARM_BUCKET=$BUCKET FARM_LOG_FORMAT=text RUST_LOG=warn
+aws s3 mb "s3://$BUCKET" >/dev/null
+
+# upload_frames KEY COUNT: COUNT random 1 MiB frames under KEY/frames/.
+upload_frames() {
+    local key=$1 count=$2 dir=$WORK/src-$1
+    mkdir -p "$dir"
+    python3 - "$dir" "$count" <<'PY'
+import os, sys
+folder, count = sys.argv[1], int(sys.argv[2])
+for n in range(1, count + 1):
+    with open(os.path.join(folder, f"{n:04d}.png"), "wb") as f:
+        f.write(os.urandom(1024 * 1024))
+PY
+    aws s3 sync "$dir" "s3://$BUCKET/$key/frames/" --quiet
+    rm -rf "$dir"
+}
+
+echo "== uploading frames" >&2
+upload_frames speed.blend 400
+upload_frames small.blend 40
+upload_frames big.blend 1024
+
+SCRIPT="aws s3 sync s3://$BUCKET/speed.blend/frames/ $WORK/dl --quiet \
+&& (cd $WORK/dl && zip -0 -q ../script.zip *.png) \
+&& aws s3 cp $WORK/script.zip s3://$BUCKET/speed.blend/script.zip --quiet"
+
+echo "== speed: 400 x 1 MiB, $RUNS runs each" >&2
+hyperfine --runs "$RUNS" --warmup 0 --style basic \
+    --prepare "rm -rf $WORK/dl $WORK/script.zip" \
+    --export-markdown "$WORK/speed.md" \
+    -n zipper "FARM_KEY=speed.blend FARM_FRAMES=1-400 $ZIPPER" \
+    -n script "$SCRIPT" >&2
+
+# The archive the zipper made is a valid zip with every frame.
+aws s3 cp "s3://$BUCKET/speed.blend/frames.zip" "$WORK/check.zip" --quiet
+unzip -tq "$WORK/check.zip" >&2
+test "$(unzip -Z1 "$WORK/check.zip" | wc -l)" -eq 400
+rm -f "$WORK/check.zip"
+
+# peak_rss KEY FRAMES: the zipper's maximum resident set size in KiB.
+peak_rss() {
+    FARM_KEY=$1 FARM_FRAMES=$2 /usr/bin/time -v "$ZIPPER" 2>"$WORK/time.txt" >/dev/null
+    awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt"
+}
+
+echo "== memory" >&2
+SMALL_KIB=$(peak_rss small.blend 1-40)
+BIG_KIB=$(peak_rss big.blend 1-1024)
+
+{
+    echo "### speed: 400 frames x 1 MiB (hyperfine, $RUNS runs)"
+    echo
+    cat "$WORK/speed.md"
+    echo
+    echo "### peak RSS of the zipper (/usr/bin/time -v)"
+    echo
+    echo "| frames | peak RSS |"
+    echo "|:---|---:|"
+    echo "| 40 x 1 MiB (40 MiB) | $((SMALL_KIB / 1024)) MiB ($SMALL_KIB KiB) |"
+    echo "| 1024 x 1 MiB (1 GiB) | $((BIG_KIB / 1024)) MiB ($BIG_KIB KiB) |"
+} | tee "$OUT"

@@ -1,0 +1,353 @@
+//! The zipper against S3 on moto_server: the library with `S3Storage`, and the binary.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use farm_core::frames::DEFAULT_MAX_FRAMES;
+use farm_core::storage::{PutOptions, Storage};
+use farm_core::{env, FrameList, JobKeys};
+use farm_io::{S3Storage, UploadTuning};
+use farm_testkit::{unique_prefix, Moto};
+use futures::{StreamExt, TryStreamExt};
+use tokio::sync::Notify;
+use zipper::{zip_frames, zip_frames_until, ZipError, ZipOptions, ZipProgress};
+
+use common::{check_archive, check_extracted, expected_entries, frame_bytes};
+
+const BUCKET: &str = "zipper-tests";
+const ZIPPER: &str = env!("CARGO_BIN_EXE_zipper");
+
+/// A moto server with a bucket, and the keys of one job in it.
+struct Farm {
+    moto: Moto,
+    storage: S3Storage,
+    keys: JobKeys,
+}
+
+impl Farm {
+    async fn start(name: &str) -> Farm {
+        let moto = Moto::start().await.expect("moto_server starts");
+        moto.bucket(BUCKET).await.expect("bucket");
+        let storage = S3Storage::new(moto.s3(), BUCKET);
+        let keys = JobKeys::new(format!("{}shots/scene 1.blend", unique_prefix(name)));
+        Farm {
+            moto,
+            storage,
+            keys,
+        }
+    }
+
+    /// Uploads `len` bytes for each frame as `<NNNN>.png`; returns the frames and contents.
+    async fn put_frames(
+        &self,
+        frames: impl IntoIterator<Item = i32>,
+        len: usize,
+    ) -> Vec<(i32, Bytes)> {
+        let frames: Vec<(i32, Bytes)> = frames
+            .into_iter()
+            .map(|f| (f, frame_bytes(f, len)))
+            .collect();
+        futures::stream::iter(&frames)
+            .map(|(frame, body)| self.put(self.keys.frame(*frame, "png"), body.clone()))
+            .buffer_unordered(16)
+            .try_collect::<Vec<()>>()
+            .await
+            .expect("frames uploaded");
+        frames
+    }
+
+    async fn put(&self, key: String, body: Bytes) -> Result<(), farm_core::storage::StorageError> {
+        self.storage
+            .put(&key, body, &PutOptions::content_type("image/png"))
+            .await
+    }
+
+    async fn exists(&self, key: &str) -> bool {
+        self.storage.head(key).await.expect("head").is_some()
+    }
+
+    /// Downloads `frames.zip` with the SDK into a temporary file.
+    async fn fetch_zip(&self) -> tempfile::NamedTempFile {
+        let body = self
+            .storage
+            .get(&self.keys.zip())
+            .await
+            .expect("frames.zip");
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), &body).expect("write zip");
+        file
+    }
+
+    async fn open_uploads(&self) -> Vec<String> {
+        self.storage
+            .open_uploads(self.keys.source())
+            .await
+            .expect("open uploads")
+    }
+
+    async fn zip(&self, spec: &str) -> Result<zipper::ZipSummary, ZipError> {
+        zip_frames(
+            &self.storage,
+            &self.keys,
+            &frames(spec),
+            &ZipOptions::default(),
+            &|_| {},
+        )
+        .await
+    }
+
+    /// The zipper binary with moto's environment and `FARM_*` for this job.
+    fn binary(&self, spec: &str) -> Command {
+        let mut command = Command::new(ZIPPER);
+        command
+            .envs(self.moto.env())
+            .env(env::BUCKET, BUCKET)
+            .env(env::KEY, self.keys.source())
+            .env(env::FRAMES, spec)
+            .env(env::LOG_FORMAT, "json")
+            .env_remove(env::BATCH_JOB_ID);
+        command
+    }
+}
+
+fn frames(spec: &str) -> FrameList {
+    FrameList::parse(spec, DEFAULT_MAX_FRAMES).expect("frame list")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn binary_zips_three_frames_into_a_valid_archive() {
+    let farm = Farm::start("three").await;
+    let frames = farm.put_frames(1..=3, 200_000).await;
+    let output = farm
+        .binary("1-3")
+        .env(env::BATCH_JOB_ID, "job-42")
+        .output()
+        .expect("zipper runs");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let last: serde_json::Value =
+        serde_json::from_str(stderr(&output).lines().last().expect("a log line")).expect("json");
+    assert_eq!(last["fields"]["frames"], 3);
+    assert_eq!(last["span"]["job_id"], "job-42");
+    assert_eq!(last["span"]["key"], farm.keys.source());
+
+    let archive = farm.fetch_zip().await;
+    let expected = expected_entries(&frames);
+    check_archive(archive.path(), &expected);
+    check_extracted(archive.path(), &expected);
+    let head = farm.storage.head(&farm.keys.zip()).await.expect("head");
+    assert!(head
+        .is_some_and(|meta| meta.size == std::fs::metadata(archive.path()).map_or(0, |m| m.len())));
+}
+
+#[tokio::test]
+async fn fifteen_hundred_frames_span_several_listing_pages() {
+    let farm = Farm::start("many").await;
+    // S3 lists at most 1,000 keys a page.
+    let frames = farm.put_frames(1..=1500, 2_000).await;
+    let summary = farm.zip("1-1500").await.expect("zipped");
+    assert_eq!(summary.frames, 1500);
+    let archive = farm.fetch_zip().await;
+    check_archive(archive.path(), &expected_entries(&frames));
+}
+
+#[tokio::test]
+async fn a_missing_frame_fails_with_the_list_and_writes_missing_json() {
+    let farm = Farm::start("missing").await;
+    farm.put_frames([1, 2, 4, 8, 9], 1_000).await;
+    let error = farm.zip("1-10").await.expect_err("frames are missing");
+    assert!(matches!(error, ZipError::Missing { .. }), "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("5 of 10 expected frames are missing: 3, 5-7, 10;"),
+        "{error}"
+    );
+    assert!(!farm.exists(&farm.keys.zip()).await, "no frames.zip");
+    assert!(farm.open_uploads().await.is_empty());
+    let report: serde_json::Value = serde_json::from_slice(
+        &farm
+            .storage
+            .get(&farm.keys.missing())
+            .await
+            .expect("missing.json"),
+    )
+    .expect("json");
+    assert_eq!(
+        report,
+        serde_json::json!({"missing": [3, 5, 6, 7, 10], "ranges": "3, 5-7, 10", "expected": 10})
+    );
+}
+
+#[tokio::test]
+async fn a_stale_extra_frame_is_not_included() {
+    let farm = Farm::start("stale").await;
+    let frames = farm.put_frames(1..=4, 5_000).await;
+    farm.put(farm.keys.frame(5, "png"), Bytes::from_static(b"stale"))
+        .await
+        .expect("put");
+    farm.put(farm.keys.frame(0, "exr"), Bytes::from_static(b"stale"))
+        .await
+        .expect("put");
+    let summary = farm.zip("1-4").await.expect("zipped");
+    assert_eq!((summary.frames, summary.ignored), (4, 2));
+    check_archive(farm.fetch_zip().await.path(), &expected_entries(&frames));
+}
+
+#[tokio::test]
+async fn a_rerun_replaces_the_archive_and_removes_missing_json() {
+    let farm = Farm::start("rerun").await;
+    let mut frames = farm.put_frames(1..=2, 5_000).await;
+    assert!(farm.zip("1-3").await.is_err());
+    assert!(farm.exists(&farm.keys.missing()).await);
+
+    frames.extend(farm.put_frames([3], 5_000).await);
+    farm.zip("1-3").await.expect("zipped");
+    check_archive(farm.fetch_zip().await.path(), &expected_entries(&frames));
+    assert!(
+        !farm.exists(&farm.keys.missing()).await,
+        "missing.json removed"
+    );
+
+    let rerendered = Bytes::from(vec![7u8; 9_000]);
+    farm.put(farm.keys.frame(2, "png"), rerendered.clone())
+        .await
+        .expect("put");
+    frames[1].1 = rerendered;
+    farm.zip("1-3").await.expect("zipped again");
+    check_archive(farm.fetch_zip().await.path(), &expected_entries(&frames));
+}
+
+#[tokio::test]
+async fn an_interrupted_multipart_upload_leaves_no_archive_and_no_open_upload() {
+    let farm = Farm::start("interrupt").await;
+    let storage = S3Storage::new(farm.moto.s3(), BUCKET).with_upload_tuning(UploadTuning {
+        part_size: 5 << 20,
+        parts_in_flight: 2,
+        ..UploadTuning::default()
+    });
+    farm.put_frames(1..=12, 2 << 20).await;
+    let stop = Notify::new();
+    let written = AtomicUsize::new(0);
+    // By frame 10, 20 MiB went into the pipe: the multipart upload has parts.
+    let progress = |p: ZipProgress| {
+        written.store(p.frames_done, Ordering::SeqCst);
+        if p.frames_done == 10 {
+            stop.notify_one();
+        }
+    };
+    let error = zip_frames_until(
+        &storage,
+        &farm.keys,
+        &frames("1-12"),
+        &ZipOptions::default(),
+        &progress,
+        stop.notified(),
+    )
+    .await
+    .expect_err("interrupted");
+    assert!(matches!(error, ZipError::Interrupted), "{error}");
+    assert_eq!(error.exit_code(), 143);
+    assert!(written.load(Ordering::SeqCst) >= 10);
+    assert!(!farm.exists(&farm.keys.zip()).await, "no frames.zip");
+    assert!(
+        farm.open_uploads().await.is_empty(),
+        "no open multipart upload"
+    );
+}
+
+#[tokio::test]
+async fn binary_exits_143_on_sigterm_and_aborts_the_upload() {
+    let farm = Farm::start("sigterm").await;
+    farm.put_frames(1..=120, 1 << 20).await;
+    let mut child = farm
+        .binary("1-120")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("zipper starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while farm.open_uploads().await.is_empty() {
+        assert!(Instant::now() < deadline, "no multipart upload started");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the zipper ended early"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert_eq!(output.status.code(), Some(143), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("interrupted"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!farm.exists(&farm.keys.zip()).await, "no frames.zip");
+    assert!(
+        farm.open_uploads().await.is_empty(),
+        "no open multipart upload"
+    );
+}
+
+#[tokio::test]
+async fn binary_exits_3_on_missing_frames() {
+    let farm = Farm::start("binmissing").await;
+    farm.put_frames([1, 3], 1_000).await;
+    let output = farm.binary("1-4").output().expect("zipper runs");
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(
+        text.contains("2 of 4 expected frames are missing: 2, 4"),
+        "{text}"
+    );
+    assert!(farm.exists(&farm.keys.missing()).await);
+    assert!(!farm.exists(&farm.keys.zip()).await);
+}
+
+#[test]
+fn binary_exits_2_on_missing_or_malformed_config() {
+    let bare = || {
+        let mut command = Command::new(ZIPPER);
+        for variable in [env::BUCKET, env::KEY, env::FRAMES] {
+            command.env_remove(variable);
+        }
+        command
+    };
+    let output = bare().env(env::BUCKET, "b").output().expect("zipper runs");
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("--key"), "{}", stderr(&output));
+
+    let output = bare()
+        .env(env::BUCKET, "b")
+        .env(env::KEY, "k.blend")
+        .env(env::FRAMES, "10-1")
+        .output()
+        .expect("zipper runs");
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("FARM_FRAMES"),
+        "{}",
+        stderr(&output)
+    );
+
+    let help = bare().arg("--help").output().expect("zipper runs");
+    assert_eq!(help.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&help.stdout);
+    for variable in [env::BUCKET, env::KEY, env::FRAMES] {
+        assert!(text.contains(variable), "{variable}: {text}");
+    }
+}
