@@ -124,10 +124,30 @@ async fn a_chunk_lands_at_the_right_keys_with_the_scenes_own_frames() {
             ("FARM_KEY", key),
             ("FARM_FRAMES", "3-6"),
             ("FARM_CHUNK", "4"),
+            ("FARM_LOG_FORMAT", "json"),
+            ("AWS_BATCH_JOB_ID", "job-123"),
         ])
         .output()
         .unwrap();
-    assert_exit(&output, exit::SUCCESS);
+    let stderr = assert_exit(&output, exit::SUCCESS);
+
+    // One JSON object per line, each uploaded frame with its timings and the job's identity.
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let uploaded: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "frame uploaded")
+        .collect();
+    assert_eq!(uploaded.len(), 4, "{stderr}");
+    for line in uploaded {
+        assert!(line["fields"]["frame"].is_i64(), "{line}");
+        assert!(line["fields"]["render_seconds"].is_f64(), "{line}");
+        assert!(line["fields"]["upload_seconds"].is_f64(), "{line}");
+        assert_eq!(line["span"]["job_id"], "job-123", "{line}");
+        assert_eq!(line["span"]["array_index"], 0, "{line}");
+    }
 
     let keys = JobKeys::new(key);
     let frames = f.keys_under(&keys.frames_prefix()).await;
