@@ -19,7 +19,6 @@ use std::path::Path;
 use farm_core::blend::{sniff, SNIFF_LEN};
 use farm_core::storage::StorageError;
 use farm_core::Storage;
-use tokio::io::AsyncReadExt;
 use tracing::info;
 
 pub use config::{Args, Config};
@@ -114,16 +113,7 @@ pub async fn run<S: Storage>(
 
 /// Refuses a file that is not a .blend before Blender sees it.
 pub async fn check_blend(key: &str, path: &Path) -> Result<(), RenderError> {
-    let error = |source| RenderError::WorkDir {
-        path: path.to_owned(),
-        source,
-    };
-    let file = tokio::fs::File::open(path).await.map_err(error)?;
-    let mut prefix = Vec::with_capacity(SNIFF_LEN);
-    file.take(SNIFF_LEN as u64)
-        .read_to_end(&mut prefix)
-        .await
-        .map_err(error)?;
+    let prefix = render::read_head(path, SNIFF_LEN).await?;
     sniff(&prefix)
         .map(|_| ())
         .map_err(|reason| RenderError::NotABlend {

@@ -276,7 +276,7 @@ async fn upload_frame<S: Storage>(
     spec: &ChunkSpec<'_>,
     file: FrameFile,
 ) -> Result<(i32, Option<Uploaded>), RenderError> {
-    let head = read_head(&file.path).await?;
+    let head = read_head(&file.path, IMAGE_SNIFF_LEN).await?;
     if !looks_like_image(&file.extension, &head) {
         warn!(frame = file.frame, path = %file.path.display(), "blender wrote an empty or unreadable image");
         return Ok((file.frame, None));
@@ -299,14 +299,15 @@ async fn upload_frame<S: Storage>(
     Ok((file.frame, Some(uploaded)))
 }
 
-async fn read_head(path: &Path) -> Result<Vec<u8>, RenderError> {
+/// The first `len` bytes of a local file (fewer if it is shorter).
+pub(crate) async fn read_head(path: &Path, len: usize) -> Result<Vec<u8>, RenderError> {
     let error = |source| RenderError::WorkDir {
         path: path.to_owned(),
         source,
     };
     let file = tokio::fs::File::open(path).await.map_err(error)?;
-    let mut head = Vec::with_capacity(IMAGE_SNIFF_LEN);
-    file.take(IMAGE_SNIFF_LEN as u64)
+    let mut head = Vec::with_capacity(len);
+    file.take(len as u64)
         .read_to_end(&mut head)
         .await
         .map_err(error)?;
