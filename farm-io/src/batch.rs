@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use aws_sdk_batch::config::http::HttpResponse;
 use aws_sdk_batch::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_batch::operation::submit_job::builders::SubmitJobFluentBuilder;
 use aws_sdk_batch::types::{
     ArrayProperties, ArrayPropertiesDetail, ContainerOverrides, JobDependency, JobDetail,
     KeyValuePair,
@@ -25,8 +26,11 @@ const DESCRIBE_BATCH: usize = 100;
 /// Where the farm's jobs go: one queue, a job definition per [`JobKind`] (names or ARNs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchTargets {
+    /// Job queue every job goes to.
     pub queue: String,
+    /// Job definition of [`JobKind::Render`] jobs.
     pub render_definition: String,
+    /// Job definition of [`JobKind::Zip`] jobs.
     pub zip_definition: String,
 }
 
@@ -60,10 +64,9 @@ impl BatchScheduler {
     pub fn targets(&self) -> &BatchTargets {
         &self.targets
     }
-}
 
-impl Scheduler for BatchScheduler {
-    async fn submit(&self, job: &JobSpec) -> Result<String, SchedulerError> {
+    /// The SubmitJob request for `job`, refused before sending if Batch would refuse it.
+    fn submit_request(&self, job: &JobSpec) -> Result<SubmitJobFluentBuilder, SchedulerError> {
         let array = array_properties(job.array_size)?;
         let environment = job
             .env
@@ -81,7 +84,7 @@ impl Scheduler for BatchScheduler {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let output = self
+        Ok(self
             .client
             .submit_job()
             .job_name(&job.name)
@@ -95,7 +98,14 @@ impl Scheduler for BatchScheduler {
                     .build(),
             )
             .set_tags((!tags.is_empty()).then_some(tags))
-            .propagate_tags(true)
+            .propagate_tags(true))
+    }
+}
+
+impl Scheduler for BatchScheduler {
+    async fn submit(&self, job: &JobSpec) -> Result<String, SchedulerError> {
+        let output = self
+            .submit_request(job)?
             .send()
             .await
             .map_err(|err| scheduler_error("submit job", &err))?;
@@ -239,6 +249,76 @@ mod tests {
                 Err(SchedulerError::Rejected { .. })
             ));
         }
+    }
+
+    fn offline_scheduler() -> BatchScheduler {
+        let config = aws_sdk_batch::Config::builder()
+            .behavior_version(aws_sdk_batch::config::BehaviorVersion::latest())
+            .region(aws_sdk_batch::config::Region::new("us-east-1"))
+            .build();
+        BatchScheduler::new(
+            Client::from_conf(config),
+            BatchTargets {
+                queue: "queue".to_owned(),
+                render_definition: "render".to_owned(),
+                zip_definition: "zip".to_owned(),
+            },
+        )
+    }
+
+    #[test]
+    fn submit_requests_carry_the_whole_spec() {
+        let job = JobSpec {
+            kind: JobKind::Zip,
+            name: "shot-zip".to_owned(),
+            array_size: None,
+            depends_on: vec!["render-1".to_owned()],
+            env: vec![("FARM_KEY".to_owned(), "shot.blend".to_owned())],
+            tags: [("farm:key".to_owned(), "shot.blend".to_owned())].into(),
+        };
+        let request = offline_scheduler().submit_request(&job).unwrap();
+        let input = request.as_input();
+        assert_eq!(input.get_job_name().as_deref(), Some("shot-zip"));
+        assert_eq!(input.get_job_queue().as_deref(), Some("queue"));
+        assert_eq!(input.get_job_definition().as_deref(), Some("zip"));
+        assert_eq!(input.get_propagate_tags(), &Some(true));
+        assert!(input.get_array_properties().is_none());
+        let depends_on = input.get_depends_on().as_ref().unwrap();
+        assert_eq!(depends_on[0].job_id(), Some("render-1"));
+        assert!(depends_on[0].r#type().is_none());
+        let env = input
+            .get_container_overrides()
+            .as_ref()
+            .unwrap()
+            .environment();
+        assert_eq!(env[0].name(), Some("FARM_KEY"));
+        assert_eq!(env[0].value(), Some("shot.blend"));
+        assert_eq!(
+            input
+                .get_tags()
+                .as_ref()
+                .unwrap()
+                .get("farm:key")
+                .map(String::as_str),
+            Some("shot.blend")
+        );
+
+        let mut render = job;
+        render.kind = JobKind::Render;
+        render.array_size = Some(7);
+        let request = offline_scheduler().submit_request(&render).unwrap();
+        assert_eq!(
+            request.as_input().get_job_definition().as_deref(),
+            Some("render")
+        );
+        assert_eq!(
+            request
+                .as_input()
+                .get_array_properties()
+                .as_ref()
+                .and_then(|a| a.size()),
+            Some(7)
+        );
     }
 
     #[test]

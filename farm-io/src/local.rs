@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::s3::temp_path_beside;
+use crate::s3::{temp_path_beside, TempFile};
 
 /// Folder under the root holding the sidecars.
 const META_DIR: &str = ".farm-meta";
@@ -262,15 +262,9 @@ impl Storage for LocalStorage {
                 });
             }
         }
-        let temp = temp_path_beside(dest);
-        if let Err(err) = copy_to(&mut file, &temp).await {
-            let _ = tokio::fs::remove_file(&temp).await;
-            return Err(err);
-        }
-        if let Err(err) = tokio::fs::rename(&temp, dest).await {
-            let _ = tokio::fs::remove_file(&temp).await;
-            return Err(StorageError::io(dest, err));
-        }
+        let temp = TempFile::beside(dest);
+        copy_to(&mut file, temp.path()).await?;
+        temp.persist(dest).await?;
         Ok(meta)
     }
 

@@ -33,7 +33,8 @@ const FILE_READ_CHUNK: usize = 1024 * 1024;
 ///
 /// Errors are classified into [`StorageError`]: `NoSuchKey`/404 is `NotFound`, 403 is
 /// `AccessDenied`, throttling, 5xx, timeouts and transport failures are `Transient` (after the
-/// SDK's own retries), any other 4xx is `Permanent`.
+/// SDK's own retries), any other 4xx is `Permanent`. Without `s3:ListBucket`, S3 answers 403
+/// for a missing key, so `head` then fails with `AccessDenied` instead of returning `None`.
 #[derive(Debug, Clone)]
 pub struct S3Storage {
     client: Client,
@@ -240,15 +241,9 @@ impl Storage for S3Storage {
             etag: output.e_tag().map(str::to_owned),
             metadata: metadata_of(output.metadata()),
         };
-        let temp = temp_path_beside(dest);
-        if let Err(err) = stream_to_file(key, output.body, &temp).await {
-            let _ = tokio::fs::remove_file(&temp).await;
-            return Err(err);
-        }
-        if let Err(err) = tokio::fs::rename(&temp, dest).await {
-            let _ = tokio::fs::remove_file(&temp).await;
-            return Err(StorageError::io(dest, err));
-        }
+        let temp = TempFile::beside(dest);
+        stream_to_file(key, output.body, temp.path()).await?;
+        temp.persist(dest).await?;
         Ok(meta)
     }
 
@@ -475,6 +470,44 @@ pub(crate) fn temp_path_beside(dest: &Path) -> PathBuf {
     }
 }
 
+/// A temporary file beside a destination: renamed into place by [`TempFile::persist`], deleted
+/// if dropped before (an error, or the future cancelled mid-download).
+#[derive(Debug)]
+pub(crate) struct TempFile {
+    path: PathBuf,
+    persisted: bool,
+}
+
+impl TempFile {
+    pub(crate) fn beside(dest: &Path) -> Self {
+        Self {
+            path: temp_path_beside(dest),
+            persisted: false,
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renames the file to `dest`, replacing what is there.
+    pub(crate) async fn persist(mut self, dest: &Path) -> StorageResult<()> {
+        tokio::fs::rename(&self.path, dest)
+            .await
+            .map_err(|e| StorageError::io(dest, e))?;
+        self.persisted = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.persisted {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 async fn stream_to_file(key: &str, mut body: ByteStream, path: &Path) -> StorageResult<()> {
     let mut file = tokio::fs::File::create(path)
         .await
@@ -493,4 +526,102 @@ async fn stream_to_file(key: &str, mut body: ByteStream, path: &Path) -> Storage
             .map_err(|e| StorageError::io(path, e))?;
     }
     file.flush().await.map_err(|e| StorageError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::error::ErrorMetadata;
+    use aws_sdk_s3::operation::put_object::PutObjectError;
+    use aws_sdk_s3::primitives::SdkBody;
+
+    use super::*;
+
+    fn service_failure(status: u16, code: Option<&str>) -> Failure {
+        let mut meta = ErrorMetadata::builder();
+        if let Some(code) = code {
+            meta = meta.code(code);
+        }
+        let raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+        let err: SdkError<PutObjectError, HttpResponse> =
+            SdkError::service_error(PutObjectError::generic(meta.build()), raw);
+        Failure::of(&err)
+    }
+
+    fn classify(status: u16, code: Option<&str>) -> StorageError {
+        storage_error("put", "k", &service_failure(status, code))
+    }
+
+    #[test]
+    fn missing_objects_are_not_found_but_missing_buckets_are_permanent() {
+        assert!(matches!(classify(404, None), StorageError::NotFound { .. }));
+        assert!(matches!(
+            classify(404, Some("NoSuchKey")),
+            StorageError::NotFound { .. }
+        ));
+        assert!(matches!(
+            classify(404, Some("NoSuchBucket")),
+            StorageError::Permanent { .. }
+        ));
+    }
+
+    #[test]
+    fn forbidden_is_access_denied() {
+        assert!(matches!(
+            classify(403, Some("AccessDenied")),
+            StorageError::AccessDenied { .. }
+        ));
+    }
+
+    #[test]
+    fn throttling_server_errors_and_timeouts_are_transient() {
+        for (status, code) in [
+            (503, Some("SlowDown")),
+            (503, None),
+            (500, Some("InternalError")),
+            (400, Some("RequestTimeout")),
+            (429, None),
+        ] {
+            let err = classify(status, code);
+            assert!(err.is_transient(), "{status} {code:?}: {err:?}");
+        }
+        let timeout: SdkError<PutObjectError, HttpResponse> =
+            SdkError::timeout_error("operation timed out");
+        assert!(storage_error("put", "k", &Failure::of(&timeout)).is_transient());
+    }
+
+    #[test]
+    fn other_client_errors_are_permanent() {
+        for (status, code) in [(400, Some("InvalidArgument")), (400, None), (409, None)] {
+            assert!(
+                matches!(classify(status, code), StorageError::Permanent { .. }),
+                "{status} {code:?}"
+            );
+        }
+        let construction: SdkError<PutObjectError, HttpResponse> =
+            SdkError::construction_failure("missing key");
+        assert!(matches!(
+            storage_error("put", "k", &Failure::of(&construction)),
+            StorageError::Permanent { .. }
+        ));
+    }
+
+    #[test]
+    fn precondition_failures_are_recognised_by_status_or_code() {
+        // What a conditional PutObject losing to an existing object looks like: an unmodelled
+        // error with code `PreconditionFailed`, status 412.
+        let failure = service_failure(412, Some("PreconditionFailed"));
+        assert!(failure.has_status(412) && failure.has_code("PreconditionFailed"));
+        assert!(!failure.is_transient());
+    }
+
+    #[test]
+    fn temporary_files_sit_beside_the_destination() {
+        let temp = temp_path_beside(Path::new("/work/scene.blend"));
+        assert_eq!(temp.parent(), Some(Path::new("/work")));
+        let name = temp.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with(".scene.blend.") && name.ends_with(".partial"),
+            "{name}"
+        );
+    }
 }

@@ -406,3 +406,33 @@ async fn abort_request(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_grow_every_thousand_parts_and_fit_in_ten_thousand() {
+        let tuning = UploadTuning::default();
+        assert_eq!(tuning.part_size_after(0), 8 * MIB);
+        assert_eq!(tuning.part_size_after(999), 8 * MIB);
+        assert_eq!(tuning.part_size_after(1_000), 16 * MIB);
+        assert_eq!(tuning.part_size_after(9_999), 80 * MIB);
+        let total: u64 = (0..MAX_PARTS)
+            .map(|n| tuning.part_size_after(n) as u64)
+            .sum();
+        assert_eq!(total, 55_000 * 8 * MIB as u64);
+    }
+
+    #[test]
+    fn tuning_is_kept_within_s3_limits() {
+        let tuning = UploadTuning {
+            part_size: 1,
+            parts_in_flight: 0,
+            single_put_max: 1,
+        }
+        .sanitized();
+        assert_eq!(tuning.part_size, MIN_PART_SIZE);
+        assert_eq!(tuning.parts_in_flight, 1);
+    }
+}

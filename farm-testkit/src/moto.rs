@@ -39,8 +39,11 @@ pub struct Moto {
 /// render (4 vCPU, 8 GiB) and zip (1 vCPU, 2 GiB) job definitions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchEnv {
+    /// Job queue ARN.
     pub queue: String,
+    /// Render job definition ARN (4 vCPU, 8192 MiB, Fargate).
     pub render_definition: String,
+    /// Zip job definition ARN (1 vCPU, 2048 MiB, Fargate).
     pub zip_definition: String,
 }
 

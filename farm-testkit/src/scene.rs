@@ -17,9 +17,13 @@ const CODE_OFFSET: i32 = 128;
 pub struct SceneOptions {
     /// First frame of the scene's range (Blender clamps a negative start to 0).
     pub start: i32,
+    /// Last frame of the scene's range.
     pub end: i32,
+    /// Frame step of the scene's range.
     pub step: u32,
+    /// Resolution in pixels, rendered at 100 %.
     pub width: u32,
+    /// Resolution in pixels, rendered at 100 %.
     pub height: u32,
     /// Cycles samples per pixel.
     pub samples: u32,
