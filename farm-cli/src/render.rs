@@ -2,7 +2,8 @@
 //!
 //! The same pieces as on AWS, over a local folder ([`LocalStorage`] with [`JobKeys::root`]):
 //! 1. check the scene is a .blend, read the frames (`--frames`, or the scene's own range from
-//!    Blender) and plan chunks with [`Plan::new`], as the trigger does;
+//!    Blender, remembered per scene content in `OUT/.farm-scene.json`) and plan chunks with
+//!    [`Plan::new`], as the trigger does;
 //! 2. find the frames still missing for this content of the .blend (its SHA-256 is the source
 //!    tag stored with every frame, so a changed scene renders again);
 //! 3. render up to `--workers` chunks at once with [`renderer::render_frames`], one Blender per
@@ -114,20 +115,27 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         .map(|f| f.parse::<OutputFormat>())
         .transpose()
         .map_err(|e| anyhow!("invalid --format: {e}"))?;
-    let frames = match &args.frames {
-        Some(spec) => FrameList::parse(spec, DEFAULT_MAX_FRAMES)
-            .map_err(|e| anyhow!("invalid --frames `{spec}`: {e}"))?,
-        None => scene_frames(&args.blender, &scene, &args.scene, &shutdown).await?,
+    let asked = args
+        .frames
+        .as_deref()
+        .map(|spec| {
+            FrameList::parse(spec, DEFAULT_MAX_FRAMES)
+                .map_err(|e| anyhow!("invalid --frames `{spec}`: {e}"))
+        })
+        .transpose()?;
+    let out = args.out.clone().unwrap_or_else(|| default_out(&args.scene));
+    prepare_out(&out).await?;
+    let source_tag = hash_file(&scene).await?;
+    debug!(%source_tag, "scene content hash");
+    let frames = match asked {
+        Some(frames) => frames,
+        None => scene_range(args, &scene, &out, &source_tag, &shutdown).await?,
     };
     let workers = usize::from(args.workers);
     let chunk = args
         .chunk
         .unwrap_or_else(|| default_chunk(frames.len(), workers));
     let plan = Plan::new(frames, chunk).map_err(|e| anyhow!("invalid --chunk: {e}"))?;
-    let out = args.out.clone().unwrap_or_else(|| default_out(&args.scene));
-    prepare_out(&out).await?;
-    let source_tag = hash_file(&scene).await?;
-    debug!(%source_tag, "scene content hash");
 
     let storage = LocalStorage::new(&out);
     let keys = JobKeys::root();
@@ -197,12 +205,18 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         Err(err) => return Err(anyhow!(err).context("zipping the frames")),
     };
 
-    println!(
-        "rendered {rendered} frame(s) ({already} already done) in {}: {} worker(s), {} frame(s) per chunk, {threads} thread(s) each",
-        seconds(started.elapsed()),
-        running,
-        plan.chunk_size(),
-    );
+    if rendered == 0 {
+        println!(
+            "rendered 0 frame(s) ({already} already done): every frame was already rendered from this content of the scene"
+        );
+    } else {
+        println!(
+            "rendered {rendered} frame(s) ({already} already done) in {}: {} worker(s), {} frame(s) per chunk, {threads} thread(s) each",
+            seconds(started.elapsed()),
+            running,
+            plan.chunk_size(),
+        );
+    }
     println!(
         "frames:  {}/ ({} frames, {})",
         out.join("frames").display(),
@@ -486,13 +500,68 @@ pub async fn check_scene(path: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("cannot resolve the path {shown}"))
 }
 
+/// File in the output folder remembering the frame range of the scene content last rendered
+/// there, so a rerun does not start Blender just to ask for it again.
+const SCENE_CACHE: &str = ".farm-scene.json";
+
+/// A scene's frame range, for one content of the .blend.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct CachedRange {
+    sha256: String,
+    start: i32,
+    end: i32,
+    step: u32,
+}
+
+/// The scene's own frames: from the cache in the output folder when it is for this content of
+/// the scene, else from Blender (and then cached).
+async fn scene_range(
+    args: &RenderArgs,
+    scene: &Path,
+    out: &Path,
+    source_tag: &str,
+    shutdown: &Shutdown,
+) -> anyhow::Result<FrameList> {
+    let cache = out.join(SCENE_CACHE);
+    let cached = tokio::fs::read(&cache)
+        .await
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<CachedRange>(&bytes).ok())
+        .filter(|c| c.sha256 == source_tag);
+    let range = match cached {
+        Some(range) => range,
+        None => {
+            let info = scene_info(&args.blender, scene, &args.scene, shutdown).await?;
+            let range = CachedRange {
+                sha256: source_tag.to_owned(),
+                start: info.start,
+                end: info.end,
+                step: info.step,
+            };
+            if let Ok(json) = serde_json::to_vec(&range) {
+                // Best effort: without the cache the next run asks Blender again.
+                let _ = tokio::fs::write(&cache, json).await;
+            }
+            range
+        }
+    };
+    let step = usize::try_from(range.step.max(1)).unwrap_or(1);
+    FrameList::from_frames((range.start..=range.end).step_by(step)).map_err(|e| {
+        anyhow!(
+            "the scene's frame range {}-{} is unusable: {e}; pass --frames",
+            range.start,
+            range.end
+        )
+    })
+}
+
 /// Asks Blender for the scene's own frame range and step.
-async fn scene_frames(
+async fn scene_info(
     blender: &Path,
     scene: &Path,
     shown: &Path,
     shutdown: &Shutdown,
-) -> anyhow::Result<FrameList> {
+) -> anyhow::Result<SceneInfo> {
     let spinner = progress::spinner("reading the scene's frame range with blender");
     let output = tokio::process::Command::new(blender)
         .args(scene_info_args(scene))
@@ -525,14 +594,7 @@ async fn scene_frames(
         );
     };
     debug!(?info, "scene info");
-    let step = usize::try_from(info.step.max(1)).unwrap_or(1);
-    FrameList::from_frames((info.start..=info.end).step_by(step)).map_err(|e| {
-        anyhow!(
-            "the scene's frame range {}-{} is unusable: {e}; pass --frames",
-            info.start,
-            info.end
-        )
-    })
+    Ok(info)
 }
 
 /// The last error Blender printed, if any.

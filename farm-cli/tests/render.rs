@@ -56,6 +56,14 @@ fn the_scenes_own_range_and_step_render_into_the_default_folder_with_a_zip() {
         .output()
         .expect("unzip runs");
     assert!(unzip.status.success(), "{unzip:?}");
+
+    // A rerun finds every frame done and the range remembered: no Blender is needed at all.
+    let rerun = run(farm()
+        .arg("render")
+        .arg(&blend)
+        .env("BLENDER", dir.path().join("no-blender-here")));
+    assert_eq!(rendered_and_skipped(rerun.ok()), (0, 4));
+    assert_zip_holds(&out.join("frames.zip"), &names(&numbers));
 }
 
 #[test]
