@@ -449,6 +449,10 @@ async fn keys_with_spaces_plus_and_unicode_are_decoded() {
     assert_eq!(env_of(&jobs[0].1)[env::KEY], "my scene ü.blend");
     assert_eq!(jobs[0].1.name, "my-scene-blend-render");
     assert_eq!(env_of(&jobs[2].1)[env::KEY], "shots/a+b ✓.BLEND");
+    // Batch refuses tag values with other characters than letters, digits and ` _.:/=+-@`.
+    assert_eq!(jobs[0].1.tags["farm:key"], "my scene _.blend");
+    assert_eq!(jobs[1].1.tags["farm:key"], "my scene _.blend");
+    assert_eq!(jobs[2].1.tags["farm:key"], "shots/a+b _.BLEND");
     assert!(store.manifest("my scene ü.blend").is_some());
     assert!(store.manifest("shots/a+b ✓.BLEND").is_some());
 }

@@ -1,0 +1,408 @@
+//! The handler against moto_server (S3 and a docker-free Batch), through the real adapters:
+//! `farm_io::S3Storage`, `farm_io::BatchScheduler` and the S3 client as the tag reader. Events
+//! are built from the real S3 event fixture, so they carry the fields real S3 sends.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use aws_lambda_events::event::s3::S3Event;
+use aws_sdk_batch::types::{JobDetail, KeyValuesPair};
+use aws_sdk_s3::primitives::ByteStream;
+use farm_core::manifest::{JobManifest, ManifestStatus};
+use farm_io::{BatchScheduler, BatchTargets, S3Storage};
+use farm_testkit::{make_scene, unique_prefix, BatchEnv, Moto, SceneOptions};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use trigger_lambda::{handle_event, Deps, EventReport, RecordOutcome};
+
+const BUCKET: &str = "farm-trigger-tests";
+const BLEND_HEADER: &[u8] = b"BLENDER-v304RENDH\x00\x00\x00 stand-in scene body";
+
+type MotoDeps =
+    Deps<Box<dyn Fn(&str) -> S3Storage + Send + Sync>, BatchScheduler, aws_sdk_s3::Client>;
+
+struct Farm {
+    moto: Moto,
+    batch: BatchEnv,
+    deps: MotoDeps,
+}
+
+impl Farm {
+    async fn start() -> Farm {
+        let moto = Moto::start().await.expect("moto_server starts");
+        moto.bucket(BUCKET).await.unwrap();
+        let batch = moto.batch_env().await.unwrap();
+        let s3 = moto.s3();
+        let for_buckets = s3.clone();
+        let deps = Deps {
+            buckets: Box::new(move |bucket: &str| S3Storage::new(for_buckets.clone(), bucket))
+                as Box<dyn Fn(&str) -> S3Storage + Send + Sync>,
+            scheduler: BatchScheduler::new(
+                moto.batch(),
+                BatchTargets {
+                    queue: batch.queue.clone(),
+                    render_definition: batch.render_definition.clone(),
+                    zip_definition: batch.zip_definition.clone(),
+                },
+            ),
+            tags: s3,
+            max_frames: 10_000,
+        };
+        Farm { moto, batch, deps }
+    }
+
+    /// Uploads `body` at `key` with `tags` (`frame=10&chunk=2`, or empty) and returns its ETag
+    /// as an S3 event carries it (no quotes).
+    async fn upload(&self, key: &str, body: Vec<u8>, tags: &str) -> String {
+        let put = self
+            .moto
+            .s3()
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(ByteStream::from(body))
+            .set_tagging((!tags.is_empty()).then(|| tags.to_owned()))
+            .send()
+            .await
+            .unwrap();
+        put.e_tag().unwrap().trim_matches('"').to_owned()
+    }
+
+    async fn tag(&self, key: &str, tags: &[(&str, &str)]) {
+        let mut tagging = aws_sdk_s3::types::Tagging::builder();
+        for (k, v) in tags {
+            tagging = tagging.tag_set(
+                aws_sdk_s3::types::Tag::builder()
+                    .key(*k)
+                    .value(*v)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        self.moto
+            .s3()
+            .put_object_tagging()
+            .bucket(BUCKET)
+            .key(key)
+            .tagging(tagging.build().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn handle(&self, event_name: &str, key: &str, etag: &str) -> EventReport {
+        handle_event(&self.deps, event(event_name, key, etag))
+            .await
+            .unwrap()
+    }
+
+    async fn manifest(&self, key: &str) -> Option<JobManifest> {
+        let got = self
+            .moto
+            .s3()
+            .get_object()
+            .bucket(BUCKET)
+            .key(format!("{key}/job.json"))
+            .send()
+            .await
+            .ok()?;
+        let body = got.body.collect().await.unwrap().into_bytes();
+        Some(serde_json::from_slice(&body).unwrap())
+    }
+
+    /// Jobs on the queue, parents only (moto also lists array children; AWS does not).
+    async fn job_count(&self) -> usize {
+        let listed = self
+            .moto
+            .batch()
+            .list_jobs()
+            .job_queue(&self.batch.queue)
+            .filters(
+                KeyValuesPair::builder()
+                    .name("JOB_NAME")
+                    .values("*")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        listed
+            .job_summary_list()
+            .iter()
+            .filter(|j| j.job_id().is_some_and(|id| !id.contains(':')))
+            .count()
+    }
+
+    async fn describe(&self, ids: &[&str]) -> Vec<JobDetail> {
+        let described = self
+            .moto
+            .batch()
+            .describe_jobs()
+            .set_jobs(Some(ids.iter().map(|s| s.to_string()).collect()))
+            .send()
+            .await
+            .unwrap();
+        ids.iter()
+            .map(|id| {
+                described
+                    .jobs()
+                    .iter()
+                    .find(|j| j.job_id() == Some(*id))
+                    .unwrap_or_else(|| panic!("job {id} not described"))
+                    .clone()
+            })
+            .collect()
+    }
+}
+
+/// Characters S3 leaves as they are in event keys; a space becomes `+`.
+const EVENT_KEY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/')
+    .remove(b' ');
+
+/// A real-shaped S3 event (from the fixture) for `key` in the test bucket.
+fn event(event_name: &str, key: &str, etag: &str) -> S3Event {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/object_created_put.json");
+    let mut value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let record = &mut value["Records"][0];
+    record["eventName"] = event_name.into();
+    record["s3"]["bucket"]["name"] = BUCKET.into();
+    record["s3"]["bucket"]["arn"] = format!("arn:aws:s3:::{BUCKET}").into();
+    let encoded = utf8_percent_encode(key, EVENT_KEY)
+        .to_string()
+        .replace(' ', "+");
+    record["s3"]["object"]["key"] = encoded.into();
+    record["s3"]["object"]["eTag"] = etag.into();
+    serde_json::from_value(value).unwrap()
+}
+
+fn env_of(job: &JobDetail) -> HashMap<String, String> {
+    job.container()
+        .map(|c| {
+            c.environment()
+                .iter()
+                .map(|kv| {
+                    (
+                        kv.name().unwrap_or_default().to_owned(),
+                        kv.value().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn submitted(report: &EventReport) -> (String, String) {
+    match &report.records[..] {
+        [RecordOutcome::Submitted {
+            render_job_id,
+            zip_job_id,
+            ..
+        }] => (render_job_id.clone(), zip_job_id.clone()),
+        other => panic!("expected one submission: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_tagged_blend_gives_an_array_render_job_and_a_dependent_zip_job() {
+    let farm = Farm::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let scene = make_scene(
+        dir.path(),
+        "scene",
+        &SceneOptions {
+            compress: true,
+            ..SceneOptions::default()
+        },
+    )
+    .unwrap();
+    let key = format!("{}shots/scene.blend", unique_prefix("array"));
+    let etag = farm
+        .upload(
+            &key,
+            std::fs::read(scene).unwrap(),
+            "frame=12&chunk=5&format=PNG",
+        )
+        .await;
+    let report = farm.handle("ObjectCreated:Put", &key, &etag).await;
+    let (render_id, zip_id) = submitted(&report);
+
+    let jobs = farm.describe(&[&render_id, &zip_id]).await;
+    let (render, zip) = (&jobs[0], &jobs[1]);
+    assert_eq!(render.array_properties().and_then(|a| a.size()), Some(3));
+    assert!(render.job_definition().unwrap().contains("farm-render"));
+    assert!(render
+        .job_name()
+        .unwrap()
+        .ends_with("-shots-scene-blend-render"));
+    let vars = env_of(render);
+    assert_eq!(vars["FARM_BUCKET"], BUCKET);
+    assert_eq!(vars["FARM_KEY"], key);
+    assert_eq!(vars["FARM_FRAMES"], "1-12");
+    assert_eq!(vars["FARM_CHUNK"], "5");
+    assert_eq!(vars["FARM_FORMAT"], "PNG");
+    assert_eq!(vars["FARM_SOURCE_ETAG"], format!("\"{etag}\""));
+    assert_eq!(render.tags().unwrap()["farm:key"], key);
+    assert_eq!(render.tags().unwrap()["farm:frames"], "1-12");
+
+    assert!(zip.array_properties().and_then(|a| a.size()).is_none());
+    assert!(zip.job_definition().unwrap().contains("farm-zip"));
+    let depends: Vec<&str> = zip.depends_on().iter().filter_map(|d| d.job_id()).collect();
+    assert_eq!(depends, [render_id.as_str()]);
+    assert_eq!(env_of(zip)["FARM_KEY"], key);
+
+    let manifest = farm.manifest(&key).await.unwrap();
+    assert_eq!(manifest.status, ManifestStatus::Submitted);
+    assert_eq!(manifest.render_job_id.as_deref(), Some(render_id.as_str()));
+    assert_eq!(manifest.zip_job_id.as_deref(), Some(zip_id.as_str()));
+    assert_eq!(manifest.chunk_count, 3);
+    assert_eq!(farm.job_count().await, 2);
+}
+
+#[tokio::test]
+async fn one_chunk_gives_a_plain_job() {
+    let farm = Farm::start().await;
+    let key = format!("{}one.blend", unique_prefix("plain"));
+    let etag = farm
+        .upload(&key, BLEND_HEADER.to_vec(), "frames=1-10&chunk=10")
+        .await;
+    let (render_id, _) = submitted(&farm.handle("ObjectCreated:Put", &key, &etag).await);
+    let render = &farm.describe(&[&render_id]).await[0];
+    assert!(render.array_properties().and_then(|a| a.size()).is_none());
+    assert_eq!(env_of(render)["FARM_CHUNK"], "10");
+    // A single frame too.
+    let key = format!("{}single.blend", unique_prefix("plain"));
+    let etag = farm.upload(&key, BLEND_HEADER.to_vec(), "frame=1").await;
+    let (render_id, _) = submitted(&farm.handle("ObjectCreated:Put", &key, &etag).await);
+    let render = &farm.describe(&[&render_id]).await[0];
+    assert!(render.array_properties().and_then(|a| a.size()).is_none());
+}
+
+#[tokio::test]
+async fn a_duplicate_event_submits_nothing_even_when_deliveries_race() {
+    let farm = Farm::start().await;
+    let key = format!("{}dup.blend", unique_prefix("dup"));
+    let etag = farm.upload(&key, BLEND_HEADER.to_vec(), "frame=4").await;
+    submitted(&farm.handle("ObjectCreated:Put", &key, &etag).await);
+    let again = farm.handle("ObjectCreated:Put", &key, &etag).await;
+    assert!(
+        matches!(again.records[..], [RecordOutcome::Duplicate { .. }]),
+        "{again:?}"
+    );
+    assert_eq!(farm.job_count().await, 2);
+
+    // Four deliveries of a new request at once: one submits.
+    farm.tag(&key, &[("frame", "6")]).await;
+    let deliveries =
+        (0..4).map(|_| handle_event(&farm.deps, event("ObjectTagging:Put", &key, &etag)));
+    let reports = futures::future::join_all(deliveries).await;
+    let submissions: usize = reports
+        .iter()
+        .map(|r| r.as_ref().unwrap().submitted())
+        .sum();
+    assert_eq!(submissions, 1, "{reports:?}");
+    assert_eq!(farm.job_count().await, 4);
+}
+
+#[tokio::test]
+async fn an_untagged_upload_waits_for_its_tagging_event() {
+    let farm = Farm::start().await;
+    let key = format!("{}two step.blend", unique_prefix("tagging"));
+    let etag = farm.upload(&key, BLEND_HEADER.to_vec(), "").await;
+    let report = farm.handle("ObjectCreated:Put", &key, &etag).await;
+    assert!(
+        matches!(report.records[..], [RecordOutcome::NoFrameTag { .. }]),
+        "{report:?}"
+    );
+    assert_eq!(farm.job_count().await, 0);
+    assert!(farm.manifest(&key).await.is_none());
+
+    farm.tag(&key, &[("frame", "8"), ("chunk", "2")]).await;
+    let (render_id, _) = submitted(&farm.handle("ObjectTagging:Put", &key, &etag).await);
+    let render = &farm.describe(&[&render_id]).await[0];
+    assert_eq!(render.array_properties().and_then(|a| a.size()), Some(4));
+    assert_eq!(farm.job_count().await, 2);
+}
+
+#[tokio::test]
+async fn invalid_tags_and_non_blend_bodies_submit_nothing_and_write_a_rejected_manifest() {
+    let farm = Farm::start().await;
+    let cases: &[(&str, &[u8], &str)] = &[
+        (
+            "frame=10&frames=1-5",
+            BLEND_HEADER,
+            "both `frame=10` and `frames=1-5`",
+        ),
+        ("frames=5-1", BLEND_HEADER, "tag `frames=5-1` is invalid"),
+        ("frame=10&chunk=0", BLEND_HEADER, "tag `chunk=0` is invalid"),
+        ("frame=abc", BLEND_HEADER, "tag `frame=abc` is invalid"),
+        ("frame=10001", BLEND_HEADER, "10000"),
+        ("frames=1-20000", BLEND_HEADER, "10000"),
+        ("frame=10", b"PK\x03\x04 a zip archive", "not a .blend"),
+        ("frame=10", b"", "empty"),
+    ];
+    let prefix = unique_prefix("rejected");
+    for (i, (tags, body, needle)) in cases.iter().enumerate() {
+        let key = format!("{prefix}case {i}.blend");
+        let etag = farm.upload(&key, body.to_vec(), tags).await;
+        let report = farm.handle("ObjectCreated:Put", &key, &etag).await;
+        assert!(
+            matches!(&report.records[..], [RecordOutcome::Rejected { message, .. }] if message.contains(needle)),
+            "{tags}: {report:?}"
+        );
+        let manifest = farm.manifest(&key).await.unwrap();
+        assert_eq!(manifest.status, ManifestStatus::Rejected, "{tags}");
+        assert!(manifest.message.unwrap().contains(needle), "{tags}");
+        assert!(manifest.render_job_id.is_none());
+    }
+    assert_eq!(farm.job_count().await, 0);
+}
+
+#[tokio::test]
+async fn keys_with_spaces_plus_and_unicode_work_end_to_end() {
+    let farm = Farm::start().await;
+    let key = format!("{}my scene ü+1 ✓.blend", unique_prefix("unicode"));
+    let etag = farm.upload(&key, BLEND_HEADER.to_vec(), "frame=2").await;
+    let raw_event = event("ObjectCreated:Put", &key, &etag);
+    let raw_key = raw_event.records[0].s3.object.key.clone().unwrap();
+    assert!(
+        raw_key.contains("my+scene+%C3%BC%2B1+%E2%9C%93.blend"),
+        "{raw_key}"
+    );
+    let report = handle_event(&farm.deps, raw_event).await.unwrap();
+    let (render_id, _) = submitted(&report);
+    let render = &farm.describe(&[&render_id]).await[0];
+    assert_eq!(env_of(render)["FARM_KEY"], key);
+    let tag = &render.tags().unwrap()["farm:key"];
+    assert!(tag.ends_with("/my scene _+1 _.blend"), "{tag}");
+    assert!(render
+        .job_name()
+        .unwrap()
+        .ends_with("-my-scene-1-blend-render"));
+    assert_eq!(farm.manifest(&key).await.unwrap().key, key);
+}
+
+#[tokio::test]
+async fn an_object_deleted_since_the_event_is_skipped() {
+    let farm = Farm::start().await;
+    let key = format!("{}gone.blend", unique_prefix("gone"));
+    let etag = farm.upload(&key, BLEND_HEADER.to_vec(), "frame=3").await;
+    farm.moto
+        .s3()
+        .delete_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    let report = farm.handle("ObjectCreated:Put", &key, &etag).await;
+    assert!(
+        matches!(report.records[..], [RecordOutcome::Gone { .. }]),
+        "{report:?}"
+    );
+    assert_eq!(farm.job_count().await, 0);
+}
