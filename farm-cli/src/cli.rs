@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use farm_core::env;
 
-use crate::render::DEFAULT_WORKERS;
+use crate::render::default_workers;
 
 /// Render Blender scenes: on this machine, or on the AWS Batch render farm.
 ///
@@ -56,10 +56,12 @@ pub enum Command {
   farm render shot.blend --frames=-3--1 --out /tmp/o  negative frames -3, -2, -1
   farm render shot.blend --workers 1 --chunk 24       one Blender process, all threads
 
-Why the defaults: on a 2-core machine, 2 Blender processes at once render a small scene faster
-than one Blender with 2 threads (one process's single-threaded scene loading, syncing and
-saving overlaps the other's rendering), and one chunk per worker pays Blender's start-up once
-per process. See BENCHMARKS.md, section `farm render`.")]
+Why the defaults: Blender's start-up (about a second, mostly on one core) is paid once per
+chunk, and measured on a 2-CPU machine one Blender with both threads rendered 24 small frames
+faster than two Blenders with one thread each (and faster than plain `blender -a`). So the
+default is one worker per 4 CPUs (one on 2 CPUs), each Blender keeping at least 4 threads, and
+one chunk per worker. More workers pay off with many cores, or when frames have long
+single-threaded parts (scene sync, saving); see BENCHMARKS.md, section `farm render`.")]
 pub struct RenderArgs {
     /// The .blend to render.
     pub scene: PathBuf,
@@ -71,8 +73,9 @@ pub struct RenderArgs {
     /// evenly between the workers, so each worker starts Blender once.
     #[arg(short, long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
     pub chunk: Option<u32>,
-    /// Chunks rendered at once; each Blender gets max(1, CPUs / workers) threads.
-    #[arg(short, long, value_name = "N", default_value_t = DEFAULT_WORKERS,
+    /// Chunks rendered at once (default: one per 4 CPUs, at least 1); each Blender gets
+    /// max(1, CPUs / workers) threads.
+    #[arg(short, long, value_name = "N", default_value_t = default_workers(),
           value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: u16,
     /// Output folder. Default: `<scene>.farm/` beside the scene (`shot.blend` -> `shot.farm/`).
@@ -236,7 +239,7 @@ mod tests {
             panic!("not render")
         };
         assert_eq!(args.frames.as_deref(), Some("-3--1 4-10:3"));
-        assert_eq!(args.workers, DEFAULT_WORKERS);
+        assert_eq!(args.workers, default_workers());
     }
 
     #[test]
