@@ -93,15 +93,32 @@ fn job_env(
 }
 
 fn job_tags(keys: &JobKeys, request: &RenderRequest) -> BTreeMap<String, String> {
-    // Batch tag values are at most 256 characters.
-    let clip = |s: &str| s.chars().take(256).collect::<String>();
     BTreeMap::from([
-        (TAG_KEY.to_owned(), clip(keys.source())),
+        (TAG_KEY.to_owned(), tag_value(keys.source())),
         (
             TAG_FRAMES.to_owned(),
-            clip(&request.plan.frames().canonical()),
+            tag_value(&request.plan.frames().canonical()),
         ),
     ])
+}
+
+/// A Batch tag value for any text. Batch refuses the whole SubmitJob for one bad tag value, so
+/// values keep at most 256 characters of ASCII letters, digits, spaces and `_ . : / = + - @`
+/// (what both AWS and moto accept), and any other character becomes `_`:
+/// `shots/my scene ü ✓.blend` is tagged `shots/my scene _ _.blend`. The exact key is in the
+/// job's environment and in `job.json`.
+pub fn tag_value(value: &str) -> String {
+    value
+        .chars()
+        .take(256)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || " _.:/=+-@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Where a job is in its life.
@@ -210,6 +227,27 @@ mod tests {
         assert_eq!(zip.depends_on, vec!["job-1".to_owned()]);
         assert_eq!(zip.array_size, None);
         assert!(!zip.env.iter().any(|(k, _)| k == env::SOURCE_ETAG));
+    }
+
+    #[test]
+    fn tag_values_keep_only_what_batch_accepts() {
+        assert_eq!(
+            tag_value("shots/my scene ü ✓.blend"),
+            "shots/my scene _ _.blend"
+        );
+        assert_eq!(tag_value("1-10 20-30:2"), "1-10 20-30:2");
+        assert_eq!(tag_value(&"a".repeat(300)).len(), 256);
+        let request = RenderRequest::from_tags([("frame", "2")], 100)
+            .unwrap()
+            .unwrap();
+        let job = JobSpec::render("b", &JobKeys::new("ü/x%.blend"), None, &request);
+        assert_eq!(job.tags[TAG_KEY], "_/x_.blend");
+        let env: BTreeMap<_, _> = job.env.iter().cloned().collect();
+        assert_eq!(
+            env[env::KEY],
+            "ü/x%.blend",
+            "the environment keeps the exact key"
+        );
     }
 
     #[test]

@@ -647,6 +647,7 @@ fn trigger_policy_is_least_privilege() {
         "s3:GetObjectTagging",
         "s3:PutObject",
         "batch:SubmitJob",
+        "batch:TerminateJob",
     ] {
         assert!(allowed.contains(needed), "trigger needs {needed}");
     }

@@ -24,7 +24,7 @@ pub use error::TriggerError;
 pub use event::{parse_event, BlendRecord, EventKind};
 pub use handler::{handle_event, process_event, Buckets, Deps, EventReport, RecordOutcome};
 pub use submit::{
-    batch_tag_value, submit_jobs, submit_request, write_rejection, MarkerState, RequestMarker,
-    SourceObject, Submission, PENDING_MARKER_TAKEOVER,
+    submit_jobs, submit_request, write_rejection, MarkerState, RequestMarker, SourceObject,
+    Submission, PENDING_MARKER_TAKEOVER,
 };
 pub use tags::{TagError, TagReader};

@@ -284,11 +284,9 @@ async fn submit_render_and_zip<B: Scheduler>(
     request: &RenderRequest,
 ) -> Result<(String, String), TriggerError> {
     let etag = Some(source.etag.as_str());
-    let mut render = JobSpec::render(&source.bucket, keys, etag, request);
-    clean_tags(&mut render);
+    let render = JobSpec::render(&source.bucket, keys, etag, request);
     let render_job_id = scheduler.submit(&render).await?;
-    let mut zip = JobSpec::zip(&source.bucket, keys, etag, request, &render_job_id);
-    clean_tags(&mut zip);
+    let zip = JobSpec::zip(&source.bucket, keys, etag, request, &render_job_id);
     match scheduler.submit(&zip).await {
         Ok(zip_job_id) => {
             tracing::info!(
@@ -316,31 +314,6 @@ async fn submit_render_and_zip<B: Scheduler>(
             Err(err.into())
         }
     }
-}
-
-/// Makes a job's tag values acceptable to Batch, which refuses the whole SubmitJob otherwise:
-/// see [`batch_tag_value`].
-fn clean_tags(job: &mut JobSpec) {
-    for value in job.tags.values_mut() {
-        *value = batch_tag_value(value);
-    }
-}
-
-/// A Batch tag value for any text: AWS takes letters, digits, spaces and `_ . : / = + - @`
-/// (moto only ASCII letters and digits among them), so every other character becomes `_`.
-/// `shots/my scene ü ✓.blend` is tagged `shots/my scene _ _.blend`; the exact key is in the
-/// job's environment and in `job.json`.
-pub fn batch_tag_value(value: &str) -> String {
-    value
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || " _.:/=+-@".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 enum Claim {
