@@ -49,11 +49,16 @@ pub struct Bins {
 ///
 /// A test executable lives in `<target dir>/<profile>/deps/`, so the binaries are built into
 /// that same target dir and profile (which is how `CARGO_TARGET_DIR` and `--release` are
-/// respected) and found in `<target dir>/<profile>/`. Cargo waits for its lock if another build
-/// holds it.
+/// respected) and found in `<target dir>/<profile>/`. After `cargo test --workspace` has built
+/// everything this is a no-op. Cargo waits for its lock if another build holds it.
 pub fn bins() -> &'static Bins {
     static BINS: OnceLock<Bins> = OnceLock::new();
-    BINS.get_or_init(|| build_bins().unwrap_or_else(|e| panic!("{e:#}")))
+    BINS.get_or_init(|| {
+        let started = std::time::Instant::now();
+        let bins = build_bins().unwrap_or_else(|e| panic!("{e:#}"));
+        eprintln!("e2e: built the farm's binaries in {:?}", started.elapsed());
+        bins
+    })
 }
 
 fn build_bins() -> anyhow::Result<Bins> {
@@ -75,6 +80,9 @@ fn build_bins() -> anyhow::Result<Bins> {
     let output = std::process::Command::new(cargo)
         .args(["build", "--quiet", "--bins"])
         .args(["-p", "renderer", "-p", "zipper", "-p", "farm-cli"])
+        // farm-testkit brings the features the test build has (png's), so these binaries share
+        // every library with `cargo test` and nothing is compiled twice.
+        .args(["-p", "farm-testkit"])
         .args(["--profile", profile])
         .arg("--manifest-path")
         .arg(&manifest)
@@ -628,7 +636,11 @@ impl Farm {
         let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", program.display()));
-        Running { child, label }
+        Running {
+            child,
+            label,
+            scratch,
+        }
     }
 
     /// Runs every child of a render job at once, as Batch would, and waits for all of them.
@@ -754,9 +766,31 @@ pub struct Running {
     child: tokio::process::Child,
     /// The Batch job id it runs as (`<id>:<index>` for an array child).
     pub label: String,
+    /// Its work folder (`FARM_WORK_DIR`), which Blender's command line names.
+    pub scratch: PathBuf,
 }
 
 impl Running {
+    /// Whether the process has ended.
+    pub fn has_exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Whether a process other than this one (Blender, say) still has the work folder on its
+    /// command line.
+    pub fn blender_running(&self) -> bool {
+        let found = std::process::Command::new("pgrep")
+            .arg("-f")
+            .arg(&self.scratch)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let own = self.child.id().map(|p| p.to_string());
+        found
+            .split_whitespace()
+            .any(|pid| Some(pid) != own.as_deref())
+    }
+
     /// The container is stopped hard (SIGKILL to the whole process group, Blender included),
     /// as when a Spot instance disappears or the task runs out of memory.
     pub fn kill_container(&self) {

@@ -149,7 +149,7 @@ async fn a_tagged_upload_becomes_a_checked_frames_zip() {
         assert_eq!(job.var(env::FORMAT), None);
     }
     assert_eq!(zip.array_size, None);
-    assert_eq!(zip.depends_on, [render.id.clone()]);
+    assert_eq!(zip.depends_on, std::slice::from_ref(&render.id));
     assert!(render.depends_on.is_empty());
 
     render_zip_download_check(&farm, key, &render, &zip, &[1, 2, 3, 4, 5, 6]).await;
@@ -202,7 +202,7 @@ async fn a_two_step_upload_starts_its_job_when_tagged() {
     );
     assert_eq!(render.var(env::FRAMES), Some("1-4"));
     assert_eq!(render.var(env::CHUNK), Some("1"));
-    assert_eq!(zip.depends_on, [render.id.clone()]);
+    assert_eq!(zip.depends_on, std::slice::from_ref(&render.id));
 
     render_zip_download_check(&farm, key, &render, &zip, &[1, 2, 3, 4]).await;
 }
