@@ -9,7 +9,9 @@
 //! the downloads already in flight, and nothing needs `'static` borrows. None of the stages
 //! finishes the upload: the caller does, only after all three succeeded.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 
 use async_zip::base::write::ZipFileWriter;
 use async_zip::{Compression, ZipDateTime, ZipDateTimeBuilder, ZipEntryBuilder};
@@ -28,13 +30,15 @@ use crate::{ZipOptions, ZipProgress};
 const FILE_MODE: u16 = 0o100_644;
 
 /// Streams `objects` into `upload` as a zip archive and returns how many bytes were written.
-/// On error the upload is left unfinished for the caller to abort.
+/// On error, or [`ZipError::Interrupted`] once `shutdown` completes, the upload is left
+/// unfinished for the caller to abort.
 pub(crate) async fn stream_archive<S: Storage>(
     storage: &S,
     upload: &mut S::Upload,
     objects: &[FrameObject],
     options: &ZipOptions,
     progress: &(dyn Fn(ZipProgress) + Sync),
+    shutdown: Pin<&mut impl Future<Output = ()>>,
 ) -> Result<u64, ZipError> {
     let (zip_end, pump_end) = tokio::io::duplex(options.chunk_bytes);
     let (frames_tx, frames_rx) = mpsc::channel(1);
@@ -42,7 +46,7 @@ pub(crate) async fn stream_archive<S: Storage>(
     let ((), (), written) = tokio::try_join!(
         download(storage, objects, window, frames_tx),
         write_zip(zip_end, frames_rx, objects, progress),
-        pump(pump_end, upload, options.chunk_bytes),
+        pump(pump_end, upload, options.chunk_bytes, shutdown),
     )?;
     Ok(written)
 }
@@ -118,14 +122,22 @@ async fn write_zip(
 
 /// Reads the archive from the pipe in `chunk`-sized pieces and appends them to the upload.
 /// Returns the byte count at end of stream; reaching it says nothing about success.
+///
+/// `shutdown` is only watched between writes: a write cancelled halfway could drop the id of a
+/// multipart upload it was creating, leaving an upload nobody can abort.
 async fn pump<U: StreamUpload>(
     mut from: DuplexStream,
     upload: &mut U,
     chunk: usize,
+    mut shutdown: Pin<&mut impl Future<Output = ()>>,
 ) -> Result<u64, ZipError> {
     let mut written = 0;
     loop {
-        let (piece, end) = read_piece(&mut from, chunk).await?;
+        let (piece, end) = tokio::select! {
+            biased;
+            () = &mut shutdown => return Err(ZipError::Interrupted),
+            piece = read_piece(&mut from, chunk) => piece?,
+        };
         if !piece.is_empty() {
             written += piece.len() as u64;
             upload

@@ -54,11 +54,13 @@ pub struct ZipOptions {
 }
 
 impl Default for ZipOptions {
+    /// 4 MiB (at most 4 frames) downloaded ahead, 1 MiB pieces: the downloads stay ahead of the
+    /// upload against S3 and moto (see `BENCHMARKS.md`) at a few MiB of memory.
     fn default() -> Self {
         Self {
-            prefetch_bytes: 16 * MIB,
-            max_prefetch_frames: 16,
-            chunk_bytes: 1024 * 1024,
+            prefetch_bytes: 4 * MIB,
+            max_prefetch_frames: 4,
+            chunk_bytes: MIB as usize,
         }
     }
 }
@@ -79,12 +81,14 @@ impl ZipOptions {
     }
 }
 
-/// Part size and concurrency of the archive's multipart upload to S3: with the default
-/// [`ZipOptions`], peak memory stays under 64 MiB (see `BENCHMARKS.md`).
+/// Part size and concurrency of the archive's multipart upload to S3: S3's smallest part, one
+/// at a time (the frame downloads go on meanwhile). With the default [`ZipOptions`] the binary
+/// peaks under 50 MiB for any number of frames (see `BENCHMARKS.md`); each extra part in flight
+/// costs about 5-10 MiB.
 pub fn upload_tuning() -> farm_io::UploadTuning {
     farm_io::UploadTuning {
-        part_size: 8 * MIB as usize,
-        parts_in_flight: 3,
+        part_size: 5 * MIB as usize,
+        parts_in_flight: 1,
         ..farm_io::UploadTuning::default()
     }
 }
@@ -141,9 +145,10 @@ pub async fn zip_frames<S: Storage>(
     .await
 }
 
-/// [`zip_frames`], stopped by `shutdown`: when it completes first, the upload is aborted and the
-/// run fails with [`ZipError::Interrupted`]. (Dropping the returned future also aborts the
-/// upload, through the upload's own drop.)
+/// [`zip_frames`], stopped by `shutdown`: when it completes first, the write to the upload in
+/// progress (at most one part) is let finish, the upload is aborted and the run fails with
+/// [`ZipError::Interrupted`]. Prefer this to dropping the future: dropping also discards the
+/// upload, through the upload's own drop, but may cancel a write halfway.
 pub async fn zip_frames_until<S: Storage>(
     storage: &S,
     keys: &JobKeys,
@@ -165,13 +170,15 @@ pub async fn zip_frames_until<S: Storage>(
     }
     let objects = selection.found;
     let mut upload = storage.start_upload(&keys.zip(), PutOptions::content_type(ZIP_CONTENT_TYPE));
-    let streamed = tokio::select! {
-        biased;
-        () = &mut shutdown => Err(ZipError::Interrupted),
-        streamed = archive::stream_archive(storage, &mut upload, &objects, options, progress) => {
-            streamed
-        }
-    };
+    let streamed = archive::stream_archive(
+        storage,
+        &mut upload,
+        &objects,
+        options,
+        progress,
+        shutdown.as_mut(),
+    )
+    .await;
     if let Err(error) = streamed {
         abort(upload, &keys.zip()).await;
         return Err(error);
@@ -199,8 +206,10 @@ pub async fn run<S: Storage>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<ZipSummary, ZipError> {
     let log_progress = |progress: ZipProgress| {
-        let step = (progress.frames_total / 10).max(1);
-        if progress.frames_done % step == 0 || progress.frames_done == progress.frames_total {
+        // One line at the start and one per tenth of the frames.
+        let tenth = |done: usize| done * 10 / progress.frames_total.max(1);
+        let done = progress.frames_done;
+        if done == 0 || tenth(done) != tenth(done - 1) {
             tracing::info!(
                 frames_done = progress.frames_done,
                 frames_total = progress.frames_total,

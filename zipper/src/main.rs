@@ -22,8 +22,12 @@ fn main() {
 }
 
 /// Runs the zipper on a fresh runtime, which is shut down before the process exits.
+///
+/// One thread is plenty (the zipper waits on the network; CRCs and copies take well under a
+/// second per GiB), and keeps glibc's allocator from spreading the MiB-sized buffers over
+/// per-thread arenas: about 10 MiB less peak RSS than a multi-threaded runtime.
 fn run_to_exit_code(config: &Config) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
