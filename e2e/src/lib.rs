@@ -307,50 +307,65 @@ pub async fn notify_queue(aws: &Aws, bucket: &str, queue: &str) -> anyhow::Resul
     Ok(EventQueue { url, arn })
 }
 
-/// Receives (and deletes, as Lambda's SQS poller does after a successful invocation) every
-/// message waiting in the queue and returns the bodies that are S3 event notifications, in
-/// order. S3's `s3:TestEvent` (sent when the notification is configured) is left out.
+/// Receives every message waiting in the queue and returns the bodies that are S3 event
+/// notifications, oldest event first. S3's `s3:TestEvent` (sent when the notification is
+/// configured) is left out.
+///
+/// moto queues a notification before it answers the request that caused it, so what is not in
+/// the queue now never will be. Two ReceiveMessage calls run at once (10 messages each at most)
+/// until a round finds nothing. Received messages stay in flight for 10 minutes (their
+/// visibility timeout), longer than any test, so none is received twice; they are not deleted,
+/// which saves an AWS CLI start per 10 messages.
 pub async fn receive_events(aws: &Aws, queue: &EventQueue) -> anyhow::Result<Vec<Value>> {
+    const RECEIVERS: usize = 2;
     let mut events = Vec::new();
     loop {
-        let received = aws
-            .json(&[
-                "sqs",
-                "receive-message",
-                "--queue-url",
-                &queue.url,
-                "--max-number-of-messages",
-                "10",
-                "--wait-time-seconds",
-                "1",
-                "--visibility-timeout",
-                "600",
-            ])
-            .await?;
-        let Some(messages) = received["Messages"].as_array().filter(|m| !m.is_empty()) else {
-            break;
-        };
-        let mut entries = Vec::new();
-        for (n, message) in messages.iter().enumerate() {
-            let body = message["Body"]
-                .as_str()
-                .ok_or_else(|| anyhow!("a message without a body: {message}"))?;
-            let body: Value = serde_json::from_str(body).context("a message body is not JSON")?;
-            if body.get("Records").is_some() {
-                events.push(body);
-            }
-            entries.push(json!({"Id": n.to_string(), "ReceiptHandle": message["ReceiptHandle"]}));
+        let mut receivers = JoinSet::new();
+        for _ in 0..RECEIVERS {
+            let (aws, url) = (aws.clone(), queue.url.clone());
+            receivers.spawn(async move {
+                let received = aws
+                    .json(&[
+                        "sqs",
+                        "receive-message",
+                        "--queue-url",
+                        &url,
+                        "--max-number-of-messages",
+                        "10",
+                        "--wait-time-seconds",
+                        "0",
+                        "--visibility-timeout",
+                        "600",
+                    ])
+                    .await?;
+                let messages = received["Messages"].as_array().cloned().unwrap_or_default();
+                anyhow::Ok(messages)
+            });
         }
-        aws.run(&[
-            "sqs",
-            "delete-message-batch",
-            "--queue-url",
-            &queue.url,
-            "--entries",
-            &Value::Array(entries).to_string(),
-        ])
-        .await?;
+        let mut round = 0;
+        while let Some(received) = receivers.join_next().await {
+            for message in received.context("a receiver panicked")?? {
+                round += 1;
+                let body = message["Body"]
+                    .as_str()
+                    .ok_or_else(|| anyhow!("a message without a body: {message}"))?;
+                let body: Value =
+                    serde_json::from_str(body).context("a message body is not JSON")?;
+                if body.get("Records").is_some() {
+                    events.push(body);
+                }
+            }
+        }
+        if round == 0 {
+            break;
+        }
     }
+    events.sort_by_key(|e| {
+        e["Records"][0]["eventTime"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    });
     Ok(events)
 }
 
@@ -776,21 +791,6 @@ impl Running {
         !matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Whether a process other than this one (Blender, say) still has the work folder on its
-    /// command line.
-    pub fn blender_running(&self) -> bool {
-        let found = std::process::Command::new("pgrep")
-            .arg("-f")
-            .arg(&self.scratch)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        let own = self.child.id().map(|p| p.to_string());
-        found
-            .split_whitespace()
-            .any(|pid| Some(pid) != own.as_deref())
-    }
-
     /// The container is stopped hard (SIGKILL to the whole process group, Blender included),
     /// as when a Spot instance disappears or the task runs out of memory.
     pub fn kill_container(&self) {
@@ -869,6 +869,28 @@ impl Exited {
             self.log
         );
     }
+}
+
+/// Processes whose command line names `path` (Blender names the scene in the work folder).
+pub fn processes_naming(path: &Path) -> Vec<String> {
+    let found = std::process::Command::new("pgrep")
+        .arg("-f")
+        .arg(path)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    found.split_whitespace().map(str::to_owned).collect()
+}
+
+/// Waits up to 5 seconds for every process naming `path` to be gone; returns those left.
+pub async fn wait_until_gone(path: &Path) -> Vec<String> {
+    for _ in 0..50 {
+        if processes_naming(path).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    processes_naming(path)
 }
 
 // ---------------------------------------------------------------------------------------------

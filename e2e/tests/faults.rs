@@ -170,11 +170,19 @@ async fn a_renderer_killed_mid_chunk_resumes_without_rendering_a_frame_twice() {
         (frame_objects(&farm, key).await.len() >= 3).then_some(())
     })
     .await;
+    let scratch = first.scratch.clone();
+    assert!(
+        !farm_e2e::processes_naming(&scratch).is_empty(),
+        "Blender is not running"
+    );
     first.kill_container();
-    let blender_left = first.blender_running();
     let killed = first.wait().await;
     assert_eq!(killed.code, None, "killed by a signal: {}", killed.log);
-    assert!(!blender_left, "Blender outlived its container");
+    assert_eq!(
+        farm_e2e::wait_until_gone(&scratch).await,
+        Vec::<String>::new(),
+        "Blender outlived its container"
+    );
 
     let kept = frame_objects(&farm, key).await;
     let done: BTreeSet<i32> = kept.keys().copied().collect();
