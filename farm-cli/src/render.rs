@@ -725,7 +725,7 @@ mod tests {
     #[test]
     fn blender_errors_are_found_from_the_end() {
         let log = "Read blend\nError: first\nmore\nError: Cannot read file\nBlender quit";
-        assert_eq!(last_error(log).as_deref(), Some("Cannot read file"));
+        assert_eq!(last_error(log).as_deref(), Some("Error: Cannot read file"));
         assert_eq!(last_error("all fine"), None);
     }
 }

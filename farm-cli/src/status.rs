@@ -385,8 +385,17 @@ pub fn render_text(report: &StatusReport) -> String {
                 array.size, array.succeeded, array.failed, array.running, array.pending
             );
         }
-        if label == "zip" && !matches!(job.state.as_str(), "SUCCEEDED" | "FAILED" | "RUNNING") {
-            line.push_str(" (starts when the render job has succeeded)");
+        let waiting = !matches!(job.state.as_str(), "SUCCEEDED" | "FAILED" | "RUNNING");
+        if label == "zip" && waiting {
+            let render_failed = report
+                .render_job
+                .as_ref()
+                .is_some_and(|r| r.state == "FAILED");
+            line.push_str(if render_failed {
+                " (will not run: the render job failed)"
+            } else {
+                " (starts when the render job has succeeded)"
+            });
         }
         if let Some(reason) = &job.reason {
             let _ = write!(line, " ({reason})");

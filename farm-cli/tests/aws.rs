@@ -521,8 +521,20 @@ async fn rejected_requests_unknown_jobs_and_large_uploads() {
     assert!(status["render_job"]["array"]["size"] == 4);
 }
 
-/// Polls `farm status --json` until `done` says so, recording each new render/zip state with
-/// the text output seen in it.
+/// The render and zip job states a text status shows.
+fn text_states(text: &str) -> (String, String) {
+    let state = |label: &str| {
+        text.lines()
+            .find(|l| l.starts_with(label))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or_else(|| panic!("no {label} line: {text}"))
+            .to_owned()
+    };
+    (state("render "), state("zip "))
+}
+
+/// Polls `farm status` until `done` says so (on `--json`), recording the text output for each
+/// new pair of render/zip states it shows.
 fn follow(
     farm: &Fixture,
     key: &str,
@@ -532,13 +544,12 @@ fn follow(
     let mut seen = BTreeMap::new();
     let deadline = Instant::now() + timeout;
     loop {
-        let status = farm.status_json(key);
-        let states = (
-            status["render_job"]["state"].as_str().unwrap().to_owned(),
-            status["zip_job"]["state"].as_str().unwrap().to_owned(),
-        );
-        seen.entry(states).or_insert_with(|| farm.status_text(key));
-        if done(&status) {
+        let text = farm.status_text(key);
+        seen.entry(text_states(&text)).or_insert(text);
+        if done(&farm.status_json(key)) {
+            // The states are final now: the text shows them too.
+            let text = farm.status_text(key);
+            seen.entry(text_states(&text)).or_insert(text);
             return seen;
         }
         assert!(
@@ -553,11 +564,11 @@ fn follow(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_follows_every_state_moto_gives_and_cancel_and_retry_respect_them() {
     let farm = Fixture::start().await;
-    // Docker mode: jobs move one state every 2 seconds, then fail for want of Docker.
+    // Docker mode: jobs move one state every 3 seconds, then fail for want of Docker.
     farm.moto_api("/moto-api/config", r#"{"batch":{"use_docker":true}}"#);
     farm.moto_api(
         "/moto-api/state-manager/set-transition",
-        r#"{"model_name":"batch::job","transition":{"progression":"time","seconds":2}}"#,
+        r#"{"model_name":"batch::job","transition":{"progression":"time","seconds":3}}"#,
     );
     let blend = scene(farm.dir.path(), "walk", 1, 2, 1);
     let prefix = unique_prefix("cli");
@@ -602,10 +613,12 @@ async fn status_follows_every_state_moto_gives_and_cancel_and_retry_respect_them
         assert!(text.contains(&format!("zip       {zip:<10} job")), "{text}");
         assert!(text.contains("0/2 done, 0 failed, 2 pending"), "{text}");
         if !matches!(zip.as_str(), "SUCCEEDED" | "FAILED" | "RUNNING") {
-            assert!(
-                text.contains("starts when the render job has succeeded"),
-                "{text}"
-            );
+            let why = if render == "FAILED" {
+                "will not run: the render job failed"
+            } else {
+                "starts when the render job has succeeded"
+            };
+            assert!(text.contains(why), "{text}");
         }
     }
     let failed = &seen[&("FAILED".to_owned(), "FAILED".to_owned())];
@@ -637,7 +650,7 @@ async fn status_follows_every_state_moto_gives_and_cancel_and_retry_respect_them
         .unwrap()
         .to_owned();
     assert!(
-        ["SUBMITTED", "PENDING"].contains(&first.as_str()),
+        ["SUBMITTED", "PENDING", "RUNNABLE"].contains(&first.as_str()),
         "{submitted_state}"
     );
     assert_eq!(submitted_state["render_job"]["array"]["size"], 2);
