@@ -1,9 +1,12 @@
 //! Logging and signals shared by the farm's binaries.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Sets up `tracing`: one JSON object per line when `format` is `json` (CloudWatch Logs
-/// Insights reads the fields), readable text otherwise. `RUST_LOG` overrides the level (`info`).
+/// Insights reads the fields), readable text otherwise (coloured only on a terminal). `RUST_LOG`
+/// overrides the level (`info`).
 pub fn init(format: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -16,7 +19,10 @@ pub fn init(format: &str) {
             .with_span_list(false)
             .init();
     } else {
-        builder.with_target(false).init();
+        builder
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init();
     }
 }
 
