@@ -10,13 +10,16 @@
 # and the run without it also asks Blender for the scene's frame range first.
 # On a shared machine the runs go at the highest priority (nice -19, when root) so that other
 # work disturbs them less; the load average is printed before and after.
-# Usage: farm-cli/bench/render.sh [rounds]   (needs blender and python3: scripts/setup.sh)
+# Then a paired check of the defaults: [pairs] times plain Blender then `farm render --frames 1-24`
+# back to back, and the median of the differences.
+# Usage: farm-cli/bench/render.sh [rounds] [pairs]   (needs blender and python3: scripts/setup.sh)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ "$(id -u)" = 0 ] && [ "${FARM_BENCH_NICED:-}" != 1 ]; then
     FARM_BENCH_NICED=1 exec nice -n -19 "$0" "$@"
 fi
 rounds=${1:-7}
+pairs=${2:-16}
 cargo build --release --locked -p farm-cli >/dev/null
 
 work=$(mktemp -d)
@@ -80,4 +83,24 @@ for i, name in enumerate(names):
     t = times[i]
     print(f"| `{name}` | {statistics.median(t):.2f} | {statistics.mean(t):.2f} ± {statistics.stdev(t):.2f} "
           f"| {min(t):.2f} | {max(t):.2f} | {statistics.median(t) / base:.2f}x |")
+PY
+
+echo "== paired: plain blender, then farm render --frames 1-24 (defaults), $pairs pairs"
+: >"$work/pairs"
+for _ in $(seq "$pairs"); do
+    rm -rf "$work/out"
+    start=$(date +%s.%N); ${commands[0]} >/dev/null 2>&1; end=$(date +%s.%N)
+    plain=$(python3 -c "print($end - $start)")
+    rm -rf "$work/out"
+    start=$(date +%s.%N); ${commands[2]} >/dev/null 2>&1; end=$(date +%s.%N)
+    echo "$plain $(python3 -c "print($end - $start)")" >>"$work/pairs"
+done
+python3 - "$work/pairs" <<'PY'
+import statistics, sys
+pairs = [tuple(map(float, line.split())) for line in open(sys.argv[1])]
+diffs = [f - p for p, f in pairs]
+print(f"farm faster in {sum(d < 0 for d in diffs)} of {len(diffs)} pairs; "
+      f"median difference {statistics.median(diffs):+.2f} s; "
+      f"plain {min(p for p, _ in pairs):.2f}-{max(p for p, _ in pairs):.2f} s, "
+      f"farm {min(f for _, f in pairs):.2f}-{max(f for _, f in pairs):.2f} s")
 PY
