@@ -353,7 +353,9 @@ pub fn render_text(report: &StatusReport) -> String {
     let _ = writeln!(
         out,
         "job       s3://{}/{} (submitted {})",
-        report.bucket, report.key, report.created
+        report.bucket,
+        report.key,
+        report.created.strftime("%Y-%m-%d %H:%M:%S UTC")
     );
     if report.status == ManifestStatus::Rejected {
         let _ = writeln!(

@@ -149,13 +149,14 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
     let client = aws.s3();
     let tagging = tagging(&tags);
     let part_size = args.part_size_mib * 1024 * 1024;
-    let upload = upload(&aws, &client, args, &key, &tagging, size, part_size);
-    let etag = tokio::select! {
-        () = shutdown.signal() => {
-            return Err(Interrupted("upload stopped; nothing was submitted".into()).into());
-        }
-        etag = upload => etag?,
+    let target = Target {
+        aws: &aws,
+        client: &client,
+        args,
+        key: &key,
+        tagging: &tagging,
     };
+    let etag = upload(&target, size, part_size, &shutdown).await?;
 
     let bucket = &args.bucket;
     let tag_text = tags
@@ -181,31 +182,53 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Uploads the scene with its tags; returns the object's ETag.
+/// Where the scene goes and how.
+struct Target<'a> {
+    aws: &'a Aws,
+    client: &'a aws_sdk_s3::Client,
+    args: &'a SubmitArgs,
+    key: &'a str,
+    tagging: &'a str,
+}
+
+fn interrupted() -> anyhow::Error {
+    Interrupted("upload stopped; nothing was submitted".into()).into()
+}
+
+/// Uploads the scene with its tags; returns the object's ETag. Ctrl-C stops it; a multipart
+/// upload is then aborted before returning, so S3 keeps no parts.
 async fn upload(
-    aws: &Aws,
-    client: &aws_sdk_s3::Client,
-    args: &SubmitArgs,
-    key: &str,
-    tagging: &str,
+    target: &Target<'_>,
     size: u64,
     part_size: u64,
+    shutdown: &Shutdown,
 ) -> anyhow::Result<String> {
+    let Target {
+        aws,
+        client,
+        args,
+        key,
+        tagging,
+    } = target;
     let doing = format!("uploading to s3://{}/{key}", args.bucket);
     if size <= 2 * part_size {
         let body = ByteStream::from_path(&args.scene)
             .await
             .with_context(|| format!("cannot read {}", args.scene.display()))?;
         let spinner = progress::spinner(format!("uploading {}", human_bytes(size)));
-        let output = client
+        let put = client
             .put_object()
             .bucket(&args.bucket)
-            .key(key)
-            .tagging(tagging)
+            .key(*key)
+            .tagging(*tagging)
             .content_type(BLEND_CONTENT_TYPE)
             .body(body)
-            .send()
-            .await;
+            .send();
+        // A dropped PutObject leaves no object behind.
+        let output = tokio::select! {
+            () = shutdown.signal() => return Err(interrupted()),
+            output = put => output,
+        };
         spinner.finish_and_clear();
         let output = output.map_err(|e| aws.sdk_error(&e, &doing))?;
         return Ok(output.e_tag().unwrap_or_default().to_owned());
@@ -213,8 +236,8 @@ async fn upload(
     let created = client
         .create_multipart_upload()
         .bucket(&args.bucket)
-        .key(key)
-        .tagging(tagging)
+        .key(*key)
+        .tagging(*tagging)
         .content_type(BLEND_CONTENT_TYPE)
         .send()
         .await
@@ -223,22 +246,21 @@ async fn upload(
         .upload_id()
         .ok_or_else(|| anyhow!("{doing}: S3 returned no upload id"))?
         .to_owned();
-    let bar = progress::bytes(size, "uploading");
-    let parts = upload_parts(aws, client, args, key, &upload_id, size, part_size, &bar);
-    // Dropped on Ctrl-C too: the guard aborts the upload so no parts are left behind.
+    // From here on every way out aborts the upload unless it completed.
     let guard = AbortGuard {
-        client: client.clone(),
+        client: (*client).clone(),
         bucket: args.bucket.clone(),
-        key: key.to_owned(),
+        key: (*key).to_owned(),
         upload_id: upload_id.clone(),
         armed: true,
     };
-    let result = async {
-        let parts = parts.await?;
+    let bar = progress::bytes(size, "uploading");
+    let complete = async {
+        let parts = upload_parts(target, &upload_id, size, part_size, &bar).await?;
         let output = client
             .complete_multipart_upload()
             .bucket(&args.bucket)
-            .key(key)
+            .key(*key)
             .upload_id(&upload_id)
             .multipart_upload(
                 CompletedMultipartUpload::builder()
@@ -249,8 +271,11 @@ async fn upload(
             .await
             .map_err(|e| aws.sdk_error(&e, &doing))?;
         Ok::<_, anyhow::Error>(output.e_tag().unwrap_or_default().to_owned())
-    }
-    .await;
+    };
+    let result = tokio::select! {
+        () = shutdown.signal() => Err(interrupted()),
+        result = complete => result,
+    };
     bar.finish_and_clear();
     match result {
         Ok(etag) => {
@@ -264,17 +289,20 @@ async fn upload(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn upload_parts(
-    aws: &Aws,
-    client: &aws_sdk_s3::Client,
-    args: &SubmitArgs,
-    key: &str,
+    target: &Target<'_>,
     upload_id: &str,
     size: u64,
     part_size: u64,
     bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<Vec<CompletedPart>> {
+    let Target {
+        aws,
+        client,
+        args,
+        key,
+        ..
+    } = target;
     let count = size.div_ceil(part_size);
     let path: &Path = &args.scene;
     futures::stream::iter(0..count)
@@ -292,7 +320,7 @@ async fn upload_parts(
             let output = client
                 .upload_part()
                 .bucket(&args.bucket)
-                .key(key)
+                .key(*key)
                 .upload_id(upload_id)
                 .part_number(number)
                 .body(body)
