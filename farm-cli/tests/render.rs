@@ -136,8 +136,9 @@ fn interrupt_after(blend: &Path, out: &Path, count: usize) -> common::Run {
         assert!(Instant::now() < deadline, "no frames appeared");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+    // The shell's own `kill`: no procps needed.
+    let kill = Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
         .status()
         .unwrap();
     assert!(kill.success());

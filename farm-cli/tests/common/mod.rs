@@ -152,15 +152,22 @@ pub fn names(frames: &[i32]) -> Vec<String> {
         .collect()
 }
 
-/// Pids of processes whose command line mentions `path` (Blender children of a render).
+/// Pids of processes whose command line mentions `path` (Blender children of a render), read
+/// from /proc.
 pub fn processes_mentioning(path: &Path) -> Vec<String> {
-    let output = Command::new("pgrep")
-        .arg("-f")
-        .arg(path)
-        .output()
-        .expect("pgrep runs");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_owned)
+    let needle = path.to_string_lossy().into_owned();
+    let own = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .expect("/proc is readable")
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == own {
+                return None;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline.contains(&needle).then_some(pid)
+        })
         .collect()
 }
