@@ -132,30 +132,17 @@ pub fn unquote(etag: &str) -> &str {
     etag.trim().trim_matches('"')
 }
 
-/// Reads an S3 notification leniently.
+/// Reads an S3 notification.
 ///
-/// Real S3 events always carry `userIdentity` and `requestParameters`, which
-/// [`aws_lambda_events`] requires; moto's notifications and hand-written test events may lack
-/// them, and nothing here reads them, so missing ones are filled in empty. A payload without
-/// `Records` (such as the `s3:TestEvent` S3 sends when a notification is configured) reads as
-/// an event with no records.
+/// A payload without `Records` (the `s3:TestEvent` S3 sends when a notification is configured)
+/// reads as an event with no records. Records must be shaped as real S3 sends them,
+/// `userIdentity` and `requestParameters` included: moto's notifications lack those, and the
+/// test harness completes them rather than this function accepting less than AWS sends.
 pub fn parse_event(mut value: serde_json::Value) -> Result<S3Event, serde_json::Error> {
     if let Some(object) = value.as_object_mut() {
-        let records = object
+        object
             .entry("Records")
             .or_insert_with(|| serde_json::Value::Array(Vec::new()));
-        if let Some(records) = records.as_array_mut() {
-            for record in records.iter_mut().filter_map(|r| r.as_object_mut()) {
-                for field in ["userIdentity", "requestParameters"] {
-                    record
-                        .entry(field)
-                        .or_insert_with(|| serde_json::Value::Object(Default::default()));
-                }
-                record
-                    .entry("eventTime")
-                    .or_insert_with(|| serde_json::Value::from("1970-01-01T00:00:00Z"));
-            }
-        }
     }
     serde_json::from_value(value)
 }
@@ -223,7 +210,7 @@ mod tests {
     }
 
     #[test]
-    fn test_events_and_moto_shapes_parse() {
+    fn test_events_parse_and_records_need_the_fields_real_s3_sends() {
         let test_event = serde_json::json!({
             "Service": "Amazon S3", "Event": "s3:TestEvent",
             "Time": "2026-01-01T00:00:00.000Z", "Bucket": "b", "RequestId": "r", "HostId": "h"
@@ -237,7 +224,15 @@ mod tests {
                    "object": {"key": "a.blend", "size": 1, "eTag": "e", "versionId": "null",
                               "sequencer": "0"}}
         }]});
-        let event = parse_event(moto_like).unwrap();
+        assert!(
+            parse_event(moto_like.clone()).is_err(),
+            "moto's shape lacks userIdentity"
+        );
+        let mut real = moto_like;
+        real["Records"][0]["userIdentity"] = serde_json::json!({"principalId": "AWS:AIDAEXAMPLE"});
+        real["Records"][0]["requestParameters"] =
+            serde_json::json!({"sourceIPAddress": "192.0.2.1"});
+        let event = parse_event(real).unwrap();
         let record = BlendRecord::from_record(&event.records[0]).unwrap();
         assert_eq!(record.key, "a.blend");
         assert_eq!(record.version_id, None);
