@@ -87,6 +87,9 @@ impl Fixture {
             "awsRegion": "us-east-1",
             "eventTime": "2026-11-24T10:15:30.123Z",
             "eventName": "ObjectCreated:Put",
+            "userIdentity": {"principalId": "AWS:AIDAEXAMPLEUSER"},
+            "requestParameters": {"sourceIPAddress": "192.0.2.10"},
+            "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8"},
             "s3": {
                 "s3SchemaVersion": "1.0",
                 "configurationId": "farm-trigger",
