@@ -54,13 +54,13 @@ pub enum Command {
   farm render shot.blend --frames 1-24                frames 1 to 24
   farm render shot.blend --frames '1-100:10, 150'     every 10th frame from 1, and 150
   farm render shot.blend --frames=-3--1 --out /tmp/o  negative frames -3, -2, -1
-  farm render shot.blend --workers 1 --chunk 24       one Blender process, all threads
+  farm render shot.blend --workers 2 --chunk 12       two Blenders at once, 12 frames each
 
 Why the defaults: Blender's start-up (about a second, mostly on one core) is paid once per
 chunk, and measured on a 2-CPU machine one Blender with both threads rendered 24 small frames
-faster than two Blenders with one thread each (and faster than plain `blender -a`). So the
+faster than two Blenders with one thread each, as fast as plain `blender -a`. So the
 default is one worker per 4 CPUs (one on 2 CPUs), each Blender keeping at least 4 threads, and
-one chunk per worker. More workers pay off with many cores, or when frames have long
+one chunk per worker. More workers may pay off with many cores, or when frames have long
 single-threaded parts (scene sync, saving); see BENCHMARKS.md, section `farm render`.")]
 pub struct RenderArgs {
     /// The .blend to render.
