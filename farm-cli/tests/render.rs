@@ -148,7 +148,14 @@ fn interrupt_after(blend: &Path, out: &Path, count: usize) -> common::Run {
 #[test]
 fn an_interrupted_render_keeps_whole_frames_and_a_rerun_renders_only_the_rest() {
     let dir = tempfile::tempdir().unwrap();
-    let blend = scene(dir.path(), "resume", 1, 24, 1);
+    // Bigger and noisier than the other scenes, so frames take long enough to interrupt.
+    let options = farm_testkit::SceneOptions {
+        width: 160,
+        height: 120,
+        samples: 16,
+        ..farm_testkit::SceneOptions::default()
+    };
+    let blend = farm_testkit::make_scene(dir.path(), "resume", &options).unwrap();
     let out = dir.path().join("resume.farm");
 
     let stopped = interrupt_after(&blend, &out, 2);
