@@ -35,6 +35,44 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 #[error("interrupted: {0}")]
 pub struct Interrupted(pub String);
 
+/// Reads the command line. `--help` and `--version` print as usual; a usage error (an unknown
+/// flag, a missing argument) prints one line, `farm: error: ...`, and exits with code 1, like
+/// every other bad input.
+pub fn parse_args() -> Cli {
+    use clap::error::ErrorKind;
+    use clap::Parser;
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            err.exit()
+        }
+        Err(err) => {
+            eprintln!("farm: error: {}", usage_error(&err.render().to_string()));
+            std::process::exit(1)
+        }
+    }
+}
+
+/// clap's usage error as one line: its first paragraph, and where to read more.
+fn usage_error(rendered: &str) -> String {
+    let paragraph: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .skip_while(|line| line.is_empty())
+        .take_while(|line| !line.is_empty())
+        .collect();
+    let text = paragraph.join(" ");
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    format!("{text}; see `farm --help` or `farm <command> --help`")
+}
+
 /// Runs one command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -121,6 +159,15 @@ pub fn shell_quote(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_errors_are_one_line() {
+        let rendered = "error: the following required arguments were not provided:\n  --bucket <BUCKET>\n\nUsage: farm submit --bucket <BUCKET> <SCENE>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            usage_error(rendered),
+            "the following required arguments were not provided: --bucket <BUCKET>; see `farm --help` or `farm <command> --help`"
+        );
+    }
 
     #[test]
     fn errors_print_on_one_line() {

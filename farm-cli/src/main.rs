@@ -5,11 +5,9 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = farm_cli::Cli::parse();
+    let cli = farm_cli::parse_args();
     farm_cli::init_tracing(cli.verbose);
     match farm_cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,

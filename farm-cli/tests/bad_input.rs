@@ -212,6 +212,21 @@ fn an_unreachable_endpoint_is_one_line_naming_it() {
 }
 
 #[test]
+fn usage_errors_are_one_line_too() {
+    for args in [
+        vec!["render"],
+        vec!["submit", "a.blend", "--frames", "1"],
+        vec!["render", "a.blend", "--workers", "0"],
+        vec!["render", "a.blend", "--no-such-flag"],
+        vec!["no-such-command"],
+    ] {
+        let result = run(farm().args(&args));
+        let line = result.one_line_error();
+        assert!(line.contains("--help"), "{args:?}: {line}");
+    }
+}
+
+#[test]
 fn a_missing_blender_is_named_with_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let blend = fake_blend(dir.path());
