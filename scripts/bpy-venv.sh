@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Makes (once) a virtual environment holding the Blender Foundation's official `bpy` module from
+# PyPI and prints the path of its Python, in which `import bpy` works:
+#
+#   scripts/bpy-venv.sh 4.2.23      # -> ~/.cache/blender-farm/bpy-4.2.23/bin/python
+#
+# bpy wheels exist for CPython 3.11 only (manylinux_2_28). The environments live outside the
+# repository (FARM_CACHE_DIR, default ~/.cache/blender-farm) so CI can cache them; a finished
+# environment is marked by a stamp file, so an interrupted install is redone, never half used.
+set -euo pipefail
+
+version=${1:?usage: scripts/bpy-venv.sh <bpy version, e.g. 4.2.23>}
+cache=${FARM_CACHE_DIR:-"$HOME/.cache/blender-farm"}
+venv="$cache/bpy-$version"
+stamp="$venv/.farm-ready"
+
+if [ ! -f "$stamp" ]; then
+    python=$(command -v python3.11 || true)
+    [ -n "$python" ] || { echo "bpy-venv: python3.11 not found (bpy $version needs CPython 3.11)" >&2; exit 1; }
+    rm -rf "$venv"
+    mkdir -p "$cache"
+    "$python" -m venv "$venv" >&2
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "bpy==$version" >&2
+    "$venv/bin/python" -c 'import bpy' >&2
+    touch "$stamp"
+fi
+echo "$venv/bin/python"
