@@ -4,63 +4,47 @@
 
 use std::error::Error as _;
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use farm_core::manifest::JobManifest;
 use farm_core::storage::{get_json, StorageError};
 use farm_core::JobKeys;
-use farm_io::{BatchScheduler, BatchTargets, S3Storage};
+use farm_io::{AwsClients, BatchScheduler, BatchTargets, S3Storage};
 
-use std::time::Duration;
-
-/// Attempts per request (the SDK's standard retry mode, with backoff).
-const MAX_ATTEMPTS: u32 = 3;
-/// How long a connection may take before the attempt counts as failed.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The loaded AWS configuration.
+/// The loaded AWS configuration: the farm's one client builder ([`AwsClients`]), whose timeouts
+/// and retry policy every binary shares.
 #[derive(Debug, Clone)]
 pub struct Aws {
-    config: SdkConfig,
+    clients: AwsClients,
 }
 
 impl Aws {
     /// Loads the configuration from the environment and the AWS config files.
     pub async fn load() -> Self {
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .build(),
-            )
-            .load()
-            .await;
-        Self { config }
+        Self {
+            clients: AwsClients::load().await,
+        }
     }
 
     /// The endpoint requests go to, for error messages.
     pub fn endpoint(&self) -> String {
-        self.config
+        self.clients
+            .sdk_config()
             .endpoint_url()
             .map(str::to_owned)
             .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
             .unwrap_or_else(|| {
-                let region = self.config.region().map_or("(no region)", |r| r.as_ref());
+                let region = self
+                    .clients
+                    .sdk_config()
+                    .region()
+                    .map_or("(no region)", |r| r.as_ref());
                 format!("AWS region {region}")
             })
     }
 
     /// An S3 client; path-style addressing when a custom endpoint is configured (moto, MinIO).
     pub fn s3(&self) -> aws_sdk_s3::Client {
-        let custom = self.config.endpoint_url().is_some()
-            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty());
-        let config = aws_sdk_s3::config::Builder::from(&self.config)
-            .force_path_style(custom)
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
+        self.clients.s3()
     }
 
     /// The farm's storage port on `bucket`.
@@ -76,7 +60,7 @@ impl Aws {
             render_definition: String::new(),
             zip_definition: String::new(),
         });
-        BatchScheduler::new(aws_sdk_batch::Client::new(&self.config), targets)
+        BatchScheduler::new(self.clients.batch(), targets)
     }
 
     /// Reads `<key>/job.json`, with errors that say what to do.

@@ -197,28 +197,28 @@ pub struct CancelArgs {
 /// Render again only the frames of a job that are missing.
 ///
 /// Compares the job's frame list with `<key>/frames/` and submits a render job for just the
-/// missing frames, and a zip job that archives all of the job's frames once they are in. Refuses
-/// while the job's render or zip job is still queued or running (cancel it first).
+/// frames not rendered for this job (missing, or left from another upload or format), and a zip
+/// job that archives all of the job's frames once they are in. The jobs go to the queue and job
+/// definitions recorded in `<key>/job.json`. Refuses while the job's render or zip job is still
+/// queued or running (cancel it first).
 #[derive(Debug, Clone, Args)]
-#[command(after_help = "Examples:
-  farm retry shot.blend --bucket my-farm
-  JOB_QUEUE_ARN=farm-queue JOB_DEFINITION_ARN=farm-render ZIP_JOB_DEFINITION_ARN=farm-zip \\
-    farm retry shot.blend --bucket my-farm")]
+#[command(after_help = "Example:
+  farm retry shot.blend --bucket my-farm")]
 pub struct RetryArgs {
     /// Key of the uploaded .blend.
     pub key: String,
     /// The farm's bucket.
     #[arg(short, long, env = "FARM_BUCKET")]
     pub bucket: String,
-    /// AWS Batch job queue (name or ARN), the stack's `JobQueueArn` output.
+    /// AWS Batch job queue (name or ARN); default: the one recorded in `job.json`.
     #[arg(long, env = env::JOB_QUEUE)]
-    pub queue: String,
-    /// Render job definition (name or ARN), the stack's `JobDefinitionArn` output.
+    pub queue: Option<String>,
+    /// Render job definition (name or ARN); default: the one recorded in `job.json`.
     #[arg(long, env = env::JOB_DEFINITION)]
-    pub job_definition: String,
-    /// Zip job definition (name or ARN), the stack's `ZipJobDefinitionArn` output.
+    pub job_definition: Option<String>,
+    /// Zip job definition (name or ARN); default: the one recorded in `job.json`.
     #[arg(long, env = env::ZIP_JOB_DEFINITION)]
-    pub zip_job_definition: String,
+    pub zip_job_definition: Option<String>,
 }
 
 #[cfg(test)]

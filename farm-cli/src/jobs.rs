@@ -1,17 +1,12 @@
 //! `farm cancel` and `farm retry`: acting on a submitted job's Batch jobs.
 
-use std::collections::BTreeSet;
-
 use anyhow::{anyhow, bail};
 use farm_core::blender::OutputFormat;
 use farm_core::frames::compact;
 use farm_core::manifest::{JobManifest, ManifestStatus};
-use farm_core::scheduler::{JobSpec, Scheduler};
-use farm_core::storage::put_json;
-use farm_core::{FrameList, JobKeys, Plan, RenderRequest, Storage};
-use farm_io::{BatchTargets, S3Storage};
-use trigger_lambda::submit::submitted_manifest;
-use trigger_lambda::SourceObject;
+use farm_core::scheduler::{JobTargets, Scheduler};
+use farm_core::{FrameList, JobKeys, Plan, RenderRequest};
+use farm_jobs::{scan_frames, submit_retry, OutputVersion, ScanError, SourceObject, SubmitError};
 
 use crate::aws::Aws;
 use crate::cli::{CancelArgs, RetryArgs};
@@ -74,20 +69,18 @@ pub async fn cancel(args: &CancelArgs) -> anyhow::Result<()> {
 
 /// Runs `farm retry`.
 ///
-/// Submits a render job for the frames of the job not under `<key>/frames/`, and a zip job
-/// that depends on it and archives *all* of the job's frames; `<key>/job.json` then describes
-/// the new jobs with the whole frame list, so `farm status` keeps counting every frame.
+/// Submits a render job for the frames of the job that are not current (missing, or rendered
+/// from another upload or in another format: [`farm_jobs::scan_frames`]), and a zip job that
+/// depends on it and archives *all* of the job's frames; `<key>/job.json` then describes the
+/// new jobs with the whole frame list, so `farm status` keeps counting every frame.
 pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
     let aws = Aws::load().await;
     let storage = aws.storage(&args.bucket);
-    let scheduler = aws.scheduler(Some(BatchTargets {
-        queue: args.queue.clone(),
-        render_definition: args.job_definition.clone(),
-        zip_definition: args.zip_job_definition.clone(),
-    }));
     let (k, b) = (shell_quote(&args.key), shell_quote(&args.bucket));
     let manifest = aws.manifest(&storage, &args.key).await?;
     submitted(&manifest, "retry")?;
+    let targets = retry_targets(args, &manifest)?;
+    let scheduler = aws.scheduler(Some(targets));
     let (render, zip) = describe_jobs(&scheduler, &manifest).await?;
     for (label, job) in [("render", &render), ("zip", &zip)] {
         if let Some(job) = job.as_ref().filter(|j| !is_final(&j.state)) {
@@ -99,37 +92,36 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
         }
     }
     let frames = manifest_frames(&manifest)?;
-    let missing = missing_frames(&aws, &storage, &args.key, &frames).await?;
-    let Ok(missing) = FrameList::from_frames(missing) else {
-        println!(
-            "nothing is missing: all {} frames of `{}` are in s3://{}/{}",
-            frames.len(),
-            args.key,
-            args.bucket,
-            JobKeys::new(args.key.as_str()).frames_prefix()
-        );
-        if zip_failed(zip.as_ref()) {
-            println!("the archive was not made: retrying renders no frame; run the zip job again from the AWS Batch console");
-        }
-        return Ok(());
-    };
+    let format = manifest_format(&manifest)?;
     let source = source_object(&aws, &args.bucket, &args.key).await?;
     if manifest
         .etag
         .as_deref()
         .is_some_and(|etag| etag != source.etag)
     {
-        eprintln!(
-            "farm: note: `{}` changed since the job was submitted; the missing frames are rendered from the current upload",
+        bail!(
+            "`{}` was replaced since the job was submitted: its frames would mix two versions. The new upload gets its own job when it is tagged (farm submit, or aws s3api put-object-tagging)",
             args.key
         );
     }
-    let format = manifest
-        .format
-        .as_deref()
-        .map(str::parse::<OutputFormat>)
-        .transpose()
-        .map_err(|e| anyhow!("`{}/job.json` holds an unknown format: {e}", args.key))?;
+    let version = OutputVersion::new(Some(source.etag.as_str()), format);
+    let keys = JobKeys::new(args.key.as_str());
+    let scan = scan_frames(&storage, &keys, frames.as_slice(), &version)
+        .await
+        .map_err(|e| scan_error(&aws, &e, &keys))?;
+    let Ok(missing) = FrameList::from_frames(scan.not_current()) else {
+        println!(
+            "nothing is missing: all {} frames of `{}` are in s3://{}/{}",
+            frames.len(),
+            args.key,
+            args.bucket,
+            keys.frames_prefix()
+        );
+        if zip_failed(zip.as_ref()) {
+            println!("the archive was not made: retrying renders no frame; run the zip job again from the AWS Batch console");
+        }
+        return Ok(());
+    };
     let chunk = manifest.chunk_size.max(1);
     let plan = |frames: FrameList| {
         Plan::new(frames, chunk).map_err(|e| anyhow!("cannot plan the retry: {e}"))
@@ -149,7 +141,12 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
         &render_request,
         &whole_request,
     )
-    .await?;
+    .await
+    .map_err(|e| match e {
+        SubmitError::Scheduler(e) => scheduler_error(&e, "submitting the retry"),
+        SubmitError::Storage(e) => aws.storage_error(&e, "writing the job manifest"),
+        other => anyhow!(other),
+    })?;
     println!(
         "submitted a retry of {} missing frame(s) of {} ({}) in {} task(s)",
         missing.len(),
@@ -167,31 +164,54 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Frames of `frames` with no object under `<key>/frames/`.
-async fn missing_frames(
-    aws: &Aws,
-    storage: &S3Storage,
-    key: &str,
-    frames: &FrameList,
-) -> anyhow::Result<Vec<i32>> {
-    let keys = JobKeys::new(key);
-    let prefix = keys.frames_prefix();
-    let listing = storage
-        .list(&prefix)
-        .await
-        .map_err(|e| aws.storage_error(&e, &format!("listing `{prefix}`")))?;
-    let present: BTreeSet<i32> = listing
-        .iter()
-        .filter(|o| o.size > 0)
-        .filter_map(|o| keys.parse_frame_key(&o.key))
-        .map(|(frame, _)| frame)
-        .collect();
-    Ok(frames
-        .as_slice()
-        .iter()
-        .copied()
-        .filter(|f| !present.contains(f))
-        .collect())
+/// The queue and job definitions of a retry: the command line's, else those `job.json` records.
+pub fn retry_targets(args: &RetryArgs, manifest: &JobManifest) -> anyhow::Result<JobTargets> {
+    let recorded = manifest.targets.as_ref();
+    let pick = |given: &Option<String>, recorded: Option<&String>, flag: &str| {
+        given
+            .clone()
+            .or_else(|| recorded.cloned())
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| {
+                anyhow!(
+                    "`{}/job.json` does not record where its jobs ran (it was written by an older farm): pass {flag} (the stack's outputs name it)",
+                    manifest.key
+                )
+            })
+    };
+    Ok(JobTargets {
+        queue: pick(&args.queue, recorded.map(|t| &t.queue), "--queue")?,
+        render_definition: pick(
+            &args.job_definition,
+            recorded.map(|t| &t.render_definition),
+            "--job-definition",
+        )?,
+        zip_definition: pick(
+            &args.zip_job_definition,
+            recorded.map(|t| &t.zip_definition),
+            "--zip-job-definition",
+        )?,
+    })
+}
+
+/// The manifest's output format override.
+pub fn manifest_format(manifest: &JobManifest) -> anyhow::Result<Option<OutputFormat>> {
+    manifest
+        .format
+        .as_deref()
+        .map(str::parse::<OutputFormat>)
+        .transpose()
+        .map_err(|e| anyhow!("`{}/job.json` holds an unknown format: {e}", manifest.key))
+}
+
+/// A failed frame scan, with what to do.
+pub fn scan_error(aws: &Aws, err: &ScanError, keys: &JobKeys) -> anyhow::Error {
+    match err {
+        ScanError::Storage(e) => {
+            aws.storage_error(e, &format!("reading `{}`", keys.frames_prefix()))
+        }
+        other => anyhow!("{other}"),
+    }
 }
 
 fn zip_failed(zip: Option<&JobReport>) -> bool {
@@ -214,41 +234,4 @@ async fn source_object(aws: &Aws, bucket: &str, key: &str) -> anyhow::Result<Sou
         etag: head.e_tag().unwrap_or_default().to_owned(),
         version_id: head.version_id().map(str::to_owned),
     })
-}
-
-/// Submits the retry: a render job for `render`'s frames, then a zip job for all of `whole`'s
-/// frames depending on it (the render job is cancelled if the zip job cannot be submitted),
-/// then writes `<key>/job.json`. Built from the same pieces as the trigger's submission
-/// ([`JobSpec::render`], [`JobSpec::zip`], [`submitted_manifest`]); the trigger's own
-/// `submit_request`/`submit_jobs` would make the zip job archive only the retried frames.
-pub async fn submit_retry<S: Storage, B: Scheduler>(
-    storage: &S,
-    scheduler: &B,
-    source: &SourceObject,
-    render: &RenderRequest,
-    whole: &RenderRequest,
-) -> anyhow::Result<JobManifest> {
-    let keys = JobKeys::new(source.key.clone());
-    let etag = Some(source.etag.as_str()).filter(|e| !e.is_empty());
-    let render_spec = JobSpec::render(&source.bucket, &keys, etag, render);
-    let render_job_id = scheduler
-        .submit(&render_spec)
-        .await
-        .map_err(|e| scheduler_error(&e, "submitting the render job"))?;
-    let zip_spec = JobSpec::zip(&source.bucket, &keys, etag, whole, &render_job_id);
-    let zip_job_id = match scheduler.submit(&zip_spec).await {
-        Ok(id) => id,
-        Err(err) => {
-            let _ = scheduler
-                .cancel(&render_job_id, "its zip job could not be submitted")
-                .await;
-            return Err(scheduler_error(&err, "submitting the zip job"));
-        }
-    };
-    let mut manifest = submitted_manifest(source, whole, &render_job_id, &zip_job_id);
-    manifest.chunk_count = render.plan.chunk_count();
-    put_json(storage, &keys.manifest(), &manifest)
-        .await
-        .map_err(|e| anyhow!("writing `{}`: {e}", keys.manifest()))?;
-    Ok(manifest)
 }

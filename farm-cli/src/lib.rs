@@ -96,7 +96,7 @@ pub fn init_tracing(verbose: u8) {
     };
     let others = if verbose >= 3 { "debug" } else { "error" };
     let default = format!(
-        "{others},farm_cli={ours},renderer={ours},zipper={ours},farm_io={ours},trigger_lambda={ours}"
+        "{others},farm_cli={ours},renderer={ours},zipper={ours},farm_io={ours},farm_jobs={ours}"
     );
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()

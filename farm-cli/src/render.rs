@@ -189,10 +189,12 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         zip_bar.set_length(p.bytes_total);
         zip_bar.set_position(p.bytes_done);
     };
+    let version = farm_jobs::OutputVersion::new(Some(&source_tag), format);
     let summary = zipper::zip_frames_until(
         &storage,
         &keys,
         plan.frames(),
+        &version,
         &zipper::ZipOptions::default(),
         &on_zip,
         shutdown.signal(),
@@ -290,6 +292,7 @@ async fn plan_work(
             frames: &candidates,
             format,
             source_tag: Some(source_tag),
+            recheck_source: false,
         };
         let stale: BTreeSet<i32> = renderer::pending_frames(storage, &spec)
             .await
@@ -412,6 +415,7 @@ async fn render_chunk(
         frames: &chunk.frames,
         format: context.format,
         source_tag: Some(context.source_tag),
+        recheck_source: false,
     };
     let setup = BlenderSetup {
         executable: context.blender.to_owned(),

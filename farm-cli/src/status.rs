@@ -8,14 +8,16 @@ use farm_core::frames::{compact, DEFAULT_MAX_FRAMES};
 use farm_core::layout::parse_frame_file_name;
 use farm_core::manifest::{JobManifest, ManifestStatus};
 use farm_core::scheduler::{ArrayProgress, JobState, JobStatus, Scheduler};
-use farm_core::storage::ObjectMeta;
+use farm_core::storage::{get_json, ObjectMeta};
 use farm_core::{FrameList, JobKeys, Storage};
 use farm_io::S3Storage;
+use farm_jobs::{scan_frames, FrameScan, OutputVersion};
 use futures::StreamExt;
 use serde::Serialize;
 
 use crate::aws::Aws;
 use crate::cli::StatusArgs;
+use crate::jobs::{manifest_format, scan_error};
 use crate::shell_quote;
 
 /// Logs of failed frames read at once.
@@ -51,6 +53,9 @@ pub struct StatusReport {
     pub archive: Option<Archive>,
     /// The render and zip jobs succeeded and the archive is there.
     pub complete: bool,
+    /// Why a later request for the key (a re-tag) was rejected; this job stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub later_rejection: Option<String>,
 }
 
 /// Frames of the job by state.
@@ -59,8 +64,11 @@ pub struct FrameCounts {
     /// The job's frame list, canonical.
     pub list: String,
     pub total: usize,
-    /// Rendered: a frame object exists.
+    /// Rendered for this job: a frame object of the job's source version and format exists.
     pub done: usize,
+    /// Of the frames not done, those with an object of another upload or format only (counted
+    /// as pending or failed too; never archived).
+    pub stale: usize,
     /// A failure log exists and no frame object.
     pub failed: usize,
     /// Neither (queued, rendering, or never tried).
@@ -157,21 +165,17 @@ fn job_report(id: &str, status: Option<&JobStatus>) -> JobReport {
     }
 }
 
-/// Counts the frames of `frames` that are done (an object under `frames/`), failed (a log under
-/// `logs/` and no frame) or pending. Objects of frames outside the list do not count.
+/// Counts the frames of `frames` that are done (current for this job, see
+/// [`farm_jobs::scan`]), failed (a log under `logs/` and not done) or pending. Objects of frames
+/// outside the list do not count.
 pub fn count_frames(
     keys: &JobKeys,
     frames: &FrameList,
     chunk_size: u32,
-    frame_objects: &[ObjectMeta],
+    scan: &FrameScan,
     log_objects: &[ObjectMeta],
 ) -> (FrameCounts, Vec<FailedFrame>) {
-    let done: BTreeSet<i32> = frame_objects
-        .iter()
-        .filter_map(|o| keys.parse_frame_key(&o.key))
-        .map(|(frame, _)| frame)
-        .filter(|frame| frames.contains(*frame))
-        .collect();
+    let done: BTreeSet<i32> = scan.current.iter().map(|o| o.frame).collect();
     let logs_prefix = keys.logs_prefix();
     let failed: BTreeMap<i32, String> = log_objects
         .iter()
@@ -188,6 +192,7 @@ pub fn count_frames(
         list: frames.canonical(),
         total: frames.len(),
         done: done.len(),
+        stale: scan.stale.len(),
         failed: failed.len(),
         pending: frames.len() - done.len() - failed.len(),
         chunk_size,
@@ -234,7 +239,17 @@ pub async fn report<B: Scheduler>(
         zip_job: None,
         archive: None,
         complete: false,
+        later_rejection: None,
     };
+    let keys = JobKeys::new(key);
+    if manifest.status == ManifestStatus::Submitted {
+        // Best effort: a missing or unreadable rejection is no reason to fail the report.
+        if let Ok(rejected) = get_json::<JobManifest>(storage, &keys.rejection()).await {
+            if rejected.created > manifest.created {
+                report.later_rejection = rejected.message;
+            }
+        }
+    }
     if manifest.status == ManifestStatus::Rejected {
         return Ok(report);
     }
@@ -242,23 +257,23 @@ pub async fn report<B: Scheduler>(
     report.render_job = render_job;
     report.zip_job = zip_job;
 
-    let keys = JobKeys::new(key);
     let frames = manifest_frames(&manifest)?;
-    let list = |prefix: String| async move {
+    let version = OutputVersion::new(manifest.etag.as_deref(), manifest_format(&manifest)?);
+    let scan = async {
+        scan_frames(storage, &keys, frames.as_slice(), &version)
+            .await
+            .map_err(|e| scan_error(aws, &e, &keys))
+    };
+    let logs = async {
+        let prefix = keys.logs_prefix();
         storage
             .list(&prefix)
             .await
             .map_err(|e| aws.storage_error(&e, &format!("listing `{prefix}`")))
     };
-    let (frame_objects, log_objects) =
-        futures::try_join!(list(keys.frames_prefix()), list(keys.logs_prefix()))?;
-    let (counts, mut failed) = count_frames(
-        &keys,
-        &frames,
-        manifest.chunk_size,
-        &frame_objects,
-        &log_objects,
-    );
+    let (scan, log_objects) = futures::try_join!(scan, logs)?;
+    let (counts, mut failed) =
+        count_frames(&keys, &frames, manifest.chunk_size, &scan, &log_objects);
     let reasons: Vec<Option<String>> =
         futures::stream::iter(failed.iter().take(MAX_FAILED_DETAILS))
             .map(|f| async move {
@@ -415,6 +430,19 @@ pub fn render_text(report: &StatusReport) -> String {
             frames.pending
         );
     }
+    if let Some(frames) = report.frames.as_ref().filter(|f| f.stale > 0) {
+        let _ = writeln!(
+            out,
+            "stale     {} frame(s) hold only output of another upload or format: not counted, never archived; farm retry {k} --bucket {b} renders them",
+            frames.stale
+        );
+    }
+    if let Some(message) = &report.later_rejection {
+        let _ = writeln!(
+            out,
+            "rejected  a later request for this key: {message}; this job was left as it was"
+        );
+    }
     for failed in report.failed_frames.iter().take(MAX_FAILED_SHOWN) {
         let _ = writeln!(
             out,
@@ -485,6 +513,7 @@ pub fn text_bar(done: usize, failed: usize, total: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use farm_jobs::FrameObject;
 
     fn object(key: &str) -> ObjectMeta {
         ObjectMeta {
@@ -499,21 +528,34 @@ mod tests {
     fn frames_count_as_done_failed_or_pending() {
         let keys = JobKeys::new("s/a.blend");
         let frames = FrameList::parse("1-10", 100).unwrap();
-        let frame_objects = [
-            object("s/a.blend/frames/0001.png"),
-            object("s/a.blend/frames/0002.png"),
-            object("s/a.blend/frames/0011.png"), // not in the list
-            object("s/a.blend/frames/junk.txt"),
-        ];
+        let current = |frame: i32| FrameObject {
+            frame,
+            key: keys.frame(frame, "png"),
+            extension: "png".into(),
+            size: 10,
+        };
+        let scan = FrameScan {
+            current: vec![current(1), current(2)],
+            stale: vec![3],
+            missing: vec![4, 5, 6, 7, 8, 9, 10],
+            stale_objects: vec![current(3)],
+            ignored: 1,
+        };
         let logs = [
             object("s/a.blend/logs/0002.log"), // rendered after all: done
             object("s/a.blend/logs/0005.log"),
             object("s/a.blend/logs/0012.log"), // not in the list
         ];
-        let (counts, failed) = count_frames(&keys, &frames, 2, &frame_objects, &logs);
+        let (counts, failed) = count_frames(&keys, &frames, 2, &scan, &logs);
         assert_eq!(
-            (counts.total, counts.done, counts.failed, counts.pending),
-            (10, 2, 1, 7)
+            (
+                counts.total,
+                counts.done,
+                counts.stale,
+                counts.failed,
+                counts.pending
+            ),
+            (10, 2, 1, 1, 7)
         );
         assert_eq!(failed[0].frame, 5);
         assert_eq!(failed[0].log, "s/a.blend/logs/0005.log");

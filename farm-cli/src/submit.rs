@@ -11,12 +11,12 @@ use anyhow::{anyhow, bail, Context};
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use farm_core::blender::OutputFormat;
+use farm_core::layout::is_blend_key;
+use farm_core::request::DEFAULT_REQUEST_MAX_FRAMES as DEFAULT_MAX_FRAMES;
 use farm_core::request::{TAG_CHUNK, TAG_FORMAT, TAG_FRAME, TAG_FRAMES};
 use farm_core::RenderRequest;
 use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use trigger_lambda::event::is_blend_key;
-use trigger_lambda::handler::DEFAULT_MAX_FRAMES;
 
 use crate::aws::Aws;
 use crate::cli::SubmitArgs;

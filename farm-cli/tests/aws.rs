@@ -364,6 +364,7 @@ async fn submit_status_download_retry_and_cancel_a_job_that_succeeds() {
         &farm.storage(),
         &keys,
         &frames,
+        &farm_jobs::OutputVersion::default(),
         &zipper::ZipOptions::default(),
         &|_| {},
     )

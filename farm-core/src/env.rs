@@ -7,7 +7,8 @@
 pub const BUCKET: &str = "FARM_BUCKET";
 /// Key of the `.blend`.
 pub const KEY: &str = "FARM_KEY";
-/// Canonical frame list of the whole job.
+/// Canonical frame list of the whole job, or `@<key>`: the object of the bucket holding it (long
+/// lists; see `scheduler::FRAMES_INLINE_MAX`).
 pub const FRAMES: &str = "FARM_FRAMES";
 /// Frames per array child.
 pub const CHUNK: &str = "FARM_CHUNK";

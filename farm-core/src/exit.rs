@@ -13,6 +13,9 @@ pub const BAD_INPUT: i32 = 3;
 /// A failure worth another attempt: S3 or network errors after the SDK's own retries, Blender
 /// killed by a signal. Batch retries.
 pub const TRANSIENT: i32 = 4;
+/// The job's `.blend` was replaced (or deleted) after the job was submitted: this job's frames
+/// would mix versions, so it stops and leaves the key to the newer upload's own job. No retry.
+pub const SUPERSEDED: i32 = 5;
 /// Stopped by SIGTERM (a Batch cancel or a Fargate Spot reclaim), 128 + 15. Batch retries.
 pub const INTERRUPTED: i32 = 143;
 
@@ -22,6 +25,7 @@ pub enum FailureClass {
     Usage,
     BadInput,
     Transient,
+    Superseded,
     Interrupted,
 }
 
@@ -31,6 +35,7 @@ impl FailureClass {
             Self::Usage => USAGE,
             Self::BadInput => BAD_INPUT,
             Self::Transient => TRANSIENT,
+            Self::Superseded => SUPERSEDED,
             Self::Interrupted => INTERRUPTED,
         }
     }

@@ -15,8 +15,13 @@ use std::fmt;
 pub const MIN_FRAME: i32 = -1_048_574;
 /// The highest frame Blender accepts (`MAXFRAME`).
 pub const MAX_FRAME: i32 = 1_048_574;
-/// Default bound on how many frames one spec may expand to.
-pub const DEFAULT_MAX_FRAMES: usize = 100_000;
+/// The most frames one job may have, the one frame limit of the farm: the trigger refuses a
+/// `FARM_MAX_FRAMES` above it, the template's `MaxFrames` has it as `MaxValue` (a test checks),
+/// and the renderer and the zipper accept any job up to it.
+pub const MAX_JOB_FRAMES: usize = 100_000;
+/// Bound on how many frames one spec may expand to where no smaller limit is configured:
+/// [`MAX_JOB_FRAMES`].
+pub const DEFAULT_MAX_FRAMES: usize = MAX_JOB_FRAMES;
 
 /// The accepted syntax, quoted in error messages.
 pub const FRAMES_SYNTAX: &str =

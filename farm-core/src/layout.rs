@@ -9,7 +9,9 @@
 //! | job manifest | `<key>/job.json` |
 //! | Blender log of a failed frame | `<key>/logs/<NNNN>.log` |
 //! | missing frames found by the zipper | `<key>/missing.json` |
+//! | a request rejected while an earlier job of the key stands | `<key>/rejected.json` |
 //! | one-job-per-request markers | `<key>/requests/<fingerprint>` |
+//! | a long frame list, passed to jobs by reference | `<key>/plans/<hash>.txt` |
 //!
 //! Nothing here ends in `.blend`, so the farm's own writes never trigger it again.
 //! A local farm uses the same layout with an empty base: `frames/0001.png`, `frames.zip`.
@@ -68,6 +70,12 @@ impl JobKeys {
         self.join("missing.json")
     }
 
+    /// Where a rejected request is recorded when `job.json` describes a submitted job that must
+    /// not be overwritten (it may still run, and `farm cancel`/`farm retry` need it).
+    pub fn rejection(&self) -> String {
+        self.join("rejected.json")
+    }
+
     pub fn logs_prefix(&self) -> String {
         self.join("logs/")
     }
@@ -85,11 +93,28 @@ impl JobKeys {
         self.join(&format!("requests/{fingerprint}.json"))
     }
 
+    /// A frame list too long for a job's environment, named by its content (see
+    /// [`crate::scheduler::FRAMES_INLINE_MAX`]).
+    pub fn frame_list(&self, canonical: &str) -> String {
+        let hash = Sha256::digest(canonical.as_bytes());
+        let name: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+        self.join(&format!("plans/{name}.txt"))
+    }
+
     /// The frame number and extension of a key under [`JobKeys::frames_prefix`], if it is one.
     pub fn parse_frame_key<'k>(&self, key: &'k str) -> Option<(i32, &'k str)> {
         let name = key.strip_prefix(&self.frames_prefix())?;
         parse_frame_file_name(name)
     }
+}
+
+/// Whether a key names a `.blend`, in any letter case.
+pub fn is_blend_key(key: &str) -> bool {
+    let suffix = ".blend";
+    key.len() > suffix.len()
+        && key
+            .get(key.len() - suffix.len()..)
+            .is_some_and(|end| end.eq_ignore_ascii_case(suffix))
 }
 
 /// `0001`, `0042`, `12345`, `-0005`: the absolute frame, zero-padded to at least 4 digits.
@@ -205,6 +230,8 @@ mod tests {
             keys.manifest(),
             keys.log(1),
             keys.missing(),
+            keys.rejection(),
+            keys.frame_list("1-3"),
             keys.request_marker("f"),
         ] {
             assert!(!key.to_lowercase().ends_with(".blend"), "{key}");

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::scheduler::JobTargets;
+
 /// Version of the manifest's JSON schema; bumped on any incompatible change.
 pub const MANIFEST_SCHEMA: u32 = 1;
 
@@ -38,6 +40,12 @@ pub struct JobManifest {
     pub render_job_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zip_job_id: Option<String>,
+    /// The queue and job definitions the jobs went to: `farm retry` submits there again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<JobTargets>,
+    /// Fingerprint of the request the jobs were submitted for (absent for `farm retry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
     pub created: jiff::Timestamp,
     /// Why a request was rejected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,6 +75,8 @@ impl JobManifest {
             format: None,
             render_job_id: None,
             zip_job_id: None,
+            targets: None,
+            request: None,
             created,
             message: Some(message),
         }
@@ -93,6 +103,12 @@ mod tests {
             format: Some("PNG".into()),
             render_job_id: Some("r-1".into()),
             zip_job_id: Some("z-1".into()),
+            targets: Some(JobTargets {
+                queue: "q".into(),
+                render_definition: "r".into(),
+                zip_definition: "z".into(),
+            }),
+            request: Some("f".into()),
             created: "2026-11-24T10:00:00Z".parse().unwrap(),
             message: None,
         };

@@ -13,6 +13,10 @@ pub const TAG_CHUNK: &str = "chunk";
 /// `format=PNG|JPEG|OPEN_EXR|...`: override the scene's output format.
 pub const TAG_FORMAT: &str = "format";
 
+/// How many frames one upload may request when the farm's `FARM_MAX_FRAMES` is not set (it may
+/// be raised up to [`crate::frames::MAX_JOB_FRAMES`]).
+pub const DEFAULT_REQUEST_MAX_FRAMES: usize = 10_000;
+
 /// A validated request: frames, chunking and format.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderRequest {

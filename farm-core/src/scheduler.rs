@@ -17,6 +17,28 @@ pub enum JobKind {
     Zip,
 }
 
+/// Where a farm's jobs go: one queue and a job definition per [`JobKind`] (names or ARNs).
+/// Recorded in `job.json` so that `farm retry` needs nothing but the key and the bucket.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobTargets {
+    /// Job queue every job goes to.
+    pub queue: String,
+    /// Job definition of [`JobKind::Render`] jobs.
+    pub render_definition: String,
+    /// Job definition of [`JobKind::Zip`] jobs.
+    pub zip_definition: String,
+}
+
+impl JobTargets {
+    /// The job definition of a kind of job.
+    pub fn definition(&self, kind: JobKind) -> &str {
+        match kind {
+            JobKind::Render => &self.render_definition,
+            JobKind::Zip => &self.zip_definition,
+        }
+    }
+}
+
 /// A job to submit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobSpec {
@@ -28,6 +50,18 @@ pub struct JobSpec {
     pub env: Vec<(String, String)>,
     pub tags: BTreeMap<String, String>,
 }
+
+/// Longest frame list a job's environment carries itself. A longer one is written to the bucket
+/// ([`JobKeys::frame_list`]) and `FARM_FRAMES` holds `@<key>` ([`FRAMES_REF_PREFIX`]): ECS caps
+/// a task's container overrides at 8,192 characters, and the S3 key (up to 1,024 bytes), bucket,
+/// ETag and format must fit beside the list.
+pub const FRAMES_INLINE_MAX: usize = 2_048;
+
+/// `FARM_FRAMES=@<key>`: the frame list is the text of object `<key>` in the job's bucket.
+pub const FRAMES_REF_PREFIX: char = '@';
+
+/// ECS's limit on the characters of a task's container overrides.
+pub const CONTAINER_OVERRIDES_MAX: usize = 8_192;
 
 /// Tag naming the `.blend` a job renders.
 pub const TAG_KEY: &str = "farm:key";
@@ -100,6 +134,34 @@ fn job_tags(keys: &JobKeys, request: &RenderRequest) -> BTreeMap<String, String>
             tag_value(&request.plan.frames().canonical()),
         ),
     ])
+}
+
+impl JobSpec {
+    /// The frame list this job's `FARM_FRAMES` carries (inline, or a reference).
+    pub fn frames_value(&self) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(name, _)| name == env::FRAMES)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Passes the frame list by reference: `FARM_FRAMES=@<key>`, where object `key` holds it.
+    pub fn frames_by_reference(&mut self, key: &str) {
+        for (name, value) in &mut self.env {
+            if name == env::FRAMES {
+                *value = format!("{FRAMES_REF_PREFIX}{key}");
+            }
+        }
+    }
+
+    /// Characters of the environment as ECS counts them in the container overrides (names and
+    /// values, plus JSON punctuation), a bound for [`CONTAINER_OVERRIDES_MAX`].
+    pub fn overrides_len(&self) -> usize {
+        self.env
+            .iter()
+            .map(|(name, value)| name.len() + value.len() + r#"{"name":"","value":""},"#.len())
+            .sum()
+    }
 }
 
 /// A Batch tag value for any text. Batch refuses the whole SubmitJob for one bad tag value, so
@@ -191,6 +253,18 @@ pub trait Scheduler: Send + Sync {
         &self,
         ids: &[String],
     ) -> impl Future<Output = Result<Vec<JobStatus>, SchedulerError>> + Send;
+
+    /// Jobs named exactly `name` that the scheduler still knows, in any state. A takeover uses
+    /// it to find what a submitter that died after submitting left behind.
+    fn find_by_name(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Vec<JobStatus>, SchedulerError>> + Send;
+
+    /// Where this scheduler sends jobs, if it has such a notion (recorded in `job.json`).
+    fn targets(&self) -> Option<JobTargets> {
+        None
+    }
 
     /// Stops a job (and, for an array job, its children).
     fn cancel(

@@ -15,6 +15,13 @@ pub type Metadata = BTreeMap<String, String>;
 /// Metadata key of a frame recording the ETag of the `.blend` it was rendered from.
 pub const SOURCE_ETAG_METADATA: &str = "farm-source-etag";
 
+/// Metadata key of a frame recording the output format the job asked for (a Blender format
+/// name), or [`SCENE_FORMAT`] when the scene's own format was used.
+pub const FORMAT_METADATA: &str = "farm-format";
+
+/// [`FORMAT_METADATA`] of a frame rendered in the scene's own output format.
+pub const SCENE_FORMAT: &str = "scene";
+
 /// What a store knows of one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {

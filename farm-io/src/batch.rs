@@ -7,11 +7,11 @@ use aws_sdk_batch::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_batch::operation::submit_job::builders::SubmitJobFluentBuilder;
 use aws_sdk_batch::types::{
     ArrayProperties, ArrayPropertiesDetail, ContainerOverrides, JobDependency, JobDetail,
-    KeyValuePair,
+    KeyValuePair, KeyValuesPair,
 };
 use aws_sdk_batch::Client;
 use farm_core::scheduler::{
-    ArrayProgress, JobKind, JobSpec, JobState, JobStatus, Scheduler, SchedulerError,
+    ArrayProgress, JobSpec, JobState, JobStatus, JobTargets, Scheduler, SchedulerError,
 };
 
 use crate::aws_error::Failure;
@@ -23,25 +23,8 @@ pub const MAX_ARRAY_SIZE: usize = 10_000;
 /// Most job ids one DescribeJobs call takes.
 const DESCRIBE_BATCH: usize = 100;
 
-/// Where the farm's jobs go: one queue, a job definition per [`JobKind`] (names or ARNs).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BatchTargets {
-    /// Job queue every job goes to.
-    pub queue: String,
-    /// Job definition of [`JobKind::Render`] jobs.
-    pub render_definition: String,
-    /// Job definition of [`JobKind::Zip`] jobs.
-    pub zip_definition: String,
-}
-
-impl BatchTargets {
-    fn definition(&self, kind: JobKind) -> &str {
-        match kind {
-            JobKind::Render => &self.render_definition,
-            JobKind::Zip => &self.zip_definition,
-        }
-    }
-}
+/// Where the farm's jobs go: one queue, a job definition per [`JobKind`](farm_core::scheduler::JobKind) (names or ARNs).
+pub type BatchTargets = JobTargets;
 
 /// [`Scheduler`] on AWS Batch.
 ///
@@ -103,6 +86,10 @@ impl BatchScheduler {
 }
 
 impl Scheduler for BatchScheduler {
+    fn targets(&self) -> Option<JobTargets> {
+        Some(self.targets.clone())
+    }
+
     async fn submit(&self, job: &JobSpec) -> Result<String, SchedulerError> {
         let output = self
             .submit_request(job)?
@@ -131,6 +118,37 @@ impl Scheduler for BatchScheduler {
             statuses.extend(output.jobs().iter().filter_map(job_status));
         }
         Ok(statuses)
+    }
+
+    async fn find_by_name(&self, name: &str) -> Result<Vec<JobStatus>, SchedulerError> {
+        // With a JOB_NAME filter ListJobs returns jobs in every state (newest first).
+        let filter = KeyValuesPair::builder()
+            .name("JOB_NAME")
+            .values(name)
+            .build();
+        let mut found = Vec::new();
+        let mut pages = self
+            .client
+            .list_jobs()
+            .job_queue(&self.targets.queue)
+            .filters(filter)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| scheduler_error("list jobs", &err))?;
+            found.extend(page.job_summary_list().iter().filter_map(|job| {
+                Some(JobStatus {
+                    id: job.job_id()?.to_owned(),
+                    name: job.job_name()?.to_owned(),
+                    state: job
+                        .status()
+                        .map_or(JobState::Other(String::new()), |s| job_state(s.as_str())),
+                    reason: job.status_reason().map(str::to_owned),
+                    array: None,
+                })
+            }));
+        }
+        Ok(found.into_iter().filter(|job| job.name == name).collect())
     }
 
     async fn cancel(&self, id: &str, reason: &str) -> Result<(), SchedulerError> {
@@ -237,6 +255,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use farm_core::scheduler::JobKind;
 
     #[test]
     fn array_sizes_outside_batch_limits_are_refused() {

@@ -3,10 +3,12 @@
 //! - [`S3Storage`]: [`Storage`](farm_core::Storage) on an S3 bucket (`aws-sdk-s3`).
 //! - [`LocalStorage`]: [`Storage`](farm_core::Storage) on a local folder, used by `farm render`.
 //! - [`BatchScheduler`]: [`Scheduler`](farm_core::scheduler::Scheduler) on AWS Batch.
+//! - [`clients`]: the one AWS client builder ([`AwsClients`]): timeouts and retries for all.
 //! - [`telemetry`]: logging and signal handling shared by the binaries.
 //!
 //! Both storages pass one conformance suite (`tests/conformance.rs`), the S3 one on `moto_server`.
 
+pub mod clients;
 pub mod telemetry;
 
 mod aws_error;
@@ -16,6 +18,7 @@ mod s3;
 mod s3_upload;
 
 pub use batch::{BatchScheduler, BatchTargets, MAX_ARRAY_SIZE, MIN_ARRAY_SIZE};
+pub use clients::{AwsClients, ClientSettings};
 pub use local::{LocalStorage, LocalUpload};
 pub use s3::S3Storage;
 pub use s3_upload::{S3Upload, UploadTuning};

@@ -3,8 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
-use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
@@ -21,10 +19,6 @@ use crate::s3_upload::{S3Upload, UploadTuning};
 /// Attempts of a conditional create that S3 answers with 409 `ConditionalRequestConflict`
 /// (another conditional write to the key was in progress).
 const CONFLICT_ATTEMPTS: u32 = 4;
-
-/// Attempts of every request made by a client from [`S3Storage::from_env`] (SDK standard retry
-/// mode: throttling, 5xx and transport errors, with exponential backoff).
-const SDK_MAX_ATTEMPTS: u32 = 5;
 
 /// Bytes read from a file per [`StreamUpload::write`] when a large file goes up in parts.
 const FILE_READ_CHUNK: usize = 1024 * 1024;
@@ -52,22 +46,11 @@ impl S3Storage {
         }
     }
 
-    /// Storage on `bucket` with a client configured from the environment (`AWS_REGION`,
-    /// `AWS_PROFILE`, `AWS_ENDPOINT_URL`, ...), retrying each request up to 5 times.
-    ///
-    /// Path-style addressing is used only when an endpoint URL is configured (moto, MinIO, a
-    /// local S3): real AWS keeps virtual-hosted-style addressing.
+    /// Storage on `bucket` with a client from the farm's one client builder
+    /// ([`crate::AwsClients`]: configuration from the environment, every request bounded by
+    /// timeouts and retried in standard mode).
     pub async fn from_env(bucket: impl Into<String>) -> Self {
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(SDK_MAX_ATTEMPTS))
-            .load()
-            .await;
-        let custom_endpoint = config.endpoint_url().is_some()
-            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty());
-        let s3_config = aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(custom_endpoint)
-            .build();
-        Self::new(Client::from_conf(s3_config), bucket)
+        Self::new(crate::AwsClients::load().await.s3(), bucket)
     }
 
     /// Replaces the part sizes and thresholds of uploads (see [`UploadTuning`]).

@@ -2,6 +2,7 @@
 //!
 //! - [`Moto`]: a `moto_server` on a free 127.0.0.1 port, with clients and environment for it,
 //!   buckets and a Batch setup ([`BatchEnv`]).
+//! - [`Intercept`]: a storage wrapper that injects another party's writes mid-run.
 //! - [`unique_prefix`]: a random key prefix per test.
 //! - [`blender`], [`make_scene`], [`frame_code`]: small Blender scenes whose frames show their
 //!   own frame number.
@@ -11,9 +12,11 @@
 mod http;
 mod moto;
 mod scene;
+mod storage;
 
 pub use moto::{BatchEnv, Moto};
 pub use scene::{blender, frame_code, make_scene, SceneOptions};
+pub use storage::Intercept;
 
 /// A key prefix of its own for one test: `t-<name>-<8 hex digits>/`.
 pub fn unique_prefix(name: &str) -> String {

@@ -410,11 +410,7 @@ fn retry_rules_follow_the_binaries_exit_codes() {
             .collect();
         assert_eq!(
             named,
-            BTreeMap::from([
-                (exit::BAD_INPUT, "EXIT"),
-                (exit::TRANSIENT, "RETRY"),
-                (exit::INTERRUPTED, "RETRY"),
-            ]),
+            BTreeMap::from([(exit::TRANSIENT, "RETRY"), (exit::INTERRUPTED, "RETRY")]),
             "{job}"
         );
 
@@ -422,6 +418,12 @@ fn retry_rules_follow_the_binaries_exit_codes() {
         let container_exit = "Essential container in task exited";
         let on = |code: i32| decide(&rules, Some(code), container_exit, "");
         assert_eq!(on(exit::BAD_INPUT), "EXIT", "{job}: bad input");
+        assert_eq!(on(exit::SUPERSEDED), "EXIT", "{job}: superseded");
+        assert_eq!(
+            on(137),
+            "EXIT",
+            "{job}: the binary itself killed for memory"
+        );
         assert_eq!(on(exit::USAGE), "EXIT", "{job}: usage");
         assert_eq!(on(exit::TRANSIENT), "RETRY", "{job}: transient");
         assert_eq!(on(exit::INTERRUPTED), "RETRY", "{job}: SIGTERM");
@@ -442,16 +444,37 @@ fn retry_rules_follow_the_binaries_exit_codes() {
             "RETRY",
             "{job}: spot interruption"
         );
-        // Any other failure without an exit code (e.g. the image cannot be pulled) stops.
+        // Infrastructure that failed to start the task retries: nothing of ours ran.
+        for (status_reason, reason) in [
+            (
+                "Task failed to start",
+                "CannotPullContainerError: pull image manifest",
+            ),
+            (
+                "ResourceInitializationError: unable to pull secrets or registry auth",
+                "",
+            ),
+            (
+                "Task failed to start",
+                "ResourceInitializationError: failed to create new container runtime task",
+            ),
+        ] {
+            assert_eq!(
+                decide(&rules, None, status_reason, reason),
+                "RETRY",
+                "{job}: {status_reason} / {reason}"
+            );
+        }
+        // An image whose container cannot start at all never will: no attempts burnt.
         assert_eq!(
             decide(
                 &rules,
                 None,
-                "CannotPullContainerError: pull image manifest",
-                "x"
+                "Task failed to start",
+                "CannotStartContainerError: exec format error"
             ),
             "EXIT",
-            "{job}: pull error"
+            "{job}: broken image"
         );
     }
 
@@ -750,4 +773,18 @@ fn object_permissions_fit_the_key_layout_and_never_touch_blend_files() {
             "{role} cannot write {key}"
         );
     }
+}
+
+// ------------------------------------------------------------------ frame limit
+
+/// The trigger accepts `MaxFrames` frames per upload; the renderer and the zipper refuse jobs
+/// above `farm_core::frames::MAX_JOB_FRAMES`. A larger `MaxFrames` would let the trigger submit
+/// jobs whose every child exits 2.
+#[test]
+fn max_frames_cannot_exceed_what_the_workers_accept() {
+    let t = template();
+    let max = parameter(&t, "MaxFrames");
+    let limit = i64::try_from(farm_core::frames::MAX_JOB_FRAMES).unwrap();
+    assert_eq!(as_i64(&max["MaxValue"]), limit, "MaxFrames MaxValue");
+    assert!(as_i64(&max["Default"]) <= limit);
 }

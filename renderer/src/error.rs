@@ -21,6 +21,12 @@ pub enum RenderError {
         expected: String,
         found: String,
     },
+    #[error("the .blend `{key}` was replaced while this job rendered it (ETag now {found}, job is for {expected}): stopped before an upload could mix versions; the new upload gets its own job")]
+    Superseded {
+        key: String,
+        expected: String,
+        found: String,
+    },
     #[error("`{key}` cannot be rendered: {reason}")]
     NotABlend {
         key: String,
@@ -37,8 +43,13 @@ pub enum RenderError {
         message: String,
         log_key: String,
     },
-    #[error("blender was killed ({exit}) while rendering frame {frame}: probably out of memory or a crash; another attempt may pass")]
-    BlenderKilled { frame: i32, exit: String },
+    #[error("{}", killed_message(*.frame, .exit, *.signal))]
+    BlenderKilled {
+        frame: i32,
+        exit: String,
+        /// The signal that ended Blender.
+        signal: i32,
+    },
     #[error("cannot run blender at {}: {source}; install Blender or set BLENDER to its path", path.display())]
     BlenderMissing {
         path: PathBuf,
@@ -57,6 +68,17 @@ pub enum RenderError {
     Interrupted,
 }
 
+/// The signal the OOM killer (and `kill -9`) sends.
+const SIGKILL: i32 = 9;
+
+fn killed_message(frame: i32, exit: &str, signal: i32) -> String {
+    if signal == SIGKILL {
+        format!("blender was killed ({exit}) while rendering frame {frame}: probably out of memory; another attempt may pass, else use a larger task or lower the scene's memory use")
+    } else {
+        format!("blender crashed ({exit}) while rendering frame {frame}: the scene crashes Blender, so no retry; open it in Blender to find the cause")
+    }
+}
+
 impl RenderError {
     /// How this failure leaves the process; the exit code drives Batch's retry rules.
     pub fn class(&self) -> FailureClass {
@@ -64,14 +86,59 @@ impl RenderError {
             Self::Config(_) | Self::BlenderMissing { .. } => FailureClass::Usage,
             Self::Plan(_)
             | Self::SourceMissing { .. }
-            | Self::SourceChanged { .. }
             | Self::NotABlend { .. }
             | Self::SceneUnreadable { .. }
             | Self::FrameFailed { .. } => FailureClass::BadInput,
+            Self::SourceChanged { .. } | Self::Superseded { .. } => FailureClass::Superseded,
+            // The kernel's OOM killer sends SIGKILL: another attempt (on a less busy host, with
+            // the task's memory to itself) may pass. A crash (SIGSEGV, SIGABRT, ...) is the
+            // scene's: it crashes again, so retrying only costs money.
+            Self::BlenderKilled { signal, .. } if *signal != SIGKILL => FailureClass::BadInput,
             Self::BlenderKilled { .. } | Self::WorkDir { .. } => FailureClass::Transient,
             Self::Storage(e) if e.is_transient() => FailureClass::Transient,
             Self::Storage(_) => FailureClass::BadInput,
             Self::Interrupted => FailureClass::Interrupted,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn killed(signal: i32) -> RenderError {
+        RenderError::BlenderKilled {
+            frame: 3,
+            exit: format!("signal {signal}"),
+            signal,
+        }
+    }
+
+    #[test]
+    fn a_blender_crash_is_not_retried_but_an_oom_kill_is() {
+        // SIGSEGV, SIGABRT, SIGBUS: the scene crashes Blender every time.
+        for signal in [11, 6, 7] {
+            assert_eq!(killed(signal).class(), FailureClass::BadInput, "{signal}");
+            assert!(killed(signal).to_string().contains("no retry"));
+        }
+        assert_eq!(killed(SIGKILL).class(), FailureClass::Transient);
+    }
+
+    #[test]
+    fn a_replaced_blend_is_superseded_not_bad_input() {
+        for error in [
+            RenderError::SourceChanged {
+                key: "k".into(),
+                expected: "a".into(),
+                found: "b".into(),
+            },
+            RenderError::Superseded {
+                key: "k".into(),
+                expected: "a".into(),
+                found: "b".into(),
+            },
+        ] {
+            assert_eq!(error.class().exit_code(), farm_core::exit::SUPERSEDED);
         }
     }
 }

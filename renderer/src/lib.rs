@@ -57,6 +57,7 @@ pub async fn run<S: Storage>(
         frames,
         format: config.format,
         source_tag,
+        recheck_source: true,
     };
     let todo = pending_frames(storage, &spec).await?;
     let skipped: Vec<i32> = frames

@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use clap::Parser;
+use farm_core::scheduler::FRAMES_REF_PREFIX;
 use farm_core::{env, exit};
 use renderer::{Args, RenderError};
 use tracing::{error, info};
@@ -20,7 +21,15 @@ fn main() {
     std::process::exit(code);
 }
 
-async fn main_async(args: Args) -> i32 {
+async fn main_async(mut args: Args) -> i32 {
+    // A long frame list comes by reference (`FARM_FRAMES=@<key>`).
+    if args.frames.starts_with(FRAMES_REF_PREFIX) && !args.bucket.trim().is_empty() {
+        let storage = farm_io::S3Storage::from_env(&args.bucket).await;
+        match farm_jobs::resolve_frames(&storage, &args.frames).await {
+            Ok(frames) => args.frames = frames,
+            Err(e) => return failed(&RenderError::Storage(e)),
+        }
+    }
     let config = match args.validate() {
         Ok(config) => config,
         Err(e) => return failed(&e),

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use farm_core::blender::{output_frame, parse_log_line, LogEvent, OutputFormat, RenderCommand};
 use farm_core::image::{content_type, looks_like_image, IMAGE_SNIFF_LEN};
-use farm_core::layout::frame_stem;
-use farm_core::storage::{Metadata, PutOptions, SOURCE_ETAG_METADATA};
+use farm_core::storage::PutOptions;
 use farm_core::{JobKeys, Storage};
+use farm_jobs::{scan_frames, OutputVersion, ScanError};
 use futures::stream::FuturesUnordered;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
@@ -28,8 +28,6 @@ use crate::error::RenderError;
 const KILL_WAIT: Duration = Duration::from_secs(5);
 /// Frames uploading at once while Blender goes on rendering.
 const UPLOADS_IN_FLIGHT: usize = 4;
-/// Frame checks (list + head) at once when looking for finished frames.
-const CHECKS_IN_FLIGHT: usize = 8;
 /// Lines of Blender output kept per frame for its failure log.
 const LOG_LINES_PER_FRAME: usize = 2_000;
 
@@ -43,6 +41,17 @@ pub struct ChunkSpec<'a> {
     /// Identifies the version of the .blend (its ETag). Stored on every frame; a frame carrying
     /// another tag was rendered from another version and is rendered again.
     pub source_tag: Option<&'a str>,
+    /// Whether `keys.source()` is the .blend in the store and `source_tag` its ETag: then the
+    /// source is checked again before each upload, and a replaced .blend stops the chunk with
+    /// [`RenderError::Superseded`] instead of mixing its frames with the new upload's.
+    pub recheck_source: bool,
+}
+
+impl ChunkSpec<'_> {
+    /// What makes a frame object this job's (see [`farm_jobs::scan`]).
+    pub fn version(&self) -> OutputVersion {
+        OutputVersion::new(self.source_tag, self.format)
+    }
 }
 
 /// How to run Blender.
@@ -77,52 +86,19 @@ pub struct ChunkReport {
     pub skipped: Vec<i32>,
 }
 
-/// Frames of the chunk not yet in the store for this version of the .blend.
+/// Frames of the chunk not yet in the store for this job: missing, or only rendered from
+/// another version of the .blend or in another format (the job model's frame scan).
 pub async fn pending_frames<S: Storage>(
     storage: &S,
     spec: &ChunkSpec<'_>,
 ) -> Result<Vec<i32>, RenderError> {
-    let done: Vec<Option<i32>> = futures::stream::iter(spec.frames.iter().copied())
-        .map(|frame| async move {
-            Ok::<_, RenderError>(is_done(storage, spec, frame).await?.then_some(frame))
-        })
-        .buffered(CHECKS_IN_FLIGHT)
-        .try_collect()
-        .await?;
-    let done: BTreeSet<i32> = done.into_iter().flatten().collect();
-    Ok(spec
-        .frames
-        .iter()
-        .copied()
-        .filter(|f| !done.contains(f))
-        .collect())
-}
-
-async fn is_done<S: Storage>(
-    storage: &S,
-    spec: &ChunkSpec<'_>,
-    frame: i32,
-) -> Result<bool, RenderError> {
-    let prefix = format!("{}{}.", spec.keys.frames_prefix(), frame_stem(frame));
-    for object in storage.list(&prefix).await? {
-        let Some((_, extension)) = spec.keys.parse_frame_key(&object.key) else {
-            continue;
-        };
-        if object.size == 0 || spec.format.is_some_and(|f| f.extension() != extension) {
-            continue;
-        }
-        let Some(meta) = storage.head(&object.key).await? else {
-            continue;
-        };
-        let same_source = match spec.source_tag {
-            Some(tag) => meta.metadata.get(SOURCE_ETAG_METADATA).map(String::as_str) == Some(tag),
-            None => true,
-        };
-        if same_source {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    let scan = scan_frames(storage, spec.keys, spec.frames, &spec.version())
+        .await
+        .map_err(|error| match error {
+            ScanError::Storage(e) => RenderError::Storage(e),
+            other => RenderError::Config(other.to_string()),
+        })?;
+    Ok(scan.not_current())
 }
 
 /// Renders `frames` (a subset of the chunk) with one Blender process and uploads each frame as
@@ -282,21 +258,48 @@ async fn upload_frame<S: Storage>(
         return Ok((file.frame, None));
     }
     let key = spec.keys.frame(file.frame, &file.extension);
-    let mut metadata = Metadata::new();
-    if let Some(tag) = spec.source_tag {
-        metadata.insert(SOURCE_ETAG_METADATA.to_owned(), tag.to_owned());
-    }
     let options = PutOptions {
         content_type: Some(content_type(&file.extension).to_owned()),
-        metadata,
+        metadata: spec.version().metadata(),
     };
+    check_source(storage, spec).await?;
     let started = Instant::now();
     storage.upload_file(&key, &file.path, &options).await?;
+    // The frame is in the store: its local copy only takes disk space from here on.
+    if let Err(error) = tokio::fs::remove_file(&file.path).await {
+        warn!(frame = file.frame, path = %file.path.display(), %error, "could not remove an uploaded frame file");
+    }
     let uploaded = Uploaded {
         key,
         upload: started.elapsed(),
     };
     Ok((file.frame, Some(uploaded)))
+}
+
+/// Fails with [`RenderError::Superseded`] when the job's .blend was replaced since the job was
+/// submitted (its frames would overwrite the newer upload's), with [`RenderError::SourceMissing`]
+/// when it was deleted.
+async fn check_source<S: Storage>(storage: &S, spec: &ChunkSpec<'_>) -> Result<(), RenderError> {
+    let (true, Some(expected)) = (spec.recheck_source, spec.source_tag) else {
+        return Ok(());
+    };
+    let key = spec.keys.source();
+    let found = storage
+        .head(key)
+        .await?
+        .ok_or_else(|| RenderError::SourceMissing {
+            key: key.to_owned(),
+        })?
+        .etag
+        .unwrap_or_default();
+    if found != expected {
+        return Err(RenderError::Superseded {
+            key: key.to_owned(),
+            expected: expected.to_owned(),
+            found,
+        });
+    }
+    Ok(())
 }
 
 /// The first `len` bytes of a local file (fewer if it is shorter).
@@ -420,6 +423,10 @@ impl Run {
                     "frame uploaded"
                 );
                 self.uploaded.insert(frame);
+                // Only a failed frame's log is kept (to upload next to the frames).
+                if let Some(log) = self.logs.get_mut(&frame) {
+                    *log = VecDeque::new();
+                }
                 events(FrameEvent::Uploaded {
                     frame,
                     key: uploaded.key,
@@ -450,10 +457,11 @@ impl Run {
             });
         }
         let exit = describe(status);
-        if status.signal().is_some() {
+        if let Some(signal) = status.signal() {
             return Err(RenderError::BlenderKilled {
                 frame: self.current.unwrap_or(missing[0]),
                 exit,
+                signal,
             });
         }
         if self.logs.is_empty() {

@@ -338,12 +338,60 @@ async fn a_replaced_blend_is_refused() {
         ])
         .output()
         .unwrap();
-    let stderr = assert_exit(&output, exit::BAD_INPUT);
+    let stderr = assert_exit(&output, exit::SUPERSEDED);
     assert!(
         stderr.contains("was replaced after the job was submitted"),
         "{stderr}"
     );
     assert!(f.keys_under("changed.blend/").await.is_empty());
+}
+
+/// An old job's late child: the key is re-uploaded while the child renders. Before, it went on
+/// and overwrote the new job's frame with the old image (and exited 0).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blend_replaced_during_the_render_stops_the_chunk_before_any_upload() {
+    let f = fixture().await;
+    let scene = f.scene("late", &SceneOptions::default());
+    let key = "late.blend";
+    f.upload(key, &scene).await;
+    let etag = f.storage.head(key).await.unwrap().unwrap().etag.unwrap();
+    let storage = farm_testkit::Intercept::new(S3Storage::new(f.moto.s3(), BUCKET));
+    // The re-upload lands just before the child's first frame upload.
+    let mut newer = std::fs::read(&scene).unwrap();
+    newer.extend_from_slice(b"another version");
+    storage.put_before_upload(key, newer);
+
+    let work = f.dir.path().join("late-work");
+    let config = parse_args(&[
+        "--bucket",
+        BUCKET,
+        "--key",
+        key,
+        "--frames",
+        "1-2",
+        "--chunk",
+        "2",
+        "--source-etag",
+        &etag,
+        "--threads",
+        "2",
+        "--work-dir",
+        work.to_str().unwrap(),
+    ])
+    .validate()
+    .unwrap();
+    let error = renderer::run(&storage, &config, std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, renderer::RenderError::Superseded { .. }),
+        "{error}"
+    );
+    assert_eq!(error.class().exit_code(), exit::SUPERSEDED);
+    assert!(
+        f.keys_under("late.blend/frames/").await.is_empty(),
+        "no frame of the old version was uploaded"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3,6 +3,7 @@
 use farm_core::env;
 
 use crate::handler::DEFAULT_MAX_FRAMES;
+use farm_core::frames::MAX_JOB_FRAMES;
 
 /// Everything the trigger reads from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,12 +66,12 @@ impl Config {
         let max_frames = match lookup(env::MAX_FRAMES).filter(|v| !v.trim().is_empty()) {
             None => DEFAULT_MAX_FRAMES,
             Some(value) => match value.trim().parse::<usize>() {
-                Ok(n) if n >= 1 => n,
+                Ok(n) if (1..=MAX_JOB_FRAMES).contains(&n) => n,
                 _ => {
                     return Err(ConfigError::Invalid {
                         name: env::MAX_FRAMES,
                         value,
-                        expected: "a whole number of frames, at least 1 (default 10000)",
+                        expected: "a whole number of frames from 1 to 100000, the most the renderer and the zipper accept (default 10000)",
                     })
                 }
             },
@@ -141,7 +142,7 @@ mod tests {
         let config = config(&vars).unwrap();
         assert_eq!(config.max_frames, 500);
         assert!(config.json_logs);
-        for bad in ["0", "-1", "ten"] {
+        for bad in ["0", "-1", "ten", "100001"] {
             let mut vars = BASE.to_vec();
             vars.push(("FARM_MAX_FRAMES", bad));
             let err = super::tests::config(&vars).unwrap_err().to_string();

@@ -21,9 +21,9 @@ pub enum TriggerError {
     /// GetObjectTagging failed (after the SDK's retries).
     #[error("s3: {0}")]
     Tags(#[from] TagError),
-    /// The request marker kept disappearing under us: other deliveries are racing on it.
-    #[error("request marker `{key}` was created and removed by other deliveries {attempts} times in a row; the event will be retried")]
-    MarkerContention { key: String, attempts: u32 },
+    /// Submitting failed (S3, Batch, or another delivery is submitting the same request).
+    #[error(transparent)]
+    Submit(#[from] farm_jobs::SubmitError),
     /// Some records of an event failed; the others were handled.
     #[error("{failed} of {total} S3 event record(s) failed and the event will be retried (records already submitted are not submitted again): {}", errors.join("; "))]
     Records {

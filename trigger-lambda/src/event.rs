@@ -118,14 +118,7 @@ pub fn decode_key(raw: &str) -> Result<String, String> {
         .map_err(|e| format!("the decoded bytes are not UTF-8 ({e})"))
 }
 
-/// Whether a key names a `.blend`, in any letter case.
-pub fn is_blend_key(key: &str) -> bool {
-    let suffix = ".blend";
-    key.len() > suffix.len()
-        && key
-            .get(key.len() - suffix.len()..)
-            .is_some_and(|end| end.eq_ignore_ascii_case(suffix))
-}
+pub use farm_core::layout::is_blend_key;
 
 /// An ETag without its surrounding quotes: S3 events carry it bare, S3 responses quoted.
 pub fn unquote(etag: &str) -> &str {

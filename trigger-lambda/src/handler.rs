@@ -10,11 +10,11 @@ use serde::Serialize;
 
 use crate::error::TriggerError;
 use crate::event::{unquote, BlendRecord, EventKind};
-use crate::submit::{submit_request, write_rejection, SourceObject, Submission};
 use crate::tags::TagReader;
+use farm_jobs::submit::{submit_request, write_rejection, SourceObject, Submission, SubmitError};
 
 /// Most frames one upload may ask for when `FARM_MAX_FRAMES` is not set.
-pub const DEFAULT_MAX_FRAMES: usize = 10_000;
+pub use farm_core::request::DEFAULT_REQUEST_MAX_FRAMES as DEFAULT_MAX_FRAMES;
 
 /// Opens the storage of a bucket named by an event record.
 pub trait Buckets: Send + Sync {
@@ -309,28 +309,32 @@ where
         etag,
         version_id: record.version_id.clone(),
     };
-    Ok(
-        match submit_request(&storage, &deps.scheduler, &source, &request).await? {
-            Submission::Submitted {
-                render_job_id,
-                zip_job_id,
-                manifest,
-                ..
-            } => RecordOutcome::Submitted {
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-                render_job_id,
-                zip_job_id,
-                frames: manifest.frames.unwrap_or_default(),
-                chunk_count: manifest.chunk_count,
-            },
-            Submission::Duplicate { marker, .. } => RecordOutcome::Duplicate {
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-                marker,
-            },
+    let submitted = match submit_request(&storage, &deps.scheduler, &source, &request).await {
+        Err(err @ SubmitError::TooLarge { .. }) => {
+            return reject(&storage, record, &source.etag, err.to_string()).await
+        }
+        other => other?,
+    };
+    Ok(match submitted {
+        Submission::Submitted {
+            render_job_id,
+            zip_job_id,
+            manifest,
+            ..
+        } => RecordOutcome::Submitted {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            render_job_id,
+            zip_job_id,
+            frames: manifest.frames.unwrap_or_default(),
+            chunk_count: manifest.chunk_count,
         },
-    )
+        Submission::Duplicate { marker, .. } => RecordOutcome::Duplicate {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            marker,
+        },
+    })
 }
 
 async fn reject<S: Storage>(
@@ -344,7 +348,7 @@ async fn reject<S: Storage>(
         key = %record.key,
         "request rejected, no job submitted: {message}"
     );
-    write_rejection(
+    let (_, written) = write_rejection(
         storage,
         &record.bucket,
         &record.key,
@@ -353,6 +357,7 @@ async fn reject<S: Storage>(
         &message,
     )
     .await?;
+    tracing::info!(key = %written, "rejection recorded");
     Ok(RecordOutcome::Rejected {
         bucket: record.bucket.clone(),
         key: record.key.clone(),

@@ -6,7 +6,8 @@
 //! - [`event`]: reading S3 notification records (event kinds, URL-decoded keys).
 //! - [`tags`]: [`TagReader`], GetObjectTagging behind a small trait.
 //! - [`handler`]: [`handle_event`], what the Lambda does with one S3 event.
-//! - [`submit`]: [`submit_request`], the idempotent submission shared with the `farm` CLI.
+//!
+//! Submission itself ([`submit_request`]) is the job model's, in `farm-jobs`.
 //! - [`config`]: the environment the binary reads.
 //!
 //! The binary (`src/main.rs`) only wires these to `aws-sdk-s3`, `farm_io::BatchScheduler` and
@@ -16,15 +17,14 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod handler;
-pub mod submit;
 pub mod tags;
 
 pub use config::{Config, ConfigError};
 pub use error::TriggerError;
 pub use event::{parse_event, BlendRecord, EventKind};
-pub use handler::{handle_event, process_event, Buckets, Deps, EventReport, RecordOutcome};
-pub use submit::{
-    submit_jobs, submit_request, write_rejection, MarkerState, RequestMarker, SourceObject,
-    Submission, PENDING_MARKER_TAKEOVER,
+pub use farm_jobs::submit::{
+    submit_request, write_rejection, MarkerState, RequestMarker, SourceObject, Submission,
+    SubmitError, PENDING_MARKER_TAKEOVER,
 };
+pub use handler::{handle_event, process_event, Buckets, Deps, EventReport, RecordOutcome};
 pub use tags::{TagError, TagReader};

@@ -2,8 +2,9 @@
 //! the AWS clients once per instance and hands each S3 event to [`trigger_lambda::handle_event`].
 
 use anyhow::Context;
-use aws_config::BehaviorVersion;
-use farm_io::{BatchScheduler, BatchTargets, S3Storage};
+use std::time::Duration;
+
+use farm_io::{AwsClients, BatchScheduler, BatchTargets, ClientSettings, S3Storage};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use trigger_lambda::{handle_event, parse_event, Config, Deps, EventReport, TagReader};
 
@@ -13,17 +14,15 @@ async fn main() -> anyhow::Result<()> {
     init_tracing(log_format.trim().eq_ignore_ascii_case("json"));
     let config = Config::from_env().context("the trigger cannot start")?;
 
-    let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
-    // Path-style addressing only for a custom endpoint (moto, MinIO); AWS keeps virtual hosts.
-    let custom_endpoint = sdk.endpoint_url().is_some()
-        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty());
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(custom_endpoint)
-            .build(),
-    );
+    // The farm's one client builder: timeouts and retries every binary shares.
+    // A call may not outlive the invocation (the Lambda timeout is 60 s, infra/farm.yaml).
+    let mut settings = ClientSettings::from_env();
+    settings.attempt_timeout = settings.attempt_timeout.min(Duration::from_secs(15));
+    settings.operation_timeout = Duration::from_secs(40);
+    let clients = AwsClients::load_with(settings).await;
+    let s3 = clients.s3();
     let scheduler = BatchScheduler::new(
-        aws_sdk_batch::Client::new(&sdk),
+        clients.batch(),
         BatchTargets {
             queue: config.queue.clone(),
             render_definition: config.render_definition.clone(),

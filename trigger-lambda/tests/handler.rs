@@ -9,12 +9,13 @@ use aws_lambda_events::event::s3::S3Event;
 use bytes::Bytes;
 use farm_core::env;
 use farm_core::manifest::{JobManifest, ManifestStatus};
-use farm_core::scheduler::{JobKind, JobSpec, JobStatus, Scheduler, SchedulerError};
+use farm_core::scheduler::{JobKind, JobSpec, JobState, JobStatus, Scheduler, SchedulerError};
 use farm_core::storage::{ObjectMeta, PutOptions, StorageError, StorageResult, StreamUpload};
 use farm_core::{RenderRequest, Storage};
 use trigger_lambda::{
     handle_event, parse_event, process_event, submit_request, Deps, EventReport, MarkerState,
-    RecordOutcome, RequestMarker, SourceObject, Submission, TagError, TagReader, TriggerError,
+    RecordOutcome, RequestMarker, SourceObject, Submission, SubmitError, TagError, TagReader,
+    TriggerError,
 };
 
 const BUCKET: &str = "render-farm-bucket";
@@ -64,6 +65,10 @@ impl FakeStore {
 
     fn keys(&self) -> Vec<String> {
         self.objects.lock().unwrap().keys().cloned().collect()
+    }
+
+    fn remove(&self, key: &str) {
+        self.objects.lock().unwrap().remove(key);
     }
 
     fn json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
@@ -268,6 +273,26 @@ impl Scheduler for FakeScheduler {
         Ok(Vec::new())
     }
 
+    async fn find_by_name(&self, name: &str) -> Result<Vec<JobStatus>, SchedulerError> {
+        let cancelled = self.cancelled.lock().unwrap().clone();
+        Ok(self
+            .jobs()
+            .into_iter()
+            .filter(|(_, job)| job.name == name)
+            .map(|(id, job)| JobStatus {
+                state: if cancelled.contains(&id) {
+                    JobState::Failed
+                } else {
+                    JobState::Submitted
+                },
+                id,
+                name: job.name,
+                reason: None,
+                array: None,
+            })
+            .collect())
+    }
+
     async fn cancel(&self, id: &str, _reason: &str) -> Result<(), SchedulerError> {
         self.cancelled.lock().unwrap().push(id.to_owned());
         Ok(())
@@ -354,7 +379,8 @@ async fn put_event_submits_an_array_render_job_and_a_dependent_zip_job() {
     let (zip_id, zip) = &jobs[1];
     assert_eq!(render.kind, JobKind::Render);
     assert_eq!(render.array_size, Some(30));
-    assert_eq!(render.name, "shots-scene-blend-render");
+    assert_job_name(&render.name, "shots-scene-blend-", "-render");
+    assert_job_name(&zip.name, "shots-scene-blend-", "-zip");
     let vars = env_of(render);
     assert_eq!(vars[env::BUCKET], BUCKET);
     assert_eq!(vars[env::KEY], "shots/scene.blend");
@@ -447,7 +473,7 @@ async fn keys_with_spaces_plus_and_unicode_are_decoded() {
     );
     let jobs = deps.scheduler.jobs();
     assert_eq!(env_of(&jobs[0].1)[env::KEY], "my scene ü.blend");
-    assert_eq!(jobs[0].1.name, "my-scene-blend-render");
+    assert_job_name(&jobs[0].1.name, "my-scene-blend-", "-render");
     assert_eq!(env_of(&jobs[2].1)[env::KEY], "shots/a+b ✓.BLEND");
     // Batch refuses tag values with other characters than letters, digits and ` _.:/=+-@`.
     assert_eq!(jobs[0].1.tags["farm:key"], "my scene _.blend");
@@ -635,6 +661,63 @@ async fn invalid_tags_write_a_rejected_manifest_and_submit_nothing() {
     }
 }
 
+/// 17 characters of tag expand to a 9,261-character list: it travels by reference so every job
+/// fits ECS's 8,192-character limit on container overrides.
+#[tokio::test]
+async fn a_short_tag_with_a_long_frame_list_fits_the_container_overrides() {
+    let store = FakeStore::default();
+    store.upload(
+        "shots/scene.blend",
+        BLEND,
+        E1,
+        &[("frames", "1-3000:3 2-3000:3"), ("chunk", "1")],
+    );
+    let deps = deps(&store);
+    assert_eq!(run(&deps, "object_created_put.json").await.submitted(), 1);
+    let jobs = deps.scheduler.jobs();
+    assert_eq!(jobs.len(), 2);
+    let canonical = store.manifest("shots/scene.blend").unwrap().frames.unwrap();
+    assert!(canonical.len() > 9_000, "{}", canonical.len());
+    for (_, job) in &jobs {
+        assert!(
+            job.overrides_len() <= farm_core::scheduler::CONTAINER_OVERRIDES_MAX,
+            "{:?} job: {} characters",
+            job.kind,
+            job.overrides_len()
+        );
+        let value = job.frames_value().unwrap();
+        let key = value.strip_prefix('@').expect("a reference");
+        let body = store.objects.lock().unwrap()[key].body.clone();
+        assert_eq!(String::from_utf8(body.to_vec()).unwrap(), canonical);
+    }
+}
+
+#[tokio::test]
+async fn a_rejected_retag_leaves_the_running_jobs_manifest_and_writes_beside_it() {
+    let store = FakeStore::default();
+    store.upload("shots/scene.blend", BLEND, E1, &[("frame", "4")]);
+    let deps = deps(&store);
+    assert_eq!(run(&deps, "object_created_put.json").await.submitted(), 1);
+    let submitted = store.manifest("shots/scene.blend").unwrap();
+
+    store.set_tags("shots/scene.blend", &[("frame", "abc")]);
+    let report = run(&deps, "object_tagging_put.json").await;
+    assert!(
+        matches!(&report.records[0], RecordOutcome::Rejected { .. }),
+        "{report:?}"
+    );
+    assert_eq!(
+        store.manifest("shots/scene.blend").unwrap(),
+        submitted,
+        "job.json still describes the job that runs"
+    );
+    let rejection: JobManifest = store.json("shots/scene.blend/rejected.json").unwrap();
+    assert_eq!(rejection.status, ManifestStatus::Rejected);
+    assert!(rejection.message.unwrap().contains("frame=abc"));
+    assert_eq!(deps.scheduler.jobs().len(), 2);
+    assert!(deps.scheduler.cancelled.lock().unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn the_frame_limit_and_the_array_limit_are_enforced() {
     let store = FakeStore::default();
@@ -724,6 +807,18 @@ async fn a_failed_zip_submission_cancels_the_render_job_and_removes_the_marker()
     assert_eq!(jobs[2].1.depends_on, vec![jobs[1].0.clone()]);
 }
 
+/// A request's job name: readable, with the request's fingerprint (16 hex digits) before the kind.
+fn assert_job_name(name: &str, start: &str, end: &str) {
+    let middle = name
+        .strip_prefix(start)
+        .and_then(|rest| rest.strip_suffix(end))
+        .unwrap_or_else(|| panic!("{name} is not {start}<fingerprint>{end}"));
+    assert!(
+        middle.len() == 16 && middle.chars().all(|c| c.is_ascii_hexdigit()),
+        "{name}"
+    );
+}
+
 fn request(frames: &str) -> RenderRequest {
     RenderRequest::from_tags([("frames", frames)], 10_000)
         .unwrap()
@@ -740,12 +835,12 @@ fn source() -> SourceObject {
 }
 
 #[tokio::test]
-async fn a_stale_pending_marker_is_taken_over_and_a_fresh_one_is_not() {
+async fn a_stale_pending_marker_is_taken_over_and_a_fresh_one_fails_the_invocation() {
     let store = FakeStore::default();
     let scheduler = FakeScheduler::default();
     let (source, request) = (source(), request("1-4"));
 
-    // Submit once to learn the marker key, then pretend the submitter died while pending.
+    // Submit once to learn the marker key, then pretend the submitter died before SubmitJob.
     let Submission::Submitted { marker, .. } =
         submit_request(&store, &scheduler, &source, &request)
             .await
@@ -761,21 +856,21 @@ async fn a_stale_pending_marker_is_taken_over_and_a_fresh_one_is_not() {
         store.upload(&marker, &serde_json::to_vec(body).unwrap(), "m", &[]);
     };
     put(&body);
-    let second = submit_request(&store, &scheduler, &source, &request)
-        .await
-        .unwrap();
+    // A young pending marker may belong to a live submitter, or to one that died: the event
+    // must be retried (not called a duplicate, which would lose the request).
+    let second = submit_request(&store, &scheduler, &source, &request).await;
     assert!(
-        matches!(
-            second,
-            Submission::Duplicate {
-                state: MarkerState::Pending,
-                ..
-            }
-        ),
+        matches!(second, Err(SubmitError::InFlight { .. })),
         "{second:?}"
     );
     assert_eq!(scheduler.jobs().len(), 2);
 
+    // Crash point 1, before SubmitJob: nothing of the request exists at Batch.
+    scheduler
+        .cancelled
+        .lock()
+        .unwrap()
+        .extend(["job-1".to_owned(), "job-2".to_owned()]);
     body.created = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(600);
     put(&body);
     let third = submit_request(&store, &scheduler, &source, &request)
@@ -795,4 +890,75 @@ async fn a_stale_pending_marker_is_taken_over_and_a_fresh_one_is_not() {
         .unwrap();
     assert!(matches!(fourth, Submission::Duplicate { .. }), "{fourth:?}");
     assert_eq!(scheduler.jobs().len(), 4);
+}
+
+#[tokio::test]
+async fn a_takeover_adopts_the_jobs_a_submitter_left_when_it_died_after_submit_job() {
+    let store = FakeStore::default();
+    let scheduler = FakeScheduler::default();
+    let (source, request) = (source(), request("1-4"));
+    // Crash point 2: SubmitJob (render and zip) returned, then the process died before the
+    // marker was rewritten `submitted` and before `job.json` was written.
+    let Submission::Submitted { marker, .. } =
+        submit_request(&store, &scheduler, &source, &request)
+            .await
+            .unwrap()
+    else {
+        panic!("first submission")
+    };
+    let mut body: RequestMarker = store.json(&marker).unwrap();
+    body.state = MarkerState::Pending;
+    body.manifest = None;
+    body.created = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(600);
+    store.upload(&marker, &serde_json::to_vec(&body).unwrap(), "m", &[]);
+    store.remove("k.blend/job.json");
+
+    let again = submit_request(&store, &scheduler, &source, &request)
+        .await
+        .unwrap();
+    let Submission::Submitted {
+        render_job_id,
+        zip_job_id,
+        ..
+    } = again
+    else {
+        panic!("{again:?}")
+    };
+    assert_eq!(
+        scheduler.jobs().len(),
+        2,
+        "nothing submitted twice: {:?}",
+        scheduler.jobs()
+    );
+    assert_eq!(
+        (render_job_id.as_str(), zip_job_id.as_str()),
+        ("job-1", "job-2")
+    );
+    assert!(scheduler.cancelled.lock().unwrap().is_empty());
+    let manifest: JobManifest = store.json("k.blend/job.json").unwrap();
+    assert_eq!(manifest.render_job_id.as_deref(), Some("job-1"));
+}
+
+#[tokio::test]
+async fn a_new_request_for_a_key_terminates_the_previous_job() {
+    let store = FakeStore::default();
+    let scheduler = FakeScheduler::default();
+    let first = submit_request(&store, &scheduler, &source(), &request("1-4"))
+        .await
+        .unwrap();
+    assert!(matches!(first, Submission::Submitted { .. }));
+    let mut reuploaded = source();
+    reuploaded.etag = "\"e-new\"".into();
+    let second = submit_request(&store, &scheduler, &reuploaded, &request("1-4"))
+        .await
+        .unwrap();
+    assert!(matches!(second, Submission::Submitted { .. }), "{second:?}");
+    let mut cancelled = scheduler.cancelled.lock().unwrap().clone();
+    cancelled.sort();
+    assert_eq!(cancelled, ["job-1", "job-2"]);
+    // A duplicate of the new request cancels nothing more.
+    submit_request(&store, &scheduler, &reuploaded, &request("1-4"))
+        .await
+        .unwrap();
+    assert_eq!(scheduler.cancelled.lock().unwrap().len(), 2);
 }

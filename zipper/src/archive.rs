@@ -23,8 +23,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 
 use crate::error::ZipError;
-use crate::select::FrameObject;
 use crate::{ZipOptions, ZipProgress};
+use farm_jobs::FrameObject;
 
 /// `-rw-r--r--`, regular file: what `unzip` gives extracted frames.
 const FILE_MODE: u16 = 0o100_644;

@@ -1,8 +1,10 @@
 //! The zipper's configuration: command-line flags, each also an environment variable.
 
 use clap::Parser;
+use farm_core::blender::OutputFormat;
 use farm_core::frames::{DEFAULT_MAX_FRAMES, FRAMES_SYNTAX};
 use farm_core::{env, FrameList, JobKeys};
+use farm_jobs::OutputVersion;
 
 use crate::error::ZipError;
 use crate::ZipOptions;
@@ -29,6 +31,14 @@ pub struct Cli {
     /// Canonical frame list of the whole job, e.g. `1-250` or `1-100:10 200`.
     #[arg(long, env = env::FRAMES, value_name = "LIST")]
     pub frames: String,
+
+    /// ETag of the .blend the job was submitted for: only frames rendered from it are archived.
+    #[arg(long, env = env::SOURCE_ETAG, value_name = "ETAG")]
+    pub source_etag: Option<String>,
+
+    /// Output format the job asked for (a Blender name such as PNG); default: the scene's.
+    #[arg(long, env = env::FORMAT, value_name = "FORMAT")]
+    pub format: Option<String>,
 }
 
 /// A validated configuration.
@@ -40,6 +50,8 @@ pub struct Config {
     pub keys: JobKeys,
     /// The frames the archive must hold.
     pub frames: FrameList,
+    /// Which frame objects are this job's.
+    pub version: OutputVersion,
     /// Pipeline tuning.
     pub options: ZipOptions,
 }
@@ -65,10 +77,19 @@ impl Cli {
                 env::FRAMES
             ))
         })?;
+        let format = self
+            .format
+            .as_deref()
+            .filter(|f| !f.trim().is_empty())
+            .map(str::parse::<OutputFormat>)
+            .transpose()
+            .map_err(|error| ZipError::config(format!("{} / --format: {error}", env::FORMAT)))?;
+        let source_etag = self.source_etag.as_deref().filter(|e| !e.is_empty());
         Ok(Config {
             bucket: self.bucket,
             keys: JobKeys::new(self.key),
             frames,
+            version: OutputVersion::new(source_etag, format),
             options: ZipOptions::default(),
         })
     }

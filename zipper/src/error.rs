@@ -16,20 +16,23 @@ pub enum ZipError {
     },
     /// Expected frames are not under the frames prefix; `missing.json` lists them.
     #[error(
-        "{} of {expected} expected frames are missing: {}; render them again, then rerun the \
-         zipper (they are also listed in `{report}`)",
+        "{} of {expected} expected frames are missing{}: {}; render them again (farm retry), \
+         then rerun the zipper (they are also listed in `{report}`)",
         .missing.len(),
+        if *.stale > 0 { format!(" ({stale} of them only from another upload or format)") } else { String::new() },
         compact(.missing, ", ")
     )]
     Missing {
-        /// The missing frames, sorted.
+        /// The frames not rendered for this job, sorted.
         missing: Vec<i32>,
+        /// How many of them have only an object of another upload or format.
+        stale: usize,
         /// How many frames the job expects.
         expected: usize,
         /// Key of the `missing.json` written for this run.
         report: String,
     },
-    /// One expected frame exists under more than one extension.
+    /// One expected frame exists twice, both claiming to be this job's.
     #[error(
         "frame {frame} is present more than once ({}): delete all but one, then rerun the zipper",
         .keys.join(", ")
@@ -129,6 +132,7 @@ mod tests {
     fn missing_frames_are_listed_as_ranges() {
         let error = ZipError::Missing {
             missing: vec![1, 2, 3, 7],
+            stale: 0,
             expected: 10,
             report: "k/missing.json".into(),
         };

@@ -3,10 +3,12 @@
 //! [`zip_frames`] works over any [`Storage`]: the `zipper` binary runs it against S3 as the
 //! Batch job that follows the render array job, and `farm render` against a local folder.
 //!
-//! 1. List `<key>/frames/` and match it against the job's [`FrameList`] ([`select_frames`]):
-//!    every expected frame must be there exactly once; frames the job does not expect are left
-//!    out. If any are missing, write `<key>/missing.json`, remove a stale `frames.zip`, and fail
-//!    with [`ZipError::Missing`].
+//! 1. Scan `<key>/frames/` for the job's [`FrameList`] with the job model's one frame scan
+//!    ([`farm_jobs::scan_frames`]): every expected frame must be there exactly once *for this
+//!    job* (rendered from the job's version of the .blend, in its format). Objects of another
+//!    upload or format, files planted by hand and frames the job does not expect are left out.
+//!    If any expected frame is not current, write `<key>/missing.json`, remove a stale
+//!    `frames.zip`, and fail with [`ZipError::Missing`].
 //! 2. Download the frames a bounded window ahead, write them in frame order as STORED entries
 //!    into an `async_zip` writer whose output streams into [`Storage::start_upload`] of
 //!    `<key>/frames.zip` (multipart past the store's threshold).
@@ -20,7 +22,6 @@
 mod archive;
 pub mod config;
 pub mod error;
-pub mod select;
 
 use std::future::Future;
 use std::pin::pin;
@@ -29,10 +30,11 @@ use std::time::{Duration, Instant};
 use farm_core::frames::compact;
 use farm_core::storage::{put_json, PutOptions, Storage, StreamUpload};
 use farm_core::{FrameList, JobKeys};
+use farm_jobs::{scan_frames, FrameScan, OutputVersion};
 
 pub use config::{Cli, Config};
 pub use error::ZipError;
-pub use select::{select_frames, FrameObject, Selection};
+pub use farm_jobs::FrameObject;
 
 /// Content type of the archive.
 pub const ZIP_CONTENT_TYPE: &str = "application/zip";
@@ -113,7 +115,8 @@ pub struct ZipSummary {
     pub key: String,
     /// Frames in the archive.
     pub frames: usize,
-    /// Frame objects under the prefix that the job does not expect, left out.
+    /// Frame objects under the prefix left out: frames the job does not expect, and objects of
+    /// expected frames from another upload or format.
     pub ignored: usize,
     /// Bytes of frames in the archive.
     pub frame_bytes: u64,
@@ -131,6 +134,7 @@ pub async fn zip_frames<S: Storage>(
     storage: &S,
     keys: &JobKeys,
     frames: &FrameList,
+    version: &OutputVersion,
     options: &ZipOptions,
     progress: &(dyn Fn(ZipProgress) + Sync),
 ) -> Result<ZipSummary, ZipError> {
@@ -138,6 +142,7 @@ pub async fn zip_frames<S: Storage>(
         storage,
         keys,
         frames,
+        version,
         options,
         progress,
         std::future::pending(),
@@ -153,6 +158,7 @@ pub async fn zip_frames_until<S: Storage>(
     storage: &S,
     keys: &JobKeys,
     frames: &FrameList,
+    version: &OutputVersion,
     options: &ZipOptions,
     progress: &(dyn Fn(ZipProgress) + Sync),
     shutdown: impl Future<Output = ()>,
@@ -160,15 +166,23 @@ pub async fn zip_frames_until<S: Storage>(
     options.validate()?;
     let started = Instant::now();
     let mut shutdown = pin!(shutdown);
-    let selection = tokio::select! {
+    let scan = tokio::select! {
         biased;
         () = &mut shutdown => return Err(ZipError::Interrupted),
-        selection = list_frames(storage, keys, frames) => selection?,
+        scan = scan(storage, keys, frames, version) => scan?,
     };
-    if !selection.missing.is_empty() {
-        return Err(report_missing(storage, keys, frames, selection.missing).await);
+    if !scan.is_complete() {
+        return Err(report_missing(storage, keys, frames, &scan).await);
     }
-    let objects = selection.found;
+    if !scan.stale_objects.is_empty() {
+        tracing::warn!(
+            stale = scan.stale_objects.len(),
+            first = %scan.stale_objects[0].key,
+            "left out frame objects of another upload or format"
+        );
+    }
+    let ignored = scan.ignored + scan.stale_objects.len();
+    let objects = scan.current;
     let mut upload = storage.start_upload(&keys.zip(), PutOptions::content_type(ZIP_CONTENT_TYPE));
     let streamed = archive::stream_archive(
         storage,
@@ -191,7 +205,7 @@ pub async fn zip_frames_until<S: Storage>(
     Ok(ZipSummary {
         key: keys.zip(),
         frames: objects.len(),
-        ignored: selection.ignored,
+        ignored,
         frame_bytes: objects.iter().map(|object| object.size).sum(),
         archive_bytes,
         elapsed: started.elapsed(),
@@ -222,6 +236,7 @@ pub async fn run<S: Storage>(
         storage,
         &config.keys,
         &config.frames,
+        &config.version,
         &config.options,
         &log_progress,
         shutdown,
@@ -229,25 +244,32 @@ pub async fn run<S: Storage>(
     .await
 }
 
-async fn list_frames<S: Storage>(
+async fn scan<S: Storage>(
     storage: &S,
     keys: &JobKeys,
     frames: &FrameList,
-) -> Result<Selection, ZipError> {
-    let prefix = keys.frames_prefix();
-    let listing = storage
-        .list(&prefix)
+    version: &OutputVersion,
+) -> Result<FrameScan, ZipError> {
+    scan_frames(storage, keys, frames.as_slice(), version)
         .await
-        .map_err(|source| ZipError::storage(format!("listing `{prefix}`"), source))?;
-    select_frames(keys, frames, &listing)
+        .map_err(|error| match error {
+            farm_jobs::ScanError::Storage(source) => {
+                ZipError::storage(format!("scanning `{}`", keys.frames_prefix()), source)
+            }
+            farm_jobs::ScanError::Ambiguous { frame, keys } => ZipError::Ambiguous { frame, keys },
+            other => ZipError::config(other.to_string()),
+        })
 }
 
 /// The `missing.json` document.
 #[derive(Debug, serde::Serialize)]
 struct MissingReport<'a> {
+    /// Every expected frame not rendered for this job, sorted.
     missing: &'a [i32],
     ranges: String,
     expected: usize,
+    /// Of those, frames with only an object of another upload or format.
+    stale: &'a [i32],
 }
 
 /// Writes `missing.json`, removes a stale archive (it would not hold this job's frames) and
@@ -256,12 +278,14 @@ async fn report_missing<S: Storage>(
     storage: &S,
     keys: &JobKeys,
     frames: &FrameList,
-    missing: Vec<i32>,
+    scan: &FrameScan,
 ) -> ZipError {
+    let missing = scan.not_current();
     let report = MissingReport {
         missing: &missing,
         ranges: compact(&missing, ", "),
         expected: frames.len(),
+        stale: &scan.stale,
     };
     if let Err(source) = put_json(storage, &keys.missing(), &report).await {
         return ZipError::storage(format!("writing `{}`", keys.missing()), source);
@@ -269,6 +293,7 @@ async fn report_missing<S: Storage>(
     remove_stale(storage, &keys.zip()).await;
     ZipError::Missing {
         missing,
+        stale: scan.stale.len(),
         expected: frames.len(),
         report: keys.missing(),
     }

@@ -6,6 +6,7 @@ use std::process;
 
 use clap::Parser;
 use farm_core::env;
+use farm_core::scheduler::FRAMES_REF_PREFIX;
 use farm_io::S3Storage;
 use tracing::Instrument;
 use zipper::{Cli, Config, ZipError, ZipSummary};
@@ -14,11 +15,7 @@ fn main() {
     // Exits 2 (usage) on a missing flag or variable, 0 on `--help`.
     let cli = Cli::parse();
     farm_io::telemetry::init(&std::env::var(env::LOG_FORMAT).unwrap_or_default());
-    let code = match cli.into_config() {
-        Ok(config) => run_to_exit_code(&config),
-        Err(error) => log_failure(&error),
-    };
-    process::exit(code);
+    process::exit(run_to_exit_code(cli));
 }
 
 /// Runs the zipper on a fresh runtime, which is shut down before the process exits.
@@ -26,7 +23,7 @@ fn main() {
 /// One thread is plenty (the zipper waits on the network; CRCs and copies take well under a
 /// second per GiB), and keeps glibc's allocator from spreading the MiB-sized buffers over
 /// per-thread arenas: about 10 MiB less peak RSS than a multi-threaded runtime.
-fn run_to_exit_code(config: &Config) -> i32 {
+fn run_to_exit_code(mut cli: Cli) -> i32 {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -37,6 +34,27 @@ fn run_to_exit_code(config: &Config) -> i32 {
             return farm_core::exit::TRANSIENT;
         }
     };
+    // A long frame list comes by reference (`FARM_FRAMES=@<key>`).
+    if cli.frames.starts_with(FRAMES_REF_PREFIX) && !cli.bucket.trim().is_empty() {
+        let resolved = runtime.block_on(async {
+            let storage = S3Storage::from_env(cli.bucket.clone()).await;
+            farm_jobs::resolve_frames(&storage, &cli.frames).await
+        });
+        match resolved {
+            Ok(frames) => cli.frames = frames,
+            Err(source) => {
+                return log_failure(&ZipError::storage(
+                    format!("reading the frame list `{}`", cli.frames),
+                    source,
+                ))
+            }
+        }
+    }
+    let config = match cli.into_config() {
+        Ok(config) => config,
+        Err(error) => return log_failure(&error),
+    };
+    let config = &config;
     let job_id = std::env::var(env::BATCH_JOB_ID).unwrap_or_default();
     let span = tracing::info_span!("zipper", job_id, key = config.keys.source());
     let result = runtime.block_on(zip(config).instrument(span.clone()));

@@ -9,6 +9,7 @@ use farm_core::frames::DEFAULT_MAX_FRAMES;
 use farm_core::storage::Storage;
 use farm_core::{FrameList, JobKeys};
 use farm_io::LocalStorage;
+use farm_jobs::OutputVersion;
 use zipper::{zip_frames, ZipError, ZipOptions, ZipProgress};
 
 use common::{check_archive, check_extracted, expected_entries, frame_bytes};
@@ -37,9 +38,16 @@ async fn a_local_output_folder_zips_into_frames_zip() {
     let seen = Mutex::new(Vec::new());
     let progress = |p: ZipProgress| seen.lock().expect("lock").push(p.frames_done);
 
-    let summary = zip_frames(&storage, &keys, &list, &ZipOptions::default(), &progress)
-        .await
-        .expect("zipped");
+    let summary = zip_frames(
+        &storage,
+        &keys,
+        &list,
+        &OutputVersion::default(),
+        &ZipOptions::default(),
+        &progress,
+    )
+    .await
+    .expect("zipped");
     assert_eq!((summary.frames, summary.ignored), (5, 1));
     assert_eq!(*seen.lock().expect("lock"), [0, 1, 2, 3, 4, 5]);
     let archive = dir.path().join("frames.zip");
@@ -63,6 +71,7 @@ async fn missing_local_frames_leave_missing_json_and_no_archive() {
         &storage,
         &JobKeys::root(),
         &list,
+        &OutputVersion::default(),
         &ZipOptions::default(),
         &|_| {},
     )

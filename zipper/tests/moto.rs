@@ -11,6 +11,7 @@ use farm_core::frames::DEFAULT_MAX_FRAMES;
 use farm_core::storage::{PutOptions, Storage};
 use farm_core::{env, FrameList, JobKeys};
 use farm_io::{S3Storage, UploadTuning};
+use farm_jobs::OutputVersion;
 use farm_testkit::{unique_prefix, Moto};
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::Notify;
@@ -94,6 +95,7 @@ impl Farm {
             &self.storage,
             &self.keys,
             &frames(spec),
+            &OutputVersion::default(),
             &ZipOptions::default(),
             &|_| {},
         )
@@ -247,6 +249,7 @@ async fn an_interrupted_multipart_upload_leaves_no_archive_and_no_open_upload() 
         &storage,
         &farm.keys,
         &frames("1-12"),
+        &OutputVersion::default(),
         &ZipOptions::default(),
         &progress,
         stop.notified(),

@@ -67,7 +67,15 @@ async fn zip(
     keys: &JobKeys,
     frames: &FrameList,
 ) -> Result<ZipSummary, ZipError> {
-    zip_frames(storage, keys, frames, &ZipOptions::default(), &no_progress).await
+    zip_frames(
+        storage,
+        keys,
+        frames,
+        &OutputVersion::default(),
+        &ZipOptions::default(),
+        &no_progress,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -216,6 +224,7 @@ async fn shutdown_midway_aborts_the_upload() {
         &storage,
         &keys,
         &list("1-30"),
+        &OutputVersion::default(),
         &ZipOptions::default(),
         &progress,
         stop.notified(),
@@ -260,9 +269,16 @@ async fn progress_reaches_the_total_and_pieces_stay_small() {
         chunk_bytes: 256 * 1024,
         ..ZipOptions::default()
     };
-    zip_frames(&storage, &keys, &list("1-12"), &options, &progress)
-        .await
-        .unwrap();
+    zip_frames(
+        &storage,
+        &keys,
+        &list("1-12"),
+        &OutputVersion::default(),
+        &options,
+        &progress,
+    )
+    .await
+    .unwrap();
     let last = last.lock().unwrap().unwrap();
     assert_eq!((last.frames_done, last.frames_total), (12, 12));
     assert_eq!(last.bytes_done, 12 * 700_000);
@@ -279,9 +295,16 @@ async fn more_than_65535_entries_make_a_zip64_archive() {
         max_prefetch_frames: 64,
         ..ZipOptions::default()
     };
-    zip_frames(&storage, &keys, &list("1-70000"), &options, &no_progress)
-        .await
-        .unwrap();
+    zip_frames(
+        &storage,
+        &keys,
+        &list("1-70000"),
+        &OutputVersion::default(),
+        &options,
+        &no_progress,
+    )
+    .await
+    .unwrap();
     let archive = storage.object(&keys.zip()).unwrap();
     let reader = ZipFileReader::new(archive.to_vec()).await.unwrap();
     assert!(reader.file().zip64());
@@ -318,6 +341,7 @@ async fn a_zero_chunk_is_a_usage_error() {
         &storage,
         &JobKeys::root(),
         &list("1"),
+        &OutputVersion::default(),
         &options,
         &no_progress,
     )

@@ -1,0 +1,27 @@
+//! The job model: what a job is made of and which frames belong to it, decided in one place.
+//!
+//! - [`submit`]: the only code that submits jobs. [`submit_request`] (the trigger) submits a
+//!   request's render job and the zip job that depends on it at most once, stops the key's
+//!   previous job, and writes `<key>/job.json`; [`submit_retry`] (`farm retry`) resubmits the
+//!   frames a job lacks.
+//! - [`scan`]: the one frame scan. [`scan_frames`] says of each expected frame of a job whether
+//!   the store holds it for *this* job (current), holds only another version's or format's
+//!   object (stale), or nothing (missing). The renderer, the local farm, the zipper,
+//!   `farm status` and `farm retry` all use it.
+//!
+//! - [`frames`]: frame lists too long for a job's environment go by reference
+//!   ([`pass_long_frames`], [`resolve_frames`]).
+//!
+//! Like `farm-core`, this crate only talks to the ports ([`farm_core::Storage`],
+//! [`farm_core::scheduler::Scheduler`]); it has no AWS SDK and runs no process.
+
+pub mod frames;
+pub mod scan;
+pub mod submit;
+
+pub use frames::{pass_long_frames, resolve_frames};
+pub use scan::{scan_frames, FrameObject, FrameScan, FrameState, OutputVersion, ScanError};
+pub use submit::{
+    request_job_name, submit_request, submit_retry, submitted_manifest, write_rejection,
+    MarkerState, RequestMarker, SourceObject, Submission, SubmitError, PENDING_MARKER_TAKEOVER,
+};

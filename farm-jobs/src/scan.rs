@@ -1,0 +1,304 @@
+//! The one frame scan: which of a job's expected frames the store holds *for this job*.
+//!
+//! A frame object belongs to a job when it was rendered from the job's version of the `.blend`
+//! and in the job's output format. The renderer records both on every frame it uploads
+//! ([`OutputVersion::metadata`]); the scan reads them back ([`Storage::head`]) and sorts every
+//! expected frame into one of three states ([`FrameState`]):
+//!
+//! - **current**: exactly one object of the frame matches the job;
+//! - **stale**: objects of the frame exist, but none matches (an older upload of the key,
+//!   another format, a file planted by hand such as `frames/0001.blend`);
+//! - **missing**: no object of the frame at all.
+//!
+//! The renderer (which frames to render), the local farm, the zipper (what to archive),
+//! `farm status` and `farm retry` all ask this scan, so they never disagree.
+
+use std::collections::BTreeMap;
+
+use farm_core::blender::OutputFormat;
+use farm_core::layout::frame_stem;
+use farm_core::storage::{
+    Metadata, ObjectMeta, StorageError, FORMAT_METADATA, SCENE_FORMAT, SOURCE_ETAG_METADATA,
+};
+use farm_core::{JobKeys, Storage};
+use futures::{StreamExt, TryStreamExt};
+
+/// Objects read (HEAD) at once to learn which version of the source they were rendered from.
+const HEADS_IN_FLIGHT: usize = 16;
+
+/// Up to this many frames, each frame's objects are listed on their own (`frames/0001.`); more
+/// frames list the whole `frames/` folder once.
+const PER_FRAME_LISTING: usize = 16;
+
+/// What makes a frame object belong to a job. The default accepts a frame of any version in
+/// the scene's own format.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutputVersion {
+    /// The version of the `.blend` the frames must come from: its S3 ETag (quotes included), or
+    /// the scene's SHA-256 on a local farm. `None` accepts frames of any version (a job
+    /// submitted without one).
+    pub source_tag: Option<String>,
+    /// The output format the job asked for; `None` is the scene's own format.
+    pub format: Option<OutputFormat>,
+}
+
+impl OutputVersion {
+    pub fn new(source_tag: Option<&str>, format: Option<OutputFormat>) -> Self {
+        Self {
+            source_tag: source_tag.map(str::to_owned),
+            format,
+        }
+    }
+
+    /// The metadata the renderer stores on every frame of this job.
+    pub fn metadata(&self) -> Metadata {
+        let mut metadata = Metadata::new();
+        if let Some(tag) = &self.source_tag {
+            metadata.insert(SOURCE_ETAG_METADATA.to_owned(), tag.clone());
+        }
+        metadata.insert(FORMAT_METADATA.to_owned(), self.format_name().to_owned());
+        metadata
+    }
+
+    fn format_name(&self) -> &'static str {
+        self.format.map_or(SCENE_FORMAT, OutputFormat::blender_name)
+    }
+
+    /// Whether the name alone already rules an object out (no need to read its metadata).
+    fn may_match(&self, extension: &str, size: u64) -> bool {
+        size > 0
+            && !extension.eq_ignore_ascii_case("blend")
+            && self.format.is_none_or(|f| f.extension() == extension)
+    }
+
+    /// Whether an object with this extension, size and metadata is a frame of this job.
+    pub fn matches(&self, extension: &str, size: u64, metadata: &Metadata) -> bool {
+        let format = metadata
+            .get(FORMAT_METADATA)
+            .map_or(SCENE_FORMAT, String::as_str);
+        let source = match &self.source_tag {
+            Some(tag) => metadata.get(SOURCE_ETAG_METADATA) == Some(tag),
+            None => true,
+        };
+        self.may_match(extension, size) && format == self.format_name() && source
+    }
+}
+
+/// One frame object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameObject {
+    /// Absolute frame number.
+    pub frame: i32,
+    /// Key of the object holding it.
+    pub key: String,
+    /// Its extension (`png`, `exr`, ...), which names the archive entry.
+    pub extension: String,
+    /// Its size.
+    pub size: u64,
+}
+
+/// Where one expected frame stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameState {
+    /// Rendered for this job.
+    Current,
+    /// Only objects of another version or format (or not frames at all) are there.
+    Stale,
+    /// Nothing is there.
+    Missing,
+}
+
+/// The expected frames of a job, by state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FrameScan {
+    /// The current object of each current frame, in frame order.
+    pub current: Vec<FrameObject>,
+    /// Frames with objects, none of them current, sorted.
+    pub stale: Vec<i32>,
+    /// Frames with no object, sorted.
+    pub missing: Vec<i32>,
+    /// The objects of expected frames that are not current: never archived, never counted.
+    pub stale_objects: Vec<FrameObject>,
+    /// Frame objects of frames the job does not expect.
+    pub ignored: usize,
+}
+
+impl FrameScan {
+    /// The state of `frame` (an expected frame).
+    pub fn state(&self, frame: i32) -> FrameState {
+        if self.stale.binary_search(&frame).is_ok() {
+            FrameState::Stale
+        } else if self.missing.binary_search(&frame).is_ok() {
+            FrameState::Missing
+        } else {
+            FrameState::Current
+        }
+    }
+
+    /// Frames still to render for this job: stale and missing, sorted.
+    pub fn not_current(&self) -> Vec<i32> {
+        let mut frames: Vec<i32> = self.stale.iter().chain(&self.missing).copied().collect();
+        frames.sort_unstable();
+        frames
+    }
+
+    /// Whether every expected frame is current.
+    pub fn is_complete(&self) -> bool {
+        self.stale.is_empty() && self.missing.is_empty()
+    }
+}
+
+/// Why a scan failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScanError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Two objects of one frame both claim to be this job's (only a hand-made copy does this).
+    #[error("frame {frame} of this job is present more than once: {}; delete all but one", keys.join(", "))]
+    Ambiguous { frame: i32, keys: Vec<String> },
+}
+
+impl ScanError {
+    /// Whether another attempt may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Storage(e) if e.is_transient())
+    }
+}
+
+/// Scans the store for `frames` (sorted, distinct expected frames) of the job under `keys`.
+pub async fn scan_frames<S: Storage>(
+    storage: &S,
+    keys: &JobKeys,
+    frames: &[i32],
+    version: &OutputVersion,
+) -> Result<FrameScan, ScanError> {
+    let (listing, mut ignored) = list_frames(storage, keys, frames).await?;
+    let mut by_frame: BTreeMap<i32, Vec<FrameObject>> = BTreeMap::new();
+    for object in listing {
+        let Some((frame, extension)) = keys.parse_frame_key(&object.key) else {
+            continue;
+        };
+        if frames.binary_search(&frame).is_err() {
+            ignored += 1;
+            continue;
+        }
+        by_frame.entry(frame).or_default().push(FrameObject {
+            frame,
+            extension: extension.to_owned(),
+            key: object.key,
+            size: object.size,
+        });
+    }
+    let candidates: Vec<FrameObject> = by_frame.values().flatten().cloned().collect();
+    let verdicts: Vec<(FrameObject, bool)> = futures::stream::iter(candidates)
+        .map(|object| async move {
+            if !version.may_match(&object.extension, object.size) {
+                return Ok::<_, ScanError>((object, false));
+            }
+            let current = match storage.head(&object.key).await? {
+                Some(meta) => version.matches(&object.extension, meta.size, &meta.metadata),
+                None => false,
+            };
+            Ok((object, current))
+        })
+        .buffered(HEADS_IN_FLIGHT)
+        .try_collect()
+        .await?;
+
+    let mut scan = FrameScan {
+        ignored,
+        ..FrameScan::default()
+    };
+    let mut current: BTreeMap<i32, Vec<FrameObject>> = BTreeMap::new();
+    for (object, is_current) in verdicts {
+        if is_current {
+            current.entry(object.frame).or_default().push(object);
+        } else {
+            scan.stale_objects.push(object);
+        }
+    }
+    for &frame in frames {
+        match current.remove(&frame) {
+            Some(mut objects) if objects.len() == 1 => scan.current.extend(objects.pop()),
+            Some(objects) => {
+                return Err(ScanError::Ambiguous {
+                    frame,
+                    keys: objects.into_iter().map(|o| o.key).collect(),
+                })
+            }
+            None if by_frame.contains_key(&frame) => scan.stale.push(frame),
+            None => scan.missing.push(frame),
+        }
+    }
+    Ok(scan)
+}
+
+/// The objects that may be frames of `frames`, and how many frame objects of other frames a
+/// per-frame listing already skipped (none).
+async fn list_frames<S: Storage>(
+    storage: &S,
+    keys: &JobKeys,
+    frames: &[i32],
+) -> Result<(Vec<ObjectMeta>, usize), StorageError> {
+    if frames.len() > PER_FRAME_LISTING {
+        return Ok((storage.list(&keys.frames_prefix()).await?, 0));
+    }
+    let mut listing = Vec::new();
+    for &frame in frames {
+        let prefix = format!("{}{}.", keys.frames_prefix(), frame_stem(frame));
+        listing.extend(storage.list(&prefix).await?);
+    }
+    Ok((listing, 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(tag: Option<&str>, format: &str) -> Metadata {
+        let mut m = Metadata::new();
+        if let Some(tag) = tag {
+            m.insert(SOURCE_ETAG_METADATA.into(), tag.into());
+        }
+        m.insert(FORMAT_METADATA.into(), format.into());
+        m
+    }
+
+    #[test]
+    fn a_frame_matches_only_its_version_and_format() {
+        let job = OutputVersion::new(Some("\"e2\""), None);
+        assert!(job.matches("png", 10, &meta(Some("\"e2\""), "scene")));
+        assert!(!job.matches("png", 10, &meta(Some("\"e1\""), "scene")));
+        assert!(!job.matches("png", 10, &meta(None, "scene")));
+        assert!(!job.matches("jpg", 10, &meta(Some("\"e2\""), "JPEG")));
+        assert!(!job.matches("png", 0, &meta(Some("\"e2\""), "scene")));
+        assert!(!job.matches("blend", 10, &meta(Some("\"e2\""), "scene")));
+        let jpeg = OutputVersion::new(Some("\"e2\""), Some(OutputFormat::Jpeg));
+        assert!(jpeg.matches("jpg", 10, &meta(Some("\"e2\""), "JPEG")));
+        assert!(!jpeg.matches("png", 10, &meta(Some("\"e2\""), "scene")));
+        assert!(jpeg.matches("jpg", 10, &jpeg.metadata()));
+    }
+
+    #[test]
+    fn frames_without_a_format_record_count_as_the_scene_format() {
+        let job = OutputVersion::new(Some("t"), None);
+        let mut old = Metadata::new();
+        old.insert(SOURCE_ETAG_METADATA.into(), "t".into());
+        assert!(job.matches("png", 1, &old));
+    }
+
+    #[test]
+    fn states_are_read_from_the_lists() {
+        let scan = FrameScan {
+            stale: vec![2],
+            missing: vec![3, 5],
+            ..FrameScan::default()
+        };
+        assert_eq!(scan.state(1), FrameState::Current);
+        assert_eq!(scan.state(2), FrameState::Stale);
+        assert_eq!(scan.state(5), FrameState::Missing);
+        assert_eq!(scan.not_current(), [2, 3, 5]);
+        assert!(!scan.is_complete());
+    }
+}

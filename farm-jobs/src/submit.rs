@@ -1,0 +1,647 @@
+//! Submitting a render request: at most one render job and one zip job per object version and
+//! request, whoever asks (the trigger Lambda on an S3 event, `farm retry`). This is the only
+//! code that submits jobs.
+//!
+//! # Idempotency
+//! S3 delivers events at least once and Lambda retries failed invocations, so one request may be
+//! handled several times, even at the same time. Before submitting anything,
+//! [`submit_request`] creates a marker object `<key>/requests/<fingerprint>.json` with
+//! `If-None-Match: *` ([`Storage::create_if_absent`]); the fingerprint
+//! ([`request_fingerprint`]) covers the object version (version id, else ETag), the canonical
+//! frame list, the chunk size and the format. Whoever creates the marker submits; everyone else
+//! finds it and submits nothing. A re-upload with new content (new ETag or version) or a new
+//! frame tag is a new fingerprint, hence a new job.
+//!
+//! The marker is written `pending` and rewritten `submitted` (with the manifest) once both jobs
+//! are in. If submitting fails, the marker is deleted again before the error is returned, so the
+//! retry can submit; a render job whose zip job could not be submitted is cancelled first.
+//!
+//! A marker still `pending` and younger than [`PENDING_MARKER_TAKEOVER`] belongs to a delivery
+//! that may still be submitting, or that died doing it: the invocation fails with
+//! [`SubmitError::InFlight`] (retryable), so the request is looked at again later instead of
+//! being called a duplicate of a submission that may never finish. A later delivery takes over
+//! a pending marker older than that by creating the next generation of marker
+//! (`<fingerprint>.1.json`, ...) with `If-None-Match: *` again, so two deliveries never both
+//! take over. The takeover first asks the scheduler for jobs already submitted under the
+//! request's job names (which carry the fingerprint, [`request_job_name`]): a submitter that
+//! died after SubmitJob and before rewriting its marker left them, and they are adopted, not
+//! submitted twice.
+//!
+//! # One job per key
+//! A new request for a key (a re-upload, a new frame tag) terminates the jobs `job.json` names
+//! before submitting its own: two jobs writing the same `frames/` would mix versions. A request
+//! rejected while a submitted job stands never overwrites its `job.json`: the rejection is
+//! written beside it, to `<key>/rejected.json`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use farm_core::layout::{batch_job_name, request_fingerprint};
+use farm_core::manifest::{JobManifest, ManifestStatus, MANIFEST_SCHEMA};
+use farm_core::scheduler::{JobKind, JobSpec, JobState, Scheduler, SchedulerError};
+use farm_core::storage::{get_json, put_json, PutOptions, StorageError};
+use farm_core::{JobKeys, RenderRequest, Storage};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::frames::pass_long_frames;
+
+/// Why a submission failed. Every variant but [`SubmitError::TooLarge`] is worth retrying later
+/// as it stands.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubmitError {
+    /// The store failed (after the SDK's retries).
+    #[error("s3: {0}")]
+    Storage(#[from] StorageError),
+    /// The scheduler failed (after the SDK's retries).
+    #[error("batch: {0}")]
+    Scheduler(#[from] SchedulerError),
+    /// The request marker kept disappearing under us: other deliveries are racing on it.
+    #[error("request marker `{key}` was created and removed by other deliveries {attempts} times in a row; the event will be retried")]
+    MarkerContention { key: String, attempts: u32 },
+    /// The job's environment would not fit ECS's container overrides even with the frame list
+    /// passed by reference (an extremely long key): no retry can fix it.
+    #[error("the job's settings take {len} characters, more than the {max} AWS accepts for a job; use a shorter key (folder and file name)", max = farm_core::scheduler::CONTAINER_OVERRIDES_MAX)]
+    TooLarge { len: usize },
+    /// Another delivery claimed the request moments ago and has not finished submitting.
+    #[error("request marker `{key}` is pending for {age_seconds} s: another delivery is submitting this request (or died doing it); the event will be retried and takes it over after {} s", PENDING_MARKER_TAKEOVER.as_secs())]
+    InFlight { key: String, age_seconds: u64 },
+}
+
+/// How old a `pending` marker must be before another delivery may take it over. Must exceed the
+/// Lambda timeout (60 s in `infra/farm.yaml`): a younger marker may belong to a live invocation.
+pub const PENDING_MARKER_TAKEOVER: Duration = Duration::from_secs(120);
+
+/// How many takeovers of stale pending markers one request allows before giving up.
+const MAX_MARKER_GENERATIONS: u32 = 5;
+
+/// Rounds of create-then-find-it-gone before giving up (other deliveries rolling back).
+const MAX_MARKER_ATTEMPTS: u32 = 10;
+
+/// The object a request renders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceObject {
+    pub bucket: String,
+    pub key: String,
+    /// The object's ETag as S3 returns it (quotes included); the renderer refuses any other
+    /// content.
+    pub etag: String,
+    /// The object's version id, in a versioned bucket.
+    pub version_id: Option<String>,
+}
+
+impl SourceObject {
+    /// What identifies this content for the marker: the version id if there is one, else the
+    /// ETag (without quotes, so that an event's bare ETag and S3's quoted one agree).
+    pub fn version(&self) -> &str {
+        self.version_id
+            .as_deref()
+            .unwrap_or_else(|| self.etag.trim().trim_matches('"'))
+    }
+}
+
+/// Where a request marker is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarkerState {
+    /// Created; the jobs are being submitted (or the submitter died, see the module docs).
+    Pending,
+    /// Both jobs were submitted; `manifest` holds their ids.
+    Submitted,
+}
+
+/// The body of `<key>/requests/<fingerprint>.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestMarker {
+    pub state: MarkerState,
+    /// When the marker was created (kept when it is rewritten `submitted`).
+    pub created: Timestamp,
+    pub key: String,
+    /// Version id or ETag of the object.
+    pub version: String,
+    pub frames: String,
+    pub chunk_size: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// The manifest written for the submitted jobs (state `submitted` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<JobManifest>,
+}
+
+/// What [`submit_request`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submission {
+    /// Both jobs were submitted and `<key>/job.json` written.
+    Submitted {
+        render_job_id: String,
+        zip_job_id: String,
+        /// The marker key this submission holds.
+        marker: String,
+        /// The `job.json` written.
+        manifest: Box<JobManifest>,
+    },
+    /// The same request was already handled (or is being handled): nothing was submitted.
+    Duplicate {
+        marker: String,
+        state: MarkerState,
+        /// The render job of the earlier submission, if it finished submitting.
+        render_job_id: Option<String>,
+    },
+}
+
+/// Submits `request` for `source` once: claims the request marker, stops the key's previous
+/// job, submits the render job and the zip job that depends on it, and writes `<key>/job.json`
+/// (status `submitted`, both ids).
+///
+/// `storage` is the bucket `source.bucket` names. A request already submitted returns
+/// [`Submission::Duplicate`] and submits nothing; one still being submitted elsewhere fails
+/// with [`SubmitError::InFlight`]. See the module docs for the guarantees.
+pub async fn submit_request<S: Storage, B: Scheduler>(
+    storage: &S,
+    scheduler: &B,
+    source: &SourceObject,
+    request: &RenderRequest,
+) -> Result<Submission, SubmitError> {
+    let keys = JobKeys::new(source.key.clone());
+    let format = request.format.map(|f| f.blender_name().to_owned());
+    let frames = request.plan.frames().canonical();
+    let fingerprint = request_fingerprint(
+        source.version(),
+        &frames,
+        request.plan.chunk_size(),
+        format.as_deref(),
+    );
+    let pending = RequestMarker {
+        state: MarkerState::Pending,
+        created: Timestamp::now(),
+        key: source.key.clone(),
+        version: source.version().to_owned(),
+        frames,
+        chunk_size: request.plan.chunk_size(),
+        format,
+        manifest: None,
+    };
+    let (marker, takeover) = match claim_marker(storage, &keys, &fingerprint, &pending).await? {
+        Claim::Owned { marker, takeover } => (marker, takeover),
+        Claim::InFlight { marker, age } => {
+            return Err(SubmitError::InFlight {
+                key: marker,
+                age_seconds: age.as_secs(),
+            })
+        }
+        Claim::Taken { marker, existing } => {
+            tracing::info!(
+                key = %source.key,
+                marker = %marker,
+                state = ?existing.state,
+                "duplicate request: this object version and frame request were already submitted; nothing submitted"
+            );
+            repair_manifest(storage, &keys, &existing).await;
+            return Ok(Submission::Duplicate {
+                marker,
+                state: existing.state,
+                render_job_id: existing
+                    .manifest
+                    .as_ref()
+                    .and_then(|m| m.render_job_id.clone()),
+            });
+        }
+    };
+
+    let submitted = async {
+        let adopted = if takeover {
+            find_request_jobs(scheduler, &keys, &fingerprint).await?
+        } else {
+            Adopted::default()
+        };
+        if adopted.render.is_none() {
+            stop_previous_job(storage, scheduler, &keys, &fingerprint).await?;
+        }
+        let jobs = Jobs {
+            source,
+            keys: &keys,
+            render: request,
+            whole: request,
+            fingerprint: Some(&fingerprint),
+        };
+        jobs.submit(storage, scheduler, adopted).await
+    };
+    let (render_job_id, zip_job_id) = match submitted.await {
+        Ok(ids) => ids,
+        Err(err) => {
+            // Let the retry submit: it would otherwise find our marker and do nothing.
+            if let Err(delete) = storage.delete(&marker).await {
+                tracing::error!(
+                    key = %source.key,
+                    marker = %marker,
+                    error = %delete,
+                    "could not delete the request marker after a failed submission; the retry takes it over once it is stale"
+                );
+            }
+            return Err(err);
+        }
+    };
+
+    let mut manifest = submitted_manifest(source, request, &render_job_id, &zip_job_id);
+    manifest.targets = scheduler.targets();
+    manifest.request = Some(fingerprint);
+    let done = RequestMarker {
+        state: MarkerState::Submitted,
+        manifest: Some(manifest.clone()),
+        ..pending
+    };
+    // The jobs exist now: a failure from here on must not let anyone submit them again.
+    if let Err(err) = put_json(storage, &marker, &done).await {
+        tracing::error!(
+            key = %source.key,
+            marker = %marker,
+            render_job_id = %render_job_id,
+            zip_job_id = %zip_job_id,
+            error = %err,
+            "jobs submitted but the request marker could not be marked submitted"
+        );
+    }
+    put_json(storage, &keys.manifest(), &manifest).await?;
+    Ok(Submission::Submitted {
+        render_job_id,
+        zip_job_id,
+        marker,
+        manifest: Box::new(manifest),
+    })
+}
+
+/// Submits a render job for `render`'s frames and a zip job archiving all of `whole`'s frames
+/// once it has succeeded, with no request marker, and writes `<key>/job.json` for `whole`: a
+/// deliberate resubmission (`farm retry`) of a job whose jobs have ended. Returns the manifest.
+pub async fn submit_retry<S: Storage, B: Scheduler>(
+    storage: &S,
+    scheduler: &B,
+    source: &SourceObject,
+    render: &RenderRequest,
+    whole: &RenderRequest,
+) -> Result<JobManifest, SubmitError> {
+    let keys = JobKeys::new(source.key.clone());
+    let jobs = Jobs {
+        source,
+        keys: &keys,
+        render,
+        whole,
+        fingerprint: None,
+    };
+    let (render_job_id, zip_job_id) = jobs.submit(storage, scheduler, Adopted::default()).await?;
+    let mut manifest = submitted_manifest(source, whole, &render_job_id, &zip_job_id);
+    manifest.chunk_count = render.plan.chunk_count();
+    manifest.targets = scheduler.targets();
+    put_json(storage, &keys.manifest(), &manifest).await?;
+    Ok(manifest)
+}
+
+/// Records a request that can never succeed as it stands (bad tags, not a .blend): in
+/// `<key>/job.json` with status `rejected`, unless `job.json` describes a submitted job, which
+/// it must keep describing (`farm cancel`, `farm retry` and `farm status` read it): then in
+/// `<key>/rejected.json` beside it. Returns the manifest and the key it was written to.
+pub async fn write_rejection<S: Storage>(
+    storage: &S,
+    bucket: &str,
+    key: &str,
+    etag: Option<&str>,
+    version_id: Option<&str>,
+    message: &str,
+) -> Result<(JobManifest, String), SubmitError> {
+    let keys = JobKeys::new(key);
+    let mut manifest = JobManifest::rejected(
+        bucket,
+        key,
+        etag.map(str::to_owned),
+        message.to_owned(),
+        Timestamp::now(),
+    );
+    manifest.version_id = version_id.map(str::to_owned);
+    let target = match get_json::<JobManifest>(storage, &keys.manifest()).await {
+        Ok(existing) if existing.status == ManifestStatus::Submitted => keys.rejection(),
+        Ok(_) | Err(StorageError::NotFound { .. }) | Err(StorageError::Json { .. }) => {
+            keys.manifest()
+        }
+        Err(err) => return Err(err.into()),
+    };
+    put_json(storage, &target, &manifest).await?;
+    Ok((manifest, target))
+}
+
+/// The manifest of a submitted request.
+pub fn submitted_manifest(
+    source: &SourceObject,
+    request: &RenderRequest,
+    render_job_id: &str,
+    zip_job_id: &str,
+) -> JobManifest {
+    JobManifest {
+        schema: MANIFEST_SCHEMA,
+        status: ManifestStatus::Submitted,
+        bucket: source.bucket.clone(),
+        key: source.key.clone(),
+        etag: Some(source.etag.clone()),
+        version_id: source.version_id.clone(),
+        frames: Some(request.plan.frames().canonical()),
+        frame_count: request.plan.frames().len(),
+        chunk_size: request.plan.chunk_size(),
+        chunk_count: request.plan.chunk_count(),
+        format: request.format.map(|f| f.blender_name().to_owned()),
+        render_job_id: Some(render_job_id.to_owned()),
+        zip_job_id: Some(zip_job_id.to_owned()),
+        targets: None,
+        request: None,
+        created: Timestamp::now(),
+        message: None,
+    }
+}
+
+/// The Batch job name of a request's render or zip job: readable, and ending in the first 16
+/// hex digits of the request's fingerprint so a takeover can find what a dead submitter left,
+/// e.g. `shots-a-blend-0123456789abcdef-render`.
+pub fn request_job_name(keys: &JobKeys, fingerprint: &str, kind: JobKind) -> String {
+    let short = &fingerprint[..fingerprint.len().min(16)];
+    let suffix = match kind {
+        JobKind::Render => "render",
+        JobKind::Zip => "zip",
+    };
+    batch_job_name(keys.source(), &format!("{short}-{suffix}"))
+}
+
+/// Jobs of a request that a dead submitter already submitted.
+#[derive(Debug, Default)]
+struct Adopted {
+    render: Option<String>,
+    zip: Option<String>,
+}
+
+/// Asks the scheduler for live (or succeeded) jobs under the request's job names.
+async fn find_request_jobs<B: Scheduler>(
+    scheduler: &B,
+    keys: &JobKeys,
+    fingerprint: &str,
+) -> Result<Adopted, SubmitError> {
+    let mut adopted = Adopted::default();
+    for kind in [JobKind::Render, JobKind::Zip] {
+        let name = request_job_name(keys, fingerprint, kind);
+        let found = scheduler
+            .find_by_name(&name)
+            .await?
+            .into_iter()
+            .find(|job| job.name == name && job.state != JobState::Failed)
+            .map(|job| job.id);
+        if let Some(id) = &found {
+            tracing::warn!(name = %name, job_id = %id, "a dead submitter already submitted this job; adopting it");
+        }
+        match kind {
+            JobKind::Render => adopted.render = found,
+            JobKind::Zip => adopted.zip = found,
+        }
+    }
+    if adopted.render.is_none() {
+        // A zip job alone depends on nothing we know: submit both again.
+        adopted.zip = None;
+    }
+    Ok(adopted)
+}
+
+/// Terminates the jobs `job.json` names when they belong to another request of the key.
+async fn stop_previous_job<S: Storage, B: Scheduler>(
+    storage: &S,
+    scheduler: &B,
+    keys: &JobKeys,
+    fingerprint: &str,
+) -> Result<(), SubmitError> {
+    let previous = match get_json::<JobManifest>(storage, &keys.manifest()).await {
+        Ok(previous) => previous,
+        Err(StorageError::NotFound { .. } | StorageError::Json { .. }) => return Ok(()),
+        Err(err) => return Err(err.into()),
+    };
+    if previous.status != ManifestStatus::Submitted
+        || previous.request.as_deref() == Some(fingerprint)
+    {
+        return Ok(());
+    }
+    let reason = "superseded: a new request for this key was submitted";
+    for id in [&previous.zip_job_id, &previous.render_job_id]
+        .into_iter()
+        .flatten()
+    {
+        match scheduler.cancel(id, reason).await {
+            Ok(()) => {
+                tracing::info!(key = %keys.source(), job_id = %id, "terminated the previous job of the key")
+            }
+            // Batch no longer knows it, or refuses: it cannot be running.
+            Err(SchedulerError::Rejected { message, .. }) => {
+                tracing::warn!(key = %keys.source(), job_id = %id, %message, "could not terminate the previous job of the key")
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
+/// The render and zip jobs of one submission.
+struct Jobs<'a> {
+    source: &'a SourceObject,
+    keys: &'a JobKeys,
+    /// What the render job renders.
+    render: &'a RenderRequest,
+    /// What the zip job archives (all of the job's frames).
+    whole: &'a RenderRequest,
+    /// The request's fingerprint, which names the jobs (none for `farm retry`).
+    fingerprint: Option<&'a str>,
+}
+
+impl Jobs<'_> {
+    fn spec(&self, kind: JobKind, render_job_id: Option<&str>) -> JobSpec {
+        let etag = Some(self.source.etag.as_str()).filter(|e| !e.is_empty());
+        let bucket = &self.source.bucket;
+        let mut spec = match render_job_id {
+            None => JobSpec::render(bucket, self.keys, etag, self.render),
+            Some(id) => JobSpec::zip(bucket, self.keys, etag, self.whole, id),
+        };
+        if let Some(fingerprint) = self.fingerprint {
+            spec.name = request_job_name(self.keys, fingerprint, kind);
+            spec.tags
+                .insert(TAG_REQUEST.to_owned(), fingerprint.to_owned());
+        }
+        spec
+    }
+
+    /// Submits what `adopted` lacks; returns the render and zip job ids.
+    async fn submit<S: Storage, B: Scheduler>(
+        &self,
+        storage: &S,
+        scheduler: &B,
+        adopted: Adopted,
+    ) -> Result<(String, String), SubmitError> {
+        let render_job_id = match adopted.render {
+            Some(id) => id,
+            None => {
+                let mut render = self.spec(JobKind::Render, None);
+                pass_long_frames(storage, self.keys, &mut render).await?;
+                fits(&render)?;
+                scheduler.submit(&render).await?
+            }
+        };
+        if let Some(zip_job_id) = adopted.zip {
+            return Ok((render_job_id, zip_job_id));
+        }
+        let mut zip = self.spec(JobKind::Zip, Some(&render_job_id));
+        let prepared = match pass_long_frames(storage, self.keys, &mut zip).await {
+            Ok(()) => fits(&zip),
+            Err(err) => Err(err.into()),
+        };
+        if let Err(err) = prepared {
+            let reason = "the zip job could not be submitted";
+            let _ = scheduler.cancel(&render_job_id, reason).await;
+            return Err(err);
+        }
+        match scheduler.submit(&zip).await {
+            Ok(zip_job_id) => {
+                tracing::info!(
+                    key = %self.source.key,
+                    render_job_id = %render_job_id,
+                    zip_job_id = %zip_job_id,
+                    frames = %self.render.plan.frames().canonical(),
+                    chunk_size = self.render.plan.chunk_size(),
+                    "submitted render and zip jobs"
+                );
+                Ok((render_job_id, zip_job_id))
+            }
+            Err(err) => {
+                // A render job nobody zips would only cost money; the retry submits both again.
+                let reason = "the zip job could not be submitted; the request will be retried";
+                if let Err(cancel) = scheduler.cancel(&render_job_id, reason).await {
+                    tracing::error!(
+                        key = %self.source.key,
+                        render_job_id = %render_job_id,
+                        error = %cancel,
+                        "could not cancel the render job whose zip job failed to submit; cancel it by hand"
+                    );
+                }
+                Err(err.into())
+            }
+        }
+    }
+}
+
+/// Refuses a job whose environment ECS would refuse (the job would fail at every start).
+fn fits(spec: &JobSpec) -> Result<(), SubmitError> {
+    let len = spec.overrides_len();
+    if len > farm_core::scheduler::CONTAINER_OVERRIDES_MAX {
+        return Err(SubmitError::TooLarge { len });
+    }
+    Ok(())
+}
+
+/// Job tag holding the fingerprint of the request a job was submitted for.
+pub const TAG_REQUEST: &str = "farm:request";
+
+enum Claim {
+    /// Ours to submit; `takeover` when an earlier generation was left pending.
+    Owned { marker: String, takeover: bool },
+    /// Pending, young: another delivery may still be submitting.
+    InFlight { marker: String, age: Duration },
+    Taken {
+        marker: String,
+        existing: Box<RequestMarker>,
+    },
+}
+
+fn marker_key(keys: &JobKeys, fingerprint: &str, generation: u32) -> String {
+    if generation == 0 {
+        keys.request_marker(fingerprint)
+    } else {
+        keys.request_marker(&format!("{fingerprint}.{generation}"))
+    }
+}
+
+async fn claim_marker<S: Storage>(
+    storage: &S,
+    keys: &JobKeys,
+    fingerprint: &str,
+    pending: &RequestMarker,
+) -> Result<Claim, SubmitError> {
+    let body = serde_json::to_vec_pretty(pending).map_err(|source| StorageError::Json {
+        key: keys.request_marker(fingerprint),
+        source,
+    })?;
+    let body = Bytes::from(body);
+    let options = PutOptions::content_type("application/json");
+    let mut generation = 0;
+    for _ in 0..MAX_MARKER_ATTEMPTS {
+        let marker = marker_key(keys, fingerprint, generation);
+        if storage
+            .create_if_absent(&marker, body.clone(), &options)
+            .await?
+        {
+            return Ok(Claim::Owned {
+                marker,
+                takeover: generation > 0,
+            });
+        }
+        let existing = match get_json::<RequestMarker>(storage, &marker).await {
+            Ok(existing) => Box::new(existing),
+            // Deleted since: a failed submission rolled back. Try to create it again.
+            Err(StorageError::NotFound { .. }) => continue,
+            // Not ours to judge: treat as taken rather than risk a second job.
+            Err(StorageError::Json { .. }) => {
+                tracing::warn!(marker = %marker, "request marker is not valid JSON; treating the request as submitted");
+                return Ok(Claim::Taken {
+                    existing: Box::new(pending.clone()),
+                    marker,
+                });
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let age = Timestamp::now().duration_since(existing.created);
+        if existing.state != MarkerState::Pending {
+            return Ok(Claim::Taken { marker, existing });
+        }
+        if age <= jiff::SignedDuration::try_from(PENDING_MARKER_TAKEOVER).unwrap_or_default() {
+            return Ok(Claim::InFlight {
+                marker,
+                age: Duration::try_from(age).unwrap_or_default(),
+            });
+        }
+        if generation + 1 >= MAX_MARKER_GENERATIONS {
+            tracing::error!(marker = %marker, "request markers stayed pending through {MAX_MARKER_GENERATIONS} takeovers; giving up without submitting");
+            return Ok(Claim::Taken { marker, existing });
+        }
+        tracing::warn!(
+            marker = %marker,
+            age_seconds = age.as_secs(),
+            "request marker has been pending for longer than any submitter lives; taking it over"
+        );
+        generation += 1;
+    }
+    Err(SubmitError::MarkerContention {
+        key: marker_key(keys, fingerprint, generation),
+        attempts: MAX_MARKER_ATTEMPTS,
+    })
+}
+
+/// A duplicate whose earlier submission wrote its marker but not `job.json` (S3 failed in
+/// between) writes the missing manifest. Best effort: failures are only logged.
+async fn repair_manifest<S: Storage>(storage: &S, keys: &JobKeys, existing: &RequestMarker) {
+    let Some(manifest) = &existing.manifest else {
+        return;
+    };
+    let key = keys.manifest();
+    match storage.head(&key).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            if let Err(err) = put_json(storage, &key, manifest).await {
+                tracing::warn!(key = %key, error = %err, "could not write the missing job manifest");
+            } else {
+                tracing::info!(key = %key, "wrote the job manifest an earlier submission left out");
+            }
+        }
+        Err(err) => {
+            tracing::warn!(key = %key, error = %err, "could not check for the job manifest")
+        }
+    }
+}
