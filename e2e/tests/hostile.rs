@@ -16,6 +16,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use farm_core::blender::Blender;
@@ -161,7 +162,9 @@ fn own_render(blender: &TestBlender, scene: &Path, out: &Path) -> Vec<u8> {
          s = bpy.context.scene\n\
          s.frame_set(1)\n\
          s.render.filepath = out\n\
-         bpy.ops.render.render(write_still=True)\n",
+         bpy.ops.render.render(write_still=True)\n\
+         sys.stdout.flush()\n\
+         __import__('os')._exit(0)\n",
     )
     .unwrap();
     let target = out.join("frame_1");
@@ -174,6 +177,25 @@ fn own_render(blender: &TestBlender, scene: &Path, out: &Path) -> Vec<u8> {
         .unwrap();
     assert!(output.status.success(), "{}", text(&output));
     pixels(&std::fs::read(out.join("frame_1.png")).unwrap())
+}
+
+/// Blender's own render of the scene without its hostile part, made once per Blender and scene
+/// settings for the whole test process.
+fn reference(blender: &TestBlender, options: &SceneOptions) -> Vec<u8> {
+    static CACHE: Mutex<Vec<(String, String, Vec<u8>)>> = Mutex::new(Vec::new());
+    let settings = format!("{options:?}");
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, _, pixels)) = cache
+        .iter()
+        .find(|(name, s, _)| *name == blender.name && *s == settings)
+    {
+        return pixels.clone();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let scene = make_scene_with(blender, dir.path(), "clean", options).unwrap();
+    let pixels = own_render(blender, &scene, &dir.path().join("own"));
+    cache.push((blender.name.clone(), settings, pixels.clone()));
+    pixels
 }
 
 fn text(output: &Output) -> String {
@@ -222,12 +244,7 @@ async fn check_one(blender: &TestBlender, vector: Vector, expect: Expect) {
     std::fs::create_dir_all(&scenes).unwrap();
     let scene = make_scene_with(blender, &scenes, "hostile", &options).unwrap();
     let reference = match expect {
-        Expect::Renders => {
-            let twin = root.path("reference");
-            std::fs::create_dir_all(&twin).unwrap();
-            let clean_scene = make_scene_with(blender, &twin, "clean", &clean(&options)).unwrap();
-            Some(own_render(blender, &clean_scene, &twin.join("own")))
-        }
+        Expect::Renders => Some(reference(blender, &clean(&options))),
         Expect::Refused(_) => None,
     };
     let name = &blender.name;
@@ -237,7 +254,7 @@ async fn check_one(blender: &TestBlender, vector: Vector, expect: Expect) {
     let out = root.path("f/out");
     let tmp = root.path("f/tmp");
     std::fs::create_dir_all(&tmp).unwrap();
-    let mut farm = Command::new(&e2e::bins().farm);
+    let mut farm = Command::new(&farm_e2e::bins().farm);
     with_blender_and_secrets(&mut farm, blender);
     let output = farm
         .env("TMPDIR", &tmp)
@@ -284,7 +301,7 @@ async fn check_one(blender: &TestBlender, vector: Vector, expect: Expect) {
         .unwrap();
     let before = root.files();
     let work = root.renderer_work();
-    let mut renderer = Command::new(&e2e::bins().renderer);
+    let mut renderer = Command::new(&farm_e2e::bins().renderer);
     with_blender_and_secrets(&mut renderer, blender);
     let output = renderer
         .envs(moto.env())
@@ -414,12 +431,16 @@ fn probe(dir: &Path) -> PathBuf {
         format!(
             r#"#!/usr/bin/env python3
 import json, os, subprocess
+import time
 def readable(path):
-    try:
-        with open(path, "rb") as f:
-            return len(f.read()) > 0
-    except OSError:
-        return False
+    # A process that has just been started may still be finishing its exec: retry briefly.
+    for _ in range(20):
+        try:
+            with open(path, "rb") as f:
+                return len(f.read()) > 0
+        except OSError:
+            time.sleep(0.05)
+    return False
 status = open("/proc/self/status").read()
 sibling = subprocess.Popen(["sleep", "5"])
 report = dict(
@@ -514,7 +535,7 @@ async fn blender_finds_no_credentials_even_when_code_runs_in_it() {
     // farm render: frames given, so the probe is the render itself.
     let tmp = root.path("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
-    let mut farm = without_capabilities(&e2e::bins().farm);
+    let mut farm = without_capabilities(&farm_e2e::bins().farm);
     with_blender_and_secrets(&mut farm, &blender);
     let output = farm
         .env("TMPDIR", &tmp)
@@ -536,7 +557,7 @@ async fn blender_finds_no_credentials_even_when_code_runs_in_it() {
         .await
         .unwrap();
     let work = root.path("work");
-    let mut renderer = without_capabilities(&e2e::bins().renderer);
+    let mut renderer = without_capabilities(&farm_e2e::bins().renderer);
     with_blender_and_secrets(&mut renderer, &blender);
     let output = renderer
         .envs(moto.env())
