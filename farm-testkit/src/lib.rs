@@ -15,7 +15,10 @@ mod scene;
 mod storage;
 
 pub use moto::{BatchEnv, Moto};
-pub use scene::{blender, frame_code, make_scene, SceneOptions};
+pub use scene::{
+    blender, frame_code, make_scene, make_scene_with, FileOutput, SceneOptions, TestBlender,
+    BPY_VERSION,
+};
 pub use storage::Intercept;
 
 /// A key prefix of its own for one test: `t-<name>-<8 hex digits>/`.

@@ -32,6 +32,8 @@ pub enum RenderError {
         key: String,
         reason: farm_core::blend::NotABlend,
     },
+    #[error("`{key}` was refused: {reason}")]
+    Refused { key: String, reason: String },
     #[error("blender could not open `{key}`: {message}; save the scene again in Blender and re-upload it")]
     SceneUnreadable { key: String, message: String },
     #[error("frame {frame} failed to render ({failed} of {total} frames missing after blender {exit}): {message}; log at `{log_key}`")]
@@ -88,6 +90,7 @@ impl RenderError {
             | Self::SourceMissing { .. }
             | Self::NotABlend { .. }
             | Self::SceneUnreadable { .. }
+            | Self::Refused { .. }
             | Self::FrameFailed { .. } => FailureClass::BadInput,
             Self::SourceChanged { .. } | Self::Superseded { .. } => FailureClass::Superseded,
             // The kernel's OOM killer sends SIGKILL: another attempt (on a less busy host, with

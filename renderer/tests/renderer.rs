@@ -8,7 +8,7 @@ use bytes::Bytes;
 use farm_core::storage::{PutOptions, SOURCE_ETAG_METADATA};
 use farm_core::{exit, JobKeys, Storage};
 use farm_io::S3Storage;
-use farm_testkit::{make_scene, Moto, SceneOptions};
+use farm_testkit::{make_scene, make_scene_with, Moto, SceneOptions, TestBlender, BPY_VERSION};
 use renderer::{Args, ChunkReport};
 
 const BUCKET: &str = "renders";
@@ -461,9 +461,8 @@ fn lying_blender(dir: &Path) -> PathBuf {
     std::fs::write(
         &script,
         r#"#!/usr/bin/env python3
-import re, sys, os, struct, zlib
-expr = sys.argv[sys.argv.index("--python-expr") + 1]
-out = re.search(r'os.path.join\((".*?"), ', expr).group(1)[1:-1]
+import json, sys, os
+out = json.loads(sys.argv[sys.argv.index("--") + 1])["out"]
 print("Blender 9.9 (stand-in)")
 print("FARM_FRAME 1", flush=True)
 path = os.path.join(out, "frame_1.png")
@@ -590,4 +589,84 @@ fn blender_pids(blend: &Path) -> Vec<String> {
         .split_whitespace()
         .map(str::to_owned)
         .collect()
+}
+
+/// The official bpy module (the Blender production runs) renders, through the binary, a scene
+/// it saved itself and one Debian's Blender 3.4 saved, and SIGTERM stops it like the executable.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bpy_module_renders_scenes_saved_by_4_2_and_3_4_and_stops_on_sigterm() {
+    let f = fixture().await;
+    let bpy = TestBlender::bpy(BPY_VERSION).unwrap();
+    let (var, python) = bpy.env();
+    let python = python.to_str().unwrap().to_owned();
+    let saved_by_4_2 =
+        make_scene_with(&bpy, f.dir.path(), "by-4.2", &SceneOptions::default()).unwrap();
+    let saved_by_3_4 = f.scene("by-3.4", &SceneOptions::default());
+    for (key, scene) in [
+        ("by-4.2.blend", &saved_by_4_2),
+        ("by-3.4.blend", &saved_by_3_4),
+    ] {
+        f.upload(key, scene).await;
+        let output = f
+            .renderer(&[
+                ("FARM_KEY", key),
+                ("FARM_FRAMES", "1-3"),
+                ("FARM_CHUNK", "3"),
+                (var, &python),
+            ])
+            .output()
+            .unwrap();
+        assert_exit(&output, exit::SUCCESS);
+        let keys = JobKeys::new(key);
+        for n in 1..=3 {
+            let png = f.storage.get(&keys.frame(n, "png")).await.unwrap();
+            assert_eq!(
+                farm_testkit::frame_code(&png).unwrap(),
+                n,
+                "{key} frame {n}"
+            );
+        }
+    }
+
+    let slow = make_scene_with(
+        &bpy,
+        f.dir.path(),
+        "slow-4.2",
+        &SceneOptions {
+            width: 320,
+            height: 240,
+            samples: 64,
+            end: 200,
+            ..SceneOptions::default()
+        },
+    )
+    .unwrap();
+    f.upload("slow-4.2.blend", &slow).await;
+    let child = f
+        .renderer(&[
+            ("FARM_KEY", "slow-4.2.blend"),
+            ("FARM_FRAMES", "1-200"),
+            ("FARM_CHUNK", "200"),
+            (var, &python),
+        ])
+        .spawn()
+        .unwrap();
+    let work_blend = f.dir.path().join("work/scene.blend");
+    let started = Instant::now();
+    while blender_pids(&work_blend).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "bpy never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_exit(&output, exit::INTERRUPTED);
+    assert!(blender_pids(&work_blend).is_empty(), "bpy still running");
 }
