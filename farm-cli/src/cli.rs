@@ -134,7 +134,9 @@ pub struct SubmitArgs {
     /// Key to upload to; must end in `.blend`. Default: the file's name.
     #[arg(short, long)]
     pub key: Option<String>,
-    /// Frames to render: `1-24`, `1-100:10`, `-5--1`, several separated by commas or spaces.
+    /// Frames to render: `1-24`, `1-100:10`, `-5--1`, several separated by commas or spaces;
+    /// or `scene`: the active scene's own range and step, read from the .blend (here and by the
+    /// trigger, which records what it read in `<key>/scene.json`).
     #[arg(
         short,
         long,

@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod handler;
+pub mod scene;
 pub mod submit;
 pub mod tags;
 
