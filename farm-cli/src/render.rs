@@ -468,6 +468,10 @@ fn explain(failure: RenderFailure, out: &Path, scene: &Path) -> anyhow::Error {
                     "frame {frame} failed to render ({failed} of {total} frames of the chunk missing after blender {exit}): {message}; log in {}",
                     out.join(log_key).display()
                 ),
+                RenderError::BlenderMissing { path, source } => format!(
+                    "cannot run blender at `{}`: {source}; install Blender, or pass --blender PATH (or set BLENDER)",
+                    path.display()
+                ),
                 RenderError::SceneUnreadable { message, .. } => format!(
                     "blender could not open {}: {message}; check that it opens in Blender",
                     scene.display()
