@@ -13,6 +13,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== fuzz the .blend reader (60 s)"
+scripts/fuzz.sh 60
 echo "== infra checks"
 infra/check.sh
 echo "== cargo lambda"

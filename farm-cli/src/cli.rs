@@ -31,6 +31,7 @@ pub struct Cli {
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     Render(RenderArgs),
+    Inspect(InspectArgs),
     Submit(SubmitArgs),
     Status(StatusArgs),
     Download(DownloadArgs),
@@ -66,7 +67,8 @@ pub struct RenderArgs {
     /// The .blend to render.
     pub scene: PathBuf,
     /// Frames to render: `7`, `1-24`, `1-100:10` (every 10th), `-5--1` (negative), several
-    /// separated by commas or spaces. Default: the scene's own range and step, read from Blender.
+    /// separated by commas or spaces. Default: the active scene's own range and step, read from the
+    /// .blend (without starting Blender).
     #[arg(short, long, allow_hyphen_values = true, value_name = "LIST")]
     pub frames: Option<String>,
     /// Frames per chunk (one Blender process renders one chunk). Default: the frames shared
@@ -96,6 +98,25 @@ pub struct RenderArgs {
     pub threads: Option<u16>,
 }
 
+/// Show what a .blend asks for, read without Blender: scenes, frames, engine, output, files.
+///
+/// Reads the file's own data (Blender 2.80 to 5.x, plain, gzip or zstd) in milliseconds: the
+/// version that saved it, every scene's frame range and step, fps, resolution, render engine,
+/// output format and camera (the active scene, which the farm renders, is marked), and every
+/// external file it can load (images, UDIM tiles, sequences, libraries, sounds, movie clips,
+/// fonts, caches, volumes) with whether it is packed, found or missing, relative or absolute.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:
+  farm inspect shot.blend
+  farm inspect shot.blend --json | jq '.files[] | select(.exists == false)'")]
+pub struct InspectArgs {
+    /// The .blend to read.
+    pub scene: PathBuf,
+    /// Print one JSON document instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Upload a scene to the farm's bucket, tagged so the trigger starts its job.
 ///
 /// Checks everything locally first (the file is a .blend, the frame list and chunk size are
@@ -116,7 +137,9 @@ pub struct SubmitArgs {
     /// Key to upload to; must end in `.blend`. Default: the file's name.
     #[arg(short, long)]
     pub key: Option<String>,
-    /// Frames to render: `1-24`, `1-100:10`, `-5--1`, several separated by commas or spaces.
+    /// Frames to render: `1-24`, `1-100:10`, `-5--1`, several separated by commas or spaces;
+    /// or `scene`: the active scene's own range and step, read from the .blend (here and by the
+    /// trigger, which records what it read in `<key>/scene.json`).
     #[arg(
         short,
         long,

@@ -4,6 +4,7 @@
 //! - [`cli`]: the clap definitions of every subcommand ([`Cli`]).
 //! - [`render`]: `farm render`, the local farm: the renderer's and the zipper's code over a
 //!   local folder, several chunks at once.
+//! - [`inspect`]: `farm inspect`, what a .blend asks for, read without Blender.
 //! - [`submit`]: `farm submit`, a tagged upload that starts the AWS job.
 //! - [`status`]: `farm status`, the job's Batch jobs and frame counts.
 //! - [`download`]: `farm download`, fetching (and unpacking) `frames.zip`.
@@ -17,6 +18,7 @@
 pub mod aws;
 pub mod cli;
 pub mod download;
+pub mod inspect;
 pub mod jobs;
 pub mod progress;
 pub mod render;
@@ -77,6 +79,7 @@ fn usage_error(rendered: &str) -> String {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Render(args) => render::run(&args).await,
+        Command::Inspect(args) => inspect::run(&args).await,
         Command::Submit(args) => submit::run(&args).await,
         Command::Status(args) => status::run(&args).await,
         Command::Download(args) => download::run(&args).await,

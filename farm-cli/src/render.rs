@@ -1,9 +1,9 @@
 //! `farm render`: the farm on this machine.
 //!
 //! The same pieces as on AWS, over a local folder ([`LocalStorage`] with [`JobKeys::root`]):
-//! 1. check the scene is a .blend, read the frames (`--frames`, or the scene's own range from
-//!    Blender, remembered per scene content in `OUT/.farm-scene.json`) and plan chunks with
-//!    [`Plan::new`], as the trigger does;
+//! 1. check the scene is a .blend, read the frames (`--frames`, or the active scene's own range
+//!    and step, read from the file by `farm-blend` without starting Blender) and plan chunks
+//!    with [`Plan::new`], as the trigger does;
 //! 2. find the frames still missing for this content of the .blend (its SHA-256 is the source
 //!    tag stored with every frame, so a changed scene renders again);
 //! 3. render up to `--workers` chunks at once with [`renderer::render_frames`], one Blender per
@@ -19,15 +19,12 @@ use std::future::Future;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use farm_core::blender::{
-    parse_log_line, scene_info_args, Blender, LogEvent, OutputFormat, SceneInfo,
-};
+use farm_core::blender::{Blender, OutputFormat};
 use farm_core::frames::{compact, DEFAULT_MAX_FRAMES};
 use farm_core::{FrameList, JobKeys, Plan, Storage};
 use farm_io::LocalStorage;
@@ -132,14 +129,11 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
                 .map_err(|e| anyhow!("invalid --frames `{spec}`: {e}"))
         })
         .transpose()?;
+    let frames = scene_frames(&scene, &args.scene, asked).await?;
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.scene));
     prepare_out(&out).await?;
     let source_tag = hash_file(&scene).await?;
     debug!(%source_tag, "scene content hash");
-    let frames = match asked {
-        Some(frames) => frames,
-        None => scene_range(args, &scene, &out, &source_tag, &shutdown).await?,
-    };
     let workers = usize::from(args.workers);
     let chunk = args
         .chunk
@@ -479,6 +473,10 @@ fn explain(failure: RenderFailure, out: &Path, scene: &Path) -> anyhow::Error {
                     "frame {frame} failed to render ({failed} of {total} frames of the chunk missing after blender {exit}): {message}; log in {}",
                     out.join(log_key).display()
                 ),
+                RenderError::BlenderMissing { path, source } => format!(
+                    "cannot run blender at `{}`: {source}; install Blender, or pass --blender PATH (or set BLENDER)",
+                    path.display()
+                ),
                 RenderError::SceneUnreadable { message, .. } => format!(
                     "blender could not open {}: {message}; check that it opens in Blender",
                     scene.display()
@@ -514,119 +512,54 @@ pub async fn check_scene(path: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("cannot resolve the path {shown}"))
 }
 
-/// File in the output folder remembering the frame range of the scene content last rendered
-/// there, so a rerun does not start Blender just to ask for it again.
-const SCENE_CACHE: &str = ".farm-scene.json";
-
-/// A scene's frame range, for one content of the .blend.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-struct CachedRange {
-    sha256: String,
-    start: i32,
-    end: i32,
-    step: u32,
-}
-
-/// The scene's own frames: from the cache in the output folder when it is for this content of
-/// the scene, else from Blender (and then cached).
-async fn scene_range(
-    args: &RenderArgs,
-    scene: &Path,
-    out: &Path,
-    source_tag: &str,
-    shutdown: &Shutdown,
-) -> anyhow::Result<FrameList> {
-    let cache = out.join(SCENE_CACHE);
-    let cached = tokio::fs::read(&cache)
-        .await
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<CachedRange>(&bytes).ok())
-        .filter(|c| c.sha256 == source_tag);
-    let range = match cached {
-        Some(range) => range,
-        None => {
-            let blender =
-                renderer::config::blender_from(args.blender.clone(), args.blender_python.clone());
-            let info = scene_info(&blender, scene, &args.scene, shutdown).await?;
-            let range = CachedRange {
-                sha256: source_tag.to_owned(),
-                start: info.start,
-                end: info.end,
-                step: info.step,
-            };
-            if let Ok(json) = serde_json::to_vec(&range) {
-                // Best effort: without the cache the next run asks Blender again.
-                let _ = tokio::fs::write(&cache, json).await;
-            }
-            range
-        }
-    };
-    let step = usize::try_from(range.step.max(1)).unwrap_or(1);
-    FrameList::from_frames((range.start..=range.end).step_by(step)).map_err(|e| {
-        anyhow!(
-            "the scene's frame range {}-{} is unusable: {e}; pass --frames",
-            range.start,
-            range.end
-        )
-    })
-}
-
-/// Asks Blender for the scene's own frame range and step.
-async fn scene_info(
-    blender: &Blender,
+/// The active scene's own frames (its range and step), read from the .blend by `farm-blend`:
+/// no Blender start. Also prints what the farm does differently from the scene's settings.
+/// With `--frames` the reader only adds those notes, and a file it cannot read is left to
+/// Blender.
+async fn scene_frames(
     scene: &Path,
     shown: &Path,
-    shutdown: &Shutdown,
-) -> anyhow::Result<SceneInfo> {
-    let spinner = progress::spinner("reading the scene's frame range with blender");
-    let work = tempfile::Builder::new()
-        .prefix("farm-scene-info-")
-        .tempdir()
-        .context("cannot create a temporary work folder (check TMPDIR)")?;
-    let mut command = renderer::render::blender_command(blender, work.path()).await?;
-    let output = command
-        .args(scene_info_args(blender, scene))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::select! {
-        () = shutdown.signal() => {
-            return Err(Interrupted("stopped while reading the scene's frame range".into()).into())
+    asked: Option<FrameList>,
+) -> anyhow::Result<FrameList> {
+    let path = scene.to_owned();
+    let read = tokio::task::spawn_blocking(move || crate::inspect::read_blend(&path))
+        .await
+        .context("reading the scene")?;
+    let info = match (read, asked) {
+        (Ok(info), asked) => {
+            for note in crate::inspect::notes(&info) {
+                println!("note: {note}");
+            }
+            match asked {
+                Some(frames) => return Ok(frames),
+                None => info,
+            }
         }
-        output = output => output,
+        (Err(err), Some(frames)) => {
+            debug!("{err:#}");
+            return Ok(frames);
+        }
+        (Err(err), None) => {
+            return Err(anyhow!(
+                "{err:#}; or pass --frames to let Blender read it anyway"
+            ))
+        }
     };
-    spinner.finish_and_clear();
-    let output = output.map_err(|e| {
+    let active = info.active_scene().ok_or_else(|| {
         anyhow!(
-            "cannot run blender at `{}`: {e}; install Blender, or pass --blender PATH (or set BLENDER)",
-            blender.program().display()
+            "{} names no active scene to take the frame range from; pass --frames",
+            shown.display()
         )
     })?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let Some(info) = SceneInfo::from_output(&stdout) else {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let reason = last_error(&format!("{stdout}\n{stderr}"))
-            .unwrap_or_else(|| format!("blender exited with {}", output.status));
-        bail!(
-            "blender could not read the frame range of {}: {reason}; check that it opens in Blender, or pass --frames",
-            shown.display()
-        );
-    };
-    debug!(?info, "scene info");
-    Ok(info)
-}
-
-/// The last error Blender printed, if any.
-fn last_error(output: &str) -> Option<String> {
-    output
-        .lines()
-        .rev()
-        .find_map(|line| match parse_log_line(line) {
-            LogEvent::Error { message } => Some(message.trim().to_owned()),
-            _ => None,
-        })
+    debug!(scene = %active.name, start = active.frame_start, end = active.frame_end, step = active.frame_step, "scene frames");
+    FrameList::from_frames(active.frames()).map_err(|e| {
+        anyhow!(
+            "the frame range {}-{} of scene `{}` is unusable: {e}; pass --frames",
+            active.frame_start,
+            active.frame_end,
+            active.name
+        )
+    })
 }
 
 /// Creates the output folder and checks a file can be written in it.
@@ -734,12 +667,5 @@ mod tests {
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(12 * 1024 * 1024), "12.0 MiB");
-    }
-
-    #[test]
-    fn blender_errors_are_found_from_the_end() {
-        let log = "Read blend\nError: first\nmore\nError: Cannot read file\nBlender quit";
-        assert_eq!(last_error(log).as_deref(), Some("Error: Cannot read file"));
-        assert_eq!(last_error("all fine"), None);
     }
 }

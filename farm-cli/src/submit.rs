@@ -134,12 +134,33 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
         .map(|f| f.parse::<OutputFormat>().map(|f| f.blender_name()))
         .transpose()
         .map_err(|e| anyhow!("invalid --format: {e}"))?;
-    let (tags, request) = request_tags(
-        args.frames.as_deref(),
+    // `--frames scene`: the active scene's own range and step, read here to check and show
+    // it; the object is tagged `frames=scene` so the trigger reads and records it too.
+    let scene_frames = match args.frames.as_deref().map(str::trim) {
+        Some(f) if f.eq_ignore_ascii_case(farm_jobs::scene::SCENE_FRAMES) => {
+            let path = args.scene.clone();
+            let info = tokio::task::spawn_blocking(move || crate::inspect::read_blend(&path))
+                .await
+                .context("reading the scene")??;
+            for note in crate::inspect::notes(&info) {
+                println!("note: {note}");
+            }
+            match farm_jobs::scene::from_info(&info, DEFAULT_MAX_FRAMES) {
+                farm_jobs::scene::SceneRead::Frames(record) => Some(record.frames),
+                farm_jobs::scene::SceneRead::Invalid(message) => bail!("{message}"),
+            }
+        }
+        _ => None,
+    };
+    let (mut tags, request) = request_tags(
+        scene_frames.as_deref().or(args.frames.as_deref()),
         args.frame.as_deref(),
         args.chunk.as_deref(),
         format,
     )?;
+    if scene_frames.is_some() {
+        farm_jobs::scene::set_frames_tag(&mut tags);
+    }
     let size = tokio::fs::metadata(&args.scene)
         .await
         .with_context(|| format!("cannot read {}", args.scene.display()))?

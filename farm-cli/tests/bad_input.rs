@@ -230,8 +230,9 @@ fn usage_errors_are_one_line_too() {
 fn a_missing_blender_is_named_with_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let blend = fake_blend(dir.path());
+    // The frame range is read without Blender, so Blender is first needed for the chunk.
     let result = run(farm()
-        .arg("render")
+        .args(["render", "--frames", "1"])
         .arg(&blend)
         .env("BLENDER", dir.path().join("no-blender-here")));
     let line = result.one_line_error();

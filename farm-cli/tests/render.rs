@@ -30,7 +30,7 @@ fn rendered_and_skipped(stdout: &str) -> (usize, usize) {
 #[test]
 fn the_scenes_own_range_and_step_render_into_the_default_folder_with_a_zip() {
     let dir = tempfile::tempdir().unwrap();
-    // Frames 2, 5, 8, 11: the scene's own range and step, read from Blender.
+    // Frames 2, 5, 8, 11: the scene's own range and step, read from the .blend.
     let blend = scene(dir.path(), "shot", 2, 12, 3);
     let result = run(farm().arg("render").arg(&blend));
     let stdout = result.ok();
@@ -57,7 +57,7 @@ fn the_scenes_own_range_and_step_render_into_the_default_folder_with_a_zip() {
         .expect("unzip runs");
     assert!(unzip.status.success(), "{unzip:?}");
 
-    // A rerun finds every frame done and the range remembered: no Blender is needed at all.
+    // A rerun finds every frame done and reads the range from the file: no Blender at all.
     let rerun = run(farm()
         .arg("render")
         .arg(&blend)

@@ -9,6 +9,8 @@
 //!   object (stale), or nothing (missing). The renderer, the local farm, the zipper,
 //!   `farm status` and `farm retry` all use it.
 //!
+//! - [`scene`]: `frames=scene`, the active scene's own range and step read from the upload by
+//!   `farm-blend` (the trigger and `farm submit --frames scene`).
 //! - [`frames`]: frame lists too long for a job's environment go by reference
 //!   ([`pass_long_frames`], [`resolve_frames`]).
 //!
@@ -17,6 +19,7 @@
 
 pub mod frames;
 pub mod scan;
+pub mod scene;
 pub mod submit;
 
 pub use frames::{pass_long_frames, resolve_frames};

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::error::TriggerError;
 use crate::event::{unquote, BlendRecord, EventKind};
 use crate::tags::TagReader;
+use farm_jobs::scene::{self, SceneRead};
 use farm_jobs::submit::{submit_request, write_rejection, SourceObject, Submission, SubmitError};
 
 /// Most frames one upload may ask for when `FARM_MAX_FRAMES` is not set.
@@ -254,13 +255,27 @@ where
         }
     }
 
-    let Some(tags) = deps
+    let Some(mut tags) = deps
         .tags
         .tags(bucket, key, record.version_id.as_deref())
         .await?
     else {
         return Ok(gone());
     };
+    let mut scene_record = None;
+    if scene::asks_for_scene(&tags) {
+        match scene::read_scene(&storage, key, &etag, deps.max_frames).await {
+            Ok(SceneRead::Frames(record)) => {
+                scene::set_frames(&mut tags, &record.frames);
+                scene_record = Some(record);
+            }
+            Ok(SceneRead::Invalid(message)) => {
+                return reject(&storage, record, &etag, message).await
+            }
+            Err(StorageError::NotFound { .. } | StorageError::Changed { .. }) => return Ok(gone()),
+            Err(err) => return Err(err.into()),
+        }
+    }
     let parsed = RenderRequest::from_tags(
         tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         deps.max_frames,
@@ -305,6 +320,15 @@ where
         return reject(&storage, record, &etag, err.to_string()).await;
     }
 
+    if let Some(found) = &scene_record {
+        tracing::info!(bucket, key, scene = %found.scene, frames = %found.frames, engine = %found.engine, "frames=scene: the active scene's own range");
+        farm_core::storage::put_json(
+            &storage,
+            &farm_core::JobKeys::new(key).scene_record(),
+            found.as_ref(),
+        )
+        .await?;
+    }
     let source = SourceObject {
         bucket: bucket.to_owned(),
         key: key.to_owned(),

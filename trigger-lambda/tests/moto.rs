@@ -408,3 +408,98 @@ async fn an_object_deleted_since_the_event_is_skipped() {
     );
     assert_eq!(farm.job_count().await, 0);
 }
+
+/// A .blend saved by the official `bpy` 4.2 LTS module: the active scene `Shot` renders
+/// 5-29 every 6th frame and is set to EEVEE; a second scene has another range.
+fn blend_4_2(dir: &Path) -> std::path::PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bpy-venv.sh");
+    let out = std::process::Command::new("bash")
+        .arg(venv)
+        .arg("4.2.23")
+        .output()
+        .expect("scripts/bpy-venv.sh runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let python = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let path = dir.join("shot42.blend");
+    let script = format!(
+        "import bpy\n\
+         other = bpy.data.scenes.new('Aaa')\n\
+         other.frame_start, other.frame_end = 1, 100\n\
+         s = bpy.context.scene\n\
+         s.name = 'Shot'\n\
+         s.frame_start, s.frame_end, s.frame_step = 5, 29, 6\n\
+         s.render.engine = 'BLENDER_EEVEE_NEXT'\n\
+         bpy.ops.wm.save_as_mainfile(filepath={:?}, compress=True)\n",
+        path.display().to_string()
+    );
+    let made = std::process::Command::new(python)
+        .args(["-c", &script])
+        .output()
+        .expect("bpy runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    path
+}
+
+#[tokio::test]
+async fn frames_scene_renders_the_active_scenes_stepped_range_and_records_what_it_read() {
+    let farm = Farm::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let blend = blend_4_2(dir.path());
+    let key = format!("{}shots/shot42.blend", unique_prefix("scene"));
+    let etag = farm
+        .upload(&key, std::fs::read(blend).unwrap(), "frames=scene&chunk=2")
+        .await;
+    let report = farm.handle("ObjectCreated:Put", &key, &etag).await;
+    let (render_id, _) = submitted(&report);
+    let render = &farm.describe(&[&render_id]).await[0];
+    let vars = env_of(render);
+    assert_eq!(vars["FARM_FRAMES"], "5-29:6");
+    assert_eq!(render.array_properties().and_then(|a| a.size()), Some(3));
+
+    let got = farm
+        .moto
+        .s3()
+        .get_object()
+        .bucket(BUCKET)
+        .key(format!("{key}/scene.json"))
+        .send()
+        .await
+        .expect("scene.json is written");
+    let body = got.body.collect().await.unwrap().into_bytes();
+    let record: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(record["version"], "4.2");
+    assert_eq!(record["compression"], "zstd");
+    assert_eq!(record["scene"], "Shot");
+    assert_eq!(record["frames"], "5-29:6");
+    assert_eq!(record["engine"], "BLENDER_EEVEE_NEXT");
+    assert_eq!(record["rendered_with"], "CYCLES");
+    assert!(record["notes"][0]
+        .as_str()
+        .unwrap()
+        .contains("Cycles instead"));
+}
+
+#[tokio::test]
+async fn frames_scene_on_a_file_that_is_not_a_blend_is_rejected() {
+    let farm = Farm::start().await;
+    let key = format!("{}fake.blend", unique_prefix("scene-bad"));
+    let etag = farm
+        .upload(&key, b"not a blend at all".to_vec(), "frames=scene")
+        .await;
+    let report = farm.handle("ObjectCreated:Put", &key, &etag).await;
+    match &report.records[..] {
+        [RecordOutcome::Rejected { message, .. }] => {
+            assert!(message.contains("not a .blend file"), "{message}");
+        }
+        other => panic!("expected a rejection: {other:?}"),
+    }
+    assert_eq!(farm.job_count().await, 0);
+}

@@ -1,0 +1,516 @@
+//! The block walk and the facts read from the kept blocks.
+
+use std::collections::HashMap;
+use std::io;
+
+use crate::sdna::{Sdna, View};
+use crate::source::Source;
+use crate::{BlendError, BlendInfo, BlenderVersion, Compression, ExternalFile, FileKind, Scene};
+
+/// The largest struct catalogue we accept (Blender 5.0's is about 100 KiB).
+const MAX_DNA: u64 = 16 << 20;
+/// Bytes kept of one ID block: its struct (a scene is about 10 KiB; the rest of a block, if
+/// any, is never needed).
+const MAX_ID_KEPT: u64 = 256 << 10;
+/// Bytes kept of an object block: enough for its `ID` header (about 300 bytes in 5.0).
+const OBJECT_KEPT: u64 = 2 << 10;
+/// Bytes kept of the file globals.
+const GLOB_KEPT: u64 = 64 << 10;
+/// All kept bytes together; past this the file is refused rather than filling memory.
+const MAX_KEPT_TOTAL: usize = 256 << 20;
+
+/// The oldest version read: 2.80 (older files lack the fields looked up here).
+const OLDEST: BlenderVersion = BlenderVersion {
+    major: 2,
+    minor: 80,
+};
+
+#[derive(Debug, Clone, Copy)]
+enum HeadKind {
+    /// `code, len: i32, old: u64, sdna: i32, nr: i32` (24 bytes).
+    Small,
+    /// `code, sdna: i32, old: u64, len: i64, nr: i64` (32 bytes), Blender 5.0 and later.
+    Large,
+}
+
+struct Header {
+    version: BlenderVersion,
+    head: HeadKind,
+}
+
+struct Block {
+    code: [u8; 4],
+    sdna: usize,
+    old: u64,
+    data: Vec<u8>,
+}
+
+fn io_error(err: io::Error, what: &str) -> BlendError {
+    match err.kind() {
+        io::ErrorKind::UnexpectedEof => BlendError::Truncated(format!("it ends inside {what}")),
+        io::ErrorKind::InvalidData | io::ErrorKind::Other => {
+            BlendError::Corrupt(format!("its compressed data is damaged ({err})"))
+        }
+        _ => BlendError::Io(err),
+    }
+}
+
+fn read_header(src: &mut impl Source) -> Result<Header, BlendError> {
+    let mut head = [0u8; 12];
+    src.fill(&mut head).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => {
+            BlendError::NotBlend("it is shorter than a Blender file header".into())
+        }
+        _ => io_error(e, "the file header"),
+    })?;
+    if !head.starts_with(b"BLENDER") {
+        return Err(BlendError::NotBlend(format!(
+            "it starts with {}, not `BLENDER`",
+            crate::describe(&head)
+        )));
+    }
+    let bad = || {
+        BlendError::NotBlend(format!(
+            "its header {} is not one Blender writes",
+            crate::describe(&head)
+        ))
+    };
+    let digits = |b: &[u8]| -> Option<u16> {
+        if b.iter().all(u8::is_ascii_digit) {
+            std::str::from_utf8(b).ok()?.parse().ok()
+        } else {
+            None
+        }
+    };
+    let (pointer, endian, version, kind) = if head[7].is_ascii_digit() {
+        // Blender 5.0+: `BLENDER17-01v0500`: header size, pointer size, format, endian, version.
+        let size = digits(&head[7..9]).ok_or_else(bad)?;
+        if size != 17 {
+            return Err(bad());
+        }
+        let mut rest = [0u8; 5];
+        src.fill(&mut rest)
+            .map_err(|e| io_error(e, "the file header"))?;
+        let format = digits(&head[10..12]).ok_or_else(bad)?;
+        let kind = match format {
+            0 => HeadKind::Small,
+            1 => HeadKind::Large,
+            _ => {
+                return Err(BlendError::NotBlend(format!(
+                "its block format {format} is newer than this reader knows (format 1, Blender 5.x)"
+            )))
+            }
+        };
+        let version = digits(&rest[1..5]).ok_or_else(bad)?;
+        (head[9], rest[0], version, kind)
+    } else {
+        let version = digits(&head[9..12]).ok_or_else(bad)?;
+        (head[7], head[8], version, HeadKind::Small)
+    };
+    match pointer {
+        b'-' => {}
+        b'_' => return Err(BlendError::Pointer32),
+        _ => return Err(bad()),
+    }
+    match endian {
+        b'v' => {}
+        b'V' => return Err(BlendError::BigEndian),
+        _ => return Err(bad()),
+    }
+    let version = BlenderVersion {
+        major: version / 100,
+        minor: version % 100,
+    };
+    if version < OLDEST {
+        return Err(BlendError::TooOld(version.to_string()));
+    }
+    Ok(Header {
+        version,
+        head: kind,
+    })
+}
+
+struct BHead {
+    code: [u8; 4],
+    sdna: usize,
+    old: u64,
+    len: u64,
+}
+
+fn read_bhead(src: &mut impl Source, kind: HeadKind) -> Result<BHead, BlendError> {
+    let i32_at = |b: &[u8], at: usize| i32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    let u64_at = |b: &[u8], at: usize| {
+        let mut v = [0u8; 8];
+        v.copy_from_slice(&b[at..at + 8]);
+        u64::from_le_bytes(v)
+    };
+    let (code, sdna, old, len) = match kind {
+        HeadKind::Small => {
+            let mut b = [0u8; 24];
+            src.fill(&mut b)
+                .map_err(|e| io_error(e, "a block header"))?;
+            (
+                [b[0], b[1], b[2], b[3]],
+                i64::from(i32_at(&b, 16)),
+                u64_at(&b, 8),
+                i64::from(i32_at(&b, 4)),
+            )
+        }
+        HeadKind::Large => {
+            let mut b = [0u8; 32];
+            src.fill(&mut b)
+                .map_err(|e| io_error(e, "a block header"))?;
+            (
+                [b[0], b[1], b[2], b[3]],
+                i64::from(i32_at(&b, 4)),
+                u64_at(&b, 8),
+                u64_at(&b, 16) as i64,
+            )
+        }
+    };
+    let len = u64::try_from(len).map_err(|_| {
+        BlendError::Corrupt(format!(
+            "block `{}` has a negative length",
+            String::from_utf8_lossy(&code)
+        ))
+    })?;
+    Ok(BHead {
+        code,
+        sdna: usize::try_from(sdna).unwrap_or(usize::MAX),
+        old,
+        len,
+    })
+}
+
+/// Reads the file forward once, keeping only what the facts need, then reads the facts.
+pub(crate) fn walk(
+    src: &mut impl Source,
+    compression: Compression,
+) -> Result<BlendInfo, BlendError> {
+    let header = read_header(src)?;
+    let mut dna: Option<Vec<u8>> = None;
+    let mut kept: Vec<Block> = Vec::new();
+    let mut kept_bytes = 0usize;
+    loop {
+        let head = read_bhead(src, header.head)?;
+        let keep = match &head.code {
+            b"ENDB" => break,
+            b"DNA1" => {
+                if head.len > MAX_DNA {
+                    return Err(BlendError::Corrupt(format!(
+                        "its struct catalogue claims {} bytes",
+                        head.len
+                    )));
+                }
+                let data = src
+                    .read_vec(head.len)
+                    .map_err(|e| io_error(e, "the struct catalogue"))?;
+                dna = Some(data);
+                continue;
+            }
+            b"GLOB" => GLOB_KEPT,
+            [b'O', b'B', 0, 0] => OBJECT_KEPT,
+            [b'S', b'C', 0, 0]
+            | [b'I', b'M', 0, 0]
+            | [b'L', b'I', 0, 0]
+            | [b'S', b'O', 0, 0]
+            | [b'M', b'C', 0, 0]
+            | [b'V', b'F', 0, 0]
+            | [b'C', b'F', 0, 0]
+            | [b'V', b'O', 0, 0] => MAX_ID_KEPT,
+            _ => 0,
+        };
+        let take = head.len.min(keep);
+        let data = if take > 0 {
+            src.read_vec(take)
+                .map_err(|e| io_error(e, "a data-block"))?
+        } else {
+            Vec::new()
+        };
+        src.skip(head.len - take)
+            .map_err(|e| io_error(e, "a data-block"))?;
+        if take > 0 {
+            kept_bytes += data.len();
+            if kept_bytes > MAX_KEPT_TOTAL {
+                return Err(BlendError::Corrupt(format!(
+                    "it holds more than {} MiB of scene, object and file data-blocks",
+                    MAX_KEPT_TOTAL >> 20
+                )));
+            }
+            kept.push(Block {
+                code: head.code,
+                sdna: head.sdna,
+                old: head.old,
+                data,
+            });
+        }
+    }
+    let dna =
+        dna.ok_or_else(|| BlendError::Corrupt("it has no struct catalogue (DNA1 block)".into()))?;
+    let sdna = Sdna::parse(&dna)?;
+    Facts { sdna: &sdna }.read(header.version, compression, &kept)
+}
+
+struct Facts<'a> {
+    sdna: &'a Sdna,
+}
+
+/// The `ID` header of a data-block: its name without the two-letter code, and whether it is
+/// linked from a library.
+struct IdHeader {
+    name: String,
+    linked: bool,
+}
+
+impl<'a> Facts<'a> {
+    fn view(&self, block: &'a Block, expect: &[&str]) -> Result<View<'a>, BlendError> {
+        let view = self.sdna.view(block.sdna, &block.data);
+        match view.struct_name() {
+            Some(name) if expect.contains(&name) => Ok(view),
+            other => Err(BlendError::Corrupt(format!(
+                "a `{}` block holds a `{}`, not a {}",
+                String::from_utf8_lossy(&block.code).trim_end_matches('\0'),
+                other.unwrap_or("struct that does not exist"),
+                expect.join(" or ")
+            ))),
+        }
+    }
+
+    fn id(&self, view: &View<'a>) -> Result<IdHeader, BlendError> {
+        let id = view.sub("id").ok_or_else(|| {
+            BlendError::Corrupt(format!(
+                "its {} has no ID header",
+                view.struct_name().unwrap_or("data-block")
+            ))
+        })?;
+        let name = id
+            .bytes_str("name")
+            .ok_or_else(|| BlendError::Corrupt("a data-block's ID has no name".into()))?;
+        let name = String::from_utf8_lossy(name.get(2..).unwrap_or_default()).into_owned();
+        Ok(IdHeader {
+            name,
+            linked: id.pointer("lib").is_some_and(|p| p != 0),
+        })
+    }
+
+    fn read(
+        &self,
+        version: BlenderVersion,
+        compression: Compression,
+        blocks: &'a [Block],
+    ) -> Result<BlendInfo, BlendError> {
+        let mut objects: HashMap<u64, &Block> = HashMap::new();
+        let mut current = None;
+        for block in blocks {
+            match &block.code {
+                [b'O', b'B', 0, 0] => {
+                    objects.insert(block.old, block);
+                }
+                b"GLOB" => {
+                    let view = self.view(block, &["FileGlobal"])?;
+                    current = view.pointer("curscene").filter(|&p| p != 0);
+                }
+                _ => {}
+            }
+        }
+        let mut scenes = Vec::new();
+        let mut active = None;
+        let mut files = Vec::new();
+        for block in blocks {
+            match &block.code {
+                [b'S', b'C', 0, 0] => {
+                    let scene = self.scene(block, &objects)?;
+                    if current == Some(block.old) {
+                        active = Some(scene.name.clone());
+                    }
+                    scenes.push(scene);
+                }
+                [b'O', b'B', 0, 0] | b"GLOB" => {}
+                _ => {
+                    if let Some(file) = self.file(block)? {
+                        files.push(file);
+                    }
+                }
+            }
+        }
+        files.sort_by(|a: &ExternalFile, b: &ExternalFile| {
+            (a.kind, &a.path, &a.name).cmp(&(b.kind, &b.path, &b.name))
+        });
+        // A file without a `curscene` still opens on its first scene.
+        if active.is_none() && current.is_none() {
+            active = scenes.first().map(|s| s.name.clone());
+        }
+        Ok(BlendInfo {
+            version,
+            compression,
+            scene: active,
+            scenes,
+            files,
+        })
+    }
+
+    fn scene(&self, block: &'a Block, objects: &HashMap<u64, &Block>) -> Result<Scene, BlendError> {
+        let view = self.view(block, &["Scene"])?;
+        let id = self.id(&view)?;
+        let missing = |field: &str| {
+            BlendError::Corrupt(format!(
+                "scene `{}` has no `{field}` in this file's struct catalogue",
+                id.name
+            ))
+        };
+        let r = view.sub("r").ok_or_else(|| missing("r"))?;
+        let int = |field: &str| -> Result<i32, BlendError> {
+            r.int(field)
+                .and_then(|v| i32::try_from(v).ok())
+                .ok_or_else(|| missing(&format!("r.{field}")))
+        };
+        let fps = f64::from(int("frs_sec")?);
+        let fps_base = r
+            .float("frs_sec_base")
+            .ok_or_else(|| missing("r.frs_sec_base"))?;
+        let imtype = r
+            .sub("im_format")
+            .and_then(|f| f.int("imtype"))
+            .ok_or_else(|| missing("r.im_format.imtype"))?;
+        let camera = view
+            .pointer("camera")
+            .filter(|&p| p != 0)
+            .and_then(|p| objects.get(&p))
+            .and_then(|block| {
+                let view = self.view(block, &["Object"]).ok()?;
+                self.id(&view).ok().map(|id| id.name)
+            });
+        Ok(Scene {
+            frame_start: int("sfra")?,
+            frame_end: int("efra")?,
+            frame_step: int("frame_step")?,
+            fps: if fps_base > 0.0 { fps / fps_base } else { fps },
+            resolution: [int("xsch")?, int("ysch")?],
+            resolution_percentage: int("size")?,
+            engine: r.string("engine").ok_or_else(|| missing("r.engine"))?,
+            output_format: output_format_name(imtype),
+            output_path: r.string("pic").unwrap_or_default(),
+            camera,
+            name: id.name,
+        })
+    }
+
+    fn file(&self, block: &'a Block) -> Result<Option<ExternalFile>, BlendError> {
+        let (kind, structs): (FileKind, &[&str]) = match &block.code[..2] {
+            b"IM" => (FileKind::Image, &["Image"]),
+            b"LI" => (FileKind::Library, &["Library"]),
+            b"SO" => (FileKind::Sound, &["bSound"]),
+            b"MC" => (FileKind::Movie, &["MovieClip"]),
+            b"VF" => (FileKind::Font, &["VFont"]),
+            b"CF" => (FileKind::Cache, &["CacheFile"]),
+            b"VO" => (FileKind::Volume, &["Volume"]),
+            _ => return Ok(None),
+        };
+        let view = self.view(block, structs)?;
+        let id = self.id(&view)?;
+        if id.linked {
+            // Its path belongs to the library it comes from.
+            return Ok(None);
+        }
+        let path = path_member(&view, kind).unwrap_or_default();
+        let mut source = None;
+        match kind {
+            FileKind::Image => {
+                let code = view.int("source").unwrap_or(1);
+                match image_source_name(code) {
+                    // Made inside Blender: nothing to load.
+                    Some("GENERATED" | "VIEWER") => return Ok(None),
+                    name => source = name.map(str::to_owned),
+                }
+            }
+            FileKind::Movie => {
+                source = match view.int("source") {
+                    Some(1) => Some("SEQUENCE".to_owned()),
+                    Some(2) => Some("MOVIE".to_owned()),
+                    _ => None,
+                }
+            }
+            FileKind::Volume if view.int("is_sequence").is_some_and(|v| v != 0) => {
+                source = Some("SEQUENCE".to_owned());
+            }
+            FileKind::Font if path == b"<builtin>" => return Ok(None),
+            _ => {}
+        }
+        if path.is_empty() {
+            return Ok(None);
+        }
+        let packed = view.pointer("packedfile").is_some_and(|p| p != 0)
+            || view
+                .sub("packedfiles")
+                .and_then(|list| list.pointer("first"))
+                .is_some_and(|p| p != 0);
+        Ok(Some(ExternalFile {
+            kind,
+            path: String::from_utf8_lossy(path).into_owned(),
+            name: id.name,
+            packed,
+            source,
+        }))
+    }
+}
+
+/// The stored path of an ID. Blender keeps the old member names in files when it renames
+/// members in code (`Image.name` is `Image.filepath` in code), so both are looked up; a
+/// `Library`'s `filepath` was, until the rename, the absolute path made when loading.
+fn path_member<'a>(view: &View<'a>, kind: FileKind) -> Option<&'a [u8]> {
+    let order: &[&str] = match kind {
+        FileKind::Library
+        | FileKind::Image
+        | FileKind::Sound
+        | FileKind::Movie
+        | FileKind::Font => &["name", "filepath"],
+        FileKind::Cache | FileKind::Volume => &["filepath", "name"],
+    };
+    order.iter().find_map(|m| view.bytes_str(m))
+}
+
+/// Blender's name (its Python enum identifier) for an `Image.source` code.
+pub fn image_source_name(code: i64) -> Option<&'static str> {
+    Some(match code {
+        1 => "FILE",
+        2 => "SEQUENCE",
+        3 => "MOVIE",
+        4 => "GENERATED",
+        5 => "VIEWER",
+        6 => "TILED",
+        _ => return None,
+    })
+}
+
+/// Blender's name (`scene.render.image_settings.file_format`) for an `ImageFormatData.imtype`.
+pub fn output_format_name(imtype: i64) -> String {
+    let name = match imtype {
+        0 => "TARGA",
+        1 => "IRIS",
+        4 => "JPEG",
+        7 => "IRIZ",
+        14 => "TARGA_RAW",
+        15 => "AVI_RAW",
+        16 => "AVI_JPEG",
+        17 => "PNG",
+        20 => "BMP",
+        21 => "HDR",
+        22 => "TIFF",
+        23 => "OPEN_EXR",
+        24 => "FFMPEG",
+        26 => "CINEON",
+        27 => "DPX",
+        28 => "OPEN_EXR_MULTILAYER",
+        29 => "DDS",
+        30 => "JPEG2000",
+        31 => "H264",
+        32 => "XVID",
+        33 => "THEORA",
+        34 => "PSD",
+        35 => "WEBP",
+        36 => "AV1",
+        37 => "AVIF",
+        other => return format!("UNKNOWN_{other}"),
+    };
+    name.to_owned()
+}

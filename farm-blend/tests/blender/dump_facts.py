@@ -1,0 +1,80 @@
+"""Opens a .blend in Blender and prints what Blender itself sees, in the shape farm-blend reports,
+as one JSON line after `FACTS=`.
+
+`blender -b FILE --python dump_facts.py` (Blender opened the file, as for a render), or
+`python dump_facts.py FILE` in a `bpy` module's Python.
+"""
+
+import json
+import sys
+
+import bpy
+
+
+def output_format(settings):
+    # Blender 5.0 names a multilayer EXR `OPEN_EXR` with media type `MULTI_LAYER_IMAGE`; the
+    # file still stores the multilayer format code, which the reader names as earlier versions
+    # did.
+    if getattr(settings, "media_type", None) == "MULTI_LAYER_IMAGE":
+        return "OPEN_EXR_MULTILAYER"
+    return settings.file_format
+
+
+def main():
+    if bpy.app.background and "--" not in sys.argv and len(sys.argv) > 1 and sys.argv[-1].endswith(".blend") and not bpy.data.filepath:
+        bpy.ops.wm.open_mainfile(filepath=sys.argv[-1])
+    scenes = []
+    for scene in bpy.data.scenes:
+        render = scene.render
+        scenes.append(
+            {
+                "name": scene.name,
+                "frame_start": scene.frame_start,
+                "frame_end": scene.frame_end,
+                "frame_step": scene.frame_step,
+                "fps": render.fps / render.fps_base,
+                "resolution": [render.resolution_x, render.resolution_y],
+                "resolution_percentage": render.resolution_percentage,
+                "engine": render.engine,
+                "output_format": output_format(render.image_settings),
+                "camera": scene.camera.name if scene.camera else None,
+            }
+        )
+    files = []
+
+    def add(kind, path, packed, source=None):
+        if path:
+            files.append({"kind": kind, "path": path, "packed": packed, "source": source})
+
+    for img in bpy.data.images:
+        if img.library or img.source in {"GENERATED", "VIEWER"}:
+            continue
+        add("image", img.filepath, bool(img.packed_files), img.source)
+    for lib in bpy.data.libraries:
+        add("library", lib.filepath, lib.packed_file is not None)
+    for sound in bpy.data.sounds:
+        if not sound.library:
+            add("sound", sound.filepath, sound.packed_file is not None)
+    for clip in bpy.data.movieclips:
+        if not clip.library:
+            add("movie", clip.filepath, False, clip.source)
+    for font in bpy.data.fonts:
+        if not font.library and font.filepath != "<builtin>":
+            add("font", font.filepath, font.packed_file is not None)
+    for cache in bpy.data.cache_files:
+        if not cache.library:
+            add("cache", cache.filepath, False)
+    for volume in bpy.data.volumes:
+        if not volume.library:
+            add("volume", volume.filepath, volume.packed_file is not None,
+                "SEQUENCE" if volume.is_sequence else None)
+    facts = {
+        "version": "%d.%d" % bpy.data.version[:2],
+        "scene": bpy.context.scene.name,
+        "scenes": scenes,
+        "files": files,
+    }
+    print("FACTS=" + json.dumps(facts))
+
+
+main()

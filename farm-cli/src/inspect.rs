@@ -1,0 +1,339 @@
+//! `farm inspect`: what a .blend asks for, read by `farm-blend` without Blender.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context};
+use farm_blend::{BlendError, BlendInfo, ExternalFile};
+use serde::Serialize;
+
+use crate::cli::InspectArgs;
+
+/// Runs `farm inspect`.
+pub async fn run(args: &InspectArgs) -> anyhow::Result<()> {
+    let path = args.scene.clone();
+    let info = tokio::task::spawn_blocking(move || read_blend(&path))
+        .await
+        .context("reading the scene")??;
+    let folder = blend_folder(&args.scene);
+    let report = Report::new(&info, &folder);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", table(&args.scene, &info, &report));
+    }
+    Ok(())
+}
+
+/// Reads a .blend on disk with `farm-blend`; errors name the file and say what is wrong.
+pub fn read_blend(path: &Path) -> anyhow::Result<BlendInfo> {
+    let shown = path.display();
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("{shown} does not exist: check the path of the .blend file")
+        }
+        Err(e) => bail!("cannot read {shown}: {e}"),
+    };
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        bail!("{shown} is a folder, not a .blend file");
+    }
+    farm_blend::read_seekable(file).map_err(|e| match e {
+        BlendError::NotBlend(_) => anyhow!("{shown} is {e}"),
+        other => anyhow!("cannot read {shown}: {other}"),
+    })
+}
+
+/// The folder `//` paths are relative to.
+fn blend_folder(scene: &Path) -> PathBuf {
+    let absolute = std::path::absolute(scene).unwrap_or_else(|_| scene.to_owned());
+    absolute
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_owned)
+}
+
+/// `farm inspect --json`: the shape issue 16 gives.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub version: String,
+    pub compression: &'static str,
+    pub scene: Option<String>,
+    pub scenes: Vec<SceneReport>,
+    pub files: Vec<FileReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SceneReport {
+    pub name: String,
+    pub frame_start: i32,
+    pub frame_end: i32,
+    pub frame_step: i32,
+    pub fps: f64,
+    pub resolution: [i32; 2],
+    pub resolution_percentage: i32,
+    pub engine: String,
+    pub output_format: String,
+    pub camera: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FileReport {
+    pub kind: &'static str,
+    pub path: String,
+    pub packed: bool,
+    /// Resolved against the .blend's folder; `null` when packed.
+    pub exists: Option<bool>,
+}
+
+impl Report {
+    pub fn new(info: &BlendInfo, folder: &Path) -> Self {
+        Self {
+            version: info.version.to_string(),
+            compression: info.compression.as_str(),
+            scene: info.scene.clone(),
+            scenes: info
+                .scenes
+                .iter()
+                .map(|s| SceneReport {
+                    name: s.name.clone(),
+                    frame_start: s.frame_start,
+                    frame_end: s.frame_end,
+                    frame_step: s.frame_step,
+                    fps: round_fps(s.fps),
+                    resolution: s.resolution,
+                    resolution_percentage: s.resolution_percentage,
+                    engine: s.engine.clone(),
+                    output_format: s.output_format.clone(),
+                    camera: s.camera.clone(),
+                })
+                .collect(),
+            files: info
+                .files
+                .iter()
+                .map(|f| FileReport {
+                    kind: f.kind.as_str(),
+                    path: f.path.clone(),
+                    packed: f.packed,
+                    exists: (!f.packed).then(|| exists(f, folder)),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// fps to 6 decimals: `30 / 1.001` is 29.97003, not 29.970028570928392 (`fps_base` is a float).
+fn round_fps(fps: f64) -> f64 {
+    (fps * 1e6).round() / 1e6
+}
+
+/// Where a stored path points on this machine: `//` is the .blend's folder.
+pub fn resolve(path: &str, folder: &Path) -> PathBuf {
+    match path.strip_prefix("//") {
+        Some(relative) => folder.join(relative.replace('\\', "/")),
+        None => PathBuf::from(path),
+    }
+}
+
+/// Whether the file is there: for a `<UDIM>`/`<UVTILE>` set, at least one tile.
+fn exists(file: &ExternalFile, folder: &Path) -> bool {
+    let resolved = resolve(&file.path, folder);
+    let text = resolved.to_string_lossy();
+    let token = ["<UDIM>", "<UVTILE>"]
+        .into_iter()
+        .find(|t| text.contains(t));
+    let Some(token) = token else {
+        return resolved.exists();
+    };
+    let (Some(dir), Some(name)) = (resolved.parent(), resolved.file_name()) else {
+        return false;
+    };
+    let name = name.to_string_lossy();
+    let Some((prefix, suffix)) = name.split_once(token) else {
+        return false;
+    };
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n.len() > prefix.len() + suffix.len() && n.starts_with(prefix) && n.ends_with(suffix)
+        })
+    })
+}
+
+/// What the farm does differently from the scene's own settings, one line each.
+pub fn notes(info: &BlendInfo) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(scene) = info.active_scene() {
+        if scene.engine != "CYCLES" {
+            notes.push(format!(
+                "scene `{}` is set to {}: the farm renders it with Cycles instead",
+                scene.name,
+                engine_name(&scene.engine)
+            ));
+        }
+    }
+    notes
+}
+
+/// A reader's name for an engine identifier.
+pub fn engine_name(engine: &str) -> &str {
+    match engine {
+        "CYCLES" => "Cycles",
+        "BLENDER_EEVEE" | "BLENDER_EEVEE_NEXT" => "EEVEE",
+        "BLENDER_WORKBENCH" => "Workbench",
+        other => other,
+    }
+}
+
+fn table(scene: &Path, info: &BlendInfo, report: &Report) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let compression = match info.compression {
+        farm_blend::Compression::None => "not compressed",
+        farm_blend::Compression::Gzip => "gzip",
+        farm_blend::Compression::Zstd => "zstd",
+    };
+    let _ = writeln!(
+        out,
+        "{}: saved by Blender {}, {compression}",
+        scene.display(),
+        info.version
+    );
+    let _ = writeln!(
+        out,
+        "\nscenes (* = active: what `blender -b` and the farm render)"
+    );
+    let rows: Vec<[String; 7]> = info
+        .scenes
+        .iter()
+        .map(|s| {
+            let active = if info.scene.as_deref() == Some(s.name.as_str()) {
+                "*"
+            } else {
+                " "
+            };
+            let count = s.frames().count();
+            let range = if s.frame_step > 1 {
+                format!("{}-{}:{}", s.frame_start, s.frame_end, s.frame_step)
+            } else {
+                format!("{}-{}", s.frame_start, s.frame_end)
+            };
+            [
+                format!("{active} {}", s.name),
+                format!(
+                    "{range} ({count} frame{})",
+                    if count == 1 { "" } else { "s" }
+                ),
+                format!("{} fps", round_fps(s.fps)),
+                format!(
+                    "{}x{} @ {}%",
+                    s.resolution[0], s.resolution[1], s.resolution_percentage
+                ),
+                engine_name(&s.engine).to_owned(),
+                s.output_format.clone(),
+                s.camera
+                    .as_deref()
+                    .map_or_else(|| "no camera".to_owned(), |c| format!("camera `{c}`")),
+            ]
+        })
+        .collect();
+    out.push_str(&columns(&rows));
+    if report.files.is_empty() {
+        let _ = writeln!(out, "\nno external files");
+    } else {
+        let _ = writeln!(out, "\nexternal files");
+        let rows: Vec<[String; 3]> = report
+            .files
+            .iter()
+            .zip(&info.files)
+            .map(|(f, file)| {
+                let status = match f.exists {
+                    None => "packed",
+                    Some(true) => "OK",
+                    Some(false) => "missing",
+                };
+                let mut flags = Vec::new();
+                if !f.packed && !file.is_relative() {
+                    flags.push("absolute");
+                }
+                if let Some(source) = file.source.as_deref() {
+                    match source {
+                        "TILED" => flags.push("UDIM tiles"),
+                        "SEQUENCE" => flags.push("sequence"),
+                        "MOVIE" => flags.push("movie"),
+                        _ => {}
+                    }
+                }
+                let path = if flags.is_empty() {
+                    f.path.clone()
+                } else {
+                    format!("{}  ({})", f.path, flags.join(", "))
+                };
+                [format!("  {status}"), f.kind.to_owned(), path]
+            })
+            .collect();
+        out.push_str(&columns(&rows));
+    }
+    let notes = notes(info);
+    if !notes.is_empty() {
+        out.push('\n');
+        for note in notes {
+            let _ = writeln!(out, "note: {note}");
+        }
+    }
+    out
+}
+
+/// Left-aligned columns, two spaces apart, trailing blanks trimmed.
+fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (cell, w) in row.iter().zip(widths) {
+            line.push_str(cell);
+            line.push_str(&" ".repeat(w - cell.chars().count() + 2));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_resolve_against_the_blend_folder() {
+        let folder = Path::new("/projects/shot");
+        assert_eq!(
+            resolve("//tex/wood.png", folder),
+            PathBuf::from("/projects/shot/tex/wood.png")
+        );
+        assert_eq!(
+            resolve("//tex\\win.png", folder),
+            PathBuf::from("/projects/shot/tex/win.png")
+        );
+        assert_eq!(resolve("/abs/a.png", folder), PathBuf::from("/abs/a.png"));
+    }
+
+    #[test]
+    fn fps_is_rounded_for_people() {
+        assert_eq!(round_fps(30.0 / f64::from(1.001f32)), 29.97003);
+        assert_eq!(round_fps(24.0), 24.0);
+    }
+
+    #[test]
+    fn columns_line_up() {
+        let rows = [
+            ["a".to_owned(), "bb".to_owned()],
+            ["ccc".to_owned(), "d".to_owned()],
+        ];
+        assert_eq!(columns(&rows), "a    bb\nccc  d\n");
+    }
+}

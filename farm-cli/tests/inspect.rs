@@ -1,0 +1,180 @@
+//! `farm inspect` and the scene's own frames in `farm render`, read from the .blend without
+//! Blender: checked against what Blender itself prints for the same file.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use common::{farm, run};
+use farm_core::blender::{scene_info_args, Blender, SceneInfo};
+use farm_testkit::{make_scene, SceneOptions};
+use serde_json::Value;
+
+/// What Blender reports for the active scene of `blend`.
+fn blender_says(blend: &Path) -> SceneInfo {
+    let blender = farm_testkit::blender().unwrap();
+    let out = Command::new(&blender)
+        .args(scene_info_args(
+            &Blender::Executable(blender.clone()),
+            blend,
+        ))
+        .output()
+        .expect("blender runs");
+    SceneInfo::from_output(&String::from_utf8_lossy(&out.stdout)).expect("blender prints it")
+}
+
+fn keys(value: &Value) -> BTreeSet<&str> {
+    value
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+#[test]
+fn inspect_json_has_the_documented_shape_and_blenders_facts() {
+    let dir = tempfile::tempdir().unwrap();
+    for compress in [false, true] {
+        let options = SceneOptions {
+            start: 4,
+            end: 31,
+            step: 3,
+            width: 37,
+            height: 21,
+            compress,
+            ..SceneOptions::default()
+        };
+        let name = if compress { "zstd" } else { "plain" };
+        let blend = make_scene(dir.path(), name, &options).unwrap();
+        let stdout = run(farm().arg("inspect").arg("--json").arg(&blend))
+            .ok()
+            .to_owned();
+        let json: Value = serde_json::from_str(&stdout).expect("--json prints JSON");
+        assert_eq!(
+            keys(&json),
+            BTreeSet::from(["version", "compression", "scene", "scenes", "files"])
+        );
+        assert_eq!(json["version"], "3.4");
+        assert_eq!(json["compression"], if compress { "zstd" } else { "none" });
+
+        let blender = blender_says(&blend);
+        assert_eq!(json["scene"], blender.scene.as_str());
+        let scenes = json["scenes"].as_array().unwrap();
+        let active = scenes
+            .iter()
+            .find(|s| s["name"] == blender.scene.as_str())
+            .expect("the active scene is listed");
+        assert_eq!(
+            keys(active),
+            BTreeSet::from([
+                "name",
+                "frame_start",
+                "frame_end",
+                "frame_step",
+                "fps",
+                "resolution",
+                "resolution_percentage",
+                "engine",
+                "output_format",
+                "camera",
+            ])
+        );
+        assert_eq!(active["frame_start"], blender.start);
+        assert_eq!(active["frame_end"], blender.end);
+        assert_eq!(active["frame_step"], blender.step);
+        assert_eq!(active["engine"], blender.engine.as_str());
+        assert_eq!(active["output_format"], blender.format.as_str());
+        assert_eq!(active["resolution"], serde_json::json!([37, 21]));
+        assert!(active["fps"].is_number());
+        assert!(json["files"].is_array());
+    }
+}
+
+#[test]
+fn inspect_table_marks_the_active_scene_and_file_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let blend = make_scene(dir.path(), "shot", &SceneOptions::default()).unwrap();
+    let stdout = run(farm().arg("inspect").arg(&blend)).ok().to_owned();
+    assert!(stdout.contains("saved by Blender 3.4"), "{stdout}");
+    let active: Vec<&str> = stdout.lines().filter(|l| l.starts_with("* ")).collect();
+    assert_eq!(active.len(), 1, "{stdout}");
+    assert!(active[0].contains("1-24 (24 frames)"), "{stdout}");
+    assert!(active[0].contains("Cycles"), "{stdout}");
+}
+
+#[test]
+fn inspect_refuses_what_is_not_a_readable_blend_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.blend");
+    std::fs::write(&text, "just some text").unwrap();
+    let line = run(farm().arg("inspect").arg(&text))
+        .one_line_error()
+        .to_owned();
+    assert!(line.contains("notes.blend is not a .blend file"), "{line}");
+
+    let blend = make_scene(dir.path(), "cut", &SceneOptions::default()).unwrap();
+    let bytes = std::fs::read(&blend).unwrap();
+    std::fs::write(&blend, &bytes[..bytes.len() / 2]).unwrap();
+    let line = run(farm().arg("inspect").arg("--json").arg(&blend))
+        .one_line_error()
+        .to_owned();
+    assert!(line.contains("truncated"), "{line}");
+
+    let missing = dir.path().join("nope.blend");
+    let line = run(farm().arg("inspect").arg(&missing))
+        .one_line_error()
+        .to_owned();
+    assert!(line.contains("nope.blend does not exist"), "{line}");
+}
+
+/// A `blender` that logs each start to a file, then runs the real one.
+fn counting_blender(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let log = dir.join("starts.log");
+    let wrapper = dir.join("blender-counting");
+    let real = farm_testkit::blender().unwrap();
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho start >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (wrapper, log)
+}
+
+#[test]
+fn render_without_frames_starts_blender_once_per_chunk_and_renders_the_stepped_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SceneOptions {
+        start: 3,
+        end: 12,
+        step: 4,
+        ..SceneOptions::default()
+    };
+    let blend = make_scene(dir.path(), "stepped", &options).unwrap();
+    let (blender, log) = counting_blender(dir.path());
+    let out = dir.path().join("out");
+    let result = run(farm()
+        .args(["render", "--workers", "1", "--out"])
+        .arg(&out)
+        .arg(&blend)
+        .env("BLENDER", &blender));
+    result.ok();
+    let frames: Vec<i32> = common::frame_files(&out.join("frames"))
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect();
+    assert_eq!(frames, [3, 7, 11]);
+    let starts = std::fs::read_to_string(&log).unwrap().lines().count();
+    assert_eq!(
+        starts, 1,
+        "one chunk, one Blender start, none to read the range"
+    );
+}

@@ -1,0 +1,180 @@
+//! `frames=scene`: render the active scene's own range and step, read from the uploaded .blend
+//! by `farm-blend` (no Blender in the Lambda).
+//!
+//! The object is streamed to a temporary file (never held in memory) with the event's ETag as
+//! a condition, and read there: the reader seeks past the blocks it does not need, so memory
+//! stays bounded whatever the file's size. What it found is written to `<key>/scene.json`
+//! ([`farm_core::JobKeys::scene_record`])
+//! beside `job.json`, so `farm status` and users can see what the farm rendered and why.
+
+use farm_blend::{BlendInfo, ExternalFile};
+use farm_core::request::TAG_FRAMES;
+use farm_core::storage::StorageError;
+use farm_core::{FrameList, Storage};
+use serde::Serialize;
+
+/// The `frames` tag value that asks for the scene's own frames.
+pub const SCENE_FRAMES: &str = "scene";
+
+/// The engine every frame is rendered with.
+pub const FARM_ENGINE: &str = "CYCLES";
+
+/// Whether the tags ask for the scene's own frames (`frames=scene`).
+pub fn asks_for_scene(tags: &[(String, String)]) -> bool {
+    tags.iter()
+        .any(|(k, v)| k.trim() == TAG_FRAMES && v.trim().eq_ignore_ascii_case(SCENE_FRAMES))
+}
+
+/// Replaces the `frames=scene` tag's value with a frame list.
+pub fn set_frames(tags: &mut [(String, String)], spec: &str) {
+    for (k, v) in tags.iter_mut() {
+        if k.trim() == TAG_FRAMES {
+            spec.clone_into(v);
+        }
+    }
+}
+
+/// Sets the `frames` tag of an upload to `scene` (`farm submit --frames scene`).
+pub fn set_frames_tag(tags: &mut [(&'static str, String)]) {
+    for (k, v) in tags.iter_mut() {
+        if *k == TAG_FRAMES {
+            SCENE_FRAMES.clone_into(v);
+        }
+    }
+}
+
+/// What the reader found, as `<key>/scene.json` records it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SceneRecord {
+    /// The Blender version that saved the file (`4.2`).
+    pub version: String,
+    pub compression: &'static str,
+    /// The active scene, which is rendered.
+    pub scene: String,
+    pub frame_start: i32,
+    pub frame_end: i32,
+    pub frame_step: i32,
+    /// The frames rendered, canonical (`1-250:7`).
+    pub frames: String,
+    /// The scene's engine (`BLENDER_EEVEE_NEXT`...) and the one the farm renders with.
+    pub engine: String,
+    pub rendered_with: &'static str,
+    pub resolution: [i32; 2],
+    pub resolution_percentage: i32,
+    pub output_format: String,
+    /// What the farm does differently from the scene's settings, one sentence each.
+    pub notes: Vec<String>,
+    pub files: Vec<ExternalFile>,
+}
+
+/// The outcome of reading the scene.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SceneRead {
+    /// The frames to render and what was found.
+    Frames(Box<SceneRecord>),
+    /// The file cannot give frames; the message says why and what to do.
+    Invalid(String),
+}
+
+/// Reads the active scene of the object at `key` (only if it still has `etag`).
+pub async fn read_scene<S: Storage>(
+    storage: &S,
+    key: &str,
+    etag: &str,
+    max_frames: usize,
+) -> Result<SceneRead, StorageError> {
+    let dir = tempfile::tempdir().map_err(|e| StorageError::io(std::env::temp_dir(), e))?;
+    let path = dir.path().join("scene.blend");
+    storage.download(key, &path, Some(etag)).await?;
+    let read_path = path.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&read_path)?;
+        Ok::<_, std::io::Error>(farm_blend::read_seekable(file))
+    })
+    .await
+    .map_err(|e| StorageError::io(&path, std::io::Error::other(e)))?
+    .map_err(|e| StorageError::io(&path, e))?;
+    Ok(match read {
+        Ok(info) => from_info(&info, max_frames),
+        Err(err) => SceneRead::Invalid(format!(
+            "`frames=scene` needs the scene's frame range, but {err}; or tag explicit frames (`frames=1-250`)"
+        )),
+    })
+}
+
+/// The record and frames for a read file.
+pub fn from_info(info: &BlendInfo, max_frames: usize) -> SceneRead {
+    let Some(active) = info.active_scene() else {
+        return SceneRead::Invalid(
+            "`frames=scene`: the .blend names no active scene; tag explicit frames (`frames=1-250`)"
+                .to_owned(),
+        );
+    };
+    let frames = match FrameList::from_frames(active.frames()) {
+        Ok(frames) if frames.len() <= max_frames => frames,
+        Ok(frames) => {
+            return SceneRead::Invalid(format!(
+                "`frames=scene`: scene `{}` has {} frames, more than the farm's limit of {max_frames}; tag a part of it (`frames={}-{}`)",
+                active.name,
+                frames.len(),
+                active.frame_start,
+                active.frame_start.saturating_add(i32::try_from(max_frames).unwrap_or(i32::MAX) - 1)
+            ))
+        }
+        Err(err) => {
+            return SceneRead::Invalid(format!(
+                "`frames=scene`: the frame range {}-{} of scene `{}` is unusable: {err}",
+                active.frame_start, active.frame_end, active.name
+            ))
+        }
+    };
+    let mut notes = Vec::new();
+    if active.engine != FARM_ENGINE {
+        notes.push(format!(
+            "scene `{}` is set to {}; the farm renders it with Cycles instead",
+            active.name, active.engine
+        ));
+    }
+    SceneRead::Frames(Box::new(SceneRecord {
+        version: info.version.to_string(),
+        compression: info.compression.as_str(),
+        scene: active.name.clone(),
+        frame_start: active.frame_start,
+        frame_end: active.frame_end,
+        frame_step: active.frame_step,
+        frames: frames.canonical(),
+        engine: active.engine.clone(),
+        rendered_with: FARM_ENGINE,
+        resolution: active.resolution,
+        resolution_percentage: active.resolution_percentage,
+        output_format: active.output_format.clone(),
+        notes,
+        files: info.files.clone(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn only_frames_scene_asks_for_the_scene() {
+        assert!(asks_for_scene(&tags(&[("frames", "scene")])));
+        assert!(asks_for_scene(&tags(&[
+            ("chunk", "2"),
+            ("frames", " Scene ")
+        ])));
+        assert!(!asks_for_scene(&tags(&[("frames", "1-10")])));
+        assert!(!asks_for_scene(&tags(&[("frame", "scene")])));
+        let mut t = tags(&[("frames", "scene"), ("chunk", "2")]);
+        set_frames(&mut t, "1-10:3");
+        assert_eq!(t, tags(&[("frames", "1-10:3"), ("chunk", "2")]));
+    }
+}
