@@ -5,7 +5,7 @@ use farm_core::blender::OutputFormat;
 use farm_core::storage::{PutOptions, Storage};
 use farm_core::JobKeys;
 use farm_io::LocalStorage;
-use farm_jobs::{scan_frames, FrameState, OutputVersion};
+use farm_jobs::{scan_chunk_frames, scan_frames, FrameState, OutputVersion};
 
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\nrest";
 
