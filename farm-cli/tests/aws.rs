@@ -143,6 +143,34 @@ impl Fixture {
             .unwrap();
     }
 
+    /// A frame as the renderer uploads it for the current upload of `source`: with the source's
+    /// ETag and the scene's format recorded (the frame scan counts only such frames).
+    async fn put_frame(&self, source: &str, key: &str, body: Vec<u8>) {
+        let etag = self
+            .moto
+            .s3()
+            .head_object()
+            .bucket(BUCKET)
+            .key(source)
+            .send()
+            .await
+            .unwrap()
+            .e_tag()
+            .unwrap()
+            .to_owned();
+        let mut request = self
+            .moto
+            .s3()
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(ByteStream::from(body));
+        for (name, value) in farm_jobs::OutputVersion::new(Some(&etag), None).metadata() {
+            request = request.metadata(name, value);
+        }
+        request.send().await.unwrap();
+    }
+
     async fn tags(&self, key: &str) -> BTreeMap<String, String> {
         let output = self
             .moto
@@ -294,8 +322,12 @@ async fn submit_status_download_retry_and_cancel_a_job_that_succeeds() {
     let keys = JobKeys::new(key.as_str());
     let local = local_frames(&blend, &farm.dir.path().join("local"), "1-6");
     for (frame, path) in &local[..3] {
-        farm.put(&keys.frame(*frame, "png"), std::fs::read(path).unwrap())
-            .await;
+        farm.put_frame(
+            &key,
+            &keys.frame(*frame, "png"),
+            std::fs::read(path).unwrap(),
+        )
+        .await;
     }
     farm.put(&keys.frame(42, "png"), b"not in the job".to_vec())
         .await;
@@ -356,8 +388,12 @@ async fn submit_status_download_retry_and_cancel_a_job_that_succeeds() {
 
     // The retried frames arrive and the zipper makes the archive.
     for (frame, path) in &local[3..] {
-        farm.put(&keys.frame(*frame, "png"), std::fs::read(path).unwrap())
-            .await;
+        farm.put_frame(
+            &key,
+            &keys.frame(*frame, "png"),
+            std::fs::read(path).unwrap(),
+        )
+        .await;
     }
     let frames = FrameList::parse("1-6", 100).unwrap();
     zipper::zip_frames(

@@ -23,7 +23,9 @@ pub mod scene;
 pub mod submit;
 
 pub use frames::{pass_long_frames, resolve_frames};
-pub use scan::{scan_frames, FrameObject, FrameScan, FrameState, OutputVersion, ScanError};
+pub use scan::{
+    scan_chunk_frames, scan_frames, FrameObject, FrameScan, FrameState, OutputVersion, ScanError,
+};
 pub use submit::{
     request_job_name, submit_request, submit_retry, submitted_manifest, write_rejection,
     MarkerState, RequestMarker, SourceObject, Submission, SubmitError, PENDING_MARKER_TAKEOVER,

@@ -26,8 +26,8 @@ use futures::{StreamExt, TryStreamExt};
 /// Objects read (HEAD) at once to learn which version of the source they were rendered from.
 const HEADS_IN_FLIGHT: usize = 16;
 
-/// Up to this many frames, each frame's objects are listed on their own (`frames/0001.`); more
-/// frames list the whole `frames/` folder once.
+/// [`scan_chunk_frames`] lists each frame's objects on their own (`frames/0001.`) up to this many
+/// frames, and the whole `frames/` folder once for more.
 const PER_FRAME_LISTING: usize = 16;
 
 /// What makes a frame object belong to a job. The default accepts a frame of any version in
@@ -166,14 +166,46 @@ impl ScanError {
     }
 }
 
-/// Scans the store for `frames` (sorted, distinct expected frames) of the job under `keys`.
+/// Scans the store for `frames` (sorted, distinct expected frames) of the job under `keys`,
+/// listing the whole `frames/` folder (so [`FrameScan::ignored`] counts every other frame).
 pub async fn scan_frames<S: Storage>(
     storage: &S,
     keys: &JobKeys,
     frames: &[i32],
     version: &OutputVersion,
 ) -> Result<FrameScan, ScanError> {
-    let (listing, mut ignored) = list_frames(storage, keys, frames).await?;
+    let listing = storage.list(&keys.frames_prefix()).await?;
+    classify(storage, keys, frames, version, listing).await
+}
+
+/// [`scan_frames`] for a few frames of a large job (a renderer's chunk): each frame's objects
+/// are listed on their own, so the cost follows the chunk, not the job. [`FrameScan::ignored`]
+/// is then 0.
+pub async fn scan_chunk_frames<S: Storage>(
+    storage: &S,
+    keys: &JobKeys,
+    frames: &[i32],
+    version: &OutputVersion,
+) -> Result<FrameScan, ScanError> {
+    if frames.len() > PER_FRAME_LISTING {
+        return scan_frames(storage, keys, frames, version).await;
+    }
+    let mut listing = Vec::new();
+    for &frame in frames {
+        let prefix = format!("{}{}.", keys.frames_prefix(), frame_stem(frame));
+        listing.extend(storage.list(&prefix).await?);
+    }
+    classify(storage, keys, frames, version, listing).await
+}
+
+async fn classify<S: Storage>(
+    storage: &S,
+    keys: &JobKeys,
+    frames: &[i32],
+    version: &OutputVersion,
+    listing: Vec<ObjectMeta>,
+) -> Result<FrameScan, ScanError> {
+    let mut ignored = 0;
     let mut by_frame: BTreeMap<i32, Vec<FrameObject>> = BTreeMap::new();
     for object in listing {
         let Some((frame, extension)) = keys.parse_frame_key(&object.key) else {
@@ -232,24 +264,6 @@ pub async fn scan_frames<S: Storage>(
         }
     }
     Ok(scan)
-}
-
-/// The objects that may be frames of `frames`, and how many frame objects of other frames a
-/// per-frame listing already skipped (none).
-async fn list_frames<S: Storage>(
-    storage: &S,
-    keys: &JobKeys,
-    frames: &[i32],
-) -> Result<(Vec<ObjectMeta>, usize), StorageError> {
-    if frames.len() > PER_FRAME_LISTING {
-        return Ok((storage.list(&keys.frames_prefix()).await?, 0));
-    }
-    let mut listing = Vec::new();
-    for &frame in frames {
-        let prefix = format!("{}{}.", keys.frames_prefix(), frame_stem(frame));
-        listing.extend(storage.list(&prefix).await?);
-    }
-    Ok((listing, 0))
 }
 
 #[cfg(test)]

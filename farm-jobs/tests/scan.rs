@@ -5,7 +5,7 @@ use farm_core::blender::OutputFormat;
 use farm_core::storage::{PutOptions, Storage};
 use farm_core::JobKeys;
 use farm_io::LocalStorage;
-use farm_jobs::{scan_frames, FrameState, OutputVersion};
+use farm_jobs::{scan_chunk_frames, scan_frames, FrameState, OutputVersion};
 
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\nrest";
 
@@ -38,12 +38,20 @@ async fn every_expected_frame_is_current_stale_or_missing() {
     put(&storage, &keys.frame(6, "jpg"), Some(&jpeg)).await; // format change beside it
     put(&storage, &keys.frame(9, "png"), Some(&new)).await; // not expected
 
-    for frames in [
-        &[1, 2, 3, 4, 5, 6][..],
-        &(1..=6).chain(10..=30).collect::<Vec<_>>()[..],
-    ] {
-        // Per-frame listings (few frames) and one whole listing (many) agree.
-        let scan = scan_frames(&storage, &keys, frames, &new).await.unwrap();
+    let few = [1, 2, 3, 4, 5, 6];
+    let many: Vec<i32> = (1..=6).chain(10..=30).collect();
+    let scans = [
+        scan_frames(&storage, &keys, &few, &new).await.unwrap(),
+        scan_chunk_frames(&storage, &keys, &few, &new)
+            .await
+            .unwrap(),
+        scan_chunk_frames(&storage, &keys, &many, &new)
+            .await
+            .unwrap(),
+    ];
+    assert_eq!(scans[0].ignored, 1, "frame 9 is not expected");
+    // Per-frame listings (a chunk) and one whole listing agree.
+    for scan in scans {
         let current: Vec<i32> = scan.current.iter().map(|o| o.frame).collect();
         assert_eq!(current, [1, 6]);
         assert_eq!(scan.current[1].key, keys.frame(6, "png"));

@@ -16,7 +16,7 @@ use farm_core::blender::{
 use farm_core::image::{content_type, looks_like_image, IMAGE_SNIFF_LEN};
 use farm_core::storage::PutOptions;
 use farm_core::{JobKeys, Storage};
-use farm_jobs::{scan_frames, OutputVersion, ScanError};
+use farm_jobs::{scan_chunk_frames, OutputVersion, ScanError};
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use tokio::io::AsyncReadExt;
@@ -95,7 +95,7 @@ pub async fn pending_frames<S: Storage>(
     storage: &S,
     spec: &ChunkSpec<'_>,
 ) -> Result<Vec<i32>, RenderError> {
-    let scan = scan_frames(storage, spec.keys, spec.frames, &spec.version())
+    let scan = scan_chunk_frames(storage, spec.keys, spec.frames, &spec.version())
         .await
         .map_err(|error| match error {
             ScanError::Storage(e) => RenderError::Storage(e),

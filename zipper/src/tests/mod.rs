@@ -128,7 +128,7 @@ async fn missing_frames_write_a_report_and_no_archive() {
         serde_json::from_slice(&storage.object(&keys.missing()).unwrap()).unwrap();
     assert_eq!(
         report,
-        serde_json::json!({"missing": [2, 3, 5, 7], "ranges": "2-3, 5, 7", "expected": 7})
+        serde_json::json!({"missing": [2, 3, 5, 7], "ranges": "2-3, 5, 7", "expected": 7, "stale": []})
     );
 }
 
