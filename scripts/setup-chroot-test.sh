@@ -5,9 +5,9 @@
 #
 #   scripts/setup-chroot-test.sh      # needs root (or sudo), chroot and mount; installs debootstrap
 #
-# The debootstrapped root is cached as a tarball and pip's download cache is kept, both under
+# The debootstrapped root is cached as a tarball, and apt's and pip's downloads are kept, all under
 # FARM_CACHE_DIR (default ~/.cache/blender-farm), so a rerun (and CI with that folder cached)
-# neither debootstraps nor downloads the wheels again. The root itself is made fresh every run.
+# neither debootstraps nor downloads the packages again. The root itself is fresh every run.
 # The chroot gets the host's DNS, CA bundle and apt network settings (Acquire::*), nothing more;
 # the Rust toolchain is not installed there, so `cargo lambda` runs as `cargo-lambda lambda`.
 set -euo pipefail
@@ -20,6 +20,7 @@ fi
 cache=${FARM_CACHE_DIR:-"$HOME/.cache/blender-farm"}
 tarball="$cache/debian12-minbase.tar.gz"
 pip_cache="$cache/chroot-pip-cache"
+apt_cache="$cache/chroot-apt-archives"
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 log() { echo "setup-chroot-test: $*" >&2; }
 fail() {
@@ -27,7 +28,7 @@ fail() {
     exit 1
 }
 
-mkdir -p "$cache" "$pip_cache"
+mkdir -p "$cache" "$pip_cache" "$apt_cache/partial"
 if [ ! -f "$tarball" ]; then
     if ! command -v debootstrap >/dev/null 2>&1; then
         log "installing debootstrap with apt-get"
@@ -65,13 +66,16 @@ mount_in() { # type-or-bind, source, target inside the root
 }
 mount_in proc proc /proc
 mount_in bind /dev /dev
-mount_in bind "$pip_cache" /root/.cache/pip
+mount_in bind /dev/pts /dev/pts
+mount_in bind "$apt_cache" /var/cache/apt/archives
+mount_in bind "$pip_cache" /var/cache/farm-pip
 mkdir -p "$root/opt/farm/scripts"
 cp scripts/setup.sh scripts/env.sh "$root/opt/farm/scripts/"
 # The host's network settings: DNS, apt's Acquire options (e.g. a proxy), its CA bundle.
 cp -L /etc/resolv.conf "$root/etc/resolv.conf"
 apt-config dump Acquire >"$root/etc/apt/apt.conf.d/99host-network" 2>/dev/null || true
-chroot_env=(HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8)
+chroot_env=(HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8
+    PIP_CACHE_DIR=/var/cache/farm-pip)
 if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
     cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/host-ca.crt"
     chroot_env+=(PIP_CERT=/etc/host-ca.crt)
