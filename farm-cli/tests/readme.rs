@@ -49,9 +49,10 @@ fn block_commands(text: &str) -> Vec<(usize, Vec<String>)> {
 
 /// The words of the `farm` command in a shell command line, if it runs one.
 fn farm_words(words: &[String]) -> Option<Vec<String>> {
+    // Skip `VAR=value` prefixes.
     let start = words
         .iter()
-        .position(|w| !(w.contains('=') && !w.starts_with('-')))?;
+        .position(|w| !w.contains('=') || w.starts_with('-'))?;
     if words[start] != "farm" {
         return None;
     }
