@@ -120,6 +120,11 @@ printf 'not a real lambda' >"$WORK/bootstrap.zip"
 aws s3api create-bucket --bucket "$ARTIFACTS" >/dev/null
 aws s3api put-object --bucket "$ARTIFACTS" --key trigger-lambda/dummy.zip \
   --body "$WORK/bootstrap.zip" >/dev/null
+# The second stack deploys from a bucket of its own, which its teardown removes.
+ARTIFACTS_B=farm-check-artifacts-b
+aws s3api create-bucket --bucket "$ARTIFACTS_B" >/dev/null
+aws s3api put-object --bucket "$ARTIFACTS_B" --key trigger-lambda/dummy.zip \
+  --body "$WORK/bootstrap.zip" >/dev/null
 
 # Empty SubnetIds/SecurityGroupIds (the defaults) = the create-a-VPC option.
 aws cloudformation create-stack \
@@ -215,7 +220,7 @@ aws cloudformation create-stack \
   --template-body "file://$TEMPLATE" \
   --capabilities CAPABILITY_NAMED_IAM \
   --parameters \
-  "ParameterKey=LambdaCodeBucket,ParameterValue=$ARTIFACTS" \
+  "ParameterKey=LambdaCodeBucket,ParameterValue=$ARTIFACTS_B" \
   "ParameterKey=LambdaCodeKey,ParameterValue=trigger-lambda/dummy.zip" \
   "ParameterKey=SubnetIds,ParameterValue='$SUBNETS'" \
   "ParameterKey=SecurityGroupIds,ParameterValue=$SG" \
@@ -263,7 +268,13 @@ if aws s3api head-bucket --bucket "$BUCKET" >/dev/null 2>&1; then
   LEFT="$(aws s3api list-object-versions --bucket "$BUCKET" --output json)"
   fail "teardown left bucket $BUCKET: $LEFT"
 fi
-echo "teardown: stack $TD_STACK and bucket $BUCKET are gone"
+if aws s3api head-bucket --bucket "$ARTIFACTS_B" >/dev/null 2>&1; then
+  fail "teardown left the artifacts bucket $ARTIFACTS_B"
+fi
+aws s3api head-object --bucket "$ARTIFACTS" --key trigger-lambda/dummy.zip >/dev/null ||
+  fail "teardown of $TD_STACK removed $STACK's Lambda zip in $ARTIFACTS"
+echo "teardown: stack $TD_STACK, bucket $BUCKET and artifacts bucket $ARTIFACTS_B are gone;"
+echo "          $STACK's artifacts bucket $ARTIFACTS is kept"
 
 echo
 echo "check.sh: all checks passed"

@@ -220,11 +220,12 @@ The farm is deployed (stack $STACK, region $REGION).
   bucket:     $BUCKET
   job queue:  $QUEUE
 
-Render frame 120 of scene.blend:
+Render frames 1 to 24 of scene.blend, 4 frames per Batch task (6 tasks):
 
-  aws s3api put-object --bucket $BUCKET --key scene.blend --body scene.blend --tagging 'frame=120'
+  aws s3api put-object --bucket $BUCKET --key scene.blend --body scene.blend --tagging 'frames=1-24&chunk=4'
 
-Follow it in the AWS Batch console (queue ${QUEUE##*/}) or with
+(the tag frame=N alone means frames 1 to N, one task per frame). Follow it in the AWS Batch
+console (queue ${QUEUE##*/}) or with
 
   farm status scene.blend --bucket $BUCKET
 

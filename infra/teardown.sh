@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Remove a deployed render farm: stops its jobs, empties its bucket (every object version and
-# delete marker, and unfinished multipart uploads), deletes its images, then deletes the stack.
+# delete marker, and unfinished multipart uploads), deletes its images, then deletes the stack,
+# and last the Lambda zip deploy.sh uploaded for it to the artifacts bucket
+# (farm-artifacts-<account>-<region>, or the stack's LambdaCodeBucket). Another stack deploying
+# from the same bucket keeps its zips and the bucket; otherwise the emptied bucket is deleted.
 # Uses the standard AWS environment (AWS_PROFILE, AWS_REGION / AWS_DEFAULT_REGION).
 #
 #   infra/teardown.sh [STACK_NAME]      # default blender-farm
-#
-# The artifacts bucket (farm-artifacts-<account>-<region>) is shared by stacks and kept; remove
-# it with: aws s3 rb s3://farm-artifacts-<account>-<region> --force
 set -euo pipefail
 
 STACK="${1:-blender-farm}"
@@ -39,6 +39,15 @@ stack_output() {
 # The names the template gives, when the stack has no outputs (a creation that failed early).
 BUCKET="$(stack_output BucketName)"
 BUCKET="${BUCKET:-$STACK-$ACCOUNT-$REGION}"
+stack_parameter() {
+  local value
+  value="$(aws cloudformation describe-stacks --stack-name "$STACK" \
+    --query "Stacks[0].Parameters[?ParameterKey=='$1'].ParameterValue" --output text 2>/dev/null || true)"
+  [[ "$value" == None ]] && value=""
+  printf '%s' "$value"
+}
+ARTIFACTS="$(stack_parameter LambdaCodeBucket)"
+LAMBDA_KEY="$(stack_parameter LambdaCodeKey)"
 QUEUE="$(stack_output JobQueueArn)"
 if [[ -z "$QUEUE" ]] &&
   [[ "$(aws batch describe-job-queues --job-queues "$STACK-queue" \
@@ -107,3 +116,35 @@ if ! aws cloudformation wait stack-delete-complete --stack-name "$STACK"; then
   aws cloudformation wait stack-delete-complete --stack-name "$STACK"
 fi
 log "stack $STACK deleted"
+
+# ---------------------------------------------------------------- the Lambda artifact
+# Every remaining stack's Lambda code location, one "bucket<TAB>key" line each; when the stacks
+# cannot be listed, the artifacts are kept.
+if ! CODE="$(aws cloudformation describe-stacks --output text --query \
+  "Stacks[].[Parameters[?ParameterKey=='LambdaCodeBucket'].ParameterValue | [0], Parameters[?ParameterKey=='LambdaCodeKey'].ParameterValue | [0]]")"; then
+  log "cannot list the remaining stacks: keeping s3://$ARTIFACTS"
+  ARTIFACTS=""
+fi
+if [[ -n "$ARTIFACTS" ]] && aws s3api head-bucket --bucket "$ARTIFACTS" >/dev/null 2>&1; then
+  USED="$(printf '%s\n' "$CODE" | awk -F'\t' -v b="$ARTIFACTS" '$1 == b { print $2 }')"
+  if [[ -n "$USED" ]]; then
+    # Shared: only this stack's zip goes, unless another stack runs the same one.
+    if [[ -n "$LAMBDA_KEY" ]] && ! grep -qxF -- "$LAMBDA_KEY" <<<"$USED"; then
+      log "deleting s3://$ARTIFACTS/$LAMBDA_KEY"
+      aws s3api delete-object --bucket "$ARTIFACTS" --key "$LAMBDA_KEY" >/dev/null
+    fi
+    log "keeping s3://$ARTIFACTS: other stacks deploy from it"
+  else
+    log "deleting the Lambda zips deploy.sh uploaded to s3://$ARTIFACTS/trigger-lambda/"
+    aws s3 rm "s3://$ARTIFACTS/trigger-lambda/" --recursive --only-show-errors
+    # shellcheck disable=SC2016 # a JMESPath literal, not a shell expansion
+    if [[ "$(aws s3api list-objects-v2 --bucket "$ARTIFACTS" --max-items 1 \
+      --query 'length(Contents || `[]`)' --output text)" != 0 ]]; then
+      log "keeping s3://$ARTIFACTS: it holds objects deploy.sh did not put there"
+    else
+      empty_bucket "$ARTIFACTS"
+      log "deleting the artifacts bucket $ARTIFACTS"
+      aws s3api delete-bucket --bucket "$ARTIFACTS"
+    fi
+  fi
+fi

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Renders the bundled example animation on this machine, no AWS needed: installs Blender if it is
-# missing, builds `farm`, makes examples/bounce.blend with Blender, and runs `farm render` on it.
-# Frames land in examples/bounce.farm/frames/ and the archive in examples/bounce.farm/frames.zip.
+# missing, installs `farm` with `cargo install --path farm-cli --locked` (into ~/.cargo/bin, which
+# rustup puts on PATH; FARM_INSTALL_ROOT=DIR installs into DIR/bin instead), makes
+# examples/bounce.blend with Blender, and runs `farm render` on it. Frames land in
+# examples/bounce.farm/frames/ and the archive in examples/bounce.farm/frames.zip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,8 +15,17 @@ if ! command -v blender >/dev/null 2>&1; then
 fi
 command -v cargo >/dev/null || { echo "example: cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
 
-cargo build --release --locked -p farm-cli
+root=${FARM_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}
+# With --path, cargo builds in the workspace's target/, so a rerun compiles nothing again.
+cargo install --path farm-cli --locked --root "$root"
+farm="$root/bin/farm"
+if [ "$(command -v farm || true)" = "$farm" ]; then
+    echo "example: installed farm as $farm (on your PATH)"
+else
+    echo "example: installed farm as $farm; add $root/bin to your PATH to type \`farm\`:"
+    echo "    export PATH=\"$root/bin:\$PATH\""
+fi
 if [ ! -f examples/bounce.blend ]; then
     blender -b --factory-startup --python examples/make_example.py -- "$PWD/examples/bounce.blend" >/dev/null
 fi
-target/release/farm render examples/bounce.blend "$@"
+"$farm" render examples/bounce.blend "$@"

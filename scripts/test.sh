@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this): installs what the tests need, then
 # formatting, lints, every crate's tests (against moto_server and Debian's Blender), the
-# infrastructure checks and the Lambda packaging check.
+# infrastructure checks, the Lambda packaging check and the set-up on a stock Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
+# moto_server, aws, cfn-lint, checkov, hadolint, cargo-lambda and zig from setup's environment.
+# shellcheck source=scripts/env.sh
+source scripts/env.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -19,4 +22,6 @@ echo "== infra checks"
 infra/check.sh
 echo "== cargo lambda"
 trigger-lambda/tests/cargo_lambda.sh
+echo "== scripts/setup.sh on a stock Debian 12 (debootstrap root)"
+scripts/setup-chroot-test.sh
 echo "== all checks passed"

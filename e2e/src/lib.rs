@@ -157,7 +157,7 @@ impl Aws {
             .stdin(Stdio::null())
             .output()
             .await
-            .context("running the aws CLI (install it with `pip install awscli`)")?;
+            .context("running the aws CLI (run scripts/setup.sh, then `source scripts/env.sh`)")?;
         if !output.status.success() {
             bail!(
                 "aws {} failed ({}): {}",

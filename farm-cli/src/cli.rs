@@ -60,9 +60,10 @@ pub enum Command {
 Why the defaults: Blender's start-up (about a second, mostly on one core) is paid once per
 chunk, and measured on a 2-CPU machine one Blender with both threads rendered 24 small frames
 faster than two Blenders with one thread each, as fast as plain `blender -a`. So the
-default is one worker per 4 CPUs (one on 2 CPUs), each Blender keeping at least 4 threads, and
-one chunk per worker. More workers may pay off with many cores, or when frames have long
-single-threaded parts (scene sync, saving); see BENCHMARKS.md, section `farm render`.")]
+default is one worker per 4 CPUs (at least one) and one chunk per worker; each Blender gets
+CPUs / workers threads (both threads on a 2-CPU machine, 4 or more from 4 CPUs up). More
+workers may pay off with many cores, or when frames have long single-threaded parts (scene
+sync, saving); see BENCHMARKS.md, section `farm render`.")]
 pub struct RenderArgs {
     /// The .blend to render.
     pub scene: PathBuf,

@@ -37,9 +37,10 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 #[error("interrupted: {0}")]
 pub struct Interrupted(pub String);
 
-/// Reads the command line. `--help` and `--version` print as usual; a usage error (an unknown
-/// flag, a missing argument) prints one line, `farm: error: ...`, and exits with code 1, like
-/// every other bad input.
+/// Reads the command line. `--help` and `--version` print as usual (exit code 0); `farm` with no
+/// command prints the help on stderr and exits with code 1; a usage error (an unknown flag, a
+/// missing argument) prints one line, `farm: error: ...`, and exits with code 1, like every
+/// other bad input.
 pub fn parse_args() -> Cli {
     use clap::error::ErrorKind;
     use clap::Parser;
@@ -48,12 +49,14 @@ pub fn parse_args() -> Cli {
         Err(err)
             if matches!(
                 err.kind(),
-                ErrorKind::DisplayHelp
-                    | ErrorKind::DisplayVersion
-                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
             ) =>
         {
             err.exit()
+        }
+        Err(err) if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = err.print();
+            std::process::exit(1)
         }
         Err(err) => {
             eprintln!("farm: error: {}", usage_error(&err.render().to_string()));

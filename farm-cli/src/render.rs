@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use farm_core::blender::{Blender, OutputFormat};
 use farm_core::frames::{compact, DEFAULT_MAX_FRAMES};
+use farm_core::plan::{PlanError, MAX_ARRAY_SIZE};
 use farm_core::{FrameList, JobKeys, Plan, Storage};
 use farm_io::LocalStorage;
 use futures::StreamExt;
@@ -138,7 +139,19 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
     let chunk = args
         .chunk
         .unwrap_or_else(|| default_chunk(frames.len(), workers));
-    let plan = Plan::new(frames, chunk).map_err(|e| anyhow!("invalid --chunk: {e}"))?;
+    let plan = Plan::new(frames, chunk).map_err(|e| match e {
+        // The plan's limit is the cloud's array size; say it in this command's words.
+        PlanError::TooManyChunks {
+            frames,
+            chunk_size,
+            chunks,
+            fitting,
+        } => anyhow!(
+            "invalid --chunk: {frames} frames in chunks of {chunk_size} make {chunks} chunks, \
+             more than the {MAX_ARRAY_SIZE} a job may have: use --chunk {fitting} or more"
+        ),
+        other => anyhow!("invalid --chunk: {other}"),
+    })?;
 
     let storage = LocalStorage::new(&out);
     let keys = JobKeys::root();
@@ -234,7 +247,34 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         out.join("frames.zip").display(),
         human_bytes(summary.archive_bytes)
     );
+    let earlier = frames_outside(&storage, &keys, &plan).await?;
+    if !earlier.is_empty() {
+        println!(
+            "note:    frames/ also holds {} frame(s) of earlier runs, not in this run nor in frames.zip: {}",
+            earlier.len(),
+            compact(&earlier, " ")
+        );
+    }
     Ok(())
+}
+
+/// Frames in the output folder that are not in this run's plan: left by an earlier run that
+/// asked for other frames. They are kept (they are the user's), and named in the summary.
+async fn frames_outside(
+    storage: &LocalStorage,
+    keys: &JobKeys,
+    plan: &Plan,
+) -> anyhow::Result<Vec<i32>> {
+    let planned: BTreeSet<i32> = plan.frames().as_slice().iter().copied().collect();
+    let found: BTreeSet<i32> = storage
+        .list(&keys.frames_prefix())
+        .await
+        .context("listing the output folder's frames")?
+        .iter()
+        .filter_map(|o| keys.parse_frame_key(&o.key).map(|(frame, _)| frame))
+        .filter(|frame| !planned.contains(frame))
+        .collect();
+    Ok(found.into_iter().collect())
 }
 
 /// One chunk of the plan and the frames of it still to render.

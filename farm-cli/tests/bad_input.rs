@@ -239,3 +239,41 @@ fn a_missing_blender_is_named_with_the_fix() {
     assert!(line.contains("cannot run blender"), "{line}");
     assert!(line.contains("--blender"), "{line}");
 }
+
+#[test]
+fn bare_farm_prints_the_help_on_stderr_and_exits_1() {
+    let result = run(&mut farm());
+    assert_eq!(result.code, Some(1), "{result:#?}");
+    assert!(result.stdout.is_empty(), "{result:#?}");
+    assert!(result.stderr.contains("Usage: farm"), "{result:#?}");
+    assert!(result.stderr.contains("render"), "{result:#?}");
+    // Asking for the help is not an error.
+    assert_eq!(run(farm().arg("--help")).code, Some(0));
+}
+
+#[test]
+fn local_errors_use_no_cloud_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let blend = fake_blend(dir.path());
+    let text = dir.path().join("notes.blend");
+    std::fs::write(&text, "just some text").unwrap();
+    let lines = [
+        render(&["--frames", "1"], &text)
+            .one_line_error()
+            .to_owned(),
+        render(&["--frames", "1-100001"], &blend)
+            .one_line_error()
+            .to_owned(),
+        render(&["--frames", "1-10001", "--chunk", "1"], &blend)
+            .one_line_error()
+            .to_owned(),
+    ];
+    assert!(lines[0].contains("not a .blend file"), "{}", lines[0]);
+    assert!(lines[1].contains("more than 100000 frames"), "{}", lines[1]);
+    assert!(lines[2].contains("use --chunk 2 or more"), "{}", lines[2]);
+    for line in &lines {
+        for word in ["upload", "AWS", "Batch", "array", "task", "chunk="] {
+            assert!(!line.contains(word), "`{word}` in a local error: {line}");
+        }
+    }
+}

@@ -84,6 +84,7 @@ fn negative_and_stepped_frames_render_where_asked() {
         .arg(&blend));
     let stdout = result.ok();
     assert_eq!(rendered_and_skipped(stdout), (6, 0));
+    assert!(!stdout.contains("note:"), "{stdout}");
     let frames = frame_files(&out.join("frames"));
     let numbers: Vec<i32> = frames.iter().map(|(f, _)| *f).collect();
     assert_eq!(numbers, [-3, -2, -1, 4, 7, 10]);
@@ -96,8 +97,15 @@ fn negative_and_stepped_frames_render_where_asked() {
         .args(["render", "--frames", "-3,-2,7", "--out"])
         .arg(&out)
         .arg(&blend));
-    assert_eq!(rendered_and_skipped(again.ok()), (0, 3));
+    let stdout = again.ok();
+    assert_eq!(rendered_and_skipped(stdout), (0, 3));
     assert_zip_holds(&out.join("frames.zip"), &names(&[-3, -2, 7]));
+    // The frames of the first run that this one left out stay, and the summary says so.
+    assert!(
+        stdout.contains("frames/ also holds 3 frame(s) of earlier runs"),
+        "{stdout}"
+    );
+    assert_eq!(frame_files(&out.join("frames")).len(), 6);
 }
 
 fn mtimes(frames: &[(i32, std::path::PathBuf)]) -> BTreeMap<i32, SystemTime> {

@@ -25,7 +25,7 @@ pub enum BlendEncoding {
 pub enum NotABlend {
     #[error("not a .blend file: it is empty")]
     Empty,
-    #[error("not a .blend file: it starts with {found}, not `BLENDER` (nor a gzip or zstd stream of one); upload a file saved by Blender")]
+    #[error("not a .blend file: it starts with {found}, not `BLENDER` (nor a gzip or zstd stream of one); use a file saved by Blender")]
     Header { found: String },
     #[error("not a .blend file: its {encoding} stream does not hold a Blender file")]
     Compressed { encoding: &'static str },

@@ -49,7 +49,7 @@ pub enum FrameSpecError {
     BadStep { item: String },
     #[error("`{item}` is outside Blender's frame range {MIN_FRAME}..={MAX_FRAME}")]
     OutOfRange { item: String },
-    #[error("the frame list expands to more than {max} frames: ask for fewer frames per upload")]
+    #[error("the frame list expands to more than {max} frames: ask for fewer frames, or split them into several jobs")]
     TooMany { max: usize },
     #[error("`{value}` is not a frame count: `frame=N` takes a whole number from 1 to {max}")]
     BadCount { value: String, max: usize },

@@ -57,7 +57,7 @@ impl Moto {
         for _ in 0..START_ATTEMPTS {
             match Self::start_once().await {
                 Ok(moto) => return Ok(moto),
-                Err(err) if err.to_string().contains("pip install") => return Err(err),
+                Err(err) if err.to_string().contains("is not on PATH") => return Err(err),
                 Err(err) => last_error = Some(err),
             }
         }
@@ -75,7 +75,7 @@ impl Moto {
             .spawn()
             .map_err(|err| match err.kind() {
                 std::io::ErrorKind::NotFound => anyhow!(
-                    "moto_server is not on PATH: install it with `pip install 'moto[server]'`"
+                    "moto_server is not on PATH: run scripts/setup.sh, then `source scripts/env.sh`"
                 ),
                 _ => anyhow!("starting moto_server: {err}"),
             })?;
