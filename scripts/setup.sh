@@ -34,6 +34,9 @@ if [ "$need_pip" -eq 1 ]; then
     hash -r
 fi
 
+# Container images (buildah, podman, debootstrap, runc): its own script.
+"$(dirname "$0")/setup-images.sh"
+
 command -v cargo >/dev/null || { echo "setup: cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 echo "setup: ok (blender $(blender --version 2>/dev/null | head -n1 | cut -d' ' -f2), $(moto_server --version 2>/dev/null || echo moto))"
