@@ -95,7 +95,11 @@ esac
 
 # ---------------------------------------------------------------- 1. Lambda artifact
 ARTIFACTS="${FARM_ARTIFACTS_BUCKET:-farm-artifacts-$ACCOUNT-$REGION}"
-if ! aws s3api head-bucket --bucket "$ARTIFACTS" >/dev/null 2>&1; then
+# Every call on the artifacts bucket names its owner: a bucket of that name in another account
+# (squatted, or left over) is refused instead of receiving or serving the Lambda's code.
+# (CreateBucket has no such parameter; it fails if the name is taken.)
+OWNER=(--expected-bucket-owner "$ACCOUNT")
+if ! aws s3api head-bucket --bucket "$ARTIFACTS" "${OWNER[@]}" >/dev/null 2>&1; then
   log "creating artifacts bucket $ARTIFACTS"
   if [[ "$REGION" == us-east-1 ]]; then
     aws s3api create-bucket --bucket "$ARTIFACTS" >/dev/null
@@ -103,9 +107,9 @@ if ! aws s3api head-bucket --bucket "$ARTIFACTS" >/dev/null 2>&1; then
     aws s3api create-bucket --bucket "$ARTIFACTS" \
       --create-bucket-configuration "LocationConstraint=$REGION" >/dev/null
   fi
-  aws s3api put-public-access-block --bucket "$ARTIFACTS" --public-access-block-configuration \
+  aws s3api put-public-access-block --bucket "$ARTIFACTS" "${OWNER[@]}" --public-access-block-configuration \
     BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
-  aws s3api put-bucket-encryption --bucket "$ARTIFACTS" --server-side-encryption-configuration \
+  aws s3api put-bucket-encryption --bucket "$ARTIFACTS" "${OWNER[@]}" --server-side-encryption-configuration \
     '{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"AES256"}}]}'
 fi
 
@@ -114,11 +118,11 @@ cargo lambda build --release --output-format zip -p trigger-lambda
 [[ -f "$LAMBDA_ZIP" ]] || die "$LAMBDA_ZIP was not built"
 LAMBDA_HASH="$(sha256sum "$LAMBDA_ZIP" | cut -c1-32)"
 LAMBDA_KEY="trigger-lambda/$LAMBDA_HASH.zip"
-if aws s3api head-object --bucket "$ARTIFACTS" --key "$LAMBDA_KEY" >/dev/null 2>&1; then
+if aws s3api head-object --bucket "$ARTIFACTS" "${OWNER[@]}" --key "$LAMBDA_KEY" >/dev/null 2>&1; then
   log "s3://$ARTIFACTS/$LAMBDA_KEY already uploaded"
 else
   log "uploading s3://$ARTIFACTS/$LAMBDA_KEY"
-  aws s3api put-object --bucket "$ARTIFACTS" --key "$LAMBDA_KEY" --body "$LAMBDA_ZIP" >/dev/null
+  aws s3api put-object --bucket "$ARTIFACTS" "${OWNER[@]}" --key "$LAMBDA_KEY" --body "$LAMBDA_ZIP" >/dev/null
 fi
 
 # ---------------------------------------------------------------- image tags

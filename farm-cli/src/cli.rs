@@ -88,6 +88,9 @@ pub struct RenderArgs {
     /// Blender executable.
     #[arg(long, env = env::BLENDER, default_value = "blender", value_name = "PATH")]
     pub blender: PathBuf,
+    /// A Python in which `import bpy` works (Blender from PyPI), used instead of --blender.
+    #[arg(long, env = env::BLENDER_PYTHON, value_name = "PYTHON")]
+    pub blender_python: Option<PathBuf>,
     /// Threads per Blender process, instead of CPUs / workers.
     #[arg(long, value_name = "T", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,

@@ -144,17 +144,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// Quotes a word for a POSIX shell when it needs it, for the commands `farm` prints.
-pub fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c));
-    if plain {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
+pub use farm_core::shell::quote as shell_quote;
 
 #[cfg(test)]
 mod tests {

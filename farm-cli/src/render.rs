@@ -25,7 +25,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use farm_core::blender::{parse_log_line, scene_info_args, LogEvent, OutputFormat, SceneInfo};
+use farm_core::blender::{
+    parse_log_line, scene_info_args, Blender, LogEvent, OutputFormat, SceneInfo,
+};
 use farm_core::frames::{compact, DEFAULT_MAX_FRAMES};
 use farm_core::{FrameList, JobKeys, Plan, Storage};
 use farm_io::LocalStorage;
@@ -163,6 +165,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         "planned"
     );
 
+    let blender = renderer::config::blender_from(args.blender.clone(), args.blender_python.clone());
     let work_root = tempfile::Builder::new()
         .prefix("farm-render-")
         .tempdir()
@@ -171,7 +174,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         storage: &storage,
         keys: &keys,
         scene: &scene,
-        blender: &args.blender,
+        blender: &blender,
         work_root: work_root.path(),
         threads,
         format,
@@ -251,7 +254,7 @@ struct ChunkContext<'a> {
     storage: &'a LocalStorage,
     keys: &'a JobKeys,
     scene: &'a Path,
-    blender: &'a Path,
+    blender: &'a Blender,
     work_root: &'a Path,
     threads: usize,
     format: Option<OutputFormat>,
@@ -414,7 +417,7 @@ async fn render_chunk(
         source_tag: Some(context.source_tag),
     };
     let setup = BlenderSetup {
-        executable: context.blender.to_owned(),
+        blender: context.blender.clone(),
         threads: context.threads,
         work_dir: context.work_root.join(format!("chunk-{}", chunk.index)),
     };
@@ -538,7 +541,9 @@ async fn scene_range(
     let range = match cached {
         Some(range) => range,
         None => {
-            let info = scene_info(&args.blender, scene, &args.scene, shutdown).await?;
+            let blender =
+                renderer::config::blender_from(args.blender.clone(), args.blender_python.clone());
+            let info = scene_info(&blender, scene, &args.scene, shutdown).await?;
             let range = CachedRange {
                 sha256: source_tag.to_owned(),
                 start: info.start,
@@ -564,14 +569,19 @@ async fn scene_range(
 
 /// Asks Blender for the scene's own frame range and step.
 async fn scene_info(
-    blender: &Path,
+    blender: &Blender,
     scene: &Path,
     shown: &Path,
     shutdown: &Shutdown,
 ) -> anyhow::Result<SceneInfo> {
     let spinner = progress::spinner("reading the scene's frame range with blender");
-    let output = tokio::process::Command::new(blender)
-        .args(scene_info_args(scene))
+    let work = tempfile::Builder::new()
+        .prefix("farm-scene-info-")
+        .tempdir()
+        .context("cannot create a temporary work folder (check TMPDIR)")?;
+    let mut command = renderer::render::blender_command(blender, work.path()).await?;
+    let output = command
+        .args(scene_info_args(blender, scene))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -587,7 +597,7 @@ async fn scene_info(
     let output = output.map_err(|e| {
         anyhow!(
             "cannot run blender at `{}`: {e}; install Blender, or pass --blender PATH (or set BLENDER)",
-            blender.display()
+            blender.program().display()
         )
     })?;
     let stdout = String::from_utf8_lossy(&output.stdout);

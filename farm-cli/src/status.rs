@@ -8,6 +8,7 @@ use farm_core::frames::{compact, DEFAULT_MAX_FRAMES};
 use farm_core::layout::parse_frame_file_name;
 use farm_core::manifest::{JobManifest, ManifestStatus};
 use farm_core::scheduler::{ArrayProgress, JobState, JobStatus, Scheduler};
+use farm_core::shell::printable;
 use farm_core::storage::ObjectMeta;
 use farm_core::{FrameList, JobKeys, Storage};
 use farm_io::S3Storage;
@@ -353,15 +354,15 @@ pub fn render_text(report: &StatusReport) -> String {
     let _ = writeln!(
         out,
         "job       s3://{}/{} (submitted {})",
-        report.bucket,
-        report.key,
+        printable(&report.bucket),
+        printable(&report.key),
         report.created.strftime("%Y-%m-%d %H:%M:%S UTC")
     );
     if report.status == ManifestStatus::Rejected {
         let _ = writeln!(
             out,
             "rejected  {}",
-            report.message.as_deref().unwrap_or("no reason given")
+            printable(report.message.as_deref().unwrap_or("no reason given"))
         );
         let _ = writeln!(
             out,
@@ -400,7 +401,7 @@ pub fn render_text(report: &StatusReport) -> String {
             });
         }
         if let Some(reason) = &job.reason {
-            let _ = write!(line, " ({reason})");
+            let _ = write!(line, " ({})", printable(reason));
         }
         let _ = writeln!(out, "{line}");
     }
@@ -420,9 +421,9 @@ pub fn render_text(report: &StatusReport) -> String {
             out,
             "failed    frame {}: {} (log s3://{}/{})",
             failed.frame,
-            failed.reason.as_deref().unwrap_or("no reason recorded"),
+            printable(failed.reason.as_deref().unwrap_or("no reason recorded")),
             report.bucket,
-            failed.log
+            printable(&failed.log)
         );
     }
     if report.failed_frames.len() > MAX_FAILED_SHOWN {
@@ -537,6 +538,38 @@ mod tests {
         let bar = text_bar(5, 1, 10);
         assert!(bar.starts_with("[===============xxx"), "{bar}");
         assert_eq!(text_bar(0, 1, 1000).matches('x').count(), 1);
+    }
+
+    #[test]
+    fn blender_log_lines_and_keys_reach_the_terminal_escaped() {
+        let log = "Fra:1\nError: \x1b]0;owned\x07\x1b[2J\rfine\n";
+        let report = StatusReport {
+            bucket: "b".into(),
+            key: "a\x1b[31m.blend".into(),
+            status: ManifestStatus::Submitted,
+            message: None,
+            created: jiff::Timestamp::UNIX_EPOCH,
+            frames: None,
+            failed_frames: vec![FailedFrame {
+                frame: 1,
+                log: "a\x1b[31m.blend/logs/0001.log".into(),
+                reason: failure_reason(log),
+            }],
+            render_job: None,
+            zip_job: None,
+            archive: None,
+            complete: false,
+        };
+        let text = render_text(&report);
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert!(
+            text.contains("Error: \\u{1b}]0;owned\\u{7}\\u{1b}[2J\\rfine"),
+            "{text}"
+        );
+        assert!(text.contains("s3://b/a\\u{1b}[31m.blend "), "{text}");
     }
 
     #[test]

@@ -1,13 +1,19 @@
-//! Talking to Blender: a pure argv builder and a pure parser of its log lines.
+//! Talking to Blender: a pure argv and environment builder and a pure parser of its log lines.
+//!
+//! Blender runs one way or another (see [`Blender`]): the executable, or a Python in which
+//! `import bpy` works (the official builds on PyPI). Either way it runs the same script,
+//! `render_script.py`, which opens the .blend with its scripts disabled, makes every known way a
+//! .blend runs code or writes files harmless (or refuses the file, printing [`REFUSED_MARKER`]),
+//! and renders each frame to an exact file name. That script is the only Python that runs.
 //!
 //! Frames are always absolute. Blender reads `-f -5` and `-s -5` as "5 before the end" and
 //! `-f +5` as "5 after the start", and a scene's own range cannot go below 0, so frame numbers are
-//! never put on Blender's command line: a short `--python-expr` sets each frame with
-//! `frame_set` and renders it to an exact file name. `--disable-autoexec` comes before the file,
-//! so Python stored in a .blend never runs; our expression is the only Python that does.
+//! never put on Blender's command line: the script sets each frame with `frame_set`.
+//!
+//! Blender sees no credentials: [`blender_env`] keeps only the variables it needs.
 
-use std::ffi::OsString;
-use std::path::Path;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -15,8 +21,90 @@ use std::time::Duration;
 pub const FRAME_MARKER: &str = "FARM_FRAME ";
 /// Prefix of the line the scene query prints.
 pub const SCENE_INFO_MARKER: &str = "FARM_SCENE_INFO ";
+/// Prefix of the line the script prints when it will not render a file, followed by the reason.
+pub const REFUSED_MARKER: &str = "FARM_REFUSED ";
+/// Prefix of the line the script prints when it changed the scene to keep it harmless.
+pub const NOTE_MARKER: &str = "FARM_NOTE ";
+/// Exit code of the script after [`REFUSED_MARKER`].
+pub const REFUSED_EXIT: i32 = 3;
 /// File name prefix of Blender's output inside the work folder: `frame_<N>.<ext>`.
 pub const OUTPUT_PREFIX: &str = "frame_";
+
+/// The farm's only Python inside Blender.
+const SCRIPT: &str = include_str!("render_script.py");
+
+/// How Blender is run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blender {
+    /// The `blender` executable (`BLENDER`).
+    Executable(PathBuf),
+    /// A Python interpreter in which `import bpy` works (`FARM_BLENDER_PYTHON`).
+    PythonModule(PathBuf),
+}
+
+impl Blender {
+    /// The program to start.
+    pub fn program(&self) -> &Path {
+        match self {
+            Self::Executable(path) | Self::PythonModule(path) => path,
+        }
+    }
+
+    /// Arguments running the farm's script with `config` (a JSON object).
+    fn script_args(&self, threads: usize, config: &serde_json::Value) -> Vec<OsString> {
+        let mut args: Vec<OsString> = match self {
+            // `--disable-autoexec` also stops preferences from turning auto-execution back on;
+            // `--factory-startup` ignores any user preferences and add-ons.
+            Self::Executable(_) => [
+                "--background",
+                "--factory-startup",
+                "--disable-autoexec",
+                "--threads",
+                &threads.max(1).to_string(),
+                "--python-exit-code",
+                "1",
+                "--python-expr",
+            ]
+            .map(OsString::from)
+            .to_vec(),
+            // `-I`: no PYTHON* variables, no user site-packages, not the current folder.
+            Self::PythonModule(_) => ["-I", "-c"].map(OsString::from).to_vec(),
+        };
+        args.push(SCRIPT.into());
+        args.push("--".into());
+        args.push(config.to_string().into());
+        args
+    }
+}
+
+/// Variables Blender may inherit; everything else (AWS credentials, the container credentials
+/// URI, the job's settings) is withheld. `LC_*` are kept too.
+pub const INHERITED_ENV: &[&str] = &[
+    "PATH",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "OCIO",
+    "OMP_NUM_THREADS",
+    "TBB_NUM_THREADS",
+];
+
+/// Blender's whole environment: the [`INHERITED_ENV`] variables of `inherited` (and `LC_*`),
+/// `HOME` and `TMPDIR` set to folders of the job's work folder.
+pub fn blender_env(
+    inherited: impl IntoIterator<Item = (OsString, OsString)>,
+    home: &Path,
+    tmp: &Path,
+) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = inherited
+        .into_iter()
+        .filter(|(name, _)| is_inherited(name))
+        .collect();
+    env.push(("HOME".into(), home.into()));
+    env.push(("TMPDIR".into(), tmp.into()));
+    env.sort();
+    env
+}
 
 /// Image formats the farm can ask Blender for (`-F`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -113,67 +201,40 @@ pub struct RenderCommand<'a> {
     pub threads: usize,
     /// Folder Blender writes `frame_<N>.<ext>` into.
     pub output_dir: &'a Path,
+    /// Folder the scene's File Output nodes are redirected into (`<node>/<file>`).
+    pub outputs_dir: &'a Path,
+    /// Folder simulation caches that would be written during the render are redirected into.
+    pub caches_dir: &'a Path,
     pub format: Option<OutputFormat>,
 }
 
 impl RenderCommand<'_> {
-    /// Blender's arguments (without the executable).
-    pub fn args(&self) -> Vec<OsString> {
-        let mut args: Vec<OsString> = vec!["--background".into(), "--disable-autoexec".into()];
-        args.push(self.blend.into());
-        args.extend(["--engine", "CYCLES", "--threads"].map(OsString::from));
-        args.push(self.threads.max(1).to_string().into());
-        if let Some(format) = self.format {
-            args.push("--render-format".into());
-            args.push(format.blender_name().into());
-        }
-        args.extend(
-            [
-                "--use-extension",
-                "1",
-                "--python-exit-code",
-                "1",
-                "--python-expr",
-            ]
-            .map(OsString::from),
-        );
-        args.push(self.script().into());
-        args
-    }
-
-    /// The Python that renders each frame to `<output_dir>/frame_<N>.<ext>`. Frame numbers and
-    /// the folder are written as JSON literals, which Python reads as the same values.
-    fn script(&self) -> String {
-        let dir = serde_json::to_string(&self.output_dir.to_string_lossy()).unwrap_or_default();
-        let frames = serde_json::to_string(self.frames).unwrap_or_default();
-        format!(
-            "import bpy, os\n\
-             s = bpy.context.scene\n\
-             s.render.use_placeholder = False\n\
-             s.render.use_overwrite = True\n\
-             for f in {frames}:\n\
-             \x20   print({FRAME_MARKER:?} + str(f), flush=True)\n\
-             \x20   s.frame_set(f)\n\
-             \x20   s.render.filepath = os.path.join({dir}, {OUTPUT_PREFIX:?} + str(f))\n\
-             \x20   bpy.ops.render.render(write_still=True)\n"
-        )
+    /// Blender's arguments (without the program). Paths and frames reach the script as JSON.
+    pub fn args(&self, blender: &Blender) -> Vec<OsString> {
+        let config = serde_json::json!({
+            "mode": "render",
+            "blend": self.blend.to_string_lossy(),
+            "frames": self.frames,
+            "threads": self.threads.max(1),
+            "out": self.output_dir.to_string_lossy(),
+            "outputs": self.outputs_dir.to_string_lossy(),
+            "caches": self.caches_dir.to_string_lossy(),
+            "format": self.format.map(OutputFormat::blender_name),
+        });
+        blender.script_args(self.threads, &config)
     }
 }
 
 /// Arguments that print the scene's own frame range and format on a [`SCENE_INFO_MARKER`] line.
-pub fn scene_info_args(blend: &Path) -> Vec<OsString> {
-    let expr = format!(
-        "import bpy, json; s = bpy.context.scene; print({SCENE_INFO_MARKER:?} + json.dumps(dict(\
-         start=s.frame_start, end=s.frame_end, step=s.frame_step, \
-         format=s.render.image_settings.file_format, engine=s.render.engine, scene=s.name)), flush=True)"
-    );
-    vec![
-        "--background".into(),
-        "--disable-autoexec".into(),
-        blend.into(),
-        "--python-expr".into(),
-        expr.into(),
-    ]
+pub fn scene_info_args(blender: &Blender, blend: &Path) -> Vec<OsString> {
+    let config = serde_json::json!({"mode": "info", "blend": blend.to_string_lossy()});
+    blender.script_args(1, &config)
+}
+
+/// Whether a variable of this name is passed on to Blender.
+pub fn is_inherited(name: &OsStr) -> bool {
+    name.to_str()
+        .is_some_and(|name| INHERITED_ENV.contains(&name) || name.starts_with("LC_"))
 }
 
 /// A scene's own settings, as the scene query reports them.
@@ -223,6 +284,14 @@ pub enum LogEvent<'a> {
     FrameTime {
         render: Duration,
     },
+    /// `FARM_REFUSED <reason>`: the script will not render this file.
+    Refused {
+        reason: &'a str,
+    },
+    /// `FARM_NOTE <text>`: the script changed the scene to keep it harmless.
+    Note {
+        text: &'a str,
+    },
     /// An error Blender reported; it may still exit 0.
     Error {
         message: &'a str,
@@ -239,6 +308,12 @@ pub fn parse_log_line(line: &str) -> LogEvent<'_> {
         .and_then(|f| f.trim().parse().ok())
     {
         return LogEvent::FrameStart { frame };
+    }
+    if let Some(reason) = trimmed.strip_prefix(REFUSED_MARKER) {
+        return LogEvent::Refused { reason };
+    }
+    if let Some(text) = trimmed.strip_prefix(NOTE_MARKER) {
+        return LogEvent::Note { text };
     }
     if let Some(rest) = trimmed.strip_prefix("Saved: ") {
         let path = rest.trim();
@@ -310,50 +385,55 @@ mod tests {
         args.iter().map(|a| a.to_str().unwrap()).collect()
     }
 
-    #[test]
-    fn argv_uses_absolute_frames_and_disables_autoexec_before_loading() {
-        let cmd = RenderCommand {
+    fn command<'a>(frames: &'a [i32], format: Option<OutputFormat>) -> RenderCommand<'a> {
+        RenderCommand {
             blend: Path::new("/work/scene.blend"),
-            frames: &[-5, 0, 3, 4],
+            frames,
             threads: 4,
             output_dir: Path::new("/work/out dir"),
-            format: None,
-        };
-        let args = cmd.args();
+            outputs_dir: Path::new("/work/outputs"),
+            caches_dir: Path::new("/work/caches"),
+            format,
+        }
+    }
+
+    /// The JSON after `--` that the script reads.
+    fn config(args: &[&str]) -> serde_json::Value {
+        let dash = args.iter().position(|a| *a == "--").unwrap();
+        assert_eq!(args.len(), dash + 2, "the JSON is the last argument");
+        serde_json::from_str(args[dash + 1]).unwrap()
+    }
+
+    #[test]
+    fn the_executable_runs_the_script_with_autoexec_off_and_no_file_on_its_command_line() {
+        let blender = Blender::Executable("/usr/bin/blender".into());
+        let args = command(&[-5, 0, 3, 4], None).args(&blender);
         let args = strings(&args);
         assert_eq!(
-            &args[..12],
+            &args[..9],
             &[
                 "--background",
+                "--factory-startup",
                 "--disable-autoexec",
-                "/work/scene.blend",
-                "--engine",
-                "CYCLES",
                 "--threads",
                 "4",
-                "--use-extension",
-                "1",
                 "--python-exit-code",
                 "1",
                 "--python-expr",
+                SCRIPT,
             ]
         );
-        assert_eq!(args.len(), 13);
-        let script = args[12];
-        assert!(script.contains("for f in [-5,0,3,4]:"), "{script}");
-        assert!(
-            script.contains("os.path.join(\"/work/out dir\", \"frame_\" + str(f))"),
-            "{script}"
-        );
-        assert!(script.contains("    s.frame_set(f)\n"), "{script}");
-        assert!(
-            script.contains("bpy.ops.render.render(write_still=True)"),
-            "{script}"
-        );
-        assert!(
-            script.contains("print(\"FARM_FRAME \" + str(f), flush=True)"),
-            "{script}"
-        );
+        // The .blend is opened by the script (with use_scripts=False), never by Blender's
+        // command line, where nothing would disable its scripts in the bpy module.
+        assert!(!args.contains(&"/work/scene.blend"), "{args:?}");
+        let config = config(&args);
+        assert_eq!(config["mode"], "render");
+        assert_eq!(config["blend"], "/work/scene.blend");
+        assert_eq!(config["frames"], serde_json::json!([-5, 0, 3, 4]));
+        assert_eq!(config["out"], "/work/out dir");
+        assert_eq!(config["outputs"], "/work/outputs");
+        assert_eq!(config["caches"], "/work/caches");
+        assert_eq!(config["format"], serde_json::Value::Null);
         assert!(
             !args.iter().any(
                 |a| ["-f", "-s", "-e", "--frame-start", "--render-frame"].contains(a)
@@ -364,33 +444,106 @@ mod tests {
     }
 
     #[test]
-    fn format_override_comes_before_the_script() {
-        let cmd = RenderCommand {
-            blend: Path::new("s.blend"),
-            frames: &[1],
-            threads: 2,
-            output_dir: Path::new("out"),
-            format: Some(OutputFormat::OpenExr),
-        };
-        let args = cmd.args();
+    fn the_python_module_runs_the_same_script_isolated() {
+        let blender = Blender::PythonModule("/venv/bin/python".into());
+        let args = command(&[1], Some(OutputFormat::OpenExr)).args(&blender);
         let args = strings(&args);
-        let f = args.iter().position(|a| *a == "--render-format").unwrap();
-        assert_eq!(args[f + 1], "OPEN_EXR");
-        assert!(f < args.iter().position(|a| *a == "--python-expr").unwrap());
+        assert_eq!(&args[..3], &["-I", "-c", SCRIPT]);
+        assert_eq!(config(&args)["format"], "OPEN_EXR");
+        assert_eq!(blender.program(), Path::new("/venv/bin/python"));
+        let info = scene_info_args(&blender, Path::new("/x.blend"));
+        let info = strings(&info);
+        assert_eq!(config(&info)["mode"], "info");
+    }
+
+    #[test]
+    fn the_script_opens_the_file_with_scripts_disabled_and_closes_each_vector() {
+        for needle in [
+            "use_scripts=False",
+            "use_scripts_auto_execute = False",
+            "def neutralise_freestyle",
+            "is_simple_expression",
+            "use_module = False",
+            "load_ui=False",
+            "ShaderNodeScript",
+            "CompositorNodeOutputFile",
+            "def redirect_caches",
+            "os._exit(REFUSED_EXIT)",
+        ] {
+            assert!(SCRIPT.contains(needle), "{needle}");
+        }
+        assert!(SCRIPT.contains(&format!("REFUSED_EXIT = {REFUSED_EXIT}")));
+        // Every step runs before the first frame renders.
+        let render = SCRIPT.find("def render():").unwrap();
+        let first_frame = SCRIPT[render..].find("bpy.ops.render.render").unwrap();
+        for step in [
+            "neutralise_freestyle()",
+            "neutralise_texts()",
+            "neutralise_osl()",
+            "redirect_file_outputs(",
+            "redirect_caches(",
+        ] {
+            let at = SCRIPT[render..].find(step).unwrap();
+            assert!(at < first_frame, "{step}");
+        }
+    }
+
+    #[test]
+    fn blender_inherits_no_credentials() {
+        let inherited = [
+            ("PATH", "/usr/bin"),
+            ("LANG", "C.UTF-8"),
+            ("LC_ALL", "C"),
+            ("OCIO", "/ocio/config.ocio"),
+            ("HOME", "/root"),
+            ("TMPDIR", "/tmp"),
+            ("AWS_ACCESS_KEY_ID", "AKIA"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", "token"),
+            (
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "/v2/credentials/x",
+            ),
+            ("ECS_CONTAINER_METADATA_URI_V4", "http://169.254.170.2/v4/x"),
+            ("AWS_PROFILE", "prod"),
+            ("FARM_BUCKET", "b"),
+            ("PYTHONPATH", "/evil"),
+            ("LD_PRELOAD", "/evil.so"),
+        ]
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let env = blender_env(inherited, Path::new("/w/home"), Path::new("/w/tmp"));
+        let env: Vec<(&str, &str)> = env
+            .iter()
+            .map(|(k, v)| (k.to_str().unwrap(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            env,
+            [
+                ("HOME", "/w/home"),
+                ("LANG", "C.UTF-8"),
+                ("LC_ALL", "C"),
+                ("OCIO", "/ocio/config.ocio"),
+                ("PATH", "/usr/bin"),
+                ("TMPDIR", "/w/tmp"),
+            ]
+        );
+    }
+
+    #[test]
+    fn format_override_reaches_the_script() {
+        let blender = Blender::Executable("blender".into());
+        let args = command(&[1], Some(OutputFormat::Png)).args(&blender);
+        assert_eq!(config(&strings(&args))["format"], "PNG");
     }
 
     #[test]
     fn zero_threads_still_asks_for_one() {
-        let cmd = RenderCommand {
-            blend: Path::new("s.blend"),
-            frames: &[1],
-            threads: 0,
-            output_dir: Path::new("o"),
-            format: None,
-        };
-        let args = cmd.args();
+        let mut cmd = command(&[1], None);
+        cmd.threads = 0;
+        let args = cmd.args(&Blender::Executable("blender".into()));
         let t = args.iter().position(|a| a == "--threads").unwrap();
         assert_eq!(args[t + 1], "1");
+        assert_eq!(config(&strings(&args))["threads"], 1);
     }
 
     #[test]
@@ -472,6 +625,8 @@ mod tests {
             ),
             ("Traceback (most recent call last):", LogEvent::Error { message: "Traceback (most recent call last):" }),
             ("Blender 4.2.3 LTS (hash 2f8f7b4f1b14 built 2024-10-14 00:45:40)", LogEvent::Other),
+            ("FARM_REFUSED Freestyle on view layer \"V\"", LogEvent::Refused { reason: "Freestyle on view layer \"V\"" }),
+            ("FARM_NOTE File Output node \"F\" writes into /w/outputs/F", LogEvent::Note { text: "File Output node \"F\" writes into /w/outputs/F" }),
         ];
         for (line, want) in cases {
             assert_eq!(&parse_log_line(line), want, "{line}");
@@ -485,8 +640,11 @@ mod tests {
         assert_eq!((info.start, info.end, info.step), (-2, 30, 2));
         assert_eq!(info.format, "PNG");
         assert_eq!(SceneInfo::from_output("Blender quit"), None);
-        let args = scene_info_args(Path::new("/x.blend"));
-        assert_eq!(args[1], "--disable-autoexec");
-        assert!(args[4].to_str().unwrap().contains(SCENE_INFO_MARKER.trim()));
+        let args = scene_info_args(
+            &Blender::Executable("blender".into()),
+            Path::new("/x.blend"),
+        );
+        assert!(args.iter().any(|a| a == "--disable-autoexec"));
+        assert!(SCRIPT.contains(SCENE_INFO_MARKER.trim()));
     }
 }

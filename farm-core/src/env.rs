@@ -21,6 +21,9 @@ pub const WORK_DIR: &str = "FARM_WORK_DIR";
 pub const LOG_FORMAT: &str = "FARM_LOG_FORMAT";
 /// Blender executable (default `blender` on `PATH`).
 pub const BLENDER: &str = "BLENDER";
+/// A Python in which `import bpy` works (the official Blender builds on PyPI); when set, Blender
+/// runs as that Python module instead of the `BLENDER` executable.
+pub const BLENDER_PYTHON: &str = "FARM_BLENDER_PYTHON";
 /// Set by AWS Batch on array children: 0-based index. Absent on a plain job (index 0).
 pub const ARRAY_INDEX: &str = "AWS_BATCH_JOB_ARRAY_INDEX";
 /// Set by AWS Batch: the job id, logged with every line.

@@ -24,6 +24,7 @@ pub mod manifest;
 pub mod plan;
 pub mod request;
 pub mod scheduler;
+pub mod shell;
 pub mod storage;
 
 pub use frames::FrameList;

@@ -5,7 +5,13 @@ Run by farm-testkit's `make_scene`:
     blender -b --factory-startup --python make_scene.py -- '<json options>'
 
 Options (JSON object): output (the .blend to write), start, end, step, width, height, samples,
-autorun_marker (a path or null), compress (bool).
+autorun_marker, freestyle_marker, driver_marker (paths or null), file_outputs (a list of
+{base_path, slot}), compress (bool).
+
+The hostile options are the ways a .blend has of running code or writing files that the farm must
+close: a registered text block (autorun_marker), Freestyle in Python Scripting mode whose style
+module writes the environment it sees (freestyle_marker), a Python driver expression
+(driver_marker), compositor File Output nodes writing wherever their path says (file_outputs).
 
 Frame code: the world background's red channel is keyframed so that, in the 8-bit PNG, the red
 value of a pixel showing only background is `frame + 128` (clamped to 0..255). The view transform
@@ -111,6 +117,52 @@ def add_autorun(marker):
     text.use_module = True
 
 
+def add_freestyle_script(scene, marker):
+    text = bpy.data.texts.new("style_module.py")
+    text.write(
+        "import os, pathlib\n"
+        f"pathlib.Path({json.dumps(marker)}).write_text(repr(sorted(os.environ.items())))\n"
+        "from freestyle.types import Operators\n"
+        "from freestyle.predicates import QuantitativeInvisibilityUP1D, TrueUP1D\n"
+        "from freestyle.chainingiterators import ChainSilhouetteIterator\n"
+        "from freestyle.shaders import ConstantThicknessShader\n"
+        "Operators.select(QuantitativeInvisibilityUP1D(0))\n"
+        "Operators.bidirectional_chain(ChainSilhouetteIterator())\n"
+        "Operators.create(TrueUP1D(), [ConstantThicknessShader(2)])\n"
+    )
+    scene.render.use_freestyle = True
+    for layer in scene.view_layers:
+        layer.use_freestyle = True
+        layer.freestyle_settings.mode = "SCRIPT"
+        module = layer.freestyle_settings.modules.new()
+        module.script = text
+
+
+def add_python_driver(marker):
+    cube = next(obj for obj in bpy.data.objects if obj.type == "MESH")
+    fcurve = cube.driver_add("location", 2)
+    fcurve.driver.type = "SCRIPTED"
+    fcurve.driver.expression = (
+        f"__import__('pathlib').Path({json.dumps(marker)}).write_text('driver ran') and 0.0"
+    )
+
+
+def add_file_outputs(scene, outputs):
+    scene.use_nodes = True
+    tree = scene.node_tree
+    layers = next(n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers")
+    # The nodes get the inverted image, so a file of theirs taken for a frame shows.
+    invert = tree.nodes.new("CompositorNodeInvert")
+    tree.links.new(layers.outputs["Image"], invert.inputs["Color"])
+    for index, spec in enumerate(outputs):
+        node = tree.nodes.new("CompositorNodeOutputFile")
+        node.name = node.label = "File Output %d" % index
+        node.base_path = spec["base_path"]
+        node.format.file_format = "PNG"
+        node.file_slots[0].path = spec["slot"]
+        tree.links.new(invert.outputs["Color"], node.inputs[0])
+
+
 def main():
     opts = options()
     scene = bpy.context.scene
@@ -120,6 +172,12 @@ def main():
     set_render(scene, opts)
     if opts.get("autorun_marker"):
         add_autorun(opts["autorun_marker"])
+    if opts.get("freestyle_marker"):
+        add_freestyle_script(scene, opts["freestyle_marker"])
+    if opts.get("driver_marker"):
+        add_python_driver(opts["driver_marker"])
+    if opts.get("file_outputs"):
+        add_file_outputs(scene, opts["file_outputs"])
     bpy.ops.wm.save_as_mainfile(
         filepath=opts["output"], compress=bool(opts.get("compress")), check_existing=False
     )

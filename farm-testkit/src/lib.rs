@@ -13,7 +13,10 @@ mod moto;
 mod scene;
 
 pub use moto::{BatchEnv, Moto};
-pub use scene::{blender, frame_code, make_scene, SceneOptions};
+pub use scene::{
+    blender, frame_code, make_scene, make_scene_with, FileOutput, SceneOptions, TestBlender,
+    BPY_VERSION,
+};
 
 /// A key prefix of its own for one test: `t-<name>-<8 hex digits>/`.
 pub fn unique_prefix(name: &str) -> String {

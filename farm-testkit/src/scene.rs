@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{anyhow, bail, Context};
+use farm_core::blender::Blender;
 
 /// The script that builds a scene (see its docstring for the frame code).
 const MAKE_SCENE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenes/make_scene.py");
@@ -32,6 +33,22 @@ pub struct SceneOptions {
     pub autorun_marker: Option<PathBuf>,
     /// Save the .blend compressed (zstd on Blender 3.0 and later).
     pub compress: bool,
+    /// If set, Freestyle is on in Python Scripting mode with a style module (a text block) that
+    /// writes this file, holding the environment it sees, when it runs.
+    pub freestyle_marker: Option<PathBuf>,
+    /// If set, a Python driver expression on the cube writes this file when it is evaluated.
+    pub driver_marker: Option<PathBuf>,
+    /// Compositor File Output nodes (the render layer's image into each), in this order.
+    pub file_outputs: Vec<FileOutput>,
+}
+
+/// A compositor File Output node: Blender writes `<base_path><slot><frame, 4 digits>.png`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileOutput {
+    /// The node's folder: absolute, or relative to the .blend (`//../..`).
+    pub base_path: String,
+    /// The slot's file name prefix (may hold `/` and `..`).
+    pub slot: String,
 }
 
 impl Default for SceneOptions {
@@ -46,6 +63,9 @@ impl Default for SceneOptions {
             samples: 2,
             autorun_marker: None,
             compress: false,
+            freestyle_marker: None,
+            driver_marker: None,
+            file_outputs: Vec::new(),
         }
     }
 }
@@ -77,10 +97,96 @@ fn find_on_path(name: &str) -> anyhow::Result<PathBuf> {
         })
 }
 
+/// Version of the official `bpy` module the tests run besides Debian's executable: the LTS
+/// production runs (`scripts/bpy-venv.sh` makes its virtual environment).
+pub const BPY_VERSION: &str = "4.2.23";
+
+/// A Blender the tests run on, with a name for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestBlender {
+    pub name: String,
+    pub blender: Blender,
+}
+
+impl TestBlender {
+    /// Debian's executable ([`blender`]).
+    pub fn executable() -> anyhow::Result<Self> {
+        Ok(Self {
+            name: "blender executable".into(),
+            blender: Blender::Executable(blender()?),
+        })
+    }
+
+    /// The official `bpy` module of `version` in its cached virtual environment.
+    pub fn bpy(version: &str) -> anyhow::Result<Self> {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/bpy-venv.sh");
+        let output = Command::new(script)
+            .arg(version)
+            .output()
+            .with_context(|| format!("running {script}"))?;
+        if !output.status.success() {
+            bail!(
+                "{script} {version} failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let python = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        Ok(Self {
+            name: format!("bpy {version}"),
+            blender: Blender::PythonModule(python),
+        })
+    }
+
+    /// Every Blender the tests run on: Debian's executable and bpy [`BPY_VERSION`].
+    pub fn all() -> anyhow::Result<Vec<Self>> {
+        Ok(vec![Self::executable()?, Self::bpy(BPY_VERSION)?])
+    }
+
+    /// The variable that makes the farm's binaries use this Blender.
+    pub fn env(&self) -> (&'static str, &Path) {
+        match &self.blender {
+            Blender::Executable(path) => (farm_core::env::BLENDER, path),
+            Blender::PythonModule(python) => (farm_core::env::BLENDER_PYTHON, python),
+        }
+    }
+
+    /// A command running a Python script file in this Blender, with `args` after `--`.
+    pub fn script(&self, script: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(self.blender.program());
+        match &self.blender {
+            Blender::Executable(_) => {
+                command.args([
+                    "-b",
+                    "--factory-startup",
+                    "--python-exit-code",
+                    "1",
+                    "--python",
+                ]);
+            }
+            Blender::PythonModule(_) => {
+                command.arg("-I");
+            }
+        }
+        command.arg(script).arg("--").args(args);
+        command
+    }
+}
+
 /// Writes `<dir>/<name>.blend`: Cycles on the CPU, no denoising, raw colours, 8-bit RGB PNG
 /// output, a small cube in the centre and a background whose red value encodes the frame
-/// (read it back with [`frame_code`]).
+/// (read it back with [`frame_code`]). Made by Debian's executable.
 pub fn make_scene(dir: &Path, name: &str, options: &SceneOptions) -> anyhow::Result<PathBuf> {
+    make_scene_with(&TestBlender::executable()?, dir, name, options)
+}
+
+/// [`make_scene`] with the given Blender (a scene saved by bpy 4.2 is a 4.2 file).
+pub fn make_scene_with(
+    blender: &TestBlender,
+    dir: &Path,
+    name: &str,
+    options: &SceneOptions,
+) -> anyhow::Result<PathBuf> {
     let output = dir.join(format!("{name}.blend"));
     let json = serde_json::json!({
         "output": output,
@@ -92,23 +198,21 @@ pub fn make_scene(dir: &Path, name: &str, options: &SceneOptions) -> anyhow::Res
         "samples": options.samples,
         "autorun_marker": options.autorun_marker,
         "compress": options.compress,
+        "freestyle_marker": options.freestyle_marker,
+        "driver_marker": options.driver_marker,
+        "file_outputs": options.file_outputs.iter().map(|f| serde_json::json!({
+            "base_path": f.base_path,
+            "slot": f.slot,
+        })).collect::<Vec<_>>(),
     });
-    let result = Command::new(blender()?)
-        .args([
-            "-b",
-            "--factory-startup",
-            "--python-exit-code",
-            "1",
-            "--python",
-        ])
-        .arg(MAKE_SCENE)
-        .arg("--")
-        .arg(json.to_string())
+    let result = blender
+        .script(Path::new(MAKE_SCENE), &[&json.to_string()])
         .output()
-        .context("running blender")?;
+        .with_context(|| format!("running {}", blender.name))?;
     if !result.status.success() || !output.is_file() {
         bail!(
-            "blender could not make {} ({}):\n{}\n{}",
+            "{} could not make {} ({}):\n{}\n{}",
+            blender.name,
             output.display(),
             result.status,
             String::from_utf8_lossy(&result.stdout),

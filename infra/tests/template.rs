@@ -720,14 +720,18 @@ fn object_permissions_fit_the_key_layout_and_never_touch_blend_files() {
         keys.manifest(),
         marker,
     ];
-    for role in ["TriggerFunctionRole", "RenderJobRole", "ZipJobRole"] {
+    for (role, writes) in [
+        ("TriggerFunctionRole", &writes[..]),
+        ("RenderJobRole", &writes[..3]),
+        ("ZipJobRole", &writes[..5]),
+    ] {
         let s = statements(&t, role);
         let denied = object_patterns(&s, "Deny", "s3:PutObject");
         assert!(
             denied.iter().any(|p| iam_match(p, keys.source())),
             "{role} must be denied writing .blend files"
         );
-        for key in &writes {
+        for key in writes {
             assert!(
                 !key.ends_with(".blend"),
                 "{key} would trigger the farm again"
@@ -749,5 +753,84 @@ fn object_permissions_fit_the_key_layout_and_never_touch_blend_files() {
             puts.iter().any(|p| iam_match(p, &key)),
             "{role} cannot write {key}"
         );
+    }
+}
+
+/// Whether a role may do `action` on `key`: some Allow matches and no Deny does.
+fn may(statements: &[Value], action: &str, key: &str) -> bool {
+    object_patterns(statements, "Allow", action)
+        .iter()
+        .any(|p| iam_match(p, key))
+        && !object_patterns(statements, "Deny", action)
+            .iter()
+            .any(|p| iam_match(p, key))
+}
+
+/// The render role's credentials are what a compromised Blender could take (ADR 0007): they
+/// write only the job folder's frames, logs and outputs, never the farm's control objects, and
+/// read only scenes and their job folders.
+#[test]
+fn the_render_role_cannot_write_control_objects_or_read_outside_scenes() {
+    let t = template();
+    let render = statements(&t, "RenderJobRole");
+    let keys = JobKeys::new("shots/scene 01.blend");
+    for key in [
+        keys.frame(1, "png"),
+        keys.frame(-12, "exr"),
+        keys.log(7),
+        format!("{}/outputs/File Output/0001.png", keys.source()),
+    ] {
+        assert!(
+            may(&render, "s3:PutObject", &key),
+            "render cannot write {key}"
+        );
+    }
+    for key in [
+        keys.manifest(),
+        keys.request_marker("0123abcd"),
+        keys.zip(),
+        keys.missing(),
+        keys.source().to_owned(),
+        "other.blend".to_owned(),
+        format!("{}/frames/../job.json", keys.source()),
+        "anything/else".to_owned(),
+    ] {
+        assert!(
+            !may(&render, "s3:PutObject", &key),
+            "render may write {key}"
+        );
+    }
+    let deletes = object_patterns(&render, "Allow", "s3:DeleteObject");
+    assert!(deletes.is_empty(), "render may delete {deletes:?}");
+
+    // Reads: every spelling of the suffix the trigger accepts, and the job folder.
+    for source in ["a.blend", "a.BLEND", "a.Blend", "x/y.bLeNd"] {
+        let keys = JobKeys::new(source);
+        for key in [keys.source().to_owned(), keys.frame(3, "png")] {
+            assert!(
+                may(&render, "s3:GetObject", &key),
+                "render cannot read {key}"
+            );
+        }
+    }
+    for key in ["notes.txt", "textures/wood.png", "renders/final.exr"] {
+        assert!(!may(&render, "s3:GetObject", key), "render may read {key}");
+    }
+}
+
+#[test]
+fn the_trigger_terminates_and_tags_only_the_farms_jobs() {
+    let t = template();
+    let trigger = statements(&t, "TriggerFunctionRole");
+    for action in ["batch:TerminateJob", "batch:TagResource"] {
+        let statements: Vec<&Value> = trigger
+            .iter()
+            .filter(|s| s["Effect"] == "Allow" && strings(&s["Action"]).contains(&json!(action)))
+            .collect();
+        assert_eq!(statements.len(), 1, "{action}");
+        let condition = &statements[0]["Condition"];
+        assert!(condition.is_object(), "{action} is unconditioned");
+        let text = condition.to_string();
+        assert!(text.contains("farm:key"), "{action}: {text}");
     }
 }

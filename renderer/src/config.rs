@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use farm_core::blender::OutputFormat;
+use farm_core::blender::{Blender, OutputFormat};
 use farm_core::frames::DEFAULT_MAX_FRAMES;
 use farm_core::{env, FrameList, JobKeys, Plan};
 
@@ -43,6 +43,9 @@ pub struct Args {
     /// Blender executable.
     #[arg(long, env = env::BLENDER, default_value = "blender", help_heading = "Machine")]
     pub blender: PathBuf,
+    /// A Python in which `import bpy` works (Blender from PyPI); used instead of --blender when set.
+    #[arg(long, env = env::BLENDER_PYTHON, help_heading = "Machine")]
+    pub blender_python: Option<PathBuf>,
     /// Scratch folder for the .blend and Blender's output (default: the system temp folder).
     #[arg(long, env = env::WORK_DIR, help_heading = "Machine")]
     pub work_dir: Option<PathBuf>,
@@ -97,11 +100,19 @@ impl Args {
             format,
             source_etag: self.source_etag.filter(|e| !e.is_empty()),
             blender: BlenderSetup {
-                executable: self.blender,
+                blender: blender_from(self.blender, self.blender_python),
                 threads: self.threads.unwrap_or_else(available_cpus),
                 work_dir,
             },
         })
+    }
+}
+
+/// Blender as the Python module when a Python is named (and not empty), else the executable.
+pub fn blender_from(executable: PathBuf, python: Option<PathBuf>) -> Blender {
+    match python.filter(|p| !p.as_os_str().is_empty()) {
+        Some(python) => Blender::PythonModule(python),
+        None => Blender::Executable(executable),
     }
 }
 
@@ -140,6 +151,17 @@ mod tests {
         assert_eq!(config.format, Some(OutputFormat::OpenExr));
         assert_eq!(config.keys.frame(10, "exr"), "a b.blend/frames/0010.exr");
         assert!(config.blender.threads >= 1);
+        assert_eq!(
+            config.blender.blender,
+            Blender::Executable("blender".into())
+        );
+        let config = args(&["--blender-python", "/venv/bin/python"])
+            .validate()
+            .unwrap();
+        assert_eq!(
+            config.blender.blender,
+            Blender::PythonModule("/venv/bin/python".into())
+        );
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub enum RenderError {
         key: String,
         reason: farm_core::blend::NotABlend,
     },
+    #[error("`{key}` was refused: {reason}")]
+    Refused { key: String, reason: String },
     #[error("blender could not open `{key}`: {message}; save the scene again in Blender and re-upload it")]
     SceneUnreadable { key: String, message: String },
     #[error("frame {frame} failed to render ({failed} of {total} frames missing after blender {exit}): {message}; log at `{log_key}`")]
@@ -67,6 +69,7 @@ impl RenderError {
             | Self::SourceChanged { .. }
             | Self::NotABlend { .. }
             | Self::SceneUnreadable { .. }
+            | Self::Refused { .. }
             | Self::FrameFailed { .. } => FailureClass::BadInput,
             Self::BlenderKilled { .. } | Self::WorkDir { .. } => FailureClass::Transient,
             Self::Storage(e) if e.is_transient() => FailureClass::Transient,

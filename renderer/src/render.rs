@@ -10,7 +10,9 @@ use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use farm_core::blender::{output_frame, parse_log_line, LogEvent, OutputFormat, RenderCommand};
+use farm_core::blender::{
+    blender_env, output_frame, parse_log_line, Blender, LogEvent, OutputFormat, RenderCommand,
+};
 use farm_core::image::{content_type, looks_like_image, IMAGE_SNIFF_LEN};
 use farm_core::layout::frame_stem;
 use farm_core::storage::{Metadata, PutOptions, SOURCE_ETAG_METADATA};
@@ -48,9 +50,10 @@ pub struct ChunkSpec<'a> {
 /// How to run Blender.
 #[derive(Debug, Clone)]
 pub struct BlenderSetup {
-    pub executable: PathBuf,
+    pub blender: Blender,
     pub threads: usize,
-    /// Scratch folder; Blender writes into `<work_dir>/out`.
+    /// Scratch folder; Blender writes frames into `<work_dir>/out`, File Output nodes into
+    /// `<work_dir>/outputs`, and has `<work_dir>/home` and `<work_dir>/tmp` as HOME and TMPDIR.
     pub work_dir: PathBuf,
 }
 
@@ -137,16 +140,33 @@ pub async fn render_frames<S: Storage, F: Future<Output = ()> + Unpin>(
     mut shutdown: F,
     events: &(dyn Fn(FrameEvent) + Sync),
 ) -> Result<ChunkReport, RenderError> {
+    // Blender runs in the work folder: every path it gets is absolute.
+    let work_dir = std::path::absolute(&setup.work_dir).map_err(|source| RenderError::WorkDir {
+        path: setup.work_dir.clone(),
+        source,
+    })?;
+    let blend = &std::path::absolute(blend).map_err(|source| RenderError::WorkDir {
+        path: blend.to_owned(),
+        source,
+    })?;
+    let setup = &BlenderSetup {
+        work_dir,
+        ..setup.clone()
+    };
     let out_dir = fresh_dir(&setup.work_dir.join("out")).await?;
+    let outputs_dir = fresh_dir(&setup.work_dir.join("outputs")).await?;
+    let caches_dir = fresh_dir(&setup.work_dir.join("caches")).await?;
     let command = RenderCommand {
         blend,
         frames,
         threads: setup.threads,
         output_dir: &out_dir,
+        outputs_dir: &outputs_dir,
+        caches_dir: &caches_dir,
         format: spec.format,
     };
-    let (mut child, mut lines) = spawn_blender(&setup.executable, &command)?;
-    let mut run = Run::new(frames);
+    let (mut child, mut lines) = spawn_blender(setup, &command).await?;
+    let mut run = Run::new(frames, &out_dir);
     let mut uploads = FuturesUnordered::new();
 
     // Follow Blender's output until it closes, uploading frames as they are saved.
@@ -172,7 +192,7 @@ pub async fn render_frames<S: Storage, F: Future<Output = ()> + Unpin>(
     let status = loop {
         tokio::select! {
             () = &mut shutdown => return Err(stop(&mut child).await),
-            status = child.wait() => break status.map_err(|source| RenderError::BlenderMissing { path: setup.executable.clone(), source })?,
+            status = child.wait() => break status.map_err(|source| RenderError::BlenderMissing { path: setup.blender.program().to_owned(), source })?,
             Some(done) = uploads.next(), if !uploads.is_empty() => run.uploaded(done, events)?,
         }
     };
@@ -192,20 +212,57 @@ pub async fn render_frames<S: Storage, F: Future<Output = ()> + Unpin>(
     run.verdict(storage, spec, status).await
 }
 
+/// A command starting Blender (executable or Python module) in `work_dir` that can reach no
+/// credentials: its environment holds only what [`blender_env`] keeps (HOME and TMPDIR are
+/// `<work_dir>/home` and `<work_dir>/tmp`), and this process is made non-dumpable first, so
+/// Blender (same user, no CAP_SYS_PTRACE) can read neither `/proc/<our pid>/environ` nor our
+/// memory. See ADR 0006.
+pub async fn blender_command(blender: &Blender, work_dir: &Path) -> Result<Command, RenderError> {
+    protect_this_process().map_err(|source| RenderError::WorkDir {
+        path: "/proc/self".into(),
+        source,
+    })?;
+    let home = work_dir.join("home");
+    let tmp = work_dir.join("tmp");
+    for dir in [&home, &tmp] {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|source| RenderError::WorkDir {
+                path: dir.clone(),
+                source,
+            })?;
+    }
+    let mut command = Command::new(blender.program());
+    command
+        .env_clear()
+        .envs(blender_env(std::env::vars_os(), &home, &tmp))
+        .current_dir(work_dir);
+    Ok(command)
+}
+
+/// Makes this process non-dumpable: only a process with CAP_SYS_PTRACE may then read its
+/// `/proc/<pid>/environ`, `/proc/<pid>/mem` or attach to it. Lasts for the process's life (the
+/// setting is reset for programs it starts, which get a cleared environment instead).
+pub fn protect_this_process() -> std::io::Result<()> {
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(std::io::Error::from)
+}
+
 /// Starts Blender with stdout and stderr on one pipe, so its lines keep their order, and reads
 /// that pipe on a blocking thread into a channel.
-fn spawn_blender(
-    executable: &Path,
+async fn spawn_blender(
+    setup: &BlenderSetup,
     command: &RenderCommand<'_>,
 ) -> Result<(Child, mpsc::Receiver<String>), RenderError> {
     let missing = |source| RenderError::BlenderMissing {
-        path: executable.to_owned(),
+        path: setup.blender.program().to_owned(),
         source,
     };
     let (reader, writer) = std::io::pipe().map_err(missing)?;
     let writer_for_stderr = writer.try_clone().map_err(missing)?;
-    let child = Command::new(executable)
-        .args(command.args())
+    let child = blender_command(&setup.blender, &setup.work_dir)
+        .await?
+        .args(command.args(&setup.blender))
         .stdin(Stdio::null())
         .stdout(writer)
         .stderr(writer_for_stderr)
@@ -318,6 +375,10 @@ pub(crate) async fn read_head(path: &Path, len: usize) -> Result<Vec<u8>, Render
 #[derive(Debug, Default)]
 struct Run {
     expected: BTreeSet<i32>,
+    /// The only folder a frame file is accepted from.
+    out_dir: PathBuf,
+    /// Why the render script refused the file, if it did.
+    refused: Option<String>,
     /// The frame the render script is on.
     current: Option<i32>,
     /// Lines before the first frame (loading the file), part of every frame's log.
@@ -332,9 +393,10 @@ struct Run {
 }
 
 impl Run {
-    fn new(frames: &[i32]) -> Self {
+    fn new(frames: &[i32], out_dir: &Path) -> Self {
         Self {
             expected: frames.iter().copied().collect(),
+            out_dir: out_dir.to_owned(),
             ..Self::default()
         }
     }
@@ -352,6 +414,10 @@ impl Run {
                 if let Some(frame) = self.current {
                     self.render_times.insert(frame, render);
                 }
+            }
+            LogEvent::Refused { reason } => self.refused = Some(reason.to_owned()),
+            LogEvent::Note { text } => {
+                info!(note = text, "blender scene changed to keep it harmless")
             }
             LogEvent::Error { message } => {
                 self.last_error = Some(message.to_owned());
@@ -375,7 +441,21 @@ impl Run {
         ready
     }
 
+    /// A frame file Blender says it wrote. Accepted only directly inside the output folder
+    /// and only as a regular file: a `Saved:` line from a File Output node, a line forged by a
+    /// name in the scene, or a symbolic link never becomes a frame.
     fn saved(&mut self, path: &Path) -> Option<FrameFile> {
+        if path.parent() != Some(self.out_dir.as_path())
+            || path.components().any(|c| {
+                !matches!(
+                    c,
+                    std::path::Component::RootDir | std::path::Component::Normal(_)
+                )
+            })
+            || !std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file())
+        {
+            return None;
+        }
         let name = path.file_name()?.to_str()?;
         let (frame, extension) = output_frame(name)?;
         (self.expected.contains(&frame) && self.queued.insert(frame)).then(|| FrameFile {
@@ -439,6 +519,12 @@ impl Run {
         spec: &ChunkSpec<'_>,
         status: ExitStatus,
     ) -> Result<ChunkReport, RenderError> {
+        if let Some(reason) = self.refused {
+            return Err(RenderError::Refused {
+                key: spec.keys.source().to_owned(),
+                reason,
+            });
+        }
         let missing: Vec<i32> = self.expected.difference(&self.uploaded).copied().collect();
         if missing.is_empty() {
             if !status.success() {
@@ -521,30 +607,76 @@ mod tests {
 
     #[test]
     fn saved_lines_queue_each_expected_frame_once() {
-        let mut run = Run::new(&[1, 2]);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        for name in ["frame_1.png", "frame_9.png", "other.png"] {
+            std::fs::write(out.join(name), b"png").unwrap();
+        }
+        let saved = |name: &str| format!("Saved: '{}'", out.join(name).display());
+        let mut run = Run::new(&[1, 2], &out);
         assert!(run.observe("FARM_FRAME 1".into(), &no_events).is_none());
-        let file = run
-            .observe("Saved: '/w/out/frame_1.png'".into(), &no_events)
-            .unwrap();
+        let file = run.observe(saved("frame_1.png"), &no_events).unwrap();
         assert_eq!((file.frame, file.extension.as_str()), (1, "png"));
         assert!(
-            run.observe("Saved: '/w/out/frame_1.png'".into(), &no_events)
-                .is_none(),
+            run.observe(saved("frame_1.png"), &no_events).is_none(),
             "queued twice"
         );
         assert!(
-            run.observe("Saved: '/w/out/frame_9.png'".into(), &no_events)
-                .is_none(),
+            run.observe(saved("frame_9.png"), &no_events).is_none(),
             "not in the chunk"
         );
-        assert!(run
-            .observe("Saved: '/w/out/other.png'".into(), &no_events)
-            .is_none());
+        assert!(run.observe(saved("other.png"), &no_events).is_none());
+    }
+
+    #[test]
+    fn only_regular_files_directly_in_the_output_folder_are_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let outputs = dir.path().join("outputs/File Output");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::create_dir_all(out.join("sub")).unwrap();
+        std::fs::create_dir_all(&outputs).unwrap();
+        std::fs::write(outputs.join("frame_1.png"), b"png").unwrap();
+        std::fs::write(dir.path().join("frame_1.png"), b"png").unwrap();
+        std::fs::write(out.join("sub/frame_1.png"), b"png").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("frame_1.png"), out.join("frame_2.png"))
+            .unwrap();
+        let mut run = Run::new(&[1, 2], &out);
+        for path in [
+            outputs.join("frame_1.png"),
+            dir.path().join("frame_1.png"),
+            out.join("sub/frame_1.png"),
+            out.join("sub/../frame_1.png"),
+            out.join("frame_2.png"),
+            PathBuf::from("frame_1.png"),
+        ] {
+            let line = format!("Saved: '{}'", path.display());
+            assert!(
+                run.observe(line, &no_events).is_none(),
+                "{}",
+                path.display()
+            );
+        }
+        assert!(run.queued.is_empty());
+    }
+
+    #[test]
+    fn a_refusal_is_kept_for_the_verdict() {
+        let mut run = Run::new(&[1], Path::new("/w/out"));
+        run.observe(
+            "FARM_REFUSED Freestyle on view layer \"V\"".into(),
+            &no_events,
+        );
+        assert_eq!(
+            run.refused.as_deref(),
+            Some("Freestyle on view layer \"V\"")
+        );
     }
 
     #[test]
     fn errors_and_times_belong_to_the_current_frame() {
-        let mut run = Run::new(&[1, 2]);
+        let mut run = Run::new(&[1, 2], Path::new("/w/out"));
         run.observe("Read blend: /w/scene.blend".into(), &no_events);
         run.observe("FARM_FRAME 2".into(), &no_events);
         run.observe(" Time: 00:01.50 (Saving: 00:00.01)".into(), &no_events);

@@ -273,7 +273,9 @@ where
                     bucket,
                     key,
                     "no `{TAG_FRAME}` or `{TAG_FRAMES}` tag, so nothing is rendered yet; to render frames 1..=120, tag the object: \
-                     aws s3api put-object-tagging --bucket '{bucket}' --key '{key}' --tagging 'TagSet=[{{Key={TAG_FRAME},Value=120}}]'"
+                     aws s3api put-object-tagging --bucket {} --key {} --tagging 'TagSet=[{{Key={TAG_FRAME},Value=120}}]'",
+                    farm_core::shell::quote(bucket),
+                    farm_core::shell::quote(key),
                 ),
                 EventKind::Tagged => tracing::info!(
                     bucket,

@@ -1,0 +1,551 @@
+//! A hostile .blend can do nothing (RELIABILITY.md, "Hostile .blend").
+//!
+//! One scene per vector, made at test time by the Blender under test (Debian's 3.4 executable
+//! and the official bpy 4.2.23 module): Freestyle in Python Scripting mode, a registered text
+//! block, a Python driver expression, File Output nodes at an absolute path, at `//../..` and
+//! posing as the renderer's `frame_` files. Each goes through `farm render` and through the
+//! `renderer` binary (against moto), both with fake AWS credentials in their environment. A run
+//! fails the test if a marker file appears, if any file appears in the test's folder outside the
+//! run's output and work folders, or if a frame differs from Blender's own render of the scene
+//! (made from the same scene without the hostile part, by the same Blender).
+//!
+//! A last test replaces Blender by a probe that runs as code from a .blend would, and shows it
+//! finds no credentials: not in its environment, and not in its parent's `/proc/<pid>/environ`
+//! when read without `CAP_SYS_PTRACE` (as the container's user reads it; the tests run as root).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
+
+use farm_core::blender::Blender;
+use farm_io::S3Storage;
+use farm_testkit::{make_scene_with, FileOutput, Moto, SceneOptions, TestBlender};
+
+const BUCKET: &str = "hostile";
+const KEY: &str = "uploads/hostile.blend";
+/// Credentials a compromised Blender must not see (moto's own are fake as well).
+const FAKE_SECRETS: [(&str, &str); 2] = [
+    ("AWS_SESSION_TOKEN", "fake-session-token-that-must-not-leak"),
+    (
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "/v2/credentials/fake-uri-that-must-not-leak",
+    ),
+];
+
+/// One test's folder: everything a run may touch is under it, so any file that appears is seen.
+struct Root {
+    dir: tempfile::TempDir,
+}
+
+impl Root {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+    /// The renderer's work folder (FARM_WORK_DIR); it downloads the scene to `scene.blend` in it.
+    fn renderer_work(&self) -> PathBuf {
+        self.path("r/w/work")
+    }
+    fn markers(&self) -> PathBuf {
+        self.path("markers")
+    }
+    /// Every file under the root.
+    fn files(&self) -> BTreeSet<PathBuf> {
+        fn walk(dir: &Path, into: &mut BTreeSet<PathBuf>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk(&path, into);
+                } else {
+                    into.insert(path);
+                }
+            }
+        }
+        let mut files = BTreeSet::new();
+        walk(self.dir.path(), &mut files);
+        files
+    }
+}
+
+/// The hostile part of a scene, given the test's folder.
+type Vector = fn(&Root) -> SceneOptions;
+
+fn freestyle(root: &Root) -> SceneOptions {
+    SceneOptions {
+        freestyle_marker: Some(root.markers().join("freestyle ran")),
+        ..small()
+    }
+}
+fn text_block(root: &Root) -> SceneOptions {
+    SceneOptions {
+        autorun_marker: Some(root.markers().join("text block ran")),
+        ..small()
+    }
+}
+fn driver(root: &Root) -> SceneOptions {
+    SceneOptions {
+        driver_marker: Some(root.markers().join("driver ran")),
+        ..small()
+    }
+}
+fn file_output(base_path: String, slot: &str) -> SceneOptions {
+    SceneOptions {
+        file_outputs: vec![FileOutput {
+            base_path,
+            slot: slot.to_owned(),
+        }],
+        ..small()
+    }
+}
+fn file_output_absolute(root: &Root) -> SceneOptions {
+    file_output(format!("{}/", root.path("escaped").display()), "absolute_")
+}
+fn file_output_up(_: &Root) -> SceneOptions {
+    file_output("//../..".to_owned(), "up/../../up_")
+}
+/// Into the renderer's own output folder as `frame_0001.png`, an inverted image: before the fix
+/// the renderer took it for frame 1. (Under `farm render` that folder is outside its folders.)
+fn file_output_posing_as_a_frame(root: &Root) -> SceneOptions {
+    file_output(
+        format!("{}/", root.renderer_work().join("out").display()),
+        "frame_",
+    )
+}
+
+fn small() -> SceneOptions {
+    SceneOptions {
+        start: 1,
+        end: 2,
+        width: 16,
+        height: 12,
+        samples: 1,
+        ..SceneOptions::default()
+    }
+}
+
+/// The same scene without its hostile part.
+fn clean(options: &SceneOptions) -> SceneOptions {
+    SceneOptions {
+        autorun_marker: None,
+        freestyle_marker: None,
+        driver_marker: None,
+        file_outputs: Vec::new(),
+        ..options.clone()
+    }
+}
+
+/// Pixels of a PNG, to compare renders by content.
+fn pixels(png: &[u8]) -> Vec<u8> {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    buf
+}
+
+/// Blender's own render of frame 1 of `scene`, opened with its scripts disabled.
+fn own_render(blender: &TestBlender, scene: &Path, out: &Path) -> Vec<u8> {
+    std::fs::create_dir_all(out).unwrap();
+    let script = out.join("own_render.py");
+    std::fs::write(
+        &script,
+        "import sys, bpy\n\
+         scene_path, out = sys.argv[sys.argv.index('--') + 1:]\n\
+         bpy.ops.wm.open_mainfile(filepath=scene_path, load_ui=False, use_scripts=False)\n\
+         s = bpy.context.scene\n\
+         s.frame_set(1)\n\
+         s.render.filepath = out\n\
+         bpy.ops.render.render(write_still=True)\n",
+    )
+    .unwrap();
+    let target = out.join("frame_1");
+    let output = blender
+        .script(
+            &script,
+            &[scene.to_str().unwrap(), target.to_str().unwrap()],
+        )
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    pixels(&std::fs::read(out.join("frame_1.png")).unwrap())
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Adds the Blender under test, fake credentials and nothing else of ours to a command.
+fn with_blender_and_secrets(command: &mut Command, blender: &TestBlender) {
+    let (var, value) = blender.env();
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(FAKE_SECRETS)
+        .env(var, value)
+        .stdin(Stdio::null());
+}
+
+/// What a run of one vector must show.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// Refused with a message holding this text; no frame.
+    Refused(&'static str),
+    /// Frame 1 rendered exactly as Blender renders the clean scene.
+    Renders,
+}
+
+/// Runs `vector` on every Blender under test through both paths.
+async fn check(vector: Vector, expect: Expect) {
+    for blender in TestBlender::all().unwrap() {
+        let started = Instant::now();
+        check_one(&blender, vector, expect).await;
+        eprintln!("{}: checked in {:?}", blender.name, started.elapsed());
+    }
+}
+
+async fn check_one(blender: &TestBlender, vector: Vector, expect: Expect) {
+    let root = Root::new();
+    std::fs::create_dir_all(root.markers()).unwrap();
+    let options = vector(&root);
+    let scenes = root.path("scenes/a/b");
+    std::fs::create_dir_all(&scenes).unwrap();
+    let scene = make_scene_with(blender, &scenes, "hostile", &options).unwrap();
+    let reference = match expect {
+        Expect::Renders => {
+            let twin = root.path("reference");
+            std::fs::create_dir_all(&twin).unwrap();
+            let clean_scene = make_scene_with(blender, &twin, "clean", &clean(&options)).unwrap();
+            Some(own_render(blender, &clean_scene, &twin.join("own")))
+        }
+        Expect::Refused(_) => None,
+    };
+    let name = &blender.name;
+
+    // farm render, with TMPDIR inside the root so its work folder is seen too.
+    let before = root.files();
+    let out = root.path("f/out");
+    let tmp = root.path("f/tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut farm = Command::new(&e2e::bins().farm);
+    with_blender_and_secrets(&mut farm, blender);
+    let output = farm
+        .env("TMPDIR", &tmp)
+        .arg("render")
+        .arg(&scene)
+        .args(["--frames", "1", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let farm_text = text(&output);
+    assert_no_markers(&root, &format!("{name}, farm render"), &farm_text);
+    assert_only_new_files_under(
+        &root,
+        &before,
+        &[&out, &tmp],
+        &format!("{name}, farm render"),
+        &farm_text,
+    );
+    match (expect, reference.as_ref()) {
+        (Expect::Refused(needle), _) => {
+            assert_eq!(output.status.code(), Some(1), "{name}: {farm_text}");
+            assert!(farm_text.contains(needle), "{name}: {farm_text}");
+            assert!(!out.join("frames/0001.png").exists(), "{name}: {farm_text}");
+        }
+        (Expect::Renders, Some(reference)) => {
+            assert!(output.status.success(), "{name}: {farm_text}");
+            let frame = std::fs::read(out.join("frames/0001.png")).unwrap();
+            assert!(
+                pixels(&frame) == *reference,
+                "{name}: farm render's frame 1 differs from Blender's own render\n{farm_text}"
+            );
+        }
+        (Expect::Renders, None) => unreachable!(),
+    }
+
+    // The renderer binary against moto, with the environment of a Batch child.
+    let moto = Moto::start().await.unwrap();
+    moto.bucket(BUCKET).await.unwrap();
+    let storage = S3Storage::new(moto.s3(), BUCKET);
+    use farm_core::Storage;
+    storage
+        .upload_file(KEY, &scene, &Default::default())
+        .await
+        .unwrap();
+    let before = root.files();
+    let work = root.renderer_work();
+    let mut renderer = Command::new(&e2e::bins().renderer);
+    with_blender_and_secrets(&mut renderer, blender);
+    let output = renderer
+        .envs(moto.env())
+        .env("FARM_BUCKET", BUCKET)
+        .env("FARM_KEY", KEY)
+        .env("FARM_FRAMES", "1")
+        .env("FARM_WORK_DIR", &work)
+        .env("FARM_THREADS", "2")
+        .output()
+        .unwrap();
+    let renderer_text = text(&output);
+    assert_no_markers(&root, &format!("{name}, renderer"), &renderer_text);
+    assert_only_new_files_under(
+        &root,
+        &before,
+        &[&work],
+        &format!("{name}, renderer"),
+        &renderer_text,
+    );
+    let uploaded: Vec<String> = storage
+        .list("")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| k != KEY)
+        .collect();
+    match (expect, reference.as_ref()) {
+        (Expect::Refused(needle), _) => {
+            assert_eq!(
+                output.status.code(),
+                Some(farm_core::exit::BAD_INPUT),
+                "{name}: {renderer_text}"
+            );
+            assert!(renderer_text.contains(needle), "{name}: {renderer_text}");
+            assert!(uploaded.is_empty(), "{name}: {uploaded:?}");
+        }
+        (Expect::Renders, Some(reference)) => {
+            assert!(output.status.success(), "{name}: {renderer_text}");
+            assert_eq!(uploaded, [format!("{KEY}/frames/0001.png")], "{name}");
+            let frame = storage.get(&uploaded[0]).await.unwrap();
+            assert!(
+                pixels(&frame) == *reference,
+                "{name}: the renderer's frame 1 differs from Blender's own render\n{renderer_text}"
+            );
+        }
+        (Expect::Renders, None) => unreachable!(),
+    }
+}
+
+fn assert_no_markers(root: &Root, run: &str, output: &str) {
+    let markers: Vec<PathBuf> = std::fs::read_dir(root.markers())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    if let Some(marker) = markers.first() {
+        let content = std::fs::read_to_string(marker).unwrap_or_default();
+        panic!(
+            "{run}: code from the .blend ran ({}), and saw: {content}\n{output}",
+            marker.display()
+        );
+    }
+}
+
+fn assert_only_new_files_under(
+    root: &Root,
+    before: &BTreeSet<PathBuf>,
+    allowed: &[&Path],
+    run: &str,
+    output: &str,
+) {
+    let escaped: Vec<PathBuf> = root
+        .files()
+        .difference(before)
+        .filter(|f| !allowed.iter().any(|dir| f.starts_with(dir)))
+        .cloned()
+        .collect();
+    assert!(
+        escaped.is_empty(),
+        "{run}: files written outside the output and work folders: {escaped:?}\n{output}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_freestyle_python_style_module_is_refused_and_never_runs() {
+    check(
+        freestyle,
+        Expect::Refused("Freestyle on view layer \"ViewLayer\" of scene \"Scene\""),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registered_text_block_never_runs() {
+    check(text_block, Expect::Renders).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_driver_expression_never_runs() {
+    check(driver, Expect::Renders).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_output_node_at_an_absolute_path_stays_in_the_work_folder() {
+    check(file_output_absolute, Expect::Renders).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_output_node_climbing_out_of_the_scene_folder_stays_in_the_work_folder() {
+    check(file_output_up, Expect::Renders).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_output_node_posing_as_a_frame_is_not_uploaded_as_one() {
+    check(file_output_posing_as_a_frame, Expect::Renders).await;
+}
+
+/// A stand-in Blender doing what Python from a .blend would: writes out its environment and tries
+/// to read its parent's (the renderer's or farm's); as a control, reads the environment of a
+/// dumpable process of its own. Then exits 1. The test runs the binaries without capabilities,
+/// as the container's non-root user runs (root's CAP_SYS_PTRACE reads any process).
+fn probe(dir: &Path) -> PathBuf {
+    let script = dir.join("blender-probe");
+    let report = dir.join("probe-report.json");
+    std::fs::write(
+        &script,
+        format!(
+            r#"#!/usr/bin/env python3
+import json, os, subprocess
+def readable(path):
+    try:
+        with open(path, "rb") as f:
+            return len(f.read()) > 0
+    except OSError:
+        return False
+status = open("/proc/self/status").read()
+sibling = subprocess.Popen(["sleep", "5"])
+report = dict(
+    env=dict(os.environ),
+    capabilities=[l.split()[1] for l in status.splitlines() if l.startswith(("CapEff", "CapPrm"))],
+    parent_environ_readable=readable("/proc/%d/environ" % os.getppid()),
+    dumpable_environ_readable=readable("/proc/%d/environ" % sibling.pid),
+)
+sibling.kill()
+with open({report:?}, "w") as f:
+    json.dump(report, f)
+raise SystemExit(1)
+"#,
+            report = report.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
+    script
+}
+
+/// `program` run with no capabilities at all (same uid): what a container's non-root user has.
+fn without_capabilities(program: &Path) -> Command {
+    let mut command = Command::new("setpriv");
+    command
+        .args([
+            "--bounding-set=-all",
+            "--inh-caps=-all",
+            "--ambient-caps=-all",
+            "--",
+        ])
+        .arg(program);
+    command
+}
+
+fn read_probe(dir: &Path, run: &str, output: &Output) -> serde_json::Value {
+    let report = std::fs::read(dir.join("probe-report.json"))
+        .unwrap_or_else(|e| panic!("{run}: the probe did not run ({e}): {}", text(output)));
+    std::fs::remove_file(dir.join("probe-report.json")).unwrap();
+    serde_json::from_slice(&report).unwrap()
+}
+
+fn assert_probe_found_no_credentials(report: &serde_json::Value, run: &str, work: &Path) {
+    let env = report["env"].as_object().unwrap();
+    let names: Vec<&String> = env.keys().collect();
+    for name in names.iter() {
+        assert!(
+            !name.starts_with("AWS_") && !name.starts_with("FARM_") && !name.starts_with("ECS_"),
+            "{run}: blender saw {name}: {env:?}"
+        );
+    }
+    let values = serde_json::to_string(env).unwrap();
+    for (_, secret) in FAKE_SECRETS {
+        assert!(!values.contains(secret), "{run}: {values}");
+    }
+    assert_eq!(
+        report["capabilities"],
+        serde_json::json!(["0000000000000000", "0000000000000000"]),
+        "{run}: the probe must run without capabilities"
+    );
+    let home = env["HOME"].as_str().unwrap();
+    assert!(Path::new(home).starts_with(work), "{run}: HOME={home}");
+    assert_eq!(
+        report["dumpable_environ_readable"], true,
+        "{run}: the probe cannot read even a dumpable process's environ, so the check below proves nothing"
+    );
+    assert_eq!(
+        report["parent_environ_readable"], false,
+        "{run}: blender read its parent's /proc/<pid>/environ"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blender_finds_no_credentials_even_when_code_runs_in_it() {
+    let root = Root::new();
+    let blender = TestBlender {
+        name: "probe".into(),
+        blender: Blender::Executable(probe(root.dir.path())),
+    };
+    let scene = make_scene_with(
+        &TestBlender::executable().unwrap(),
+        root.dir.path(),
+        "plain",
+        &small(),
+    )
+    .unwrap();
+
+    // farm render: frames given, so the probe is the render itself.
+    let tmp = root.path("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut farm = without_capabilities(&e2e::bins().farm);
+    with_blender_and_secrets(&mut farm, &blender);
+    let output = farm
+        .env("TMPDIR", &tmp)
+        .arg("render")
+        .arg(&scene)
+        .args(["--frames", "1", "--out"])
+        .arg(root.path("out"))
+        .output()
+        .unwrap();
+    let report = read_probe(root.dir.path(), "farm render", &output);
+    assert_probe_found_no_credentials(&report, "farm render", &tmp);
+
+    let moto = Moto::start().await.unwrap();
+    moto.bucket(BUCKET).await.unwrap();
+    let storage = S3Storage::new(moto.s3(), BUCKET);
+    use farm_core::Storage;
+    storage
+        .upload_file(KEY, &scene, &Default::default())
+        .await
+        .unwrap();
+    let work = root.path("work");
+    let mut renderer = without_capabilities(&e2e::bins().renderer);
+    with_blender_and_secrets(&mut renderer, &blender);
+    let output = renderer
+        .envs(moto.env())
+        .env("FARM_BUCKET", BUCKET)
+        .env("FARM_KEY", KEY)
+        .env("FARM_FRAMES", "1")
+        .env("FARM_WORK_DIR", &work)
+        .output()
+        .unwrap();
+    let report = read_probe(root.dir.path(), "renderer", &output);
+    assert_probe_found_no_credentials(&report, "renderer", &work);
+}

@@ -1,0 +1,275 @@
+# The farm's only Python inside Blender. It runs in the Blender executable
+# (`blender -b --factory-startup --disable-autoexec --python-expr <this> -- <json>`) or in a Python
+# where `import bpy` works (`python -I -c <this> -- <json>`), opens the .blend with its scripts
+# disabled, makes every known way a .blend runs code or writes files harmless (or refuses the
+# file) and then renders each frame to an exact path, or reports the scene's settings.
+#
+# Lines it prints (the renderer reads them; see farm_core::blender):
+#   FARM_REFUSED <reason>    the file asks for something the farm will not do; exit code 3
+#   FARM_NOTE <text>         something was changed to keep the file harmless
+#   FARM_FRAME <n>           frame n starts; later lines belong to it
+#   FARM_SCENE_INFO <json>   the scene's range and format (mode "info")
+#
+# Vectors and what happens to them (RELIABILITY.md, "Hostile .blend", has the tests):
+# - registered text blocks (`use_module`) and the handlers they would add: need auto-execution,
+#   which is off (`use_scripts=False`, `--disable-autoexec`); text blocks are also unregistered.
+# - driver expressions: with auto-execution off Blender evaluates only simple expressions
+#   (no Python) and ones its restricted check allows (no import, no attribute access); left to
+#   it so images match Blender's own, and listed in the log.
+# - Freestyle in Python scripting mode runs its style modules even with auto-execution off:
+#   refused when Freestyle would run on that view layer; otherwise switched to the parameter
+#   editor; every style module is detached from its text (ADR 0005).
+# - OSL script nodes (OSL can write files with fprintf): a scene using OSL with script nodes is
+#   refused; OSL without script nodes is switched to SVM (same image).
+# - compositor File Output nodes: redirected into <outputs>/<node>/ with plain file names.
+# - scene output path: set per frame to <out>/frame_<n>.
+# - Mantaflow replay caches: redirected into <caches>/; unbaked disk point caches: kept in memory.
+import ctypes
+import json
+import os
+import re
+import sys
+
+import bpy
+
+CONFIG = json.loads(sys.argv[sys.argv.index("--") + 1])
+REFUSED_EXIT = 3
+
+
+def say(kind, text):
+    print("FARM_" + kind + " " + text, flush=True)
+
+
+def refuse(reason):
+    say("REFUSED", reason)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(REFUSED_EXIT)
+
+
+def flush_c_stdout():
+    # The bpy module leaves C's stdout block-buffered on a pipe; Blender's own lines (`Saved:`)
+    # must reach the renderer when they are printed.
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
+
+
+def safe_name(name):
+    """A file or folder name with no path in it: letters, digits, `_ - . #` (frame number)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.#-]", "_", name or "").lstrip(".")
+    return cleaned[:100] or "_"
+
+
+def quoted(id_block):
+    return json.dumps(id_block.name, ensure_ascii=False)
+
+
+def all_ids():
+    seen = set()
+    for attr in dir(bpy.data):
+        collection = getattr(bpy.data, attr, None)
+        if not isinstance(collection, bpy.types.bpy_prop_collection):
+            continue
+        for item in collection:
+            if isinstance(item, bpy.types.ID) and item.as_pointer() not in seen:
+                seen.add(item.as_pointer())
+                yield item
+                # Node trees of materials, worlds, scenes, lights... are not in bpy.data.
+                tree = getattr(item, "node_tree", None)
+                if isinstance(tree, bpy.types.ID) and tree.as_pointer() not in seen:
+                    seen.add(tree.as_pointer())
+                    yield tree
+
+
+def freestyle_would_run(scene, layer):
+    return scene.render.use_freestyle and layer.use_freestyle
+
+
+def neutralise_freestyle():
+    for scene in bpy.data.scenes:
+        for layer in scene.view_layers:
+            settings = layer.freestyle_settings
+            if settings.mode == "SCRIPT" and freestyle_would_run(scene, layer):
+                refuse(
+                    "Freestyle on view layer %s of scene %s is in Python Scripting mode, and the "
+                    "farm runs no Python stored in a .blend: switch that view layer's Freestyle to "
+                    "Parameter Editor (View Layer Properties > Freestyle) or turn Freestyle off, "
+                    "then upload again" % (json.dumps(layer.name), quoted(scene))
+                )
+            try:
+                if settings.mode == "SCRIPT":
+                    settings.mode = "EDITOR"
+                    say("NOTE", "Freestyle on view layer %s of scene %s (off) switched from "
+                        "Python Scripting to Parameter Editor" % (json.dumps(layer.name), quoted(scene)))
+                for module in settings.modules:
+                    module.use = False
+                    module.script = None
+            except (AttributeError, TypeError, RuntimeError) as error:
+                refuse("Freestyle style modules of view layer %s of scene %s cannot be disabled "
+                       "(%s): make the scene local instead of linked"
+                       % (json.dumps(layer.name), quoted(scene), json.dumps(str(error))))
+
+
+def neutralise_texts():
+    # Registered text blocks run on load only with auto-execution on, which it is not; they
+    # are unregistered as well, so nothing later (a reload) could run them.
+    for text in bpy.data.texts:
+        if text.use_module and text.library is None:
+            text.use_module = False
+
+
+def report_python_drivers():
+    # With auto-execution off Blender evaluates a driver expression only when it is a simple
+    # expression (no Python at all) or passes Blender's restricted check (a whitelist of names
+    # and operations: no import, no attribute access, no calls but math). Both give the image
+    # Blender itself renders, so the expressions are left as they are, and listed.
+    for block in all_ids():
+        animation = getattr(block, "animation_data", None)
+        for fcurve in getattr(animation, "drivers", []):
+            driver = fcurve.driver
+            if driver.type == "SCRIPTED" and not driver.is_simple_expression:
+                say("NOTE", "driver on %s of %s is a Python expression: Blender evaluates it "
+                    "only if its restricted check allows it (auto-execution is off)"
+                    % (json.dumps(fcurve.data_path), quoted(block)))
+
+
+def uses_osl(scene):
+    cycles = getattr(scene, "cycles", None)
+    return bool(cycles is not None and getattr(cycles, "shading_system", False))
+
+
+def neutralise_osl():
+    scripts = [
+        (tree, node)
+        for tree in all_ids()
+        if isinstance(tree, bpy.types.NodeTree)
+        for node in getattr(tree, "nodes", [])
+        if node.bl_idname == "ShaderNodeScript"
+    ]
+    for scene in bpy.data.scenes:
+        if not uses_osl(scene):
+            continue
+        if scripts:
+            tree, node = scripts[0]
+            refuse(
+                "scene %s renders with Open Shading Language and node tree %s has an OSL script "
+                "node %s: the farm runs no code stored in a .blend (OSL can write files); switch "
+                "Cycles' Open Shading Language off or remove the script node"
+                % (quoted(scene), quoted(tree), json.dumps(node.name))
+            )
+        scene.cycles.shading_system = False
+        say("NOTE", "scene %s: Open Shading Language switched off (no script nodes: same image)"
+            % quoted(scene))
+
+
+def redirect_file_outputs(outputs):
+    trees = [scene.node_tree for scene in bpy.data.scenes if scene.node_tree is not None]
+    trees += [tree for tree in bpy.data.node_groups if tree.bl_idname == "CompositorNodeTree"]
+    used = set()
+    for tree in trees:
+        for node in tree.nodes:
+            if node.bl_idname != "CompositorNodeOutputFile":
+                continue
+            folder = safe_name(node.name)
+            while folder in used:
+                folder += "_"
+            used.add(folder)
+            target = os.path.join(outputs, folder)
+            try:
+                if hasattr(node, "base_path"):  # Blender 3.x and 4.x
+                    node.base_path = target + os.sep
+                    for slot in getattr(node, "file_slots", []):
+                        slot.path = safe_name(slot.path)
+                    for slot in getattr(node, "layer_slots", []):
+                        slot.name = safe_name(slot.name)
+                elif hasattr(node, "directory"):  # Blender 5.x
+                    node.directory = target + os.sep
+                    if hasattr(node, "file_name"):
+                        node.file_name = safe_name(node.file_name)
+                    for item in getattr(node, "file_output_items", []):
+                        item.name = safe_name(item.name)
+                else:
+                    raise AttributeError("unknown File Output node")
+            except (AttributeError, TypeError, RuntimeError) as error:
+                refuse("File Output node %s of %s cannot be redirected into the job's folder (%s)"
+                       % (json.dumps(node.name), quoted(tree), json.dumps(str(error))))
+            say("NOTE", "File Output node %s of %s writes into %s" % (json.dumps(node.name), quoted(tree), target))
+
+
+def redirect_caches(caches):
+    for obj in bpy.data.objects:
+        for modifier in obj.modifiers:
+            domain = getattr(modifier, "domain_settings", None)
+            if modifier.type == "FLUID" and domain is not None and domain.cache_type == "REPLAY":
+                try:
+                    domain.cache_directory = os.path.join(caches, safe_name(obj.name))
+                except (AttributeError, TypeError, RuntimeError):
+                    refuse("the fluid cache of object %s cannot be redirected into the job's folder"
+                           % quoted(obj))
+            point_caches = [getattr(modifier, "point_cache", None)]
+            point_caches += [s.point_cache for s in getattr(getattr(modifier, "canvas_settings", None), "canvas_surfaces", [])]
+            for cache in point_caches:
+                keep_in_memory(cache)
+        for system in getattr(obj, "particle_systems", []):
+            keep_in_memory(system.point_cache)
+    for scene in bpy.data.scenes:
+        world = scene.rigidbody_world
+        if world is not None:
+            keep_in_memory(world.point_cache)
+
+
+def keep_in_memory(cache):
+    if cache is not None and cache.use_disk_cache and not cache.is_baked and not cache.use_external:
+        try:
+            cache.use_disk_cache = False
+        except (AttributeError, TypeError, RuntimeError):
+            pass
+
+
+def open_blend():
+    bpy.context.preferences.filepaths.use_scripts_auto_execute = False
+    bpy.ops.wm.open_mainfile(filepath=CONFIG["blend"], load_ui=False, use_scripts=False)
+    bpy.context.preferences.filepaths.use_scripts_auto_execute = False
+
+
+def info():
+    scene = bpy.context.scene
+    say("SCENE_INFO", json.dumps(dict(
+        start=scene.frame_start, end=scene.frame_end, step=scene.frame_step,
+        format=scene.render.image_settings.file_format, engine=scene.render.engine,
+        scene=scene.name)))
+
+
+def render():
+    neutralise_freestyle()
+    neutralise_texts()
+    report_python_drivers()
+    neutralise_osl()
+    redirect_file_outputs(CONFIG["outputs"])
+    redirect_caches(CONFIG["caches"])
+    scene = bpy.context.scene
+    settings = scene.render
+    settings.engine = "CYCLES"
+    settings.threads_mode = "FIXED"
+    settings.threads = max(1, int(CONFIG["threads"]))
+    settings.use_file_extension = True
+    settings.use_placeholder = False
+    settings.use_overwrite = True
+    if CONFIG.get("format"):
+        settings.image_settings.file_format = CONFIG["format"]
+    for frame in CONFIG["frames"]:
+        say("FRAME", str(frame))
+        scene.frame_set(frame)
+        settings.filepath = os.path.join(CONFIG["out"], "frame_" + str(frame))
+        bpy.ops.render.render(write_still=True)
+        flush_c_stdout()
+
+
+open_blend()
+if CONFIG["mode"] == "info":
+    info()
+else:
+    render()
+flush_c_stdout()
