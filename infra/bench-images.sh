@@ -6,7 +6,8 @@
 #
 #   infra/bench-images.sh            # builds release images first (infra/images.sh build)
 #
-# Needs what the e2e image test needs, plus the AWS CLI and moto_server on PATH.
+# Needs what the e2e image test needs, plus the AWS CLI, moto_server and hyperfine on PATH.
+# SKIP_BUILD=1 uses the images already built; SKIP_SIZE=1 leaves out the size; RUNS=N (default 3).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,6 +23,7 @@ trap cleanup EXIT
 
 [[ "${SKIP_BUILD:-}" == 1 ]] || infra/images.sh build
 
+if [[ "${SKIP_SIZE:-}" != 1 ]]; then
 echo "== size"
 unpacked="$(podman image inspect --format '{{.Size}}' "$IMAGE")"
 podman push --quiet --compression-format gzip "$IMAGE" "oci:$WORK/oci" >/dev/null
@@ -36,6 +38,7 @@ PY
 )"
 printf 'unpacked %s MB (%s MiB), compressed layers %s MB (%s MiB)\n' \
   "$((unpacked / 1000000))" "$((unpacked / 1048576))" "$((compressed / 1000000))" "$((compressed / 1048576))"
+fi
 
 echo "== moto"
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
@@ -66,6 +69,7 @@ run_chunk() { # run_chunk FRAMES CHUNK -> the container's log in $WORK/run.log
 
 echo "== container start to first uploaded frame (frame 1 of the example scene), 3 runs"
 for _ in 1 2 3; do
+  aws s3 rm --recursive --quiet s3://bench/bounce.blend/frames/
   started="$(date +%s.%N)"
   run_chunk 1 1
   python3 - "$WORK/run.log" "$started" <<'PY'
@@ -97,7 +101,8 @@ for f in range(1, 25):
     scene.render.filepath = f"{out}/{f:04d}.png"
     bpy.ops.render.render(write_still=True)
 PY
+export FARM_SOURCE_ETAG="$ETAG"
 hyperfine --warmup 1 --runs "${RUNS:-3}" \
   --prepare "aws s3 rm --recursive --quiet s3://bench/bounce.blend/frames/" \
-  -n container "podman run --rm --network host --ulimit nofile=$NOFILE:$NOFILE --ulimit nproc=4096:4096 --env FARM_WORK_DIR=/scratch --env FARM_BUCKET=bench --env FARM_KEY=bounce.blend --env FARM_FRAMES=1-24 --env FARM_CHUNK=24 --env FARM_SOURCE_ETAG=$ETAG --env AWS_BATCH_JOB_ID=bench --env AWS_ACCESS_KEY_ID --env AWS_SECRET_ACCESS_KEY --env AWS_REGION --env AWS_DEFAULT_REGION --env AWS_ENDPOINT_URL $IMAGE" \
+  -n container "podman run --rm --network host --ulimit nofile=$NOFILE:$NOFILE --ulimit nproc=4096:4096 --env FARM_WORK_DIR=/scratch --env FARM_BUCKET=bench --env FARM_KEY=bounce.blend --env FARM_FRAMES=1-24 --env FARM_CHUNK=24 --env FARM_SOURCE_ETAG --env AWS_BATCH_JOB_ID=bench --env AWS_ACCESS_KEY_ID --env AWS_SECRET_ACCESS_KEY --env AWS_REGION --env AWS_DEFAULT_REGION --env AWS_ENDPOINT_URL $IMAGE" \
   -n "bare bpy 4.2" "$PYTHON $WORK/bare.py examples/bounce.blend $WORK/bare"
