@@ -8,12 +8,11 @@
 #   infra/deploy.sh my-farm PreferSpot=false MaxVcpus=128
 #   infra/deploy.sh my-farm SubnetIds=subnet-aaa,subnet-bbb SecurityGroupIds=sg-ccc
 #
-# Needs: aws (v1 or v2), cargo + cargo-lambda (and zig, which cargo-lambda uses), docker with
-# BuildKit, sha256sum, curl. Environment:
-#   BLENDER_VERSION   Blender LTS release for the renderer image (default 4.2.3)
-#   BLENDER_SHA256    SHA-256 of blender-$BLENDER_VERSION-linux-x64.tar.xz; when unset it is read
-#                     from the official checksum file on download.blender.org (printed: pin it)
+# Needs: aws (v1 or v2), cargo + cargo-lambda (and zig, which cargo-lambda uses), x86_64 Linux
+# with glibc <= 2.36 for the image binaries (ADR 0104), and buildah, podman or docker (BuildKit).
+# Environment:
 #   FARM_ARTIFACTS_BUCKET  bucket for the Lambda zip (default farm-artifacts-<account>-<region>)
+#   FARM_IMAGE_ENGINE      buildah | podman | docker (default: the first of these installed)
 #
 # Order of work, which also works from a fresh account:
 #   1. build the Lambda zip and upload it under a content-hash key to the artifacts bucket;
@@ -33,8 +32,6 @@ STACK="${1:-blender-farm}"
 if [[ $# -gt 0 ]]; then shift; fi
 EXTRA_PARAMETERS=("$@")
 
-BLENDER_VERSION="${BLENDER_VERSION:-4.2.3}"
-BLENDER_SHA256="${BLENDER_SHA256:-}"
 TEMPLATE=infra/farm.yaml
 LAMBDA_ZIP=target/lambda/trigger-lambda/bootstrap.zip
 
@@ -48,14 +45,22 @@ need() { command -v "$1" >/dev/null 2>&1 || die "$1 is required ($2)"; }
 # The farm bucket is named <stack>-<account>-<region>: at most 63 lowercase characters.
 [[ "$STACK" =~ ^[a-z][a-z0-9-]{0,33}[a-z0-9]$ ]] ||
   die "stack name '$STACK': use 2-35 lowercase letters, digits and dashes (it starts the bucket name)"
-[[ "$BLENDER_VERSION" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "BLENDER_VERSION '$BLENDER_VERSION' is not X.Y.Z"
 
 need aws "https://aws.amazon.com/cli/"
 need cargo "https://rustup.rs"
 need cargo-lambda "pip install cargo-lambda, or see https://www.cargo-lambda.info"
-need docker "Docker Engine or Desktop with BuildKit"
 need sha256sum "coreutils"
-need curl "curl"
+ENGINE="${FARM_IMAGE_ENGINE:-}"
+if [[ -z "$ENGINE" ]]; then
+  for candidate in buildah podman docker; do
+    if command -v "$candidate" >/dev/null 2>&1; then
+      ENGINE="$candidate"
+      break
+    fi
+  done
+fi
+[[ -n "$ENGINE" ]] || die "buildah, podman or docker is required to build the images"
+export FARM_IMAGE_ENGINE="$ENGINE"
 
 REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-$(aws configure get region 2>/dev/null || true)}}"
 [[ -n "$REGION" ]] || die "no region: set AWS_REGION (or AWS_DEFAULT_REGION, or aws configure)"
@@ -121,18 +126,6 @@ else
 fi
 
 # ---------------------------------------------------------------- image tags
-if [[ -z "$BLENDER_SHA256" ]]; then
-  SERIES="${BLENDER_VERSION%.*}"
-  SUMS_URL="https://download.blender.org/release/Blender$SERIES/blender-$BLENDER_VERSION.sha256"
-  log "BLENDER_SHA256 unset: reading $SUMS_URL"
-  BLENDER_SHA256="$(curl -fsSL --retry 3 "$SUMS_URL" |
-    awk -v f="blender-$BLENDER_VERSION-linux-x64.tar.xz" '$2 == f || $2 == "*" f { print $1 }')"
-  [[ "$BLENDER_SHA256" =~ ^[0-9a-f]{64}$ ]] ||
-    die "no checksum for blender-$BLENDER_VERSION-linux-x64.tar.xz in $SUMS_URL; set BLENDER_SHA256"
-  log "Blender $BLENDER_VERSION linux-x64 SHA-256 $BLENDER_SHA256 (set BLENDER_SHA256 to pin it)"
-fi
-[[ "$BLENDER_SHA256" =~ ^[0-9a-f]{64}$ ]] || die "BLENDER_SHA256 must be 64 lowercase hex digits"
-
 # Hash of everything the image build reads: the workspace's tracked and untracked (not ignored)
 # files outside infra/ and the docs, plus the image's Dockerfile and build arguments.
 source_hash() {
@@ -153,7 +146,7 @@ source_hash() {
     printf '%s\n' "$@"
   } | sha256sum | cut -c1-24
 }
-RENDERER_TAG="r-$(source_hash Dockerfile.renderer "$BLENDER_VERSION" "$BLENDER_SHA256")"
+RENDERER_TAG="r-$(source_hash Dockerfile.renderer "$(cat infra/bpy/4.2.txt)")"
 ZIPPER_TAG="z-$(source_hash Dockerfile.zipper)"
 log "image tags: renderer $RENDERER_TAG, zipper $ZIPPER_TAG"
 
@@ -177,16 +170,15 @@ deploy_stack() {
 }
 
 push_image() {
-  local dockerfile="$1" uri="$2" tag="$3"
-  shift 3
+  local local_name="$1" uri="$2" tag="$3"
   local repo="${uri#*/}"
   if aws ecr describe-images --repository-name "$repo" --image-ids "imageTag=$tag" >/dev/null 2>&1; then
     log "$uri:$tag already in ECR"
     return
   fi
-  log "docker build -f $dockerfile -t $uri:$tag"
-  DOCKER_BUILDKIT=1 docker build --platform linux/amd64 -f "$dockerfile" -t "$uri:$tag" "$@" .
-  docker push "$uri:$tag"
+  "$ENGINE" tag "$local_name" "$uri:$tag"
+  log "$ENGINE push $uri:$tag"
+  "$ENGINE" push "$uri:$tag"
 }
 
 push_images() {
@@ -194,11 +186,12 @@ push_images() {
   renderer_uri="$(repository_uri renderer)" || die "no ECR repository $STACK/renderer"
   zipper_uri="$(repository_uri zipper)" || die "no ECR repository $STACK/zipper"
   registry="${renderer_uri%%/*}"
-  log "docker login $registry"
-  aws ecr get-login-password | docker login --username AWS --password-stdin "$registry"
-  push_image Dockerfile.renderer "$renderer_uri" "$RENDERER_TAG" \
-    --build-arg "BLENDER_VERSION=$BLENDER_VERSION" --build-arg "BLENDER_SHA256=$BLENDER_SHA256"
-  push_image Dockerfile.zipper "$zipper_uri" "$ZIPPER_TAG"
+  log "$ENGINE login $registry"
+  aws ecr get-login-password | "$ENGINE" login --username AWS --password-stdin "$registry"
+  # The same Dockerfiles and build as CI's image test, base images pulled from their registry.
+  infra/images.sh build --pull
+  push_image localhost/farm-renderer:dev "$renderer_uri" "$RENDERER_TAG"
+  push_image localhost/farm-zipper:dev "$zipper_uri" "$ZIPPER_TAG"
 }
 
 if [[ "$STATUS" == NONE ]]; then

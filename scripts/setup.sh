@@ -81,7 +81,11 @@ if [ "$tools_only" -eq 1 ]; then
     exit 0
 fi
 
+# Container images (buildah, podman, debootstrap, runc): its own script.
+"$(dirname "$0")/setup-images.sh"
+
 "$(dirname "$0")/bpy-venv.sh" 4.2.23 >/dev/null # bpy 4.2 LTS, the Blender production runs: tests run on it too
+
 command -v cargo >/dev/null || { echo "setup: cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 echo "setup: ok (blender $(blender --version 2>/dev/null | head -n1 | cut -d' ' -f2), moto $moto_version; tools in $tools/bin: source scripts/env.sh)"
