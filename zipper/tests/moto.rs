@@ -184,7 +184,7 @@ async fn a_missing_frame_fails_with_the_list_and_writes_missing_json() {
     .expect("json");
     assert_eq!(
         report,
-        serde_json::json!({"missing": [3, 5, 6, 7, 10], "ranges": "3, 5-7, 10", "expected": 10})
+        serde_json::json!({"missing": [3, 5, 6, 7, 10], "ranges": "3, 5-7, 10", "expected": 10, "stale": []})
     );
 }
 
