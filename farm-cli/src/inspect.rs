@@ -120,9 +120,10 @@ impl Report {
     }
 }
 
-/// fps to 6 decimals: `30 / 1.001` is 29.97003, not 29.970028570928392 (`fps_base` is a float).
+/// fps to 3 decimals, as Blender shows it: `30 / 1.001` is 29.97, not 29.970028570928392
+/// (`fps_base` is stored as a 32-bit float).
 fn round_fps(fps: f64) -> f64 {
-    (fps * 1e6).round() / 1e6
+    (fps * 1e3).round() / 1e3
 }
 
 /// Where a stored path points on this machine: `//` is the .blend's folder.
@@ -324,7 +325,8 @@ mod tests {
 
     #[test]
     fn fps_is_rounded_for_people() {
-        assert_eq!(round_fps(30.0 / f64::from(1.001f32)), 29.97003);
+        assert_eq!(round_fps(30.0 / f64::from(1.001f32)), 29.97);
+        assert_eq!(round_fps(24.0 / 1.001), 23.976);
         assert_eq!(round_fps(24.0), 24.0);
     }
 
