@@ -15,11 +15,9 @@ use serde_json::Value;
 /// What Blender reports for the active scene of `blend`.
 fn blender_says(blend: &Path) -> SceneInfo {
     let blender = farm_testkit::blender().unwrap();
-    let out = Command::new(&blender)
-        .args(scene_info_args(
-            &Blender::Executable(blender.clone()),
-            blend,
-        ))
+    let args = scene_info_args(&Blender::Executable(blender.clone()), blend);
+    let out = Command::new(blender)
+        .args(args)
         .output()
         .expect("blender runs");
     SceneInfo::from_output(&String::from_utf8_lossy(&out.stdout)).expect("blender prints it")
