@@ -229,8 +229,9 @@ pub struct CancelArgs {
 /// definitions recorded in `<key>/job.json`. Refuses while the job's render or zip job is still
 /// queued or running (cancel it first).
 #[derive(Debug, Clone, Args)]
-#[command(after_help = "Example:
-  farm retry shot.blend --bucket my-farm")]
+#[command(after_help = "Examples:
+  farm retry shot.blend --bucket my-farm
+  farm retry shots/s01.blend --bucket my-farm --queue farm-queue-2   # another queue than job.json's")]
 pub struct RetryArgs {
     /// Key of the uploaded .blend.
     pub key: String,

@@ -229,7 +229,9 @@ fn an_interrupted_render_keeps_whole_frames_and_a_rerun_renders_only_the_rest() 
 fn help_explains_every_command_with_examples() {
     let top = run(farm().arg("--help"));
     assert!(top.ok().contains("Examples:"), "{top:#?}");
-    for command in ["render", "submit", "status", "download", "cancel", "retry"] {
+    for command in [
+        "render", "inspect", "submit", "status", "download", "cancel", "retry",
+    ] {
         let help = run(farm().args([command, "--help"]));
         let text = help.ok();
         assert!(text.contains("Examples:"), "{command}: {text}");
