@@ -155,13 +155,16 @@ import json, sys
 defs = json.load(open(sys.argv[1]))["jobDefinitions"]
 stack = sys.argv[2]
 by_name = {d["jobDefinitionName"]: d for d in defs}
-# Exit codes of farm_core::exit (USAGE 2 and a panic's 101 fall to the catch-all EXIT).
+# Exit codes of farm_core::exit: transient 4 and SIGTERM's 143 retry, every other exit code
+# (bad input 3, superseded 5, usage 2, a panic's 101) exits; a container that cannot start
+# exits; a failure with no exit code (Spot reclaim, image pull or task start failure) retries.
+# ADR 0102; infra/tests/template.rs checks the same rules against farm_core::exit.
 expected = [
-    ({"onExitCode": "3"}, "EXIT"),
     ({"onExitCode": "4"}, "RETRY"),
     ({"onExitCode": "143"}, "RETRY"),
-    ({"onStatusReason": "Your Spot Task was interrupted*"}, "RETRY"),
-    ({"onReason": "*"}, "EXIT"),
+    ({"onExitCode": "*"}, "EXIT"),
+    ({"onReason": "CannotStartContainerError*"}, "EXIT"),
+    ({"onStatusReason": "*"}, "RETRY"),
 ]
 for name, vcpu, memory in ((f"{stack}-render", "4", "8192"), (f"{stack}-zip", "1", "2048")):
     d = by_name.get(name)

@@ -2,25 +2,31 @@
 //! under test: an upload that replaces the `.blend` while a job renders it, say.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use bytes::Bytes;
 use farm_core::storage::{ObjectMeta, PutOptions, StorageResult};
 use farm_core::Storage;
 
-/// Wraps a storage; [`Intercept::put_before_upload`] arms a write that happens just before the
-/// next `upload_file`, as if someone else made it at that moment.
+/// Wraps a storage; [`Intercept::put_after_download`] arms a write that happens once the code
+/// under test has downloaded something, just before its next `head`: for the renderer, after it
+/// fetched the `.blend` and before it checks the source ahead of its first frame upload, as if
+/// someone re-uploaded the key while Blender rendered. Tied to calls, not to time, so the test
+/// does not depend on how fast Blender renders.
 #[derive(Debug)]
 pub struct Intercept<S> {
     inner: S,
-    before_upload: Mutex<Vec<(String, Bytes)>>,
+    downloaded: AtomicBool,
+    after_download: Mutex<Vec<(String, Bytes)>>,
 }
 
 impl<S: Storage> Intercept<S> {
     pub fn new(inner: S) -> Self {
         Self {
             inner,
-            before_upload: Mutex::new(Vec::new()),
+            downloaded: AtomicBool::new(false),
+            after_download: Mutex::new(Vec::new()),
         }
     }
 
@@ -29,9 +35,10 @@ impl<S: Storage> Intercept<S> {
         &self.inner
     }
 
-    /// Before the next `upload_file`, `key` is overwritten with `body`.
-    pub fn put_before_upload(&self, key: &str, body: impl Into<Bytes>) {
-        self.before_upload
+    /// After the next `download`, before the `head` that follows it, `key` is overwritten with
+    /// `body`.
+    pub fn put_after_download(&self, key: &str, body: impl Into<Bytes>) {
+        self.after_download
             .lock()
             .expect("lock")
             .push((key.to_owned(), body.into()));
@@ -42,6 +49,12 @@ impl<S: Storage> Storage for Intercept<S> {
     type Upload = S::Upload;
 
     async fn head(&self, key: &str) -> StorageResult<Option<ObjectMeta>> {
+        if self.downloaded.load(Ordering::SeqCst) {
+            let armed = std::mem::take(&mut *self.after_download.lock().expect("lock"));
+            for (other, body) in armed {
+                self.inner.put(&other, body, &PutOptions::default()).await?;
+            }
+        }
         self.inner.head(key).await
     }
 
@@ -59,7 +72,9 @@ impl<S: Storage> Storage for Intercept<S> {
         dest: &Path,
         if_match: Option<&str>,
     ) -> StorageResult<ObjectMeta> {
-        self.inner.download(key, dest, if_match).await
+        let downloaded = self.inner.download(key, dest, if_match).await;
+        self.downloaded.store(true, Ordering::SeqCst);
+        downloaded
     }
 
     async fn put(&self, key: &str, body: Bytes, options: &PutOptions) -> StorageResult<()> {
@@ -67,10 +82,6 @@ impl<S: Storage> Storage for Intercept<S> {
     }
 
     async fn upload_file(&self, key: &str, path: &Path, options: &PutOptions) -> StorageResult<()> {
-        let armed = std::mem::take(&mut *self.before_upload.lock().expect("lock"));
-        for (other, body) in armed {
-            self.inner.put(&other, body, &PutOptions::default()).await?;
-        }
         self.inner.upload_file(key, path, options).await
     }
 

@@ -356,10 +356,10 @@ async fn a_blend_replaced_during_the_render_stops_the_chunk_before_any_upload() 
     f.upload(key, &scene).await;
     let etag = f.storage.head(key).await.unwrap().unwrap().etag.unwrap();
     let storage = farm_testkit::Intercept::new(S3Storage::new(f.moto.s3(), BUCKET));
-    // The re-upload lands just before the child's first frame upload.
+    // The re-upload lands after the child downloaded the .blend, while Blender renders.
     let mut newer = std::fs::read(&scene).unwrap();
     newer.extend_from_slice(b"another version");
-    storage.put_before_upload(key, newer);
+    storage.put_after_download(key, newer);
 
     let work = f.dir.path().join("late-work");
     let config = parse_args(&[
