@@ -871,3 +871,28 @@ fn the_trigger_terminates_and_tags_only_the_farms_jobs() {
         assert!(text.contains("farm:key"), "{action}: {text}");
     }
 }
+
+/// Batch needs `batch:TagResource` for the tags a job is submitted with: a tag key the trigger
+/// sets that the condition does not list would make every submission fail with AccessDenied.
+#[test]
+fn the_trigger_may_set_every_tag_key_a_submission_carries() {
+    let t = template();
+    let trigger = statements(&t, "TriggerFunctionRole");
+    let tagging = trigger
+        .iter()
+        .find(|s| {
+            s["Effect"] == "Allow" && strings(&s["Action"]).contains(&json!("batch:TagResource"))
+        })
+        .expect("the trigger may tag jobs");
+    let allowed = strings(&tagging["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]);
+    for key in [
+        farm_core::scheduler::TAG_KEY,
+        farm_core::scheduler::TAG_FRAMES,
+        farm_jobs::submit::TAG_REQUEST,
+    ] {
+        assert!(
+            allowed.contains(&json!(key)),
+            "tag key {key} is not in {allowed:?}"
+        );
+    }
+}
