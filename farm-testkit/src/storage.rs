@@ -3,11 +3,11 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 
 use bytes::Bytes;
 use farm_core::storage::{ObjectMeta, PutOptions, StorageResult};
 use farm_core::Storage;
+use tokio::sync::Mutex;
 
 /// Wraps a storage; [`Intercept::put_after_download`] arms a write that happens once the code
 /// under test has downloaded something, just before its next `head`: for the renderer, after it
@@ -39,8 +39,8 @@ impl<S: Storage> Intercept<S> {
     /// `body`.
     pub fn put_after_download(&self, key: &str, body: impl Into<Bytes>) {
         self.after_download
-            .lock()
-            .expect("lock")
+            .try_lock()
+            .expect("armed before the code under test runs")
             .push((key.to_owned(), body.into()));
     }
 }
@@ -50,8 +50,10 @@ impl<S: Storage> Storage for Intercept<S> {
 
     async fn head(&self, key: &str) -> StorageResult<Option<ObjectMeta>> {
         if self.downloaded.load(Ordering::SeqCst) {
-            let armed = std::mem::take(&mut *self.after_download.lock().expect("lock"));
-            for (other, body) in armed {
+            // Held across the writes: a concurrent `head` waits for them, so no caller can see
+            // the store as it was before the injected write once it has happened for another.
+            let mut armed = self.after_download.lock().await;
+            for (other, body) in std::mem::take(&mut *armed) {
                 self.inner.put(&other, body, &PutOptions::default()).await?;
             }
         }
