@@ -6,8 +6,11 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures_core::Stream;
 
 /// User metadata stored with an object (`x-amz-meta-*` in S3).
 pub type Metadata = BTreeMap<String, String>;
@@ -103,6 +106,9 @@ impl StorageError {
 
 pub type StorageResult<T> = Result<T, StorageError>;
 
+/// An object's bytes as they arrive, from [`Storage::get_stream`].
+pub type ByteChunks = Pin<Box<dyn Stream<Item = StorageResult<Bytes>> + Send>>;
+
 /// An object store holding the `.blend` files and everything the farm writes.
 ///
 /// Writes are atomic: an object is either there whole or not at all.
@@ -115,6 +121,16 @@ pub trait Storage: Send + Sync {
 
     /// The whole object, for small objects (manifests, frames being zipped).
     fn get(&self, key: &str) -> impl Future<Output = StorageResult<Bytes>> + Send;
+
+    /// The object's bytes as a stream of chunks, for objects too large to hold in memory (a
+    /// 1 GiB frame going into an archive). The default reads the whole object with
+    /// [`Storage::get`]: stores that can stream override it.
+    fn get_stream(&self, key: &str) -> impl Future<Output = StorageResult<ByteChunks>> + Send {
+        async move {
+            let whole = self.get(key).await?;
+            Ok(Box::pin(OneChunk(Some(whole))) as ByteChunks)
+        }
+    }
 
     /// The first `len` bytes of the object (fewer if it is shorter).
     fn get_prefix(&self, key: &str, len: u64) -> impl Future<Output = StorageResult<Bytes>> + Send;
@@ -166,6 +182,17 @@ pub trait Storage: Send + Sync {
     /// Keys under `prefix` with an upload started and neither finished nor aborted.
     fn open_uploads(&self, prefix: &str)
         -> impl Future<Output = StorageResult<Vec<String>>> + Send;
+}
+
+/// A stream of one chunk: the default [`Storage::get_stream`].
+struct OneChunk(Option<Bytes>);
+
+impl Stream for OneChunk {
+    type Item = StorageResult<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(self.0.take().map(Ok))
+    }
 }
 
 /// A streaming upload in progress. Dropping it without `finish` aborts it.

@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use bytes::{Bytes, BytesMut};
-use farm_core::storage::{Metadata, ObjectMeta, PutOptions, StorageError, StorageResult};
+use farm_core::storage::{
+    ByteChunks, Metadata, ObjectMeta, PutOptions, StorageError, StorageResult,
+};
 use farm_core::{Storage, StreamUpload};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -37,6 +39,9 @@ const PARTIAL_SUFFIX: &str = ".partial";
 
 /// Bytes read at a time when copying a file in.
 const COPY_CHUNK: usize = 1024 * 1024;
+
+/// Size of the chunks [`Storage::get_stream`] reads.
+const STREAM_CHUNK: usize = 256 * 1024;
 
 /// [`Storage`] on a local folder (see the module documentation for the layout).
 #[derive(Debug, Clone)]
@@ -228,6 +233,25 @@ impl Storage for LocalStorage {
             .await
             .map(Bytes::from)
             .map_err(|err| read_error(key, &path, err))
+    }
+
+    async fn get_stream(&self, key: &str) -> StorageResult<ByteChunks> {
+        let path = self.path_of(key)?;
+        let file = open_object(key, &path).await?;
+        let key = key.to_owned();
+        let chunks = futures::stream::unfold(Some(file), move |file| {
+            let (key, path) = (key.clone(), path.clone());
+            async move {
+                let mut file = file?;
+                let mut chunk = BytesMut::with_capacity(STREAM_CHUNK);
+                match file.read_buf(&mut chunk).await {
+                    Ok(0) => None,
+                    Ok(_) => Some((Ok(chunk.freeze()), Some(file))),
+                    Err(err) => Some((Err(read_error(&key, &path, err)), None)),
+                }
+            }
+        });
+        Ok(Box::pin(chunks))
     }
 
     async fn get_prefix(&self, key: &str, len: u64) -> StorageResult<Bytes> {

@@ -9,7 +9,9 @@ use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use bytes::{Bytes, BytesMut};
-use farm_core::storage::{Metadata, ObjectMeta, PutOptions, StorageError, StorageResult};
+use farm_core::storage::{
+    ByteChunks, Metadata, ObjectMeta, PutOptions, StorageError, StorageResult,
+};
 use farm_core::{Storage, StreamUpload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -186,6 +188,25 @@ impl Storage for S3Storage {
             Some(output) => collect("get", key, output).await,
             None => Ok(Bytes::new()),
         }
+    }
+
+    async fn get_stream(&self, key: &str) -> StorageResult<ByteChunks> {
+        let Some(output) = self.get_object("get", key, None, None).await? else {
+            return Ok(Box::pin(futures::stream::empty()));
+        };
+        let key = key.to_owned();
+        let chunks = futures::stream::unfold(Some(output.body), move |body| {
+            let key = key.clone();
+            async move {
+                let mut body = body?;
+                match body.try_next().await {
+                    Ok(Some(chunk)) => Some((Ok(chunk), Some(body))),
+                    Ok(None) => None,
+                    Err(err) => Some((Err(body_error("get", &key, &err)), None)),
+                }
+            }
+        });
+        Ok(Box::pin(chunks))
     }
 
     async fn get_prefix(&self, key: &str, len: u64) -> StorageResult<Bytes> {
@@ -433,11 +454,16 @@ async fn collect(
         .collect()
         .await
         .map(|data| data.into_bytes())
-        .map_err(|err| StorageError::Transient {
-            operation,
-            key: key.to_owned(),
-            message: format!("reading the body: {err}"),
-        })
+        .map_err(|err| body_error(operation, key, &err))
+}
+
+/// A body that broke off while being read: a dropped connection, a read timeout.
+fn body_error(operation: &'static str, key: &str, err: &dyn std::fmt::Display) -> StorageError {
+    StorageError::Transient {
+        operation,
+        key: key.to_owned(),
+        message: format!("reading the body: {err}"),
+    }
 }
 
 /// A hidden temporary file in `dest`'s folder, so the final rename stays on one file system.
@@ -498,11 +524,7 @@ async fn stream_to_file(key: &str, mut body: ByteStream, path: &Path) -> Storage
     while let Some(chunk) = body
         .try_next()
         .await
-        .map_err(|err| StorageError::Transient {
-            operation: "download",
-            key: key.to_owned(),
-            message: format!("reading the body: {err}"),
-        })?
+        .map_err(|err| body_error("download", key, &err))?
     {
         file.write_all(&chunk)
             .await

@@ -133,6 +133,31 @@ mod suite {
         Ok(())
     }
 
+    pub(crate) async fn get_stream_yields_the_whole_object<S: Storage>(
+        s: &S,
+        p: &str,
+    ) -> anyhow::Result<()> {
+        use futures::TryStreamExt;
+        let key = format!("{p}frames/0001.exr");
+        let body = pattern(3 * 1024 * 1024 + 17, 4);
+        s.put(&key, body.clone(), &PutOptions::default()).await?;
+        let chunks: Vec<Bytes> = s.get_stream(&key).await?.try_collect().await?;
+        assert!(chunks.iter().all(|chunk| !chunk.is_empty()));
+        assert_eq!(chunks.concat(), body);
+
+        let empty = format!("{p}frames/0002.exr");
+        s.put(&empty, Bytes::new(), &PutOptions::default()).await?;
+        let chunks: Vec<Bytes> = s.get_stream(&empty).await?.try_collect().await?;
+        assert_eq!(chunks.concat(), Bytes::new());
+
+        let missing = format!("{p}frames/0003.exr");
+        assert!(matches!(
+            s.get_stream(&missing).await.map(|_| ()),
+            Err(StorageError::NotFound { .. })
+        ));
+        Ok(())
+    }
+
     pub(crate) async fn download_streams_to_a_file<S: Storage>(
         s: &S,
         p: &str,
@@ -487,6 +512,7 @@ macro_rules! conformance {
 conformance!(
     head_get_and_put,
     get_prefix_reads_the_start,
+    get_stream_yields_the_whole_object,
     download_streams_to_a_file,
     upload_file_small_and_large,
     create_if_absent_creates_once,
