@@ -3,7 +3,15 @@
 //!
 //! ```text
 //! download (window) --mpsc(1)--> zip writer --duplex pipe--> pump --> upload.write
+//!                                    ^
+//!        frames larger than the window: Storage::get_stream, chunk by chunk
 //! ```
+//!
+//! A frame of at most [`ZipOptions::prefetch_bytes`] is downloaded whole, ahead of its turn, and
+//! written with its size and CRC in its local header. A larger one (a multilayer EXR) is never
+//! held: when its turn comes the writer streams it from storage into its entry, which then
+//! carries its CRC and sizes in a data descriptor after the data (and a Zip64 field), as zip
+//! tools expect of streamed entries. Memory stays bounded by the window, whatever a frame's size.
 //!
 //! The three stages run concurrently in one task (`try_join!`), so a slow upload never stalls
 //! the downloads already in flight, and nothing needs `'static` borrows. None of the stages
@@ -18,7 +26,7 @@ use async_zip::{Compression, ZipDateTime, ZipDateTimeBuilder, ZipEntryBuilder};
 use bytes::{Bytes, BytesMut};
 use farm_core::layout::frame_file_name;
 use farm_core::storage::{Storage, StreamUpload};
-use futures::{stream, StreamExt};
+use futures::{stream, AsyncWriteExt as _, StreamExt, TryStreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 
@@ -42,24 +50,46 @@ pub(crate) async fn stream_archive<S: Storage>(
 ) -> Result<u64, ZipError> {
     let (zip_end, pump_end) = tokio::io::duplex(options.chunk_bytes);
     let (frames_tx, frames_rx) = mpsc::channel(1);
-    let window = options.window_for(objects.iter().map(|object| object.size));
+    let whole_limit = options.prefetch_bytes;
+    let window = options.window_for(
+        objects
+            .iter()
+            .map(|object| object.size)
+            .filter(|&size| size <= whole_limit),
+    );
     let ((), (), written) = tokio::try_join!(
-        download(storage, objects, window, frames_tx),
-        write_zip(zip_end, frames_rx, objects, progress),
+        download(storage, objects, whole_limit, window, frames_tx),
+        write_zip(storage, zip_end, frames_rx, objects, progress),
         pump(pump_end, upload, options.chunk_bytes, shutdown),
     )?;
     Ok(written)
 }
 
-/// Downloads the frames in order, at most `window` at once, and hands them to the writer.
+/// A frame's bytes as the downloads hand them to the writer.
+enum Body {
+    /// Downloaded ahead.
+    Whole(Bytes),
+    /// Too large to hold: the writer streams it from storage.
+    Streamed,
+}
+
+/// Downloads the frames of at most `whole_limit` bytes in order, at most `window` at once, and
+/// hands them to the writer; larger frames are passed on as [`Body::Streamed`].
 async fn download<S: Storage>(
     storage: &S,
     objects: &[FrameObject],
+    whole_limit: u64,
     window: usize,
-    frames: mpsc::Sender<Bytes>,
+    frames: mpsc::Sender<Body>,
 ) -> Result<(), ZipError> {
     let mut bodies = stream::iter(objects)
-        .map(|object| fetch(storage, object))
+        .map(|object| async move {
+            if object.size > whole_limit {
+                Ok(Body::Streamed)
+            } else {
+                fetch(storage, object).await.map(Body::Whole)
+            }
+        })
         .buffered(window);
     while let Some(body) = bodies.next().await {
         if frames.send(body?).await.is_err() {
@@ -79,9 +109,10 @@ async fn fetch<S: Storage>(storage: &S, object: &FrameObject) -> Result<Bytes, Z
 
 /// Writes one STORED entry per frame, in frame order, then the central directory. `async_zip`
 /// switches to Zip64 by itself when an offset or size passes 4 GiB or entries pass 65,535.
-async fn write_zip(
+async fn write_zip<S: Storage>(
+    storage: &S,
     out: DuplexStream,
-    mut frames: mpsc::Receiver<Bytes>,
+    mut frames: mpsc::Receiver<Body>,
     objects: &[FrameObject],
     progress: &(dyn Fn(ZipProgress) + Sync),
 ) -> Result<(), ZipError> {
@@ -95,7 +126,7 @@ async fn write_zip(
     };
     progress(report);
     for object in objects {
-        let data = frames.recv().await.ok_or_else(|| ZipError::Archive {
+        let body = frames.recv().await.ok_or_else(|| ZipError::Archive {
             source: io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "the frame downloads ended early",
@@ -107,11 +138,37 @@ async fn write_zip(
         )
         .last_modification_date(modified)
         .unix_permissions(FILE_MODE);
-        zip.write_entry_whole(entry, &data)
-            .await
-            .map_err(ZipError::archive)?;
+        let written = match body {
+            Body::Whole(data) => {
+                zip.write_entry_whole(entry, &data)
+                    .await
+                    .map_err(ZipError::archive)?;
+                data.len() as u64
+            }
+            Body::Streamed => {
+                let mut chunks = storage.get_stream(&object.key).await.map_err(|source| {
+                    ZipError::storage(format!("downloading frame {}", object.frame), source)
+                })?;
+                let mut writer = zip
+                    .write_entry_stream(entry)
+                    .await
+                    .map_err(ZipError::archive)?;
+                let mut written = 0;
+                while let Some(chunk) = chunks.try_next().await.map_err(|source| {
+                    ZipError::storage(format!("downloading frame {}", object.frame), source)
+                })? {
+                    writer
+                        .write_all(&chunk)
+                        .await
+                        .map_err(|source| ZipError::Archive { source })?;
+                    written += chunk.len() as u64;
+                }
+                writer.close().await.map_err(ZipError::archive)?;
+                written
+            }
+        };
         report.frames_done += 1;
-        report.bytes_done += data.len() as u64;
+        report.bytes_done += written;
         progress(report);
     }
     let mut out = zip.close().await.map_err(ZipError::archive)?.into_inner();

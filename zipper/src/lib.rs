@@ -11,7 +11,8 @@
 //!    `frames.zip`, and fail with [`ZipError::Missing`].
 //! 2. Download the frames a bounded window ahead, write them in frame order as STORED entries
 //!    into an `async_zip` writer whose output streams into [`Storage::start_upload`] of
-//!    `<key>/frames.zip` (multipart past the store's threshold).
+//!    `<key>/frames.zip` (multipart past the store's threshold). A frame larger than the window
+//!    is streamed from storage into its entry when its turn comes, never held whole.
 //! 3. Finish the upload only after the archive was closed and every byte handed over; on any
 //!    error or interruption abort it, so a truncated archive is never visible. On success remove
 //!    a stale `missing.json`.
@@ -42,11 +43,12 @@ pub const ZIP_CONTENT_TYPE: &str = "application/zip";
 const MIB: u64 = 1024 * 1024;
 
 /// Tuning of the streaming pipeline. The defaults keep the zipper's peak memory well under
-/// 64 MiB for any number of frames of a few MiB each.
+/// 64 MiB for any number of frames of any size (see `BENCHMARKS.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ZipOptions {
     /// Most bytes of frames downloaded ahead of the writer. The window is this divided by the
-    /// largest frame, so it is at least one frame, however large frames are.
+    /// largest frame, so it is at least one frame. A frame larger than this is not downloaded
+    /// ahead: the writer streams it from storage into its entry in chunks.
     pub prefetch_bytes: u64,
     /// Most frames downloaded at once.
     pub max_prefetch_frames: usize,
