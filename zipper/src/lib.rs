@@ -186,14 +186,15 @@ pub async fn zip_frames_until<S: Storage>(
     let ignored = scan.ignored + scan.stale_objects.len();
     let objects = scan.current;
     let mut upload = storage.start_upload(&keys.zip(), PutOptions::content_type(ZIP_CONTENT_TYPE));
-    let streamed = archive::stream_archive(
+    // On the heap: the archive writer's state is some 17 KiB, too much for callers' stacks.
+    let streamed = Box::pin(archive::stream_archive(
         storage,
         &mut upload,
         &objects,
         options,
         progress,
         shutdown.as_mut(),
-    )
+    ))
     .await;
     if let Err(error) = streamed {
         abort(upload, &keys.zip()).await;

@@ -463,7 +463,10 @@ async fn frames_larger_than_the_window_are_streamed_into_their_entries() {
     assert_eq!(summary.frames, 4);
     assert_eq!(
         summary.frame_bytes,
-        bodies.iter().map(|(_, body)| body.len() as u64).sum::<u64>()
+        bodies
+            .iter()
+            .map(|(_, body)| body.len() as u64)
+            .sum::<u64>()
     );
     let archive = farm.fetch_zip().await;
     let expected = expected_entries(&bodies);
