@@ -159,7 +159,7 @@ pub struct SubmitArgs {
     /// Image format instead of the scene's own (PNG, JPEG, OPEN_EXR, ...).
     #[arg(long, value_name = "F")]
     pub format: Option<String>,
-    /// Part size in MiB for multipart uploads; files larger than two parts go in parts.
+    /// Part size in MiB for multipart uploads; files larger than one part go in parts.
     #[arg(long, hide = true, default_value_t = crate::submit::DEFAULT_PART_MIB,
           value_parser = clap::value_parser!(u64).range(5..=5120))]
     pub part_size_mib: u64,

@@ -7,14 +7,17 @@
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
-use aws_sdk_s3::operation::get_object::GetObjectError;
+use farm_core::storage::{Storage, StorageError};
 use farm_core::JobKeys;
+use futures::TryStreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 use crate::aws::Aws;
 use crate::cli::DownloadArgs;
-use crate::render::{human_bytes, prepare_out, Shutdown, OUT_SUFFIX};
+use crate::out::{prepare_out, OUT_SUFFIX};
+use crate::progress::human_bytes;
+use crate::shutdown::Shutdown;
 use crate::{progress, shell_quote, Interrupted};
 
 /// The default download folder: `<stem of the key's file name>.farm/` in the current folder,
@@ -58,32 +61,28 @@ pub async fn run(args: &DownloadArgs) -> anyhow::Result<()> {
 
 /// Streams `<key>/frames.zip` into `dest`; returns its size.
 async fn fetch(aws: &Aws, args: &DownloadArgs, out: &Path, dest: &Path) -> anyhow::Result<u64> {
+    let storage = aws.storage(&args.bucket);
     let key = JobKeys::new(args.key.as_str()).zip();
     let doing = format!("downloading s3://{}/{key}", args.bucket);
-    let response = aws
-        .s3()
-        .get_object()
-        .bucket(&args.bucket)
-        .key(&key)
-        .send()
-        .await;
-    let mut response = match response {
-        Ok(response) => response,
-        Err(err) if matches!(err.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
-            bail!(
-                "there is no archive for `{}` yet (s3://{}/{key}): the job is still running or it failed; see farm status {} --bucket {}",
-                args.key,
-                args.bucket,
-                shell_quote(&args.key),
-                shell_quote(&args.bucket)
-            )
-        }
-        Err(err) => return Err(aws.sdk_error(&err, &doing)),
+    let missing = || {
+        anyhow!(
+            "there is no archive for `{}` yet (s3://{}/{key}): the job is still running or it failed; see farm status {} --bucket {}",
+            args.key,
+            args.bucket,
+            shell_quote(&args.key),
+            shell_quote(&args.bucket)
+        )
     };
-    let length = response
-        .content_length()
-        .and_then(|l| u64::try_from(l).ok())
-        .unwrap_or(0);
+    let length = match storage.head(&key).await {
+        Ok(Some(meta)) => meta.size,
+        Ok(None) => return Err(missing()),
+        Err(err) => return Err(aws.storage_error(&err, &doing)),
+    };
+    let mut chunks = match storage.get_stream(&key).await {
+        Ok(chunks) => chunks,
+        Err(StorageError::NotFound { .. }) => return Err(missing()),
+        Err(err) => return Err(aws.storage_error(&err, &doing)),
+    };
     let temp = tempfile::Builder::new()
         .prefix(".frames.zip.")
         .suffix(".partial")
@@ -93,7 +92,7 @@ async fn fetch(aws: &Aws, args: &DownloadArgs, out: &Path, dest: &Path) -> anyho
     let mut file = tokio::fs::File::from_std(file);
     let bar = progress::bytes(length, "download");
     let mut written = 0u64;
-    while let Some(chunk) = response.body.try_next().await.map_err(|e| {
+    while let Some(chunk) = chunks.try_next().await.map_err(|e| {
         anyhow!("{doing}: the connection failed mid-way ({e}); run the command again")
     })? {
         file.write_all(&chunk)
@@ -107,8 +106,8 @@ async fn fetch(aws: &Aws, args: &DownloadArgs, out: &Path, dest: &Path) -> anyho
         .await
         .with_context(|| format!("cannot write in {}", out.display()))?;
     drop(file);
-    if length != 0 && written != length {
-        bail!("{doing}: got {written} of {length} bytes; run the command again");
+    if written != length {
+        bail!("{doing}: got {written} of {length} bytes (the archive was replaced, or the connection broke); run the command again");
     }
     temp_path
         .persist(dest)

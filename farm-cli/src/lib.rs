@@ -20,8 +20,10 @@ pub mod cli;
 pub mod download;
 pub mod inspect;
 pub mod jobs;
+pub mod out;
 pub mod progress;
 pub mod render;
+pub mod shutdown;
 pub mod status;
 pub mod submit;
 

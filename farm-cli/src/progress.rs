@@ -55,6 +55,33 @@ const BYTES_TEMPLATE: &str =
      ({binary_bytes_per_sec}, {eta} left)";
 const SPINNER_TEMPLATE: &str = "{spinner} {msg} [{elapsed}]";
 
+/// `1.2 s`, `3 min 4 s`.
+pub fn seconds(duration: Duration) -> String {
+    let secs = duration.as_secs_f64();
+    if secs < 60.0 {
+        format!("{secs:.1} s")
+    } else {
+        let whole = duration.as_secs();
+        format!("{} min {} s", whole / 60, whole % 60)
+    }
+}
+
+/// `512 B`, `1.5 KiB`, `12.0 MiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +91,11 @@ mod tests {
         for template in [FRAMES_TEMPLATE, BYTES_TEMPLATE, SPINNER_TEMPLATE] {
             assert!(ProgressStyle::with_template(template).is_ok(), "{template}");
         }
+    }
+    #[test]
+    fn sizes_read_plainly() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(12 * 1024 * 1024), "12.0 MiB");
     }
 }

@@ -475,7 +475,7 @@ pub fn render_text(report: &StatusReport) -> String {
                 "archive   s3://{}/{} ({}): farm download {k} --bucket {b} --unpack",
                 report.bucket,
                 archive.key,
-                crate::render::human_bytes(archive.size)
+                crate::progress::human_bytes(archive.size)
             );
         }
         None => {

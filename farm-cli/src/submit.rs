@@ -8,37 +8,35 @@
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context};
-use aws_sdk_s3::primitives::{ByteStream, Length};
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::BytesMut;
 use farm_core::blender::OutputFormat;
 use farm_core::layout::is_blend_key;
 use farm_core::request::DEFAULT_REQUEST_MAX_FRAMES as DEFAULT_MAX_FRAMES;
 use farm_core::request::{TAG_CHUNK, TAG_FORMAT, TAG_FRAME, TAG_FRAMES};
+use farm_core::storage::{PutOptions, Storage, StreamUpload};
 use farm_core::RenderRequest;
-use futures::{StreamExt, TryStreamExt};
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use farm_io::{S3Storage, S3Upload, UploadTuning};
+use tokio::io::AsyncReadExt;
 
 use crate::aws::Aws;
 use crate::cli::SubmitArgs;
-use crate::render::{check_scene, human_bytes, Shutdown};
+use crate::progress::human_bytes;
+use crate::render::check_scene;
+use crate::shutdown::Shutdown;
 use crate::{progress, shell_quote, Interrupted};
 
-/// Default part size of a multipart upload, in MiB. Files larger than two parts are uploaded in
+/// Default part size of a multipart upload, in MiB. Files larger than one part are uploaded in
 /// parts, four at a time.
 pub const DEFAULT_PART_MIB: u64 = 16;
 /// Parts uploading at once.
 const PARTS_IN_FLIGHT: usize = 4;
+const MIB: u64 = 1024 * 1024;
+/// How much of the scene is read at a time.
+const READ_CHUNK: usize = MIB as usize;
 /// Longest value S3 allows in a tag.
 const MAX_TAG_VALUE: usize = 256;
 /// Content type of an uploaded scene.
 const BLEND_CONTENT_TYPE: &str = "application/x-blender";
-
-/// Characters left as they are in a tagging query string: RFC 3986's unreserved set.
-const TAG_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 /// The tags for a request, in upload order, as the trigger will read them. Fails with the
 /// trigger's own message on a bad frame list, chunk size or format.
@@ -94,20 +92,6 @@ pub fn request_tags(
         bail!("the tags do not read back as the request (a bug in farm): {tags:?}");
     }
     Ok((tags, request))
-}
-
-/// The URL-encoded tagging string of an upload: `frames=1-10%2020&chunk=2`.
-pub fn tagging(tags: &[(&str, String)]) -> String {
-    tags.iter()
-        .map(|(name, value)| {
-            format!(
-                "{}={}",
-                utf8_percent_encode(name, TAG_ENCODE),
-                utf8_percent_encode(value, TAG_ENCODE)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 /// Runs `farm submit`.
@@ -167,17 +151,20 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
         .len();
 
     let aws = Aws::load().await;
-    let client = aws.s3();
-    let tagging = tagging(&tags);
-    let part_size = args.part_size_mib * 1024 * 1024;
-    let target = Target {
-        aws: &aws,
-        client: &client,
-        args,
-        key: &key,
-        tagging: &tagging,
+    let storage = aws.storage(&args.bucket).with_upload_tuning(UploadTuning {
+        part_size: usize::try_from(args.part_size_mib * MIB).context("--part-size-mib")?,
+        parts_in_flight: PARTS_IN_FLIGHT,
+        ..UploadTuning::default()
+    });
+    let options = PutOptions {
+        content_type: Some(BLEND_CONTENT_TYPE.to_owned()),
+        tags: tags
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
+        ..PutOptions::default()
     };
-    let etag = upload(&target, size, part_size, &shutdown).await?;
+    let etag = upload(&aws, &storage, &args.scene, &key, options, size, &shutdown).await?;
 
     let bucket = &args.bucket;
     let tag_text = tags
@@ -203,212 +190,74 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Where the scene goes and how.
-struct Target<'a> {
-    aws: &'a Aws,
-    client: &'a aws_sdk_s3::Client,
-    args: &'a SubmitArgs,
-    key: &'a str,
-    tagging: &'a str,
-}
-
 fn interrupted() -> anyhow::Error {
     Interrupted("upload stopped; nothing was submitted".into()).into()
 }
 
-/// Uploads the scene with its tags; returns the object's ETag. Ctrl-C stops it; a multipart
-/// upload is then aborted before returning, so S3 keeps no parts.
+/// Uploads the scene with its tags through the storage port (one request, or parts four at a
+/// time past one part); returns the object's ETag. Ctrl-C or a failure aborts the upload, so
+/// nothing appears and S3 keeps no parts.
 async fn upload(
-    target: &Target<'_>,
+    aws: &Aws,
+    storage: &S3Storage,
+    scene: &Path,
+    key: &str,
+    options: PutOptions,
     size: u64,
-    part_size: u64,
     shutdown: &Shutdown,
 ) -> anyhow::Result<String> {
-    let Target {
-        aws,
-        client,
-        args,
-        key,
-        tagging,
-    } = target;
-    let doing = format!("uploading to s3://{}/{key}", args.bucket);
-    if size <= 2 * part_size {
-        let body = ByteStream::from_path(&args.scene)
-            .await
-            .with_context(|| format!("cannot read {}", args.scene.display()))?;
-        let spinner = progress::spinner(format!("uploading {}", human_bytes(size)));
-        let put = client
-            .put_object()
-            .bucket(&args.bucket)
-            .key(*key)
-            .tagging(*tagging)
-            .content_type(BLEND_CONTENT_TYPE)
-            .body(body)
-            .send();
-        // A dropped PutObject leaves no object behind.
-        let output = tokio::select! {
-            () = shutdown.signal() => return Err(interrupted()),
-            output = put => output,
-        };
-        spinner.finish_and_clear();
-        let output = output.map_err(|e| aws.sdk_error(&e, &doing))?;
-        return Ok(output.e_tag().unwrap_or_default().to_owned());
-    }
-    let created = client
-        .create_multipart_upload()
-        .bucket(&args.bucket)
-        .key(*key)
-        .tagging(*tagging)
-        .content_type(BLEND_CONTENT_TYPE)
-        .send()
-        .await
-        .map_err(|e| aws.sdk_error(&e, &doing))?;
-    let upload_id = created
-        .upload_id()
-        .ok_or_else(|| anyhow!("{doing}: S3 returned no upload id"))?
-        .to_owned();
-    // From here on every way out aborts the upload unless it completed.
-    let guard = AbortGuard {
-        client: (*client).clone(),
-        bucket: args.bucket.clone(),
-        key: (*key).to_owned(),
-        upload_id: upload_id.clone(),
-        armed: true,
-    };
+    let doing = format!("uploading to s3://{}/{key}", storage.bucket());
+    let mut upload = storage.start_upload(key, options);
     let bar = progress::bytes(size, "uploading");
-    let complete = async {
-        let parts = upload_parts(target, &upload_id, size, part_size, &bar).await?;
-        let output = client
-            .complete_multipart_upload()
-            .bucket(&args.bucket)
-            .key(*key)
-            .upload_id(&upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| aws.sdk_error(&e, &doing))?;
-        Ok::<_, anyhow::Error>(output.e_tag().unwrap_or_default().to_owned())
-    };
-    let result = tokio::select! {
-        () = shutdown.signal() => Err(interrupted()),
-        result = complete => result,
-    };
-    bar.finish_and_clear();
-    match result {
-        Ok(etag) => {
-            guard.disarm();
-            Ok(etag)
+    let sent = {
+        let send = send_file(aws, &mut upload, scene, &doing, &bar);
+        tokio::select! {
+            () = shutdown.signal() => Err(interrupted()),
+            sent = send => sent,
         }
+    };
+    let finished = match sent {
+        Ok(()) => upload
+            .finish()
+            .await
+            .map_err(|err| aws.storage_error(&err, &doing)),
         Err(err) => {
-            guard.abort().await;
+            // The read or write error (or Ctrl-C) is what matters; the abort is best effort.
+            let _ = upload.abort().await;
             Err(err)
         }
-    }
+    };
+    bar.finish_and_clear();
+    finished?;
+    let head = storage.head(key).await.map_err(|err| {
+        aws.storage_error(&err, &format!("checking s3://{}/{key}", storage.bucket()))
+    })?;
+    Ok(head.and_then(|meta| meta.etag).unwrap_or_default())
 }
 
-async fn upload_parts(
-    target: &Target<'_>,
-    upload_id: &str,
-    size: u64,
-    part_size: u64,
+/// Reads the file into the upload, a mebibyte at a time.
+async fn send_file(
+    aws: &Aws,
+    upload: &mut S3Upload,
+    scene: &Path,
+    doing: &str,
     bar: &indicatif::ProgressBar,
-) -> anyhow::Result<Vec<CompletedPart>> {
-    let Target {
-        aws,
-        client,
-        args,
-        key,
-        ..
-    } = target;
-    let count = size.div_ceil(part_size);
-    let path: &Path = &args.scene;
-    futures::stream::iter(0..count)
-        .map(|index| async move {
-            let offset = index * part_size;
-            let length = part_size.min(size - offset);
-            let number = i32::try_from(index + 1).context("too many parts")?;
-            let body = ByteStream::read_from()
-                .path(path)
-                .offset(offset)
-                .length(Length::Exact(length))
-                .build()
-                .await
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let output = client
-                .upload_part()
-                .bucket(&args.bucket)
-                .key(*key)
-                .upload_id(upload_id)
-                .part_number(number)
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| {
-                    aws.sdk_error(
-                        &e,
-                        &format!(
-                            "uploading part {number} of {count} of s3://{}/{key}",
-                            args.bucket
-                        ),
-                    )
-                })?;
-            bar.inc(length);
-            Ok(CompletedPart::builder()
-                .part_number(number)
-                .set_e_tag(output.e_tag().map(str::to_owned))
-                .build())
-        })
-        .buffered(PARTS_IN_FLIGHT)
-        .try_collect()
+) -> anyhow::Result<()> {
+    let cannot_read = || format!("cannot read {}", scene.display());
+    let mut file = tokio::fs::File::open(scene)
         .await
-}
-
-/// Aborts a multipart upload that did not complete, so S3 keeps no orphaned parts.
-struct AbortGuard {
-    client: aws_sdk_s3::Client,
-    bucket: String,
-    key: String,
-    upload_id: String,
-    armed: bool,
-}
-
-impl AbortGuard {
-    fn disarm(mut self) {
-        self.armed = false;
-    }
-
-    async fn abort(mut self) {
-        self.armed = false;
-        let _ = self.request().send().await;
-    }
-
-    fn request(
-        &self,
-    ) -> aws_sdk_s3::operation::abort_multipart_upload::builders::AbortMultipartUploadFluentBuilder
-    {
-        self.client
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .upload_id(&self.upload_id)
-    }
-}
-
-impl Drop for AbortGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            let request = self.request();
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                // Best effort: the process may exit before it completes.
-                runtime.spawn(async move {
-                    let _ = request.send().await;
-                });
-            }
+        .with_context(cannot_read)?;
+    loop {
+        let mut chunk = BytesMut::with_capacity(READ_CHUNK);
+        if file.read_buf(&mut chunk).await.with_context(cannot_read)? == 0 {
+            return Ok(());
         }
+        let len = chunk.len() as u64;
+        upload
+            .write(chunk.freeze())
+            .await
+            .map_err(|err| aws.storage_error(&err, doing))?;
+        bar.inc(len);
     }
 }
 
@@ -417,7 +266,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tags_are_canonical_and_encoded_for_s3() {
+    fn tags_are_canonical() {
         let (tags, request) =
             request_tags(Some("1-10, 20"), None, Some("2"), Some("open_exr")).unwrap();
         assert_eq!(
@@ -429,11 +278,8 @@ mod tests {
             ]
         );
         assert_eq!(request.plan.chunk_count(), 6);
-        assert_eq!(tagging(&tags), "frames=1-10%2020&chunk=2&format=OPEN_EXR");
-        let (tags, _) = request_tags(None, Some("48"), None, None).unwrap();
-        assert_eq!(tagging(&tags), "frame=48");
         let (tags, _) = request_tags(Some("-3--1 4-10:3"), None, None, None).unwrap();
-        assert_eq!(tagging(&tags), "frames=-3--1%204-10%3A3");
+        assert_eq!(tags, vec![("frames", "-3--1 4-10:3".to_owned())]);
     }
 
     #[test]

@@ -513,7 +513,7 @@ async fn rejected_requests_unknown_jobs_and_large_uploads() {
     assert!(text.contains("render    UNKNOWN"), "{text}");
     assert!(text.contains("does not know this job"), "{text}");
 
-    // A file larger than two parts goes up in parts, tags on CreateMultipartUpload.
+    // A file larger than one part goes up in parts, tags on CreateMultipartUpload.
     let blend = scene(farm.dir.path(), "big", 1, 4, 1);
     let mut bytes = std::fs::read(&blend).unwrap();
     let original_len = bytes.len();

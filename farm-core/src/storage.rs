@@ -41,13 +41,17 @@ pub struct ObjectMeta {
 pub struct PutOptions {
     pub content_type: Option<String>,
     pub metadata: Metadata,
+    /// Object tags (`name`, `value`), written with the object itself so it never exists
+    /// without them: the trigger reads a request from an upload's tags. S3 keeps them; the
+    /// local folder, which has no trigger, ignores them.
+    pub tags: Vec<(String, String)>,
 }
 
 impl PutOptions {
     pub fn content_type(content_type: &str) -> Self {
         Self {
             content_type: Some(content_type.to_owned()),
-            metadata: Metadata::new(),
+            ..Self::default()
         }
     }
 }

@@ -13,6 +13,7 @@ use farm_core::storage::{
     ByteChunks, Metadata, ObjectMeta, PutOptions, StorageError, StorageResult,
 };
 use farm_core::{Storage, StreamUpload};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::aws_error::Failure;
@@ -123,6 +124,7 @@ impl S3Storage {
             .body(body)
             .set_content_type(options.content_type.clone())
             .set_metadata(user_metadata(&options.metadata))
+            .set_tagging(tagging(&options.tags))
             .set_if_none_match(if_none_match.then(|| "*".to_owned()))
             .send()
             .await
@@ -444,6 +446,29 @@ pub(crate) fn user_metadata(
     (!metadata.is_empty()).then(|| metadata.clone().into_iter().collect())
 }
 
+/// Characters left as they are in a tagging query string: RFC 3986's unreserved set.
+const TAG_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The URL-encoded tagging header of a write (`frames=1-10%2020&chunk=2`), if it has tags.
+pub(crate) fn tagging(tags: &[(String, String)]) -> Option<String> {
+    (!tags.is_empty()).then(|| {
+        tags.iter()
+            .map(|(name, value)| {
+                format!(
+                    "{}={}",
+                    utf8_percent_encode(name, TAG_ENCODE),
+                    utf8_percent_encode(value, TAG_ENCODE)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    })
+}
+
 async fn collect(
     operation: &'static str,
     key: &str,
@@ -540,6 +565,34 @@ mod tests {
     use aws_sdk_s3::primitives::SdkBody;
 
     use super::*;
+
+    #[test]
+    fn tags_are_url_encoded_for_the_tagging_header() {
+        let tags = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(tagging(&[]), None);
+        assert_eq!(
+            tagging(&tags(&[
+                ("frames", "1-10 20"),
+                ("chunk", "2"),
+                ("format", "OPEN_EXR")
+            ]))
+            .as_deref(),
+            Some("frames=1-10%2020&chunk=2&format=OPEN_EXR")
+        );
+        assert_eq!(
+            tagging(&tags(&[("frames", "-3--1 4-10:3")])).as_deref(),
+            Some("frames=-3--1%204-10%3A3")
+        );
+        assert_eq!(
+            tagging(&tags(&[("note", "a&b=c/ü")])).as_deref(),
+            Some("note=a%26b%3Dc%2F%C3%BC")
+        );
+    }
 
     fn service_failure(status: u16, code: Option<&str>) -> Failure {
         let mut meta = ErrorMetadata::builder();

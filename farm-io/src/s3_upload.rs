@@ -11,7 +11,7 @@ use farm_core::StreamUpload;
 use tokio::task::JoinSet;
 
 use crate::aws_error::Failure;
-use crate::s3::{storage_error, user_metadata};
+use crate::s3::{storage_error, tagging, user_metadata};
 
 const MIB: usize = 1024 * 1024;
 
@@ -198,6 +198,7 @@ impl S3Upload {
             .key(&self.key)
             .set_content_type(self.options.content_type.clone())
             .set_metadata(user_metadata(&self.options.metadata))
+            .set_tagging(tagging(&self.options.tags))
             .checksum_algorithm(ChecksumAlgorithm::Crc32)
             .send()
             .await
@@ -249,6 +250,7 @@ impl S3Upload {
             .body(ByteStream::from(body))
             .set_content_type(self.options.content_type.clone())
             .set_metadata(user_metadata(&self.options.metadata))
+            .set_tagging(tagging(&self.options.tags))
             .send()
             .await
             .map(|_| ())

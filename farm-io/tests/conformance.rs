@@ -35,6 +35,7 @@ fn options_with_metadata() -> PutOptions {
             ("farm-source-etag".to_owned(), "\"abc123\"".to_owned()),
             ("purpose".to_owned(), "conformance".to_owned()),
         ]),
+        ..PutOptions::default()
     }
 }
 

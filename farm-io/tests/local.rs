@@ -153,6 +153,7 @@ async fn a_file_replaced_behind_the_store_gets_a_new_etag_and_loses_its_metadata
     let options = PutOptions {
         content_type: None,
         metadata: Metadata::from([("farm-source-etag".to_owned(), "\"e\"".to_owned())]),
+        ..PutOptions::default()
     };
     s.put("scene.blend", Bytes::from_static(b"BLENDER-v1"), &options)
         .await

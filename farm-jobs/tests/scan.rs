@@ -13,6 +13,7 @@ async fn put(storage: &LocalStorage, key: &str, version: Option<&OutputVersion>)
     let options = PutOptions {
         content_type: None,
         metadata: version.map(OutputVersion::metadata).unwrap_or_default(),
+        ..PutOptions::default()
     };
     storage
         .put(key, Bytes::from_static(PNG), &options)

@@ -318,6 +318,7 @@ async fn upload_frame<S: Storage>(
     let options = PutOptions {
         content_type: Some(content_type(&file.extension).to_owned()),
         metadata: spec.version().metadata(),
+        ..PutOptions::default()
     };
     check_source(storage, spec).await?;
     let started = Instant::now();

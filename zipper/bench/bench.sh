@@ -3,7 +3,8 @@
 #
 # 1. Speed: 400 frames of 1 MiB, the zipper binary (release) against the obvious script
 #    (`aws s3 sync` down, `zip -0`, `aws s3 cp` up), 3 runs each with hyperfine, same moto.
-# 2. Memory: the zipper's peak RSS (`/usr/bin/time -v`) for 40 x 1 MiB and 1024 x 1 MiB.
+# 2. Memory: the zipper's peak RSS (`/usr/bin/time -v`) for 40 x 1 MiB, 1024 x 1 MiB and one
+#    frame of 1 GiB (streamed into its entry, never held).
 #
 # Usage: zipper/bench/bench.sh [RUNS]    (needs moto_server, aws, zip, unzip, hyperfine, time)
 # Results go to stdout and to $OUT (default target/zipper-bench/results.md).
@@ -61,6 +62,10 @@ echo "== uploading frames" >&2
 upload_frames speed.blend 400
 upload_frames small.blend 40
 upload_frames big.blend 1024
+# One 1 GiB frame (a multilayer EXR's size), sparse on disk, uploaded in parts.
+truncate -s 1G "$WORK/huge.exr"
+aws s3 cp "$WORK/huge.exr" "s3://$BUCKET/huge.blend/frames/0001.exr" --quiet
+rm -f "$WORK/huge.exr"
 
 SCRIPT="aws s3 sync s3://$BUCKET/speed.blend/frames/ $WORK/dl --quiet \
 && (cd $WORK/dl && zip -0 -q ../script.zip *.png) \
@@ -88,6 +93,10 @@ peak_rss() {
 echo "== memory" >&2
 SMALL_KIB=$(peak_rss small.blend 1-40)
 BIG_KIB=$(peak_rss big.blend 1-1024)
+HUGE_KIB=$(peak_rss huge.blend 1)
+aws s3 cp "s3://$BUCKET/huge.blend/frames.zip" "$WORK/huge.zip" --quiet
+unzip -tq "$WORK/huge.zip" >&2
+rm -f "$WORK/huge.zip"
 
 {
     echo "### speed: 400 frames x 1 MiB (hyperfine, $RUNS runs)"
@@ -100,4 +109,5 @@ BIG_KIB=$(peak_rss big.blend 1-1024)
     echo "|:---|---:|"
     echo "| 40 x 1 MiB (40 MiB) | $((SMALL_KIB / 1024)) MiB ($SMALL_KIB KiB) |"
     echo "| 1024 x 1 MiB (1 GiB) | $((BIG_KIB / 1024)) MiB ($BIG_KIB KiB) |"
+    echo "| 1 x 1 GiB | $((HUGE_KIB / 1024)) MiB ($HUGE_KIB KiB) |"
 } | tee "$OUT"

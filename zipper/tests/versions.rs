@@ -20,6 +20,7 @@ async fn put(storage: &LocalStorage, key: &str, body: Bytes, version: Option<&Ou
     let options = PutOptions {
         content_type: None,
         metadata: version.map(OutputVersion::metadata).unwrap_or_default(),
+        ..PutOptions::default()
     };
     storage.put(key, body, &options).await.unwrap();
 }

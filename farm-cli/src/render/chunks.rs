@@ -1,0 +1,292 @@
+//! Planning the chunks still to render, and running them on up to `--workers` Blenders.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use anyhow::{anyhow, Context};
+use farm_core::blender::{Blender, OutputFormat};
+use farm_core::frames::compact;
+use farm_core::{JobKeys, Plan, Storage};
+use farm_io::LocalStorage;
+use futures::StreamExt;
+use renderer::{BlenderSetup, ChunkReport, ChunkSpec, FrameEvent, RenderError};
+use tracing::{debug, info};
+
+use crate::shutdown::Shutdown;
+use crate::{progress, Interrupted};
+
+/// Frames in the output folder that are not in this run's plan: left by an earlier run that
+/// asked for other frames. They are kept (they are the user's), and named in the summary.
+pub(super) async fn frames_outside(
+    storage: &LocalStorage,
+    keys: &JobKeys,
+    plan: &Plan,
+) -> anyhow::Result<Vec<i32>> {
+    let planned: BTreeSet<i32> = plan.frames().as_slice().iter().copied().collect();
+    let found: BTreeSet<i32> = storage
+        .list(&keys.frames_prefix())
+        .await
+        .context("listing the output folder's frames")?
+        .iter()
+        .filter_map(|o| keys.parse_frame_key(&o.key).map(|(frame, _)| frame))
+        .filter(|frame| !planned.contains(frame))
+        .collect();
+    Ok(found.into_iter().collect())
+}
+
+/// One chunk of the plan and the frames of it still to render.
+#[derive(Debug, Clone)]
+pub(super) struct ChunkWork {
+    pub(super) index: usize,
+    pub(super) frames: Vec<i32>,
+    pub(super) todo: Vec<i32>,
+}
+
+/// What every chunk shares.
+pub(super) struct ChunkContext<'a> {
+    pub(super) storage: &'a LocalStorage,
+    pub(super) keys: &'a JobKeys,
+    pub(super) scene: &'a Path,
+    pub(super) blender: &'a Blender,
+    pub(super) work_root: &'a Path,
+    pub(super) threads: usize,
+    pub(super) format: Option<OutputFormat>,
+    pub(super) source_tag: &'a str,
+    pub(super) shutdown: &'a Shutdown,
+}
+
+/// Finds, chunk by chunk, the frames not yet in the folder for this scene content, and deletes
+/// stale files of those frames (another extension, another scene content), so the archive never
+/// sees a frame twice.
+pub(super) async fn plan_work(
+    storage: &LocalStorage,
+    keys: &JobKeys,
+    plan: &Plan,
+    format: Option<OutputFormat>,
+    source_tag: &str,
+) -> anyhow::Result<Vec<ChunkWork>> {
+    let listing = storage
+        .list(&keys.frames_prefix())
+        .await
+        .context("listing the frames already rendered")?;
+    let present: BTreeSet<i32> = listing
+        .iter()
+        .filter_map(|o| keys.parse_frame_key(&o.key).map(|(frame, _)| frame))
+        .collect();
+    let mut work = Vec::new();
+    for (index, frames) in plan.chunks().enumerate() {
+        // Only frames with a file need the renderer's check; the others are missing anyway.
+        let candidates: Vec<i32> = frames
+            .iter()
+            .copied()
+            .filter(|f| present.contains(f))
+            .collect();
+        let spec = ChunkSpec {
+            keys,
+            frames: &candidates,
+            format,
+            source_tag: Some(source_tag),
+            recheck_source: false,
+        };
+        let stale: BTreeSet<i32> = renderer::pending_frames(storage, &spec)
+            .await
+            .context("checking the frames already rendered")?
+            .into_iter()
+            .collect();
+        let todo: Vec<i32> = frames
+            .iter()
+            .copied()
+            .filter(|f| !present.contains(f) || stale.contains(f))
+            .collect();
+        if !todo.is_empty() {
+            work.push(ChunkWork {
+                index,
+                frames: frames.to_vec(),
+                todo,
+            });
+        }
+    }
+    let todo: BTreeSet<i32> = work.iter().flat_map(|w| w.todo.iter().copied()).collect();
+    for object in &listing {
+        if let Some((frame, _)) = keys.parse_frame_key(&object.key) {
+            if todo.contains(&frame) {
+                storage
+                    .delete(&object.key)
+                    .await
+                    .with_context(|| format!("removing the stale frame file `{}`", object.key))?;
+            }
+        }
+    }
+    Ok(work)
+}
+
+/// Renders every chunk, `workers` at once. After a chunk fails no new chunk starts (the running
+/// ones finish); after a shutdown every Blender is stopped. Returns the frames rendered.
+pub(super) async fn render_all(
+    context: &ChunkContext<'_>,
+    work: Vec<ChunkWork>,
+    workers: usize,
+    to_render: usize,
+) -> Result<usize, RenderFailure> {
+    if work.is_empty() {
+        return Ok(0);
+    }
+    let bar = progress::frames(to_render as u64);
+    bar.set_prefix("rendering");
+    let in_progress = Mutex::new(BTreeSet::new());
+    let on_event = |event: FrameEvent| {
+        let mut current = in_progress.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            FrameEvent::Started { frame } => {
+                current.insert(frame);
+            }
+            FrameEvent::Uploaded { frame, render, .. } => {
+                current.remove(&frame);
+                bar.inc(1);
+                info!(
+                    frame,
+                    render_seconds = render.map(|d| d.as_secs_f64()),
+                    "frame done"
+                );
+            }
+        }
+        let frames: Vec<String> = current.iter().map(i32::to_string).collect();
+        bar.set_message(match frames.len() {
+            0 => String::new(),
+            1 => format!("(frame {})", frames[0]),
+            _ => format!("(frames {})", frames.join(", ")),
+        });
+    };
+    let failed = AtomicBool::new(false);
+    let results: Vec<(ChunkWork, Option<Result<ChunkReport, RenderError>>)> =
+        futures::stream::iter(work)
+            .map(|chunk| {
+                let (failed, on_event) = (&failed, &on_event);
+                async move {
+                    if failed.load(Ordering::SeqCst) || context.shutdown.requested() {
+                        return (chunk, None);
+                    }
+                    let result = render_chunk(context, &chunk, on_event).await;
+                    if result.is_err() {
+                        failed.store(true, Ordering::SeqCst);
+                    }
+                    (chunk, Some(result))
+                }
+            })
+            .buffer_unordered(workers.max(1))
+            .collect()
+            .await;
+    bar.finish_and_clear();
+    let rendered = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref()?.as_ref().ok())
+        .map(|report| report.rendered.len())
+        .sum();
+    if context.shutdown.requested() {
+        return Err(RenderFailure::Interrupted { rendered });
+    }
+    let first_error = results
+        .into_iter()
+        .filter_map(|(chunk, r)| Some((chunk, r?.err()?)))
+        .min_by_key(|(chunk, _)| chunk.index);
+    match first_error {
+        Some((chunk, error)) => Err(RenderFailure::Chunk {
+            chunk,
+            error,
+            rendered,
+        }),
+        None => Ok(rendered),
+    }
+}
+
+pub(super) async fn render_chunk(
+    context: &ChunkContext<'_>,
+    chunk: &ChunkWork,
+    on_event: &(dyn Fn(FrameEvent) + Sync),
+) -> Result<ChunkReport, RenderError> {
+    let spec = ChunkSpec {
+        keys: context.keys,
+        frames: &chunk.frames,
+        format: context.format,
+        source_tag: Some(context.source_tag),
+        recheck_source: false,
+    };
+    let setup = BlenderSetup {
+        blender: context.blender.clone(),
+        threads: context.threads,
+        work_dir: context.work_root.join(format!("chunk-{}", chunk.index)),
+    };
+    debug!(chunk = chunk.index, frames = %compact(&chunk.todo, " "), "chunk starts");
+    renderer::render_frames(
+        context.storage,
+        &spec,
+        context.scene,
+        &setup,
+        &chunk.todo,
+        context.shutdown.signal(),
+        on_event,
+    )
+    .await
+}
+
+/// Why rendering stopped.
+#[derive(Debug)]
+pub(super) enum RenderFailure {
+    Interrupted {
+        rendered: usize,
+    },
+    Chunk {
+        chunk: ChunkWork,
+        error: RenderError,
+        rendered: usize,
+    },
+}
+
+/// Turns a failure into the error the user sees: what failed, where its log is, what to do.
+pub(super) fn explain(failure: RenderFailure, out: &Path, scene: &Path) -> anyhow::Error {
+    match failure {
+        RenderFailure::Interrupted { rendered } => Interrupted(format!(
+            "blender stopped; {rendered} frame(s) finished in this run are kept in {}: rerun the same command to render the rest",
+            out.join("frames").display()
+        ))
+        .into(),
+        RenderFailure::Chunk {
+            chunk,
+            error,
+            rendered,
+        } => {
+            let resume = format!(
+                "({rendered} frame(s) rendered in this run are kept; rerun to resume)"
+            );
+            let what = match error {
+                RenderError::FrameFailed {
+                    frame,
+                    failed,
+                    total,
+                    exit,
+                    message,
+                    log_key,
+                } => format!(
+                    "frame {frame} failed to render ({failed} of {total} frames of the chunk missing after blender {exit}): {message}; log in {}",
+                    out.join(log_key).display()
+                ),
+                RenderError::BlenderMissing { path, source } => format!(
+                    "cannot run blender at `{}`: {source}; install Blender, or pass --blender PATH (or set BLENDER)",
+                    path.display()
+                ),
+                RenderError::SceneUnreadable { message, .. } => format!(
+                    "blender could not open {}: {message}; check that it opens in Blender",
+                    scene.display()
+                ),
+                other => other.to_string(),
+            };
+            anyhow!(
+                "chunk {} (frames {}) failed: {what} {resume}",
+                chunk.index,
+                compact(&chunk.frames, " ")
+            )
+        }
+    }
+}

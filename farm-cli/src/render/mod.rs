@@ -1,0 +1,230 @@
+//! `farm render`: the farm on this machine.
+//!
+//! The same pieces as on AWS, over a local folder ([`LocalStorage`] with [`JobKeys::root`]):
+//! 1. check the scene is a .blend, read the frames (`--frames`, or the active scene's own range
+//!    and step, read from the file by `farm-blend` without starting Blender) and plan chunks
+//!    with [`Plan::new`], as the trigger does;
+//! 2. find the frames still missing for this content of the .blend (its SHA-256 is the source
+//!    tag stored with every frame, so a changed scene renders again);
+//! 3. render up to `--workers` chunks at once with [`renderer::render_frames`], one Blender per
+//!    chunk, each with `max(1, CPUs / workers)` threads and its own work folder;
+//! 4. zip the frames with [`zipper::zip_frames_until`] into `OUT/frames.zip`.
+//!
+//! Ctrl-C or SIGTERM fires one shared shutdown signal: every `render_frames` kills its Blender,
+//! uploads in flight are dropped (the local storage renames whole files into place, so only
+//! whole frames are ever visible), and the command exits 130.
+
+mod chunks;
+mod scene;
+
+pub use scene::check_scene;
+
+use self::chunks::{explain, frames_outside, plan_work, render_all, ChunkContext};
+use self::scene::{hash_file, scene_frames};
+use crate::out::{default_out, prepare_out};
+use crate::progress::{human_bytes, seconds};
+use crate::shutdown::Shutdown;
+
+use std::time::Instant;
+
+use anyhow::{anyhow, Context};
+use farm_core::blender::OutputFormat;
+use farm_core::frames::{compact, DEFAULT_MAX_FRAMES};
+use farm_core::plan::{PlanError, MAX_ARRAY_SIZE};
+use farm_core::{FrameList, JobKeys, Plan};
+use farm_io::LocalStorage;
+use tracing::{debug, info};
+
+use crate::cli::RenderArgs;
+use crate::{progress, Interrupted};
+
+/// CPUs per Blender process when `--workers` is not given.
+pub const CPUS_PER_WORKER: usize = 4;
+
+/// Default `--workers`: one Blender per [`CPUS_PER_WORKER`] CPUs, at least one. On the 2-CPU
+/// benchmark machine one Blender with both threads beat two with one each, because Blender's
+/// start-up is paid per process (see the `farm render` section of BENCHMARKS.md).
+pub fn default_workers() -> u16 {
+    let workers = (renderer::config::available_cpus() / CPUS_PER_WORKER).max(1);
+    u16::try_from(workers).unwrap_or(u16::MAX)
+}
+
+/// Default `--chunk`: the frames shared evenly between the workers, so each Blender process
+/// starts once (the benchmark's smaller chunks were slower: each one starts Blender again).
+pub fn default_chunk(frames: usize, workers: usize) -> u32 {
+    let chunk = frames.div_ceil(workers.max(1)).max(1);
+    u32::try_from(chunk).unwrap_or(u32::MAX)
+}
+
+/// Blender threads for each of `workers` processes running at once on `cpus` CPUs.
+pub fn threads_per_worker(cpus: usize, workers: usize) -> usize {
+    (cpus / workers.max(1)).max(1)
+}
+
+/// Runs `farm render`.
+pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let shutdown = Shutdown::listen();
+    let scene = check_scene(&args.scene).await?;
+    let format = args
+        .format
+        .as_deref()
+        .map(|f| f.parse::<OutputFormat>())
+        .transpose()
+        .map_err(|e| anyhow!("invalid --format: {e}"))?;
+    let asked = args
+        .frames
+        .as_deref()
+        .map(|spec| {
+            FrameList::parse(spec, DEFAULT_MAX_FRAMES)
+                .map_err(|e| anyhow!("invalid --frames `{spec}`: {e}"))
+        })
+        .transpose()?;
+    let frames = scene_frames(&scene, &args.scene, asked).await?;
+    let out = args.out.clone().unwrap_or_else(|| default_out(&args.scene));
+    prepare_out(&out).await?;
+    let source_tag = hash_file(&scene).await?;
+    debug!(%source_tag, "scene content hash");
+    let workers = usize::from(args.workers);
+    let chunk = args
+        .chunk
+        .unwrap_or_else(|| default_chunk(frames.len(), workers));
+    let plan = Plan::new(frames, chunk).map_err(|e| match e {
+        // The plan's limit is the cloud's array size; say it in this command's words.
+        PlanError::TooManyChunks {
+            frames,
+            chunk_size,
+            chunks,
+            fitting,
+        } => anyhow!(
+            "invalid --chunk: {frames} frames in chunks of {chunk_size} make {chunks} chunks, \
+             more than the {MAX_ARRAY_SIZE} a job may have: use --chunk {fitting} or more"
+        ),
+        other => anyhow!("invalid --chunk: {other}"),
+    })?;
+
+    let storage = LocalStorage::new(&out);
+    let keys = JobKeys::root();
+    let todo = plan_work(&storage, &keys, &plan, format, &source_tag).await?;
+    let to_render: usize = todo.iter().map(|w| w.todo.len()).sum();
+    let already = plan.frames().len() - to_render;
+    let running = workers.min(todo.len()).max(1);
+    let threads = args.threads.map_or_else(
+        || threads_per_worker(renderer::config::available_cpus(), running),
+        usize::from,
+    );
+    info!(
+        frames = plan.frames().len(),
+        chunks = plan.chunk_count(),
+        to_render,
+        workers = running,
+        threads,
+        "planned"
+    );
+
+    let blender = renderer::config::blender_from(args.blender.clone(), args.blender_python.clone());
+    let work_root = tempfile::Builder::new()
+        .prefix("farm-render-")
+        .tempdir()
+        .context("cannot create a temporary work folder (check TMPDIR)")?;
+    let context = ChunkContext {
+        storage: &storage,
+        keys: &keys,
+        scene: &scene,
+        blender: &blender,
+        work_root: work_root.path(),
+        threads,
+        format,
+        source_tag: &source_tag,
+        shutdown: &shutdown,
+    };
+    let rendered = render_all(&context, todo, workers, to_render).await;
+    let rendered = match rendered {
+        Ok(rendered) => rendered,
+        Err(err) => return Err(explain(err, &out, &args.scene)),
+    };
+
+    let zip_bar = progress::bytes(0, "zipping");
+    let on_zip = |p: zipper::ZipProgress| {
+        zip_bar.set_length(p.bytes_total);
+        zip_bar.set_position(p.bytes_done);
+    };
+    let version = farm_jobs::OutputVersion::new(Some(&source_tag), format);
+    let summary = zipper::zip_frames_until(
+        &storage,
+        &keys,
+        plan.frames(),
+        &version,
+        &zipper::ZipOptions::default(),
+        &on_zip,
+        shutdown.signal(),
+    )
+    .await;
+    zip_bar.finish_and_clear();
+    let summary = match summary {
+        Ok(summary) => summary,
+        Err(zipper::ZipError::Interrupted) => {
+            return Err(Interrupted(format!(
+                "stopped while zipping; all {} frames are in {}: rerun to make the archive",
+                plan.frames().len(),
+                out.join("frames").display()
+            ))
+            .into())
+        }
+        Err(err) => return Err(anyhow!(err).context("zipping the frames")),
+    };
+
+    if rendered == 0 {
+        println!(
+            "rendered 0 frame(s) ({already} already done): every frame was already rendered from this content of the scene"
+        );
+    } else {
+        println!(
+            "rendered {rendered} frame(s) ({already} already done) in {}: {} worker(s), {} frame(s) per chunk, {threads} thread(s) each",
+            seconds(started.elapsed()),
+            running,
+            plan.chunk_size(),
+        );
+    }
+    println!(
+        "frames:  {}/ ({} frames, {})",
+        out.join("frames").display(),
+        summary.frames,
+        compact(plan.frames().as_slice(), " ")
+    );
+    println!(
+        "archive: {} ({})",
+        out.join("frames.zip").display(),
+        human_bytes(summary.archive_bytes)
+    );
+    let earlier = frames_outside(&storage, &keys, &plan).await?;
+    if !earlier.is_empty() {
+        println!(
+            "note:    frames/ also holds {} frame(s) of earlier runs, not in this run nor in frames.zip: {}",
+            earlier.len(),
+            compact(&earlier, " ")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_chunks_share_frames_evenly() {
+        assert_eq!(default_chunk(24, 2), 12);
+        assert_eq!(default_chunk(25, 2), 13);
+        assert_eq!(default_chunk(1, 4), 1);
+        assert_eq!(default_chunk(3, 8), 1);
+    }
+
+    #[test]
+    fn threads_are_shared_and_never_zero() {
+        assert_eq!(threads_per_worker(2, 2), 1);
+        assert_eq!(threads_per_worker(8, 3), 2);
+        assert_eq!(threads_per_worker(1, 4), 1);
+        assert_eq!(threads_per_worker(4, 0), 4);
+    }
+}
