@@ -3,7 +3,6 @@
 
 use anyhow::Context;
 use clap::Parser;
-use farm_core::scheduler::FRAMES_REF_PREFIX;
 use farm_core::{env, exit};
 use renderer::{Args, RenderError};
 use tracing::{error, info};
@@ -22,9 +21,9 @@ fn main() {
 }
 
 async fn main_async(mut args: Args) -> i32 {
+    let storage = farm_io::S3Storage::from_env(&args.bucket).await;
     // A long frame list comes by reference (`FARM_FRAMES=@<key>`).
-    if args.frames.starts_with(FRAMES_REF_PREFIX) && !args.bucket.trim().is_empty() {
-        let storage = farm_io::S3Storage::from_env(&args.bucket).await;
+    if !args.bucket.trim().is_empty() {
         match farm_jobs::resolve_frames(&storage, &args.frames).await {
             Ok(frames) => args.frames = frames,
             Err(e) => return failed(&RenderError::Storage(e)),
@@ -41,7 +40,6 @@ async fn main_async(mut args: Args) -> i32 {
         key = config.keys.source(),
     );
     let _entered = span.enter();
-    let storage = farm_io::S3Storage::from_env(&config.bucket).await;
     match renderer::run(&storage, &config, farm_io::telemetry::sigterm()).await {
         Ok(report) => {
             info!(

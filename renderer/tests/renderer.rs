@@ -670,3 +670,51 @@ async fn the_bpy_module_renders_scenes_saved_by_4_2_and_3_4_and_stops_on_sigterm
     assert_exit(&output, exit::INTERRUPTED);
     assert!(blender_pids(&work_blend).is_empty(), "bpy still running");
 }
+
+/// A frame list too long for the job's environment comes by reference: `FARM_FRAMES=@<key>`
+/// names the plan object the trigger wrote. The child reads it and renders its own chunk of it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frame_list_passed_by_reference_is_read_from_the_bucket() {
+    let f = fixture().await;
+    let scene = f.scene("by-ref", &SceneOptions::default());
+    let key = "by-ref.blend";
+    f.upload(key, &scene).await;
+    let keys = JobKeys::new(key);
+    let plan = keys.frame_list("1 3 5 7");
+    f.storage
+        .put(
+            &plan,
+            Bytes::from_static(b"1 3 5 7"),
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    let reference = format!("@{plan}");
+    let output = f
+        .renderer(&[
+            ("FARM_KEY", key),
+            ("FARM_FRAMES", &reference),
+            ("FARM_CHUNK", "2"),
+            ("AWS_BATCH_JOB_ARRAY_INDEX", "1"),
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&output, exit::SUCCESS);
+    assert_eq!(
+        f.keys_under(&keys.frames_prefix()).await,
+        vec![keys.frame(5, "png"), keys.frame(7, "png")]
+    );
+
+    // A reference to a plan that is not there fails the child, naming the key.
+    let output = f
+        .renderer(&[
+            ("FARM_KEY", key),
+            ("FARM_FRAMES", "@by-ref.blend/plans/gone.txt"),
+            ("FARM_CHUNK", "2"),
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(output.status.code(), Some(exit::SUCCESS));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("by-ref.blend/plans/gone.txt"), "{stderr}");
+}

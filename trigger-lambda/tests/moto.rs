@@ -516,3 +516,47 @@ async fn frames_scene_on_a_file_that_is_not_a_blend_is_rejected() {
     }
     assert_eq!(farm.job_count().await, 0);
 }
+
+/// A 17-character tag can stand for a frame list of 9,000+ characters, past ECS's 8,192 on
+/// container overrides: the trigger writes it to the bucket and both jobs get a reference that
+/// Batch (here moto) accepts, naming an object that holds the job's canonical list.
+#[tokio::test]
+async fn a_long_frame_list_travels_by_reference() {
+    let farm = Farm::start().await;
+    let key = format!("{}long.blend", unique_prefix("byref"));
+    let etag = farm
+        .upload(
+            &key,
+            BLEND_HEADER.to_vec(),
+            "frames=1-3000%3A3%202-3000%3A3&chunk=100",
+        )
+        .await;
+    let (render_id, zip_id) = submitted(&farm.handle("ObjectCreated:Put", &key, &etag).await);
+    let canonical = farm.manifest(&key).await.unwrap().frames.unwrap();
+    assert!(canonical.len() > 9_000, "{}", canonical.len());
+    for job in farm.describe(&[&render_id, &zip_id]).await {
+        let vars = env_of(&job);
+        let characters: usize = vars.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert!(characters < 8_192, "{characters} characters of environment");
+        let reference = &vars["FARM_FRAMES"];
+        let plan = reference.strip_prefix('@').expect("a reference");
+        assert!(plan.starts_with(&format!("{key}/plans/")), "{plan}");
+        let body = farm
+            .moto
+            .s3()
+            .get_object()
+            .bucket(BUCKET)
+            .key(plan)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        assert_eq!(String::from_utf8(body.to_vec()).unwrap(), canonical);
+    }
+    let render = &farm.describe(&[&render_id]).await[0];
+    assert_eq!(render.array_properties().and_then(|a| a.size()), Some(20));
+}

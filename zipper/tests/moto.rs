@@ -321,6 +321,32 @@ async fn binary_exits_3_on_missing_frames() {
     assert!(!farm.exists(&farm.keys.zip()).await);
 }
 
+/// A frame list too long for the job's environment comes by reference (`FARM_FRAMES=@<key>`,
+/// the plan object the trigger wrote): the zipper reads it and zips exactly those frames.
+#[tokio::test]
+async fn binary_reads_a_frame_list_passed_by_reference() {
+    let farm = Farm::start("byref").await;
+    let frames = farm.put_frames([1, 3, 5], 1_000).await;
+    farm.put_frames([2], 1_000).await;
+    let plan = farm.keys.frame_list("1 3 5");
+    farm.put(plan.clone(), Bytes::from_static(b"1 3 5"))
+        .await
+        .expect("plan");
+    let output = farm
+        .binary(&format!("@{plan}"))
+        .output()
+        .expect("zipper runs");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    check_archive(farm.fetch_zip().await.path(), &expected_entries(&frames));
+
+    let output = farm
+        .binary(&format!("@{}", farm.keys.frame_list("gone")))
+        .output()
+        .expect("zipper runs");
+    assert_ne!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stderr(&output).contains("plans/"), "{}", stderr(&output));
+}
+
 #[test]
 fn binary_exits_2_on_missing_or_malformed_config() {
     let bare = || {
