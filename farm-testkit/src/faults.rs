@@ -519,3 +519,146 @@ impl<B: Scheduler> Scheduler for Faulty<B> {
         self.inner.cancel(id, reason).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::{MemoryScheduler, MemoryStorage};
+
+    async fn put(storage: &Faulty<MemoryStorage>, key: &str) -> StorageResult<()> {
+        storage
+            .put(key, Bytes::from_static(b"x"), &PutOptions::default())
+            .await
+    }
+
+    #[tokio::test]
+    async fn nth_fails_only_that_call_of_that_key() {
+        let storage = Faulty::new(MemoryStorage::new());
+        storage.inject(Fault::on(Op::Put).key("a").nth(2));
+        assert!(put(&storage, "a").await.is_ok());
+        assert!(
+            put(&storage, "b").await.is_ok(),
+            "other keys are not counted"
+        );
+        let second = put(&storage, "a").await;
+        assert!(
+            matches!(&second, Err(e @ StorageError::Transient { operation: "put", .. }) if e.to_string().contains("injected failure")),
+            "{second:?}"
+        );
+        assert!(put(&storage, "a").await.is_ok());
+        assert_eq!(storage.inner().keys(), ["a", "b"]);
+    }
+
+    #[tokio::test]
+    async fn skip_times_prefix_and_error_kinds() {
+        let storage = Faulty::new(MemoryStorage::new());
+        storage.inject(
+            Fault::on_any(Op::WRITES)
+                .prefix("frames/")
+                .skip(1)
+                .times(2)
+                .error(Failure::AccessDenied),
+        );
+        let mut results = Vec::new();
+        for i in 0..5 {
+            results.push(put(&storage, &format!("frames/{i}")).await.map_err(|e| {
+                assert!(matches!(e, StorageError::AccessDenied { .. }), "{e:?}");
+            }));
+        }
+        assert_eq!(results, [Ok(()), Err(()), Err(()), Ok(()), Ok(())]);
+        assert!(put(&storage, "logs/0").await.is_ok());
+
+        storage.inject(Fault::on(Op::Head).error(Failure::Permanent));
+        let head = storage.head("frames/0").await;
+        assert!(
+            matches!(head, Err(StorageError::Permanent { .. })),
+            "{head:?}"
+        );
+        storage.clear();
+        assert!(storage.head("frames/0").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_write_past_the_limit_fails_and_the_upload_can_be_aborted() {
+        let storage = Faulty::new(MemoryStorage::new());
+        storage.inject(Fault::on(Op::UploadWrite).after_bytes(10));
+        let mut upload = storage.start_upload("zip", PutOptions::default());
+        upload
+            .write(Bytes::from_static(b"0123456789"))
+            .await
+            .unwrap();
+        let failed = upload.write(Bytes::from_static(b"a")).await;
+        assert!(
+            matches!(
+                failed,
+                Err(StorageError::Transient {
+                    operation: "upload part",
+                    ..
+                })
+            ),
+            "{failed:?}"
+        );
+        assert_eq!(storage.open_uploads("").await.unwrap(), ["zip"]);
+        upload.abort().await.unwrap();
+        assert!(storage.open_uploads("").await.unwrap().is_empty());
+        assert!(storage.head("zip").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn submissions_of_one_kind_are_refused() {
+        let scheduler = Faulty::new(MemoryScheduler::new());
+        scheduler.inject(
+            Fault::on(Op::Submit)
+                .job_kind(JobKind::Zip)
+                .error(Failure::Permanent),
+        );
+        let job = |kind| JobSpec {
+            kind,
+            name: "shot-job".to_owned(),
+            array_size: None,
+            depends_on: Vec::new(),
+            env: Vec::new(),
+            tags: BTreeMap::new(),
+        };
+        let render = scheduler.submit(&job(JobKind::Render)).await.unwrap();
+        let zip = scheduler.submit(&job(JobKind::Zip)).await;
+        assert!(
+            matches!(
+                &zip,
+                Err(SchedulerError::Rejected {
+                    operation: "submit job",
+                    ..
+                })
+            ),
+            "{zip:?}"
+        );
+        let jobs = scheduler.inner().jobs();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].0, render);
+    }
+
+    #[tokio::test]
+    async fn a_barrier_holds_calls_until_all_parties_arrive() {
+        let storage = Faulty::new(MemoryStorage::new());
+        storage.inject(Fault::on(Op::CreateIfAbsent).times(2).barrier(2));
+        let options = PutOptions::default();
+        let create =
+            |byte: u8| storage.create_if_absent("marker", Bytes::from(vec![byte]), &options);
+        let (first, second) = tokio::join!(create(0), create(1));
+        assert!(
+            first.unwrap() ^ second.unwrap(),
+            "exactly one of the pair creates it"
+        );
+        // Past `times`, calls no longer wait for company.
+        assert!(!create(2).await.unwrap());
+
+        // Alone, a call waits for its party and does nothing meanwhile.
+        let storage = Faulty::new(MemoryStorage::new());
+        storage.inject(Fault::on(Op::Put).barrier(2));
+        let alone = tokio::time::timeout(Duration::from_millis(50), put(&storage, "k")).await;
+        assert!(alone.is_err(), "{alone:?}");
+        assert!(storage.inner().keys().is_empty());
+    }
+}
