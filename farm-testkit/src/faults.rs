@@ -31,8 +31,10 @@ pub enum Op {
     Put,
     UploadFile,
     CreateIfAbsent,
+    /// [`Storage::list`] (its key is the prefix).
     List,
     Delete,
+    /// [`Storage::open_uploads`] (its key is the prefix).
     OpenUploads,
     /// [`StreamUpload::write`] (its key is the upload's).
     UploadWrite,
