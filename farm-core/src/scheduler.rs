@@ -1,7 +1,9 @@
 //! The scheduler port: submitting, watching and cancelling the render and zip jobs.
 //!
 //! `farm-io` implements it on AWS Batch. Jobs are described in domain terms; which queue and job
-//! definition a kind of job uses is the implementation's configuration.
+//! definition a kind of job uses is the implementation's configuration. The test kit's
+//! `farm_testkit::MemoryScheduler` passes the same conformance suite
+//! (`farm-io/tests/scheduler_conformance.rs`).
 
 use std::collections::BTreeMap;
 use std::future::Future;

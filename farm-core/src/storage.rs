@@ -1,7 +1,8 @@
 //! The storage port: the few object-store operations the pipeline needs.
 //!
 //! Two real implementations live in `farm-io`: S3 and a local folder. Both pass one conformance
-//! suite (`farm-io/tests/conformance.rs`), so the local farm behaves like the cloud one.
+//! suite (`farm-io/tests/conformance.rs`), so the local farm behaves like the cloud one; so does
+//! the test kit's in-memory store (`farm_testkit::MemoryStorage`) that unit tests use.
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -148,7 +148,12 @@ impl Scheduler for BatchScheduler {
                 })
             }));
         }
-        Ok(found.into_iter().filter(|job| job.name == name).collect())
+        // The filter ignores case, and moto also lists array children (`<parent id>:<index>`,
+        // named like their parent), which ListJobs on AWS leaves out without `arrayJobId`.
+        Ok(found
+            .into_iter()
+            .filter(|job| job.name == name && !job.id.contains(':'))
+            .collect())
     }
 
     async fn cancel(&self, id: &str, reason: &str) -> Result<(), SchedulerError> {

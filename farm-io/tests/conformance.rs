@@ -1,7 +1,8 @@
-//! One storage conformance suite, run against `LocalStorage` (a temporary folder) and against
-//! `S3Storage` on moto_server. Every suite function works under its own random prefix.
+//! One storage conformance suite, run against `LocalStorage` (a temporary folder), against
+//! `S3Storage` on moto_server and against the test kit's `MemoryStorage` (which unit tests use in
+//! their place). Every suite function works under its own random prefix.
 //!
-//! Test names: `local::<case>` and `s3::<case>`.
+//! Test names: `local::<case>`, `s3::<case>` and `memory::<case>`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -503,6 +504,17 @@ macro_rules! conformance {
                 #[tokio::test]
                 async fn $case() -> anyhow::Result<()> {
                     let (_moto, storage) = harness::s3().await?;
+                    suite::$case(&storage, &farm_testkit::unique_prefix(stringify!($case))).await
+                }
+            )*
+        }
+
+        mod memory {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $case() -> anyhow::Result<()> {
+                    let storage = farm_testkit::MemoryStorage::new();
                     suite::$case(&storage, &farm_testkit::unique_prefix(stringify!($case))).await
                 }
             )*

@@ -2,6 +2,10 @@
 //!
 //! - [`Moto`]: a `moto_server` on a free 127.0.0.1 port, with clients and environment for it,
 //!   buckets and a Batch setup ([`BatchEnv`]).
+//! - [`MemoryStorage`], [`MemoryScheduler`]: the ports in memory, held to the same conformance
+//!   suites as S3, the local folder and Batch, for unit tests.
+//! - [`Faulty`]: a wrapper over any storage or scheduler that fails (or delays, or lines up) the
+//!   calls a [`Fault`] matches.
 //! - [`Intercept`]: a storage wrapper that injects another party's writes mid-run.
 //! - [`unique_prefix`]: a random key prefix per test.
 //! - [`blender`], [`make_scene`], [`frame_code`]: small Blender scenes whose frames show their
@@ -9,11 +13,15 @@
 //!
 //! Missing tools are errors, with the command that installs them: tests fail, never skip.
 
+mod faults;
 mod http;
+mod memory;
 mod moto;
 mod scene;
 mod storage;
 
+pub use faults::{Failure, Fault, Faulty, FaultyUpload, Op};
+pub use memory::{MemoryScheduler, MemoryStorage, MemoryUpload, StoredObject, SubmittedJob};
 pub use moto::{BatchEnv, Moto};
 pub use scene::{
     blender, frame_code, make_scene, make_scene_with, FileOutput, SceneOptions, TestBlender,

@@ -1,17 +1,17 @@
-//! The handler on real S3 event JSON fixtures, against in-memory fakes of the storage and
-//! scheduler ports and of the tag reader.
+//! The handler on real S3 event JSON fixtures, against the test kit's in-memory storage and
+//! scheduler (failures injected by its `Faulty` wrapper) and a tag reader over the same bucket.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_lambda_events::event::s3::S3Event;
 use bytes::Bytes;
 use farm_core::env;
 use farm_core::manifest::{JobManifest, ManifestStatus};
-use farm_core::scheduler::{JobKind, JobSpec, JobState, JobStatus, Scheduler, SchedulerError};
-use farm_core::storage::{ObjectMeta, PutOptions, StorageError, StorageResult, StreamUpload};
-use farm_core::{RenderRequest, Storage};
+use farm_core::scheduler::{JobKind, JobSpec, Scheduler};
+use farm_core::RenderRequest;
+use farm_testkit::{Fault, Faulty, MemoryScheduler, MemoryStorage, Op, StoredObject};
 use trigger_lambda::{
     handle_event, parse_event, process_event, submit_request, Deps, EventReport, MarkerState,
     RecordOutcome, RequestMarker, SourceObject, Submission, SubmitError, TagError, TagReader,
@@ -24,58 +24,44 @@ const E2: &str = "fedcba9876543210fedcba9876543210";
 const BLEND: &[u8] = b"BLENDER-v304RENDH\x00\x00\x00 rest of a scene";
 
 // ---------------------------------------------------------------------------------------------
-// Fakes
+// The test kit's in-memory store and scheduler, behind its failure-injecting wrapper
 
-#[derive(Debug, Clone)]
-struct Object {
-    body: Bytes,
-    etag: String,
-    tags: Vec<(String, String)>,
+/// The bucket (objects, ETags and tags in memory); clones share it and its faults.
+type Store = Faulty<MemoryStorage>;
+
+fn store() -> Store {
+    Faulty::new(MemoryStorage::new())
 }
 
-/// An in-memory bucket. Keys listed in `fail_writes` fail every write with a transient error.
-#[derive(Debug, Clone, Default)]
-struct FakeStore {
-    objects: Arc<Mutex<BTreeMap<String, Object>>>,
-    fail_writes: Arc<Mutex<Vec<String>>>,
+/// Seeding and reading the bucket in the terms of S3 events.
+trait Bucket {
+    /// An upload by a user: `etag` as the event carries it (no quotes).
+    fn upload(&self, key: &str, body: &[u8], etag: &str, tags: &[(&str, &str)]);
+    /// PutObjectTagging: new tags, same content and ETag.
+    fn set_tags(&self, key: &str, tags: &[(&str, &str)]);
+    fn json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T>;
+    fn manifest(&self, key: &str) -> Option<JobManifest>;
+    fn markers(&self, key: &str) -> Vec<String>;
 }
 
-impl FakeStore {
+impl Bucket for Store {
     fn upload(&self, key: &str, body: &[u8], etag: &str, tags: &[(&str, &str)]) {
-        self.objects.lock().unwrap().insert(
-            key.to_owned(),
-            Object {
-                body: Bytes::copy_from_slice(body),
-                etag: format!("\"{etag}\""),
-                tags: tags
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            },
+        self.inner().insert_object(
+            key,
+            StoredObject::new(Bytes::copy_from_slice(body))
+                .etag(etag)
+                .tags(tags.iter().copied()),
         );
     }
 
     fn set_tags(&self, key: &str, tags: &[(&str, &str)]) {
-        let mut objects = self.objects.lock().unwrap();
-        objects.get_mut(key).unwrap().tags = tags
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-    }
-
-    fn keys(&self) -> Vec<String> {
-        self.objects.lock().unwrap().keys().cloned().collect()
-    }
-
-    fn remove(&self, key: &str) {
-        self.objects.lock().unwrap().remove(key);
+        self.inner().set_tags(key, tags.iter().copied());
     }
 
     fn json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
-        let objects = self.objects.lock().unwrap();
-        objects
-            .get(key)
-            .map(|o| serde_json::from_slice(&o.body).unwrap())
+        self.inner()
+            .body(key)
+            .map(|body| serde_json::from_slice(&body).unwrap())
     }
 
     fn manifest(&self, key: &str) -> Option<JobManifest> {
@@ -84,147 +70,19 @@ impl FakeStore {
 
     fn markers(&self, key: &str) -> Vec<String> {
         let prefix = format!("{key}/requests/");
-        self.keys()
+        self.inner()
+            .keys()
             .into_iter()
             .filter(|k| k.starts_with(&prefix))
             .collect()
     }
-
-    fn check_write(&self, key: &str) -> StorageResult<()> {
-        if self.fail_writes.lock().unwrap().iter().any(|k| k == key) {
-            return Err(StorageError::Transient {
-                operation: "PutObject",
-                key: key.to_owned(),
-                message: "injected failure".into(),
-            });
-        }
-        Ok(())
-    }
-
-    fn missing(key: &str) -> StorageError {
-        StorageError::NotFound {
-            key: key.to_owned(),
-        }
-    }
 }
 
-#[derive(Debug)]
-struct NoUpload;
+/// GetObjectTagging on the in-memory bucket.
+#[derive(Debug, Clone)]
+struct Tags(MemoryStorage);
 
-impl StreamUpload for NoUpload {
-    async fn write(&mut self, _data: Bytes) -> StorageResult<()> {
-        unreachable!("the trigger never streams uploads")
-    }
-    async fn finish(self) -> StorageResult<u64> {
-        unreachable!("the trigger never streams uploads")
-    }
-    async fn abort(self) -> StorageResult<()> {
-        unreachable!("the trigger never streams uploads")
-    }
-}
-
-impl Storage for FakeStore {
-    type Upload = NoUpload;
-
-    async fn head(&self, key: &str) -> StorageResult<Option<ObjectMeta>> {
-        Ok(self.objects.lock().unwrap().get(key).map(|o| ObjectMeta {
-            key: key.to_owned(),
-            size: o.body.len() as u64,
-            etag: Some(o.etag.clone()),
-            metadata: Default::default(),
-        }))
-    }
-
-    async fn get(&self, key: &str) -> StorageResult<Bytes> {
-        let objects = self.objects.lock().unwrap();
-        objects
-            .get(key)
-            .map(|o| o.body.clone())
-            .ok_or_else(|| Self::missing(key))
-    }
-
-    async fn get_prefix(&self, key: &str, len: u64) -> StorageResult<Bytes> {
-        let body = self.get(key).await?;
-        Ok(body.slice(..body.len().min(len as usize)))
-    }
-
-    async fn download(
-        &self,
-        _key: &str,
-        _dest: &Path,
-        _if_match: Option<&str>,
-    ) -> StorageResult<ObjectMeta> {
-        unreachable!("the trigger never downloads")
-    }
-
-    async fn put(&self, key: &str, body: Bytes, _options: &PutOptions) -> StorageResult<()> {
-        self.check_write(key)?;
-        self.objects.lock().unwrap().insert(
-            key.to_owned(),
-            Object {
-                body,
-                etag: "\"written\"".into(),
-                tags: Vec::new(),
-            },
-        );
-        Ok(())
-    }
-
-    async fn upload_file(&self, _key: &str, _path: &Path, _o: &PutOptions) -> StorageResult<()> {
-        unreachable!("the trigger never uploads files")
-    }
-
-    async fn create_if_absent(
-        &self,
-        key: &str,
-        body: Bytes,
-        _options: &PutOptions,
-    ) -> StorageResult<bool> {
-        self.check_write(key)?;
-        let mut objects = self.objects.lock().unwrap();
-        if objects.contains_key(key) {
-            return Ok(false);
-        }
-        objects.insert(
-            key.to_owned(),
-            Object {
-                body,
-                etag: "\"marker\"".into(),
-                tags: Vec::new(),
-            },
-        );
-        Ok(true)
-    }
-
-    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
-        let objects = self.objects.lock().unwrap();
-        Ok(objects
-            .iter()
-            .filter(|(k, _)| k.starts_with(prefix))
-            .map(|(k, o)| ObjectMeta {
-                key: k.clone(),
-                size: o.body.len() as u64,
-                etag: Some(o.etag.clone()),
-                metadata: Default::default(),
-            })
-            .collect())
-    }
-
-    async fn delete(&self, key: &str) -> StorageResult<()> {
-        self.objects.lock().unwrap().remove(key);
-        Ok(())
-    }
-
-    fn start_upload(&self, _key: &str, _options: PutOptions) -> NoUpload {
-        NoUpload
-    }
-
-    async fn open_uploads(&self, _prefix: &str) -> StorageResult<Vec<String>> {
-        Ok(Vec::new())
-    }
-}
-
-impl TagReader for FakeStore {
+impl TagReader for Tags {
     async fn tags(
         &self,
         bucket: &str,
@@ -232,84 +90,21 @@ impl TagReader for FakeStore {
         _version_id: Option<&str>,
     ) -> Result<Option<Vec<(String, String)>>, TagError> {
         assert_eq!(bucket, BUCKET);
-        Ok(self
-            .objects
-            .lock()
-            .unwrap()
-            .get(key)
-            .map(|o| o.tags.clone()))
+        Ok(self.0.tags(key))
     }
 }
 
-/// Records submissions; fails the kinds listed in `fail`.
-#[derive(Debug, Default)]
-struct FakeScheduler {
-    submitted: Mutex<Vec<(String, JobSpec)>>,
-    cancelled: Mutex<Vec<String>>,
-    fail: Mutex<Vec<JobKind>>,
-}
+type TestDeps = Deps<Box<dyn Fn(&str) -> Store + Send + Sync>, Faulty<MemoryScheduler>, Tags>;
 
-impl FakeScheduler {
-    fn jobs(&self) -> Vec<(String, JobSpec)> {
-        self.submitted.lock().unwrap().clone()
-    }
-}
-
-impl Scheduler for FakeScheduler {
-    async fn submit(&self, job: &JobSpec) -> Result<String, SchedulerError> {
-        if self.fail.lock().unwrap().contains(&job.kind) {
-            return Err(SchedulerError::Transient {
-                operation: "SubmitJob",
-                message: "injected failure".into(),
-            });
-        }
-        let mut submitted = self.submitted.lock().unwrap();
-        let id = format!("job-{}", submitted.len() + 1);
-        submitted.push((id.clone(), job.clone()));
-        Ok(id)
-    }
-
-    async fn describe(&self, _ids: &[String]) -> Result<Vec<JobStatus>, SchedulerError> {
-        Ok(Vec::new())
-    }
-
-    async fn find_by_name(&self, name: &str) -> Result<Vec<JobStatus>, SchedulerError> {
-        let cancelled = self.cancelled.lock().unwrap().clone();
-        Ok(self
-            .jobs()
-            .into_iter()
-            .filter(|(_, job)| job.name == name)
-            .map(|(id, job)| JobStatus {
-                state: if cancelled.contains(&id) {
-                    JobState::Failed
-                } else {
-                    JobState::Submitted
-                },
-                id,
-                name: job.name,
-                reason: None,
-                array: None,
-            })
-            .collect())
-    }
-
-    async fn cancel(&self, id: &str, _reason: &str) -> Result<(), SchedulerError> {
-        self.cancelled.lock().unwrap().push(id.to_owned());
-        Ok(())
-    }
-}
-
-type FakeDeps = Deps<Box<dyn Fn(&str) -> FakeStore + Send + Sync>, FakeScheduler, FakeStore>;
-
-fn deps(store: &FakeStore) -> FakeDeps {
+fn deps(store: &Store) -> TestDeps {
     let for_buckets = store.clone();
     Deps {
         buckets: Box::new(move |bucket: &str| {
             assert_eq!(bucket, BUCKET);
             for_buckets.clone()
         }),
-        scheduler: FakeScheduler::default(),
-        tags: store.clone(),
+        scheduler: Faulty::new(MemoryScheduler::new()),
+        tags: Tags(store.inner().clone()),
         max_frames: 10_000,
     }
 }
@@ -326,7 +121,7 @@ fn fixture(name: &str) -> S3Event {
     strict
 }
 
-async fn run(deps: &FakeDeps, name: &str) -> EventReport {
+async fn run(deps: &TestDeps, name: &str) -> EventReport {
     handle_event(deps, fixture(name)).await.unwrap()
 }
 
@@ -362,7 +157,7 @@ fn every_fixture_is_a_real_s3_event_shape() {
 
 #[tokio::test]
 async fn put_event_submits_an_array_render_job_and_a_dependent_zip_job() {
-    let store = FakeStore::default();
+    let store = store();
     store.upload(
         "shots/scene.blend",
         BLEND,
@@ -373,7 +168,7 @@ async fn put_event_submits_an_array_render_job_and_a_dependent_zip_job() {
     let report = run(&deps, "object_created_put.json").await;
     assert_eq!(report.submitted(), 1, "{report:?}");
 
-    let jobs = deps.scheduler.jobs();
+    let jobs = deps.scheduler.inner().jobs();
     assert_eq!(jobs.len(), 2);
     let (render_id, render) = &jobs[0];
     let (zip_id, zip) = &jobs[1];
@@ -411,7 +206,7 @@ async fn put_event_submits_an_array_render_job_and_a_dependent_zip_job() {
 
 #[tokio::test]
 async fn multipart_upload_event_is_handled_like_a_put() {
-    let store = FakeStore::default();
+    let store = store();
     store.upload(
         "shots/big film.blend",
         BLEND,
@@ -421,7 +216,7 @@ async fn multipart_upload_event_is_handled_like_a_put() {
     let deps = deps(&store);
     let report = run(&deps, "object_created_multipart.json").await;
     assert_eq!(report.submitted(), 1, "{report:?}");
-    let jobs = deps.scheduler.jobs();
+    let jobs = deps.scheduler.inner().jobs();
     // One chunk: a plain job, since Batch refuses arrays smaller than 2.
     assert_eq!(jobs[0].1.array_size, None);
     assert_eq!(env_of(&jobs[0].1)[env::FRAMES], "1-10 20");
@@ -430,7 +225,7 @@ async fn multipart_upload_event_is_handled_like_a_put() {
 
 #[tokio::test]
 async fn untagged_upload_then_tagging_event_submits_once() {
-    let store = FakeStore::default();
+    let store = store();
     store.upload("shots/scene.blend", BLEND, E1, &[("owner", "ana")]);
     let deps = deps(&store);
     let report = run(&deps, "object_created_put.json").await;
@@ -438,13 +233,13 @@ async fn untagged_upload_then_tagging_event_submits_once() {
         matches!(report.records[0], RecordOutcome::NoFrameTag { .. }),
         "{report:?}"
     );
-    assert!(deps.scheduler.jobs().is_empty());
+    assert!(deps.scheduler.inner().jobs().is_empty());
     assert!(store.manifest("shots/scene.blend").is_none());
 
     store.set_tags("shots/scene.blend", &[("owner", "ana"), ("frame", "24")]);
     let report = run(&deps, "object_tagging_put.json").await;
     assert_eq!(report.submitted(), 1, "{report:?}");
-    assert_eq!(deps.scheduler.jobs()[0].1.array_size, Some(24));
+    assert_eq!(deps.scheduler.inner().jobs()[0].1.array_size, Some(24));
 
     // The created event delivered again (late) now reads the same tags: a duplicate.
     let report = run(&deps, "object_created_put.json").await;
@@ -452,12 +247,12 @@ async fn untagged_upload_then_tagging_event_submits_once() {
         matches!(report.records[0], RecordOutcome::Duplicate { .. }),
         "{report:?}"
     );
-    assert_eq!(deps.scheduler.jobs().len(), 2);
+    assert_eq!(deps.scheduler.inner().jobs().len(), 2);
 }
 
 #[tokio::test]
 async fn keys_with_spaces_plus_and_unicode_are_decoded() {
-    let store = FakeStore::default();
+    let store = store();
     store.upload("my scene ü.blend", BLEND, E1, &[("frame", "3")]);
     store.upload("shots/a+b ✓.BLEND", BLEND, E1, &[("frame", "2")]);
     let deps = deps(&store);
@@ -471,7 +266,7 @@ async fn keys_with_spaces_plus_and_unicode_are_decoded() {
         run(&deps, "key_with_literal_plus.json").await.submitted(),
         1
     );
-    let jobs = deps.scheduler.jobs();
+    let jobs = deps.scheduler.inner().jobs();
     assert_eq!(env_of(&jobs[0].1)[env::KEY], "my scene ü.blend");
     assert_job_name(&jobs[0].1.name, "my-scene-blend-", "-render");
     assert_eq!(env_of(&jobs[2].1)[env::KEY], "shots/a+b ✓.BLEND");
@@ -485,7 +280,7 @@ async fn keys_with_spaces_plus_and_unicode_are_decoded() {
 
 #[tokio::test]
 async fn non_blend_keys_and_other_events_are_ignored() {
-    let store = FakeStore::default();
+    let store = store();
     store.upload("shots/notes.txt", b"BLENDER", E1, &[("frame", "3")]);
     let deps = deps(&store);
     let report = run(&deps, "non_blend_key.json").await;
@@ -493,22 +288,18 @@ async fn non_blend_keys_and_other_events_are_ignored() {
         matches!(&report.records[0], RecordOutcome::Ignored { reason } if reason.contains("does not end in `.blend`")),
         "{report:?}"
     );
-    assert!(deps.scheduler.jobs().is_empty());
+    assert!(deps.scheduler.inner().jobs().is_empty());
     assert!(store.manifest("shots/notes.txt").is_none());
 }
 
 #[tokio::test]
 async fn several_records_are_handled_independently() {
-    let store = FakeStore::default();
+    let store = store();
     store.upload("a/one.blend", BLEND, E1, &[("frame", "2")]);
     store.upload("a/two.blend", BLEND, E2, &[("frame", "abc")]);
     store.upload("a/three.Blend", BLEND, E1, &[("frame", "5")]);
     // The job manifest of the first record cannot be written: S3 fails.
-    store
-        .fail_writes
-        .lock()
-        .unwrap()
-        .push("a/one.blend/job.json".into());
+    store.inject(Fault::on_any(Op::WRITES).key("a/one.blend/job.json"));
     let deps = deps(&store);
     let event = fixture("several_records.json");
     let report = process_event(&deps, &event).await;
@@ -530,7 +321,7 @@ async fn several_records_are_handled_independently() {
     assert_eq!(report.failed(), 1);
 
     // The Lambda's view: the invocation fails so the event is retried...
-    store.fail_writes.lock().unwrap().clear();
+    store.clear();
     let err = handle_event(&deps, fixture("several_records.json"))
         .await
         .map(|_| ())
@@ -538,20 +329,16 @@ async fn several_records_are_handled_independently() {
     assert!(err.is_none(), "the retry succeeds: {err:?}");
     // ...and the retry resubmits nothing: the jobs of the first record exist (its marker says
     // submitted), and the missing manifest is written from the marker.
-    assert_eq!(deps.scheduler.jobs().len(), 4);
+    assert_eq!(deps.scheduler.inner().jobs().len(), 4);
     assert!(store.manifest("a/one.blend").is_some());
 }
 
 #[tokio::test]
 async fn an_s3_error_fails_the_invocation() {
-    let store = FakeStore::default();
+    let store = store();
     store.upload("a/one.blend", BLEND, E1, &[("frame", "2")]);
     store.upload("a/three.Blend", BLEND, E1, &[("frame", "2")]);
-    store
-        .fail_writes
-        .lock()
-        .unwrap()
-        .push("a/three.Blend/job.json".into());
+    store.inject(Fault::on_any(Op::WRITES).key("a/three.Blend/job.json"));
     let deps = deps(&store);
     let err = handle_event(&deps, fixture("several_records.json"))
         .await
@@ -567,7 +354,7 @@ async fn an_s3_error_fails_the_invocation() {
 
 #[tokio::test]
 async fn a_duplicate_delivery_submits_nothing() {
-    let store = FakeStore::default();
+    let store = store();
     store.upload("shots/scene.blend", BLEND, E1, &[("frame", "10")]);
     let deps = deps(&store);
     assert_eq!(run(&deps, "object_created_put.json").await.submitted(), 1);
@@ -578,12 +365,62 @@ async fn a_duplicate_delivery_submits_nothing() {
             "{report:?}"
         );
     }
-    assert_eq!(deps.scheduler.jobs().len(), 2);
+    assert_eq!(deps.scheduler.inner().jobs().len(), 2);
+}
+
+/// Deliveries of one event that race (S3 delivers at least once; Lambda may run the copies at
+/// once) submit it once: the marker's `If-None-Match: *` create is atomic, on S3 as in memory
+/// (moto's is not, so the moto tests deliver duplicates one after the other). The losers meet
+/// the winner's marker still pending and fail, to be retried; the retry finds it submitted.
+#[tokio::test]
+async fn racing_deliveries_submit_once() {
+    let store = store();
+    store.upload("shots/scene.blend", BLEND, E1, &[("frame", "10")]);
+    let deps = deps(&store);
+    // All four deliveries reach the marker's create together, and the winner's SubmitJob takes
+    // a moment, so the others read its marker before it says `submitted`.
+    store.inject(
+        Fault::on(Op::CreateIfAbsent)
+            .prefix("shots/scene.blend/requests/")
+            .times(4)
+            .barrier(4),
+    );
+    deps.scheduler
+        .inject(Fault::on(Op::Submit).delay(Duration::from_millis(20)));
+    let deliveries = (0..4).map(|_| handle_event(&deps, fixture("object_created_put.json")));
+    let reports = futures::future::join_all(deliveries).await;
+
+    let submissions: usize = reports
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|r| r.submitted())
+        .sum();
+    assert_eq!(submissions, 1, "{reports:?}");
+    let failed: Vec<String> = reports
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(failed.len(), 3, "{reports:?}");
+    for failed in &failed {
+        assert!(failed.contains("is pending"), "{failed}");
+    }
+    assert_eq!(deps.scheduler.inner().jobs().len(), 2);
+    assert_eq!(store.markers("shots/scene.blend").len(), 1);
+
+    store.clear();
+    deps.scheduler.clear();
+    let retried = run(&deps, "object_created_put.json").await;
+    assert!(
+        matches!(retried.records[..], [RecordOutcome::Duplicate { .. }]),
+        "{retried:?}"
+    );
+    assert_eq!(deps.scheduler.inner().jobs().len(), 2);
 }
 
 #[tokio::test]
 async fn new_content_or_new_frame_tags_submit_a_new_job() {
-    let store = FakeStore::default();
+    let store = store();
     store.upload("shots/scene.blend", BLEND, E1, &[("frame", "10")]);
     let deps = deps(&store);
     assert_eq!(run(&deps, "object_created_put.json").await.submitted(), 1);
@@ -596,13 +433,13 @@ async fn new_content_or_new_frame_tags_submit_a_new_job() {
     // Same tags on a new version of the object.
     let event = fixture("object_created_versioned.json");
     assert_eq!(handle_event(&deps, event).await.unwrap().submitted(), 1);
-    assert_eq!(deps.scheduler.jobs().len(), 6);
+    assert_eq!(deps.scheduler.inner().jobs().len(), 6);
     assert_eq!(store.markers("shots/scene.blend").len(), 3);
 }
 
 #[tokio::test]
 async fn an_event_for_replaced_content_is_skipped() {
-    let store = FakeStore::default();
+    let store = store();
     store.upload("shots/scene.blend", BLEND, E2, &[("frame", "10")]);
     let deps = deps(&store);
     let report = run(&deps, "object_created_put.json").await;
@@ -610,20 +447,20 @@ async fn an_event_for_replaced_content_is_skipped() {
         matches!(&report.records[0], RecordOutcome::Stale { event_etag, .. } if event_etag == E1),
         "{report:?}"
     );
-    assert!(deps.scheduler.jobs().is_empty());
+    assert!(deps.scheduler.inner().jobs().is_empty());
 }
 
 #[tokio::test]
 async fn an_object_deleted_since_the_event_is_skipped() {
-    let store = FakeStore::default();
+    let store = store();
     let deps = deps(&store);
     let report = run(&deps, "object_created_put.json").await;
     assert!(
         matches!(report.records[0], RecordOutcome::Gone { .. }),
         "{report:?}"
     );
-    assert!(deps.scheduler.jobs().is_empty());
-    assert!(store.keys().is_empty());
+    assert!(deps.scheduler.inner().jobs().is_empty());
+    assert!(store.inner().keys().is_empty());
 }
 
 #[tokio::test]
@@ -643,7 +480,7 @@ async fn invalid_tags_write_a_rejected_manifest_and_submit_nothing() {
         ),
     ];
     for (tags, needle) in cases {
-        let store = FakeStore::default();
+        let store = store();
         store.upload("shots/scene.blend", BLEND, E1, tags);
         let deps = deps(&store);
         let report = run(&deps, "object_created_put.json").await;
@@ -651,7 +488,7 @@ async fn invalid_tags_write_a_rejected_manifest_and_submit_nothing() {
             matches!(&report.records[0], RecordOutcome::Rejected { message, .. } if message.contains(needle)),
             "{tags:?}: {report:?}"
         );
-        assert!(deps.scheduler.jobs().is_empty(), "{tags:?}");
+        assert!(deps.scheduler.inner().jobs().is_empty(), "{tags:?}");
         let manifest = store.manifest("shots/scene.blend").unwrap();
         assert_eq!(manifest.status, ManifestStatus::Rejected);
         let message = manifest.message.unwrap();
@@ -665,7 +502,7 @@ async fn invalid_tags_write_a_rejected_manifest_and_submit_nothing() {
 /// fits ECS's 8,192-character limit on container overrides.
 #[tokio::test]
 async fn a_short_tag_with_a_long_frame_list_fits_the_container_overrides() {
-    let store = FakeStore::default();
+    let store = store();
     store.upload(
         "shots/scene.blend",
         BLEND,
@@ -674,7 +511,7 @@ async fn a_short_tag_with_a_long_frame_list_fits_the_container_overrides() {
     );
     let deps = deps(&store);
     assert_eq!(run(&deps, "object_created_put.json").await.submitted(), 1);
-    let jobs = deps.scheduler.jobs();
+    let jobs = deps.scheduler.inner().jobs();
     assert_eq!(jobs.len(), 2);
     let canonical = store.manifest("shots/scene.blend").unwrap().frames.unwrap();
     assert!(canonical.len() > 9_000, "{}", canonical.len());
@@ -687,14 +524,14 @@ async fn a_short_tag_with_a_long_frame_list_fits_the_container_overrides() {
         );
         let value = job.frames_value().unwrap();
         let key = value.strip_prefix('@').expect("a reference");
-        let body = store.objects.lock().unwrap()[key].body.clone();
+        let body = store.inner().body(key).unwrap();
         assert_eq!(String::from_utf8(body.to_vec()).unwrap(), canonical);
     }
 }
 
 #[tokio::test]
 async fn a_rejected_retag_leaves_the_running_jobs_manifest_and_writes_beside_it() {
-    let store = FakeStore::default();
+    let store = store();
     store.upload("shots/scene.blend", BLEND, E1, &[("frame", "4")]);
     let deps = deps(&store);
     assert_eq!(run(&deps, "object_created_put.json").await.submitted(), 1);
@@ -714,13 +551,13 @@ async fn a_rejected_retag_leaves_the_running_jobs_manifest_and_writes_beside_it(
     let rejection: JobManifest = store.json("shots/scene.blend/rejected.json").unwrap();
     assert_eq!(rejection.status, ManifestStatus::Rejected);
     assert!(rejection.message.unwrap().contains("frame=abc"));
-    assert_eq!(deps.scheduler.jobs().len(), 2);
-    assert!(deps.scheduler.cancelled.lock().unwrap().is_empty());
+    assert_eq!(deps.scheduler.inner().jobs().len(), 2);
+    assert!(deps.scheduler.inner().cancelled().is_empty());
 }
 
 #[tokio::test]
 async fn the_frame_limit_and_the_array_limit_are_enforced() {
-    let store = FakeStore::default();
+    let store = store();
     store.upload("shots/scene.blend", BLEND, E1, &[("frame", "600")]);
     let mut deps = deps(&store);
     deps.max_frames = 500;
@@ -739,12 +576,12 @@ async fn the_frame_limit_and_the_array_limit_are_enforced() {
     );
     store.set_tags("shots/scene.blend", &[("frame", "20000"), ("chunk", "2")]);
     assert_eq!(run(&deps, "object_tagging_put.json").await.submitted(), 1);
-    assert_eq!(deps.scheduler.jobs()[0].1.array_size, Some(10_000));
+    assert_eq!(deps.scheduler.inner().jobs()[0].1.array_size, Some(10_000));
 }
 
 #[tokio::test]
 async fn a_body_that_is_not_a_blend_is_rejected() {
-    let store = FakeStore::default();
+    let store = store();
     store.upload(
         "shots/scene.blend",
         b"PK\x03\x04 a zip file",
@@ -757,7 +594,7 @@ async fn a_body_that_is_not_a_blend_is_rejected() {
         matches!(&report.records[0], RecordOutcome::Rejected { message, .. } if message.contains("not a .blend")),
         "{report:?}"
     );
-    assert!(deps.scheduler.jobs().is_empty());
+    assert!(deps.scheduler.inner().jobs().is_empty());
     let manifest = store.manifest("shots/scene.blend").unwrap();
     assert_eq!(manifest.status, ManifestStatus::Rejected);
     assert_eq!(manifest.etag.as_deref(), Some(format!("\"{E1}\"").as_str()));
@@ -772,10 +609,11 @@ async fn a_body_that_is_not_a_blend_is_rejected() {
 
 #[tokio::test]
 async fn a_failed_render_submission_removes_the_marker_so_the_retry_submits() {
-    let store = FakeStore::default();
+    let store = store();
     store.upload("shots/scene.blend", BLEND, E1, &[("frame", "10")]);
     let deps = deps(&store);
-    deps.scheduler.fail.lock().unwrap().push(JobKind::Render);
+    deps.scheduler
+        .inject(Fault::on(Op::Submit).job_kind(JobKind::Render));
     let err = handle_event(&deps, fixture("object_created_put.json"))
         .await
         .unwrap_err();
@@ -783,26 +621,27 @@ async fn a_failed_render_submission_removes_the_marker_so_the_retry_submits() {
     assert!(store.markers("shots/scene.blend").is_empty());
     assert!(store.manifest("shots/scene.blend").is_none());
 
-    deps.scheduler.fail.lock().unwrap().clear();
+    deps.scheduler.clear();
     assert_eq!(run(&deps, "object_created_put.json").await.submitted(), 1);
 }
 
 #[tokio::test]
 async fn a_failed_zip_submission_cancels_the_render_job_and_removes_the_marker() {
-    let store = FakeStore::default();
+    let store = store();
     store.upload("shots/scene.blend", BLEND, E1, &[("frame", "10")]);
     let deps = deps(&store);
-    deps.scheduler.fail.lock().unwrap().push(JobKind::Zip);
+    deps.scheduler
+        .inject(Fault::on(Op::Submit).job_kind(JobKind::Zip));
     assert!(handle_event(&deps, fixture("object_created_put.json"))
         .await
         .is_err());
-    assert_eq!(*deps.scheduler.cancelled.lock().unwrap(), ["job-1"]);
+    assert_eq!(deps.scheduler.inner().cancelled(), ["job-1"]);
     assert!(store.markers("shots/scene.blend").is_empty());
 
-    deps.scheduler.fail.lock().unwrap().clear();
+    deps.scheduler.clear();
     let report = run(&deps, "object_created_put.json").await;
     assert_eq!(report.submitted(), 1);
-    let jobs = deps.scheduler.jobs();
+    let jobs = deps.scheduler.inner().jobs();
     assert_eq!(jobs.len(), 3);
     assert_eq!(jobs[2].1.depends_on, vec![jobs[1].0.clone()]);
 }
@@ -836,8 +675,8 @@ fn source() -> SourceObject {
 
 #[tokio::test]
 async fn a_stale_pending_marker_is_taken_over_and_a_fresh_one_fails_the_invocation() {
-    let store = FakeStore::default();
-    let scheduler = FakeScheduler::default();
+    let store = store();
+    let scheduler = MemoryScheduler::new();
     let (source, request) = (source(), request("1-4"));
 
     // Submit once to learn the marker key, then pretend the submitter died before SubmitJob.
@@ -866,11 +705,9 @@ async fn a_stale_pending_marker_is_taken_over_and_a_fresh_one_fails_the_invocati
     assert_eq!(scheduler.jobs().len(), 2);
 
     // Crash point 1, before SubmitJob: nothing of the request exists at Batch.
-    scheduler
-        .cancelled
-        .lock()
-        .unwrap()
-        .extend(["job-1".to_owned(), "job-2".to_owned()]);
+    for id in ["job-1", "job-2"] {
+        scheduler.cancel(id, "gone").await.unwrap();
+    }
     body.created = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(600);
     put(&body);
     let third = submit_request(&store, &scheduler, &source, &request)
@@ -894,8 +731,8 @@ async fn a_stale_pending_marker_is_taken_over_and_a_fresh_one_fails_the_invocati
 
 #[tokio::test]
 async fn a_takeover_adopts_the_jobs_a_submitter_left_when_it_died_after_submit_job() {
-    let store = FakeStore::default();
-    let scheduler = FakeScheduler::default();
+    let store = store();
+    let scheduler = MemoryScheduler::new();
     let (source, request) = (source(), request("1-4"));
     // Crash point 2: SubmitJob (render and zip) returned, then the process died before the
     // marker was rewritten `submitted` and before `job.json` was written.
@@ -911,7 +748,7 @@ async fn a_takeover_adopts_the_jobs_a_submitter_left_when_it_died_after_submit_j
     body.manifest = None;
     body.created = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(600);
     store.upload(&marker, &serde_json::to_vec(&body).unwrap(), "m", &[]);
-    store.remove("k.blend/job.json");
+    store.inner().remove("k.blend/job.json");
 
     let again = submit_request(&store, &scheduler, &source, &request)
         .await
@@ -934,15 +771,15 @@ async fn a_takeover_adopts_the_jobs_a_submitter_left_when_it_died_after_submit_j
         (render_job_id.as_str(), zip_job_id.as_str()),
         ("job-1", "job-2")
     );
-    assert!(scheduler.cancelled.lock().unwrap().is_empty());
+    assert!(scheduler.cancelled().is_empty());
     let manifest: JobManifest = store.json("k.blend/job.json").unwrap();
     assert_eq!(manifest.render_job_id.as_deref(), Some("job-1"));
 }
 
 #[tokio::test]
 async fn a_new_request_for_a_key_terminates_the_previous_job() {
-    let store = FakeStore::default();
-    let scheduler = FakeScheduler::default();
+    let store = store();
+    let scheduler = MemoryScheduler::new();
     let first = submit_request(&store, &scheduler, &source(), &request("1-4"))
         .await
         .unwrap();
@@ -953,12 +790,12 @@ async fn a_new_request_for_a_key_terminates_the_previous_job() {
         .await
         .unwrap();
     assert!(matches!(second, Submission::Submitted { .. }), "{second:?}");
-    let mut cancelled = scheduler.cancelled.lock().unwrap().clone();
+    let mut cancelled = scheduler.cancelled();
     cancelled.sort();
     assert_eq!(cancelled, ["job-1", "job-2"]);
     // A duplicate of the new request cancels nothing more.
     submit_request(&store, &scheduler, &reuploaded, &request("1-4"))
         .await
         .unwrap();
-    assert_eq!(scheduler.cancelled.lock().unwrap().len(), 2);
+    assert_eq!(scheduler.cancelled().len(), 2);
 }

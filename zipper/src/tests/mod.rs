@@ -1,10 +1,9 @@
-//! Unit tests of the pipeline against an in-memory store.
+//! Unit tests of the pipeline against the test kit's in-memory store, with failures injected
+//! by its `Faulty` wrapper.
 
 // The in-memory reader is deprecated in favour of `read1`, which needs a seekable buffered
 // reader; for reading back small archives in tests the old one is simpler.
 #![allow(deprecated)]
-
-mod fake;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -16,10 +15,22 @@ use bytes::Bytes;
 use farm_core::exit::FailureClass;
 use farm_core::frames::DEFAULT_MAX_FRAMES;
 use farm_core::layout::frame_file_name;
+use farm_testkit::{Fault, Faulty, MemoryStorage, Op};
 use tokio::sync::Notify;
 
 use super::*;
-use fake::FakeStorage;
+
+/// The in-memory store, wrapped so that a test can inject failures and delays.
+type Store = Faulty<MemoryStorage>;
+
+fn store() -> Store {
+    Faulty::new(MemoryStorage::new())
+}
+
+/// Uploads started and neither finished nor aborted.
+async fn open_uploads(storage: &Store) -> usize {
+    storage.inner().open_uploads("").await.unwrap().len()
+}
 
 fn list(spec: &str) -> FrameList {
     FrameList::parse(spec, DEFAULT_MAX_FRAMES).unwrap()
@@ -39,9 +50,11 @@ fn frame_bytes(frame: i32, len: usize) -> Bytes {
         .into()
 }
 
-fn store_frames(storage: &FakeStorage, keys: &JobKeys, frames: &[i32], len: usize) {
+fn store_frames(storage: &Store, keys: &JobKeys, frames: &[i32], len: usize) {
     for &frame in frames {
-        storage.insert(&keys.frame(frame, "png"), frame_bytes(frame, len));
+        storage
+            .inner()
+            .insert(&keys.frame(frame, "png"), frame_bytes(frame, len));
     }
 }
 
@@ -62,11 +75,7 @@ async fn entries(archive: Bytes) -> Vec<(String, Compression, Vec<u8>)> {
     out
 }
 
-async fn zip(
-    storage: &FakeStorage,
-    keys: &JobKeys,
-    frames: &FrameList,
-) -> Result<ZipSummary, ZipError> {
+async fn zip(storage: &Store, keys: &JobKeys, frames: &FrameList) -> Result<ZipSummary, ZipError> {
     zip_frames(
         storage,
         keys,
@@ -80,17 +89,21 @@ async fn zip(
 
 #[tokio::test]
 async fn frames_are_stored_in_frame_order_with_their_names() {
-    let storage = FakeStorage::default();
+    let storage = store();
     let keys = JobKeys::new("shots/a b.blend");
     let frames = [-2, 1, 7, 10_000];
     store_frames(&storage, &keys, &frames, 3000);
     let summary = zip(&storage, &keys, &list("-2 1 7 10000")).await.unwrap();
 
-    let archive = storage.object(&keys.zip()).unwrap();
+    let archive = storage.inner().body(&keys.zip()).unwrap();
     assert_eq!(summary.archive_bytes, archive.len() as u64);
     assert_eq!((summary.frames, summary.frame_bytes), (4, 12_000));
     assert_eq!(
-        storage.content_type(&keys.zip()).as_deref(),
+        storage
+            .inner()
+            .object(&keys.zip())
+            .and_then(|o| o.content_type)
+            .as_deref(),
         Some(ZIP_CONTENT_TYPE)
     );
     let got = entries(archive).await;
@@ -100,15 +113,17 @@ async fn frames_are_stored_in_frame_order_with_their_names() {
         assert_eq!(*compression, Compression::Stored);
         assert_eq!(data[..], frame_bytes(frame, 3000)[..]);
     }
-    assert_eq!(storage.open_upload_count(), 0);
+    assert_eq!(open_uploads(&storage).await, 0);
 }
 
 #[tokio::test]
 async fn missing_frames_write_a_report_and_no_archive() {
-    let storage = FakeStorage::default();
+    let storage = store();
     let keys = JobKeys::new("k.blend");
     store_frames(&storage, &keys, &[1, 4, 6], 10);
-    storage.insert(&keys.zip(), "an archive of an earlier run");
+    storage
+        .inner()
+        .insert(&keys.zip(), "an archive of an earlier run");
 
     let error = zip(&storage, &keys, &list("1-7")).await.unwrap_err();
     assert!(
@@ -119,13 +134,13 @@ async fn missing_frames_write_a_report_and_no_archive() {
     );
     assert_eq!(error.class(), FailureClass::BadInput);
     assert_eq!(
-        storage.object(&keys.zip()),
+        storage.inner().body(&keys.zip()),
         None,
         "a stale archive is removed"
     );
-    assert_eq!(storage.open_upload_count(), 0);
+    assert_eq!(open_uploads(&storage).await, 0);
     let report: serde_json::Value =
-        serde_json::from_slice(&storage.object(&keys.missing()).unwrap()).unwrap();
+        serde_json::from_slice(&storage.inner().body(&keys.missing()).unwrap()).unwrap();
     assert_eq!(
         report,
         serde_json::json!({"missing": [2, 3, 5, 7], "ranges": "2-3, 5, 7", "expected": 7, "stale": []})
@@ -134,84 +149,89 @@ async fn missing_frames_write_a_report_and_no_archive() {
 
 #[tokio::test]
 async fn a_complete_run_removes_the_missing_report_and_replaces_the_archive() {
-    let storage = FakeStorage::default();
+    let storage = store();
     let keys = JobKeys::root();
     store_frames(&storage, &keys, &[1, 2], 10);
     assert!(zip(&storage, &keys, &list("1-3")).await.is_err());
-    assert!(storage.object(&keys.missing()).is_some());
+    assert!(storage.inner().body(&keys.missing()).is_some());
 
     store_frames(&storage, &keys, &[3], 10);
     zip(&storage, &keys, &list("1-3")).await.unwrap();
-    assert_eq!(storage.object(&keys.missing()), None);
-    assert_eq!(entries(storage.object(&keys.zip()).unwrap()).await.len(), 3);
+    assert_eq!(storage.inner().body(&keys.missing()), None);
+    assert_eq!(
+        entries(storage.inner().body(&keys.zip()).unwrap())
+            .await
+            .len(),
+        3
+    );
 
-    storage.insert(&keys.frame(2, "png"), "re-rendered");
+    storage.inner().insert(&keys.frame(2, "png"), "re-rendered");
     zip(&storage, &keys, &list("1-3")).await.unwrap();
-    let got = entries(storage.object(&keys.zip()).unwrap()).await;
+    let got = entries(storage.inner().body(&keys.zip()).unwrap()).await;
     assert_eq!(got[1].2, b"re-rendered");
 }
 
 #[tokio::test]
 async fn stale_frames_are_left_out() {
-    let storage = FakeStorage::default();
+    let storage = store();
     let keys = JobKeys::new("k.blend");
     store_frames(&storage, &keys, &[1, 2, 3, 4], 10);
     let summary = zip(&storage, &keys, &list("1-2")).await.unwrap();
     assert_eq!((summary.frames, summary.ignored), (2, 2));
-    let got = entries(storage.object(&keys.zip()).unwrap()).await;
+    let got = entries(storage.inner().body(&keys.zip()).unwrap()).await;
     assert_eq!(got.len(), 2);
 }
 
 #[tokio::test]
 async fn a_frame_with_two_extensions_fails_before_uploading() {
-    let storage = FakeStorage::default();
+    let storage = store();
     let keys = JobKeys::new("k.blend");
     store_frames(&storage, &keys, &[1, 2], 10);
-    storage.insert(&keys.frame(2, "exr"), "x");
+    storage.inner().insert(&keys.frame(2, "exr"), "x");
     let error = zip(&storage, &keys, &list("1-2")).await.unwrap_err();
     assert!(
         matches!(error, ZipError::Ambiguous { frame: 2, .. }),
         "{error}"
     );
     assert_eq!(error.class(), FailureClass::BadInput);
-    assert_eq!(storage.object(&keys.zip()), None);
+    assert_eq!(storage.inner().body(&keys.zip()), None);
 }
 
 #[tokio::test]
 async fn a_failed_download_aborts_the_upload() {
-    let storage = FakeStorage::default();
+    let storage = store();
     let keys = JobKeys::new("k.blend");
     store_frames(&storage, &keys, &(1..=50).collect::<Vec<_>>(), 100_000);
-    storage.fail_get(&keys.frame(40, "png"));
+    storage.inject(Fault::on_any(Op::READS).key(&keys.frame(40, "png")));
     let error = zip(&storage, &keys, &list("1-50")).await.unwrap_err();
     assert!(error.to_string().contains("frame 40"), "{error}");
     assert_eq!(error.class(), FailureClass::Transient);
-    assert_eq!(storage.object(&keys.zip()), None);
-    assert_eq!(storage.open_upload_count(), 0);
+    assert_eq!(storage.inner().body(&keys.zip()), None);
+    assert_eq!(open_uploads(&storage).await, 0);
 }
 
 #[tokio::test]
 async fn a_failed_upload_write_aborts_the_upload() {
-    let storage = FakeStorage::default();
+    let storage = store();
     let keys = JobKeys::new("k.blend");
     store_frames(&storage, &keys, &(1..=20).collect::<Vec<_>>(), 1_000_000);
-    storage.fail_upload_after(5_000_000);
+    storage.inject(Fault::on(Op::UploadWrite).after_bytes(5_000_000));
     let error = zip(&storage, &keys, &list("1-20")).await.unwrap_err();
     assert!(
         error.to_string().starts_with("uploading the archive"),
         "{error}"
     );
     assert_eq!(error.class(), FailureClass::Transient);
-    assert_eq!(storage.object(&keys.zip()), None);
-    assert_eq!(storage.open_upload_count(), 0);
+    assert_eq!(storage.inner().body(&keys.zip()), None);
+    assert_eq!(open_uploads(&storage).await, 0);
 }
 
 #[tokio::test]
 async fn shutdown_midway_aborts_the_upload() {
-    let storage = FakeStorage::default();
+    let storage = store();
     let keys = JobKeys::new("k.blend");
     store_frames(&storage, &keys, &(1..=30).collect::<Vec<_>>(), 10_000);
-    storage.delay_gets(Duration::from_millis(5));
+    storage.inject(Fault::on_any(Op::READS).delay(Duration::from_millis(5)));
     let stop = Notify::new();
     let seen = AtomicUsize::new(0);
     let progress = |p: ZipProgress| {
@@ -234,28 +254,28 @@ async fn shutdown_midway_aborts_the_upload() {
     assert!(matches!(error, ZipError::Interrupted), "{error}");
     assert_eq!(error.exit_code(), 143);
     assert!(seen.load(Ordering::SeqCst) < 30);
-    assert_eq!(storage.object(&keys.zip()), None);
-    assert_eq!(storage.open_upload_count(), 0);
+    assert_eq!(storage.inner().body(&keys.zip()), None);
+    assert_eq!(open_uploads(&storage).await, 0);
 }
 
 #[tokio::test]
 async fn dropping_the_run_discards_the_upload() {
-    let storage = FakeStorage::default();
+    let storage = store();
     let keys = JobKeys::new("k.blend");
     store_frames(&storage, &keys, &(1..=30).collect::<Vec<_>>(), 10_000);
-    storage.delay_gets(Duration::from_millis(200));
+    storage.inject(Fault::on_any(Op::READS).delay(Duration::from_millis(200)));
     let frames = list("1-30");
     let run = zip(&storage, &keys, &frames);
     assert!(tokio::time::timeout(Duration::from_millis(100), run)
         .await
         .is_err());
-    assert_eq!(storage.object(&keys.zip()), None);
-    assert_eq!(storage.open_upload_count(), 0);
+    assert_eq!(storage.inner().body(&keys.zip()), None);
+    assert_eq!(open_uploads(&storage).await, 0);
 }
 
 #[tokio::test]
 async fn progress_reaches_the_total_and_pieces_stay_small() {
-    let storage = FakeStorage::default();
+    let storage = store();
     let keys = JobKeys::root();
     store_frames(&storage, &keys, &(1..=12).collect::<Vec<_>>(), 700_000);
     let last = Arc::new(std::sync::Mutex::new(None));
@@ -282,12 +302,12 @@ async fn progress_reaches_the_total_and_pieces_stay_small() {
     let last = last.lock().unwrap().unwrap();
     assert_eq!((last.frames_done, last.frames_total), (12, 12));
     assert_eq!(last.bytes_done, 12 * 700_000);
-    assert!(storage.largest_write() <= 256 * 1024);
+    assert!(storage.inner().largest_write() <= 256 * 1024);
 }
 
 #[tokio::test]
 async fn more_than_65535_entries_make_a_zip64_archive() {
-    let storage = FakeStorage::default();
+    let storage = store();
     let keys = JobKeys::root();
     let count = 70_000;
     store_frames(&storage, &keys, &(1..=count).collect::<Vec<_>>(), 3);
@@ -305,7 +325,7 @@ async fn more_than_65535_entries_make_a_zip64_archive() {
     )
     .await
     .unwrap();
-    let archive = storage.object(&keys.zip()).unwrap();
+    let archive = storage.inner().body(&keys.zip()).unwrap();
     let reader = ZipFileReader::new(archive.to_vec()).await.unwrap();
     assert!(reader.file().zip64());
     let entries = reader.file().entries();
@@ -332,7 +352,7 @@ fn the_window_is_bounded_by_bytes_and_frames() {
 
 #[tokio::test]
 async fn a_zero_chunk_is_a_usage_error() {
-    let storage = FakeStorage::default();
+    let storage = store();
     let options = ZipOptions {
         chunk_bytes: 0,
         ..ZipOptions::default()
