@@ -77,6 +77,7 @@ impl StoredObject {
         Self {
             content_type: options.content_type.clone(),
             metadata: options.metadata.clone(),
+            tags: options.tags.clone(),
             ..Self::new(body)
         }
     }
