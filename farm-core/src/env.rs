@@ -38,3 +38,5 @@ pub const JOB_DEFINITION: &str = "JOB_DEFINITION_ARN";
 pub const ZIP_JOB_DEFINITION: &str = "ZIP_JOB_DEFINITION_ARN";
 /// Trigger: most frames one upload may ask for (default 10,000).
 pub const MAX_FRAMES: &str = "FARM_MAX_FRAMES";
+/// Overrides the time one AWS request attempt may take, in (fractional) seconds (tests).
+pub const AWS_ATTEMPT_TIMEOUT: &str = "FARM_AWS_ATTEMPT_TIMEOUT_SECS";

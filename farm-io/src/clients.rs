@@ -23,7 +23,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 /// Environment variable overriding [`ClientSettings::attempt_timeout`], in (fractional) seconds.
-pub const ATTEMPT_TIMEOUT_ENV: &str = "FARM_AWS_ATTEMPT_TIMEOUT_SECS";
+pub const ATTEMPT_TIMEOUT_ENV: &str = farm_core::env::AWS_ATTEMPT_TIMEOUT;
 
 /// The bounds every AWS client of the farm gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,12 +7,14 @@
 //! - [`Faulty`]: a wrapper over any storage or scheduler that fails (or delays, or lines up) the
 //!   calls a [`Fault`] matches.
 //! - [`Intercept`]: a storage wrapper that injects another party's writes mid-run.
+//! - [`BlackHole`], [`run_bounded`]: an endpoint that never answers, to prove calls time out.
 //! - [`unique_prefix`]: a random key prefix per test.
 //! - [`blender`], [`make_scene`], [`frame_code`]: small Blender scenes whose frames show their
 //!   own frame number.
 //!
 //! Missing tools are errors, with the command that installs them: tests fail, never skip.
 
+mod blackhole;
 mod faults;
 mod http;
 mod memory;
@@ -20,6 +22,7 @@ mod moto;
 mod scene;
 mod storage;
 
+pub use blackhole::{run_bounded, BlackHole, BoundedRun};
 pub use faults::{Failure, Fault, Faulty, FaultyUpload, Op};
 pub use memory::{MemoryScheduler, MemoryStorage, MemoryUpload, StoredObject, SubmittedJob};
 pub use moto::{BatchEnv, Moto};

@@ -347,6 +347,28 @@ async fn binary_reads_a_frame_list_passed_by_reference() {
     assert!(stderr(&output).contains("plans/"), "{}", stderr(&output));
 }
 
+/// Against an endpoint that accepts connections and never answers, the zipper gives up after its
+/// timeouts and exits TRANSIENT (Batch retries it) instead of holding its task until the
+/// attempt timeout.
+#[test]
+fn binary_gives_up_on_a_black_hole_and_exits_transient() {
+    let hole = farm_testkit::BlackHole::start().expect("listener");
+    let mut command = Command::new(ZIPPER);
+    hole.aws_env(&mut command)
+        .env(env::BUCKET, BUCKET)
+        .env(env::KEY, "scene.blend")
+        .env(env::FRAMES, "1-3");
+    let run = farm_testkit::run_bounded(command, Duration::from_secs(60)).expect("zipper runs");
+    assert_eq!(
+        run.code,
+        Some(farm_core::exit::TRANSIENT),
+        "after {:?}: {}",
+        run.took,
+        run.stderr
+    );
+    assert!(run.took < Duration::from_secs(30), "took {:?}", run.took);
+}
+
 #[test]
 fn binary_exits_2_on_missing_or_malformed_config() {
     let bare = || {
