@@ -16,6 +16,9 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== farm for this machine only (what scripts/example.sh installs: no AWS SDK)"
+cargo clippy -p farm-cli --no-default-features --locked -- -D warnings
+cargo test -p farm-cli --no-default-features --lib --locked
 echo "== fuzz the .blend reader (60 s)"
 scripts/fuzz.sh 60
 echo "== infra checks"

@@ -39,6 +39,25 @@ pub enum Command {
     Retry(RetryArgs),
 }
 
+/// Default `--part-size-mib` of `farm submit`: files larger than one part are uploaded in parts,
+/// four at a time.
+pub const DEFAULT_PART_MIB: u64 = 16;
+
+impl Command {
+    /// The subcommand's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Render(_) => "render",
+            Self::Inspect(_) => "inspect",
+            Self::Submit(_) => "submit",
+            Self::Status(_) => "status",
+            Self::Download(_) => "download",
+            Self::Cancel(_) => "cancel",
+            Self::Retry(_) => "retry",
+        }
+    }
+}
+
 /// Render a scene on this machine (no AWS): frames, then a zip of them.
 ///
 /// Plans chunks of frames exactly as the farm's trigger does and renders up to `--workers`
@@ -160,7 +179,7 @@ pub struct SubmitArgs {
     #[arg(long, value_name = "F")]
     pub format: Option<String>,
     /// Part size in MiB for multipart uploads; files larger than one part go in parts.
-    #[arg(long, hide = true, default_value_t = crate::submit::DEFAULT_PART_MIB,
+    #[arg(long, hide = true, default_value_t = DEFAULT_PART_MIB,
           value_parser = clap::value_parser!(u64).range(5..=5120))]
     pub part_size_mib: u64,
 }

@@ -15,16 +15,21 @@
 //! Every command returns an [`anyhow::Error`] with context on failure; [`report_error`] prints
 //! it as one line and picks the exit code (130 after Ctrl-C, 1 otherwise).
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod cli;
+#[cfg(feature = "aws")]
 pub mod download;
 pub mod inspect;
+#[cfg(feature = "aws")]
 pub mod jobs;
 pub mod out;
 pub mod progress;
 pub mod render;
 pub mod shutdown;
+#[cfg(feature = "aws")]
 pub mod status;
+#[cfg(feature = "aws")]
 pub mod submit;
 
 use std::process::ExitCode;
@@ -85,12 +90,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Render(args) => render::run(&args).await,
         Command::Inspect(args) => inspect::run(&args).await,
+        #[cfg(feature = "aws")]
         Command::Submit(args) => submit::run(&args).await,
+        #[cfg(feature = "aws")]
         Command::Status(args) => status::run(&args).await,
+        #[cfg(feature = "aws")]
         Command::Download(args) => download::run(&args).await,
+        #[cfg(feature = "aws")]
         Command::Cancel(args) => jobs::cancel(&args).await,
+        #[cfg(feature = "aws")]
         Command::Retry(args) => jobs::retry(&args).await,
+        #[cfg(not(feature = "aws"))]
+        other => Err(without_aws(other.name())),
     }
+}
+
+/// The error of a cloud command in a `farm` built without the `aws` feature.
+#[cfg(not(feature = "aws"))]
+fn without_aws(command: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "`farm {command}` talks to the farm on AWS, and this farm was built for this machine only (scripts/example.sh builds it so, without the AWS SDK, to be quick); install the full one with `cargo install --path farm-cli --locked` (about 10 minutes of compiling)"
+    )
 }
 
 /// Logs to stderr: warnings of the farm's own crates only by default (the progress bars and the
@@ -165,6 +185,19 @@ mod tests {
             usage_error(rendered),
             "the following required arguments were not provided: --bucket <BUCKET>; see `farm --help` or `farm <command> --help`"
         );
+    }
+
+    /// `farm` built for this machine only (`scripts/example.sh`) answers a cloud command with
+    /// how to get the full one, not with a crash or an unknown command. Runs in `scripts/test.sh`
+    /// as `cargo test -p farm-cli --no-default-features --lib`.
+    #[cfg(not(feature = "aws"))]
+    #[tokio::test]
+    async fn a_local_farm_says_how_to_get_the_cloud_commands() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from(["farm", "status", "k.blend", "--bucket", "b"]).unwrap();
+        let message = run(cli).await.unwrap_err().to_string();
+        assert!(message.starts_with("`farm status` talks to the farm on AWS"), "{message}");
+        assert!(message.contains("cargo install --path farm-cli --locked"), "{message}");
     }
 
     #[test]

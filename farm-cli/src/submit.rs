@@ -25,9 +25,6 @@ use crate::render::check_scene;
 use crate::shutdown::Shutdown;
 use crate::{progress, shell_quote, Interrupted};
 
-/// Default part size of a multipart upload, in MiB. Files larger than one part are uploaded in
-/// parts, four at a time.
-pub const DEFAULT_PART_MIB: u64 = 16;
 /// Parts uploading at once.
 const PARTS_IN_FLIGHT: usize = 4;
 const MIB: u64 = 1024 * 1024;

@@ -8,17 +8,27 @@
 //!
 //! Both storages pass one conformance suite (`tests/conformance.rs`), the S3 one on `moto_server`.
 
+#[cfg(feature = "aws")]
 pub mod clients;
 pub mod telemetry;
 
+#[cfg(feature = "aws")]
 mod aws_error;
+#[cfg(feature = "aws")]
 mod batch;
 mod local;
+#[cfg(feature = "aws")]
 mod s3;
+#[cfg(feature = "aws")]
 mod s3_upload;
+mod temp;
 
+#[cfg(feature = "aws")]
 pub use batch::{BatchScheduler, BatchTargets, MAX_ARRAY_SIZE, MIN_ARRAY_SIZE};
+#[cfg(feature = "aws")]
 pub use clients::{AwsClients, ClientSettings};
 pub use local::{LocalStorage, LocalUpload};
+#[cfg(feature = "aws")]
 pub use s3::S3Storage;
+#[cfg(feature = "aws")]
 pub use s3_upload::{S3Upload, UploadTuning};

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::s3::{temp_path_beside, TempFile};
+use crate::temp::{temp_path_beside, TempFile};
 
 /// Folder under the root holding the sidecars.
 const META_DIR: &str = ".farm-meta";

@@ -89,6 +89,7 @@ impl ZipOptions {
 /// at a time (the frame downloads go on meanwhile). With the default [`ZipOptions`] the binary
 /// peaks under 50 MiB for any number of frames (see `BENCHMARKS.md`); each extra part in flight
 /// costs about 5-10 MiB.
+#[cfg(feature = "aws")]
 pub fn upload_tuning() -> farm_io::UploadTuning {
     farm_io::UploadTuning {
         part_size: 5 * MIB as usize,
