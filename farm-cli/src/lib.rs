@@ -196,8 +196,14 @@ mod tests {
         use clap::Parser;
         let cli = Cli::try_parse_from(["farm", "status", "k.blend", "--bucket", "b"]).unwrap();
         let message = run(cli).await.unwrap_err().to_string();
-        assert!(message.starts_with("`farm status` talks to the farm on AWS"), "{message}");
-        assert!(message.contains("cargo install --path farm-cli --locked"), "{message}");
+        assert!(
+            message.starts_with("`farm status` talks to the farm on AWS"),
+            "{message}"
+        );
+        assert!(
+            message.contains("cargo install --path farm-cli --locked"),
+            "{message}"
+        );
     }
 
     #[test]
