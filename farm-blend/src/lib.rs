@@ -212,6 +212,18 @@ pub fn read_seekable<R: Read + Seek>(mut reader: R) -> Result<BlendInfo, BlendEr
         let mut source = source::Seeking::new(reader).map_err(BlendError::Io)?;
         return facts::walk(&mut source, Compression::None);
     }
+    if got == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
+        // Blender's zstd files carry a seek table: frames wholly inside a block that is not
+        // needed are never decoded. Without a usable table, decode the stream.
+        match source::SeekableZstd::open(&mut reader).map_err(BlendError::Io)? {
+            Some(mut source) => return facts::walk(&mut source, Compression::Zstd),
+            None => {
+                reader
+                    .seek(io::SeekFrom::Start(start))
+                    .map_err(BlendError::Io)?;
+            }
+        }
+    }
     read(reader)
 }
 
