@@ -487,8 +487,20 @@ mod tests {
             (Some("5-1"), None, None, None, "tag `frames=5-1` is invalid"),
             (Some("x"), None, None, None, "tag `frames=x` is invalid"),
             (None, Some("0"), None, None, "tag `frame=0` is invalid"),
-            (Some("1-4"), None, Some("0"), None, "tag `chunk=0` is invalid"),
-            (Some("1-4"), None, None, Some("4.2.23"), "use the series `4.2`"),
+            (
+                Some("1-4"),
+                None,
+                Some("0"),
+                None,
+                "tag `chunk=0` is invalid",
+            ),
+            (
+                Some("1-4"),
+                None,
+                None,
+                Some("4.2.23"),
+                "use the series `4.2`",
+            ),
             (None, None, None, None, "no frames given"),
         ] {
             let err = request_tags(Asked {

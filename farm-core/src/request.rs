@@ -155,7 +155,9 @@ mod tests {
 
     #[test]
     fn blender_tag_picks_a_series() {
-        let request = from(&[("frame", "3"), ("blender", "4.5")]).unwrap().unwrap();
+        let request = from(&[("frame", "3"), ("blender", "4.5")])
+            .unwrap()
+            .unwrap();
         assert_eq!(request.blender, Some(BlenderSeries::new(4, 5)));
         let request = from(&[("frame", "3"), ("blender", " 4.2 ")])
             .unwrap()

@@ -141,7 +141,10 @@ impl SeriesChoice {
 
     /// The series a request runs: the one it asked for (`blender=`), if the farm runs it, else
     /// the default.
-    pub fn resolve(&self, asked: Option<BlenderSeries>) -> Result<BlenderSeries, UnsupportedSeries> {
+    pub fn resolve(
+        &self,
+        asked: Option<BlenderSeries>,
+    ) -> Result<BlenderSeries, UnsupportedSeries> {
         match asked {
             None => Ok(self.default),
             Some(series) if self.contains(series) => Ok(series),
@@ -207,7 +210,11 @@ mod tests {
             assert_eq!(series, want, "{text}");
         }
         assert_eq!(V45.to_string(), "4.5");
-        assert!(V42 < V45 && V45 < BlenderSeries::new(4, 10) && BlenderSeries::new(4, 10) < BlenderSeries::new(5, 0));
+        assert!(
+            V42 < V45
+                && V45 < BlenderSeries::new(4, 10)
+                && BlenderSeries::new(4, 10) < BlenderSeries::new(5, 0)
+        );
     }
 
     #[test]
@@ -247,7 +254,10 @@ mod tests {
         assert_eq!(err.supported, [V42, V45]);
         let message = err.to_string();
         assert!(message.contains("`blender=4.4`"), "{message}");
-        assert!(message.contains("Blender 4.2 (`blender=4.2`), Blender 4.5 (`blender=4.5`)"), "{message}");
+        assert!(
+            message.contains("Blender 4.2 (`blender=4.2`), Blender 4.5 (`blender=4.5`)"),
+            "{message}"
+        );
         assert!(message.contains("jobs run 4.2"), "{message}");
     }
 
@@ -255,15 +265,24 @@ mod tests {
     fn a_file_saved_by_a_newer_blender_is_named_with_what_to_do() {
         let choice = SeriesChoice::new(V42, [V45]);
         assert_eq!(newer_file_warning(V42, V42, Some(&choice)), None);
-        assert_eq!(newer_file_warning(BlenderSeries::new(3, 4), V42, Some(&choice)), None);
+        assert_eq!(
+            newer_file_warning(BlenderSeries::new(3, 4), V42, Some(&choice)),
+            None
+        );
         let warning = newer_file_warning(V45, V42, Some(&choice)).unwrap();
-        assert!(warning.contains("saved by Blender 4.5, newer than this job's Blender 4.2"), "{warning}");
+        assert!(
+            warning.contains("saved by Blender 4.5, newer than this job's Blender 4.2"),
+            "{warning}"
+        );
         assert!(warning.contains("tag `blender=4.5`"), "{warning}");
         // 4.3 is not an LTS the farm runs: the next one up that it does is advised.
         let warning = newer_file_warning(BlenderSeries::new(4, 3), V42, Some(&choice)).unwrap();
         assert!(warning.contains("tag `blender=4.5`"), "{warning}");
         let warning = newer_file_warning(BlenderSeries::new(5, 0), V45, Some(&choice)).unwrap();
-        assert!(warning.contains("runs no Blender that new (4.2, 4.5)"), "{warning}");
+        assert!(
+            warning.contains("runs no Blender that new (4.2, 4.5)"),
+            "{warning}"
+        );
         let warning = newer_file_warning(BlenderSeries::new(5, 0), V45, None).unwrap();
         assert!(warning.contains("Blender 5.0 or newer"), "{warning}");
     }

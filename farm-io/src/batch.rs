@@ -331,7 +331,11 @@ mod tests {
         let (v42, v45) = (BlenderSeries::new(4, 2), BlenderSeries::new(4, 5));
         let defs = RenderDefinitions::new(
             v42,
-            [(v42, "render-4-2".to_owned()), (v45, "render-4-5".to_owned())].into(),
+            [
+                (v42, "render-4-2".to_owned()),
+                (v45, "render-4-5".to_owned()),
+            ]
+            .into(),
         )
         .unwrap();
         let scheduler = offline_scheduler().with_render_definitions(defs);
@@ -360,11 +364,15 @@ mod tests {
         job.kind = JobKind::Zip;
         assert_eq!(definition(&job).unwrap(), "zip");
         assert_eq!(
-            Scheduler::targets(&scheduler, Some(v45)).unwrap().render_definition,
+            Scheduler::targets(&scheduler, Some(v45))
+                .unwrap()
+                .render_definition,
             "render-4-5"
         );
         assert_eq!(
-            Scheduler::targets(&scheduler, None).unwrap().render_definition,
+            Scheduler::targets(&scheduler, None)
+                .unwrap()
+                .render_definition,
             "render-4-2"
         );
         assert_eq!(scheduler.blender().unwrap().default_series(), v42);

@@ -296,7 +296,10 @@ fn each_blender_series_has_its_image_and_an_otherwise_identical_render_job() {
         .collect();
     assert_eq!(
         render_jobs,
-        series.iter().map(|s| render_job(s)).collect::<BTreeSet<_>>()
+        series
+            .iter()
+            .map(|s| render_job(s))
+            .collect::<BTreeSet<_>>()
     );
     let mut shapes = Vec::new();
     for s in &series {
@@ -634,6 +637,52 @@ fn trigger_environment_is_exactly_the_documented_variables() {
         f["DeadLetterConfig"]["TargetArn"],
         json!({ "Fn::GetAtt": ["TriggerDeadLetterQueue", "Arn"] })
     );
+}
+
+/// `deploy.sh` builds and pushes an image for every series the template runs, tagged
+/// `r<series>-<hash>`, and the renderer repository keeps each series' newest images by that
+/// prefix, so pushing one series' images never expires another's image in use.
+#[test]
+fn deploy_pushes_an_image_per_series_and_ecr_keeps_each_series_images() {
+    let t = template();
+    let deploy = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy.sh"))
+        .expect("deploy.sh");
+    let series = series(&t);
+    let line = deploy
+        .lines()
+        .find(|l| l.starts_with("SERIES=("))
+        .expect("deploy.sh lists its series");
+    assert_eq!(line, format!("SERIES=({})", series.join(" ")));
+    assert!(deploy.contains(r#"RENDERER_TAGS[$series]="r$series-$(source_hash"#));
+    for s in &series {
+        let short = s.replace('.', "");
+        assert!(
+            deploy.contains(&format!(
+                r#""Renderer{short}ImageTag=${{RENDERER_TAGS[{s}]}}""#
+            )),
+            "deploy.sh sets Renderer{short}ImageTag"
+        );
+    }
+    let policy: Value = serde_json::from_str(
+        props(&t, "RendererRepository")["LifecyclePolicy"]["LifecyclePolicyText"]
+            .as_str()
+            .expect("policy text"),
+    )
+    .expect("the lifecycle policy is JSON");
+    let rules = policy["rules"].as_array().expect("rules");
+    for s in &series {
+        let prefix = format!("r{s}-");
+        assert!(
+            rules.iter().any(|r| r["selection"]["tagStatus"] == "tagged"
+                && r["selection"]["tagPrefixList"] == json!([prefix])
+                && r["selection"]["countType"] == "imageCountMoreThan"),
+            "no rule keeps the newest {prefix} images"
+        );
+    }
+    // A rule for any tag comes last (ECR requires it), after every series' rule.
+    let last = rules.last().expect("a rule");
+    assert_eq!(last["selection"]["tagStatus"], "any");
+    assert_eq!(last["rulePriority"], json!(rules.len()));
 }
 
 /// The trigger's own configuration reader accepts the environment the template gives it, for

@@ -139,9 +139,7 @@ fn render_definitions(
                 let series: BlenderSeries = series.parse().map_err(|_| invalid(&pairs))?;
                 let definition = definition.trim();
                 if definition.is_empty()
-                    || by_series
-                        .insert(series, definition.to_owned())
-                        .is_some()
+                    || by_series.insert(series, definition.to_owned()).is_some()
                 {
                     return Err(invalid(&pairs));
                 }
@@ -208,7 +206,10 @@ mod tests {
         let err = config(&[("JOB_QUEUE_ARN", "q"), ("ZIP_JOB_DEFINITION_ARN", "zip")])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("FARM_RENDER_JOB_DEFINITIONS is not set"), "{err}");
+        assert!(
+            err.contains("FARM_RENDER_JOB_DEFINITIONS is not set"),
+            "{err}"
+        );
         assert!(err.contains("4.2=farm-render-4-2,4.5="), "{err}");
     }
 
@@ -239,11 +240,17 @@ mod tests {
         assert_eq!(config.render.definition(None), Some("b"));
         // One definition, named the old way, is the default series'.
         let config = with(&[("JOB_DEFINITION_ARN", "r"), ("FARM_DEFAULT_BLENDER", "4.5")]).unwrap();
-        assert_eq!(config.render.choice().supported().collect::<Vec<_>>(), [v45]);
+        assert_eq!(
+            config.render.choice().supported().collect::<Vec<_>>(),
+            [v45]
+        );
 
         for (extra, needle) in [
             (
-                &[("FARM_RENDER_JOB_DEFINITIONS", "4.2=a,4.5=b"), ("JOB_DEFINITION_ARN", "r")][..],
+                &[
+                    ("FARM_RENDER_JOB_DEFINITIONS", "4.2=a,4.5=b"),
+                    ("JOB_DEFINITION_ARN", "r"),
+                ][..],
                 "set FARM_RENDER_JOB_DEFINITIONS alone",
             ),
             (
@@ -251,13 +258,28 @@ mod tests {
                 "the default Blender 4.2 has no render job definition (there are: 4.5)",
             ),
             (
-                &[("FARM_RENDER_JOB_DEFINITIONS", "4.2=a"), ("FARM_DEFAULT_BLENDER", "4.5")][..],
+                &[
+                    ("FARM_RENDER_JOB_DEFINITIONS", "4.2=a"),
+                    ("FARM_DEFAULT_BLENDER", "4.5"),
+                ][..],
                 "the default Blender 4.5 has no render job definition",
             ),
-            (&[("FARM_RENDER_JOB_DEFINITIONS", "4.2")][..], "SERIES=JOB_DEFINITION"),
-            (&[("FARM_RENDER_JOB_DEFINITIONS", "4.2=")][..], "SERIES=JOB_DEFINITION"),
-            (&[("FARM_RENDER_JOB_DEFINITIONS", "4.2=a,4.2=b")][..], "SERIES=JOB_DEFINITION"),
-            (&[("FARM_RENDER_JOB_DEFINITIONS", "latest=a")][..], "SERIES=JOB_DEFINITION"),
+            (
+                &[("FARM_RENDER_JOB_DEFINITIONS", "4.2")][..],
+                "SERIES=JOB_DEFINITION",
+            ),
+            (
+                &[("FARM_RENDER_JOB_DEFINITIONS", "4.2=")][..],
+                "SERIES=JOB_DEFINITION",
+            ),
+            (
+                &[("FARM_RENDER_JOB_DEFINITIONS", "4.2=a,4.2=b")][..],
+                "SERIES=JOB_DEFINITION",
+            ),
+            (
+                &[("FARM_RENDER_JOB_DEFINITIONS", "latest=a")][..],
+                "SERIES=JOB_DEFINITION",
+            ),
             (
                 &[("JOB_DEFINITION_ARN", "r"), ("FARM_DEFAULT_BLENDER", "4")][..],
                 "FARM_DEFAULT_BLENDER",

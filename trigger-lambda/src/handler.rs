@@ -328,7 +328,11 @@ where
     let saved_by = match farm_blend::read_version(&prefix[..]) {
         Ok(version) => Some(BlenderSeries::new(version.major, version.minor)),
         Err(err) => {
-            tracing::info!(bucket, key, "the Blender that saved the file is unknown: {err}");
+            tracing::info!(
+                bucket,
+                key,
+                "the Blender that saved the file is unknown: {err}"
+            );
             None
         }
     };

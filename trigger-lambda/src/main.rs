@@ -25,7 +25,11 @@ async fn main() -> anyhow::Result<()> {
         clients.batch(),
         BatchTargets {
             queue: config.queue.clone(),
-            render_definition: config.render.definition(None).unwrap_or_default().to_owned(),
+            render_definition: config
+                .render
+                .definition(None)
+                .unwrap_or_default()
+                .to_owned(),
             zip_definition: config.zip_definition.clone(),
         },
     )

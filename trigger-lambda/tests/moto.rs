@@ -615,7 +615,9 @@ async fn the_blender_tag_picks_its_series_job_definition_and_job_json_records_it
     let report = farm.handle("ObjectCreated:Put", &key, &etag).await;
     let (render_id, zip_id) = submitted(&report);
     match &report.records[..] {
-        [RecordOutcome::Submitted { blender, warnings, .. }] => {
+        [RecordOutcome::Submitted {
+            blender, warnings, ..
+        }] => {
             assert_eq!(blender.as_deref(), Some("4.5"));
             assert!(warnings.is_empty(), "{warnings:?}");
         }
@@ -673,16 +675,16 @@ async fn an_unknown_blender_is_rejected_naming_the_supported_ones_and_submits_no
         ),
         (
             "frame=4&blender=5.0",
-            &["`blender=5.0`", "Blender 4.2 (`blender=4.2`), Blender 4.5 (`blender=4.5`)"][..],
+            &[
+                "`blender=5.0`",
+                "Blender 4.2 (`blender=4.2`), Blender 4.5 (`blender=4.5`)",
+            ][..],
         ),
         (
             "frame=4&blender=latest",
             &["tag `blender=latest` is invalid", "major.minor"][..],
         ),
-        (
-            "frame=4&blender=4.5.15",
-            &["use the series `4.5`"][..],
-        ),
+        ("frame=4&blender=4.5.15", &["use the series `4.5`"][..]),
     ] {
         let key = format!("{prefix}{}.blend", tags.replace(['&', '='], "-"));
         let etag = farm.upload(&key, BLEND_HEADER.to_vec(), tags).await;
@@ -728,7 +730,8 @@ async fn an_unknown_blender_is_rejected_naming_the_supported_ones_and_submits_no
     assert_eq!(rejected.status, ManifestStatus::Rejected);
     let message = rejected.message.unwrap();
     assert!(
-        message.contains("`blender=3.6`") && message.contains("Blender 4.2 (`blender=4.2`), Blender 4.5 (`blender=4.5`)"),
+        message.contains("`blender=3.6`")
+            && message.contains("Blender 4.2 (`blender=4.2`), Blender 4.5 (`blender=4.5`)"),
         "{message}"
     );
     assert_eq!(farm.job_count().await, 2);
@@ -742,7 +745,11 @@ async fn a_file_saved_by_a_newer_blender_is_named_in_job_json() {
     // Saved by 4.5 (its header), rendered by the default 4.2: the warning says to tag 4.5.
     let key = format!("{prefix}from45.blend");
     let etag = farm
-        .upload(&key, b"BLENDER-v405REND\x00\x00\x00 stand-in".to_vec(), "frame=2")
+        .upload(
+            &key,
+            b"BLENDER-v405REND\x00\x00\x00 stand-in".to_vec(),
+            "frame=2",
+        )
         .await;
     let report = farm.handle("ObjectCreated:Put", &key, &etag).await;
     submitted(&report);
