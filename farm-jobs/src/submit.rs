@@ -8,9 +8,10 @@
 //! [`submit_request`] creates a marker object `<key>/requests/<fingerprint>.json` with
 //! `If-None-Match: *` ([`Storage::create_if_absent`]); the fingerprint
 //! ([`request_fingerprint`]) covers the object version (version id, else ETag), the canonical
-//! frame list, the chunk size, the format and the Blender series asked for. Whoever creates the marker submits; everyone else
-//! finds it and submits nothing. A re-upload with new content (new ETag or version) or a new
-//! frame tag is a new fingerprint, hence a new job.
+//! frame list, the chunk size, the format and the Blender series asked for. Whoever creates the
+//! marker submits; everyone else finds it and submits nothing. A re-upload with new content (new
+//! ETag or version), a new frame tag or another `blender=` is a new fingerprint, hence a new
+//! job.
 //!
 //! The marker is written `pending` and rewritten `submitted` (with the manifest) once both jobs
 //! are in. If submitting fails, the marker is deleted again before the error is returned, so the
@@ -381,10 +382,10 @@ pub fn submitted_manifest(
     }
 }
 
-/// The request with the series its render job runs: the one it asks for if the scheduler runs
-/// it, else the scheduler's default. A scheduler with no notion of series (one render job
-/// definition) runs whatever the request says, e.g. `farm retry` on the definition `job.json`
-/// recorded.
+/// The request with the series its render job runs: the one it asks for, which the scheduler
+/// must run, or the scheduler's default when it asks for none. A scheduler with no notion of
+/// series (one render job definition) runs whatever the request says, e.g. `farm retry` on the
+/// definition `job.json` recorded.
 fn resolve_blender(
     request: &RenderRequest,
     choice: Option<&SeriesChoice>,

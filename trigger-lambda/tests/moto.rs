@@ -737,10 +737,39 @@ async fn an_unknown_blender_is_rejected_naming_the_supported_ones_and_submits_no
     assert_eq!(farm.job_count().await, 2);
 }
 
+/// Log lines of warning level and above, as the trigger writes them.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
 #[tokio::test]
-async fn a_file_saved_by_a_newer_blender_is_named_in_job_json() {
+async fn a_file_saved_by_a_newer_blender_is_named_in_job_json_and_the_log() {
     let farm = Farm::start().await;
     let prefix = unique_prefix("newer");
+    // The test runs on one thread: this subscriber sees everything the handler logs.
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
 
     // Saved by 4.5 (its header), rendered by the default 4.2: the warning says to tag 4.5.
     let key = format!("{prefix}from45.blend");
@@ -769,6 +798,12 @@ async fn a_file_saved_by_a_newer_blender_is_named_in_job_json() {
         [RecordOutcome::Submitted { warnings, .. }] => assert_eq!(warnings, &manifest.warnings),
         other => panic!("{other:?}"),
     }
+    let log = logs.text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("saved by Blender 4.5"))
+        .unwrap_or_else(|| panic!("the warning is not in the trigger's log: {log}"));
+    assert!(line.contains("WARN") && line.contains(&key), "{line}");
     // Tagged for 4.5, nothing to warn of.
     farm.tag(&key, &[("frame", "2"), ("blender", "4.5")]).await;
     submitted(&farm.handle("ObjectTagging:Put", &key, &etag).await);
