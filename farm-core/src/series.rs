@@ -158,6 +158,48 @@ impl SeriesChoice {
     }
 }
 
+/// The first series that opens files saved by Blender 5 and later (their header and block
+/// format changed): Blender 4.2 reads such a file as "not a blend file", 4.5 opens it with a
+/// warning of data loss (both checked with the official builds, bpy 4.2.23 and 4.5.15, on a
+/// file saved by 5.0.1).
+pub const OPENS_BLENDER_5_FILES: BlenderSeries = BlenderSeries::new(4, 5);
+
+/// A `.blend` the job's Blender cannot open at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the .blend was saved by Blender {saved_by}, whose files Blender {job} cannot open; {advice}"
+)]
+pub struct CannotOpen {
+    pub saved_by: BlenderSeries,
+    pub job: BlenderSeries,
+    advice: String,
+}
+
+/// Refuses a job whose Blender (`job`) cannot open a file saved by `saved_by`, naming the
+/// series of `choice` that would.
+pub fn check_opens(
+    saved_by: BlenderSeries,
+    job: BlenderSeries,
+    choice: Option<&SeriesChoice>,
+) -> Result<(), CannotOpen> {
+    if saved_by.major < 5 || job >= OPENS_BLENDER_5_FILES {
+        return Ok(());
+    }
+    let fit = choice.and_then(|c| c.supported().find(|s| *s >= OPENS_BLENDER_5_FILES));
+    let advice = match fit {
+        Some(fit) => format!(
+            "tag `{}={fit}` (Blender {fit} opens it, dropping what Blender {saved_by} added) or save the file with Blender {job}",
+            crate::request::TAG_BLENDER
+        ),
+        None => format!("save the file with Blender {job}"),
+    };
+    Err(CannotOpen {
+        saved_by,
+        job,
+        advice,
+    })
+}
+
 /// The warning for a `.blend` saved by a newer Blender (`saved_by`, from its header) than the
 /// job's series: that Blender may drop or change what it does not know. Names the series of
 /// `choice` that would open it, if any. `None` when the file is not newer.
@@ -259,6 +301,31 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("jobs run 4.2"), "{message}");
+    }
+
+    #[test]
+    fn blender_5_files_are_refused_below_4_5_naming_the_series_that_opens_them() {
+        let choice = SeriesChoice::new(V42, [V45]);
+        let v50 = BlenderSeries::new(5, 0);
+        let err = check_opens(v50, V42, Some(&choice))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("saved by Blender 5.0, whose files Blender 4.2 cannot open"),
+            "{err}"
+        );
+        assert!(err.contains("tag `blender=4.5`"), "{err}");
+        let err = check_opens(
+            BlenderSeries::new(5, 1),
+            V42,
+            Some(&SeriesChoice::new(V42, [])),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.ends_with("save the file with Blender 4.2"), "{err}");
+        assert_eq!(check_opens(v50, V45, Some(&choice)), Ok(()));
+        assert_eq!(check_opens(V45, V42, Some(&choice)), Ok(()));
+        assert_eq!(check_opens(BlenderSeries::new(4, 3), V42, None), Ok(()));
     }
 
     #[test]

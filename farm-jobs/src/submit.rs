@@ -40,7 +40,9 @@ use bytes::Bytes;
 use farm_core::layout::{batch_job_name, request_fingerprint};
 use farm_core::manifest::{JobManifest, ManifestStatus, MANIFEST_SCHEMA};
 use farm_core::scheduler::{JobKind, JobSpec, JobState, Scheduler, SchedulerError};
-use farm_core::series::{newer_file_warning, BlenderSeries, SeriesChoice, UnsupportedSeries};
+use farm_core::series::{
+    check_opens, newer_file_warning, BlenderSeries, CannotOpen, SeriesChoice, UnsupportedSeries,
+};
 use farm_core::storage::{get_json, put_json, PutOptions, StorageError};
 use farm_core::{JobKeys, RenderRequest, Storage};
 use jiff::Timestamp;
@@ -48,8 +50,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::frames::pass_long_frames;
 
-/// Why a submission failed. Every variant but [`SubmitError::TooLarge`] and
-/// [`SubmitError::UnsupportedBlender`] is worth retrying later as it stands.
+/// Why a submission failed. Every variant but [`SubmitError::TooLarge`],
+/// [`SubmitError::UnsupportedBlender`] and [`SubmitError::CannotOpen`] is worth retrying later
+/// as it stands.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SubmitError {
@@ -69,6 +72,9 @@ pub enum SubmitError {
     /// The request names a Blender series the scheduler does not run: no retry can fix it.
     #[error(transparent)]
     UnsupportedBlender(#[from] UnsupportedSeries),
+    /// The job's Blender cannot open the file (saved by Blender 5 for 4.2): no retry can fix it.
+    #[error(transparent)]
+    CannotOpen(#[from] CannotOpen),
     /// Another delivery claimed the request moments ago and has not finished submitting.
     #[error("request marker `{key}` is pending for {age_seconds} s: another delivery is submitting this request (or died doing it); the event will be retried and takes it over after {} s", PENDING_MARKER_TAKEOVER.as_secs())]
     InFlight { key: String, age_seconds: u64 },
@@ -179,6 +185,7 @@ pub async fn submit_request<S: Storage, B: Scheduler>(
     let keys = JobKeys::new(source.key.clone());
     let choice = scheduler.blender();
     let resolved = resolve_blender(request, choice.as_ref())?;
+    opens(source, &resolved, choice.as_ref())?;
     let format = request.format.map(|f| f.blender_name().to_owned());
     let frames = request.plan.frames().canonical();
     let fingerprint = request_fingerprint(
@@ -303,6 +310,7 @@ pub async fn submit_retry<S: Storage, B: Scheduler>(
     let choice = scheduler.blender();
     let render = resolve_blender(render, choice.as_ref())?;
     let whole = resolve_blender(whole, choice.as_ref())?;
+    opens(source, &render, choice.as_ref())?;
     let jobs = Jobs {
         source,
         keys: &keys,
@@ -398,6 +406,18 @@ fn resolve_blender(
         blender,
         ..request.clone()
     })
+}
+
+/// Refuses a job whose Blender cannot open the file at all.
+fn opens(
+    source: &SourceObject,
+    request: &RenderRequest,
+    choice: Option<&SeriesChoice>,
+) -> Result<(), CannotOpen> {
+    match (source.saved_by, request.blender) {
+        (Some(saved_by), Some(job)) => check_opens(saved_by, job, choice),
+        _ => Ok(()),
+    }
 }
 
 /// What `job.json` warns of: a `.blend` saved by a newer Blender than the job's.

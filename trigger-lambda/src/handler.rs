@@ -354,9 +354,11 @@ where
         saved_by,
     };
     let submitted = match submit_request(&storage, &deps.scheduler, &source, &request).await {
-        Err(err @ (SubmitError::TooLarge { .. } | SubmitError::UnsupportedBlender(_))) => {
-            return reject(&storage, record, &source.etag, err.to_string()).await
-        }
+        Err(
+            err @ (SubmitError::TooLarge { .. }
+            | SubmitError::UnsupportedBlender(_)
+            | SubmitError::CannotOpen(_)),
+        ) => return reject(&storage, record, &source.etag, err.to_string()).await,
         other => other?,
     };
     Ok(match submitted {

@@ -811,14 +811,32 @@ async fn a_file_saved_by_a_newer_blender_is_named_in_job_json_and_the_log() {
     assert_eq!(manifest.blender, Some(V45));
     assert!(manifest.warnings.is_empty(), "{:?}", manifest.warnings);
 
-    // A real file saved by Blender 5.0 (zstd): newer than anything the farm runs.
+    // A real file saved by Blender 5.0 (zstd): Blender 4.2 cannot open it at all, so the
+    // default series is refused, naming the one that opens it.
     let dir = tempfile::tempdir().unwrap();
     let blend = blend_5_0(dir.path());
     let key = format!("{prefix}from50.blend");
     let etag = farm
-        .upload(&key, std::fs::read(blend).unwrap(), "frame=2&blender=4.5")
+        .upload(&key, std::fs::read(blend).unwrap(), "frame=2")
         .await;
-    submitted(&farm.handle("ObjectCreated:Put", &key, &etag).await);
+    let jobs_before = farm.job_count().await;
+    let report = farm.handle("ObjectCreated:Put", &key, &etag).await;
+    let message = match &report.records[..] {
+        [RecordOutcome::Rejected { message, .. }] => message.clone(),
+        other => panic!("expected a rejection: {other:?}"),
+    };
+    assert!(
+        message.contains("saved by Blender 5.0, whose files Blender 4.2 cannot open"),
+        "{message}"
+    );
+    assert!(message.contains("tag `blender=4.5`"), "{message}");
+    let manifest = farm.manifest(&key).await.unwrap();
+    assert_eq!(manifest.status, ManifestStatus::Rejected);
+    assert_eq!(manifest.message.as_deref(), Some(message.as_str()));
+    assert_eq!(farm.job_count().await, jobs_before);
+    // Blender 4.5 opens it (dropping what 5.0 added): submitted, with the warning.
+    farm.tag(&key, &[("frame", "2"), ("blender", "4.5")]).await;
+    submitted(&farm.handle("ObjectTagging:Put", &key, &etag).await);
     let manifest = farm.manifest(&key).await.unwrap();
     assert_eq!(manifest.saved_by, Some(BlenderSeries::new(5, 0)));
     let [warning] = &manifest.warnings[..] else {
