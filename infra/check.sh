@@ -135,7 +135,8 @@ aws cloudformation create-stack \
   --parameters \
   "ParameterKey=LambdaCodeBucket,ParameterValue=$ARTIFACTS" \
   "ParameterKey=LambdaCodeKey,ParameterValue=trigger-lambda/dummy.zip" \
-  "ParameterKey=RendererImageTag,ParameterValue=check" \
+  "ParameterKey=Renderer42ImageTag,ParameterValue=check-4.2" \
+  "ParameterKey=Renderer45ImageTag,ParameterValue=check-4.5" \
   "ParameterKey=ZipperImageTag,ParameterValue=check" >/dev/null
 
 wait_stack "$STACK" CREATE_COMPLETE
@@ -166,7 +167,8 @@ expected = [
     ({"onReason": "CannotStartContainerError*"}, "EXIT"),
     ({"onStatusReason": "*"}, "RETRY"),
 ]
-for name, vcpu, memory in ((f"{stack}-render", "4", "8192"), (f"{stack}-zip", "1", "2048")):
+jobs = ((f"{stack}-render-4-2", "4", "8192"), (f"{stack}-render-4-5", "4", "8192"), (f"{stack}-zip", "1", "2048"))
+for name, vcpu, memory in jobs:
     d = by_name.get(name)
     if d is None:
         sys.exit(f"job definition {name} not found in {sorted(by_name)}")
@@ -184,7 +186,12 @@ for name, vcpu, memory in ((f"{stack}-render", "4", "8192"), (f"{stack}-zip", "1
     if req.get("VCPU") != vcpu or req.get("MEMORY") != memory:
         sys.exit(f"{name}: resourceRequirements {req}, expected VCPU {vcpu} MEMORY {memory}")
     print(f"{name}: attempts {rs['attempts']}, {len(rules)} evaluateOnExit rules as expected, "
-          f"{vcpu} vCPU / {memory} MiB")
+          f"{vcpu} vCPU / {memory} MiB, image {d['containerProperties']['image'].rsplit('/', 1)[-1]}")
+# One renderer image per Blender series, by the tags given to the stack.
+for series in ("4.2", "4.5"):
+    image = by_name[f"{stack}-render-{series.replace('.', '-')}"]["containerProperties"]["image"]
+    if not image.endswith(f"/{stack}/renderer:check-{series}"):
+        sys.exit(f"render job definition of Blender {series} runs {image}")
 PY
 
 aws batch describe-job-queues --output json >"$WORK/queues.json"
@@ -199,13 +206,25 @@ print("job queue:", q["jobQueueName"], "->", ", ".join(e["computeEnvironment"].r
 PY
 
 aws lambda get-function-configuration --function-name "$STACK-trigger" --output json >"$WORK/lambda.json"
-python3 - "$WORK/lambda.json" <<'PY'
+python3 - "$WORK/lambda.json" "$WORK/jobdefs.json" "$STACK" 4.2 <<'PY'
 import json, sys
 cfg = json.load(open(sys.argv[1]))
 names = sorted(cfg["Environment"]["Variables"])
-want = sorted(["JOB_QUEUE_ARN", "JOB_DEFINITION_ARN", "ZIP_JOB_DEFINITION_ARN", "FARM_MAX_FRAMES", "FARM_LOG_FORMAT"])
+want = sorted(["JOB_QUEUE_ARN", "FARM_RENDER_JOB_DEFINITIONS", "FARM_DEFAULT_BLENDER",
+               "ZIP_JOB_DEFINITION_ARN", "FARM_MAX_FRAMES", "FARM_LOG_FORMAT"])
 if names != want:
     sys.exit(f"trigger environment {names}, expected {want}")
+# Each series names the ARN of its own render job definition, as Batch registered it.
+variables = cfg["Environment"]["Variables"]
+arns = {d["jobDefinitionName"]: d["jobDefinitionArn"] for d in json.load(open(sys.argv[2]))["jobDefinitions"]}
+pairs = dict(p.split("=", 1) for p in variables["FARM_RENDER_JOB_DEFINITIONS"].split(","))
+expected = {s: arns.get(f"{sys.argv[3]}-render-{s.replace('.', '-')}") for s in ("4.2", "4.5")}
+if pairs != expected:
+    sys.exit(f"FARM_RENDER_JOB_DEFINITIONS {pairs}, expected {expected}")
+if variables["FARM_DEFAULT_BLENDER"] != sys.argv[4]:
+    sys.exit(f"FARM_DEFAULT_BLENDER {variables['FARM_DEFAULT_BLENDER']}, expected {sys.argv[4]}")
+print("trigger: render job definitions", variables["FARM_RENDER_JOB_DEFINITIONS"],
+      "default", variables["FARM_DEFAULT_BLENDER"])
 if cfg["Runtime"] != "provided.al2023" or cfg["Handler"] != "bootstrap":
     sys.exit(f"trigger runtime {cfg['Runtime']} handler {cfg['Handler']}")
 print("trigger:", cfg["Runtime"], cfg["Architectures"], "env", ", ".join(names))
@@ -229,8 +248,17 @@ aws cloudformation create-stack \
   "ParameterKey=SubnetIds,ParameterValue='$SUBNETS'" \
   "ParameterKey=SecurityGroupIds,ParameterValue=$SG" \
   "ParameterKey=AssignPublicIp,ParameterValue=DISABLED" \
-  "ParameterKey=PreferSpot,ParameterValue=false" >/dev/null
+  "ParameterKey=PreferSpot,ParameterValue=false" \
+  "ParameterKey=DefaultBlender,ParameterValue=4.5" >/dev/null
 wait_stack "$STACK-b" CREATE_COMPLETE
+DEFAULT_B="$(aws lambda get-function-configuration --function-name "$STACK-b-trigger" \
+  --query 'Environment.Variables.FARM_DEFAULT_BLENDER' --output text)"
+[[ "$DEFAULT_B" == 4.5 ]] || fail "DefaultBlender=4.5 gave the trigger FARM_DEFAULT_BLENDER=$DEFAULT_B"
+DEFAULT_DEF_B="$(aws cloudformation describe-stacks --stack-name "$STACK-b" \
+  --query "Stacks[0].Outputs[?OutputKey=='RenderJobDefinitionArn'].OutputValue" --output text)"
+[[ "$DEFAULT_DEF_B" == *":job-definition/$STACK-b-render-4-5:"* ]] ||
+  fail "DefaultBlender=4.5: output RenderJobDefinitionArn is $DEFAULT_DEF_B"
+echo "DefaultBlender=4.5: trigger default $DEFAULT_B, default render job definition ${DEFAULT_DEF_B##*/}"
 aws batch describe-job-queues --job-queues "$STACK-b-queue" \
   --query 'jobQueues[0].computeEnvironmentOrder' --output json >"$WORK/order.json"
 aws batch describe-compute-environments --output json >"$WORK/ces.json"

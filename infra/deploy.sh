@@ -146,15 +146,23 @@ source_hash() {
     printf '%s\n' "$@"
   } | sha256sum | cut -c1-24
 }
-RENDERER_TAG="r-$(source_hash Dockerfile.renderer "$(cat infra/bpy/4.2.txt)")"
+# One renderer image per Blender LTS series the template runs (its DefaultBlender values), each
+# from its own hash-locked bpy (infra/bpy/<series>.txt, build argument BLENDER_SERIES).
+SERIES=(4.2 4.5)
+declare -A RENDERER_TAGS=()
+for series in "${SERIES[@]}"; do
+  [[ -f "infra/bpy/$series.txt" ]] || die "infra/bpy/$series.txt is missing (the bpy lock of Blender $series)"
+  RENDERER_TAGS[$series]="r$series-$(source_hash Dockerfile.renderer "BLENDER_SERIES=$series" "$(cat "infra/bpy/$series.txt")")"
+done
 ZIPPER_TAG="z-$(source_hash Dockerfile.zipper)"
-log "image tags: renderer $RENDERER_TAG, zipper $ZIPPER_TAG"
+log "image tags: renderer ${RENDERER_TAGS[*]}, zipper $ZIPPER_TAG"
 
 # ---------------------------------------------------------------- stack and images
 PARAMETERS=(
   "LambdaCodeBucket=$ARTIFACTS"
   "LambdaCodeKey=$LAMBDA_KEY"
-  "RendererImageTag=$RENDERER_TAG"
+  "Renderer42ImageTag=${RENDERER_TAGS[4.2]}"
+  "Renderer45ImageTag=${RENDERER_TAGS[4.5]}"
   "ZipperImageTag=$ZIPPER_TAG"
   ${EXTRA_PARAMETERS[@]+"${EXTRA_PARAMETERS[@]}"}
 )
@@ -188,9 +196,11 @@ push_images() {
   registry="${renderer_uri%%/*}"
   log "$ENGINE login $registry"
   aws ecr get-login-password | "$ENGINE" login --username AWS --password-stdin "$registry"
-  # The same Dockerfiles and build as CI's image test, base images pulled from their registry.
-  infra/images.sh build --pull
-  push_image localhost/farm-renderer:dev "$renderer_uri" "$RENDERER_TAG"
+  # The same Dockerfiles and build as CI's image test, base images pulled from their registry:
+  # localhost/farm-renderer:dev is Blender 4.2 (the Dockerfile's default), :dev-<series> the others.
+  infra/images.sh build --pull --blender 4.5
+  push_image localhost/farm-renderer:dev "$renderer_uri" "${RENDERER_TAGS[4.2]}"
+  push_image localhost/farm-renderer:dev-4.5 "$renderer_uri" "${RENDERER_TAGS[4.5]}"
   push_image localhost/farm-zipper:dev "$zipper_uri" "$ZIPPER_TAG"
 }
 
@@ -217,7 +227,8 @@ Render frames 1 to 24 of scene.blend, 4 frames per Batch task (6 tasks):
 
   aws s3api put-object --bucket $BUCKET --key scene.blend --body scene.blend --tagging 'frames=1-24&chunk=4'
 
-(the tag frame=N alone means frames 1 to N, one task per frame). Follow it in the AWS Batch
+(the tag frame=N alone means frames 1 to N, one task per frame; add blender=4.5 to render with
+Blender 4.5 LTS instead of the stack's default, DefaultBlender). Follow it in the AWS Batch
 console (queue ${QUEUE##*/}) or with
 
   farm status scene.blend --bucket $BUCKET

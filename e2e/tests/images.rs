@@ -291,7 +291,7 @@ async fn the_images_render_and_zip_a_job_as_batch_runs_them() {
         .indexes()
         .into_iter()
         .map(|index| {
-            let vars = batch_env(&farm, "RenderJobDefinition", &render, index);
+            let vars = batch_env(&farm, "RenderJobDefinition42", &render, index);
             (index, Container::start(RENDERER_IMAGE, &vars))
         })
         .collect();
@@ -355,7 +355,7 @@ async fn sigterm_stops_the_renderer_container_with_143_and_blender_gone() {
     let key = "slow.blend";
     let (render, _) = submit(&farm, &scene, key, "frames=1-2&chunk=2").await;
     assert_eq!(render.array_size, None, "one chunk: a plain job");
-    let vars = batch_env(&farm, "RenderJobDefinition", &render, None);
+    let vars = batch_env(&farm, "RenderJobDefinition42", &render, None);
     let container = Container::start(RENDERER_IMAGE, &vars);
 
     // Blender runs as the bpy Python in the image.

@@ -55,6 +55,11 @@ fn io_error(err: io::Error, what: &str) -> BlendError {
     }
 }
 
+/// The version in the file header, and nothing else.
+pub(crate) fn version(src: &mut impl Source) -> Result<BlenderVersion, BlendError> {
+    read_header(src).map(|header| header.version)
+}
+
 fn read_header(src: &mut impl Source) -> Result<Header, BlendError> {
     let mut head = [0u8; 12];
     src.fill(&mut head).map_err(|e| match e.kind() {

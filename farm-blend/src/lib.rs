@@ -199,6 +199,23 @@ pub fn read(reader: impl Read) -> Result<BlendInfo, BlendError> {
     }
 }
 
+/// Reads only the header of a .blend (plain, gzip or zstd): the version of the Blender that
+/// saved it. The first few KiB of the file are enough (the trigger passes the first 256 KiB).
+pub fn read_version(reader: impl Read) -> Result<BlenderVersion, BlendError> {
+    let mut reader = BufReader::with_capacity(8 * 1024, reader);
+    match peek_magic(&mut reader)? {
+        Magic::Plain => facts::version(&mut source::Stream(reader)),
+        Magic::Gzip => {
+            let decoder = BufReader::new(flate2::bufread::MultiGzDecoder::new(reader));
+            facts::version(&mut source::Stream(decoder))
+        }
+        Magic::Zstd => {
+            let decoder = BufReader::new(source::MultiZstd::new(reader));
+            facts::version(&mut source::Stream(decoder))
+        }
+    }
+}
+
 /// Reads a .blend from a file (or anything that seeks): blocks of a plain file that are not
 /// needed are seeked past, never read.
 pub fn read_seekable<R: Read + Seek>(mut reader: R) -> Result<BlendInfo, BlendError> {

@@ -25,6 +25,10 @@ fn check(blender: &Blender, compress: bool, expect_version: &str, expect_compres
     );
     compare(&seeking, &facts);
     assert_eq!(seeking.version.to_string(), expect_version);
+    // The trigger reads the version from the first 256 KiB alone.
+    let bytes = std::fs::read(&file).unwrap();
+    let prefix = &bytes[..bytes.len().min(256 * 1024)];
+    assert_eq!(farm_blend::read_version(prefix).unwrap(), seeking.version);
     assert_eq!(seeking.compression, expect_compression);
 }
 

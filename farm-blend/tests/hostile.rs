@@ -152,3 +152,28 @@ fn unsupported_headers_are_named() {
         }
     }
 }
+
+#[test]
+fn the_version_alone_reads_from_the_header_of_any_encoding() {
+    let (plain, zstd) = fixtures();
+    let version = farm_blend::read_version(&plain[..]).unwrap();
+    assert_eq!(version.to_string(), "3.4");
+    assert_eq!(farm_blend::read_version(&zstd[..4096]).unwrap(), version);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(plain).unwrap();
+    let gz = gz.finish().unwrap();
+    assert_eq!(farm_blend::read_version(&gz[..]).unwrap(), version);
+    // Blender 5's longer header, and a newer 4.x.
+    let five = farm_blend::read_version(&b"BLENDER17-01v0500 rest of the file"[..]).unwrap();
+    assert_eq!(five.to_string(), "5.0");
+    let four = farm_blend::read_version(&b"BLENDER-v405REND"[..]).unwrap();
+    assert_eq!(four.to_string(), "4.5");
+    for (bytes, want) in [
+        (&b"BLENDER-v"[..], "shorter than a Blender file header"),
+        (&b"PK\x03\x04 zip"[..], "not"),
+        (&b"BLENDER-v279REND"[..], "2.79"),
+    ] {
+        let err = farm_blend::read_version(bytes).unwrap_err().to_string();
+        assert!(err.contains(want), "{err}");
+    }
+}

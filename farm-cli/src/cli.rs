@@ -178,6 +178,10 @@ pub struct SubmitArgs {
     /// Image format instead of the scene's own (PNG, JPEG, OPEN_EXR, ...).
     #[arg(long, value_name = "F")]
     pub format: Option<String>,
+    /// Blender LTS series to render with (the `blender=` tag, e.g. 4.5); default: the farm's
+    /// (the stack's DefaultBlender).
+    #[arg(long, value_name = "SERIES")]
+    pub blender: Option<String>,
     /// Part size in MiB for multipart uploads; files larger than one part go in parts.
     #[arg(long, hide = true, default_value_t = DEFAULT_PART_MIB,
           value_parser = clap::value_parser!(u64).range(5..=5120))]

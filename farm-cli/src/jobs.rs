@@ -126,13 +126,21 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
     let plan = |frames: FrameList| {
         Plan::new(frames, chunk).map_err(|e| anyhow!("cannot plan the retry: {e}"))
     };
+    // The Blender series the job ran (on the definition `job.json` records), and what the
+    // file was saved with, so the new `job.json` keeps both and its warnings.
     let render_request = RenderRequest {
         plan: plan(missing.clone())?,
         format,
+        blender: manifest.blender,
     };
     let whole_request = RenderRequest {
         plan: plan(frames.clone())?,
         format,
+        blender: manifest.blender,
+    };
+    let source = SourceObject {
+        saved_by: manifest.saved_by,
+        ..source
     };
     let new = submit_retry(
         &storage,
@@ -233,5 +241,6 @@ async fn source_object(aws: &Aws, bucket: &str, key: &str) -> anyhow::Result<Sou
         key: key.to_owned(),
         etag: head.e_tag().unwrap_or_default().to_owned(),
         version_id: head.version_id().map(str::to_owned),
+        saved_by: None,
     })
 }

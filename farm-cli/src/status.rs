@@ -41,6 +41,14 @@ pub struct StatusReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     pub created: jiff::Timestamp,
+    /// The Blender series the render job runs, and the one that saved the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blender: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saved_by: Option<String>,
+    /// What `job.json` warns of (a file saved by a newer Blender than the job's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frames: Option<FrameCounts>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -234,6 +242,9 @@ pub async fn report<B: Scheduler>(
         status: manifest.status,
         message: manifest.message.clone(),
         created: manifest.created,
+        blender: manifest.blender.map(|b| b.to_string()),
+        saved_by: manifest.saved_by.map(|b| b.to_string()),
+        warnings: manifest.warnings.clone(),
         frames: None,
         failed_frames: Vec::new(),
         render_job: None,
@@ -392,6 +403,17 @@ pub fn render_text(report: &StatusReport) -> String {
             "frames    {} ({} frames, {} per task, {} tasks)",
             frames.list, frames.total, frames.chunk_size, chunks
         );
+    }
+    if let Some(blender) = &report.blender {
+        let saved = report
+            .saved_by
+            .as_deref()
+            .map(|s| format!(" (the file was saved by Blender {})", printable(s)))
+            .unwrap_or_default();
+        let _ = writeln!(out, "blender   {}{saved}", printable(blender));
+    }
+    for warning in &report.warnings {
+        let _ = writeln!(out, "warning   {}", printable(warning));
     }
     for (label, job) in [("render", &report.render_job), ("zip", &report.zip_job)] {
         let Some(job) = job else { continue };
@@ -592,6 +614,9 @@ mod tests {
             status: ManifestStatus::Submitted,
             message: None,
             created: jiff::Timestamp::UNIX_EPOCH,
+            blender: Some("4.2".into()),
+            saved_by: Some("4.5".into()),
+            warnings: vec!["saved by a newer Blender \x1b[2J".into()],
             frames: None,
             failed_frames: vec![FailedFrame {
                 frame: 1,
@@ -614,6 +639,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("s3://b/a\\u{1b}[31m.blend "), "{text}");
+        assert!(
+            text.contains("blender   4.2 (the file was saved by Blender 4.5)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("warning   saved by a newer Blender \\u{1b}[2J\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use bytes::BytesMut;
 use farm_core::blender::OutputFormat;
 use farm_core::layout::is_blend_key;
 use farm_core::request::DEFAULT_REQUEST_MAX_FRAMES as DEFAULT_MAX_FRAMES;
-use farm_core::request::{TAG_CHUNK, TAG_FORMAT, TAG_FRAME, TAG_FRAMES};
+use farm_core::request::{TAG_BLENDER, TAG_CHUNK, TAG_FORMAT, TAG_FRAME, TAG_FRAMES};
 use farm_core::storage::{PutOptions, Storage, StreamUpload};
 use farm_core::RenderRequest;
 use farm_io::{S3Storage, S3Upload, UploadTuning};
@@ -35,14 +35,29 @@ const MAX_TAG_VALUE: usize = 256;
 /// Content type of an uploaded scene.
 const BLEND_CONTENT_TYPE: &str = "application/x-blender";
 
+/// What `farm submit` asks for, as given on the command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Asked<'a> {
+    pub frames: Option<&'a str>,
+    pub frame: Option<&'a str>,
+    pub chunk: Option<&'a str>,
+    pub format: Option<&'a str>,
+    pub blender: Option<&'a str>,
+}
+
 /// The tags for a request, in upload order, as the trigger will read them. Fails with the
-/// trigger's own message on a bad frame list, chunk size or format.
+/// trigger's own message on a bad frame list, chunk size, format or Blender series (whether the
+/// farm runs that series only the trigger knows).
 pub fn request_tags(
-    frames: Option<&str>,
-    frame: Option<&str>,
-    chunk: Option<&str>,
-    format: Option<&str>,
+    asked: Asked<'_>,
 ) -> anyhow::Result<(Vec<(&'static str, String)>, RenderRequest)> {
+    let Asked {
+        frames,
+        frame,
+        chunk,
+        format,
+        blender,
+    } = asked;
     let mut asked: Vec<(&str, &str)> = Vec::new();
     if let Some(frames) = frames {
         asked.push((TAG_FRAMES, frames));
@@ -55,6 +70,9 @@ pub fn request_tags(
     }
     if let Some(format) = format {
         asked.push((TAG_FORMAT, format));
+    }
+    if let Some(blender) = blender {
+        asked.push((TAG_BLENDER, blender));
     }
     let request = RenderRequest::from_tags(asked.iter().copied(), DEFAULT_MAX_FRAMES)
         .map_err(|e| anyhow!("{e}"))?
@@ -71,6 +89,9 @@ pub fn request_tags(
     }
     if let Some(format) = request.format {
         tags.push((TAG_FORMAT, format.blender_name().to_owned()));
+    }
+    if let Some(blender) = request.blender {
+        tags.push((TAG_BLENDER, blender.to_string()));
     }
     for (name, value) in &tags {
         if value.chars().count() > MAX_TAG_VALUE {
@@ -133,12 +154,13 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let (mut tags, request) = request_tags(
-        scene_frames.as_deref().or(args.frames.as_deref()),
-        args.frame.as_deref(),
-        args.chunk.as_deref(),
+    let (mut tags, request) = request_tags(Asked {
+        frames: scene_frames.as_deref().or(args.frames.as_deref()),
+        frame: args.frame.as_deref(),
+        chunk: args.chunk.as_deref(),
         format,
-    )?;
+        blender: args.blender.as_deref(),
+    })?;
     if scene_frames.is_some() {
         farm_jobs::scene::set_frames_tag(&mut tags);
     }
@@ -174,8 +196,12 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
         args.scene.display(),
         human_bytes(size)
     );
+    let on = request
+        .blender
+        .map(|b| format!(" on Blender {b}"))
+        .unwrap_or_default();
     println!(
-        "the trigger starts the job now: {} frame(s) in {} task(s) of up to {} frame(s)",
+        "the trigger starts the job now: {} frame(s) in {} task(s) of up to {} frame(s){on}",
         request.plan.frames().len(),
         request.plan.chunk_count(),
         request.plan.chunk_size()
@@ -264,39 +290,74 @@ mod tests {
 
     #[test]
     fn tags_are_canonical() {
-        let (tags, request) =
-            request_tags(Some("1-10, 20"), None, Some("2"), Some("open_exr")).unwrap();
+        let (tags, request) = request_tags(Asked {
+            frames: Some("1-10, 20"),
+            chunk: Some("2"),
+            format: Some("open_exr"),
+            blender: Some(" 4.5"),
+            ..Asked::default()
+        })
+        .unwrap();
         assert_eq!(
             tags,
             vec![
                 ("frames", "1-10 20".to_owned()),
                 ("chunk", "2".to_owned()),
-                ("format", "OPEN_EXR".to_owned())
+                ("format", "OPEN_EXR".to_owned()),
+                ("blender", "4.5".to_owned())
             ]
         );
         assert_eq!(request.plan.chunk_count(), 6);
-        let (tags, _) = request_tags(Some("-3--1 4-10:3"), None, None, None).unwrap();
+        assert_eq!(request.blender, Some(farm_core::BlenderSeries::new(4, 5)));
+        let frames = |list| Asked {
+            frames: Some(list),
+            ..Asked::default()
+        };
+        let (tags, _) = request_tags(frames("-3--1 4-10:3")).unwrap();
         assert_eq!(tags, vec![("frames", "-3--1 4-10:3".to_owned())]);
     }
 
     #[test]
     fn bad_requests_fail_with_the_triggers_message() {
-        for (frames, frame, chunk, needle) in [
-            (Some("5-1"), None, None, "tag `frames=5-1` is invalid"),
-            (Some("x"), None, None, "tag `frames=x` is invalid"),
-            (None, Some("0"), None, "tag `frame=0` is invalid"),
-            (Some("1-4"), None, Some("0"), "tag `chunk=0` is invalid"),
-            (None, None, None, "no frames given"),
+        for (frames, frame, chunk, blender, needle) in [
+            (Some("5-1"), None, None, None, "tag `frames=5-1` is invalid"),
+            (Some("x"), None, None, None, "tag `frames=x` is invalid"),
+            (None, Some("0"), None, None, "tag `frame=0` is invalid"),
+            (
+                Some("1-4"),
+                None,
+                Some("0"),
+                None,
+                "tag `chunk=0` is invalid",
+            ),
+            (
+                Some("1-4"),
+                None,
+                None,
+                Some("4.2.23"),
+                "use the series `4.2`",
+            ),
+            (None, None, None, None, "no frames given"),
         ] {
-            let err = request_tags(frames, frame, chunk, None)
-                .unwrap_err()
-                .to_string();
+            let err = request_tags(Asked {
+                frames,
+                frame,
+                chunk,
+                blender,
+                format: None,
+            })
+            .unwrap_err()
+            .to_string();
             assert!(err.contains(needle), "{err}");
         }
         let long: Vec<String> = (0..200).map(|i: i32| (i * i).to_string()).collect();
-        let err = request_tags(Some(&long.join(" ")), None, None, None)
-            .unwrap_err()
-            .to_string();
+        let long = long.join(" ");
+        let err = request_tags(Asked {
+            frames: Some(&long),
+            ..Asked::default()
+        })
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("too long for an S3 tag"), "{err}");
     }
 }

@@ -32,8 +32,15 @@ pub const BATCH_JOB_ID: &str = "AWS_BATCH_JOB_ID";
 
 /// Trigger: queue the render and zip jobs go to (name or ARN).
 pub const JOB_QUEUE: &str = "JOB_QUEUE_ARN";
-/// Trigger: render job definition (name or ARN).
+/// Trigger: render job definition (name or ARN) of a farm with one Blender series, the
+/// default's ([`DEFAULT_BLENDER`]); `farm retry --job-definition`.
 pub const JOB_DEFINITION: &str = "JOB_DEFINITION_ARN";
+/// Trigger: the render job definition of each Blender series the farm runs,
+/// `4.2=<name or ARN>,4.5=<name or ARN>` (instead of [`JOB_DEFINITION`]).
+pub const RENDER_JOB_DEFINITIONS: &str = "FARM_RENDER_JOB_DEFINITIONS";
+/// Trigger: the Blender series of a request without a `blender=` tag (default
+/// [`crate::series::DEFAULT_SERIES`]).
+pub const DEFAULT_BLENDER: &str = "FARM_DEFAULT_BLENDER";
 /// Trigger: zip job definition (name or ARN).
 pub const ZIP_JOB_DEFINITION: &str = "ZIP_JOB_DEFINITION_ARN";
 /// Trigger: most frames one upload may ask for (default 10,000).

@@ -5,6 +5,7 @@
 //! - [`frames`]: the `frame=N` / `frames=<list>` syntax and the canonical [`FrameList`].
 //! - [`plan`]: cutting a frame list into array children ([`Plan`]).
 //! - [`request`]: turning an upload's tags into a validated [`RenderRequest`].
+//! - [`series`]: the Blender series a job runs (`blender=4.5`) and the farm's set of them.
 //! - [`layout`]: every key a job reads or writes ([`JobKeys`]).
 //! - [`manifest`]: the `<key>/job.json` document.
 //! - [`blender`]: Blender's argv and log lines.
@@ -24,6 +25,7 @@ pub mod manifest;
 pub mod plan;
 pub mod request;
 pub mod scheduler;
+pub mod series;
 pub mod shell;
 pub mod storage;
 
@@ -31,4 +33,5 @@ pub use frames::FrameList;
 pub use layout::JobKeys;
 pub use plan::Plan;
 pub use request::RenderRequest;
+pub use series::BlenderSeries;
 pub use storage::{Storage, StreamUpload};

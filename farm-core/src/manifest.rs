@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::scheduler::JobTargets;
+use crate::series::BlenderSeries;
 
 /// Version of the manifest's JSON schema; bumped on any incompatible change.
 pub const MANIFEST_SCHEMA: u32 = 1;
@@ -36,6 +37,17 @@ pub struct JobManifest {
     /// Output format override, if the request set one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
+    /// The Blender series the render job runs (`4.2`; absent if refused, or written before
+    /// the farm ran several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blender: Option<BlenderSeries>,
+    /// The Blender that saved the `.blend`, from its header, when it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_by: Option<BlenderSeries>,
+    /// What the user should know about a submitted job, one sentence each (a file saved by a
+    /// newer Blender than the job's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub render_job_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,6 +85,9 @@ impl JobManifest {
             chunk_size: 0,
             chunk_count: 0,
             format: None,
+            blender: None,
+            saved_by: None,
+            warnings: Vec::new(),
             render_job_id: None,
             zip_job_id: None,
             targets: None,
@@ -101,6 +116,9 @@ mod tests {
             chunk_size: 4,
             chunk_count: 6,
             format: Some("PNG".into()),
+            blender: Some(BlenderSeries::new(4, 2)),
+            saved_by: Some(BlenderSeries::new(4, 5)),
+            warnings: vec!["saved by a newer Blender".into()],
             render_job_id: Some("r-1".into()),
             zip_job_id: Some("z-1".into()),
             targets: Some(JobTargets {
@@ -117,6 +135,9 @@ mod tests {
         assert_eq!(json["status"], "submitted");
         assert_eq!(json["frames"], "1-24");
         assert_eq!(json["created"], "2026-11-24T10:00:00Z");
+        assert_eq!(json["blender"], "4.2");
+        assert_eq!(json["saved_by"], "4.5");
+        assert_eq!(json["warnings"][0], "saved by a newer Blender");
         assert!(json.get("message").is_none());
         let back: JobManifest = serde_json::from_value(json).unwrap();
         assert_eq!(back, manifest);
@@ -135,5 +156,10 @@ mod tests {
         assert_eq!(json["status"], "rejected");
         assert_eq!(json["message"], "bad tag");
         assert!(json.get("render_job_id").is_none());
+        assert!(json.get("blender").is_none());
+        assert!(json.get("warnings").is_none());
+        // A manifest written before the farm ran several Blenders still reads.
+        let old: JobManifest = serde_json::from_value(json).unwrap();
+        assert_eq!((old.blender, old.warnings.len()), (None, 0));
     }
 }

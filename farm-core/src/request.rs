@@ -3,6 +3,7 @@
 use crate::blender::OutputFormat;
 use crate::frames::{FrameList, FrameSpecError, FRAMES_SYNTAX};
 use crate::plan::{Plan, PlanError, DEFAULT_CHUNK_SIZE};
+use crate::series::{BlenderSeries, SeriesSyntaxError};
 
 /// `frame=N`: render frames 1..=N.
 pub const TAG_FRAME: &str = "frame";
@@ -12,16 +13,21 @@ pub const TAG_FRAMES: &str = "frames";
 pub const TAG_CHUNK: &str = "chunk";
 /// `format=PNG|JPEG|OPEN_EXR|...`: override the scene's output format.
 pub const TAG_FORMAT: &str = "format";
+/// `blender=4.5`: the Blender series to render with (one the farm runs; default: the farm's).
+pub const TAG_BLENDER: &str = "blender";
 
 /// How many frames one upload may request when the farm's `FARM_MAX_FRAMES` is not set (it may
 /// be raised up to [`crate::frames::MAX_JOB_FRAMES`]).
 pub const DEFAULT_REQUEST_MAX_FRAMES: usize = 10_000;
 
-/// A validated request: frames, chunking and format.
+/// A validated request: frames, chunking, format and Blender series.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderRequest {
     pub plan: Plan,
     pub format: Option<OutputFormat>,
+    /// The Blender series asked for (`blender=`); `None`: the farm's default. Whether the farm
+    /// runs it is the farm's to say ([`crate::series::SeriesChoice`]).
+    pub blender: Option<BlenderSeries>,
 }
 
 /// Why tags did not make a request. Messages name the tag, the value and the accepted syntax.
@@ -43,6 +49,11 @@ pub enum RequestError {
         value: String,
         source: crate::blender::UnknownFormat,
     },
+    #[error("tag `{TAG_BLENDER}={value}` is invalid: {source}")]
+    Blender {
+        value: String,
+        source: SeriesSyntaxError,
+    },
     #[error("{0}")]
     Plan(PlanError),
 }
@@ -53,13 +64,15 @@ impl RenderRequest {
         tags: impl IntoIterator<Item = (&'a str, &'a str)>,
         max_frames: usize,
     ) -> Result<Option<Self>, RequestError> {
-        let (mut frame, mut frames, mut chunk, mut format) = (None, None, None, None);
+        let (mut frame, mut frames, mut chunk, mut format, mut blender) =
+            (None, None, None, None, None);
         for (name, value) in tags {
             match name.trim() {
                 TAG_FRAME => frame = Some(value),
                 TAG_FRAMES => frames = Some(value),
                 TAG_CHUNK => chunk = Some(value),
                 TAG_FORMAT => format = Some(value),
+                TAG_BLENDER => blender = Some(value),
                 _ => {}
             }
         }
@@ -103,8 +116,22 @@ impl RenderRequest {
                     })
             })
             .transpose()?;
+        let blender = blender
+            .map(|value| {
+                value
+                    .parse::<BlenderSeries>()
+                    .map_err(|source| RequestError::Blender {
+                        value: value.to_owned(),
+                        source,
+                    })
+            })
+            .transpose()?;
         let plan = Plan::new(list, chunk_size).map_err(RequestError::Plan)?;
-        Ok(Some(Self { plan, format }))
+        Ok(Some(Self {
+            plan,
+            format,
+            blender,
+        }))
     }
 }
 
@@ -123,6 +150,19 @@ mod tests {
         assert_eq!(request.plan.chunk_size(), 1);
         assert_eq!(request.plan.array_size(), Some(120));
         assert_eq!(request.format, None);
+        assert_eq!(request.blender, None);
+    }
+
+    #[test]
+    fn blender_tag_picks_a_series() {
+        let request = from(&[("frame", "3"), ("blender", "4.5")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(request.blender, Some(BlenderSeries::new(4, 5)));
+        let request = from(&[("frame", "3"), ("blender", " 4.2 ")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(request.blender, Some(BlenderSeries::new(4, 2)));
     }
 
     #[test]
@@ -165,6 +205,14 @@ mod tests {
             (
                 &[("frame", "5"), ("format", "GIF")],
                 "tag `format=GIF` is invalid",
+            ),
+            (
+                &[("frame", "5"), ("blender", "latest")],
+                "tag `blender=latest` is invalid",
+            ),
+            (
+                &[("frame", "5"), ("blender", "4.2.23")],
+                "tag `blender=4.2.23` is invalid: `4.2.23` names a patch release; use the series `4.2`",
             ),
         ];
         for (tags, needle) in cases {

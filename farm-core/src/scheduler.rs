@@ -11,6 +11,7 @@ use std::future::Future;
 use crate::env;
 use crate::layout::{batch_job_name, JobKeys};
 use crate::request::RenderRequest;
+use crate::series::{BlenderSeries, SeriesChoice};
 
 /// Which job definition a job runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,69 @@ impl JobTargets {
     }
 }
 
+/// The render job definition of each Blender series a farm runs (names or ARNs), and the series
+/// a request without `blender=` runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderDefinitions {
+    default: BlenderSeries,
+    by_series: BTreeMap<BlenderSeries, String>,
+}
+
+/// The default series has no render job definition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the default Blender {default} has no render job definition (there are: {})", list(.defined))]
+pub struct NoDefaultDefinition {
+    pub default: BlenderSeries,
+    pub defined: Vec<BlenderSeries>,
+}
+
+fn list(series: &[BlenderSeries]) -> String {
+    if series.is_empty() {
+        return "none".to_owned();
+    }
+    series
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl RenderDefinitions {
+    pub fn new(
+        default: BlenderSeries,
+        by_series: BTreeMap<BlenderSeries, String>,
+    ) -> Result<Self, NoDefaultDefinition> {
+        if !by_series.contains_key(&default) {
+            return Err(NoDefaultDefinition {
+                default,
+                defined: by_series.into_keys().collect(),
+            });
+        }
+        Ok(Self { default, by_series })
+    }
+
+    /// The series and the default, as requests are judged against them.
+    pub fn choice(&self) -> SeriesChoice {
+        SeriesChoice::new(self.default, self.by_series.keys().copied())
+    }
+
+    /// The render job definition of `series`, or of the default series for `None`.
+    pub fn definition(&self, series: Option<BlenderSeries>) -> Option<&str> {
+        self.by_series
+            .get(&series.unwrap_or(self.default))
+            .map(String::as_str)
+    }
+
+    pub fn default_series(&self) -> BlenderSeries {
+        self.default
+    }
+
+    /// Every series and its definition, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = (BlenderSeries, &str)> + '_ {
+        self.by_series.iter().map(|(s, d)| (*s, d.as_str()))
+    }
+}
+
 /// A job to submit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobSpec {
@@ -51,6 +115,9 @@ pub struct JobSpec {
     pub depends_on: Vec<String>,
     pub env: Vec<(String, String)>,
     pub tags: BTreeMap<String, String>,
+    /// The Blender series a render job runs on, which picks its job definition; `None` for the
+    /// zip job, or the scheduler's only render definition.
+    pub blender: Option<BlenderSeries>,
 }
 
 /// Longest frame list a job's environment carries itself. A longer one is written to the bucket
@@ -85,6 +152,7 @@ impl JobSpec {
             depends_on: Vec::new(),
             env: job_env(bucket, keys, etag, request),
             tags: job_tags(keys, request),
+            blender: request.blender,
         }
     }
 
@@ -103,6 +171,7 @@ impl JobSpec {
             depends_on: vec![render_job_id.to_owned()],
             env: job_env(bucket, keys, etag, request),
             tags: job_tags(keys, request),
+            blender: None,
         }
     }
 }
@@ -263,8 +332,16 @@ pub trait Scheduler: Send + Sync {
         name: &str,
     ) -> impl Future<Output = Result<Vec<JobStatus>, SchedulerError>> + Send;
 
-    /// Where this scheduler sends jobs, if it has such a notion (recorded in `job.json`).
-    fn targets(&self) -> Option<JobTargets> {
+    /// Where this scheduler sends a request's jobs, with render jobs on `blender` (recorded in
+    /// `job.json`), if it has such a notion.
+    fn targets(&self, blender: Option<BlenderSeries>) -> Option<JobTargets> {
+        let _ = blender;
+        None
+    }
+
+    /// The Blender series this scheduler runs render jobs on (one job definition each) and the
+    /// default; `None` if it has one render job definition and no notion of series.
+    fn blender(&self) -> Option<SeriesChoice> {
         None
     }
 
@@ -299,6 +376,7 @@ mod tests {
         assert_eq!(env[env::FORMAT], "PNG");
         assert_eq!(env[env::SOURCE_ETAG], "\"e1\"");
         assert_eq!(render.tags[TAG_KEY], "shots/a b.blend");
+        assert_eq!(render.blender, None);
         let zip = JobSpec::zip("bucket", &keys, None, &request, "job-1");
         assert_eq!(zip.depends_on, vec!["job-1".to_owned()]);
         assert_eq!(zip.array_size, None);
@@ -333,5 +411,33 @@ mod tests {
             .unwrap();
         let render = JobSpec::render("b", &JobKeys::new("k.blend"), None, &request);
         assert_eq!(render.array_size, None);
+    }
+
+    #[test]
+    fn the_render_job_carries_the_requests_blender_and_the_zip_job_none() {
+        let request = RenderRequest::from_tags([("frame", "8"), ("blender", "4.5")], 100)
+            .unwrap()
+            .unwrap();
+        let keys = JobKeys::new("k.blend");
+        let render = JobSpec::render("b", &keys, None, &request);
+        assert_eq!(render.blender, Some(BlenderSeries::new(4, 5)));
+        assert_eq!(JobSpec::zip("b", &keys, None, &request, "r").blender, None);
+    }
+
+    #[test]
+    fn render_definitions_hold_their_default() {
+        let (v42, v45) = (BlenderSeries::new(4, 2), BlenderSeries::new(4, 5));
+        let map = BTreeMap::from([(v42, "r42".to_owned()), (v45, "r45".to_owned())]);
+        let defs = RenderDefinitions::new(v45, map.clone()).unwrap();
+        assert_eq!(defs.definition(None), Some("r45"));
+        assert_eq!(defs.definition(Some(v42)), Some("r42"));
+        assert_eq!(defs.definition(Some(BlenderSeries::new(5, 0))), None);
+        assert_eq!(defs.choice().default_series(), v45);
+        assert_eq!(defs.choice().supported().collect::<Vec<_>>(), [v42, v45]);
+        let err = RenderDefinitions::new(BlenderSeries::new(5, 0), map).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the default Blender 5.0 has no render job definition (there are: 4.2, 4.5)"
+        );
     }
 }

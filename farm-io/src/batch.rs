@@ -11,8 +11,10 @@ use aws_sdk_batch::types::{
 };
 use aws_sdk_batch::Client;
 use farm_core::scheduler::{
-    ArrayProgress, JobSpec, JobState, JobStatus, JobTargets, Scheduler, SchedulerError,
+    ArrayProgress, JobKind, JobSpec, JobState, JobStatus, JobTargets, RenderDefinitions, Scheduler,
+    SchedulerError,
 };
+use farm_core::series::{BlenderSeries, SeriesChoice};
 
 use crate::aws_error::Failure;
 
@@ -35,12 +37,42 @@ pub type BatchTargets = JobTargets;
 pub struct BatchScheduler {
     client: Client,
     targets: BatchTargets,
+    render: Option<RenderDefinitions>,
 }
 
 impl BatchScheduler {
     /// A scheduler submitting to `targets` through `client`.
     pub fn new(client: Client, targets: BatchTargets) -> Self {
-        Self { client, targets }
+        Self {
+            client,
+            targets,
+            render: None,
+        }
+    }
+
+    /// Render jobs go to the job definition of their Blender series (`targets`' render
+    /// definition is then unused), and a series outside `render` is refused.
+    pub fn with_render_definitions(mut self, render: RenderDefinitions) -> Self {
+        self.render = Some(render);
+        self
+    }
+
+    /// The job definition `job` runs on.
+    fn definition(&self, job: &JobSpec) -> Result<&str, SchedulerError> {
+        match (&self.render, job.kind) {
+            (Some(render), JobKind::Render) => {
+                render
+                    .definition(job.blender)
+                    .ok_or_else(|| SchedulerError::Rejected {
+                        operation: "submit job",
+                        message: format!(
+                            "no render job definition for Blender {}",
+                            job.blender.map(|b| b.to_string()).unwrap_or_default()
+                        ),
+                    })
+            }
+            _ => Ok(self.targets.definition(job.kind)),
+        }
     }
 
     /// The queue and job definitions jobs go to.
@@ -51,6 +83,7 @@ impl BatchScheduler {
     /// The SubmitJob request for `job`, refused before sending if Batch would refuse it.
     fn submit_request(&self, job: &JobSpec) -> Result<SubmitJobFluentBuilder, SchedulerError> {
         let array = array_properties(job.array_size)?;
+        let definition = self.definition(job)?;
         let environment = job
             .env
             .iter()
@@ -72,7 +105,7 @@ impl BatchScheduler {
             .submit_job()
             .job_name(&job.name)
             .job_queue(&self.targets.queue)
-            .job_definition(self.targets.definition(job.kind))
+            .job_definition(definition)
             .set_array_properties(array)
             .set_depends_on(Some(depends_on))
             .container_overrides(
@@ -86,8 +119,16 @@ impl BatchScheduler {
 }
 
 impl Scheduler for BatchScheduler {
-    fn targets(&self) -> Option<JobTargets> {
-        Some(self.targets.clone())
+    fn targets(&self, blender: Option<BlenderSeries>) -> Option<JobTargets> {
+        let mut targets = self.targets.clone();
+        if let Some(definition) = self.render.as_ref().and_then(|r| r.definition(blender)) {
+            definition.clone_into(&mut targets.render_definition);
+        }
+        Some(targets)
+    }
+
+    fn blender(&self) -> Option<SeriesChoice> {
+        self.render.as_ref().map(RenderDefinitions::choice)
     }
 
     async fn submit(&self, job: &JobSpec) -> Result<String, SchedulerError> {
@@ -260,7 +301,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use farm_core::scheduler::JobKind;
+    use std::collections::BTreeMap;
 
     #[test]
     fn array_sizes_outside_batch_limits_are_refused() {
@@ -291,6 +332,65 @@ mod tests {
     }
 
     #[test]
+    fn render_jobs_go_to_their_blender_series_definition() {
+        let (v42, v45) = (BlenderSeries::new(4, 2), BlenderSeries::new(4, 5));
+        let defs = RenderDefinitions::new(
+            v42,
+            [
+                (v42, "render-4-2".to_owned()),
+                (v45, "render-4-5".to_owned()),
+            ]
+            .into(),
+        )
+        .unwrap();
+        let scheduler = offline_scheduler().with_render_definitions(defs);
+        let mut job = JobSpec {
+            kind: JobKind::Render,
+            name: "shot-render".to_owned(),
+            array_size: None,
+            depends_on: Vec::new(),
+            env: Vec::new(),
+            tags: BTreeMap::new(),
+            blender: Some(v45),
+        };
+        let definition = |job: &JobSpec| {
+            scheduler
+                .submit_request(job)
+                .map(|r| r.as_input().get_job_definition().clone().unwrap())
+        };
+        assert_eq!(definition(&job).unwrap(), "render-4-5");
+        job.blender = None;
+        assert_eq!(definition(&job).unwrap(), "render-4-2");
+        job.blender = Some(BlenderSeries::new(5, 0));
+        assert!(matches!(
+            definition(&job),
+            Err(SchedulerError::Rejected { message, .. }) if message.contains("Blender 5.0")
+        ));
+        job.kind = JobKind::Zip;
+        assert_eq!(definition(&job).unwrap(), "zip");
+        assert_eq!(
+            Scheduler::targets(&scheduler, Some(v45))
+                .unwrap()
+                .render_definition,
+            "render-4-5"
+        );
+        assert_eq!(
+            Scheduler::targets(&scheduler, None)
+                .unwrap()
+                .render_definition,
+            "render-4-2"
+        );
+        assert_eq!(scheduler.blender().unwrap().default_series(), v42);
+        assert_eq!(offline_scheduler().blender(), None);
+        assert_eq!(
+            Scheduler::targets(&offline_scheduler(), Some(v45))
+                .unwrap()
+                .render_definition,
+            "render"
+        );
+    }
+
+    #[test]
     fn submit_requests_carry_the_whole_spec() {
         let job = JobSpec {
             kind: JobKind::Zip,
@@ -299,6 +399,7 @@ mod tests {
             depends_on: vec!["render-1".to_owned()],
             env: vec![("FARM_KEY".to_owned(), "shot.blend".to_owned())],
             tags: [("farm:key".to_owned(), "shot.blend".to_owned())].into(),
+            blender: None,
         };
         let request = offline_scheduler().submit_request(&job).unwrap();
         let input = request.as_input();

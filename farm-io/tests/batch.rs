@@ -37,6 +37,7 @@ fn plain_job(name: &str) -> JobSpec {
         depends_on: Vec::new(),
         env: vec![("FARM_KEY".to_owned(), "one.blend".to_owned())],
         tags: BTreeMap::new(),
+        blender: None,
     }
 }
 

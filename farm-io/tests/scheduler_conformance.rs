@@ -23,6 +23,7 @@ fn job(kind: JobKind, name: &str, array_size: Option<usize>) -> JobSpec {
         depends_on: Vec::new(),
         env: vec![("FARM_KEY".to_owned(), "shots/a.blend".to_owned())],
         tags: BTreeMap::from([("farm:key".to_owned(), "shots/a.blend".to_owned())]),
+        blender: None,
     }
 }
 

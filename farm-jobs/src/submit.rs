@@ -8,9 +8,10 @@
 //! [`submit_request`] creates a marker object `<key>/requests/<fingerprint>.json` with
 //! `If-None-Match: *` ([`Storage::create_if_absent`]); the fingerprint
 //! ([`request_fingerprint`]) covers the object version (version id, else ETag), the canonical
-//! frame list, the chunk size and the format. Whoever creates the marker submits; everyone else
-//! finds it and submits nothing. A re-upload with new content (new ETag or version) or a new
-//! frame tag is a new fingerprint, hence a new job.
+//! frame list, the chunk size, the format and the Blender series asked for. Whoever creates the
+//! marker submits; everyone else finds it and submits nothing. A re-upload with new content (new
+//! ETag or version), a new frame tag or another `blender=` is a new fingerprint, hence a new
+//! job.
 //!
 //! The marker is written `pending` and rewritten `submitted` (with the manifest) once both jobs
 //! are in. If submitting fails, the marker is deleted again before the error is returned, so the
@@ -39,6 +40,9 @@ use bytes::Bytes;
 use farm_core::layout::{batch_job_name, request_fingerprint};
 use farm_core::manifest::{JobManifest, ManifestStatus, MANIFEST_SCHEMA};
 use farm_core::scheduler::{JobKind, JobSpec, JobState, Scheduler, SchedulerError};
+use farm_core::series::{
+    check_opens, newer_file_warning, BlenderSeries, CannotOpen, SeriesChoice, UnsupportedSeries,
+};
 use farm_core::storage::{get_json, put_json, PutOptions, StorageError};
 use farm_core::{JobKeys, RenderRequest, Storage};
 use jiff::Timestamp;
@@ -46,7 +50,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::frames::pass_long_frames;
 
-/// Why a submission failed. Every variant but [`SubmitError::TooLarge`] is worth retrying later
+/// Why a submission failed. Every variant but [`SubmitError::TooLarge`],
+/// [`SubmitError::UnsupportedBlender`] and [`SubmitError::CannotOpen`] is worth retrying later
 /// as it stands.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -64,6 +69,12 @@ pub enum SubmitError {
     /// passed by reference (an extremely long key): no retry can fix it.
     #[error("the job's settings take {len} characters, more than the {max} AWS accepts for a job; use a shorter key (folder and file name)", max = farm_core::scheduler::CONTAINER_OVERRIDES_MAX)]
     TooLarge { len: usize },
+    /// The request names a Blender series the scheduler does not run: no retry can fix it.
+    #[error(transparent)]
+    UnsupportedBlender(#[from] UnsupportedSeries),
+    /// The job's Blender cannot open the file (saved by Blender 5 for 4.2): no retry can fix it.
+    #[error(transparent)]
+    CannotOpen(#[from] CannotOpen),
     /// Another delivery claimed the request moments ago and has not finished submitting.
     #[error("request marker `{key}` is pending for {age_seconds} s: another delivery is submitting this request (or died doing it); the event will be retried and takes it over after {} s", PENDING_MARKER_TAKEOVER.as_secs())]
     InFlight { key: String, age_seconds: u64 },
@@ -89,6 +100,9 @@ pub struct SourceObject {
     pub etag: String,
     /// The object's version id, in a versioned bucket.
     pub version_id: Option<String>,
+    /// The Blender that saved this version, from its header (`farm_blend::read_version`),
+    /// when it was read: a job on an older series gets a warning in `job.json`.
+    pub saved_by: Option<BlenderSeries>,
 }
 
 impl SourceObject {
@@ -124,6 +138,9 @@ pub struct RequestMarker {
     pub chunk_size: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
+    /// The Blender series the request asked for (`blender=`), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blender: Option<BlenderSeries>,
     /// The manifest written for the submitted jobs (state `submitted` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<JobManifest>,
@@ -152,11 +169,13 @@ pub enum Submission {
 
 /// Submits `request` for `source` once: claims the request marker, stops the key's previous
 /// job, submits the render job and the zip job that depends on it, and writes `<key>/job.json`
-/// (status `submitted`, both ids).
+/// (status `submitted`, both ids, the Blender series and any warnings).
 ///
-/// `storage` is the bucket `source.bucket` names. A request already submitted returns
-/// [`Submission::Duplicate`] and submits nothing; one still being submitted elsewhere fails
-/// with [`SubmitError::InFlight`]. See the module docs for the guarantees.
+/// `storage` is the bucket `source.bucket` names. The render job runs the series the request
+/// asks for (`blender=`) or the scheduler's default; a series the scheduler does not run fails
+/// with [`SubmitError::UnsupportedBlender`] before anything is written. A request already
+/// submitted returns [`Submission::Duplicate`] and submits nothing; one still being submitted
+/// elsewhere fails with [`SubmitError::InFlight`]. See the module docs for the guarantees.
 pub async fn submit_request<S: Storage, B: Scheduler>(
     storage: &S,
     scheduler: &B,
@@ -164,6 +183,9 @@ pub async fn submit_request<S: Storage, B: Scheduler>(
     request: &RenderRequest,
 ) -> Result<Submission, SubmitError> {
     let keys = JobKeys::new(source.key.clone());
+    let choice = scheduler.blender();
+    let resolved = resolve_blender(request, choice.as_ref())?;
+    opens(source, &resolved, choice.as_ref())?;
     let format = request.format.map(|f| f.blender_name().to_owned());
     let frames = request.plan.frames().canonical();
     let fingerprint = request_fingerprint(
@@ -171,6 +193,7 @@ pub async fn submit_request<S: Storage, B: Scheduler>(
         &frames,
         request.plan.chunk_size(),
         format.as_deref(),
+        request.blender.map(|b| b.to_string()).as_deref(),
     );
     let pending = RequestMarker {
         state: MarkerState::Pending,
@@ -180,6 +203,7 @@ pub async fn submit_request<S: Storage, B: Scheduler>(
         frames,
         chunk_size: request.plan.chunk_size(),
         format,
+        blender: request.blender,
         manifest: None,
     };
     let (marker, takeover) = match claim_marker(storage, &keys, &fingerprint, &pending).await? {
@@ -221,8 +245,8 @@ pub async fn submit_request<S: Storage, B: Scheduler>(
         let jobs = Jobs {
             source,
             keys: &keys,
-            render: request,
-            whole: request,
+            render: &resolved,
+            whole: &resolved,
             fingerprint: Some(&fingerprint),
         };
         jobs.submit(storage, scheduler, adopted).await
@@ -243,8 +267,9 @@ pub async fn submit_request<S: Storage, B: Scheduler>(
         }
     };
 
-    let mut manifest = submitted_manifest(source, request, &render_job_id, &zip_job_id);
-    manifest.targets = scheduler.targets();
+    let mut manifest = submitted_manifest(source, &resolved, &render_job_id, &zip_job_id);
+    manifest.targets = scheduler.targets(resolved.blender);
+    manifest.warnings = warnings(source, resolved.blender, choice.as_ref());
     manifest.request = Some(fingerprint);
     let done = RequestMarker {
         state: MarkerState::Submitted,
@@ -282,17 +307,22 @@ pub async fn submit_retry<S: Storage, B: Scheduler>(
     whole: &RenderRequest,
 ) -> Result<JobManifest, SubmitError> {
     let keys = JobKeys::new(source.key.clone());
+    let choice = scheduler.blender();
+    let render = resolve_blender(render, choice.as_ref())?;
+    let whole = resolve_blender(whole, choice.as_ref())?;
+    opens(source, &render, choice.as_ref())?;
     let jobs = Jobs {
         source,
         keys: &keys,
-        render,
-        whole,
+        render: &render,
+        whole: &whole,
         fingerprint: None,
     };
     let (render_job_id, zip_job_id) = jobs.submit(storage, scheduler, Adopted::default()).await?;
-    let mut manifest = submitted_manifest(source, whole, &render_job_id, &zip_job_id);
+    let mut manifest = submitted_manifest(source, &whole, &render_job_id, &zip_job_id);
     manifest.chunk_count = render.plan.chunk_count();
-    manifest.targets = scheduler.targets();
+    manifest.targets = scheduler.targets(render.blender);
+    manifest.warnings = warnings(source, render.blender, choice.as_ref());
     put_json(storage, &keys.manifest(), &manifest).await?;
     Ok(manifest)
 }
@@ -348,12 +378,59 @@ pub fn submitted_manifest(
         chunk_size: request.plan.chunk_size(),
         chunk_count: request.plan.chunk_count(),
         format: request.format.map(|f| f.blender_name().to_owned()),
+        blender: request.blender,
+        saved_by: source.saved_by,
+        warnings: Vec::new(),
         render_job_id: Some(render_job_id.to_owned()),
         zip_job_id: Some(zip_job_id.to_owned()),
         targets: None,
         request: None,
         created: Timestamp::now(),
         message: None,
+    }
+}
+
+/// The request with the series its render job runs: the one it asks for, which the scheduler
+/// must run, or the scheduler's default when it asks for none. A scheduler with no notion of
+/// series (one render job definition) runs whatever the request says, e.g. `farm retry` on the
+/// definition `job.json` recorded.
+fn resolve_blender(
+    request: &RenderRequest,
+    choice: Option<&SeriesChoice>,
+) -> Result<RenderRequest, UnsupportedSeries> {
+    let blender = match choice {
+        Some(choice) => Some(choice.resolve(request.blender)?),
+        None => request.blender,
+    };
+    Ok(RenderRequest {
+        blender,
+        ..request.clone()
+    })
+}
+
+/// Refuses a job whose Blender cannot open the file at all.
+fn opens(
+    source: &SourceObject,
+    request: &RenderRequest,
+    choice: Option<&SeriesChoice>,
+) -> Result<(), CannotOpen> {
+    match (source.saved_by, request.blender) {
+        (Some(saved_by), Some(job)) => check_opens(saved_by, job, choice),
+        _ => Ok(()),
+    }
+}
+
+/// What `job.json` warns of: a `.blend` saved by a newer Blender than the job's.
+fn warnings(
+    source: &SourceObject,
+    job: Option<BlenderSeries>,
+    choice: Option<&SeriesChoice>,
+) -> Vec<String> {
+    match (source.saved_by, job) {
+        (Some(saved_by), Some(job)) => newer_file_warning(saved_by, job, choice)
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

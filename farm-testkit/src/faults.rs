@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use farm_core::scheduler::{JobKind, JobSpec, JobStatus, JobTargets, Scheduler, SchedulerError};
+use farm_core::series::SeriesChoice;
 use farm_core::storage::{ObjectMeta, PutOptions, StorageError, StorageResult, StreamUpload};
-use farm_core::Storage;
+use farm_core::{BlenderSeries, Storage};
 use tokio::sync::Barrier;
 
 /// An operation of the storage or scheduler port, for a [`Fault`] to aim at.
@@ -490,8 +491,12 @@ impl<U: StreamUpload> StreamUpload for FaultyUpload<U> {
 }
 
 impl<B: Scheduler> Scheduler for Faulty<B> {
-    fn targets(&self) -> Option<JobTargets> {
-        self.inner.targets()
+    fn targets(&self, blender: Option<BlenderSeries>) -> Option<JobTargets> {
+        self.inner.targets(blender)
+    }
+
+    fn blender(&self) -> Option<SeriesChoice> {
+        self.inner.blender()
     }
 
     async fn submit(&self, job: &JobSpec) -> Result<String, SchedulerError> {
@@ -623,6 +628,7 @@ mod tests {
             depends_on: Vec::new(),
             env: Vec::new(),
             tags: BTreeMap::new(),
+            blender: None,
         };
         let render = scheduler.submit(&job(JobKind::Render)).await.unwrap();
         let zip = scheduler.submit(&job(JobKind::Zip)).await;

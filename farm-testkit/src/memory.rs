@@ -21,7 +21,7 @@ use farm_core::scheduler::{
 use farm_core::storage::{
     Metadata, ObjectMeta, PutOptions, StorageError, StorageResult, StreamUpload,
 };
-use farm_core::Storage;
+use farm_core::{BlenderSeries, Storage};
 use sha2::{Digest, Sha256};
 
 /// Locks a mutex, ignoring poisoning: a panicking test must not hide its cause behind others.
@@ -499,7 +499,8 @@ fn rejected(operation: &'static str, message: String) -> SchedulerError {
 }
 
 impl Scheduler for MemoryScheduler {
-    fn targets(&self) -> Option<JobTargets> {
+    /// One render job definition: the same targets whatever the series.
+    fn targets(&self, _blender: Option<BlenderSeries>) -> Option<JobTargets> {
         self.targets.clone()
     }
 

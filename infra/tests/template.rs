@@ -51,6 +51,28 @@ fn r#ref(name: &str) -> Value {
     json!({ "Ref": name })
 }
 
+/// The Blender series the stack runs: the allowed values of `DefaultBlender`.
+fn series(t: &Value) -> Vec<String> {
+    parameter(t, "DefaultBlender")["AllowedValues"]
+        .as_array()
+        .expect("AllowedValues")
+        .iter()
+        .map(|v| v.as_str().expect("a string").to_owned())
+        .collect()
+}
+
+/// The render job definition of a series: `RenderJobDefinition42` for 4.2.
+fn render_job(series: &str) -> String {
+    format!("RenderJobDefinition{}", series.replace('.', ""))
+}
+
+/// Every render job definition, then the zip job definition.
+fn job_definitions(t: &Value) -> Vec<String> {
+    let mut jobs: Vec<String> = series(t).iter().map(|s| render_job(s)).collect();
+    jobs.push("ZipJobDefinition".to_owned());
+    jobs
+}
+
 fn resources_of_type<'t>(t: &'t Value, ty: &str) -> Vec<(&'t String, &'t Value)> {
     t["Resources"]
         .as_object()
@@ -85,6 +107,8 @@ fn outputs_name_what_deploy_and_users_need() {
         "BucketName",
         "JobQueueArn",
         "RenderJobDefinitionArn",
+        "RenderJobDefinition42Arn",
+        "RenderJobDefinition45Arn",
         "ZipJobDefinitionArn",
         "RendererRepositoryUri",
         "ZipperRepositoryUri",
@@ -225,10 +249,10 @@ fn requirements(t: &Value, job: &str) -> BTreeMap<String, String> {
 #[test]
 fn render_job_is_4_vcpu_8192_mib_on_fargate_with_sized_storage_and_timeout() {
     let t = template();
-    let job = props(&t, "RenderJobDefinition");
+    let job = props(&t, "RenderJobDefinition42");
     assert_eq!(job["Type"], "container");
     assert_eq!(job["PlatformCapabilities"], json!(["FARGATE"]));
-    let req = requirements(&t, "RenderJobDefinition");
+    let req = requirements(&t, "RenderJobDefinition42");
     assert_eq!(req.get("VCPU").map(String::as_str), Some("4"));
     assert_eq!(req.get("MEMORY").map(String::as_str), Some("8192"));
     assert!(fargate_memory_ok("4", 8192));
@@ -251,10 +275,53 @@ fn render_job_is_4_vcpu_8192_mib_on_fargate_with_sized_storage_and_timeout() {
     assert_eq!(container["RuntimePlatform"]["CpuArchitecture"], "X86_64");
     assert_eq!(
         container["Image"],
-        json!({ "Fn::Sub": "${RendererRepository.RepositoryUri}:${RendererImageTag}" })
+        json!({ "Fn::Sub": "${RendererRepository.RepositoryUri}:${Renderer42ImageTag}" })
     );
     // The image's entrypoint is the binary; the definition must not override it.
     assert!(container.get("Command").is_none());
+}
+
+/// One image and render job definition per Blender LTS series, the same job in every other way
+/// (so the sizing, retry and environment checks of 4.2's hold for all of them).
+#[test]
+fn each_blender_series_has_its_image_and_an_otherwise_identical_render_job() {
+    let t = template();
+    let series = series(&t);
+    assert_eq!(series, ["4.2", "4.5"]);
+    assert_eq!(parameter(&t, "DefaultBlender")["Default"], "4.2");
+    let render_jobs: BTreeSet<String> = resources_of_type(&t, "AWS::Batch::JobDefinition")
+        .into_iter()
+        .map(|(name, _)| name.clone())
+        .filter(|name| name != "ZipJobDefinition")
+        .collect();
+    assert_eq!(
+        render_jobs,
+        series
+            .iter()
+            .map(|s| render_job(s))
+            .collect::<BTreeSet<_>>()
+    );
+    let mut shapes = Vec::new();
+    for s in &series {
+        let tag = format!("Renderer{}ImageTag", s.replace('.', ""));
+        assert!(parameter(&t, &tag)["AllowedPattern"].is_string(), "{tag}");
+        let mut job = props(&t, &render_job(s)).clone();
+        assert_eq!(
+            job["JobDefinitionName"],
+            json!({ "Fn::Sub": format!("${{AWS::StackName}}-render-{}", s.replace('.', "-")) })
+        );
+        assert_eq!(
+            job["ContainerProperties"]["Image"],
+            json!({ "Fn::Sub": format!("${{RendererRepository.RepositoryUri}}:${{{tag}}}") })
+        );
+        job["JobDefinitionName"] = Value::Null;
+        job["ContainerProperties"]["Image"] = Value::Null;
+        shapes.push(job);
+    }
+    assert!(
+        shapes.windows(2).all(|w| w[0] == w[1]),
+        "render job definitions differ beyond name and image"
+    );
 }
 
 #[test]
@@ -380,7 +447,8 @@ fn decide(rules: &[Rule], exit_code: Option<i32>, status_reason: &str, reason: &
 #[test]
 fn retry_rules_follow_the_binaries_exit_codes() {
     let t = template();
-    for job in ["RenderJobDefinition", "ZipJobDefinition"] {
+    for job in job_definitions(&t) {
+        let job = job.as_str();
         let rules = rules(&t, job);
 
         // Patterns Batch accepts.
@@ -498,7 +566,8 @@ fn job_definitions_set_only_static_environment() {
         env::SOURCE_ETAG,
     ];
     let known = [env::WORK_DIR, env::LOG_FORMAT, env::BLENDER];
-    for job in ["RenderJobDefinition", "ZipJobDefinition"] {
+    for job in job_definitions(&t) {
+        let job = job.as_str();
         let vars = props(&t, job)["ContainerProperties"]["Environment"]
             .as_array()
             .cloned()
@@ -512,7 +581,7 @@ fn job_definitions_set_only_static_environment() {
             assert!(known.contains(&name), "{job}: unknown variable {name}");
         }
     }
-    let render_env = &props(&t, "RenderJobDefinition")["ContainerProperties"]["Environment"];
+    let render_env = &props(&t, "RenderJobDefinition42")["ContainerProperties"]["Environment"];
     assert!(render_env
         .as_array()
         .expect("Environment")
@@ -534,7 +603,8 @@ fn trigger_environment_is_exactly_the_documented_variables() {
         names,
         BTreeSet::from([
             env::JOB_QUEUE,
-            env::JOB_DEFINITION,
+            env::RENDER_JOB_DEFINITIONS,
+            env::DEFAULT_BLENDER,
             env::ZIP_JOB_DEFINITION,
             env::MAX_FRAMES,
             env::LOG_FORMAT,
@@ -544,14 +614,15 @@ fn trigger_environment_is_exactly_the_documented_variables() {
         names,
         BTreeSet::from([
             "JOB_QUEUE_ARN",
-            "JOB_DEFINITION_ARN",
+            "FARM_RENDER_JOB_DEFINITIONS",
+            "FARM_DEFAULT_BLENDER",
             "ZIP_JOB_DEFINITION_ARN",
             "FARM_MAX_FRAMES",
             "FARM_LOG_FORMAT",
         ])
     );
     assert_eq!(vars[env::JOB_QUEUE], r#ref("JobQueue"));
-    assert_eq!(vars[env::JOB_DEFINITION], r#ref("RenderJobDefinition"));
+    assert_eq!(vars[env::DEFAULT_BLENDER], r#ref("DefaultBlender"));
     assert_eq!(vars[env::ZIP_JOB_DEFINITION], r#ref("ZipJobDefinition"));
     assert_eq!(vars[env::MAX_FRAMES], r#ref("MaxFrames"));
     assert_eq!(vars[env::LOG_FORMAT], "json");
@@ -565,6 +636,111 @@ fn trigger_environment_is_exactly_the_documented_variables() {
     assert_eq!(
         f["DeadLetterConfig"]["TargetArn"],
         json!({ "Fn::GetAtt": ["TriggerDeadLetterQueue", "Arn"] })
+    );
+}
+
+/// `deploy.sh` builds and pushes an image for every series the template runs, tagged
+/// `r<series>-<hash>`, and the renderer repository keeps each series' newest images by that
+/// prefix, so pushing one series' images never expires another's image in use.
+#[test]
+fn deploy_pushes_an_image_per_series_and_ecr_keeps_each_series_images() {
+    let t = template();
+    let deploy = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy.sh"))
+        .expect("deploy.sh");
+    let series = series(&t);
+    let line = deploy
+        .lines()
+        .find(|l| l.starts_with("SERIES=("))
+        .expect("deploy.sh lists its series");
+    assert_eq!(line, format!("SERIES=({})", series.join(" ")));
+    assert!(deploy.contains(r#"RENDERER_TAGS[$series]="r$series-$(source_hash"#));
+    for s in &series {
+        let short = s.replace('.', "");
+        assert!(
+            deploy.contains(&format!(
+                r#""Renderer{short}ImageTag=${{RENDERER_TAGS[{s}]}}""#
+            )),
+            "deploy.sh sets Renderer{short}ImageTag"
+        );
+    }
+    let policy: Value = serde_json::from_str(
+        props(&t, "RendererRepository")["LifecyclePolicy"]["LifecyclePolicyText"]
+            .as_str()
+            .expect("policy text"),
+    )
+    .expect("the lifecycle policy is JSON");
+    let rules = policy["rules"].as_array().expect("rules");
+    for s in &series {
+        let prefix = format!("r{s}-");
+        assert!(
+            rules.iter().any(|r| r["selection"]["tagStatus"] == "tagged"
+                && r["selection"]["tagPrefixList"] == json!([prefix])
+                && r["selection"]["countType"] == "imageCountMoreThan"),
+            "no rule keeps the newest {prefix} images"
+        );
+    }
+    // A rule for any tag comes last (ECR requires it), after every series' rule.
+    let last = rules.last().expect("a rule");
+    assert_eq!(last["selection"]["tagStatus"], "any");
+    assert_eq!(last["rulePriority"], json!(rules.len()));
+}
+
+/// The trigger's own configuration reader accepts the environment the template gives it, for
+/// every allowed `DefaultBlender`, and maps each series to its own job definition.
+#[test]
+fn the_trigger_reads_a_render_definition_per_series_from_the_template() {
+    let t = template();
+    let vars = props(&t, "TriggerFunction")["Environment"]["Variables"].clone();
+    // What CloudFormation makes of `Ref: X` and `${X}`: a parameter's value (its default, or
+    // each allowed `DefaultBlender`), and for a resource, here, `arn:X`.
+    let resolve = |value: &Value, default: &str| -> String {
+        match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            v if v["Ref"] == "DefaultBlender" => default.to_owned(),
+            v if t["Parameters"][v["Ref"].as_str().unwrap_or("-")].is_object() => {
+                match &t["Parameters"][v["Ref"].as_str().unwrap()]["Default"] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                }
+            }
+            v if v["Ref"].is_string() => format!("arn:{}", v["Ref"].as_str().unwrap()),
+            v if v["Fn::Sub"].is_string() => {
+                let mut text = v["Fn::Sub"].as_str().unwrap().to_owned();
+                while let Some(start) = text.find("${") {
+                    let end = start + text[start..].find('}').expect("closing brace");
+                    let name = text[start + 2..end].to_owned();
+                    text.replace_range(start..=end, &format!("arn:{name}"));
+                }
+                text
+            }
+            other => panic!("unexpected value {other}"),
+        }
+    };
+    for default in series(&t) {
+        let lookup = |name: &str| vars.get(name).map(|v| resolve(v, &default));
+        let config = trigger_lambda::Config::from_lookup(lookup)
+            .unwrap_or_else(|e| panic!("DefaultBlender={default}: {e}"));
+        assert_eq!(config.render.default_series().to_string(), default);
+        let mapped: Vec<(String, String)> = config
+            .render
+            .iter()
+            .map(|(s, d)| (s.to_string(), d.to_owned()))
+            .collect();
+        let expected: Vec<(String, String)> = series(&t)
+            .iter()
+            .map(|s| (s.clone(), format!("arn:{}", render_job(s))))
+            .collect();
+        assert_eq!(mapped, expected);
+    }
+    // The stack's output for the default series follows the parameter.
+    let output = &t["Outputs"]["RenderJobDefinitionArn"]["Value"]["Fn::If"];
+    assert_eq!(output[0], "DefaultBlender45Condition");
+    assert_eq!(output[1], r#ref("RenderJobDefinition45"));
+    assert_eq!(output[2], r#ref("RenderJobDefinition42"));
+    assert_eq!(
+        t["Conditions"]["DefaultBlender45Condition"],
+        json!({ "Fn::Equals": [r#ref("DefaultBlender"), "4.5"] })
     );
 }
 
@@ -675,7 +851,7 @@ fn trigger_policy_is_least_privilege() {
         assert!(allowed.contains(needed), "trigger needs {needed}");
     }
 
-    // SubmitJob only on this queue and these two job definitions.
+    // SubmitJob only on this queue, the render job definition of each series and the zip one.
     let submit: Vec<Value> = statements
         .iter()
         .filter(|s| strings(&s["Action"]).contains(&json!("batch:SubmitJob")))
@@ -688,12 +864,19 @@ fn trigger_policy_is_least_privilege() {
     };
     assert_eq!(
         submit,
-        vec![r#ref("JobQueue"), definitions("render"), definitions("zip")]
+        vec![
+            r#ref("JobQueue"),
+            definitions("render-4-2"),
+            definitions("render-4-5"),
+            definitions("zip")
+        ]
     );
-    assert_eq!(
-        props(&t, "RenderJobDefinition")["JobDefinitionName"],
-        json!({ "Fn::Sub": "${AWS::StackName}-render" })
-    );
+    for s in series(&t) {
+        assert_eq!(
+            props(&t, &render_job(&s))["JobDefinitionName"],
+            json!({ "Fn::Sub": format!("${{AWS::StackName}}-render-{}", s.replace('.', "-")) })
+        );
+    }
     assert_eq!(
         props(&t, "ZipJobDefinition")["JobDefinitionName"],
         json!({ "Fn::Sub": "${AWS::StackName}-zip" })

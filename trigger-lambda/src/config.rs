@@ -1,6 +1,10 @@
 //! The Lambda's configuration, from its environment.
 
+use std::collections::BTreeMap;
+
 use farm_core::env;
+use farm_core::scheduler::RenderDefinitions;
+use farm_core::series::{BlenderSeries, DEFAULT_SERIES};
 
 use crate::handler::DEFAULT_MAX_FRAMES;
 use farm_core::frames::MAX_JOB_FRAMES;
@@ -10,8 +14,10 @@ use farm_core::frames::MAX_JOB_FRAMES;
 pub struct Config {
     /// `JOB_QUEUE_ARN`: queue of the render and zip jobs (name or ARN).
     pub queue: String,
-    /// `JOB_DEFINITION_ARN`: render job definition (name or ARN).
-    pub render_definition: String,
+    /// The render job definition of each Blender series and the default series:
+    /// `FARM_RENDER_JOB_DEFINITIONS` (`4.2=<def>,4.5=<def>`) and `FARM_DEFAULT_BLENDER`
+    /// (default 4.2), or for a farm with one series `JOB_DEFINITION_ARN` alone.
+    pub render: RenderDefinitions,
     /// `ZIP_JOB_DEFINITION_ARN`: zip job definition (name or ARN).
     pub zip_definition: String,
     /// `FARM_MAX_FRAMES`: most frames one upload may ask for (default 10,000).
@@ -35,6 +41,8 @@ pub enum ConfigError {
         value: String,
         expected: &'static str,
     },
+    #[error("the render job definitions are misconfigured: {0}")]
+    Render(String),
 }
 
 impl Config {
@@ -55,10 +63,7 @@ impl Config {
             env::JOB_QUEUE,
             "the AWS Batch job queue (name or ARN) the render and zip jobs go to",
         )?;
-        let render_definition = required(
-            env::JOB_DEFINITION,
-            "the render job definition (name or ARN)",
-        )?;
+        let render = render_definitions(&lookup)?;
         let zip_definition = required(
             env::ZIP_JOB_DEFINITION,
             "the zip job definition (name or ARN)",
@@ -79,12 +84,76 @@ impl Config {
         let json_logs = lookup(env::LOG_FORMAT).is_some_and(|v| v.trim() == "json");
         Ok(Self {
             queue,
-            render_definition,
+            render,
             zip_definition,
             max_frames,
             json_logs,
         })
     }
+}
+
+/// What `FARM_RENDER_JOB_DEFINITIONS` holds.
+const DEFINITIONS_SYNTAX: &str = "comma-separated SERIES=JOB_DEFINITION pairs, e.g. 4.2=farm-render-4-2,4.5=farm-render-4-5 (names or ARNs)";
+
+fn render_definitions(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<RenderDefinitions, ConfigError> {
+    let set = |name: &str| {
+        lookup(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let default = match set(env::DEFAULT_BLENDER) {
+        None => DEFAULT_SERIES,
+        Some(value) => value.parse().map_err(|_| ConfigError::Invalid {
+            name: env::DEFAULT_BLENDER,
+            value,
+            expected: "a Blender series as major.minor, e.g. 4.2, with a render job definition",
+        })?,
+    };
+    let by_series = match (set(env::RENDER_JOB_DEFINITIONS), set(env::JOB_DEFINITION)) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Render(format!(
+                "both {} and {} are set: set {} alone (one definition per Blender series)",
+                env::RENDER_JOB_DEFINITIONS,
+                env::JOB_DEFINITION,
+                env::RENDER_JOB_DEFINITIONS
+            )))
+        }
+        (None, None) => {
+            return Err(ConfigError::Missing {
+                name: env::RENDER_JOB_DEFINITIONS,
+                what: DEFINITIONS_SYNTAX,
+            })
+        }
+        (None, Some(single)) => BTreeMap::from([(default, single)]),
+        (Some(pairs), None) => {
+            let invalid = |value: &str| ConfigError::Invalid {
+                name: env::RENDER_JOB_DEFINITIONS,
+                value: value.to_owned(),
+                expected: DEFINITIONS_SYNTAX,
+            };
+            let mut by_series = BTreeMap::new();
+            for pair in pairs.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let (series, definition) = pair.split_once('=').ok_or_else(|| invalid(&pairs))?;
+                let series: BlenderSeries = series.parse().map_err(|_| invalid(&pairs))?;
+                let definition = definition.trim();
+                if definition.is_empty()
+                    || by_series.insert(series, definition.to_owned()).is_some()
+                {
+                    return Err(invalid(&pairs));
+                }
+            }
+            by_series
+        }
+    };
+    RenderDefinitions::new(default, by_series).map_err(|err| {
+        ConfigError::Render(format!(
+            "{err}: set {} to one of them or add its definition to {}",
+            env::DEFAULT_BLENDER,
+            env::RENDER_JOB_DEFINITIONS
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -110,7 +179,9 @@ mod tests {
     fn reads_the_targets_and_defaults_the_frame_limit() {
         let config = config(&BASE).unwrap();
         assert_eq!(config.queue, "q");
-        assert_eq!(config.render_definition, "render");
+        assert_eq!(config.render.definition(None), Some("render"));
+        assert_eq!(config.render.default_series(), DEFAULT_SERIES);
+        assert_eq!(config.render.iter().count(), 1);
         assert_eq!(config.zip_definition, "zip");
         assert_eq!(config.max_frames, 10_000);
         assert!(!config.json_logs);
@@ -118,11 +189,7 @@ mod tests {
 
     #[test]
     fn a_missing_variable_is_named() {
-        for missing in [
-            "JOB_QUEUE_ARN",
-            "JOB_DEFINITION_ARN",
-            "ZIP_JOB_DEFINITION_ARN",
-        ] {
+        for missing in ["JOB_QUEUE_ARN", "ZIP_JOB_DEFINITION_ARN"] {
             let vars: Vec<_> = BASE
                 .iter()
                 .copied()
@@ -131,6 +198,95 @@ mod tests {
             let err = config(&vars).unwrap_err().to_string();
             assert!(err.contains(missing), "{err}");
             assert!(err.contains("is not set"), "{err}");
+        }
+    }
+
+    #[test]
+    fn without_any_render_definition_the_map_is_asked_for() {
+        let err = config(&[("JOB_QUEUE_ARN", "q"), ("ZIP_JOB_DEFINITION_ARN", "zip")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("FARM_RENDER_JOB_DEFINITIONS is not set"),
+            "{err}"
+        );
+        assert!(err.contains("4.2=farm-render-4-2,4.5="), "{err}");
+    }
+
+    #[test]
+    fn one_render_definition_per_series_and_the_default() {
+        let base = [("JOB_QUEUE_ARN", "q"), ("ZIP_JOB_DEFINITION_ARN", "zip")];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = base.to_vec();
+            vars.extend_from_slice(extra);
+            config(&vars)
+        };
+        let (v42, v45) = (BlenderSeries::new(4, 2), BlenderSeries::new(4, 5));
+        let arn45 = "arn:aws:batch:eu-west-1:123456789012:job-definition/farm-render-4-5:3";
+        let config = with(&[(
+            "FARM_RENDER_JOB_DEFINITIONS",
+            " 4.2=farm-render-4-2 , 4.5=arn:aws:batch:eu-west-1:123456789012:job-definition/farm-render-4-5:3 ",
+        )])
+        .unwrap();
+        assert_eq!(config.render.default_series(), v42);
+        assert_eq!(config.render.definition(Some(v45)), Some(arn45));
+        assert_eq!(config.render.definition(None), Some("farm-render-4-2"));
+        let config = with(&[
+            ("FARM_RENDER_JOB_DEFINITIONS", "4.2=a,4.5=b"),
+            ("FARM_DEFAULT_BLENDER", "4.5"),
+        ])
+        .unwrap();
+        assert_eq!(config.render.default_series(), v45);
+        assert_eq!(config.render.definition(None), Some("b"));
+        // One definition, named the old way, is the default series'.
+        let config = with(&[("JOB_DEFINITION_ARN", "r"), ("FARM_DEFAULT_BLENDER", "4.5")]).unwrap();
+        assert_eq!(
+            config.render.choice().supported().collect::<Vec<_>>(),
+            [v45]
+        );
+
+        for (extra, needle) in [
+            (
+                &[
+                    ("FARM_RENDER_JOB_DEFINITIONS", "4.2=a,4.5=b"),
+                    ("JOB_DEFINITION_ARN", "r"),
+                ][..],
+                "set FARM_RENDER_JOB_DEFINITIONS alone",
+            ),
+            (
+                &[("FARM_RENDER_JOB_DEFINITIONS", "4.5=b")][..],
+                "the default Blender 4.2 has no render job definition (there are: 4.5)",
+            ),
+            (
+                &[
+                    ("FARM_RENDER_JOB_DEFINITIONS", "4.2=a"),
+                    ("FARM_DEFAULT_BLENDER", "4.5"),
+                ][..],
+                "the default Blender 4.5 has no render job definition",
+            ),
+            (
+                &[("FARM_RENDER_JOB_DEFINITIONS", "4.2")][..],
+                "SERIES=JOB_DEFINITION",
+            ),
+            (
+                &[("FARM_RENDER_JOB_DEFINITIONS", "4.2=")][..],
+                "SERIES=JOB_DEFINITION",
+            ),
+            (
+                &[("FARM_RENDER_JOB_DEFINITIONS", "4.2=a,4.2=b")][..],
+                "SERIES=JOB_DEFINITION",
+            ),
+            (
+                &[("FARM_RENDER_JOB_DEFINITIONS", "latest=a")][..],
+                "SERIES=JOB_DEFINITION",
+            ),
+            (
+                &[("JOB_DEFINITION_ARN", "r"), ("FARM_DEFAULT_BLENDER", "4")][..],
+                "FARM_DEFAULT_BLENDER",
+            ),
+        ] {
+            let err = with(extra).unwrap_err().to_string();
+            assert!(err.contains(needle), "{extra:?}: {err}");
         }
     }
 

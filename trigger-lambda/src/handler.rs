@@ -5,7 +5,7 @@ use farm_core::blend::{sniff, SNIFF_LEN};
 use farm_core::request::{TAG_FRAME, TAG_FRAMES};
 use farm_core::scheduler::Scheduler;
 use farm_core::storage::StorageError;
-use farm_core::{RenderRequest, Storage};
+use farm_core::{BlenderSeries, RenderRequest, Storage};
 use serde::Serialize;
 
 use crate::error::TriggerError;
@@ -83,6 +83,12 @@ pub enum RecordOutcome {
         zip_job_id: String,
         frames: String,
         chunk_count: usize,
+        /// The Blender series the render job runs.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        blender: Option<String>,
+        /// What `job.json` warns of (a file saved by a newer Blender).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
     },
     /// The same request was submitted before: nothing submitted.
     Duplicate {
@@ -319,6 +325,17 @@ where
     if let Err(err) = sniff(&prefix) {
         return reject(&storage, record, &etag, err.to_string()).await;
     }
+    let saved_by = match farm_blend::read_version(&prefix[..]) {
+        Ok(version) => Some(BlenderSeries::new(version.major, version.minor)),
+        Err(err) => {
+            tracing::info!(
+                bucket,
+                key,
+                "the Blender that saved the file is unknown: {err}"
+            );
+            None
+        }
+    };
 
     if let Some(found) = &scene_record {
         tracing::info!(bucket, key, scene = %found.scene, frames = %found.frames, engine = %found.engine, "frames=scene: the active scene's own range");
@@ -334,11 +351,14 @@ where
         key: key.to_owned(),
         etag,
         version_id: record.version_id.clone(),
+        saved_by,
     };
     let submitted = match submit_request(&storage, &deps.scheduler, &source, &request).await {
-        Err(err @ SubmitError::TooLarge { .. }) => {
-            return reject(&storage, record, &source.etag, err.to_string()).await
-        }
+        Err(
+            err @ (SubmitError::TooLarge { .. }
+            | SubmitError::UnsupportedBlender(_)
+            | SubmitError::CannotOpen(_)),
+        ) => return reject(&storage, record, &source.etag, err.to_string()).await,
         other => other?,
     };
     Ok(match submitted {
@@ -347,14 +367,27 @@ where
             zip_job_id,
             manifest,
             ..
-        } => RecordOutcome::Submitted {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            render_job_id,
-            zip_job_id,
-            frames: manifest.frames.unwrap_or_default(),
-            chunk_count: manifest.chunk_count,
-        },
+        } => {
+            for warning in &manifest.warnings {
+                tracing::warn!(
+                    bucket,
+                    key,
+                    render_job_id = %render_job_id,
+                    blender = %manifest.blender.map(|b| b.to_string()).unwrap_or_default(),
+                    "{warning}"
+                );
+            }
+            RecordOutcome::Submitted {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                render_job_id,
+                zip_job_id,
+                frames: manifest.frames.unwrap_or_default(),
+                chunk_count: manifest.chunk_count,
+                blender: manifest.blender.map(|b| b.to_string()),
+                warnings: manifest.warnings,
+            }
+        }
         Submission::Duplicate { marker, .. } => RecordOutcome::Duplicate {
             bucket: bucket.to_owned(),
             key: key.to_owned(),

@@ -25,10 +25,15 @@ async fn main() -> anyhow::Result<()> {
         clients.batch(),
         BatchTargets {
             queue: config.queue.clone(),
-            render_definition: config.render_definition.clone(),
+            render_definition: config
+                .render
+                .definition(None)
+                .unwrap_or_default()
+                .to_owned(),
             zip_definition: config.zip_definition.clone(),
         },
-    );
+    )
+    .with_render_definitions(config.render.clone());
     let buckets = {
         let s3 = s3.clone();
         move |bucket: &str| S3Storage::new(s3.clone(), bucket)
@@ -39,9 +44,16 @@ async fn main() -> anyhow::Result<()> {
         tags: s3,
         max_frames: config.max_frames,
     };
+    let render_definitions = config
+        .render
+        .iter()
+        .map(|(series, definition)| format!("{series}={definition}"))
+        .collect::<Vec<_>>()
+        .join(",");
     tracing::info!(
         queue = %config.queue,
-        render_definition = %config.render_definition,
+        render_definitions = %render_definitions,
+        default_blender = %config.render.default_series(),
         zip_definition = %config.zip_definition,
         max_frames = config.max_frames,
         "trigger ready"

@@ -135,7 +135,8 @@ definition() { # name, vcpus, memory
         --platform-capabilities FARGATE --query jobDefinitionArn \
         --container-properties "{\"image\":\"$1:test\",\"executionRoleArn\":\"$role\",\"resourceRequirements\":[{\"type\":\"VCPU\",\"value\":\"$2\"},{\"type\":\"MEMORY\",\"value\":\"$3\"}],\"networkConfiguration\":{\"assignPublicIp\":\"ENABLED\"}}"
 }
-render_def=$(definition "farm-render-$suffix" 4 8192)
+render_def=$(definition "farm-render-4-2-$suffix" 4 8192)
+render45_def=$(definition "farm-render-4-5-$suffix" 4 8192)
 zip_def=$(definition "farm-zip-$suffix" 1 2048)
 log "bucket $bucket, queue $queue"
 
@@ -144,7 +145,8 @@ watch_port=$(free_port)
 setsid cargo lambda watch -p trigger-lambda --bin trigger-lambda \
     -A 127.0.0.1 -P "$watch_port" --ignore-changes \
     --env-var "JOB_QUEUE_ARN=$queue" \
-    --env-var "JOB_DEFINITION_ARN=$render_def" \
+    --env-var "FARM_RENDER_JOB_DEFINITIONS=4.2=$render_def,4.5=$render45_def" \
+    --env-var "FARM_DEFAULT_BLENDER=4.2" \
     --env-var "ZIP_JOB_DEFINITION_ARN=$zip_def" \
     --env-var "FARM_MAX_FRAMES=10000" \
     --env-var "FARM_LOG_FORMAT=json" \
@@ -182,10 +184,12 @@ read -r render_id zip_id <"$work/ids"
 
 # The jobs, as Batch sees them.
 awsq batch describe-jobs --jobs "$render_id" "$zip_id" --output json >"$work/jobs.json"
-python3 - "$work/jobs.json" "$render_id" "$zip_id" "$bucket" <<'EOF' || fail "unexpected jobs"
+python3 - "$work/jobs.json" "$render_id" "$zip_id" "$bucket" "$render_def" <<'EOF' || fail "unexpected jobs"
 import json, sys
 jobs = {j["jobId"]: j for j in json.load(open(sys.argv[1]))["jobs"]}
 render, zip_ = jobs[sys.argv[2]], jobs[sys.argv[3]]
+# No blender= tag: the default series' (4.2) render job definition.
+assert render["jobDefinition"] == sys.argv[5], render["jobDefinition"]
 assert render["arrayProperties"]["size"] == 3, render.get("arrayProperties")
 env = {e["name"]: e["value"] for e in render["container"]["environment"]}
 assert env["FARM_BUCKET"] == sys.argv[4] and env["FARM_KEY"] == "a/one.blend", env

@@ -670,6 +670,7 @@ fn source() -> SourceObject {
         key: "k.blend".into(),
         etag: format!("\"{E1}\""),
         version_id: None,
+        saved_by: None,
     }
 }
 

@@ -9,6 +9,8 @@ use aws_lambda_events::event::s3::S3Event;
 use aws_sdk_batch::types::{JobDetail, KeyValuesPair};
 use aws_sdk_s3::primitives::ByteStream;
 use farm_core::manifest::{JobManifest, ManifestStatus};
+use farm_core::scheduler::RenderDefinitions;
+use farm_core::BlenderSeries;
 use farm_io::{BatchScheduler, BatchTargets, S3Storage};
 use farm_testkit::{make_scene, unique_prefix, BatchEnv, Moto, SceneOptions};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -23,14 +25,30 @@ type MotoDeps =
 struct Farm {
     moto: Moto,
     batch: BatchEnv,
+    /// The render job definition of Blender 4.5; 4.2's (the default) is `batch.render_definition`.
+    render_45: String,
     deps: MotoDeps,
 }
+
+const V42: BlenderSeries = BlenderSeries::new(4, 2);
+const V45: BlenderSeries = BlenderSeries::new(4, 5);
 
 impl Farm {
     async fn start() -> Farm {
         let moto = Moto::start().await.expect("moto_server starts");
         moto.bucket(BUCKET).await.unwrap();
         let batch = moto.batch_env().await.unwrap();
+        let render_45 = register_copy(&moto, &batch.render_definition, "farm-render-4-5").await;
+        // As the template configures the trigger: a render job definition per Blender series.
+        let render = RenderDefinitions::new(
+            V42,
+            [
+                (V42, batch.render_definition.clone()),
+                (V45, render_45.clone()),
+            ]
+            .into(),
+        )
+        .unwrap();
         let s3 = moto.s3();
         let for_buckets = s3.clone();
         let deps = Deps {
@@ -43,11 +61,17 @@ impl Farm {
                     render_definition: batch.render_definition.clone(),
                     zip_definition: batch.zip_definition.clone(),
                 },
-            ),
+            )
+            .with_render_definitions(render),
             tags: s3,
             max_frames: 10_000,
         };
-        Farm { moto, batch, deps }
+        Farm {
+            moto,
+            batch,
+            render_45,
+            deps,
+        }
     }
 
     /// Uploads `body` at `key` with `tags` (`frame=10&chunk=2`, or empty) and returns its ETag
@@ -152,6 +176,31 @@ impl Farm {
             })
             .collect()
     }
+}
+
+/// Registers a job definition named `name` with the container properties of `from` (another
+/// Blender's render image, as far as moto can tell); returns its ARN.
+async fn register_copy(moto: &Moto, from: &str, name: &str) -> String {
+    let described = moto
+        .batch()
+        .describe_job_definitions()
+        .job_definitions(from)
+        .send()
+        .await
+        .unwrap();
+    let original = &described.job_definitions()[0];
+    moto.batch()
+        .register_job_definition()
+        .job_definition_name(name)
+        .r#type(aws_sdk_batch::types::JobDefinitionType::Container)
+        .set_platform_capabilities(Some(original.platform_capabilities().to_vec()))
+        .set_container_properties(original.container_properties().cloned())
+        .send()
+        .await
+        .unwrap()
+        .job_definition_arn()
+        .unwrap()
+        .to_owned()
 }
 
 /// Characters S3 leaves as they are in event keys; a space becomes `+`.
@@ -550,4 +599,290 @@ async fn a_long_frame_list_travels_by_reference() {
     }
     let render = &farm.describe(&[&render_id]).await[0];
     assert_eq!(render.array_properties().and_then(|a| a.size()), Some(20));
+}
+
+/// A compressed .blend saved by the official `bpy` 5.0 module: newer than every series the farm
+/// runs.
+fn blend_5_0(dir: &Path) -> std::path::PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bpy-venv.sh");
+    let out = std::process::Command::new("bash")
+        .arg(venv)
+        .arg("5.0.1")
+        .output()
+        .expect("scripts/bpy-venv.sh runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let python = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let path = dir.join("shot50.blend");
+    let script = format!(
+        "import bpy\nbpy.ops.wm.save_as_mainfile(filepath={:?}, compress=True)\n",
+        path.display().to_string()
+    );
+    let made = std::process::Command::new(python)
+        .args(["-c", &script])
+        .output()
+        .expect("bpy runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    path
+}
+
+/// The job definition a job was submitted to, as moto describes it.
+fn definition_of(job: &JobDetail) -> &str {
+    job.job_definition().unwrap()
+}
+
+#[tokio::test]
+async fn the_blender_tag_picks_its_series_job_definition_and_job_json_records_it() {
+    let farm = Farm::start().await;
+    let prefix = unique_prefix("series");
+
+    let key = format!("{prefix}tagged.blend");
+    let etag = farm
+        .upload(&key, BLEND_HEADER.to_vec(), "frame=4&chunk=2&blender=4.5")
+        .await;
+    let report = farm.handle("ObjectCreated:Put", &key, &etag).await;
+    let (render_id, zip_id) = submitted(&report);
+    match &report.records[..] {
+        [RecordOutcome::Submitted {
+            blender, warnings, ..
+        }] => {
+            assert_eq!(blender.as_deref(), Some("4.5"));
+            assert!(warnings.is_empty(), "{warnings:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let jobs = farm.describe(&[&render_id, &zip_id]).await;
+    assert_eq!(definition_of(&jobs[0]), farm.render_45);
+    assert_eq!(definition_of(&jobs[1]), farm.batch.zip_definition);
+    let manifest = farm.manifest(&key).await.unwrap();
+    assert_eq!(manifest.blender, Some(V45));
+    assert_eq!(manifest.saved_by, Some(BlenderSeries::new(3, 4)));
+    assert!(manifest.warnings.is_empty(), "{:?}", manifest.warnings);
+    // `farm retry` submits again where the job ran.
+    let targets = manifest.targets.unwrap();
+    assert_eq!(targets.render_definition, farm.render_45);
+    assert_eq!(targets.zip_definition, farm.batch.zip_definition);
+
+    // Without the tag: the default series, 4.2.
+    let key = format!("{prefix}untagged.blend");
+    let etag = farm.upload(&key, BLEND_HEADER.to_vec(), "frame=2").await;
+    let (render_id, _) = submitted(&farm.handle("ObjectCreated:Put", &key, &etag).await);
+    let render = &farm.describe(&[&render_id]).await[0];
+    assert_eq!(definition_of(render), farm.batch.render_definition);
+    let manifest = farm.manifest(&key).await.unwrap();
+    assert_eq!(manifest.blender, Some(V42));
+    assert_eq!(
+        manifest.targets.unwrap().render_definition,
+        farm.batch.render_definition
+    );
+
+    // Re-tagging the same frames for the other series is a new request: a new job on 4.5
+    // that replaces the 4.2 one.
+    farm.tag(&key, &[("frame", "2"), ("blender", "4.5")]).await;
+    let (retagged, _) = submitted(&farm.handle("ObjectTagging:Put", &key, &etag).await);
+    assert_ne!(retagged, render_id);
+    assert_eq!(
+        definition_of(&farm.describe(&[&retagged]).await[0]),
+        farm.render_45
+    );
+    assert_eq!(farm.manifest(&key).await.unwrap().blender, Some(V45));
+    assert_eq!(farm.job_count().await, 6);
+}
+
+#[tokio::test]
+async fn an_unknown_blender_is_rejected_naming_the_supported_ones_and_submits_nothing() {
+    let farm = Farm::start().await;
+    let prefix = unique_prefix("series-bad");
+    for (tags, needles) in [
+        (
+            "frame=4&blender=4.4",
+            &[
+                "`blender=4.4` names a Blender this farm does not run",
+                "Blender 4.2 (`blender=4.2`), Blender 4.5 (`blender=4.5`)",
+            ][..],
+        ),
+        (
+            "frame=4&blender=5.0",
+            &[
+                "`blender=5.0`",
+                "Blender 4.2 (`blender=4.2`), Blender 4.5 (`blender=4.5`)",
+            ][..],
+        ),
+        (
+            "frame=4&blender=latest",
+            &["tag `blender=latest` is invalid", "major.minor"][..],
+        ),
+        ("frame=4&blender=4.5.15", &["use the series `4.5`"][..]),
+    ] {
+        let key = format!("{prefix}{}.blend", tags.replace(['&', '='], "-"));
+        let etag = farm.upload(&key, BLEND_HEADER.to_vec(), tags).await;
+        let report = farm.handle("ObjectCreated:Put", &key, &etag).await;
+        let message = match &report.records[..] {
+            [RecordOutcome::Rejected { message, .. }] => message.clone(),
+            other => panic!("{tags}: expected a rejection: {other:?}"),
+        };
+        let manifest = farm.manifest(&key).await.unwrap();
+        assert_eq!(manifest.status, ManifestStatus::Rejected, "{tags}");
+        assert_eq!(manifest.message.as_deref(), Some(message.as_str()));
+        for needle in needles {
+            assert!(message.contains(needle), "{tags}: {message}");
+        }
+        assert!(manifest.render_job_id.is_none());
+    }
+    assert_eq!(farm.job_count().await, 0);
+
+    // A bad re-tag of a submitted job: the job and its job.json stay, rejected.json says why.
+    let key = format!("{prefix}running.blend");
+    let etag = farm.upload(&key, BLEND_HEADER.to_vec(), "frame=3").await;
+    let (render_id, _) = submitted(&farm.handle("ObjectCreated:Put", &key, &etag).await);
+    farm.tag(&key, &[("frame", "3"), ("blender", "3.6")]).await;
+    let report = farm.handle("ObjectTagging:Put", &key, &etag).await;
+    assert!(
+        matches!(&report.records[..], [RecordOutcome::Rejected { .. }]),
+        "{report:?}"
+    );
+    let manifest = farm.manifest(&key).await.unwrap();
+    assert_eq!(manifest.status, ManifestStatus::Submitted);
+    assert_eq!(manifest.render_job_id.as_deref(), Some(render_id.as_str()));
+    let got = farm
+        .moto
+        .s3()
+        .get_object()
+        .bucket(BUCKET)
+        .key(format!("{key}/rejected.json"))
+        .send()
+        .await
+        .expect("rejected.json is written");
+    let rejected: JobManifest =
+        serde_json::from_slice(&got.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(rejected.status, ManifestStatus::Rejected);
+    let message = rejected.message.unwrap();
+    assert!(
+        message.contains("`blender=3.6`")
+            && message.contains("Blender 4.2 (`blender=4.2`), Blender 4.5 (`blender=4.5`)"),
+        "{message}"
+    );
+    assert_eq!(farm.job_count().await, 2);
+}
+
+/// Log lines of warning level and above, as the trigger writes them.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_file_saved_by_a_newer_blender_is_named_in_job_json_and_the_log() {
+    let farm = Farm::start().await;
+    let prefix = unique_prefix("newer");
+    // The test runs on one thread: this subscriber sees everything the handler logs.
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+
+    // Saved by 4.5 (its header), rendered by the default 4.2: the warning says to tag 4.5.
+    let key = format!("{prefix}from45.blend");
+    let etag = farm
+        .upload(
+            &key,
+            b"BLENDER-v405REND\x00\x00\x00 stand-in".to_vec(),
+            "frame=2",
+        )
+        .await;
+    let report = farm.handle("ObjectCreated:Put", &key, &etag).await;
+    submitted(&report);
+    let manifest = farm.manifest(&key).await.unwrap();
+    assert_eq!(manifest.status, ManifestStatus::Submitted);
+    assert_eq!(manifest.blender, Some(V42));
+    assert_eq!(manifest.saved_by, Some(V45));
+    let [warning] = &manifest.warnings[..] else {
+        panic!("one warning expected: {:?}", manifest.warnings)
+    };
+    assert!(
+        warning.contains("saved by Blender 4.5, newer than this job's Blender 4.2"),
+        "{warning}"
+    );
+    assert!(warning.contains("tag `blender=4.5`"), "{warning}");
+    match &report.records[..] {
+        [RecordOutcome::Submitted { warnings, .. }] => assert_eq!(warnings, &manifest.warnings),
+        other => panic!("{other:?}"),
+    }
+    let log = logs.text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("saved by Blender 4.5"))
+        .unwrap_or_else(|| panic!("the warning is not in the trigger's log: {log}"));
+    assert!(line.contains("WARN") && line.contains(&key), "{line}");
+    // Tagged for 4.5, nothing to warn of.
+    farm.tag(&key, &[("frame", "2"), ("blender", "4.5")]).await;
+    submitted(&farm.handle("ObjectTagging:Put", &key, &etag).await);
+    let manifest = farm.manifest(&key).await.unwrap();
+    assert_eq!(manifest.blender, Some(V45));
+    assert!(manifest.warnings.is_empty(), "{:?}", manifest.warnings);
+
+    // A real file saved by Blender 5.0 (zstd): Blender 4.2 cannot open it at all, so the
+    // default series is refused, naming the one that opens it.
+    let dir = tempfile::tempdir().unwrap();
+    let blend = blend_5_0(dir.path());
+    let key = format!("{prefix}from50.blend");
+    let etag = farm
+        .upload(&key, std::fs::read(blend).unwrap(), "frame=2")
+        .await;
+    let jobs_before = farm.job_count().await;
+    let report = farm.handle("ObjectCreated:Put", &key, &etag).await;
+    let message = match &report.records[..] {
+        [RecordOutcome::Rejected { message, .. }] => message.clone(),
+        other => panic!("expected a rejection: {other:?}"),
+    };
+    assert!(
+        message.contains("saved by Blender 5.0, whose files Blender 4.2 cannot open"),
+        "{message}"
+    );
+    assert!(message.contains("tag `blender=4.5`"), "{message}");
+    let manifest = farm.manifest(&key).await.unwrap();
+    assert_eq!(manifest.status, ManifestStatus::Rejected);
+    assert_eq!(manifest.message.as_deref(), Some(message.as_str()));
+    assert_eq!(farm.job_count().await, jobs_before);
+    // Blender 4.5 opens it (dropping what 5.0 added): submitted, with the warning.
+    farm.tag(&key, &[("frame", "2"), ("blender", "4.5")]).await;
+    submitted(&farm.handle("ObjectTagging:Put", &key, &etag).await);
+    let manifest = farm.manifest(&key).await.unwrap();
+    assert_eq!(manifest.saved_by, Some(BlenderSeries::new(5, 0)));
+    let [warning] = &manifest.warnings[..] else {
+        panic!("one warning expected: {:?}", manifest.warnings)
+    };
+    assert!(
+        warning.contains("saved by Blender 5.0, newer than this job's Blender 4.5"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("this farm runs no Blender that new (4.2, 4.5)"),
+        "{warning}"
+    );
 }
