@@ -159,7 +159,7 @@ pub struct SubmitArgs {
     pub key: Option<String>,
     /// Frames to render: `1-24`, `1-100:10`, `-5--1`, several separated by commas or spaces;
     /// or `scene`: the active scene's own range and step, read from the .blend (here and by the
-    /// trigger, which records what it read in `<key>/scene.json`).
+    /// trigger, which records what it read in `job.json`).
     #[arg(
         short,
         long,

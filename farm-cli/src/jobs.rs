@@ -140,6 +140,7 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
     };
     let source = SourceObject {
         saved_by: manifest.saved_by,
+        scene: manifest.scene.clone(),
         ..source
     };
     let new = submit_retry(
@@ -242,5 +243,6 @@ async fn source_object(aws: &Aws, bucket: &str, key: &str) -> anyhow::Result<Sou
         etag: head.e_tag().unwrap_or_default().to_owned(),
         version_id: head.version_id().map(str::to_owned),
         saved_by: None,
+        scene: None,
     })
 }

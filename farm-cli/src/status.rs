@@ -6,7 +6,7 @@ use anyhow::anyhow;
 use farm_core::blender::{parse_log_line, LogEvent};
 use farm_core::frames::{compact, DEFAULT_MAX_FRAMES};
 use farm_core::layout::parse_frame_file_name;
-use farm_core::manifest::{JobManifest, ManifestStatus};
+use farm_core::manifest::{JobManifest, ManifestStatus, SceneFacts};
 use farm_core::scheduler::{ArrayProgress, JobState, JobStatus, Scheduler};
 use farm_core::shell::printable;
 use farm_core::storage::{get_json, ObjectMeta};
@@ -49,6 +49,9 @@ pub struct StatusReport {
     /// What `job.json` warns of (a file saved by a newer Blender than the job's).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// What the `.blend` reader found in the upload (`frames=scene`), from `job.json`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scene: Option<Box<SceneFacts>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frames: Option<FrameCounts>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -245,6 +248,7 @@ pub async fn report<B: Scheduler>(
         blender: manifest.blender.map(|b| b.to_string()),
         saved_by: manifest.saved_by.map(|b| b.to_string()),
         warnings: manifest.warnings.clone(),
+        scene: manifest.scene.clone(),
         frames: None,
         failed_frames: Vec::new(),
         render_job: None,
@@ -415,6 +419,9 @@ pub fn render_text(report: &StatusReport) -> String {
     for warning in &report.warnings {
         let _ = writeln!(out, "warning   {}", printable(warning));
     }
+    if let Some(scene) = &report.scene {
+        write_scene(&mut out, scene);
+    }
     for (label, job) in [("render", &report.render_job), ("zip", &report.zip_job)] {
         let Some(job) = job else { continue };
         let mut line = format!("{label:<9} {:<10} job {}", job.state, job.id);
@@ -534,6 +541,54 @@ pub fn text_bar(done: usize, failed: usize, total: usize) -> String {
     )
 }
 
+/// The reader's facts: which scene is rendered and how, and the files it loads.
+fn write_scene(out: &mut String, scene: &SceneFacts) {
+    use std::fmt::Write as _;
+    let engine = if scene.engine == scene.rendered_with {
+        printable(&scene.engine)
+    } else {
+        format!(
+            "{} (rendered with {})",
+            printable(&scene.engine),
+            printable(&scene.rendered_with)
+        )
+    };
+    let _ = writeln!(
+        out,
+        "scene     {} (Blender {}, {}): frames {}-{} step {}, {}x{} at {}%, {}, output {}",
+        printable(&scene.scene),
+        printable(&scene.version),
+        printable(&scene.compression),
+        scene.frame_start,
+        scene.frame_end,
+        scene.frame_step,
+        scene.resolution[0],
+        scene.resolution[1],
+        scene.resolution_percentage,
+        engine,
+        printable(&scene.output_format)
+    );
+    for note in &scene.notes {
+        let _ = writeln!(out, "note      {}", printable(note));
+    }
+    if !scene.files.is_empty() {
+        let packed = scene.files.iter().filter(|f| f.packed).count();
+        let _ = writeln!(
+            out,
+            "files     {} external ({packed} packed): {}",
+            scene.files.len(),
+            scene
+                .files
+                .iter()
+                .take(5)
+                .map(|f| format!("{} {}", f.kind, printable(&f.path)))
+                .collect::<Vec<_>>()
+                .join(", ")
+                + if scene.files.len() > 5 { ", ..." } else { "" }
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -617,6 +672,7 @@ mod tests {
             blender: Some("4.2".into()),
             saved_by: Some("4.5".into()),
             warnings: vec!["saved by a newer Blender \x1b[2J".into()],
+            scene: None,
             frames: None,
             failed_frames: vec![FailedFrame {
                 frame: 1,
@@ -646,6 +702,41 @@ mod tests {
         assert!(
             text.contains("warning   saved by a newer Blender \\u{1b}[2J\n"),
             "{text}"
+        );
+    }
+
+    /// What the reader found in the upload (`frames=scene`) is shown, escaped like the rest.
+    #[test]
+    fn the_scene_the_reader_found_is_shown() {
+        use farm_core::manifest::SceneFile;
+        let scene = SceneFacts {
+            version: "4.2".into(),
+            compression: "zstd".into(),
+            scene: "Shot\x1b[2J".into(),
+            frame_start: 5,
+            frame_end: 29,
+            frame_step: 6,
+            frames: "5-29:6".into(),
+            engine: "BLENDER_EEVEE_NEXT".into(),
+            rendered_with: "CYCLES".into(),
+            resolution: [1920, 1080],
+            resolution_percentage: 50,
+            output_format: "PNG".into(),
+            notes: vec!["scene `Shot` is set to BLENDER_EEVEE_NEXT; the farm renders it with Cycles instead".into()],
+            files: vec![SceneFile {
+                kind: "image".into(),
+                path: "//tex/wood.png".into(),
+                packed: false,
+                source: Some("FILE".into()),
+            }],
+        };
+        let mut text = String::new();
+        write_scene(&mut text, &scene);
+        assert_eq!(
+            text,
+            "scene     Shot\\u{1b}[2J (Blender 4.2, zstd): frames 5-29 step 6, 1920x1080 at 50%, BLENDER_EEVEE_NEXT (rendered with CYCLES), output PNG\n\
+             note      scene `Shot` is set to BLENDER_EEVEE_NEXT; the farm renders it with Cycles instead\n\
+             files     1 external (0 packed): image //tex/wood.png\n"
         );
     }
 

@@ -70,11 +70,6 @@ impl JobKeys {
         self.join("missing.json")
     }
 
-    /// What the .blend reader found for `frames=scene` (scene, range, engine, external files).
-    pub fn scene_record(&self) -> String {
-        self.join("scene.json")
-    }
-
     /// Where a rejected request is recorded when `job.json` describes a submitted job that must
     /// not be overwritten (it may still run, and `farm cancel`/`farm retry` need it).
     pub fn rejection(&self) -> String {

@@ -17,6 +17,49 @@ pub enum ManifestStatus {
     Rejected,
 }
 
+/// What the `.blend` reader (`farm-blend`) found in an upload: the active scene the farm renders
+/// and the files it can load. `farm status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SceneFacts {
+    /// The Blender version that saved the file (`4.2`).
+    pub version: String,
+    /// `none`, `gzip` or `zstd`.
+    pub compression: String,
+    /// The active scene, which is rendered.
+    pub scene: String,
+    pub frame_start: i32,
+    pub frame_end: i32,
+    pub frame_step: i32,
+    /// The frames rendered, canonical (`1-250:7`).
+    pub frames: String,
+    /// The scene's engine (`BLENDER_EEVEE_NEXT`...) and the one the farm renders with.
+    pub engine: String,
+    pub rendered_with: String,
+    pub resolution: [i32; 2],
+    pub resolution_percentage: i32,
+    /// Blender's name of the scene's output format (`PNG`, `OPEN_EXR`).
+    pub output_format: String,
+    /// What the farm does differently from the scene's settings, one sentence each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Files outside the .blend the scene can load.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<SceneFile>,
+}
+
+/// A file outside the `.blend` that the scene can load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SceneFile {
+    /// `image`, `library`, `sound`, `movie`, `font`, `cache` or `volume`.
+    pub kind: String,
+    /// The path as stored: `//` starts a path relative to the .blend's folder.
+    pub path: String,
+    pub packed: bool,
+    /// How an image is read: `FILE`, `SEQUENCE`, `MOVIE` or `TILED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
 /// The job manifest, one per `.blend` key, rewritten by each new request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobManifest {
@@ -48,6 +91,9 @@ pub struct JobManifest {
     /// newer Blender than the job's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// What the `.blend` reader found in the upload, when the trigger read it (`frames=scene`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scene: Option<Box<SceneFacts>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub render_job_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,6 +134,7 @@ impl JobManifest {
             blender: None,
             saved_by: None,
             warnings: Vec::new(),
+            scene: None,
             render_job_id: None,
             zip_job_id: None,
             targets: None,
@@ -119,6 +166,7 @@ mod tests {
             blender: Some(BlenderSeries::new(4, 2)),
             saved_by: Some(BlenderSeries::new(4, 5)),
             warnings: vec!["saved by a newer Blender".into()],
+            scene: None,
             render_job_id: Some("r-1".into()),
             zip_job_id: Some("z-1".into()),
             targets: Some(JobTargets {

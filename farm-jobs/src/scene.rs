@@ -3,15 +3,15 @@
 //!
 //! The object is streamed to a temporary file (never held in memory) with the event's ETag as
 //! a condition, and read there: the reader seeks past the blocks it does not need, so memory
-//! stays bounded whatever the file's size. What it found is written to `<key>/scene.json`
-//! ([`farm_core::JobKeys::scene_record`])
-//! beside `job.json`, so `farm status` and users can see what the farm rendered and why.
+//! stays bounded whatever the file's size. What it found is recorded in `job.json`
+//! ([`farm_core::manifest::SceneFacts`]), so `farm status` and users can see what the farm
+//! rendered and why.
 
-use farm_blend::{BlendInfo, ExternalFile};
+use farm_blend::BlendInfo;
+use farm_core::manifest::SceneFile;
 use farm_core::request::TAG_FRAMES;
 use farm_core::storage::StorageError;
 use farm_core::{FrameList, Storage};
-use serde::Serialize;
 
 /// The `frames` tag value that asks for the scene's own frames.
 pub const SCENE_FRAMES: &str = "scene";
@@ -43,29 +43,8 @@ pub fn set_frames_tag(tags: &mut [(&'static str, String)]) {
     }
 }
 
-/// What the reader found, as `<key>/scene.json` records it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SceneRecord {
-    /// The Blender version that saved the file (`4.2`).
-    pub version: String,
-    pub compression: &'static str,
-    /// The active scene, which is rendered.
-    pub scene: String,
-    pub frame_start: i32,
-    pub frame_end: i32,
-    pub frame_step: i32,
-    /// The frames rendered, canonical (`1-250:7`).
-    pub frames: String,
-    /// The scene's engine (`BLENDER_EEVEE_NEXT`...) and the one the farm renders with.
-    pub engine: String,
-    pub rendered_with: &'static str,
-    pub resolution: [i32; 2],
-    pub resolution_percentage: i32,
-    pub output_format: String,
-    /// What the farm does differently from the scene's settings, one sentence each.
-    pub notes: Vec<String>,
-    pub files: Vec<ExternalFile>,
-}
+/// What the reader found, as `job.json` records it.
+pub use farm_core::manifest::SceneFacts as SceneRecord;
 
 /// The outcome of reading the scene.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,19 +116,28 @@ pub fn from_info(info: &BlendInfo, max_frames: usize) -> SceneRead {
     }
     SceneRead::Frames(Box::new(SceneRecord {
         version: info.version.to_string(),
-        compression: info.compression.as_str(),
+        compression: info.compression.as_str().to_owned(),
         scene: active.name.clone(),
         frame_start: active.frame_start,
         frame_end: active.frame_end,
         frame_step: active.frame_step,
         frames: frames.canonical(),
         engine: active.engine.clone(),
-        rendered_with: FARM_ENGINE,
+        rendered_with: FARM_ENGINE.to_owned(),
         resolution: active.resolution,
         resolution_percentage: active.resolution_percentage,
         output_format: active.output_format.clone(),
         notes,
-        files: info.files.clone(),
+        files: info
+            .files
+            .iter()
+            .map(|file| SceneFile {
+                kind: file.kind.as_str().to_owned(),
+                path: file.path.clone(),
+                packed: file.packed,
+                source: file.source.clone(),
+            })
+            .collect(),
     }))
 }
 

@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use farm_core::layout::{batch_job_name, request_fingerprint};
-use farm_core::manifest::{JobManifest, ManifestStatus, MANIFEST_SCHEMA};
+use farm_core::manifest::{JobManifest, ManifestStatus, SceneFacts, MANIFEST_SCHEMA};
 use farm_core::scheduler::{JobKind, JobSpec, JobState, Scheduler, SchedulerError};
 use farm_core::series::{
     check_opens, newer_file_warning, BlenderSeries, CannotOpen, SeriesChoice, UnsupportedSeries,
@@ -103,6 +103,9 @@ pub struct SourceObject {
     /// The Blender that saved this version, from its header (`farm_blend::read_version`),
     /// when it was read: a job on an older series gets a warning in `job.json`.
     pub saved_by: Option<BlenderSeries>,
+    /// What the `.blend` reader found, when the file was read (`frames=scene`): recorded in
+    /// `job.json`.
+    pub scene: Option<Box<SceneFacts>>,
 }
 
 impl SourceObject {
@@ -381,6 +384,7 @@ pub fn submitted_manifest(
         blender: request.blender,
         saved_by: source.saved_by,
         warnings: Vec::new(),
+        scene: source.scene.clone(),
         render_job_id: Some(render_job_id.to_owned()),
         zip_job_id: Some(zip_job_id.to_owned()),
         targets: None,

@@ -339,12 +339,6 @@ where
 
     if let Some(found) = &scene_record {
         tracing::info!(bucket, key, scene = %found.scene, frames = %found.frames, engine = %found.engine, "frames=scene: the active scene's own range");
-        farm_core::storage::put_json(
-            &storage,
-            &farm_core::JobKeys::new(key).scene_record(),
-            found.as_ref(),
-        )
-        .await?;
     }
     let source = SourceObject {
         bucket: bucket.to_owned(),
@@ -352,6 +346,7 @@ where
         etag,
         version_id: record.version_id.clone(),
         saved_by,
+        scene: scene_record,
     };
     let submitted = match submit_request(&storage, &deps.scheduler, &source, &request).await {
         Err(

@@ -671,6 +671,7 @@ fn source() -> SourceObject {
         etag: format!("\"{E1}\""),
         version_id: None,
         saved_by: None,
+        scene: None,
     }
 }
 

@@ -517,17 +517,9 @@ async fn frames_scene_renders_the_active_scenes_stepped_range_and_records_what_i
     assert_eq!(vars["FARM_FRAMES"], "5-29:6");
     assert_eq!(render.array_properties().and_then(|a| a.size()), Some(3));
 
-    let got = farm
-        .moto
-        .s3()
-        .get_object()
-        .bucket(BUCKET)
-        .key(format!("{key}/scene.json"))
-        .send()
-        .await
-        .expect("scene.json is written");
-    let body = got.body.collect().await.unwrap().into_bytes();
-    let record: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    // What the reader found is part of the job's record, for `farm status`.
+    let manifest = farm.manifest(&key).await.expect("job.json");
+    let record = serde_json::to_value(manifest.scene.expect("scene facts in job.json")).unwrap();
     assert_eq!(record["version"], "4.2");
     assert_eq!(record["compression"], "zstd");
     assert_eq!(record["scene"], "Shot");
@@ -538,6 +530,17 @@ async fn frames_scene_renders_the_active_scenes_stepped_range_and_records_what_i
         .as_str()
         .unwrap()
         .contains("Cycles instead"));
+    assert_eq!(record["resolution"], serde_json::json!([1920, 1080]));
+    // No separate record beside it any more.
+    assert!(farm
+        .moto
+        .s3()
+        .head_object()
+        .bucket(BUCKET)
+        .key(format!("{key}/scene.json"))
+        .send()
+        .await
+        .is_err());
 }
 
 #[tokio::test]
