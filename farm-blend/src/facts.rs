@@ -14,6 +14,8 @@ const MAX_DNA: u64 = 16 << 20;
 const MAX_ID_KEPT: u64 = 256 << 10;
 /// Bytes kept of an object block: enough for its `ID` header (about 300 bytes in 5.0).
 const OBJECT_KEPT: u64 = 2 << 10;
+/// Bytes kept of a small data block that follows an image (its `ImageTile`s are among them).
+const IMAGE_DATA_KEPT: u64 = 1 << 10;
 /// Bytes kept of the file globals.
 const GLOB_KEPT: u64 = 64 << 10;
 /// All kept bytes together; past this the file is refused rather than filling memory.
@@ -191,8 +193,14 @@ pub(crate) fn walk(
     let mut dna: Option<Vec<u8>> = None;
     let mut kept: Vec<Block> = Vec::new();
     let mut kept_bytes = 0usize;
+    // Whether the blocks being read belong to an image (Blender writes an ID's data right after
+    // it): a `<UDIM>` set's tile numbers are there.
+    let mut in_image = false;
     loop {
         let head = read_bhead(src, header.head)?;
+        if &head.code != b"DATA" {
+            in_image = head.code == [b'I', b'M', 0, 0];
+        }
         let keep = match &head.code {
             b"ENDB" => break,
             b"DNA1" => {
@@ -218,6 +226,7 @@ pub(crate) fn walk(
             | [b'V', b'F', 0, 0]
             | [b'C', b'F', 0, 0]
             | [b'V', b'O', 0, 0] => MAX_ID_KEPT,
+            b"DATA" if in_image && head.len <= IMAGE_DATA_KEPT => IMAGE_DATA_KEPT,
             _ => 0,
         };
         let take = head.len.min(keep);
@@ -316,7 +325,17 @@ impl<'a> Facts<'a> {
         let mut scenes = Vec::new();
         let mut active = None;
         let mut files = Vec::new();
+        // The image whose data blocks follow, if it was kept as a file.
+        let mut image: Option<usize> = None;
         for block in blocks {
+            if &block.code == b"DATA" {
+                if let Some(tile) = image.and_then(|_| self.tile_number(block)) {
+                    let file: &mut ExternalFile = &mut files[image.unwrap_or_default()];
+                    file.tiles.push(tile);
+                }
+                continue;
+            }
+            image = None;
             match &block.code {
                 [b'S', b'C', 0, 0] => {
                     let scene = self.scene(block, &objects)?;
@@ -328,10 +347,17 @@ impl<'a> Facts<'a> {
                 [b'O', b'B', 0, 0] | b"GLOB" => {}
                 _ => {
                     if let Some(file) = self.file(block)? {
+                        if file.kind == FileKind::Image && file.source.as_deref() == Some("TILED") {
+                            image = Some(files.len());
+                        }
                         files.push(file);
                     }
                 }
             }
+        }
+        for file in &mut files {
+            file.tiles.sort_unstable();
+            file.tiles.dedup();
         }
         files.sort_by(|a: &ExternalFile, b: &ExternalFile| {
             (a.kind, &a.path, &a.name).cmp(&(b.kind, &b.path, &b.name))
@@ -395,6 +421,15 @@ impl<'a> Facts<'a> {
         })
     }
 
+    /// The tile number of an `ImageTile` block (`1001`...), if the block is one.
+    fn tile_number(&self, block: &'a Block) -> Option<i32> {
+        let view = self.sdna.view(block.sdna, &block.data);
+        if view.struct_name() != Some("ImageTile") {
+            return None;
+        }
+        view.int("tile_number").and_then(|n| i32::try_from(n).ok())
+    }
+
     fn file(&self, block: &'a Block) -> Result<Option<ExternalFile>, BlendError> {
         let (kind, structs): (FileKind, &[&str]) = match &block.code[..2] {
             b"IM" => (FileKind::Image, &["Image"]),
@@ -450,6 +485,7 @@ impl<'a> Facts<'a> {
             name: id.name,
             packed,
             source,
+            tiles: Vec::new(),
         }))
     }
 }

@@ -132,6 +132,10 @@ pub struct ExternalFile {
     /// How an image is read: `FILE`, `SEQUENCE`, `MOVIE` or `TILED` (a `<UDIM>` set);
     /// for a volume, `SEQUENCE` when it is a sequence of files.
     pub source: Option<String>,
+    /// A `TILED` image's tile numbers (`1001`, `1002`...), sorted: each is a file, the path's
+    /// `<UDIM>` replaced by the number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiles: Vec<i32>,
 }
 
 impl ExternalFile {

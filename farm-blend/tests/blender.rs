@@ -80,7 +80,8 @@ fn compare(info: &BlendInfo, blender: &Value) {
             "{name}"
         );
     }
-    let ours: BTreeSet<(String, String, bool, Option<String>)> = info
+    type FileFacts = (String, String, bool, Option<String>, Vec<i64>);
+    let ours: BTreeSet<FileFacts> = info
         .files
         .iter()
         .map(|f| {
@@ -89,10 +90,11 @@ fn compare(info: &BlendInfo, blender: &Value) {
                 f.path.clone(),
                 f.packed,
                 f.source.clone(),
+                f.tiles.iter().map(|&t| i64::from(t)).collect(),
             )
         })
         .collect();
-    let theirs: BTreeSet<(String, String, bool, Option<String>)> = blender["files"]
+    let theirs: BTreeSet<FileFacts> = blender["files"]
         .as_array()
         .unwrap()
         .iter()
@@ -102,6 +104,12 @@ fn compare(info: &BlendInfo, blender: &Value) {
                 f["path"].as_str().unwrap().to_owned(),
                 f["packed"].as_bool().unwrap(),
                 f["source"].as_str().map(str::to_owned),
+                f["tiles"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_i64().unwrap())
+                    .collect(),
             )
         })
         .collect();
@@ -111,7 +119,9 @@ fn compare(info: &BlendInfo, blender: &Value) {
         assert!(ours.iter().any(|f| f.0 == kind), "no {kind} in the fixture");
     }
     assert!(ours.iter().any(|f| f.2), "no packed file in the fixture");
-    assert!(ours.iter().any(|f| f.3.as_deref() == Some("TILED")));
+    assert!(ours
+        .iter()
+        .any(|f| f.3.as_deref() == Some("TILED") && f.4 == [1001, 1002]));
     assert!(ours.iter().any(|f| f.3.as_deref() == Some("SEQUENCE")));
     assert_ne!(
         info.scene.as_deref(),

@@ -42,14 +42,16 @@ def main():
         )
     files = []
 
-    def add(kind, path, packed, source=None):
+    def add(kind, path, packed, source=None, tiles=()):
         if path:
-            files.append({"kind": kind, "path": path, "packed": packed, "source": source})
+            files.append({"kind": kind, "path": path, "packed": packed, "source": source,
+                          "tiles": sorted(tiles)})
 
     for img in bpy.data.images:
         if img.library or img.source in {"GENERATED", "VIEWER"}:
             continue
-        add("image", img.filepath, bool(img.packed_files), img.source)
+        tiles = [t.number for t in img.tiles] if img.source == "TILED" else []
+        add("image", img.filepath, bool(img.packed_files), img.source, tiles)
     for lib in bpy.data.libraries:
         add("library", lib.filepath, lib.packed_file is not None)
     for sound in bpy.data.sounds:
