@@ -38,3 +38,7 @@ pub const JOB_DEFINITION: &str = "JOB_DEFINITION_ARN";
 pub const ZIP_JOB_DEFINITION: &str = "ZIP_JOB_DEFINITION_ARN";
 /// Trigger: most frames one upload may ask for (default 10,000).
 pub const MAX_FRAMES: &str = "FARM_MAX_FRAMES";
+
+/// Renderer: key of the job's dependency list (`<key>/deps/<hash>.json`, written by the trigger's
+/// pre-flight check): every file is downloaded beside the `.blend` before Blender starts.
+pub const DEPENDENCIES: &str = "FARM_DEPENDENCIES";

@@ -12,7 +12,9 @@ use crate::error::TriggerError;
 use crate::event::{unquote, BlendRecord, EventKind};
 use crate::tags::TagReader;
 use farm_jobs::scene::{self, SceneRead};
-use farm_jobs::submit::{submit_request, write_rejection, SourceObject, Submission, SubmitError};
+use farm_jobs::submit::{
+    submit_request_with, write_rejection, SourceObject, Submission, SubmitError,
+};
 
 /// Most frames one upload may ask for when `FARM_MAX_FRAMES` is not set.
 pub use farm_core::request::DEFAULT_REQUEST_MAX_FRAMES as DEFAULT_MAX_FRAMES;
@@ -319,6 +321,10 @@ where
     if let Err(err) = sniff(&prefix) {
         return reject(&storage, record, &etag, err.to_string()).await;
     }
+    let extras = match crate::preflight::gate(&storage, record, &etag, &tags).await? {
+        crate::preflight::Gate::Proceed(extras) => extras,
+        crate::preflight::Gate::Done(outcome) => return Ok(outcome),
+    };
 
     if let Some(found) = &scene_record {
         tracing::info!(bucket, key, scene = %found.scene, frames = %found.frames, engine = %found.engine, "frames=scene: the active scene's own range");
@@ -335,7 +341,9 @@ where
         etag,
         version_id: record.version_id.clone(),
     };
-    let submitted = match submit_request(&storage, &deps.scheduler, &source, &request).await {
+    let submitted = match submit_request_with(&storage, &deps.scheduler, &source, &request, &extras)
+        .await
+    {
         Err(err @ SubmitError::TooLarge { .. }) => {
             return reject(&storage, record, &source.etag, err.to_string()).await
         }
