@@ -122,7 +122,11 @@ pub fn is_tiled(path: &str) -> bool {
 /// `u<column + 1>_v<row + 1>` (tile 1001 is `u1_v1`, 1012 is `u2_v2`).
 pub fn tile_key(key: &str, tile: i32) -> String {
     let index = tile - 1001;
-    let uv = format!("u{}_v{}", index.rem_euclid(10) + 1, index.div_euclid(10) + 1);
+    let uv = format!(
+        "u{}_v{}",
+        index.rem_euclid(10) + 1,
+        index.div_euclid(10) + 1
+    );
     key.replace(UDIM_TOKEN, &tile.to_string())
         .replace(UVTILE_TOKEN, &uv)
 }
@@ -465,7 +469,10 @@ mod tests {
         assert_eq!(p.number_of("p/v2/seq/render_0012.jpg"), None);
         // Digits in the extension or the folders are not the number.
         let p = SequencePattern::parse("p/2/a7b.mp4").unwrap();
-        assert_eq!((p.head.as_str(), p.number, p.tail.as_str()), ("p/2/a", 7, "b.mp4"));
+        assert_eq!(
+            (p.head.as_str(), p.number, p.tail.as_str()),
+            ("p/2/a", 7, "b.mp4")
+        );
         assert_eq!(SequencePattern::parse("p/2/still.png"), None);
     }
 
@@ -525,7 +532,10 @@ mod tests {
             ..DependencyRecord::default()
         };
         let text = record.missing_message();
-        assert!(text.starts_with("1 file the .blend needs is missing"), "{text}");
+        assert!(
+            text.starts_with("1 file the .blend needs is missing"),
+            "{text}"
+        );
         assert!(
             text.contains("image `//tex/wood.png` (in `p/a.blend`): not found at `p/tex/wood.png`"),
             "{text}"

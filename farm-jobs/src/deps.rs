@@ -104,7 +104,10 @@ pub async fn check<S: Storage>(
                 } else {
                     file.tiles.clone()
                 };
-                tile_keys(&key, &tiles).into_iter().map(Lookup::Key).collect()
+                tile_keys(&key, &tiles)
+                    .into_iter()
+                    .map(Lookup::Key)
+                    .collect()
             } else if sequence {
                 match SequencePattern::parse(&key) {
                     Some(pattern) => vec![Lookup::Sequence(pattern)],

@@ -31,6 +31,6 @@ pub use scan::{
 };
 pub use submit::{
     request_job_name, submit_request, submit_request_with, submit_retry, submitted_manifest,
-    write_rejected_manifest, write_rejection, JobExtras,
-    MarkerState, RequestMarker, SourceObject, Submission, SubmitError, PENDING_MARKER_TAKEOVER,
+    write_rejected_manifest, write_rejection, JobExtras, MarkerState, RequestMarker, SourceObject,
+    Submission, SubmitError, PENDING_MARKER_TAKEOVER,
 };

@@ -89,7 +89,10 @@ pub async fn run<S: Storage>(
         Some(_) => project::local_path(&project, key)?,
         None => config.blender.work_dir.join("scene.blend"),
     };
-    let blend_dir = blend.parent().unwrap_or(&config.blender.work_dir).to_owned();
+    let blend_dir = blend
+        .parent()
+        .unwrap_or(&config.blender.work_dir)
+        .to_owned();
     tokio::fs::create_dir_all(&blend_dir)
         .await
         .map_err(|source| RenderError::WorkDir {

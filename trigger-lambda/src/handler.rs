@@ -341,14 +341,13 @@ where
         etag,
         version_id: record.version_id.clone(),
     };
-    let submitted = match submit_request_with(&storage, &deps.scheduler, &source, &request, &extras)
-        .await
-    {
-        Err(err @ SubmitError::TooLarge { .. }) => {
-            return reject(&storage, record, &source.etag, err.to_string()).await
-        }
-        other => other?,
-    };
+    let submitted =
+        match submit_request_with(&storage, &deps.scheduler, &source, &request, &extras).await {
+            Err(err @ SubmitError::TooLarge { .. }) => {
+                return reject(&storage, record, &source.etag, err.to_string()).await
+            }
+            other => other?,
+        };
     Ok(match submitted {
         Submission::Submitted {
             render_job_id,
