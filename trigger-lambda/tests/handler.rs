@@ -150,11 +150,21 @@ impl Storage for FakeStore {
 
     async fn download(
         &self,
-        _key: &str,
-        _dest: &Path,
-        _if_match: Option<&str>,
+        key: &str,
+        dest: &Path,
+        if_match: Option<&str>,
     ) -> StorageResult<ObjectMeta> {
-        unreachable!("the trigger never downloads")
+        // The dependency check reads the .blend.
+        let meta = self.head(key).await?.ok_or_else(|| Self::missing(key))?;
+        if let Some(expected) = if_match.filter(|e| Some(*e) != meta.etag.as_deref()) {
+            return Err(StorageError::Changed {
+                key: key.to_owned(),
+                expected: expected.to_owned(),
+            });
+        }
+        let body = self.get(key).await?;
+        std::fs::write(dest, &body).map_err(|e| StorageError::io(dest, e))?;
+        Ok(meta)
     }
 
     async fn put(&self, key: &str, body: Bytes, _options: &PutOptions) -> StorageResult<()> {
