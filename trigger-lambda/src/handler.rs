@@ -321,7 +321,7 @@ where
     if let Err(err) = sniff(&prefix) {
         return reject(&storage, record, &etag, err.to_string()).await;
     }
-    let extras = match crate::preflight::gate(&storage, record, &etag, &tags).await? {
+    let extras = match Box::pin(crate::preflight::gate(&storage, record, &etag, &tags)).await? {
         crate::preflight::Gate::Proceed(extras) => extras,
         crate::preflight::Gate::Done(outcome) => return Ok(outcome),
     };
@@ -341,13 +341,20 @@ where
         etag,
         version_id: record.version_id.clone(),
     };
-    let submitted =
-        match submit_request_with(&storage, &deps.scheduler, &source, &request, &extras).await {
-            Err(err @ SubmitError::TooLarge { .. }) => {
-                return reject(&storage, record, &source.etag, err.to_string()).await
-            }
-            other => other?,
-        };
+    let submitted = match Box::pin(submit_request_with(
+        &storage,
+        &deps.scheduler,
+        &source,
+        &request,
+        &extras,
+    ))
+    .await
+    {
+        Err(err @ SubmitError::TooLarge { .. }) => {
+            return reject(&storage, record, &source.etag, err.to_string()).await
+        }
+        other => other?,
+    };
     Ok(match submitted {
         Submission::Submitted {
             render_job_id,
