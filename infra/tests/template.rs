@@ -859,7 +859,10 @@ fn the_render_role_cannot_write_control_objects_or_read_outside_scenes() {
         "proj/cache/fluid_0001.vdb",
         "a.blend/deps/0123abcd.json",
     ] {
-        assert!(may(&render, "s3:GetObject", key), "render cannot read {key}");
+        assert!(
+            may(&render, "s3:GetObject", key),
+            "render cannot read {key}"
+        );
     }
 }
 
