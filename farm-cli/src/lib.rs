@@ -21,6 +21,7 @@ pub mod download;
 pub mod inspect;
 pub mod jobs;
 pub mod progress;
+pub mod project;
 pub mod render;
 pub mod status;
 pub mod submit;
