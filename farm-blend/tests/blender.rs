@@ -80,7 +80,14 @@ fn compare(info: &BlendInfo, blender: &Value) {
             "{name}"
         );
     }
-    type FileFacts = (String, String, bool, Option<String>, Vec<i64>);
+    type FileFacts = (
+        String,
+        String,
+        bool,
+        Option<String>,
+        Vec<i64>,
+        Vec<(i64, i64, i64, bool)>,
+    );
     let ours: BTreeSet<FileFacts> = info
         .files
         .iter()
@@ -91,6 +98,17 @@ fn compare(info: &BlendInfo, blender: &Value) {
                 f.packed,
                 f.source.clone(),
                 f.tiles.iter().map(|&t| i64::from(t)).collect(),
+                f.sequence_uses
+                    .iter()
+                    .map(|u| {
+                        (
+                            i64::from(u.frame_duration),
+                            i64::from(u.frame_start),
+                            i64::from(u.frame_offset),
+                            u.cyclic,
+                        )
+                    })
+                    .collect(),
             )
         })
         .collect();
@@ -110,6 +128,20 @@ fn compare(info: &BlendInfo, blender: &Value) {
                     .iter()
                     .map(|t| t.as_i64().unwrap())
                     .collect(),
+                f["sequence_uses"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|u| {
+                        let u = u.as_array().unwrap();
+                        (
+                            u[0].as_i64().unwrap(),
+                            u[1].as_i64().unwrap(),
+                            u[2].as_i64().unwrap(),
+                            u[3].as_bool().unwrap(),
+                        )
+                    })
+                    .collect(),
             )
         })
         .collect();
@@ -122,7 +154,9 @@ fn compare(info: &BlendInfo, blender: &Value) {
     assert!(ours
         .iter()
         .any(|f| f.3.as_deref() == Some("TILED") && f.4 == [1001, 1002]));
-    assert!(ours.iter().any(|f| f.3.as_deref() == Some("SEQUENCE")));
+    assert!(ours
+        .iter()
+        .any(|f| f.3.as_deref() == Some("SEQUENCE") && f.5 == [(3, 5, 7, true)]));
     assert_ne!(
         info.scene.as_deref(),
         info.scenes.first().map(|s| s.name.as_str()),

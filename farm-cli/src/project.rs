@@ -39,7 +39,7 @@ pub async fn check_local(scene: &Path, info: &BlendInfo) -> anyhow::Result<Local
         .map(|k| k.replace('\\', "/"))
         .ok_or_else(|| anyhow!("{} is not a path the farm can read", scene.display()))?;
     let storage = LocalStorage::new(&root);
-    let record = match check(&storage, &key, info, true).await {
+    let record = match check(&storage, &key, info, None, true).await {
         Ok(Preflight::Ready(record) | Preflight::Missing(record)) => record,
         Err(err) => return Err(anyhow!("checking the scene's files: {err}")),
     };
@@ -140,6 +140,7 @@ mod tests {
             packed: false,
             source: Some(source.to_owned()),
             tiles: tiles.to_vec(),
+            sequence_uses: Vec::new(),
         }
     }
 

@@ -19,8 +19,8 @@ use std::path::Path;
 use bytes::Bytes;
 use farm_blend::{BlendInfo, ExternalFile, FileKind};
 use farm_core::deps::{
-    resolve, tile_keys, Dependency, DependencyList, DependencyRecord, MissingDependency,
-    SequencePattern,
+    resolve, sequence_keys, tile_keys, Dependency, DependencyList, DependencyRecord, ImageUser,
+    MissingDependency, SequencePattern,
 };
 use farm_core::storage::{ObjectMeta, PutOptions, StorageError};
 use farm_core::{JobKeys, Storage};
@@ -46,27 +46,33 @@ pub enum Preflight {
     Missing(DependencyRecord),
 }
 
-/// Reads the `.blend` at `key` (only if it still has `etag`) and checks its dependencies.
-/// `Ok(None)` when the reader cannot read the file (Blender may still render it): the caller
-/// renders without a dependency check, with a warning.
+/// Reads the `.blend` at `key` (only if it still has `etag`) and checks its dependencies for
+/// the job's `frames`. `Ok(Err(reason))` when the reader cannot read the file (Blender may
+/// still render it): the caller renders without a dependency check, with a warning.
 pub async fn preflight<S: Storage>(
     storage: &S,
     key: &str,
     etag: &str,
+    frames: &[i32],
     allow_missing: bool,
 ) -> Result<Result<Preflight, String>, StorageError> {
     let info = match download_and_read(storage, key, etag).await? {
         Ok(info) => info,
         Err(reason) => return Ok(Err(reason)),
     };
-    Ok(Ok(check(storage, key, &info, allow_missing).await?))
+    Ok(Ok(
+        check(storage, key, &info, Some(frames), allow_missing).await?
+    ))
 }
 
-/// Checks the dependencies of the `.blend` at `key`, whose reader facts are `info`.
+/// Checks the dependencies of the `.blend` at `key`, whose reader facts are `info`. An image
+/// sequence shown by texture nodes needs the files those nodes load on `frames` (Blender's
+/// numbering); without `frames`, or without a node using it, every file of the sequence.
 pub async fn check<S: Storage>(
     storage: &S,
     key: &str,
     info: &BlendInfo,
+    frames: Option<&[i32]>,
     allow_missing: bool,
 ) -> Result<Preflight, StorageError> {
     let mut record = DependencyRecord::default();
@@ -109,9 +115,22 @@ pub async fn check<S: Storage>(
                     .map(Lookup::Key)
                     .collect()
             } else if sequence {
-                match SequencePattern::parse(&key) {
-                    Some(pattern) => vec![Lookup::Sequence(pattern)],
-                    None => vec![Lookup::Key(key)],
+                match (SequencePattern::parse(&key), frames) {
+                    (Some(pattern), Some(frames)) if !file.sequence_uses.is_empty() => {
+                        let mut keys = std::collections::BTreeSet::new();
+                        for used in &file.sequence_uses {
+                            let user = ImageUser {
+                                frame_duration: used.frame_duration,
+                                frame_start: used.frame_start,
+                                frame_offset: used.frame_offset,
+                                cyclic: used.cyclic,
+                            };
+                            keys.extend(sequence_keys(&pattern, &user, frames.iter().copied()));
+                        }
+                        keys.into_iter().map(Lookup::Key).collect()
+                    }
+                    (Some(pattern), _) => vec![Lookup::Sequence(pattern)],
+                    (None, _) => vec![Lookup::Key(key)],
                 }
             } else {
                 vec![Lookup::Key(key)]

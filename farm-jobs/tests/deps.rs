@@ -76,6 +76,7 @@ fn file(kind: FileKind, path: &str, source: Option<&str>, tiles: &[i32]) -> Exte
         packed: false,
         source: source.map(str::to_owned),
         tiles: tiles.to_vec(),
+        sequence_uses: Vec::new(),
     }
 }
 
@@ -160,7 +161,7 @@ fn blend_files() -> Vec<ExternalFile> {
 #[tokio::test]
 async fn every_missing_file_is_named_with_the_key_looked_at() {
     let (_dir, storage) = project().await;
-    let Preflight::Missing(record) = check(&storage, BLEND, &info(blend_files()), false)
+    let Preflight::Missing(record) = check(&storage, BLEND, &info(blend_files()), None, false)
         .await
         .unwrap()
     else {
@@ -221,7 +222,7 @@ async fn every_missing_file_is_named_with_the_key_looked_at() {
 #[tokio::test]
 async fn missing_ok_renders_with_the_list_as_warnings_and_binds_the_versions() {
     let (_dir, storage) = project().await;
-    let Preflight::Ready(mut record) = check(&storage, BLEND, &info(blend_files()), true)
+    let Preflight::Ready(mut record) = check(&storage, BLEND, &info(blend_files()), None, true)
         .await
         .unwrap()
     else {
@@ -251,4 +252,45 @@ async fn missing_ok_renders_with_the_list_as_warnings_and_binds_the_versions() {
             .unwrap(),
         Some(list)
     );
+}
+
+#[tokio::test]
+async fn a_sequence_shown_by_a_node_needs_the_files_the_frames_load() {
+    let (_dir, storage) = project().await;
+    // 10 files from scene frame 1, numbered from 1: frames 1-3 load f_001..f_003, frame 10 f_010.
+    let sequence = ExternalFile {
+        sequence_uses: vec![farm_blend::SequenceUse {
+            frame_duration: 10,
+            frame_start: 1,
+            frame_offset: 0,
+            cyclic: false,
+        }],
+        ..file(FileKind::Image, "//seq/f_001.png", Some("SEQUENCE"), &[])
+    };
+    let blend = info(vec![sequence]);
+    let Preflight::Missing(record) = check(&storage, BLEND, &blend, Some(&[1, 2, 3, 10]), false)
+        .await
+        .unwrap()
+    else {
+        panic!("f_003 is missing");
+    };
+    let missing: Vec<Option<&str>> = record.missing.iter().map(|m| m.key.as_deref()).collect();
+    assert_eq!(missing, [Some("proj/shots/seq/f_003.png")]);
+    let found: Vec<&str> = record.files.iter().map(|f| f.key.as_str()).collect();
+    assert_eq!(
+        found,
+        [
+            "proj/shots/seq/f_001.png",
+            "proj/shots/seq/f_002.png",
+            "proj/shots/seq/f_010.png"
+        ]
+    );
+    // Frames 1-2 only need what is there; the other files are not bound to the job.
+    let Preflight::Ready(record) = check(&storage, BLEND, &blend, Some(&[1, 2]), false)
+        .await
+        .unwrap()
+    else {
+        panic!("frames 1-2 have their files");
+    };
+    assert_eq!(record.files.len(), 2);
 }

@@ -321,7 +321,15 @@ where
     if let Err(err) = sniff(&prefix) {
         return reject(&storage, record, &etag, err.to_string()).await;
     }
-    let extras = match Box::pin(crate::preflight::gate(&storage, record, &etag, &tags)).await? {
+    let extras = match Box::pin(crate::preflight::gate(
+        &storage,
+        record,
+        &etag,
+        &tags,
+        request.plan.frames().as_slice(),
+    ))
+    .await?
+    {
         crate::preflight::Gate::Proceed(extras) => extras,
         crate::preflight::Gate::Done(outcome) => return Ok(outcome),
     };

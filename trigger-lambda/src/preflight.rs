@@ -22,16 +22,18 @@ pub enum Gate {
     Done(RecordOutcome),
 }
 
-/// Checks the dependencies of the `.blend` of `record` (with `etag`), given its tags.
+/// Checks the dependencies of the `.blend` of `record` (with `etag`) for the job's `frames`,
+/// given its tags.
 pub async fn gate<S: Storage>(
     storage: &S,
     record: &BlendRecord,
     etag: &str,
     tags: &[(String, String)],
+    frames: &[i32],
 ) -> Result<Gate, TriggerError> {
     let key = record.key.as_str();
     let allow = allows_missing(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let checked = match deps::preflight(storage, key, etag, allow).await {
+    let checked = match deps::preflight(storage, key, etag, frames, allow).await {
         Ok(checked) => checked,
         Err(StorageError::NotFound { .. } | StorageError::Changed { .. }) => {
             tracing::info!(bucket = %record.bucket, key, "the object was deleted or replaced during the dependency check: nothing to do");
