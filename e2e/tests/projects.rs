@@ -149,9 +149,8 @@ async fn a_synced_project_renders_with_its_textures_and_libraries() {
         [
             "proj/lib/props.blend",
             "proj/shared/green.png",
+            // Frame 1 loads only the first file of the sequence.
             "proj/shots/seq/f_0001.png",
-            "proj/shots/seq/f_0002.png",
-            "proj/shots/seq/f_0003.png",
             "proj/shots/tex/red.png",
             "proj/shots/tex/skin.1001.png",
             "proj/shots/tex/skin.1002.png",
@@ -235,15 +234,20 @@ async fn missing_dependencies_are_named_before_any_job() {
         .await
         .unwrap();
     farm.deliver().await.unwrap();
-    // One UDIM tile and the library's own texture are not uploaded.
-    for key in ["proj/shots/tex/skin.1002.png", "proj/shared/green.png"] {
+    // One UDIM tile, one sequence file and the library's own texture are not uploaded.
+    for key in [
+        "proj/shots/tex/skin.1002.png",
+        "proj/shots/seq/f_0002.png",
+        "proj/shared/green.png",
+    ] {
         farm.aws()
             .run(&["s3", "rm", &format!("s3://{BUCKET}/{key}")])
             .await
             .unwrap();
     }
 
-    tag(&farm, SHOT, "TagSet=[{Key=frame,Value=1}]").await;
+    // Frame 2 loads f_0002.
+    tag(&farm, SHOT, "TagSet=[{Key=frames,Value=2}]").await;
     let outcomes = outcomes_for(&farm, SHOT).await;
     let [RecordOutcome::Rejected { message, .. }] = outcomes.as_slice() else {
         panic!("expected a rejection: {outcomes:?}");
@@ -269,6 +273,7 @@ async fn missing_dependencies_are_named_before_any_job() {
                 "//../shared/green.png",
                 "proj/lib/props.blend"
             ),
+            (Some("proj/shots/seq/f_0002.png"), "//seq/f_0001.png", SHOT),
             (
                 Some("proj/shots/tex/skin.1002.png"),
                 "//tex/skin.<UDIM>.png",
@@ -277,7 +282,11 @@ async fn missing_dependencies_are_named_before_any_job() {
         ],
         "{deps:#?}"
     );
-    for key in ["proj/shared/green.png", "proj/shots/tex/skin.1002.png"] {
+    for key in [
+        "proj/shared/green.png",
+        "proj/shots/seq/f_0002.png",
+        "proj/shots/tex/skin.1002.png",
+    ] {
         assert!(
             message.contains(&format!("not found at `{key}`")),
             "{message}"

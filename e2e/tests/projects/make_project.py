@@ -9,7 +9,8 @@ Writes, under <dir>/proj:
   shader shows `//../shared/green.png`;
 - shots/tex/red.png: a solid red texture;
 - shots/tex/skin.1001.png, skin.1002.png: a `<UDIM>` set (an image kept with a fake user);
-- shots/seq/f_0001.png .. f_0003.png: an image sequence (an image kept with a fake user);
+- shots/seq/f_0001.png .. f_0003.png: an image sequence, shown by an unwired texture node of
+  the shot's material (scene frame N loads f_000N);
 - shots/shot.blend: Cycles, 32x24, 2 samples, no denoising, Raw view; an orthographic camera
   looking down at a plane (left half) whose emission shader shows `//tex/red.png`, and the
   library's plane linked from `//../lib/props.blend`. Every path is relative;
@@ -137,6 +138,13 @@ def main():
         seq.source = "SEQUENCE"
         seq.filepath = "//seq/f_0001.png"
         seq.use_fake_user = True
+        # A texture node shows it (not wired to the output, so the pixels stay red): scene frame
+        # N loads f_000N.
+        node = plane.data.materials[0].node_tree.nodes.new("ShaderNodeTexImage")
+        node.image = seq
+        node.image_user.frame_duration = 3
+        node.image_user.frame_start = 1
+        node.image_user.frame_offset = 0
 
         with bpy.data.libraries.load(lib_path, link=True, relative=True) as (src, dst):
             dst.objects = ["LibPlane"]
