@@ -81,3 +81,108 @@ async fn download_one<S: Storage>(
         Err(err) => Err(err.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use farm_core::deps::DependencyList;
+    use farm_core::storage::PutOptions;
+    use farm_io::LocalStorage;
+
+    async fn put(storage: &LocalStorage, key: &str, body: &str) -> Dependency {
+        storage
+            .put(key, Bytes::from(body.to_owned()), &PutOptions::default())
+            .await
+            .unwrap();
+        let meta = storage.head(key).await.unwrap().unwrap();
+        Dependency {
+            key: key.to_owned(),
+            kind: "image".into(),
+            path: String::new(),
+            from: "p/shots/a.blend".into(),
+            etag: meta.etag.unwrap(),
+            size: meta.size,
+        }
+    }
+
+    async fn list(storage: &LocalStorage, files: Vec<Dependency>) -> String {
+        let key = "p/shots/a.blend/deps/test.json";
+        farm_core::storage::put_json(storage, key, &DependencyList { files })
+            .await
+            .unwrap();
+        key.to_owned()
+    }
+
+    #[tokio::test]
+    async fn dependencies_land_in_the_buckets_layout_at_their_recorded_version() {
+        let bucket = tempfile::tempdir().unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let storage = LocalStorage::new(bucket.path());
+        let files = vec![
+            put(&storage, "p/shots/tex/wood.png", "wood").await,
+            put(&storage, "p/shared/green.png", "green").await,
+            put(&storage, "p/lib/props.blend", "library").await,
+        ];
+        let list_key = list(&storage, files.clone()).await;
+        let root = project_dir(work.path());
+        let (count, bytes) = download_dependencies(&storage, "p/shots/a.blend", &list_key, &root)
+            .await
+            .unwrap();
+        assert_eq!((count, bytes), (3, 4 + 5 + 7));
+        for (path, body) in [
+            ("p/shots/tex/wood.png", "wood"),
+            ("p/shared/green.png", "green"),
+            ("p/lib/props.blend", "library"),
+        ] {
+            assert_eq!(std::fs::read_to_string(root.join(path)).unwrap(), body);
+        }
+        // The .blend's place: its relative paths reach the files above.
+        assert_eq!(
+            local_path(&root, "p/shots/a.blend").unwrap(),
+            root.join("p/shots/a.blend")
+        );
+
+        // Replaced since the check: the job is superseded.
+        put(&storage, "p/shared/green.png", "greener").await;
+        let err = download_dependencies(&storage, "p/shots/a.blend", &list_key, &root)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, RenderError::DependencyChanged { dependency, .. } if dependency == "p/shared/green.png"),
+            "{err}"
+        );
+        assert_eq!(err.class().exit_code(), farm_core::exit::SUPERSEDED);
+        // Deleted since the check: the same.
+        storage.delete("p/shared/green.png").await.unwrap();
+        let err = download_dependencies(&storage, "p/shots/a.blend", &list_key, &root)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.class().exit_code(),
+            farm_core::exit::SUPERSEDED,
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_key_climbing_out_of_the_work_folder_is_refused_before_any_download() {
+        let bucket = tempfile::tempdir().unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let storage = LocalStorage::new(bucket.path());
+        let mut escaping = put(&storage, "p/x.png", "x").await;
+        escaping.key = "p/../../outside.png".into();
+        let list_key = list(&storage, vec![escaping]).await;
+        let err = download_dependencies(
+            &storage,
+            "p/shots/a.blend",
+            &list_key,
+            &project_dir(work.path()),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, RenderError::DependencyPath { .. }), "{err}");
+        assert!(!work.path().join("outside.png").exists());
+        assert!(!work.path().parent().unwrap().join("outside.png").exists());
+    }
+}
