@@ -36,6 +36,11 @@ const LIST_ABOVE: usize = 4;
 /// Most linked libraries followed (a guard against hostile or cyclic files).
 const MAX_LIBRARIES: usize = 256;
 
+/// Largest `.blend` the check downloads to read: the trigger Lambda's `/tmp` holds 512 MiB by
+/// default. A larger file (or library) is rendered without reading its own paths, with a
+/// warning.
+pub const MAX_READ_BYTES: u64 = 400 << 20;
+
 /// The outcome of the check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Preflight {
@@ -56,6 +61,16 @@ pub async fn preflight<S: Storage>(
     frames: &[i32],
     allow_missing: bool,
 ) -> Result<Result<Preflight, String>, StorageError> {
+    let size = storage
+        .head(key)
+        .await?
+        .ok_or_else(|| StorageError::NotFound {
+            key: key.to_owned(),
+        })?
+        .size;
+    if size > MAX_READ_BYTES {
+        return Ok(Err(too_large(size)));
+    }
     let info = match download_and_read(storage, key, etag).await? {
         Ok(info) => info,
         Err(reason) => return Ok(Err(reason)),
@@ -63,6 +78,14 @@ pub async fn preflight<S: Storage>(
     Ok(Ok(
         check(storage, key, &info, Some(frames), allow_missing).await?
     ))
+}
+
+fn too_large(size: u64) -> String {
+    format!(
+        "it is {} MiB, more than the {} MiB the check reads",
+        size >> 20,
+        MAX_READ_BYTES >> 20
+    )
 }
 
 /// Checks the dependencies of the `.blend` at `key`, whose reader facts are `info`. An image
@@ -194,8 +217,19 @@ pub async fn check<S: Storage>(
                         });
                         continue;
                     }
-                    match download_and_read(storage, &meta.key, &etag).await? {
+                    let read = if meta.size > MAX_READ_BYTES {
+                        Err(too_large(meta.size))
+                    } else {
+                        download_and_read(storage, &meta.key, &etag).await?
+                    };
+                    match read {
                         Ok(library) => queue.push_back((meta.key.clone(), library.files)),
+                        Err(reason) if meta.size > MAX_READ_BYTES => {
+                            record.warnings.push(format!(
+                                "library `{}`: its own files were not checked ({reason})",
+                                meta.key
+                            ));
+                        }
                         Err(reason) => record.add_missing(MissingDependency {
                             key: Some(meta.key.clone()),
                             kind: want.kind.as_str().to_owned(),
