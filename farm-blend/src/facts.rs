@@ -5,7 +5,9 @@ use std::io;
 
 use crate::sdna::{Sdna, View};
 use crate::source::Source;
-use crate::{BlendError, BlendInfo, BlenderVersion, Compression, ExternalFile, FileKind, Scene};
+use crate::{
+    BlendError, BlendInfo, BlenderVersion, Compression, ExternalFile, FileKind, Scene, SequenceUse,
+};
 
 /// The largest struct catalogue we accept (Blender 5.0's is about 100 KiB).
 const MAX_DNA: u64 = 16 << 20;
@@ -14,6 +16,14 @@ const MAX_DNA: u64 = 16 << 20;
 const MAX_ID_KEPT: u64 = 256 << 10;
 /// Bytes kept of an object block: enough for its `ID` header (about 300 bytes in 5.0).
 const OBJECT_KEPT: u64 = 2 << 10;
+/// Bytes kept of a small data block that follows an image (its `ImageTile`s are among them).
+const IMAGE_DATA_KEPT: u64 = 1 << 10;
+/// Bytes kept of a small data block of a node tree's owner (material, world, light, node
+/// group): the image texture nodes and their `ImageUser`s are among them.
+const NODE_DATA_KEPT: u64 = 2 << 10;
+/// All node data kept together; past this, image sequences are read without their users (the
+/// farm then takes every file of a sequence).
+const NODE_DATA_BUDGET: usize = 32 << 20;
 /// Bytes kept of the file globals.
 const GLOB_KEPT: u64 = 64 << 10;
 /// All kept bytes together; past this the file is refused rather than filling memory.
@@ -196,8 +206,21 @@ pub(crate) fn walk(
     let mut dna: Option<Vec<u8>> = None;
     let mut kept: Vec<Block> = Vec::new();
     let mut kept_bytes = 0usize;
+    // Whether the blocks being read belong to an image (Blender writes an ID's data right after
+    // it): a `<UDIM>` set's tile numbers are there.
+    let mut in_image = false;
+    // Whether they belong to an ID that holds a node tree (a texture node's image user is there).
+    let mut in_nodes = false;
+    let mut node_bytes = 0usize;
     loop {
         let head = read_bhead(src, header.head)?;
+        if &head.code != b"DATA" {
+            in_image = head.code == [b'I', b'M', 0, 0];
+            in_nodes = matches!(
+                &head.code,
+                [b'M', b'A', 0, 0] | [b'N', b'T', 0, 0] | [b'W', b'O', 0, 0] | [b'L', b'A', 0, 0]
+            );
+        }
         let keep = match &head.code {
             b"ENDB" => break,
             b"DNA1" => {
@@ -223,6 +246,11 @@ pub(crate) fn walk(
             | [b'V', b'F', 0, 0]
             | [b'C', b'F', 0, 0]
             | [b'V', b'O', 0, 0] => MAX_ID_KEPT,
+            b"DATA" if in_image && head.len <= IMAGE_DATA_KEPT => IMAGE_DATA_KEPT,
+            b"DATA" if in_nodes && head.len <= NODE_DATA_KEPT && node_bytes < NODE_DATA_BUDGET => {
+                node_bytes += usize::try_from(head.len).unwrap_or(usize::MAX);
+                NODE_DATA_KEPT
+            }
             _ => 0,
         };
         let take = head.len.min(keep);
@@ -321,7 +349,23 @@ impl<'a> Facts<'a> {
         let mut scenes = Vec::new();
         let mut active = None;
         let mut files = Vec::new();
+        // The image whose data blocks follow, if it was kept as a file.
+        let mut image: Option<usize> = None;
+        // Images kept as files, by their address in the file.
+        let mut images: HashMap<u64, usize> = HashMap::new();
+        // Texture nodes: (image address, storage address); storages' image users by address.
+        let mut nodes: Vec<(u64, u64)> = Vec::new();
+        let mut users: HashMap<u64, SequenceUse> = HashMap::new();
         for block in blocks {
+            if &block.code == b"DATA" {
+                if let Some(tile) = image.and_then(|_| self.tile_number(block)) {
+                    let file: &mut ExternalFile = &mut files[image.unwrap_or_default()];
+                    file.tiles.push(tile);
+                }
+                self.node_facts(block, &mut nodes, &mut users);
+                continue;
+            }
+            image = None;
             match &block.code {
                 [b'S', b'C', 0, 0] => {
                     let scene = self.scene(block, &objects)?;
@@ -333,10 +377,30 @@ impl<'a> Facts<'a> {
                 [b'O', b'B', 0, 0] | b"GLOB" => {}
                 _ => {
                     if let Some(file) = self.file(block)? {
+                        if file.kind == FileKind::Image && file.source.as_deref() == Some("TILED") {
+                            image = Some(files.len());
+                        }
+                        if file.kind == FileKind::Image {
+                            images.insert(block.old, files.len());
+                        }
                         files.push(file);
                     }
                 }
             }
+        }
+        for (image, storage) in nodes {
+            if let (Some(&index), Some(user)) = (images.get(&image), users.get(&storage)) {
+                let file: &mut ExternalFile = &mut files[index];
+                if file.source.as_deref() == Some("SEQUENCE") {
+                    file.sequence_uses.push(*user);
+                }
+            }
+        }
+        for file in &mut files {
+            file.tiles.sort_unstable();
+            file.tiles.dedup();
+            file.sequence_uses.sort_unstable();
+            file.sequence_uses.dedup();
         }
         files.sort_by(|a: &ExternalFile, b: &ExternalFile| {
             (a.kind, &a.path, &a.name).cmp(&(b.kind, &b.path, &b.name))
@@ -400,6 +464,55 @@ impl<'a> Facts<'a> {
         })
     }
 
+    /// A texture node (`bNode` with an image and storage) or an image texture node's storage
+    /// (`NodeTexImage`, `NodeTexEnvironment`: its `ImageUser`).
+    fn node_facts(
+        &self,
+        block: &'a Block,
+        nodes: &mut Vec<(u64, u64)>,
+        users: &mut HashMap<u64, SequenceUse>,
+    ) {
+        let view = self.sdna.view(block.sdna, &block.data);
+        match view.struct_name() {
+            Some("bNode") => {
+                let id = view.pointer("id").unwrap_or(0);
+                let storage = view.pointer("storage").unwrap_or(0);
+                if id != 0 && storage != 0 {
+                    nodes.push((id, storage));
+                }
+            }
+            Some("NodeTexImage" | "NodeTexEnvironment") => {
+                let Some(user) = view.sub("iuser") else {
+                    return;
+                };
+                let int = |name: &str| {
+                    user.int(name)
+                        .and_then(|v| i32::try_from(v).ok())
+                        .unwrap_or(0)
+                };
+                users.insert(
+                    block.old,
+                    SequenceUse {
+                        frame_duration: int("frames"),
+                        frame_start: int("sfra"),
+                        frame_offset: int("offset"),
+                        cyclic: int("cycl") != 0,
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// The tile number of an `ImageTile` block (`1001`...), if the block is one.
+    fn tile_number(&self, block: &'a Block) -> Option<i32> {
+        let view = self.sdna.view(block.sdna, &block.data);
+        if view.struct_name() != Some("ImageTile") {
+            return None;
+        }
+        view.int("tile_number").and_then(|n| i32::try_from(n).ok())
+    }
+
     fn file(&self, block: &'a Block) -> Result<Option<ExternalFile>, BlendError> {
         let (kind, structs): (FileKind, &[&str]) = match &block.code[..2] {
             b"IM" => (FileKind::Image, &["Image"]),
@@ -455,6 +568,8 @@ impl<'a> Facts<'a> {
             name: id.name,
             packed,
             source,
+            tiles: Vec::new(),
+            sequence_uses: Vec::new(),
         }))
     }
 }

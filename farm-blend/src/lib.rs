@@ -132,6 +132,24 @@ pub struct ExternalFile {
     /// How an image is read: `FILE`, `SEQUENCE`, `MOVIE` or `TILED` (a `<UDIM>` set);
     /// for a volume, `SEQUENCE` when it is a sequence of files.
     pub source: Option<String>,
+    /// A `TILED` image's tile numbers (`1001`, `1002`...), sorted: each is a file, the path's
+    /// `<UDIM>` replaced by the number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiles: Vec<i32>,
+    /// How the image texture nodes that show a `SEQUENCE` image use it (Blender's `ImageUser`):
+    /// which file each scene frame loads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sequence_uses: Vec<SequenceUse>,
+}
+
+/// An image texture node's use of an image sequence (Blender's `ImageUser`): `frame_duration`
+/// files from scene frame `frame_start`, numbered from `frame_offset + 1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct SequenceUse {
+    pub frame_duration: i32,
+    pub frame_start: i32,
+    pub frame_offset: i32,
+    pub cyclic: bool,
 }
 
 impl ExternalFile {

@@ -84,7 +84,15 @@ fn compare(info: &BlendInfo, blender: &Value) {
             "{name}"
         );
     }
-    let ours: BTreeSet<(String, String, bool, Option<String>)> = info
+    type FileFacts = (
+        String,
+        String,
+        bool,
+        Option<String>,
+        Vec<i64>,
+        Vec<(i64, i64, i64, bool)>,
+    );
+    let ours: BTreeSet<FileFacts> = info
         .files
         .iter()
         .map(|f| {
@@ -93,10 +101,22 @@ fn compare(info: &BlendInfo, blender: &Value) {
                 f.path.clone(),
                 f.packed,
                 f.source.clone(),
+                f.tiles.iter().map(|&t| i64::from(t)).collect(),
+                f.sequence_uses
+                    .iter()
+                    .map(|u| {
+                        (
+                            i64::from(u.frame_duration),
+                            i64::from(u.frame_start),
+                            i64::from(u.frame_offset),
+                            u.cyclic,
+                        )
+                    })
+                    .collect(),
             )
         })
         .collect();
-    let theirs: BTreeSet<(String, String, bool, Option<String>)> = blender["files"]
+    let theirs: BTreeSet<FileFacts> = blender["files"]
         .as_array()
         .unwrap()
         .iter()
@@ -106,6 +126,26 @@ fn compare(info: &BlendInfo, blender: &Value) {
                 f["path"].as_str().unwrap().to_owned(),
                 f["packed"].as_bool().unwrap(),
                 f["source"].as_str().map(str::to_owned),
+                f["tiles"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_i64().unwrap())
+                    .collect(),
+                f["sequence_uses"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|u| {
+                        let u = u.as_array().unwrap();
+                        (
+                            u[0].as_i64().unwrap(),
+                            u[1].as_i64().unwrap(),
+                            u[2].as_i64().unwrap(),
+                            u[3].as_bool().unwrap(),
+                        )
+                    })
+                    .collect(),
             )
         })
         .collect();
@@ -115,8 +155,12 @@ fn compare(info: &BlendInfo, blender: &Value) {
         assert!(ours.iter().any(|f| f.0 == kind), "no {kind} in the fixture");
     }
     assert!(ours.iter().any(|f| f.2), "no packed file in the fixture");
-    assert!(ours.iter().any(|f| f.3.as_deref() == Some("TILED")));
-    assert!(ours.iter().any(|f| f.3.as_deref() == Some("SEQUENCE")));
+    assert!(ours
+        .iter()
+        .any(|f| f.3.as_deref() == Some("TILED") && f.4 == [1001, 1002]));
+    assert!(ours
+        .iter()
+        .any(|f| f.3.as_deref() == Some("SEQUENCE") && f.5 == [(3, 5, 7, true)]));
     assert_ne!(
         info.scene.as_deref(),
         info.scenes.first().map(|s| s.name.as_str()),

@@ -116,6 +116,10 @@ pub struct RenderArgs {
     /// Threads per Blender process, instead of CPUs / workers.
     #[arg(long, value_name = "T", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
+    /// Refuse to render when a file the scene loads (texture, UDIM tile, sequence file, linked
+    /// library...) is missing, instead of listing it and rendering it magenta.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// Show what a .blend asks for, read without Blender: scenes, frames, engine, output, files.

@@ -25,6 +25,7 @@ pub mod inspect;
 pub mod jobs;
 pub mod out;
 pub mod progress;
+pub mod project;
 pub mod render;
 pub mod shutdown;
 #[cfg(feature = "aws")]

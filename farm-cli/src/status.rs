@@ -68,6 +68,9 @@ pub struct StatusReport {
     /// Why a later request for the key (a re-tag) was rejected; this job stands.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub later_rejection: Option<String>,
+    /// The project's files the job loads (or lacks), from `job.json`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dependencies: Option<farm_core::deps::DependencyRecord>,
 }
 
 /// Frames of the job by state.
@@ -256,6 +259,7 @@ pub async fn report<B: Scheduler>(
         archive: None,
         complete: false,
         later_rejection: None,
+        dependencies: manifest.dependencies.clone(),
     };
     let keys = JobKeys::new(key);
     if manifest.status == ManifestStatus::Submitted {
@@ -376,6 +380,18 @@ pub async fn run(args: &StatusArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The dependency summary (`depends   3 files, 1.2 MiB; 1 warning`) and each warning.
+fn write_dependencies(out: &mut String, report: &StatusReport) {
+    use std::fmt::Write as _;
+    let Some(deps) = &report.dependencies else {
+        return;
+    };
+    let _ = writeln!(out, "depends   {}", deps.summary());
+    for warning in &deps.warnings {
+        let _ = writeln!(out, "warning   {}", printable(warning));
+    }
+}
+
 /// The text form of a report.
 pub fn render_text(report: &StatusReport) -> String {
     use std::fmt::Write as _;
@@ -474,6 +490,7 @@ pub fn render_text(report: &StatusReport) -> String {
             printable(message)
         );
     }
+    write_dependencies(&mut out, report);
     for failed in report.failed_frames.iter().take(MAX_FAILED_SHOWN) {
         let _ = writeln!(
             out,
@@ -684,6 +701,11 @@ mod tests {
             archive: None,
             complete: false,
             later_rejection: Some("tag `frames=\x1b[2J` is invalid".into()),
+            dependencies: Some(farm_core::deps::DependencyRecord {
+                bytes: 3 << 20,
+                warnings: vec!["image `//tex/\x1b[2Jx.png`: not found (missing=ok)".into()],
+                ..Default::default()
+            }),
         };
         let text = render_text(&report);
         assert!(
@@ -701,6 +723,14 @@ mod tests {
         );
         assert!(
             text.contains("warning   saved by a newer Blender \\u{1b}[2J\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("depends   0 files, 3.0 MiB; 1 warning\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("warning   image `//tex/\\u{1b}[2Jx.png`: not found (missing=ok)"),
             "{text}"
         );
     }

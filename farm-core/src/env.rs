@@ -47,3 +47,7 @@ pub const ZIP_JOB_DEFINITION: &str = "ZIP_JOB_DEFINITION_ARN";
 pub const MAX_FRAMES: &str = "FARM_MAX_FRAMES";
 /// Overrides the time one AWS request attempt may take, in (fractional) seconds (tests).
 pub const AWS_ATTEMPT_TIMEOUT: &str = "FARM_AWS_ATTEMPT_TIMEOUT_SECS";
+
+/// Renderer: key of the job's dependency list (`<key>/deps/<hash>.json`, written by the trigger's
+/// pre-flight check): every file is downloaded beside the `.blend` before Blender starts.
+pub const DEPENDENCIES: &str = "FARM_DEPENDENCIES";

@@ -108,6 +108,10 @@ pub struct JobManifest {
     /// Why a request was rejected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The files the job loads besides the .blend, each bound to the version found before
+    /// submitting; what was missing (a rejection) and the warnings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependencies: Option<crate::deps::DependencyRecord>,
 }
 
 impl JobManifest {
@@ -141,6 +145,7 @@ impl JobManifest {
             request: None,
             created,
             message: Some(message),
+            dependencies: None,
         }
     }
 }
@@ -177,6 +182,7 @@ mod tests {
             request: Some("f".into()),
             created: "2026-11-24T10:00:00Z".parse().unwrap(),
             message: None,
+            dependencies: None,
         };
         let json = serde_json::to_value(&manifest).unwrap();
         assert_eq!(json["schema"], 1);

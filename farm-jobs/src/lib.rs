@@ -11,12 +11,15 @@
 //!
 //! - [`scene`]: `frames=scene`, the active scene's own range and step read from the upload by
 //!   `farm-blend` (the trigger and `farm submit --frames scene`).
+//! - [`deps`]: the pre-flight check of a project's dependencies (textures, libraries and
+//!   their own files...) in the bucket before any job, and the list the renderer downloads.
 //! - [`frames`]: frame lists too long for a job's environment go by reference
 //!   ([`pass_long_frames`], [`resolve_frames`]).
 //!
 //! Like `farm-core`, this crate only talks to the ports ([`farm_core::Storage`],
 //! [`farm_core::scheduler::Scheduler`]); it has no AWS SDK and runs no process.
 
+pub mod deps;
 pub mod frames;
 pub mod scan;
 pub mod scene;
@@ -27,6 +30,7 @@ pub use scan::{
     scan_chunk_frames, scan_frames, FrameObject, FrameScan, FrameState, OutputVersion, ScanError,
 };
 pub use submit::{
-    request_job_name, submit_request, submit_retry, submitted_manifest, write_rejection,
-    MarkerState, RequestMarker, SourceObject, Submission, SubmitError, PENDING_MARKER_TAKEOVER,
+    request_job_name, submit_request, submit_request_with, submit_retry, submitted_manifest,
+    write_rejected_manifest, write_rejection, JobExtras, MarkerState, RequestMarker, SourceObject,
+    Submission, SubmitError, PENDING_MARKER_TAKEOVER,
 };

@@ -185,14 +185,40 @@ pub async fn submit_request<S: Storage, B: Scheduler>(
     source: &SourceObject,
     request: &RenderRequest,
 ) -> Result<Submission, SubmitError> {
+    submit_request_with(storage, scheduler, source, request, &JobExtras::default()).await
+}
+
+/// What a submission carries besides the request: the render job's extra environment and the
+/// dependency record for `job.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobExtras {
+    /// Added to the render job's environment (e.g. `FARM_DEPENDENCIES`).
+    pub render_env: Vec<(String, String)>,
+    /// Recorded in `job.json`; its list key also enters the request's fingerprint, so a re-tag
+    /// after a dependency changed is a new request.
+    pub dependencies: Option<farm_core::deps::DependencyRecord>,
+}
+
+/// [`submit_request`] with extras (see [`JobExtras`]).
+pub async fn submit_request_with<S: Storage, B: Scheduler>(
+    storage: &S,
+    scheduler: &B,
+    source: &SourceObject,
+    request: &RenderRequest,
+    extras: &JobExtras,
+) -> Result<Submission, SubmitError> {
     let keys = JobKeys::new(source.key.clone());
     let choice = scheduler.blender();
     let resolved = resolve_blender(request, choice.as_ref())?;
     opens(source, &resolved, choice.as_ref())?;
     let format = request.format.map(|f| f.blender_name().to_owned());
     let frames = request.plan.frames().canonical();
+    let bound = match extras.dependencies.as_ref().and_then(|d| d.list.as_deref()) {
+        Some(list) => format!("{}+{list}", source.version()),
+        None => source.version().to_owned(),
+    };
     let fingerprint = request_fingerprint(
-        source.version(),
+        &bound,
         &frames,
         request.plan.chunk_size(),
         format.as_deref(),
@@ -251,6 +277,7 @@ pub async fn submit_request<S: Storage, B: Scheduler>(
             render: &resolved,
             whole: &resolved,
             fingerprint: Some(&fingerprint),
+            render_env: &extras.render_env,
         };
         jobs.submit(storage, scheduler, adopted).await
     };
@@ -274,6 +301,7 @@ pub async fn submit_request<S: Storage, B: Scheduler>(
     manifest.targets = scheduler.targets(resolved.blender);
     manifest.warnings = warnings(source, resolved.blender, choice.as_ref());
     manifest.request = Some(fingerprint);
+    manifest.dependencies.clone_from(&extras.dependencies);
     let done = RequestMarker {
         state: MarkerState::Submitted,
         manifest: Some(manifest.clone()),
@@ -314,18 +342,29 @@ pub async fn submit_retry<S: Storage, B: Scheduler>(
     let render = resolve_blender(render, choice.as_ref())?;
     let whole = resolve_blender(whole, choice.as_ref())?;
     opens(source, &render, choice.as_ref())?;
+    // The job stays bound to the dependencies its request was checked with.
+    let dependencies = match get_json::<JobManifest>(storage, &keys.manifest()).await {
+        Ok(previous) if previous.etag.as_deref() == Some(source.etag.as_str()) => {
+            previous.dependencies
+        }
+        Ok(_) | Err(StorageError::NotFound { .. } | StorageError::Json { .. }) => None,
+        Err(err) => return Err(err.into()),
+    };
+    let render_env = crate::deps::render_env(dependencies.as_ref());
     let jobs = Jobs {
         source,
         keys: &keys,
         render: &render,
         whole: &whole,
         fingerprint: None,
+        render_env: &render_env,
     };
     let (render_job_id, zip_job_id) = jobs.submit(storage, scheduler, Adopted::default()).await?;
     let mut manifest = submitted_manifest(source, &whole, &render_job_id, &zip_job_id);
     manifest.chunk_count = render.plan.chunk_count();
     manifest.targets = scheduler.targets(render.blender);
     manifest.warnings = warnings(source, render.blender, choice.as_ref());
+    manifest.dependencies = dependencies;
     put_json(storage, &keys.manifest(), &manifest).await?;
     Ok(manifest)
 }
@@ -342,7 +381,6 @@ pub async fn write_rejection<S: Storage>(
     version_id: Option<&str>,
     message: &str,
 ) -> Result<(JobManifest, String), SubmitError> {
-    let keys = JobKeys::new(key);
     let mut manifest = JobManifest::rejected(
         bucket,
         key,
@@ -351,6 +389,17 @@ pub async fn write_rejection<S: Storage>(
         Timestamp::now(),
     );
     manifest.version_id = version_id.map(str::to_owned);
+    let target = write_rejected_manifest(storage, &manifest).await?;
+    Ok((manifest, target))
+}
+
+/// Writes a rejected manifest where [`write_rejection`] would (`job.json`, or `rejected.json`
+/// beside a submitted job's); returns the key written.
+pub async fn write_rejected_manifest<S: Storage>(
+    storage: &S,
+    manifest: &JobManifest,
+) -> Result<String, SubmitError> {
+    let keys = JobKeys::new(manifest.key.clone());
     let target = match get_json::<JobManifest>(storage, &keys.manifest()).await {
         Ok(existing) if existing.status == ManifestStatus::Submitted => keys.rejection(),
         Ok(_) | Err(StorageError::NotFound { .. }) | Err(StorageError::Json { .. }) => {
@@ -358,8 +407,8 @@ pub async fn write_rejection<S: Storage>(
         }
         Err(err) => return Err(err.into()),
     };
-    put_json(storage, &target, &manifest).await?;
-    Ok((manifest, target))
+    put_json(storage, &target, manifest).await?;
+    Ok(target)
 }
 
 /// The manifest of a submitted request.
@@ -391,6 +440,7 @@ pub fn submitted_manifest(
         request: None,
         created: Timestamp::now(),
         message: None,
+        dependencies: None,
     }
 }
 
@@ -533,6 +583,8 @@ struct Jobs<'a> {
     whole: &'a RenderRequest,
     /// The request's fingerprint, which names the jobs (none for `farm retry`).
     fingerprint: Option<&'a str>,
+    /// Added to the render job's environment.
+    render_env: &'a [(String, String)],
 }
 
 impl Jobs<'_> {
@@ -540,7 +592,11 @@ impl Jobs<'_> {
         let etag = Some(self.source.etag.as_str()).filter(|e| !e.is_empty());
         let bucket = &self.source.bucket;
         let mut spec = match render_job_id {
-            None => JobSpec::render(bucket, self.keys, etag, self.render),
+            None => {
+                let mut spec = JobSpec::render(bucket, self.keys, etag, self.render);
+                spec.env.extend(self.render_env.iter().cloned());
+                spec
+            }
             Some(id) => JobSpec::zip(bucket, self.keys, etag, self.whole, id),
         };
         if let Some(fingerprint) = self.fingerprint {

@@ -891,7 +891,8 @@ fn object_permissions_fit_the_key_layout_and_never_touch_blend_files() {
 
     let trigger = statements(&t, "TriggerFunctionRole");
     let trigger_puts = object_patterns(&trigger, "Allow", "s3:PutObject");
-    for key in [keys.manifest(), marker.clone()] {
+    let deps_list = format!("{}/deps/0123abcd.json", keys.source());
+    for key in [keys.manifest(), marker.clone(), deps_list] {
         assert!(
             trigger_puts.iter().any(|p| iam_match(p, &key)),
             "trigger cannot write {key}"
@@ -1033,8 +1034,18 @@ fn the_render_role_cannot_write_control_objects_or_read_outside_scenes() {
             );
         }
     }
-    for key in ["notes.txt", "textures/wood.png", "renders/final.exr"] {
-        assert!(!may(&render, "s3:GetObject", key), "render may read {key}");
+    // And the project's files wherever they sit beside the .blend (issue 13: the renderer
+    // downloads textures, libraries and caches the job's dependency list names).
+    for key in [
+        "textures/wood.png",
+        "proj/shared/lib.blend",
+        "proj/cache/fluid_0001.vdb",
+        "a.blend/deps/0123abcd.json",
+    ] {
+        assert!(
+            may(&render, "s3:GetObject", key),
+            "render cannot read {key}"
+        );
     }
 }
 

@@ -37,6 +37,10 @@ pub struct Args {
     /// ETag of the .blend the job was submitted for; a replaced .blend is refused.
     #[arg(long, env = env::SOURCE_ETAG, help_heading = "Job")]
     pub source_etag: Option<String>,
+    /// Key of the job's dependency list (written by the trigger's pre-flight check): its files
+    /// are downloaded beside the .blend, each at its recorded ETag, before Blender starts.
+    #[arg(long, env = env::DEPENDENCIES, help_heading = "Job")]
+    pub dependencies: Option<String>,
     /// This child's array index, set by AWS Batch (0-based; absent on a plain job).
     #[arg(long, env = env::ARRAY_INDEX, default_value_t = 0, help_heading = "Job")]
     pub array_index: usize,
@@ -67,6 +71,8 @@ pub struct Config {
     pub format: Option<OutputFormat>,
     pub source_etag: Option<String>,
     pub blender: BlenderSetup,
+    /// Key of the job's dependency list, if it has one.
+    pub dependencies: Option<String>,
 }
 
 impl Args {
@@ -104,6 +110,7 @@ impl Args {
                 threads: self.threads.unwrap_or_else(available_cpus),
                 work_dir,
             },
+            dependencies: self.dependencies.filter(|d| !d.trim().is_empty()),
         })
     }
 }

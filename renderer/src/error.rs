@@ -27,6 +27,14 @@ pub enum RenderError {
         expected: String,
         found: String,
     },
+    #[error("dependency `{dependency}` of `{key}` was replaced or deleted after the job was submitted (the job is bound to ETag {expected}): stopped so the frames do not mix versions; tag the .blend again to render the project as it is now")]
+    DependencyChanged {
+        key: String,
+        dependency: String,
+        expected: String,
+    },
+    #[error("dependency `{dependency}` cannot be placed in the work folder: its key climbs above the bucket's root")]
+    DependencyPath { dependency: String },
     #[error("`{key}` cannot be rendered: {reason}")]
     NotABlend {
         key: String,
@@ -92,7 +100,10 @@ impl RenderError {
             | Self::SceneUnreadable { .. }
             | Self::Refused { .. }
             | Self::FrameFailed { .. } => FailureClass::BadInput,
-            Self::SourceChanged { .. } | Self::Superseded { .. } => FailureClass::Superseded,
+            Self::SourceChanged { .. }
+            | Self::Superseded { .. }
+            | Self::DependencyChanged { .. } => FailureClass::Superseded,
+            Self::DependencyPath { .. } => FailureClass::BadInput,
             // The kernel's OOM killer sends SIGKILL: another attempt (on a less busy host, with
             // the task's memory to itself) may pass. A crash (SIGSEGV, SIGABRT, ...) is the
             // scene's: it crashes again, so retrying only costs money.
@@ -139,6 +150,11 @@ mod tests {
                 key: "k".into(),
                 expected: "a".into(),
                 found: "b".into(),
+            },
+            RenderError::DependencyChanged {
+                key: "k".into(),
+                dependency: "tex/a.png".into(),
+                expected: "a".into(),
             },
         ] {
             assert_eq!(error.class().exit_code(), farm_core::exit::SUPERSEDED);

@@ -5,12 +5,15 @@
 //! - [`render`]: one Blender process per chunk; frames are uploaded as Blender saves them, and
 //!   nothing counts as done until every frame of the chunk is in the store.
 //! - [`error`]: [`RenderError`] and the exit code each failure leaves with.
+//! - [`project`]: the job's dependencies (textures, libraries...) downloaded beside the .blend
+//!   in the bucket's layout before Blender starts.
 //!
 //! [`run`] is the whole worker over any [`Storage`]: S3 in a Batch container, a local folder
 //! under `farm render`.
 
 pub mod config;
 pub mod error;
+pub mod project;
 pub mod render;
 
 use std::future::Future;
@@ -79,13 +82,29 @@ pub async fn run<S: Storage>(
         });
     }
 
-    let blend = config.blender.work_dir.join("scene.blend");
-    tokio::fs::create_dir_all(&config.blender.work_dir)
+    // A job with dependencies places the .blend at its own key in a folder mirroring the
+    // bucket, so its relative paths find the files downloaded beside it.
+    let project = project::project_dir(&config.blender.work_dir);
+    let blend = match &config.dependencies {
+        Some(_) => project::local_path(&project, key)?,
+        None => config.blender.work_dir.join("scene.blend"),
+    };
+    let blend_dir = blend
+        .parent()
+        .unwrap_or(&config.blender.work_dir)
+        .to_owned();
+    tokio::fs::create_dir_all(&blend_dir)
         .await
         .map_err(|source| RenderError::WorkDir {
-            path: config.blender.work_dir.clone(),
+            path: blend_dir.clone(),
             source,
         })?;
+    if let Some(list) = &config.dependencies {
+        tokio::select! {
+            () = &mut shutdown => return Err(RenderError::Interrupted),
+            downloaded = project::download_dependencies(storage, key, list, &project) => { downloaded?; }
+        }
+    }
     tokio::select! {
         () = &mut shutdown => return Err(RenderError::Interrupted),
         downloaded = storage.download(key, &blend, source_tag) => match downloaded {

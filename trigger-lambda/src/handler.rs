@@ -12,7 +12,9 @@ use crate::error::TriggerError;
 use crate::event::{unquote, BlendRecord, EventKind};
 use crate::tags::TagReader;
 use farm_jobs::scene::{self, SceneRead};
-use farm_jobs::submit::{submit_request, write_rejection, SourceObject, Submission, SubmitError};
+use farm_jobs::submit::{
+    submit_request_with, write_rejection, SourceObject, Submission, SubmitError,
+};
 
 /// Most frames one upload may ask for when `FARM_MAX_FRAMES` is not set.
 pub use farm_core::request::DEFAULT_REQUEST_MAX_FRAMES as DEFAULT_MAX_FRAMES;
@@ -336,6 +338,18 @@ where
             None
         }
     };
+    let extras = match Box::pin(crate::preflight::gate(
+        &storage,
+        record,
+        &etag,
+        &tags,
+        request.plan.frames().as_slice(),
+    ))
+    .await?
+    {
+        crate::preflight::Gate::Proceed(extras) => extras,
+        crate::preflight::Gate::Done(outcome) => return Ok(outcome),
+    };
 
     if let Some(found) = &scene_record {
         tracing::info!(bucket, key, scene = %found.scene, frames = %found.frames, engine = %found.engine, "frames=scene: the active scene's own range");
@@ -348,7 +362,15 @@ where
         saved_by,
         scene: scene_record,
     };
-    let submitted = match submit_request(&storage, &deps.scheduler, &source, &request).await {
+    let submitted = match Box::pin(submit_request_with(
+        &storage,
+        &deps.scheduler,
+        &source,
+        &request,
+        &extras,
+    ))
+    .await
+    {
         Err(
             err @ (SubmitError::TooLarge { .. }
             | SubmitError::UnsupportedBlender(_)

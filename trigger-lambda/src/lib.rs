@@ -6,6 +6,8 @@
 //! - [`event`]: reading S3 notification records (event kinds, URL-decoded keys).
 //! - [`tags`]: [`TagReader`], GetObjectTagging behind a small trait.
 //! - [`handler`]: [`handle_event`], what the Lambda does with one S3 event.
+//! - [`preflight`]: the dependency gate: textures, libraries and their files must be packed or
+//!   in the bucket before any job.
 //!
 //! Submission itself ([`submit_request`]) is the job model's, in `farm-jobs`.
 //! - [`config`]: the environment the binary reads.
@@ -17,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod handler;
+pub mod preflight;
 pub mod tags;
 
 pub use config::{Config, ConfigError};

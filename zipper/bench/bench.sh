@@ -23,7 +23,7 @@ done
 
 echo "== building the zipper (release)" >&2
 cargo build --release -p zipper --manifest-path "$ROOT/Cargo.toml" >&2
-ZIPPER=$ROOT/target/release/zipper
+ZIPPER=${CARGO_TARGET_DIR:-$ROOT/target}/release/zipper
 
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 moto_server -H 127.0.0.1 -p "$PORT" >"$WORK/moto.log" 2>&1 &

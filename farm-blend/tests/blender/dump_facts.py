@@ -42,14 +42,30 @@ def main():
         )
     files = []
 
-    def add(kind, path, packed, source=None):
+    def add(kind, path, packed, source=None, tiles=(), uses=()):
         if path:
-            files.append({"kind": kind, "path": path, "packed": packed, "source": source})
+            files.append({"kind": kind, "path": path, "packed": packed, "source": source,
+                          "tiles": sorted(tiles), "sequence_uses": sorted(set(uses))})
+
+    def sequence_uses(image):
+        found = []
+        trees = [m.node_tree for m in bpy.data.materials if m.node_tree]
+        trees += [w.node_tree for w in bpy.data.worlds if w.node_tree]
+        trees += list(bpy.data.node_groups)
+        for tree in trees:
+            for node in tree.nodes:
+                if node.type in {"TEX_IMAGE", "TEX_ENVIRONMENT"} and node.image == image:
+                    u = node.image_user
+                    found.append((u.frame_duration, u.frame_start, u.frame_offset,
+                                  bool(u.use_cyclic)))
+        return found
 
     for img in bpy.data.images:
         if img.library or img.source in {"GENERATED", "VIEWER"}:
             continue
-        add("image", img.filepath, bool(img.packed_files), img.source)
+        tiles = [t.number for t in img.tiles] if img.source == "TILED" else []
+        uses = sequence_uses(img) if img.source == "SEQUENCE" else []
+        add("image", img.filepath, bool(img.packed_files), img.source, tiles, uses)
     for lib in bpy.data.libraries:
         add("library", lib.filepath, lib.packed_file is not None)
     for sound in bpy.data.sounds:

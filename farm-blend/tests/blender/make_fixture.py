@@ -180,6 +180,16 @@ def make(config):
     img.source = "SEQUENCE"
     img.filepath = "//seq/frame_0001.png"
     img.use_fake_user = True
+    # Shown by a texture node that decides which file each frame loads.
+    material = bpy.data.materials.new("SequenceMaterial")
+    material.use_nodes = True
+    material.use_fake_user = True
+    node = material.node_tree.nodes.new("ShaderNodeTexImage")
+    node.image = img
+    node.image_user.frame_duration = 3
+    node.image_user.frame_start = 5
+    node.image_user.frame_offset = 7
+    node.image_user.use_cyclic = True
 
     # A movie clip made of the image sequence.
     clip = bpy.data.movieclips.load(os.path.join(directory, "seq", "frame_0001.png"))

@@ -66,6 +66,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let shutdown = Shutdown::listen();
     let scene = check_scene(&args.scene).await?;
+    crate::project::check_before_render(&scene, args.strict).await?;
     let format = args
         .format
         .as_deref()

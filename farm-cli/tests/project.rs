@@ -1,0 +1,89 @@
+//! `farm render` and a project's files: a Blender-made project (the e2e fixture's script) whose
+//! shot uses a texture beside it and a library whose object uses its own texture in `../shared/`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{farm, run};
+
+fn make_project(dir: &Path) -> PathBuf {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../e2e/tests/projects/make_project.py"
+    );
+    let config = serde_json::json!({ "dir": dir }).to_string();
+    let out = Command::new(farm_testkit::blender().expect("Debian's blender"))
+        .args([
+            "-b",
+            "--factory-startup",
+            "--python-exit-code",
+            "1",
+            "--python",
+            script,
+            "--",
+        ])
+        .arg(config)
+        .output()
+        .expect("running blender");
+    assert!(out.status.success(), "{out:?}");
+    dir.join("proj")
+}
+
+#[test]
+fn missing_files_are_listed_before_rendering_and_strict_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = make_project(dir.path());
+    let shot = project.join("shots/shot.blend");
+    let green = project.join("shared/green.png");
+    std::fs::remove_file(&green).unwrap();
+    std::fs::remove_file(project.join("shots/tex/skin.1002.png")).unwrap();
+
+    let out = dir.path().join("strict.farm");
+    let refused = run(farm()
+        .args(["render", "--frames", "1", "--strict", "--out"])
+        .arg(&out)
+        .arg(&shot));
+    let line = refused.one_line_error();
+    assert!(
+        line.contains("2 file(s) the scene needs are missing"),
+        "{line}"
+    );
+    assert!(line.contains("//../shared/green.png"), "{line}");
+    assert!(line.contains(&format!("{}", green.display())), "{line}");
+    assert!(line.contains("skin.1002.png"), "{line}");
+    assert!(!out.join("frames").exists(), "nothing rendered");
+
+    // Without --strict: listed as a warning, then rendered.
+    let out = dir.path().join("loose.farm");
+    let rendered = run(farm()
+        .args(["render", "--frames", "1", "--out"])
+        .arg(&out)
+        .arg(&shot));
+    rendered.ok();
+    assert!(
+        rendered
+            .stderr
+            .contains("2 file(s) the scene needs are missing")
+            && rendered.stderr.contains("shared/green.png"),
+        "{}",
+        rendered.stderr
+    );
+    assert!(out.join("frames/0001.png").is_file());
+
+    // All there: no warning.
+    std::fs::copy(project.join("shots/tex/red.png"), &green).unwrap();
+    std::fs::copy(
+        project.join("shots/tex/skin.1001.png"),
+        project.join("shots/tex/skin.1002.png"),
+    )
+    .unwrap();
+    let out = dir.path().join("whole.farm");
+    let whole = run(farm()
+        .args(["render", "--frames", "1", "--strict", "--out"])
+        .arg(&out)
+        .arg(&shot));
+    whole.ok();
+    assert!(!whole.stderr.contains("missing"), "{}", whole.stderr);
+}

@@ -1,0 +1,431 @@
+//! The pre-flight check of a project's dependencies, before any job: every file the `.blend`
+//! loads that changes pixels (images with every `<UDIM>` tile and sequence file, linked
+//! libraries and, recursively, their own files, movie clips, fonts, caches, volumes) must be
+//! packed or present in the bucket, where [`farm_core::deps::resolve`] says it lives.
+//!
+//! Sounds never stop a render: a missing one is a warning. Objects are looked up by listing
+//! their folder when several are wanted from it (one request per 1,000 keys instead of one per
+//! file) and by `HEAD` otherwise, several at once. A linked library is downloaded (if it still
+//! has the ETag just found) and read by `farm-blend`, and its own paths are resolved from its
+//! own key.
+//!
+//! What is found is bound to the job: [`write_dependency_list`] writes the files with their ETags
+//! to an object named by its content, which the renderer downloads from, each file `If-Match`
+//! its recorded ETag.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::path::Path;
+
+use bytes::Bytes;
+use farm_blend::{BlendInfo, ExternalFile, FileKind};
+use farm_core::deps::{
+    resolve, sequence_keys, tile_keys, Dependency, DependencyList, DependencyRecord, ImageUser,
+    MissingDependency, SequencePattern,
+};
+use farm_core::storage::{ObjectMeta, PutOptions, StorageError};
+use farm_core::{JobKeys, Storage};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use sha2::{Digest, Sha256};
+
+/// `HEAD` requests in flight at once.
+const HEADS_AT_ONCE: usize = 16;
+
+/// A folder from which more keys than this are wanted is listed instead of `HEAD`-ed per key.
+const LIST_ABOVE: usize = 4;
+
+/// Most linked libraries followed (a guard against hostile or cyclic files).
+const MAX_LIBRARIES: usize = 256;
+
+/// Largest `.blend` the check downloads to read: the trigger Lambda's `/tmp` holds 512 MiB by
+/// default. A larger file (or library) is rendered without reading its own paths, with a
+/// warning.
+pub const MAX_READ_BYTES: u64 = 400 << 20;
+
+/// The outcome of the check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Preflight {
+    /// Everything that changes pixels is packed or present (or `missing=ok` was given: the
+    /// missing files are then in the record's warnings).
+    Ready(DependencyRecord),
+    /// Files are missing: the request is rejected with [`DependencyRecord::missing_message`].
+    Missing(DependencyRecord),
+}
+
+/// Reads the `.blend` at `key` (only if it still has `etag`) and checks its dependencies for
+/// the job's `frames`. `Ok(Err(reason))` when the reader cannot read the file (Blender may
+/// still render it): the caller renders without a dependency check, with a warning.
+pub async fn preflight<S: Storage>(
+    storage: &S,
+    key: &str,
+    etag: &str,
+    frames: &[i32],
+    allow_missing: bool,
+) -> Result<Result<Preflight, String>, StorageError> {
+    let size = storage
+        .head(key)
+        .await?
+        .ok_or_else(|| StorageError::NotFound {
+            key: key.to_owned(),
+        })?
+        .size;
+    if size > MAX_READ_BYTES {
+        return Ok(Err(too_large(size)));
+    }
+    let info = match download_and_read(storage, key, etag).await? {
+        Ok(info) => info,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    Ok(Ok(
+        check(storage, key, &info, Some(frames), allow_missing).await?
+    ))
+}
+
+fn too_large(size: u64) -> String {
+    format!(
+        "it is {} MiB, more than the {} MiB the check reads",
+        size >> 20,
+        MAX_READ_BYTES >> 20
+    )
+}
+
+/// Checks the dependencies of the `.blend` at `key`, whose reader facts are `info`. An image
+/// sequence shown by texture nodes needs the files those nodes load on `frames` (Blender's
+/// numbering); without `frames`, or without a node using it, every file of the sequence.
+pub async fn check<S: Storage>(
+    storage: &S,
+    key: &str,
+    info: &BlendInfo,
+    frames: Option<&[i32]>,
+    allow_missing: bool,
+) -> Result<Preflight, StorageError> {
+    let mut record = DependencyRecord::default();
+    let mut found: BTreeMap<String, Dependency> = BTreeMap::new();
+    let mut libraries_seen: HashSet<String> = HashSet::from([key.to_owned()]);
+    let mut queue: VecDeque<(String, Vec<ExternalFile>)> =
+        VecDeque::from([(key.to_owned(), info.files.clone())]);
+    while let Some((from, files)) = queue.pop_front() {
+        let mut wanted: Vec<Wanted> = Vec::new();
+        for file in files {
+            if file.packed {
+                record.packed += 1;
+                continue;
+            }
+            let kind = file.kind.as_str().to_owned();
+            let key = match resolve(&from, &file.path) {
+                Ok(key) => key,
+                Err(err) => {
+                    record.add_missing(MissingDependency {
+                        key: None,
+                        kind,
+                        path: file.path.clone(),
+                        from: from.clone(),
+                        message: err.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let sequence = file.source.as_deref() == Some("SEQUENCE");
+            let tiled = file.source.as_deref() == Some("TILED");
+            let keys = if tiled {
+                // A tiled image Blender saved without its tile list still loads tile 1001.
+                let tiles = if file.tiles.is_empty() {
+                    vec![1001]
+                } else {
+                    file.tiles.clone()
+                };
+                tile_keys(&key, &tiles)
+                    .into_iter()
+                    .map(Lookup::Key)
+                    .collect()
+            } else if sequence {
+                match (SequencePattern::parse(&key), frames) {
+                    (Some(pattern), Some(frames)) if !file.sequence_uses.is_empty() => {
+                        let mut keys = std::collections::BTreeSet::new();
+                        for used in &file.sequence_uses {
+                            let user = ImageUser {
+                                frame_duration: used.frame_duration,
+                                frame_start: used.frame_start,
+                                frame_offset: used.frame_offset,
+                                cyclic: used.cyclic,
+                            };
+                            keys.extend(sequence_keys(&pattern, &user, frames.iter().copied()));
+                        }
+                        keys.into_iter().map(Lookup::Key).collect()
+                    }
+                    (Some(pattern), _) => vec![Lookup::Sequence(pattern)],
+                    (None, _) => vec![Lookup::Key(key)],
+                }
+            } else {
+                vec![Lookup::Key(key)]
+            };
+            for lookup in keys {
+                wanted.push(Wanted {
+                    kind: file.kind,
+                    path: file.path.clone(),
+                    from: from.clone(),
+                    lookup,
+                });
+            }
+        }
+        let objects = look_up(storage, &wanted).await?;
+        for want in wanted {
+            let hits: Vec<&ObjectMeta> = match &want.lookup {
+                Lookup::Key(key) => objects.get(key).into_iter().collect(),
+                Lookup::Sequence(pattern) => objects
+                    .range(pattern.head.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&pattern.head))
+                    .filter(|(k, _)| pattern.number_of(k).is_some())
+                    .map(|(_, meta)| meta)
+                    .collect(),
+            };
+            if hits.is_empty() {
+                let (key, message) = match &want.lookup {
+                    Lookup::Key(key) => (key.clone(), format!("not found at `{key}`")),
+                    Lookup::Sequence(p) => (
+                        p.key(p.number),
+                        format!(
+                            "no file of the sequence `{}{}{}` found (looked for `{}`)",
+                            p.head,
+                            "#".repeat(p.digits),
+                            p.tail,
+                            p.key(p.number)
+                        ),
+                    ),
+                };
+                let missing = MissingDependency {
+                    key: Some(key),
+                    kind: want.kind.as_str().to_owned(),
+                    path: want.path.clone(),
+                    from: want.from.clone(),
+                    message,
+                };
+                record.add_missing(missing);
+                continue;
+            }
+            for meta in hits {
+                let Some(etag) = meta.etag.clone() else {
+                    continue;
+                };
+                if want.kind == FileKind::Library && libraries_seen.insert(meta.key.clone()) {
+                    if libraries_seen.len() > MAX_LIBRARIES {
+                        record.add_missing(MissingDependency {
+                            key: Some(meta.key.clone()),
+                            kind: want.kind.as_str().to_owned(),
+                            path: want.path.clone(),
+                            from: want.from.clone(),
+                            message: format!("more than {MAX_LIBRARIES} linked libraries: the farm does not follow more"),
+                        });
+                        continue;
+                    }
+                    let read = if meta.size > MAX_READ_BYTES {
+                        Err(too_large(meta.size))
+                    } else {
+                        download_and_read(storage, &meta.key, &etag).await?
+                    };
+                    match read {
+                        Ok(library) => queue.push_back((meta.key.clone(), library.files)),
+                        Err(reason) if meta.size > MAX_READ_BYTES => {
+                            record.warnings.push(format!(
+                                "library `{}`: its own files were not checked ({reason})",
+                                meta.key
+                            ));
+                        }
+                        Err(reason) => record.add_missing(MissingDependency {
+                            key: Some(meta.key.clone()),
+                            kind: want.kind.as_str().to_owned(),
+                            path: want.path.clone(),
+                            from: want.from.clone(),
+                            message: format!("the library cannot be read, so its own files cannot be checked: {reason}"),
+                        }),
+                    }
+                }
+                found.entry(meta.key.clone()).or_insert_with(|| Dependency {
+                    key: meta.key.clone(),
+                    kind: want.kind.as_str().to_owned(),
+                    path: want.path.clone(),
+                    from: want.from.clone(),
+                    etag,
+                    size: meta.size,
+                });
+            }
+        }
+    }
+    record.files = found.into_values().collect();
+    record.bytes = record.files.iter().map(|f| f.size).sum();
+    record.missing.sort();
+    record.missing.dedup();
+    if record.missing.is_empty() {
+        return Ok(Preflight::Ready(record));
+    }
+    if allow_missing {
+        let missing = std::mem::take(&mut record.missing);
+        record.warnings.extend(
+            missing
+                .iter()
+                .map(|m| format!("{} (rendered without it: missing=ok)", m.describe())),
+        );
+        record.missing = missing;
+        return Ok(Preflight::Ready(record));
+    }
+    Ok(Preflight::Missing(record))
+}
+
+trait AddMissing {
+    fn add_missing(&mut self, missing: MissingDependency);
+}
+
+impl AddMissing for DependencyRecord {
+    fn add_missing(&mut self, missing: MissingDependency) {
+        if missing.kind == FileKind::Sound.as_str() {
+            self.warnings.push(format!(
+                "{} (sounds do not change the frames)",
+                missing.describe()
+            ));
+        } else {
+            self.missing.push(missing);
+        }
+    }
+}
+
+/// Writes the files a job downloads to `<key>/deps/<hash>.json`, named by its content (so it
+/// never changes under a job that reads it), and records that key in the record.
+pub async fn write_dependency_list<S: Storage>(
+    storage: &S,
+    keys: &JobKeys,
+    record: &mut DependencyRecord,
+) -> Result<Option<String>, StorageError> {
+    if record.files.is_empty() {
+        return Ok(None);
+    }
+    let list = DependencyList {
+        files: record.files.clone(),
+    };
+    let body = serde_json::to_vec_pretty(&list).map_err(|source| StorageError::Json {
+        key: keys.source().to_owned(),
+        source,
+    })?;
+    let hash = Sha256::digest(&body);
+    let name: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let key = if keys.source().is_empty() {
+        format!("deps/{name}.json")
+    } else {
+        format!("{}/deps/{name}.json", keys.source())
+    };
+    storage
+        .put(
+            &key,
+            Bytes::from(body),
+            &PutOptions::content_type("application/json"),
+        )
+        .await?;
+    record.list = Some(key.clone());
+    Ok(Some(key))
+}
+
+/// The files a job downloads, from the object [`write_dependency_list`] wrote.
+pub async fn read_dependency_list<S: Storage>(
+    storage: &S,
+    key: &str,
+) -> Result<DependencyList, StorageError> {
+    farm_core::storage::get_json(storage, key).await
+}
+
+struct Wanted {
+    kind: FileKind,
+    path: String,
+    from: String,
+    lookup: Lookup,
+}
+
+enum Lookup {
+    Key(String),
+    /// Every file of the sequence in its folder.
+    Sequence(SequencePattern),
+}
+
+fn folder_of(key: &str) -> &str {
+    key.rsplit_once('/').map_or("", |(dir, _)| dir)
+}
+
+/// The objects of the wanted keys (and of every sequence's folder), by key.
+async fn look_up<S: Storage>(
+    storage: &S,
+    wanted: &[Wanted],
+) -> Result<BTreeMap<String, ObjectMeta>, StorageError> {
+    let mut by_folder: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut listed: BTreeSet<String> = BTreeSet::new();
+    for want in wanted {
+        match &want.lookup {
+            Lookup::Key(key) => {
+                by_folder.entry(folder_of(key)).or_default().insert(key);
+            }
+            Lookup::Sequence(p) => {
+                // The sequence's files share its head: list just them.
+                listed.insert(p.head.clone());
+            }
+        }
+    }
+    let mut heads: Vec<&str> = Vec::new();
+    for (folder, keys) in by_folder {
+        if keys.len() > LIST_ABOVE {
+            listed.insert(if folder.is_empty() {
+                String::new()
+            } else {
+                format!("{folder}/")
+            });
+        } else {
+            heads.extend(keys);
+        }
+    }
+    let mut objects = BTreeMap::new();
+    for prefix in listed {
+        for meta in storage.list(&prefix).await? {
+            objects.insert(meta.key.clone(), meta);
+        }
+    }
+    let heads: Vec<&str> = heads
+        .into_iter()
+        .filter(|k| !objects.contains_key(*k))
+        .collect();
+    let found: Vec<Option<ObjectMeta>> = stream::iter(heads)
+        .map(|key| storage.head(key))
+        .buffer_unordered(HEADS_AT_ONCE)
+        .try_collect()
+        .await?;
+    for meta in found.into_iter().flatten() {
+        objects.insert(meta.key.clone(), meta);
+    }
+    Ok(objects)
+}
+
+/// Downloads the `.blend` at `key` (only with `etag`) to a temporary file and reads it.
+pub async fn download_and_read<S: Storage>(
+    storage: &S,
+    key: &str,
+    etag: &str,
+) -> Result<Result<BlendInfo, String>, StorageError> {
+    let dir = tempfile::tempdir().map_err(|e| StorageError::io(std::env::temp_dir(), e))?;
+    let path = dir.path().join("file.blend");
+    storage.download(key, &path, Some(etag)).await?;
+    read_file(&path).await
+}
+
+async fn read_file(path: &Path) -> Result<Result<BlendInfo, String>, StorageError> {
+    let read_path = path.to_owned();
+    let read = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&read_path)?;
+        Ok::<_, std::io::Error>(farm_blend::read_seekable(file))
+    })
+    .await
+    .map_err(|e| StorageError::io(path, std::io::Error::other(e)))?
+    .map_err(|e| StorageError::io(path, e))?;
+    Ok(read.map_err(|e| e.to_string()))
+}
+
+/// The render job's environment for a dependency record: `FARM_DEPENDENCIES` naming its list.
+pub fn render_env(record: Option<&DependencyRecord>) -> Vec<(String, String)> {
+    record
+        .and_then(|r| r.list.clone())
+        .map(|list| vec![(farm_core::env::DEPENDENCIES.to_owned(), list)])
+        .unwrap_or_default()
+}

@@ -1,0 +1,296 @@
+//! The dependency check over a real store (a local folder), counting the requests it makes.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use farm_blend::{BlendInfo, BlenderVersion, Compression, ExternalFile, FileKind};
+use farm_core::storage::{ObjectMeta, PutOptions, Storage, StorageResult};
+use farm_core::JobKeys;
+use farm_io::LocalStorage;
+use farm_jobs::deps::{check, read_dependency_list, write_dependency_list, Preflight};
+
+/// A store that counts `HEAD`s and records listed prefixes.
+struct Counting {
+    inner: LocalStorage,
+    heads: AtomicUsize,
+    lists: Mutex<Vec<String>>,
+}
+
+impl Storage for Counting {
+    type Upload = <LocalStorage as Storage>::Upload;
+
+    async fn head(&self, key: &str) -> StorageResult<Option<ObjectMeta>> {
+        self.heads.fetch_add(1, Ordering::SeqCst);
+        self.inner.head(key).await
+    }
+    async fn get(&self, key: &str) -> StorageResult<Bytes> {
+        self.inner.get(key).await
+    }
+    async fn get_prefix(&self, key: &str, len: u64) -> StorageResult<Bytes> {
+        self.inner.get_prefix(key, len).await
+    }
+    async fn download(
+        &self,
+        key: &str,
+        dest: &Path,
+        if_match: Option<&str>,
+    ) -> StorageResult<ObjectMeta> {
+        self.inner.download(key, dest, if_match).await
+    }
+    async fn put(&self, key: &str, body: Bytes, options: &PutOptions) -> StorageResult<()> {
+        self.inner.put(key, body, options).await
+    }
+    async fn upload_file(&self, key: &str, path: &Path, options: &PutOptions) -> StorageResult<()> {
+        self.inner.upload_file(key, path, options).await
+    }
+    async fn create_if_absent(
+        &self,
+        key: &str,
+        body: Bytes,
+        options: &PutOptions,
+    ) -> StorageResult<bool> {
+        self.inner.create_if_absent(key, body, options).await
+    }
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
+        self.lists.lock().unwrap().push(prefix.to_owned());
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> StorageResult<()> {
+        self.inner.delete(key).await
+    }
+    fn start_upload(&self, key: &str, options: PutOptions) -> Self::Upload {
+        self.inner.start_upload(key, options)
+    }
+    async fn open_uploads(&self, prefix: &str) -> StorageResult<Vec<String>> {
+        self.inner.open_uploads(prefix).await
+    }
+}
+
+fn file(kind: FileKind, path: &str, source: Option<&str>, tiles: &[i32]) -> ExternalFile {
+    ExternalFile {
+        kind,
+        path: path.to_owned(),
+        name: path.to_owned(),
+        packed: false,
+        source: source.map(str::to_owned),
+        tiles: tiles.to_vec(),
+        sequence_uses: Vec::new(),
+    }
+}
+
+fn info(files: Vec<ExternalFile>) -> BlendInfo {
+    BlendInfo {
+        version: BlenderVersion { major: 4, minor: 2 },
+        compression: Compression::None,
+        scene: None,
+        scenes: Vec::new(),
+        files,
+    }
+}
+
+const BLEND: &str = "proj/shots/a.blend";
+
+async fn project() -> (tempfile::TempDir, Counting) {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Counting {
+        inner: LocalStorage::new(dir.path()),
+        heads: AtomicUsize::new(0),
+        lists: Mutex::new(Vec::new()),
+    };
+    for key in [
+        "proj/shots/tex/wood.png",
+        "proj/assets/x.png",
+        "proj/shots/tex/skin.1001.png",
+        "proj/shots/seq/f_001.png",
+        "proj/shots/seq/f_002.png",
+        "proj/shots/seq/f_010.png",
+        "proj/shots/seq/other.png",
+    ] {
+        storage
+            .put(key, Bytes::from(key.to_owned()), &PutOptions::default())
+            .await
+            .unwrap();
+    }
+    for i in 0..30 {
+        let key = format!("proj/many/t{i:02}.png");
+        storage
+            .put(&key, Bytes::from(key.clone()), &PutOptions::default())
+            .await
+            .unwrap();
+    }
+    (dir, storage)
+}
+
+fn blend_files() -> Vec<ExternalFile> {
+    let mut files = vec![
+        file(FileKind::Image, "//tex/wood.png", Some("FILE"), &[]),
+        file(FileKind::Image, "//..\\assets\\x.png", Some("FILE"), &[]),
+        file(
+            FileKind::Image,
+            "//tex/skin.<UDIM>.png",
+            Some("TILED"),
+            &[1001, 1002],
+        ),
+        file(FileKind::Image, "//seq/f_001.png", Some("SEQUENCE"), &[]),
+        file(
+            FileKind::Image,
+            "C:\\Users\\me\\wood.png",
+            Some("FILE"),
+            &[],
+        ),
+        file(FileKind::Sound, "//audio/beep.wav", None, &[]),
+        file(FileKind::Library, "//../lib/props.blend", None, &[]),
+        ExternalFile {
+            packed: true,
+            ..file(FileKind::Image, "//tex/packed.png", Some("FILE"), &[])
+        },
+    ];
+    for i in 0..30 {
+        files.push(file(
+            FileKind::Image,
+            &format!("//../many/t{i:02}.png"),
+            Some("FILE"),
+            &[],
+        ));
+    }
+    files
+}
+
+#[tokio::test]
+async fn every_missing_file_is_named_with_the_key_looked_at() {
+    let (_dir, storage) = project().await;
+    let Preflight::Missing(record) = check(&storage, BLEND, &info(blend_files()), None, false)
+        .await
+        .unwrap()
+    else {
+        panic!("files are missing");
+    };
+    let missing: Vec<(Option<&str>, &str)> = record
+        .missing
+        .iter()
+        .map(|m| (m.key.as_deref(), m.path.as_str()))
+        .collect();
+    assert_eq!(
+        missing,
+        [
+            (None, "C:\\Users\\me\\wood.png"),
+            (Some("proj/lib/props.blend"), "//../lib/props.blend"),
+            (
+                Some("proj/shots/tex/skin.1002.png"),
+                "//tex/skin.<UDIM>.png"
+            ),
+        ]
+    );
+    assert!(record.missing[0].message.contains("Make Paths Relative"));
+    // A missing sound is a warning, not a rejection.
+    assert_eq!(record.warnings.len(), 1, "{:?}", record.warnings);
+    assert!(record.warnings[0].contains("proj/shots/audio/beep.wav"));
+    assert_eq!(record.packed, 1);
+
+    let found: Vec<&str> = record.files.iter().map(|f| f.key.as_str()).collect();
+    assert!(found.contains(&"proj/shots/tex/wood.png"));
+    assert!(
+        found.contains(&"proj/assets/x.png"),
+        "backslashes separate folders"
+    );
+    assert!(found.contains(&"proj/shots/tex/skin.1001.png"));
+    // Every file of the sequence, none of its neighbours.
+    for key in ["f_001.png", "f_002.png", "f_010.png"] {
+        assert!(
+            found.contains(&format!("proj/shots/seq/{key}").as_str()),
+            "{key}"
+        );
+    }
+    assert!(!found.contains(&"proj/shots/seq/other.png"));
+    assert_eq!(found.len(), 2 + 1 + 3 + 30, "{found:?}");
+    assert!(record.files.iter().all(|f| f.etag.starts_with('"')));
+    assert_eq!(
+        record.bytes,
+        record.files.iter().map(|f| f.size).sum::<u64>()
+    );
+
+    // A folder of 30 wanted files is listed once, not HEAD-ed 30 times.
+    let lists = storage.lists.lock().unwrap().clone();
+    assert!(lists.contains(&"proj/many/".to_owned()), "{lists:?}");
+    assert!(lists.contains(&"proj/shots/seq/f_".to_owned()), "{lists:?}");
+    let heads = storage.heads.load(Ordering::SeqCst);
+    assert!(heads <= 6, "{heads} HEAD requests");
+}
+
+#[tokio::test]
+async fn missing_ok_renders_with_the_list_as_warnings_and_binds_the_versions() {
+    let (_dir, storage) = project().await;
+    let Preflight::Ready(mut record) = check(&storage, BLEND, &info(blend_files()), None, true)
+        .await
+        .unwrap()
+    else {
+        panic!("missing=ok renders anyway");
+    };
+    assert_eq!(record.missing.len(), 3);
+    assert_eq!(record.warnings.len(), 4, "{:?}", record.warnings);
+    assert!(record
+        .warnings
+        .iter()
+        .any(|w| w.contains("proj/shots/tex/skin.1002.png") && w.contains("missing=ok")));
+
+    let keys = JobKeys::new(BLEND);
+    let list = write_dependency_list(&storage, &keys, &mut record)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(list.starts_with("proj/shots/a.blend/deps/") && list.ends_with(".json"));
+    assert_eq!(record.list.as_deref(), Some(list.as_str()));
+    let read = read_dependency_list(&storage, &list).await.unwrap();
+    assert_eq!(read.files, record.files);
+    // Named by its content: the same files give the same key.
+    let mut again = record.clone();
+    assert_eq!(
+        write_dependency_list(&storage, &keys, &mut again)
+            .await
+            .unwrap(),
+        Some(list)
+    );
+}
+
+#[tokio::test]
+async fn a_sequence_shown_by_a_node_needs_the_files_the_frames_load() {
+    let (_dir, storage) = project().await;
+    // 10 files from scene frame 1, numbered from 1: frames 1-3 load f_001..f_003, frame 10 f_010.
+    let sequence = ExternalFile {
+        sequence_uses: vec![farm_blend::SequenceUse {
+            frame_duration: 10,
+            frame_start: 1,
+            frame_offset: 0,
+            cyclic: false,
+        }],
+        ..file(FileKind::Image, "//seq/f_001.png", Some("SEQUENCE"), &[])
+    };
+    let blend = info(vec![sequence]);
+    let Preflight::Missing(record) = check(&storage, BLEND, &blend, Some(&[1, 2, 3, 10]), false)
+        .await
+        .unwrap()
+    else {
+        panic!("f_003 is missing");
+    };
+    let missing: Vec<Option<&str>> = record.missing.iter().map(|m| m.key.as_deref()).collect();
+    assert_eq!(missing, [Some("proj/shots/seq/f_003.png")]);
+    let found: Vec<&str> = record.files.iter().map(|f| f.key.as_str()).collect();
+    assert_eq!(
+        found,
+        [
+            "proj/shots/seq/f_001.png",
+            "proj/shots/seq/f_002.png",
+            "proj/shots/seq/f_010.png"
+        ]
+    );
+    // Frames 1-2 only need what is there; the other files are not bound to the job.
+    let Preflight::Ready(record) = check(&storage, BLEND, &blend, Some(&[1, 2]), false)
+        .await
+        .unwrap()
+    else {
+        panic!("frames 1-2 have their files");
+    };
+    assert_eq!(record.files.len(), 2);
+}
