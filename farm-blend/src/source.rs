@@ -384,3 +384,89 @@ impl<R: Read + Seek> Source for SeekableZstd<R> {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ruzstd::encoding::{compress_to_vec, CompressionLevel};
+
+    /// A seekable zstd stream of `frames`, the one at `garbage` replaced by bytes that do not
+    /// decode (same length, so the seek table still tiles the file).
+    fn seekable(frames: &[Vec<u8>], garbage: Option<usize>) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut entries = Vec::new();
+        for (i, frame) in frames.iter().enumerate() {
+            let mut compressed = compress_to_vec(&frame[..], CompressionLevel::Fastest);
+            if Some(i) == garbage {
+                compressed.iter_mut().for_each(|b| *b = 0xAB);
+            }
+            entries.push((compressed.len() as u32, frame.len() as u32));
+            out.extend_from_slice(&compressed);
+        }
+        let table_len = entries.len() as u32 * 8 + 9;
+        out.extend_from_slice(&SEEK_TABLE_FRAME_MAGIC.to_le_bytes());
+        out.extend_from_slice(&table_len.to_le_bytes());
+        for (compressed, decoded) in &entries {
+            out.extend_from_slice(&compressed.to_le_bytes());
+            out.extend_from_slice(&decoded.to_le_bytes());
+        }
+        out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+        out.push(0);
+        out.extend_from_slice(&SEEKABLE_MAGIC.to_le_bytes());
+        out
+    }
+
+    fn frames() -> Vec<Vec<u8>> {
+        (0..4u8)
+            .map(|n| {
+                (0..1000u32)
+                    .map(|i| n.wrapping_mul(31) ^ (i % 251) as u8)
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn frames_inside_a_skipped_range_are_never_decoded() {
+        let frames = frames();
+        let whole: Vec<u8> = frames.concat();
+        // Frame 2 (bytes 2000..3000) does not decode: reading it would fail.
+        let file = seekable(&frames, Some(2));
+        let mut source = SeekableZstd::open(io::Cursor::new(file))
+            .unwrap()
+            .expect("a usable seek table");
+        let mut head = [0u8; 10];
+        source.fill(&mut head).unwrap();
+        assert_eq!(head, whole[..10]);
+        // Across the frame 0 / frame 1 boundary.
+        source.skip(985).unwrap();
+        assert_eq!(source.read_vec(30).unwrap(), whole[995..1025]);
+        // Past frames 1 and 2 into frame 3, without decoding frame 2.
+        source.skip(3005 - 1025).unwrap();
+        source.fill(&mut head).unwrap();
+        assert_eq!(head, whole[3005..3015]);
+        assert!(source.skip(1000).is_err(), "past the end");
+
+        // Reading into the broken frame does fail, so it was skipped above, not decoded.
+        let mut source = SeekableZstd::open(io::Cursor::new(seekable(&frames, Some(2))))
+            .unwrap()
+            .unwrap();
+        source.skip(2500).unwrap();
+        assert!(source.fill(&mut head).is_err());
+    }
+
+    #[test]
+    fn a_table_that_does_not_describe_the_file_is_not_used() {
+        let frames = frames();
+        let mut file = seekable(&frames, None);
+        // One frame's compressed size off by one: the frames no longer tile the file.
+        let entry = file.len() - 9 - 4 * 8;
+        file[entry] = file[entry].wrapping_add(1);
+        assert!(SeekableZstd::open(io::Cursor::new(file)).unwrap().is_none());
+        // No table at all: a plain zstd stream.
+        let plain = compress_to_vec(&frames.concat()[..], CompressionLevel::Fastest);
+        assert!(SeekableZstd::open(io::Cursor::new(plain))
+            .unwrap()
+            .is_none());
+    }
+}

@@ -604,11 +604,13 @@ fn follow(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_follows_every_state_moto_gives_and_cancel_and_retry_respect_them() {
     let farm = Fixture::start().await;
-    // Docker mode: jobs move one state every 3 seconds, then fail for want of Docker.
+    // Docker mode: jobs move one state every 5 seconds, then fail for want of Docker. Each
+    // poll runs `farm status` twice; on a loaded 2-core machine that took over 3 s, and a
+    // state that lasted 3 s was missed.
     farm.moto_api("/moto-api/config", r#"{"batch":{"use_docker":true}}"#);
     farm.moto_api(
         "/moto-api/state-manager/set-transition",
-        r#"{"model_name":"batch::job","transition":{"progression":"time","seconds":3}}"#,
+        r#"{"model_name":"batch::job","transition":{"progression":"time","seconds":5}}"#,
     );
     let blend = scene(farm.dir.path(), "walk", 1, 2, 1);
     let prefix = unique_prefix("cli");
