@@ -108,6 +108,7 @@ impl Fixture {
             scheduler: self.scheduler(),
             tags: s3,
             max_frames: 10_000,
+            task_slots: None,
         };
         let report = handle_event(&deps, parse_event(event).unwrap())
             .await

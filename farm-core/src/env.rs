@@ -45,5 +45,8 @@ pub const DEFAULT_BLENDER: &str = "FARM_DEFAULT_BLENDER";
 pub const ZIP_JOB_DEFINITION: &str = "ZIP_JOB_DEFINITION_ARN";
 /// Trigger: most frames one upload may ask for (default 10,000).
 pub const MAX_FRAMES: &str = "FARM_MAX_FRAMES";
+/// Trigger: the compute environment's `MaxvCpus`; `chunk=auto` fills its `MaxvCpus / 4` render
+/// task slots (unset: as many tasks as an array job allows).
+pub const MAX_VCPUS: &str = "FARM_MAX_VCPUS";
 /// Overrides the time one AWS request attempt may take, in (fractional) seconds (tests).
 pub const AWS_ATTEMPT_TIMEOUT: &str = "FARM_AWS_ATTEMPT_TIMEOUT_SECS";

@@ -25,12 +25,13 @@ use crate::out::{default_out, prepare_out};
 use crate::progress::{human_bytes, seconds};
 use crate::shutdown::Shutdown;
 
+use std::num::NonZeroUsize;
 use std::time::Instant;
 
 use anyhow::{anyhow, Context};
 use farm_core::blender::OutputFormat;
 use farm_core::frames::{compact, DEFAULT_MAX_FRAMES};
-use farm_core::plan::{PlanError, MAX_ARRAY_SIZE};
+use farm_core::plan::{auto_chunk_size, Chunking, PlanError, MAX_ARRAY_SIZE};
 use farm_core::{FrameList, JobKeys, Plan};
 use farm_io::LocalStorage;
 use tracing::{debug, info};
@@ -49,11 +50,11 @@ pub fn default_workers() -> u16 {
     u16::try_from(workers).unwrap_or(u16::MAX)
 }
 
-/// Default `--chunk`: the frames shared evenly between the workers, so each Blender process
-/// starts once (the benchmark's smaller chunks were slower: each one starts Blender again).
+/// Default `--chunk` (and `--chunk auto`): the frames shared evenly between the workers, so
+/// each Blender process starts once (the benchmark's smaller chunks were slower: each one starts
+/// Blender again). The workers are the local farm's task slots: the trigger's `chunk=auto`.
 pub fn default_chunk(frames: usize, workers: usize) -> u32 {
-    let chunk = frames.div_ceil(workers.max(1)).max(1);
-    u32::try_from(chunk).unwrap_or(u32::MAX)
+    auto_chunk_size(frames, NonZeroUsize::new(workers.max(1)))
 }
 
 /// Blender threads for each of `workers` processes running at once on `cpus` CPUs.
@@ -86,9 +87,10 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
     let source_tag = hash_file(&scene).await?;
     debug!(%source_tag, "scene content hash");
     let workers = usize::from(args.workers);
-    let chunk = args
-        .chunk
-        .unwrap_or_else(|| default_chunk(frames.len(), workers));
+    let chunk = match args.chunk.unwrap_or(Chunking::Auto) {
+        Chunking::Frames(size) => size,
+        Chunking::Auto => default_chunk(frames.len(), workers),
+    };
     let plan = Plan::new(frames, chunk).map_err(|e| match e {
         // The plan's limit is the cloud's array size; say it in this command's words.
         PlanError::TooManyChunks {
@@ -218,6 +220,7 @@ mod tests {
         assert_eq!(default_chunk(25, 2), 13);
         assert_eq!(default_chunk(1, 4), 1);
         assert_eq!(default_chunk(3, 8), 1);
+        assert_eq!(default_chunk(30_000, 1), 30_000);
     }
 
     #[test]
