@@ -27,6 +27,8 @@ pub const BLENDER: &str = "BLENDER";
 pub const BLENDER_PYTHON: &str = "FARM_BLENDER_PYTHON";
 /// Set by AWS Batch on array children: 0-based index. Absent on a plain job (index 0).
 pub const ARRAY_INDEX: &str = "AWS_BATCH_JOB_ARRAY_INDEX";
+/// Set by AWS Batch: the attempt number, from 1 (absent outside Batch: 1). Names the task records.
+pub const BATCH_JOB_ATTEMPT: &str = "AWS_BATCH_JOB_ATTEMPT";
 /// Set by AWS Batch: the job id, logged with every line.
 pub const BATCH_JOB_ID: &str = "AWS_BATCH_JOB_ID";
 

@@ -978,6 +978,9 @@ fn object_permissions_fit_the_key_layout_and_never_touch_blend_files() {
         ("RenderJobRole", keys.log(7)),
         ("ZipJobRole", keys.zip()),
         ("ZipJobRole", keys.missing()),
+        ("ZipJobRole", keys.receipt()),
+        ("ZipJobRole", keys.zip_task_record(1)),
+        ("RenderJobRole", keys.task_record(0, 1)),
     ] {
         let puts = object_patterns(&statements(&t, role), "Allow", "s3:PutObject");
         assert!(
@@ -1024,6 +1027,7 @@ fn the_render_role_cannot_write_control_objects_or_read_outside_scenes() {
         keys.frame(-12, "exr"),
         keys.log(7),
         format!("{}/outputs/File Output/0001.png", keys.source()),
+        keys.task_record(3, 2),
     ] {
         assert!(
             may(&render, "s3:PutObject", &key),
@@ -1035,6 +1039,7 @@ fn the_render_role_cannot_write_control_objects_or_read_outside_scenes() {
         keys.request_marker("0123abcd"),
         keys.zip(),
         keys.missing(),
+        keys.receipt(),
         keys.source().to_owned(),
         "other.blend".to_owned(),
         format!("{}/frames/../job.json", keys.source()),

@@ -5,12 +5,14 @@
 //! - [`render`]: one Blender process per chunk; frames are uploaded as Blender saves them, and
 //!   nothing counts as done until every frame of the chunk is in the store.
 //! - [`error`]: [`RenderError`] and the exit code each failure leaves with.
+//! - [`record`]: the attempt's task record, `<key>/tasks/<index>-<attempt>.json`.
 //!
 //! [`run`] is the whole worker over any [`Storage`]: S3 in a Batch container, a local folder
 //! under `farm render`.
 
 pub mod config;
 pub mod error;
+pub mod record;
 pub mod render;
 
 use std::future::Future;
@@ -27,10 +29,23 @@ pub use render::{pending_frames, render_frames, BlenderSetup, ChunkReport, Chunk
 
 /// Renders this process's chunk: finds the frames still missing for this version of the .blend,
 /// downloads it once, renders them with one Blender process and uploads each as it is written.
+/// Then writes the attempt's task record ([`record`]), whatever the outcome.
 pub async fn run<S: Storage>(
     storage: &S,
     config: &Config,
     shutdown: impl Future<Output = ()>,
+) -> Result<ChunkReport, RenderError> {
+    let clock = record::TaskClock::start();
+    let result = run_chunk(storage, config, shutdown, &clock).await;
+    record::write_record(storage, config, &clock, &result).await;
+    result
+}
+
+async fn run_chunk<S: Storage>(
+    storage: &S,
+    config: &Config,
+    shutdown: impl Future<Output = ()>,
+    clock: &record::TaskClock,
 ) -> Result<ChunkReport, RenderError> {
     tokio::pin!(shutdown);
     let frames = config.plan.chunk(config.index)?;
@@ -86,6 +101,7 @@ pub async fn run<S: Storage>(
             path: config.blender.work_dir.clone(),
             source,
         })?;
+    clock.downloading();
     tokio::select! {
         () = &mut shutdown => return Err(RenderError::Interrupted),
         downloaded = storage.download(key, &blend, source_tag) => match downloaded {
@@ -97,6 +113,7 @@ pub async fn run<S: Storage>(
             Err(e) => return Err(e.into()),
         },
     }
+    clock.downloaded();
     check_blend(key, &blend).await?;
     let mut report = render_frames(
         storage,
@@ -105,7 +122,7 @@ pub async fn run<S: Storage>(
         &config.blender,
         &todo,
         shutdown,
-        &|_| {},
+        &|event| clock.event(&event),
     )
     .await?;
     report.skipped = skipped;
