@@ -357,7 +357,7 @@ async fn bad_input_fails_with_the_bad_input_code_and_uploads_nothing() {
         let record_key = keys.task_record(index.parse().unwrap(), 1);
         assert_eq!(
             f.keys_under(&format!("{key}/")).await,
-            [record_key.clone()],
+            std::slice::from_ref(&record_key),
             "{key}: nothing uploaded but the task record"
         );
         let record: TaskRecord =
@@ -389,7 +389,16 @@ async fn a_replaced_blend_is_refused() {
         stderr.contains("was replaced after the job was submitted"),
         "{stderr}"
     );
-    assert!(f.keys_under("changed.blend/").await.is_empty());
+    // Nothing but the attempt's record, of the older upload (no receipt of the new job counts it).
+    let keys = JobKeys::new("changed.blend");
+    assert_eq!(
+        f.keys_under("changed.blend/").await,
+        [keys.task_record(0, 1)]
+    );
+    let record: TaskRecord =
+        serde_json::from_slice(&f.storage.get(&keys.task_record(0, 1)).await.unwrap()).unwrap();
+    assert_eq!(record.exit_code, exit::SUPERSEDED);
+    assert_eq!(record.source_etag.as_deref(), Some("\"an-older-upload\""));
 }
 
 /// An old job's late child: the key is re-uploaded while the child renders. Before, it went on
