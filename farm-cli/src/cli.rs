@@ -38,6 +38,7 @@ pub enum Command {
     Download(DownloadArgs),
     Cancel(CancelArgs),
     Retry(RetryArgs),
+    Report(ReportArgs),
 }
 
 /// Default `--part-size-mib` of `farm submit`: files larger than one part are uploaded in parts,
@@ -55,6 +56,7 @@ impl Command {
             Self::Download(_) => "download",
             Self::Cancel(_) => "cancel",
             Self::Retry(_) => "retry",
+            Self::Report(_) => "report",
         }
     }
 }
@@ -207,6 +209,26 @@ pub struct StatusArgs {
     #[arg(short, long, env = "FARM_BUCKET")]
     pub bucket: String,
     /// Print one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A finished job's receipt: frames, tasks and retries, times, vCPU- and GB-hours and the
+/// estimated cost.
+///
+/// Reads `<key>/receipt.json`, which the zip job writes when the job ends (and rewrites when it
+/// runs again), summed from the task records every attempt writes to `<key>/tasks/`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:
+  farm report shot.blend --bucket my-farm
+  farm report shot.blend --bucket my-farm --json | jq .cost_usd")]
+pub struct ReportArgs {
+    /// Key of the uploaded .blend.
+    pub key: String,
+    /// The farm's bucket.
+    #[arg(short, long, env = "FARM_BUCKET")]
+    pub bucket: String,
+    /// Print `receipt.json` itself instead of text.
     #[arg(long)]
     pub json: bool,
 }

@@ -26,6 +26,7 @@ pub mod jobs;
 pub mod out;
 pub mod progress;
 pub mod render;
+pub mod report;
 pub mod shutdown;
 #[cfg(feature = "aws")]
 pub mod status;
@@ -100,6 +101,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cancel(args) => jobs::cancel(&args).await,
         #[cfg(feature = "aws")]
         Command::Retry(args) => jobs::retry(&args).await,
+        #[cfg(feature = "aws")]
+        Command::Report(args) => report::run(&args).await,
         #[cfg(not(feature = "aws"))]
         other => Err(without_aws(other.name())),
     }

@@ -91,6 +91,22 @@ impl TaskClock {
 
     /// The record of the attempt, ending now, for `result`.
     pub fn record(&self, config: &Config, result: &Result<ChunkReport, RenderError>) -> TaskRecord {
+        self.finish(
+            config.index,
+            config.attempt,
+            config.source_etag.clone(),
+            result,
+        )
+    }
+
+    /// The record of attempt `attempt` of chunk `index`, ending now, for `result`.
+    pub fn finish(
+        &self,
+        index: usize,
+        attempt: u32,
+        source_etag: Option<String>,
+        result: &Result<ChunkReport, RenderError>,
+    ) -> TaskRecord {
         let times = self.times();
         let (exit_code, error) = match result {
             Ok(_) => (exit::SUCCESS, None),
@@ -98,9 +114,9 @@ impl TaskClock {
         };
         TaskRecord {
             task: TaskKind::Render,
-            index: config.index,
-            attempt: config.attempt,
-            source_etag: config.source_etag.clone(),
+            index,
+            attempt,
+            source_etag,
             started: self.started,
             ended: Timestamp::now(),
             exit_code,

@@ -129,6 +129,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         .prefix("farm-render-")
         .tempdir()
         .context("cannot create a temporary work folder (check TMPDIR)")?;
+    let records = std::sync::Mutex::new(Vec::new());
     let context = ChunkContext {
         storage: &storage,
         keys: &keys,
@@ -139,6 +140,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         format,
         source_tag: &source_tag,
         shutdown: &shutdown,
+        records: &records,
     };
     let rendered = render_all(&context, todo, workers, to_render).await;
     let rendered = match rendered {
@@ -187,6 +189,11 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
             running,
             plan.chunk_size(),
         );
+    }
+    let records = records.into_inner().unwrap_or_else(|e| e.into_inner());
+    if !records.is_empty() {
+        let receipt = farm_core::receipt::Receipt::compute(&records, summary.frames, None);
+        print!("{}", crate::report::receipt_text(&receipt, false));
     }
     println!(
         "frames:  {}/ ({} frames, {})",
