@@ -458,6 +458,62 @@ async fn submit_status_download_retry_and_cancel_a_job_that_succeeds() {
     );
 }
 
+/// `farm report` prints the receipt the zip job wrote, as text or as the document itself, and
+/// says what to do before there is one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_prints_the_receipt_or_says_when_there_is_none_yet() {
+    let fx = Fixture::start().await;
+    let key = "shots/report me.blend";
+    let missing = fx.run(&["report", key, "--bucket", BUCKET]);
+    let line = missing.one_line_error();
+    assert!(
+        line.contains("no receipt for `shots/report me.blend`"),
+        "{line}"
+    );
+    assert!(
+        line.contains("farm status 'shots/report me.blend'"),
+        "{line}"
+    );
+
+    let receipt = farm_core::receipt::Receipt {
+        frames: 100,
+        tasks: 16,
+        attempts: 17,
+        wall_seconds: 620.0,
+        task_seconds: 8_000.0,
+        vcpu_hours: 8.9,
+        gb_hours: 17.8,
+        cost_usd: Some(0.4394),
+        frame_seconds: farm_core::receipt::FrameSeconds {
+            min: 30.0,
+            median: 70.0,
+            max: 95.5,
+        },
+        slowest: vec![farm_core::receipt::SlowFrame {
+            frame: 42,
+            seconds: 95.5,
+        }],
+    };
+    farm_core::storage::put_json(
+        &fx.storage(),
+        &farm_core::JobKeys::new(key).receipt(),
+        &receipt,
+    )
+    .await
+    .unwrap();
+    let text = fx.run(&["report", key, "--bucket", BUCKET]);
+    let text = text.ok();
+    assert!(
+        text.contains("100 in 16 task(s), 17 attempt(s) (1 retried)"),
+        "{text}"
+    );
+    assert!(text.contains("about $0.4394"), "{text}");
+    assert!(text.contains("slowest   42 (1 min 35 s)"), "{text}");
+    let json = fx.run(&["report", key, "--bucket", BUCKET, "--json"]);
+    let back: farm_core::receipt::Receipt = serde_json::from_str(json.ok()).unwrap();
+    assert_eq!(back, receipt);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_requests_unknown_jobs_and_large_uploads() {
     let farm = Fixture::start().await;
