@@ -29,6 +29,8 @@ pub mod render;
 pub mod report;
 pub mod shutdown;
 #[cfg(feature = "aws")]
+pub mod spend;
+#[cfg(feature = "aws")]
 pub mod status;
 #[cfg(feature = "aws")]
 pub mod submit;

@@ -221,6 +221,15 @@ impl Receipt {
     }
 }
 
+/// Seconds until `pending` frames are rendered by `running` tasks at `median` seconds a frame;
+/// `None` with no measured frame or no running task (then it depends on when tasks start).
+pub fn eta_seconds(median: f64, pending: usize, running: usize) -> Option<f64> {
+    if median <= 0.0 || running == 0 {
+        return (pending == 0).then_some(0.0);
+    }
+    Some(median * pending.div_ceil(running) as f64)
+}
+
 fn round(value: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
     (value * scale).round() / scale
@@ -368,6 +377,15 @@ mod tests {
         let empty = Receipt::compute(&[], 0, None);
         assert_eq!((empty.tasks, empty.wall_seconds), (0, 0.0));
         assert!(empty.slowest.is_empty());
+    }
+
+    #[test]
+    fn eta_spreads_pending_frames_over_running_tasks() {
+        assert_eq!(eta_seconds(10.0, 100, 16), Some(70.0));
+        assert_eq!(eta_seconds(10.0, 16, 16), Some(10.0));
+        assert_eq!(eta_seconds(10.0, 0, 0), Some(0.0));
+        assert_eq!(eta_seconds(0.0, 5, 2), None);
+        assert_eq!(eta_seconds(10.0, 5, 0), None);
     }
 
     #[test]

@@ -60,31 +60,15 @@ pub(crate) async fn finish<S: Storage>(
     }
 }
 
-/// This job's task records: those under `tasks/` of the job's `.blend` version (a record of
-/// another upload of the key is not this job's), with `own` for this zip attempt.
+/// This job's task records, with `own` for this zip attempt (replacing its stored copy).
 async fn job_records<S: Storage>(
     storage: &S,
     config: &Config,
     own: TaskRecord,
 ) -> Result<Vec<TaskRecord>, farm_core::storage::StorageError> {
     let etag = config.version.source_tag.as_deref();
-    let mut records = Vec::new();
-    for object in storage.list(&config.keys.tasks_prefix()).await? {
-        if !object.key.ends_with(".json") {
-            continue;
-        }
-        let body = storage.get(&object.key).await?;
-        match serde_json::from_slice::<TaskRecord>(&body) {
-            Ok(record) => {
-                let this_attempt = record.task == TaskKind::Zip && record.attempt == own.attempt;
-                let this_job = etag.is_none() || record.source_etag.as_deref() == etag;
-                if this_job && !this_attempt {
-                    records.push(record);
-                }
-            }
-            Err(error) => tracing::warn!(key = object.key, %error, "not a task record: left out"),
-        }
-    }
+    let mut records = farm_jobs::tasks::job_records(storage, &config.keys, etag).await?;
+    records.retain(|r| !(r.task == TaskKind::Zip && r.attempt == own.attempt));
     records.push(own);
     Ok(records)
 }
