@@ -185,6 +185,10 @@ impl Receipt {
                 }
             }
         }
+        // Milliseconds: what a JSON round trip keeps exactly, so a re-read receipt compares equal.
+        for seconds in by_frame.values_mut() {
+            *seconds = round(*seconds, 3);
+        }
         let mut times: Vec<f64> = by_frame.values().copied().collect();
         times.sort_by(f64::total_cmp);
         let frame_seconds = match times.len() {
@@ -194,7 +198,7 @@ impl Receipt {
                 median: if n % 2 == 1 {
                     times[n / 2]
                 } else {
-                    (times[n / 2 - 1] + times[n / 2]) / 2.0
+                    round((times[n / 2 - 1] + times[n / 2]) / 2.0, 3)
                 },
                 max: times[n - 1],
             },
@@ -377,6 +381,26 @@ mod tests {
         let empty = Receipt::compute(&[], 0, None);
         assert_eq!((empty.tasks, empty.wall_seconds), (0, 0.0));
         assert!(empty.slowest.is_empty());
+    }
+
+    #[test]
+    fn a_receipt_reads_back_equal_from_json() {
+        let receipt = Receipt::compute(
+            &[render(
+                0,
+                1,
+                0,
+                7,
+                0,
+                &[(1, 0.93), (2, 0.03), (3, 0.94), (4, 0.0)],
+            )],
+            4,
+            Prices::for_region("us-east-1", None, None),
+        );
+        assert_eq!(receipt.frame_seconds.median, 0.48);
+        let back: Receipt =
+            serde_json::from_str(&serde_json::to_string(&receipt).unwrap()).unwrap();
+        assert_eq!(back, receipt);
     }
 
     #[test]
