@@ -455,6 +455,7 @@ impl Farm {
             ),
             tags: s3.clone(),
             max_frames: trigger_lambda::handler::DEFAULT_MAX_FRAMES,
+            task_slots: None,
         };
         Ok(Farm {
             moto,

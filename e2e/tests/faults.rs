@@ -74,7 +74,8 @@ async fn frame_objects(farm: &Farm, key: &str) -> BTreeMap<i32, ObjectInfo> {
 }
 
 /// Every object the farm wrote under `key/`: frames whole PNGs of `size` showing their own
-/// frame, nothing else but the manifest, the request markers and `allowed` extras.
+/// frame, nothing else but the manifest, the request markers, whole task records and receipt,
+/// and `allowed` extras.
 async fn assert_nothing_partial(farm: &Farm, key: &str, size: (u32, u32), allowed: &[&str]) {
     let keys = JobKeys::new(key);
     for (object, _) in farm.objects(&format!("{key}/")).await.unwrap() {
@@ -84,6 +85,19 @@ async fn assert_nothing_partial(farm: &Farm, key: &str, size: (u32, u32), allowe
             assert_eq!(png_size(&bytes), Some(size), "{object}");
             assert_eq!(farm_e2e::frame_code(&bytes).unwrap(), frame, "{object}");
         } else {
+            // Task records and the receipt are whole JSON documents of their kind.
+            if object.starts_with(&keys.tasks_prefix()) {
+                let bytes = farm.get(&object).await.unwrap();
+                serde_json::from_slice::<farm_core::tasks::TaskRecord>(&bytes)
+                    .unwrap_or_else(|e| panic!("{object} is not a task record: {e}"));
+                continue;
+            }
+            if object == keys.receipt() {
+                let bytes = farm.get(&object).await.unwrap();
+                serde_json::from_slice::<farm_core::receipt::Receipt>(&bytes)
+                    .unwrap_or_else(|e| panic!("{object} is not a receipt: {e}"));
+                continue;
+            }
             let ok = object == keys.manifest()
                 || object.starts_with(&keys.requests_prefix())
                 || allowed.contains(&object.as_str());

@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use farm_core::blender::Blender;
+use farm_core::JobKeys;
 use farm_io::S3Storage;
 use farm_testkit::{make_scene_with, FileOutput, Moto, SceneOptions, TestBlender};
 
@@ -327,7 +328,7 @@ async fn check_one(blender: &TestBlender, vector: Vector, expect: Expect) {
         .unwrap()
         .into_iter()
         .map(|o| o.key)
-        .filter(|k| k != KEY)
+        .filter(|k| k != KEY && !k.starts_with(&JobKeys::new(KEY).tasks_prefix()))
         .collect();
     match (expect, reference.as_ref()) {
         (Expect::Refused(needle), _) => {

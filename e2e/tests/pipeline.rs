@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 
 use aws_lambda_events::event::s3::S3Event;
+use farm_core::receipt::{Prices, Receipt};
+use farm_core::tasks::{TaskKind, TaskRecord};
 use farm_core::{env, exit, JobKeys};
 use farm_e2e::{assert_frames, bins, read_zip, receive_events, Farm, SceneOptions, SubmittedJob};
 use trigger_lambda::{EventReport, RecordOutcome};
@@ -84,6 +86,52 @@ async fn render_zip_download_check(
         );
     }
     assert!(farm.open_uploads().await.unwrap().is_empty());
+
+    // Every attempt left its task record, and the zip job summed them into the receipt.
+    let mut records: Vec<TaskRecord> = Vec::new();
+    for (object, _) in farm.objects(&keys.tasks_prefix()).await.unwrap() {
+        records.push(serde_json::from_slice(&farm.get(&object).await.unwrap()).unwrap());
+    }
+    let renders: Vec<&TaskRecord> = records
+        .iter()
+        .filter(|r| r.task == TaskKind::Render)
+        .collect();
+    assert_eq!(renders.len(), children.len(), "{records:#?}");
+    assert_eq!(
+        records.len(),
+        children.len() + 1,
+        "and the zip's: {records:#?}"
+    );
+    let mut timed: Vec<i32> = renders
+        .iter()
+        .flat_map(|r| r.frames.iter().map(|t| t.frame))
+        .collect();
+    timed.sort_unstable();
+    assert_eq!(timed, frames, "every frame timed once");
+    assert!(records.iter().all(|r| r.exit_code == exit::SUCCESS));
+    let receipt: Receipt =
+        serde_json::from_slice(&farm.get(&keys.receipt()).await.unwrap()).unwrap();
+    let region = env
+        .iter()
+        .find(|(name, _)| name == "AWS_REGION")
+        .map(|(_, value)| value.as_str())
+        .unwrap_or_default();
+    assert_eq!(
+        receipt,
+        Receipt::compute(
+            &records,
+            frames.len(),
+            Prices::for_region(region, None, None)
+        )
+    );
+    assert_eq!(receipt.frames, frames.len());
+    assert_eq!(receipt.tasks, children.len() + 1);
+    assert!(receipt.frame_seconds.max > 0.0, "{receipt:?}");
+    assert!(
+        receipt.wall_seconds > 0.0 && receipt.task_seconds > 0.0,
+        "{receipt:?}"
+    );
+
     // Nothing the farm wrote (frames, frames.zip, job.json, markers) notified the trigger again.
     let more = receive_events(&farm.aws(), &farm.queue).await.unwrap();
     assert!(more.is_empty(), "the farm's own writes notified: {more:?}");

@@ -42,6 +42,14 @@ impl Aws {
             })
     }
 
+    /// The configured AWS region (empty when none is).
+    pub fn region(&self) -> String {
+        self.clients
+            .sdk_config()
+            .region()
+            .map_or_else(String::new, |r| r.as_ref().to_owned())
+    }
+
     /// An S3 client; path-style addressing when a custom endpoint is configured (moto, MinIO).
     pub fn s3(&self) -> aws_sdk_s3::Client {
         self.clients.s3()

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use farm_core::env;
+use farm_core::plan::Chunking;
 
 use crate::render::default_workers;
 
@@ -37,6 +38,7 @@ pub enum Command {
     Download(DownloadArgs),
     Cancel(CancelArgs),
     Retry(RetryArgs),
+    Report(ReportArgs),
 }
 
 /// Default `--part-size-mib` of `farm submit`: files larger than one part are uploaded in parts,
@@ -54,6 +56,7 @@ impl Command {
             Self::Download(_) => "download",
             Self::Cancel(_) => "cancel",
             Self::Retry(_) => "retry",
+            Self::Report(_) => "report",
         }
     }
 }
@@ -91,10 +94,10 @@ pub struct RenderArgs {
     /// .blend (without starting Blender).
     #[arg(short, long, allow_hyphen_values = true, value_name = "LIST")]
     pub frames: Option<String>,
-    /// Frames per chunk (one Blender process renders one chunk). Default: the frames shared
-    /// evenly between the workers, so each worker starts Blender once.
-    #[arg(short, long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
-    pub chunk: Option<u32>,
+    /// Frames per chunk (one Blender process renders one chunk), or `auto`. Default (and
+    /// `auto`): the frames shared evenly between the workers, so each worker starts Blender once.
+    #[arg(short, long, value_name = "K|auto", value_parser = local_chunk)]
+    pub chunk: Option<Chunking>,
     /// Chunks rendered at once (default: one per 4 CPUs, at least 1); each Blender gets
     /// max(1, CPUs / workers) threads.
     #[arg(short, long, value_name = "N", default_value_t = default_workers(),
@@ -176,8 +179,9 @@ pub struct SubmitArgs {
     /// Render frames 1 to N (the `frame=N` tag).
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub frame: Option<String>,
-    /// Frames per Batch array child (default 1: one container per frame).
-    #[arg(short, long, value_name = "K")]
+    /// Frames per Batch array child (default 1: one container per frame), or `auto`: the
+    /// fewest tasks that keep every task slot of the farm busy (many short frames).
+    #[arg(short, long, value_name = "K|auto")]
     pub chunk: Option<String>,
     /// Image format instead of the scene's own (PNG, JPEG, OPEN_EXR, ...).
     #[arg(long, value_name = "F")]
@@ -209,6 +213,26 @@ pub struct StatusArgs {
     #[arg(short, long, env = "FARM_BUCKET")]
     pub bucket: String,
     /// Print one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A finished job's receipt: frames, tasks and retries, times, vCPU- and GB-hours and the
+/// estimated cost.
+///
+/// Reads `<key>/receipt.json`, which the zip job writes when the job ends (and rewrites when it
+/// runs again), summed from the task records every attempt writes to `<key>/tasks/`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:
+  farm report shot.blend --bucket my-farm
+  farm report shot.blend --bucket my-farm --json | jq .cost_usd")]
+pub struct ReportArgs {
+    /// Key of the uploaded .blend.
+    pub key: String,
+    /// The farm's bucket.
+    #[arg(short, long, env = "FARM_BUCKET")]
+    pub bucket: String,
+    /// Print `receipt.json` itself instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -274,6 +298,13 @@ pub struct RetryArgs {
     /// Zip job definition (name or ARN); default: the one recorded in `job.json`.
     #[arg(long, env = env::ZIP_JOB_DEFINITION)]
     pub zip_job_definition: Option<String>,
+}
+
+/// `farm render --chunk`: a number of frames or `auto`, said in the local farm's words.
+fn local_chunk(value: &str) -> Result<Chunking, String> {
+    Chunking::parse(value).map_err(|_| {
+        format!("`{value}` is not a chunk size: give a whole number of frames per Blender process, at least 1, or `auto`")
+    })
 }
 
 #[cfg(test)]

@@ -27,7 +27,10 @@ pub mod out;
 pub mod progress;
 pub mod project;
 pub mod render;
+pub mod report;
 pub mod shutdown;
+#[cfg(feature = "aws")]
+pub mod spend;
 #[cfg(feature = "aws")]
 pub mod status;
 #[cfg(feature = "aws")]
@@ -101,6 +104,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cancel(args) => jobs::cancel(&args).await,
         #[cfg(feature = "aws")]
         Command::Retry(args) => jobs::retry(&args).await,
+        #[cfg(feature = "aws")]
+        Command::Report(args) => report::run(&args).await,
         #[cfg(not(feature = "aws"))]
         other => Err(without_aws(other.name())),
     }

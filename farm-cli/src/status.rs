@@ -370,12 +370,21 @@ pub async fn run(args: &StatusArgs) -> anyhow::Result<()> {
     let storage = aws.storage(&args.bucket);
     let scheduler = aws.scheduler(None);
     let report = report(&aws, &storage, &scheduler, &args.key).await?;
+    let spend = job_spend(&aws, &storage, &report).await;
     if args.json {
-        let text = serde_json::to_string_pretty(&report)
+        let mut value = serde_json::to_value(&report)
+            .map_err(|e| anyhow!("cannot write the report as JSON: {e}"))?;
+        if let (Some(spend), Some(object)) = (&spend, value.as_object_mut()) {
+            object.insert("spend".to_owned(), serde_json::json!(spend));
+        }
+        let text = serde_json::to_string_pretty(&value)
             .map_err(|e| anyhow!("cannot write the report as JSON: {e}"))?;
         println!("{text}");
     } else {
         print!("{}", render_text(&report));
+        if let Some(spend) = &spend {
+            print!("{}", crate::spend::spend_text(spend));
+        }
     }
     Ok(())
 }
@@ -390,6 +399,22 @@ fn write_dependencies(out: &mut String, report: &StatusReport) {
     for warning in &deps.warnings {
         let _ = writeln!(out, "warning   {}", printable(warning));
     }
+}
+
+/// The cost so far and the ETA of a submitted job (best effort: `None` if unreadable).
+async fn job_spend(
+    aws: &Aws,
+    storage: &S3Storage,
+    report: &StatusReport,
+) -> Option<crate::spend::Spend> {
+    if report.status != ManifestStatus::Submitted {
+        return None;
+    }
+    let etag = aws.manifest(storage, &report.key).await.ok()?.etag;
+    crate::spend::load(aws, storage, report, etag.as_deref())
+        .await
+        .inspect_err(|e| tracing::warn!("no cost so far: {e:#}"))
+        .ok()
 }
 
 /// The text form of a report.

@@ -11,6 +11,7 @@ use anyhow::{anyhow, bail, Context};
 use bytes::BytesMut;
 use farm_core::blender::OutputFormat;
 use farm_core::layout::is_blend_key;
+use farm_core::plan::{Chunking, CHUNK_AUTO};
 use farm_core::request::DEFAULT_REQUEST_MAX_FRAMES as DEFAULT_MAX_FRAMES;
 use farm_core::request::{TAG_BLENDER, TAG_CHUNK, TAG_FORMAT, TAG_FRAME, TAG_FRAMES};
 use farm_core::storage::{PutOptions, Storage, StreamUpload};
@@ -84,8 +85,13 @@ pub fn request_tags(
         Some(count) => tags.push((TAG_FRAME, count.trim().to_owned())),
         None => tags.push((TAG_FRAMES, request.plan.frames().canonical())),
     }
-    if chunk.is_some() {
-        tags.push((TAG_CHUNK, request.plan.chunk_size().to_string()));
+    if let Some(chunk) = chunk {
+        // `auto` stays `auto`: only the trigger knows the farm's task slots.
+        let value = match Chunking::parse(chunk) {
+            Ok(Chunking::Auto) => CHUNK_AUTO.to_owned(),
+            _ => request.plan.chunk_size().to_string(),
+        };
+        tags.push((TAG_CHUNK, value));
     }
     if let Some(format) = request.format {
         tags.push((TAG_FORMAT, format.blender_name().to_owned()));
@@ -110,6 +116,10 @@ pub fn request_tags(
         bail!("the tags do not read back as the request (a bug in farm): {tags:?}");
     }
     Ok((tags, request))
+}
+
+fn is_auto(chunk: Option<&str>) -> bool {
+    chunk.map(Chunking::parse) == Some(Ok(Chunking::Auto))
 }
 
 /// Runs `farm submit`.
@@ -200,12 +210,19 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
         .blender
         .map(|b| format!(" on Blender {b}"))
         .unwrap_or_default();
-    println!(
-        "the trigger starts the job now: {} frame(s) in {} task(s) of up to {} frame(s){on}",
-        request.plan.frames().len(),
-        request.plan.chunk_count(),
-        request.plan.chunk_size()
-    );
+    let frames = request.plan.frames().len();
+    if is_auto(args.chunk.as_deref()) {
+        println!(
+            "the trigger starts the job now: {frames} frame(s){on}, chunk=auto: as few tasks as keep \
+             every task slot busy (ceil({frames} / (MaxVcpus / 4)) frames each)"
+        );
+    } else {
+        println!(
+            "the trigger starts the job now: {frames} frame(s) in {} task(s) of up to {} frame(s){on}",
+            request.plan.chunk_count(),
+            request.plan.chunk_size()
+        );
+    }
     println!("key: {key}");
     let (k, b) = (shell_quote(&key), shell_quote(bucket));
     println!("watch it:  farm status {k} --bucket {b}");
@@ -315,6 +332,22 @@ mod tests {
         };
         let (tags, _) = request_tags(frames("-3--1 4-10:3")).unwrap();
         assert_eq!(tags, vec![("frames", "-3--1 4-10:3".to_owned())]);
+    }
+
+    #[test]
+    fn chunk_auto_is_tagged_auto_for_the_trigger_to_resolve() {
+        let (tags, _) = request_tags(Asked {
+            frame: Some("100"),
+            chunk: Some(" Auto"),
+            ..Asked::default()
+        })
+        .unwrap();
+        assert_eq!(
+            tags,
+            vec![("frame", "100".to_owned()), ("chunk", "auto".to_owned())]
+        );
+        assert!(is_auto(Some("auto")));
+        assert!(!is_auto(Some("7")) && !is_auto(None));
     }
 
     #[test]

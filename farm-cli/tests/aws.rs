@@ -108,6 +108,7 @@ impl Fixture {
             scheduler: self.scheduler(),
             tags: s3,
             max_frames: 10_000,
+            task_slots: None,
         };
         let report = handle_event(&deps, parse_event(event).unwrap())
             .await
@@ -455,6 +456,129 @@ async fn submit_status_download_retry_and_cancel_a_job_that_succeeds() {
         stdout.contains(&format!("zip job {new_zip}: already SUCCEEDED")),
         "{stdout}"
     );
+}
+
+/// `farm report` prints the receipt the zip job wrote, as text or as the document itself, and
+/// says what to do before there is one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_prints_the_receipt_or_says_when_there_is_none_yet() {
+    let fx = Fixture::start().await;
+    let key = "shots/report me.blend";
+    let missing = fx.run(&["report", key, "--bucket", BUCKET]);
+    let line = missing.one_line_error();
+    assert!(
+        line.contains("no receipt for `shots/report me.blend`"),
+        "{line}"
+    );
+    assert!(
+        line.contains("farm status 'shots/report me.blend'"),
+        "{line}"
+    );
+
+    let receipt = farm_core::receipt::Receipt {
+        frames: 100,
+        tasks: 16,
+        attempts: 17,
+        wall_seconds: 620.0,
+        task_seconds: 8_000.0,
+        vcpu_hours: 8.9,
+        gb_hours: 17.8,
+        cost_usd: Some(0.4394),
+        frame_seconds: farm_core::receipt::FrameSeconds {
+            min: 30.0,
+            median: 70.0,
+            max: 95.5,
+        },
+        slowest: vec![farm_core::receipt::SlowFrame {
+            frame: 42,
+            seconds: 95.5,
+        }],
+    };
+    farm_core::storage::put_json(
+        &fx.storage(),
+        &farm_core::JobKeys::new(key).receipt(),
+        &receipt,
+    )
+    .await
+    .unwrap();
+    let text = fx.run(&["report", key, "--bucket", BUCKET]);
+    let text = text.ok();
+    assert!(
+        text.contains("100 in 16 task(s), 17 attempt(s) (1 retried)"),
+        "{text}"
+    );
+    assert!(text.contains("about $0.4394"), "{text}");
+    assert!(text.contains("slowest   42 (1 min 35 s)"), "{text}");
+    let json = fx.run(&["report", key, "--bucket", BUCKET, "--json"]);
+    let back: farm_core::receipt::Receipt = serde_json::from_str(json.ok()).unwrap();
+    assert_eq!(back, receipt);
+}
+
+/// `farm status` sums the job's ended attempts (the task records of its own upload only) into
+/// the cost so far.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_cost_so_far_of_the_jobs_own_task_records() {
+    let fx = Fixture::start().await;
+    let key = format!("{}spend.blend", unique_prefix("spend"));
+    fx.moto
+        .s3()
+        .put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .tagging("frames=1-4&chunk=2")
+        .body(ByteStream::from_static(
+            b"BLENDER-v304RENDH\x00\x00\x00 stand-in scene body",
+        ))
+        .send()
+        .await
+        .unwrap();
+    submitted(&fx.trigger(&key).await);
+    let etag = fx.manifest(&key).await["etag"].as_str().unwrap().to_owned();
+    let at = |s: i64| jiff::Timestamp::from_second(1_800_000_000 + s).unwrap();
+    let record = |index: usize, etag: &str, seconds: i64| farm_core::tasks::TaskRecord {
+        task: farm_core::tasks::TaskKind::Render,
+        index,
+        attempt: 1,
+        source_etag: Some(etag.to_owned()),
+        started: at(0),
+        ended: at(seconds),
+        exit_code: 0,
+        error: None,
+        cpus: 4,
+        download_seconds: None,
+        blender_startup_seconds: None,
+        frames: Vec::new(),
+    };
+    let keys = JobKeys::new(&key);
+    let storage = fx.storage();
+    farm_core::storage::put_json(&storage, &keys.task_record(0, 1), &record(0, &etag, 100))
+        .await
+        .unwrap();
+    farm_core::storage::put_json(&storage, &keys.task_record(1, 1), &record(1, &etag, 50))
+        .await
+        .unwrap();
+    // Another upload's record of the key: not this job's.
+    farm_core::storage::put_json(
+        &storage,
+        &keys.task_record(2, 1),
+        &record(2, "\"older\"", 5000),
+    )
+    .await
+    .unwrap();
+
+    let status = fx.status_json(&key);
+    assert_eq!(status["spend"]["attempts_ended"], 2, "{status}");
+    assert_eq!(status["spend"]["task_seconds"], 150.0, "{status}");
+    // moto's region, us-east-1: two render attempts of 100 s and 60 s (the minimum) billed.
+    let hours = 160.0 / 3600.0;
+    let cost = status["spend"]["cost_usd"].as_f64().unwrap();
+    assert!(
+        (cost - (4.0 * hours * 0.04048 + 8.0 * hours * 0.004445)).abs() < 1e-4,
+        "{status}"
+    );
+    let text = fx.status_text(&key);
+    assert!(text.contains("spent     about $"), "{text}");
+    assert!(text.contains("in 2 ended attempt(s)"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

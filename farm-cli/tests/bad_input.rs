@@ -267,10 +267,14 @@ fn local_errors_use_no_cloud_words() {
         render(&["--frames", "1-10001", "--chunk", "1"], &blend)
             .one_line_error()
             .to_owned(),
+        render(&["--frames", "1-4", "--chunk", "0"], &blend)
+            .one_line_error()
+            .to_owned(),
     ];
     assert!(lines[0].contains("not a .blend file"), "{}", lines[0]);
     assert!(lines[1].contains("more than 100000 frames"), "{}", lines[1]);
     assert!(lines[2].contains("use --chunk 2 or more"), "{}", lines[2]);
+    assert!(lines[3].contains("or `auto`"), "{}", lines[3]);
     for line in &lines {
         for word in ["upload", "AWS", "Batch", "array", "task", "chunk="] {
             assert!(!line.contains(word), "`{word}` in a local error: {line}");

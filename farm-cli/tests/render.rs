@@ -44,6 +44,18 @@ fn the_scenes_own_range_and_step_render_into_the_default_folder_with_a_zip() {
         "{stdout}"
     );
     assert_eq!(rendered_and_skipped(stdout), (4, 0));
+    // The run's receipt: times from the chunks' own clocks, no price.
+    assert!(
+        stdout.contains("frames    4 in 1 task(s), 1 attempt(s)\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("of task time"), "{stdout}");
+    assert!(stdout.contains("per frame min "), "{stdout}");
+    assert!(stdout.contains("slowest   "), "{stdout}");
+    assert!(
+        !stdout.contains('$') && !stdout.contains("vCPU"),
+        "{stdout}"
+    );
 
     let frames = frame_files(&out.join("frames"));
     let numbers: Vec<i32> = frames.iter().map(|(f, _)| *f).collect();
@@ -62,7 +74,9 @@ fn the_scenes_own_range_and_step_render_into_the_default_folder_with_a_zip() {
         .arg("render")
         .arg(&blend)
         .env("BLENDER", dir.path().join("no-blender-here")));
-    assert_eq!(rendered_and_skipped(rerun.ok()), (0, 4));
+    let rerun_out = rerun.ok();
+    assert_eq!(rendered_and_skipped(rerun_out), (0, 4));
+    assert!(!rerun_out.contains("task(s)"), "nothing ran: {rerun_out}");
     assert_zip_holds(&out.join("frames.zip"), &names(&numbers));
 }
 

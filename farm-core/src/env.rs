@@ -27,6 +27,8 @@ pub const BLENDER: &str = "BLENDER";
 pub const BLENDER_PYTHON: &str = "FARM_BLENDER_PYTHON";
 /// Set by AWS Batch on array children: 0-based index. Absent on a plain job (index 0).
 pub const ARRAY_INDEX: &str = "AWS_BATCH_JOB_ARRAY_INDEX";
+/// Set by AWS Batch: the attempt number, from 1 (absent outside Batch: 1). Names the task records.
+pub const BATCH_JOB_ATTEMPT: &str = "AWS_BATCH_JOB_ATTEMPT";
 /// Set by AWS Batch: the job id, logged with every line.
 pub const BATCH_JOB_ID: &str = "AWS_BATCH_JOB_ID";
 
@@ -45,6 +47,9 @@ pub const DEFAULT_BLENDER: &str = "FARM_DEFAULT_BLENDER";
 pub const ZIP_JOB_DEFINITION: &str = "ZIP_JOB_DEFINITION_ARN";
 /// Trigger: most frames one upload may ask for (default 10,000).
 pub const MAX_FRAMES: &str = "FARM_MAX_FRAMES";
+/// Trigger: the compute environment's `MaxvCpus`; `chunk=auto` fills its `MaxvCpus / 4` render
+/// task slots (unset: as many tasks as an array job allows).
+pub const MAX_VCPUS: &str = "FARM_MAX_VCPUS";
 /// Overrides the time one AWS request attempt may take, in (fractional) seconds (tests).
 pub const AWS_ATTEMPT_TIMEOUT: &str = "FARM_AWS_ATTEMPT_TIMEOUT_SECS";
 

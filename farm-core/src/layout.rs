@@ -12,6 +12,8 @@
 //! | a request rejected while an earlier job of the key stands | `<key>/rejected.json` |
 //! | one-job-per-request markers | `<key>/requests/<fingerprint>` |
 //! | a long frame list, passed to jobs by reference | `<key>/plans/<hash>.txt` |
+//! | what one task attempt did | `<key>/tasks/<index>-<attempt>.json`, `<key>/tasks/zip-<attempt>.json` |
+//! | the job's cost and times, summed from the task records | `<key>/receipt.json` |
 //!
 //! Nothing here ends in `.blend`, so the farm's own writes never trigger it again.
 //! A local farm uses the same layout with an empty base: `frames/0001.png`, `frames.zip`.
@@ -99,6 +101,25 @@ impl JobKeys {
         let hash = Sha256::digest(canonical.as_bytes());
         let name: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
         self.join(&format!("plans/{name}.txt"))
+    }
+
+    pub fn tasks_prefix(&self) -> String {
+        self.join("tasks/")
+    }
+
+    /// The record of attempt `attempt` (from 1) of render array child `index`.
+    pub fn task_record(&self, index: usize, attempt: u32) -> String {
+        self.join(&format!("tasks/{index}-{attempt}.json"))
+    }
+
+    /// The record of attempt `attempt` of the zip job.
+    pub fn zip_task_record(&self, attempt: u32) -> String {
+        self.join(&format!("tasks/zip-{attempt}.json"))
+    }
+
+    /// The job's receipt ([`crate::receipt::Receipt`]), written by the zipper.
+    pub fn receipt(&self) -> String {
+        self.join("receipt.json")
     }
 
     /// The frame number and extension of a key under [`JobKeys::frames_prefix`], if it is one.
@@ -220,6 +241,17 @@ mod tests {
         assert!(keys
             .request_marker("ab")
             .starts_with(&keys.requests_prefix()));
+        assert_eq!(
+            keys.task_record(3, 2),
+            "shots/my scene ü.blend/tasks/3-2.json"
+        );
+        assert_eq!(
+            keys.zip_task_record(1),
+            "shots/my scene ü.blend/tasks/zip-1.json"
+        );
+        assert!(keys.task_record(0, 1).starts_with(&keys.tasks_prefix()));
+        assert_eq!(keys.receipt(), "shots/my scene ü.blend/receipt.json");
+        assert_eq!(JobKeys::root().task_record(0, 1), "tasks/0-1.json");
     }
 
     #[test]
@@ -234,6 +266,9 @@ mod tests {
             keys.rejection(),
             keys.frame_list("1-3"),
             keys.request_marker("f"),
+            keys.task_record(0, 1),
+            keys.zip_task_record(1),
+            keys.receipt(),
         ] {
             assert!(!key.to_lowercase().ends_with(".blend"), "{key}");
         }

@@ -12,6 +12,7 @@
 //! - [`deps`]: where the files a `.blend` loads live in the bucket, and what a job records of them.
 //! - [`blend`] and [`image`]: recognising a .blend and a finished image by their first bytes.
 //! - [`storage`] and [`scheduler`]: the ports the adapters in `farm-io` implement.
+//! - [`tasks`] and [`receipt`]: what each task attempt did, and the job's receipt summed from it.
 //! - [`exit`] and [`env`]: the exit codes and environment variables shared by the binaries and
 //!   the infrastructure.
 
@@ -25,11 +26,13 @@ pub mod image;
 pub mod layout;
 pub mod manifest;
 pub mod plan;
+pub mod receipt;
 pub mod request;
 pub mod scheduler;
 pub mod series;
 pub mod shell;
 pub mod storage;
+pub mod tasks;
 
 pub use frames::FrameList;
 pub use layout::JobKeys;

@@ -1,17 +1,74 @@
 //! Chunking a frame list into the children of a Batch array job.
 
+use std::num::NonZeroUsize;
+
 use crate::frames::FrameList;
 
 /// AWS Batch array jobs have 2..=10,000 children.
 pub const MAX_ARRAY_SIZE: usize = 10_000;
 /// Frames per array child when the upload does not say.
 pub const DEFAULT_CHUNK_SIZE: u32 = 1;
+/// vCPUs of one render task: the render job definitions' size (ADR 0103), so a compute
+/// environment of `MaxvCpus` runs `MaxvCpus / RENDER_TASK_VCPUS` render tasks at once.
+pub const RENDER_TASK_VCPUS: u32 = 4;
+/// `chunk=auto`: the chunk size is picked from the farm's task slots ([`Chunking::Auto`]).
+pub const CHUNK_AUTO: &str = "auto";
+
+/// What a request says about chunk size: a number of frames, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chunking {
+    /// `chunk=K`: K frames per task.
+    Frames(u32),
+    /// `chunk=auto`: the fewest chunks that keep every task slot busy, resolved where the plan
+    /// is made (the trigger knows the farm's slots, `farm render` its workers); see
+    /// [`auto_chunk_size`].
+    Auto,
+}
+
+impl Chunking {
+    /// Parses the value of a `chunk=` tag: a whole number of frames, at least 1, or `auto`.
+    pub fn parse(value: &str) -> Result<Self, PlanError> {
+        if value.trim().eq_ignore_ascii_case(CHUNK_AUTO) {
+            return Ok(Self::Auto);
+        }
+        Plan::parse_chunk_size(value).map(Self::Frames)
+    }
+
+    /// The chunk size for `frames` frames over `slots` task slots (`None`: unknown, as many
+    /// tasks as an array job allows).
+    pub fn chunk_size(self, frames: usize, slots: Option<NonZeroUsize>) -> u32 {
+        match self {
+            Self::Frames(size) => size,
+            Self::Auto => auto_chunk_size(frames, slots),
+        }
+    }
+}
+
+impl std::str::FromStr for Chunking {
+    type Err = PlanError;
+    fn from_str(value: &str) -> Result<Self, PlanError> {
+        Self::parse(value)
+    }
+}
+
+/// Render tasks a compute environment of `max_vcpus` runs at once: `max_vcpus / 4`, at least 1.
+pub fn task_slots(max_vcpus: u32) -> NonZeroUsize {
+    NonZeroUsize::new((max_vcpus / RENDER_TASK_VCPUS) as usize).unwrap_or(NonZeroUsize::MIN)
+}
+
+/// `chunk=auto`: with `S` slots and `N` frames, `ceil(N / S)` frames per task, so every slot gets
+/// one task and no task pays an image pull another could have saved. Unknown slots (and more
+/// slots than an array job has children) count as [`MAX_ARRAY_SIZE`].
+pub fn auto_chunk_size(frames: usize, slots: Option<NonZeroUsize>) -> u32 {
+    let slots = slots.map_or(MAX_ARRAY_SIZE, |s| s.get().min(MAX_ARRAY_SIZE));
+    u32::try_from(frames.div_ceil(slots).max(1)).unwrap_or(u32::MAX)
+}
 
 /// Why a plan could not be made or queried.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PlanError {
-    #[error("`{value}` is not a chunk size: `chunk=K` takes a whole number of frames per task, at least 1")]
+    #[error("`{value}` is not a chunk size: `chunk=K` takes a whole number of frames per task, at least 1, or `auto` (the fewest chunks that keep every task slot busy)")]
     BadChunkSize { value: String },
     #[error(
         "{frames} frames in chunks of {chunk_size} make {chunks} tasks, more than the {MAX_ARRAY_SIZE} \
@@ -180,5 +237,44 @@ mod tests {
             assert!(Plan::parse_chunk_size(bad).is_err(), "{bad:?}");
         }
         assert!(Plan::new(FrameList::parse("1", 1).unwrap(), 0).is_err());
+    }
+
+    #[test]
+    fn chunking_is_a_size_or_auto() {
+        assert_eq!(Chunking::parse("7"), Ok(Chunking::Frames(7)));
+        assert_eq!(Chunking::parse(" auto "), Ok(Chunking::Auto));
+        assert_eq!(Chunking::parse("AUTO"), Ok(Chunking::Auto));
+        for bad in ["0", "automatic", "", "-3"] {
+            let err = Chunking::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("or `auto`"), "{bad:?}: {err}");
+        }
+        let slots = NonZeroUsize::new(16);
+        assert_eq!(Chunking::Frames(3).chunk_size(100, slots), 3);
+        assert_eq!(Chunking::Auto.chunk_size(100, slots), 7);
+    }
+
+    #[test]
+    fn auto_chunks_fill_every_slot_once() {
+        let slots = |n| NonZeroUsize::new(n);
+        // 64 vCPUs are 16 four-vCPU slots; 100 frames over 16 slots: 15 tasks of 7 (the last 2).
+        assert_eq!(task_slots(64).get(), 16);
+        assert_eq!(auto_chunk_size(100, Some(task_slots(64))), 7);
+        let plan = Plan::new(FrameList::parse("1-100", 1000).unwrap(), 7).unwrap();
+        assert_eq!(plan.chunk_count(), 15);
+        assert_eq!(plan.chunk(14).unwrap(), &[99, 100]);
+        // Fewer frames than slots: one frame each.
+        assert_eq!(auto_chunk_size(10, slots(16)), 1);
+        assert_eq!(auto_chunk_size(16, slots(16)), 1);
+        assert_eq!(auto_chunk_size(17, slots(16)), 2);
+        assert_eq!(auto_chunk_size(1, slots(1)), 1);
+        assert_eq!(auto_chunk_size(250, slots(1)), 250);
+        // Under 4 vCPUs is still one slot; 4096 vCPUs are 1024.
+        assert_eq!(task_slots(0).get(), 1);
+        assert_eq!(task_slots(7).get(), 1);
+        assert_eq!(task_slots(4096).get(), 1024);
+        // Unknown slots: as many tasks as an array job allows.
+        assert_eq!(auto_chunk_size(5_000, None), 1);
+        assert_eq!(auto_chunk_size(25_000, None), 3);
+        assert_eq!(auto_chunk_size(25_000, slots(50_000)), 3);
     }
 }

@@ -2,14 +2,17 @@
 
 use crate::blender::OutputFormat;
 use crate::frames::{FrameList, FrameSpecError, FRAMES_SYNTAX};
-use crate::plan::{Plan, PlanError, DEFAULT_CHUNK_SIZE};
+use std::num::NonZeroUsize;
+
+use crate::plan::{Chunking, Plan, PlanError, DEFAULT_CHUNK_SIZE};
 use crate::series::{BlenderSeries, SeriesSyntaxError};
 
 /// `frame=N`: render frames 1..=N.
 pub const TAG_FRAME: &str = "frame";
 /// `frames=<list>`: render exactly these frames.
 pub const TAG_FRAMES: &str = "frames";
-/// `chunk=K`: frames per array child.
+/// `chunk=K`: frames per array child; `chunk=auto`: the fewest chunks that keep every task slot
+/// busy ([`Chunking::Auto`]).
 pub const TAG_CHUNK: &str = "chunk";
 /// `format=PNG|JPEG|OPEN_EXR|...`: override the scene's output format.
 pub const TAG_FORMAT: &str = "format";
@@ -60,9 +63,21 @@ pub enum RequestError {
 
 impl RenderRequest {
     /// Reads a request from an object's tags. `Ok(None)`: no frame tag, so nothing to render.
+    /// `chunk=auto` is planned as if the farm's task slots were unknown (see
+    /// [`Self::from_tags_with_slots`]).
     pub fn from_tags<'a>(
         tags: impl IntoIterator<Item = (&'a str, &'a str)>,
         max_frames: usize,
+    ) -> Result<Option<Self>, RequestError> {
+        Self::from_tags_with_slots(tags, max_frames, None)
+    }
+
+    /// [`Self::from_tags`] for a farm that runs `slots` render tasks at once, which `chunk=auto`
+    /// fills ([`crate::plan::auto_chunk_size`]).
+    pub fn from_tags_with_slots<'a>(
+        tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+        max_frames: usize,
+        slots: Option<NonZeroUsize>,
     ) -> Result<Option<Self>, RequestError> {
         let (mut frame, mut frames, mut chunk, mut format, mut blender) =
             (None, None, None, None, None);
@@ -101,10 +116,12 @@ impl RenderRequest {
         };
         let chunk_size = match chunk {
             None => DEFAULT_CHUNK_SIZE,
-            Some(value) => Plan::parse_chunk_size(value).map_err(|source| RequestError::Chunk {
-                value: value.to_owned(),
-                source,
-            })?,
+            Some(value) => Chunking::parse(value)
+                .map_err(|source| RequestError::Chunk {
+                    value: value.to_owned(),
+                    source,
+                })?
+                .chunk_size(list.len(), slots),
         };
         let format = format
             .map(|value| {
@@ -178,6 +195,27 @@ mod tests {
         assert_eq!(request.plan.frames().canonical(), "1-10 20");
         assert_eq!(request.plan.chunk_count(), 3);
         assert_eq!(request.format, Some(OutputFormat::OpenExr));
+    }
+
+    #[test]
+    fn chunk_auto_fills_the_farms_slots() {
+        let tags = [("frame", "100"), ("chunk", "auto")];
+        let slots = Some(crate::plan::task_slots(64));
+        let request = RenderRequest::from_tags_with_slots(tags, 10_000, slots)
+            .unwrap()
+            .unwrap();
+        assert_eq!(request.plan.chunk_size(), 7);
+        assert_eq!(request.plan.chunk_count(), 15);
+        // A number is a number whatever the slots.
+        let request =
+            RenderRequest::from_tags_with_slots([("frame", "100"), ("chunk", "3")], 10_000, slots)
+                .unwrap()
+                .unwrap();
+        assert_eq!(request.plan.chunk_size(), 3);
+        // Unknown slots: one frame per task while an array job has room.
+        let request = from(&tags).unwrap().unwrap();
+        assert_eq!(request.plan.chunk_size(), 1);
+        assert_eq!(request.plan.chunk_count(), 100);
     }
 
     #[test]

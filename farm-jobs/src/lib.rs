@@ -24,6 +24,7 @@ pub mod frames;
 pub mod scan;
 pub mod scene;
 pub mod submit;
+pub mod tasks;
 
 pub use frames::{pass_long_frames, resolve_frames};
 pub use scan::{

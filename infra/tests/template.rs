@@ -607,6 +607,7 @@ fn trigger_environment_is_exactly_the_documented_variables() {
             env::DEFAULT_BLENDER,
             env::ZIP_JOB_DEFINITION,
             env::MAX_FRAMES,
+            env::MAX_VCPUS,
             env::LOG_FORMAT,
         ])
     );
@@ -618,6 +619,7 @@ fn trigger_environment_is_exactly_the_documented_variables() {
             "FARM_DEFAULT_BLENDER",
             "ZIP_JOB_DEFINITION_ARN",
             "FARM_MAX_FRAMES",
+            "FARM_MAX_VCPUS",
             "FARM_LOG_FORMAT",
         ])
     );
@@ -637,6 +639,29 @@ fn trigger_environment_is_exactly_the_documented_variables() {
         f["DeadLetterConfig"]["TargetArn"],
         json!({ "Fn::GetAtt": ["TriggerDeadLetterQueue", "Arn"] })
     );
+}
+
+/// `chunk=auto` fills `MaxvCpus / 4` task slots: the trigger's `FARM_MAX_VCPUS` is the very
+/// parameter both compute environments take as `MaxvCpus`, and a render task is the
+/// `RENDER_TASK_VCPUS` the slot arithmetic divides by.
+#[test]
+fn the_trigger_knows_the_compute_environments_max_vcpus_for_chunk_auto() {
+    let t = template();
+    let vars = &props(&t, "TriggerFunction")["Environment"]["Variables"];
+    assert_eq!(vars[env::MAX_VCPUS], r#ref("MaxVcpus"));
+    for ce in ["OnDemandComputeEnvironment", "SpotComputeEnvironment"] {
+        assert_eq!(
+            props(&t, ce)["ComputeResources"]["MaxvCpus"],
+            r#ref("MaxVcpus"),
+            "{ce}"
+        );
+    }
+    let slot = farm_core::plan::RENDER_TASK_VCPUS;
+    assert!(as_i64(&parameter(&t, "MaxVcpus")["MinValue"]) >= i64::from(slot));
+    for series in series(&t) {
+        let req = requirements(&t, &render_job(&series));
+        assert_eq!(req.get("VCPU"), Some(&slot.to_string()), "{series}");
+    }
 }
 
 /// `deploy.sh` builds and pushes an image for every series the template runs, tagged
@@ -954,6 +979,9 @@ fn object_permissions_fit_the_key_layout_and_never_touch_blend_files() {
         ("RenderJobRole", keys.log(7)),
         ("ZipJobRole", keys.zip()),
         ("ZipJobRole", keys.missing()),
+        ("ZipJobRole", keys.receipt()),
+        ("ZipJobRole", keys.zip_task_record(1)),
+        ("RenderJobRole", keys.task_record(0, 1)),
     ] {
         let puts = object_patterns(&statements(&t, role), "Allow", "s3:PutObject");
         assert!(
@@ -1000,6 +1028,7 @@ fn the_render_role_cannot_write_control_objects_or_read_outside_scenes() {
         keys.frame(-12, "exr"),
         keys.log(7),
         format!("{}/outputs/File Output/0001.png", keys.source()),
+        keys.task_record(3, 2),
     ] {
         assert!(
             may(&render, "s3:PutObject", &key),
@@ -1011,6 +1040,7 @@ fn the_render_role_cannot_write_control_objects_or_read_outside_scenes() {
         keys.request_marker("0123abcd"),
         keys.zip(),
         keys.missing(),
+        keys.receipt(),
         keys.source().to_owned(),
         "other.blend".to_owned(),
         format!("{}/frames/../job.json", keys.source()),

@@ -44,6 +44,9 @@ pub struct Args {
     /// This child's array index, set by AWS Batch (0-based; absent on a plain job).
     #[arg(long, env = env::ARRAY_INDEX, default_value_t = 0, help_heading = "Job")]
     pub array_index: usize,
+    /// This attempt of the job, set by AWS Batch (from 1; absent: 1). Names the task record.
+    #[arg(long, env = env::BATCH_JOB_ATTEMPT, default_value_t = 1, help_heading = "Job")]
+    pub attempt: u32,
     /// Blender executable.
     #[arg(long, env = env::BLENDER, default_value = "blender", help_heading = "Machine")]
     pub blender: PathBuf,
@@ -68,6 +71,8 @@ pub struct Config {
     pub keys: JobKeys,
     pub plan: Plan,
     pub index: usize,
+    /// AWS Batch's attempt number, from 1.
+    pub attempt: u32,
     pub format: Option<OutputFormat>,
     pub source_etag: Option<String>,
     pub blender: BlenderSetup,
@@ -103,6 +108,7 @@ impl Args {
             keys: JobKeys::new(self.key),
             plan,
             index: self.array_index,
+            attempt: self.attempt.max(1),
             format,
             source_etag: self.source_etag.filter(|e| !e.is_empty()),
             blender: BlenderSetup {

@@ -7,6 +7,7 @@
 //! - [`error`]: [`RenderError`] and the exit code each failure leaves with.
 //! - [`project`]: the job's dependencies (textures, libraries...) downloaded beside the .blend
 //!   in the bucket's layout before Blender starts.
+//! - [`record`]: the attempt's task record, `<key>/tasks/<index>-<attempt>.json`.
 //!
 //! [`run`] is the whole worker over any [`Storage`]: S3 in a Batch container, a local folder
 //! under `farm render`.
@@ -14,6 +15,7 @@
 pub mod config;
 pub mod error;
 pub mod project;
+pub mod record;
 pub mod render;
 
 use std::future::Future;
@@ -30,10 +32,23 @@ pub use render::{pending_frames, render_frames, BlenderSetup, ChunkReport, Chunk
 
 /// Renders this process's chunk: finds the frames still missing for this version of the .blend,
 /// downloads it once, renders them with one Blender process and uploads each as it is written.
+/// Then writes the attempt's task record ([`record`]), whatever the outcome.
 pub async fn run<S: Storage>(
     storage: &S,
     config: &Config,
     shutdown: impl Future<Output = ()>,
+) -> Result<ChunkReport, RenderError> {
+    let clock = record::TaskClock::start();
+    let result = run_chunk(storage, config, shutdown, &clock).await;
+    record::write_record(storage, config, &clock, &result).await;
+    result
+}
+
+async fn run_chunk<S: Storage>(
+    storage: &S,
+    config: &Config,
+    shutdown: impl Future<Output = ()>,
+    clock: &record::TaskClock,
 ) -> Result<ChunkReport, RenderError> {
     tokio::pin!(shutdown);
     let frames = config.plan.chunk(config.index)?;
@@ -99,6 +114,7 @@ pub async fn run<S: Storage>(
             path: blend_dir.clone(),
             source,
         })?;
+    clock.downloading();
     if let Some(list) = &config.dependencies {
         tokio::select! {
             () = &mut shutdown => return Err(RenderError::Interrupted),
@@ -116,6 +132,7 @@ pub async fn run<S: Storage>(
             Err(e) => return Err(e.into()),
         },
     }
+    clock.downloaded();
     check_blend(key, &blend).await?;
     let mut report = render_frames(
         storage,
@@ -124,7 +141,7 @@ pub async fn run<S: Storage>(
         &config.blender,
         &todo,
         shutdown,
-        &|_| {},
+        &|event| clock.event(&event),
     )
     .await?;
     report.skipped = skipped;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use farm_core::storage::{PutOptions, SOURCE_ETAG_METADATA};
+use farm_core::tasks::{TaskKind, TaskRecord};
 use farm_core::{exit, JobKeys, Storage};
 use farm_io::S3Storage;
 use farm_testkit::{make_scene, make_scene_with, Moto, SceneOptions, TestBlender, BPY_VERSION};
@@ -126,6 +127,7 @@ async fn a_chunk_lands_at_the_right_keys_with_the_scenes_own_frames() {
             ("FARM_CHUNK", "4"),
             ("FARM_LOG_FORMAT", "json"),
             ("AWS_BATCH_JOB_ID", "job-123"),
+            ("AWS_BATCH_JOB_ATTEMPT", "2"),
         ])
         .output()
         .unwrap();
@@ -173,6 +175,38 @@ async fn a_chunk_lands_at_the_right_keys_with_the_scenes_own_frames() {
         assert_eq!(meta.metadata.get(SOURCE_ETAG_METADATA), Some(&source_etag));
     }
     assert!(f.keys_under(&keys.logs_prefix()).await.is_empty());
+
+    // The attempt's task record: attempt 2 of child 0, every frame timed.
+    assert_eq!(
+        f.keys_under(&keys.tasks_prefix()).await,
+        [keys.task_record(0, 2)]
+    );
+    let record: TaskRecord =
+        serde_json::from_slice(&f.storage.get(&keys.task_record(0, 2)).await.unwrap()).unwrap();
+    assert_eq!(
+        (record.task, record.index, record.attempt),
+        (TaskKind::Render, 0, 2)
+    );
+    assert_eq!(record.exit_code, exit::SUCCESS);
+    assert_eq!(record.error, None);
+    assert!(record.cpus >= 1);
+    assert!(record.started < record.ended, "{record:?}");
+    assert!(
+        record.download_seconds.is_some_and(|s| s >= 0.0),
+        "{record:?}"
+    );
+    assert!(
+        record.blender_startup_seconds.is_some_and(|s| s > 0.0),
+        "{record:?}"
+    );
+    let mut timed: Vec<i32> = record.frames.iter().map(|t| t.frame).collect();
+    timed.sort_unstable();
+    assert_eq!(timed, [3, 4, 5, 6]);
+    for timing in &record.frames {
+        assert!(timing.render_seconds.is_some_and(|s| s > 0.0), "{timing:?}");
+        assert!(timing.upload_seconds >= 0.0, "{timing:?}");
+    }
+    assert!(record.seconds() >= record.blender_startup_seconds.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -318,10 +352,22 @@ async fn bad_input_fails_with_the_bad_input_code_and_uploads_nothing() {
             .unwrap();
         let stderr = assert_exit(&output, exit::BAD_INPUT);
         assert!(stderr.contains(needle), "{key}: {stderr}");
-        assert!(
-            f.keys_under(&format!("{key}/")).await.is_empty(),
-            "{key}: nothing uploaded"
+        // Nothing but the failed attempt's record (attempt 1: no AWS_BATCH_JOB_ATTEMPT).
+        let keys = JobKeys::new(key);
+        let record_key = keys.task_record(index.parse().unwrap(), 1);
+        assert_eq!(
+            f.keys_under(&format!("{key}/")).await,
+            std::slice::from_ref(&record_key),
+            "{key}: nothing uploaded but the task record"
         );
+        let record: TaskRecord =
+            serde_json::from_slice(&f.storage.get(&record_key).await.unwrap()).unwrap();
+        assert_eq!(record.exit_code, exit::BAD_INPUT, "{key}");
+        assert!(
+            record.error.as_deref().unwrap().contains(needle),
+            "{record:?}"
+        );
+        assert!(record.frames.is_empty());
     }
 }
 
@@ -343,7 +389,16 @@ async fn a_replaced_blend_is_refused() {
         stderr.contains("was replaced after the job was submitted"),
         "{stderr}"
     );
-    assert!(f.keys_under("changed.blend/").await.is_empty());
+    // Nothing but the attempt's record, of the older upload (no receipt of the new job counts it).
+    let keys = JobKeys::new("changed.blend");
+    assert_eq!(
+        f.keys_under("changed.blend/").await,
+        [keys.task_record(0, 1)]
+    );
+    let record: TaskRecord =
+        serde_json::from_slice(&f.storage.get(&keys.task_record(0, 1)).await.unwrap()).unwrap();
+    assert_eq!(record.exit_code, exit::SUPERSEDED);
+    assert_eq!(record.source_etag.as_deref(), Some("\"an-older-upload\""));
 }
 
 /// An old job's late child: the key is re-uploaded while the child renders. Before, it went on

@@ -37,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
         ),
         tags: s3.clone(),
         max_frames: 10_000,
+        task_slots: None,
     };
 
     let mut rows = Vec::new();

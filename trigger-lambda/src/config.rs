@@ -22,6 +22,9 @@ pub struct Config {
     pub zip_definition: String,
     /// `FARM_MAX_FRAMES`: most frames one upload may ask for (default 10,000).
     pub max_frames: usize,
+    /// `FARM_MAX_VCPUS`: the compute environment's `MaxvCpus`, whose `/ 4` task slots
+    /// `chunk=auto` fills (unset: unknown).
+    pub max_vcpus: Option<u32>,
     /// `FARM_LOG_FORMAT=json`: JSON log lines.
     pub json_logs: bool,
 }
@@ -81,14 +84,35 @@ impl Config {
                 }
             },
         };
+        let max_vcpus = match lookup(env::MAX_VCPUS).filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(value) => match value.trim().parse::<u32>() {
+                Ok(n) if n >= 1 => Some(n),
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: env::MAX_VCPUS,
+                        value,
+                        expected: "the compute environment's MaxvCpus, a whole number of at least 1 (chunk=auto fills its MaxvCpus / 4 render task slots)",
+                    })
+                }
+            },
+        };
         let json_logs = lookup(env::LOG_FORMAT).is_some_and(|v| v.trim() == "json");
         Ok(Self {
             queue,
             render,
             zip_definition,
             max_frames,
+            max_vcpus,
             json_logs,
         })
+    }
+}
+
+impl Config {
+    /// The render tasks the farm runs at once, `FARM_MAX_VCPUS / 4`, which `chunk=auto` fills.
+    pub fn task_slots(&self) -> Option<std::num::NonZeroUsize> {
+        self.max_vcpus.map(farm_core::plan::task_slots)
     }
 }
 
@@ -184,6 +208,7 @@ mod tests {
         assert_eq!(config.render.iter().count(), 1);
         assert_eq!(config.zip_definition, "zip");
         assert_eq!(config.max_frames, 10_000);
+        assert_eq!(config.max_vcpus, None);
         assert!(!config.json_logs);
     }
 
@@ -298,6 +323,20 @@ mod tests {
         let config = config(&vars).unwrap();
         assert_eq!(config.max_frames, 500);
         assert!(config.json_logs);
+        let mut vars = BASE.to_vec();
+        vars.push(("FARM_MAX_VCPUS", " 64 "));
+        let config = super::tests::config(&vars).unwrap();
+        assert_eq!(config.max_vcpus, Some(64));
+        assert_eq!(config.task_slots().map(|s| s.get()), Some(16));
+        for bad in ["0", "-4", "many"] {
+            let mut vars = BASE.to_vec();
+            vars.push(("FARM_MAX_VCPUS", bad));
+            let err = super::tests::config(&vars).unwrap_err().to_string();
+            assert!(
+                err.contains("FARM_MAX_VCPUS") && err.contains("MaxvCpus"),
+                "{err}"
+            );
+        }
         for bad in ["0", "-1", "ten", "100001"] {
             let mut vars = BASE.to_vec();
             vars.push(("FARM_MAX_FRAMES", bad));

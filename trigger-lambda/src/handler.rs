@@ -44,12 +44,16 @@ pub struct Deps<O, B, T> {
     pub tags: T,
     /// Most frames one request may ask for (`FARM_MAX_FRAMES`).
     pub max_frames: usize,
+    /// Render tasks the farm runs at once (`FARM_MAX_VCPUS / 4`), which `chunk=auto` fills;
+    /// `None`: unknown (as many tasks as an array job allows).
+    pub task_slots: Option<std::num::NonZeroUsize>,
 }
 
 impl<O, B, T> std::fmt::Debug for Deps<O, B, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deps")
             .field("max_frames", &self.max_frames)
+            .field("task_slots", &self.task_slots)
             .finish_non_exhaustive()
     }
 }
@@ -284,9 +288,10 @@ where
             Err(err) => return Err(err.into()),
         }
     }
-    let parsed = RenderRequest::from_tags(
+    let parsed = RenderRequest::from_tags_with_slots(
         tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         deps.max_frames,
+        deps.task_slots,
     );
     let request = match parsed {
         Ok(Some(request)) => request,

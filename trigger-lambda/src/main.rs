@@ -43,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
         scheduler,
         tags: s3,
         max_frames: config.max_frames,
+        task_slots: config.task_slots(),
     };
     let render_definitions = config
         .render
@@ -56,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
         default_blender = %config.render.default_series(),
         zip_definition = %config.zip_definition,
         max_frames = config.max_frames,
+        max_vcpus = ?config.max_vcpus,
         "trigger ready"
     );
 

@@ -106,6 +106,7 @@ fn deps(store: &Store) -> TestDeps {
         scheduler: Faulty::new(MemoryScheduler::new()),
         tags: Tags(store.inner().clone()),
         max_frames: 10_000,
+        task_slots: None,
     }
 }
 

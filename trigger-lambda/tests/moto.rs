@@ -65,6 +65,7 @@ impl Farm {
             .with_render_definitions(render),
             tags: s3,
             max_frames: 10_000,
+            task_slots: None,
         };
         Farm {
             moto,
@@ -330,6 +331,48 @@ async fn one_chunk_gives_a_plain_job() {
     let (render_id, _) = submitted(&farm.handle("ObjectCreated:Put", &key, &etag).await);
     let render = &farm.describe(&[&render_id]).await[0];
     assert!(render.array_properties().and_then(|a| a.size()).is_none());
+}
+
+/// `chunk=auto` on a farm of `MaxvCpus` 64 (the template passes it as `FARM_MAX_VCPUS`): 16
+/// four-vCPU slots, so 100 frames go in 15 children of 7 frames (the last has 2).
+#[tokio::test]
+async fn chunk_auto_fills_the_farms_task_slots() {
+    let mut farm = Farm::start().await;
+    let config = trigger_lambda::Config::from_lookup(|name| {
+        [
+            ("JOB_QUEUE_ARN", "q"),
+            ("JOB_DEFINITION_ARN", "render"),
+            ("ZIP_JOB_DEFINITION_ARN", "zip"),
+            ("FARM_MAX_VCPUS", "64"),
+        ]
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_owned())
+    })
+    .unwrap();
+    farm.deps.task_slots = config.task_slots();
+    let key = format!("{}auto.blend", unique_prefix("auto"));
+    let etag = farm
+        .upload(&key, BLEND_HEADER.to_vec(), "frame=100&chunk=auto")
+        .await;
+    let (render_id, _) = submitted(&farm.handle("ObjectCreated:Put", &key, &etag).await);
+    let render = &farm.describe(&[&render_id]).await[0];
+    assert_eq!(render.array_properties().and_then(|a| a.size()), Some(15));
+    assert_eq!(env_of(render)["FARM_CHUNK"], "7");
+    assert_eq!(env_of(render)["FARM_FRAMES"], "1-100");
+    let manifest = farm.manifest(&key).await.unwrap();
+    assert_eq!(manifest.chunk_size, 7);
+    assert_eq!(manifest.chunk_count, 15);
+
+    // The same tags on a farm whose slots are unknown: one frame per child.
+    farm.deps.task_slots = None;
+    let key = format!("{}auto.blend", unique_prefix("auto-unknown"));
+    let etag = farm
+        .upload(&key, BLEND_HEADER.to_vec(), "frame=100&chunk=auto")
+        .await;
+    let (render_id, _) = submitted(&farm.handle("ObjectCreated:Put", &key, &etag).await);
+    let render = &farm.describe(&[&render_id]).await[0];
+    assert_eq!(render.array_properties().and_then(|a| a.size()), Some(100));
 }
 
 /// Duplicate deliveries, one after the other. Racing deliveries are a handler test on the

@@ -3,6 +3,7 @@
 use clap::Parser;
 use farm_core::blender::OutputFormat;
 use farm_core::frames::{DEFAULT_MAX_FRAMES, FRAMES_SYNTAX};
+use farm_core::receipt::{self, Prices};
 use farm_core::{env, FrameList, JobKeys};
 use farm_jobs::OutputVersion;
 
@@ -39,6 +40,22 @@ pub struct Cli {
     /// Output format the job asked for (a Blender name such as PNG); default: the scene's.
     #[arg(long, env = env::FORMAT, value_name = "FORMAT")]
     pub format: Option<String>,
+
+    /// This attempt of the zip job, set by AWS Batch (from 1); names its task record.
+    #[arg(long, env = env::BATCH_JOB_ATTEMPT, value_name = "N", default_value_t = 1)]
+    pub attempt: u32,
+
+    /// Region whose Fargate on-demand prices the receipt's cost uses (set by Fargate).
+    #[arg(long, env = "AWS_REGION", value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Price of a vCPU-hour in USD, instead of the region's in the built-in table (e.g. Spot).
+    #[arg(long, env = receipt::ENV_VCPU_HOUR_USD, value_name = "USD")]
+    pub vcpu_hour_usd: Option<f64>,
+
+    /// Price of a GB-hour in USD, instead of the region's in the built-in table.
+    #[arg(long, env = receipt::ENV_GB_HOUR_USD, value_name = "USD")]
+    pub gb_hour_usd: Option<f64>,
 }
 
 /// A validated configuration.
@@ -54,6 +71,10 @@ pub struct Config {
     pub version: OutputVersion,
     /// Pipeline tuning.
     pub options: ZipOptions,
+    /// AWS Batch's attempt number, from 1.
+    pub attempt: u32,
+    /// Prices for the receipt's cost; `None`: no cost (unknown region, no override).
+    pub prices: Option<Prices>,
 }
 
 impl Cli {
@@ -91,6 +112,12 @@ impl Cli {
             frames,
             version: OutputVersion::new(source_etag, format),
             options: ZipOptions::default(),
+            attempt: self.attempt.max(1),
+            prices: Prices::for_region(
+                self.region.as_deref().unwrap_or_default(),
+                self.vcpu_hour_usd,
+                self.gb_hour_usd,
+            ),
         })
     }
 }
@@ -112,6 +139,32 @@ mod tests {
         assert_eq!(config.bucket, "b");
         assert_eq!(config.keys.zip(), "a b.blend/frames.zip");
         assert_eq!(config.frames.as_slice(), [1, 2, 3, 7]);
+        assert_eq!(config.attempt, 1);
+        let config = cli(&[
+            "--bucket",
+            "b",
+            "--key",
+            "k",
+            "--frames",
+            "1",
+            "--attempt",
+            "3",
+            "--region",
+            "eu-west-1",
+            "--vcpu-hour-usd",
+            "0.5",
+        ])
+        .unwrap()
+        .into_config()
+        .unwrap();
+        assert_eq!(config.attempt, 3);
+        assert_eq!(
+            config.prices,
+            Some(Prices {
+                vcpu_hour: 0.5,
+                gb_hour: 0.004445
+            })
+        );
     }
 
     #[test]

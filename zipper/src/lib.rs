@@ -17,12 +17,17 @@
 //!    error or interruption abort it, so a truncated archive is never visible. On success remove
 //!    a stale `missing.json`.
 //!
+//! 4. [`run`] (the zip job) then writes its own task record, `<key>/tasks/zip-<attempt>.json`,
+//!    and after a finished archive the job's `<key>/receipt.json`, summed from every task record
+//!    of the job's version of the .blend (best effort: never changes the outcome).
+//!
 //! Memory is bounded by [`ZipOptions`] (the prefetch window and the pipe chunk) and the
 //! upload's part buffers, not by the number of frames; nothing touches the local disk.
 
 mod archive;
 pub mod config;
 pub mod error;
+mod receipt;
 
 use std::future::Future;
 use std::pin::pin;
@@ -236,7 +241,8 @@ pub async fn run<S: Storage>(
             );
         }
     };
-    zip_frames_until(
+    let started = jiff::Timestamp::now();
+    let result = zip_frames_until(
         storage,
         &config.keys,
         &config.frames,
@@ -245,7 +251,9 @@ pub async fn run<S: Storage>(
         &log_progress,
         shutdown,
     )
-    .await
+    .await;
+    receipt::finish(storage, config, started, &result).await;
+    result
 }
 
 async fn scan<S: Storage>(

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use farm_core::frames::DEFAULT_MAX_FRAMES;
-use farm_core::storage::{ObjectMeta, PutOptions, Storage, StorageResult};
+use farm_core::receipt::{Prices, Receipt};
+use farm_core::storage::{put_json, ObjectMeta, PutOptions, Storage, StorageResult};
+use farm_core::tasks::{FrameTiming, TaskKind, TaskRecord};
 use farm_core::{env, FrameList, JobKeys};
 use farm_io::{S3Storage, UploadTuning};
 use farm_jobs::OutputVersion;
@@ -147,6 +149,136 @@ async fn binary_zips_three_frames_into_a_valid_archive() {
     let head = farm.storage.head(&farm.keys.zip()).await.expect("head");
     assert!(head
         .is_some_and(|meta| meta.size == std::fs::metadata(archive.path()).map_or(0, |m| m.len())));
+}
+
+fn task(
+    index: usize,
+    attempt: u32,
+    etag: &str,
+    from: i64,
+    to: i64,
+    exit_code: i32,
+    frames: &[(i32, f64)],
+) -> TaskRecord {
+    let at = |s: i64| jiff::Timestamp::from_second(1_800_000_000 + s).unwrap();
+    TaskRecord {
+        task: TaskKind::Render,
+        index,
+        attempt,
+        source_etag: Some(etag.to_owned()),
+        started: at(from),
+        ended: at(to),
+        exit_code,
+        error: None,
+        cpus: 4,
+        download_seconds: Some(1.0),
+        blender_startup_seconds: Some(2.0),
+        frames: frames
+            .iter()
+            .map(|&(frame, seconds)| FrameTiming {
+                frame,
+                render_seconds: Some(seconds),
+                upload_seconds: 0.5,
+            })
+            .collect(),
+    }
+}
+
+/// The zip job writes its own task record and the receipt, summed from this job's task records
+/// (a record of another upload of the key is left out), priced at the region's table.
+#[tokio::test]
+async fn binary_writes_its_task_record_and_the_receipt_of_the_jobs_records() {
+    let farm = Farm::start("receipt").await;
+    let etag = "\"job-etag\"";
+    let version = OutputVersion::new(Some(etag), None);
+    for frame in 1..=3 {
+        let options = PutOptions {
+            metadata: version.metadata(),
+            ..PutOptions::content_type("image/png")
+        };
+        farm.storage
+            .put(
+                &farm.keys.frame(frame, "png"),
+                frame_bytes(frame, 1_000),
+                &options,
+            )
+            .await
+            .unwrap();
+    }
+    let records = [
+        task(0, 1, etag, 0, 200, 0, &[(1, 50.0), (2, 70.0)]),
+        task(1, 1, etag, 5, 25, 4, &[(3, 900.0)]),
+        task(1, 2, etag, 30, 230, 0, &[(3, 60.0)]),
+        // An older upload's job: not this job's.
+        task(0, 1, "\"old\"", 0, 5000, 0, &[(1, 999.0)]),
+    ];
+    for (n, record) in records.iter().enumerate() {
+        let key = match n {
+            3 => format!("{}0-1-old.json", farm.keys.tasks_prefix()),
+            _ => farm.keys.task_record(record.index, record.attempt),
+        };
+        put_json(&farm.storage, &key, record).await.unwrap();
+    }
+    let output = farm
+        .binary("1-3")
+        .env(env::SOURCE_ETAG, etag)
+        .env(env::BATCH_JOB_ATTEMPT, "2")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .expect("zipper runs");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+
+    let own: TaskRecord = serde_json::from_slice(
+        &farm
+            .storage
+            .get(&farm.keys.zip_task_record(2))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (own.task, own.attempt, own.exit_code),
+        (TaskKind::Zip, 2, 0)
+    );
+    assert_eq!(own.source_etag.as_deref(), Some(etag));
+    let receipt: Receipt =
+        serde_json::from_slice(&farm.storage.get(&farm.keys.receipt()).await.unwrap()).unwrap();
+    let expected = Receipt::compute(
+        &[
+            records[0].clone(),
+            records[1].clone(),
+            records[2].clone(),
+            own.clone(),
+        ],
+        3,
+        Prices::for_region("us-east-1", None, None),
+    );
+    assert_eq!(receipt, expected);
+    assert_eq!((receipt.frames, receipt.tasks, receipt.attempts), (3, 3, 4));
+    assert_eq!(receipt.frame_seconds.max, 70.0);
+    assert_eq!(receipt.slowest[0].frame, 2);
+    assert!(receipt.cost_usd.is_some_and(|c| c > 0.0));
+    assert!(receipt.wall_seconds >= 230.0);
+
+    // A failed zip writes its record, and no receipt.
+    farm.storage.delete(&farm.keys.receipt()).await.unwrap();
+    let output = farm
+        .binary("1-4")
+        .env(env::SOURCE_ETAG, etag)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let failed: TaskRecord = serde_json::from_slice(
+        &farm
+            .storage
+            .get(&farm.keys.zip_task_record(1))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(failed.exit_code, 3);
+    assert!(failed.error.unwrap().contains("missing"));
+    assert!(!farm.exists(&farm.keys.receipt()).await);
 }
 
 #[tokio::test]

@@ -55,6 +55,8 @@ pub(super) struct ChunkContext<'a> {
     pub(super) format: Option<OutputFormat>,
     pub(super) source_tag: &'a str,
     pub(super) shutdown: &'a Shutdown,
+    /// Each chunk's task record, for the run's receipt.
+    pub(super) records: &'a Mutex<Vec<farm_core::tasks::TaskRecord>>,
 }
 
 /// Finds, chunk by chunk, the frames not yet in the folder for this scene content, and deletes
@@ -219,16 +221,29 @@ pub(super) async fn render_chunk(
         work_dir: context.work_root.join(format!("chunk-{}", chunk.index)),
     };
     debug!(chunk = chunk.index, frames = %compact(&chunk.todo, " "), "chunk starts");
-    renderer::render_frames(
+    // Timed as a cloud task is, for the run's receipt (no download: Blender's clock starts now).
+    let clock = renderer::record::TaskClock::start();
+    clock.downloaded();
+    let result = renderer::render_frames(
         context.storage,
         &spec,
         context.scene,
         &setup,
         &chunk.todo,
         context.shutdown.signal(),
-        on_event,
+        &|event| {
+            clock.event(&event);
+            on_event(event);
+        },
     )
-    .await
+    .await;
+    let record = clock.finish(chunk.index, 1, Some(context.source_tag.to_owned()), &result);
+    context
+        .records
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(record);
+    result
 }
 
 /// Why rendering stopped.

@@ -25,12 +25,13 @@ use crate::out::{default_out, prepare_out};
 use crate::progress::{human_bytes, seconds};
 use crate::shutdown::Shutdown;
 
+use std::num::NonZeroUsize;
 use std::time::Instant;
 
 use anyhow::{anyhow, Context};
 use farm_core::blender::OutputFormat;
 use farm_core::frames::{compact, DEFAULT_MAX_FRAMES};
-use farm_core::plan::{PlanError, MAX_ARRAY_SIZE};
+use farm_core::plan::{auto_chunk_size, Chunking, PlanError, MAX_ARRAY_SIZE};
 use farm_core::{FrameList, JobKeys, Plan};
 use farm_io::LocalStorage;
 use tracing::{debug, info};
@@ -49,11 +50,11 @@ pub fn default_workers() -> u16 {
     u16::try_from(workers).unwrap_or(u16::MAX)
 }
 
-/// Default `--chunk`: the frames shared evenly between the workers, so each Blender process
-/// starts once (the benchmark's smaller chunks were slower: each one starts Blender again).
+/// Default `--chunk` (and `--chunk auto`): the frames shared evenly between the workers, so
+/// each Blender process starts once (the benchmark's smaller chunks were slower: each one starts
+/// Blender again). The workers are the local farm's task slots: the trigger's `chunk=auto`.
 pub fn default_chunk(frames: usize, workers: usize) -> u32 {
-    let chunk = frames.div_ceil(workers.max(1)).max(1);
-    u32::try_from(chunk).unwrap_or(u32::MAX)
+    auto_chunk_size(frames, NonZeroUsize::new(workers.max(1)))
 }
 
 /// Blender threads for each of `workers` processes running at once on `cpus` CPUs.
@@ -87,9 +88,10 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
     let source_tag = hash_file(&scene).await?;
     debug!(%source_tag, "scene content hash");
     let workers = usize::from(args.workers);
-    let chunk = args
-        .chunk
-        .unwrap_or_else(|| default_chunk(frames.len(), workers));
+    let chunk = match args.chunk.unwrap_or(Chunking::Auto) {
+        Chunking::Frames(size) => size,
+        Chunking::Auto => default_chunk(frames.len(), workers),
+    };
     let plan = Plan::new(frames, chunk).map_err(|e| match e {
         // The plan's limit is the cloud's array size; say it in this command's words.
         PlanError::TooManyChunks {
@@ -128,6 +130,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         .prefix("farm-render-")
         .tempdir()
         .context("cannot create a temporary work folder (check TMPDIR)")?;
+    let records = std::sync::Mutex::new(Vec::new());
     let context = ChunkContext {
         storage: &storage,
         keys: &keys,
@@ -138,6 +141,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         format,
         source_tag: &source_tag,
         shutdown: &shutdown,
+        records: &records,
     };
     let rendered = render_all(&context, todo, workers, to_render).await;
     let rendered = match rendered {
@@ -187,6 +191,11 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
             plan.chunk_size(),
         );
     }
+    let records = records.into_inner().unwrap_or_else(|e| e.into_inner());
+    if !records.is_empty() {
+        let receipt = farm_core::receipt::Receipt::compute(&records, summary.frames, None);
+        print!("{}", crate::report::receipt_text(&receipt, false));
+    }
     println!(
         "frames:  {}/ ({} frames, {})",
         out.join("frames").display(),
@@ -219,6 +228,7 @@ mod tests {
         assert_eq!(default_chunk(25, 2), 13);
         assert_eq!(default_chunk(1, 4), 1);
         assert_eq!(default_chunk(3, 8), 1);
+        assert_eq!(default_chunk(30_000, 1), 30_000);
     }
 
     #[test]

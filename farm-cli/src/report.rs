@@ -1,0 +1,151 @@
+//! `farm report`: a finished job's receipt (`<key>/receipt.json`, written by the zip job), and
+//! the text `farm render` prints for a local run.
+
+use std::fmt::Write as _;
+
+use farm_core::receipt::{Receipt, PRICES_AS_OF};
+
+use crate::progress;
+
+fn seconds(secs: f64) -> String {
+    progress::seconds(std::time::Duration::from_secs_f64(secs.max(0.0)))
+}
+
+/// The receipt as text. `priced`: the cloud's receipt (vCPU- and GB-hours and the estimated
+/// cost); a local run shows times only.
+pub fn receipt_text(receipt: &Receipt, priced: bool) -> String {
+    let mut out = String::new();
+    let retries = receipt.attempts.saturating_sub(receipt.tasks);
+    let _ = writeln!(
+        out,
+        "frames    {} in {} task(s), {} attempt(s){}",
+        receipt.frames,
+        receipt.tasks,
+        receipt.attempts,
+        if retries > 0 {
+            format!(" ({retries} retried)")
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(
+        out,
+        "time      {} from the first task's start to the end, {} of task time",
+        seconds(receipt.wall_seconds),
+        seconds(receipt.task_seconds)
+    );
+    if receipt.frame_seconds.max > 0.0 {
+        let f = receipt.frame_seconds;
+        let _ = writeln!(
+            out,
+            "per frame min {}, median {}, max {}",
+            seconds(f.min),
+            seconds(f.median),
+            seconds(f.max)
+        );
+        let slowest: Vec<String> = receipt
+            .slowest
+            .iter()
+            .map(|s| format!("{} ({})", s.frame, seconds(s.seconds)))
+            .collect();
+        let _ = writeln!(out, "slowest   {}", slowest.join(", "));
+    }
+    if priced {
+        let _ = writeln!(
+            out,
+            "billed    {:.4} vCPU-hours, {:.4} GB-hours (one-minute minimum per task)",
+            receipt.vcpu_hours, receipt.gb_hours
+        );
+        match receipt.cost_usd {
+            Some(cost) => {
+                let _ = writeln!(
+                    out,
+                    "cost      about ${cost:.4} at Fargate on-demand prices of {PRICES_AS_OF} \
+                     (image pulls not included; Fargate Spot costs up to 70 % less)"
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "cost      unknown: the region is not in the price table; set FARM_PRICE_VCPU_HOUR_USD and FARM_PRICE_GB_HOUR_USD on the zip job"
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Runs `farm report`.
+#[cfg(feature = "aws")]
+pub async fn run(args: &crate::cli::ReportArgs) -> anyhow::Result<()> {
+    use farm_core::storage::{get_json, StorageError};
+    use farm_core::JobKeys;
+
+    let aws = crate::aws::Aws::load().await;
+    let storage = aws.storage(&args.bucket);
+    let key = JobKeys::new(args.key.trim_start_matches('/')).receipt();
+    let receipt: Receipt = match get_json(&storage, &key).await {
+        Ok(receipt) => receipt,
+        Err(StorageError::NotFound { .. }) => anyhow::bail!(
+            "no receipt for `{}` in bucket {}: `{key}` does not exist yet; the zip job writes it when the job ends (see `farm status {} --bucket {}`)",
+            args.key,
+            args.bucket,
+            crate::shell_quote(&args.key),
+            crate::shell_quote(&args.bucket)
+        ),
+        Err(err) => return Err(aws.storage_error(&err, &format!("reading `{key}`"))),
+    };
+    if args.json {
+        let text = serde_json::to_string_pretty(&receipt)
+            .map_err(|e| anyhow::anyhow!("cannot write the receipt as JSON: {e}"))?;
+        println!("{text}");
+    } else {
+        print!("{}", receipt_text(&receipt, true));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use farm_core::receipt::{FrameSeconds, SlowFrame};
+
+    fn receipt(cost: Option<f64>) -> Receipt {
+        Receipt {
+            frames: 12,
+            tasks: 4,
+            attempts: 5,
+            wall_seconds: 95.0,
+            task_seconds: 300.0,
+            vcpu_hours: 0.3333,
+            gb_hours: 0.6667,
+            cost_usd: cost,
+            frame_seconds: FrameSeconds {
+                min: 4.0,
+                median: 6.5,
+                max: 20.0,
+            },
+            slowest: vec![SlowFrame {
+                frame: 9,
+                seconds: 20.0,
+            }],
+        }
+    }
+
+    #[test]
+    fn the_cloud_receipt_shows_cost_and_a_local_one_only_times() {
+        let text = receipt_text(&receipt(Some(0.0165)), true);
+        assert!(
+            text.contains("12 in 4 task(s), 5 attempt(s) (1 retried)"),
+            "{text}"
+        );
+        assert!(text.contains("slowest   9 (20.0 s)"), "{text}");
+        assert!(text.contains("about $0.0165"), "{text}");
+        assert!(text.contains("0.3333 vCPU-hours"), "{text}");
+        let text = receipt_text(&receipt(None), true);
+        assert!(text.contains("FARM_PRICE_VCPU_HOUR_USD"), "{text}");
+        let local = receipt_text(&receipt(None), false);
+        assert!(!local.contains('$') && !local.contains("vCPU"), "{local}");
+        assert!(local.contains("of task time"), "{local}");
+    }
+}

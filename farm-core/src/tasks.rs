@@ -1,0 +1,106 @@
+//! Task records: what one attempt of a render task (or of the zip job) did and how long each
+//! part took, written to `<key>/tasks/<index>-<attempt>.json` (`zip-<attempt>.json` for the
+//! zipper) whether the attempt succeeded or not. The zipper sums them into the job's receipt
+//! ([`crate::receipt`]).
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// Which job a task belongs to; each is billed at its job definition's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    Render,
+    Zip,
+}
+
+/// One frame of a render task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrameTiming {
+    pub frame: i32,
+    /// Blender's own render time (its `Time:` line); `None` when it printed none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub render_seconds: Option<f64>,
+    pub upload_seconds: f64,
+}
+
+/// One attempt of one task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub task: TaskKind,
+    /// The array index (0 on a plain job and for the zipper).
+    pub index: usize,
+    /// AWS Batch's attempt number, from 1.
+    pub attempt: u32,
+    /// The `.blend`'s ETag the task worked for: records of another upload of the key are not
+    /// this job's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_etag: Option<String>,
+    pub started: Timestamp,
+    pub ended: Timestamp,
+    /// The process's exit code (`crate::exit`).
+    pub exit_code: i32,
+    /// Why the attempt failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// CPUs the process could use.
+    pub cpus: usize,
+    /// Seconds downloading the `.blend` (render tasks that downloaded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_seconds: Option<f64>,
+    /// Seconds from the end of the download to Blender starting its first frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blender_startup_seconds: Option<f64>,
+    /// Frames rendered and uploaded by this attempt, in the order they finished.
+    #[serde(default)]
+    pub frames: Vec<FrameTiming>,
+}
+
+impl TaskRecord {
+    /// Seconds the attempt ran (0 if the clock went backwards).
+    pub fn seconds(&self) -> f64 {
+        self.ended
+            .duration_since(self.started)
+            .as_secs_f64()
+            .max(0.0)
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.exit_code == crate::exit::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_as_json_with_readable_times() {
+        let record = TaskRecord {
+            task: TaskKind::Render,
+            index: 3,
+            attempt: 2,
+            source_etag: Some("\"abc\"".into()),
+            started: "2026-11-29T10:00:00Z".parse().unwrap(),
+            ended: "2026-11-29T10:01:30.5Z".parse().unwrap(),
+            exit_code: 4,
+            error: Some("S3 went away".into()),
+            cpus: 4,
+            download_seconds: Some(1.25),
+            blender_startup_seconds: Some(3.0),
+            frames: vec![FrameTiming {
+                frame: 7,
+                render_seconds: Some(12.5),
+                upload_seconds: 0.25,
+            }],
+        };
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["task"], "render");
+        assert_eq!(json["started"], "2026-11-29T10:00:00Z");
+        assert_eq!(json["frames"][0]["render_seconds"], 12.5);
+        let back: TaskRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back, record);
+        assert_eq!(record.seconds(), 90.5);
+        assert!(!record.succeeded());
+    }
+}

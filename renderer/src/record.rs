@@ -1,0 +1,145 @@
+//! The task record of this attempt, `<key>/tasks/<index>-<attempt>.json`: start and end, the
+//! download, Blender's start-up, each frame's render and upload seconds, the exit code and the
+//! CPUs. Written whether the chunk succeeded or not, best effort: a failed write is logged and
+//! never changes the exit code the chunk earned.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use farm_core::storage::put_json;
+use farm_core::tasks::{FrameTiming, TaskKind, TaskRecord};
+use farm_core::{exit, Storage};
+use jiff::Timestamp;
+use tracing::{debug, warn};
+
+use crate::config::{available_cpus, Config};
+use crate::error::RenderError;
+use crate::render::{ChunkReport, FrameEvent};
+
+/// Times one attempt as it goes; shared with the frame-event callback.
+#[derive(Debug)]
+pub struct TaskClock {
+    started: Timestamp,
+    inner: Mutex<Times>,
+}
+
+#[derive(Debug, Default)]
+struct Times {
+    download_started: Option<Instant>,
+    download_seconds: Option<f64>,
+    /// When Blender's clock starts: the end of the download.
+    blender_from: Option<Instant>,
+    blender_startup_seconds: Option<f64>,
+    frames: Vec<FrameTiming>,
+}
+
+impl Default for TaskClock {
+    fn default() -> Self {
+        Self::start()
+    }
+}
+
+impl TaskClock {
+    pub fn start() -> Self {
+        Self {
+            started: Timestamp::now(),
+            inner: Mutex::new(Times::default()),
+        }
+    }
+
+    fn times(&self) -> std::sync::MutexGuard<'_, Times> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The `.blend`'s download begins.
+    pub fn downloading(&self) {
+        self.times().download_started = Some(Instant::now());
+    }
+
+    /// The download ended; Blender's start-up is timed from here.
+    pub fn downloaded(&self) {
+        let mut times = self.times();
+        let now = Instant::now();
+        times.download_seconds = times
+            .download_started
+            .map(|started| now.duration_since(started).as_secs_f64());
+        times.blender_from = Some(now);
+    }
+
+    /// Takes in a frame event of the render.
+    pub fn event(&self, event: &FrameEvent) {
+        let mut times = self.times();
+        match event {
+            FrameEvent::Started { .. } => {
+                if times.blender_startup_seconds.is_none() {
+                    times.blender_startup_seconds =
+                        times.blender_from.map(|from| from.elapsed().as_secs_f64());
+                }
+            }
+            FrameEvent::Uploaded {
+                frame,
+                render,
+                upload,
+                ..
+            } => times.frames.push(FrameTiming {
+                frame: *frame,
+                render_seconds: render.map(|d| d.as_secs_f64()),
+                upload_seconds: upload.as_secs_f64(),
+            }),
+        }
+    }
+
+    /// The record of the attempt, ending now, for `result`.
+    pub fn record(&self, config: &Config, result: &Result<ChunkReport, RenderError>) -> TaskRecord {
+        self.finish(
+            config.index,
+            config.attempt,
+            config.source_etag.clone(),
+            result,
+        )
+    }
+
+    /// The record of attempt `attempt` of chunk `index`, ending now, for `result`.
+    pub fn finish(
+        &self,
+        index: usize,
+        attempt: u32,
+        source_etag: Option<String>,
+        result: &Result<ChunkReport, RenderError>,
+    ) -> TaskRecord {
+        let times = self.times();
+        let (exit_code, error) = match result {
+            Ok(_) => (exit::SUCCESS, None),
+            Err(e) => (e.class().exit_code(), Some(e.to_string())),
+        };
+        TaskRecord {
+            task: TaskKind::Render,
+            index,
+            attempt,
+            source_etag,
+            started: self.started,
+            ended: Timestamp::now(),
+            exit_code,
+            error,
+            cpus: available_cpus(),
+            download_seconds: times.download_seconds,
+            blender_startup_seconds: times.blender_startup_seconds,
+            frames: times.frames.clone(),
+        }
+    }
+}
+
+/// Writes the attempt's record; a failure is logged, never returned.
+pub async fn write_record<S: Storage>(
+    storage: &S,
+    config: &Config,
+    clock: &TaskClock,
+    result: &Result<ChunkReport, RenderError>,
+) {
+    let record = clock.record(config, result);
+    let key = config.keys.task_record(config.index, config.attempt);
+    match put_json(storage, &key, &record).await {
+        Ok(()) => debug!(key, "task record written"),
+        Err(error) => warn!(key, %error, "could not write the task record"),
+    }
+}

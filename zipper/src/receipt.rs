@@ -1,0 +1,74 @@
+//! The zip job's own task record (`<key>/tasks/zip-<attempt>.json`) and, when the archive is
+//! done, the job's receipt (`<key>/receipt.json`), summed from every task record of this job by
+//! [`farm_core::receipt::Receipt::compute`]. Best effort: a failure is logged and never changes
+//! the zip job's outcome.
+
+use farm_core::receipt::Receipt;
+use farm_core::storage::put_json;
+use farm_core::tasks::{TaskKind, TaskRecord};
+use farm_core::Storage;
+use jiff::Timestamp;
+
+use crate::{Config, ZipError, ZipSummary};
+
+/// Writes the zip attempt's record and, after a successful archive, the receipt.
+pub(crate) async fn finish<S: Storage>(
+    storage: &S,
+    config: &Config,
+    started: Timestamp,
+    result: &Result<ZipSummary, ZipError>,
+) {
+    let own = TaskRecord {
+        task: TaskKind::Zip,
+        index: 0,
+        attempt: config.attempt,
+        source_etag: config.version.source_tag.clone(),
+        started,
+        ended: Timestamp::now(),
+        exit_code: match result {
+            Ok(_) => farm_core::exit::SUCCESS,
+            Err(error) => error.exit_code(),
+        },
+        error: result.as_ref().err().map(ToString::to_string),
+        cpus: std::thread::available_parallelism().map_or(1, usize::from),
+        download_seconds: None,
+        blender_startup_seconds: None,
+        frames: Vec::new(),
+    };
+    let key = config.keys.zip_task_record(config.attempt);
+    if let Err(error) = put_json(storage, &key, &own).await {
+        tracing::warn!(key, %error, "could not write the task record");
+    }
+    let Ok(summary) = result else { return };
+    match job_records(storage, config, own).await {
+        Ok(records) => {
+            let receipt = Receipt::compute(&records, summary.frames, config.prices);
+            let key = config.keys.receipt();
+            match put_json(storage, &key, &receipt).await {
+                Ok(()) => tracing::info!(
+                    key,
+                    tasks = receipt.tasks,
+                    attempts = receipt.attempts,
+                    task_seconds = receipt.task_seconds,
+                    cost_usd = receipt.cost_usd,
+                    "receipt written"
+                ),
+                Err(error) => tracing::warn!(key, %error, "could not write the receipt"),
+            }
+        }
+        Err(error) => tracing::warn!(%error, "could not read the task records: no receipt"),
+    }
+}
+
+/// This job's task records, with `own` for this zip attempt (replacing its stored copy).
+async fn job_records<S: Storage>(
+    storage: &S,
+    config: &Config,
+    own: TaskRecord,
+) -> Result<Vec<TaskRecord>, farm_core::storage::StorageError> {
+    let etag = config.version.source_tag.as_deref();
+    let mut records = farm_jobs::tasks::job_records(storage, &config.keys, etag).await?;
+    records.retain(|r| !(r.task == TaskKind::Zip && r.attempt == own.attempt));
+    records.push(own);
+    Ok(records)
+}
