@@ -17,7 +17,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use farm_core::scheduler::{JobKind, JobSpec, JobStatus, JobTargets, Scheduler, SchedulerError};
 use farm_core::series::SeriesChoice;
-use farm_core::storage::{ObjectMeta, PutOptions, StorageError, StorageResult, StreamUpload};
+use farm_core::storage::{
+    ByteChunks, ObjectMeta, PutOptions, StorageError, StorageResult, StreamUpload,
+};
 use farm_core::{BlenderSeries, Storage};
 use tokio::sync::Barrier;
 
@@ -27,6 +29,8 @@ use tokio::sync::Barrier;
 pub enum Op {
     Head,
     Get,
+    /// [`Storage::get_stream`].
+    GetStream,
     GetPrefix,
     Download,
     Put,
@@ -53,7 +57,7 @@ pub enum Op {
 
 impl Op {
     /// The operations that read an object's content.
-    pub const READS: [Op; 3] = [Op::Get, Op::GetPrefix, Op::Download];
+    pub const READS: [Op; 4] = [Op::Get, Op::GetStream, Op::GetPrefix, Op::Download];
     /// The operations that create, replace or remove an object.
     pub const WRITES: [Op; 6] = [
         Op::Put,
@@ -68,6 +72,7 @@ impl Op {
         match self {
             Op::Head => "head",
             Op::Get => "get",
+            Op::GetStream => "get stream",
             Op::GetPrefix => "get prefix",
             Op::Download => "download",
             Op::Put => "put",
@@ -388,6 +393,13 @@ impl<S: Storage> Storage for Faulty<S> {
     async fn get(&self, key: &str) -> StorageResult<Bytes> {
         self.faults.storage(Call::new(Op::Get, key)).await?;
         self.inner.get(key).await
+    }
+
+    /// Forwarded, so a wrapped store that streams keeps streaming (the trait's default would
+    /// read the whole object through [`Faulty::get`]).
+    async fn get_stream(&self, key: &str) -> StorageResult<ByteChunks> {
+        self.faults.storage(Call::new(Op::GetStream, key)).await?;
+        self.inner.get_stream(key).await
     }
 
     async fn get_prefix(&self, key: &str, len: u64) -> StorageResult<Bytes> {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use farm_core::storage::{ObjectMeta, PutOptions, StorageResult};
+use farm_core::storage::{ByteChunks, ObjectMeta, PutOptions, StorageResult};
 use farm_core::Storage;
 use tokio::sync::Mutex;
 
@@ -62,6 +62,10 @@ impl<S: Storage> Storage for Intercept<S> {
 
     async fn get(&self, key: &str) -> StorageResult<Bytes> {
         self.inner.get(key).await
+    }
+
+    async fn get_stream(&self, key: &str) -> StorageResult<ByteChunks> {
+        self.inner.get_stream(key).await
     }
 
     async fn get_prefix(&self, key: &str, len: u64) -> StorageResult<Bytes> {

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use farm_core::frames::DEFAULT_MAX_FRAMES;
 use farm_core::receipt::{Prices, Receipt};
-use farm_core::storage::{put_json, ObjectMeta, PutOptions, Storage, StorageResult};
+use farm_core::storage::{put_json, PutOptions, Storage};
 use farm_core::tasks::{FrameTiming, TaskKind, TaskRecord};
 use farm_core::{env, FrameList, JobKeys};
 use farm_io::{S3Storage, UploadTuning};
 use farm_jobs::OutputVersion;
-use farm_testkit::{unique_prefix, Moto};
+use farm_testkit::{unique_prefix, Failure, Fault, Faulty, Moto, Op};
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::Notify;
 use zipper::{zip_frames, zip_frames_until, ZipError, ZipOptions, ZipProgress};
@@ -535,85 +535,6 @@ fn binary_exits_2_on_missing_or_malformed_config() {
     }
 }
 
-/// S3 storage that fails a whole-object read of anything larger than `limit`: the zipper must
-/// stream such a frame, never hold it.
-struct NoLargeGets {
-    inner: S3Storage,
-    limit: u64,
-}
-
-impl Storage for NoLargeGets {
-    type Upload = <S3Storage as Storage>::Upload;
-
-    async fn head(&self, key: &str) -> StorageResult<Option<ObjectMeta>> {
-        self.inner.head(key).await
-    }
-
-    async fn get(&self, key: &str) -> StorageResult<Bytes> {
-        let size = self.inner.head(key).await?.map_or(0, |meta| meta.size);
-        assert!(
-            size <= self.limit,
-            "`{key}` ({size} bytes) was read whole into memory"
-        );
-        self.inner.get(key).await
-    }
-
-    async fn get_stream(&self, key: &str) -> StorageResult<farm_core::storage::ByteChunks> {
-        self.inner.get_stream(key).await
-    }
-
-    async fn get_prefix(&self, key: &str, len: u64) -> StorageResult<Bytes> {
-        self.inner.get_prefix(key, len).await
-    }
-
-    async fn download(
-        &self,
-        key: &str,
-        dest: &std::path::Path,
-        if_match: Option<&str>,
-    ) -> StorageResult<ObjectMeta> {
-        self.inner.download(key, dest, if_match).await
-    }
-
-    async fn put(&self, key: &str, body: Bytes, options: &PutOptions) -> StorageResult<()> {
-        self.inner.put(key, body, options).await
-    }
-
-    async fn upload_file(
-        &self,
-        key: &str,
-        path: &std::path::Path,
-        options: &PutOptions,
-    ) -> StorageResult<()> {
-        self.inner.upload_file(key, path, options).await
-    }
-
-    async fn create_if_absent(
-        &self,
-        key: &str,
-        body: Bytes,
-        options: &PutOptions,
-    ) -> StorageResult<bool> {
-        self.inner.create_if_absent(key, body, options).await
-    }
-
-    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
-        self.inner.list(prefix).await
-    }
-
-    async fn delete(&self, key: &str) -> StorageResult<()> {
-        self.inner.delete(key).await
-    }
-
-    fn start_upload(&self, key: &str, options: PutOptions) -> Self::Upload {
-        self.inner.start_upload(key, options)
-    }
-
-    async fn open_uploads(&self, prefix: &str) -> StorageResult<Vec<String>> {
-        self.inner.open_uploads(prefix).await
-    }
-}
-
 /// Frames larger than the prefetch window (a multilayer EXR of hundreds of MiB) are streamed
 /// from storage into their entries; before, each was read whole into memory, several times.
 #[tokio::test]
@@ -626,10 +547,18 @@ async fn frames_larger_than_the_window_are_streamed_into_their_entries() {
     let mut bodies = farm.put_frames([1, 3], 100_000).await;
     bodies.extend(farm.put_frames([2, 4], 3 * 1024 * 1024 + 5).await);
     bodies.sort_by_key(|(frame, _)| *frame);
-    let storage = NoLargeGets {
-        inner: S3Storage::new(farm.moto.s3(), BUCKET),
-        limit: options.prefetch_bytes,
-    };
+    // A whole read of a frame larger than the window fails: the zipper must stream those.
+    let storage = Faulty::new(S3Storage::new(farm.moto.s3(), BUCKET));
+    for (frame, _) in bodies
+        .iter()
+        .filter(|(_, body)| body.len() as u64 > options.prefetch_bytes)
+    {
+        storage.inject(
+            Fault::on(Op::Get)
+                .key(&farm.keys.frame(*frame, "png"))
+                .error(Failure::Permanent),
+        );
+    }
     let summary = zip_frames(
         &storage,
         &farm.keys,
