@@ -137,8 +137,16 @@ pub trait Storage: Send + Sync {
         }
     }
 
-    /// The first `len` bytes of the object (fewer if it is shorter).
-    fn get_prefix(&self, key: &str, len: u64) -> impl Future<Output = StorageResult<Bytes>> + Send;
+    /// Up to `len` bytes of the object from byte `offset`: fewer where the object ends, none
+    /// from its end on. With `if_match`, fails with [`StorageError::Changed`] unless the object
+    /// still has that ETag, so ranges read one after another all come from one version.
+    fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        if_match: Option<&str>,
+    ) -> impl Future<Output = StorageResult<Bytes>> + Send;
 
     /// Streams the object into the file `dest` (never holding it in memory). With `if_match`,
     /// fails with [`StorageError::Changed`] unless the object still has that ETag.

@@ -27,7 +27,7 @@ use farm_core::storage::{
 use farm_core::{Storage, StreamUpload};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::temp::{temp_path_beside, TempFile};
 
@@ -254,9 +254,30 @@ impl Storage for LocalStorage {
         Ok(Box::pin(chunks))
     }
 
-    async fn get_prefix(&self, key: &str, len: u64) -> StorageResult<Bytes> {
+    async fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        if_match: Option<&str>,
+    ) -> StorageResult<Bytes> {
         let path = self.path_of(key)?;
-        let file = open_object(key, &path).await?;
+        let mut file = open_object(key, &path).await?;
+        if let Some(expected) = if_match {
+            let stat = file
+                .metadata()
+                .await
+                .map_err(|err| StorageError::io(&path, err))?;
+            if self.object_meta(key, &stat).await.etag.as_deref() != Some(expected) {
+                return Err(StorageError::Changed {
+                    key: key.to_owned(),
+                    expected: expected.to_owned(),
+                });
+            }
+        }
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(|err| read_error(key, &path, err))?;
         let mut body = Vec::new();
         file.take(len)
             .read_to_end(&mut body)

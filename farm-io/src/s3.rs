@@ -212,22 +212,45 @@ impl Storage for S3Storage {
         Ok(Box::pin(chunks))
     }
 
-    async fn get_prefix(&self, key: &str, len: u64) -> StorageResult<Bytes> {
+    async fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        if_match: Option<&str>,
+    ) -> StorageResult<Bytes> {
         if len == 0 {
-            // `bytes=0--1` is no range; still report a missing object as missing.
+            // `bytes=0--1` is no range; still report a missing (or replaced) object.
             return match self.head(key).await? {
-                Some(_) => Ok(Bytes::new()),
+                Some(meta) => match if_match {
+                    Some(expected) if meta.etag.as_deref() != Some(expected) => {
+                        Err(StorageError::Changed {
+                            key: key.to_owned(),
+                            expected: expected.to_owned(),
+                        })
+                    }
+                    _ => Ok(Bytes::new()),
+                },
                 None => Err(not_found(key)),
             };
         }
-        let range = format!("bytes=0-{}", len - 1);
-        match self.get_object("get", key, Some(range), None).await? {
+        let last = offset.saturating_add(len - 1);
+        let range = format!("bytes={offset}-{last}");
+        match self.get_object("get", key, Some(range), if_match).await? {
             Some(output) => {
+                let ranged = output.content_range().is_some();
                 let mut body = collect("get", key, output).await?;
-                // A server ignoring the range sends everything: keep what was asked for.
+                if !ranged {
+                    // A server ignoring the range sends everything: keep what was asked for.
+                    let start = usize::try_from(offset)
+                        .unwrap_or(usize::MAX)
+                        .min(body.len());
+                    body = body.slice(start..);
+                }
                 body.truncate(usize::try_from(len).unwrap_or(usize::MAX));
                 Ok(body)
             }
+            // 416: the range starts at or past the end.
             None => Ok(Bytes::new()),
         }
     }

@@ -105,33 +105,54 @@ mod suite {
         Ok(())
     }
 
-    pub(crate) async fn get_prefix_reads_the_start<S: Storage>(
+    pub(crate) async fn get_range_reads_any_part_of_one_version<S: Storage>(
         s: &S,
         p: &str,
     ) -> anyhow::Result<()> {
         let key = format!("{p}scene.blend");
         let body = pattern(100, 3);
         s.put(&key, body.clone(), &PutOptions::default()).await?;
-        assert_eq!(s.get_prefix(&key, 10).await?, body.slice(..10));
-        assert_eq!(s.get_prefix(&key, 100).await?, body);
-        assert_eq!(s.get_prefix(&key, 1000).await?, body);
-        assert!(s.get_prefix(&key, 0).await?.is_empty());
+        let etag = s.head(&key).await?.context("head")?.etag.context("etag")?;
+        assert_eq!(s.get_range(&key, 0, 10, None).await?, body.slice(..10));
+        assert_eq!(s.get_range(&key, 0, 100, None).await?, body);
+        assert_eq!(s.get_range(&key, 0, 1000, None).await?, body);
+        assert!(s.get_range(&key, 0, 0, None).await?.is_empty());
+        // Inside, across the end, from the end and past it.
+        assert_eq!(
+            s.get_range(&key, 40, 20, Some(&etag)).await?,
+            body.slice(40..60)
+        );
+        assert_eq!(s.get_range(&key, 90, 20, None).await?, body.slice(90..));
+        assert!(s.get_range(&key, 100, 20, None).await?.is_empty());
+        assert!(s.get_range(&key, 5000, 20, None).await?.is_empty());
+
+        // Replaced: a range asked of the old version fails, whatever its length.
+        s.put(&key, pattern(100, 4), &PutOptions::default()).await?;
+        for len in [0, 10] {
+            let read = s.get_range(&key, 40, len, Some(&etag)).await;
+            assert!(
+                matches!(&read, Err(StorageError::Changed { key: k, expected }) if *k == key && *expected == etag),
+                "{read:?}"
+            );
+        }
+        assert_eq!(
+            s.get_range(&key, 40, 20, None).await?,
+            pattern(100, 4).slice(40..60)
+        );
 
         let empty = format!("{p}empty.blend");
         s.put(&empty, Bytes::new(), &PutOptions::default()).await?;
-        assert!(s.get_prefix(&empty, 16).await?.is_empty());
+        assert!(s.get_range(&empty, 0, 16, None).await?.is_empty());
         assert!(s.get(&empty).await?.is_empty());
         assert_eq!(s.head(&empty).await?.context("empty object")?.size, 0);
 
         let missing = format!("{p}missing.blend");
-        assert!(matches!(
-            s.get_prefix(&missing, 16).await,
-            Err(StorageError::NotFound { .. })
-        ));
-        assert!(matches!(
-            s.get_prefix(&missing, 0).await,
-            Err(StorageError::NotFound { .. })
-        ));
+        for len in [16, 0] {
+            assert!(matches!(
+                s.get_range(&missing, 0, len, None).await,
+                Err(StorageError::NotFound { .. })
+            ));
+        }
         Ok(())
     }
 
@@ -524,7 +545,7 @@ macro_rules! conformance {
 
 conformance!(
     head_get_and_put,
-    get_prefix_reads_the_start,
+    get_range_reads_any_part_of_one_version,
     get_stream_yields_the_whole_object,
     download_streams_to_a_file,
     upload_file_small_and_large,

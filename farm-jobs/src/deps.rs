@@ -5,16 +5,13 @@
 //!
 //! Sounds never stop a render: a missing one is a warning. Objects are looked up by listing
 //! their folder when several are wanted from it (one request per 1,000 keys instead of one per
-//! file) and by `HEAD` otherwise, several at once. A linked library is downloaded (if it still
-//! has the ETag just found) and read by `farm-blend`, and its own paths are resolved from its
-//! own key.
+//! file) and by `HEAD` otherwise, several at once. A linked library is read where it lies
+//! ([`crate::blend::read_blend`], ranged reads bound to the ETag just found), and its own paths
+//! are resolved from its own key.
 //!
 //! What is found is bound to the job: [`write_dependency_list`] writes the files with their ETags
 //! to an object named by its content, which the renderer downloads from, each file `If-Match`
 //! its recorded ETag.
-
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
-use std::path::Path;
 
 use bytes::Bytes;
 use farm_blend::{BlendInfo, ExternalFile, FileKind};
@@ -26,6 +23,9 @@ use farm_core::storage::{ObjectMeta, PutOptions, StorageError};
 use farm_core::{JobKeys, Storage};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+
+use crate::blend::read_blend;
 
 /// `HEAD` requests in flight at once.
 const HEADS_AT_ONCE: usize = 16;
@@ -36,11 +36,6 @@ const LIST_ABOVE: usize = 4;
 /// Most linked libraries followed (a guard against hostile or cyclic files).
 const MAX_LIBRARIES: usize = 256;
 
-/// Largest `.blend` the check downloads to read: the trigger Lambda's `/tmp` holds 512 MiB by
-/// default. A larger file (or library) is rendered without reading its own paths, with a
-/// warning.
-pub const MAX_READ_BYTES: u64 = 400 << 20;
-
 /// The outcome of the check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Preflight {
@@ -49,43 +44,6 @@ pub enum Preflight {
     Ready(DependencyRecord),
     /// Files are missing: the request is rejected with [`DependencyRecord::missing_message`].
     Missing(DependencyRecord),
-}
-
-/// Reads the `.blend` at `key` (only if it still has `etag`) and checks its dependencies for
-/// the job's `frames`. `Ok(Err(reason))` when the reader cannot read the file (Blender may
-/// still render it): the caller renders without a dependency check, with a warning.
-pub async fn preflight<S: Storage>(
-    storage: &S,
-    key: &str,
-    etag: &str,
-    frames: &[i32],
-    allow_missing: bool,
-) -> Result<Result<Preflight, String>, StorageError> {
-    let size = storage
-        .head(key)
-        .await?
-        .ok_or_else(|| StorageError::NotFound {
-            key: key.to_owned(),
-        })?
-        .size;
-    if size > MAX_READ_BYTES {
-        return Ok(Err(too_large(size)));
-    }
-    let info = match download_and_read(storage, key, etag).await? {
-        Ok(info) => info,
-        Err(reason) => return Ok(Err(reason)),
-    };
-    Ok(Ok(
-        check(storage, key, &info, Some(frames), allow_missing).await?
-    ))
-}
-
-fn too_large(size: u64) -> String {
-    format!(
-        "it is {} MiB, more than the {} MiB the check reads",
-        size >> 20,
-        MAX_READ_BYTES >> 20
-    )
 }
 
 /// Checks the dependencies of the `.blend` at `key`, whose reader facts are `info`. An image
@@ -217,19 +175,9 @@ pub async fn check<S: Storage>(
                         });
                         continue;
                     }
-                    let read = if meta.size > MAX_READ_BYTES {
-                        Err(too_large(meta.size))
-                    } else {
-                        download_and_read(storage, &meta.key, &etag).await?
-                    };
+                    let read = read_blend(storage, &meta.key, &etag, meta.size).await?;
                     match read {
                         Ok(library) => queue.push_back((meta.key.clone(), library.files)),
-                        Err(reason) if meta.size > MAX_READ_BYTES => {
-                            record.warnings.push(format!(
-                                "library `{}`: its own files were not checked ({reason})",
-                                meta.key
-                            ));
-                        }
                         Err(reason) => record.add_missing(MissingDependency {
                             key: Some(meta.key.clone()),
                             kind: want.kind.as_str().to_owned(),
@@ -396,30 +344,6 @@ async fn look_up<S: Storage>(
         objects.insert(meta.key.clone(), meta);
     }
     Ok(objects)
-}
-
-/// Downloads the `.blend` at `key` (only with `etag`) to a temporary file and reads it.
-pub async fn download_and_read<S: Storage>(
-    storage: &S,
-    key: &str,
-    etag: &str,
-) -> Result<Result<BlendInfo, String>, StorageError> {
-    let dir = tempfile::tempdir().map_err(|e| StorageError::io(std::env::temp_dir(), e))?;
-    let path = dir.path().join("file.blend");
-    storage.download(key, &path, Some(etag)).await?;
-    read_file(&path).await
-}
-
-async fn read_file(path: &Path) -> Result<Result<BlendInfo, String>, StorageError> {
-    let read_path = path.to_owned();
-    let read = tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&read_path)?;
-        Ok::<_, std::io::Error>(farm_blend::read_seekable(file))
-    })
-    .await
-    .map_err(|e| StorageError::io(path, std::io::Error::other(e)))?
-    .map_err(|e| StorageError::io(path, e))?;
-    Ok(read.map_err(|e| e.to_string()))
 }
 
 /// The render job's environment for a dependency record: `FARM_DEPENDENCIES` naming its list.

@@ -9,6 +9,8 @@
 //!   object (stale), or nothing (missing). The renderer, the local farm, the zipper,
 //!   `farm status` and `farm retry` all use it.
 //!
+//! - [`blend`]: reading an uploaded `.blend` where it lies, by ranged reads (the trigger and
+//!   the dependency check).
 //! - [`scene`]: `frames=scene`, the active scene's own range and step read from the upload by
 //!   `farm-blend` (the trigger and `farm submit --frames scene`).
 //! - [`deps`]: the pre-flight check of a project's dependencies (textures, libraries and
@@ -19,6 +21,7 @@
 //! Like `farm-core`, this crate only talks to the ports ([`farm_core::Storage`],
 //! [`farm_core::scheduler::Scheduler`]); it has no AWS SDK and runs no process.
 
+pub mod blend;
 pub mod deps;
 pub mod frames;
 pub mod scan;

@@ -1,17 +1,16 @@
 //! `frames=scene`: render the active scene's own range and step, read from the uploaded .blend
 //! by `farm-blend` (no Blender in the Lambda).
 //!
-//! The object is streamed to a temporary file (never held in memory) with the event's ETag as
-//! a condition, and read there: the reader seeks past the blocks it does not need, so memory
-//! stays bounded whatever the file's size. What it found is recorded in `job.json`
+//! The object is read where it lies ([`crate::blend::read_blend`]: ranged reads with the event's
+//! ETag as a condition, past the blocks the reader does not need), so neither memory nor disk
+//! grows with the file's size. What it found is recorded in `job.json`
 //! ([`farm_core::manifest::SceneFacts`]), so `farm status` and users can see what the farm
 //! rendered and why.
 
 use farm_blend::BlendInfo;
 use farm_core::manifest::SceneFile;
 use farm_core::request::TAG_FRAMES;
-use farm_core::storage::StorageError;
-use farm_core::{FrameList, Storage};
+use farm_core::FrameList;
 
 /// The `frames` tag value that asks for the scene's own frames.
 pub const SCENE_FRAMES: &str = "scene";
@@ -55,30 +54,15 @@ pub enum SceneRead {
     Invalid(String),
 }
 
-/// Reads the active scene of the object at `key` (only if it still has `etag`).
-pub async fn read_scene<S: Storage>(
-    storage: &S,
-    key: &str,
-    etag: &str,
-    max_frames: usize,
-) -> Result<SceneRead, StorageError> {
-    let dir = tempfile::tempdir().map_err(|e| StorageError::io(std::env::temp_dir(), e))?;
-    let path = dir.path().join("scene.blend");
-    storage.download(key, &path, Some(etag)).await?;
-    let read_path = path.clone();
-    let read = tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&read_path)?;
-        Ok::<_, std::io::Error>(farm_blend::read_seekable(file))
-    })
-    .await
-    .map_err(|e| StorageError::io(&path, std::io::Error::other(e)))?
-    .map_err(|e| StorageError::io(&path, e))?;
-    Ok(match read {
-        Ok(info) => from_info(&info, max_frames),
-        Err(err) => SceneRead::Invalid(format!(
-            "`frames=scene` needs the scene's frame range, but {err}; or tag explicit frames (`frames=1-250`)"
+/// The frames and record for the upload as [`crate::blend::read_blend`] read it (or why it
+/// could not).
+pub fn from_read(read: &Result<BlendInfo, String>, max_frames: usize) -> SceneRead {
+    match read {
+        Ok(info) => from_info(info, max_frames),
+        Err(reason) => SceneRead::Invalid(format!(
+            "`frames=scene` needs the scene's frame range, but {reason}; or tag explicit frames (`frames=1-250`)"
         )),
-    })
+    }
 }
 
 /// The record and frames for a read file.

@@ -1,71 +1,27 @@
 //! The dependency check over a real store (a local folder), counting the requests it makes.
 
-use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
-
 use bytes::Bytes;
 use farm_blend::{BlendInfo, BlenderVersion, Compression, ExternalFile, FileKind};
-use farm_core::storage::{ObjectMeta, PutOptions, Storage, StorageResult};
+use farm_core::storage::{PutOptions, Storage};
 use farm_core::JobKeys;
 use farm_io::LocalStorage;
 use farm_jobs::deps::{check, read_dependency_list, write_dependency_list, Preflight};
+use farm_testkit::{Faulty, Op};
 
-/// A store that counts `HEAD`s and records listed prefixes.
-struct Counting {
-    inner: LocalStorage,
-    heads: AtomicUsize,
-    lists: Mutex<Vec<String>>,
+/// A local store whose calls are logged.
+type Counting = Faulty<LocalStorage>;
+
+fn heads(storage: &Counting) -> usize {
+    storage.calls().iter().filter(|c| c.op == Op::Head).count()
 }
 
-impl Storage for Counting {
-    type Upload = <LocalStorage as Storage>::Upload;
-
-    async fn head(&self, key: &str) -> StorageResult<Option<ObjectMeta>> {
-        self.heads.fetch_add(1, Ordering::SeqCst);
-        self.inner.head(key).await
-    }
-    async fn get(&self, key: &str) -> StorageResult<Bytes> {
-        self.inner.get(key).await
-    }
-    async fn get_prefix(&self, key: &str, len: u64) -> StorageResult<Bytes> {
-        self.inner.get_prefix(key, len).await
-    }
-    async fn download(
-        &self,
-        key: &str,
-        dest: &Path,
-        if_match: Option<&str>,
-    ) -> StorageResult<ObjectMeta> {
-        self.inner.download(key, dest, if_match).await
-    }
-    async fn put(&self, key: &str, body: Bytes, options: &PutOptions) -> StorageResult<()> {
-        self.inner.put(key, body, options).await
-    }
-    async fn upload_file(&self, key: &str, path: &Path, options: &PutOptions) -> StorageResult<()> {
-        self.inner.upload_file(key, path, options).await
-    }
-    async fn create_if_absent(
-        &self,
-        key: &str,
-        body: Bytes,
-        options: &PutOptions,
-    ) -> StorageResult<bool> {
-        self.inner.create_if_absent(key, body, options).await
-    }
-    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
-        self.lists.lock().unwrap().push(prefix.to_owned());
-        self.inner.list(prefix).await
-    }
-    async fn delete(&self, key: &str) -> StorageResult<()> {
-        self.inner.delete(key).await
-    }
-    fn start_upload(&self, key: &str, options: PutOptions) -> Self::Upload {
-        self.inner.start_upload(key, options)
-    }
-    async fn open_uploads(&self, prefix: &str) -> StorageResult<Vec<String>> {
-        self.inner.open_uploads(prefix).await
-    }
+fn lists(storage: &Counting) -> Vec<String> {
+    storage
+        .calls()
+        .into_iter()
+        .filter(|c| c.op == Op::List)
+        .map(|c| c.key)
+        .collect()
 }
 
 fn file(kind: FileKind, path: &str, source: Option<&str>, tiles: &[i32]) -> ExternalFile {
@@ -94,11 +50,7 @@ const BLEND: &str = "proj/shots/a.blend";
 
 async fn project() -> (tempfile::TempDir, Counting) {
     let dir = tempfile::tempdir().unwrap();
-    let storage = Counting {
-        inner: LocalStorage::new(dir.path()),
-        heads: AtomicUsize::new(0),
-        lists: Mutex::new(Vec::new()),
-    };
+    let storage = Faulty::new(LocalStorage::new(dir.path()));
     for key in [
         "proj/shots/tex/wood.png",
         "proj/assets/x.png",
@@ -212,10 +164,10 @@ async fn every_missing_file_is_named_with_the_key_looked_at() {
     );
 
     // A folder of 30 wanted files is listed once, not HEAD-ed 30 times.
-    let lists = storage.lists.lock().unwrap().clone();
+    let lists = lists(&storage);
     assert!(lists.contains(&"proj/many/".to_owned()), "{lists:?}");
     assert!(lists.contains(&"proj/shots/seq/f_".to_owned()), "{lists:?}");
-    let heads = storage.heads.load(Ordering::SeqCst);
+    let heads = heads(&storage);
     assert!(heads <= 6, "{heads} HEAD requests");
 }
 

@@ -31,7 +31,8 @@ pub enum Op {
     Get,
     /// [`Storage::get_stream`].
     GetStream,
-    GetPrefix,
+    /// [`Storage::get_range`].
+    GetRange,
     Download,
     Put,
     UploadFile,
@@ -57,7 +58,7 @@ pub enum Op {
 
 impl Op {
     /// The operations that read an object's content.
-    pub const READS: [Op; 4] = [Op::Get, Op::GetStream, Op::GetPrefix, Op::Download];
+    pub const READS: [Op; 4] = [Op::Get, Op::GetStream, Op::GetRange, Op::Download];
     /// The operations that create, replace or remove an object.
     pub const WRITES: [Op; 6] = [
         Op::Put,
@@ -73,7 +74,7 @@ impl Op {
             Op::Head => "head",
             Op::Get => "get",
             Op::GetStream => "get stream",
-            Op::GetPrefix => "get prefix",
+            Op::GetRange => "get range",
             Op::Download => "download",
             Op::Put => "put",
             Op::UploadFile => "upload file",
@@ -267,8 +268,19 @@ struct Call<'a> {
     op: Op,
     key: &'a str,
     kind: Option<JobKind>,
-    /// For an upload write: the upload's size once this write is added.
+    /// For an upload write: the upload's size once this write is added; for a ranged read: the
+    /// length asked for.
     bytes: Option<u64>,
+}
+
+/// A call the wrapper passed on (or failed), as [`Faulty::calls`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    pub op: Op,
+    pub key: String,
+    /// For an upload write: the upload's size once the write is added; for a ranged read: the
+    /// length asked for.
+    pub bytes: Option<u64>,
 }
 
 impl<'a> Call<'a> {
@@ -292,11 +304,20 @@ struct Armed {
 #[derive(Debug, Clone, Default)]
 struct Faults {
     armed: Arc<Mutex<Vec<Armed>>>,
+    log: Arc<Mutex<Vec<Logged>>>,
 }
 
 impl Faults {
     /// What the faults do to `call`: waits first, then the first failure (if any).
     async fn apply(&self, call: &Call<'_>) -> Option<Failure> {
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Logged {
+                op: call.op,
+                key: call.key.to_owned(),
+                bytes: call.bytes,
+            });
         let effects: Vec<Effect> = {
             let mut armed = self.armed.lock().unwrap_or_else(|p| p.into_inner());
             armed
@@ -372,6 +393,15 @@ impl<T> Faulty<T> {
             .push(Armed { fault, seen: 0 });
     }
 
+    /// Every call made through this wrapper (and its clones) so far, in order.
+    pub fn calls(&self) -> Vec<Logged> {
+        self.faults
+            .log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Disarms every fault: calls go through again.
     pub fn clear(&self) {
         self.faults
@@ -402,9 +432,19 @@ impl<S: Storage> Storage for Faulty<S> {
         self.inner.get_stream(key).await
     }
 
-    async fn get_prefix(&self, key: &str, len: u64) -> StorageResult<Bytes> {
-        self.faults.storage(Call::new(Op::GetPrefix, key)).await?;
-        self.inner.get_prefix(key, len).await
+    async fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        if_match: Option<&str>,
+    ) -> StorageResult<Bytes> {
+        let call = Call {
+            bytes: Some(len),
+            ..Call::new(Op::GetRange, key)
+        };
+        self.faults.storage(call).await?;
+        self.inner.get_range(key, offset, len, if_match).await
     }
 
     async fn download(

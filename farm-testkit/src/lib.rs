@@ -23,7 +23,7 @@ mod scene;
 mod storage;
 
 pub use blackhole::{run_bounded, BlackHole, BoundedRun};
-pub use faults::{Failure, Fault, Faulty, FaultyUpload, Op};
+pub use faults::{Failure, Fault, Faulty, FaultyUpload, Logged, Op};
 pub use memory::{MemoryScheduler, MemoryStorage, MemoryUpload, StoredObject, SubmittedJob};
 pub use moto::{BatchEnv, Moto};
 pub use scene::{

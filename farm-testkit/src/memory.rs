@@ -211,10 +211,30 @@ impl Storage for MemoryStorage {
         Ok(self.read(key)?.body)
     }
 
-    async fn get_prefix(&self, key: &str, len: u64) -> StorageResult<Bytes> {
-        let body = self.read(key)?.body;
-        let len = usize::try_from(len).unwrap_or(usize::MAX).min(body.len());
-        Ok(body.slice(..len))
+    async fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        if_match: Option<&str>,
+    ) -> StorageResult<Bytes> {
+        let object = self.read(key)?;
+        if let Some(expected) = if_match {
+            if object.etag != expected {
+                return Err(StorageError::Changed {
+                    key: key.to_owned(),
+                    expected: expected.to_owned(),
+                });
+            }
+        }
+        let body = object.body;
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(body.len());
+        let end = start
+            .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
+            .min(body.len());
+        Ok(body.slice(start..end))
     }
 
     async fn download(

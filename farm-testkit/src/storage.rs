@@ -68,8 +68,14 @@ impl<S: Storage> Storage for Intercept<S> {
         self.inner.get_stream(key).await
     }
 
-    async fn get_prefix(&self, key: &str, len: u64) -> StorageResult<Bytes> {
-        self.inner.get_prefix(key, len).await
+    async fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        if_match: Option<&str>,
+    ) -> StorageResult<Bytes> {
+        self.inner.get_range(key, offset, len, if_match).await
     }
 
     async fn download(

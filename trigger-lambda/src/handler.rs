@@ -1,6 +1,7 @@
 //! The Lambda's work: one S3 notification in, at most one render + zip submission per record.
 
 use aws_lambda_events::event::s3::S3Event;
+use farm_blend::BlendInfo;
 use farm_core::blend::{sniff, SNIFF_LEN};
 use farm_core::request::{TAG_FRAME, TAG_FRAMES};
 use farm_core::scheduler::Scheduler;
@@ -274,19 +275,21 @@ where
     else {
         return Ok(gone());
     };
+    // The upload is read at most once, for `frames=scene` and the dependency check.
+    let mut blend = None;
     let mut scene_record = None;
     if scene::asks_for_scene(&tags) {
-        match scene::read_scene(&storage, key, &etag, deps.max_frames).await {
-            Ok(SceneRead::Frames(record)) => {
+        let Some(read) = read_upload(&storage, key, &etag, meta.size).await? else {
+            return Ok(gone());
+        };
+        match scene::from_read(&read, deps.max_frames) {
+            SceneRead::Frames(record) => {
                 scene::set_frames(&mut tags, &record.frames);
                 scene_record = Some(record);
             }
-            Ok(SceneRead::Invalid(message)) => {
-                return reject(&storage, record, &etag, message).await
-            }
-            Err(StorageError::NotFound { .. } | StorageError::Changed { .. }) => return Ok(gone()),
-            Err(err) => return Err(err.into()),
+            SceneRead::Invalid(message) => return reject(&storage, record, &etag, message).await,
         }
+        blend = Some(read);
     }
     let parsed = RenderRequest::from_tags_with_slots(
         tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
@@ -324,9 +327,12 @@ where
         }
     };
 
-    let prefix = match storage.get_prefix(key, SNIFF_LEN as u64).await {
+    let prefix = match storage
+        .get_range(key, 0, SNIFF_LEN as u64, Some(&etag))
+        .await
+    {
         Ok(prefix) => prefix,
-        Err(StorageError::NotFound { .. }) => return Ok(gone()),
+        Err(StorageError::NotFound { .. } | StorageError::Changed { .. }) => return Ok(gone()),
         Err(err) => return Err(err.into()),
     };
     if let Err(err) = sniff(&prefix) {
@@ -343,12 +349,20 @@ where
             None
         }
     };
+    let blend = match blend {
+        Some(read) => read,
+        None => match read_upload(&storage, key, &etag, meta.size).await? {
+            Some(read) => read,
+            None => return Ok(gone()),
+        },
+    };
     let extras = match Box::pin(crate::preflight::gate(
         &storage,
         record,
         &etag,
         &tags,
         request.plan.frames().as_slice(),
+        &blend,
     ))
     .await?
     {
@@ -416,6 +430,20 @@ where
             marker,
         },
     })
+}
+
+/// Reads the upload where it lies (`None`: deleted or replaced meanwhile, nothing to do).
+async fn read_upload<S: Storage>(
+    storage: &S,
+    key: &str,
+    etag: &str,
+    size: u64,
+) -> Result<Option<Result<BlendInfo, String>>, TriggerError> {
+    match farm_jobs::blend::read_blend(storage, key, etag, size).await {
+        Ok(read) => Ok(Some(read)),
+        Err(StorageError::NotFound { .. } | StorageError::Changed { .. }) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
 }
 
 async fn reject<S: Storage>(

@@ -2,6 +2,7 @@
 //! beside the `.blend` (`farm_jobs::deps`), or the request is rejected listing each missing file
 //! and the key where the farm looked. `missing=ok` renders anyway, with the list as warnings.
 
+use farm_blend::BlendInfo;
 use farm_core::deps::{allows_missing, DependencyRecord};
 use farm_core::manifest::JobManifest;
 use farm_core::storage::StorageError;
@@ -30,19 +31,23 @@ pub async fn gate<S: Storage>(
     etag: &str,
     tags: &[(String, String)],
     frames: &[i32],
+    blend: &Result<BlendInfo, String>,
 ) -> Result<Gate, TriggerError> {
     let key = record.key.as_str();
     let allow = allows_missing(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let checked = match deps::preflight(storage, key, etag, frames, allow).await {
-        Ok(checked) => checked,
-        Err(StorageError::NotFound { .. } | StorageError::Changed { .. }) => {
-            tracing::info!(bucket = %record.bucket, key, "the object was deleted or replaced during the dependency check: nothing to do");
-            return Ok(Gate::Done(RecordOutcome::Gone {
-                bucket: record.bucket.clone(),
-                key: key.to_owned(),
-            }));
-        }
-        Err(err) => return Err(err.into()),
+    let checked = match blend {
+        Ok(info) => match deps::check(storage, key, info, Some(frames), allow).await {
+            Ok(checked) => Ok(checked),
+            Err(StorageError::NotFound { .. } | StorageError::Changed { .. }) => {
+                tracing::info!(bucket = %record.bucket, key, "a file was deleted or replaced during the dependency check: nothing to do");
+                return Ok(Gate::Done(RecordOutcome::Gone {
+                    bucket: record.bucket.clone(),
+                    key: key.to_owned(),
+                }));
+            }
+            Err(err) => return Err(err.into()),
+        },
+        Err(reason) => Err(reason.clone()),
     };
     let mut found = match checked {
         Ok(Preflight::Ready(found)) => found,
