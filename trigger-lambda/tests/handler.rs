@@ -802,3 +802,42 @@ async fn a_new_request_for_a_key_terminates_the_previous_job() {
         .unwrap();
     assert_eq!(scheduler.cancelled().len(), 2);
 }
+
+#[tokio::test]
+async fn frames_scene_reads_the_upload_once_in_parts_never_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = farm_testkit::SceneOptions {
+        start: 5,
+        end: 15,
+        step: 5,
+        ..farm_testkit::SceneOptions::default()
+    };
+    let scene = farm_testkit::make_scene(dir.path(), "scene", &options).unwrap();
+    let body = std::fs::read(scene).unwrap();
+    let mut ranged_reads = Vec::new();
+    for tag in [("frames", "scene"), ("frame", "3")] {
+        let store = store();
+        store.upload("shots/scene.blend", &body, E1, &[tag]);
+        let deps = deps(&store);
+        let report = run(&deps, "object_created_put.json").await;
+        assert!(
+            matches!(&report.records[0], RecordOutcome::Submitted { .. }),
+            "{tag:?}: {report:?}"
+        );
+        let on_blend: Vec<Op> = store
+            .calls()
+            .into_iter()
+            .filter(|call| call.key == "shots/scene.blend")
+            .map(|call| call.op)
+            .collect();
+        assert!(
+            on_blend
+                .iter()
+                .all(|op| matches!(op, Op::Head | Op::GetRange)),
+            "{tag:?}: {on_blend:?}"
+        );
+        ranged_reads.push(on_blend.iter().filter(|op| **op == Op::GetRange).count());
+    }
+    // The scene's frames and the dependency check come from one read.
+    assert_eq!(ranged_reads[0], ranged_reads[1], "{ranged_reads:?}");
+}
