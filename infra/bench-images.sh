@@ -7,12 +7,14 @@
 #   infra/bench-images.sh            # builds release images first (infra/images.sh build)
 #
 # Needs what the e2e image test needs, plus the AWS CLI, moto_server and hyperfine on PATH.
-# SKIP_BUILD=1 uses the images already built; SKIP_SIZE=1 leaves out the size; RUNS=N (default 3).
+# SKIP_BUILD=1 uses the images already built; SKIP_SIZE=1 leaves out the size; RUNS=N (default 3);
+# IMAGE=localhost/farm-renderer:dev-4.5 measures another series' image; SKIP_CHUNK=1 leaves out
+# the chunk against bare bpy 4.2.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-IMAGE=localhost/farm-renderer:dev
+IMAGE="${IMAGE:-localhost/farm-renderer:dev}"
 WORK="$(mktemp -d)"
 MOTO_PID=""
 cleanup() {
@@ -89,6 +91,7 @@ else:
 PY
 done
 
+[[ "${SKIP_CHUNK:-}" == 1 ]] && exit 0
 echo "== 24 frames in one chunk: container vs bare bpy 4.2 (hyperfine)"
 PYTHON="$(scripts/bpy-venv.sh 4.2.23)"
 cat >"$WORK/bare.py" <<'PY'
