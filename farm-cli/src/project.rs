@@ -9,9 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
 use farm_blend::BlendInfo;
-use farm_core::deps::{DependencyRecord, ABSOLUTE_HINT};
+use farm_core::deps::{local_relative_path, resolve, DependencyRecord, PathError, ABSOLUTE_HINT};
 use farm_io::LocalStorage;
 use farm_jobs::deps::{check, Preflight};
 
@@ -83,6 +83,225 @@ fn summarise(record: &DependencyRecord) -> LocalDependencies {
         warnings,
         found: record.files.len(),
         bytes: record.bytes,
+    }
+}
+
+/// A project file `farm submit` uploads, and its key in the bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectFile {
+    pub local: PathBuf,
+    pub key: String,
+    pub size: u64,
+}
+
+/// What `farm submit` uploads beside the .blend, found by the trigger's own check.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProjectUpload {
+    /// Every file found, with the key the trigger will look for it at.
+    pub files: Vec<ProjectFile>,
+    /// Files that change pixels and are not on this machine, or cannot go in the bucket where
+    /// the trigger would look: one line each.
+    pub missing: Vec<String>,
+    /// Absolute paths: one line each.
+    pub absolute: Vec<String>,
+    /// What does not stop a render (missing sounds, libraries whose own files were not read).
+    pub warnings: Vec<String>,
+    /// Files packed into the .blend or its libraries.
+    pub packed: usize,
+}
+
+/// The project files the .blend at `scene`, read as `info`, needs for `frames` once it is at
+/// `key` in the bucket: the trigger's check ([`check`]) run over this machine's folders, seen
+/// as the bucket will see them.
+///
+/// The bucket mirrors the folder: the .blend's folder is its key's folder, the folder above it
+/// the key's parent, and so on, so a path the trigger resolves to `proj/assets/x.png` from
+/// `proj/shots/a.blend` is read from `../assets/x.png` beside the local .blend. Nothing resolves
+/// above the key's root (`//../x.png` of a .blend at `a.blend`): such a file is missing, with a
+/// hint to give `--key` the project's folders.
+pub async fn plan_upload(
+    scene: &Path,
+    key: &str,
+    info: &BlendInfo,
+    frames: &[i32],
+) -> anyhow::Result<ProjectUpload> {
+    let absolute = std::path::absolute(scene)
+        .with_context(|| format!("cannot resolve the path {}", scene.display()))?;
+    let mirror = Mirror::new(&absolute, key)?;
+    let storage = LocalStorage::new(&mirror.root);
+    let record = match check(&storage, &mirror.local_key, info, Some(frames), true).await {
+        Ok(Preflight::Ready(record) | Preflight::Missing(record)) => record,
+        Err(err) => return Err(anyhow!("checking the scene's files: {err}")),
+    };
+    let mut plan = ProjectUpload {
+        packed: record.packed,
+        warnings: record
+            .warnings
+            .iter()
+            .filter(|w| !w.ends_with("(rendered without it: missing=ok)"))
+            .cloned()
+            .collect(),
+        ..ProjectUpload::default()
+    };
+    for file in &record.files {
+        let key = mirror.commuting_key(&file.from, &file.path, &file.key)?;
+        plan.files.push(ProjectFile {
+            local: mirror.local_path(&file.key)?,
+            key,
+            size: file.size,
+        });
+    }
+    for file in &record.missing {
+        let from = mirror.local_path(&file.from)?;
+        let what = format!("{} `{}` (in {})", file.kind, file.path, from.display());
+        match (&file.key, resolve(&mirror.key_of(&file.from), &file.path)) {
+            (_, Err(PathError::Absolute { .. })) => plan.absolute.push(what),
+            (_, Err(PathError::AboveRoot { .. })) => plan.missing.push(format!(
+                "{what}: climbs above the key `{key}`'s top folder; give --key the project's folders (e.g. --key {}) so every file lands under it",
+                mirror.suggested_key(&file.from, &file.path)
+            )),
+            (Some(local), Ok(_)) if file.message.starts_with("not found at") => plan
+                .missing
+                .push(format!("{what}: {} does not exist", mirror.local_path(local)?.display())),
+            (_, _) => plan.missing.push(format!("{what}: {}", file.message)),
+        }
+    }
+    Ok(plan)
+}
+
+/// How bucket keys map onto this machine's folders for one `.blend` and its key.
+///
+/// The check runs over a [`LocalStorage`] rooted `n` folders above the .blend, `n` being the
+/// number of folders in its key, so the local key has the key's depth: resolving a relative
+/// path climbs above the root exactly where the trigger's would. A local key maps to the bucket
+/// by position (its first folders shared with the .blend's are the key's folders).
+#[derive(Debug)]
+struct Mirror {
+    root: PathBuf,
+    /// The .blend's key under `root`.
+    local_key: String,
+    /// The bucket key's segments.
+    key: Vec<String>,
+    /// The .blend's local folders under `root`, and the key's folders they stand for.
+    local_folders: Vec<String>,
+    key_prefix: usize,
+}
+
+impl Mirror {
+    fn new(absolute: &Path, key: &str) -> anyhow::Result<Self> {
+        let segments: Vec<String> = key
+            .split('/')
+            .filter(|s| !s.is_empty() && *s != ".")
+            .map(str::to_owned)
+            .collect();
+        if segments.iter().any(|s| s == "..") || segments.is_empty() {
+            bail!("key `{key}` must name a file without `..`: the trigger reads paths from the .blend's key");
+        }
+        let parent = absolute
+            .parent()
+            .ok_or_else(|| anyhow!("{} has no folder", absolute.display()))?;
+        let available = parent
+            .components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+            .count();
+        let depth = available.min(segments.len() - 1);
+        let root = parent
+            .ancestors()
+            .nth(depth)
+            .unwrap_or(parent)
+            .to_owned();
+        let local_key = absolute
+            .strip_prefix(&root)
+            .ok()
+            .and_then(Path::to_str)
+            .map(|k| k.replace('\\', "/"))
+            .ok_or_else(|| anyhow!("{} is not a path the farm can read (not UTF-8)", absolute.display()))?;
+        let local_folders: Vec<String> = local_key
+            .split('/')
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+            .split_last()
+            .map(|(_, folders)| folders.to_vec())
+            .unwrap_or_default();
+        Ok(Self {
+            root,
+            local_key,
+            key_prefix: segments.len() - 1 - local_folders.len(),
+            key: segments,
+            local_folders,
+        })
+    }
+
+    /// The bucket key of a key under the local root.
+    fn key_of(&self, local: &str) -> String {
+        if local == self.local_key {
+            // The .blend itself, whatever name --key gives it.
+            return self.key.join("/");
+        }
+        let segments: Vec<&str> = local.split('/').collect();
+        let folders = &segments[..segments.len().saturating_sub(1)];
+        let shared = folders
+            .iter()
+            .zip(&self.local_folders)
+            .take_while(|(a, b)| **a == b.as_str())
+            .count();
+        let mut key: Vec<&str> = self.key[..self.key_prefix + shared]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        key.extend(&segments[shared..]);
+        key.join("/")
+    }
+
+    /// The bucket key of `local`, the file `path` (stored in `from`) resolves to here, checked
+    /// to be where the trigger resolves `path` from `from`'s own key. The two differ only when
+    /// `--key` renames a folder the path climbs through (`//../shots/x.png` with the local
+    /// `shots` uploaded as another name).
+    fn commuting_key(&self, from: &str, path: &str, local: &str) -> anyhow::Result<String> {
+        let key = self.key_of(local);
+        let Ok(pattern_here) = resolve(from, path) else {
+            return Ok(key);
+        };
+        match resolve(&self.key_of(from), path) {
+            Ok(there) if there == self.key_of(&pattern_here) => Ok(key),
+            _ => bail!(
+                "`{path}` (in {}) climbs through a folder --key renames, so the trigger would look for it elsewhere than it is uploaded: keep the folders' names in --key (e.g. --key {})",
+                self.local_path(from)?.display(),
+                self.suggested_key(from, path)
+            ),
+        }
+    }
+
+    fn local_path(&self, local: &str) -> anyhow::Result<PathBuf> {
+        local_relative_path(local)
+            .map(|relative| self.root.join(relative))
+            .ok_or_else(|| anyhow!("`{local}` climbs above {}", self.root.display()))
+    }
+
+    /// A key keeping as many of the .blend's folder names as `path` (stored in `from`) climbs.
+    fn suggested_key(&self, from: &str, path: &str) -> String {
+        let from_depth = from.split('/').count().saturating_sub(1);
+        let mut depth = from_depth as i64;
+        let mut lowest = depth;
+        for part in path.trim_start_matches("//").replace('\\', "/").split('/') {
+            match part {
+                "" | "." => {}
+                ".." => depth -= 1,
+                _ => depth += 1,
+            }
+            lowest = lowest.min(depth);
+        }
+        let climb = usize::try_from(-lowest.min(0)).unwrap_or(0);
+        let absolute = self.root.join(&self.local_key);
+        let names: Vec<String> = absolute
+            .components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(name) => Some(name.to_string_lossy().into_owned()),
+                _ => None,
+            })
+            .collect();
+        let keep = (self.key.len() + climb).min(names.len());
+        names[names.len() - keep..].join("/")
     }
 }
 
