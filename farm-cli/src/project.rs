@@ -205,17 +205,18 @@ impl Mirror {
             .filter(|c| matches!(c, std::path::Component::Normal(_)))
             .count();
         let depth = available.min(segments.len() - 1);
-        let root = parent
-            .ancestors()
-            .nth(depth)
-            .unwrap_or(parent)
-            .to_owned();
+        let root = parent.ancestors().nth(depth).unwrap_or(parent).to_owned();
         let local_key = absolute
             .strip_prefix(&root)
             .ok()
             .and_then(Path::to_str)
             .map(|k| k.replace('\\', "/"))
-            .ok_or_else(|| anyhow!("{} is not a path the farm can read (not UTF-8)", absolute.display()))?;
+            .ok_or_else(|| {
+                anyhow!(
+                    "{} is not a path the farm can read (not UTF-8)",
+                    absolute.display()
+                )
+            })?;
         let local_folders: Vec<String> = local_key
             .split('/')
             .map(str::to_owned)
@@ -371,6 +372,178 @@ mod tests {
             scenes: Vec::new(),
             files,
         }
+    }
+
+    fn library(path: &str) -> ExternalFile {
+        ExternalFile {
+            kind: FileKind::Library,
+            ..image(path, "FILE", &[])
+        }
+    }
+
+    /// `<tmp>/work/proj/shots/a.blend` with textures beside it and in `../assets`.
+    fn project() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let proj = dir.path().join("work/proj");
+        for (path, body) in [
+            ("shots/a.blend", "BLENDER"),
+            ("shots/tex/wood.png", "wood"),
+            ("shots/tex/skin.1001.png", "1001"),
+            ("shots/tex/skin.1002.png", "1002"),
+            ("assets/x.png", "x"),
+        ] {
+            let path = proj.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, body).unwrap();
+        }
+        (dir, proj)
+    }
+
+    fn keys(plan: &ProjectUpload) -> Vec<(&str, PathBuf)> {
+        let mut keys: Vec<_> = plan
+            .files
+            .iter()
+            .map(|f| (f.key.as_str(), f.local.clone()))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    #[tokio::test]
+    async fn the_bucket_mirrors_the_folder_from_the_blends_key() {
+        let (_dir, proj) = project();
+        let blend = proj.join("shots/a.blend");
+        let files = vec![
+            image("//tex/wood.png", "FILE", &[]),
+            image("//tex/skin.<UDIM>.png", "TILED", &[1001, 1002]),
+            image("//../assets/x.png", "FILE", &[]),
+        ];
+        // Same folder names as the key: keys as in the folder.
+        let plan = plan_upload(&blend, "proj/shots/a.blend", &info(files.clone()), &[1])
+            .await
+            .unwrap();
+        assert!(
+            plan.missing.is_empty() && plan.absolute.is_empty(),
+            "{plan:?}"
+        );
+        assert_eq!(
+            keys(&plan),
+            vec![
+                ("proj/assets/x.png", proj.join("assets/x.png")),
+                (
+                    "proj/shots/tex/skin.1001.png",
+                    proj.join("shots/tex/skin.1001.png")
+                ),
+                (
+                    "proj/shots/tex/skin.1002.png",
+                    proj.join("shots/tex/skin.1002.png")
+                ),
+                ("proj/shots/tex/wood.png", proj.join("shots/tex/wood.png")),
+            ]
+        );
+        assert_eq!(
+            plan.files.iter().map(|f| f.size).sum::<u64>(),
+            4 + 4 + 4 + 1
+        );
+        // Other names and more folders: the files follow the .blend's key by position.
+        let plan = plan_upload(
+            &blend,
+            "client/p2/s1/shot.blend",
+            &info(files.clone()),
+            &[1],
+        )
+        .await
+        .unwrap();
+        assert_eq!(keys(&plan)[0].0, "client/p2/assets/x.png");
+        assert_eq!(keys(&plan)[3].0, "client/p2/s1/tex/wood.png");
+
+        // At the top of the bucket, `//../assets` would climb out of it: missing, with the
+        // key that keeps enough folders.
+        let plan = plan_upload(&blend, "a.blend", &info(files.clone()), &[1])
+            .await
+            .unwrap();
+        assert_eq!(plan.files.len(), 3, "{plan:?}");
+        assert_eq!(plan.missing.len(), 1, "{plan:?}");
+        assert!(plan.missing[0].contains("//../assets/x.png"), "{plan:?}");
+        assert!(plan.missing[0].contains("--key shots/a.blend"), "{plan:?}");
+    }
+
+    #[tokio::test]
+    async fn libraries_bring_their_own_files_from_their_own_folder() {
+        let (_dir, proj) = project();
+        let blend = proj.join("shots/a.blend");
+        // The library is not a readable .blend: the check says so, naming the file.
+        std::fs::create_dir_all(proj.join("lib")).unwrap();
+        std::fs::write(proj.join("lib/props.blend"), "not a blend").unwrap();
+        let plan = plan_upload(
+            &blend,
+            "proj/shots/a.blend",
+            &info(vec![library("//../lib/props.blend")]),
+            &[1],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            keys(&plan),
+            vec![("proj/lib/props.blend", proj.join("lib/props.blend"))]
+        );
+        assert_eq!(plan.missing.len(), 1, "{plan:?}");
+        assert!(plan.missing[0].contains("cannot be read"), "{plan:?}");
+    }
+
+    #[tokio::test]
+    async fn missing_and_absolute_files_are_named_with_their_local_path() {
+        let (_dir, proj) = project();
+        let blend = proj.join("shots/a.blend");
+        std::fs::remove_file(proj.join("shots/tex/skin.1002.png")).unwrap();
+        let absolute = proj.join("shots/tex/wood.png");
+        let files = vec![
+            image("//tex/skin.<UDIM>.png", "TILED", &[1001, 1002]),
+            image(absolute.to_str().unwrap(), "FILE", &[]),
+        ];
+        let plan = plan_upload(&blend, "proj/shots/a.blend", &info(files), &[1])
+            .await
+            .unwrap();
+        assert_eq!(plan.missing.len(), 1, "{plan:?}");
+        let tile = proj.join("shots/tex/skin.1002.png");
+        assert!(
+            plan.missing[0].contains(&format!("{} does not exist", tile.display())),
+            "{plan:?}"
+        );
+        assert_eq!(plan.absolute.len(), 1, "{plan:?}");
+        assert!(
+            plan.absolute[0].contains(absolute.to_str().unwrap()),
+            "{plan:?}"
+        );
+        assert_eq!(
+            keys(&plan),
+            vec![(
+                "proj/shots/tex/skin.1001.png",
+                proj.join("shots/tex/skin.1001.png")
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_path_through_a_folder_the_key_renames_is_refused() {
+        let (_dir, proj) = project();
+        let blend = proj.join("shots/a.blend");
+        // `//../shots/tex/wood.png` climbs out of `shots` and back in by name: uploaded as
+        // `p/s/...`, the trigger would look in `p/shots/...`.
+        let files = vec![image("//../shots/tex/wood.png", "FILE", &[])];
+        let err = plan_upload(&blend, "p/s/a.blend", &info(files.clone()), &[1])
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("climbs through a folder --key renames"),
+            "{err}"
+        );
+        assert!(err.contains("--key proj/shots/a.blend"), "{err}");
+        let plan = plan_upload(&blend, "p/shots/a.blend", &info(files), &[1])
+            .await
+            .unwrap();
+        assert_eq!(keys(&plan)[0].0, "p/shots/tex/wood.png");
     }
 
     #[tokio::test]

@@ -230,7 +230,9 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
     let etag = storage
         .head(&key)
         .await
-        .map_err(|err| aws.storage_error(&err, &format!("checking s3://{}/{key}", storage.bucket())))?
+        .map_err(|err| {
+            aws.storage_error(&err, &format!("checking s3://{}/{key}", storage.bucket()))
+        })?
         .and_then(|meta| meta.etag)
         .unwrap_or_default();
 
