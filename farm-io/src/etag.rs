@@ -87,7 +87,7 @@ fn fixed_parts(size: u64, part_size: u64) -> Option<Vec<u64>> {
     }
     let full = size / part_size;
     let mut parts = vec![part_size; usize::try_from(full).ok()?];
-    if size % part_size > 0 {
+    if !size.is_multiple_of(part_size) {
         parts.push(size % part_size);
     }
     Some(parts)
