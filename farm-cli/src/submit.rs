@@ -182,14 +182,13 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
     }
 
     // The project, checked by the trigger's rules before anything is uploaded.
-    let project = match &read {
-        Ok(info) => plan_upload(&args.scene, &key, info, request.plan.frames().as_slice()).await?,
-        Err(err) => {
-            eprintln!(
-                "warning: {err}: only the .blend is uploaded, and the trigger renders it without checking its files"
-            );
-            ProjectUpload::default()
-        }
+    // A file the reader cannot read is left to Blender, as the trigger does: said once uploaded.
+    let (project, unchecked) = match &read {
+        Ok(info) => (
+            plan_upload(&args.scene, &key, info, request.plan.frames().as_slice()).await?,
+            None,
+        ),
+        Err(err) => (ProjectUpload::default(), Some(err.to_string())),
     };
     refuse_missing(&project, args.missing_ok)?;
     for warning in &project.warnings {
@@ -249,6 +248,11 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
             project.files.len(),
             human_bytes(sent.bytes),
             project.files.len() - sent.files
+        );
+    }
+    if let Some(reason) = unchecked {
+        eprintln!(
+            "warning: {reason}: only the .blend was uploaded, and the trigger renders it without checking its files"
         );
     }
     if sent.blend {
