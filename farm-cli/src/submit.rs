@@ -28,6 +28,8 @@ use crate::{progress, shell_quote, Interrupted};
 
 /// Parts uploading at once.
 const PARTS_IN_FLIGHT: usize = 4;
+/// Parts of each project file uploading at once (`upload::FILES_AT_ONCE` files at a time).
+const DEPENDENCY_PARTS_IN_FLIGHT: usize = 2;
 const MIB: u64 = 1024 * 1024;
 /// Longest value S3 allows in a tag.
 const MAX_TAG_VALUE: usize = 256;
@@ -375,7 +377,14 @@ async fn upload_project(
     let total = bytes + if blend_changed { blend.size } else { 0 };
     let bar = progress::bytes(total, "uploading");
     let sent = async {
-        upload::send_all(storage, &sending, &bar)
+        // Several files at once, each with fewer parts in flight: memory stays near
+        // FILES_AT_ONCE x (DEPENDENCY_PARTS_IN_FLIGHT + 1) parts. The part size, hence the
+        // ETags, is the same.
+        let files_storage = storage.clone().with_upload_tuning(UploadTuning {
+            parts_in_flight: DEPENDENCY_PARTS_IN_FLIGHT,
+            ..tuning
+        });
+        upload::send_all(&files_storage, &sending, &bar)
             .await
             .map_err(failed)?;
         if blend_changed {
