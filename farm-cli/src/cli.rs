@@ -167,7 +167,9 @@ pub struct SubmitArgs {
     /// The farm's bucket (the CloudFormation stack's `BucketName` output).
     #[arg(short, long, env = "FARM_BUCKET")]
     pub bucket: String,
-    /// Key to upload to; must end in `.blend`. Default: the file's name.
+    /// Key to upload to; must end in `.blend`. Default: the file's name. Project files go
+    /// beside it as in the folder, so when the .blend uses files above its own folder
+    /// (`//../assets/x.png`), keep the project's folders: `--key proj/shots/a.blend`.
     #[arg(short, long)]
     pub key: Option<String>,
     /// Frames to render: `1-24`, `1-100:10`, `-5--1`, several separated by commas or spaces;
