@@ -356,3 +356,318 @@ async fn missing_dependencies_are_named_before_any_job() {
         "no job for it"
     );
 }
+
+/// `farm submit ARGS --bucket BUCKET` against moto.
+fn farm_submit(farm: &Farm, args: &[&str]) -> std::process::Output {
+    Command::new(&bins().farm)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(farm.moto.env())
+        .arg("submit")
+        .args(args)
+        .args(["--bucket", BUCKET])
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Delivers the waiting events: every `(event, key)` S3 sent about a `.blend` (the farm's
+/// notification filter), sorted, and what the trigger made of the records about `key`.
+async fn events_for(farm: &Farm, key: &str) -> (Vec<(String, String)>, Vec<RecordOutcome>) {
+    let mut events = Vec::new();
+    let mut outcomes = Vec::new();
+    for (event, report) in farm.deliver().await.unwrap() {
+        for record in &event.records {
+            events.push((
+                record.event_name.clone().unwrap_or_default(),
+                record
+                    .s3
+                    .object
+                    .key
+                    .clone()
+                    .unwrap_or_default()
+                    .replace("%2F", "/"),
+            ));
+        }
+        for outcome in report.records {
+            let about = match &outcome {
+                RecordOutcome::Submitted { key: k, .. }
+                | RecordOutcome::Rejected { key: k, .. }
+                | RecordOutcome::Duplicate { key: k, .. }
+                | RecordOutcome::NoFrameTag { key: k, .. } => k == key,
+                _ => false,
+            };
+            if about {
+                outcomes.push(outcome);
+            }
+        }
+    }
+    events.sort();
+    events.dedup();
+    (events, outcomes)
+}
+
+/// Whether the trigger submitted exactly one job; moto also sends `ObjectTagging:Put` for an
+/// upload carrying tags, which the trigger finds a duplicate of it.
+fn one_submission(outcomes: &[RecordOutcome]) -> bool {
+    let submitted = outcomes
+        .iter()
+        .filter(|o| matches!(o, RecordOutcome::Submitted { .. }))
+        .count();
+    submitted == 1
+        && outcomes.iter().all(|o| {
+            matches!(
+                o,
+                RecordOutcome::Submitted { .. } | RecordOutcome::Duplicate { .. }
+            )
+        })
+}
+
+/// How many versions of each object under `prefix` the (versioned) bucket holds: one more
+/// for every upload, none for a tagging. The farm's own records of the jobs are left out.
+async fn versions(farm: &Farm, prefix: &str) -> std::collections::BTreeMap<String, usize> {
+    let listed = farm
+        .aws()
+        .json(&[
+            "s3api",
+            "list-object-versions",
+            "--bucket",
+            BUCKET,
+            "--prefix",
+            prefix,
+        ])
+        .await
+        .unwrap();
+    let mut counts = std::collections::BTreeMap::new();
+    for version in listed["Versions"].as_array().into_iter().flatten() {
+        let key = version["Key"].as_str().unwrap().to_owned();
+        if !key.contains(".blend/") {
+            *counts.entry(key).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+fn once_each(keys: &[&str]) -> std::collections::BTreeMap<String, usize> {
+    keys.iter().map(|k| ((*k).to_owned(), 1)).collect()
+}
+
+/// The project files the shot needs for frames 1-3, by key.
+const SHOT_FILES: [&str; 8] = [
+    "proj/lib/props.blend",
+    "proj/shared/green.png",
+    "proj/shots/seq/f_0001.png",
+    "proj/shots/seq/f_0002.png",
+    "proj/shots/seq/f_0003.png",
+    "proj/shots/tex/red.png",
+    "proj/shots/tex/skin.1001.png",
+    "proj/shots/tex/skin.1002.png",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn farm_submit_uploads_the_project_then_only_what_changed() {
+    bins();
+    let farm = Farm::start(BUCKET).await.unwrap();
+    // Versioning counts uploads: an upload of the same bytes is a new version.
+    farm.aws()
+        .run(&[
+            "s3api",
+            "put-bucket-versioning",
+            "--bucket",
+            BUCKET,
+            "--versioning-configuration",
+            "Status=Enabled",
+        ])
+        .await
+        .unwrap();
+    let project = make_project(&farm.path("artist"));
+    let local = |key: &str| project.join(key.strip_prefix("proj/").unwrap());
+    let shot = local(SHOT);
+    let shot = shot.to_str().unwrap();
+    let submit_shot = [shot, "--key", SHOT, "--frames", "1-3", "--chunk", "3"];
+
+    // An absolute path: refused with the trigger's hint, nothing uploaded.
+    let out = farm_submit(
+        &farm,
+        &[
+            local(ABSOLUTE).to_str().unwrap(),
+            "--key",
+            ABSOLUTE,
+            "--frame",
+            "1",
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("absolute path"), "{stderr}");
+    assert!(stderr.contains(farm_core::deps::ABSOLUTE_HINT), "{stderr}");
+    assert!(stderr.contains("shots/tex/red.png"), "{stderr}");
+    assert!(stderr.contains("nothing was uploaded"), "{stderr}");
+
+    // A missing UDIM tile: refused, naming it, nothing uploaded.
+    let tile = local("proj/shots/tex/skin.1002.png");
+    let aside = farm.path("skin.1002.png");
+    std::fs::rename(&tile, &aside).unwrap();
+    let out = farm_submit(&farm, &submit_shot);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} does not exist", tile.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--missing-ok"), "{stderr}");
+    std::fs::rename(&aside, &tile).unwrap();
+    assert!(versions(&farm, "").await.is_empty(), "nothing uploaded");
+    assert_eq!(events_for(&farm, SHOT).await, (Vec::new(), Vec::new()));
+
+    // The whole project lands beside the shot's key, the shot last with its tags: one job,
+    // bound to every file, rendering the textures.
+    let out = farm_submit(&farm, &submit_shot);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("project: uploaded 8 of 8 file(s)"),
+        "{stdout}"
+    );
+    let mut everything = SHOT_FILES.to_vec();
+    everything.push(SHOT);
+    assert_eq!(versions(&farm, "").await, once_each(&everything));
+    for key in &everything {
+        assert_eq!(
+            farm.get(key).await.unwrap(),
+            std::fs::read(local(key)).unwrap(),
+            "{key}"
+        );
+    }
+    let (events, outcomes) = events_for(&farm, SHOT).await;
+    assert!(
+        events.contains(&("ObjectCreated:Put".to_owned(), SHOT.to_owned())),
+        "{events:?}"
+    );
+    assert!(one_submission(&outcomes), "{outcomes:?}");
+    let keys = JobKeys::new(SHOT);
+    let job = manifest(&farm, &keys.manifest()).await;
+    let deps = job.dependencies.expect("dependencies recorded");
+    let bound: Vec<&str> = deps.files.iter().map(|f| f.key.as_str()).collect();
+    assert_eq!(bound, SHOT_FILES);
+    let (render_job, _) = farm.jobs_of(SHOT).await.unwrap();
+    for child in render(&farm, &render_job).await {
+        child.assert_code(exit::SUCCESS);
+    }
+    let frame = farm.get(&keys.frame(1, "png")).await.unwrap();
+    assert_eq!(pixel(&frame, 4, 12), RED);
+    assert_eq!(pixel(&frame, 28, 12), GREEN);
+
+    // Again, nothing changed: nothing uploaded, the shot only tagged; the trigger keeps its
+    // job.
+    let out = farm_submit(&farm, &submit_shot);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("project: uploaded 0 of 8 file(s)"),
+        "{stdout}"
+    );
+    assert_eq!(versions(&farm, "").await, once_each(&everything));
+    let (events, outcomes) = events_for(&farm, SHOT).await;
+    assert_eq!(events, [("ObjectTagging:Put".to_owned(), SHOT.to_owned())]);
+    assert!(
+        matches!(outcomes.as_slice(), [RecordOutcome::Duplicate { .. }]),
+        "{outcomes:?}"
+    );
+
+    // One texture changed: only it goes up, and the new job is bound to it.
+    std::fs::copy(
+        local("proj/shared/green.png"),
+        local("proj/shots/tex/red.png"),
+    )
+    .unwrap();
+    let out = farm_submit(&farm, &submit_shot);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("project: uploaded 1 of 8 file(s)"),
+        "{stdout}"
+    );
+    let mut expected = once_each(&everything);
+    expected.insert("proj/shots/tex/red.png".to_owned(), 2);
+    assert_eq!(versions(&farm, "").await, expected);
+    let (events, outcomes) = events_for(&farm, SHOT).await;
+    assert_eq!(events, [("ObjectTagging:Put".to_owned(), SHOT.to_owned())]);
+    assert!(
+        matches!(outcomes.as_slice(), [RecordOutcome::Submitted { .. }]),
+        "a changed dependency is a new request: {outcomes:?}"
+    );
+    // The new job is bound to the new texture.
+    let job = manifest(&farm, &keys.manifest()).await;
+    let red = job
+        .dependencies
+        .expect("dependencies recorded")
+        .files
+        .into_iter()
+        .find(|f| f.key == "proj/shots/tex/red.png")
+        .unwrap();
+    assert_eq!(
+        red.etag,
+        farm.objects("proj/shots/tex/").await.unwrap()["proj/shots/tex/red.png"].etag
+    );
+    assert_eq!(
+        farm.get(&red.key).await.unwrap(),
+        std::fs::read(local(&red.key)).unwrap()
+    );
+
+    // A project synced with the AWS CLI is not sent again: only the tag goes.
+    farm.aws()
+        .run(&[
+            "s3",
+            "sync",
+            project.to_str().unwrap(),
+            &format!("s3://{BUCKET}/synced/"),
+        ])
+        .await
+        .unwrap();
+    farm.deliver().await.unwrap();
+    let synced_before = versions(&farm, "synced/").await;
+    let synced = "synced/shots/shot.blend";
+    let out = farm_submit(&farm, &[shot, "--key", synced, "--frame", "1"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("project: uploaded 0 of 6 file(s)"),
+        "{stdout}"
+    );
+    assert_eq!(versions(&farm, "synced/").await, synced_before);
+    let (events, _) = events_for(&farm, synced).await;
+    assert_eq!(
+        events,
+        [("ObjectTagging:Put".to_owned(), synced.to_owned())]
+    );
+
+    // `--missing-ok`: the rest goes up and the shot is tagged `missing=ok`.
+    std::fs::remove_file(local("proj/shared/green.png")).unwrap();
+    let other = "other/shots/shot.blend";
+    let out = farm_submit(
+        &farm,
+        &[shot, "--key", other, "--frame", "1", "--missing-ok"],
+    );
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("shared/green.png"), "{stderr}");
+    assert!(stdout.contains("missing=ok"), "{stdout}");
+    assert_eq!(
+        versions(&farm, "other/").await,
+        once_each(&[
+            "other/lib/props.blend",
+            "other/shots/seq/f_0001.png",
+            "other/shots/shot.blend",
+            "other/shots/tex/red.png",
+            "other/shots/tex/skin.1001.png",
+            "other/shots/tex/skin.1002.png",
+        ])
+    );
+    let (_, outcomes) = events_for(&farm, other).await;
+    assert!(one_submission(&outcomes), "{outcomes:?}");
+}

@@ -144,24 +144,32 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
-/// Upload a scene to the farm's bucket, tagged so the trigger starts its job.
+/// Upload a scene and its project files to the farm's bucket, tagged so the trigger starts its
+/// job.
 ///
 /// Checks everything locally first (the file is a .blend, the frame list and chunk size are
-/// valid, exactly as the trigger will read them), then uploads the file with its tags in the
-/// same request: the trigger starts the render job as soon as the upload completes. Large
-/// files are uploaded in parts, with a progress bar.
+/// valid, exactly as the trigger will read them, and every file the .blend uses, through its
+/// linked libraries, is there, by the trigger's own rules). Then uploads the project files the
+/// bucket does not hold yet beside the .blend's key, as in the folder (`//tex/a.png` of
+/// `shots/a.blend` goes to `shots/tex/a.png`), and the .blend last with its tags in the same
+/// request (a .blend already there is tagged): the trigger starts the job once everything is
+/// in. One progress bar over every byte; large files go in parts.
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "Examples:
   farm submit shot.blend --bucket my-farm --frames 1-240 --chunk 10
   farm submit shot.blend --bucket my-farm --key shots/s01.blend --frame 48
-  farm submit shot.blend --bucket my-farm --frames '1-100:2 150' --format OPEN_EXR")]
+  farm submit shot.blend --bucket my-farm --frames '1-100:2 150' --format OPEN_EXR
+  farm submit proj/shots/a.blend --bucket my-farm --key proj/shots/a.blend --frames scene
+                                           with ../assets/, ../lib/ at proj/assets/, proj/lib/")]
 pub struct SubmitArgs {
     /// The .blend to upload.
     pub scene: PathBuf,
     /// The farm's bucket (the CloudFormation stack's `BucketName` output).
     #[arg(short, long, env = "FARM_BUCKET")]
     pub bucket: String,
-    /// Key to upload to; must end in `.blend`. Default: the file's name.
+    /// Key to upload to; must end in `.blend`. Default: the file's name. Project files go
+    /// beside it as in the folder, so when the .blend uses files above its own folder
+    /// (`//../assets/x.png`), keep the project's folders: `--key proj/shots/a.blend`.
     #[arg(short, long)]
     pub key: Option<String>,
     /// Frames to render: `1-24`, `1-100:10`, `-5--1`, several separated by commas or spaces;
@@ -190,6 +198,11 @@ pub struct SubmitArgs {
     /// (the stack's DefaultBlender).
     #[arg(long, value_name = "SERIES")]
     pub blender: Option<String>,
+    /// Upload and render even if files the .blend uses are missing or absolute paths (tags
+    /// `missing=ok`: the trigger renders without them and lists them as warnings in job.json;
+    /// Blender shows them magenta).
+    #[arg(long)]
+    pub missing_ok: bool,
     /// Part size in MiB for multipart uploads; files larger than one part go in parts.
     #[arg(long, hide = true, default_value_t = DEFAULT_PART_MIB,
           value_parser = clap::value_parser!(u64).range(5..=5120))]

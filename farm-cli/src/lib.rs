@@ -5,7 +5,8 @@
 //! - [`render`]: `farm render`, the local farm: the renderer's and the zipper's code over a
 //!   local folder, several chunks at once.
 //! - [`inspect`]: `farm inspect`, what a .blend asks for, read without Blender.
-//! - [`submit`]: `farm submit`, a tagged upload that starts the AWS job.
+//! - [`submit`]: `farm submit`, a tagged upload that starts the AWS job, with the project's
+//!   files ([`project`] finds them by the trigger's rules, [`upload`] sends what is missing).
 //! - [`status`]: `farm status`, the job's Batch jobs and frame counts.
 //! - [`download`]: `farm download`, fetching (and unpacking) `frames.zip`.
 //! - [`jobs`]: `farm cancel` and `farm retry`.
@@ -35,6 +36,8 @@ pub mod spend;
 pub mod status;
 #[cfg(feature = "aws")]
 pub mod submit;
+#[cfg(feature = "aws")]
+pub mod upload;
 
 use std::process::ExitCode;
 

@@ -9,9 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
 use farm_blend::BlendInfo;
-use farm_core::deps::{DependencyRecord, ABSOLUTE_HINT};
+use farm_core::deps::{local_relative_path, resolve, DependencyRecord, PathError, ABSOLUTE_HINT};
 use farm_io::LocalStorage;
 use farm_jobs::deps::{check, Preflight};
 
@@ -86,6 +86,226 @@ fn summarise(record: &DependencyRecord) -> LocalDependencies {
     }
 }
 
+/// A project file `farm submit` uploads, and its key in the bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectFile {
+    pub local: PathBuf,
+    pub key: String,
+    pub size: u64,
+}
+
+/// What `farm submit` uploads beside the .blend, found by the trigger's own check.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProjectUpload {
+    /// Every file found, with the key the trigger will look for it at.
+    pub files: Vec<ProjectFile>,
+    /// Files that change pixels and are not on this machine, or cannot go in the bucket where
+    /// the trigger would look: one line each.
+    pub missing: Vec<String>,
+    /// Absolute paths: one line each.
+    pub absolute: Vec<String>,
+    /// What does not stop a render (missing sounds, libraries whose own files were not read).
+    pub warnings: Vec<String>,
+    /// Files packed into the .blend or its libraries.
+    pub packed: usize,
+}
+
+/// The project files the .blend at `scene`, read as `info`, needs for `frames` once it is at
+/// `key` in the bucket: the trigger's check ([`check`]) run over this machine's folders, seen
+/// as the bucket will see them.
+///
+/// The bucket mirrors the folder: the .blend's folder is its key's folder, the folder above it
+/// the key's parent, and so on, so a path the trigger resolves to `proj/assets/x.png` from
+/// `proj/shots/a.blend` is read from `../assets/x.png` beside the local .blend. Nothing resolves
+/// above the key's root (`//../x.png` of a .blend at `a.blend`): such a file is missing, with a
+/// hint to give `--key` the project's folders.
+pub async fn plan_upload(
+    scene: &Path,
+    key: &str,
+    info: &BlendInfo,
+    frames: &[i32],
+) -> anyhow::Result<ProjectUpload> {
+    let absolute = std::path::absolute(scene)
+        .with_context(|| format!("cannot resolve the path {}", scene.display()))?;
+    let mirror = Mirror::new(&absolute, key)?;
+    let storage = LocalStorage::new(&mirror.root);
+    let record = match check(&storage, &mirror.local_key, info, Some(frames), true).await {
+        Ok(Preflight::Ready(record) | Preflight::Missing(record)) => record,
+        Err(err) => return Err(anyhow!("checking the scene's files: {err}")),
+    };
+    let mut plan = ProjectUpload {
+        packed: record.packed,
+        warnings: record
+            .warnings
+            .iter()
+            .filter(|w| !w.ends_with("(rendered without it: missing=ok)"))
+            .cloned()
+            .collect(),
+        ..ProjectUpload::default()
+    };
+    for file in &record.files {
+        let key = mirror.commuting_key(&file.from, &file.path, &file.key)?;
+        plan.files.push(ProjectFile {
+            local: mirror.local_path(&file.key)?,
+            key,
+            size: file.size,
+        });
+    }
+    for file in &record.missing {
+        let from = mirror.local_path(&file.from)?;
+        let what = format!("{} `{}` (in {})", file.kind, file.path, from.display());
+        match (&file.key, resolve(&mirror.key_of(&file.from), &file.path)) {
+            (_, Err(PathError::Absolute { .. })) => plan.absolute.push(what),
+            (_, Err(PathError::AboveRoot { .. })) => plan.missing.push(format!(
+                "{what}: climbs above the key `{key}`'s top folder; give --key the project's folders (e.g. --key {}) so every file lands under it",
+                mirror.suggested_key(&file.from, &file.path)
+            )),
+            (Some(local), Ok(_)) if file.message.starts_with("not found at") => plan
+                .missing
+                .push(format!("{what}: {} does not exist", mirror.local_path(local)?.display())),
+            (_, _) => plan.missing.push(format!("{what}: {}", file.message)),
+        }
+    }
+    Ok(plan)
+}
+
+/// How bucket keys map onto this machine's folders for one `.blend` and its key.
+///
+/// The check runs over a [`LocalStorage`] rooted `n` folders above the .blend, `n` being the
+/// number of folders in its key, so the local key has the key's depth: resolving a relative
+/// path climbs above the root exactly where the trigger's would. A local key maps to the bucket
+/// by position (its first folders shared with the .blend's are the key's folders).
+#[derive(Debug)]
+struct Mirror {
+    root: PathBuf,
+    /// The .blend's key under `root`.
+    local_key: String,
+    /// The bucket key's segments.
+    key: Vec<String>,
+    /// The .blend's local folders under `root`, and the key's folders they stand for.
+    local_folders: Vec<String>,
+    key_prefix: usize,
+}
+
+impl Mirror {
+    fn new(absolute: &Path, key: &str) -> anyhow::Result<Self> {
+        let segments: Vec<String> = key
+            .split('/')
+            .filter(|s| !s.is_empty() && *s != ".")
+            .map(str::to_owned)
+            .collect();
+        if segments.iter().any(|s| s == "..") || segments.is_empty() {
+            bail!("key `{key}` must name a file without `..`: the trigger reads paths from the .blend's key");
+        }
+        let parent = absolute
+            .parent()
+            .ok_or_else(|| anyhow!("{} has no folder", absolute.display()))?;
+        let available = parent
+            .components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+            .count();
+        let depth = available.min(segments.len() - 1);
+        let root = parent.ancestors().nth(depth).unwrap_or(parent).to_owned();
+        let local_key = absolute
+            .strip_prefix(&root)
+            .ok()
+            .and_then(Path::to_str)
+            .map(|k| k.replace('\\', "/"))
+            .ok_or_else(|| {
+                anyhow!(
+                    "{} is not a path the farm can read (not UTF-8)",
+                    absolute.display()
+                )
+            })?;
+        let local_folders: Vec<String> = local_key
+            .split('/')
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+            .split_last()
+            .map(|(_, folders)| folders.to_vec())
+            .unwrap_or_default();
+        Ok(Self {
+            root,
+            local_key,
+            key_prefix: segments.len() - 1 - local_folders.len(),
+            key: segments,
+            local_folders,
+        })
+    }
+
+    /// The bucket key of a key under the local root.
+    fn key_of(&self, local: &str) -> String {
+        if local == self.local_key {
+            // The .blend itself, whatever name --key gives it.
+            return self.key.join("/");
+        }
+        let segments: Vec<&str> = local.split('/').collect();
+        let folders = &segments[..segments.len().saturating_sub(1)];
+        let shared = folders
+            .iter()
+            .zip(&self.local_folders)
+            .take_while(|(a, b)| **a == b.as_str())
+            .count();
+        let mut key: Vec<&str> = self.key[..self.key_prefix + shared]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        key.extend(&segments[shared..]);
+        key.join("/")
+    }
+
+    /// The bucket key of `local`, the file `path` (stored in `from`) resolves to here, checked
+    /// to be where the trigger resolves `path` from `from`'s own key. The two differ only when
+    /// `--key` renames a folder the path climbs through (`//../shots/x.png` with the local
+    /// `shots` uploaded as another name).
+    fn commuting_key(&self, from: &str, path: &str, local: &str) -> anyhow::Result<String> {
+        let key = self.key_of(local);
+        let Ok(pattern_here) = resolve(from, path) else {
+            return Ok(key);
+        };
+        match resolve(&self.key_of(from), path) {
+            Ok(there) if there == self.key_of(&pattern_here) => Ok(key),
+            _ => bail!(
+                "`{path}` (in {}) climbs through a folder --key renames, so the trigger would look for it elsewhere than it is uploaded: keep the folders' names in --key (e.g. --key {})",
+                self.local_path(from)?.display(),
+                self.suggested_key(from, path)
+            ),
+        }
+    }
+
+    fn local_path(&self, local: &str) -> anyhow::Result<PathBuf> {
+        local_relative_path(local)
+            .map(|relative| self.root.join(relative))
+            .ok_or_else(|| anyhow!("`{local}` climbs above {}", self.root.display()))
+    }
+
+    /// A key keeping as many of the .blend's folder names as `path` (stored in `from`) climbs.
+    fn suggested_key(&self, from: &str, path: &str) -> String {
+        let from_depth = from.split('/').count().saturating_sub(1);
+        let mut depth = from_depth as i64;
+        let mut lowest = depth;
+        for part in path.trim_start_matches("//").replace('\\', "/").split('/') {
+            match part {
+                "" | "." => {}
+                ".." => depth -= 1,
+                _ => depth += 1,
+            }
+            lowest = lowest.min(depth);
+        }
+        let climb = usize::try_from(-lowest.min(0)).unwrap_or(0);
+        let absolute = self.root.join(&self.local_key);
+        let names: Vec<String> = absolute
+            .components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(name) => Some(name.to_string_lossy().into_owned()),
+                _ => None,
+            })
+            .collect();
+        let keep = (self.key.len() + climb).min(names.len());
+        names[names.len() - keep..].join("/")
+    }
+}
+
 /// `farm render`'s check: lists missing files (refuses under `strict`). A file the reader
 /// cannot read is left to Blender, as the frame range is.
 pub async fn check_before_render(scene: &Path, strict: bool) -> anyhow::Result<()> {
@@ -152,6 +372,178 @@ mod tests {
             scenes: Vec::new(),
             files,
         }
+    }
+
+    fn library(path: &str) -> ExternalFile {
+        ExternalFile {
+            kind: FileKind::Library,
+            ..image(path, "FILE", &[])
+        }
+    }
+
+    /// `<tmp>/work/proj/shots/a.blend` with textures beside it and in `../assets`.
+    fn project() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let proj = dir.path().join("work/proj");
+        for (path, body) in [
+            ("shots/a.blend", "BLENDER"),
+            ("shots/tex/wood.png", "wood"),
+            ("shots/tex/skin.1001.png", "1001"),
+            ("shots/tex/skin.1002.png", "1002"),
+            ("assets/x.png", "x"),
+        ] {
+            let path = proj.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, body).unwrap();
+        }
+        (dir, proj)
+    }
+
+    fn keys(plan: &ProjectUpload) -> Vec<(&str, PathBuf)> {
+        let mut keys: Vec<_> = plan
+            .files
+            .iter()
+            .map(|f| (f.key.as_str(), f.local.clone()))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    #[tokio::test]
+    async fn the_bucket_mirrors_the_folder_from_the_blends_key() {
+        let (_dir, proj) = project();
+        let blend = proj.join("shots/a.blend");
+        let files = vec![
+            image("//tex/wood.png", "FILE", &[]),
+            image("//tex/skin.<UDIM>.png", "TILED", &[1001, 1002]),
+            image("//../assets/x.png", "FILE", &[]),
+        ];
+        // Same folder names as the key: keys as in the folder.
+        let plan = plan_upload(&blend, "proj/shots/a.blend", &info(files.clone()), &[1])
+            .await
+            .unwrap();
+        assert!(
+            plan.missing.is_empty() && plan.absolute.is_empty(),
+            "{plan:?}"
+        );
+        assert_eq!(
+            keys(&plan),
+            vec![
+                ("proj/assets/x.png", proj.join("assets/x.png")),
+                (
+                    "proj/shots/tex/skin.1001.png",
+                    proj.join("shots/tex/skin.1001.png")
+                ),
+                (
+                    "proj/shots/tex/skin.1002.png",
+                    proj.join("shots/tex/skin.1002.png")
+                ),
+                ("proj/shots/tex/wood.png", proj.join("shots/tex/wood.png")),
+            ]
+        );
+        assert_eq!(
+            plan.files.iter().map(|f| f.size).sum::<u64>(),
+            4 + 4 + 4 + 1
+        );
+        // Other names and more folders: the files follow the .blend's key by position.
+        let plan = plan_upload(
+            &blend,
+            "client/p2/s1/shot.blend",
+            &info(files.clone()),
+            &[1],
+        )
+        .await
+        .unwrap();
+        assert_eq!(keys(&plan)[0].0, "client/p2/assets/x.png");
+        assert_eq!(keys(&plan)[3].0, "client/p2/s1/tex/wood.png");
+
+        // At the top of the bucket, `//../assets` would climb out of it: missing, with the
+        // key that keeps enough folders.
+        let plan = plan_upload(&blend, "a.blend", &info(files.clone()), &[1])
+            .await
+            .unwrap();
+        assert_eq!(plan.files.len(), 3, "{plan:?}");
+        assert_eq!(plan.missing.len(), 1, "{plan:?}");
+        assert!(plan.missing[0].contains("//../assets/x.png"), "{plan:?}");
+        assert!(plan.missing[0].contains("--key shots/a.blend"), "{plan:?}");
+    }
+
+    #[tokio::test]
+    async fn libraries_bring_their_own_files_from_their_own_folder() {
+        let (_dir, proj) = project();
+        let blend = proj.join("shots/a.blend");
+        // The library is not a readable .blend: the check says so, naming the file.
+        std::fs::create_dir_all(proj.join("lib")).unwrap();
+        std::fs::write(proj.join("lib/props.blend"), "not a blend").unwrap();
+        let plan = plan_upload(
+            &blend,
+            "proj/shots/a.blend",
+            &info(vec![library("//../lib/props.blend")]),
+            &[1],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            keys(&plan),
+            vec![("proj/lib/props.blend", proj.join("lib/props.blend"))]
+        );
+        assert_eq!(plan.missing.len(), 1, "{plan:?}");
+        assert!(plan.missing[0].contains("cannot be read"), "{plan:?}");
+    }
+
+    #[tokio::test]
+    async fn missing_and_absolute_files_are_named_with_their_local_path() {
+        let (_dir, proj) = project();
+        let blend = proj.join("shots/a.blend");
+        std::fs::remove_file(proj.join("shots/tex/skin.1002.png")).unwrap();
+        let absolute = proj.join("shots/tex/wood.png");
+        let files = vec![
+            image("//tex/skin.<UDIM>.png", "TILED", &[1001, 1002]),
+            image(absolute.to_str().unwrap(), "FILE", &[]),
+        ];
+        let plan = plan_upload(&blend, "proj/shots/a.blend", &info(files), &[1])
+            .await
+            .unwrap();
+        assert_eq!(plan.missing.len(), 1, "{plan:?}");
+        let tile = proj.join("shots/tex/skin.1002.png");
+        assert!(
+            plan.missing[0].contains(&format!("{} does not exist", tile.display())),
+            "{plan:?}"
+        );
+        assert_eq!(plan.absolute.len(), 1, "{plan:?}");
+        assert!(
+            plan.absolute[0].contains(absolute.to_str().unwrap()),
+            "{plan:?}"
+        );
+        assert_eq!(
+            keys(&plan),
+            vec![(
+                "proj/shots/tex/skin.1001.png",
+                proj.join("shots/tex/skin.1001.png")
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_path_through_a_folder_the_key_renames_is_refused() {
+        let (_dir, proj) = project();
+        let blend = proj.join("shots/a.blend");
+        // `//../shots/tex/wood.png` climbs out of `shots` and back in by name: uploaded as
+        // `p/s/...`, the trigger would look in `p/shots/...`.
+        let files = vec![image("//../shots/tex/wood.png", "FILE", &[])];
+        let err = plan_upload(&blend, "p/s/a.blend", &info(files.clone()), &[1])
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("climbs through a folder --key renames"),
+            "{err}"
+        );
+        assert!(err.contains("--key proj/shots/a.blend"), "{err}");
+        let plan = plan_upload(&blend, "p/shots/a.blend", &info(files), &[1])
+            .await
+            .unwrap();
+        assert_eq!(keys(&plan)[0].0, "p/shots/tex/wood.png");
     }
 
     #[tokio::test]

@@ -5,32 +5,32 @@
 //! `ObjectCreated` event finds them. They are validated first with the trigger's own parser,
 //! [`RenderRequest::from_tags`], so whatever is uploaded is accepted.
 
-use std::path::Path;
-
 use anyhow::{anyhow, bail, Context};
-use bytes::BytesMut;
+use aws_sdk_s3::types::{Tag, Tagging};
 use farm_core::blender::OutputFormat;
+use farm_core::deps::{ABSOLUTE_HINT, MISSING_OK, TAG_MISSING};
 use farm_core::layout::is_blend_key;
 use farm_core::plan::{Chunking, CHUNK_AUTO};
 use farm_core::request::DEFAULT_REQUEST_MAX_FRAMES as DEFAULT_MAX_FRAMES;
 use farm_core::request::{TAG_BLENDER, TAG_CHUNK, TAG_FORMAT, TAG_FRAME, TAG_FRAMES};
-use farm_core::storage::{PutOptions, Storage, StreamUpload};
+use farm_core::storage::{PutOptions, Storage};
 use farm_core::RenderRequest;
-use farm_io::{S3Storage, S3Upload, UploadTuning};
-use tokio::io::AsyncReadExt;
+use farm_io::{S3Storage, UploadTuning};
 
 use crate::aws::Aws;
 use crate::cli::SubmitArgs;
 use crate::progress::human_bytes;
+use crate::project::{plan_upload, ProjectFile, ProjectUpload};
 use crate::render::check_scene;
 use crate::shutdown::Shutdown;
+use crate::upload::{self, UploadError};
 use crate::{progress, shell_quote, Interrupted};
 
 /// Parts uploading at once.
 const PARTS_IN_FLIGHT: usize = 4;
+/// Parts of each project file uploading at once (`upload::FILES_AT_ONCE` files at a time).
+const DEPENDENCY_PARTS_IN_FLIGHT: usize = 2;
 const MIB: u64 = 1024 * 1024;
-/// How much of the scene is read at a time.
-const READ_CHUNK: usize = MIB as usize;
 /// Longest value S3 allows in a tag.
 const MAX_TAG_VALUE: usize = 256;
 /// Content type of an uploaded scene.
@@ -146,18 +146,23 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
         .map(|f| f.parse::<OutputFormat>().map(|f| f.blender_name()))
         .transpose()
         .map_err(|e| anyhow!("invalid --format: {e}"))?;
+    // The reader's facts: the project's files, and `--frames scene`'s range.
+    let path = args.scene.clone();
+    let read = tokio::task::spawn_blocking(move || crate::inspect::read_blend(&path))
+        .await
+        .context("reading the scene")?;
     // `--frames scene`: the active scene's own range and step, read here to check and show
     // it; the object is tagged `frames=scene` so the trigger reads and records it too.
     let scene_frames = match args.frames.as_deref().map(str::trim) {
         Some(f) if f.eq_ignore_ascii_case(farm_jobs::scene::SCENE_FRAMES) => {
-            let path = args.scene.clone();
-            let info = tokio::task::spawn_blocking(move || crate::inspect::read_blend(&path))
-                .await
-                .context("reading the scene")??;
-            for note in crate::inspect::notes(&info) {
+            let info = match &read {
+                Ok(info) => info,
+                Err(err) => bail!("{err}"),
+            };
+            for note in crate::inspect::notes(info) {
                 println!("note: {note}");
             }
-            match farm_jobs::scene::from_info(&info, DEFAULT_MAX_FRAMES) {
+            match farm_jobs::scene::from_info(info, DEFAULT_MAX_FRAMES) {
                 farm_jobs::scene::SceneRead::Frames(record) => Some(record.frames),
                 farm_jobs::scene::SceneRead::Invalid(message) => bail!("{message}"),
             }
@@ -174,17 +179,35 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
     if scene_frames.is_some() {
         farm_jobs::scene::set_frames_tag(&mut tags);
     }
+    if args.missing_ok {
+        tags.push((TAG_MISSING, MISSING_OK.to_owned()));
+    }
+
+    // The project, checked by the trigger's rules before anything is uploaded.
+    // A file the reader cannot read is left to Blender, as the trigger does: said once uploaded.
+    let (project, unchecked) = match &read {
+        Ok(info) => (
+            plan_upload(&args.scene, &key, info, request.plan.frames().as_slice()).await?,
+            None,
+        ),
+        Err(err) => (ProjectUpload::default(), Some(err.to_string())),
+    };
+    refuse_missing(&project, args.missing_ok)?;
+    for warning in &project.warnings {
+        eprintln!("warning: {warning}");
+    }
     let size = tokio::fs::metadata(&args.scene)
         .await
         .with_context(|| format!("cannot read {}", args.scene.display()))?
         .len();
 
     let aws = Aws::load().await;
-    let storage = aws.storage(&args.bucket).with_upload_tuning(UploadTuning {
+    let tuning = UploadTuning {
         part_size: usize::try_from(args.part_size_mib * MIB).context("--part-size-mib")?,
         parts_in_flight: PARTS_IN_FLIGHT,
         ..UploadTuning::default()
-    });
+    };
+    let storage = aws.storage(&args.bucket).with_upload_tuning(tuning);
     let options = PutOptions {
         content_type: Some(BLEND_CONTENT_TYPE.to_owned()),
         tags: tags
@@ -193,7 +216,26 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
             .collect(),
         ..PutOptions::default()
     };
-    let etag = upload(&aws, &storage, &args.scene, &key, options, size, &shutdown).await?;
+    let blend = ProjectFile {
+        local: args.scene.clone(),
+        key: key.clone(),
+        size,
+    };
+    let sent = {
+        let work = upload_project(&aws, &storage, &project.files, &blend, options, tuning);
+        tokio::select! {
+            () = shutdown.signal() => Err(interrupted()),
+            sent = work => sent,
+        }
+    }?;
+    let etag = storage
+        .head(&key)
+        .await
+        .map_err(|err| {
+            aws.storage_error(&err, &format!("checking s3://{}/{key}", storage.bucket()))
+        })?
+        .and_then(|meta| meta.etag)
+        .unwrap_or_default();
 
     let bucket = &args.bucket;
     let tag_text = tags
@@ -201,11 +243,37 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(", ");
-    println!(
-        "uploaded {} to s3://{bucket}/{key} ({}, ETag {etag}) tagged {tag_text}",
-        args.scene.display(),
-        human_bytes(size)
-    );
+    if !project.files.is_empty() {
+        println!(
+            "project: uploaded {} of {} file(s) ({}); {} already in the bucket",
+            sent.files,
+            project.files.len(),
+            human_bytes(sent.bytes),
+            project.files.len() - sent.files
+        );
+    }
+    if let Some(reason) = unchecked {
+        eprintln!(
+            "warning: {reason}: only the .blend was uploaded, and the trigger renders it without checking its files"
+        );
+    }
+    if sent.blend {
+        println!(
+            "uploaded {} to s3://{bucket}/{key} ({}, ETag {etag}) tagged {tag_text}",
+            args.scene.display(),
+            human_bytes(size)
+        );
+    } else {
+        println!(
+            "s3://{bucket}/{key} already holds {} (ETag {etag}): tagged it {tag_text}",
+            args.scene.display()
+        );
+        if sent.files == 0 {
+            println!(
+                "nothing changed since the last upload: if this request (frames, chunk, format, Blender) was submitted before, the trigger keeps that job and starts none"
+            );
+        }
+    }
     let on = request
         .blender
         .map(|b| format!(" on Blender {b}"))
@@ -230,75 +298,141 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses, before anything is uploaded, a project with absolute paths or missing files (unless
+/// `--missing-ok`, which uploads the rest and tags `missing=ok`: the trigger then renders
+/// without them, as Blender would, magenta).
+fn refuse_missing(project: &ProjectUpload, missing_ok: bool) -> anyhow::Result<()> {
+    if missing_ok {
+        for line in project.absolute.iter().chain(&project.missing) {
+            eprintln!("warning: {line}: not uploaded; rendered without it (--missing-ok)");
+        }
+        return Ok(());
+    }
+    let mut problems = Vec::new();
+    if !project.absolute.is_empty() {
+        problems.push(format!(
+            "{} absolute path(s), which only exist on this machine: {}; {ABSOLUTE_HINT}",
+            project.absolute.len(),
+            project.absolute.join("; ")
+        ));
+    }
+    if !project.missing.is_empty() {
+        problems.push(format!(
+            "{} missing file(s): {}; put them where the paths say",
+            project.missing.len(),
+            project.missing.join("; ")
+        ));
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "the farm could not render every file the .blend uses, so nothing was uploaded: {}; or pass --missing-ok to render without them (Blender shows them magenta)",
+        problems.join("; and ")
+    )
+}
+
 fn interrupted() -> anyhow::Error {
     Interrupted("upload stopped; nothing was submitted".into()).into()
 }
 
-/// Uploads the scene with its tags through the storage port (one request, or parts four at a
-/// time past one part); returns the object's ETag. Ctrl-C or a failure aborts the upload, so
-/// nothing appears and S3 keeps no parts.
-async fn upload(
-    aws: &Aws,
-    storage: &S3Storage,
-    scene: &Path,
-    key: &str,
-    options: PutOptions,
-    size: u64,
-    shutdown: &Shutdown,
-) -> anyhow::Result<String> {
-    let doing = format!("uploading to s3://{}/{key}", storage.bucket());
-    let mut upload = storage.start_upload(key, options);
-    let bar = progress::bytes(size, "uploading");
-    let sent = {
-        let send = send_file(aws, &mut upload, scene, &doing, &bar);
-        tokio::select! {
-            () = shutdown.signal() => Err(interrupted()),
-            sent = send => sent,
-        }
-    };
-    let finished = match sent {
-        Ok(()) => upload
-            .finish()
-            .await
-            .map_err(|err| aws.storage_error(&err, &doing)),
-        Err(err) => {
-            // The read or write error (or Ctrl-C) is what matters; the abort is best effort.
-            let _ = upload.abort().await;
-            Err(err)
-        }
-    };
-    bar.finish_and_clear();
-    finished?;
-    let head = storage.head(key).await.map_err(|err| {
-        aws.storage_error(&err, &format!("checking s3://{}/{key}", storage.bucket()))
-    })?;
-    Ok(head.and_then(|meta| meta.etag).unwrap_or_default())
+/// What [`upload_project`] sent.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    /// Project files uploaded (the others were already in the bucket) and their bytes.
+    files: usize,
+    bytes: u64,
+    /// Whether the .blend was uploaded (otherwise it was only tagged).
+    blend: bool,
 }
 
-/// Reads the file into the upload, a mebibyte at a time.
-async fn send_file(
+/// Uploads the project files the bucket does not hold yet, several at once, then the .blend
+/// with its tags in the same request; a .blend already in the bucket is tagged instead. Either
+/// way the tags, which start the job, come last, once every file is there. One progress bar
+/// counts every byte sent. A failure or Ctrl-C aborts the uploads in flight, so nothing
+/// half-written appears and S3 keeps no parts.
+async fn upload_project(
     aws: &Aws,
-    upload: &mut S3Upload,
-    scene: &Path,
-    doing: &str,
-    bar: &indicatif::ProgressBar,
-) -> anyhow::Result<()> {
-    let cannot_read = || format!("cannot read {}", scene.display());
-    let mut file = tokio::fs::File::open(scene)
-        .await
-        .with_context(cannot_read)?;
-    loop {
-        let mut chunk = BytesMut::with_capacity(READ_CHUNK);
-        if file.read_buf(&mut chunk).await.with_context(cannot_read)? == 0 {
-            return Ok(());
-        }
-        let len = chunk.len() as u64;
-        upload
-            .write(chunk.freeze())
-            .await
-            .map_err(|err| aws.storage_error(&err, doing))?;
-        bar.inc(len);
+    storage: &S3Storage,
+    files: &[ProjectFile],
+    blend: &ProjectFile,
+    options: PutOptions,
+    tuning: UploadTuning,
+) -> anyhow::Result<Sent> {
+    let failed = |err: UploadError| match err.storage() {
+        Some((doing, source)) => aws.storage_error(source, doing),
+        None => anyhow!(err),
+    };
+    let spinner = progress::spinner("comparing the project with the bucket");
+    let mut all = files.to_vec();
+    all.push(blend.clone());
+    let sending = upload::to_send(storage, &all, tuning).await;
+    spinner.finish_and_clear();
+    let mut sending = sending.map_err(failed)?;
+    let blend_changed = sending.last().is_some_and(|last| last.key == blend.key);
+    if blend_changed {
+        sending.pop();
     }
+    let bytes: u64 = sending.iter().map(|f| f.size).sum();
+    let total = bytes + if blend_changed { blend.size } else { 0 };
+    let bar = progress::bytes(total, "uploading");
+    let sent = async {
+        // Several files at once, each with fewer parts in flight: memory stays near
+        // FILES_AT_ONCE x (DEPENDENCY_PARTS_IN_FLIGHT + 1) parts. The part size, hence the
+        // ETags, is the same.
+        let files_storage = storage.clone().with_upload_tuning(UploadTuning {
+            parts_in_flight: DEPENDENCY_PARTS_IN_FLIGHT,
+            ..tuning
+        });
+        upload::send_all(&files_storage, &sending, &bar)
+            .await
+            .map_err(failed)?;
+        if blend_changed {
+            upload::send_file(storage, blend, options, &bar)
+                .await
+                .map_err(failed)
+        } else {
+            tag_object(aws, storage, &blend.key, &options.tags).await
+        }
+    }
+    .await;
+    bar.finish_and_clear();
+    sent?;
+    Ok(Sent {
+        files: sending.len(),
+        bytes,
+        blend: blend_changed,
+    })
+}
+
+/// Replaces the tags of the object at `key` (PutObjectTagging: S3's `ObjectTagging:Put` event
+/// starts the job, as after `aws s3api put-object-tagging`).
+async fn tag_object(
+    aws: &Aws,
+    storage: &S3Storage,
+    key: &str,
+    tags: &[(String, String)],
+) -> anyhow::Result<()> {
+    let doing = format!("tagging s3://{}/{key}", storage.bucket());
+    let tag_set = tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| doing.clone())?;
+    let tagging = Tagging::builder()
+        .set_tag_set(Some(tag_set))
+        .build()
+        .with_context(|| doing.clone())?;
+    storage
+        .client()
+        .put_object_tagging()
+        .bucket(storage.bucket())
+        .key(key)
+        .tagging(tagging)
+        .send()
+        .await
+        .map_err(|err| aws.sdk_error(&err, &doing))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,12 +4,15 @@
 //! - [`LocalStorage`]: [`Storage`](farm_core::Storage) on a local folder, used by `farm render`.
 //! - [`BatchScheduler`]: [`Scheduler`](farm_core::scheduler::Scheduler) on AWS Batch.
 //! - [`clients`]: the one AWS client builder ([`AwsClients`]): timeouts and retries for all.
+//! - [`etag`]: whether a local file holds an S3 object's bytes, from its ETag.
 //! - [`telemetry`]: logging and signal handling shared by the binaries.
 //!
 //! Both storages pass one conformance suite (`tests/conformance.rs`), the S3 one on `moto_server`.
 
 #[cfg(feature = "aws")]
 pub mod clients;
+#[cfg(feature = "aws")]
+pub mod etag;
 pub mod telemetry;
 
 #[cfg(feature = "aws")]

@@ -63,6 +63,25 @@ impl UploadTuning {
         }
     }
 
+    /// The parts a streaming upload ([`S3Upload`]) of `size` bytes is sent in, in order; `None`
+    /// when it goes in one PutObject (smaller than one part). S3's ETag of a multipart upload
+    /// depends on them (see [`crate::etag`]).
+    pub fn part_lengths(&self, size: u64) -> Option<Vec<u64>> {
+        let tuning = self.sanitized();
+        if size < tuning.part_size as u64 {
+            return None;
+        }
+        let mut parts = Vec::new();
+        let mut left = size;
+        while left > 0 {
+            let next = tuning.part_size_after(i32::try_from(parts.len()).unwrap_or(i32::MAX));
+            let part = left.min(next as u64);
+            parts.push(part);
+            left -= part;
+        }
+        Some(parts)
+    }
+
     /// Size of the part that follows `parts_so_far` parts.
     fn part_size_after(&self, parts_so_far: i32) -> usize {
         let step = usize::try_from(parts_so_far).unwrap_or(0) / PARTS_PER_SIZE_STEP;
@@ -424,6 +443,25 @@ mod tests {
             .map(|n| tuning.part_size_after(n) as u64)
             .sum();
         assert_eq!(total, 55_000 * 8 * MIB as u64);
+    }
+
+    #[test]
+    fn part_lengths_follow_the_uploads_own_split() {
+        let tuning = UploadTuning {
+            part_size: 5 * MIB,
+            ..UploadTuning::default()
+        };
+        let mib = MIB as u64;
+        assert_eq!(tuning.part_lengths(5 * mib - 1), None);
+        assert_eq!(tuning.part_lengths(5 * mib), Some(vec![5 * mib]));
+        assert_eq!(
+            tuning.part_lengths(11 * mib),
+            Some(vec![5 * mib, 5 * mib, mib])
+        );
+        let big = tuning.part_lengths(1_001 * 5 * mib + 3).unwrap();
+        assert_eq!(big.len(), 1_001);
+        assert_eq!(big[999], 5 * mib);
+        assert_eq!(big[1_000], 5 * mib + 3);
     }
 
     #[test]
