@@ -104,7 +104,8 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
             args.key
         );
     }
-    let version = OutputVersion::new(Some(source.etag.as_str()), format);
+    let version = OutputVersion::new(Some(source.etag.as_str()), format)
+        .with_dependencies(manifest.dependency_version());
     let keys = JobKeys::new(args.key.as_str());
     let scan = scan_frames(&storage, &keys, frames.as_slice(), &version)
         .await

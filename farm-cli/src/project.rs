@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use farm_blend::BlendInfo;
-use farm_core::deps::{local_relative_path, resolve, DependencyRecord, PathError, ABSOLUTE_HINT};
+use farm_core::deps::{
+    local_relative_path, resolve, DependencyList, DependencyRecord, PathError, ABSOLUTE_HINT,
+};
 use farm_io::LocalStorage;
 use farm_jobs::deps::{check, Preflight};
 
@@ -25,6 +27,9 @@ pub struct LocalDependencies {
     /// The files found and their total size.
     pub found: usize,
     pub bytes: u64,
+    /// The version of the files found (each file's path and local ETag, which changes when the
+    /// file does), as the cloud farm versions a job's dependency list; `None` without files.
+    pub version: Option<String>,
 }
 
 /// Checks the dependencies of the .blend at `scene`, read as `info`.
@@ -83,6 +88,14 @@ fn summarise(record: &DependencyRecord) -> LocalDependencies {
         warnings,
         found: record.files.len(),
         bytes: record.bytes,
+        version: (!record.files.is_empty())
+            .then(|| {
+                let list = DependencyList {
+                    files: record.files.clone(),
+                };
+                list.to_body().ok().map(|(_, version)| version)
+            })
+            .flatten(),
     }
 }
 
@@ -307,16 +320,19 @@ impl Mirror {
 }
 
 /// `farm render`'s check: lists missing files (refuses under `strict`). A file the reader
-/// cannot read is left to Blender, as the frame range is.
-pub async fn check_before_render(scene: &Path, strict: bool) -> anyhow::Result<()> {
+/// cannot read is left to Blender, as the frame range is. Returns the version of the files
+/// found ([`LocalDependencies::version`]), which frames rendered now record.
+pub async fn check_before_render(scene: &Path, strict: bool) -> anyhow::Result<Option<String>> {
     let path = scene.to_owned();
     let read = tokio::task::spawn_blocking(move || crate::inspect::read_blend(&path))
         .await
         .context("reading the scene")?;
     let Ok(info) = read else {
-        return Ok(());
+        return Ok(None);
     };
-    report(&check_local(scene, &info).await?, strict)
+    let deps = check_local(scene, &info).await?;
+    report(&deps, strict)?;
+    Ok(deps.version)
 }
 
 /// Prints what is missing to stderr; with `strict`, refuses instead.

@@ -278,7 +278,8 @@ pub async fn report<B: Scheduler>(
     report.zip_job = zip_job;
 
     let frames = manifest_frames(&manifest)?;
-    let version = OutputVersion::new(manifest.etag.as_deref(), manifest_format(&manifest)?);
+    let version = OutputVersion::new(manifest.etag.as_deref(), manifest_format(&manifest)?)
+        .with_dependencies(manifest.dependency_version());
     let scan = async {
         scan_frames(storage, &keys, frames.as_slice(), &version)
             .await

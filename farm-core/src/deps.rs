@@ -355,6 +355,35 @@ pub struct DependencyList {
     pub files: Vec<Dependency>,
 }
 
+impl DependencyList {
+    /// The list as stored, and its version: the first 8 bytes of the body's SHA-256 in hex
+    /// (ASCII, so it fits in object metadata). Two lists have one version only if they name
+    /// the same files at the same ETags.
+    pub fn to_body(&self) -> serde_json::Result<(Vec<u8>, String)> {
+        use sha2::{Digest, Sha256};
+        let body = serde_json::to_vec_pretty(self)?;
+        let hash = Sha256::digest(&body);
+        let version = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+        Ok((body, version))
+    }
+
+    /// The key the list is stored at for the `.blend` at `source` (`<source>/deps/<version>.json`).
+    pub fn key(source: &str, version: &str) -> String {
+        if source.is_empty() {
+            format!("deps/{version}.json")
+        } else {
+            format!("{source}/deps/{version}.json")
+        }
+    }
+}
+
+/// The version of the dependency list stored at `list_key` (its name without `.json`): what
+/// frames rendered with that list record ([`crate::storage::DEPENDENCIES_METADATA`]).
+pub fn list_version(list_key: &str) -> &str {
+    let name = list_key.rsplit('/').next().unwrap_or(list_key);
+    name.strip_suffix(".json").unwrap_or(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -115,6 +115,15 @@ pub struct JobManifest {
 }
 
 impl JobManifest {
+    /// The version of the job's dependency list ([`crate::deps::list_version`]), which its
+    /// frames record; `None` when the job has no list.
+    pub fn dependency_version(&self) -> Option<&str> {
+        self.dependencies
+            .as_ref()
+            .and_then(|d| d.list.as_deref())
+            .map(crate::deps::list_version)
+    }
+
     /// A manifest for a refused request: no job, and the reason for the user to read.
     pub fn rejected(
         bucket: &str,

@@ -23,6 +23,10 @@ pub const SOURCE_ETAG_METADATA: &str = "farm-source-etag";
 /// name), or [`SCENE_FORMAT`] when the scene's own format was used.
 pub const FORMAT_METADATA: &str = "farm-format";
 
+/// Metadata key of a frame recording the version of the dependency list (textures, libraries...)
+/// it was rendered with ([`crate::deps::list_version`]); absent when the job had none.
+pub const DEPENDENCIES_METADATA: &str = "farm-dependencies";
+
 /// [`FORMAT_METADATA`] of a frame rendered in the scene's own output format.
 pub const SCENE_FORMAT: &str = "scene";
 

@@ -22,7 +22,6 @@ use farm_core::deps::{
 use farm_core::storage::{ObjectMeta, PutOptions, StorageError};
 use farm_core::{JobKeys, Storage};
 use futures::stream::{self, StreamExt, TryStreamExt};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use crate::blend::read_blend;
@@ -248,17 +247,11 @@ pub async fn write_dependency_list<S: Storage>(
     let list = DependencyList {
         files: record.files.clone(),
     };
-    let body = serde_json::to_vec_pretty(&list).map_err(|source| StorageError::Json {
+    let (body, version) = list.to_body().map_err(|source| StorageError::Json {
         key: keys.source().to_owned(),
         source,
     })?;
-    let hash = Sha256::digest(&body);
-    let name: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
-    let key = if keys.source().is_empty() {
-        format!("deps/{name}.json")
-    } else {
-        format!("{}/deps/{name}.json", keys.source())
-    };
+    let key = DependencyList::key(keys.source(), &version);
     storage
         .put(
             &key,
@@ -346,8 +339,10 @@ async fn look_up<S: Storage>(
     Ok(objects)
 }
 
-/// The render job's environment for a dependency record: `FARM_DEPENDENCIES` naming its list.
-pub fn render_env(record: Option<&DependencyRecord>) -> Vec<(String, String)> {
+/// The environment of a job's render and zip jobs for a dependency record: `FARM_DEPENDENCIES`
+/// naming its list (the renderer downloads the files; both record it on the frames they scan
+/// for, so frames rendered with other files are not this job's).
+pub fn job_env(record: Option<&DependencyRecord>) -> Vec<(String, String)> {
     record
         .and_then(|r| r.list.clone())
         .map(|list| vec![(farm_core::env::DEPENDENCIES.to_owned(), list)])

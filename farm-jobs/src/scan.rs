@@ -1,7 +1,8 @@
 //! The one frame scan: which of a job's expected frames the store holds *for this job*.
 //!
-//! A frame object belongs to a job when it was rendered from the job's version of the `.blend`
-//! and in the job's output format. The renderer records both on every frame it uploads
+//! A frame object belongs to a job when it was rendered from the job's version of the `.blend`,
+//! with the job's dependency list (the textures and libraries at the ETags the job is bound to)
+//! and in the job's output format. The renderer records all three on every frame it uploads
 //! ([`OutputVersion::metadata`]); the scan reads them back ([`Storage::head`]) and sorts every
 //! expected frame into one of three states ([`FrameState`]):
 //!
@@ -18,7 +19,8 @@ use std::collections::BTreeMap;
 use farm_core::blender::OutputFormat;
 use farm_core::layout::frame_stem;
 use farm_core::storage::{
-    Metadata, ObjectMeta, StorageError, FORMAT_METADATA, SCENE_FORMAT, SOURCE_ETAG_METADATA,
+    Metadata, ObjectMeta, StorageError, DEPENDENCIES_METADATA, FORMAT_METADATA, SCENE_FORMAT,
+    SOURCE_ETAG_METADATA,
 };
 use farm_core::{JobKeys, Storage};
 use futures::{StreamExt, TryStreamExt};
@@ -40,6 +42,10 @@ pub struct OutputVersion {
     pub source_tag: Option<String>,
     /// The output format the job asked for; `None` is the scene's own format.
     pub format: Option<OutputFormat>,
+    /// The version of the job's dependency list ([`farm_core::deps::list_version`]): a frame
+    /// rendered with other textures or libraries is not this job's. `None`: the job has no
+    /// list, and frames rendered with one are not its frames either.
+    pub dependencies: Option<String>,
 }
 
 impl OutputVersion {
@@ -47,7 +53,16 @@ impl OutputVersion {
         Self {
             source_tag: source_tag.map(str::to_owned),
             format,
+            dependencies: None,
         }
+    }
+
+    /// The same, for a job bound to the dependency list of this version
+    /// ([`farm_core::deps::list_version`] of the list's key).
+    #[must_use]
+    pub fn with_dependencies(mut self, version: Option<&str>) -> Self {
+        self.dependencies = version.map(str::to_owned);
+        self
     }
 
     /// The metadata the renderer stores on every frame of this job.
@@ -57,6 +72,9 @@ impl OutputVersion {
             metadata.insert(SOURCE_ETAG_METADATA.to_owned(), tag.clone());
         }
         metadata.insert(FORMAT_METADATA.to_owned(), self.format_name().to_owned());
+        if let Some(version) = &self.dependencies {
+            metadata.insert(DEPENDENCIES_METADATA.to_owned(), version.clone());
+        }
         metadata
     }
 
@@ -80,7 +98,8 @@ impl OutputVersion {
             Some(tag) => metadata.get(SOURCE_ETAG_METADATA) == Some(tag),
             None => true,
         };
-        self.may_match(extension, size) && format == self.format_name() && source
+        let dependencies = metadata.get(DEPENDENCIES_METADATA) == self.dependencies.as_ref();
+        self.may_match(extension, size) && format == self.format_name() && source && dependencies
     }
 }
 
@@ -277,6 +296,25 @@ mod tests {
         }
         m.insert(FORMAT_METADATA.into(), format.into());
         m
+    }
+
+    #[test]
+    fn a_frame_matches_only_the_dependencies_it_was_rendered_with() {
+        let version = farm_core::deps::list_version("shots/a.blend/deps/00aa11bb22cc33dd.json");
+        let old = OutputVersion::new(Some("\"e1\""), None).with_dependencies(Some(version));
+        let new =
+            OutputVersion::new(Some("\"e1\""), None).with_dependencies(Some("ffee00112233aabb"));
+        let none = OutputVersion::new(Some("\"e1\""), None);
+        let rendered_old = old.metadata();
+        assert_eq!(
+            rendered_old.get(DEPENDENCIES_METADATA).map(String::as_str),
+            Some("00aa11bb22cc33dd")
+        );
+        assert!(old.matches("png", 10, &rendered_old));
+        assert!(!new.matches("png", 10, &rendered_old));
+        assert!(!none.matches("png", 10, &rendered_old));
+        assert!(none.matches("png", 10, &none.metadata()));
+        assert!(!old.matches("png", 10, &none.metadata()));
     }
 
     #[test]

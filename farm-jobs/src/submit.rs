@@ -188,12 +188,12 @@ pub async fn submit_request<S: Storage, B: Scheduler>(
     submit_request_with(storage, scheduler, source, request, &JobExtras::default()).await
 }
 
-/// What a submission carries besides the request: the render job's extra environment and the
+/// What a submission carries besides the request: the jobs' extra environment and the
 /// dependency record for `job.json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobExtras {
-    /// Added to the render job's environment (e.g. `FARM_DEPENDENCIES`).
-    pub render_env: Vec<(String, String)>,
+    /// Added to the render and zip jobs' environment (e.g. `FARM_DEPENDENCIES`).
+    pub job_env: Vec<(String, String)>,
     /// Recorded in `job.json`; its list key also enters the request's fingerprint, so a re-tag
     /// after a dependency changed is a new request.
     pub dependencies: Option<farm_core::deps::DependencyRecord>,
@@ -277,7 +277,7 @@ pub async fn submit_request_with<S: Storage, B: Scheduler>(
             render: &resolved,
             whole: &resolved,
             fingerprint: Some(&fingerprint),
-            render_env: &extras.render_env,
+            job_env: &extras.job_env,
         };
         jobs.submit(storage, scheduler, adopted).await
     };
@@ -350,14 +350,14 @@ pub async fn submit_retry<S: Storage, B: Scheduler>(
         Ok(_) | Err(StorageError::NotFound { .. } | StorageError::Json { .. }) => None,
         Err(err) => return Err(err.into()),
     };
-    let render_env = crate::deps::render_env(dependencies.as_ref());
+    let job_env = crate::deps::job_env(dependencies.as_ref());
     let jobs = Jobs {
         source,
         keys: &keys,
         render: &render,
         whole: &whole,
         fingerprint: None,
-        render_env: &render_env,
+        job_env: &job_env,
     };
     let (render_job_id, zip_job_id) = jobs.submit(storage, scheduler, Adopted::default()).await?;
     let mut manifest = submitted_manifest(source, &whole, &render_job_id, &zip_job_id);
@@ -583,8 +583,8 @@ struct Jobs<'a> {
     whole: &'a RenderRequest,
     /// The request's fingerprint, which names the jobs (none for `farm retry`).
     fingerprint: Option<&'a str>,
-    /// Added to the render job's environment.
-    render_env: &'a [(String, String)],
+    /// Added to the render and zip jobs' environment.
+    job_env: &'a [(String, String)],
 }
 
 impl Jobs<'_> {
@@ -592,13 +592,10 @@ impl Jobs<'_> {
         let etag = Some(self.source.etag.as_str()).filter(|e| !e.is_empty());
         let bucket = &self.source.bucket;
         let mut spec = match render_job_id {
-            None => {
-                let mut spec = JobSpec::render(bucket, self.keys, etag, self.render);
-                spec.env.extend(self.render_env.iter().cloned());
-                spec
-            }
+            None => JobSpec::render(bucket, self.keys, etag, self.render),
             Some(id) => JobSpec::zip(bucket, self.keys, etag, self.whole, id),
         };
+        spec.env.extend(self.job_env.iter().cloned());
         if let Some(fingerprint) = self.fingerprint {
             spec.name = request_job_name(self.keys, fingerprint, kind);
             spec.tags

@@ -75,6 +75,10 @@ async fn run_chunk<S: Storage>(
         frames,
         format: config.format,
         source_tag,
+        dependencies: config
+            .dependencies
+            .as_deref()
+            .map(farm_core::deps::list_version),
         recheck_source: true,
     };
     let todo = pending_frames(storage, &spec).await?;

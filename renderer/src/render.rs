@@ -43,6 +43,10 @@ pub struct ChunkSpec<'a> {
     /// Identifies the version of the .blend (its ETag). Stored on every frame; a frame carrying
     /// another tag was rendered from another version and is rendered again.
     pub source_tag: Option<&'a str>,
+    /// The version of the job's dependency list, if it has one ([`farm_core::deps::list_version`]):
+    /// stored on every frame, so a frame rendered with other textures or libraries is rendered
+    /// again.
+    pub dependencies: Option<&'a str>,
     /// Whether `keys.source()` is the .blend in the store and `source_tag` its ETag: then the
     /// source is checked again before each upload, and a replaced .blend stops the chunk with
     /// [`RenderError::Superseded`] instead of mixing its frames with the new upload's.
@@ -52,7 +56,7 @@ pub struct ChunkSpec<'a> {
 impl ChunkSpec<'_> {
     /// What makes a frame object this job's (see [`farm_jobs::scan`]).
     pub fn version(&self) -> OutputVersion {
-        OutputVersion::new(self.source_tag, self.format)
+        OutputVersion::new(self.source_tag, self.format).with_dependencies(self.dependencies)
     }
 }
 

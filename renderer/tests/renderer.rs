@@ -79,8 +79,19 @@ impl Fixture {
         chunk: &str,
         index: &str,
     ) -> Result<ChunkReport, renderer::RenderError> {
+        self.library_run_with(key, frames, chunk, index, &[]).await
+    }
+
+    async fn library_run_with(
+        &self,
+        key: &str,
+        frames: &str,
+        chunk: &str,
+        index: &str,
+        extra: &[&str],
+    ) -> Result<ChunkReport, renderer::RenderError> {
         let work = self.dir.path().join("lib-work");
-        let args = parse_args(&[
+        let mut args = vec![
             "--bucket",
             BUCKET,
             "--key",
@@ -95,8 +106,9 @@ impl Fixture {
             "2",
             "--work-dir",
             work.to_str().unwrap(),
-        ]);
-        let config = args.validate().unwrap();
+        ];
+        args.extend_from_slice(extra);
+        let config = parse_args(&args).validate().unwrap();
         renderer::run(&self.storage, &config, std::future::pending()).await
     }
 }
@@ -252,6 +264,78 @@ async fn array_children_split_the_job_and_negative_frames_render() {
         let png = f.storage.get(&keys.frame(n, "png")).await.unwrap();
         assert_eq!(farm_testkit::frame_code(&png).unwrap(), n);
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn frames_rendered_with_other_dependencies_are_rendered_again() {
+    use farm_core::deps::{list_version, Dependency, DependencyList};
+    use farm_core::storage::{put_json, DEPENDENCIES_METADATA};
+
+    let f = fixture().await;
+    let scene = f.scene("deps", &SceneOptions::default());
+    let key = "proj/deps.blend";
+    f.upload(key, &scene).await;
+    let keys = JobKeys::new(key);
+    let texture = "proj/tex/wood.png";
+    // The job's list binds the texture at its current ETag, as the trigger's check does.
+    let bind = |list_key: &'static str, body: &'static [u8]| {
+        let storage = f.storage.clone();
+        async move {
+            storage
+                .put(texture, Bytes::from_static(body), &PutOptions::default())
+                .await
+                .unwrap();
+            let meta = storage.head(texture).await.unwrap().unwrap();
+            let list = DependencyList {
+                files: vec![Dependency {
+                    key: texture.to_owned(),
+                    kind: "image".to_owned(),
+                    path: "//tex/wood.png".to_owned(),
+                    from: key.to_owned(),
+                    etag: meta.etag.unwrap(),
+                    size: meta.size,
+                }],
+            };
+            put_json(&storage, list_key, &list).await.unwrap();
+        }
+    };
+    let fixture = &f;
+    let run = |list_key: &'static str| async move {
+        fixture
+            .library_run_with(key, "1-3", "3", "0", &["--dependencies", list_key])
+            .await
+    };
+
+    bind("proj/deps.blend/deps/00000000000000aa.json", b"wood v1").await;
+    let first = run("proj/deps.blend/deps/00000000000000aa.json")
+        .await
+        .unwrap();
+    assert_eq!(first.rendered, vec![1, 2, 3]);
+    let again = run("proj/deps.blend/deps/00000000000000aa.json")
+        .await
+        .unwrap();
+    assert_eq!(
+        again.skipped,
+        vec![1, 2, 3],
+        "same files: nothing to render"
+    );
+
+    // The texture changed and the .blend was tagged again: a new list, every frame again.
+    bind("proj/deps.blend/deps/00000000000000bb.json", b"wood v2").await;
+    let changed = run("proj/deps.blend/deps/00000000000000bb.json")
+        .await
+        .unwrap();
+    assert_eq!(changed.rendered, vec![1, 2, 3]);
+    let meta = f
+        .storage
+        .head(&keys.frame(2, "png"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        meta.metadata.get(DEPENDENCIES_METADATA).map(String::as_str),
+        Some(list_version("proj/deps.blend/deps/00000000000000bb.json"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

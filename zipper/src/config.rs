@@ -41,6 +41,10 @@ pub struct Cli {
     #[arg(long, env = env::FORMAT, value_name = "FORMAT")]
     pub format: Option<String>,
 
+    /// Key of the job's dependency list: only frames rendered with those files are archived.
+    #[arg(long, env = env::DEPENDENCIES, value_name = "KEY")]
+    pub dependencies: Option<String>,
+
     /// This attempt of the zip job, set by AWS Batch (from 1); names its task record.
     #[arg(long, env = env::BATCH_JOB_ATTEMPT, value_name = "N", default_value_t = 1)]
     pub attempt: u32,
@@ -110,7 +114,12 @@ impl Cli {
             bucket: self.bucket,
             keys: JobKeys::new(self.key),
             frames,
-            version: OutputVersion::new(source_etag, format),
+            version: OutputVersion::new(source_etag, format).with_dependencies(
+                self.dependencies
+                    .as_deref()
+                    .filter(|d| !d.trim().is_empty())
+                    .map(farm_core::deps::list_version),
+            ),
             options: ZipOptions::default(),
             attempt: self.attempt.max(1),
             prices: Prices::for_region(

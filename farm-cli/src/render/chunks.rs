@@ -54,6 +54,8 @@ pub(super) struct ChunkContext<'a> {
     pub(super) threads: usize,
     pub(super) format: Option<OutputFormat>,
     pub(super) source_tag: &'a str,
+    /// The version of the scene's files (textures, libraries...) found here, if it has any.
+    pub(super) dependencies: Option<&'a str>,
     pub(super) shutdown: &'a Shutdown,
     /// Each chunk's task record, for the run's receipt.
     pub(super) records: &'a Mutex<Vec<farm_core::tasks::TaskRecord>>,
@@ -68,6 +70,7 @@ pub(super) async fn plan_work(
     plan: &Plan,
     format: Option<OutputFormat>,
     source_tag: &str,
+    dependencies: Option<&str>,
 ) -> anyhow::Result<Vec<ChunkWork>> {
     let listing = storage
         .list(&keys.frames_prefix())
@@ -90,6 +93,7 @@ pub(super) async fn plan_work(
             frames: &candidates,
             format,
             source_tag: Some(source_tag),
+            dependencies,
             recheck_source: false,
         };
         let stale: BTreeSet<i32> = renderer::pending_frames(storage, &spec)
@@ -213,6 +217,7 @@ pub(super) async fn render_chunk(
         frames: &chunk.frames,
         format: context.format,
         source_tag: Some(context.source_tag),
+        dependencies: context.dependencies,
         recheck_source: false,
     };
     let setup = BlenderSetup {

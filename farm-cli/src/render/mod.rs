@@ -67,7 +67,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let shutdown = Shutdown::listen();
     let scene = check_scene(&args.scene).await?;
-    crate::project::check_before_render(&scene, args.strict).await?;
+    let dependencies = crate::project::check_before_render(&scene, args.strict).await?;
     let format = args
         .format
         .as_deref()
@@ -108,7 +108,15 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
 
     let storage = LocalStorage::new(&out);
     let keys = JobKeys::root();
-    let todo = plan_work(&storage, &keys, &plan, format, &source_tag).await?;
+    let todo = plan_work(
+        &storage,
+        &keys,
+        &plan,
+        format,
+        &source_tag,
+        dependencies.as_deref(),
+    )
+    .await?;
     let to_render: usize = todo.iter().map(|w| w.todo.len()).sum();
     let already = plan.frames().len() - to_render;
     let running = workers.min(todo.len()).max(1);
@@ -140,6 +148,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         threads,
         format,
         source_tag: &source_tag,
+        dependencies: dependencies.as_deref(),
         shutdown: &shutdown,
         records: &records,
     };
@@ -154,7 +163,8 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         zip_bar.set_length(p.bytes_total);
         zip_bar.set_position(p.bytes_done);
     };
-    let version = farm_jobs::OutputVersion::new(Some(&source_tag), format);
+    let version = farm_jobs::OutputVersion::new(Some(&source_tag), format)
+        .with_dependencies(dependencies.as_deref());
     let summary = zipper::zip_frames_until(
         &storage,
         &keys,
