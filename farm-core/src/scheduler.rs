@@ -145,12 +145,17 @@ impl JobSpec {
         etag: Option<&str>,
         request: &RenderRequest,
     ) -> Self {
+        // The renderer checks it against its image's series (`FARM_BLENDER_SERIES`).
+        let mut vars = job_env(bucket, keys, etag, request);
+        if let Some(series) = request.blender {
+            vars.push((env::JOB_BLENDER_SERIES.to_owned(), series.to_string()));
+        }
         Self {
             kind: JobKind::Render,
             name: batch_job_name(keys.source(), "render"),
             array_size: request.plan.array_size(),
             depends_on: Vec::new(),
-            env: job_env(bucket, keys, etag, request),
+            env: vars,
             tags: job_tags(keys, request),
             blender: request.blender,
         }
@@ -377,6 +382,7 @@ mod tests {
         assert_eq!(env[env::SOURCE_ETAG], "\"e1\"");
         assert_eq!(render.tags[TAG_KEY], "shots/a b.blend");
         assert_eq!(render.blender, None);
+        assert!(!env.contains_key(env::JOB_BLENDER_SERIES));
         let zip = JobSpec::zip("bucket", &keys, None, &request, "job-1");
         assert_eq!(zip.depends_on, vec!["job-1".to_owned()]);
         assert_eq!(zip.array_size, None);
@@ -421,7 +427,11 @@ mod tests {
         let keys = JobKeys::new("k.blend");
         let render = JobSpec::render("b", &keys, None, &request);
         assert_eq!(render.blender, Some(BlenderSeries::new(4, 5)));
-        assert_eq!(JobSpec::zip("b", &keys, None, &request, "r").blender, None);
+        let vars: BTreeMap<_, _> = render.env.iter().cloned().collect();
+        assert_eq!(vars[env::JOB_BLENDER_SERIES], "4.5");
+        let zip = JobSpec::zip("b", &keys, None, &request, "r");
+        assert_eq!(zip.blender, None);
+        assert!(!zip.env.iter().any(|(k, _)| k == env::JOB_BLENDER_SERIES));
     }
 
     #[test]

@@ -564,6 +564,7 @@ fn job_definitions_set_only_static_environment() {
         env::CHUNK,
         env::FORMAT,
         env::SOURCE_ETAG,
+        env::JOB_BLENDER_SERIES,
     ];
     let known = [env::WORK_DIR, env::LOG_FORMAT, env::BLENDER];
     for job in job_definitions(&t) {
