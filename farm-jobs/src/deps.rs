@@ -25,7 +25,6 @@ use farm_core::deps::{
 use farm_core::storage::{ObjectMeta, PutOptions, StorageError};
 use farm_core::{JobKeys, Storage};
 use futures::stream::{self, StreamExt, TryStreamExt};
-use sha2::{Digest, Sha256};
 
 /// `HEAD` requests in flight at once.
 const HEADS_AT_ONCE: usize = 16;
@@ -304,13 +303,7 @@ pub async fn write_dependency_list<S: Storage>(
         key: keys.source().to_owned(),
         source,
     })?;
-    let hash = Sha256::digest(&body);
-    let name: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
-    let key = if keys.source().is_empty() {
-        format!("deps/{name}.json")
-    } else {
-        format!("{}/deps/{name}.json", keys.source())
-    };
+    let key = keys.dependency_list(&body);
     storage
         .put(
             &key,

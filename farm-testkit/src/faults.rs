@@ -292,11 +292,17 @@ struct Armed {
 #[derive(Debug, Clone, Default)]
 struct Faults {
     armed: Arc<Mutex<Vec<Armed>>>,
+    /// Every call so far, faulted or not.
+    calls: Arc<Mutex<Vec<(Op, String)>>>,
 }
 
 impl Faults {
     /// What the faults do to `call`: waits first, then the first failure (if any).
     async fn apply(&self, call: &Call<'_>) -> Option<Failure> {
+        self.calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((call.op, call.key.to_owned()));
         let effects: Vec<Effect> = {
             let mut armed = self.armed.lock().unwrap_or_else(|p| p.into_inner());
             armed
@@ -370,6 +376,17 @@ impl<T> Faulty<T> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(Armed { fault, seen: 0 });
+    }
+
+    /// Every call made through this wrapper (and its clones) so far, in order, with its key
+    /// (an object key, a listed prefix, a job's name or id; empty for [`Op::Describe`]), failed
+    /// ones included: what the code under test asked of the store or scheduler.
+    pub fn calls(&self) -> Vec<(Op, String)> {
+        self.faults
+            .calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Disarms every fault: calls go through again.

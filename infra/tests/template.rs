@@ -917,8 +917,13 @@ fn object_permissions_fit_the_key_layout_and_never_touch_blend_files() {
 
     let trigger = statements(&t, "TriggerFunctionRole");
     let trigger_puts = object_patterns(&trigger, "Allow", "s3:PutObject");
-    let deps_list = format!("{}/deps/0123abcd.json", keys.source());
-    for key in [keys.manifest(), marker.clone(), deps_list] {
+    for key in [
+        keys.manifest(),
+        keys.rejection(),
+        marker.clone(),
+        keys.dependency_list(b"{}"),
+        keys.frame_list("1-9000:3"),
+    ] {
         assert!(
             trigger_puts.iter().any(|p| iam_match(p, &key)),
             "trigger cannot write {key}"
@@ -1120,4 +1125,216 @@ fn the_trigger_may_set_every_tag_key_a_submission_carries() {
             "tag key {key} is not in {allowed:?}"
         );
     }
+}
+
+// ------------------------------------------------------------------ what the trigger does
+
+/// GetObjectTagging on the in-memory bucket.
+struct MemoryTags(farm_testkit::MemoryStorage);
+
+impl trigger_lambda::TagReader for MemoryTags {
+    async fn tags(
+        &self,
+        _bucket: &str,
+        key: &str,
+        _version_id: Option<&str>,
+    ) -> Result<Option<Vec<(String, String)>>, trigger_lambda::TagError> {
+        Ok(self.0.tags(key))
+    }
+}
+
+/// An S3 event of one record for `key` in `bucket`.
+fn s3_event(name: &str, bucket: &str, key: &str, etag: &str) -> serde_json::Value {
+    json!({ "Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2026-11-24T10:15:30.123Z",
+        "eventName": name,
+        "userIdentity": { "principalId": "AWS:AIDAJDPLRKLG7UEXAMPLE" },
+        "requestParameters": { "sourceIPAddress": "203.0.113.15" },
+        "responseElements": {},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "bucket": { "name": bucket, "arn": format!("arn:aws:s3:::{bucket}") },
+            "object": { "key": key.replace(' ', "+"), "size": 40, "eTag": etag }
+        }
+    }]})
+}
+
+/// The trigger's IAM policy against every S3 call the trigger's own code makes: the handler runs
+/// (over the test kit's in-memory bucket and scheduler, which record each call) through a
+/// submission whose frame list travels by reference, a re-tag rejected while that job stands,
+/// and a submission whose zip job fails (the marker is released), and the pre-flight check's
+/// dependency list is written by the function the trigger calls. Every object the code writes,
+/// deletes or reads must be allowed by the template and not denied, so a new key the trigger
+/// starts writing fails here until the policy names it.
+#[tokio::test]
+async fn the_trigger_policy_allows_every_object_the_trigger_touches() {
+    use farm_core::deps::{Dependency, DependencyRecord};
+    use farm_core::scheduler::JobKind;
+    use farm_testkit::{Fault, Faulty, MemoryScheduler, MemoryStorage, Op, StoredObject};
+    use trigger_lambda::{handle_event, parse_event, Deps, RecordOutcome};
+
+    const BUCKET: &str = "farm-bucket";
+    const BLEND: &[u8] = b"BLENDER-v304RENDH\x00\x00\x00 rest of a scene";
+    let source = "shots/scene 01.blend";
+    let keys = JobKeys::new(source);
+
+    let store = Faulty::new(MemoryStorage::new());
+    let upload = |key: &str, etag: &str, tags: &[(&str, &str)]| {
+        store.inner().insert_object(
+            key,
+            StoredObject::new(BLEND.to_vec())
+                .etag(etag)
+                .tags(tags.iter().copied()),
+        );
+    };
+    let for_buckets = store.clone();
+    let deps = Deps {
+        buckets: move |bucket: &str| {
+            assert_eq!(bucket, BUCKET);
+            for_buckets.clone()
+        },
+        scheduler: Faulty::new(MemoryScheduler::new()),
+        tags: MemoryTags(store.inner().clone()),
+        max_frames: 10_000,
+        task_slots: None,
+    };
+    let run = |name: &'static str, key: &'static str, etag: &'static str| {
+        let event = parse_event(s3_event(name, BUCKET, key, etag)).expect("an S3 event");
+        handle_event(&deps, event)
+    };
+
+    // A frame list too long for the container overrides: written to plans/ and passed by key.
+    let e1 = "0123456789abcdef0123456789abcdef";
+    upload(
+        source,
+        e1,
+        &[("frames", "1-3000:3 2-3000:3"), ("chunk", "1")],
+    );
+    let report = run("ObjectCreated:Put", source, e1)
+        .await
+        .expect("submitted");
+    assert_eq!(report.submitted(), 1, "{report:?}");
+    // A re-tag the trigger refuses while that job stands: rejected.json beside job.json.
+    store.inner().set_tags(source, [("frame", "abc")]);
+    let report = run("ObjectTagging:Put", source, e1).await.expect("handled");
+    assert!(
+        matches!(&report.records[0], RecordOutcome::Rejected { .. }),
+        "{report:?}"
+    );
+    // A zip job Batch refuses: the render job is cancelled and the request marker released.
+    let other = "b.blend";
+    let e2 = "fedcba9876543210fedcba9876543210";
+    upload(other, e2, &[("frame", "5")]);
+    deps.scheduler
+        .inject(Fault::on(Op::Submit).job_kind(JobKind::Zip));
+    assert!(run("ObjectCreated:Put", other, e2).await.is_err());
+    // The pre-flight check's list of the files a job downloads.
+    let mut record = DependencyRecord {
+        files: vec![Dependency {
+            key: "shots/tex/wood.png".to_owned(),
+            kind: "image".to_owned(),
+            path: "//../tex/wood.png".to_owned(),
+            from: source.to_owned(),
+            etag: "\"e\"".to_owned(),
+            size: 3,
+        }],
+        ..DependencyRecord::default()
+    };
+    farm_jobs::deps::write_dependency_list(&store, &keys, &mut record)
+        .await
+        .expect("the list is written");
+
+    let calls = store.calls();
+    let of = |ops: &[Op]| -> BTreeSet<String> {
+        calls
+            .iter()
+            .filter(|(op, _)| ops.contains(op))
+            .map(|(_, key)| key.clone())
+            .collect()
+    };
+    let writes = of(&[
+        Op::Put,
+        Op::CreateIfAbsent,
+        Op::UploadFile,
+        Op::UploadWrite,
+        Op::UploadFinish,
+    ]);
+    let deletes = of(&[Op::Delete]);
+    let reads = of(&[
+        Op::Head,
+        Op::Get,
+        Op::GetStream,
+        Op::GetPrefix,
+        Op::Download,
+    ]);
+    let lists = of(&[Op::List, Op::OpenUploads]);
+
+    // The scenarios reach every kind of object the trigger writes.
+    let canonical = store
+        .inner()
+        .body(&keys.manifest())
+        .map(|b| serde_json::from_slice::<Value>(&b).expect("job.json")["frames"].clone())
+        .and_then(|f| f.as_str().map(str::to_owned))
+        .expect("job.json names the frames");
+    for key in [
+        keys.manifest(),
+        keys.rejection(),
+        keys.frame_list(&canonical),
+        record.list.clone().expect("a dependency list"),
+    ] {
+        assert!(
+            writes.contains(&key),
+            "the trigger did not write {key}: {writes:?}"
+        );
+    }
+    let markers = |k: &JobKeys| -> Vec<String> {
+        writes
+            .iter()
+            .filter(|w| w.starts_with(&k.requests_prefix()))
+            .cloned()
+            .collect()
+    };
+    assert!(!markers(&keys).is_empty(), "{writes:?}");
+    let released = markers(&JobKeys::new(other));
+    assert!(
+        !released.is_empty() && released.iter().all(|m| deletes.contains(m)),
+        "the failed request's marker was not released: {deletes:?}"
+    );
+
+    let trigger = statements(&template(), "TriggerFunctionRole");
+    for key in &writes {
+        assert!(
+            key.starts_with(&format!("{source}/")) || key.starts_with(&format!("{other}/")),
+            "the trigger writes {key} outside a job folder"
+        );
+        assert!(
+            may(&trigger, "s3:PutObject", key),
+            "the trigger may not write {key}"
+        );
+    }
+    for key in &deletes {
+        assert!(
+            may(&trigger, "s3:DeleteObject", key),
+            "the trigger may not delete {key}"
+        );
+    }
+    for key in &reads {
+        assert!(
+            may(&trigger, "s3:GetObject", key),
+            "the trigger may not read {key}"
+        );
+    }
+    // (The pre-flight check lists folders of a project's image sequences and UDIM tiles.)
+    assert!(
+        trigger.iter().any(|s| s["Effect"] == "Allow"
+            && strings(&s["Action"]).contains(&json!("s3:ListBucket"))
+            && strings(&s["Resource"]).contains(&json!({ "Fn::Sub": BUCKET_ARN_SUB }))),
+        "the trigger lists {lists:?} but may not list the bucket"
+    );
+    // Nothing else: the trigger never deletes what it does not write, nor job.json.
+    assert!(!may(&trigger, "s3:DeleteObject", &keys.manifest()));
+    assert!(!may(&trigger, "s3:PutObject", source));
 }

@@ -204,7 +204,10 @@ async fn a_chunk_lands_at_the_right_keys_with_the_scenes_own_frames() {
     assert_eq!(timed, [3, 4, 5, 6]);
     for timing in &record.frames {
         // Blender prints its render time in hundredths: a tiny frame on a fast machine is 0.00.
-        assert!(timing.render_seconds.is_some_and(|s| s >= 0.0), "{timing:?}");
+        assert!(
+            timing.render_seconds.is_some_and(|s| s >= 0.0),
+            "{timing:?}"
+        );
         assert!(timing.upload_seconds >= 0.0, "{timing:?}");
     }
     assert!(record.seconds() >= record.blender_startup_seconds.unwrap());
