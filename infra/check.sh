@@ -127,7 +127,10 @@ aws s3api create-bucket --bucket "$ARTIFACTS_B" >/dev/null
 aws s3api put-object --bucket "$ARTIFACTS_B" --key trigger-lambda/dummy.zip \
   --body "$WORK/bootstrap.zip" >/dev/null
 
-# Empty SubnetIds/SecurityGroupIds (the defaults) = the create-a-VPC option.
+# Empty SubnetIds/SecurityGroupIds (the defaults) = the create-a-VPC option. This stack also
+# has the optional parts: notifications by e-mail and the receipt's price overrides (the second
+# stack has neither).
+EMAIL=farm-check@example.com
 aws cloudformation create-stack \
   --stack-name "$STACK" \
   --template-body "file://$TEMPLATE" \
@@ -137,7 +140,10 @@ aws cloudformation create-stack \
   "ParameterKey=LambdaCodeKey,ParameterValue=trigger-lambda/dummy.zip" \
   "ParameterKey=Renderer42ImageTag,ParameterValue=check-4.2" \
   "ParameterKey=Renderer45ImageTag,ParameterValue=check-4.5" \
-  "ParameterKey=ZipperImageTag,ParameterValue=check" >/dev/null
+  "ParameterKey=ZipperImageTag,ParameterValue=check" \
+  "ParameterKey=NotificationEmail,ParameterValue=$EMAIL" \
+  "ParameterKey=PriceVcpuHourUsd,ParameterValue=0.05" \
+  "ParameterKey=PriceGbHourUsd,ParameterValue=0.006" >/dev/null
 
 wait_stack "$STACK" CREATE_COMPLETE
 
@@ -230,6 +236,110 @@ if cfg["Runtime"] != "provided.al2023" or cfg["Handler"] != "bootstrap":
 print("trigger:", cfg["Runtime"], cfg["Architectures"], "env", ", ".join(names))
 PY
 
+step "price overrides and notifications (NotificationEmail=$EMAIL)"
+python3 - "$WORK/jobdefs.json" "$STACK" <<'PY'
+import json, sys
+defs = {d["jobDefinitionName"]: d for d in json.load(open(sys.argv[1]))["jobDefinitions"]}
+env = {e["name"]: e["value"] for e in defs[f"{sys.argv[2]}-zip"]["containerProperties"]["environment"]}
+want = {"FARM_LOG_FORMAT": "json", "FARM_PRICE_VCPU_HOUR_USD": "0.05", "FARM_PRICE_GB_HOUR_USD": "0.006"}
+if env != want:
+    sys.exit(f"zip job environment {env}, expected {want}")
+print("zip job environment:", ", ".join(f"{k}={v}" for k, v in sorted(env.items())))
+PY
+TOPIC="$(aws cloudformation describe-stacks --stack-name "$STACK" \
+  --query "Stacks[0].Outputs[?OutputKey=='NotificationTopicArn'].OutputValue" --output text)"
+[[ "$TOPIC" == arn:aws:sns:*:"$STACK"-notifications ]] || fail "NotificationTopicArn output is '$TOPIC'"
+SUBSCRIBED="$(aws sns list-subscriptions-by-topic --topic-arn "$TOPIC" \
+  --query 'Subscriptions[].[Protocol,Endpoint]' --output text)"
+[[ "$SUBSCRIBED" == "email	$EMAIL" ]] || fail "topic subscriptions: $SUBSCRIBED"
+TOPIC_KEY="$(aws sns get-topic-attributes --topic-arn "$TOPIC" \
+  --query 'Attributes.KmsMasterKeyId' --output text)"
+# (moto 5.2's DescribeKey fails on a key CloudFormation created with a policy: ListKeys instead.)
+aws kms list-keys --query 'Keys[].KeyId' --output text | tr '\t' '\n' | grep -qx "$TOPIC_KEY" ||
+  fail "the topic's KMS key $TOPIC_KEY does not exist"
+[[ "$(aws kms get-key-rotation-status --key-id "$TOPIC_KEY" --query KeyRotationEnabled)" == true ]] ||
+  fail "the topic's KMS key does not rotate"
+echo "topic ${TOPIC##*:}: e-mail subscription $EMAIL, encrypted with KMS key $TOPIC_KEY (rotated)"
+QUEUE_ARN="$(aws cloudformation describe-stacks --stack-name "$STACK" \
+  --query "Stacks[0].Outputs[?OutputKey=='JobQueueArn'].OutputValue" --output text)"
+# The rules' patterns against job state change events as Batch sends them: which of this
+# queue's jobs send a message, and which do not. moto implements neither TestEventPattern nor SNS
+# targets, so each pattern is copied to a rule on a probe event bus that targets an SQS queue,
+# and moto's own pattern matcher routes the sample events. (The messages' text is checked by
+# infra/tests/template.rs: moto cannot render a multi-line input template.)
+python3 - "$TOPIC" "$QUEUE_ARN" "$WORK/jobdefs.json" "$STACK" <<'PY'
+import json, os, subprocess, sys
+topic, queue, defs_path, stack = sys.argv[1:5]
+def aws(*args):
+    # --endpoint-url: this AWS CLI ignores AWS_ENDPOINT_URL for SQS (it calls queue.amazonaws.com).
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    out = subprocess.run(["aws", *args, "--output", "json", "--endpoint-url", endpoint],
+                         capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"aws {' '.join(args[:2])} failed: {out.stderr.strip()}")
+    return json.loads(out.stdout) if out.stdout.strip() else None
+arns = {d["jobDefinitionName"]: d["jobDefinitionArn"] for d in json.load(open(defs_path))["jobDefinitions"]}
+rules = aws("events", "list-rule-names-by-target", "--target-arn", topic)["RuleNames"]
+kinds = {}
+for name in rules:
+    rule = aws("events", "describe-rule", "--name", name)
+    targets = aws("events", "list-targets-by-rule", "--rule", name)["Targets"]
+    transformer = targets[0].get("InputTransformer", {}) if targets else {}
+    if [t["Arn"] for t in targets] != [topic] or "<key>" not in transformer.get("InputTemplate", ""):
+        sys.exit(f"rule {name}: targets {targets}")
+    kind = next(k for k in ("ZipSucceeded", "ZipFailed", "RenderFailed") if k in name)
+    kinds[kind] = rule["EventPattern"]
+if sorted(kinds) != ["RenderFailed", "ZipFailed", "ZipSucceeded"] or len(rules) != 3:
+    sys.exit(f"rules targeting the topic: {rules}")
+bus = f"{stack}-probe"
+aws("events", "create-event-bus", "--name", bus)
+probes = {}
+for kind, pattern in kinds.items():
+    url = aws("sqs", "create-queue", "--queue-name", f"{bus}-{kind}")["QueueUrl"]
+    arn = aws("sqs", "get-queue-attributes", "--queue-url", url, "--attribute-names", "QueueArn")["Attributes"]["QueueArn"]
+    aws("events", "put-rule", "--name", f"probe-{kind}", "--event-bus-name", bus, "--event-pattern", pattern)
+    aws("events", "put-targets", "--rule", f"probe-{kind}", "--event-bus-name", bus,
+        "--targets", json.dumps([{"Id": "probe", "Arn": arn}]))
+    probes[kind] = url
+def detail(case, definition, status, queue=queue, array=None):
+    d = {"jobName": case, "jobId": "4c7599ae", "jobQueue": queue, "status": status,
+         "statusReason": "Essential container in task exited", "jobDefinition": arns[definition],
+         "parameters": {"farm_bucket": "b", "farm_key": "shots/scene.blend"}}
+    if array is not None:
+        d["arrayProperties"] = array
+    return d
+zip_, r42, r45 = f"{stack}-zip", f"{stack}-render-4-2", f"{stack}-render-4-5"
+cases = [
+    ("zip-succeeded", zip_, "SUCCEEDED", {}, "ZipSucceeded"),
+    ("zip-failed", zip_, "FAILED", {}, "ZipFailed"),
+    ("zip-running", zip_, "RUNNING", {}, None),
+    ("render-4-2-array-failed", r42, "FAILED", {"array": {"size": 4}}, "RenderFailed"),
+    ("render-4-5-plain-failed", r45, "FAILED", {}, "RenderFailed"),
+    ("render-child-failed", r42, "FAILED", {"array": {"index": 2}}, None),
+    ("render-succeeded", r42, "SUCCEEDED", {"array": {"size": 4}}, None),
+    ("zip-succeeded-other-queue", zip_, "SUCCEEDED", {"queue": queue + "-other"}, None),
+]
+entries = [{"Source": "aws.batch", "DetailType": "Batch Job State Change", "EventBusName": bus,
+            "Detail": json.dumps(detail(case, definition, status, **extra))}
+           for case, definition, status, extra, _ in cases]
+if aws("events", "put-events", "--entries", json.dumps(entries))["FailedEntryCount"]:
+    sys.exit("put-events failed")
+got = {}
+for kind, url in probes.items():
+    while True:
+        messages = (aws("sqs", "receive-message", "--queue-url", url, "--max-number-of-messages", "10") or {}).get("Messages", [])
+        if not messages:
+            break
+        for m in messages:
+            got.setdefault(json.loads(m["Body"])["detail"]["jobName"], set()).add(kind)
+            aws("sqs", "delete-message", "--queue-url", url, "--receipt-handle", m["ReceiptHandle"])
+for case, _, _, _, want in cases:
+    matched = got.get(case, set())
+    if matched != ({want} if want else set()):
+        sys.exit(f"{case}: matched {sorted(matched)}, expected {want or 'nothing'}")
+    print(f"  {case:28} -> {want or 'no message'}")
+PY
+
 step "moto_server: second stack on existing subnets, on-demand first"
 # The other network option: the first stack's subnets and security group given as parameters.
 VPC_ID="$(aws cloudformation describe-stack-resources --stack-name "$STACK" --logical-resource-id Vpc \
@@ -259,6 +369,16 @@ DEFAULT_DEF_B="$(aws cloudformation describe-stacks --stack-name "$STACK-b" \
 [[ "$DEFAULT_DEF_B" == *":job-definition/$STACK-b-render-4-5:"* ]] ||
   fail "DefaultBlender=4.5: output RenderJobDefinitionArn is $DEFAULT_DEF_B"
 echo "DefaultBlender=4.5: trigger default $DEFAULT_B, default render job definition ${DEFAULT_DEF_B##*/}"
+# No NotificationEmail and no prices: no notification resource, the zipper prices from its table.
+RESOURCES_B="$(aws cloudformation describe-stack-resources --stack-name "$STACK-b" \
+  --query 'StackResources[].LogicalResourceId' --output text | tr '\t' '\n')"
+grep -q '^JobQueue$' <<<"$RESOURCES_B" || fail "describe-stack-resources of $STACK-b: $RESOURCES_B"
+NOTIFY_B="$(grep -E '^Notification|Rule$' <<<"$RESOURCES_B" || true)"
+[[ -z "$NOTIFY_B" ]] || fail "without NotificationEmail the stack created $NOTIFY_B"
+ZIP_ENV_B="$(aws batch describe-job-definitions --job-definition-name "$STACK-b-zip" --status ACTIVE \
+  --query 'jobDefinitions[0].containerProperties.environment[].name' --output text)"
+[[ "$ZIP_ENV_B" == FARM_LOG_FORMAT ]] || fail "without prices the zip job's environment is $ZIP_ENV_B"
+echo "no NotificationEmail, no prices: no notification resources; zip job environment $ZIP_ENV_B"
 aws batch describe-job-queues --job-queues "$STACK-b-queue" \
   --query 'jobQueues[0].computeEnvironmentOrder' --output json >"$WORK/order.json"
 aws batch describe-compute-environments --output json >"$WORK/ces.json"

@@ -55,12 +55,16 @@ fn images() {
 }
 
 /// The `Environment` of a job definition in `infra/farm.yaml`, as Batch gives it to the
-/// container.
+/// container of a stack deployed with the default parameters (an `Fn::If` list, such as the zip
+/// job's price overrides, takes its `else` branch).
 fn job_definition_env(resource: &str) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(repo().join("infra/farm.yaml")).unwrap();
     let template: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
-    let environment =
+    let mut environment =
         &template["Resources"][resource]["Properties"]["ContainerProperties"]["Environment"];
+    if let Some(branches) = environment.get("Fn::If") {
+        environment = &branches[2];
+    }
     let list = environment
         .as_sequence()
         .unwrap_or_else(|| panic!("{resource} has no Environment list: {environment:?}"));

@@ -356,24 +356,14 @@ pub struct DependencyList {
 }
 
 impl DependencyList {
-    /// The list as stored, and its version: the first 8 bytes of the body's SHA-256 in hex
-    /// (ASCII, so it fits in object metadata). Two lists have one version only if they name
-    /// the same files at the same ETags.
+    /// The list as stored, and its version: the name it is stored under
+    /// ([`crate::JobKeys::dependency_list`]), 16 hex digits of the body's SHA-256 (ASCII, so it
+    /// fits in object metadata). Two lists have one version only if they name the same files at
+    /// the same ETags.
     pub fn to_body(&self) -> serde_json::Result<(Vec<u8>, String)> {
-        use sha2::{Digest, Sha256};
         let body = serde_json::to_vec_pretty(self)?;
-        let hash = Sha256::digest(&body);
-        let version = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let version = crate::layout::content_name(&body);
         Ok((body, version))
-    }
-
-    /// The key the list is stored at for the `.blend` at `source` (`<source>/deps/<version>.json`).
-    pub fn key(source: &str, version: &str) -> String {
-        if source.is_empty() {
-            format!("deps/{version}.json")
-        } else {
-            format!("{source}/deps/{version}.json")
-        }
     }
 }
 

@@ -25,6 +25,13 @@ pub const BLENDER: &str = "BLENDER";
 /// A Python in which `import bpy` works (the official Blender builds on PyPI); when set, Blender
 /// runs as that Python module instead of the `BLENDER` executable.
 pub const BLENDER_PYTHON: &str = "FARM_BLENDER_PYTHON";
+/// Renderer image: the Blender series its Blender is (`major.minor`), set by
+/// `Dockerfile.renderer`. Absent on a local machine.
+pub const BLENDER_SERIES: &str = "FARM_BLENDER_SERIES";
+/// Render job: the Blender series the job was submitted for (its `blender=` tag, or the farm's
+/// default), set by the trigger. A renderer whose image runs another series
+/// ([`BLENDER_SERIES`]) refuses the job.
+pub const JOB_BLENDER_SERIES: &str = "FARM_JOB_BLENDER_SERIES";
 /// Set by AWS Batch on array children: 0-based index. Absent on a plain job (index 0).
 pub const ARRAY_INDEX: &str = "AWS_BATCH_JOB_ARRAY_INDEX";
 /// Set by AWS Batch: the attempt number, from 1 (absent outside Batch: 1). Names the task records.

@@ -12,6 +12,7 @@
 //! | a request rejected while an earlier job of the key stands | `<key>/rejected.json` |
 //! | one-job-per-request markers | `<key>/requests/<fingerprint>` |
 //! | a long frame list, passed to jobs by reference | `<key>/plans/<hash>.txt` |
+//! | the files a job downloads beside its `.blend` | `<key>/deps/<hash>.json` |
 //! | what one task attempt did | `<key>/tasks/<index>-<attempt>.json`, `<key>/tasks/zip-<attempt>.json` |
 //! | the job's cost and times, summed from the task records | `<key>/receipt.json` |
 //!
@@ -98,9 +99,14 @@ impl JobKeys {
     /// A frame list too long for a job's environment, named by its content (see
     /// [`crate::scheduler::FRAMES_INLINE_MAX`]).
     pub fn frame_list(&self, canonical: &str) -> String {
-        let hash = Sha256::digest(canonical.as_bytes());
-        let name: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
-        self.join(&format!("plans/{name}.txt"))
+        self.join(&format!("plans/{}.txt", content_name(canonical.as_bytes())))
+    }
+
+    /// The files a job downloads beside its `.blend` (the trigger's dependency check writes
+    /// them, the renderer reads them), named by the list's content so it never changes under a
+    /// job that reads it.
+    pub fn dependency_list(&self, body: &[u8]) -> String {
+        self.join(&format!("deps/{}.json", content_name(body)))
     }
 
     pub fn tasks_prefix(&self) -> String {
@@ -127,6 +133,14 @@ impl JobKeys {
         let name = key.strip_prefix(&self.frames_prefix())?;
         parse_frame_file_name(name)
     }
+}
+
+/// 16 hex digits of the SHA-256 of `body`: the name of an object named by its content.
+pub(crate) fn content_name(body: &[u8]) -> String {
+    Sha256::digest(body)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Whether a key names a `.blend`, in any letter case.
@@ -265,6 +279,7 @@ mod tests {
             keys.missing(),
             keys.rejection(),
             keys.frame_list("1-3"),
+            keys.dependency_list(b"{}"),
             keys.request_marker("f"),
             keys.task_record(0, 1),
             keys.zip_task_record(1),
@@ -272,6 +287,28 @@ mod tests {
         ] {
             assert!(!key.to_lowercase().ends_with(".blend"), "{key}");
         }
+    }
+
+    #[test]
+    fn lists_are_named_by_their_content() {
+        let keys = JobKeys::new("p/a.blend");
+        let list = keys.dependency_list(b"{\"files\":[]}");
+        let name = list
+            .strip_prefix("p/a.blend/deps/")
+            .and_then(|n| n.strip_suffix(".json"))
+            .unwrap();
+        assert_eq!(name.len(), 16);
+        assert!(name.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(list, keys.dependency_list(b"{\"files\":[]}"));
+        assert_ne!(list, keys.dependency_list(b"{\"files\":[1]}"));
+        assert_eq!(
+            JobKeys::root().dependency_list(b"x"),
+            format!(
+                "deps/{}",
+                keys.dependency_list(b"x").rsplit('/').next().unwrap()
+            )
+        );
+        assert!(keys.frame_list("1-3").starts_with("p/a.blend/plans/"));
     }
 
     #[test]

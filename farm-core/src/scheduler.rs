@@ -145,12 +145,17 @@ impl JobSpec {
         etag: Option<&str>,
         request: &RenderRequest,
     ) -> Self {
+        // The renderer checks it against its image's series (`FARM_BLENDER_SERIES`).
+        let mut vars = job_env(bucket, keys, etag, request);
+        if let Some(series) = request.blender {
+            vars.push((env::JOB_BLENDER_SERIES.to_owned(), series.to_string()));
+        }
         Self {
             kind: JobKind::Render,
             name: batch_job_name(keys.source(), "render"),
             array_size: request.plan.array_size(),
             depends_on: Vec::new(),
-            env: job_env(bucket, keys, etag, request),
+            env: vars,
             tags: job_tags(keys, request),
             blender: request.blender,
         }
@@ -207,7 +212,30 @@ fn job_tags(keys: &JobKeys, request: &RenderRequest) -> BTreeMap<String, String>
     ])
 }
 
+/// Batch job parameter holding a job's bucket (see [`JobSpec::parameters`]).
+pub const PARAM_BUCKET: &str = "farm_bucket";
+/// Batch job parameter holding a job's `.blend` key, exactly (see [`JobSpec::parameters`]).
+pub const PARAM_KEY: &str = "farm_key";
+
 impl JobSpec {
+    /// The job's Batch parameters: its bucket ([`PARAM_BUCKET`]) and `.blend` key
+    /// ([`PARAM_KEY`]), from its environment. Batch's job state change events carry a job's
+    /// parameters as a map (`detail.parameters`), which an EventBridge input transformer can
+    /// read, unlike the environment (a list) and the tags (`farm:key` holds a colon, which its
+    /// paths cannot name, and tag values are sanitised): the stack's notifications name the
+    /// exact key from them. No job definition's command refers to them.
+    pub fn parameters(&self) -> BTreeMap<String, String> {
+        [(env::BUCKET, PARAM_BUCKET), (env::KEY, PARAM_KEY)]
+            .into_iter()
+            .filter_map(|(var, param)| {
+                self.env
+                    .iter()
+                    .find(|(name, _)| name == var)
+                    .map(|(_, value)| (param.to_owned(), value.clone()))
+            })
+            .collect()
+    }
+
     /// The frame list this job's `FARM_FRAMES` carries (inline, or a reference).
     pub fn frames_value(&self) -> Option<&str> {
         self.env
@@ -377,7 +405,19 @@ mod tests {
         assert_eq!(env[env::SOURCE_ETAG], "\"e1\"");
         assert_eq!(render.tags[TAG_KEY], "shots/a b.blend");
         assert_eq!(render.blender, None);
+        assert!(!env.contains_key(env::JOB_BLENDER_SERIES));
         let zip = JobSpec::zip("bucket", &keys, None, &request, "job-1");
+        for job in [&render, &zip] {
+            assert_eq!(
+                job.parameters(),
+                BTreeMap::from([
+                    (PARAM_BUCKET.to_owned(), "bucket".to_owned()),
+                    (PARAM_KEY.to_owned(), "shots/a b.blend".to_owned()),
+                ]),
+                "{:?}",
+                job.kind
+            );
+        }
         assert_eq!(zip.depends_on, vec!["job-1".to_owned()]);
         assert_eq!(zip.array_size, None);
         assert!(!zip.env.iter().any(|(k, _)| k == env::SOURCE_ETAG));
@@ -421,7 +461,11 @@ mod tests {
         let keys = JobKeys::new("k.blend");
         let render = JobSpec::render("b", &keys, None, &request);
         assert_eq!(render.blender, Some(BlenderSeries::new(4, 5)));
-        assert_eq!(JobSpec::zip("b", &keys, None, &request, "r").blender, None);
+        let vars: BTreeMap<_, _> = render.env.iter().cloned().collect();
+        assert_eq!(vars[env::JOB_BLENDER_SERIES], "4.5");
+        let zip = JobSpec::zip("b", &keys, None, &request, "r");
+        assert_eq!(zip.blender, None);
+        assert!(!zip.env.iter().any(|(k, _)| k == env::JOB_BLENDER_SERIES));
     }
 
     #[test]

@@ -114,6 +114,7 @@ impl BatchScheduler {
                     .build(),
             )
             .set_tags((!tags.is_empty()).then_some(tags))
+            .set_parameters(Some(job.parameters().into_iter().collect()))
             .propagate_tags(true))
     }
 }
@@ -424,6 +425,16 @@ mod tests {
                 .as_ref()
                 .unwrap()
                 .get("farm:key")
+                .map(String::as_str),
+            Some("shot.blend")
+        );
+        // The key, exactly, for the notifications' input transformer (detail.parameters).
+        assert_eq!(
+            input
+                .get_parameters()
+                .as_ref()
+                .unwrap()
+                .get(farm_core::scheduler::PARAM_KEY)
                 .map(String::as_str),
             Some("shot.blend")
         );

@@ -7,7 +7,7 @@ use anyhow::Context;
 use aws_sdk_batch::config::{Credentials, Region};
 use aws_sdk_batch::types::JobDetail;
 use farm_core::scheduler::{
-    ArrayProgress, JobKind, JobSpec, JobState, Scheduler, SchedulerError, TAG_KEY,
+    ArrayProgress, JobKind, JobSpec, JobState, Scheduler, SchedulerError, PARAM_KEY, TAG_KEY,
 };
 use farm_core::{JobKeys, RenderRequest};
 use farm_io::{BatchScheduler, BatchTargets};
@@ -99,6 +99,20 @@ async fn render_array_plain_and_dependent_zip_jobs_are_submitted_as_specified() 
         Some("shots/a b.blend")
     );
     // moto does not record `propagateTags` on jobs: a unit test checks the request instead.
+    // The parameters the notifications' input transformer reads (`detail.parameters`).
+    for (job, spec) in [(array_job, &render), (zip_job, &zip)] {
+        let parameters: BTreeMap<String, String> = job
+            .parameters()
+            .context("parameters")?
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        assert_eq!(parameters, spec.parameters(), "{:?}", spec.kind);
+        assert_eq!(
+            parameters.get(PARAM_KEY).map(String::as_str),
+            Some("shots/a b.blend")
+        );
+    }
 
     assert!(plain.array_properties().and_then(|a| a.size()).is_none());
     assert_eq!(

@@ -13,6 +13,8 @@
 //! to an object named by its content, which the renderer downloads from, each file `If-Match`
 //! its recorded ETag.
 
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+
 use bytes::Bytes;
 use farm_blend::{BlendInfo, ExternalFile, FileKind};
 use farm_core::deps::{
@@ -22,7 +24,6 @@ use farm_core::deps::{
 use farm_core::storage::{ObjectMeta, PutOptions, StorageError};
 use farm_core::{JobKeys, Storage};
 use futures::stream::{self, StreamExt, TryStreamExt};
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use crate::blend::read_blend;
 
@@ -251,7 +252,8 @@ pub async fn write_dependency_list<S: Storage>(
         key: keys.source().to_owned(),
         source,
     })?;
-    let key = DependencyList::key(keys.source(), &version);
+    let key = keys.dependency_list(&body);
+    debug_assert_eq!(farm_core::deps::list_version(&key), version);
     storage
         .put(
             &key,

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use farm_core::{env, exit, JobKeys};
+use farm_core::{env, exit, receipt, JobKeys};
 use serde_json::{json, Value};
 
 /// The bucket's name, as the template builds it wherever it cannot `Ref` the bucket.
@@ -564,21 +564,24 @@ fn job_definitions_set_only_static_environment() {
         env::CHUNK,
         env::FORMAT,
         env::SOURCE_ETAG,
+        env::JOB_BLENDER_SERIES,
     ];
     let known = [env::WORK_DIR, env::LOG_FORMAT, env::BLENDER];
+    let prices = [receipt::ENV_VCPU_HOUR_USD, receipt::ENV_GB_HOUR_USD];
     for job in job_definitions(&t) {
         let job = job.as_str();
-        let vars = props(&t, job)["ContainerProperties"]["Environment"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        for v in vars {
-            let name = v["Name"].as_str().expect("Name");
-            assert!(
-                !per_job.contains(&name),
-                "{job}: {name} comes from the trigger"
-            );
-            assert!(known.contains(&name), "{job}: unknown variable {name}");
+        for vars in environments(&t, job) {
+            for (name, _) in vars {
+                let name = name.as_str();
+                assert!(
+                    !per_job.contains(&name),
+                    "{job}: {name} comes from the trigger"
+                );
+                assert!(
+                    known.contains(&name) || (job == "ZipJobDefinition" && prices.contains(&name)),
+                    "{job}: unknown variable {name}"
+                );
+            }
         }
     }
     let render_env = &props(&t, "RenderJobDefinition42")["ContainerProperties"]["Environment"];
@@ -587,6 +590,85 @@ fn job_definitions_set_only_static_environment() {
         .expect("Environment")
         .iter()
         .any(|v| v["Name"] == env::WORK_DIR && v["Value"] == "/scratch"));
+}
+
+/// Every variant of a job definition's `Environment` (both lists of an `Fn::If`), as names and
+/// values.
+fn environments(t: &Value, job: &str) -> Vec<BTreeMap<String, Value>> {
+    let environment = &props(t, job)["ContainerProperties"]["Environment"];
+    let lists = match environment.get("Fn::If") {
+        Some(branches) => vec![&branches[1], &branches[2]],
+        None => vec![environment],
+    };
+    lists
+        .into_iter()
+        .map(|list| {
+            list.as_array()
+                .unwrap_or_else(|| panic!("{job}: Environment is not a list: {list}"))
+                .iter()
+                .map(|v| {
+                    let name = v["Name"].as_str().expect("Name").to_owned();
+                    (name, v["Value"].clone())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The receipt's price overrides (#14): stack parameters, empty by default (the dated table in
+/// code), a pair, and given to the zipper as the variables it reads only when set.
+#[test]
+fn the_zipper_gets_the_price_overrides_only_when_the_stack_sets_them() {
+    let t = template();
+    let (vcpu, gb) = ("PriceVcpuHourUsd", "PriceGbHourUsd");
+    for name in [vcpu, gb] {
+        let p = parameter(&t, name);
+        assert_eq!(p["Type"], "String", "{name}");
+        assert_eq!(p["Default"], "", "{name}: the table's prices by default");
+        assert!(
+            p["AllowedPattern"]
+                .as_str()
+                .is_some_and(|re| re.starts_with("^$|")),
+            "{name}: empty or a price"
+        );
+    }
+    let not_empty = |name: &str| json!({ "Fn::Not": [{ "Fn::Equals": [r#ref(name), ""] }] });
+    assert_eq!(t["Conditions"]["PricesCondition"], not_empty(vcpu));
+    // A price is a pair: the rules refuse one parameter without the other.
+    for (set, needs) in [(vcpu, gb), (gb, vcpu)] {
+        assert!(
+            t["Rules"].as_object().expect("Rules").values().any(|rule| {
+                rule["RuleCondition"] == not_empty(set)
+                    && rule["Assertions"][0]["Assert"] == not_empty(needs)
+            }),
+            "no rule requires {needs} with {set}"
+        );
+    }
+    let environment = &props(&t, "ZipJobDefinition")["ContainerProperties"]["Environment"];
+    assert_eq!(environment["Fn::If"][0], "PricesCondition");
+    let [with, without]: [BTreeMap<String, Value>; 2] = environments(&t, "ZipJobDefinition")
+        .try_into()
+        .expect("two variants");
+    assert_eq!(
+        with,
+        BTreeMap::from([
+            (env::LOG_FORMAT.to_owned(), json!("json")),
+            (receipt::ENV_VCPU_HOUR_USD.to_owned(), r#ref(vcpu)),
+            (receipt::ENV_GB_HOUR_USD.to_owned(), r#ref(gb)),
+        ])
+    );
+    assert_eq!(
+        without,
+        BTreeMap::from([(env::LOG_FORMAT.to_owned(), json!("json"))])
+    );
+    for s in series(&t) {
+        for vars in environments(&t, &render_job(&s)) {
+            assert!(
+                !vars.contains_key(receipt::ENV_VCPU_HOUR_USD),
+                "{s}: the renderer prices nothing"
+            );
+        }
+    }
 }
 
 // ------------------------------------------------------------------ trigger
@@ -916,8 +998,13 @@ fn object_permissions_fit_the_key_layout_and_never_touch_blend_files() {
 
     let trigger = statements(&t, "TriggerFunctionRole");
     let trigger_puts = object_patterns(&trigger, "Allow", "s3:PutObject");
-    let deps_list = format!("{}/deps/0123abcd.json", keys.source());
-    for key in [keys.manifest(), marker.clone(), deps_list] {
+    for key in [
+        keys.manifest(),
+        keys.rejection(),
+        marker.clone(),
+        keys.dependency_list(b"{}"),
+        keys.frame_list("1-9000:3"),
+    ] {
         assert!(
             trigger_puts.iter().any(|p| iam_match(p, &key)),
             "trigger cannot write {key}"
@@ -1119,4 +1206,574 @@ fn the_trigger_may_set_every_tag_key_a_submission_carries() {
             "tag key {key} is not in {allowed:?}"
         );
     }
+}
+
+// ------------------------------------------------------------------ what the trigger does
+
+/// GetObjectTagging on the in-memory bucket.
+struct MemoryTags(farm_testkit::MemoryStorage);
+
+impl trigger_lambda::TagReader for MemoryTags {
+    async fn tags(
+        &self,
+        _bucket: &str,
+        key: &str,
+        _version_id: Option<&str>,
+    ) -> Result<Option<Vec<(String, String)>>, trigger_lambda::TagError> {
+        Ok(self.0.tags(key))
+    }
+}
+
+/// An S3 event of one record for `key` in `bucket`.
+fn s3_event(name: &str, bucket: &str, key: &str, etag: &str) -> serde_json::Value {
+    json!({ "Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2026-11-24T10:15:30.123Z",
+        "eventName": name,
+        "userIdentity": { "principalId": "AWS:AIDAJDPLRKLG7UEXAMPLE" },
+        "requestParameters": { "sourceIPAddress": "203.0.113.15" },
+        "responseElements": {},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "bucket": { "name": bucket, "arn": format!("arn:aws:s3:::{bucket}") },
+            "object": { "key": key.replace(' ', "+"), "size": 40, "eTag": etag }
+        }
+    }]})
+}
+
+/// The trigger's IAM policy against every S3 call the trigger's own code makes: the handler runs
+/// (over the test kit's in-memory bucket and scheduler, which record each call) through a
+/// submission whose frame list travels by reference, a re-tag rejected while that job stands,
+/// and a submission whose zip job fails (the marker is released), and the pre-flight check's
+/// dependency list is written by the function the trigger calls. Every object the code writes,
+/// deletes or reads must be allowed by the template and not denied, so a new key the trigger
+/// starts writing fails here until the policy names it.
+#[tokio::test]
+async fn the_trigger_policy_allows_every_object_the_trigger_touches() {
+    use farm_core::deps::{Dependency, DependencyRecord};
+    use farm_core::scheduler::JobKind;
+    use farm_testkit::{Fault, Faulty, MemoryScheduler, MemoryStorage, Op, StoredObject};
+    use trigger_lambda::{handle_event, parse_event, Deps, RecordOutcome};
+
+    const BUCKET: &str = "farm-bucket";
+    const BLEND: &[u8] = b"BLENDER-v304RENDH\x00\x00\x00 rest of a scene";
+    let source = "shots/scene 01.blend";
+    let keys = JobKeys::new(source);
+
+    let store = Faulty::new(MemoryStorage::new());
+    let upload = |key: &str, etag: &str, tags: &[(&str, &str)]| {
+        store.inner().insert_object(
+            key,
+            StoredObject::new(BLEND.to_vec())
+                .etag(etag)
+                .tags(tags.iter().copied()),
+        );
+    };
+    let for_buckets = store.clone();
+    let deps = Deps {
+        buckets: move |bucket: &str| {
+            assert_eq!(bucket, BUCKET);
+            for_buckets.clone()
+        },
+        scheduler: Faulty::new(MemoryScheduler::new()),
+        tags: MemoryTags(store.inner().clone()),
+        max_frames: 10_000,
+        task_slots: None,
+    };
+    let run = |name: &'static str, key: &'static str, etag: &'static str| {
+        let event = parse_event(s3_event(name, BUCKET, key, etag)).expect("an S3 event");
+        handle_event(&deps, event)
+    };
+
+    // A frame list too long for the container overrides: written to plans/ and passed by key.
+    let e1 = "0123456789abcdef0123456789abcdef";
+    upload(
+        source,
+        e1,
+        &[("frames", "1-3000:3 2-3000:3"), ("chunk", "1")],
+    );
+    let report = run("ObjectCreated:Put", source, e1)
+        .await
+        .expect("submitted");
+    assert_eq!(report.submitted(), 1, "{report:?}");
+    // A re-tag the trigger refuses while that job stands: rejected.json beside job.json.
+    store.inner().set_tags(source, [("frame", "abc")]);
+    let report = run("ObjectTagging:Put", source, e1).await.expect("handled");
+    assert!(
+        matches!(&report.records[0], RecordOutcome::Rejected { .. }),
+        "{report:?}"
+    );
+    // A zip job Batch refuses: the render job is cancelled and the request marker released.
+    let other = "b.blend";
+    let e2 = "fedcba9876543210fedcba9876543210";
+    upload(other, e2, &[("frame", "5")]);
+    deps.scheduler
+        .inject(Fault::on(Op::Submit).job_kind(JobKind::Zip));
+    assert!(run("ObjectCreated:Put", other, e2).await.is_err());
+    // The pre-flight check's list of the files a job downloads.
+    let mut record = DependencyRecord {
+        files: vec![Dependency {
+            key: "shots/tex/wood.png".to_owned(),
+            kind: "image".to_owned(),
+            path: "//../tex/wood.png".to_owned(),
+            from: source.to_owned(),
+            etag: "\"e\"".to_owned(),
+            size: 3,
+        }],
+        ..DependencyRecord::default()
+    };
+    farm_jobs::deps::write_dependency_list(&store, &keys, &mut record)
+        .await
+        .expect("the list is written");
+
+    let calls = store.calls();
+    let of = |ops: &[Op]| -> BTreeSet<String> {
+        calls
+            .iter()
+            .filter(|call| ops.contains(&call.op))
+            .map(|call| call.key.clone())
+            .collect()
+    };
+    let writes = of(&[
+        Op::Put,
+        Op::CreateIfAbsent,
+        Op::UploadFile,
+        Op::UploadWrite,
+        Op::UploadFinish,
+    ]);
+    let deletes = of(&[Op::Delete]);
+    let reads = of(&[Op::Head, Op::Get, Op::GetStream, Op::GetRange, Op::Download]);
+    let lists = of(&[Op::List, Op::OpenUploads]);
+
+    // The scenarios reach every kind of object the trigger writes.
+    let canonical = store
+        .inner()
+        .body(&keys.manifest())
+        .map(|b| serde_json::from_slice::<Value>(&b).expect("job.json")["frames"].clone())
+        .and_then(|f| f.as_str().map(str::to_owned))
+        .expect("job.json names the frames");
+    for key in [
+        keys.manifest(),
+        keys.rejection(),
+        keys.frame_list(&canonical),
+        record.list.clone().expect("a dependency list"),
+    ] {
+        assert!(
+            writes.contains(&key),
+            "the trigger did not write {key}: {writes:?}"
+        );
+    }
+    let markers = |k: &JobKeys| -> Vec<String> {
+        writes
+            .iter()
+            .filter(|w| w.starts_with(&k.requests_prefix()))
+            .cloned()
+            .collect()
+    };
+    assert!(!markers(&keys).is_empty(), "{writes:?}");
+    let released = markers(&JobKeys::new(other));
+    assert!(
+        !released.is_empty() && released.iter().all(|m| deletes.contains(m)),
+        "the failed request's marker was not released: {deletes:?}"
+    );
+
+    let trigger = statements(&template(), "TriggerFunctionRole");
+    for key in &writes {
+        assert!(
+            key.starts_with(&format!("{source}/")) || key.starts_with(&format!("{other}/")),
+            "the trigger writes {key} outside a job folder"
+        );
+        assert!(
+            may(&trigger, "s3:PutObject", key),
+            "the trigger may not write {key}"
+        );
+    }
+    for key in &deletes {
+        assert!(
+            may(&trigger, "s3:DeleteObject", key),
+            "the trigger may not delete {key}"
+        );
+    }
+    for key in &reads {
+        assert!(
+            may(&trigger, "s3:GetObject", key),
+            "the trigger may not read {key}"
+        );
+    }
+    // (The pre-flight check lists folders of a project's image sequences and UDIM tiles.)
+    assert!(
+        trigger.iter().any(|s| s["Effect"] == "Allow"
+            && strings(&s["Action"]).contains(&json!("s3:ListBucket"))
+            && strings(&s["Resource"]).contains(&json!({ "Fn::Sub": BUCKET_ARN_SUB }))),
+        "the trigger lists {lists:?} but may not list the bucket"
+    );
+    // Nothing else: the trigger never deletes what it does not write, nor job.json.
+    assert!(!may(&trigger, "s3:DeleteObject", &keys.manifest()));
+    assert!(!may(&trigger, "s3:PutObject", source));
+}
+
+// ------------------------------------------------------------------ notifications
+
+/// The resources a `NotificationEmail` creates.
+const NOTIFICATION_RESOURCES: [&str; 6] = [
+    "NotificationKey",
+    "NotificationTopic",
+    "NotificationTopicPolicy",
+    "ZipSucceededRule",
+    "ZipFailedRule",
+    "RenderFailedRule",
+];
+
+#[test]
+fn notifications_exist_only_with_an_email() {
+    let t = template();
+    let email = parameter(&t, "NotificationEmail");
+    assert_eq!(email["Default"], "", "no notifications by default");
+    assert!(email["AllowedPattern"]
+        .as_str()
+        .is_some_and(|re| re.starts_with("^$|")));
+    assert_eq!(
+        t["Conditions"]["NotifyCondition"],
+        json!({ "Fn::Not": [{ "Fn::Equals": [r#ref("NotificationEmail"), ""] }] })
+    );
+    let notifying: BTreeSet<&str> = [
+        "AWS::SNS::Topic",
+        "AWS::SNS::TopicPolicy",
+        "AWS::SNS::Subscription",
+        "AWS::Events::Rule",
+        "AWS::KMS::Key",
+        "AWS::KMS::Alias",
+    ]
+    .into_iter()
+    .flat_map(|ty| resources_of_type(&t, ty))
+    .map(|(name, _)| name.as_str())
+    .collect();
+    assert_eq!(notifying, BTreeSet::from(NOTIFICATION_RESOURCES));
+    for name in NOTIFICATION_RESOURCES {
+        assert_eq!(resource(&t, name)["Condition"], "NotifyCondition", "{name}");
+    }
+    // Nothing created without the e-mail refers to them: CloudFormation would refuse the stack.
+    let refers = |v: &Value| {
+        let text = v.to_string();
+        NOTIFICATION_RESOURCES.into_iter().find(|name| {
+            text.contains(&format!("\"{name}\"")) || text.contains(&format!("${{{name}"))
+        })
+    };
+    for section in ["Resources", "Outputs"] {
+        for (name, item) in t[section].as_object().expect(section) {
+            if item["Condition"] != "NotifyCondition" {
+                assert_eq!(refers(item), None, "{section}.{name} is unconditional");
+            }
+        }
+    }
+    assert_eq!(
+        t["Outputs"]["NotificationTopicArn"]["Value"],
+        r#ref("NotificationTopic")
+    );
+}
+
+/// What a rule's pattern selects: the kind of job (by job definition name) and its statuses.
+fn rule_selection(t: &Value, rule: &str) -> (String, BTreeSet<String>) {
+    let rule = props(t, rule);
+    assert_eq!(rule["State"], "ENABLED");
+    let pattern = &rule["EventPattern"];
+    assert_eq!(pattern["source"], json!(["aws.batch"]));
+    assert_eq!(pattern["detail-type"], json!(["Batch Job State Change"]));
+    let detail = &pattern["detail"];
+    assert_eq!(
+        detail["jobQueue"],
+        json!([r#ref("JobQueue")]),
+        "this farm's queue only"
+    );
+    let prefix = detail["jobDefinition"][0]["prefix"]["Fn::Sub"]
+        .as_str()
+        .expect("a job definition ARN prefix");
+    let definitions =
+        "arn:${AWS::Partition}:batch:${AWS::Region}:${AWS::AccountId}:job-definition/";
+    let name = prefix
+        .strip_prefix(definitions)
+        .expect("a job definition ARN");
+    let statuses = detail["status"]
+        .as_array()
+        .expect("statuses")
+        .iter()
+        .map(|s| s.as_str().expect("status").to_owned())
+        .collect();
+    // The prefix must select exactly this kind's job definitions, every revision.
+    let sub = |job: &str| {
+        props(t, job)["JobDefinitionName"]["Fn::Sub"]
+            .as_str()
+            .expect("a job definition name")
+            .to_owned()
+    };
+    let kind = if name == format!("{}:", sub("ZipJobDefinition")) {
+        "zip"
+    } else {
+        let renders: Vec<String> = series(t).iter().map(|s| sub(&render_job(s))).collect();
+        assert!(
+            renders.iter().all(|r| r.starts_with(name))
+                && !sub("ZipJobDefinition").starts_with(name),
+            "prefix {name} does not select the render job definitions {renders:?} alone"
+        );
+        "render"
+    };
+    (kind.to_owned(), statuses)
+}
+
+#[test]
+fn the_rules_send_the_zip_jobs_end_and_a_failed_render_job_to_the_topic() {
+    let t = template();
+    let mut selected = BTreeSet::new();
+    for (name, _) in resources_of_type(&t, "AWS::Events::Rule") {
+        let (kind, statuses) = rule_selection(&t, name);
+        for status in statuses {
+            assert!(
+                selected.insert((kind.clone(), status.clone())),
+                "{kind} {status} twice"
+            );
+        }
+        let rule = props(&t, name);
+        if kind == "render" {
+            // One message per job: array children carry an index, their parent does not.
+            assert_eq!(
+                rule["EventPattern"]["detail"]["arrayProperties"],
+                json!({ "index": [{ "exists": false }] }),
+                "{name}"
+            );
+        }
+        let targets = rule["Targets"].as_array().expect("Targets");
+        assert_eq!(targets.len(), 1, "{name}");
+        assert_eq!(targets[0]["Arn"], r#ref("NotificationTopic"), "{name}");
+        assert!(targets[0]["InputTransformer"].is_object(), "{name}");
+    }
+    let expected: BTreeSet<(String, String)> = [
+        ("zip", "SUCCEEDED"),
+        ("zip", "FAILED"),
+        ("render", "FAILED"),
+    ]
+    .into_iter()
+    .map(|(k, s)| (k.to_owned(), s.to_owned()))
+    .collect();
+    assert_eq!(selected, expected);
+}
+
+#[test]
+fn only_the_farms_rules_may_publish_to_the_encrypted_topic() {
+    let t = template();
+    let topic = props(&t, "NotificationTopic");
+    assert_eq!(
+        topic["Subscription"],
+        json!([{ "Protocol": "email", "Endpoint": r#ref("NotificationEmail") }])
+    );
+    // Encrypted with a key EventBridge may use: the AWS-managed alias/aws/sns key's policy
+    // cannot grant it, so EventBridge could not publish to a topic encrypted with that one.
+    assert_eq!(topic["KmsMasterKeyId"], r#ref("NotificationKey"));
+    let key = props(&t, "NotificationKey");
+    assert_eq!(key["EnableKeyRotation"], true);
+    let key_statements = key["KeyPolicy"]["Statement"]
+        .as_array()
+        .expect("key policy");
+    assert!(
+        key_statements.iter().any(|s| {
+            let actions = strings(&s["Action"]);
+            s["Effect"] == "Allow"
+                && s["Principal"] == json!({ "Service": "events.amazonaws.com" })
+                && actions.contains(&json!("kms:Decrypt"))
+                && actions.contains(&json!("kms:GenerateDataKey*"))
+        }),
+        "EventBridge may not use the topic's key"
+    );
+
+    let policy = props(&t, "NotificationTopicPolicy");
+    assert_eq!(policy["Topics"], json!([r#ref("NotificationTopic")]));
+    let statements = policy["PolicyDocument"]["Statement"]
+        .as_array()
+        .expect("statements");
+    assert_eq!(statements.len(), 1);
+    let s = &statements[0];
+    assert_eq!(s["Effect"], "Allow");
+    assert_eq!(s["Principal"], json!({ "Service": "events.amazonaws.com" }));
+    assert_eq!(s["Action"], "sns:Publish");
+    assert_eq!(s["Resource"], r#ref("NotificationTopic"));
+    let sources: BTreeSet<String> = strings(&s["Condition"]["ArnEquals"]["aws:SourceArn"])
+        .iter()
+        .map(|arn| {
+            assert_eq!(arn["Fn::GetAtt"][1], "Arn");
+            arn["Fn::GetAtt"][0].as_str().expect("a rule").to_owned()
+        })
+        .collect();
+    let rules: BTreeSet<String> = resources_of_type(&t, "AWS::Events::Rule")
+        .into_iter()
+        .map(|(name, _)| name.clone())
+        .collect();
+    assert_eq!(sources, rules, "exactly the farm's rules publish");
+}
+
+/// The value at an input path (`$.a.b`) of an event, as EventBridge reads it: dot notation over
+/// letters, digits, `_` and `-` only (no brackets, no colons).
+fn at_path<'e>(event: &'e Value, path: &str) -> &'e Value {
+    let rest = path.strip_prefix("$.").expect("a path from $");
+    let mut value = event;
+    for segment in rest.split('.') {
+        assert!(
+            !segment.is_empty()
+                && segment
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+            "EventBridge cannot read the path {path}"
+        );
+        value = &value[segment];
+    }
+    value
+}
+
+/// A rule's message for `event`, as EventBridge makes it from a string template: every
+/// `<name>` becomes the string at its path (escaped as inside a JSON string), and each line of
+/// the template is a JSON string, one line of the e-mail.
+fn message(t: &Value, rule: &str, event: &Value) -> String {
+    let transformer = &props(t, rule)["Targets"][0]["InputTransformer"];
+    let paths = transformer["InputPathsMap"]
+        .as_object()
+        .expect("InputPathsMap");
+    let template = transformer["InputTemplate"]["Fn::Sub"]
+        .as_str()
+        .expect("an Fn::Sub template")
+        .replace("${AWS::StackName}", "farm");
+    assert!(
+        !template.contains("${"),
+        "{rule}: only the stack name is substituted"
+    );
+    let mut text = template.clone();
+    for (name, path) in paths {
+        let value = at_path(event, path.as_str().expect("a path"));
+        let value = value
+            .as_str()
+            .unwrap_or_else(|| panic!("{rule}: <{name}> ({path}) is not in the event"));
+        let escaped = serde_json::to_string(value).expect("a JSON string");
+        text = text.replace(&format!("<{name}>"), &escaped[1..escaped.len() - 1]);
+    }
+    for placeholder in template.split('<').skip(1) {
+        let name = placeholder.split('>').next().unwrap_or_default();
+        assert!(paths.contains_key(name), "{rule}: <{name}> has no path");
+    }
+    text.lines()
+        .map(|line| {
+            serde_json::from_str::<String>(line)
+                .unwrap_or_else(|e| panic!("{rule}: {line:?} is not a JSON string: {e}"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Each message, rendered from a Batch job state change event of jobs the farm submits (their
+/// names and Batch parameters from `farm_core`), names the exact key and where to look.
+#[test]
+fn the_messages_name_the_key_the_status_and_where_frames_zip_is() {
+    use farm_core::scheduler::{JobSpec, PARAM_BUCKET, PARAM_KEY};
+
+    let t = template();
+    let key = "shots/scene \"01\" ü $(x).blend";
+    let keys = JobKeys::new(key);
+    let request = farm_core::RenderRequest::from_tags([("frames", "1-10")], 100)
+        .expect("a request")
+        .expect("a render request");
+    let render = JobSpec::render("farm-bucket", &keys, None, &request);
+    let zip = JobSpec::zip("farm-bucket", &keys, None, &request, "render-id");
+    let event = |job: &JobSpec, status: &str, reason: &str| {
+        json!({
+            "version": "0",
+            "id": "c8f9c4b5",
+            "detail-type": "Batch Job State Change",
+            "source": "aws.batch",
+            "time": "2026-11-29T20:00:00Z",
+            "region": "us-east-1",
+            "detail": {
+                "jobName": job.name,
+                "jobId": "4c7599ae-0a82",
+                "status": status,
+                "statusReason": reason,
+                "parameters": job.parameters(),
+            }
+        })
+    };
+    for rule in ["ZipSucceededRule", "ZipFailedRule", "RenderFailedRule"] {
+        let paths = &props(&t, rule)["Targets"][0]["InputTransformer"]["InputPathsMap"];
+        assert_eq!(paths["key"], format!("$.detail.parameters.{PARAM_KEY}"));
+        assert_eq!(
+            paths["bucket"],
+            format!("$.detail.parameters.{PARAM_BUCKET}")
+        );
+    }
+    let s3 = |k: &str| format!("s3://farm-bucket/{k}");
+    // A key is never inside a suggested command: EventBridge cannot quote it for a shell, and a
+    // key may hold `"`, `'`, `$(...)` or spaces. Commands name it KEY.
+    let no_key_in_commands = |text: &str| {
+        for line in text.lines() {
+            let commands = [
+                "farm download",
+                "farm report",
+                "farm status",
+                "farm retry",
+                "aws s3",
+            ];
+            if commands.iter().any(|c| line.contains(c)) {
+                assert!(!line.contains(key), "a command with the key: {line}");
+            }
+        }
+    };
+
+    let done = message(&t, "ZipSucceededRule", &event(&zip, "SUCCEEDED", ""));
+    for needle in [
+        key,
+        &s3(&keys.zip()),
+        &s3(&keys.receipt()),
+        &format!("s3://farm-bucket/{key}"),
+        "farm download KEY --bucket farm-bucket",
+        "farm report KEY --bucket farm-bucket",
+        &zip.name,
+        "SUCCEEDED",
+        "2026-11-29T20:00:00Z",
+    ] {
+        assert!(done.contains(needle), "{needle:?} not in:\n{done}");
+    }
+
+    no_key_in_commands(&done);
+
+    let reason = "Essential container in task exited";
+    let zip_failed = message(&t, "ZipFailedRule", &event(&zip, "FAILED", reason));
+    for needle in [
+        key,
+        reason,
+        &s3(&keys.missing()),
+        "farm status KEY --bucket farm-bucket",
+        "farm retry KEY --bucket farm-bucket",
+        "/aws/batch/farm/zip",
+        "FAILED",
+    ] {
+        assert!(
+            zip_failed.contains(needle),
+            "{needle:?} not in:\n{zip_failed}"
+        );
+    }
+
+    no_key_in_commands(&zip_failed);
+
+    let render_failed = message(&t, "RenderFailedRule", &event(&render, "FAILED", reason));
+    for needle in [
+        key,
+        reason,
+        &s3(&keys.logs_prefix()),
+        "farm retry KEY --bucket farm-bucket",
+        "/aws/batch/farm/render",
+        &render.name,
+        "FAILED",
+    ] {
+        assert!(
+            render_failed.contains(needle),
+            "{needle:?} not in:\n{render_failed}"
+        );
+    }
+    no_key_in_commands(&render_failed);
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use farm_core::blender::{Blender, OutputFormat};
 use farm_core::frames::DEFAULT_MAX_FRAMES;
+use farm_core::series::{BlenderSeries, SERIES_SYNTAX};
 use farm_core::{env, FrameList, JobKeys, Plan};
 
 use crate::error::RenderError;
@@ -41,6 +42,10 @@ pub struct Args {
     /// are downloaded beside the .blend, each at its recorded ETag, before Blender starts.
     #[arg(long, env = env::DEPENDENCIES, help_heading = "Job")]
     pub dependencies: Option<String>,
+    /// The Blender series the job was submitted for (`blender=` or the farm's default), set by
+    /// the trigger; refused when the image runs another (--blender-series).
+    #[arg(long, env = env::JOB_BLENDER_SERIES, help_heading = "Job")]
+    pub job_blender_series: Option<String>,
     /// This child's array index, set by AWS Batch (0-based; absent on a plain job).
     #[arg(long, env = env::ARRAY_INDEX, default_value_t = 0, help_heading = "Job")]
     pub array_index: usize,
@@ -53,6 +58,9 @@ pub struct Args {
     /// A Python in which `import bpy` works (Blender from PyPI); used instead of --blender when set.
     #[arg(long, env = env::BLENDER_PYTHON, help_heading = "Machine")]
     pub blender_python: Option<PathBuf>,
+    /// The Blender series this image runs (major.minor), set by the renderer image.
+    #[arg(long, env = env::BLENDER_SERIES, help_heading = "Machine")]
+    pub blender_series: Option<String>,
     /// Scratch folder for the .blend and Blender's output (default: the system temp folder).
     #[arg(long, env = env::WORK_DIR, help_heading = "Machine")]
     pub work_dir: Option<PathBuf>,
@@ -100,6 +108,10 @@ impl Args {
             .map(|f| f.parse::<OutputFormat>())
             .transpose()
             .map_err(|e| bad(env::FORMAT, &e))?;
+        check_series(
+            self.blender_series.as_deref(),
+            self.job_blender_series.as_deref(),
+        )?;
         let work_dir = self.work_dir.unwrap_or_else(|| {
             std::env::temp_dir().join(format!("farm-renderer-{}", std::process::id()))
         });
@@ -121,6 +133,38 @@ impl Args {
     }
 }
 
+/// Refuses a job submitted for another Blender series than the image runs: its job definition
+/// names the wrong image (a stack whose `Renderer<series>ImageTag` points at another series'
+/// image), and rendering would silently use the wrong Blender. Nothing to check when either is
+/// unknown (a local run, an image or trigger from before the variables).
+pub fn check_series(image: Option<&str>, job: Option<&str>) -> Result<(), RenderError> {
+    let parse = |name: &str, value: Option<&str>| {
+        value
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                v.parse::<BlenderSeries>().map_err(|e| {
+                    RenderError::Config(format!("{name}: {e} (expected {SERIES_SYNTAX})"))
+                })
+            })
+            .transpose()
+    };
+    let image = parse(env::BLENDER_SERIES, image)?;
+    let job = parse(env::JOB_BLENDER_SERIES, job)?;
+    match (image, job) {
+        (Some(image), Some(job)) if image != job => Err(RenderError::Config(format!(
+            "this renderer image runs Blender {image} ({}={image}) but the job was submitted for \
+             Blender {job} ({}={job}): the render job definition of Blender {job} must use a \
+             Blender {job} renderer image; check the stack parameter Renderer{}ImageTag \
+             (infra/deploy.sh pushes one image per series, tagged r<series>-<hash>)",
+            env::BLENDER_SERIES,
+            env::JOB_BLENDER_SERIES,
+            job.to_string().replace('.', "")
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Blender as the Python module when a Python is named (and not empty), else the executable.
 pub fn blender_from(executable: PathBuf, python: Option<PathBuf>) -> Blender {
     match python.filter(|p| !p.as_os_str().is_empty()) {
@@ -138,6 +182,7 @@ pub fn available_cpus() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use farm_core::exit::FailureClass;
 
     fn args(extra: &[&str]) -> Args {
         let mut argv = vec![
@@ -175,6 +220,45 @@ mod tests {
             config.blender.blender,
             Blender::PythonModule("/venv/bin/python".into())
         );
+    }
+
+    #[test]
+    fn an_image_of_another_blender_series_refuses_the_job() {
+        let err = args(&["--blender-series", "4.2", "--job-blender-series", "4.5"])
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.class(), FailureClass::Usage);
+        let text = err.to_string();
+        for needle in [
+            "runs Blender 4.2",
+            "submitted for Blender 4.5",
+            env::BLENDER_SERIES,
+            env::JOB_BLENDER_SERIES,
+            "Renderer45ImageTag",
+        ] {
+            assert!(text.contains(needle), "{needle} not in {text}");
+        }
+        // The same series, or either unknown (a local run): nothing to refuse.
+        for extra in [
+            &["--blender-series", "4.5", "--job-blender-series", "4.5"][..],
+            &["--blender-series", " 4.5", "--job-blender-series", "4.5 "][..],
+            &["--blender-series", "4.2"][..],
+            &["--job-blender-series", "4.5"][..],
+            &["--blender-series", "", "--job-blender-series", "4.5"][..],
+        ] {
+            args(extra)
+                .validate()
+                .unwrap_or_else(|e| panic!("{extra:?}: {e}"));
+        }
+        // A value that is no series names its variable.
+        for (extra, needle) in [
+            (["--blender-series", "latest"], env::BLENDER_SERIES),
+            (["--job-blender-series", "4"], env::JOB_BLENDER_SERIES),
+        ] {
+            let err = args(&extra).validate().unwrap_err();
+            assert_eq!(err.class(), FailureClass::Usage);
+            assert!(err.to_string().contains(needle), "{err}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use farm_core::storage::{PutOptions, SOURCE_ETAG_METADATA};
 use farm_core::tasks::{TaskKind, TaskRecord};
-use farm_core::{exit, JobKeys, Storage};
+use farm_core::{env, exit, JobKeys, Storage};
 use farm_io::S3Storage;
 use farm_testkit::{make_scene, make_scene_with, Moto, SceneOptions, TestBlender, BPY_VERSION};
 use renderer::{Args, ChunkReport};
@@ -549,6 +549,31 @@ async fn missing_configuration_is_a_usage_error() {
         .unwrap();
     let stderr = assert_exit(&output, exit::USAGE);
     assert!(stderr.contains("FARM_FRAMES"), "{stderr}");
+}
+
+/// A job definition whose image runs another Blender series than the job was submitted for (a
+/// stack deployed with a 4.2 image as `Renderer45ImageTag`): refused before anything is
+/// downloaded or rendered, with the usage code Batch does not retry.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_of_another_blender_series_refuses_the_job() {
+    let f = fixture().await;
+    let scene = f.scene("series", &SceneOptions::default());
+    f.upload("series.blend", &scene).await;
+    let output = f
+        .renderer(&[
+            ("FARM_KEY", "series.blend"),
+            ("FARM_FRAMES", "1"),
+            (env::BLENDER_SERIES, "4.2"),
+            (env::JOB_BLENDER_SERIES, "4.5"),
+        ])
+        .output()
+        .unwrap();
+    let stderr = assert_exit(&output, exit::USAGE);
+    assert!(
+        stderr.contains("runs Blender 4.2") && stderr.contains("submitted for Blender 4.5"),
+        "{stderr}"
+    );
+    assert_eq!(f.keys_under("series.blend/").await, Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread")]
