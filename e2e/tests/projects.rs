@@ -617,6 +617,17 @@ async fn farm_submit_uploads_the_project_then_only_what_changed() {
         farm.get(&red.key).await.unwrap(),
         std::fs::read(local(&red.key)).unwrap()
     );
+    // Its render draws the new texture: the frame rendered with the old one is not this job's.
+    let (render_job, _) = farm.jobs_of(SHOT).await.unwrap();
+    for child in render(&farm, &render_job).await {
+        child.assert_code(exit::SUCCESS);
+    }
+    let frame = farm.get(&keys.frame(1, "png")).await.unwrap();
+    assert_eq!(
+        pixel(&frame, 4, 12),
+        GREEN,
+        "rendered again with the new texture"
+    );
 
     // A project synced with the AWS CLI is not sent again: only the tag goes.
     farm.aws()
