@@ -7,7 +7,6 @@
 //! `//../lib/props.blend` showing that library's own `//../shared/green.png`; a `<UDIM>` set and
 //! an image sequence beside it; and the same shot with the texture's path made absolute.
 
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -57,14 +56,7 @@ fn make_project(dir: &Path) -> PathBuf {
 
 /// The RGB of pixel (x, y) of a PNG.
 fn pixel(png_bytes: &[u8], x: usize, y: usize) -> [u8; 3] {
-    let mut decoder = png::Decoder::new(Cursor::new(png_bytes));
-    decoder.set_transformations(png::Transformations::normalize_to_color8());
-    let mut reader = decoder.read_info().unwrap();
-    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut pixels).unwrap();
-    let channels = info.color_type.samples();
-    let at = (y * info.width as usize + x) * channels;
-    [pixels[at], pixels[at + 1], pixels[at + 2]]
+    farm_testkit::pixel(png_bytes, x, y).unwrap()
 }
 
 async fn tag(farm: &Farm, key: &str, tags: &str) {

@@ -86,4 +86,37 @@ fn missing_files_are_listed_before_rendering_and_strict_refuses() {
         .arg(&shot));
     whole.ok();
     assert!(!whole.stderr.contains("missing"), "{}", whole.stderr);
+
+    // Rendering again keeps the frame; after a texture changed, the frame is rendered again.
+    let frame = out.join("frames/0001.png");
+    let red = [255, 0, 0];
+    let blue = [0, 0, 255];
+    // The shot's plane (left half) shows `//tex/red.png`.
+    let left = |png: &[u8]| farm_testkit::pixel(png, 4, 12).unwrap();
+    assert_eq!(left(&std::fs::read(&frame).unwrap()), red);
+    let modified = std::fs::metadata(&frame).unwrap().modified().unwrap();
+    let render_whole = || {
+        let again = run(farm()
+            .args(["render", "--frames", "1", "--strict", "--out"])
+            .arg(&out)
+            .arg(&shot));
+        again.ok();
+    };
+    render_whole();
+    assert_eq!(
+        std::fs::metadata(&frame).unwrap().modified().unwrap(),
+        modified,
+        "nothing changed: the frame is kept"
+    );
+    std::fs::copy(
+        project.join("shots/tex/skin.1001.png"),
+        project.join("shots/tex/red.png"),
+    )
+    .unwrap();
+    render_whole();
+    assert_eq!(
+        left(&std::fs::read(&frame).unwrap()),
+        blue,
+        "the texture changed (to a blue one): the frame is rendered with it"
+    );
 }

@@ -222,6 +222,30 @@ pub fn make_scene_with(
     Ok(output)
 }
 
+/// The RGB colour of the pixel at (`x`, `y`) of a PNG (8-bit or 16-bit, RGB or RGBA).
+pub fn pixel(png_bytes: &[u8], x: usize, y: usize) -> anyhow::Result<[u8; 3]> {
+    let mut decoder = png::Decoder::new(Cursor::new(png_bytes));
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().context("reading the PNG header")?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| anyhow!("the PNG is too large to decode"))?;
+    let mut pixels = vec![0; size];
+    let info = reader.next_frame(&mut pixels).context("decoding the PNG")?;
+    if !matches!(info.color_type, png::ColorType::Rgb | png::ColorType::Rgba) {
+        bail!("expected an RGB PNG, got {:?}", info.color_type);
+    }
+    if x >= info.width as usize || y >= info.height as usize {
+        bail!(
+            "({x}, {y}) is outside the {}x{} image",
+            info.width,
+            info.height
+        );
+    }
+    let at = (y * info.width as usize + x) * info.color_type.samples();
+    Ok([pixels[at], pixels[at + 1], pixels[at + 2]])
+}
+
 /// The frame number a frame of a [`make_scene`] scene shows: its top-left pixel's red value
 /// minus 128. Exact on the renders of Blender 3.4 and 4.x; compare with ±1 to be safe.
 pub fn frame_code(png_bytes: &[u8]) -> anyhow::Result<i32> {
