@@ -240,8 +240,8 @@ pub struct ReportArgs {
     /// Also download the job's contact sheet (`<key>/preview.jpg`: up to 64 labelled
     /// thumbnails) to PATH, a file or a folder (default: `<name>.farm/preview.jpg`, beside
     /// where `farm download` puts frames.zip).
-    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "")]
-    pub preview: Option<std::path::PathBuf>,
+    #[arg(long, value_name = "PATH", num_args = 0..=1)]
+    pub preview: Option<Option<std::path::PathBuf>>,
 }
 
 /// Fetch a job's `frames.zip`, and optionally unpack it.

@@ -104,7 +104,7 @@ pub async fn run(args: &crate::cli::ReportArgs) -> anyhow::Result<()> {
         print!("{}", receipt_text(&receipt, true));
     }
     if let Some(path) = &args.preview {
-        let dest = preview_path(&args.key, path);
+        let dest = preview_path(&args.key, path.as_deref());
         let preview = JobKeys::new(args.key.trim_start_matches('/')).preview();
         if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(parent)
@@ -135,16 +135,14 @@ pub async fn run(args: &crate::cli::ReportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Where `--preview PATH` writes the sheet: PATH itself, `PATH/preview.jpg` for a folder, and
-/// `<name>.farm/preview.jpg` (`farm download`'s folder) for an empty PATH.
+/// Where `--preview [PATH]` writes the sheet: PATH itself, `PATH/preview.jpg` for a folder, and
+/// `<name>.farm/preview.jpg` (`farm download`'s folder) without a PATH.
 #[cfg(feature = "aws")]
-pub fn preview_path(key: &str, path: &std::path::Path) -> std::path::PathBuf {
-    if path.as_os_str().is_empty() {
-        crate::download::default_out(key).join("preview.jpg")
-    } else if path.is_dir() {
-        path.join("preview.jpg")
-    } else {
-        path.to_owned()
+pub fn preview_path(key: &str, path: Option<&std::path::Path>) -> std::path::PathBuf {
+    match path {
+        None => crate::download::default_out(key).join("preview.jpg"),
+        Some(path) if path.is_dir() => path.join("preview.jpg"),
+        Some(path) => path.to_owned(),
     }
 }
 

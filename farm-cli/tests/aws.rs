@@ -544,6 +544,20 @@ async fn report_prints_the_receipt_or_says_when_there_is_none_yet() {
     fx.run(&["report", key, "--bucket", BUCKET, "--preview", folder])
         .ok();
     assert_eq!(std::fs::read(dest.join("preview.jpg")).unwrap(), jpeg);
+    // Without a PATH: where `farm download` puts the archive, `<name>.farm/`.
+    let bare = run(fx.farm().current_dir(dir.path()).args([
+        "report",
+        key,
+        "--bucket",
+        BUCKET,
+        "--preview",
+    ]));
+    let default = dir.path().join("report me.farm").join("preview.jpg");
+    assert!(
+        bare.ok().contains("preview   report me.farm/preview.jpg ("),
+        "{bare:?}"
+    );
+    assert_eq!(std::fs::read(default).unwrap(), jpeg);
 }
 
 /// `farm status` sums the job's ended attempts (the task records of its own upload only) into
