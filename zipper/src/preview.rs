@@ -531,6 +531,93 @@ impl Seek for Pieces<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Cursor;
+
+    fn centre((width, height): (usize, usize), rgb: &[u8]) -> [u8; 3] {
+        let at = ((height / 2) * width + width / 2) * 3;
+        [rgb[at], rgb[at + 1], rgb[at + 2]]
+    }
+
+    fn close(got: [u8; 3], want: [u8; 3]) -> bool {
+        got.iter().zip(want).all(|(g, w)| g.abs_diff(w) <= 4)
+    }
+
+    #[test]
+    fn a_jpeg_is_decoded_at_a_reduced_scale_into_its_thumbnail() {
+        let mut jpeg = Vec::new();
+        jpeg_encoder::Encoder::new(&mut jpeg, 95)
+            .encode(
+                &[200, 40, 90].repeat(1920 * 1080),
+                1920,
+                1080,
+                jpeg_encoder::ColorType::Rgb,
+            )
+            .unwrap();
+        let (size, rgb) = thumbnail("JPG", Cursor::new(&jpeg)).unwrap();
+        assert_eq!(size, (256, 144));
+        assert!(
+            close(centre(size, &rgb), [200, 40, 90]),
+            "{:?}",
+            centre(size, &rgb)
+        );
+    }
+
+    #[test]
+    fn a_sixteen_bit_png_with_alpha_is_shown_over_black() {
+        let mut png_bytes = Vec::new();
+        let mut encoder = png::Encoder::new(&mut png_bytes, 300, 200);
+        encoder.set_color(png::ColorType::Rgba);
+        encoder.set_depth(png::BitDepth::Sixteen);
+        let mut writer = encoder.write_header().unwrap();
+        // Red 100 %, green 50 %, blue 0, alpha 50 %.
+        let pixel = [0xff, 0xff, 0x80, 0x00, 0, 0, 0x80, 0x00];
+        writer.write_image_data(&pixel.repeat(300 * 200)).unwrap();
+        writer.finish().unwrap();
+        let (size, rgb) = thumbnail("png", Cursor::new(&png_bytes)).unwrap();
+        assert_eq!(size, (216, 144));
+        assert!(
+            close(centre(size, &rgb), [128, 64, 0]),
+            "{:?}",
+            centre(size, &rgb)
+        );
+    }
+
+    #[test]
+    fn other_formats_and_broken_files_have_no_thumbnail() {
+        let tif = thumbnail("tif", Cursor::new(b"II*\0")).unwrap_err();
+        assert!(matches!(tif, ThumbError::Unsupported(_)), "{tif}");
+        let broken = thumbnail("png", Cursor::new(b"\x89PNG\r\n\x1a\n\0\0")).unwrap_err();
+        assert!(matches!(broken, ThumbError::Decode(_)), "{broken}");
+        let broken = thumbnail("exr", Cursor::new(b"v/1\x01")).unwrap_err();
+        assert!(matches!(broken, ThumbError::Decode(_)), "{broken}");
+    }
+
+    #[test]
+    fn pieces_read_across_messages_forward_only_and_drain_to_the_end() {
+        let (sender, mut receiver) = mpsc::channel(16);
+        for message in [
+            Message::Piece(Bytes::from_static(b"abc")),
+            Message::Piece(Bytes::from_static(b"defgh")),
+            Message::Piece(Bytes::from_static(b"ij")),
+            Message::End,
+            Message::Finish,
+        ] {
+            sender.try_send(message).unwrap();
+        }
+        let mut pieces = Pieces::new(&mut receiver);
+        let mut first = [0; 5];
+        pieces.read_exact(&mut first).unwrap();
+        assert_eq!(&first, b"abcde");
+        assert_eq!(pieces.seek(SeekFrom::Current(0)).unwrap(), 5);
+        assert_eq!(pieces.seek(SeekFrom::Start(7)).unwrap(), 7);
+        assert!(pieces.seek(SeekFrom::Start(2)).is_err(), "no way back");
+        let mut next = [0; 1];
+        pieces.read_exact(&mut next).unwrap();
+        assert_eq!(&next, b"h");
+        // The decoder stops early: the rest of the frame is skipped, the next message is intact.
+        assert!(pieces.drain());
+        assert!(matches!(receiver.try_recv(), Ok(Message::Finish)));
+    }
 
     #[test]
     fn channels_of_plain_and_multilayer_files() {
