@@ -70,8 +70,8 @@ pub struct ZipOptions {
 }
 
 impl Default for ZipOptions {
-    /// 4 MiB (at most 4 frames) downloaded ahead, 1 MiB pieces, a contact sheet: the downloads stay ahead of the
-    /// upload against S3 and moto (see `BENCHMARKS.md`) at a few MiB of memory.
+    /// 4 MiB (at most 4 frames) downloaded ahead, 1 MiB pieces, a contact sheet: the downloads
+    /// stay ahead of the upload against S3 and moto (see `BENCHMARKS.md`) at a few MiB of memory.
     fn default() -> Self {
         Self {
             prefetch_bytes: 4 * MIB,
@@ -240,8 +240,8 @@ pub async fn zip_frames_until<S: Storage>(
 }
 
 /// Writes the contact sheet the archive's frames made, in one `put` (a reader sees the old
-/// sheet or the new one); with the preview off, removes an older run's sheet, which would show
-/// other frames. Best effort: a failure is logged and the archive stands.
+/// sheet or the new one). With the preview off, or no sheet made, removes an older run's sheet,
+/// which would show other frames. Best effort: a failure is logged and the archive stands.
 async fn write_preview<S: Storage>(
     storage: &S,
     keys: &JobKeys,
@@ -253,7 +253,10 @@ async fn write_preview<S: Storage>(
         remove_stale(storage, &key).await;
         return None;
     }
-    let jpeg = feed.finish().await?;
+    let Some(jpeg) = feed.finish().await else {
+        remove_stale(storage, &key).await;
+        return None;
+    };
     let bytes = jpeg.len();
     match storage
         .put(
