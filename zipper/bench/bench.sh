@@ -10,7 +10,8 @@
 #    RSS of each.
 #
 # Usage: zipper/bench/bench.sh [RUNS]    (needs moto_server, aws, zip, unzip, hyperfine, time)
-# PARTS="speed memory preview" (the default) chooses the parts to run.
+# 4. (PARTS=exr) 100 uncompressed 16.6 MB EXR frames, streamed: time and peak RSS, on and off.
+# PARTS="speed memory preview" (the default; add exr) chooses the parts to run.
 # Results go to stdout and to $OUT (default target/zipper-bench/results.md).
 set -euo pipefail
 
@@ -93,6 +94,41 @@ PY
     rm -rf "$dir"
 }
 
+# upload_exrs KEY COUNT: COUNT copies of one uncompressed 1920x1080 half-float RGBA OpenEXR
+# (16.6 MB, larger than the 4 MiB prefetch window: streamed into its entry and into the sheet).
+upload_exrs() {
+    local key=$1 count=$2 dir=$WORK/src-$1
+    mkdir -p "$dir"
+    python3 - "$dir" "$count" <<'PY'
+import os, shutil, struct, sys
+folder, count = sys.argv[1], int(sys.argv[2])
+width, height = 1920, 1080
+def attr(name, kind, value):
+    return name + b"\0" + kind + b"\0" + struct.pack("<i", len(value)) + value
+channels = b"".join(c + b"\0" + struct.pack("<iBBBBii", 1, 0, 0, 0, 0, 1, 1) for c in (b"A", b"B", b"G", b"R")) + b"\0"
+box = struct.pack("<iiii", 0, 0, width - 1, height - 1)
+header = (b"\x76\x2f\x31\x01" + struct.pack("<i", 2)
+          + attr(b"channels", b"chlist", channels) + attr(b"compression", b"compression", b"\0")
+          + attr(b"dataWindow", b"box2i", box) + attr(b"displayWindow", b"box2i", box)
+          + attr(b"lineOrder", b"lineOrder", b"\0") + attr(b"pixelAspectRatio", b"float", struct.pack("<f", 1))
+          + attr(b"screenWindowCenter", b"v2f", struct.pack("<ff", 0, 0))
+          + attr(b"screenWindowWidth", b"float", struct.pack("<f", 1)) + b"\0")
+line = b"".join(struct.pack("<e", v) * width for v in (1.0, 0.2, 0.5, 0.8))
+chunk = len(line) + 8
+start = len(header) + 8 * height
+offsets = b"".join(struct.pack("<Q", start + y * chunk) for y in range(height))
+first = os.path.join(folder, "0001.exr")
+with open(first, "wb") as f:
+    f.write(header + offsets)
+    for y in range(height):
+        f.write(struct.pack("<ii", y, len(line)) + line)
+for n in range(2, count + 1):
+    shutil.copyfile(first, os.path.join(folder, f"{n:04d}.exr"))
+PY
+    aws s3 sync "$dir" "s3://$BUCKET/$key/frames/" --quiet
+    rm -rf "$dir"
+}
+
 echo "== uploading frames" >&2
 if part speed; then upload_frames speed.blend 400; fi
 if part memory; then
@@ -104,6 +140,7 @@ if part memory; then
     rm -f "$WORK/huge.exr"
 fi
 if part preview; then upload_pngs sheet.blend 1500; fi
+if part exr; then upload_exrs exr.blend 100; fi
 
 SCRIPT="aws s3 sync s3://$BUCKET/speed.blend/frames/ $WORK/dl --quiet \
 && (cd $WORK/dl && zip -0 -q ../script.zip *.png) \
@@ -179,6 +216,26 @@ OFF_KIB=$(peak_rss sheet.blend 1-1500 FARM_PREVIEW=false)
     echo "|:---|---:|"
     echo "| preview on (sheet $SHEET_BYTES bytes) | $((ON_KIB / 1024)) MiB ($ON_KIB KiB) |"
     echo "| preview off | $((OFF_KIB / 1024)) MiB ($OFF_KIB KiB) |"
+} >>"$WORK/results.md"
+fi
+
+if part exr; then
+echo "== contact sheet: 100 x 16.6 MB EXR (1920x1080 half RGBA), on against off, one run each" >&2
+for setting in true false; do
+    start=$(date +%s.%N)
+    KIB=$(peak_rss exr.blend 1-100 FARM_PREVIEW=$setting)
+    end=$(date +%s.%N)
+    echo "| preview $setting | $(python3 -c "print(f'{$end - $start:.1f} s')") | $((KIB / 1024)) MiB ($KIB KiB) |" >>"$WORK/exr.md"
+done
+aws s3 cp "s3://$BUCKET/exr.blend/frames.zip" "$WORK/exr.zip" --quiet
+unzip -tq "$WORK/exr.zip" >&2
+rm -f "$WORK/exr.zip"
+{
+    echo "### contact sheet: 100 frames x 16.6 MB EXR, streamed (one run each)"
+    echo
+    echo "| 100 x 16.6 MB EXR | time | peak RSS |"
+    echo "|:---|---:|---:|"
+    cat "$WORK/exr.md"
 } >>"$WORK/results.md"
 fi
 
