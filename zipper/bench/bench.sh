@@ -227,9 +227,8 @@ for setting in true false; do
     end=$(date +%s.%N)
     echo "| preview $setting | $(python3 -c "print(f'{$end - $start:.1f} s')") | $((KIB / 1024)) MiB ($KIB KiB) |" >>"$WORK/exr.md"
 done
-aws s3 cp "s3://$BUCKET/exr.blend/frames.zip" "$WORK/exr.zip" --quiet
-unzip -tq "$WORK/exr.zip" >&2
-rm -f "$WORK/exr.zip"
+# (Downloading the 1.6 GB archive from moto takes minutes; the streamed entries are checked by
+# zipper/tests/moto.rs.)
 {
     echo "### contact sheet: 100 frames x 16.6 MB EXR, streamed (one run each)"
     echo

@@ -17,7 +17,7 @@
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::thread;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use farm_core::preview::{
     display_from_linear, display_from_unit, sample, thumb_size, Layout, Sheet, Thumbnail, MAX_TILES,
 };
@@ -35,8 +35,13 @@ const QUALITY: u8 = 85;
 const MAX_WIDTH: usize = 1 << 16;
 const MAX_PIXELS: usize = 1 << 28;
 
-/// Pieces in flight between the writer and the decoder (a frame is at least three messages).
-const CHANNEL: usize = 4;
+/// Messages in flight between the writer and the decoder (a frame is at least three).
+const CHANNEL: usize = 8;
+
+/// A streamed frame arrives in network-sized chunks (often 16 KiB): they are gathered into
+/// pieces of this size before being handed over, so the writer and the decoder thread do not
+/// wake each other a thousand times per frame. At most `CHANNEL` pieces wait: 2 MiB.
+const PIECE_BYTES: usize = 256 * 1024;
 
 enum Message {
     /// The next sampled frame begins: its tile, number and extension.
@@ -63,6 +68,8 @@ pub(crate) struct Feed {
     result: Option<oneshot::Receiver<Option<Vec<u8>>>>,
     /// Whether the current frame is being handed over.
     current: bool,
+    /// Small chunks of the current frame not handed over yet.
+    pending: BytesMut,
 }
 
 impl std::fmt::Debug for Message {
@@ -84,6 +91,7 @@ impl Feed {
             sender: None,
             result: None,
             current: false,
+            pending: BytesMut::new(),
         }
     }
 
@@ -110,6 +118,7 @@ impl Feed {
             sender: Some(sender),
             result: Some(result_rx),
             current: false,
+            pending: BytesMut::new(),
         }
     }
 
@@ -117,6 +126,7 @@ impl Feed {
     /// are wanted, announcing it to the decoder if so.
     pub(crate) async fn begin(&mut self, position: usize, object: &FrameObject) -> bool {
         self.current = false;
+        self.pending.clear();
         let Ok(tile) = self.tiles.binary_search(&position) else {
             return false;
         };
@@ -130,15 +140,33 @@ impl Feed {
         self.current
     }
 
-    /// Hands over the next piece of the current frame (a cheap reference-counted clone).
+    /// Hands over the next piece of the current frame: a large one as a cheap
+    /// reference-counted clone, small ones gathered into [`PIECE_BYTES`].
     pub(crate) async fn piece(&mut self, bytes: &Bytes) {
-        if self.current {
-            self.current = self.send(Message::Piece(bytes.clone())).await;
+        if !self.current {
+            return;
         }
+        if self.pending.is_empty() && bytes.len() >= PIECE_BYTES {
+            self.current = self.send(Message::Piece(bytes.clone())).await;
+            return;
+        }
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= PIECE_BYTES {
+            self.flush().await;
+        }
+    }
+
+    async fn flush(&mut self) {
+        if self.current && !self.pending.is_empty() {
+            let piece = self.pending.split().freeze();
+            self.current = self.send(Message::Piece(piece)).await;
+        }
+        self.pending.clear();
     }
 
     /// The current frame is complete.
     pub(crate) async fn end(&mut self) {
+        self.flush().await;
         if self.current {
             self.send(Message::End).await;
             self.current = false;
