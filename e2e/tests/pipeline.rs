@@ -87,6 +87,31 @@ async fn render_zip_download_check(
     }
     assert!(farm.open_uploads().await.unwrap().is_empty());
 
+    // The contact sheet: one tile per frame (fewer than 64), each in its frame's colour.
+    let sheet = farm.get(&keys.preview()).await.unwrap();
+    let mut decoder = jpeg_decoder::Decoder::new(&sheet[..]);
+    let pixels = decoder.decode().expect("preview.jpg is a JPEG");
+    let info = decoder.info().unwrap();
+    let layout = farm_core::preview::Layout::for_tiles(frames.len());
+    assert_eq!(
+        (usize::from(info.width), usize::from(info.height)),
+        (layout.width(), layout.height())
+    );
+    for (index, (name, bytes)) in entries.iter().enumerate() {
+        let (x, y) = layout.origin(index);
+        let (x, y) = (
+            x + farm_core::preview::THUMB_WIDTH / 2,
+            y + farm_core::preview::THUMB_HEIGHT / 2,
+        );
+        let at = (y * layout.width() + x) * 3;
+        let tile = &pixels[at..at + 3];
+        let frame = centre_pixel(bytes);
+        assert!(
+            tile.iter().zip(frame).all(|(t, f)| t.abs_diff(f) <= 8),
+            "{name}: thumbnail {tile:?}, frame {frame:?}"
+        );
+    }
+
     // Every attempt left its task record, and the zip job summed them into the receipt.
     let mut records: Vec<TaskRecord> = Vec::new();
     for (object, _) in farm.objects(&keys.tasks_prefix()).await.unwrap() {
@@ -135,6 +160,19 @@ async fn render_zip_download_check(
     // Nothing the farm wrote (frames, frames.zip, job.json, markers) notified the trigger again.
     let more = receive_events(&farm.aws(), &farm.queue).await.unwrap();
     assert!(more.is_empty(), "the farm's own writes notified: {more:?}");
+}
+
+/// The RGB of a PNG frame's centre pixel.
+fn centre_pixel(png_bytes: &[u8]) -> [u8; 3] {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    let channels = info.color_type.samples();
+    let at =
+        ((info.height as usize / 2) * info.width as usize + info.width as usize / 2) * channels;
+    [pixels[at], pixels[at + 1], pixels[at + 2]]
 }
 
 #[tokio::test(flavor = "multi_thread")]

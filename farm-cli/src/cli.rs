@@ -238,7 +238,9 @@ pub struct StatusArgs {
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "Examples:
   farm report shot.blend --bucket my-farm
-  farm report shot.blend --bucket my-farm --json | jq .cost_usd")]
+  farm report shot.blend --bucket my-farm --json | jq .cost_usd
+  farm report shot.blend --bucket my-farm --preview            -> shot.farm/preview.jpg
+  farm report shot.blend --bucket my-farm --preview sheet.jpg")]
 pub struct ReportArgs {
     /// Key of the uploaded .blend.
     pub key: String,
@@ -248,6 +250,11 @@ pub struct ReportArgs {
     /// Print `receipt.json` itself instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also download the job's contact sheet (`<key>/preview.jpg`: up to 64 labelled
+    /// thumbnails) to PATH, a file or a folder (default: `<name>.farm/preview.jpg`, beside
+    /// where `farm download` puts frames.zip).
+    #[arg(long, value_name = "PATH", num_args = 0..=1)]
+    pub preview: Option<Option<std::path::PathBuf>>,
 }
 
 /// Fetch a job's `frames.zip`, and optionally unpack it.

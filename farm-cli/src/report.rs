@@ -1,5 +1,6 @@
-//! `farm report`: a finished job's receipt (`<key>/receipt.json`, written by the zip job), and
-//! the text `farm render` prints for a local run.
+//! `farm report`: a finished job's receipt (`<key>/receipt.json`, written by the zip job) and,
+//! with `--preview`, its contact sheet (`<key>/preview.jpg`); and the text `farm render` prints
+//! for a local run.
 
 use std::fmt::Write as _;
 
@@ -78,7 +79,7 @@ pub fn receipt_text(receipt: &Receipt, priced: bool) -> String {
 /// Runs `farm report`.
 #[cfg(feature = "aws")]
 pub async fn run(args: &crate::cli::ReportArgs) -> anyhow::Result<()> {
-    use farm_core::storage::{get_json, StorageError};
+    use farm_core::storage::{get_json, Storage as _, StorageError};
     use farm_core::JobKeys;
 
     let aws = crate::aws::Aws::load().await;
@@ -102,7 +103,47 @@ pub async fn run(args: &crate::cli::ReportArgs) -> anyhow::Result<()> {
     } else {
         print!("{}", receipt_text(&receipt, true));
     }
+    if let Some(path) = &args.preview {
+        let dest = preview_path(&args.key, path.as_deref());
+        let preview = JobKeys::new(args.key.trim_start_matches('/')).preview();
+        if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", parent.display()))?;
+        }
+        let meta = match storage.download(&preview, &dest, None).await {
+            Ok(meta) => meta,
+            Err(StorageError::NotFound { .. }) => anyhow::bail!(
+                "no contact sheet for `{}` in bucket {}: `{preview}` does not exist (the zip job writes it with frames.zip unless FARM_PREVIEW=false)",
+                args.key,
+                args.bucket
+            ),
+            Err(err) => return Err(aws.storage_error(&err, &format!("downloading `{preview}`"))),
+        };
+        let line = format!(
+            "preview   {} ({})",
+            dest.display(),
+            crate::progress::human_bytes(meta.size)
+        );
+        // `--json` keeps standard output the document alone.
+        if args.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
     Ok(())
+}
+
+/// Where `--preview [PATH]` writes the sheet: PATH itself, `PATH/preview.jpg` for a folder, and
+/// `<name>.farm/preview.jpg` (`farm download`'s folder) without a PATH.
+#[cfg(feature = "aws")]
+pub fn preview_path(key: &str, path: Option<&std::path::Path>) -> std::path::PathBuf {
+    match path {
+        None => crate::download::default_out(key).join("preview.jpg"),
+        Some(path) if path.is_dir() => path.join("preview.jpg"),
+        Some(path) => path.to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -512,6 +512,52 @@ async fn report_prints_the_receipt_or_says_when_there_is_none_yet() {
     let json = fx.run(&["report", key, "--bucket", BUCKET, "--json"]);
     let back: farm_core::receipt::Receipt = serde_json::from_str(json.ok()).unwrap();
     assert_eq!(back, receipt);
+
+    // `--preview PATH` downloads the contact sheet, or says why there is none.
+    use farm_core::Storage as _;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("sheets");
+    let sheet = dest.join("shot.jpg");
+    let sheet_arg = sheet.to_str().unwrap();
+    let none = fx.run(&["report", key, "--bucket", BUCKET, "--preview", sheet_arg]);
+    let line = none.one_line_error();
+    assert!(
+        line.contains("no contact sheet for `shots/report me.blend`"),
+        "{line}"
+    );
+    assert!(!sheet.exists());
+    let jpeg = bytes::Bytes::from_static(b"\xff\xd8\xff\xe0 stand-in sheet");
+    fx.storage()
+        .put(
+            &farm_core::JobKeys::new(key).preview(),
+            jpeg.clone(),
+            &farm_core::storage::PutOptions::content_type("image/jpeg"),
+        )
+        .await
+        .unwrap();
+    let text = fx.run(&["report", key, "--bucket", BUCKET, "--preview", sheet_arg]);
+    let text = text.ok();
+    assert!(text.contains(&format!("preview   {sheet_arg} (")), "{text}");
+    assert_eq!(std::fs::read(&sheet).unwrap(), jpeg);
+    // A folder gets `preview.jpg` in it.
+    let folder = dest.to_str().unwrap();
+    fx.run(&["report", key, "--bucket", BUCKET, "--preview", folder])
+        .ok();
+    assert_eq!(std::fs::read(dest.join("preview.jpg")).unwrap(), jpeg);
+    // Without a PATH: where `farm download` puts the archive, `<name>.farm/`.
+    let bare = run(fx.farm().current_dir(dir.path()).args([
+        "report",
+        key,
+        "--bucket",
+        BUCKET,
+        "--preview",
+    ]));
+    let default = dir.path().join("report me.farm").join("preview.jpg");
+    assert!(
+        bare.ok().contains("preview   report me.farm/preview.jpg ("),
+        "{bare:?}"
+    );
+    assert_eq!(std::fs::read(default).unwrap(), jpeg);
 }
 
 /// `farm status` sums the job's ended attempts (the task records of its own upload only) into

@@ -43,6 +43,14 @@ fn the_scenes_own_range_and_step_render_into_the_default_folder_with_a_zip() {
         stdout.contains(&out.join("frames.zip").display().to_string()),
         "{stdout}"
     );
+    // The contact sheet, beside the archive.
+    let preview = out.join("preview.jpg");
+    assert!(
+        stdout.contains(&format!("preview: {}", preview.display())),
+        "{stdout}"
+    );
+    let sheet = std::fs::read(&preview).expect("preview.jpg written");
+    assert!(sheet.starts_with(&[0xff, 0xd8, 0xff]), "a JPEG");
     assert_eq!(rendered_and_skipped(stdout), (4, 0));
     // The run's receipt: times from the chunks' own clocks, no price.
     assert!(

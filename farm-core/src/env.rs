@@ -57,6 +57,8 @@ pub const MAX_FRAMES: &str = "FARM_MAX_FRAMES";
 /// Trigger: the compute environment's `MaxvCpus`; `chunk=auto` fills its `MaxvCpus / 4` render
 /// task slots (unset: as many tasks as an array job allows).
 pub const MAX_VCPUS: &str = "FARM_MAX_VCPUS";
+/// Zipper: `false` leaves out the contact sheet, `<key>/preview.jpg` (default `true`).
+pub const PREVIEW: &str = "FARM_PREVIEW";
 /// Overrides the time one AWS request attempt may take, in (fractional) seconds (tests).
 pub const AWS_ATTEMPT_TIMEOUT: &str = "FARM_AWS_ATTEMPT_TIMEOUT_SECS";
 

@@ -128,6 +128,11 @@ impl JobKeys {
         self.join("receipt.json")
     }
 
+    /// The job's contact sheet ([`crate::preview`]), written by the zipper with the archive.
+    pub fn preview(&self) -> String {
+        self.join("preview.jpg")
+    }
+
     /// The frame number and extension of a key under [`JobKeys::frames_prefix`], if it is one.
     pub fn parse_frame_key<'k>(&self, key: &'k str) -> Option<(i32, &'k str)> {
         let name = key.strip_prefix(&self.frames_prefix())?;
@@ -265,6 +270,7 @@ mod tests {
         );
         assert!(keys.task_record(0, 1).starts_with(&keys.tasks_prefix()));
         assert_eq!(keys.receipt(), "shots/my scene ü.blend/receipt.json");
+        assert_eq!(keys.preview(), "shots/my scene ü.blend/preview.jpg");
         assert_eq!(JobKeys::root().task_record(0, 1), "tasks/0-1.json");
     }
 

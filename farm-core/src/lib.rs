@@ -26,6 +26,7 @@ pub mod image;
 pub mod layout;
 pub mod manifest;
 pub mod plan;
+pub mod preview;
 pub mod receipt;
 pub mod request;
 pub mod scheduler;

@@ -31,6 +31,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 
 use crate::error::ZipError;
+use crate::preview::Feed;
 use crate::{ZipOptions, ZipProgress};
 use farm_jobs::FrameObject;
 
@@ -38,6 +39,7 @@ use farm_jobs::FrameObject;
 const FILE_MODE: u16 = 0o100_644;
 
 /// Streams `objects` into `upload` as a zip archive and returns how many bytes were written.
+/// The sampled frames' bytes also go to `preview` as they are written.
 /// On error, or [`ZipError::Interrupted`] once `shutdown` completes, the upload is left
 /// unfinished for the caller to abort.
 pub(crate) async fn stream_archive<S: Storage>(
@@ -46,6 +48,7 @@ pub(crate) async fn stream_archive<S: Storage>(
     objects: &[FrameObject],
     options: &ZipOptions,
     progress: &(dyn Fn(ZipProgress) + Sync),
+    preview: &mut Feed,
     shutdown: Pin<&mut impl Future<Output = ()>>,
 ) -> Result<u64, ZipError> {
     let (zip_end, pump_end) = tokio::io::duplex(options.chunk_bytes);
@@ -59,7 +62,7 @@ pub(crate) async fn stream_archive<S: Storage>(
     );
     let ((), (), written) = tokio::try_join!(
         download(storage, objects, whole_limit, window, frames_tx),
-        write_zip(storage, zip_end, frames_rx, objects, progress),
+        write_zip(storage, zip_end, frames_rx, objects, progress, preview),
         pump(pump_end, upload, options.chunk_bytes, shutdown),
     )?;
     Ok(written)
@@ -115,6 +118,7 @@ async fn write_zip<S: Storage>(
     mut frames: mpsc::Receiver<Body>,
     objects: &[FrameObject],
     progress: &(dyn Fn(ZipProgress) + Sync),
+    preview: &mut Feed,
 ) -> Result<(), ZipError> {
     let mut zip = ZipFileWriter::with_tokio(out);
     let modified = now_dos_time();
@@ -125,7 +129,7 @@ async fn write_zip<S: Storage>(
         bytes_total: objects.iter().map(|object| object.size).sum(),
     };
     progress(report);
-    for object in objects {
+    for (position, object) in objects.iter().enumerate() {
         let body = frames.recv().await.ok_or_else(|| ZipError::Archive {
             source: io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -138,8 +142,10 @@ async fn write_zip<S: Storage>(
         )
         .last_modification_date(modified)
         .unix_permissions(FILE_MODE);
+        preview.begin(position, object).await;
         let written = match body {
             Body::Whole(data) => {
+                preview.piece(&data).await;
                 zip.write_entry_whole(entry, &data)
                     .await
                     .map_err(ZipError::archive)?;
@@ -157,6 +163,7 @@ async fn write_zip<S: Storage>(
                 while let Some(chunk) = chunks.try_next().await.map_err(|source| {
                     ZipError::storage(format!("downloading frame {}", object.frame), source)
                 })? {
+                    preview.piece(&chunk).await;
                     writer
                         .write_all(&chunk)
                         .await
@@ -167,6 +174,7 @@ async fn write_zip<S: Storage>(
                 written
             }
         };
+        preview.end().await;
         report.frames_done += 1;
         report.bytes_done += written;
         progress(report);

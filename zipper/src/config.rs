@@ -60,6 +60,11 @@ pub struct Cli {
     /// Price of a GB-hour in USD, instead of the region's in the built-in table.
     #[arg(long, env = receipt::ENV_GB_HOUR_USD, value_name = "USD")]
     pub gb_hour_usd: Option<f64>,
+
+    /// Write the contact sheet, `<key>/preview.jpg` (up to 64 labelled thumbnails), with the
+    /// archive; `false` leaves it out (and removes an older run's).
+    #[arg(long, env = env::PREVIEW, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub preview: bool,
 }
 
 /// A validated configuration.
@@ -120,7 +125,10 @@ impl Cli {
                     .filter(|d| !d.trim().is_empty())
                     .map(farm_core::deps::list_version),
             ),
-            options: ZipOptions::default(),
+            options: ZipOptions {
+                preview: self.preview,
+                ..ZipOptions::default()
+            },
             attempt: self.attempt.max(1),
             prices: Prices::for_region(
                 self.region.as_deref().unwrap_or_default(),
@@ -149,6 +157,7 @@ mod tests {
         assert_eq!(config.keys.zip(), "a b.blend/frames.zip");
         assert_eq!(config.frames.as_slice(), [1, 2, 3, 7]);
         assert_eq!(config.attempt, 1);
+        assert!(config.options.preview);
         let config = cli(&[
             "--bucket",
             "b",
@@ -162,11 +171,14 @@ mod tests {
             "eu-west-1",
             "--vcpu-hour-usd",
             "0.5",
+            "--preview",
+            "false",
         ])
         .unwrap()
         .into_config()
         .unwrap();
         assert_eq!(config.attempt, 3);
+        assert!(!config.options.preview);
         assert_eq!(
             config.prices,
             Some(Prices {

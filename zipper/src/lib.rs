@@ -8,7 +8,7 @@
 //!    job* (rendered from the job's version of the .blend, in its format). Objects of another
 //!    upload or format, files planted by hand and frames the job does not expect are left out.
 //!    If any expected frame is not current, write `<key>/missing.json`, remove a stale
-//!    `frames.zip`, and fail with [`ZipError::Missing`].
+//!    `frames.zip` and `preview.jpg`, and fail with [`ZipError::Missing`].
 //! 2. Download the frames a bounded window ahead, write them in frame order as STORED entries
 //!    into an `async_zip` writer whose output streams into [`Storage::start_upload`] of
 //!    `<key>/frames.zip` (multipart past the store's threshold). A frame larger than the window
@@ -16,8 +16,11 @@
 //! 3. Finish the upload only after the archive was closed and every byte handed over; on any
 //!    error or interruption abort it, so a truncated archive is never visible. On success remove
 //!    a stale `missing.json`.
+//! 4. Meanwhile up to 64 of the frames, evenly sampled, are shrunk into a contact sheet from the
+//!    bytes the archive streams (see `preview`); after the archive, it is written to
+//!    `<key>/preview.jpg` in one `put` (best effort: never fails the run).
 //!
-//! 4. [`run`] (the zip job) then writes its own task record, `<key>/tasks/zip-<attempt>.json`,
+//! 5. [`run`] (the zip job) then writes its own task record, `<key>/tasks/zip-<attempt>.json`,
 //!    and after a finished archive the job's `<key>/receipt.json`, summed from every task record
 //!    of the job's version of the .blend (best effort: never changes the outcome).
 //!
@@ -27,6 +30,7 @@
 mod archive;
 pub mod config;
 pub mod error;
+mod preview;
 mod receipt;
 
 use std::future::Future;
@@ -41,6 +45,7 @@ use farm_jobs::{scan_frames, FrameScan, OutputVersion};
 pub use config::{Cli, Config};
 pub use error::ZipError;
 pub use farm_jobs::FrameObject;
+pub use preview::PREVIEW_CONTENT_TYPE;
 
 /// Content type of the archive.
 pub const ZIP_CONTENT_TYPE: &str = "application/zip";
@@ -60,16 +65,19 @@ pub struct ZipOptions {
     /// Size of the pipe between the zip writer and the upload, and of each piece handed to
     /// [`StreamUpload::write`].
     pub chunk_bytes: usize,
+    /// Whether to write the contact sheet, `<key>/preview.jpg`, with the archive.
+    pub preview: bool,
 }
 
 impl Default for ZipOptions {
-    /// 4 MiB (at most 4 frames) downloaded ahead, 1 MiB pieces: the downloads stay ahead of the
-    /// upload against S3 and moto (see `BENCHMARKS.md`) at a few MiB of memory.
+    /// 4 MiB (at most 4 frames) downloaded ahead, 1 MiB pieces, a contact sheet: the downloads
+    /// stay ahead of the upload against S3 and moto (see `BENCHMARKS.md`) at a few MiB of memory.
     fn default() -> Self {
         Self {
             prefetch_bytes: 4 * MIB,
             max_prefetch_frames: 4,
             chunk_bytes: MIB as usize,
+            preview: true,
         }
     }
 }
@@ -130,7 +138,9 @@ pub struct ZipSummary {
     pub frame_bytes: u64,
     /// Size of the archive.
     pub archive_bytes: u64,
-    /// Time from the listing to the finished upload.
+    /// Key of the contact sheet, when one was written.
+    pub preview: Option<String>,
+    /// Time from the listing to the finished upload (and the contact sheet).
     pub elapsed: Duration,
 }
 
@@ -191,6 +201,11 @@ pub async fn zip_frames_until<S: Storage>(
     }
     let ignored = scan.ignored + scan.stale_objects.len();
     let objects = scan.current;
+    let mut preview = if options.preview {
+        preview::Feed::start(&objects)
+    } else {
+        preview::Feed::off()
+    };
     let mut upload = storage.start_upload(&keys.zip(), PutOptions::content_type(ZIP_CONTENT_TYPE));
     // On the heap: the archive writer's state is some 17 KiB, too much for callers' stacks.
     let streamed = Box::pin(archive::stream_archive(
@@ -199,6 +214,7 @@ pub async fn zip_frames_until<S: Storage>(
         &objects,
         options,
         progress,
+        &mut preview,
         shutdown.as_mut(),
     ))
     .await;
@@ -211,14 +227,54 @@ pub async fn zip_frames_until<S: Storage>(
         .await
         .map_err(|source| ZipError::storage("finishing the archive upload", source))?;
     remove_stale(storage, &keys.missing()).await;
+    let preview = write_preview(storage, keys, preview, options.preview).await;
     Ok(ZipSummary {
         key: keys.zip(),
         frames: objects.len(),
         ignored,
         frame_bytes: objects.iter().map(|object| object.size).sum(),
         archive_bytes,
+        preview,
         elapsed: started.elapsed(),
     })
+}
+
+/// Writes the contact sheet the archive's frames made, in one `put` (a reader sees the old
+/// sheet or the new one). With the preview off, or no sheet made, removes an older run's sheet,
+/// which would show other frames. Best effort: a failure is logged and the archive stands.
+async fn write_preview<S: Storage>(
+    storage: &S,
+    keys: &JobKeys,
+    feed: preview::Feed,
+    wanted: bool,
+) -> Option<String> {
+    let key = keys.preview();
+    if !wanted {
+        remove_stale(storage, &key).await;
+        return None;
+    }
+    let Some(jpeg) = feed.finish().await else {
+        remove_stale(storage, &key).await;
+        return None;
+    };
+    let bytes = jpeg.len();
+    match storage
+        .put(
+            &key,
+            jpeg.into(),
+            &PutOptions::content_type(PREVIEW_CONTENT_TYPE),
+        )
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(key, bytes, "preview.jpg written");
+            Some(key)
+        }
+        Err(error) => {
+            tracing::warn!(key, %error, "could not write preview.jpg");
+            None
+        }
+    }
 }
 
 /// Runs the zipper for a validated configuration, logging progress with `tracing`, until done
@@ -303,6 +359,7 @@ async fn report_missing<S: Storage>(
         return ZipError::storage(format!("writing `{}`", keys.missing()), source);
     }
     remove_stale(storage, &keys.zip()).await;
+    remove_stale(storage, &keys.preview()).await;
     ZipError::Missing {
         missing,
         stale: scan.stale.len(),

@@ -582,3 +582,200 @@ async fn frames_larger_than_the_window_are_streamed_into_their_entries() {
     check_archive(archive.path(), &expected);
     check_extracted(archive.path(), &expected);
 }
+
+/// A solid `colour` PNG of `width` x `height` (8-bit RGB).
+fn png_frame(colour: [u8; 3], width: u32, height: u32) -> Bytes {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().expect("png header");
+    writer
+        .write_image_data(&colour.repeat((width * height) as usize))
+        .expect("png data");
+    writer.finish().expect("png end");
+    Bytes::from(out)
+}
+
+/// A solid RGBA OpenEXR (half floats, as Blender writes by default) of scene-linear `colour`.
+fn exr_frame(colour: [f32; 3], width: usize, height: usize) -> Bytes {
+    use exr::prelude::f16;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("frame.exr");
+    let [r, g, b] = colour.map(f16::from_f32);
+    exr::prelude::write_rgba_file(&path, width, height, |_, _| (r, g, b, f16::ONE))
+        .expect("exr written");
+    Bytes::from(std::fs::read(&path).expect("exr read"))
+}
+
+/// A colour per frame, far apart for neighbouring frames.
+fn frame_colour(frame: i32) -> [u8; 3] {
+    let f = frame.unsigned_abs();
+    [
+        (f * 47 % 256) as u8,
+        (f * 101 % 256) as u8,
+        (255 - f * 29 % 256) as u8,
+    ]
+}
+
+/// `preview.jpg` of `keys`, decoded: size and RGB pixels.
+async fn fetch_preview(storage: &S3Storage, keys: &JobKeys) -> ((usize, usize), Vec<u8>) {
+    let body = storage.get(&keys.preview()).await.expect("preview.jpg");
+    let mut decoder = jpeg_decoder::Decoder::new(&body[..]);
+    let pixels = decoder.decode().expect("preview.jpg is a JPEG");
+    let info = decoder.info().expect("info");
+    assert_eq!(info.pixel_format, jpeg_decoder::PixelFormat::RGB24);
+    ((info.width.into(), info.height.into()), pixels)
+}
+
+/// The colour at the centre of tile `index`'s picture, and the brightest value in its label
+/// strip.
+fn tile(
+    layout: &farm_core::preview::Layout,
+    pixels: &[u8],
+    index: usize,
+    dy: usize,
+) -> ([u8; 3], u8) {
+    use farm_core::preview::{LABEL_HEIGHT, THUMB_HEIGHT, THUMB_WIDTH};
+    let (x0, y0) = layout.origin(index);
+    let at = |x: usize, y: usize| (y * layout.width() + x) * 3;
+    let centre = at(x0 + THUMB_WIDTH / 2, y0 + dy);
+    let label = (y0 + THUMB_HEIGHT..y0 + THUMB_HEIGHT + LABEL_HEIGHT)
+        .flat_map(|y| (x0..x0 + 40).map(move |x| (x, y)))
+        .map(|(x, y)| pixels[at(x, y) + 1])
+        .max()
+        .unwrap_or(0);
+    (
+        [pixels[centre], pixels[centre + 1], pixels[centre + 2]],
+        label,
+    )
+}
+
+fn assert_close(got: [u8; 3], want: [u8; 3], what: &str) {
+    let off = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| g.abs_diff(w))
+        .max()
+        .unwrap_or(0);
+    assert!(off <= 8, "{what}: got {got:?}, want {want:?}");
+}
+
+/// 100 PNG frames: the sheet shows 64 of them, evenly sampled in frame order, each thumbnail in
+/// its frame's colour and labelled; a frame that does not decode is a grey tile and the archive
+/// is still written, whole.
+#[tokio::test]
+async fn preview_jpg_shows_sampled_frames_in_order_in_their_colours() {
+    use farm_core::preview::{sample, Layout, PLACEHOLDER, THUMB_HEIGHT};
+    let farm = Farm::start("preview").await;
+    let picked = sample(100, 64);
+    let broken = i32::try_from(picked[10]).unwrap() + 1;
+    let bodies: Vec<(i32, Bytes)> = (1..=100)
+        .map(|f| {
+            let body = if f == broken {
+                Bytes::from_static(b"\x89PNG\r\n\x1a\nnot really a png")
+            } else {
+                png_frame(frame_colour(f), 64, 36)
+            };
+            (f, body)
+        })
+        .collect();
+    futures::stream::iter(&bodies)
+        .map(|(frame, body)| farm.put(farm.keys.frame(*frame, "png"), body.clone()))
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await
+        .expect("frames uploaded");
+
+    let summary = farm
+        .zip("1-100")
+        .await
+        .expect("zipped despite a broken frame");
+    assert_eq!(
+        summary.preview.as_deref(),
+        Some(farm.keys.preview().as_str())
+    );
+    let archive = farm.fetch_zip().await;
+    check_archive(archive.path(), &expected_entries(&bodies));
+
+    let layout = Layout::for_tiles(64);
+    let (size, pixels) = fetch_preview(&farm.storage, &farm.keys).await;
+    assert_eq!(size, (layout.width(), layout.height()), "an 8 x 8 grid");
+    for (index, &position) in picked.iter().enumerate() {
+        let frame = i32::try_from(position).unwrap() + 1;
+        let (colour, label) = tile(&layout, &pixels, index, THUMB_HEIGHT / 2);
+        assert!(label > 150, "tile {index} (frame {frame}) has a label");
+        if frame == broken {
+            // Off the placeholder's cross.
+            let (grey, _) = tile(&layout, &pixels, index, 20);
+            assert_close(grey, PLACEHOLDER, "placeholder of the broken frame");
+        } else {
+            assert_close(
+                colour,
+                frame_colour(frame),
+                &format!("tile {index}, frame {frame}"),
+            );
+        }
+    }
+}
+
+/// OpenEXR frames streamed into their entries (larger than the window) are tone-mapped into
+/// their tiles (scene-linear, clipped, sRGB); a rerun with the preview off removes the sheet.
+#[tokio::test]
+async fn preview_jpg_tone_maps_streamed_exr_frames_and_can_be_turned_off() {
+    use farm_core::preview::{display_from_linear, Layout, THUMB_HEIGHT};
+    let farm = Farm::start("preview-exr").await;
+    let colours = [[0.2, 0.5, 1.0], [1.0, 0.05, 0.0], [4.0, 4.0, 0.5]];
+    let mut bodies = Vec::new();
+    for (frame, colour) in (1..).zip(colours) {
+        let body = exr_frame(colour, 320, 180);
+        farm.put(farm.keys.frame(frame, "exr"), body.clone())
+            .await
+            .expect("frame uploaded");
+        bodies.push((frame, body));
+    }
+    let options = ZipOptions {
+        prefetch_bytes: 1,
+        ..ZipOptions::default()
+    };
+    let zip = |options: ZipOptions| {
+        let farm = &farm;
+        async move {
+            zip_frames(
+                &farm.storage,
+                &farm.keys,
+                &frames("1-3"),
+                &OutputVersion::default(),
+                &options,
+                &|_| {},
+            )
+            .await
+            .expect("zipped")
+        }
+    };
+    let summary = zip(options).await;
+    assert!(summary.preview.is_some());
+    let layout = Layout::for_tiles(3);
+    let (size, pixels) = fetch_preview(&farm.storage, &farm.keys).await;
+    assert_eq!(size, (layout.width(), layout.height()), "a 2 x 2 grid");
+    for (index, colour) in colours.iter().enumerate() {
+        let (got, _) = tile(&layout, &pixels, index, THUMB_HEIGHT / 2);
+        assert_close(
+            got,
+            colour.map(display_from_linear),
+            &format!("EXR frame {}", index + 1),
+        );
+    }
+
+    let summary = zip(ZipOptions {
+        preview: false,
+        ..options
+    })
+    .await;
+    assert_eq!(summary.preview, None);
+    assert!(
+        !farm.exists(&farm.keys.preview()).await,
+        "an older sheet is removed"
+    );
+    assert!(farm.exists(&farm.keys.zip()).await);
+}

@@ -8,7 +8,8 @@
 //!    tag stored with every frame, so a changed scene renders again);
 //! 3. render up to `--workers` chunks at once with [`renderer::render_frames`], one Blender per
 //!    chunk, each with `max(1, CPUs / workers)` threads and its own work folder;
-//! 4. zip the frames with [`zipper::zip_frames_until`] into `OUT/frames.zip`.
+//! 4. zip the frames with [`zipper::zip_frames_until`] into `OUT/frames.zip`, with the contact
+//!    sheet `OUT/preview.jpg`.
 //!
 //! Ctrl-C or SIGTERM fires one shared shutdown signal: every `render_frames` kills its Blender,
 //! uploads in flight are dropped (the local storage renames whole files into place, so only
@@ -217,6 +218,12 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         out.join("frames.zip").display(),
         human_bytes(summary.archive_bytes)
     );
+    if summary.preview.is_some() {
+        println!(
+            "preview: {} (contact sheet)",
+            out.join(keys.preview()).display()
+        );
+    }
     let earlier = frames_outside(&storage, &keys, &plan).await?;
     if !earlier.is_empty() {
         println!(

@@ -342,6 +342,7 @@ fn the_window_is_bounded_by_bytes_and_frames() {
         prefetch_bytes: 16 << 20,
         max_prefetch_frames: 8,
         chunk_bytes: 1,
+        preview: false,
     };
     assert_eq!(options.window_for([1 << 20, 1 << 20]), 8);
     assert_eq!(options.window_for([1 << 20, 4 << 20]), 4);
