@@ -74,8 +74,8 @@ async fn frame_objects(farm: &Farm, key: &str) -> BTreeMap<i32, ObjectInfo> {
 }
 
 /// Every object the farm wrote under `key/`: frames whole PNGs of `size` showing their own
-/// frame, nothing else but the manifest, the request markers, whole task records and receipt,
-/// and `allowed` extras.
+/// frame, nothing else but the manifest, the request markers, whole task records, receipt and
+/// contact sheet, and `allowed` extras.
 async fn assert_nothing_partial(farm: &Farm, key: &str, size: (u32, u32), allowed: &[&str]) {
     let keys = JobKeys::new(key);
     for (object, _) in farm.objects(&format!("{key}/")).await.unwrap() {
@@ -96,6 +96,13 @@ async fn assert_nothing_partial(farm: &Farm, key: &str, size: (u32, u32), allowe
                 let bytes = farm.get(&object).await.unwrap();
                 serde_json::from_slice::<farm_core::receipt::Receipt>(&bytes)
                     .unwrap_or_else(|e| panic!("{object} is not a receipt: {e}"));
+                continue;
+            }
+            if object == keys.preview() {
+                let bytes = farm.get(&object).await.unwrap();
+                jpeg_decoder::Decoder::new(bytes.as_slice())
+                    .decode()
+                    .unwrap_or_else(|e| panic!("{object} is not a whole JPEG: {e}"));
                 continue;
             }
             let ok = object == keys.manifest()
