@@ -13,6 +13,7 @@ use std::process::Command;
 use farm_core::manifest::{JobManifest, ManifestStatus};
 use farm_core::{env, exit, JobKeys};
 use farm_e2e::{bins, Farm, SubmittedJob};
+use farm_testkit::TestBlender;
 use trigger_lambda::RecordOutcome;
 
 const BUCKET: &str = "farm-projects";
@@ -30,19 +31,10 @@ fn make_project(dir: &Path) -> PathBuf {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/projects/make_project.py"
     );
-    let blender = farm_testkit::blender().expect("Debian's blender");
     let config = serde_json::json!({ "dir": dir }).to_string();
-    let out = Command::new(blender)
-        .args([
-            "-b",
-            "--factory-startup",
-            "--python-exit-code",
-            "1",
-            "--python",
-            script,
-            "--",
-        ])
-        .arg(config)
+    let out = TestBlender::executable()
+        .expect("Debian's blender")
+        .script(Path::new(script), &[&config])
         .output()
         .expect("running blender");
     assert!(

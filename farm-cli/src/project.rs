@@ -93,7 +93,7 @@ fn summarise(record: &DependencyRecord) -> LocalDependencies {
                 let list = DependencyList {
                     files: record.files.clone(),
                 };
-                list.to_body().ok().map(|(_, version)| version)
+                list.version().ok()
             })
             .flatten(),
     }

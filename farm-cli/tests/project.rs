@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::{farm, run};
 
@@ -14,17 +13,9 @@ fn make_project(dir: &Path) -> PathBuf {
         "/../e2e/tests/projects/make_project.py"
     );
     let config = serde_json::json!({ "dir": dir }).to_string();
-    let out = Command::new(farm_testkit::blender().expect("Debian's blender"))
-        .args([
-            "-b",
-            "--factory-startup",
-            "--python-exit-code",
-            "1",
-            "--python",
-            script,
-            "--",
-        ])
-        .arg(config)
+    let out = farm_testkit::TestBlender::executable()
+        .expect("Debian's blender")
+        .script(Path::new(script), &[&config])
         .output()
         .expect("running blender");
     assert!(out.status.success(), "{out:?}");

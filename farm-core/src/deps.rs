@@ -356,14 +356,17 @@ pub struct DependencyList {
 }
 
 impl DependencyList {
-    /// The list as stored, and its version: the name it is stored under
-    /// ([`crate::JobKeys::dependency_list`]), 16 hex digits of the body's SHA-256 (ASCII, so it
-    /// fits in object metadata). Two lists have one version only if they name the same files at
-    /// the same ETags.
-    pub fn to_body(&self) -> serde_json::Result<(Vec<u8>, String)> {
-        let body = serde_json::to_vec_pretty(self)?;
-        let version = crate::layout::content_name(&body);
-        Ok((body, version))
+    /// The list as stored.
+    pub fn to_body(&self) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec_pretty(self)
+    }
+
+    /// The list's version: the name it is stored under ([`crate::JobKeys::dependency_list`]
+    /// of [`DependencyList::to_body`]), 16 hex digits of the body's SHA-256 (ASCII, so it fits
+    /// in object metadata). Two lists have one version only if they name the same files at the
+    /// same ETags.
+    pub fn version(&self) -> serde_json::Result<String> {
+        Ok(crate::layout::content_name(&self.to_body()?))
     }
 }
 
@@ -377,6 +380,22 @@ pub fn list_version(list_key: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lists_version_is_the_name_it_is_stored_under() {
+        let list = DependencyList {
+            files: vec![Dependency {
+                key: "p/tex/a.png".to_owned(),
+                kind: "image".to_owned(),
+                path: "//tex/a.png".to_owned(),
+                from: "p/a.blend".to_owned(),
+                etag: "\"e\"".to_owned(),
+                size: 3,
+            }],
+        };
+        let key = crate::JobKeys::new("p/a.blend").dependency_list(&list.to_body().unwrap());
+        assert_eq!(list_version(&key), list.version().unwrap());
+    }
 
     #[test]
     fn relative_paths_resolve_against_the_blend_key() {
