@@ -29,14 +29,10 @@ const GLOB_KEPT: u64 = 64 << 10;
 /// All kept bytes together; past this the file is refused rather than filling memory.
 const MAX_KEPT_TOTAL: usize = 256 << 20;
 
-/// The oldest version read: 2.80 (older files lack the fields looked up here).
-const OLDEST: BlenderVersion = BlenderVersion {
-    major: 2,
-    minor: 80,
-};
-
 #[derive(Debug, Clone, Copy)]
 enum HeadKind {
+    /// `code, len: i32, old: u32, sdna: i32, nr: i32` (20 bytes): a 32-bit Blender's file.
+    Small4,
     /// `code, len: i32, old: u64, sdna: i32, nr: i32` (24 bytes).
     Small,
     /// `code, sdna: i32, old: u64, len: i64, nr: i64` (32 bytes), Blender 5.0 and later.
@@ -97,7 +93,7 @@ fn read_header(src: &mut impl Source) -> Result<Header, BlendError> {
             None
         }
     };
-    let (pointer, endian, version, kind) = if head[7].is_ascii_digit() {
+    let (pointer, endian, version, mut kind) = if head[7].is_ascii_digit() {
         // Blender 5.0+: `BLENDER17-01v0500`: header size, pointer size, format, endian, version.
         let size = digits(&head[7..9]).ok_or_else(bad)?;
         if size != 17 {
@@ -122,9 +118,9 @@ fn read_header(src: &mut impl Source) -> Result<Header, BlendError> {
         let version = digits(&head[9..12]).ok_or_else(bad)?;
         (head[7], head[8], version, HeadKind::Small)
     };
-    match pointer {
-        b'-' => {}
-        b'_' => return Err(BlendError::Pointer32),
+    match (pointer, kind) {
+        (b'-', _) => {}
+        (b'_', HeadKind::Small) => kind = HeadKind::Small4,
         _ => return Err(bad()),
     }
     match endian {
@@ -136,9 +132,6 @@ fn read_header(src: &mut impl Source) -> Result<Header, BlendError> {
         major: version / 100,
         minor: version % 100,
     };
-    if version < OLDEST {
-        return Err(BlendError::TooOld(version.to_string()));
-    }
     Ok(Header {
         version,
         head: kind,
@@ -160,6 +153,17 @@ fn read_bhead(src: &mut impl Source, kind: HeadKind) -> Result<BHead, BlendError
         u64::from_le_bytes(v)
     };
     let (code, sdna, old, len) = match kind {
+        HeadKind::Small4 => {
+            let mut b = [0u8; 20];
+            src.fill(&mut b)
+                .map_err(|e| io_error(e, "a block header"))?;
+            (
+                [b[0], b[1], b[2], b[3]],
+                i64::from(i32_at(&b, 12)),
+                u64::from(u32::from_le_bytes([b[8], b[9], b[10], b[11]])),
+                i64::from(i32_at(&b, 4)),
+            )
+        }
         HeadKind::Small => {
             let mut b = [0u8; 24];
             src.fill(&mut b)
@@ -280,7 +284,11 @@ pub(crate) fn walk(
     }
     let dna =
         dna.ok_or_else(|| BlendError::Corrupt("it has no struct catalogue (DNA1 block)".into()))?;
-    let sdna = Sdna::parse(&dna)?;
+    let pointer_size = match header.head {
+        HeadKind::Small4 => 4,
+        HeadKind::Small | HeadKind::Large => 8,
+    };
+    let sdna = Sdna::parse(&dna, pointer_size)?;
     Facts { sdna: &sdna }.read(header.version, compression, &kept)
 }
 
@@ -437,9 +445,11 @@ impl<'a> Facts<'a> {
         let fps_base = r
             .float("frs_sec_base")
             .ok_or_else(|| missing("r.frs_sec_base"))?;
+        // Blender 2.62 moved the output format into `im_format`.
         let imtype = r
             .sub("im_format")
             .and_then(|f| f.int("imtype"))
+            .or_else(|| r.int("imtype"))
             .ok_or_else(|| missing("r.im_format.imtype"))?;
         let camera = view
             .pointer("camera")
@@ -452,11 +462,15 @@ impl<'a> Facts<'a> {
         Ok(Scene {
             frame_start: int("sfra")?,
             frame_end: int("efra")?,
-            frame_step: int("frame_step")?,
+            // Files from before 2.50 have no step: Blender opens them with a step of 1.
+            frame_step: match r.int("frame_step") {
+                None => 1,
+                Some(_) => int("frame_step")?,
+            },
             fps: if fps_base > 0.0 { fps / fps_base } else { fps },
             resolution: [int("xsch")?, int("ysch")?],
             resolution_percentage: int("size")?,
-            engine: r.string("engine").ok_or_else(|| missing("r.engine"))?,
+            engine: engine_as_opened(r.string("engine").as_deref()),
             output_format: output_format_name(imtype),
             output_path: r.string("pic").unwrap_or_default(),
             camera,
@@ -587,6 +601,17 @@ fn path_member<'a>(view: &View<'a>, kind: FileKind) -> Option<&'a [u8]> {
         FileKind::Cache | FileKind::Volume => &["filepath", "name"],
     };
     order.iter().find_map(|m| view.bytes_str(m))
+}
+
+/// The engine Blender 2.80 and later render a scene with whose stored engine is `stored`: files
+/// from before 2.5 have no engine member (Blender Internal), and Blender's versioning for 2.80
+/// turns Blender Internal and the Game Engine into EEVEE (`versioning_280`, "Blender Internal
+/// removal").
+fn engine_as_opened(stored: Option<&str>) -> String {
+    match stored {
+        None | Some("" | "BLENDER_RENDER" | "BLENDER_GAME") => "BLENDER_EEVEE".to_owned(),
+        Some(engine) => engine.to_owned(),
+    }
 }
 
 /// Blender's name (its Python enum identifier) for an `Image.source` code.

@@ -4,7 +4,11 @@
 //!
 //! Bytes in, facts out: no Blender, no AWS, no async runtime. Every field is found through the
 //! file's own struct catalogue (SDNA) by struct and member name, never at a fixed offset, so the
-//! same code reads files from Blender 2.80 to 5.x.
+//! same code reads files from Blender 2.4x to 5.x, saved by 64-bit or 32-bit Blenders. Facts
+//! that older files keep elsewhere (the output format before 2.62, the engine before 2.5) are
+//! read where that version kept them, and a scene is reported as Blender 2.80 and later open it
+//! (Blender Internal and the Game Engine became EEVEE). Big-endian files (PowerPC and SPARC
+//! machines) are not read.
 //!
 //! The file is read forward once. The catalogue comes near the end, so the blocks that may be
 //! needed (file globals, scenes, objects' ID headers, and the ID blocks of external files) are
@@ -75,6 +79,8 @@ pub struct Scene {
     pub resolution: [i32; 2],
     pub resolution_percentage: i32,
     /// Blender's identifier: `CYCLES`, `BLENDER_EEVEE`, `BLENDER_EEVEE_NEXT`, `BLENDER_WORKBENCH`.
+    /// A file saved before 2.80 with Blender Internal or the Game Engine (`BLENDER_RENDER`,
+    /// `BLENDER_GAME`) reads as `BLENDER_EEVEE`, which is what Blender opens it with.
     pub engine: String,
     /// Blender's name for the output file format: `PNG`, `OPEN_EXR`, `JPEG`, `FFMPEG`...
     pub output_format: String,
@@ -185,12 +191,8 @@ impl BlendInfo {
 pub enum BlendError {
     #[error("not a .blend file: {0}")]
     NotBlend(String),
-    #[error("the .blend was saved by a 32-bit Blender (4-byte pointers), which this reader does not support: open it in a 64-bit Blender 2.80 or later and save it again")]
-    Pointer32,
-    #[error("the .blend is big-endian (saved on a PowerPC or SPARC machine), which this reader does not support: open it in Blender 2.80 or later on a PC and save it again")]
+    #[error("the .blend is big-endian (saved on a PowerPC or SPARC machine, as some Blender 2.4x to 2.6x files were), which this reader does not read: open it in Blender on a PC and save it again")]
     BigEndian,
-    #[error("the .blend was saved by Blender {0}, before 2.80: open it in Blender 2.80 or later and save it again")]
-    TooOld(String),
     #[error("the .blend is truncated ({0}): upload or copy the whole file again")]
     Truncated(String),
     #[error("the .blend is corrupt: {0}")]

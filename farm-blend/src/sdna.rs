@@ -8,9 +8,6 @@ use std::collections::HashMap;
 
 use crate::BlendError;
 
-/// Size of a pointer in the files we read (4-byte files are refused before this point).
-const POINTER_SIZE: usize = 8;
-
 /// Upper bounds well above anything Blender writes, so a corrupt catalogue cannot make us
 /// build huge tables.
 const MAX_NAMES: usize = 1 << 17;
@@ -37,6 +34,8 @@ pub(crate) struct Sdna {
     /// Per struct: its type index and laid-out members.
     structs: Vec<(usize, Vec<Member>)>,
     struct_by_type: HashMap<usize, usize>,
+    /// Bytes of a pointer in this file: 8, or 4 in files saved by a 32-bit Blender.
+    pointer_size: usize,
 }
 
 fn corrupt(what: &str) -> BlendError {
@@ -136,8 +135,8 @@ fn parse_name(full: &str) -> (String, bool, usize) {
 }
 
 impl Sdna {
-    /// Parses the `DNA1` block's data.
-    pub(crate) fn parse(data: &[u8]) -> Result<Self, BlendError> {
+    /// Parses the `DNA1` block's data of a file whose pointers are `pointer_size` bytes (4 or 8).
+    pub(crate) fn parse(data: &[u8], pointer_size: usize) -> Result<Self, BlendError> {
         let mut c = Cursor { data, pos: 0 };
         c.tag(b"SDNA")?;
         let names = c.strings(b"NAME", MAX_NAMES)?;
@@ -181,7 +180,7 @@ impl Sdna {
                     .cloned()
                     .ok_or_else(|| corrupt("a member names a name that does not exist"))?;
                 let element = if is_pointer {
-                    POINTER_SIZE
+                    pointer_size
                 } else {
                     *type_sizes
                         .get(member_type)
@@ -214,6 +213,7 @@ impl Sdna {
             types,
             structs,
             struct_by_type,
+            pointer_size,
         })
     }
 
@@ -286,7 +286,10 @@ impl<'a> View<'a> {
             return None;
         }
         let b = self.bytes(member)?;
-        Some(u64::from_le_bytes(b.try_into().ok()?))
+        match self.sdna.pointer_size {
+            4 => Some(u64::from(u32::from_le_bytes(b.try_into().ok()?))),
+            _ => Some(u64::from_le_bytes(b.try_into().ok()?)),
+        }
     }
 
     /// An integer member of any width, widened.
@@ -431,7 +434,7 @@ pub(crate) mod tests {
                 ],
             )],
         );
-        let sdna = Sdna::parse(&data).unwrap();
+        let sdna = Sdna::parse(&data, 8).unwrap();
         assert_eq!(sdna.struct_name(0), Some("Thing"));
         let mut bytes = b"hello\0".to_vec();
         bytes.extend_from_slice(&(-3i16).to_le_bytes());
@@ -453,18 +456,42 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn pointers_of_a_32_bit_file_are_4_bytes() {
+        let data = catalogue(
+            &[("int", 4), ("Link", 12)],
+            &[(
+                "Link",
+                &[("Link", "*next"), ("Link", "*prev"), ("int", "value")],
+            )],
+        );
+        // The same catalogue is 20 bytes of members with 8-byte pointers: refused.
+        assert!(Sdna::parse(&data, 8).is_err());
+        let sdna = Sdna::parse(&data, 4).unwrap();
+        let mut bytes = 0xdead_beefu32.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        bytes.extend_from_slice(&42i32.to_le_bytes());
+        let view = sdna.view(0, &bytes);
+        assert_eq!(view.pointer("next"), Some(0xdead_beef));
+        assert_eq!(view.pointer("prev"), Some(0));
+        assert_eq!(view.int("value"), Some(42));
+    }
+
+    #[test]
     fn damaged_catalogues_are_errors() {
         let data = catalogue(&[("int", 4), ("A", 4)], &[("A", &[("int", "x")])]);
         for len in 0..data.len() {
-            assert!(Sdna::parse(&data[..len]).is_err(), "prefix of {len} bytes");
+            assert!(
+                Sdna::parse(&data[..len], 8).is_err(),
+                "prefix of {len} bytes"
+            );
         }
         let mut bad = data;
         let last = bad.len() - 1;
         bad[last] = 0x7f; // name index out of range
-        assert!(Sdna::parse(&bad).is_err());
+        assert!(Sdna::parse(&bad, 8).is_err());
         // Members that do not fill the struct's declared size.
         let wrong = catalogue(&[("int", 4), ("A", 8)], &[("A", &[("int", "x")])]);
-        let err = Sdna::parse(&wrong).unwrap_err().to_string();
+        let err = Sdna::parse(&wrong, 8).unwrap_err().to_string();
         assert!(
             err.contains("struct `A` has members of 4 bytes but a size of 8"),
             "{err}"

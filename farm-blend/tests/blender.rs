@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::BufReader;
 
@@ -32,124 +31,10 @@ fn check(blender: &Blender, compress: bool, expect_version: &str, expect_compres
     assert_eq!(seeking.compression, expect_compression);
 }
 
-/// Every fact the reader reports, against Blender's.
+/// Every fact the reader reports, against Blender's, and the fixture has what the comparison is
+/// about.
 fn compare(info: &BlendInfo, blender: &Value) {
-    assert_eq!(
-        info.version.to_string(),
-        blender["version"].as_str().unwrap()
-    );
-    assert_eq!(
-        info.scene.as_deref(),
-        blender["scene"].as_str(),
-        "active scene"
-    );
-    let theirs = blender["scenes"].as_array().unwrap();
-    assert_eq!(info.scenes.len(), theirs.len(), "scene count");
-    for expected in theirs {
-        let name = expected["name"].as_str().unwrap();
-        let scene = info
-            .scenes
-            .iter()
-            .find(|s| s.name == name)
-            .unwrap_or_else(|| panic!("the reader misses scene {name}"));
-        let int = |key: &str| expected[key].as_i64().unwrap();
-        assert_eq!(i64::from(scene.frame_start), int("frame_start"), "{name}");
-        assert_eq!(i64::from(scene.frame_end), int("frame_end"), "{name}");
-        assert_eq!(i64::from(scene.frame_step), int("frame_step"), "{name}");
-        let fps = expected["fps"].as_f64().unwrap();
-        assert!(
-            (scene.fps - fps).abs() < 1e-9,
-            "{name}: fps {} vs {fps}",
-            scene.fps
-        );
-        assert_eq!(
-            serde_json::to_value(scene.resolution).unwrap(),
-            expected["resolution"],
-            "{name}"
-        );
-        assert_eq!(
-            i64::from(scene.resolution_percentage),
-            int("resolution_percentage"),
-            "{name}"
-        );
-        assert_eq!(scene.engine, expected["engine"].as_str().unwrap(), "{name}");
-        assert_eq!(
-            scene.output_format,
-            expected["output_format"].as_str().unwrap(),
-            "{name}"
-        );
-        assert_eq!(
-            scene.camera.as_deref(),
-            expected["camera"].as_str(),
-            "{name}"
-        );
-    }
-    type FileFacts = (
-        String,
-        String,
-        bool,
-        Option<String>,
-        Vec<i64>,
-        Vec<(i64, i64, i64, bool)>,
-    );
-    let ours: BTreeSet<FileFacts> = info
-        .files
-        .iter()
-        .map(|f| {
-            (
-                f.kind.as_str().to_owned(),
-                f.path.clone(),
-                f.packed,
-                f.source.clone(),
-                f.tiles.iter().map(|&t| i64::from(t)).collect(),
-                f.sequence_uses
-                    .iter()
-                    .map(|u| {
-                        (
-                            i64::from(u.frame_duration),
-                            i64::from(u.frame_start),
-                            i64::from(u.frame_offset),
-                            u.cyclic,
-                        )
-                    })
-                    .collect(),
-            )
-        })
-        .collect();
-    let theirs: BTreeSet<FileFacts> = blender["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["kind"].as_str().unwrap().to_owned(),
-                f["path"].as_str().unwrap().to_owned(),
-                f["packed"].as_bool().unwrap(),
-                f["source"].as_str().map(str::to_owned),
-                f["tiles"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|t| t.as_i64().unwrap())
-                    .collect(),
-                f["sequence_uses"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|u| {
-                        let u = u.as_array().unwrap();
-                        (
-                            u[0].as_i64().unwrap(),
-                            u[1].as_i64().unwrap(),
-                            u[2].as_i64().unwrap(),
-                            u[3].as_bool().unwrap(),
-                        )
-                    })
-                    .collect(),
-            )
-        })
-        .collect();
-    assert_eq!(ours, theirs, "external files");
+    let ours = common::compare(info, blender, false);
     // The fixture really has what the comparison is about.
     for kind in ["image", "library", "sound", "movie", "volume"] {
         assert!(ours.iter().any(|f| f.0 == kind), "no {kind} in the fixture");

@@ -127,7 +127,7 @@ pub struct RenderArgs {
 
 /// Show what a .blend asks for, read without Blender: scenes, frames, engine, output, files.
 ///
-/// Reads the file's own data (Blender 2.80 to 5.x, plain, gzip or zstd) in milliseconds: the
+/// Reads the file's own data (Blender 2.4x to 5.x, plain, gzip or zstd) in milliseconds: the
 /// version that saved it, every scene's frame range and step, fps, resolution, render engine,
 /// output format and camera (the active scene, which the farm renders, is marked), and every
 /// external file it can load (images, UDIM tiles, sequences, libraries, sounds, movie clips,
