@@ -128,6 +128,56 @@ fn inspect_refuses_what_is_not_a_readable_blend_in_one_line() {
     assert!(line.contains("nope.blend does not exist"), "{line}");
 }
 
+#[test]
+fn inspect_reads_a_file_saved_by_blender_2_79_with_its_scene_and_files() {
+    // A real file saved by Blender 2.79 (farm-blend/tests/old/README.md), next to one of the
+    // two textures it uses.
+    let dir = tempfile::tempdir().unwrap();
+    let gz = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../farm-blend/tests/old/plane_2_textures_2_texcoords_279.blend.gz");
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(gz).unwrap()),
+        &mut bytes,
+    )
+    .unwrap();
+    let blend = dir.path().join("plane.blend");
+    std::fs::write(&blend, bytes).unwrap();
+    std::fs::write(dir.path().join("DROPLETS.tga"), b"a texture").unwrap();
+
+    let stdout = run(farm().arg("inspect").arg(&blend)).ok().to_owned();
+    assert!(stdout.contains("saved by Blender 2.79"), "{stdout}");
+    let active: Vec<&str> = stdout.lines().filter(|l| l.starts_with("* ")).collect();
+    assert_eq!(active.len(), 1, "{stdout}");
+    for fact in [
+        "Scene",
+        "1-250 (250 frames)",
+        "1920x1080 @ 50%",
+        "EEVEE",
+        "camera `Camera`",
+    ] {
+        assert!(active[0].contains(fact), "{fact} in {stdout}");
+    }
+    let file_state = |path: &str| {
+        stdout
+            .lines()
+            .find(|l| l.ends_with(path))
+            .unwrap_or_else(|| panic!("{path} listed in {stdout}"))
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(file_state("//DROPLETS.tga"), "OK");
+    assert_eq!(file_state("//rgb_test.png"), "missing");
+
+    let json: Value =
+        serde_json::from_str(run(farm().arg("inspect").arg("--json").arg(&blend)).ok()).unwrap();
+    assert_eq!(json["version"], "2.79");
+    assert_eq!(json["scenes"][0]["engine"], "BLENDER_EEVEE");
+    assert_eq!(json["files"].as_array().unwrap().len(), 2);
+}
+
 /// A `blender` that logs each start to a file, then runs the real one.
 fn counting_blender(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     use std::os::unix::fs::PermissionsExt;
