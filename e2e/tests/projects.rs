@@ -666,3 +666,25 @@ async fn farm_submit_uploads_the_project_then_only_what_changed() {
     let (_, outcomes) = events_for(&farm, other).await;
     assert!(one_submission(&outcomes), "{outcomes:?}");
 }
+
+#[tokio::test]
+async fn farm_submit_refuses_a_scene_without_a_camera_before_uploading() {
+    bins();
+    let farm = Farm::start(BUCKET).await.unwrap();
+    let blend = farm.scene(
+        "nocam",
+        &farm_testkit::SceneOptions {
+            no_camera: true,
+            ..farm_testkit::SceneOptions::default()
+        },
+    );
+    let out = farm_submit(
+        &farm,
+        &[blend.to_str().unwrap(), "--key", "nocam/nocam.blend", "--frame", "1"],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("scene `Scene` has no camera"), "{stderr}");
+    assert!(versions(&farm, "nocam/").await.is_empty(), "nothing uploaded");
+    assert!(farm.jobs().await.unwrap().is_empty(), "no job submitted");
+}

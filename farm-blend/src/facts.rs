@@ -24,6 +24,19 @@ const NODE_DATA_KEPT: u64 = 2 << 10;
 /// All node data kept together; past this, image sequences are read without their users (the
 /// farm then takes every file of a sequence).
 const NODE_DATA_BUDGET: usize = 32 << 20;
+/// Bytes kept of a small data block of a scene: its timeline markers, sequencer (`Editing`)
+/// and view layers are among them.
+const SCENE_DATA_KEPT: u64 = 4 << 10;
+/// All scene data kept together; past this a scene's later data blocks are not read.
+const SCENE_DATA_BUDGET: usize = 16 << 20;
+/// `RenderData.scemode` bits: render the sequencer, and composite.
+const R_DOSEQ: i64 = 1 << 0;
+const R_DOCOMP: i64 = 1 << 6;
+/// `Object.type` of a camera.
+const OB_CAMERA: i64 = 11;
+/// `ViewLayer.flag`: rendered; `SceneRenderLayer.layflag` (before 2.80): disabled.
+const VIEW_LAYER_RENDER: i64 = 1 << 0;
+const SCE_LAY_DISABLE: i64 = 1 << 17;
 /// Bytes kept of the file globals.
 const GLOB_KEPT: u64 = 64 << 10;
 /// All kept bytes together; past this the file is refused rather than filling memory.
@@ -216,6 +229,9 @@ pub(crate) fn walk(
     // Whether they belong to an ID that holds a node tree (a texture node's image user is there).
     let mut in_nodes = false;
     let mut node_bytes = 0usize;
+    // Whether they belong to a scene (markers, sequencer, view layers).
+    let mut in_scene = false;
+    let mut scene_bytes = 0usize;
     loop {
         let head = read_bhead(src, header.head)?;
         if &head.code != b"DATA" {
@@ -224,6 +240,7 @@ pub(crate) fn walk(
                 &head.code,
                 [b'M', b'A', 0, 0] | [b'N', b'T', 0, 0] | [b'W', b'O', 0, 0] | [b'L', b'A', 0, 0]
             );
+            in_scene = head.code == [b'S', b'C', 0, 0];
         }
         let keep = match &head.code {
             b"ENDB" => break,
@@ -254,6 +271,12 @@ pub(crate) fn walk(
             b"DATA" if in_nodes && head.len <= NODE_DATA_KEPT && node_bytes < NODE_DATA_BUDGET => {
                 node_bytes += usize::try_from(head.len).unwrap_or(usize::MAX);
                 NODE_DATA_KEPT
+            }
+            b"DATA"
+                if in_scene && head.len <= SCENE_DATA_KEPT && scene_bytes < SCENE_DATA_BUDGET =>
+            {
+                scene_bytes += usize::try_from(head.len).unwrap_or(usize::MAX);
+                SCENE_DATA_KEPT
             }
             _ => 0,
         };
@@ -364,8 +387,13 @@ impl<'a> Facts<'a> {
         // Texture nodes: (image address, storage address); storages' image users by address.
         let mut nodes: Vec<(u64, u64)> = Vec::new();
         let mut users: HashMap<u64, SequenceUse> = HashMap::new();
+        // The scene whose data blocks follow, and whether it renders its sequencer's strips.
+        let mut scene: Option<(usize, bool)> = None;
         for block in blocks {
             if &block.code == b"DATA" {
+                if let Some((index, sequencer_on)) = scene {
+                    self.scene_data(block, &mut scenes[index], sequencer_on, &objects);
+                }
                 if let Some(tile) = image.and_then(|_| self.tile_number(block)) {
                     let file: &mut ExternalFile = &mut files[image.unwrap_or_default()];
                     file.tiles.push(tile);
@@ -374,13 +402,15 @@ impl<'a> Facts<'a> {
                 continue;
             }
             image = None;
+            scene = None;
             match &block.code {
                 [b'S', b'C', 0, 0] => {
-                    let scene = self.scene(block, &objects)?;
+                    let (read, scemode) = self.scene(block, &objects)?;
                     if current == Some(block.old) {
-                        active = Some(scene.name.clone());
+                        active = Some(read.name.clone());
                     }
-                    scenes.push(scene);
+                    scene = Some((scenes.len(), scemode & R_DOSEQ != 0));
+                    scenes.push(read);
                 }
                 [b'O', b'B', 0, 0] | b"GLOB" => {}
                 _ => {
@@ -404,6 +434,19 @@ impl<'a> Facts<'a> {
                 }
             }
         }
+        for scene in &mut scenes {
+            scene.marker_cameras.sort_unstable();
+            scene.marker_cameras.dedup();
+        }
+        let mut cameras: Vec<String> = objects
+            .values()
+            .filter_map(|block| {
+                let view = self.view(block, &["Object"]).ok()?;
+                let id = self.id(&view).ok()?;
+                (view.int("type") == Some(OB_CAMERA) && !id.linked).then_some(id.name)
+            })
+            .collect();
+        cameras.sort_unstable();
         for file in &mut files {
             file.tiles.sort_unstable();
             file.tiles.dedup();
@@ -423,10 +466,16 @@ impl<'a> Facts<'a> {
             scene: active,
             scenes,
             files,
+            cameras,
         })
     }
 
-    fn scene(&self, block: &'a Block, objects: &HashMap<u64, &Block>) -> Result<Scene, BlendError> {
+    /// The scene's settings, and its `RenderData.scemode`.
+    fn scene(
+        &self,
+        block: &'a Block,
+        objects: &HashMap<u64, &Block>,
+    ) -> Result<(Scene, i64), BlendError> {
         let view = self.view(block, &["Scene"])?;
         let id = self.id(&view)?;
         let missing = |field: &str| {
@@ -459,7 +508,8 @@ impl<'a> Facts<'a> {
                 let view = self.view(block, &["Object"]).ok()?;
                 self.id(&view).ok().map(|id| id.name)
             });
-        Ok(Scene {
+        let scemode = r.int("scemode").unwrap_or(0);
+        let scene = Scene {
             frame_start: int("sfra")?,
             frame_end: int("efra")?,
             // Files from before 2.50 have no step: Blender opens them with a step of 1.
@@ -474,8 +524,57 @@ impl<'a> Facts<'a> {
             output_format: output_format_name(imtype),
             output_path: r.string("pic").unwrap_or_default(),
             camera,
+            marker_cameras: Vec::new(),
+            sequencer: false,
+            compositor: scemode & R_DOCOMP != 0
+                && (view
+                    .pointer("compositing_node_group")
+                    .is_some_and(|p| p != 0)
+                    || (view.pointer("nodetree").is_some_and(|p| p != 0)
+                        && view.int("use_nodes").is_some_and(|u| u != 0))),
+            view_layers: Vec::new(),
             name: id.name,
-        })
+        };
+        Ok((scene, scemode))
+    }
+
+    /// What a data block of a scene adds to it: a timeline marker's camera, the sequencer's
+    /// strips, a rendered view layer (`SceneRenderLayer` before 2.80).
+    fn scene_data(
+        &self,
+        block: &'a Block,
+        scene: &mut Scene,
+        sequencer_on: bool,
+        objects: &HashMap<u64, &Block>,
+    ) {
+        let view = self.sdna.view(block.sdna, &block.data);
+        match view.struct_name() {
+            Some("TimeMarker") => {
+                let camera = view
+                    .pointer("camera")
+                    .filter(|&p| p != 0)
+                    .and_then(|p| objects.get(&p))
+                    .and_then(|block| {
+                        let view = self.view(block, &["Object"]).ok()?;
+                        self.id(&view).ok().map(|id| id.name)
+                    });
+                scene.marker_cameras.extend(camera);
+            }
+            Some("Editing") => {
+                let strips = view
+                    .sub("seqbase")
+                    .and_then(|list| list.pointer("first"))
+                    .is_some_and(|p| p != 0);
+                scene.sequencer |= strips && sequencer_on;
+            }
+            Some("ViewLayer") if view.int("flag").unwrap_or(0) & VIEW_LAYER_RENDER != 0 => {
+                scene.view_layers.extend(view.string("name"));
+            }
+            Some("SceneRenderLayer") if view.int("layflag").unwrap_or(0) & SCE_LAY_DISABLE == 0 => {
+                scene.view_layers.extend(view.string("name"));
+            }
+            _ => {}
+        }
     }
 
     /// A texture node (`bNode` with an image and storage) or an image texture node's storage

@@ -88,6 +88,14 @@ pub struct Scene {
     pub output_path: String,
     /// The active camera object's name.
     pub camera: Option<String>,
+    /// Objects bound to the scene's timeline markers (camera switches), by name, sorted.
+    pub marker_cameras: Vec<String>,
+    /// Whether the scene renders its sequencer (Post Processing > Sequencer on, and strips).
+    pub sequencer: bool,
+    /// Whether the scene composites with a node tree (Post Processing > Compositing on).
+    pub compositor: bool,
+    /// The view layers it renders (`use` on), in order.
+    pub view_layers: Vec<String>,
 }
 
 impl Scene {
@@ -175,6 +183,9 @@ pub struct BlendInfo {
     pub scenes: Vec<Scene>,
     /// Sorted by kind, then path.
     pub files: Vec<ExternalFile>,
+    /// The file's own camera objects (not linked from a library), by name, sorted: Blender
+    /// renders a scene without an active camera through the first camera it finds in it.
+    pub cameras: Vec<String>,
 }
 
 impl BlendInfo {

@@ -46,6 +46,13 @@ fn compare(info: &BlendInfo, blender: &Value) {
     assert!(ours
         .iter()
         .any(|f| f.3.as_deref() == Some("SEQUENCE") && f.5 == [(3, 5, 7, true)]));
+    // ... and the scene facts that decide whether and how it renders.
+    let scene = |name: &str| info.scenes.iter().find(|s| s.name == name).unwrap();
+    assert_eq!(scene("Shot").marker_cameras, ["Hero Cam", "Side Cam"]);
+    assert_eq!(scene("Shot").view_layers, ["Main", "Background"]);
+    assert!(scene("Eevee").sequencer && scene("Eevee").camera.is_none());
+    assert!(!scene("Alpha").sequencer);
+    assert!(scene("Bench").compositor && !scene("Shot").compositor);
     assert_ne!(
         info.scene.as_deref(),
         info.scenes.first().map(|s| s.name.as_str()),

@@ -164,6 +164,8 @@ fn exists(file: &ExternalFile, folder: &Path) -> bool {
 pub fn notes(info: &BlendInfo) -> Vec<String> {
     let mut notes = Vec::new();
     if let Some(scene) = info.active_scene() {
+        notes.extend(farm_jobs::scene::cannot_render(info));
+        notes.extend(farm_jobs::scene::view_layer_note(scene));
         if scene.engine != "CYCLES" {
             notes.push(format!(
                 "scene `{}` is set to {}: the farm renders it with Cycles instead",

@@ -387,6 +387,7 @@ mod tests {
             scene: None,
             scenes: Vec::new(),
             files,
+            cameras: Vec::new(),
         }
     }
 

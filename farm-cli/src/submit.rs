@@ -151,6 +151,10 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
     let read = tokio::task::spawn_blocking(move || crate::inspect::read_blend(&path))
         .await
         .context("reading the scene")?;
+    // A scene Blender cannot render is refused here, as the trigger would, before any upload.
+    if let Some(refusal) = read.as_ref().ok().and_then(farm_jobs::scene::cannot_render) {
+        bail!("{refusal}");
+    }
     // `--frames scene`: the active scene's own range and step, read here to check and show
     // it; the object is tagged `frames=scene` so the trigger reads and records it too.
     let scene_frames = match args.frames.as_deref().map(str::trim) {

@@ -226,3 +226,35 @@ fn render_without_frames_starts_blender_once_per_chunk_and_renders_the_stepped_r
         "one chunk, one Blender start, none to read the range"
     );
 }
+
+#[test]
+fn render_and_inspect_refuse_a_scene_without_a_camera_before_blender_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SceneOptions {
+        no_camera: true,
+        ..SceneOptions::default()
+    };
+    let blend = make_scene(dir.path(), "nocam", &options).unwrap();
+    let (blender, log) = counting_blender(dir.path());
+    for frames in [None, Some("1-3")] {
+        let mut command = farm();
+        command
+            .env("BLENDER", &blender)
+            .arg("render")
+            .arg(&blend)
+            .arg("--out")
+            .arg(dir.path().join("out"));
+        if let Some(frames) = frames {
+            command.arg("--frames").arg(frames);
+        }
+        let line = run(&mut command).one_line_error().to_owned();
+        assert!(line.contains("scene `Scene` has no camera"), "{line}");
+        assert!(line.contains("Scene Properties > Camera"), "{line}");
+    }
+    assert!(!log.exists(), "Blender was started");
+    let stdout = run(farm().arg("inspect").arg(&blend)).ok().to_owned();
+    assert!(
+        stdout.contains("note: scene `Scene` has no camera"),
+        "{stdout}"
+    );
+}

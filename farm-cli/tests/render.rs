@@ -267,3 +267,60 @@ fn help_explains_every_command_with_examples() {
     let status = run(farm().args(["status", "--help"]));
     assert!(status.ok().contains("--json"));
 }
+
+/// Timeline markers switch the camera at frame 3: each Blender the farm runs renders every frame
+/// through the camera Blender itself renders it through.
+#[test]
+fn camera_switches_on_timeline_markers_render_as_blender_renders_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = farm_testkit::SceneOptions {
+        start: 1,
+        end: 4,
+        camera_switch_at: Some(3),
+        ..farm_testkit::SceneOptions::default()
+    };
+    let blend = farm_testkit::make_scene(dir.path(), "switch", &options).unwrap();
+    // Blender's own render of the animation.
+    let own = dir.path().join("own");
+    let status = Command::new(farm_testkit::blender().unwrap())
+        .arg("-b")
+        .arg(&blend)
+        .arg("-o")
+        .arg(format!("{}/####", own.display()))
+        .arg("-a")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // (frame, whether the centre shows the cube): the background fills the corners.
+    let seen = |png: &Path| {
+        let bytes = std::fs::read(png).unwrap();
+        let centre = farm_testkit::pixel(&bytes, 16, 12).unwrap();
+        let corner = farm_testkit::pixel(&bytes, 0, 0).unwrap();
+        (farm_testkit::frame_code(&bytes).unwrap(), centre != corner)
+    };
+    let blenders_own: Vec<_> = (1..=4)
+        .map(|f| seen(&own.join(format!("{f:04}.png"))))
+        .collect();
+    // The switch is in the picture: the cube in the centre before it, background after.
+    assert_eq!(
+        blenders_own,
+        [(1, true), (2, true), (3, false), (4, false)],
+        "Blender's own render"
+    );
+    for blender in farm_testkit::TestBlender::all().unwrap() {
+        let out = dir.path().join(blender.name.replace(' ', "-"));
+        let (var, path) = blender.env();
+        run(farm()
+            .env(var, path)
+            .args(["render", "--frames", "1-4", "--out"])
+            .arg(&out)
+            .arg(&blend))
+        .ok();
+        let farms: Vec<_> = frame_files(&out.join("frames"))
+            .iter()
+            .map(|(_, png)| seen(png))
+            .collect();
+        assert_eq!(farms, blenders_own, "{}", blender.name);
+    }
+}

@@ -7,7 +7,7 @@
 //! ([`farm_core::manifest::SceneFacts`]), so `farm status` and users can see what the farm
 //! rendered and why.
 
-use farm_blend::BlendInfo;
+use farm_blend::{BlendInfo, FileKind, Scene};
 use farm_core::manifest::SceneFile;
 use farm_core::request::TAG_FRAMES;
 use farm_core::FrameList;
@@ -91,7 +91,7 @@ pub fn from_info(info: &BlendInfo, max_frames: usize) -> SceneRead {
             ))
         }
     };
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = view_layer_note(active).into_iter().collect();
     if active.engine != FARM_ENGINE {
         notes.push(format!(
             "scene `{}` is set to {}; the farm renders it with Cycles instead",
@@ -125,6 +125,55 @@ pub fn from_info(info: &BlendInfo, max_frames: usize) -> SceneRead {
     }))
 }
 
+/// Why the active scene cannot render, for the artist (`None`: it can, as far as the file
+/// shows). Blender renders a scene through its camera, or (without one) through the first
+/// camera object it finds in the scene, or through the cameras its timeline markers bind; it
+/// needs none to show sequencer strips or to composite without Render Layers nodes. Objects
+/// linked from a library may be cameras, so a file with libraries is never refused here.
+pub fn cannot_render(info: &BlendInfo) -> Option<String> {
+    let scene = info.active_scene()?;
+    let may_render = scene.camera.is_some()
+        || !scene.marker_cameras.is_empty()
+        || scene.sequencer
+        || scene.compositor
+        || !info.cameras.is_empty()
+        || info.files.iter().any(|f| f.kind == FileKind::Library);
+    (!may_render).then(|| {
+        format!(
+            "scene `{}` has no camera, so Blender cannot render it (\"No camera found in scene\"): \
+             add a camera and set it as the scene's camera (Scene Properties > Camera), then upload again",
+            scene.name
+        )
+    })
+}
+
+/// What a scene with several view layers keeps in a single-layer output format: Blender saves
+/// one image per frame, the compositor's result or, without compositing, the first view layer.
+pub fn view_layer_note(scene: &Scene) -> Option<String> {
+    const MULTILAYER: &str = "OPEN_EXR_MULTILAYER";
+    if scene.view_layers.len() < 2 || scene.output_format == MULTILAYER {
+        return None;
+    }
+    let kept = if scene.compositor {
+        "the compositor's result".to_owned()
+    } else {
+        format!("only view layer `{}`", scene.view_layers[0])
+    };
+    Some(format!(
+        "scene `{}` renders {} view layers ({}) into {}, one image per frame: each frame keeps {kept}; \
+         to keep every layer, use OpenEXR MultiLayer (tag `format={MULTILAYER}`)",
+        scene.name,
+        scene.view_layers.len(),
+        scene
+            .view_layers
+            .iter()
+            .map(|l| format!("`{l}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        scene.output_format,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +183,91 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    fn scene() -> Scene {
+        Scene {
+            name: "Shot".into(),
+            frame_start: 1,
+            frame_end: 10,
+            frame_step: 1,
+            fps: 24.0,
+            resolution: [64, 36],
+            resolution_percentage: 100,
+            engine: "CYCLES".into(),
+            output_format: "PNG".into(),
+            output_path: String::new(),
+            camera: None,
+            marker_cameras: Vec::new(),
+            sequencer: false,
+            compositor: false,
+            view_layers: vec!["ViewLayer".into()],
+        }
+    }
+
+    fn info(scene: Scene) -> BlendInfo {
+        BlendInfo {
+            version: farm_blend::BlenderVersion { major: 4, minor: 2 },
+            compression: farm_blend::Compression::None,
+            scene: Some(scene.name.clone()),
+            scenes: vec![scene],
+            files: Vec::new(),
+            cameras: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_scene_without_any_way_to_a_picture_cannot_render() {
+        let refused = cannot_render(&info(scene())).expect("refused");
+        assert!(refused.contains("scene `Shot` has no camera"), "{refused}");
+        assert!(refused.contains("Scene Properties > Camera"), "{refused}");
+        // Each way Blender finds a picture.
+        let ways: [fn(&mut BlendInfo); 6] = [
+            |i| i.scenes[0].camera = Some("Cam".into()),
+            |i| i.scenes[0].marker_cameras = vec!["Cam".into()],
+            |i| i.scenes[0].sequencer = true,
+            |i| i.scenes[0].compositor = true,
+            |i| i.cameras = vec!["Some Cam".into()],
+            |i| {
+                i.files.push(farm_blend::ExternalFile {
+                    kind: FileKind::Library,
+                    path: "//lib.blend".into(),
+                    name: "lib.blend".into(),
+                    packed: false,
+                    source: None,
+                    tiles: Vec::new(),
+                    sequence_uses: Vec::new(),
+                });
+            },
+        ];
+        for (i, way) in ways.iter().enumerate() {
+            let mut renders = info(scene());
+            way(&mut renders);
+            assert_eq!(cannot_render(&renders), None, "way {i}");
+        }
+        // No active scene: nothing to decide here.
+        let mut none = info(scene());
+        none.scene = None;
+        assert_eq!(cannot_render(&none), None);
+    }
+
+    #[test]
+    fn several_view_layers_in_a_single_layer_format_get_a_note() {
+        let mut shot = scene();
+        assert_eq!(view_layer_note(&shot), None);
+        shot.view_layers = vec!["Main".into(), "Background".into()];
+        let note = view_layer_note(&shot).expect("a note");
+        assert!(
+            note.contains("2 view layers (`Main`, `Background`) into PNG"),
+            "{note}"
+        );
+        assert!(note.contains("only view layer `Main`"), "{note}");
+        assert!(note.contains("format=OPEN_EXR_MULTILAYER"), "{note}");
+        shot.compositor = true;
+        let note = view_layer_note(&shot).expect("a note");
+        assert!(note.contains("the compositor's result"), "{note}");
+        shot.output_format = "OPEN_EXR_MULTILAYER".into();
+        assert_eq!(view_layer_note(&shot), None);
     }
 
     #[test]

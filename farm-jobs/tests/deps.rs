@@ -43,6 +43,7 @@ fn info(files: Vec<ExternalFile>) -> BlendInfo {
         scene: None,
         scenes: Vec::new(),
         files,
+        cameras: Vec::new(),
     }
 }
 

@@ -164,6 +164,20 @@ def add_file_outputs(scene, outputs):
         tree.links.new(invert.outputs["Color"], node.inputs[0])
 
 
+def add_camera_switch(scene, frame):
+    """Timeline markers bind the scene's camera from its first frame and, from `frame` on, a
+    second camera at the same place looking the other way (no cube in the centre)."""
+    ahead = scene.camera
+    away = bpy.data.objects.new("Away", ahead.data.copy())
+    scene.collection.objects.link(away)
+    away.matrix_world = ahead.matrix_world.copy()
+    away.rotation_mode = "XYZ"
+    away.rotation_euler.z += 3.14159265
+    for name, at, camera in (("ahead", scene.frame_start, ahead), ("away", frame, away)):
+        marker = scene.timeline_markers.new(name, frame=at)
+        marker.camera = camera
+
+
 def main():
     opts = options()
     scene = bpy.context.scene
@@ -179,6 +193,11 @@ def main():
         add_python_driver(opts["driver_marker"])
     if opts.get("file_outputs"):
         add_file_outputs(scene, opts["file_outputs"])
+    if opts.get("camera_switch_at") is not None:
+        add_camera_switch(scene, int(opts["camera_switch_at"]))
+    if opts.get("no_camera"):
+        for obj in [o for o in bpy.data.objects if o.type == "CAMERA"]:
+            bpy.data.objects.remove(obj, do_unlink=True)
     bpy.ops.wm.save_as_mainfile(
         filepath=opts["output"], compress=bool(opts.get("compress")), check_existing=False
     )

@@ -40,6 +40,11 @@ pub struct SceneOptions {
     pub driver_marker: Option<PathBuf>,
     /// Compositor File Output nodes (the render layer's image into each), in this order.
     pub file_outputs: Vec<FileOutput>,
+    /// No camera object at all: Blender cannot render the scene.
+    pub no_camera: bool,
+    /// Timeline markers switch the camera: the scene's own from its first frame, and from this
+    /// frame on a camera looking away from the cube (the image's centre shows background).
+    pub camera_switch_at: Option<i32>,
 }
 
 /// A compositor File Output node: Blender writes `<base_path><slot><frame, 4 digits>.png`.
@@ -66,6 +71,8 @@ impl Default for SceneOptions {
             freestyle_marker: None,
             driver_marker: None,
             file_outputs: Vec::new(),
+            no_camera: false,
+            camera_switch_at: None,
         }
     }
 }
@@ -204,6 +211,8 @@ pub fn make_scene_with(
             "base_path": f.base_path,
             "slot": f.slot,
         })).collect::<Vec<_>>(),
+        "no_camera": options.no_camera,
+        "camera_switch_at": options.camera_switch_at,
     });
     let result = blender
         .script(Path::new(MAKE_SCENE), &[&json.to_string()])

@@ -63,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
         scene: None,
         scenes: Vec::new(),
         files,
+        cameras: Vec::new(),
     };
 
     let mut listed = Vec::new();

@@ -356,6 +356,9 @@ where
             None => return Ok(gone()),
         },
     };
+    if let Some(refusal) = blend.as_ref().ok().and_then(scene::cannot_render) {
+        return reject(&storage, record, &etag, refusal).await;
+    }
     let extras = match Box::pin(crate::preflight::gate(
         &storage,
         record,

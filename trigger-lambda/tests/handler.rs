@@ -841,3 +841,32 @@ async fn frames_scene_reads_the_upload_once_in_parts_never_whole() {
     // The scene's frames and the dependency check come from one read.
     assert_eq!(ranged_reads[0], ranged_reads[1], "{ranged_reads:?}");
 }
+
+#[tokio::test]
+async fn a_scene_without_a_camera_is_rejected_before_any_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = farm_testkit::SceneOptions {
+        no_camera: true,
+        ..farm_testkit::SceneOptions::default()
+    };
+    let scene = farm_testkit::make_scene(dir.path(), "nocam", &options).unwrap();
+    let body = std::fs::read(scene).unwrap();
+    for tag in [("frames", "scene"), ("frame", "3")] {
+        let store = store();
+        store.upload("shots/scene.blend", &body, E1, &[tag]);
+        let deps = deps(&store);
+        let report = run(&deps, "object_created_put.json").await;
+        assert!(
+            matches!(&report.records[0], RecordOutcome::Rejected { message, .. }
+                if message.contains("scene `Scene` has no camera")),
+            "{tag:?}: {report:?}"
+        );
+        assert!(deps.scheduler.inner().jobs().is_empty(), "{tag:?}");
+        let manifest = store.manifest("shots/scene.blend").unwrap();
+        assert_eq!(manifest.status, ManifestStatus::Rejected);
+        assert!(manifest
+            .message
+            .unwrap()
+            .contains("Scene Properties > Camera"));
+    }
+}

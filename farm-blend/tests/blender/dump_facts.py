@@ -20,6 +20,19 @@ def output_format(settings):
     return settings.file_format
 
 
+def has_strips(scene):
+    editor = scene.sequence_editor
+    if editor is None:
+        return False
+    return len(editor.strips if hasattr(editor, "strips") else editor.sequences) > 0
+
+
+def uses_nodes(scene):
+    if hasattr(scene, "compositing_node_group"):  # Blender 5.0
+        return scene.compositing_node_group is not None
+    return bool(scene.use_nodes and scene.node_tree is not None)
+
+
 def main():
     if bpy.app.background and "--" not in sys.argv and len(sys.argv) > 1 and sys.argv[-1].endswith(".blend") and not bpy.data.filepath:
         bpy.ops.wm.open_mainfile(filepath=sys.argv[-1])
@@ -38,6 +51,10 @@ def main():
                 "engine": render.engine,
                 "output_format": output_format(render.image_settings),
                 "camera": scene.camera.name if scene.camera else None,
+                "marker_cameras": sorted({m.camera.name for m in scene.timeline_markers if m.camera}),
+                "sequencer": render.use_sequencer and has_strips(scene),
+                "compositor": render.use_compositing and uses_nodes(scene),
+                "view_layers": [layer.name for layer in scene.view_layers if layer.use],
             }
         )
     files = []
@@ -89,6 +106,7 @@ def main():
         "scene": bpy.context.scene.name,
         "scenes": scenes,
         "files": files,
+        "cameras": sorted(o.name for o in bpy.data.objects if o.type == "CAMERA" and o.library is None),
     }
     print("FACTS=" + json.dumps(facts))
 

@@ -8,7 +8,10 @@ Writes <dir>/lib/lib.blend (a library) and <dir>/shot.blend:
 - scenes `Alpha` (first in the file, not active), `Shot` (active), `Eevee`, `Bench`: stepped
   ranges, odd resolutions and percentages, fractional fps, each engine, several formats;
 - images: relative, absolute, missing, packed, a `<UDIM>` set, a sequence; a movie clip from an
-  image sequence; a sound (WAV); a volume (VDB path); a font; an object linked from lib.blend.
+  image sequence; a sound (WAV); a volume (VDB path); a font; an object linked from lib.blend;
+- `Shot`: timeline markers bound to cameras, three view layers (one not rendered); `Eevee`: no
+  camera, a sequencer image strip; `Alpha`: a strip with the sequencer off; `Bench`: compositing
+  nodes.
 """
 
 import json
@@ -225,6 +228,28 @@ def make(config):
         dst.objects = ["LibCube"]
     for obj in dst.objects:
         shot.collection.objects.link(obj)
+
+    # Camera switches on timeline markers, and view layers.
+    for name, frame, camera in (("start", 3, cam), ("side", 20, other_cam), ("plain", 30, None)):
+        marker = shot.timeline_markers.new(name, frame=frame)
+        marker.camera = camera
+    shot.view_layers[0].name = "Main"
+    shot.view_layers.new("Background")
+    shot.view_layers.new("Unused").use = False
+
+    # Sequencer strips: shown by `Eevee` (no camera), not by `Alpha` (its sequencer is off).
+    for scene, on in ((eevee, True), (alpha, False)):
+        editor = scene.sequence_editor_create()
+        strips = editor.strips if hasattr(editor, "strips") else editor.sequences
+        strips.new_image("plate", os.path.join(directory, "seq", "frame_0001.png"), 1, 1)
+        scene.render.use_sequencer = on
+
+    # Compositing nodes.
+    if hasattr(bench, "compositing_node_group"):  # Blender 5.0
+        bench.compositing_node_group = bpy.data.node_groups.new("Comp", "CompositorNodeTree")
+    else:
+        bench.use_nodes = True
+    bench.render.use_compositing = True
 
     bpy.context.window.scene = shot
     bpy.ops.wm.save_as_mainfile(

@@ -170,7 +170,23 @@ pub fn compare(info: &BlendInfo, blender: &Value, fold_separators: bool) -> BTre
             expected["camera"].as_str(),
             "{name}"
         );
+        let names =
+            |key: &str| -> Vec<String> { serde_json::from_value(expected[key].clone()).unwrap() };
+        assert_eq!(scene.marker_cameras, names("marker_cameras"), "{name}");
+        assert_eq!(scene.view_layers, names("view_layers"), "{name}");
+        assert_eq!(
+            Value::Bool(scene.sequencer),
+            expected["sequencer"],
+            "{name}"
+        );
+        assert_eq!(
+            Value::Bool(scene.compositor),
+            expected["compositor"],
+            "{name}"
+        );
     }
+    let cameras: Vec<String> = serde_json::from_value(blender["cameras"].clone()).unwrap();
+    assert_eq!(info.cameras, cameras, "camera objects");
     let fold = |path: &str| {
         if fold_separators {
             path.replace('\\', "/")

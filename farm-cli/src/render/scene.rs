@@ -30,7 +30,8 @@ pub async fn check_scene(path: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// The active scene's own frames (its range and step), read from the .blend by `farm-blend`:
-/// no Blender start. Also prints what the farm does differently from the scene's settings.
+/// no Blender start. Refuses a scene Blender cannot render (no camera), and prints what the
+/// farm does differently from the scene's settings.
 /// With `--frames` the reader only adds those notes, and a file it cannot read is left to
 /// Blender.
 pub(super) async fn scene_frames(
@@ -44,6 +45,9 @@ pub(super) async fn scene_frames(
         .context("reading the scene")?;
     let info = match (read, asked) {
         (Ok(info), asked) => {
+            if let Some(refusal) = farm_jobs::scene::cannot_render(&info) {
+                bail!("{refusal}");
+            }
             for note in crate::inspect::notes(&info) {
                 println!("note: {note}");
             }
