@@ -456,6 +456,7 @@ impl Farm {
             tags: s3.clone(),
             max_frames: trigger_lambda::handler::DEFAULT_MAX_FRAMES,
             task_slots: None,
+            read_budget: trigger_lambda::READ_BUDGET,
         };
         Ok(Farm {
             moto,
