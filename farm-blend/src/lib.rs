@@ -200,7 +200,7 @@ pub enum BlendError {
     #[error("the .blend is corrupt: {0}")]
     Corrupt(String),
     /// A compressed file decompressing past [`MAX_RATIO`] x its size or [`MAX_DECOMPRESSED`].
-    #[error("the .blend decompresses past {decompressed} bytes from {compressed} compressed bytes: the farm reads a compressed .blend only up to {MAX_RATIO} times its compressed size (the ratio bound) and never past {} GiB (the absolute cap), so it looks like a decompression bomb; if the scene really is this large, save it uncompressed (File > Save As, Compress off)", MAX_DECOMPRESSED >> 30)]
+    #[error("the .blend decompresses past {decompressed} bytes from its first {compressed} compressed bytes: the farm reads a compressed .blend only up to {MAX_RATIO} times its compressed size (the ratio bound) and never past {} GiB (the absolute cap), so it looks like a decompression bomb; if the scene really is this large, save it uncompressed (File > Save As, Compress off)", MAX_DECOMPRESSED >> 30)]
     TooLarge { decompressed: u64, compressed: u64 },
     #[error("reading the .blend: {0}")]
     Io(#[source] io::Error),

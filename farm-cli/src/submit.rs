@@ -159,6 +159,7 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
     let read = tokio::task::spawn_blocking(move || crate::inspect::read_blend(&path))
         .await
         .context("reading the scene")?;
+    let read = crate::inspect::unless_refused(read)?;
     // `--frames scene`: the active scene's own range and step, read here to check and show
     // it; the object is tagged `frames=scene` so the trigger reads and records it too.
     let scene_frames = match args.frames.as_deref().map(str::trim) {
@@ -368,10 +369,11 @@ fn print_plan(root: &ProjectRoot, files: &[ProjectFile], blend: &ProjectFile, bu
     }
 }
 
-/// Refuses, before anything is uploaded, a project with absolute paths or missing files (unless
-/// `--missing-ok`, which uploads the rest and tags `missing=ok`: the trigger then renders
-/// without them, as Blender would, magenta).
+/// Refuses, before anything is uploaded, a project with refused paths (URLs), absolute paths or
+/// missing files (unless `--missing-ok`, which uploads the rest and tags `missing=ok`: the
+/// trigger then renders without them, as Blender would, magenta; never refused paths).
 fn refuse_missing(project: &ProjectUpload, missing_ok: bool) -> anyhow::Result<()> {
+    crate::project::refuse(&project.refused)?;
     if missing_ok {
         for line in project.absolute.iter().chain(&project.missing) {
             eprintln!("warning: {line}: not uploaded; rendered without it (--missing-ok)");

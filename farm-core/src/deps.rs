@@ -15,6 +15,10 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+mod url;
+
+pub use url::url_scheme;
+
 /// Tag that renders even when dependencies are missing (`missing=ok`); they are listed as
 /// warnings in `job.json`.
 pub const TAG_MISSING: &str = "missing";
@@ -44,11 +48,27 @@ pub enum PathError {
     /// Nothing left once resolved (`//`, `//.`).
     #[error("`{path}` names no file")]
     Empty { path: String },
+    /// A URL (any FFmpeg protocol, [`url_scheme`]): Blender would reach the network for it.
+    #[error("`{path}` is a `{scheme}:` URL, which Blender would fetch over the network, and a render never reaches the network: download the file into the project and use a relative path")]
+    Url { path: String, scheme: String },
+}
+
+impl PathError {
+    /// Whether the path is refused outright, never rendered without it (`missing=ok` included).
+    pub fn is_refused(&self) -> bool {
+        matches!(self, Self::Url { .. })
+    }
 }
 
 /// The key a path stored in the `.blend` at `blend_key` names. Backslashes (paths saved on
 /// Windows) separate folders like slashes.
 pub fn resolve(blend_key: &str, path: &str) -> Result<String, PathError> {
+    if let Some(scheme) = url_scheme(path) {
+        return Err(PathError::Url {
+            path: path.to_owned(),
+            scheme: scheme.to_owned(),
+        });
+    }
     let absolute = || PathError::Absolute {
         path: path.to_owned(),
     };
@@ -285,6 +305,10 @@ pub struct DependencyRecord {
     /// Files that change pixels and were not found (a rejection; warnings under `missing=ok`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<MissingDependency>,
+    /// Paths refused outright, whatever `missing=ok` says (a URL, [`PathError::is_refused`]):
+    /// the request is rejected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<MissingDependency>,
     /// What does not stop a render: sounds, files missing under `missing=ok`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -298,6 +322,17 @@ pub struct DependencyRecord {
 impl DependencyRecord {
     /// The rejection message: each missing file with the key the farm looked at.
     pub fn missing_message(&self) -> String {
+        if !self.refused.is_empty() {
+            let mut message = format!(
+                "{} path(s) in the .blend are refused, so nothing was rendered (missing=ok does not change that):",
+                self.refused.len()
+            );
+            for refused in &self.refused {
+                message.push_str("\n- ");
+                message.push_str(&refused.describe());
+            }
+            return message;
+        }
         let mut message = format!(
             "{} file{} the .blend needs {} missing, so nothing was rendered:",
             self.missing.len(),

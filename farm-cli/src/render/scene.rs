@@ -42,6 +42,7 @@ pub(super) async fn scene_frames(
     let read = tokio::task::spawn_blocking(move || crate::inspect::read_blend(&path))
         .await
         .context("reading the scene")?;
+    let read = crate::inspect::unless_refused(read)?;
     let info = match (read, asked) {
         (Ok(info), asked) => {
             for note in crate::inspect::notes(&info) {
