@@ -425,11 +425,10 @@ async fn a_file_output_node_posing_as_a_frame_is_not_uploaded_as_one() {
 /// dumpable process of its own. Then exits 1. The test runs the binaries without capabilities,
 /// as the container's non-root user runs (root's CAP_SYS_PTRACE reads any process).
 fn probe(dir: &Path) -> PathBuf {
-    let script = dir.join("blender-probe");
     let report = dir.join("probe-report.json");
-    std::fs::write(
-        &script,
-        format!(
+    executable(
+        &dir.join("blender-probe"),
+        &format!(
             r#"#!/usr/bin/env python3
 import json, os, subprocess
 import time
@@ -458,13 +457,64 @@ raise SystemExit(1)
             report = report.to_str().unwrap()
         ),
     )
-    .unwrap();
-    Command::new("chmod")
-        .arg("+x")
-        .arg(&script)
-        .status()
+}
+
+/// A small scene with nothing hostile in it, saved by Debian's Blender.
+fn plain_scene(root: &Root) -> PathBuf {
+    make_scene_with(
+        &TestBlender::executable().unwrap(),
+        root.dir.path(),
+        "plain",
+        &small(),
+    )
+    .unwrap()
+}
+
+/// Writes an executable script at `path`.
+fn executable(path: &Path, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, body).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.to_owned()
+}
+
+/// `farm render` of frame 1 of `scene` into `out`, without capabilities and with `blender` and
+/// fake secrets (and `TMPDIR` if given).
+fn farm_render(scene: &Path, blender: &TestBlender, out: &Path, tmp: Option<&Path>) -> Output {
+    let mut farm = without_capabilities(&farm_e2e::bins().farm);
+    with_blender_and_secrets(&mut farm, blender);
+    if let Some(tmp) = tmp {
+        farm.env("TMPDIR", tmp);
+    }
+    farm.arg("render")
+        .arg(scene)
+        .args(["--frames", "1", "--out"])
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+/// The `renderer` binary, without capabilities and with `blender` and fake secrets, rendering
+/// frame 1 of `scene` uploaded to a fresh moto at [`KEY`], in the work folder `work`.
+async fn run_renderer(scene: &Path, blender: &TestBlender, work: &Path) -> Output {
+    let moto = Moto::start().await.unwrap();
+    moto.bucket(BUCKET).await.unwrap();
+    let storage = S3Storage::new(moto.s3(), BUCKET);
+    use farm_core::Storage;
+    storage
+        .upload_file(KEY, scene, &Default::default())
+        .await
         .unwrap();
-    script
+    let mut renderer = without_capabilities(&farm_e2e::bins().renderer);
+    with_blender_and_secrets(&mut renderer, blender);
+    renderer
+        .envs(moto.env())
+        .env("FARM_BUCKET", BUCKET)
+        .env("FARM_KEY", KEY)
+        .env("FARM_FRAMES", "1")
+        .env("FARM_WORK_DIR", work)
+        .output()
+        .unwrap()
 }
 
 /// `program` run with no capabilities at all (same uid): what a container's non-root user has.
@@ -525,49 +575,17 @@ async fn blender_finds_no_credentials_even_when_code_runs_in_it() {
         name: "probe".into(),
         blender: Blender::Executable(probe(root.dir.path())),
     };
-    let scene = make_scene_with(
-        &TestBlender::executable().unwrap(),
-        root.dir.path(),
-        "plain",
-        &small(),
-    )
-    .unwrap();
+    let scene = plain_scene(&root);
 
     // farm render: frames given, so the probe is the render itself.
     let tmp = root.path("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
-    let mut farm = without_capabilities(&farm_e2e::bins().farm);
-    with_blender_and_secrets(&mut farm, &blender);
-    let output = farm
-        .env("TMPDIR", &tmp)
-        .arg("render")
-        .arg(&scene)
-        .args(["--frames", "1", "--out"])
-        .arg(root.path("out"))
-        .output()
-        .unwrap();
+    let output = farm_render(&scene, &blender, &root.path("out"), Some(&tmp));
     let report = read_probe(root.dir.path(), "farm render", &output);
     assert_probe_found_no_credentials(&report, "farm render", &tmp);
 
-    let moto = Moto::start().await.unwrap();
-    moto.bucket(BUCKET).await.unwrap();
-    let storage = S3Storage::new(moto.s3(), BUCKET);
-    use farm_core::Storage;
-    storage
-        .upload_file(KEY, &scene, &Default::default())
-        .await
-        .unwrap();
     let work = root.path("work");
-    let mut renderer = without_capabilities(&farm_e2e::bins().renderer);
-    with_blender_and_secrets(&mut renderer, &blender);
-    let output = renderer
-        .envs(moto.env())
-        .env("FARM_BUCKET", BUCKET)
-        .env("FARM_KEY", KEY)
-        .env("FARM_FRAMES", "1")
-        .env("FARM_WORK_DIR", &work)
-        .output()
-        .unwrap();
+    let output = run_renderer(&scene, &blender, &work).await;
     let report = read_probe(root.dir.path(), "renderer", &output);
     assert_probe_found_no_credentials(&report, "renderer", &work);
 }
@@ -575,11 +593,10 @@ async fn blender_finds_no_credentials_even_when_code_runs_in_it() {
 /// A stand-in Blender doing what FFmpeg does with a URL path: connects to `127.0.0.1:port`
 /// (a listener of the test's), writes whether it could, then exits 1.
 fn network_probe(dir: &Path, port: u16) -> PathBuf {
-    let script = dir.join("blender-network-probe");
     let report = dir.join("network-report.json");
-    std::fs::write(
-        &script,
-        format!(
+    executable(
+        &dir.join("blender-network-probe"),
+        &format!(
             r#"#!/usr/bin/env python3
 import json, socket
 s = socket.socket()
@@ -592,13 +609,6 @@ raise SystemExit(1)
             report = report.to_str().unwrap()
         ),
     )
-    .unwrap();
-    Command::new("chmod")
-        .arg("+x")
-        .arg(&script)
-        .status()
-        .unwrap();
-    script
 }
 
 /// Blender (here a stand-in connecting as FFmpeg would to a URL) cannot reach a listener on the
@@ -614,13 +624,7 @@ async fn blender_cannot_connect_to_a_local_listener() {
         name: "network probe".into(),
         blender: Blender::Executable(network_probe(root.dir.path(), port)),
     };
-    let scene = make_scene_with(
-        &TestBlender::executable().unwrap(),
-        root.dir.path(),
-        "plain",
-        &small(),
-    )
-    .unwrap();
+    let scene = plain_scene(&root);
     let report = |run: &str, output: &Output| {
         let path = root.path("network-report.json");
         let report = std::fs::read(&path)
@@ -637,35 +641,10 @@ async fn blender_cannot_connect_to_a_local_listener() {
         );
     };
 
-    let mut farm = without_capabilities(&farm_e2e::bins().farm);
-    with_blender_and_secrets(&mut farm, &blender);
-    let output = farm
-        .arg("render")
-        .arg(&scene)
-        .args(["--frames", "1", "--out"])
-        .arg(root.path("out"))
-        .output()
-        .unwrap();
+    let output = farm_render(&scene, &blender, &root.path("out"), None);
     report("farm render", &output);
 
-    let moto = Moto::start().await.unwrap();
-    moto.bucket(BUCKET).await.unwrap();
-    let storage = S3Storage::new(moto.s3(), BUCKET);
-    use farm_core::Storage;
-    storage
-        .upload_file(KEY, &scene, &Default::default())
-        .await
-        .unwrap();
-    let mut renderer = without_capabilities(&farm_e2e::bins().renderer);
-    with_blender_and_secrets(&mut renderer, &blender);
-    let output = renderer
-        .envs(moto.env())
-        .env("FARM_BUCKET", BUCKET)
-        .env("FARM_KEY", KEY)
-        .env("FARM_FRAMES", "1")
-        .env("FARM_WORK_DIR", root.path("work"))
-        .output()
-        .unwrap();
+    let output = run_renderer(&scene, &blender, &root.path("work")).await;
     report("renderer", &output);
 }
 
@@ -740,21 +719,7 @@ async fn a_url_path_is_refused_before_any_compute() {
         );
 
         // Uploaded by other means and tagged: the trigger rejects it, recorded, no job.
-        farm.aws()
-            .run(&[
-                "s3api",
-                "put-object",
-                "--bucket",
-                BUCKET,
-                "--key",
-                &key,
-                "--body",
-                path,
-                "--tagging",
-                "frame=1",
-            ])
-            .await
-            .unwrap();
+        farm.upload_tagged(&key, &scene, "frame=1").await;
         let mut outcomes = Vec::new();
         for (_, report) in farm.deliver().await.unwrap() {
             outcomes.extend(report.records);

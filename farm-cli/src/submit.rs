@@ -343,7 +343,7 @@ fn print_done(args: &SubmitArgs, done: &Done<'_>) {
         );
     }
     println!("key: {key}");
-    let (k, b) = (shell_quote(&key), shell_quote(bucket));
+    let (k, b) = (shell_quote(key), shell_quote(bucket));
     println!("watch it:  farm status {k} --bucket {b}");
     println!("fetch it:  farm download {k} --bucket {b} --unpack");
 }

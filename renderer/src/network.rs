@@ -6,9 +6,9 @@
 //! capabilities (files it writes are still this user's). `unshare` replaces itself with Blender
 //! (no extra process, same pid), so stopping and killing Blender work as before.
 //!
-//! Where namespaces are not allowed (a container without them, such as Fargate's, or a kernel
-//! that forbids them to unprivileged users) Blender starts as before, and the log says so once;
-//! the worker's own egress is then what ADR 0007 describes.
+//! Where namespaces are not allowed (a container runtime's seccomp profile, a kernel that forbids
+//! them to unprivileged users; Fargate's behaviour was not verified) Blender starts as before,
+//! and the log says so once; the worker's own egress is then what ADR 0007 describes.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
