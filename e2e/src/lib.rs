@@ -432,6 +432,26 @@ pub struct Farm {
 }
 
 impl Farm {
+    /// Uploads `scene` to `key` with the AWS CLI and its tags in the same request, as `farm
+    /// submit` does.
+    pub async fn upload_tagged(&self, key: &str, scene: &Path, tagging: &str) {
+        self.aws()
+            .run(&[
+                "s3api",
+                "put-object",
+                "--bucket",
+                &self.bucket,
+                "--key",
+                key,
+                "--body",
+                scene.to_str().unwrap(),
+                "--tagging",
+                tagging,
+            ])
+            .await
+            .unwrap();
+    }
+
     /// Starts moto and creates the bucket (with the AWS CLI), its notification to a new SQS
     /// queue, and the Batch compute environment, queue and job definitions.
     pub async fn start(bucket: &str) -> anyhow::Result<Farm> {
@@ -456,6 +476,7 @@ impl Farm {
             tags: s3.clone(),
             max_frames: trigger_lambda::handler::DEFAULT_MAX_FRAMES,
             task_slots: None,
+            read_budget: trigger_lambda::READ_BUDGET,
         };
         Ok(Farm {
             moto,

@@ -19,25 +19,6 @@ use trigger_lambda::RecordOutcome;
 
 const BUCKET: &str = "farm-renders";
 
-/// Uploads `scene` with the AWS CLI and its tags in the same request, as `farm submit` does.
-async fn upload_tagged(farm: &Farm, key: &str, scene: &Path, tagging: &str) {
-    farm.aws()
-        .run(&[
-            "s3api",
-            "put-object",
-            "--bucket",
-            BUCKET,
-            "--key",
-            key,
-            "--body",
-            scene.to_str().unwrap(),
-            "--tagging",
-            tagging,
-        ])
-        .await
-        .unwrap();
-}
-
 /// Uploads, delivers the events to the trigger and returns the render and zip jobs it submitted.
 async fn submit(
     farm: &Farm,
@@ -45,7 +26,7 @@ async fn submit(
     scene: &Path,
     tagging: &str,
 ) -> (SubmittedJob, SubmittedJob) {
-    upload_tagged(farm, key, scene, tagging).await;
+    farm.upload_tagged(key, scene, tagging).await;
     let delivered = farm.deliver().await.unwrap();
     let submitted = delivered
         .iter()

@@ -425,11 +425,10 @@ async fn a_file_output_node_posing_as_a_frame_is_not_uploaded_as_one() {
 /// dumpable process of its own. Then exits 1. The test runs the binaries without capabilities,
 /// as the container's non-root user runs (root's CAP_SYS_PTRACE reads any process).
 fn probe(dir: &Path) -> PathBuf {
-    let script = dir.join("blender-probe");
     let report = dir.join("probe-report.json");
-    std::fs::write(
-        &script,
-        format!(
+    executable(
+        &dir.join("blender-probe"),
+        &format!(
             r#"#!/usr/bin/env python3
 import json, os, subprocess
 import time
@@ -458,13 +457,64 @@ raise SystemExit(1)
             report = report.to_str().unwrap()
         ),
     )
-    .unwrap();
-    Command::new("chmod")
-        .arg("+x")
-        .arg(&script)
-        .status()
+}
+
+/// A small scene with nothing hostile in it, saved by Debian's Blender.
+fn plain_scene(root: &Root) -> PathBuf {
+    make_scene_with(
+        &TestBlender::executable().unwrap(),
+        root.dir.path(),
+        "plain",
+        &small(),
+    )
+    .unwrap()
+}
+
+/// Writes an executable script at `path`.
+fn executable(path: &Path, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, body).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.to_owned()
+}
+
+/// `farm render` of frame 1 of `scene` into `out`, without capabilities and with `blender` and
+/// fake secrets (and `TMPDIR` if given).
+fn farm_render(scene: &Path, blender: &TestBlender, out: &Path, tmp: Option<&Path>) -> Output {
+    let mut farm = without_capabilities(&farm_e2e::bins().farm);
+    with_blender_and_secrets(&mut farm, blender);
+    if let Some(tmp) = tmp {
+        farm.env("TMPDIR", tmp);
+    }
+    farm.arg("render")
+        .arg(scene)
+        .args(["--frames", "1", "--out"])
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+/// The `renderer` binary, without capabilities and with `blender` and fake secrets, rendering
+/// frame 1 of `scene` uploaded to a fresh moto at [`KEY`], in the work folder `work`.
+async fn run_renderer(scene: &Path, blender: &TestBlender, work: &Path) -> Output {
+    let moto = Moto::start().await.unwrap();
+    moto.bucket(BUCKET).await.unwrap();
+    let storage = S3Storage::new(moto.s3(), BUCKET);
+    use farm_core::Storage;
+    storage
+        .upload_file(KEY, scene, &Default::default())
+        .await
         .unwrap();
-    script
+    let mut renderer = without_capabilities(&farm_e2e::bins().renderer);
+    with_blender_and_secrets(&mut renderer, blender);
+    renderer
+        .envs(moto.env())
+        .env("FARM_BUCKET", BUCKET)
+        .env("FARM_KEY", KEY)
+        .env("FARM_FRAMES", "1")
+        .env("FARM_WORK_DIR", work)
+        .output()
+        .unwrap()
 }
 
 /// `program` run with no capabilities at all (same uid): what a container's non-root user has.
@@ -525,49 +575,171 @@ async fn blender_finds_no_credentials_even_when_code_runs_in_it() {
         name: "probe".into(),
         blender: Blender::Executable(probe(root.dir.path())),
     };
-    let scene = make_scene_with(
-        &TestBlender::executable().unwrap(),
-        root.dir.path(),
-        "plain",
-        &small(),
-    )
-    .unwrap();
+    let scene = plain_scene(&root);
 
     // farm render: frames given, so the probe is the render itself.
     let tmp = root.path("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
-    let mut farm = without_capabilities(&farm_e2e::bins().farm);
-    with_blender_and_secrets(&mut farm, &blender);
-    let output = farm
-        .env("TMPDIR", &tmp)
-        .arg("render")
-        .arg(&scene)
-        .args(["--frames", "1", "--out"])
-        .arg(root.path("out"))
-        .output()
-        .unwrap();
+    let output = farm_render(&scene, &blender, &root.path("out"), Some(&tmp));
     let report = read_probe(root.dir.path(), "farm render", &output);
     assert_probe_found_no_credentials(&report, "farm render", &tmp);
 
-    let moto = Moto::start().await.unwrap();
-    moto.bucket(BUCKET).await.unwrap();
-    let storage = S3Storage::new(moto.s3(), BUCKET);
-    use farm_core::Storage;
-    storage
-        .upload_file(KEY, &scene, &Default::default())
-        .await
-        .unwrap();
     let work = root.path("work");
-    let mut renderer = without_capabilities(&farm_e2e::bins().renderer);
-    with_blender_and_secrets(&mut renderer, &blender);
-    let output = renderer
-        .envs(moto.env())
-        .env("FARM_BUCKET", BUCKET)
-        .env("FARM_KEY", KEY)
-        .env("FARM_FRAMES", "1")
-        .env("FARM_WORK_DIR", &work)
-        .output()
-        .unwrap();
+    let output = run_renderer(&scene, &blender, &work).await;
     let report = read_probe(root.dir.path(), "renderer", &output);
     assert_probe_found_no_credentials(&report, "renderer", &work);
+}
+
+/// A stand-in Blender doing what FFmpeg does with a URL path: connects to `127.0.0.1:port`
+/// (a listener of the test's), writes whether it could, then exits 1.
+fn network_probe(dir: &Path, port: u16) -> PathBuf {
+    let report = dir.join("network-report.json");
+    executable(
+        &dir.join("blender-network-probe"),
+        &format!(
+            r#"#!/usr/bin/env python3
+import json, socket
+s = socket.socket()
+s.settimeout(2)
+code = s.connect_ex(("127.0.0.1", {port}))
+with open({report:?}, "w") as f:
+    json.dump(dict(connect=code), f)
+raise SystemExit(1)
+"#,
+            report = report.to_str().unwrap()
+        ),
+    )
+}
+
+/// Blender (here a stand-in connecting as FFmpeg would to a URL) cannot reach a listener on the
+/// machine's own `127.0.0.1`, under `farm render` and the `renderer` binary, both run without
+/// capabilities: it runs in a private network namespace (RELIABILITY.md, "Hostile .blend").
+#[tokio::test(flavor = "multi_thread")]
+async fn blender_cannot_connect_to_a_local_listener() {
+    let root = Root::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let blender = TestBlender {
+        name: "network probe".into(),
+        blender: Blender::Executable(network_probe(root.dir.path(), port)),
+    };
+    let scene = plain_scene(&root);
+    let report = |run: &str, output: &Output| {
+        let path = root.path("network-report.json");
+        let report = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{run}: the probe did not run ({e}): {}", text(output)));
+        std::fs::remove_file(&path).unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&report).unwrap();
+        assert_ne!(
+            report["connect"], 0,
+            "{run}: blender connected to 127.0.0.1:{port}"
+        );
+        assert!(
+            listener.accept().is_err(),
+            "{run}: the listener accepted a connection"
+        );
+    };
+
+    let output = farm_render(&scene, &blender, &root.path("out"), None);
+    report("farm render", &output);
+
+    let output = run_renderer(&scene, &blender, &root.path("work")).await;
+    report("renderer", &output);
+}
+
+/// A .blend whose movie path is a URL to a listener of the test's is refused before any compute,
+/// naming the path: by `farm render` (Blender never starts), by `farm submit` against moto
+/// (`--missing-ok` or not: nothing uploaded) and by the trigger (a recorded rejection, no job);
+/// nothing connects to the listener. Scenes saved by both Blenders.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_url_path_is_refused_before_any_compute() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile/url_image.py");
+    let farm = farm_e2e::Farm::start(BUCKET).await.unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/clip.mp4",
+        listener.local_addr().unwrap().port()
+    );
+    for blender in TestBlender::all().unwrap() {
+        let root = Root::new();
+        let scene = root.path("remote.blend");
+        let json = serde_json::json!({ "output": scene, "url": url }).to_string();
+        let made = blender
+            .script(Path::new(script), &[&json])
+            .output()
+            .unwrap();
+        assert!(scene.is_file(), "{}: {}", blender.name, text(&made));
+        // Making the scene may have tried the URL: only what the farm does counts.
+        while listener.accept().is_ok() {}
+        let run = |args: &[&str]| {
+            let mut command = Command::new(&farm_e2e::bins().farm);
+            with_blender_and_secrets(&mut command, &blender);
+            command.envs(farm.moto.env()).args(args).output().unwrap()
+        };
+        let refused = |what: &str, output: &Output| {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(
+                output.status.code(),
+                Some(1),
+                "{}, {what}: {}",
+                blender.name,
+                text(output)
+            );
+            assert!(stderr.contains("are refused"), "{what}: {stderr}");
+            assert!(
+                stderr.contains(&format!("`{url}` is a `http:` URL")),
+                "{what}: {stderr}"
+            );
+        };
+        let path = scene.to_str().unwrap();
+        let out = root.path("out");
+        let output = run(&[
+            "render",
+            path,
+            "--frames",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        refused("farm render", &output);
+        assert!(!out.join("frames").exists(), "nothing rendered");
+        let key = format!("{}/remote.blend", blender.name.replace(' ', "-"));
+        for extra in [None, Some("--missing-ok")] {
+            let mut args = vec![
+                "submit", path, "--bucket", BUCKET, "--key", &key, "--frame", "1",
+            ];
+            args.extend(extra);
+            refused("farm submit", &run(&args));
+        }
+        assert!(
+            farm.objects("").await.unwrap().is_empty(),
+            "nothing uploaded"
+        );
+
+        // Uploaded by other means and tagged: the trigger rejects it, recorded, no job.
+        farm.upload_tagged(&key, &scene, "frame=1").await;
+        let mut outcomes = Vec::new();
+        for (_, report) in farm.deliver().await.unwrap() {
+            outcomes.extend(report.records);
+        }
+        assert!(
+            outcomes.iter().any(|o| matches!(o,
+                trigger_lambda::RecordOutcome::Rejected { message, .. }
+                    if message.contains(&format!("`{url}` is a `http:` URL")))),
+            "{outcomes:?}"
+        );
+        assert!(farm.jobs().await.unwrap().is_empty(), "no job");
+        farm.aws()
+            .run(&["s3", "rm", "--recursive", &format!("s3://{BUCKET}/")])
+            .await
+            .unwrap();
+        farm.deliver().await.unwrap();
+        assert!(
+            listener.accept().is_err(),
+            "{}: something connected to {url}",
+            blender.name
+        );
+    }
 }

@@ -211,21 +211,7 @@ async fn submit(
     key: &str,
     tagging: &str,
 ) -> (SubmittedJob, SubmittedJob) {
-    farm.aws()
-        .run(&[
-            "s3api",
-            "put-object",
-            "--bucket",
-            &farm.bucket,
-            "--key",
-            key,
-            "--body",
-            scene.to_str().unwrap(),
-            "--tagging",
-            tagging,
-        ])
-        .await
-        .unwrap();
+    farm.upload_tagged(key, scene, tagging).await;
     farm.deliver().await.unwrap();
     farm.jobs_of(key).await.unwrap()
 }

@@ -341,9 +341,11 @@ async fn missing_dependencies_are_named_before_any_job() {
     );
 }
 
-/// `farm submit ARGS --bucket BUCKET` against moto.
-fn farm_submit(farm: &Farm, args: &[&str]) -> std::process::Output {
+/// `farm submit ARGS --bucket BUCKET` against moto, run in the folder `cwd` (the project root
+/// when the .blend lies below it).
+fn farm_submit(farm: &Farm, cwd: &Path, args: &[&str]) -> std::process::Output {
     Command::new(&bins().farm)
+        .current_dir(cwd)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .envs(farm.moto.env())
@@ -476,6 +478,7 @@ async fn farm_submit_uploads_the_project_then_only_what_changed() {
     // An absolute path: refused with the trigger's hint, nothing uploaded.
     let out = farm_submit(
         &farm,
+        &project,
         &[
             local(ABSOLUTE).to_str().unwrap(),
             "--key",
@@ -495,7 +498,7 @@ async fn farm_submit_uploads_the_project_then_only_what_changed() {
     let tile = local("proj/shots/tex/skin.1002.png");
     let aside = farm.path("skin.1002.png");
     std::fs::rename(&tile, &aside).unwrap();
-    let out = farm_submit(&farm, &submit_shot);
+    let out = farm_submit(&farm, &project, &submit_shot);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -509,7 +512,7 @@ async fn farm_submit_uploads_the_project_then_only_what_changed() {
 
     // The whole project lands beside the shot's key, the shot last with its tags: one job,
     // bound to every file, rendering the textures.
-    let out = farm_submit(&farm, &submit_shot);
+    let out = farm_submit(&farm, &project, &submit_shot);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(
@@ -547,7 +550,7 @@ async fn farm_submit_uploads_the_project_then_only_what_changed() {
 
     // Again, nothing changed: nothing uploaded, the shot only tagged; the trigger keeps its
     // job.
-    let out = farm_submit(&farm, &submit_shot);
+    let out = farm_submit(&farm, &project, &submit_shot);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(
@@ -568,7 +571,7 @@ async fn farm_submit_uploads_the_project_then_only_what_changed() {
         local("proj/shots/tex/red.png"),
     )
     .unwrap();
-    let out = farm_submit(&farm, &submit_shot);
+    let out = farm_submit(&farm, &project, &submit_shot);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(
@@ -626,7 +629,7 @@ async fn farm_submit_uploads_the_project_then_only_what_changed() {
     farm.deliver().await.unwrap();
     let synced_before = versions(&farm, "synced/").await;
     let synced = "synced/shots/shot.blend";
-    let out = farm_submit(&farm, &[shot, "--key", synced, "--frame", "1"]);
+    let out = farm_submit(&farm, &project, &[shot, "--key", synced, "--frame", "1"]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(
@@ -645,6 +648,7 @@ async fn farm_submit_uploads_the_project_then_only_what_changed() {
     let other = "other/shots/shot.blend";
     let out = farm_submit(
         &farm,
+        &project,
         &[shot, "--key", other, "--frame", "1", "--missing-ok"],
     );
     let stdout = text(&out.stdout);
@@ -680,6 +684,7 @@ async fn farm_submit_refuses_a_scene_without_a_camera_before_uploading() {
     );
     let out = farm_submit(
         &farm,
+        blend.parent().unwrap(),
         &[blend.to_str().unwrap(), "--key", "nocam/nocam.blend", "--frame", "1"],
     );
     let stderr = text(&out.stderr);
@@ -687,4 +692,126 @@ async fn farm_submit_refuses_a_scene_without_a_camera_before_uploading() {
     assert!(stderr.contains("scene `Scene` has no camera"), "{stderr}");
     assert!(versions(&farm, "nocam/").await.is_empty(), "nothing uploaded");
     assert!(farm.jobs().await.unwrap().is_empty(), "no job submitted");
+}
+
+/// `farm submit` sends nothing from outside the project (RELIABILITY.md, "Hostile .blend"): a
+/// texture path climbing out of it (to `../.aws/credentials` beside it, which `--key` at the
+/// bucket's top would map to `.aws/credentials`), a texture shipped as a symlink to a file
+/// elsewhere and a hidden folder are each refused by name, with the flag that widens the root,
+/// and the bucket stays empty.
+#[tokio::test(flavor = "multi_thread")]
+async fn farm_submit_never_sends_a_file_from_outside_the_project() {
+    bins();
+    let farm = Farm::start(BUCKET).await.unwrap();
+    let project = make_project(&farm.path("artist"));
+    let artist = farm.path("artist");
+    std::fs::create_dir_all(artist.join(".aws")).unwrap();
+    std::fs::write(
+        artist.join(".aws/credentials"),
+        "aws_secret_access_key = fake",
+    )
+    .unwrap();
+    let climbs = project.join("shots/climbs.blend");
+    let climbs = climbs.to_str().unwrap();
+    let refused = |out: &std::process::Output, needles: &[&str]| {
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}{}", text(&out.stdout));
+        assert!(stderr.contains("nothing was uploaded"), "{stderr}");
+        for needle in needles {
+            assert!(stderr.contains(needle), "{needle}: {stderr}");
+        }
+    };
+
+    // The project is the current folder: the credentials climb out of it.
+    let credentials = artist.join(".aws/credentials");
+    let out = farm_submit(
+        &farm,
+        &project,
+        &[climbs, "--key", "a/b/c.blend", "--frame", "1"],
+    );
+    refused(
+        &out,
+        &[
+            &format!("{} is outside the project", credentials.display()),
+            "climbs out of it",
+            "--project DIR",
+        ],
+    );
+    // Widened to the folder above, the credentials are in a hidden folder.
+    let out = farm_submit(
+        &farm,
+        &project,
+        &[
+            climbs,
+            "--key",
+            "a/b/c.blend",
+            "--frame",
+            "1",
+            "--project",
+            "..",
+        ],
+    );
+    refused(
+        &out,
+        &["is hidden (`.aws`)", "--include-hidden .aws/credentials"],
+    );
+
+    // The red texture shipped as a symlink to a file outside the project.
+    let outside = artist.join("elsewhere.png");
+    let red = project.join("shots/tex/red.png");
+    std::fs::rename(&red, &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, &red).unwrap();
+    let shot = project.join("shots/shot.blend");
+    let out = farm_submit(
+        &farm,
+        &project,
+        &[shot.to_str().unwrap(), "--key", SHOT, "--frame", "1"],
+    );
+    refused(
+        &out,
+        &[&format!(
+            "{} is outside the project (a symlink to {})",
+            red.display(),
+            outside.canonicalize().unwrap().display()
+        )],
+    );
+    // Run from a folder not above it, the project is the .blend's folder: `//../lib` climbs
+    // out of it.
+    let out = farm_submit(
+        &farm,
+        &project.join("shots/seq"),
+        &[shot.to_str().unwrap(), "--key", SHOT, "--frame", "1"],
+    );
+    refused(
+        &out,
+        &["props.blend is outside the project", "--project DIR"],
+    );
+    assert!(versions(&farm, "").await.is_empty(), "nothing uploaded");
+
+    // A symlink inside the project to a file inside it goes, as the file, and the plan is
+    // printed before the upload.
+    std::fs::remove_file(&red).unwrap();
+    std::fs::copy(&outside, project.join("shots/tex/real-red.png")).unwrap();
+    std::os::unix::fs::symlink("real-red.png", &red).unwrap();
+    let out = farm_submit(
+        &farm,
+        &project,
+        &[shot.to_str().unwrap(), "--key", SHOT, "--frame", "1"],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let plan = stdout.find("plan: 6 project file(s)").expect(&stdout);
+    assert!(plan < stdout.find("project: uploaded 6 of 6").expect(&stdout));
+    let root = project.canonicalize().unwrap();
+    assert!(
+        stdout.contains(&format!(
+            "from the project {} (the current folder)",
+            root.display()
+        )),
+        "{stdout}"
+    );
+    assert_eq!(
+        farm.get("proj/shots/tex/red.png").await.unwrap(),
+        std::fs::read(&outside).unwrap()
+    );
 }

@@ -65,6 +65,12 @@ struct Block {
 }
 
 fn io_error(err: io::Error, what: &str) -> BlendError {
+    if let Some(passed) = crate::bound::passed(&err) {
+        return BlendError::TooLarge {
+            decompressed: passed.decompressed,
+            compressed: passed.compressed,
+        };
+    }
     match err.kind() {
         io::ErrorKind::UnexpectedEof => BlendError::Truncated(format!("it ends inside {what}")),
         io::ErrorKind::InvalidData | io::ErrorKind::Other => {

@@ -19,6 +19,7 @@
 //! The input is untrusted: every length is checked against what the data really holds, every
 //! buffer grows only with bytes that arrived, and nothing panics on a truncated or corrupt file.
 
+mod bound;
 mod facts;
 mod sdna;
 mod source;
@@ -27,7 +28,10 @@ use std::io::{self, BufRead, BufReader, Read, Seek};
 
 use serde::Serialize;
 
+pub use bound::{MAX_DECOMPRESSED, MAX_RATIO};
 pub use facts::{image_source_name, output_format_name};
+
+use bound::{Bounded, Compressed, Counting};
 
 /// How the .blend is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -208,6 +212,9 @@ pub enum BlendError {
     Truncated(String),
     #[error("the .blend is corrupt: {0}")]
     Corrupt(String),
+    /// A compressed file decompressing past [`MAX_RATIO`] x its size or [`MAX_DECOMPRESSED`].
+    #[error("the .blend decompresses past {decompressed} bytes from its first {compressed} compressed bytes: the farm reads a compressed .blend only up to {MAX_RATIO} times its compressed size (the ratio bound) and never past {} GiB (the absolute cap), so it looks like a decompression bomb; if the scene really is this large, save it uncompressed (File > Save As, Compress off)", MAX_DECOMPRESSED >> 30)]
+    TooLarge { decompressed: u64, compressed: u64 },
     #[error("reading the .blend: {0}")]
     Io(#[source] io::Error),
 }
@@ -219,13 +226,22 @@ pub fn read(reader: impl Read) -> Result<BlendInfo, BlendError> {
     match magic {
         Magic::Plain => facts::walk(&mut source::Stream(reader), Compression::None),
         Magic::Gzip => {
-            let decoder =
-                BufReader::with_capacity(128 * 1024, flate2::bufread::MultiGzDecoder::new(reader));
-            facts::walk(&mut source::Stream(decoder), Compression::Gzip)
+            let (reader, compressed) = Counting::new(reader);
+            let decoder = BufReader::with_capacity(
+                128 * 1024,
+                flate2::bufread::MultiGzDecoder::new(BufReader::new(reader)),
+            );
+            let mut source = Bounded::new(source::Stream(decoder), compressed);
+            facts::walk(&mut source, Compression::Gzip)
         }
         Magic::Zstd => {
-            let decoder = BufReader::with_capacity(128 * 1024, source::MultiZstd::new(reader));
-            facts::walk(&mut source::Stream(decoder), Compression::Zstd)
+            let (reader, compressed) = Counting::new(reader);
+            let decoder = BufReader::with_capacity(
+                128 * 1024,
+                source::MultiZstd::new(BufReader::new(reader)),
+            );
+            let mut source = Bounded::new(source::Stream(decoder), compressed);
+            facts::walk(&mut source, Compression::Zstd)
         }
     }
 }
@@ -263,8 +279,18 @@ pub fn read_seekable<R: Read + Seek>(mut reader: R) -> Result<BlendInfo, BlendEr
     if got == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
         // Blender's zstd files carry a seek table: frames wholly inside a block that is not
         // needed are never decoded. Without a usable table, decode the stream.
+        let len = reader
+            .seek(io::SeekFrom::End(0))
+            .map_err(BlendError::Io)?
+            .saturating_sub(start);
+        reader
+            .seek(io::SeekFrom::Start(start))
+            .map_err(BlendError::Io)?;
         match source::SeekableZstd::open(&mut reader).map_err(BlendError::Io)? {
-            Some(mut source) => return facts::walk(&mut source, Compression::Zstd),
+            Some(source) => {
+                let mut source = Bounded::new(source, Compressed::Known(len));
+                return facts::walk(&mut source, Compression::Zstd);
+            }
             None => {
                 reader
                     .seek(io::SeekFrom::Start(start))

@@ -194,3 +194,38 @@ fn the_version_alone_reads_from_the_header_of_any_encoding() {
         assert!(err.contains(want), "{err}");
     }
 }
+
+/// A decompression bomb: Blender's file with 32 GiB of zeros (empty block headers) before its
+/// `ENDB`, compressed to about 1 MiB, is refused naming both bounds, by every reader; the same
+/// file with 1 MiB of them reads.
+#[test]
+fn a_decompression_bomb_is_refused_naming_both_bounds() {
+    use farm_testkit::{
+        zstd_frame,
+        ZstdPart::{Bytes, Zeros},
+    };
+    let (plain, _) = fixtures();
+    let (body, endb) = plain.split_at(plain.len() - 24);
+    assert_eq!(&endb[..4], b"ENDB");
+    // Whole empty block headers (24 bytes each), 32 GiB of them.
+    let bomb = zstd_frame(&[Bytes(body), Zeros((32 << 30) / 24 * 24), Bytes(endb)]);
+    assert!(bomb.len() < plain.len() + (2 << 20), "{}", bomb.len());
+    for result in both(&bomb) {
+        let err = result.expect_err("a bomb is refused");
+        assert!(matches!(err, BlendError::TooLarge { .. }), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!(
+                "{} times its compressed size",
+                farm_blend::MAX_RATIO
+            )),
+            "{message}"
+        );
+        assert!(message.contains("never past 16 GiB"), "{message}");
+    }
+    let padded = zstd_frame(&[Bytes(body), Zeros((1 << 20) / 24 * 24), Bytes(endb)]);
+    let from_plain = farm_blend::read(&plain[..]).unwrap();
+    for result in both(&padded) {
+        assert_eq!(result.unwrap().files, from_plain.files);
+    }
+}

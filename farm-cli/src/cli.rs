@@ -154,13 +154,21 @@ pub struct InspectArgs {
 /// `shots/a.blend` goes to `shots/tex/a.png`), and the .blend last with its tags in the same
 /// request (a .blend already there is tagged): the trigger starts the job once everything is
 /// in. One progress bar over every byte; large files go in parts.
+///
+/// Only files inside the project folder go up (`--project DIR`; by default the current folder
+/// when the .blend lies below it, else the .blend's folder): a path that climbs out of it, a
+/// symlink that leads out of it and a hidden file or folder (`.git`, `.aws`, dot-files, unless
+/// named with `--include-hidden`) are refused, each by name, before anything is uploaded. The
+/// plan (files and bytes) is printed before the upload starts.
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "Examples:
   farm submit shot.blend --bucket my-farm --frames 1-240 --chunk 10
   farm submit shot.blend --bucket my-farm --key shots/s01.blend --frame 48
   farm submit shot.blend --bucket my-farm --frames '1-100:2 150' --format OPEN_EXR
-  farm submit proj/shots/a.blend --bucket my-farm --key proj/shots/a.blend --frames scene
-                                           with ../assets/, ../lib/ at proj/assets/, proj/lib/")]
+  farm submit proj/shots/a.blend --bucket my-farm --key proj/shots/a.blend --frames scene \\
+      --project proj                       with ../assets/, ../lib/ at proj/assets/, proj/lib/
+  cd proj && farm submit shots/a.blend --bucket my-farm --key proj/shots/a.blend --frame 1
+                                           the same: the current folder is the project")]
 pub struct SubmitArgs {
     /// The .blend to upload.
     pub scene: PathBuf,
@@ -203,6 +211,16 @@ pub struct SubmitArgs {
     /// Blender shows them magenta).
     #[arg(long)]
     pub missing_ok: bool,
+    /// The project folder: only files under it are uploaded (symlinks resolved). Default: the
+    /// current folder when the .blend lies below it (`cd proj && farm submit shots/a.blend`),
+    /// else the .blend's own folder. A file outside it, or reached through a symlink that leaves
+    /// it, is refused by name before anything is uploaded.
+    #[arg(long, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    /// Upload this hidden file or folder of the project (a path relative to it, e.g.
+    /// `.assets`); hidden paths (`.git`, `.aws`, dot-files) are refused unless named here.
+    #[arg(long, value_name = "PATH")]
+    pub include_hidden: Vec<PathBuf>,
     /// Part size in MiB for multipart uploads; files larger than one part go in parts.
     #[arg(long, hide = true, default_value_t = DEFAULT_PART_MIB,
           value_parser = clap::value_parser!(u64).range(5..=5120))]

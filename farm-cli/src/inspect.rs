@@ -39,8 +39,24 @@ pub fn read_blend(path: &Path) -> anyhow::Result<BlendInfo> {
     }
     farm_blend::read_seekable(file).map_err(|e| match e {
         BlendError::NotBlend(_) => anyhow!("{shown} is {e}"),
+        BlendError::TooLarge { .. } => Refused(format!("cannot read {shown}: {e}")).into(),
         other => anyhow!("cannot read {shown}: {other}"),
     })
+}
+
+/// A .blend no command hands to Blender even when it would leave an unreadable file to it (a
+/// decompression bomb): `farm render` and `farm submit` stop on it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(String);
+
+/// `read`, or its error when the file is [`Refused`]; any other error becomes `Err` inside,
+/// for the caller to leave to Blender.
+pub fn unless_refused<T>(read: anyhow::Result<T>) -> anyhow::Result<Result<T, anyhow::Error>> {
+    match read {
+        Err(err) if err.is::<Refused>() => Err(err),
+        other => Ok(other),
+    }
 }
 
 /// The folder `//` paths are relative to.

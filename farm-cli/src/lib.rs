@@ -6,7 +6,8 @@
 //!   local folder, several chunks at once.
 //! - [`inspect`]: `farm inspect`, what a .blend asks for, read without Blender.
 //! - [`submit`]: `farm submit`, a tagged upload that starts the AWS job, with the project's
-//!   files ([`project`] finds them by the trigger's rules, [`upload`] sends what is missing).
+//!   files ([`project`] finds them by the trigger's rules, [`confine`] keeps them inside the
+//!   project folder, [`upload`] sends what is missing).
 //! - [`status`]: `farm status`, the job's Batch jobs and frame counts.
 //! - [`download`]: `farm download`, fetching (and unpacking) `frames.zip`.
 //! - [`jobs`]: `farm cancel` and `farm retry`.
@@ -19,6 +20,7 @@
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod cli;
+pub mod confine;
 #[cfg(feature = "aws")]
 pub mod download;
 pub mod inspect;

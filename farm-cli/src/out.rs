@@ -18,22 +18,53 @@ pub fn default_out(scene: &Path) -> PathBuf {
         .join(format!("{stem}.{OUT_SUFFIX}"))
 }
 
-/// Creates the output folder and checks a file can be written in it.
+/// Creates the output folder and checks a file can be written in it. A folder that is a
+/// symbolic link, or holds one (its `frames/`, say), is refused naming the link: a project
+/// shipping `shot.farm -> elsewhere` would otherwise get the frames, the archive and the records
+/// written wherever the link points.
 pub async fn prepare_out(out: &Path) -> anyhow::Result<()> {
     let shown = out.display();
     let advice = "choose another folder with --out";
+    refuse_link(out, advice).await?;
     if tokio::fs::metadata(out).await.is_ok_and(|m| !m.is_dir()) {
         bail!("output folder {shown} is a file: {advice}");
     }
     tokio::fs::create_dir_all(out)
         .await
         .map_err(|e| anyhow!("cannot create the output folder {shown}: {e}; {advice}"))?;
+    let mut entries = tokio::fs::read_dir(out)
+        .await
+        .map_err(|e| anyhow!("cannot read the output folder {shown}: {e}; {advice}"))?;
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        refuse_link(
+            &entry.path(),
+            "remove it, or choose another folder with --out",
+        )
+        .await?;
+    }
     let probe = out.join(format!(".farm-write-test-{}", std::process::id()));
     tokio::fs::write(&probe, b"")
         .await
         .map_err(|e| anyhow!("cannot write in the output folder {shown}: {e}; {advice}"))?;
     let _ = tokio::fs::remove_file(&probe).await;
     Ok(())
+}
+
+/// Fails when `path` is a symbolic link, naming it and its target.
+async fn refuse_link(path: &Path, advice: &str) -> anyhow::Result<()> {
+    let Ok(meta) = tokio::fs::symlink_metadata(path).await else {
+        return Ok(());
+    };
+    if !meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    let target = tokio::fs::read_link(path)
+        .await
+        .map_or_else(|_| "?".to_owned(), |t| t.display().to_string());
+    bail!(
+        "{} is a symbolic link (to {target}): the farm writes its output only into real folders, never through a link; {advice}",
+        path.display()
+    )
 }
 
 #[cfg(test)]
@@ -47,5 +78,34 @@ mod tests {
             PathBuf::from("examples/bounce.farm")
         );
         assert_eq!(default_out(Path::new("a.blend")), PathBuf::from("a.farm"));
+    }
+
+    #[tokio::test]
+    async fn an_output_folder_that_is_or_holds_a_link_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let out = dir.path().join("a.farm");
+        std::os::unix::fs::symlink(&elsewhere, &out).unwrap();
+        let err = prepare_out(&out).await.unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{} is a symbolic link", out.display())),
+            "{err}"
+        );
+        assert!(err.contains("--out"), "{err}");
+        std::fs::remove_file(&out).unwrap();
+        std::fs::create_dir(&out).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, out.join("frames")).unwrap();
+        let err = prepare_out(&out).await.unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{} is a symbolic link",
+                out.join("frames").display()
+            )),
+            "{err}"
+        );
+        std::fs::remove_file(out.join("frames")).unwrap();
+        prepare_out(&out).await.unwrap();
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     }
 }

@@ -19,6 +19,7 @@ use farm_io::{S3Storage, UploadTuning};
 
 use crate::aws::Aws;
 use crate::cli::SubmitArgs;
+use crate::confine::ProjectRoot;
 use crate::progress::human_bytes;
 use crate::project::{plan_upload, ProjectFile, ProjectUpload};
 use crate::render::check_scene;
@@ -126,6 +127,13 @@ fn is_auto(chunk: Option<&str>) -> bool {
 pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
     let shutdown = Shutdown::listen();
     check_scene(&args.scene).await?;
+    let cwd = std::env::current_dir().context("reading the current folder")?;
+    let root = ProjectRoot::choose(
+        &args.scene,
+        args.project.as_deref(),
+        &cwd,
+        &args.include_hidden,
+    )?;
     let key = match &args.key {
         Some(key) => key.trim_start_matches('/').to_owned(),
         None => args
@@ -151,6 +159,7 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
     let read = tokio::task::spawn_blocking(move || crate::inspect::read_blend(&path))
         .await
         .context("reading the scene")?;
+    let read = crate::inspect::unless_refused(read)?;
     // A scene Blender cannot render is refused here, as the trigger would, before any upload.
     if let Some(refusal) = read.as_ref().ok().and_then(farm_jobs::scene::cannot_render) {
         bail!("{refusal}");
@@ -197,6 +206,7 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
         Err(err) => (ProjectUpload::default(), Some(err.to_string())),
     };
     refuse_missing(&project, args.missing_ok)?;
+    root.check(&project.files)?;
     for warning in &project.warnings {
         eprintln!("warning: {warning}");
     }
@@ -204,6 +214,12 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot read {}", args.scene.display()))?
         .len();
+    let blend = ProjectFile {
+        local: args.scene.clone(),
+        key: key.clone(),
+        size,
+    };
+    print_plan(&root, &project.files, &blend, &args.bucket);
 
     let aws = Aws::load().await;
     let tuning = UploadTuning {
@@ -219,11 +235,6 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect(),
         ..PutOptions::default()
-    };
-    let blend = ProjectFile {
-        local: args.scene.clone(),
-        key: key.clone(),
-        size,
     };
     let sent = {
         let work = upload_project(&aws, &storage, &project.files, &blend, options, tuning);
@@ -241,19 +252,59 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
         .and_then(|meta| meta.etag)
         .unwrap_or_default();
 
+    let done = Done {
+        key: &key,
+        etag: &etag,
+        size,
+        tags: &tags,
+        request: &request,
+        files: project.files.len(),
+        sent,
+        unchecked,
+    };
+    print_done(args, &done);
+    Ok(())
+}
+
+/// What [`run`] did, for [`print_done`].
+struct Done<'a> {
+    key: &'a str,
+    etag: &'a str,
+    size: u64,
+    tags: &'a [(&'static str, String)],
+    request: &'a RenderRequest,
+    /// Project files planned (some may have been in the bucket already).
+    files: usize,
+    sent: Sent,
+    /// Why the .blend's files were not checked, if they were not.
+    unchecked: Option<String>,
+}
+
+/// Prints what was uploaded, and how to follow the job.
+fn print_done(args: &SubmitArgs, done: &Done<'_>) {
+    let Done {
+        key,
+        etag,
+        size,
+        tags,
+        request,
+        files,
+        sent,
+        ref unchecked,
+    } = *done;
     let bucket = &args.bucket;
     let tag_text = tags
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(", ");
-    if !project.files.is_empty() {
+    if files > 0 {
         println!(
             "project: uploaded {} of {} file(s) ({}); {} already in the bucket",
             sent.files,
-            project.files.len(),
+            files,
             human_bytes(sent.bytes),
-            project.files.len() - sent.files
+            files - sent.files
         );
     }
     if let Some(reason) = unchecked {
@@ -296,16 +347,37 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
         );
     }
     println!("key: {key}");
-    let (k, b) = (shell_quote(&key), shell_quote(bucket));
+    let (k, b) = (shell_quote(key), shell_quote(bucket));
     println!("watch it:  farm status {k} --bucket {b}");
     println!("fetch it:  farm download {k} --bucket {b} --unpack");
-    Ok(())
 }
 
-/// Refuses, before anything is uploaded, a project with absolute paths or missing files (unless
-/// `--missing-ok`, which uploads the rest and tags `missing=ok`: the trigger then renders
-/// without them, as Blender would, magenta).
+/// Prints, before anything is uploaded, what may go up: every project file and the .blend.
+fn print_plan(root: &ProjectRoot, files: &[ProjectFile], blend: &ProjectFile, bucket: &str) {
+    let bytes: u64 = files.iter().map(|f| f.size).sum();
+    println!(
+        "plan: {} project file(s) ({}) from the project {} ({}), then the .blend ({}); files the bucket already holds are skipped",
+        files.len(),
+        human_bytes(bytes),
+        root.root.display(),
+        root.chosen,
+        human_bytes(blend.size)
+    );
+    for file in files.iter().chain(std::iter::once(blend)) {
+        println!(
+            "  {} -> s3://{bucket}/{} ({})",
+            file.local.display(),
+            file.key,
+            human_bytes(file.size)
+        );
+    }
+}
+
+/// Refuses, before anything is uploaded, a project with refused paths (URLs), absolute paths or
+/// missing files (unless `--missing-ok`, which uploads the rest and tags `missing=ok`: the
+/// trigger then renders without them, as Blender would, magenta; never refused paths).
 fn refuse_missing(project: &ProjectUpload, missing_ok: bool) -> anyhow::Result<()> {
+    crate::project::refuse(&project.refused)?;
     if missing_ok {
         for line in project.absolute.iter().chain(&project.missing) {
             eprintln!("warning: {line}: not uploaded; rendered without it (--missing-ok)");

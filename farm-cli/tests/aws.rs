@@ -109,6 +109,7 @@ impl Fixture {
             tags: s3,
             max_frames: 10_000,
             task_slots: None,
+            read_budget: trigger_lambda::READ_BUDGET,
         };
         let report = handle_event(&deps, parse_event(event).unwrap())
             .await

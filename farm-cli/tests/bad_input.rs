@@ -281,3 +281,34 @@ fn local_errors_use_no_cloud_words() {
         }
     }
 }
+
+/// A decompression bomb is never left to Blender, even with `--frames` given (which leaves an
+/// unreadable file to Blender): one line naming both bounds, nothing rendered or uploaded.
+#[test]
+fn a_decompression_bomb_is_refused_naming_both_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = dir.path().join("bomb.blend");
+    std::fs::write(
+        &bomb,
+        farm_testkit::zstd_blend_bomb(b"BLENDER-v304", (32 << 30) / 24 * 24),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let mut commands = vec![
+        render(&["--frames", "1", "--out", out.to_str().unwrap()], &bomb),
+        run(farm().arg("inspect").arg(&bomb)),
+    ];
+    let mut submit = farm();
+    submit
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .args(["submit", "--bucket", "b", "--frame", "1"])
+        .arg(&bomb);
+    commands.push(run(&mut submit));
+    for result in &commands {
+        let error = result.one_line_error();
+        assert!(error.contains("decompression bomb"), "{error}");
+        assert!(error.contains("128 times its compressed size"), "{error}");
+        assert!(error.contains("16 GiB"), "{error}");
+    }
+    assert!(!out.join("frames").exists());
+}

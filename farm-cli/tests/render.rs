@@ -324,3 +324,33 @@ fn camera_switches_on_timeline_markers_render_as_blender_renders_them() {
         assert_eq!(farms, blenders_own, "{}", blender.name);
     }
 }
+
+/// A project shipping its default output folder, or the `frames/` in it, as a symbolic link
+/// gets nothing written through it: `farm render` refuses, naming the link, before Blender
+/// starts (RELIABILITY.md, "Hostile .blend").
+#[test]
+fn an_output_folder_or_frames_folder_that_is_a_link_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let blend = scene(dir.path(), "shot", 1, 1, 1);
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let out = dir.path().join("shot.farm");
+    std::os::unix::fs::symlink(&elsewhere, &out).unwrap();
+    let result = run(farm().arg("render").arg(&blend));
+    let error = result.one_line_error();
+    assert!(
+        error.contains(&format!("{} is a symbolic link", out.display())),
+        "{error}"
+    );
+    std::fs::remove_file(&out).unwrap();
+    std::fs::create_dir(&out).unwrap();
+    let frames = out.join("frames");
+    std::os::unix::fs::symlink(&elsewhere, &frames).unwrap();
+    let result = run(farm().arg("render").arg(&blend));
+    let error = result.one_line_error();
+    assert!(
+        error.contains(&format!("{} is a symbolic link", frames.display())),
+        "{error}"
+    );
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+}

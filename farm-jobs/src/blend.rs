@@ -15,7 +15,7 @@
 use std::io::{self, Read, Seek, SeekFrom};
 
 use bytes::Bytes;
-use farm_blend::BlendInfo;
+use farm_blend::{BlendError, BlendInfo};
 use farm_core::storage::StorageError;
 use farm_core::Storage;
 use tokio::sync::{mpsc, oneshot};
@@ -28,15 +28,15 @@ pub const MAX_WINDOW: u64 = 16 << 20;
 
 /// Reads the `.blend` at `key`, of `size` bytes, only while it still has `etag`.
 ///
-/// `Ok(Err(reason))` when the file cannot be read as a .blend (the reason is the reader's, for
-/// the user); `Err` for storage failures: [`StorageError::Changed`] when the object was replaced
+/// `Ok(Err(reason))` when the file cannot be read as a .blend (the reader's error, for the
+/// user; [`farm_blend::BlendError::TooLarge`] for a decompression bomb); `Err` for storage failures: [`StorageError::Changed`] when the object was replaced
 /// while it was read, [`StorageError::NotFound`] when it was deleted.
 pub async fn read_blend<S: Storage>(
     storage: &S,
     key: &str,
     etag: &str,
     size: u64,
-) -> Result<Result<BlendInfo, String>, StorageError> {
+) -> Result<Result<BlendInfo, BlendError>, StorageError> {
     let (requests, mut asked) = mpsc::channel::<RangeRequest>(1);
     let reader = RangedReader::new(size, requests);
     let parse = tokio::task::spawn_blocking(move || farm_blend::read_seekable(reader));
@@ -62,7 +62,7 @@ pub async fn read_blend<S: Storage>(
     };
     match failed {
         Some(err) => Err(err),
-        None => Ok(read.map_err(|err| err.to_string())),
+        None => Ok(read),
     }
 }
 

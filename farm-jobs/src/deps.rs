@@ -42,7 +42,8 @@ pub enum Preflight {
     /// Everything that changes pixels is packed or present (or `missing=ok` was given: the
     /// missing files are then in the record's warnings).
     Ready(DependencyRecord),
-    /// Files are missing: the request is rejected with [`DependencyRecord::missing_message`].
+    /// Files are missing (or paths refused, [`DependencyRecord::refused`], whatever
+    /// `missing=ok` says): the request is rejected with [`DependencyRecord::missing_message`].
     Missing(DependencyRecord),
 }
 
@@ -72,13 +73,18 @@ pub async fn check<S: Storage>(
             let key = match resolve(&from, &file.path) {
                 Ok(key) => key,
                 Err(err) => {
-                    record.add_missing(MissingDependency {
+                    let missing = MissingDependency {
                         key: None,
                         kind,
                         path: file.path.clone(),
                         from: from.clone(),
                         message: err.to_string(),
-                    });
+                    };
+                    if err.is_refused() {
+                        record.refused.push(missing);
+                    } else {
+                        record.add_missing(missing);
+                    }
                     continue;
                 }
             };
@@ -202,6 +208,11 @@ pub async fn check<S: Storage>(
     record.bytes = record.files.iter().map(|f| f.size).sum();
     record.missing.sort();
     record.missing.dedup();
+    record.refused.sort();
+    record.refused.dedup();
+    if !record.refused.is_empty() {
+        return Ok(Preflight::Missing(record));
+    }
     if record.missing.is_empty() {
         return Ok(Preflight::Ready(record));
     }

@@ -120,7 +120,7 @@ async fn a_file_replaced_while_it_is_read_is_changed_and_garbage_is_a_reason() {
     let read = read_blend(&storage, "a.blend", &etag, meta.size)
         .await
         .unwrap();
-    let reason = read.unwrap_err();
+    let reason = read.unwrap_err().to_string();
     assert!(reason.contains("not a .blend"), "{reason}");
 
     storage

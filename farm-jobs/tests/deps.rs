@@ -247,3 +247,52 @@ async fn a_sequence_shown_by_a_node_needs_the_files_the_frames_load() {
     };
     assert_eq!(record.files.len(), 2);
 }
+
+/// A URL in any kind of path (FFmpeg would fetch it) is refused, `missing=ok` or not, and the
+/// rejection names each path; a sound with a URL too, though a missing sound is only a warning.
+#[tokio::test]
+async fn url_paths_are_refused_whatever_missing_ok_says() {
+    let (_dir, storage) = project().await;
+    let files = vec![
+        file(FileKind::Image, "//tex/wood.png", Some("FILE"), &[]),
+        file(
+            FileKind::Movie,
+            "http://127.0.0.1:9/clip.mp4",
+            Some("MOVIE"),
+            &[],
+        ),
+        file(FileKind::Sound, "concat:/a.wav|/b.wav", None, &[]),
+        file(
+            FileKind::Image,
+            "subfile,,start,0,end,9,,:/etc/passwd",
+            Some("MOVIE"),
+            &[],
+        ),
+        file(FileKind::Font, "/absolute/font.ttf", None, &[]),
+    ];
+    for allow_missing in [false, true] {
+        let Ok(Preflight::Missing(record)) = check(
+            &storage,
+            BLEND,
+            &info(files.clone()),
+            Some(&[1]),
+            allow_missing,
+        )
+        .await
+        else {
+            panic!("refused (missing=ok: {allow_missing})");
+        };
+        assert_eq!(record.refused.len(), 3, "{record:?}");
+        let message = record.missing_message();
+        for needle in [
+            "3 path(s) in the .blend are refused",
+            "`http:` URL",
+            "`concat:` URL",
+            "`subfile:` URL",
+            "missing=ok does not change that",
+        ] {
+            assert!(message.contains(needle), "{needle}: {message}");
+        }
+        assert_eq!(record.files.len(), 1, "{record:?}");
+    }
+}

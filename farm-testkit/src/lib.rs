@@ -9,12 +9,14 @@
 //! - [`Intercept`]: a storage wrapper that injects another party's writes mid-run.
 //! - [`BlackHole`], [`run_bounded`]: an endpoint that never answers, to prove calls time out.
 //! - [`unique_prefix`]: a random key prefix per test.
+//! - [`zstd_frame`], [`zstd_blend_bomb`]: decompression bombs made in the test.
 //! - [`blender`], [`make_scene`], [`frame_code`]: small Blender scenes whose frames show their
 //!   own frame number.
 //!
 //! Missing tools are errors, with the command that installs them: tests fail, never skip.
 
 mod blackhole;
+mod bomb;
 mod faults;
 mod http;
 mod memory;
@@ -23,6 +25,7 @@ mod scene;
 mod storage;
 
 pub use blackhole::{run_bounded, BlackHole, BoundedRun};
+pub use bomb::{zstd_blend_bomb, zstd_frame, ZstdPart};
 pub use faults::{Failure, Fault, Faulty, FaultyUpload, Logged, Op};
 pub use memory::{MemoryScheduler, MemoryStorage, MemoryUpload, StoredObject, SubmittedJob};
 pub use moto::{BatchEnv, Moto};

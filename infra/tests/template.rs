@@ -1281,6 +1281,7 @@ async fn the_trigger_policy_allows_every_object_the_trigger_touches() {
         tags: MemoryTags(store.inner().clone()),
         max_frames: 10_000,
         task_slots: None,
+        read_budget: trigger_lambda::READ_BUDGET,
     };
     let run = |name: &'static str, key: &'static str, etag: &'static str| {
         let event = parse_event(s3_event(name, BUCKET, key, etag)).expect("an S3 event");
@@ -1776,4 +1777,18 @@ fn the_messages_name_the_key_the_status_and_where_frames_zip_is() {
         );
     }
     no_key_in_commands(&render_failed);
+}
+
+/// The trigger's read budget per upload (`trigger_lambda::READ_BUDGET`) ends well before the
+/// Lambda's timeout: the rejection it ends in is written (and a submission has time) with at
+/// least a minute to spare, so a slow upload is a recorded rejection, never a silent timeout.
+#[test]
+fn the_triggers_read_budget_leaves_time_before_the_lambda_timeout() {
+    let t = template();
+    let timeout = as_i64(&resource(&t, "TriggerFunction")["Properties"]["Timeout"]);
+    let budget = i64::try_from(trigger_lambda::READ_BUDGET.as_secs()).unwrap();
+    assert!(
+        budget + 60 <= timeout,
+        "budget {budget} s, timeout {timeout} s"
+    );
 }

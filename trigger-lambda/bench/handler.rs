@@ -38,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
         tags: s3.clone(),
         max_frames: 10_000,
         task_slots: None,
+        read_budget: trigger_lambda::READ_BUDGET,
     };
 
     let mut rows = Vec::new();

@@ -1,7 +1,9 @@
 //! The Lambda's work: one S3 notification in, at most one render + zip submission per record.
 
+use std::time::Duration;
+
 use aws_lambda_events::event::s3::S3Event;
-use farm_blend::BlendInfo;
+use farm_blend::{BlendError, BlendInfo};
 use farm_core::blend::{sniff, SNIFF_LEN};
 use farm_core::request::{TAG_FRAME, TAG_FRAMES};
 use farm_core::scheduler::Scheduler;
@@ -48,6 +50,38 @@ pub struct Deps<O, B, T> {
     /// Render tasks the farm runs at once (`FARM_MAX_VCPUS / 4`), which `chunk=auto` fills;
     /// `None`: unknown (as many tasks as an array job allows).
     pub task_slots: Option<std::num::NonZeroUsize>,
+    /// Most time one record may spend reading its upload and checking its files
+    /// ([`READ_BUDGET`] in the Lambda) before the request is rejected.
+    pub read_budget: Duration,
+}
+
+/// The trigger's time budget per upload for reading the `.blend` and checking its files
+/// (libraries included): past it the request is rejected, and the rejection recorded in
+/// `job.json`, with time left for that and for a submission before the Lambda's own timeout
+/// (300 s, infra/farm.yaml; `farm-infra` tests the margin), never a silent timeout.
+pub const READ_BUDGET: Duration = Duration::from_secs(180);
+
+/// When a record's reading must end, and how long it was given.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    deadline: tokio::time::Instant,
+    limit: Duration,
+}
+
+impl Budget {
+    fn start(limit: Duration) -> Self {
+        Self {
+            deadline: tokio::time::Instant::now() + limit,
+            limit,
+        }
+    }
+
+    fn exceeded(self) -> String {
+        format!(
+            "reading the .blend and checking its files took longer than the trigger's budget of {} s per upload, so no job was submitted: a file this slow to read is most likely a decompression bomb or full of empty blocks; open it in Blender and save it again, or render it with `farm render`",
+            self.limit.as_secs_f64()
+        )
+    }
 }
 
 impl<O, B, T> std::fmt::Debug for Deps<O, B, T> {
@@ -55,6 +89,7 @@ impl<O, B, T> std::fmt::Debug for Deps<O, B, T> {
         f.debug_struct("Deps")
             .field("max_frames", &self.max_frames)
             .field("task_slots", &self.task_slots)
+            .field("read_budget", &self.read_budget)
             .finish_non_exhaustive()
     }
 }
@@ -275,12 +310,15 @@ where
     else {
         return Ok(gone());
     };
-    // The upload is read at most once, for `frames=scene` and the dependency check.
+    // The upload is read at most once, for `frames=scene` and the dependency check, within
+    // the budget.
+    let budget = Budget::start(deps.read_budget);
     let mut blend = None;
     let mut scene_record = None;
     if scene::asks_for_scene(&tags) {
-        let Some(read) = read_upload(&storage, key, &etag, meta.size).await? else {
-            return Ok(gone());
+        let read = match read_upload(&storage, record, &etag, meta.size, budget).await? {
+            Ok(read) => read,
+            Err(outcome) => return Ok(outcome),
         };
         match scene::from_read(&read, deps.max_frames) {
             SceneRead::Frames(record) => {
@@ -351,26 +389,28 @@ where
     };
     let blend = match blend {
         Some(read) => read,
-        None => match read_upload(&storage, key, &etag, meta.size).await? {
-            Some(read) => read,
-            None => return Ok(gone()),
+        None => match read_upload(&storage, record, &etag, meta.size, budget).await? {
+            Ok(read) => read,
+            Err(outcome) => return Ok(outcome),
         },
     };
     if let Some(refusal) = blend.as_ref().ok().and_then(scene::cannot_render) {
         return reject(&storage, record, &etag, refusal).await;
     }
-    let extras = match Box::pin(crate::preflight::gate(
+    let gate = crate::preflight::gate(
         &storage,
         record,
         &etag,
         &tags,
         request.plan.frames().as_slice(),
         &blend,
-    ))
-    .await?
-    {
-        crate::preflight::Gate::Proceed(extras) => extras,
-        crate::preflight::Gate::Done(outcome) => return Ok(outcome),
+    );
+    let extras = match tokio::time::timeout_at(budget.deadline, Box::pin(gate)).await {
+        Err(_) => return reject(&storage, record, &etag, budget.exceeded()).await,
+        Ok(gate) => match gate? {
+            crate::preflight::Gate::Proceed(extras) => extras,
+            crate::preflight::Gate::Done(outcome) => return Ok(outcome),
+        },
     };
 
     if let Some(found) = &scene_record {
@@ -435,18 +475,34 @@ where
     })
 }
 
-/// Reads the upload where it lies (`None`: deleted or replaced meanwhile, nothing to do).
+/// Reads the upload where it lies within `budget`: the facts, or why they cannot be read (left
+/// to Blender); or the record's outcome: gone (deleted or replaced meanwhile, nothing to do),
+/// or rejected (recorded) for a decompression bomb or a read past the budget.
 async fn read_upload<S: Storage>(
     storage: &S,
-    key: &str,
+    record: &BlendRecord,
     etag: &str,
     size: u64,
-) -> Result<Option<Result<BlendInfo, String>>, TriggerError> {
-    match farm_jobs::blend::read_blend(storage, key, etag, size).await {
-        Ok(read) => Ok(Some(read)),
-        Err(StorageError::NotFound { .. } | StorageError::Changed { .. }) => Ok(None),
-        Err(err) => Err(err.into()),
-    }
+    budget: Budget,
+) -> Result<Result<Result<BlendInfo, String>, RecordOutcome>, TriggerError> {
+    let key = record.key.as_str();
+    let read = farm_jobs::blend::read_blend(storage, key, etag, size);
+    let refused = match tokio::time::timeout_at(budget.deadline, read).await {
+        Err(_) => budget.exceeded(),
+        Ok(Ok(Ok(info))) => return Ok(Ok(Ok(info))),
+        Ok(Ok(Err(err @ BlendError::TooLarge { .. }))) => {
+            format!("{err}; no job was submitted")
+        }
+        Ok(Ok(Err(err))) => return Ok(Ok(Err(err.to_string()))),
+        Ok(Err(StorageError::NotFound { .. } | StorageError::Changed { .. })) => {
+            return Ok(Err(RecordOutcome::Gone {
+                bucket: record.bucket.clone(),
+                key: key.to_owned(),
+            }))
+        }
+        Ok(Err(err)) => return Err(err.into()),
+    };
+    reject(storage, record, etag, refused).await.map(Err)
 }
 
 async fn reject<S: Storage>(

@@ -29,5 +29,7 @@ pub use farm_jobs::submit::{
     submit_request, write_rejection, MarkerState, RequestMarker, SourceObject, Submission,
     SubmitError, PENDING_MARKER_TAKEOVER,
 };
-pub use handler::{handle_event, process_event, Buckets, Deps, EventReport, RecordOutcome};
+pub use handler::{
+    handle_event, process_event, Buckets, Deps, EventReport, RecordOutcome, READ_BUDGET,
+};
 pub use tags::{TagError, TagReader};

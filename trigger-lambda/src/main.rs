@@ -15,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::from_env().context("the trigger cannot start")?;
 
     // The farm's one client builder: timeouts and retries every binary shares.
-    // A call may not outlive the invocation (the Lambda timeout is 60 s, infra/farm.yaml).
+    // A call may not outlive the invocation (the Lambda timeout is 300 s, infra/farm.yaml).
     let mut settings = ClientSettings::from_env();
     settings.attempt_timeout = settings.attempt_timeout.min(Duration::from_secs(15));
     settings.operation_timeout = Duration::from_secs(40);
@@ -44,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
         tags: s3,
         max_frames: config.max_frames,
         task_slots: config.task_slots(),
+        read_budget: trigger_lambda::READ_BUDGET,
     };
     let render_definitions = config
         .render

@@ -107,6 +107,7 @@ fn deps(store: &Store) -> TestDeps {
         tags: Tags(store.inner().clone()),
         max_frames: 10_000,
         task_slots: None,
+        read_budget: trigger_lambda::READ_BUDGET,
     }
 }
 
@@ -869,4 +870,42 @@ async fn a_scene_without_a_camera_is_rejected_before_any_job() {
             .unwrap()
             .contains("Scene Properties > Camera"));
     }
+}
+
+#[tokio::test]
+async fn a_decompression_bomb_or_a_read_past_the_budget_is_a_recorded_rejection() {
+    // 32 GiB of empty block headers behind a Blender file header, about 1 MiB compressed.
+    let bomb = farm_testkit::zstd_blend_bomb(b"BLENDER-v304", (32 << 30) / 24 * 24);
+    let store = store();
+    store.upload("shots/scene.blend", &bomb, E1, &[("frame", "10")]);
+    let deps = deps(&store);
+    let report = run(&deps, "object_created_put.json").await;
+    let [RecordOutcome::Rejected { message, .. }] = report.records.as_slice() else {
+        panic!("expected a rejection: {report:?}");
+    };
+    assert!(message.contains("decompression bomb"), "{message}");
+    assert!(
+        message.contains("128 times its compressed size"),
+        "{message}"
+    );
+    assert!(message.contains("16 GiB"), "{message}");
+    assert!(deps.scheduler.inner().jobs().is_empty());
+    let manifest = store.manifest("shots/scene.blend").unwrap();
+    assert_eq!(manifest.status, ManifestStatus::Rejected);
+    assert_eq!(manifest.message.as_deref(), Some(message.as_str()));
+
+    // Reads slower than the budget: the rejection names it, recorded, no job.
+    let slow = self::store();
+    slow.upload("shots/scene.blend", BLEND, E1, &[("frame", "10")]);
+    slow.inject(Fault::on(Op::GetRange).delay(Duration::from_millis(300)));
+    let mut deps = self::deps(&slow);
+    deps.read_budget = Duration::from_millis(50);
+    let report = run(&deps, "object_created_put.json").await;
+    let [RecordOutcome::Rejected { message, .. }] = report.records.as_slice() else {
+        panic!("expected a rejection: {report:?}");
+    };
+    assert!(message.contains("budget of 0.05 s per upload"), "{message}");
+    assert!(deps.scheduler.inner().jobs().is_empty());
+    let manifest = slow.manifest("shots/scene.blend").unwrap();
+    assert_eq!(manifest.status, ManifestStatus::Rejected);
 }

@@ -66,6 +66,7 @@ impl Farm {
             tags: s3,
             max_frames: 10_000,
             task_slots: None,
+            read_budget: trigger_lambda::READ_BUDGET,
         };
         Farm {
             moto,

@@ -14,7 +14,9 @@ Writes, under <dir>/proj:
 - shots/shot.blend: Cycles, 32x24, 2 samples, no denoising, Raw view; an orthographic camera
   looking down at a plane (left half) whose emission shader shows `//tex/red.png`, and the
   library's plane linked from `//../lib/props.blend`. Every path is relative;
-- shots/absolute.blend: the shot with the red texture's path made absolute.
+- shots/absolute.blend: the shot with the red texture's path made absolute;
+- shots/climbs.blend: the shot with the red texture's path `//../../.aws/credentials`, out of
+  the project into a hidden folder beside it (`farm submit` must not send it).
 
 Emission shaders and pure colours make the rendered pixels exact: a missing texture renders
 Cycles' magenta instead.
@@ -113,7 +115,12 @@ def main():
     lib_path = os.path.join(lib_dir, "props.blend")
     save(lib_path)
 
-    for name, absolute in (("shot", False), ("absolute", True)):
+    red_paths = (
+        ("shot", "//tex/red.png"),
+        ("absolute", os.path.join(shots, "tex", "red.png")),
+        ("climbs", "//../../.aws/credentials"),
+    )
+    for name, red_path in red_paths:
         scene = empty_scene()
         save(os.path.join(shots, name + ".blend"))
         cam = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
@@ -123,8 +130,7 @@ def main():
         scene.collection.objects.link(cam)
         scene.camera = cam
         plane, image = textured_plane("ShotPlane", -2.5, 0.0, "//tex/red.png", shots)
-        if absolute:
-            image.filepath = os.path.join(shots, "tex", "red.png")
+        image.filepath = red_path
         scene.collection.objects.link(plane)
 
         udim = bpy.data.images.new("skin", 4, 4, tiled=True)

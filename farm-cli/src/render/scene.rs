@@ -43,6 +43,7 @@ pub(super) async fn scene_frames(
     let read = tokio::task::spawn_blocking(move || crate::inspect::read_blend(&path))
         .await
         .context("reading the scene")?;
+    let read = crate::inspect::unless_refused(read)?;
     let info = match (read, asked) {
         (Ok(info), asked) => {
             if let Some(refusal) = farm_jobs::scene::cannot_render(&info) {
