@@ -6,7 +6,8 @@
 //!   local folder, several chunks at once.
 //! - [`inspect`]: `farm inspect`, what a .blend asks for, read without Blender.
 //! - [`submit`]: `farm submit`, a tagged upload that starts the AWS job, with the project's
-//!   files ([`project`] finds them by the trigger's rules, [`upload`] sends what is missing).
+//!   files ([`project`] finds them by the trigger's rules, [`upload`] sends what is missing);
+//!   [`dry_run`] prints its plan instead (`--dry-run`).
 //! - [`status`]: `farm status`, the job's Batch jobs and frame counts.
 //! - [`download`]: `farm download`, fetching (and unpacking) `frames.zip`.
 //! - [`jobs`]: `farm cancel` and `farm retry`.
@@ -21,6 +22,8 @@ pub mod aws;
 pub mod cli;
 #[cfg(feature = "aws")]
 pub mod download;
+#[cfg(feature = "aws")]
+pub mod dry_run;
 pub mod inspect;
 #[cfg(feature = "aws")]
 pub mod jobs;

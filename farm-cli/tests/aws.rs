@@ -917,3 +917,115 @@ async fn status_follows_every_state_moto_gives_and_cancel_and_retry_respect_them
         farm_cli::jobs::CANCEL_REASON
     );
 }
+
+/// All keys under `prefix` in the test bucket.
+async fn keys_under(farm: &Fixture, prefix: &str) -> Vec<String> {
+    let listed = farm
+        .moto
+        .s3()
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
+}
+
+/// `farm submit --dry-run` checks as a submit does and prints the plan, reading the bucket
+/// only: nothing is uploaded. After the real submit, the same plan says every file is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_prints_the_plan_and_uploads_nothing() {
+    let farm = Fixture::start().await;
+    let project = common::make_project(farm.dir.path());
+    let shot = project.join("shots/shot.blend");
+    let shot_arg = shot.to_str().unwrap();
+    let prefix = unique_prefix("dry");
+    let key = format!("{prefix}proj/shots/shot.blend");
+    let submit = |extra: &[&str]| {
+        let mut args = vec![
+            "submit", shot_arg, "--bucket", BUCKET, "--key", &key, "--frames", "1-3", "--chunk",
+            "auto",
+        ];
+        args.extend_from_slice(extra);
+        farm.run(&args)
+    };
+
+    let plan: Value = serde_json::from_str(submit(&["--dry-run", "--json"]).ok()).unwrap();
+    assert!(
+        keys_under(&farm, &prefix).await.is_empty(),
+        "uploaded nothing"
+    );
+    assert_eq!(plan["key"], key.as_str());
+    assert_eq!(plan["frames"], "1-3");
+    assert_eq!(plan["frame_count"], 3);
+    assert_eq!(plan["chunk"], "auto");
+    assert_eq!(plan["tasks"], Value::Null);
+    assert_eq!(plan["scene"]["in_bucket"], false);
+    let project_keys: BTreeSet<&str> = plan["project"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"].as_str().unwrap())
+        .collect();
+    for wanted in ["shots/tex/red.png", "lib/props.blend", "shared/green.png"] {
+        assert!(
+            project_keys.contains(format!("{prefix}proj/{wanted}").as_str()),
+            "{wanted}: {project_keys:?}"
+        );
+    }
+    let files = project_keys.len() + 1;
+    assert_eq!(plan["upload"]["files"], files);
+    assert_eq!(plan["in_bucket"]["files"], 0);
+    let tags: Vec<(&str, &str)> = plan["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["key"].as_str().unwrap(), t["value"].as_str().unwrap()))
+        .collect();
+    assert_eq!(tags, [("frames", "1-3"), ("chunk", "auto")]);
+
+    // The text plan, and a refusal, upload nothing either.
+    let text = submit(&["--dry-run"]);
+    let stdout = text.ok();
+    assert!(stdout.starts_with("dry run: nothing uploaded"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("upload:    {files} file(s)")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("tags:      frames=1-3, chunk=auto"),
+        "{stdout}"
+    );
+    std::fs::rename(
+        project.join("shots/tex/red.png"),
+        farm.dir.path().join("red.png"),
+    )
+    .unwrap();
+    let refused = submit(&["--dry-run", "--json"]);
+    assert!(
+        refused.one_line_error().contains("tex/red.png"),
+        "{refused:?}"
+    );
+    std::fs::rename(
+        farm.dir.path().join("red.png"),
+        project.join("shots/tex/red.png"),
+    )
+    .unwrap();
+    assert!(
+        keys_under(&farm, &prefix).await.is_empty(),
+        "uploaded nothing"
+    );
+
+    // Once submitted, the plan says everything is in the bucket: the .blend would be tagged.
+    submit(&[]).ok();
+    assert_eq!(keys_under(&farm, &prefix).await.len(), files);
+    let plan: Value = serde_json::from_str(submit(&["--dry-run", "--json"]).ok()).unwrap();
+    assert_eq!(plan["upload"]["files"], 0);
+    assert_eq!(plan["in_bucket"]["files"], files);
+    assert_eq!(plan["scene"]["in_bucket"], true);
+}

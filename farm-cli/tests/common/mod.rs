@@ -171,3 +171,21 @@ pub fn processes_mentioning(path: &Path) -> Vec<String> {
         })
         .collect()
 }
+
+/// The e2e fixture's project (`e2e/tests/projects/make_project.py`, made by Debian's Blender)
+/// under `dir`; returns its `proj` folder (`shots/shot.blend` uses `tex/`, `seq/` and
+/// `../lib/props.blend`, which uses `../shared/green.png`).
+pub fn make_project(dir: &Path) -> PathBuf {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../e2e/tests/projects/make_project.py"
+    );
+    let config = serde_json::json!({ "dir": dir }).to_string();
+    let out = farm_testkit::TestBlender::executable()
+        .expect("Debian's blender")
+        .script(Path::new(script), &[&config])
+        .output()
+        .expect("running blender");
+    assert!(out.status.success(), "{out:?}");
+    dir.join("proj")
+}
