@@ -1029,3 +1029,115 @@ async fn dry_run_prints_the_plan_and_uploads_nothing() {
     assert_eq!(plan["in_bucket"]["files"], files);
     assert_eq!(plan["scene"]["in_bucket"], true);
 }
+
+/// The Blender add-on (`blender-addon/`) inside the official `bpy` 4.2 and 4.5 modules, with
+/// this `farm` on PATH and moto as AWS (`blender-addon/tests/drive.py` runs each phase in
+/// Blender): the extension zip installs, enables, registers and unregisters cleanly; its Plan
+/// operator shows `farm submit --dry-run`'s plan; its Submit operator uploads the project and
+/// tags the .blend, and the trigger starts the job; a missing texture comes back as an error
+/// report naming it; its Refresh operator reads the job from `farm status --json`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_blender_addon_installs_submits_and_watches_a_job() {
+    let farm = Fixture::start().await;
+    let addon = Path::new(env!("CARGO_MANIFEST_DIR")).join("../blender-addon");
+    let zip = farm.dir.path().join("render_farm.zip");
+    let built = Command::new("python3")
+        .arg(addon.join("build.py"))
+        .arg(&zip)
+        .output()
+        .expect("python3 runs");
+    assert!(built.status.success(), "{built:?}");
+    let bin = Path::new(env!("CARGO_BIN_EXE_farm")).parent().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+
+    for version in ["4.2.23", "4.5.15"] {
+        let bpy = farm_testkit::TestBlender::bpy(version).expect("bpy venv");
+        let resources = tempfile::tempdir().unwrap();
+        let project = common::make_project(&farm.dir.path().join(format!("bpy-{version}")));
+        let blend = project.join("shots/shot.blend");
+        let drive = |phase: &str, config: Value| -> Value {
+            let mut command = Command::new(bpy.blender.program());
+            common::farm_env(&mut command);
+            let output = command
+                .arg(addon.join("tests/drive.py"))
+                .args([phase, &config.to_string()])
+                .env("BLENDER_USER_RESOURCES", resources.path())
+                .env("PATH", &path)
+                .envs(farm.moto.env())
+                .output()
+                .expect("bpy's python runs");
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                output.status.success(),
+                "{version} {phase}: {stdout}\n{stderr}"
+            );
+            let line = stdout.lines().find_map(|l| l.strip_prefix("RESULT "));
+            serde_json::from_str(line.expect("a RESULT line")).unwrap()
+        };
+
+        let installed = drive("install", serde_json::json!({ "zip": zip }));
+        assert!(
+            installed["version"]
+                .as_str()
+                .unwrap()
+                .starts_with(&version[..3]),
+            "{installed}"
+        );
+        assert_eq!(
+            installed["registered"]["operators"]
+                .as_array()
+                .unwrap()
+                .len(),
+            10
+        );
+        assert_eq!(
+            installed["unregistered"]["operators"],
+            serde_json::json!([])
+        );
+
+        let config = serde_json::json!({
+            "blend": blend, "bucket": BUCKET, "root": farm.dir.path(),
+        });
+        let sent = drive("submit", config.clone());
+        let key = format!("bpy-{version}/proj/shots/shot.blend");
+        assert_eq!(sent["key"], key.as_str(), "{sent}");
+        let plan = &sent["plan"];
+        assert_eq!(plan["key"], key.as_str());
+        assert_eq!(plan["frames"], "1-2");
+        assert_eq!(
+            plan["in_bucket"]["files"], 0,
+            "nothing uploaded before: {plan}"
+        );
+        let files = plan["upload"]["files"].as_u64().unwrap();
+        assert!(files >= 5, "the .blend, textures and library: {plan}");
+        let refusal = sent["refusal"].as_str().unwrap();
+        assert!(
+            refusal.contains("//tex/red.png") && refusal.contains("nothing was uploaded"),
+            "{refusal}"
+        );
+        assert!(
+            sent["report_raised"].as_str().unwrap().contains(refusal),
+            "{sent}"
+        );
+        // What the Submit operator's farm uploaded: every file, the .blend with its tags.
+        let prefix = format!("bpy-{version}/");
+        assert_eq!(keys_under(&farm, &prefix).await.len() as u64, files);
+        let tags = farm.tags(&key).await;
+        assert_eq!(tags.get("frames").map(String::as_str), Some("1-2"));
+        assert_eq!(tags.get("chunk").map(String::as_str), Some("auto"));
+        submitted(&farm.trigger(&key).await);
+
+        let config = serde_json::json!({
+            "blend": blend, "bucket": BUCKET, "root": farm.dir.path(), "key": key,
+        });
+        let status = drive("status", config);
+        assert_eq!(status["key"], key.as_str(), "{status}");
+        assert_eq!(status["state"], "submitted", "{status}");
+        assert_eq!(status["total"], 2, "{status}");
+        assert!(
+            status["summary"].as_str().unwrap().contains("/2 frames"),
+            "{status}"
+        );
+    }
+}

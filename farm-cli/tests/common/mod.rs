@@ -11,6 +11,13 @@ use farm_testkit::{make_scene, SceneOptions};
 /// overrides, Blender from the test kit.
 pub fn farm() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_farm"));
+    farm_env(&mut command);
+    command
+}
+
+/// The environment [`farm`] runs `farm` in, for a command that runs it itself (the Blender
+/// add-on's test).
+pub fn farm_env(command: &mut Command) {
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy().into_owned();
         if name.starts_with("AWS_") || name.starts_with("FARM_") || name == "RUST_LOG" {
@@ -27,7 +34,6 @@ pub fn farm() -> Command {
     if let Ok(blender) = farm_testkit::blender() {
         command.env("BLENDER", blender);
     }
-    command
 }
 
 /// What a run printed and how it ended.
