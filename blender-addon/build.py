@@ -13,7 +13,15 @@ import sys
 import zipfile
 
 HERE = pathlib.Path(__file__).resolve().parent
-FILES = ("blender_manifest.toml", "__init__.py", "farm.py", "ops.py", "props.py", "runner.py", "ui.py")
+FILES = (
+    "blender_manifest.toml",
+    "__init__.py",
+    "farm.py",
+    "ops.py",
+    "props.py",
+    "runner.py",
+    "ui.py",
+)
 
 
 def build(out):

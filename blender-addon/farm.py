@@ -98,7 +98,7 @@ def error_line(stderr_lines):
     as one such line), else the last line it printed."""
     for line in stderr_lines:
         if line.startswith("farm: error: "):
-            return line[len("farm: error: "):]
+            return line[len("farm: error: ") :]
     for line in reversed(stderr_lines):
         if line.strip():
             return line.strip()
@@ -185,8 +185,12 @@ class Run:
             cwd=cwd,
         )
         self._threads = [
-            threading.Thread(target=self._read, args=(self.process.stdout, self.stdout), daemon=True),
-            threading.Thread(target=self._read, args=(self.process.stderr, self.stderr), daemon=True),
+            threading.Thread(
+                target=self._read, args=(self.process.stdout, self.stdout), daemon=True
+            ),
+            threading.Thread(
+                target=self._read, args=(self.process.stderr, self.stderr), daemon=True
+            ),
         ]
         for thread in self._threads:
             thread.start()

@@ -61,7 +61,9 @@ class SavedFileOperator(FarmOperator):
     def saved(self):
         """Saves unsaved changes; False (reported) when the file was never saved."""
         if not bpy.data.filepath:
-            self.report({"ERROR"}, "Save the .blend first (File > Save As): farm reads the saved file")
+            self.report(
+                {"ERROR"}, "Save the .blend first (File > Save As): farm reads the saved file"
+            )
             return False
         if bpy.data.is_dirty:
             bpy.ops.wm.save_mainfile()
@@ -107,10 +109,8 @@ class RENDER_FARM_OT_plan(SavedFileOperator, bpy.types.Operator):
             runner.results["plan"] = json.loads(run.output())
             runner.results["plan_of"] = key
             plan = runner.results["plan"]
-            runner.report(
-                "INFO",
-                f"Plan: {plan['upload']['files']} file(s) to upload, {plan['frame_count']} frame(s)",
-            )
+            files, frames = plan["upload"]["files"], plan["frame_count"]
+            runner.report("INFO", f"Plan: {files} file(s) to upload, {frames} frame(s)")
 
         return self.launch("plan", args, "Render Farm: plan", done)
 

@@ -70,7 +70,9 @@ class RENDER_PT_render_farm(bpy.types.Panel):
         box.label(text=f"Plan for {runner.results['plan_of']}", icon="VIEWZOOM")
         up, held = plan["upload"], plan["in_bucket"]
         box.label(text=f"Upload {up['files']} file(s), {human_bytes(up['bytes'])}")
-        box.label(text=f"Already in the bucket: {held['files']} file(s), {human_bytes(held['bytes'])}")
+        box.label(
+            text=f"Already in the bucket: {held['files']} file(s), {human_bytes(held['bytes'])}"
+        )
         tasks = plan["tasks"] if plan["tasks"] is not None else "auto"
         box.label(text=f"Frames {plan['frames']} ({plan['frame_count']}), tasks: {tasks}")
         box.label(text="Tags: " + ", ".join(f"{t['key']}={t['value']}" for t in plan["tags"]))

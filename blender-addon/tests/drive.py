@@ -26,8 +26,16 @@ import bpy
 
 MODULE = "bl_ext.user_default.render_farm"
 OPERATORS = (
-    "plan", "submit", "render_here", "status", "cancel", "retry", "download",
-    "contact_sheet", "stop", "report",
+    "plan",
+    "submit",
+    "render_here",
+    "status",
+    "cancel",
+    "retry",
+    "download",
+    "contact_sheet",
+    "stop",
+    "report",
 )
 
 
@@ -68,7 +76,9 @@ def install(config):
     )
     check(result == {"FINISHED"}, f"install: {result}")
     on = registered()
-    check(on == {"panel": True, "operators": list(OPERATORS), "settings": True, "enabled": True}, on)
+    check(
+        on == {"panel": True, "operators": list(OPERATORS), "settings": True, "enabled": True}, on
+    )
     status_bar = bpy.types.STATUSBAR_HT_header
     module = runner()
     check(module.draw_status in status_bar._dyn_ui_initialize(), "in the status bar")

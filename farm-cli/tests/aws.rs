@@ -1030,7 +1030,28 @@ async fn dry_run_prints_the_plan_and_uploads_nothing() {
     assert_eq!(plan["scene"]["in_bucket"], true);
 }
 
-/// The Blender add-on (`blender-addon/`) inside the official `bpy` 4.2 and 4.5 modules, with
+/// The `bpy` version of each Blender series the farm runs (`infra/bpy/<series>.txt`'s pin).
+fn farm_series_bpy() -> Vec<String> {
+    let locks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/bpy");
+    let mut versions: Vec<String> = std::fs::read_dir(&locks)
+        .unwrap()
+        .filter_map(|entry| {
+            let text = std::fs::read_to_string(entry.ok()?.path()).ok()?;
+            let pin = text.lines().find_map(|l| l.strip_prefix("bpy=="))?;
+            Some(pin.split_whitespace().next()?.to_owned())
+        })
+        .collect();
+    versions.sort();
+    assert!(
+        versions.len() >= 2,
+        "bpy pins in {}: {versions:?}",
+        locks.display()
+    );
+    versions
+}
+
+/// The Blender add-on (`blender-addon/`) inside the official `bpy` module of every series the
+/// farm runs (4.2 and 4.5, pinned in `infra/bpy/`), with
 /// this `farm` on PATH and moto as AWS (`blender-addon/tests/drive.py` runs each phase in
 /// Blender): the extension zip installs, enables, registers and unregisters cleanly; its Plan
 /// operator shows `farm submit --dry-run`'s plan; its Submit operator uploads the project and
@@ -1050,7 +1071,8 @@ async fn the_blender_addon_installs_submits_and_watches_a_job() {
     let bin = Path::new(env!("CARGO_BIN_EXE_farm")).parent().unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
 
-    for version in ["4.2.23", "4.5.15"] {
+    for version in farm_series_bpy() {
+        let version = version.as_str();
         let bpy = farm_testkit::TestBlender::bpy(version).expect("bpy venv");
         let resources = tempfile::tempdir().unwrap();
         let project = common::make_project(&farm.dir.path().join(format!("bpy-{version}")));
