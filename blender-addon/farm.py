@@ -14,6 +14,8 @@ import time
 
 # Lines kept of a run's output (the last ones; the first error line is kept apart).
 MAX_LINES = 200
+# farm's progress lines (FARM_PROGRESS=lines): `farm-progress: <done>/<total> <unit> <what>`.
+PROGRESS_PREFIX = "farm-progress: "
 
 
 class FarmNotFound(Exception):
@@ -152,6 +154,31 @@ class Status:
         return ", ".join(parts)
 
 
+def parse_progress(line):
+    """A `farm-progress:` line as (done, total, unit, what), or None."""
+    if not line.startswith(PROGRESS_PREFIX):
+        return None
+    words = line[len(PROGRESS_PREFIX) :].split()
+    if len(words) < 2 or "/" not in words[0]:
+        return None
+    done, _, total = words[0].partition("/")
+    if not (done.isdigit() and total.isdigit()):
+        return None
+    return int(done), int(total), words[1], " ".join(words[2:])
+
+
+def progress_text(progress):
+    """`rendering 3/24 frames`, `uploading 1.0/5.0 MiB (20%)`."""
+    done, total, unit, what = progress
+    if unit == "bytes":
+        mib = 1024 * 1024
+        amount = f"{done / mib:.1f}/{total / mib:.1f} MiB"
+    else:
+        amount = f"{done}/{total} {unit}"
+    share = f" ({100 * done // total}%)" if total else ""
+    return f"{what} {amount}{share}".strip()
+
+
 def format_seconds(seconds):
     """`42 s`, `3 min 4 s`, `1 h 5 min`."""
     seconds = int(round(seconds))
@@ -173,7 +200,10 @@ class Run:
         self.stdout = []
         self.stderr = []
         self.returncode = None
+        self.progress = None
         self._lock = threading.Lock()
+        # Progress as lines (farm's progress bars are for terminals).
+        env = dict(os.environ, FARM_PROGRESS="lines")
         self.process = subprocess.Popen(
             self.argv,
             stdin=subprocess.DEVNULL,
@@ -183,6 +213,7 @@ class Run:
             encoding="utf-8",
             errors="replace",
             cwd=cwd,
+            env=env,
         )
         self._threads = [
             threading.Thread(
@@ -197,8 +228,13 @@ class Run:
 
     def _read(self, stream, lines):
         for line in stream:
+            line = line.rstrip("\n")
+            progress = parse_progress(line)
             with self._lock:
-                lines.append(line.rstrip("\n"))
+                if progress is not None:
+                    self.progress = progress
+                    continue
+                lines.append(line)
                 if len(lines) > MAX_LINES and lines is self.stderr:
                     # Keep farm's error line, drop the oldest others.
                     del lines[1 if lines[0].startswith("farm: error: ") else 0]
@@ -214,6 +250,12 @@ class Run:
 
     def elapsed(self):
         return time.monotonic() - self.started
+
+    def detail(self):
+        """What the status bar shows: farm's progress, else its last line."""
+        with self._lock:
+            progress = self.progress
+        return progress_text(progress) if progress else self.last_line()
 
     def last_line(self):
         with self._lock:

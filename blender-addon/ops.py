@@ -24,10 +24,6 @@ def output_folder(scene):
     return farm.output_folder(bpy.path.abspath(scene.render.filepath))
 
 
-def scene_total(scene):
-    return len(range(scene.frame_start, scene.frame_end + 1, max(1, scene.frame_step)))
-
-
 class FarmOperator:
     """Shared: the checks before starting farm, and errors as reports."""
 
@@ -40,9 +36,9 @@ class FarmOperator:
             return bool(settings.job_key and settings.bucket)
         return True
 
-    def launch(self, kind, args, title, on_done, progress=None):
+    def launch(self, kind, args, title, on_done):
         try:
-            runner.start(kind, args, title, on_done, progress)
+            runner.start(kind, args, title, on_done)
         except (farm.FarmNotFound, RuntimeError, OSError) as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
@@ -157,7 +153,6 @@ class RENDER_FARM_OT_render_here(SavedFileOperator, bpy.types.Operator):
         settings = context.scene.render_farm
         blend = bpy.data.filepath
         out = farm.default_render_out(blend)
-        total = scene_total(context.scene) if settings.use_scene_range else None
 
         def done(run, code):
             if code != 0:
@@ -166,8 +161,7 @@ class RENDER_FARM_OT_render_here(SavedFileOperator, bpy.types.Operator):
             runner.report("INFO", f"Rendered here into {out}: {run.last_line()}")
 
         args = farm.render_args(blend, frames_of(settings))
-        progress = runner.frames_progress(out, total)
-        return self.launch("render", args, "Render Farm: render here", done, progress)
+        return self.launch("render", args, "Render Farm: render here", done)
 
 
 class RENDER_FARM_OT_status(FarmOperator, bpy.types.Operator):

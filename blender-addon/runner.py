@@ -1,7 +1,6 @@
 """The add-on's background runs of `farm`: started by operators, polled by a Blender timer,
 shown in the status bar, ended with a Blender report in farm's own words."""
 
-import os
 import time
 
 import bpy
@@ -17,7 +16,7 @@ PANEL_OPEN = 30.0
 # Messages kept for the panel.
 MAX_MESSAGES = 8
 
-# kind -> (farm.Run, on_done(run, exit_code), progress() -> str or None)
+# kind -> (farm.Run, on_done(run, exit_code))
 runs = {}
 # The last plan (farm submit --dry-run --json) and status (farm.Status), with what they were of.
 results = {"plan": None, "plan_of": None, "status": None}
@@ -37,13 +36,13 @@ def farm_binary():
     return farm.find_farm(prefs.farm_path if prefs else "")
 
 
-def start(kind, args, title, on_done, progress=None):
+def start(kind, args, title, on_done):
     """Runs `farm ARGS` in the background; `on_done(run, code)` is called once it ended.
     Raises farm.FarmNotFound, or RuntimeError while a run of the same kind is going."""
     if kind in runs:
         raise RuntimeError(f"{runs[kind][0].title} is still running")
     run = farm.Run(farm_binary(), args, title)
-    runs[kind] = (run, on_done, progress)
+    runs[kind] = (run, on_done)
     if not bpy.app.timers.is_registered(tick):
         bpy.app.timers.register(tick, first_interval=TICK)
     redraw()
@@ -52,7 +51,7 @@ def start(kind, args, title, on_done, progress=None):
 
 def tick():
     """The timer: finishes the runs that ended. Returns None (stop) when none is left."""
-    for kind, (run, on_done, _) in list(runs.items()):
+    for kind, (run, on_done) in list(runs.items()):
         code = run.poll()
         if code is None:
             continue
@@ -116,25 +115,11 @@ def start_status(settings):
     )
 
 
-def frames_progress(out, total):
-    """A progress text for `farm render`: the frames in OUT/frames (total when known)."""
-
-    def progress():
-        folder = os.path.join(out, "frames")
-        try:
-            count = sum(1 for name in os.listdir(folder) if not name.startswith("."))
-        except OSError:
-            count = 0
-        return f"{count}/{total} frames" if total else f"{count} frames"
-
-    return progress
-
-
 def draw_status(self, _context):
     """The status bar: each running `farm`, its time and progress."""
-    for run, _, progress in runs.values():
+    for run, _ in runs.values():
         text = f"{run.title} {farm.format_seconds(run.elapsed())}"
-        detail = progress() if progress else run.last_line()
+        detail = run.detail()
         if detail:
             text += f": {detail[:80]}"
         self.layout.label(text=text, icon="RENDER_ANIMATION")

@@ -55,9 +55,9 @@ class RENDER_PT_render_farm(bpy.types.Panel):
 
     @staticmethod
     def draw_runs(layout):
-        for kind, (run, _, progress) in runner.runs.items():
+        for kind, (run, _) in runner.runs.items():
             row = layout.row()
-            detail = progress() if progress else run.last_line()
+            detail = run.detail()
             row.label(text=f"{run.title} {farm.format_seconds(run.elapsed())} {detail[:60]}")
             row.operator("render_farm.stop", text="", icon="CANCEL").kind = kind
 

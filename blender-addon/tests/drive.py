@@ -9,7 +9,7 @@ Phases:
   them and its timers and status bar entry, and that enabling it again works.
 - submit: opens the project's .blend, runs the Plan operator (farm submit --dry-run), the
   Submit operator (farm submit), then Submit again with a texture missing: farm's refusal comes
-  back as an error report naming the file.
+  back as an error report naming the file; then Render Here (farm render).
 - status: runs the Refresh operator on the submitted job (farm status --json).
 
 Operators start `farm` in the background and return; a Blender timer finishes the runs. The
@@ -59,9 +59,16 @@ def runner():
 
 
 def finish_runs(timeout=120):
-    """Calls the add-on's timer until no farm run is left."""
+    """Calls the add-on's timer until no farm run is left; returns what the status bar showed
+    of each run on the way (`run.detail()`, when it changed)."""
     deadline = time.monotonic() + timeout
-    while runner().tick() is not None:
+    shown = []
+    while True:
+        for run, _ in runner().runs.values():
+            if not shown or shown[-1] != run.detail():
+                shown.append(run.detail())
+        if runner().tick() is None:
+            return shown
         check(time.monotonic() < deadline, "farm did not finish in time")
         time.sleep(0.1)
 
@@ -141,7 +148,16 @@ def submit(config):
         raised = ""
     except RuntimeError as err:
         raised = str(err)
+    # Render here: farm render of frames 1-2, its progress read from farm's progress lines.
+    check(bpy.ops.render_farm.render_here() == {"FINISHED"}, "render started")
+    shown = finish_runs()
+    rendered = last_message()
+    check(rendered[0] == "INFO", rendered)
+    out = os.path.splitext(config["blend"])[0] + ".farm"
     return {
+        "rendered": rendered[1],
+        "render_progress": shown,
+        "frames_here": sorted(os.listdir(os.path.join(out, "frames"))),
         "plan": plan,
         "key": key,
         "submitted": submitted[1],

@@ -1056,7 +1056,8 @@ fn farm_series_bpy() -> Vec<String> {
 /// Blender): the extension zip installs, enables, registers and unregisters cleanly; its Plan
 /// operator shows `farm submit --dry-run`'s plan; its Submit operator uploads the project and
 /// tags the .blend, and the trigger starts the job; a missing texture comes back as an error
-/// report naming it; its Refresh operator reads the job from `farm status --json`.
+/// report naming it; Render Here runs `farm render` with its progress lines; its Refresh
+/// operator reads the job from `farm status --json`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_blender_addon_installs_submits_and_watches_a_job() {
     let farm = Fixture::start().await;
@@ -1141,6 +1142,19 @@ async fn the_blender_addon_installs_submits_and_watches_a_job() {
         assert!(
             sent["report_raised"].as_str().unwrap().contains(refusal),
             "{sent}"
+        );
+        // Render Here rendered frames 1 and 2 beside the .blend, its progress read from farm.
+        assert_eq!(
+            sent["frames_here"],
+            serde_json::json!(["0001.png", "0002.png"])
+        );
+        let shown = sent["render_progress"].as_array().unwrap();
+        assert!(
+            shown.iter().any(|d| {
+                let d = d.as_str().unwrap();
+                d.starts_with("rendering ") && d.contains("/2 frames")
+            }),
+            "{shown:?}"
         );
         // What the Submit operator's farm uploaded: every file, the .blend with its tags.
         let prefix = format!("bpy-{version}/");
