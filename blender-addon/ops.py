@@ -66,10 +66,19 @@ class SavedFileOperator(FarmOperator):
         return True
 
     def submit_args(self, context, dry_run):
+        """Saves the file and returns the key and `farm submit`'s arguments; None (reported)
+        when the file or the settings are not ready."""
+        if not self.saved():
+            return None
         settings = context.scene.render_farm
         if not settings.bucket.strip():
-            raise ValueError("Set the farm's bucket first (the stack's BucketName output)")
-        key = job_key(settings)
+            self.report({"ERROR"}, "Set the farm's bucket first (the stack's BucketName output)")
+            return None
+        try:
+            key = job_key(settings)
+        except ValueError as err:
+            self.report({"ERROR"}, str(err))
+            return None
         args = farm.submit_args(
             bpy.data.filepath,
             settings.bucket.strip(),
@@ -89,13 +98,10 @@ class RENDER_FARM_OT_plan(SavedFileOperator, bpy.types.Operator):
     bl_label = "Plan"
 
     def execute(self, context):
-        if not self.saved():
+        command = self.submit_args(context, dry_run=True)
+        if command is None:
             return {"CANCELLED"}
-        try:
-            key, args = self.submit_args(context, dry_run=True)
-        except ValueError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
+        key, args = command
 
         def done(run, code):
             if code != 0:
@@ -118,13 +124,10 @@ class RENDER_FARM_OT_submit(SavedFileOperator, bpy.types.Operator):
     bl_label = "Submit"
 
     def execute(self, context):
-        if not self.saved():
+        command = self.submit_args(context, dry_run=False)
+        if command is None:
             return {"CANCELLED"}
-        try:
-            key, args = self.submit_args(context, dry_run=False)
-        except ValueError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
+        key, args = command
         scene_name = context.scene.name
 
         def done(run, code):
@@ -180,57 +183,57 @@ class RENDER_FARM_OT_status(FarmOperator, bpy.types.Operator):
         return {"FINISHED"}
 
 
-def simple_done(what):
-    def done(run, code):
-        if code != 0:
-            runner.failed(run, code)
-            return
-        runner.report("INFO", f"{what}: {run.last_line()}")
+class JobCommand(FarmOperator):
+    """A farm command on this file's job (`farm VERB KEY --bucket B ...`), reported when done."""
 
-    return done
+    needs_job = True
+    verb = ""
+    done_text = ""
+
+    def extra_args(self, _context):
+        return ()
+
+    def execute(self, context):
+        s = context.scene.render_farm
+        args = farm.job_args(self.verb, s.job_key, s.bucket, *self.extra_args(context))
+
+        def done(run, code):
+            if code != 0:
+                runner.failed(run, code)
+                return
+            runner.report("INFO", f"{self.done_text}: {run.last_line()}")
+
+        return self.launch(self.verb, args, f"Render Farm: {self.verb}", done)
 
 
-class RENDER_FARM_OT_cancel(FarmOperator, bpy.types.Operator):
+class RENDER_FARM_OT_cancel(JobCommand, bpy.types.Operator):
     """Stop this file's job on the farm (farm cancel)"""
 
     bl_idname = "render_farm.cancel"
     bl_label = "Cancel Job"
-    needs_job = True
+    verb, done_text = "cancel", "Cancelled"
 
     def invoke(self, context, event):
         return context.window_manager.invoke_confirm(self, event)
 
-    def execute(self, context):
-        s = context.scene.render_farm
-        args = farm.job_args("cancel", s.job_key, s.bucket)
-        return self.launch("cancel", args, "Render Farm: cancel", simple_done("Cancelled"))
 
-
-class RENDER_FARM_OT_retry(FarmOperator, bpy.types.Operator):
+class RENDER_FARM_OT_retry(JobCommand, bpy.types.Operator):
     """Render again the frames of this file's job that are missing (farm retry)"""
 
     bl_idname = "render_farm.retry"
     bl_label = "Retry Missing"
-    needs_job = True
-
-    def execute(self, context):
-        s = context.scene.render_farm
-        args = farm.job_args("retry", s.job_key, s.bucket)
-        return self.launch("retry", args, "Render Farm: retry", simple_done("Retry"))
+    verb, done_text = "retry", "Retry"
 
 
-class RENDER_FARM_OT_download(FarmOperator, bpy.types.Operator):
+class RENDER_FARM_OT_download(JobCommand, bpy.types.Operator):
     """Download the job's frames.zip into the scene's output folder and unpack it (farm download)"""
 
     bl_idname = "render_farm.download"
     bl_label = "Download Frames"
-    needs_job = True
+    verb, done_text = "download", "Downloaded"
 
-    def execute(self, context):
-        s = context.scene.render_farm
-        out = output_folder(context.scene)
-        args = farm.job_args("download", s.job_key, s.bucket, "--out", out, "--unpack")
-        return self.launch("download", args, "Render Farm: download", simple_done("Downloaded"))
+    def extra_args(self, context):
+        return ("--out", output_folder(context.scene), "--unpack")
 
 
 class RENDER_FARM_OT_contact_sheet(FarmOperator, bpy.types.Operator):
