@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Puts the tools scripts/setup.sh installs on PATH. Source it from bash:
 #
-#   source scripts/env.sh      # then moto_server, aws, cfn-lint, checkov, hadolint, cargo-lambda, zig
+#   source scripts/env.sh      # then moto_server, aws, cfn-lint, checkov, hadolint, cargo-lambda, zig, ruff
 #
 # The tools live in a virtual environment outside the repository (FARM_CACHE_DIR, default
 # ~/.cache/blender-farm); their bin folder, which holds only these commands (not the

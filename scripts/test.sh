@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
-# moto_server, aws, cfn-lint, checkov, hadolint, cargo-lambda and zig from setup's environment.
+# moto_server, aws, cfn-lint, checkov, hadolint, cargo-lambda, zig and ruff from setup's environment.
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
 
@@ -14,6 +14,9 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== ruff (the Blender add-on's Python; settings in blender-addon/ruff.toml)"
+ruff check blender-addon
+ruff format --check blender-addon
 echo "== cargo test"
 cargo test --workspace --locked
 echo "== farm for this machine only (what scripts/example.sh installs: no AWS SDK)"

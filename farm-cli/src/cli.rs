@@ -165,6 +165,7 @@ pub struct InspectArgs {
   farm submit shot.blend --bucket my-farm --frames 1-240 --chunk 10
   farm submit shot.blend --bucket my-farm --key shots/s01.blend --frame 48
   farm submit shot.blend --bucket my-farm --frames '1-100:2 150' --format OPEN_EXR
+  farm submit shot.blend --bucket my-farm --frames scene --chunk auto --dry-run   the plan only
   farm submit proj/shots/a.blend --bucket my-farm --key proj/shots/a.blend --frames scene \\
       --project proj                       with ../assets/, ../lib/ at proj/assets/, proj/lib/
   cd proj && farm submit shots/a.blend --bucket my-farm --key proj/shots/a.blend --frame 1
@@ -221,6 +222,14 @@ pub struct SubmitArgs {
     /// `.assets`); hidden paths (`.git`, `.aws`, dot-files) are refused unless named here.
     #[arg(long, value_name = "PATH")]
     pub include_hidden: Vec<PathBuf>,
+    /// Upload nothing: check everything as a real submit does, then print the plan (files to
+    /// upload and those the bucket already holds, tags, frames, chunks and tasks, Blender
+    /// series, warnings).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: print the plan as one JSON document.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
     /// Part size in MiB for multipart uploads; files larger than one part go in parts.
     #[arg(long, hide = true, default_value_t = DEFAULT_PART_MIB,
           value_parser = clap::value_parser!(u64).range(5..=5120))]

@@ -7,7 +7,8 @@
 //! - [`inspect`]: `farm inspect`, what a .blend asks for, read without Blender.
 //! - [`submit`]: `farm submit`, a tagged upload that starts the AWS job, with the project's
 //!   files ([`project`] finds them by the trigger's rules, [`confine`] keeps them inside the
-//!   project folder, [`upload`] sends what is missing).
+//!   project folder, [`upload`] sends what is missing); [`dry_run`] prints its plan instead
+//!   (`--dry-run`).
 //! - [`status`]: `farm status`, the job's Batch jobs and frame counts.
 //! - [`download`]: `farm download`, fetching (and unpacking) `frames.zip`.
 //! - [`jobs`]: `farm cancel` and `farm retry`.
@@ -23,6 +24,8 @@ pub mod cli;
 pub mod confine;
 #[cfg(feature = "aws")]
 pub mod download;
+#[cfg(feature = "aws")]
+pub mod dry_run;
 pub mod inspect;
 #[cfg(feature = "aws")]
 pub mod jobs;

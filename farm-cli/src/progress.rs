@@ -1,10 +1,24 @@
 //! Progress bars on stderr. indicatif hides them by itself when stderr is not a terminal (a
 //! pipe, a log file, a test), and `--json` asks for none at all.
+//!
+//! With `FARM_PROGRESS=lines` (for programs that run `farm`, like the Blender add-on) each bar
+//! is instead a plain line on stderr, at most one a second per bar, whether or not stderr is a
+//! terminal:
+//!
+//! ```text
+//! farm-progress: <done>/<total> <frames|bytes> <what>
+//! farm-progress: 3/24 frames rendering
+//! farm-progress: 1048576/5242880 bytes uploading
+//! ```
+//!
+//! `<what>` is one word (`rendering`, `uploading`, `zipping`, `download`, `unpacking`) and may be
+//! absent. Spinners (steps of unknown length) print nothing in this mode.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 /// How often a bar redraws on its own, so elapsed time and ETA move between events.
 const TICK: Duration = Duration::from_millis(200);
@@ -14,8 +28,19 @@ pub fn visible() -> bool {
     std::io::stderr().is_terminal()
 }
 
-fn new_bar(len: u64, template: &str) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+/// Whether `FARM_PROGRESS=lines` asks for progress lines instead of bars.
+fn lines_asked() -> bool {
+    std::env::var(farm_core::env::PROGRESS).is_ok_and(|v| v.trim() == "lines")
+}
+
+fn new_bar(len: u64, template: &str, lines_template: &str) -> ProgressBar {
+    let (target, template) = if lines_asked() {
+        let target = ProgressDrawTarget::term_like_with_hz(Box::new(Lines::default()), 1);
+        (target, lines_template)
+    } else {
+        (ProgressDrawTarget::stderr(), template)
+    };
+    let bar = ProgressBar::with_draw_target(Some(len), target);
     // The templates are constants: a broken one is a bug caught by the tests below.
     if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style.progress_chars("=> "));
@@ -26,19 +51,24 @@ fn new_bar(len: u64, template: &str) -> ProgressBar {
 
 /// A bar over `len` frames, with elapsed time and an estimate of the time left.
 pub fn frames(len: u64) -> ProgressBar {
-    new_bar(len, FRAMES_TEMPLATE)
+    new_bar(len, FRAMES_TEMPLATE, FRAMES_LINE)
 }
 
 /// A bar over `len` bytes, with throughput and an estimate of the time left.
 pub fn bytes(len: u64, prefix: &'static str) -> ProgressBar {
-    let bar = new_bar(len, BYTES_TEMPLATE);
+    let bar = new_bar(len, BYTES_TEMPLATE, BYTES_LINE);
     bar.set_prefix(prefix);
     bar
 }
 
-/// A spinner for a step of unknown length.
+/// A spinner for a step of unknown length (nothing with `FARM_PROGRESS=lines`).
 pub fn spinner(message: impl Into<std::borrow::Cow<'static, str>>) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let target = if lines_asked() {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    };
+    let bar = ProgressBar::with_draw_target(None, target);
     if let Ok(style) = ProgressStyle::with_template(SPINNER_TEMPLATE) {
         bar.set_style(style);
     }
@@ -54,6 +84,55 @@ const BYTES_TEMPLATE: &str =
     "{prefix:>9.bold} [{elapsed_precise}] [{bar:32}] {bytes}/{total_bytes} \
      ({binary_bytes_per_sec}, {eta} left)";
 const SPINNER_TEMPLATE: &str = "{spinner} {msg} [{elapsed}]";
+const FRAMES_LINE: &str = "farm-progress: {pos}/{len} frames {prefix}";
+const BYTES_LINE: &str = "farm-progress: {pos}/{len} bytes {prefix}";
+
+/// The "terminal" of `FARM_PROGRESS=lines`: each drawing of a bar becomes one line on stderr
+/// (indicatif writes a drawing in pieces, then flushes; cursor moves are ignored).
+#[derive(Debug, Default)]
+struct Lines {
+    drawing: Mutex<String>,
+}
+
+impl TermLike for Lines {
+    fn width(&self) -> u16 {
+        // Wide enough that indicatif never wraps a line.
+        u16::MAX / 2
+    }
+    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.write_str(s)
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.drawing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_str(s);
+        Ok(())
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        let drawing = std::mem::take(&mut *self.drawing.lock().unwrap_or_else(|e| e.into_inner()));
+        let line = drawing.trim();
+        if line.is_empty() {
+            return Ok(());
+        }
+        writeln!(std::io::stderr().lock(), "{line}")
+    }
+}
 
 /// `1.2 s`, `3 min 4 s`.
 pub fn seconds(duration: Duration) -> String {
@@ -88,7 +167,13 @@ mod tests {
 
     #[test]
     fn templates_are_valid() {
-        for template in [FRAMES_TEMPLATE, BYTES_TEMPLATE, SPINNER_TEMPLATE] {
+        for template in [
+            FRAMES_TEMPLATE,
+            BYTES_TEMPLATE,
+            SPINNER_TEMPLATE,
+            FRAMES_LINE,
+            BYTES_LINE,
+        ] {
             assert!(ProgressStyle::with_template(template).is_ok(), "{template}");
         }
     }

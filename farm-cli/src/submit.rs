@@ -6,7 +6,6 @@
 //! [`RenderRequest::from_tags`], so whatever is uploaded is accepted.
 
 use anyhow::{anyhow, bail, Context};
-use aws_sdk_s3::types::{Tag, Tagging};
 use farm_core::blender::OutputFormat;
 use farm_core::deps::{ABSOLUTE_HINT, MISSING_OK, TAG_MISSING};
 use farm_core::layout::is_blend_key;
@@ -119,13 +118,36 @@ pub fn request_tags(
     Ok((tags, request))
 }
 
-fn is_auto(chunk: Option<&str>) -> bool {
+pub fn is_auto(chunk: Option<&str>) -> bool {
     chunk.map(Chunking::parse) == Some(Ok(Chunking::Auto))
 }
 
-/// Runs `farm submit`.
-pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
-    let shutdown = Shutdown::listen();
+/// What `farm submit` checked before anything is sent: the request, its tags and the project.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub key: String,
+    /// The tags, in upload order, as the trigger will read them.
+    pub tags: Vec<(&'static str, String)>,
+    pub request: RenderRequest,
+    pub project: ProjectUpload,
+    /// The project folder files are confined to (`--project`).
+    pub root: ProjectRoot,
+    /// The .blend's size in bytes.
+    pub size: u64,
+    /// The Blender series that saved the file, when the reader could read it.
+    pub saved_by: Option<String>,
+    /// What the farm does differently from the scene's own settings.
+    pub notes: Vec<String>,
+    /// What does not stop the render but the user should know, one line each.
+    pub warnings: Vec<String>,
+    /// Why the reader could not read the .blend (its files are then not checked).
+    pub unchecked: Option<String>,
+}
+
+/// Checks the request and the project by the trigger's rules, on this machine only (no AWS
+/// call): the key, the tags, `--frames scene` and every file the .blend uses. Refuses what the
+/// trigger would refuse.
+pub async fn prepare(args: &SubmitArgs) -> anyhow::Result<Prepared> {
     check_scene(&args.scene).await?;
     let cwd = std::env::current_dir().context("reading the current folder")?;
     let root = ProjectRoot::choose(
@@ -164,6 +186,7 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
     if let Some(refusal) = read.as_ref().ok().and_then(farm_jobs::scene::cannot_render) {
         bail!("{refusal}");
     }
+    let notes = read.as_ref().map(crate::inspect::notes).unwrap_or_default();
     // `--frames scene`: the active scene's own range and step, read here to check and show
     // it; the object is tagged `frames=scene` so the trigger reads and records it too.
     let scene_frames = match args.frames.as_deref().map(str::trim) {
@@ -172,9 +195,6 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
                 Ok(info) => info,
                 Err(err) => bail!("{err}"),
             };
-            for note in crate::inspect::notes(info) {
-                println!("note: {note}");
-            }
             match farm_jobs::scene::from_info(info, DEFAULT_MAX_FRAMES) {
                 farm_jobs::scene::SceneRead::Frames(record) => Some(record.frames),
                 farm_jobs::scene::SceneRead::Invalid(message) => bail!("{message}"),
@@ -197,7 +217,7 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
     }
 
     // The project, checked by the trigger's rules before anything is uploaded.
-    // A file the reader cannot read is left to Blender, as the trigger does: said once uploaded.
+    // A file the reader cannot read is left to Blender, as the trigger does.
     let (project, unchecked) = match &read {
         Ok(info) => (
             plan_upload(&args.scene, &key, info, request.plan.frames().as_slice()).await?,
@@ -205,22 +225,44 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
         ),
         Err(err) => (ProjectUpload::default(), Some(err.to_string())),
     };
-    refuse_missing(&project, args.missing_ok)?;
+    let mut warnings = refuse_missing(&project, args.missing_ok)?;
     root.check(&project.files)?;
-    for warning in &project.warnings {
-        eprintln!("warning: {warning}");
+    warnings.extend(project.warnings.iter().cloned());
+    if let Some(reason) = &unchecked {
+        warnings.push(format!(
+            "{reason}: only the .blend is uploaded, and the trigger renders it without checking its files"
+        ));
     }
     let size = tokio::fs::metadata(&args.scene)
         .await
         .with_context(|| format!("cannot read {}", args.scene.display()))?
         .len();
-    let blend = ProjectFile {
-        local: args.scene.clone(),
-        key: key.clone(),
+    Ok(Prepared {
+        key,
+        tags,
+        request,
+        project,
+        root,
         size,
-    };
-    print_plan(&root, &project.files, &blend, &args.bucket);
+        saved_by: read.as_ref().ok().map(|info| info.version.to_string()),
+        notes,
+        warnings,
+        unchecked,
+    })
+}
 
+/// The `tag=value, ...` text of the tags.
+pub fn tag_text(tags: &[(&str, String)]) -> String {
+    tags.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs `farm submit` (with `--dry-run`, only prints the plan: [`crate::dry_run`]).
+pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
+    let shutdown = Shutdown::listen();
+    let prepared = prepare(args).await?;
     let aws = Aws::load().await;
     let tuning = UploadTuning {
         part_size: usize::try_from(args.part_size_mib * MIB).context("--part-size-mib")?,
@@ -228,6 +270,24 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
         ..UploadTuning::default()
     };
     let storage = aws.storage(&args.bucket).with_upload_tuning(tuning);
+    if args.dry_run {
+        return crate::dry_run::run(&aws, &storage, args, &prepared, tuning).await;
+    }
+    for note in &prepared.notes {
+        println!("note: {note}");
+    }
+    // Said before the upload, except the reader's failure, said once the .blend is uploaded.
+    let before = prepared.warnings.len() - usize::from(prepared.unchecked.is_some());
+    for warning in &prepared.warnings[..before] {
+        eprintln!("warning: {warning}");
+    }
+    let Prepared {
+        key,
+        tags,
+        project,
+        size,
+        ..
+    } = &prepared;
     let options = PutOptions {
         content_type: Some(BLEND_CONTENT_TYPE.to_owned()),
         tags: tags
@@ -236,6 +296,12 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
             .collect(),
         ..PutOptions::default()
     };
+    let blend = ProjectFile {
+        local: args.scene.clone(),
+        key: key.clone(),
+        size: *size,
+    };
+    print_plan(&prepared.root, &project.files, &blend, &args.bucket);
     let sent = {
         let work = upload_project(&aws, &storage, &project.files, &blend, options, tuning);
         tokio::select! {
@@ -244,79 +310,46 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
         }
     }?;
     let etag = storage
-        .head(&key)
+        .head(key)
         .await
         .map_err(|err| {
             aws.storage_error(&err, &format!("checking s3://{}/{key}", storage.bucket()))
         })?
         .and_then(|meta| meta.etag)
         .unwrap_or_default();
-
-    let done = Done {
-        key: &key,
-        etag: &etag,
-        size,
-        tags: &tags,
-        request: &request,
-        files: project.files.len(),
-        sent,
-        unchecked,
-    };
-    print_done(args, &done);
+    for warning in &prepared.warnings[before..] {
+        eprintln!("warning: {warning}");
+    }
+    print_submitted(args, &prepared, sent, &etag);
     Ok(())
 }
 
-/// What [`run`] did, for [`print_done`].
-struct Done<'a> {
-    key: &'a str,
-    etag: &'a str,
-    size: u64,
-    tags: &'a [(&'static str, String)],
-    request: &'a RenderRequest,
-    /// Project files planned (some may have been in the bucket already).
-    files: usize,
-    sent: Sent,
-    /// Why the .blend's files were not checked, if they were not.
-    unchecked: Option<String>,
-}
-
-/// Prints what was uploaded, and how to follow the job.
-fn print_done(args: &SubmitArgs, done: &Done<'_>) {
-    let Done {
+/// What `farm submit` prints once the upload is done: what went, the job and what to type next.
+fn print_submitted(args: &SubmitArgs, prepared: &Prepared, sent: Sent, etag: &str) {
+    let Prepared {
         key,
-        etag,
-        size,
         tags,
         request,
-        files,
-        sent,
-        ref unchecked,
-    } = *done;
+        project,
+        size,
+        ..
+    } = prepared;
     let bucket = &args.bucket;
-    let tag_text = tags
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    if files > 0 {
+    let tag_text = tag_text(tags);
+    if !project.files.is_empty() {
         println!(
             "project: uploaded {} of {} file(s) ({}); {} already in the bucket",
             sent.files,
-            files,
+            project.files.len(),
             human_bytes(sent.bytes),
-            files - sent.files
-        );
-    }
-    if let Some(reason) = unchecked {
-        eprintln!(
-            "warning: {reason}: only the .blend was uploaded, and the trigger renders it without checking its files"
+            project.files.len() - sent.files
         );
     }
     if sent.blend {
         println!(
             "uploaded {} to s3://{bucket}/{key} ({}, ETag {etag}) tagged {tag_text}",
             args.scene.display(),
-            human_bytes(size)
+            human_bytes(*size)
         );
     } else {
         println!(
@@ -352,37 +385,19 @@ fn print_done(args: &SubmitArgs, done: &Done<'_>) {
     println!("fetch it:  farm download {k} --bucket {b} --unpack");
 }
 
-/// Prints, before anything is uploaded, what may go up: every project file and the .blend.
-fn print_plan(root: &ProjectRoot, files: &[ProjectFile], blend: &ProjectFile, bucket: &str) {
-    let bytes: u64 = files.iter().map(|f| f.size).sum();
-    println!(
-        "plan: {} project file(s) ({}) from the project {} ({}), then the .blend ({}); files the bucket already holds are skipped",
-        files.len(),
-        human_bytes(bytes),
-        root.root.display(),
-        root.chosen,
-        human_bytes(blend.size)
-    );
-    for file in files.iter().chain(std::iter::once(blend)) {
-        println!(
-            "  {} -> s3://{bucket}/{} ({})",
-            file.local.display(),
-            file.key,
-            human_bytes(file.size)
-        );
-    }
-}
-
 /// Refuses, before anything is uploaded, a project with refused paths (URLs), absolute paths or
 /// missing files (unless `--missing-ok`, which uploads the rest and tags `missing=ok`: the
-/// trigger then renders without them, as Blender would, magenta; never refused paths).
-fn refuse_missing(project: &ProjectUpload, missing_ok: bool) -> anyhow::Result<()> {
+/// trigger then renders without them, as Blender would, magenta; the warnings say which; never
+/// refused paths).
+fn refuse_missing(project: &ProjectUpload, missing_ok: bool) -> anyhow::Result<Vec<String>> {
     crate::project::refuse(&project.refused)?;
     if missing_ok {
-        for line in project.absolute.iter().chain(&project.missing) {
-            eprintln!("warning: {line}: not uploaded; rendered without it (--missing-ok)");
-        }
-        return Ok(());
+        return Ok(project
+            .absolute
+            .iter()
+            .chain(&project.missing)
+            .map(|line| format!("{line}: not uploaded; rendered without it (--missing-ok)"))
+            .collect());
     }
     let mut problems = Vec::new();
     if !project.absolute.is_empty() {
@@ -400,12 +415,20 @@ fn refuse_missing(project: &ProjectUpload, missing_ok: bool) -> anyhow::Result<(
         ));
     }
     if problems.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     bail!(
         "the farm could not render every file the .blend uses, so nothing was uploaded: {}; or pass --missing-ok to render without them (Blender shows them magenta)",
         problems.join("; and ")
     )
+}
+
+/// A failure of the project upload (or of looking at what the bucket holds), in the user's words.
+pub fn upload_error(aws: &Aws, err: UploadError) -> anyhow::Error {
+    match err.storage() {
+        Some((doing, source)) => aws.storage_error(source, doing),
+        None => anyhow!(err),
+    }
 }
 
 fn interrupted() -> anyhow::Error {
@@ -435,10 +458,7 @@ async fn upload_project(
     options: PutOptions,
     tuning: UploadTuning,
 ) -> anyhow::Result<Sent> {
-    let failed = |err: UploadError| match err.storage() {
-        Some((doing, source)) => aws.storage_error(source, doing),
-        None => anyhow!(err),
-    };
+    let failed = |err: UploadError| upload_error(aws, err);
     let spinner = progress::spinner("comparing the project with the bucket");
     let mut all = files.to_vec();
     all.push(blend.clone());
@@ -468,7 +488,7 @@ async fn upload_project(
                 .await
                 .map_err(failed)
         } else {
-            tag_object(aws, storage, &blend.key, &options.tags).await
+            upload::tag_object(aws, storage, &blend.key, &options.tags).await
         }
     }
     .await;
@@ -479,36 +499,6 @@ async fn upload_project(
         bytes,
         blend: blend_changed,
     })
-}
-
-/// Replaces the tags of the object at `key` (PutObjectTagging: S3's `ObjectTagging:Put` event
-/// starts the job, as after `aws s3api put-object-tagging`).
-async fn tag_object(
-    aws: &Aws,
-    storage: &S3Storage,
-    key: &str,
-    tags: &[(String, String)],
-) -> anyhow::Result<()> {
-    let doing = format!("tagging s3://{}/{key}", storage.bucket());
-    let tag_set = tags
-        .iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| doing.clone())?;
-    let tagging = Tagging::builder()
-        .set_tag_set(Some(tag_set))
-        .build()
-        .with_context(|| doing.clone())?;
-    storage
-        .client()
-        .put_object_tagging()
-        .bucket(storage.bucket())
-        .key(key)
-        .tagging(tagging)
-        .send()
-        .await
-        .map_err(|err| aws.sdk_error(&err, &doing))?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -602,5 +592,26 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("too long for an S3 tag"), "{err}");
+    }
+}
+
+/// Prints, before anything is uploaded, what may go up: every project file and the .blend.
+fn print_plan(root: &ProjectRoot, files: &[ProjectFile], blend: &ProjectFile, bucket: &str) {
+    let bytes: u64 = files.iter().map(|f| f.size).sum();
+    println!(
+        "plan: {} project file(s) ({}) from the project {} ({}), then the .blend ({}); files the bucket already holds are skipped",
+        files.len(),
+        human_bytes(bytes),
+        root.root.display(),
+        root.chosen,
+        human_bytes(blend.size)
+    );
+    for file in files.iter().chain(std::iter::once(blend)) {
+        println!(
+            "  {} -> s3://{bucket}/{} ({})",
+            file.local.display(),
+            file.key,
+            human_bytes(file.size)
+        );
     }
 }

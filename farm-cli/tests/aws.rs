@@ -918,3 +918,263 @@ async fn status_follows_every_state_moto_gives_and_cancel_and_retry_respect_them
         farm_cli::jobs::CANCEL_REASON
     );
 }
+
+/// All keys under `prefix` in the test bucket.
+async fn keys_under(farm: &Fixture, prefix: &str) -> Vec<String> {
+    let listed = farm
+        .moto
+        .s3()
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
+}
+
+/// `farm submit --dry-run` checks as a submit does and prints the plan, reading the bucket
+/// only: nothing is uploaded. After the real submit, the same plan says every file is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_prints_the_plan_and_uploads_nothing() {
+    let farm = Fixture::start().await;
+    let project = common::make_project(farm.dir.path());
+    let shot = project.join("shots/shot.blend");
+    let shot_arg = shot.to_str().unwrap();
+    let prefix = unique_prefix("dry");
+    let key = format!("{prefix}proj/shots/shot.blend");
+    let submit = |extra: &[&str]| {
+        let mut args = vec![
+            "submit", shot_arg, "--bucket", BUCKET, "--key", &key, "--frames", "1-3", "--chunk",
+            "auto",
+        ];
+        args.extend_from_slice(extra);
+        farm.run(&args)
+    };
+
+    let plan: Value = serde_json::from_str(submit(&["--dry-run", "--json"]).ok()).unwrap();
+    assert!(
+        keys_under(&farm, &prefix).await.is_empty(),
+        "uploaded nothing"
+    );
+    assert_eq!(plan["key"], key.as_str());
+    assert_eq!(plan["frames"], "1-3");
+    assert_eq!(plan["frame_count"], 3);
+    assert_eq!(plan["chunk"], "auto");
+    assert_eq!(plan["tasks"], Value::Null);
+    assert_eq!(plan["scene"]["in_bucket"], false);
+    let project_keys: BTreeSet<&str> = plan["project"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"].as_str().unwrap())
+        .collect();
+    for wanted in ["shots/tex/red.png", "lib/props.blend", "shared/green.png"] {
+        assert!(
+            project_keys.contains(format!("{prefix}proj/{wanted}").as_str()),
+            "{wanted}: {project_keys:?}"
+        );
+    }
+    let files = project_keys.len() + 1;
+    assert_eq!(plan["upload"]["files"], files);
+    assert_eq!(plan["in_bucket"]["files"], 0);
+    let tags: Vec<(&str, &str)> = plan["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["key"].as_str().unwrap(), t["value"].as_str().unwrap()))
+        .collect();
+    assert_eq!(tags, [("frames", "1-3"), ("chunk", "auto")]);
+
+    // The text plan, and a refusal, upload nothing either.
+    let text = submit(&["--dry-run"]);
+    let stdout = text.ok();
+    assert!(stdout.starts_with("dry run: nothing uploaded"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("upload:    {files} file(s)")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("tags:      frames=1-3, chunk=auto"),
+        "{stdout}"
+    );
+    std::fs::rename(
+        project.join("shots/tex/red.png"),
+        farm.dir.path().join("red.png"),
+    )
+    .unwrap();
+    let refused = submit(&["--dry-run", "--json"]);
+    assert!(
+        refused.one_line_error().contains("tex/red.png"),
+        "{refused:?}"
+    );
+    std::fs::rename(
+        farm.dir.path().join("red.png"),
+        project.join("shots/tex/red.png"),
+    )
+    .unwrap();
+    assert!(
+        keys_under(&farm, &prefix).await.is_empty(),
+        "uploaded nothing"
+    );
+
+    // Once submitted, the plan says everything is in the bucket: the .blend would be tagged.
+    submit(&[]).ok();
+    assert_eq!(keys_under(&farm, &prefix).await.len(), files);
+    let plan: Value = serde_json::from_str(submit(&["--dry-run", "--json"]).ok()).unwrap();
+    assert_eq!(plan["upload"]["files"], 0);
+    assert_eq!(plan["in_bucket"]["files"], files);
+    assert_eq!(plan["scene"]["in_bucket"], true);
+}
+
+/// The `bpy` version of each Blender series the farm runs (`infra/bpy/<series>.txt`'s pin).
+fn farm_series_bpy() -> Vec<String> {
+    let locks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/bpy");
+    let mut versions: Vec<String> = std::fs::read_dir(&locks)
+        .unwrap()
+        .filter_map(|entry| {
+            let text = std::fs::read_to_string(entry.ok()?.path()).ok()?;
+            let pin = text.lines().find_map(|l| l.strip_prefix("bpy=="))?;
+            Some(pin.split_whitespace().next()?.to_owned())
+        })
+        .collect();
+    versions.sort();
+    assert!(
+        versions.len() >= 2,
+        "bpy pins in {}: {versions:?}",
+        locks.display()
+    );
+    versions
+}
+
+/// The Blender add-on (`blender-addon/`) inside the official `bpy` module of every series the
+/// farm runs (4.2 and 4.5, pinned in `infra/bpy/`), with
+/// this `farm` on PATH and moto as AWS (`blender-addon/tests/drive.py` runs each phase in
+/// Blender): the extension zip installs, enables, registers and unregisters cleanly; its Plan
+/// operator shows `farm submit --dry-run`'s plan; its Submit operator uploads the project and
+/// tags the .blend, and the trigger starts the job; a missing texture comes back as an error
+/// report naming it; Render Here runs `farm render` with its progress lines; its Refresh
+/// operator reads the job from `farm status --json`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_blender_addon_installs_submits_and_watches_a_job() {
+    let farm = Fixture::start().await;
+    let addon = Path::new(env!("CARGO_MANIFEST_DIR")).join("../blender-addon");
+    let zip = farm.dir.path().join("render_farm.zip");
+    let built = Command::new("python3")
+        .arg(addon.join("build.py"))
+        .arg(&zip)
+        .output()
+        .expect("python3 runs");
+    assert!(built.status.success(), "{built:?}");
+    let bin = Path::new(env!("CARGO_BIN_EXE_farm")).parent().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+
+    for version in farm_series_bpy() {
+        let version = version.as_str();
+        let bpy = farm_testkit::TestBlender::bpy(version).expect("bpy venv");
+        let resources = tempfile::tempdir().unwrap();
+        let project = common::make_project(&farm.dir.path().join(format!("bpy-{version}")));
+        let blend = project.join("shots/shot.blend");
+        let drive = |phase: &str, config: Value| -> Value {
+            let mut command = Command::new(bpy.blender.program());
+            common::farm_env(&mut command);
+            let output = command
+                .arg(addon.join("tests/drive.py"))
+                .args([phase, &config.to_string()])
+                .env("BLENDER_USER_RESOURCES", resources.path())
+                .env("PATH", &path)
+                .envs(farm.moto.env())
+                .output()
+                .expect("bpy's python runs");
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                output.status.success(),
+                "{version} {phase}: {stdout}\n{stderr}"
+            );
+            let line = stdout.lines().find_map(|l| l.strip_prefix("RESULT "));
+            serde_json::from_str(line.expect("a RESULT line")).unwrap()
+        };
+
+        let installed = drive("install", serde_json::json!({ "zip": zip }));
+        assert!(
+            installed["version"]
+                .as_str()
+                .unwrap()
+                .starts_with(&version[..3]),
+            "{installed}"
+        );
+        assert_eq!(
+            installed["registered"]["operators"]
+                .as_array()
+                .unwrap()
+                .len(),
+            10
+        );
+        assert_eq!(
+            installed["unregistered"]["operators"],
+            serde_json::json!([])
+        );
+
+        let config = serde_json::json!({
+            "blend": blend, "bucket": BUCKET, "root": farm.dir.path(),
+        });
+        let sent = drive("submit", config.clone());
+        let key = format!("bpy-{version}/proj/shots/shot.blend");
+        assert_eq!(sent["key"], key.as_str(), "{sent}");
+        let plan = &sent["plan"];
+        assert_eq!(plan["key"], key.as_str());
+        assert_eq!(plan["frames"], "1-2");
+        assert_eq!(
+            plan["in_bucket"]["files"], 0,
+            "nothing uploaded before: {plan}"
+        );
+        let files = plan["upload"]["files"].as_u64().unwrap();
+        assert!(files >= 5, "the .blend, textures and library: {plan}");
+        let refusal = sent["refusal"].as_str().unwrap();
+        assert!(
+            refusal.contains("//tex/red.png") && refusal.contains("nothing was uploaded"),
+            "{refusal}"
+        );
+        assert!(
+            sent["report_raised"].as_str().unwrap().contains(refusal),
+            "{sent}"
+        );
+        // Render Here rendered frames 1 and 2 beside the .blend, its progress read from farm.
+        assert_eq!(
+            sent["frames_here"],
+            serde_json::json!(["0001.png", "0002.png"])
+        );
+        let shown = sent["render_progress"].as_array().unwrap();
+        assert!(
+            shown.iter().any(|d| {
+                let d = d.as_str().unwrap();
+                d.starts_with("rendering ") && d.contains("/2 frames")
+            }),
+            "{shown:?}"
+        );
+        // What the Submit operator's farm uploaded: every file, the .blend with its tags.
+        let prefix = format!("bpy-{version}/");
+        assert_eq!(keys_under(&farm, &prefix).await.len() as u64, files);
+        let tags = farm.tags(&key).await;
+        assert_eq!(tags.get("frames").map(String::as_str), Some("1-2"));
+        assert_eq!(tags.get("chunk").map(String::as_str), Some("auto"));
+        submitted(&farm.trigger(&key).await);
+
+        let config = serde_json::json!({
+            "blend": blend, "bucket": BUCKET, "root": farm.dir.path(), "key": key,
+        });
+        let status = drive("status", config);
+        assert_eq!(status["key"], key.as_str(), "{status}");
+        assert_eq!(status["state"], "submitted", "{status}");
+        assert_eq!(status["total"], 2, "{status}");
+        assert!(
+            status["summary"].as_str().unwrap().contains("/2 frames"),
+            "{status}"
+        );
+    }
+}

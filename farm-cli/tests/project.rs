@@ -3,24 +3,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
-use common::{farm, run};
-
-fn make_project(dir: &Path) -> PathBuf {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../e2e/tests/projects/make_project.py"
-    );
-    let config = serde_json::json!({ "dir": dir }).to_string();
-    let out = farm_testkit::TestBlender::executable()
-        .expect("Debian's blender")
-        .script(Path::new(script), &[&config])
-        .output()
-        .expect("running blender");
-    assert!(out.status.success(), "{out:?}");
-    dir.join("proj")
-}
+use common::{farm, make_project, run};
 
 #[test]
 fn missing_files_are_listed_before_rendering_and_strict_refuses() {

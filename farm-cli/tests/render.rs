@@ -103,9 +103,21 @@ fn negative_and_stepped_frames_render_where_asked() {
             "--out",
         ])
         .arg(&out)
-        .arg(&blend));
+        .arg(&blend)
+        .env("FARM_PROGRESS", "lines"));
     let stdout = result.ok();
     assert_eq!(rendered_and_skipped(stdout), (6, 0));
+    // FARM_PROGRESS=lines: the frames bar as plain lines on stderr (at most one a second).
+    let progress: Vec<&str> = result
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("farm-progress: "))
+        .collect();
+    assert!(
+        progress.iter().any(|l| l.ends_with("/6 frames rendering")),
+        "{}",
+        result.stderr
+    );
     assert!(!stdout.contains("note:"), "{stdout}");
     let frames = frame_files(&out.join("frames"));
     let numbers: Vec<i32> = frames.iter().map(|(f, _)| *f).collect();

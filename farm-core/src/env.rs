@@ -32,6 +32,9 @@ pub const BLENDER_SERIES: &str = "FARM_BLENDER_SERIES";
 /// default), set by the trigger. A renderer whose image runs another series
 /// ([`BLENDER_SERIES`]) refuses the job.
 pub const JOB_BLENDER_SERIES: &str = "FARM_JOB_BLENDER_SERIES";
+/// `lines`: `farm` reports progress as plain lines on stderr instead of terminal bars, for the
+/// programs that run it (the Blender add-on); see `farm-cli`'s `progress` module.
+pub const PROGRESS: &str = "FARM_PROGRESS";
 /// Set by AWS Batch on array children: 0-based index. Absent on a plain job (index 0).
 pub const ARRAY_INDEX: &str = "AWS_BATCH_JOB_ARRAY_INDEX";
 /// Set by AWS Batch: the attempt number, from 1 (absent outside Batch: 1). Names the task records.

@@ -11,6 +11,13 @@ use farm_testkit::{make_scene, SceneOptions};
 /// overrides, Blender from the test kit.
 pub fn farm() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_farm"));
+    farm_env(&mut command);
+    command
+}
+
+/// The environment [`farm`] runs `farm` in, for a command that runs it itself (the Blender
+/// add-on's test).
+pub fn farm_env(command: &mut Command) {
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy().into_owned();
         if name.starts_with("AWS_") || name.starts_with("FARM_") || name == "RUST_LOG" {
@@ -27,7 +34,6 @@ pub fn farm() -> Command {
     if let Ok(blender) = farm_testkit::blender() {
         command.env("BLENDER", blender);
     }
-    command
 }
 
 /// What a run printed and how it ended.
@@ -170,4 +176,22 @@ pub fn processes_mentioning(path: &Path) -> Vec<String> {
             cmdline.contains(&needle).then_some(pid)
         })
         .collect()
+}
+
+/// The e2e fixture's project (`e2e/tests/projects/make_project.py`, made by Debian's Blender)
+/// under `dir`; returns its `proj` folder (`shots/shot.blend` uses `tex/`, `seq/` and
+/// `../lib/props.blend`, which uses `../shared/green.png`).
+pub fn make_project(dir: &Path) -> PathBuf {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../e2e/tests/projects/make_project.py"
+    );
+    let config = serde_json::json!({ "dir": dir }).to_string();
+    let out = farm_testkit::TestBlender::executable()
+        .expect("Debian's blender")
+        .script(Path::new(script), &[&config])
+        .output()
+        .expect("running blender");
+    assert!(out.status.success(), "{out:?}");
+    dir.join("proj")
 }
