@@ -459,7 +459,12 @@ mod tests {
             ]
         );
         assert_eq!(request.plan.chunk_count(), 6);
-        assert_eq!(request.blender, Some(farm_core::BlenderSeries::new(4, 5)));
+        assert_eq!(
+            request.blender,
+            Some(farm_core::series::BlenderPick::Series(
+                farm_core::BlenderSeries::new(4, 5)
+            ))
+        );
         let frames = |list| Asked {
             frames: Some(list),
             ..Asked::default()

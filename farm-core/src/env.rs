@@ -47,8 +47,9 @@ pub const JOB_DEFINITION: &str = "JOB_DEFINITION_ARN";
 /// Trigger: the render job definition of each Blender series the farm runs,
 /// `4.2=<name or ARN>,4.5=<name or ARN>` (instead of [`JOB_DEFINITION`]).
 pub const RENDER_JOB_DEFINITIONS: &str = "FARM_RENDER_JOB_DEFINITIONS";
-/// Trigger: the Blender series of a request without a `blender=` tag (default
-/// [`crate::series::DEFAULT_SERIES`]).
+/// Trigger: what a request without a `blender=` tag runs: `auto` (the series of the file,
+/// the default with [`RENDER_JOB_DEFINITIONS`]) or one series (the default with
+/// [`JOB_DEFINITION`] alone: [`crate::series::DEFAULT_SERIES`]).
 pub const DEFAULT_BLENDER: &str = "FARM_DEFAULT_BLENDER";
 /// Trigger: zip job definition (name or ARN).
 pub const ZIP_JOB_DEFINITION: &str = "ZIP_JOB_DEFINITION_ARN";

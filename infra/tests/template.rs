@@ -828,7 +828,7 @@ fn the_trigger_reads_a_render_definition_per_series_from_the_template() {
         let lookup = |name: &str| vars.get(name).map(|v| resolve(v, &default));
         let config = trigger_lambda::Config::from_lookup(lookup)
             .unwrap_or_else(|e| panic!("DefaultBlender={default}: {e}"));
-        assert_eq!(config.render.default_series().to_string(), default);
+        assert_eq!(config.render.default_pick().to_string(), default);
         let mapped: Vec<(String, String)> = config
             .render
             .iter()
