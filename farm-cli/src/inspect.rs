@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use farm_blend::{BlendError, BlendInfo, ExternalFile};
+use farm_core::series::{BlenderPick, BlenderSeries, SeriesChoice};
 use serde::Serialize;
 
 use crate::cli::InspectArgs;
@@ -55,10 +56,48 @@ fn blend_folder(scene: &Path) -> PathBuf {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub version: String,
+    /// The series a farm deployed with `DefaultBlender=auto` renders it with, and why.
+    pub blender: FarmBlender,
     pub compression: &'static str,
     pub scene: Option<String>,
     pub scenes: Vec<SceneReport>,
     pub files: Vec<FileReport>,
+}
+
+/// Which series the farm would run for a file, by the trigger's rule
+/// ([`SeriesChoice::choose`]): `series` is `None` when it would refuse the file, `why` says why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FarmBlender {
+    pub series: Option<String>,
+    pub why: String,
+}
+
+impl FarmBlender {
+    /// For a file saved by `saved_by` (`None`: unknown), on a request for `asked` (`None`: the
+    /// default, `auto`), against the deployed farm's series.
+    pub fn judge(saved_by: Option<BlenderSeries>, asked: Option<BlenderPick>) -> Self {
+        match SeriesChoice::deployed().choose(asked, saved_by) {
+            Ok(chosen) => Self {
+                series: Some(chosen.series.to_string()),
+                why: match chosen.warning {
+                    Some(warning) => format!("{}; {warning}", chosen.reason),
+                    None => chosen.reason.to_string(),
+                },
+            },
+            Err(err) => Self {
+                series: None,
+                why: err.to_string(),
+            },
+        }
+    }
+
+    /// One line: `Blender 5.0 (why)`, or `refused: why`.
+    pub fn line(&self) -> String {
+        match &self.series {
+            Some(series) => format!("Blender {series} ({})", self.why),
+            None => format!("refused: {}", self.why),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -86,8 +125,10 @@ pub struct FileReport {
 
 impl Report {
     pub fn new(info: &BlendInfo, folder: &Path) -> Self {
+        let saved_by = BlenderSeries::new(info.version.major, info.version.minor);
         Self {
             version: info.version.to_string(),
+            blender: FarmBlender::judge(Some(saved_by), None),
             compression: info.compression.as_str(),
             scene: info.scene.clone(),
             scenes: info
@@ -199,6 +240,7 @@ fn table(scene: &Path, info: &BlendInfo, report: &Report) -> String {
         scene.display(),
         info.version
     );
+    let _ = writeln!(out, "the farm renders it with {}", report.blender.line());
     let _ = writeln!(
         out,
         "\nscenes (* = active: what `blender -b` and the farm render)"

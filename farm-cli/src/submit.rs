@@ -196,6 +196,15 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
     for warning in &project.warnings {
         eprintln!("warning: {warning}");
     }
+    // The series by the trigger's rule, against the deployed farm's: refused before uploading.
+    let saved_by = read
+        .as_ref()
+        .ok()
+        .map(|info| farm_core::BlenderSeries::new(info.version.major, info.version.minor));
+    let blender = crate::inspect::FarmBlender::judge(saved_by, request.blender);
+    if blender.series.is_none() {
+        bail!("{}; nothing was uploaded", blender.why);
+    }
     let size = tokio::fs::metadata(&args.scene)
         .await
         .with_context(|| format!("cannot read {}", args.scene.display()))?
@@ -274,10 +283,7 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let on = request
-        .blender
-        .map(|b| format!(" on Blender {b}"))
-        .unwrap_or_default();
+    let on = format!(" on {}", blender.line());
     let frames = request.plan.frames().len();
     if is_auto(args.chunk.as_deref()) {
         println!(

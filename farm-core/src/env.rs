@@ -25,6 +25,9 @@ pub const BLENDER: &str = "BLENDER";
 /// A Python in which `import bpy` works (the official Blender builds on PyPI); when set, Blender
 /// runs as that Python module instead of the `BLENDER` executable.
 pub const BLENDER_PYTHON: &str = "FARM_BLENDER_PYTHON";
+/// `farm render` and `scripts/bpy-venv.sh`: where the official bpy builds' virtual environments
+/// live (default `~/.cache/blender-farm`); `farm render` chooses among them.
+pub const CACHE_DIR: &str = "FARM_CACHE_DIR";
 /// Renderer image: the Blender series its Blender is (`major.minor`), set by
 /// `Dockerfile.renderer`. Absent on a local machine.
 pub const BLENDER_SERIES: &str = "FARM_BLENDER_SERIES";

@@ -24,6 +24,16 @@ pub struct BlenderSeries {
 /// (`Dockerfile.renderer`, `infra/bpy/4.2.txt`).
 pub const DEFAULT_SERIES: BlenderSeries = BlenderSeries::new(4, 2);
 
+/// The series a farm deployed from `infra/farm.yaml` runs, oldest first: one render image and
+/// job definition each (the template's tests hold its `DefaultBlender` values to this list).
+/// `farm submit` and `farm inspect` judge a file against it before anything is uploaded.
+pub const FARM_SERIES: [BlenderSeries; 4] = [
+    BlenderSeries::new(4, 2),
+    BlenderSeries::new(4, 5),
+    BlenderSeries::new(5, 0),
+    BlenderSeries::new(5, 3),
+];
+
 /// What `blender=` accepts, for messages.
 pub const SERIES_SYNTAX: &str = "a Blender series as major.minor, e.g. 4.5";
 
@@ -256,6 +266,11 @@ impl SeriesChoice {
             supported.insert(series);
         }
         (!supported.is_empty()).then_some(Self { default, supported })
+    }
+
+    /// A farm deployed from the template with its default, `DefaultBlender=auto` ([`FARM_SERIES`]).
+    pub fn deployed() -> Self {
+        Self::new(BlenderPick::Auto, FARM_SERIES).expect("FARM_SERIES is not empty")
     }
 
     /// What a request without `blender=` gets.

@@ -295,6 +295,12 @@ fn each_blender_series_has_its_image_and_an_otherwise_identical_render_job() {
     let t = template();
     let series = series(&t);
     assert_eq!(series, ["4.2", "4.5", "5.0", "5.3"]);
+    // What `farm submit` and `farm inspect` judge files against.
+    let known: Vec<String> = farm_core::series::FARM_SERIES
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(series, known);
     assert_eq!(parameter(&t, "DefaultBlender")["Default"], "auto");
     let render_jobs: BTreeSet<String> = resources_of_type(&t, "AWS::Batch::JobDefinition")
         .into_iter()
