@@ -174,24 +174,16 @@ mod tests {
 
     #[test]
     fn blender_tag_picks_a_series() {
-        let request = from(&[("frame", "3"), ("blender", "4.5")])
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            request.blender,
-            Some(BlenderPick::Series(BlenderSeries::new(4, 5)))
-        );
-        let request = from(&[("frame", "3"), ("blender", " 4.2 ")])
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            request.blender,
-            Some(BlenderPick::Series(BlenderSeries::new(4, 2)))
-        );
-        let request = from(&[("frame", "3"), ("blender", "auto")])
-            .unwrap()
-            .unwrap();
-        assert_eq!(request.blender, Some(BlenderPick::Auto));
+        for (value, want) in [
+            ("4.5", BlenderPick::Series(BlenderSeries::new(4, 5))),
+            (" 4.2 ", BlenderPick::Series(BlenderSeries::new(4, 2))),
+            ("auto", BlenderPick::Auto),
+        ] {
+            let request = from(&[("frame", "3"), ("blender", value)])
+                .unwrap()
+                .unwrap();
+            assert_eq!(request.blender, Some(want), "{value:?}");
+        }
     }
 
     #[test]

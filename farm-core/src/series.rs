@@ -95,18 +95,27 @@ impl FromStr for BlenderSeries {
     }
 }
 
-impl serde::Serialize for BlenderSeries {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
+/// JSON as the text `blender=` takes (`"4.5"`, `"auto"`): serialised with `Display`, read
+/// back with `FromStr`.
+macro_rules! serde_as_text {
+    ($ty:ty) => {
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
 }
 
-impl<'de> serde::Deserialize<'de> for BlenderSeries {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+serde_as_text!(BlenderSeries);
+serde_as_text!(BlenderPick);
 
 /// What a request asks for: `blender=auto` (the series of the file) or one series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -142,19 +151,6 @@ impl FromStr for BlenderPick {
             return Ok(Self::Auto);
         }
         s.parse().map(Self::Series)
-    }
-}
-
-impl serde::Serialize for BlenderPick {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for BlenderPick {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
     }
 }
 

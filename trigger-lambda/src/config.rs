@@ -278,20 +278,16 @@ mod tests {
         assert_eq!(config.render.definition(Some(v45)), Some(arn45));
         assert_eq!(config.render.definition(Some(v42)), Some("farm-render-4-2"));
         assert_eq!(config.render.definition(None), Some(arn45));
-        let config = with(&[
-            ("FARM_RENDER_JOB_DEFINITIONS", "4.2=a,4.5=b"),
-            ("FARM_DEFAULT_BLENDER", "4.2"),
-        ])
-        .unwrap();
-        assert_eq!(config.render.default_pick(), BlenderPick::Series(v42));
-        assert_eq!(config.render.definition(None), Some("a"));
-        let config = with(&[
-            ("FARM_RENDER_JOB_DEFINITIONS", "4.2=a,4.5=b"),
-            ("FARM_DEFAULT_BLENDER", "4.5"),
-        ])
-        .unwrap();
-        assert_eq!(config.render.default_pick(), BlenderPick::Series(v45));
-        assert_eq!(config.render.definition(None), Some("b"));
+        // A fixed default runs its own definition.
+        for (default, series, definition) in [("4.2", v42, "a"), ("4.5", v45, "b")] {
+            let config = with(&[
+                ("FARM_RENDER_JOB_DEFINITIONS", "4.2=a,4.5=b"),
+                ("FARM_DEFAULT_BLENDER", default),
+            ])
+            .unwrap();
+            assert_eq!(config.render.default_pick(), BlenderPick::Series(series));
+            assert_eq!(config.render.definition(None), Some(definition));
+        }
         let config = with(&[
             ("FARM_RENDER_JOB_DEFINITIONS", "4.2=a,5.3=c"),
             ("FARM_DEFAULT_BLENDER", "auto"),

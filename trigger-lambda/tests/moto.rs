@@ -690,6 +690,14 @@ fn blend_5_0(dir: &Path) -> std::path::PathBuf {
     path
 }
 
+/// The message of a report's one record, which must be a rejection.
+fn rejection(report: &EventReport) -> String {
+    match &report.records[..] {
+        [RecordOutcome::Rejected { message, .. }] => message.clone(),
+        other => panic!("expected a rejection: {other:?}"),
+    }
+}
+
 /// The job definition a job was submitted to, as moto describes it.
 fn definition_of(job: &JobDetail) -> &str {
     job.job_definition().unwrap()
@@ -912,11 +920,7 @@ async fn a_file_saved_by_a_newer_blender_is_named_in_job_json_and_the_log() {
         .upload(&key, std::fs::read(blend).unwrap(), "frame=2")
         .await;
     let jobs_before = farm.job_count().await;
-    let report = farm.handle("ObjectCreated:Put", &key, &etag).await;
-    let message = match &report.records[..] {
-        [RecordOutcome::Rejected { message, .. }] => message.clone(),
-        other => panic!("expected a rejection: {other:?}"),
-    };
+    let message = rejection(&farm.handle("ObjectCreated:Put", &key, &etag).await);
     assert!(
         message.contains("saved by Blender 5.0, whose files Blender 4.2 cannot open"),
         "{message}"
@@ -990,11 +994,7 @@ async fn blender_auto_runs_the_series_of_the_file_on_that_series_job_definition(
         .upload(&key, stand_in("BLENDER17-01v0504"), "frame=2")
         .await;
     let jobs_before = farm.job_count().await;
-    let report = farm.handle("ObjectCreated:Put", &key, &etag).await;
-    let message = match &report.records[..] {
-        [RecordOutcome::Rejected { message, .. }] => message.clone(),
-        other => panic!("expected a rejection: {other:?}"),
-    };
+    let message = rejection(&farm.handle("ObjectCreated:Put", &key, &etag).await);
     assert!(
         message.contains(
             "saved by Blender 5.4, newer than every Blender this farm runs (the newest is 5.3)"
