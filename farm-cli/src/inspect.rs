@@ -352,6 +352,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_farms_series_for_a_file_is_said_with_why_or_the_refusal() {
+        let v = BlenderSeries::new;
+        let judged = FarmBlender::judge(Some(v(5, 0)), None);
+        assert_eq!(judged.series.as_deref(), Some("5.0"));
+        assert_eq!(
+            judged.line(),
+            "Blender 5.0 (`blender=auto`: the file was saved by Blender 5.0)"
+        );
+        let judged = FarmBlender::judge(Some(v(3, 4)), None);
+        assert_eq!(judged.series.as_deref(), Some("4.2"));
+        let judged = FarmBlender::judge(Some(v(5, 4)), None);
+        assert_eq!(judged.series, None);
+        assert!(
+            judged
+                .line()
+                .starts_with("refused: the .blend was saved by Blender 5.4"),
+            "{}",
+            judged.line()
+        );
+        assert!(judged.why.contains("the newest is 5.3"), "{}", judged.why);
+        // An explicit series: the warning of a newer file, or the refusal of one it cannot open.
+        let judged = FarmBlender::judge(Some(v(4, 5)), Some(BlenderPick::Series(v(4, 2))));
+        assert_eq!(judged.series.as_deref(), Some("4.2"));
+        assert!(
+            judged.why.contains("newer than this job's Blender 4.2"),
+            "{}",
+            judged.why
+        );
+        let judged = FarmBlender::judge(Some(v(5, 0)), Some(BlenderPick::Series(v(4, 2))));
+        assert_eq!(judged.series, None);
+    }
+
+    #[test]
     fn relative_paths_resolve_against_the_blend_folder() {
         let folder = Path::new("/projects/shot");
         assert_eq!(
