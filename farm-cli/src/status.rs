@@ -756,7 +756,7 @@ mod tests {
             blender: Some("5.0".into()),
             saved_by: Some("5.0".into()),
             blender_reason: Some("`blender=auto`: the file was saved by Blender 5.0".into()),
-            ..report.clone()
+            ..report
         };
         assert!(
             render_text(&chosen)
