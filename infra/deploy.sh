@@ -146,9 +146,10 @@ source_hash() {
     printf '%s\n' "$@"
   } | sha256sum | cut -c1-24
 }
-# One renderer image per Blender LTS series the template runs (its DefaultBlender values), each
-# from its own hash-locked bpy (infra/bpy/<series>.txt, build argument BLENDER_SERIES).
-SERIES=(4.2 4.5)
+# One renderer image per Blender series the template runs (its DefaultBlender values but auto),
+# each from its own hash-locked bpy (infra/bpy/<series>.txt, build argument BLENDER_SERIES; the
+# Debian base follows from the series, see infra/images.sh).
+SERIES=(4.2 4.5 5.0 5.3)
 declare -A RENDERER_TAGS=()
 for series in "${SERIES[@]}"; do
   [[ -f "infra/bpy/$series.txt" ]] || die "infra/bpy/$series.txt is missing (the bpy lock of Blender $series)"
@@ -163,6 +164,8 @@ PARAMETERS=(
   "LambdaCodeKey=$LAMBDA_KEY"
   "Renderer42ImageTag=${RENDERER_TAGS[4.2]}"
   "Renderer45ImageTag=${RENDERER_TAGS[4.5]}"
+  "Renderer50ImageTag=${RENDERER_TAGS[5.0]}"
+  "Renderer53ImageTag=${RENDERER_TAGS[5.3]}"
   "ZipperImageTag=$ZIPPER_TAG"
   ${EXTRA_PARAMETERS[@]+"${EXTRA_PARAMETERS[@]}"}
 )
@@ -198,9 +201,11 @@ push_images() {
   aws ecr get-login-password | "$ENGINE" login --username AWS --password-stdin "$registry"
   # The same Dockerfiles and build as CI's image test, base images pulled from their registry:
   # localhost/farm-renderer:dev is Blender 4.2 (the Dockerfile's default), :dev-<series> the others.
-  infra/images.sh build --pull --blender 4.5
+  infra/images.sh build --pull --blender 4.5 --blender 5.0 --blender 5.3
   push_image localhost/farm-renderer:dev "$renderer_uri" "${RENDERER_TAGS[4.2]}"
-  push_image localhost/farm-renderer:dev-4.5 "$renderer_uri" "${RENDERER_TAGS[4.5]}"
+  for series in 4.5 5.0 5.3; do
+    push_image "localhost/farm-renderer:dev-$series" "$renderer_uri" "${RENDERER_TAGS[$series]}"
+  done
   push_image localhost/farm-zipper:dev "$zipper_uri" "$ZIPPER_TAG"
 }
 
@@ -227,8 +232,8 @@ Render frames 1 to 24 of scene.blend, 4 frames per Batch task (6 tasks):
 
   aws s3api put-object --bucket $BUCKET --key scene.blend --body scene.blend --tagging 'frames=1-24&chunk=4'
 
-(the tag frame=N alone means frames 1 to N, one task per frame; add blender=4.5 to render with
-Blender 4.5 LTS instead of the stack's default, DefaultBlender). Follow it in the AWS Batch
+(the tag frame=N alone means frames 1 to N, one task per frame; the Blender series is the
+file's own, DefaultBlender=auto: add blender=4.5 to render with Blender 4.5 LTS instead). Follow it in the AWS Batch
 console (queue ${QUEUE##*/}) or with
 
   farm status scene.blend --bucket $BUCKET

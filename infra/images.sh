@@ -4,14 +4,17 @@
 #   infra/images.sh build [--profile P | --binaries DIR] [--blender SERIES]... [--pull]
 #       Builds the `renderer` and `zipper` binaries (cargo, profile P, default release; or takes
 #       those already built in DIR, as the e2e image test does), then
-#       localhost/farm-renderer:dev (Blender 4.2 LTS, the default) and localhost/farm-zipper:dev
-#       into the machine's container storage, where `buildah images` and `podman images` list
-#       them. `--blender 4.5` (repeatable) builds localhost/farm-renderer:dev-4.5 as well.
+#       localhost/farm-renderer:dev (Blender 4.2 LTS, the Dockerfile's default) and
+#       localhost/farm-zipper:dev into the machine's container storage, where `buildah images` and
+#       `podman images` list them. `--blender 4.5` (repeatable; 4.5, 5.0, 5.3) builds
+#       localhost/farm-renderer:dev-4.5 as well. Series up to 5.0 run on Debian 12 (bookworm,
+#       CPython 3.11), later ones on Debian 13 (trixie, CPython 3.13): bpy's wheels exist for one
+#       CPython each.
 #       --pull takes the base image from its registry (docker always does): infra/deploy.sh.
 #   infra/images.sh binaries [--profile P]
 #       Only the binaries, staged in target/images/ (what the Dockerfiles copy).
-#   infra/images.sh base
-#       Only the base image (see below).
+#   infra/images.sh base [SUITE]
+#       Only the base image of SUITE, bookworm (default) or trixie (see below).
 #
 # Engine: buildah when present, else podman, else docker (FARM_IMAGE_ENGINE overrides).
 #
@@ -19,9 +22,10 @@
 # are Debian 12 (glibc 2.36), and the build refuses a binary that needs a newer glibc.
 #
 # Base image, TEST-ONLY path: with buildah or podman and without --pull, when
-# `debian:bookworm-slim` is not in the container storage (no registry is reachable in this
-# project's CI), it is made here with debootstrap from Debian's archive (minbase bookworm, trimmed like Debian's slim images) and
-# tagged docker.io/library/debian:bookworm-slim, the name the Dockerfiles use. The root
+# `debian:<suite>-slim` is not in the container storage (no registry is reachable in this
+# project's CI), it is made here with debootstrap from Debian's archive (minbase bookworm or
+# trixie, trimmed like Debian's slim images) and tagged docker.io/library/debian:<suite>-slim,
+# the name the Dockerfiles use. The root
 # filesystem is cached as a tarball under ${FARM_CACHE_DIR:-~/.cache/blender-farm}/images and
 # re-made after 7 days (FARM_BASE_MAX_AGE_DAYS). Real deployments pull Debian's own image
 # (infra/deploy.sh); nothing else uses this one.
@@ -31,10 +35,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 CACHE="${FARM_CACHE_DIR:-$HOME/.cache/blender-farm}"
-BASE_IMAGE=docker.io/library/debian:bookworm-slim
+# The binaries run on both suites: they may need no newer glibc than bookworm's.
 BASE_GLIBC=2.36
 DEFAULT_SERIES=4.2
-SUPPORTED_SERIES=(4.2 4.5)
+SUPPORTED_SERIES=(4.2 4.5 5.0 5.3)
 STAGE=target/images
 
 log() { printf 'images.sh: %s\n' "$*" >&2; }
@@ -42,6 +46,16 @@ die() {
   printf 'images.sh: %s\n' "$*" >&2
   exit 1
 }
+
+# The Debian suite whose python3 a series' bpy wheel is built for.
+suite_of() {
+  case "$1" in
+    [0-4].* | 5.0) echo bookworm ;;
+    *) echo trixie ;;
+  esac
+}
+
+base_image() { echo "docker.io/library/debian:$1-slim"; }
 
 engine() {
   if [[ -n "${FARM_IMAGE_ENGINE:-}" ]]; then
@@ -102,39 +116,41 @@ has_image() {
 }
 
 base() {
-  local engine="$1"
-  if has_image "$engine" "$BASE_IMAGE"; then
+  local engine="$1" suite="${2:-bookworm}" image
+  [[ "$suite" == bookworm || "$suite" == trixie ]] || die "base: unknown suite $suite (bookworm or trixie)"
+  image="$(base_image "$suite")"
+  if has_image "$engine" "$image"; then
     return
   fi
   [[ "$engine" != docker ]] ||
-    die "$BASE_IMAGE is missing: docker pulls it itself (docker pull $BASE_IMAGE)"
-  local tarball="$CACHE/images/debian-bookworm-slim.tar"
+    die "$image is missing: docker pulls it itself (docker pull $image)"
+  local tarball="$CACHE/images/debian-$suite-slim.tar"
   local max_age="${FARM_BASE_MAX_AGE_DAYS:-7}"
   if [[ -f "$tarball" ]] && [[ -n "$(find "$tarball" -mtime "-$max_age")" ]]; then
     log "base image from the cached $tarball"
   else
-    make_base_tarball "$tarball"
+    make_base_tarball "$tarball" "$suite"
   fi
   local container
   container="$(buildah from scratch)"
   buildah add --quiet "$container" "$tarball" / >/dev/null
   buildah config --cmd '["bash"]' --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    --label org.opencontainers.image.description="debootstrap bookworm minbase made by infra/images.sh (test-only)" \
+    --label org.opencontainers.image.description="debootstrap $suite minbase made by infra/images.sh (test-only)" \
     "$container"
-  buildah commit --quiet --rm "$container" "$BASE_IMAGE" >/dev/null
-  log "tagged $BASE_IMAGE (debootstrap, test-only)"
+  buildah commit --quiet --rm "$container" "$image" >/dev/null
+  log "tagged $image (debootstrap, test-only)"
 }
 
 make_base_tarball() {
-  local tarball="$1" rootfs
+  local tarball="$1" suite="$2" rootfs
   command -v debootstrap >/dev/null 2>&1 || die "debootstrap is required (apt-get install debootstrap)"
   [[ "$(id -u)" == 0 ]] || die "debootstrap needs root"
   mkdir -p "$(dirname "$tarball")"
   rootfs="$(mktemp -d "${TMPDIR:-/var/tmp}/farm-rootfs.XXXXXX")"
   # shellcheck disable=SC2064 # expand now: the trap must remove this rootfs
   trap "rm -rf '$rootfs'" EXIT
-  log "debootstrap --variant=minbase bookworm (about 80 s)"
-  debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >/dev/null
+  log "debootstrap --variant=minbase $suite (about 80 s)"
+  debootstrap --variant=minbase "$suite" "$rootfs" http://deb.debian.org/debian >/dev/null
   # What Debian's slim images leave out, and the package sources they have.
   cat >"$rootfs/etc/dpkg/dpkg.cfg.d/docker" <<'EOF'
 path-exclude /usr/share/doc/*
@@ -153,16 +169,16 @@ Dir::Cache::pkgcache "";
 Dir::Cache::srcpkgcache "";
 EOF
   rm -f "$rootfs/etc/apt/sources.list"
-  cat >"$rootfs/etc/apt/sources.list.d/debian.sources" <<'EOF'
+  cat >"$rootfs/etc/apt/sources.list.d/debian.sources" <<EOF
 Types: deb
 URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
+Suites: $suite $suite-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb
 URIs: http://deb.debian.org/debian-security
-Suites: bookworm-security
+Suites: $suite-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
@@ -231,14 +247,17 @@ build() {
   done
   engine="$(engine)"
   binaries "$profile" "$prebuilt"
-  if [[ -z "$PULL" && "$engine" != docker ]]; then base "$engine"; fi
+  if [[ -z "$PULL" && "$engine" != docker ]]; then
+    base "$engine" bookworm
+    for s in ${series[@]+"${series[@]}"}; do base "$engine" "$(suite_of "$s")"; done
+  fi
   local started=$SECONDS
   build_image "$engine" Dockerfile.renderer localhost/farm-renderer:dev \
     --build-arg "BLENDER_SERIES=$DEFAULT_SERIES"
   for s in ${series[@]+"${series[@]}"}; do
     [[ "$s" == "$DEFAULT_SERIES" ]] && continue
     build_image "$engine" Dockerfile.renderer "localhost/farm-renderer:dev-$s" \
-      --build-arg "BLENDER_SERIES=$s"
+      --build-arg "BLENDER_SERIES=$s" --build-arg "DEBIAN_SUITE=$(suite_of "$s")"
   done
   build_image "$engine" Dockerfile.zipper localhost/farm-zipper:dev
   log "built in $((SECONDS - started)) s:"
@@ -253,6 +272,6 @@ case "$command" in
     profile=release
     if [[ "${1:-}" == --profile ]]; then profile="${2:?--profile needs a value}"; fi
     binaries "$profile" ;;
-  base) base "$(engine)" ;;
-  *) die "usage: infra/images.sh build [--profile P | --binaries DIR] [--blender SERIES]... [--pull] | binaries [--profile P] | base" ;;
+  base) base "$(engine)" "${1:-bookworm}" ;;
+  *) die "usage: infra/images.sh build [--profile P | --binaries DIR] [--blender SERIES]... [--pull] | binaries [--profile P] | base [SUITE]" ;;
 esac

@@ -4,7 +4,8 @@
 #
 #   scripts/bpy-venv.sh 4.2.23      # -> ~/.cache/blender-farm/bpy-4.2.23/bin/python
 #
-# bpy wheels exist for CPython 3.11 only (manylinux_2_28). The environments live outside the
+# bpy wheels exist for one CPython each (manylinux_2_28): 3.11 up to bpy 5.0, 3.13 from bpy 5.1
+# (PYTHON overrides the choice; with pyenv, PYENV_VERSION=3.13.x works). The environments live outside the
 # repository (FARM_CACHE_DIR, default ~/.cache/blender-farm) so CI can cache them; a finished
 # environment is marked by a stamp file, so an interrupted install is redone, never half used.
 set -euo pipefail
@@ -15,8 +16,12 @@ venv="$cache/bpy-$version"
 stamp="$venv/.farm-ready"
 
 if [ ! -f "$stamp" ]; then
-    python=$(command -v python3.11 || true)
-    [ -n "$python" ] || { echo "bpy-venv: python3.11 not found (bpy $version needs CPython 3.11)" >&2; exit 1; }
+    case "$version" in
+        [0-4].* | 5.0.*) want=python3.11 ;;
+        *) want=python3.13 ;;
+    esac
+    python=${PYTHON:-$want}
+    "$python" -c 'import venv' 2>/dev/null || { echo "bpy-venv: $python not found (bpy $version needs CPython ${want#python})" >&2; exit 1; }
     rm -rf "$venv"
     mkdir -p "$cache"
     "$python" -m venv "$venv" >&2

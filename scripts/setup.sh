@@ -88,6 +88,7 @@ fi
 "$(dirname "$0")/bpy-venv.sh" 4.2.23 >/dev/null # bpy 4.2 LTS, the Blender production runs: tests run on it too
 # bpy 4.5 LTS as infra/bpy/4.5.txt pins it: the Blender add-on's test runs in both series.
 "$(dirname "$0")/bpy-venv.sh" "$(sed -n 's/^bpy==\([0-9.]*\).*/\1/p' "$(dirname "$0")/../infra/bpy/4.5.txt")" >/dev/null
+"$(dirname "$0")/bpy-venv.sh" 5.0.1 >/dev/null  # bpy 5.0, the first of the 5.x API: CI tests it too (FARM_TEST_BPY)
 
 command -v cargo >/dev/null || { echo "setup: cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt

@@ -1,7 +1,8 @@
 //! A hostile .blend can do nothing (RELIABILITY.md, "Hostile .blend").
 //!
 //! One scene per vector, made at test time by the Blender under test (Debian's 3.4 executable
-//! and the official bpy 4.2.23 module): Freestyle in Python Scripting mode, a registered text
+//! and each official bpy module under test: 4.2.23 and 5.0.1 by default, any others with
+//! `FARM_TEST_BPY`, see `scripts/test-series.sh`): Freestyle in Python Scripting mode, a registered text
 //! block, a Python driver expression, File Output nodes at an absolute path, at `//../..` and
 //! posing as the renderer's `frame_` files. Each goes through `farm render` and through the
 //! `renderer` binary (against moto), both with fake AWS credentials in their environment. A run
@@ -574,6 +575,7 @@ async fn blender_finds_no_credentials_even_when_code_runs_in_it() {
     let blender = TestBlender {
         name: "probe".into(),
         blender: Blender::Executable(probe(root.dir.path())),
+        series: None,
     };
     let scene = plain_scene(&root);
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use farm_core::env;
 use farm_core::plan::Chunking;
+use farm_core::series::BlenderPick;
 
 use crate::render::default_workers;
 
@@ -110,12 +111,17 @@ pub struct RenderArgs {
     /// BMP, TARGA, HDR, WEBP.
     #[arg(long, value_name = "F")]
     pub format: Option<String>,
-    /// Blender executable.
-    #[arg(long, env = env::BLENDER, default_value = "blender", value_name = "PATH")]
-    pub blender: PathBuf,
+    /// Blender executable. Without it (or --blender-python): the official bpy build of this
+    /// machine (scripts/bpy-venv.sh) that --series picks, else `blender` on PATH.
+    #[arg(long, env = env::BLENDER, value_name = "PATH")]
+    pub blender: Option<PathBuf>,
     /// A Python in which `import bpy` works (Blender from PyPI), used instead of --blender.
     #[arg(long, env = env::BLENDER_PYTHON, value_name = "PYTHON")]
     pub blender_python: Option<PathBuf>,
+    /// Which of this machine's bpy builds renders, by the farm's rule: `auto` (default), the
+    /// series of the file (its own, else the oldest newer one here), or a series, e.g. 5.0.
+    #[arg(long, value_name = "SERIES|auto")]
+    pub series: Option<BlenderPick>,
     /// Threads per Blender process, instead of CPUs / workers.
     #[arg(long, value_name = "T", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
@@ -203,9 +209,11 @@ pub struct SubmitArgs {
     /// Image format instead of the scene's own (PNG, JPEG, OPEN_EXR, ...).
     #[arg(long, value_name = "F")]
     pub format: Option<String>,
-    /// Blender LTS series to render with (the `blender=` tag, e.g. 4.5); default: the farm's
-    /// (the stack's DefaultBlender).
-    #[arg(long, value_name = "SERIES")]
+    /// Blender series to render with (the `blender=` tag: 4.2, 4.5, 5.0, 5.3), or `auto`: the
+    /// series of the file (its own, else the oldest newer one the farm runs). Default: the
+    /// stack's DefaultBlender, `auto` unless changed. A file no series fits is refused before
+    /// anything is uploaded.
+    #[arg(long, value_name = "SERIES|auto")]
     pub blender: Option<String>,
     /// Upload and render even if files the .blend uses are missing or absolute paths (tags
     /// `missing=ok`: the trigger renders without them and lists them as warnings in job.json;

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use farm_blend::{BlendError, BlendInfo, ExternalFile};
+use farm_core::series::{BlenderPick, BlenderSeries, SeriesChoice};
 use serde::Serialize;
 
 use crate::cli::InspectArgs;
@@ -71,10 +72,48 @@ fn blend_folder(scene: &Path) -> PathBuf {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub version: String,
+    /// The series a farm deployed with `DefaultBlender=auto` renders it with, and why.
+    pub blender: FarmBlender,
     pub compression: &'static str,
     pub scene: Option<String>,
     pub scenes: Vec<SceneReport>,
     pub files: Vec<FileReport>,
+}
+
+/// Which series the farm would run for a file, by the trigger's rule
+/// ([`SeriesChoice::choose`]): `series` is `None` when it would refuse the file, `why` says why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FarmBlender {
+    pub series: Option<String>,
+    pub why: String,
+}
+
+impl FarmBlender {
+    /// For a file saved by `saved_by` (`None`: unknown), on a request for `asked` (`None`: the
+    /// default, `auto`), against the deployed farm's series.
+    pub fn judge(saved_by: Option<BlenderSeries>, asked: Option<BlenderPick>) -> Self {
+        match SeriesChoice::deployed().choose(asked, saved_by) {
+            Ok(chosen) => Self {
+                series: Some(chosen.series.to_string()),
+                why: match chosen.warning {
+                    Some(warning) => format!("{}; {warning}", chosen.reason),
+                    None => chosen.reason.to_string(),
+                },
+            },
+            Err(err) => Self {
+                series: None,
+                why: err.to_string(),
+            },
+        }
+    }
+
+    /// One line: `Blender 5.0 (why)`, or `refused: why`.
+    pub fn line(&self) -> String {
+        match &self.series {
+            Some(series) => format!("Blender {series} ({})", self.why),
+            None => format!("refused: {}", self.why),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -102,8 +141,10 @@ pub struct FileReport {
 
 impl Report {
     pub fn new(info: &BlendInfo, folder: &Path) -> Self {
+        let saved_by = BlenderSeries::new(info.version.major, info.version.minor);
         Self {
             version: info.version.to_string(),
+            blender: FarmBlender::judge(Some(saved_by), None),
             compression: info.compression.as_str(),
             scene: info.scene.clone(),
             scenes: info
@@ -217,6 +258,7 @@ fn table(scene: &Path, info: &BlendInfo, report: &Report) -> String {
         scene.display(),
         info.version
     );
+    let _ = writeln!(out, "the farm renders it with {}", report.blender.line());
     let _ = writeln!(
         out,
         "\nscenes (* = active: what `blender -b` and the farm render)"
@@ -326,6 +368,39 @@ fn columns<const N: usize>(rows: &[[String; N]]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_farms_series_for_a_file_is_said_with_why_or_the_refusal() {
+        let v = BlenderSeries::new;
+        let judged = FarmBlender::judge(Some(v(5, 0)), None);
+        assert_eq!(judged.series.as_deref(), Some("5.0"));
+        assert_eq!(
+            judged.line(),
+            "Blender 5.0 (`blender=auto`: the file was saved by Blender 5.0)"
+        );
+        let judged = FarmBlender::judge(Some(v(3, 4)), None);
+        assert_eq!(judged.series.as_deref(), Some("4.2"));
+        let judged = FarmBlender::judge(Some(v(5, 4)), None);
+        assert_eq!(judged.series, None);
+        assert!(
+            judged
+                .line()
+                .starts_with("refused: the .blend was saved by Blender 5.4"),
+            "{}",
+            judged.line()
+        );
+        assert!(judged.why.contains("the newest is 5.3"), "{}", judged.why);
+        // An explicit series: the warning of a newer file, or the refusal of one it cannot open.
+        let judged = FarmBlender::judge(Some(v(4, 5)), Some(BlenderPick::Series(v(4, 2))));
+        assert_eq!(judged.series.as_deref(), Some("4.2"));
+        assert!(
+            judged.why.contains("newer than this job's Blender 4.2"),
+            "{}",
+            judged.why
+        );
+        let judged = FarmBlender::judge(Some(v(5, 0)), Some(BlenderPick::Series(v(4, 2))));
+        assert_eq!(judged.series, None);
+    }
 
     #[test]
     fn relative_paths_resolve_against_the_blend_folder() {

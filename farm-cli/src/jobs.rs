@@ -5,6 +5,7 @@ use farm_core::blender::OutputFormat;
 use farm_core::frames::compact;
 use farm_core::manifest::{JobManifest, ManifestStatus};
 use farm_core::scheduler::{JobTargets, Scheduler};
+use farm_core::series::BlenderPick;
 use farm_core::{FrameList, JobKeys, Plan, RenderRequest};
 use farm_jobs::{scan_frames, submit_retry, OutputVersion, ScanError, SourceObject, SubmitError};
 
@@ -132,12 +133,12 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
     let render_request = RenderRequest {
         plan: plan(missing.clone())?,
         format,
-        blender: manifest.blender,
+        blender: manifest.blender.map(BlenderPick::Series),
     };
     let whole_request = RenderRequest {
         plan: plan(frames.clone())?,
         format,
-        blender: manifest.blender,
+        blender: manifest.blender.map(BlenderPick::Series),
     };
     let source = SourceObject {
         saved_by: manifest.saved_by,

@@ -119,6 +119,7 @@ mod tests {
             created: jiff::Timestamp::UNIX_EPOCH,
             blender: None,
             saved_by: None,
+            blender_reason: None,
             warnings: Vec::new(),
             scene: None,
             dependencies: None,

@@ -46,6 +46,9 @@ pub struct StatusReport {
     pub blender: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub saved_by: Option<String>,
+    /// Why the job runs that series (`blender=auto`: the file was saved by Blender 5.0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blender_reason: Option<String>,
     /// What `job.json` warns of (a file saved by a newer Blender than the job's).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -250,6 +253,7 @@ pub async fn report<B: Scheduler>(
         created: manifest.created,
         blender: manifest.blender.map(|b| b.to_string()),
         saved_by: manifest.saved_by.map(|b| b.to_string()),
+        blender_reason: manifest.blender_reason.clone(),
         warnings: manifest.warnings.clone(),
         scene: manifest.scene.clone(),
         frames: None,
@@ -451,11 +455,11 @@ pub fn render_text(report: &StatusReport) -> String {
         );
     }
     if let Some(blender) = &report.blender {
-        let saved = report
-            .saved_by
-            .as_deref()
-            .map(|s| format!(" (the file was saved by Blender {})", printable(s)))
-            .unwrap_or_default();
+        let saved = match (&report.blender_reason, report.saved_by.as_deref()) {
+            (Some(why), _) => format!(": {}", printable(why)),
+            (None, Some(s)) => format!(" (the file was saved by Blender {})", printable(s)),
+            (None, None) => String::new(),
+        };
         let _ = writeln!(out, "blender   {}{saved}", printable(blender));
     }
     for warning in &report.warnings {
@@ -714,6 +718,7 @@ mod tests {
             created: jiff::Timestamp::UNIX_EPOCH,
             blender: Some("4.2".into()),
             saved_by: Some("4.5".into()),
+            blender_reason: None,
             warnings: vec!["saved by a newer Blender \x1b[2J".into()],
             scene: None,
             frames: None,
@@ -746,6 +751,18 @@ mod tests {
         assert!(
             text.contains("blender   4.2 (the file was saved by Blender 4.5)\n"),
             "{text}"
+        );
+        let chosen = StatusReport {
+            blender: Some("5.0".into()),
+            saved_by: Some("5.0".into()),
+            blender_reason: Some("`blender=auto`: the file was saved by Blender 5.0".into()),
+            ..report
+        };
+        assert!(
+            render_text(&chosen)
+                .contains("blender   5.0: `blender=auto`: the file was saved by Blender 5.0\n"),
+            "{}",
+            render_text(&chosen)
         );
         assert!(
             text.contains("warning   saved by a newer Blender \\u{1b}[2J\n"),

@@ -233,6 +233,15 @@ pub async fn prepare(args: &SubmitArgs) -> anyhow::Result<Prepared> {
             "{reason}: only the .blend is uploaded, and the trigger renders it without checking its files"
         ));
     }
+    // The series by the trigger's rule, against the deployed farm's: refused before uploading.
+    let saved_by = read
+        .as_ref()
+        .ok()
+        .map(|info| farm_core::BlenderSeries::new(info.version.major, info.version.minor));
+    let blender = crate::inspect::FarmBlender::judge(saved_by, request.blender);
+    if blender.series.is_none() {
+        bail!("{}; nothing was uploaded", blender.why);
+    }
     let size = tokio::fs::metadata(&args.scene)
         .await
         .with_context(|| format!("cannot read {}", args.scene.display()))?
@@ -362,10 +371,7 @@ fn print_submitted(args: &SubmitArgs, prepared: &Prepared, sent: Sent, etag: &st
             );
         }
     }
-    let on = request
-        .blender
-        .map(|b| format!(" on Blender {b}"))
-        .unwrap_or_default();
+    let on = format!(" on {}", blender.line());
     let frames = request.plan.frames().len();
     if is_auto(args.chunk.as_deref()) {
         println!(
@@ -525,7 +531,12 @@ mod tests {
             ]
         );
         assert_eq!(request.plan.chunk_count(), 6);
-        assert_eq!(request.blender, Some(farm_core::BlenderSeries::new(4, 5)));
+        assert_eq!(
+            request.blender,
+            Some(farm_core::series::BlenderPick::Series(
+                farm_core::BlenderSeries::new(4, 5)
+            ))
+        );
         let frames = |list| Asked {
             frames: Some(list),
             ..Asked::default()

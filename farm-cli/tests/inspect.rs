@@ -53,9 +53,23 @@ fn inspect_json_has_the_documented_shape_and_blenders_facts() {
         let json: Value = serde_json::from_str(&stdout).expect("--json prints JSON");
         assert_eq!(
             keys(&json),
-            BTreeSet::from(["version", "compression", "scene", "scenes", "files"])
+            BTreeSet::from([
+                "version",
+                "blender",
+                "compression",
+                "scene",
+                "scenes",
+                "files"
+            ])
         );
         assert_eq!(json["version"], "3.4");
+        // Saved by 3.4: a farm of 4.2 to 5.3 renders it with the oldest newer series.
+        assert_eq!(json["blender"]["series"], "4.2");
+        let why = json["blender"]["why"].as_str().unwrap();
+        assert!(
+            why.contains("saved by Blender 3.4, which the farm does not run"),
+            "{why}"
+        );
         assert_eq!(json["compression"], if compress { "zstd" } else { "none" });
 
         let blender = blender_says(&blend);

@@ -366,3 +366,66 @@ fn an_output_folder_or_frames_folder_that_is_a_link_is_refused_naming_it() {
     );
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
 }
+
+/// Without a Blender named, `farm render` runs the official bpy build of this machine that the
+/// farm's rule picks for the file (`--series auto`): a file saved by 5.0 on 5.0, one saved by
+/// Debian's 3.4 on the oldest newer series here, 4.2; a file newer than every build here is
+/// refused before anything renders.
+#[test]
+fn without_a_named_blender_the_files_series_renders_among_this_machines_bpy_builds() {
+    use farm_core::blender::Blender;
+    use farm_testkit::{make_scene_with, SceneOptions, TestBlender};
+    let dir = tempfile::tempdir().unwrap();
+    let builds = [
+        ("4.2.23", TestBlender::bpy("4.2.23").unwrap()),
+        ("5.0.1", TestBlender::bpy("5.0.1").unwrap()),
+    ];
+    let link = |cache: &Path, version: &str, blender: &TestBlender| {
+        let Blender::PythonModule(python) = &blender.blender else {
+            panic!("a bpy build")
+        };
+        let venv = python.parent().and_then(Path::parent).unwrap();
+        std::fs::create_dir_all(cache).unwrap();
+        std::os::unix::fs::symlink(venv, cache.join(format!("bpy-{version}"))).unwrap();
+    };
+    let both = dir.path().join("both");
+    let only_42 = dir.path().join("only-4.2");
+    for (version, blender) in &builds {
+        link(&both, version, blender);
+    }
+    link(&only_42, builds[0].0, &builds[0].1);
+    let one_frame = SceneOptions {
+        start: 1,
+        end: 1,
+        ..SceneOptions::default()
+    };
+    let by50 = make_scene_with(&builds[1].1, dir.path(), "by50", &one_frame).unwrap();
+    let by34 = scene(dir.path(), "by34", 1, 1, 1);
+    let render = |cache: &Path, blend: &Path, out: &str| {
+        run(farm()
+            .env_remove("BLENDER")
+            .env("FARM_CACHE_DIR", cache)
+            .arg("render")
+            .arg(blend)
+            .arg("--out")
+            .arg(dir.path().join(out)))
+    };
+    for (blend, out, said) in [
+        (&by50, "out50", "Blender 5.0 (bpy 5.0.1): `blender=auto`: the file was saved by Blender 5.0\n"),
+        (&by34, "out34", "Blender 4.2 (bpy 4.2.23): `blender=auto`: the file was saved by Blender 3.4, which the farm does not run"),
+    ] {
+        let result = render(&both, blend, out);
+        let stdout = result.ok();
+        assert!(stdout.contains(said), "{stdout}");
+        assert!(dir.path().join(out).join("frames/0001.png").is_file(), "{stdout}");
+    }
+    let refused = render(&only_42, &by50, "refused");
+    let error = refused.one_line_error();
+    assert!(
+        error.contains(
+            "saved by Blender 5.0, newer than every Blender this farm runs (the newest is 4.2)"
+        ),
+        "{error}"
+    );
+    assert!(!dir.path().join("refused/frames/0001.png").exists());
+}

@@ -299,9 +299,30 @@ pub enum LogEvent<'a> {
     Other,
 }
 
+/// Blender 5 starts its log lines with the time and a category,
+/// `00:00.963  render           | Saved: '/out/frame_1.png'` (seen on bpy 5.0.1 and 5.3.0):
+/// the text after them, or the whole line.
+fn without_log_prefix(line: &str) -> &str {
+    let Some((head, rest)) = line.split_once(" | ") else {
+        return line;
+    };
+    let mut words = head.split_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (Some(time), Some(_category), None)
+            if time.contains(':')
+                && time
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b == b':' || b == b'.') =>
+        {
+            rest
+        }
+        _ => line,
+    }
+}
+
 /// Reads one line of Blender's output (3.x, 4.x and 5.x spellings).
 pub fn parse_log_line(line: &str) -> LogEvent<'_> {
-    let line = line.trim_end();
+    let line = without_log_prefix(line.trim_end());
     let trimmed = line.trim_start();
     if let Some(frame) = trimmed
         .strip_prefix(FRAME_MARKER)
@@ -614,6 +635,10 @@ mod tests {
                 LogEvent::Progress { frame: 1 },
             ),
             ("Saved: \"/tmp/out/frame_1.png\"", LogEvent::Saved { path: "/tmp/out/frame_1.png" }),
+            // Blender 5's log prefix (bpy 5.0.1, 5.3.0).
+            ("00:00.963  render           | Saved: '/tmp/out/frame_1.png'", LogEvent::Saved { path: "/tmp/out/frame_1.png" }),
+            ("00:00.849  blend            | Read blend: \"/tmp/s.blend\"", LogEvent::Other),
+            ("12:00.1  render | Fra:3 Mem:1M", LogEvent::Progress { frame: 3 }),
             ("Time: 01:02:03.50 (Saving: 00:00.01)", LogEvent::FrameTime { render: Duration::from_secs_f64(3723.5) }),
             (
                 "Error: Cannot read file \"/tmp/missing.blend\": No such file or directory",

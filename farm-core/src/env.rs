@@ -25,6 +25,9 @@ pub const BLENDER: &str = "BLENDER";
 /// A Python in which `import bpy` works (the official Blender builds on PyPI); when set, Blender
 /// runs as that Python module instead of the `BLENDER` executable.
 pub const BLENDER_PYTHON: &str = "FARM_BLENDER_PYTHON";
+/// `farm render` and `scripts/bpy-venv.sh`: where the official bpy builds' virtual environments
+/// live (default `~/.cache/blender-farm`); `farm render` chooses among them.
+pub const CACHE_DIR: &str = "FARM_CACHE_DIR";
 /// Renderer image: the Blender series its Blender is (`major.minor`), set by
 /// `Dockerfile.renderer`. Absent on a local machine.
 pub const BLENDER_SERIES: &str = "FARM_BLENDER_SERIES";
@@ -50,8 +53,9 @@ pub const JOB_DEFINITION: &str = "JOB_DEFINITION_ARN";
 /// Trigger: the render job definition of each Blender series the farm runs,
 /// `4.2=<name or ARN>,4.5=<name or ARN>` (instead of [`JOB_DEFINITION`]).
 pub const RENDER_JOB_DEFINITIONS: &str = "FARM_RENDER_JOB_DEFINITIONS";
-/// Trigger: the Blender series of a request without a `blender=` tag (default
-/// [`crate::series::DEFAULT_SERIES`]).
+/// Trigger: what a request without a `blender=` tag runs: `auto` (the series of the file,
+/// the default with [`RENDER_JOB_DEFINITIONS`]) or one series (the default with
+/// [`JOB_DEFINITION`] alone: [`crate::series::DEFAULT_SERIES`]).
 pub const DEFAULT_BLENDER: &str = "FARM_DEFAULT_BLENDER";
 /// Trigger: zip job definition (name or ARN).
 pub const ZIP_JOB_DEFINITION: &str = "ZIP_JOB_DEFINITION_ARN";

@@ -84,6 +84,9 @@ pub struct JobManifest {
     /// the farm ran several).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blender: Option<BlenderSeries>,
+    /// Why the job runs that series (`blender=auto`: the file was saved by Blender 5.0...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blender_reason: Option<String>,
     /// The Blender that saved the `.blend`, from its header, when it could be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub saved_by: Option<BlenderSeries>,
@@ -145,6 +148,7 @@ impl JobManifest {
             chunk_count: 0,
             format: None,
             blender: None,
+            blender_reason: None,
             saved_by: None,
             warnings: Vec::new(),
             scene: None,
@@ -178,6 +182,7 @@ mod tests {
             chunk_count: 6,
             format: Some("PNG".into()),
             blender: Some(BlenderSeries::new(4, 2)),
+            blender_reason: Some("asked for with `blender=`".into()),
             saved_by: Some(BlenderSeries::new(4, 5)),
             warnings: vec!["saved by a newer Blender".into()],
             scene: None,
@@ -199,6 +204,7 @@ mod tests {
         assert_eq!(json["frames"], "1-24");
         assert_eq!(json["created"], "2026-11-24T10:00:00Z");
         assert_eq!(json["blender"], "4.2");
+        assert_eq!(json["blender_reason"], "asked for with `blender=`");
         assert_eq!(json["saved_by"], "4.5");
         assert_eq!(json["warnings"][0], "saved by a newer Blender");
         assert!(json.get("message").is_none());

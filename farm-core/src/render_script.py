@@ -165,8 +165,11 @@ def neutralise_osl():
 
 
 def redirect_file_outputs(outputs):
-    trees = [scene.node_tree for scene in bpy.data.scenes if scene.node_tree is not None]
+    # A scene's compositor is its `node_tree` up to Blender 4.x and a node group
+    # (`compositing_node_group`, also in bpy.data.node_groups) from 5.0.
+    trees = [getattr(scene, "node_tree", None) for scene in bpy.data.scenes]
     trees += [tree for tree in bpy.data.node_groups if tree.bl_idname == "CompositorNodeTree"]
+    trees = list({tree.as_pointer(): tree for tree in trees if tree is not None}.values())
     used = set()
     for tree in trees:
         for node in tree.nodes:
@@ -234,6 +237,15 @@ def open_blend():
     bpy.context.preferences.filepaths.use_scripts_auto_execute = False
 
 
+def set_format(image_settings, name):
+    # Blender 5 lists the formats of one media type at a time: multilayer EXR is the only format
+    # of MULTI_LAYER_IMAGE, the others are IMAGE's.
+    if hasattr(image_settings, "media_type"):
+        multilayer = name == "OPEN_EXR_MULTILAYER"
+        image_settings.media_type = "MULTI_LAYER_IMAGE" if multilayer else "IMAGE"
+    image_settings.file_format = name
+
+
 def info():
     scene = bpy.context.scene
     say("SCENE_INFO", json.dumps(dict(
@@ -258,7 +270,7 @@ def render():
     settings.use_placeholder = False
     settings.use_overwrite = True
     if CONFIG.get("format"):
-        settings.image_settings.file_format = CONFIG["format"]
+        set_format(settings.image_settings, CONFIG["format"])
     for frame in CONFIG["frames"]:
         say("FRAME", str(frame))
         scene.frame_set(frame)

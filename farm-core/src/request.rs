@@ -5,7 +5,7 @@ use crate::frames::{FrameList, FrameSpecError, FRAMES_SYNTAX};
 use std::num::NonZeroUsize;
 
 use crate::plan::{Chunking, Plan, PlanError, DEFAULT_CHUNK_SIZE};
-use crate::series::{BlenderSeries, SeriesSyntaxError};
+use crate::series::{BlenderPick, SeriesSyntaxError};
 
 /// `frame=N`: render frames 1..=N.
 pub const TAG_FRAME: &str = "frame";
@@ -16,7 +16,8 @@ pub const TAG_FRAMES: &str = "frames";
 pub const TAG_CHUNK: &str = "chunk";
 /// `format=PNG|JPEG|OPEN_EXR|...`: override the scene's output format.
 pub const TAG_FORMAT: &str = "format";
-/// `blender=4.5`: the Blender series to render with (one the farm runs; default: the farm's).
+/// `blender=4.5`: the Blender series to render with (one the farm runs), or `blender=auto`: the
+/// series of the file ([`crate::series::SeriesChoice::choose`]); default: the farm's.
 pub const TAG_BLENDER: &str = "blender";
 
 /// How many frames one upload may request when the farm's `FARM_MAX_FRAMES` is not set (it may
@@ -28,9 +29,9 @@ pub const DEFAULT_REQUEST_MAX_FRAMES: usize = 10_000;
 pub struct RenderRequest {
     pub plan: Plan,
     pub format: Option<OutputFormat>,
-    /// The Blender series asked for (`blender=`); `None`: the farm's default. Whether the farm
-    /// runs it is the farm's to say ([`crate::series::SeriesChoice`]).
-    pub blender: Option<BlenderSeries>,
+    /// The Blender series asked for (`blender=`, or `auto`); `None`: the farm's default. Which
+    /// series runs is the farm's to say ([`crate::series::SeriesChoice::choose`]).
+    pub blender: Option<BlenderPick>,
 }
 
 /// Why tags did not make a request. Messages name the tag, the value and the accepted syntax.
@@ -136,7 +137,7 @@ impl RenderRequest {
         let blender = blender
             .map(|value| {
                 value
-                    .parse::<BlenderSeries>()
+                    .parse::<BlenderPick>()
                     .map_err(|source| RequestError::Blender {
                         value: value.to_owned(),
                         source,
@@ -155,6 +156,7 @@ impl RenderRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::series::BlenderSeries;
 
     fn from(tags: &[(&str, &str)]) -> Result<Option<RenderRequest>, RequestError> {
         RenderRequest::from_tags(tags.iter().copied(), 10_000)
@@ -172,14 +174,16 @@ mod tests {
 
     #[test]
     fn blender_tag_picks_a_series() {
-        let request = from(&[("frame", "3"), ("blender", "4.5")])
-            .unwrap()
-            .unwrap();
-        assert_eq!(request.blender, Some(BlenderSeries::new(4, 5)));
-        let request = from(&[("frame", "3"), ("blender", " 4.2 ")])
-            .unwrap()
-            .unwrap();
-        assert_eq!(request.blender, Some(BlenderSeries::new(4, 2)));
+        for (value, want) in [
+            ("4.5", BlenderPick::Series(BlenderSeries::new(4, 5))),
+            (" 4.2 ", BlenderPick::Series(BlenderSeries::new(4, 2))),
+            ("auto", BlenderPick::Auto),
+        ] {
+            let request = from(&[("frame", "3"), ("blender", value)])
+                .unwrap()
+                .unwrap();
+            assert_eq!(request.blender, Some(want), "{value:?}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::future::Future;
 use crate::env;
 use crate::layout::{batch_job_name, JobKeys};
 use crate::request::RenderRequest;
-use crate::series::{BlenderSeries, SeriesChoice};
+use crate::series::{BlenderPick, BlenderSeries, SeriesChoice};
 
 /// Which job definition a job runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,19 +42,19 @@ impl JobTargets {
     }
 }
 
-/// The render job definition of each Blender series a farm runs (names or ARNs), and the series
-/// a request without `blender=` runs.
+/// The render job definition of each Blender series a farm runs (names or ARNs), and what a
+/// request without `blender=` runs (`auto`, or one series).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderDefinitions {
-    default: BlenderSeries,
+    default: BlenderPick,
     by_series: BTreeMap<BlenderSeries, String>,
 }
 
-/// The default series has no render job definition.
+/// The default series has no render job definition (or `auto` has none to choose from).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the default Blender {default} has no render job definition (there are: {})", list(.defined))]
 pub struct NoDefaultDefinition {
-    pub default: BlenderSeries,
+    pub default: BlenderPick,
     pub defined: Vec<BlenderSeries>,
 }
 
@@ -71,10 +71,14 @@ fn list(series: &[BlenderSeries]) -> String {
 
 impl RenderDefinitions {
     pub fn new(
-        default: BlenderSeries,
+        default: BlenderPick,
         by_series: BTreeMap<BlenderSeries, String>,
     ) -> Result<Self, NoDefaultDefinition> {
-        if !by_series.contains_key(&default) {
+        let defined = match default {
+            BlenderPick::Series(series) => by_series.contains_key(&series),
+            BlenderPick::Auto => !by_series.is_empty(),
+        };
+        if !defined {
             return Err(NoDefaultDefinition {
                 default,
                 defined: by_series.into_keys().collect(),
@@ -86,16 +90,17 @@ impl RenderDefinitions {
     /// The series and the default, as requests are judged against them.
     pub fn choice(&self) -> SeriesChoice {
         SeriesChoice::new(self.default, self.by_series.keys().copied())
+            .expect("checked by new: a definition for the default, or at least one")
     }
 
-    /// The render job definition of `series`, or of the default series for `None`.
+    /// The render job definition of `series`; for `None`, of the series a request that names
+    /// none runs when the file's Blender is unknown (the default's, or under `auto` the newest).
     pub fn definition(&self, series: Option<BlenderSeries>) -> Option<&str> {
-        self.by_series
-            .get(&series.unwrap_or(self.default))
-            .map(String::as_str)
+        let series = series.unwrap_or_else(|| self.choice().fallback());
+        self.by_series.get(&series).map(String::as_str)
     }
 
-    pub fn default_series(&self) -> BlenderSeries {
+    pub fn default_pick(&self) -> BlenderPick {
         self.default
     }
 
@@ -147,7 +152,8 @@ impl JobSpec {
     ) -> Self {
         // The renderer checks it against its image's series (`FARM_BLENDER_SERIES`).
         let mut vars = job_env(bucket, keys, etag, request);
-        if let Some(series) = request.blender {
+        let blender = request.blender.and_then(BlenderPick::series);
+        if let Some(series) = blender {
             vars.push((env::JOB_BLENDER_SERIES.to_owned(), series.to_string()));
         }
         Self {
@@ -157,7 +163,7 @@ impl JobSpec {
             depends_on: Vec::new(),
             env: vars,
             tags: job_tags(keys, request),
-            blender: request.blender,
+            blender,
         }
     }
 
@@ -472,16 +478,26 @@ mod tests {
     fn render_definitions_hold_their_default() {
         let (v42, v45) = (BlenderSeries::new(4, 2), BlenderSeries::new(4, 5));
         let map = BTreeMap::from([(v42, "r42".to_owned()), (v45, "r45".to_owned())]);
-        let defs = RenderDefinitions::new(v45, map.clone()).unwrap();
-        assert_eq!(defs.definition(None), Some("r45"));
-        assert_eq!(defs.definition(Some(v42)), Some("r42"));
+        let defs = RenderDefinitions::new(BlenderPick::Series(v42), map.clone()).unwrap();
+        assert_eq!(defs.definition(None), Some("r42"));
+        assert_eq!(defs.definition(Some(v45)), Some("r45"));
         assert_eq!(defs.definition(Some(BlenderSeries::new(5, 0))), None);
-        assert_eq!(defs.choice().default_series(), v45);
+        assert_eq!(defs.choice().default_pick(), BlenderPick::Series(v42));
         assert_eq!(defs.choice().supported().collect::<Vec<_>>(), [v42, v45]);
-        let err = RenderDefinitions::new(BlenderSeries::new(5, 0), map).unwrap_err();
+        // `auto`: a request naming no series for an unknown file runs the newest.
+        let auto = RenderDefinitions::new(BlenderPick::Auto, map.clone()).unwrap();
+        assert_eq!(auto.definition(None), Some("r45"));
+        assert_eq!(auto.default_pick(), BlenderPick::Auto);
+        let err =
+            RenderDefinitions::new(BlenderPick::Series(BlenderSeries::new(5, 0)), map).unwrap_err();
         assert_eq!(
             err.to_string(),
             "the default Blender 5.0 has no render job definition (there are: 4.2, 4.5)"
+        );
+        let err = RenderDefinitions::new(BlenderPick::Auto, BTreeMap::new()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the default Blender auto has no render job definition (there are: none)"
         );
     }
 }

@@ -336,7 +336,7 @@ mod tests {
     fn render_jobs_go_to_their_blender_series_definition() {
         let (v42, v45) = (BlenderSeries::new(4, 2), BlenderSeries::new(4, 5));
         let defs = RenderDefinitions::new(
-            v42,
+            farm_core::series::BlenderPick::Series(v42),
             [
                 (v42, "render-4-2".to_owned()),
                 (v45, "render-4-5".to_owned()),
@@ -381,7 +381,10 @@ mod tests {
                 .render_definition,
             "render-4-2"
         );
-        assert_eq!(scheduler.blender().unwrap().default_series(), v42);
+        assert_eq!(
+            scheduler.blender().unwrap().default_pick(),
+            farm_core::series::BlenderPick::Series(v42)
+        );
         assert_eq!(offline_scheduler().blender(), None);
         assert_eq!(
             Scheduler::targets(&offline_scheduler(), Some(v45))

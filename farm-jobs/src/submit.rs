@@ -41,7 +41,7 @@ use farm_core::layout::{batch_job_name, request_fingerprint};
 use farm_core::manifest::{JobManifest, ManifestStatus, SceneFacts, MANIFEST_SCHEMA};
 use farm_core::scheduler::{JobKind, JobSpec, JobState, Scheduler, SchedulerError};
 use farm_core::series::{
-    check_opens, newer_file_warning, BlenderSeries, CannotOpen, SeriesChoice, UnsupportedSeries,
+    check_opens, newer_file_warning, BlenderPick, BlenderSeries, ChooseError, SeriesChoice,
 };
 use farm_core::storage::{get_json, put_json, PutOptions, StorageError};
 use farm_core::{JobKeys, RenderRequest, Storage};
@@ -50,9 +50,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::frames::pass_long_frames;
 
-/// Why a submission failed. Every variant but [`SubmitError::TooLarge`],
-/// [`SubmitError::UnsupportedBlender`] and [`SubmitError::CannotOpen`] is worth retrying later
-/// as it stands.
+/// Why a submission failed. Every variant but [`SubmitError::TooLarge`] and
+/// [`SubmitError::Blender`] is worth retrying later as it stands.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SubmitError {
@@ -69,12 +68,11 @@ pub enum SubmitError {
     /// passed by reference (an extremely long key): no retry can fix it.
     #[error("the job's settings take {len} characters, more than the {max} AWS accepts for a job; use a shorter key (folder and file name)", max = farm_core::scheduler::CONTAINER_OVERRIDES_MAX)]
     TooLarge { len: usize },
-    /// The request names a Blender series the scheduler does not run: no retry can fix it.
+    /// No series the scheduler runs fits the request ([`SeriesChoice::choose`]: a series it does
+    /// not run, one that cannot open the file, or under `auto` a file newer than every series):
+    /// no retry can fix it.
     #[error(transparent)]
-    UnsupportedBlender(#[from] UnsupportedSeries),
-    /// The job's Blender cannot open the file (saved by Blender 5 for 4.2): no retry can fix it.
-    #[error(transparent)]
-    CannotOpen(#[from] CannotOpen),
+    Blender(#[from] ChooseError),
     /// Another delivery claimed the request moments ago and has not finished submitting.
     #[error("request marker `{key}` is pending for {age_seconds} s: another delivery is submitting this request (or died doing it); the event will be retried and takes it over after {} s", PENDING_MARKER_TAKEOVER.as_secs())]
     InFlight { key: String, age_seconds: u64 },
@@ -141,9 +139,9 @@ pub struct RequestMarker {
     pub chunk_size: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
-    /// The Blender series the request asked for (`blender=`), if it did.
+    /// The Blender series the request asked for (`blender=`, or `auto`), if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blender: Option<BlenderSeries>,
+    pub blender: Option<BlenderPick>,
     /// The manifest written for the submitted jobs (state `submitted` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<JobManifest>,
@@ -174,9 +172,9 @@ pub enum Submission {
 /// job, submits the render job and the zip job that depends on it, and writes `<key>/job.json`
 /// (status `submitted`, both ids, the Blender series and any warnings).
 ///
-/// `storage` is the bucket `source.bucket` names. The render job runs the series the request
-/// asks for (`blender=`) or the scheduler's default; a series the scheduler does not run fails
-/// with [`SubmitError::UnsupportedBlender`] before anything is written. A request already
+/// `storage` is the bucket `source.bucket` names. The render job runs the series
+/// [`SeriesChoice::choose`] picks for the request (`blender=`, or the scheduler's default) and
+/// the file; when none fits it fails with [`SubmitError::Blender`] before anything is written. A request already
 /// submitted returns [`Submission::Duplicate`] and submits nothing; one still being submitted
 /// elsewhere fails with [`SubmitError::InFlight`]. See the module docs for the guarantees.
 pub async fn submit_request<S: Storage, B: Scheduler>(
@@ -208,9 +206,7 @@ pub async fn submit_request_with<S: Storage, B: Scheduler>(
     extras: &JobExtras,
 ) -> Result<Submission, SubmitError> {
     let keys = JobKeys::new(source.key.clone());
-    let choice = scheduler.blender();
-    let resolved = resolve_blender(request, choice.as_ref())?;
-    opens(source, &resolved, choice.as_ref())?;
+    let (resolved, why) = resolve_blender(request, source, scheduler.blender().as_ref())?;
     let format = request.format.map(|f| f.blender_name().to_owned());
     let frames = request.plan.frames().canonical();
     let bound = match extras.dependencies.as_ref().and_then(|d| d.list.as_deref()) {
@@ -298,8 +294,8 @@ pub async fn submit_request_with<S: Storage, B: Scheduler>(
     };
 
     let mut manifest = submitted_manifest(source, &resolved, &render_job_id, &zip_job_id);
-    manifest.targets = scheduler.targets(resolved.blender);
-    manifest.warnings = warnings(source, resolved.blender, choice.as_ref());
+    manifest.targets = scheduler.targets(manifest.blender);
+    why.record(&mut manifest);
     manifest.request = Some(fingerprint);
     manifest.dependencies.clone_from(&extras.dependencies);
     let done = RequestMarker {
@@ -339,15 +335,15 @@ pub async fn submit_retry<S: Storage, B: Scheduler>(
 ) -> Result<JobManifest, SubmitError> {
     let keys = JobKeys::new(source.key.clone());
     let choice = scheduler.blender();
-    let render = resolve_blender(render, choice.as_ref())?;
-    let whole = resolve_blender(whole, choice.as_ref())?;
-    opens(source, &render, choice.as_ref())?;
-    // The job stays bound to the dependencies its request was checked with.
-    let dependencies = match get_json::<JobManifest>(storage, &keys.manifest()).await {
+    let (render, why) = resolve_blender(render, source, choice.as_ref())?;
+    let (whole, _) = resolve_blender(whole, source, choice.as_ref())?;
+    // The job stays bound to the dependencies its request was checked with, and keeps why it
+    // runs its series (a retry runs the series `job.json` recorded).
+    let (dependencies, reason) = match get_json::<JobManifest>(storage, &keys.manifest()).await {
         Ok(previous) if previous.etag.as_deref() == Some(source.etag.as_str()) => {
-            previous.dependencies
+            (previous.dependencies, previous.blender_reason)
         }
-        Ok(_) | Err(StorageError::NotFound { .. } | StorageError::Json { .. }) => None,
+        Ok(_) | Err(StorageError::NotFound { .. } | StorageError::Json { .. }) => (None, None),
         Err(err) => return Err(err.into()),
     };
     let job_env = crate::deps::job_env(dependencies.as_ref());
@@ -362,8 +358,9 @@ pub async fn submit_retry<S: Storage, B: Scheduler>(
     let (render_job_id, zip_job_id) = jobs.submit(storage, scheduler, Adopted::default()).await?;
     let mut manifest = submitted_manifest(source, &whole, &render_job_id, &zip_job_id);
     manifest.chunk_count = render.plan.chunk_count();
-    manifest.targets = scheduler.targets(render.blender);
-    manifest.warnings = warnings(source, render.blender, choice.as_ref());
+    manifest.targets = scheduler.targets(manifest.blender);
+    why.record(&mut manifest);
+    manifest.blender_reason = manifest.blender_reason.or(reason);
     manifest.dependencies = dependencies;
     put_json(storage, &keys.manifest(), &manifest).await?;
     Ok(manifest)
@@ -430,7 +427,8 @@ pub fn submitted_manifest(
         chunk_size: request.plan.chunk_size(),
         chunk_count: request.plan.chunk_count(),
         format: request.format.map(|f| f.blender_name().to_owned()),
-        blender: request.blender,
+        blender: request.blender.and_then(BlenderPick::series),
+        blender_reason: None,
         saved_by: source.saved_by,
         warnings: Vec::new(),
         scene: source.scene.clone(),
@@ -444,48 +442,58 @@ pub fn submitted_manifest(
     }
 }
 
-/// The request with the series its render job runs: the one it asks for, which the scheduler
-/// must run, or the scheduler's default when it asks for none. A scheduler with no notion of
-/// series (one render job definition) runs whatever the request says, e.g. `farm retry` on the
-/// definition `job.json` recorded.
+/// Why the render job runs its series and what the user should know, for `job.json`.
+struct Why {
+    reason: Option<String>,
+    warning: Option<String>,
+}
+
+impl Why {
+    fn record(self, manifest: &mut JobManifest) {
+        manifest.blender_reason = self.reason;
+        manifest.warnings = self.warning.into_iter().collect();
+    }
+}
+
+/// The request with the series its render job runs ([`SeriesChoice::choose`] over the
+/// scheduler's series and the file's header), and why. A scheduler with no notion of series
+/// (one render job definition) runs whatever the request names, e.g. `farm retry` on the
+/// definition `job.json` recorded; it still refuses a file that series cannot open.
 fn resolve_blender(
     request: &RenderRequest,
+    source: &SourceObject,
     choice: Option<&SeriesChoice>,
-) -> Result<RenderRequest, UnsupportedSeries> {
-    let blender = match choice {
-        Some(choice) => Some(choice.resolve(request.blender)?),
-        None => request.blender,
+) -> Result<(RenderRequest, Why), ChooseError> {
+    let (blender, why) = match choice {
+        Some(choice) => {
+            let chosen = choice.choose(request.blender, source.saved_by)?;
+            let why = Why {
+                reason: Some(chosen.reason.to_string()),
+                warning: chosen.warning,
+            };
+            (Some(chosen.series), why)
+        }
+        None => {
+            let job = request.blender.and_then(BlenderPick::series);
+            let warning = match (source.saved_by, job) {
+                (Some(saved_by), Some(job)) => {
+                    check_opens(saved_by, job, None)?;
+                    newer_file_warning(saved_by, job, None)
+                }
+                _ => None,
+            };
+            let why = Why {
+                reason: None,
+                warning,
+            };
+            (job, why)
+        }
     };
-    Ok(RenderRequest {
-        blender,
+    let request = RenderRequest {
+        blender: blender.map(BlenderPick::Series),
         ..request.clone()
-    })
-}
-
-/// Refuses a job whose Blender cannot open the file at all.
-fn opens(
-    source: &SourceObject,
-    request: &RenderRequest,
-    choice: Option<&SeriesChoice>,
-) -> Result<(), CannotOpen> {
-    match (source.saved_by, request.blender) {
-        (Some(saved_by), Some(job)) => check_opens(saved_by, job, choice),
-        _ => Ok(()),
-    }
-}
-
-/// What `job.json` warns of: a `.blend` saved by a newer Blender than the job's.
-fn warnings(
-    source: &SourceObject,
-    job: Option<BlenderSeries>,
-    choice: Option<&SeriesChoice>,
-) -> Vec<String> {
-    match (source.saved_by, job) {
-        (Some(saved_by), Some(job)) => newer_file_warning(saved_by, job, choice)
-            .into_iter()
-            .collect(),
-        _ => Vec::new(),
-    }
+    };
+    Ok((request, why))
 }
 
 /// The Batch job name of a request's render or zip job: readable, and ending in the first 16

@@ -21,7 +21,7 @@ only object is a small cube in the centre.
 
 With autorun_marker, a registered text block `autorun.py` writes that file when it runs: Blender
 runs it on load only when auto-execution is enabled, which is what tests of `--disable-autoexec`
-need. Works on Blender 3.4 to 4.x.
+need. Works on Blender 3.4 to 5.x (5.0 made actions layered and the compositor a node group).
 """
 
 import json
@@ -70,10 +70,20 @@ def set_frame_code(scene):
     for frame in (0, 100):
         colour.default_value = ((CODE_OFFSET + frame) / 255.0, GREEN, BLUE, 1.0)
         colour.keyframe_insert("default_value", frame=frame)
-    for fcurve in world.node_tree.animation_data.action.fcurves:
+    for fcurve in fcurves(world.node_tree):
         fcurve.extrapolation = "LINEAR"
         for point in fcurve.keyframe_points:
             point.interpolation = "LINEAR"
+
+
+def fcurves(id_block):
+    action = id_block.animation_data.action
+    if hasattr(action, "fcurves"):  # before Blender 5.0
+        return action.fcurves
+    from bpy_extras import anim_utils
+
+    slot = id_block.animation_data.action_slot
+    return anim_utils.action_get_channelbag_for_slot(action, slot).fcurves
 
 
 def set_render(scene, opts):
@@ -148,19 +158,40 @@ def add_python_driver(marker):
     )
 
 
+def compositor(scene):
+    """The scene's compositor node tree and its Render Layers node, made if need be."""
+    if not hasattr(scene, "compositing_node_group"):  # before Blender 5.0
+        scene.use_nodes = True
+        tree = scene.node_tree
+        return tree, next(n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers")
+    # Blender 5: a node group whose Group Output is the composited image.
+    tree = bpy.data.node_groups.new("Compositor", "CompositorNodeTree")
+    scene.compositing_node_group = tree
+    tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+    layers = tree.nodes.new("CompositorNodeRLayers")
+    output = tree.nodes.new("NodeGroupOutput")
+    tree.links.new(layers.outputs["Image"], output.inputs[0])
+    return tree, layers
+
+
 def add_file_outputs(scene, outputs):
-    scene.use_nodes = True
-    tree = scene.node_tree
-    layers = next(n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers")
+    tree, layers = compositor(scene)
     # The nodes get the inverted image, so a file of theirs taken for a frame shows.
     invert = tree.nodes.new("CompositorNodeInvert")
     tree.links.new(layers.outputs["Image"], invert.inputs["Color"])
     for index, spec in enumerate(outputs):
         node = tree.nodes.new("CompositorNodeOutputFile")
         node.name = node.label = "File Output %d" % index
-        node.base_path = spec["base_path"]
+        if hasattr(node.format, "media_type"):  # Blender 5: multilayer EXR by default
+            node.format.media_type = "IMAGE"
         node.format.file_format = "PNG"
-        node.file_slots[0].path = spec["slot"]
+        if hasattr(node, "base_path"):  # before Blender 5.0
+            node.base_path = spec["base_path"]
+            node.file_slots[0].path = spec["slot"]
+        else:
+            node.directory = spec["base_path"]
+            node.file_name = spec["slot"]
+            node.file_output_items.new("RGBA", "Image")
         tree.links.new(invert.outputs["Color"], node.inputs[0])
 
 

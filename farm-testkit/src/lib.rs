@@ -30,8 +30,8 @@ pub use faults::{Failure, Fault, Faulty, FaultyUpload, Logged, Op};
 pub use memory::{MemoryScheduler, MemoryStorage, MemoryUpload, StoredObject, SubmittedJob};
 pub use moto::{BatchEnv, Moto};
 pub use scene::{
-    blender, frame_code, make_scene, make_scene_with, pixel, FileOutput, SceneOptions, TestBlender,
-    BPY_VERSION,
+    blender, frame_code, make_scene, make_scene_with, pixel, test_bpy_versions, FileOutput,
+    SceneOptions, TestBlender, BPY_VERSION, DEFAULT_TEST_BPY, TEST_BPY_ENV,
 };
 pub use storage::Intercept;
 

@@ -108,11 +108,37 @@ fn find_on_path(name: &str) -> anyhow::Result<PathBuf> {
 /// production runs (`scripts/bpy-venv.sh` makes its virtual environment).
 pub const BPY_VERSION: &str = "4.2.23";
 
+/// The bpy versions the tests run on by default, one per series CI checks: the LTS production
+/// runs by default, and 5.0, the first of the 5.x API (the compositor as a node group, layered
+/// actions, media types). Both run on CPython 3.11, which Debian 12 ships.
+pub const DEFAULT_TEST_BPY: &[&str] = &[BPY_VERSION, "5.0.1"];
+
+/// `FARM_TEST_BPY`: the bpy versions to test on instead (space- or comma-separated), e.g.
+/// `4.5.15 5.3.0` for the series CI leaves out (`scripts/test-series.sh`).
+pub const TEST_BPY_ENV: &str = "FARM_TEST_BPY";
+
+/// The bpy versions the tests run on: [`TEST_BPY_ENV`], else [`DEFAULT_TEST_BPY`].
+pub fn test_bpy_versions() -> Vec<String> {
+    let asked = std::env::var(TEST_BPY_ENV).unwrap_or_default();
+    let asked: Vec<String> = asked
+        .split([' ', ','])
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if asked.is_empty() {
+        DEFAULT_TEST_BPY.iter().map(|v| (*v).to_owned()).collect()
+    } else {
+        asked
+    }
+}
+
 /// A Blender the tests run on, with a name for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestBlender {
     pub name: String,
     pub blender: Blender,
+    /// The series of a bpy module; `None` for Debian's executable (3.4, older than them all).
+    pub series: Option<farm_core::BlenderSeries>,
 }
 
 impl TestBlender {
@@ -121,6 +147,7 @@ impl TestBlender {
         Ok(Self {
             name: "blender executable".into(),
             blender: Blender::Executable(blender()?),
+            series: None,
         })
     }
 
@@ -139,15 +166,23 @@ impl TestBlender {
             );
         }
         let python = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        let series = version
+            .rsplit_once('.')
+            .and_then(|(series, _)| series.parse().ok());
         Ok(Self {
             name: format!("bpy {version}"),
             blender: Blender::PythonModule(python),
+            series,
         })
     }
 
-    /// Every Blender the tests run on: Debian's executable and bpy [`BPY_VERSION`].
+    /// Every Blender the tests run on: Debian's executable and each bpy of [`test_bpy_versions`].
     pub fn all() -> anyhow::Result<Vec<Self>> {
-        Ok(vec![Self::executable()?, Self::bpy(BPY_VERSION)?])
+        let mut all = vec![Self::executable()?];
+        for version in test_bpy_versions() {
+            all.push(Self::bpy(&version)?);
+        }
+        Ok(all)
     }
 
     /// The variable that makes the farm's binaries use this Blender.

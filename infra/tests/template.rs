@@ -51,14 +51,19 @@ fn r#ref(name: &str) -> Value {
     json!({ "Ref": name })
 }
 
-/// The Blender series the stack runs: the allowed values of `DefaultBlender`.
-fn series(t: &Value) -> Vec<String> {
+/// Every allowed `DefaultBlender`: `auto` and each series.
+fn defaults(t: &Value) -> Vec<String> {
     parameter(t, "DefaultBlender")["AllowedValues"]
         .as_array()
         .expect("AllowedValues")
         .iter()
         .map(|v| v.as_str().expect("a string").to_owned())
         .collect()
+}
+
+/// The Blender series the stack runs: the allowed values of `DefaultBlender` but `auto`.
+fn series(t: &Value) -> Vec<String> {
+    defaults(t).into_iter().filter(|v| v != "auto").collect()
 }
 
 /// The render job definition of a series: `RenderJobDefinition42` for 4.2.
@@ -109,6 +114,8 @@ fn outputs_name_what_deploy_and_users_need() {
         "RenderJobDefinitionArn",
         "RenderJobDefinition42Arn",
         "RenderJobDefinition45Arn",
+        "RenderJobDefinition50Arn",
+        "RenderJobDefinition53Arn",
         "ZipJobDefinitionArn",
         "RendererRepositoryUri",
         "ZipperRepositoryUri",
@@ -287,8 +294,14 @@ fn render_job_is_4_vcpu_8192_mib_on_fargate_with_sized_storage_and_timeout() {
 fn each_blender_series_has_its_image_and_an_otherwise_identical_render_job() {
     let t = template();
     let series = series(&t);
-    assert_eq!(series, ["4.2", "4.5"]);
-    assert_eq!(parameter(&t, "DefaultBlender")["Default"], "4.2");
+    assert_eq!(series, ["4.2", "4.5", "5.0", "5.3"]);
+    // What `farm submit` and `farm inspect` judge files against.
+    let known: Vec<String> = farm_core::series::FARM_SERIES
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(series, known);
+    assert_eq!(parameter(&t, "DefaultBlender")["Default"], "auto");
     let render_jobs: BTreeSet<String> = resources_of_type(&t, "AWS::Batch::JobDefinition")
         .into_iter()
         .map(|(name, _)| name.clone())
@@ -824,11 +837,11 @@ fn the_trigger_reads_a_render_definition_per_series_from_the_template() {
             other => panic!("unexpected value {other}"),
         }
     };
-    for default in series(&t) {
+    for default in defaults(&t) {
         let lookup = |name: &str| vars.get(name).map(|v| resolve(v, &default));
         let config = trigger_lambda::Config::from_lookup(lookup)
             .unwrap_or_else(|e| panic!("DefaultBlender={default}: {e}"));
-        assert_eq!(config.render.default_series().to_string(), default);
+        assert_eq!(config.render.default_pick().to_string(), default);
         let mapped: Vec<(String, String)> = config
             .render
             .iter()
@@ -840,15 +853,23 @@ fn the_trigger_reads_a_render_definition_per_series_from_the_template() {
             .collect();
         assert_eq!(mapped, expected);
     }
-    // The stack's output for the default series follows the parameter.
-    let output = &t["Outputs"]["RenderJobDefinitionArn"]["Value"]["Fn::If"];
-    assert_eq!(output[0], "DefaultBlender45Condition");
-    assert_eq!(output[1], r#ref("RenderJobDefinition45"));
-    assert_eq!(output[2], r#ref("RenderJobDefinition42"));
-    assert_eq!(
-        t["Conditions"]["DefaultBlender45Condition"],
-        json!({ "Fn::Equals": [r#ref("DefaultBlender"), "4.5"] })
-    );
+    // The stack's output for the default series follows the parameter: each series but the
+    // newest has a condition; the newest is what `auto` gives a file whose Blender is unknown.
+    let all = series(&t);
+    let (newest, older) = all.split_last().expect("a series");
+    let mut output = &t["Outputs"]["RenderJobDefinitionArn"]["Value"];
+    for s in older {
+        let short = s.replace('.', "");
+        let choice = &output["Fn::If"];
+        assert_eq!(choice[0], format!("DefaultBlender{short}Condition"));
+        assert_eq!(choice[1], r#ref(&render_job(s)));
+        assert_eq!(
+            t["Conditions"][format!("DefaultBlender{short}Condition")],
+            json!({ "Fn::Equals": [r#ref("DefaultBlender"), s] })
+        );
+        output = &choice[2];
+    }
+    assert_eq!(*output, r#ref(&render_job(newest)));
 }
 
 // ------------------------------------------------------------------ IAM
@@ -975,6 +996,8 @@ fn trigger_policy_is_least_privilege() {
             r#ref("JobQueue"),
             definitions("render-4-2"),
             definitions("render-4-5"),
+            definitions("render-5-0"),
+            definitions("render-5-3"),
             definitions("zip")
         ]
     );

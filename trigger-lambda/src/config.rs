@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use farm_core::env;
 use farm_core::scheduler::RenderDefinitions;
-use farm_core::series::{BlenderSeries, DEFAULT_SERIES};
+use farm_core::series::{BlenderPick, BlenderSeries, DEFAULT_SERIES};
 
 use crate::handler::DEFAULT_MAX_FRAMES;
 use farm_core::frames::MAX_JOB_FRAMES;
@@ -128,14 +128,14 @@ fn render_definitions(
             .filter(|v| !v.is_empty())
     };
     let default = match set(env::DEFAULT_BLENDER) {
-        None => DEFAULT_SERIES,
-        Some(value) => value.parse().map_err(|_| ConfigError::Invalid {
+        None => None,
+        Some(value) => Some(value.parse::<BlenderPick>().map_err(|_| ConfigError::Invalid {
             name: env::DEFAULT_BLENDER,
             value,
-            expected: "a Blender series as major.minor, e.g. 4.2, with a render job definition",
-        })?,
+            expected: "`auto` (the series of the file) or a Blender series as major.minor, e.g. 4.2, with a render job definition",
+        })?),
     };
-    let by_series = match (set(env::RENDER_JOB_DEFINITIONS), set(env::JOB_DEFINITION)) {
+    let (default, by_series) = match (set(env::RENDER_JOB_DEFINITIONS), set(env::JOB_DEFINITION)) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::Render(format!(
                 "both {} and {} are set: set {} alone (one definition per Blender series)",
@@ -150,7 +150,23 @@ fn render_definitions(
                 what: DEFINITIONS_SYNTAX,
             })
         }
-        (None, Some(single)) => BTreeMap::from([(default, single)]),
+        // One definition: nothing to choose from, so it runs one series, the default's.
+        (None, Some(single)) => match default.unwrap_or(BlenderPick::Series(DEFAULT_SERIES)) {
+            BlenderPick::Series(series) => {
+                (BlenderPick::Series(series), BTreeMap::from([(series, single)]))
+            }
+            BlenderPick::Auto => {
+                return Err(ConfigError::Render(format!(
+                    "{}=auto chooses among the series of {}, but only {} is set: set {} or give {} the series of {}",
+                    env::DEFAULT_BLENDER,
+                    env::RENDER_JOB_DEFINITIONS,
+                    env::JOB_DEFINITION,
+                    env::RENDER_JOB_DEFINITIONS,
+                    env::DEFAULT_BLENDER,
+                    env::JOB_DEFINITION
+                )))
+            }
+        },
         (Some(pairs), None) => {
             let invalid = |value: &str| ConfigError::Invalid {
                 name: env::RENDER_JOB_DEFINITIONS,
@@ -168,7 +184,7 @@ fn render_definitions(
                     return Err(invalid(&pairs));
                 }
             }
-            by_series
+            (default.unwrap_or(BlenderPick::Auto), by_series)
         }
     };
     RenderDefinitions::new(default, by_series).map_err(|err| {
@@ -204,7 +220,10 @@ mod tests {
         let config = config(&BASE).unwrap();
         assert_eq!(config.queue, "q");
         assert_eq!(config.render.definition(None), Some("render"));
-        assert_eq!(config.render.default_series(), DEFAULT_SERIES);
+        assert_eq!(
+            config.render.default_pick(),
+            BlenderPick::Series(DEFAULT_SERIES)
+        );
         assert_eq!(config.render.iter().count(), 1);
         assert_eq!(config.zip_definition, "zip");
         assert_eq!(config.max_frames, 10_000);
@@ -253,16 +272,28 @@ mod tests {
             " 4.2=farm-render-4-2 , 4.5=arn:aws:batch:eu-west-1:123456789012:job-definition/farm-render-4-5:3 ",
         )])
         .unwrap();
-        assert_eq!(config.render.default_series(), v42);
+        // Several definitions and no default: the series of the file (`auto`); a file whose
+        // Blender is unknown runs the newest.
+        assert_eq!(config.render.default_pick(), BlenderPick::Auto);
         assert_eq!(config.render.definition(Some(v45)), Some(arn45));
-        assert_eq!(config.render.definition(None), Some("farm-render-4-2"));
+        assert_eq!(config.render.definition(Some(v42)), Some("farm-render-4-2"));
+        assert_eq!(config.render.definition(None), Some(arn45));
+        // A fixed default runs its own definition.
+        for (default, series, definition) in [("4.2", v42, "a"), ("4.5", v45, "b")] {
+            let config = with(&[
+                ("FARM_RENDER_JOB_DEFINITIONS", "4.2=a,4.5=b"),
+                ("FARM_DEFAULT_BLENDER", default),
+            ])
+            .unwrap();
+            assert_eq!(config.render.default_pick(), BlenderPick::Series(series));
+            assert_eq!(config.render.definition(None), Some(definition));
+        }
         let config = with(&[
-            ("FARM_RENDER_JOB_DEFINITIONS", "4.2=a,4.5=b"),
-            ("FARM_DEFAULT_BLENDER", "4.5"),
+            ("FARM_RENDER_JOB_DEFINITIONS", "4.2=a,5.3=c"),
+            ("FARM_DEFAULT_BLENDER", "auto"),
         ])
         .unwrap();
-        assert_eq!(config.render.default_series(), v45);
-        assert_eq!(config.render.definition(None), Some("b"));
+        assert_eq!(config.render.default_pick(), BlenderPick::Auto);
         // One definition, named the old way, is the default series'.
         let config = with(&[("JOB_DEFINITION_ARN", "r"), ("FARM_DEFAULT_BLENDER", "4.5")]).unwrap();
         assert_eq!(
@@ -279,8 +310,18 @@ mod tests {
                 "set FARM_RENDER_JOB_DEFINITIONS alone",
             ),
             (
-                &[("FARM_RENDER_JOB_DEFINITIONS", "4.5=b")][..],
+                &[
+                    ("FARM_RENDER_JOB_DEFINITIONS", "4.5=b"),
+                    ("FARM_DEFAULT_BLENDER", "4.2"),
+                ][..],
                 "the default Blender 4.2 has no render job definition (there are: 4.5)",
+            ),
+            (
+                &[
+                    ("JOB_DEFINITION_ARN", "r"),
+                    ("FARM_DEFAULT_BLENDER", "auto"),
+                ][..],
+                "FARM_DEFAULT_BLENDER=auto chooses among the series of FARM_RENDER_JOB_DEFINITIONS",
             ),
             (
                 &[

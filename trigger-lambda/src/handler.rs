@@ -433,11 +433,9 @@ where
     ))
     .await
     {
-        Err(
-            err @ (SubmitError::TooLarge { .. }
-            | SubmitError::UnsupportedBlender(_)
-            | SubmitError::CannotOpen(_)),
-        ) => return reject(&storage, record, &source.etag, err.to_string()).await,
+        Err(err @ (SubmitError::TooLarge { .. } | SubmitError::Blender(_))) => {
+            return reject(&storage, record, &source.etag, err.to_string()).await
+        }
         other => other?,
     };
     Ok(match submitted {

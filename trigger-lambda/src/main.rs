@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(
         queue = %config.queue,
         render_definitions = %render_definitions,
-        default_blender = %config.render.default_series(),
+        default_blender = %config.render.default_pick(),
         zip_definition = %config.zip_definition,
         max_frames = config.max_frames,
         max_vcpus = ?config.max_vcpus,

@@ -10,6 +10,7 @@ use aws_sdk_batch::types::{JobDetail, KeyValuesPair};
 use aws_sdk_s3::primitives::ByteStream;
 use farm_core::manifest::{JobManifest, ManifestStatus};
 use farm_core::scheduler::RenderDefinitions;
+use farm_core::series::BlenderPick;
 use farm_core::BlenderSeries;
 use farm_io::{BatchScheduler, BatchTargets, S3Storage};
 use farm_testkit::{make_scene, unique_prefix, BatchEnv, Moto, SceneOptions};
@@ -25,8 +26,10 @@ type MotoDeps =
 struct Farm {
     moto: Moto,
     batch: BatchEnv,
-    /// The render job definition of Blender 4.5; 4.2's (the default) is `batch.render_definition`.
+    /// The render job definition of Blender 4.5; 4.2's is `batch.render_definition`.
     render_45: String,
+    /// The render job definition of every series, as the trigger was configured.
+    definitions: std::collections::BTreeMap<BlenderSeries, String>,
     deps: MotoDeps,
 }
 
@@ -34,21 +37,28 @@ const V42: BlenderSeries = BlenderSeries::new(4, 2);
 const V45: BlenderSeries = BlenderSeries::new(4, 5);
 
 impl Farm {
+    /// A farm running 4.2 and 4.5 whose default is 4.2 (`DefaultBlender=4.2`).
     async fn start() -> Farm {
+        Self::start_with(BlenderPick::Series(V42), &[]).await
+    }
+
+    /// A farm running 4.2, 4.5 and `more`, whose default is `default`.
+    async fn start_with(default: BlenderPick, more: &[BlenderSeries]) -> Farm {
         let moto = Moto::start().await.expect("moto_server starts");
         moto.bucket(BUCKET).await.unwrap();
         let batch = moto.batch_env().await.unwrap();
         let render_45 = register_copy(&moto, &batch.render_definition, "farm-render-4-5").await;
         // As the template configures the trigger: a render job definition per Blender series.
-        let render = RenderDefinitions::new(
-            V42,
-            [
-                (V42, batch.render_definition.clone()),
-                (V45, render_45.clone()),
-            ]
-            .into(),
-        )
-        .unwrap();
+        let mut definitions = std::collections::BTreeMap::from([
+            (V42, batch.render_definition.clone()),
+            (V45, render_45.clone()),
+        ]);
+        for series in more {
+            let name = format!("farm-render-{}-{}", series.major(), series.minor());
+            let arn = register_copy(&moto, &batch.render_definition, &name).await;
+            definitions.insert(*series, arn);
+        }
+        let render = RenderDefinitions::new(default, definitions.clone()).unwrap();
         let s3 = moto.s3();
         let for_buckets = s3.clone();
         let deps = Deps {
@@ -72,6 +82,7 @@ impl Farm {
             moto,
             batch,
             render_45,
+            definitions,
             deps,
         }
     }
@@ -680,6 +691,14 @@ fn blend_5_0(dir: &Path) -> std::path::PathBuf {
     path
 }
 
+/// The message of a report's one record, which must be a rejection.
+fn rejection(report: &EventReport) -> String {
+    match &report.records[..] {
+        [RecordOutcome::Rejected { message, .. }] => message.clone(),
+        other => panic!("expected a rejection: {other:?}"),
+    }
+}
+
 /// The job definition a job was submitted to, as moto describes it.
 fn definition_of(job: &JobDetail) -> &str {
     job.job_definition().unwrap()
@@ -902,11 +921,7 @@ async fn a_file_saved_by_a_newer_blender_is_named_in_job_json_and_the_log() {
         .upload(&key, std::fs::read(blend).unwrap(), "frame=2")
         .await;
     let jobs_before = farm.job_count().await;
-    let report = farm.handle("ObjectCreated:Put", &key, &etag).await;
-    let message = match &report.records[..] {
-        [RecordOutcome::Rejected { message, .. }] => message.clone(),
-        other => panic!("expected a rejection: {other:?}"),
-    };
+    let message = rejection(&farm.handle("ObjectCreated:Put", &key, &etag).await);
     assert!(
         message.contains("saved by Blender 5.0, whose files Blender 4.2 cannot open"),
         "{message}"
@@ -931,5 +946,82 @@ async fn a_file_saved_by_a_newer_blender_is_named_in_job_json_and_the_log() {
     assert!(
         warning.contains("this farm runs no Blender that new (4.2, 4.5)"),
         "{warning}"
+    );
+}
+
+#[tokio::test]
+async fn blender_auto_runs_the_series_of_the_file_on_that_series_job_definition() {
+    let (v50, v53) = (BlenderSeries::new(5, 0), BlenderSeries::new(5, 3));
+    // As the template deploys it: every series, `DefaultBlender=auto`.
+    let farm = Farm::start_with(BlenderPick::Auto, &[v50, v53]).await;
+    let prefix = unique_prefix("auto");
+    let dir = tempfile::tempdir().unwrap();
+    let stand_in = |header: &str| format!("{header}REND\x00\x00\x00\x00 stand-in").into_bytes();
+    // (file, its bytes, the series it runs, why)
+    let cases = [
+        ("by34", BLEND_HEADER.to_vec(), V42, "saved by Blender 3.4, which the farm does not run; this is the oldest series newer than it"),
+        ("by42", stand_in("BLENDER-v402"), V42, "`blender=auto`: the file was saved by Blender 4.2"),
+        ("by45", stand_in("BLENDER-v405"), V45, "`blender=auto`: the file was saved by Blender 4.5"),
+        ("by50", std::fs::read(blend_5_0(dir.path())).unwrap(), v50, "`blender=auto`: the file was saved by Blender 5.0"),
+        ("by53", stand_in("BLENDER17-01v0503"), v53, "`blender=auto`: the file was saved by Blender 5.3"),
+    ];
+    let mut etags = HashMap::new();
+    for (name, body, want, why) in cases {
+        let key = format!("{prefix}{name}.blend");
+        let etag = farm.upload(&key, body, "frame=2").await;
+        etags.insert(name, etag.clone());
+        let report = farm.handle("ObjectCreated:Put", &key, &etag).await;
+        let (render_id, _) = submitted(&report);
+        let jobs = farm.describe(&[&render_id]).await;
+        assert_eq!(definition_of(&jobs[0]), farm.definitions[&want], "{name}");
+        let manifest = farm.manifest(&key).await.unwrap();
+        assert_eq!(manifest.blender, Some(want), "{name}");
+        let reason = manifest.blender_reason.unwrap_or_default();
+        assert!(reason.contains(why), "{name}: {reason}");
+        assert!(
+            manifest.warnings.is_empty(),
+            "{name}: {:?}",
+            manifest.warnings
+        );
+        assert_eq!(
+            manifest.targets.unwrap().render_definition,
+            farm.definitions[&want]
+        );
+    }
+
+    // Newer than every series: refused before any job, naming both versions.
+    let key = format!("{prefix}by54.blend");
+    let etag = farm
+        .upload(&key, stand_in("BLENDER17-01v0504"), "frame=2")
+        .await;
+    let jobs_before = farm.job_count().await;
+    let message = rejection(&farm.handle("ObjectCreated:Put", &key, &etag).await);
+    assert!(
+        message.contains(
+            "saved by Blender 5.4, newer than every Blender this farm runs (the newest is 5.3)"
+        ),
+        "{message}"
+    );
+    assert_eq!(farm.job_count().await, jobs_before);
+    let manifest = farm.manifest(&key).await.unwrap();
+    assert_eq!(manifest.status, ManifestStatus::Rejected);
+
+    // An explicit series still wins, with today's warning.
+    let key = format!("{prefix}by50.blend");
+    let etag = etags["by50"].clone();
+    farm.tag(&key, &[("frame", "2"), ("blender", "4.5")]).await;
+    let (render_id, _) = submitted(&farm.handle("ObjectTagging:Put", &key, &etag).await);
+    let jobs = farm.describe(&[&render_id]).await;
+    assert_eq!(definition_of(&jobs[0]), farm.render_45);
+    let manifest = farm.manifest(&key).await.unwrap();
+    assert_eq!(manifest.blender, Some(V45));
+    assert_eq!(
+        manifest.blender_reason.as_deref(),
+        Some("asked for with `blender=`")
+    );
+    assert!(
+        manifest.warnings[0].contains("saved by Blender 5.0, newer than this job's Blender 4.5"),
+        "{:?}",
+        manifest.warnings
     );
 }

@@ -15,6 +15,7 @@
 //! uploads in flight are dropped (the local storage renames whole files into place, so only
 //! whole frames are ever visible), and the command exits 130.
 
+mod blenders;
 mod chunks;
 mod scene;
 
@@ -134,7 +135,15 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         "planned"
     );
 
-    let blender = renderer::config::blender_from(args.blender.clone(), args.blender_python.clone());
+    let saved_by = std::fs::File::open(&scene)
+        .ok()
+        .and_then(|file| farm_blend::read_version(file).ok())
+        .map(|v| farm_core::BlenderSeries::new(v.major, v.minor));
+    let chosen = blenders::choose(args, saved_by)?;
+    if let Some(said) = &chosen.said {
+        println!("{said}");
+    }
+    let blender = chosen.blender;
     let work_root = tempfile::Builder::new()
         .prefix("farm-render-")
         .tempdir()
