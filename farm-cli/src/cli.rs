@@ -123,6 +123,10 @@ pub struct RenderArgs {
     /// library...) is missing, instead of listing it and rendering it magenta.
     #[arg(long)]
     pub strict: bool,
+    /// Render every frame from scratch: no Cycles persistent data between a chunk's frames
+    /// (by default a chunk of several frames keeps the scene's geometry and BVH between them).
+    #[arg(long)]
+    pub no_persistent: bool,
 }
 
 /// Show what a .blend asks for, read without Blender: scenes, frames, engine, output, files.

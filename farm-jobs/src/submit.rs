@@ -431,6 +431,7 @@ pub fn submitted_manifest(
         chunk_count: request.plan.chunk_count(),
         format: request.format.map(|f| f.blender_name().to_owned()),
         blender: request.blender,
+        persistent: request.persistent,
         saved_by: source.saved_by,
         warnings: Vec::new(),
         scene: source.scene.clone(),

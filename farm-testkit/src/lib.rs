@@ -27,8 +27,8 @@ pub use faults::{Failure, Fault, Faulty, FaultyUpload, Logged, Op};
 pub use memory::{MemoryScheduler, MemoryStorage, MemoryUpload, StoredObject, SubmittedJob};
 pub use moto::{BatchEnv, Moto};
 pub use scene::{
-    blender, frame_code, make_scene, make_scene_with, pixel, FileOutput, SceneOptions, TestBlender,
-    BPY_VERSION,
+    blender, decode_png, frame_code, make_geometry_scene, make_scene, make_scene_with, pixel,
+    DecodedPng, FileOutput, GeometryScene, SceneOptions, TestBlender, BPY_VERSION,
 };
 pub use storage::Intercept;
 

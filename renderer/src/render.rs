@@ -68,6 +68,8 @@ pub struct BlenderSetup {
     /// Scratch folder; Blender writes frames into `<work_dir>/out`, File Output nodes into
     /// `<work_dir>/outputs`, and has `<work_dir>/home` and `<work_dir>/tmp` as HOME and TMPDIR.
     pub work_dir: PathBuf,
+    /// The job allows Cycles' persistent data between a chunk's frames (ADR 0012).
+    pub persistent: bool,
 }
 
 /// Something that happened to one frame, for progress bars and logs.
@@ -144,6 +146,7 @@ pub async fn render_frames<S: Storage, F: Future<Output = ()> + Unpin>(
         outputs_dir: &outputs_dir,
         caches_dir: &caches_dir,
         format: spec.format,
+        persistent: setup.persistent,
     };
     let (mut child, mut lines) = spawn_blender(setup, &command).await?;
     let mut run = Run::new(frames, &out_dir);
@@ -425,7 +428,7 @@ impl Run {
             }
             LogEvent::Refused { reason } => self.refused = Some(reason.to_owned()),
             LogEvent::Note { text } => {
-                info!(note = text, "blender scene changed to keep it harmless")
+                info!(note = text, "render script changed the scene")
             }
             LogEvent::Error { message } => {
                 self.last_error = Some(message.to_owned());

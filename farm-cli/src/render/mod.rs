@@ -148,6 +148,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         work_root: work_root.path(),
         threads,
         format,
+        persistent: !args.no_persistent,
         source_tag: &source_tag,
         dependencies: dependencies.as_deref(),
         shutdown: &shutdown,
