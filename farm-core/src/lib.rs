@@ -13,6 +13,8 @@
 //! - [`blend`] and [`image`]: recognising a .blend and a finished image by their first bytes.
 //! - [`storage`] and [`scheduler`]: the ports the adapters in `farm-io` implement.
 //! - [`tasks`] and [`receipt`]: what each task attempt did, and the job's receipt summed from it.
+//! - [`timeline`]: a model of a job on Batch over Fargate (launch rate, slots, start-up, billing,
+//!   Spot), for estimates.
 //! - [`exit`] and [`env`]: the exit codes and environment variables shared by the binaries and
 //!   the infrastructure.
 
@@ -34,6 +36,7 @@ pub mod series;
 pub mod shell;
 pub mod storage;
 pub mod tasks;
+pub mod timeline;
 
 pub use frames::FrameList;
 pub use layout::JobKeys;
