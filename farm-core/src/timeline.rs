@@ -253,7 +253,8 @@ mod tests {
     #[test]
     fn timelines_table() {
         // (max vCPUs, start-up s, frames, seconds each, chunk) -> (tasks, wall s, billed task-hours)
-        let cases: &[(u32, f64, usize, f64, u32, usize, f64, f64)] = &[
+        type Case = (u32, f64, usize, f64, u32, usize, f64, f64);
+        let cases: &[Case] = &[
             // One slot, two one-frame tasks of 10 s + 20 s start: back to back, each billed 60 s.
             (4, 20.0, 2, 10.0, 1, 2, 60.0, 120.0 / 3600.0),
             // Two slots: side by side.
@@ -304,11 +305,17 @@ mod tests {
             ..model(64, 0.0)
         };
         // A one-hour frame: (e^(0.1) - 1) / 0.1 hours, 1.0517 h (no start-up in this model).
-        assert!(close(m.spot_seconds(&[3600.0]), 3600.0 * 0.1f64.exp_m1() / 0.1));
+        assert!(close(
+            m.spot_seconds(&[3600.0]),
+            3600.0 * 0.1f64.exp_m1() / 0.1
+        ));
         assert!(m.spot_seconds(&[60.0]) / 60.0 < m.spot_seconds(&[36_000.0]) / 36_000.0);
         // Resuming after the uploaded frames: ten one-hour frames lose ten times one frame's
         // share, not a ten-hour task's.
-        assert!(close(m.spot_seconds(&[3600.0; 10]), 10.0 * m.spot_seconds(&[3600.0])));
+        assert!(close(
+            m.spot_seconds(&[3600.0; 10]),
+            10.0 * m.spot_seconds(&[3600.0])
+        ));
         // Each restart pays the start-up again.
         let slow_start = CloudModel {
             blender_start_seconds: 100.0,
