@@ -4,6 +4,7 @@
 //! - [`cli`]: the clap definitions of every subcommand ([`Cli`]).
 //! - [`render`]: `farm render`, the local farm: the renderer's and the zipper's code over a
 //!   local folder, several chunks at once.
+//! - [`estimate`]: `farm estimate`, sample frames rendered here and the cloud projection.
 //! - [`inspect`]: `farm inspect`, what a .blend asks for, read without Blender.
 //! - [`submit`]: `farm submit`, a tagged upload that starts the AWS job, with the project's
 //!   files ([`project`] finds them by the trigger's rules, [`upload`] sends what is missing).
@@ -21,6 +22,7 @@ pub mod aws;
 pub mod cli;
 #[cfg(feature = "aws")]
 pub mod download;
+pub mod estimate;
 pub mod inspect;
 #[cfg(feature = "aws")]
 pub mod jobs;
@@ -96,6 +98,7 @@ fn usage_error(rendered: &str) -> String {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Render(args) => render::run(&args).await,
+        Command::Estimate(args) => estimate::run(&args).await,
         Command::Inspect(args) => inspect::run(&args).await,
         #[cfg(feature = "aws")]
         Command::Submit(args) => submit::run(&args).await,

@@ -19,9 +19,10 @@ mod chunks;
 mod scene;
 
 pub use scene::check_scene;
+pub(crate) use scene::scene_frames;
 
 use self::chunks::{explain, frames_outside, plan_work, render_all, ChunkContext};
-use self::scene::{hash_file, scene_frames};
+use self::scene::hash_file;
 use crate::out::{default_out, prepare_out};
 use crate::progress::{human_bytes, seconds};
 use crate::shutdown::Shutdown;
