@@ -113,12 +113,8 @@ pub struct RenderArgs {
     /// BMP, TARGA, HDR, WEBP.
     #[arg(long, value_name = "F")]
     pub format: Option<String>,
-    /// Blender executable.
-    #[arg(long, env = env::BLENDER, default_value = "blender", value_name = "PATH")]
-    pub blender: PathBuf,
-    /// A Python in which `import bpy` works (Blender from PyPI), used instead of --blender.
-    #[arg(long, env = env::BLENDER_PYTHON, value_name = "PYTHON")]
-    pub blender_python: Option<PathBuf>,
+    #[command(flatten)]
+    pub blender: BlenderArgs,
     /// Threads per Blender process, instead of CPUs / workers.
     #[arg(long, value_name = "T", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
@@ -172,18 +168,32 @@ pub struct EstimateArgs {
     /// Expected Spot interruptions per task-hour (an interrupted task starts over).
     #[arg(long, value_name = "RATE", default_value_t = 0.05)]
     pub spot_interruptions: f64,
-    /// Blender executable.
-    #[arg(long, env = env::BLENDER, default_value = "blender", value_name = "PATH")]
-    pub blender: PathBuf,
-    /// A Python in which `import bpy` works (Blender from PyPI), used instead of --blender.
-    #[arg(long, env = env::BLENDER_PYTHON, value_name = "PYTHON")]
-    pub blender_python: Option<PathBuf>,
+    #[command(flatten)]
+    pub blender: BlenderArgs,
     /// Blender threads for the samples (default: every CPU).
     #[arg(long, value_name = "T", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
     /// Print the estimate as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Which Blender renders on this machine (`farm render`, `farm estimate`).
+#[derive(Debug, Clone, Args)]
+pub struct BlenderArgs {
+    /// Blender executable.
+    #[arg(long, env = env::BLENDER, default_value = "blender", value_name = "PATH")]
+    pub blender: PathBuf,
+    /// A Python in which `import bpy` works (Blender from PyPI), used instead of --blender.
+    #[arg(long, env = env::BLENDER_PYTHON, value_name = "PYTHON")]
+    pub blender_python: Option<PathBuf>,
+}
+
+impl BlenderArgs {
+    /// The Blender these flags name.
+    pub fn blender(&self) -> farm_core::blender::Blender {
+        renderer::config::blender_from(self.blender.clone(), self.blender_python.clone())
+    }
 }
 
 /// Show what a .blend asks for, read without Blender: scenes, frames, engine, output, files.

@@ -9,17 +9,16 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context};
 use farm_core::estimate::{sample_frames, Estimate};
-use farm_core::frames::DEFAULT_MAX_FRAMES;
 use farm_core::receipt::Prices;
 use farm_core::tasks::TaskRecord;
 use farm_core::timeline::{CloudModel, Projection};
-use farm_core::{FrameList, JobKeys};
+use farm_core::JobKeys;
 use farm_io::LocalStorage;
 use renderer::{BlenderSetup, ChunkSpec};
 
 use crate::cli::EstimateArgs;
 use crate::progress;
-use crate::render::{check_scene, scene_frames};
+use crate::render::{asked_frames, check_scene, scene_frames};
 use crate::shutdown::Shutdown;
 
 /// Runs `farm estimate`.
@@ -45,14 +44,7 @@ pub async fn run(args: &EstimateArgs) -> anyhow::Result<()> {
         spot_interruptions_per_hour: args.spot_interruptions,
         ..CloudModel::new(args.max_vcpus, args.blender_start, prices)
     };
-    let asked = args
-        .frames
-        .as_deref()
-        .map(|spec| {
-            FrameList::parse(spec, DEFAULT_MAX_FRAMES)
-                .map_err(|e| anyhow!("invalid --frames `{spec}`: {e}"))
-        })
-        .transpose()?;
+    let asked = asked_frames(args.frames.as_deref())?;
     if let Some(each) = args.seconds_per_frame {
         if !(each > 0.0 && each.is_finite()) {
             bail!("invalid --seconds-per-frame {each}: use a number of seconds above 0");
@@ -110,7 +102,7 @@ async fn render_samples(
         recheck_source: false,
     };
     let setup = BlenderSetup {
-        blender: renderer::config::blender_from(args.blender.clone(), args.blender_python.clone()),
+        blender: args.blender.blender(),
         threads,
         work_dir: work.path().join("blender"),
         persistent: false,

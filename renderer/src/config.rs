@@ -222,18 +222,14 @@ mod tests {
                 .blender
                 .persistent
         );
-        assert!(Args::try_parse_from([
+        let bad = [
             "renderer",
-            "--bucket",
-            "b",
-            "--key",
-            "k",
-            "--frames",
-            "1",
-            "--persistent",
-            "no"
-        ])
-        .is_err());
+            "--bucket=b",
+            "--key=k",
+            "--frames=1",
+            "--persistent=no",
+        ];
+        assert!(Args::try_parse_from(bad).is_err());
         assert_eq!(
             config.blender.blender,
             Blender::Executable("blender".into())

@@ -64,6 +64,15 @@ pub fn threads_per_worker(cpus: usize, workers: usize) -> usize {
     (cpus / workers.max(1)).max(1)
 }
 
+/// The `--frames` list, when given, parsed with the local limit.
+pub(crate) fn asked_frames(spec: Option<&str>) -> anyhow::Result<Option<FrameList>> {
+    spec.map(|spec| {
+        FrameList::parse(spec, DEFAULT_MAX_FRAMES)
+            .map_err(|e| anyhow!("invalid --frames `{spec}`: {e}"))
+    })
+    .transpose()
+}
+
 /// Runs `farm render`.
 pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -76,15 +85,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         .map(|f| f.parse::<OutputFormat>())
         .transpose()
         .map_err(|e| anyhow!("invalid --format: {e}"))?;
-    let asked = args
-        .frames
-        .as_deref()
-        .map(|spec| {
-            FrameList::parse(spec, DEFAULT_MAX_FRAMES)
-                .map_err(|e| anyhow!("invalid --frames `{spec}`: {e}"))
-        })
-        .transpose()?;
-    let frames = scene_frames(&scene, &args.scene, asked).await?;
+    let frames = scene_frames(&scene, &args.scene, asked_frames(args.frames.as_deref())?).await?;
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.scene));
     prepare_out(&out).await?;
     let source_tag = hash_file(&scene).await?;
@@ -135,7 +136,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         "planned"
     );
 
-    let blender = renderer::config::blender_from(args.blender.clone(), args.blender_python.clone());
+    let blender = args.blender.blender();
     let work_root = tempfile::Builder::new()
         .prefix("farm-render-")
         .tempdir()
