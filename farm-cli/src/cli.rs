@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use farm_core::env;
+use farm_core::estimate::DEFAULT_SAMPLES;
 use farm_core::plan::Chunking;
 use farm_core::series::BlenderPick;
 
@@ -33,6 +34,7 @@ pub struct Cli {
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     Render(RenderArgs),
+    Estimate(EstimateArgs),
     Inspect(InspectArgs),
     Submit(SubmitArgs),
     Status(StatusArgs),
@@ -51,6 +53,7 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Render(_) => "render",
+            Self::Estimate(_) => "estimate",
             Self::Inspect(_) => "inspect",
             Self::Submit(_) => "submit",
             Self::Status(_) => "status",
@@ -111,6 +114,74 @@ pub struct RenderArgs {
     /// BMP, TARGA, HDR, WEBP.
     #[arg(long, value_name = "F")]
     pub format: Option<String>,
+    #[command(flatten)]
+    pub blender: BlenderArgs,
+    /// Threads per Blender process, instead of CPUs / workers.
+    #[arg(long, value_name = "T", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+    /// Refuse to render when a file the scene loads (texture, UDIM tile, sequence file, linked
+    /// library...) is missing, instead of listing it and rendering it magenta.
+    #[arg(long)]
+    pub strict: bool,
+    /// Render every frame from scratch: no Cycles persistent data between a chunk's frames
+    /// (by default a chunk of several frames keeps the scene's geometry and BVH between them).
+    #[arg(long)]
+    pub no_persistent: bool,
+}
+
+/// Estimate a job's cloud cost and time before rendering it: render a few sample frames here.
+///
+/// Renders the sample frames (first, middle and last of the job by default) with this machine's
+/// Blender, one frame at a time in one Blender, says what it measured (seconds per frame,
+/// Blender's start-up), then projects the whole job on the farm with the cloud model
+/// (farm-core `timeline`): task-hours, wall time at `--max-vcpus`, cost on demand and on Spot,
+/// and the chunk size it would choose. Frames on a 4-vCPU render task are assumed to take this
+/// machine's seconds x threads / 4. `--seconds-per-frame` skips the render and projects a cost
+/// given by hand.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:
+  farm estimate shot.blend
+  farm estimate shot.blend --frames 1-240 --samples 5 --max-vcpus 256
+  farm estimate --seconds-per-frame 60 --frames 1-1000 --json")]
+pub struct EstimateArgs {
+    /// The .blend to sample (not needed with --seconds-per-frame and --frames).
+    #[arg(required_unless_present = "seconds_per_frame")]
+    pub scene: Option<PathBuf>,
+    /// The job's frames (same syntax as `farm render`). Default: the scene's own range and step.
+    #[arg(short, long, allow_hyphen_values = true, value_name = "LIST")]
+    pub frames: Option<String>,
+    /// Sample frames to render, spread over the job (first and last included).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SAMPLES,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub samples: u16,
+    /// Render nothing: every frame takes this many seconds on a render task.
+    #[arg(long, value_name = "S", requires = "frames")]
+    pub seconds_per_frame: Option<f64>,
+    /// Blender's start-up per task with --seconds-per-frame (measured otherwise).
+    #[arg(long, value_name = "S", default_value_t = 5.0)]
+    pub blender_start: f64,
+    /// The farm's MaxVcpus: render tasks at once are MaxVcpus / 4.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_vcpus: u32,
+    /// Price region (Fargate on-demand Linux/x86 prices of farm-core's table).
+    #[arg(long, value_name = "REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// Expected Spot interruptions per task-hour (an interrupted task starts over).
+    #[arg(long, value_name = "RATE", default_value_t = 0.05)]
+    pub spot_interruptions: f64,
+    #[command(flatten)]
+    pub blender: BlenderArgs,
+    /// Blender threads for the samples (default: every CPU).
+    #[arg(long, value_name = "T", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+    /// Print the estimate as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which Blender renders on this machine (`farm render`, `farm estimate`).
+#[derive(Debug, Clone, Args)]
+pub struct BlenderArgs {
     /// Blender executable. Without it (or --blender-python): the official bpy build of this
     /// machine (scripts/bpy-venv.sh) that --series picks, else `blender` on PATH.
     #[arg(long, env = env::BLENDER, value_name = "PATH")]
@@ -122,13 +193,6 @@ pub struct RenderArgs {
     /// series of the file (its own, else the oldest newer one here), or a series, e.g. 5.0.
     #[arg(long, value_name = "SERIES|auto")]
     pub series: Option<BlenderPick>,
-    /// Threads per Blender process, instead of CPUs / workers.
-    #[arg(long, value_name = "T", value_parser = clap::value_parser!(u16).range(1..))]
-    pub threads: Option<u16>,
-    /// Refuse to render when a file the scene loads (texture, UDIM tile, sequence file, linked
-    /// library...) is missing, instead of listing it and rendering it magenta.
-    #[arg(long)]
-    pub strict: bool,
 }
 
 /// Show what a .blend asks for, read without Blender: scenes, frames, engine, output, files.

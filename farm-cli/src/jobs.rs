@@ -134,11 +134,13 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
         plan: plan(missing.clone())?,
         format,
         blender: manifest.blender.map(BlenderPick::Series),
+        persistent: manifest.persistent,
     };
     let whole_request = RenderRequest {
         plan: plan(frames.clone())?,
         format,
         blender: manifest.blender.map(BlenderPick::Series),
+        persistent: manifest.persistent,
     };
     let source = SourceObject {
         saved_by: manifest.saved_by,

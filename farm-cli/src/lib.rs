@@ -4,6 +4,7 @@
 //! - [`cli`]: the clap definitions of every subcommand ([`Cli`]).
 //! - [`render`]: `farm render`, the local farm: the renderer's and the zipper's code over a
 //!   local folder, several chunks at once.
+//! - [`estimate`]: `farm estimate`, sample frames rendered here and the cloud projection.
 //! - [`inspect`]: `farm inspect`, what a .blend asks for, read without Blender.
 //! - [`submit`]: `farm submit`, a tagged upload that starts the AWS job, with the project's
 //!   files ([`project`] finds them by the trigger's rules, [`confine`] keeps them inside the
@@ -26,6 +27,7 @@ pub mod confine;
 pub mod download;
 #[cfg(feature = "aws")]
 pub mod dry_run;
+pub mod estimate;
 pub mod inspect;
 #[cfg(feature = "aws")]
 pub mod jobs;
@@ -101,6 +103,7 @@ fn usage_error(rendered: &str) -> String {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Render(args) => render::run(&args).await,
+        Command::Estimate(args) => estimate::run(&args).await,
         Command::Inspect(args) => inspect::run(&args).await,
         #[cfg(feature = "aws")]
         Command::Submit(args) => submit::run(&args).await,

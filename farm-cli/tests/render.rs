@@ -264,7 +264,7 @@ fn help_explains_every_command_with_examples() {
     let top = run(farm().arg("--help"));
     assert!(top.ok().contains("Examples:"), "{top:#?}");
     for command in [
-        "render", "inspect", "submit", "status", "download", "cancel", "retry",
+        "render", "estimate", "inspect", "submit", "status", "download", "cancel", "retry",
     ] {
         let help = run(farm().args([command, "--help"]));
         let text = help.ok();
@@ -428,4 +428,92 @@ fn without_a_named_blender_the_files_series_renders_among_this_machines_bpy_buil
         "{error}"
     );
     assert!(!dir.path().join("refused/frames/0001.png").exists());
+}
+
+/// `farm estimate` renders the first, middle and last frame with the real Blender, says what it
+/// measured, and projects the job (issue 27).
+#[test]
+fn estimate_renders_sample_frames_and_projects_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let blend = scene(dir.path(), "estimate", 1, 24, 1);
+    let result = run(farm()
+        .args(["estimate", "--json", "--threads", "2"])
+        .arg(&blend));
+    let estimate: serde_json::Value = serde_json::from_str(result.ok()).unwrap();
+    let sampled: Vec<i64> = estimate["sampled"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["frame"].as_i64().unwrap())
+        .collect();
+    assert_eq!(sampled, [1, 13, 24]);
+    for sample in estimate["sampled"].as_array().unwrap() {
+        assert!(sample["seconds"].as_f64().unwrap() > 0.0, "{sample}");
+    }
+    assert!(estimate["blender_startup_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(estimate["frames"], 24);
+    assert_eq!(estimate["measured_on"], "this machine (2 threads)");
+    let projection = &estimate["projection"];
+    assert_eq!(projection["frames"], 24);
+    assert!(
+        projection["cost_usd"].as_f64().unwrap() > projection["spot_cost_usd"].as_f64().unwrap()
+    );
+    // Nothing is left in the scene's folder.
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+
+    let text = run(farm()
+        .args(["estimate", "--frames", "5-9", "--samples", "2"])
+        .arg(&blend));
+    let stdout = text.ok();
+    for needle in [
+        "measured on this machine",
+        "frame      5",
+        "frame      9",
+        "on demand:",
+        "on Spot",
+    ] {
+        assert!(stdout.contains(needle), "{needle}: {stdout}");
+    }
+}
+
+/// Without a scene, `--seconds-per-frame` projects a cost given by hand: 1,000 one-minute frames
+/// on 16 slots are 16 tasks of 63 frames, as `chunk=auto` would plan.
+#[test]
+fn estimate_projects_a_given_frame_cost_without_blender() {
+    let result = run(farm().args([
+        "estimate",
+        "--seconds-per-frame",
+        "60",
+        "--frames",
+        "1-1000",
+        "--max-vcpus",
+        "64",
+        "--json",
+    ]));
+    let projection: serde_json::Value = serde_json::from_str(result.ok()).unwrap();
+    assert_eq!(projection["chunk_size"], 63);
+    assert_eq!(projection["tasks"], 16);
+    assert_eq!(projection["slots"], 16);
+    let bad = run(farm().args(["estimate", "--seconds-per-frame", "0", "--frames", "1-3"]));
+    assert!(
+        bad.one_line_error()
+            .contains("invalid --seconds-per-frame 0"),
+        "{bad:#?}"
+    );
+    let region = run(farm().args([
+        "estimate",
+        "--seconds-per-frame",
+        "5",
+        "--frames",
+        "1",
+        "--region",
+        "mars",
+    ]));
+    assert!(
+        region
+            .one_line_error()
+            .contains("no Fargate prices for region `mars`"),
+        "{region:#?}"
+    );
 }

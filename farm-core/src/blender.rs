@@ -23,7 +23,8 @@ pub const FRAME_MARKER: &str = "FARM_FRAME ";
 pub const SCENE_INFO_MARKER: &str = "FARM_SCENE_INFO ";
 /// Prefix of the line the script prints when it will not render a file, followed by the reason.
 pub const REFUSED_MARKER: &str = "FARM_REFUSED ";
-/// Prefix of the line the script prints when it changed the scene to keep it harmless.
+/// Prefix of the line the script prints when it changed the scene (to keep it harmless, or to
+/// turn persistent data on).
 pub const NOTE_MARKER: &str = "FARM_NOTE ";
 /// Exit code of the script after [`REFUSED_MARKER`].
 pub const REFUSED_EXIT: i32 = 3;
@@ -206,9 +207,20 @@ pub struct RenderCommand<'a> {
     /// Folder simulation caches that would be written during the render are redirected into.
     pub caches_dir: &'a Path,
     pub format: Option<OutputFormat>,
+    /// The job allows Cycles' persistent data (not `persistent=off`); see
+    /// [`Self::persistent_data`].
+    pub persistent: bool,
 }
 
 impl RenderCommand<'_> {
+    /// Whether Blender renders the chunk with `render.use_persistent_data` (ADR 0012): only a
+    /// chunk of more than one frame gains from it (the first frame pays the full scene sync, the
+    /// next ones only what changed), and only when the job allows it. The script leaves it off
+    /// for scenes where it is not safe.
+    pub fn persistent_data(&self) -> bool {
+        self.persistent && self.frames.len() > 1
+    }
+
     /// Blender's arguments (without the program). Paths and frames reach the script as JSON.
     pub fn args(&self, blender: &Blender) -> Vec<OsString> {
         let config = serde_json::json!({
@@ -220,6 +232,7 @@ impl RenderCommand<'_> {
             "outputs": self.outputs_dir.to_string_lossy(),
             "caches": self.caches_dir.to_string_lossy(),
             "format": self.format.map(OutputFormat::blender_name),
+            "persistent": self.persistent_data(),
         });
         blender.script_args(self.threads, &config)
     }
@@ -288,7 +301,7 @@ pub enum LogEvent<'a> {
     Refused {
         reason: &'a str,
     },
-    /// `FARM_NOTE <text>`: the script changed the scene to keep it harmless.
+    /// `FARM_NOTE <text>`: the script changed the scene (see [`NOTE_MARKER`]).
     Note {
         text: &'a str,
     },
@@ -415,6 +428,7 @@ mod tests {
             outputs_dir: Path::new("/work/outputs"),
             caches_dir: Path::new("/work/caches"),
             format,
+            persistent: true,
         }
     }
 
@@ -455,6 +469,7 @@ mod tests {
         assert_eq!(config["outputs"], "/work/outputs");
         assert_eq!(config["caches"], "/work/caches");
         assert_eq!(config["format"], serde_json::Value::Null);
+        assert_eq!(config["persistent"], true);
         assert!(
             !args.iter().any(
                 |a| ["-f", "-s", "-e", "--frame-start", "--render-frame"].contains(a)
@@ -471,10 +486,34 @@ mod tests {
         let args = strings(&args);
         assert_eq!(&args[..3], &["-I", "-c", SCRIPT]);
         assert_eq!(config(&args)["format"], "OPEN_EXR");
+        assert_eq!(
+            config(&args)["persistent"],
+            false,
+            "one frame gains nothing"
+        );
         assert_eq!(blender.program(), Path::new("/venv/bin/python"));
         let info = scene_info_args(&blender, Path::new("/x.blend"));
         let info = strings(&info);
         assert_eq!(config(&info)["mode"], "info");
+    }
+
+    #[test]
+    fn persistent_data_needs_several_frames_and_the_jobs_consent() {
+        let blender = Blender::Executable("/usr/bin/blender".into());
+        for (frames, allowed, expected) in [
+            (&[1, 2][..], true, true),
+            (&[1, 2][..], false, false),
+            (&[7][..], true, false),
+            (&[7][..], false, false),
+        ] {
+            let command = RenderCommand {
+                persistent: allowed,
+                ..command(frames, None)
+            };
+            assert_eq!(command.persistent_data(), expected, "{frames:?} {allowed}");
+            let args = command.args(&blender);
+            assert_eq!(config(&strings(&args))["persistent"], expected);
+        }
     }
 
     #[test]

@@ -12,6 +12,9 @@ pub const KEY: &str = "FARM_KEY";
 pub const FRAMES: &str = "FARM_FRAMES";
 /// Frames per array child.
 pub const CHUNK: &str = "FARM_CHUNK";
+/// Render job: `off` renders every frame of a chunk from scratch (tag `persistent=off`); unset or
+/// `on`: a chunk of several frames keeps Cycles' data between them (ADR 0012).
+pub const PERSISTENT: &str = "FARM_PERSISTENT";
 /// Optional output format override (`PNG`, `OPEN_EXR`, ...).
 pub const FORMAT: &str = "FARM_FORMAT";
 /// ETag of the `.blend` the job was submitted for: a changed object is refused, not rendered.

@@ -13,6 +13,9 @@
 //! - [`blend`] and [`image`]: recognising a .blend and a finished image by their first bytes.
 //! - [`storage`] and [`scheduler`]: the ports the adapters in `farm-io` implement.
 //! - [`tasks`] and [`receipt`]: what each task attempt did, and the job's receipt summed from it.
+//! - [`estimate`]: sample frames and the estimate made from them.
+//! - [`timeline`]: a model of a job on Batch over Fargate (launch rate, slots, start-up, billing,
+//!   Spot), for estimates.
 //! - [`exit`] and [`env`]: the exit codes and environment variables shared by the binaries and
 //!   the infrastructure.
 
@@ -20,6 +23,7 @@ pub mod blend;
 pub mod blender;
 pub mod deps;
 pub mod env;
+pub mod estimate;
 pub mod exit;
 pub mod frames;
 pub mod image;
@@ -34,6 +38,7 @@ pub mod series;
 pub mod shell;
 pub mod storage;
 pub mod tasks;
+pub mod timeline;
 
 pub use frames::FrameList;
 pub use layout::JobKeys;

@@ -87,6 +87,9 @@ pub struct JobManifest {
     /// Why the job runs that series (`blender=auto`: the file was saved by Blender 5.0...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blender_reason: Option<String>,
+    /// `false` when the request said `persistent=off` (recorded only then): `farm retry` keeps it.
+    #[serde(default = "persistent_default", skip_serializing_if = "Clone::clone")]
+    pub persistent: bool,
     /// The Blender that saved the `.blend`, from its header, when it could be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub saved_by: Option<BlenderSeries>,
@@ -115,6 +118,10 @@ pub struct JobManifest {
     /// submitting; what was missing (a rejection) and the warnings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dependencies: Option<crate::deps::DependencyRecord>,
+}
+
+fn persistent_default() -> bool {
+    true
 }
 
 impl JobManifest {
@@ -149,6 +156,7 @@ impl JobManifest {
             format: None,
             blender: None,
             blender_reason: None,
+            persistent: true,
             saved_by: None,
             warnings: Vec::new(),
             scene: None,
@@ -183,6 +191,7 @@ mod tests {
             format: Some("PNG".into()),
             blender: Some(BlenderSeries::new(4, 2)),
             blender_reason: Some("asked for with `blender=`".into()),
+            persistent: true,
             saved_by: Some(BlenderSeries::new(4, 5)),
             warnings: vec!["saved by a newer Blender".into()],
             scene: None,
@@ -208,8 +217,20 @@ mod tests {
         assert_eq!(json["saved_by"], "4.5");
         assert_eq!(json["warnings"][0], "saved by a newer Blender");
         assert!(json.get("message").is_none());
+        assert!(json.get("persistent").is_none(), "recorded only when off");
         let back: JobManifest = serde_json::from_value(json).unwrap();
         assert_eq!(back, manifest);
+        let off = JobManifest {
+            persistent: false,
+            ..manifest
+        };
+        let json = serde_json::to_value(&off).unwrap();
+        assert_eq!(json["persistent"], false);
+        assert!(
+            !serde_json::from_value::<JobManifest>(json)
+                .unwrap()
+                .persistent
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 #
 # Lines it prints (the renderer reads them; see farm_core::blender):
 #   FARM_REFUSED <reason>    the file asks for something the farm will not do; exit code 3
-#   FARM_NOTE <text>         something was changed to keep the file harmless
+#   FARM_NOTE <text>         something was changed to keep the file harmless, or persistent data on
 #   FARM_FRAME <n>           frame n starts; later lines belong to it
 #   FARM_SCENE_INFO <json>   the scene's range and format (mode "info")
 #
@@ -271,6 +271,11 @@ def render():
     settings.use_overwrite = True
     if CONFIG.get("format"):
         set_format(settings.image_settings, CONFIG["format"])
+    # A chunk of several frames keeps Cycles' scene between them and syncs only what changed
+    # (ADR 0012); the Rust side decides (farm_core::blender::RenderCommand::persistent_data).
+    settings.use_persistent_data = bool(CONFIG.get("persistent"))
+    if settings.use_persistent_data:
+        say("NOTE", "Cycles persistent data on for the chunk's %d frames" % len(CONFIG["frames"]))
     for frame in CONFIG["frames"]:
         say("FRAME", str(frame))
         scene.frame_set(frame)

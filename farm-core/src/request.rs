@@ -19,6 +19,9 @@ pub const TAG_FORMAT: &str = "format";
 /// `blender=4.5`: the Blender series to render with (one the farm runs), or `blender=auto`: the
 /// series of the file ([`crate::series::SeriesChoice::choose`]); default: the farm's.
 pub const TAG_BLENDER: &str = "blender";
+/// `persistent=off`: render every frame of a chunk from scratch, without Cycles' persistent data
+/// (ADR 0012); `persistent=on` is the default.
+pub const TAG_PERSISTENT: &str = "persistent";
 
 /// How many frames one upload may request when the farm's `FARM_MAX_FRAMES` is not set (it may
 /// be raised up to [`crate::frames::MAX_JOB_FRAMES`]).
@@ -32,6 +35,9 @@ pub struct RenderRequest {
     /// The Blender series asked for (`blender=`, or `auto`); `None`: the farm's default. Which
     /// series runs is the farm's to say ([`crate::series::SeriesChoice::choose`]).
     pub blender: Option<BlenderPick>,
+    /// Whether a chunk of several frames may keep Cycles' data between its frames
+    /// (`persistent=off` says no; [`crate::blender::RenderCommand::persistent`]).
+    pub persistent: bool,
 }
 
 /// Why tags did not make a request. Messages name the tag, the value and the accepted syntax.
@@ -58,6 +64,8 @@ pub enum RequestError {
         value: String,
         source: SeriesSyntaxError,
     },
+    #[error("tag `{TAG_PERSISTENT}={value}` is invalid: use `on` (the default: a chunk keeps Cycles' data between its frames where that is safe) or `off` (every frame from scratch)")]
+    Persistent { value: String },
     #[error("{0}")]
     Plan(PlanError),
 }
@@ -80,8 +88,8 @@ impl RenderRequest {
         max_frames: usize,
         slots: Option<NonZeroUsize>,
     ) -> Result<Option<Self>, RequestError> {
-        let (mut frame, mut frames, mut chunk, mut format, mut blender) =
-            (None, None, None, None, None);
+        let (mut frame, mut frames, mut chunk, mut format, mut blender, mut persistent) =
+            (None, None, None, None, None, None);
         for (name, value) in tags {
             match name.trim() {
                 TAG_FRAME => frame = Some(value),
@@ -89,6 +97,7 @@ impl RenderRequest {
                 TAG_CHUNK => chunk = Some(value),
                 TAG_FORMAT => format = Some(value),
                 TAG_BLENDER => blender = Some(value),
+                TAG_PERSISTENT => persistent = Some(value),
                 _ => {}
             }
         }
@@ -144,11 +153,22 @@ impl RenderRequest {
                     })
             })
             .transpose()?;
+        let persistent = match persistent.map(|v| v.trim().to_ascii_lowercase()) {
+            None => true,
+            Some(v) if v == "on" => true,
+            Some(v) if v == "off" => false,
+            Some(_) => {
+                return Err(RequestError::Persistent {
+                    value: persistent.unwrap_or_default().to_owned(),
+                })
+            }
+        };
         let plan = Plan::new(list, chunk_size).map_err(RequestError::Plan)?;
         Ok(Some(Self {
             plan,
             format,
             blender,
+            persistent,
         }))
     }
 }
@@ -170,6 +190,19 @@ mod tests {
         assert_eq!(request.plan.array_size(), Some(120));
         assert_eq!(request.format, None);
         assert_eq!(request.blender, None);
+        assert!(request.persistent);
+    }
+
+    #[test]
+    fn persistent_tag_turns_persistent_data_off() {
+        let request = from(&[("frame", "3"), ("persistent", "off")])
+            .unwrap()
+            .unwrap();
+        assert!(!request.persistent);
+        let request = from(&[("frame", "3"), ("persistent", " ON ")])
+            .unwrap()
+            .unwrap();
+        assert!(request.persistent);
     }
 
     #[test]
@@ -255,6 +288,10 @@ mod tests {
             (
                 &[("frame", "5"), ("blender", "4.2.23")],
                 "tag `blender=4.2.23` is invalid: `4.2.23` names a patch release; use the series `4.2`",
+            ),
+            (
+                &[("frame", "5"), ("persistent", "no")],
+                "tag `persistent=no` is invalid: use `on`",
             ),
         ];
         for (tags, needle) in cases {

@@ -156,6 +156,9 @@ impl JobSpec {
         if let Some(series) = blender {
             vars.push((env::JOB_BLENDER_SERIES.to_owned(), series.to_string()));
         }
+        if !request.persistent {
+            vars.push((env::PERSISTENT.to_owned(), "off".to_owned()));
+        }
         Self {
             kind: JobKind::Render,
             name: batch_job_name(keys.source(), "render"),
@@ -412,6 +415,7 @@ mod tests {
         assert_eq!(render.tags[TAG_KEY], "shots/a b.blend");
         assert_eq!(render.blender, None);
         assert!(!env.contains_key(env::JOB_BLENDER_SERIES));
+        assert!(!env.contains_key(env::PERSISTENT));
         let zip = JobSpec::zip("bucket", &keys, None, &request, "job-1");
         for job in [&render, &zip] {
             assert_eq!(
@@ -472,6 +476,19 @@ mod tests {
         let zip = JobSpec::zip("b", &keys, None, &request, "r");
         assert_eq!(zip.blender, None);
         assert!(!zip.env.iter().any(|(k, _)| k == env::JOB_BLENDER_SERIES));
+    }
+
+    #[test]
+    fn persistent_off_reaches_the_render_job_only() {
+        let request = RenderRequest::from_tags([("frame", "8"), ("persistent", "off")], 100)
+            .unwrap()
+            .unwrap();
+        let keys = JobKeys::new("k.blend");
+        let render = JobSpec::render("b", &keys, None, &request);
+        let vars: BTreeMap<_, _> = render.env.iter().cloned().collect();
+        assert_eq!(vars[env::PERSISTENT], "off");
+        let zip = JobSpec::zip("b", &keys, None, &request, "r");
+        assert!(!zip.env.iter().any(|(k, _)| k == env::PERSISTENT));
     }
 
     #[test]

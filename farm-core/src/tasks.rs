@@ -18,7 +18,9 @@ pub enum TaskKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FrameTiming {
     pub frame: i32,
-    /// Blender's own render time (its `Time:` line); `None` when it printed none.
+    /// The frame's seconds in Blender: from the script starting the frame to Blender saving it
+    /// (scene update, sync, render, save); Blender's own `Time:` line when the frame was never
+    /// seen saved; `None` when neither was seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub render_seconds: Option<f64>,
     pub upload_seconds: f64,

@@ -429,6 +429,7 @@ pub fn submitted_manifest(
         format: request.format.map(|f| f.blender_name().to_owned()),
         blender: request.blender.and_then(BlenderPick::series),
         blender_reason: None,
+        persistent: request.persistent,
         saved_by: source.saved_by,
         warnings: Vec::new(),
         scene: source.scene.clone(),

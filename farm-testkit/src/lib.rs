@@ -30,8 +30,9 @@ pub use faults::{Failure, Fault, Faulty, FaultyUpload, Logged, Op};
 pub use memory::{MemoryScheduler, MemoryStorage, MemoryUpload, StoredObject, SubmittedJob};
 pub use moto::{BatchEnv, Moto};
 pub use scene::{
-    blender, frame_code, make_scene, make_scene_with, pixel, test_bpy_versions, FileOutput,
-    SceneOptions, TestBlender, BPY_VERSION, DEFAULT_TEST_BPY, TEST_BPY_ENV,
+    blender, decode_png, frame_code, make_geometry_scene, make_scene, make_scene_with, pixel,
+    test_bpy_versions, DecodedPng, FileOutput, GeometryScene, SceneOptions, TestBlender,
+    BPY_VERSION, DEFAULT_TEST_BPY, TEST_BPY_ENV,
 };
 pub use storage::Intercept;
 

@@ -215,6 +215,71 @@ impl TestBlender {
     }
 }
 
+/// The script that builds a geometry-heavy scene (see its docstring for the kinds).
+const GEOMETRY_SCENE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenes/geometry_scene.py");
+
+/// What [`make_geometry_scene`] builds: subdivided monkeys, a moving cube and camera.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeometryScene {
+    /// `static` (only the cube and camera move), `deforming` (every monkey bends, motion
+    /// blur), `spike` (one frame of 8x the samples) or `rising` (samples rising to 4x).
+    pub kind: &'static str,
+    /// Frames 1..=end.
+    pub end: u32,
+    pub width: u32,
+    pub height: u32,
+    pub samples: u32,
+    /// How many monkeys.
+    pub objects: u32,
+    /// Their render subdivision level.
+    pub levels: u32,
+}
+
+/// Writes `<dir>/<name>.blend`, a [`GeometryScene`], with `blender`.
+pub fn make_geometry_scene(
+    blender: &TestBlender,
+    dir: &Path,
+    name: &str,
+    scene: &GeometryScene,
+) -> anyhow::Result<PathBuf> {
+    let output = dir.join(format!("{name}.blend"));
+    let json = serde_json::json!({
+        "output": output,
+        "kind": scene.kind,
+        "end": scene.end,
+        "width": scene.width,
+        "height": scene.height,
+        "samples": scene.samples,
+        "objects": scene.objects,
+        "levels": scene.levels,
+    });
+    run_maker(blender, Path::new(GEOMETRY_SCENE), &json, &output)?;
+    Ok(output)
+}
+
+fn run_maker(
+    blender: &TestBlender,
+    script: &Path,
+    json: &serde_json::Value,
+    output: &Path,
+) -> anyhow::Result<()> {
+    let result = blender
+        .script(script, &[&json.to_string()])
+        .output()
+        .with_context(|| format!("running {}", blender.name))?;
+    if !result.status.success() || !output.is_file() {
+        bail!(
+            "{} could not make {} ({}):\n{}\n{}",
+            blender.name,
+            output.display(),
+            result.status,
+            String::from_utf8_lossy(&result.stdout),
+            String::from_utf8_lossy(&result.stderr)
+        );
+    }
+    Ok(())
+}
+
 /// Writes `<dir>/<name>.blend`: Cycles on the CPU, no denoising, raw colours, 8-bit RGB PNG
 /// output, a small cube in the centre and a background whose red value encodes the frame
 /// (read it back with [`frame_code`]). Made by Debian's executable.
@@ -249,61 +314,67 @@ pub fn make_scene_with(
         "no_camera": options.no_camera,
         "camera_switch_at": options.camera_switch_at,
     });
-    let result = blender
-        .script(Path::new(MAKE_SCENE), &[&json.to_string()])
-        .output()
-        .with_context(|| format!("running {}", blender.name))?;
-    if !result.status.success() || !output.is_file() {
-        bail!(
-            "{} could not make {} ({}):\n{}\n{}",
-            blender.name,
-            output.display(),
-            result.status,
-            String::from_utf8_lossy(&result.stdout),
-            String::from_utf8_lossy(&result.stderr)
-        );
-    }
+    run_maker(blender, Path::new(MAKE_SCENE), &json, &output)?;
     Ok(output)
 }
 
-/// The RGB colour of the pixel at (`x`, `y`) of a PNG (8-bit or 16-bit, RGB or RGBA).
-pub fn pixel(png_bytes: &[u8], x: usize, y: usize) -> anyhow::Result<[u8; 3]> {
+/// A PNG decoded to 8-bit RGB or RGBA samples.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedPng {
+    pub width: usize,
+    pub height: usize,
+    /// Samples per pixel: 3 (RGB) or 4 (RGBA).
+    pub channels: usize,
+    /// Row after row, `channels` bytes per pixel.
+    pub samples: Vec<u8>,
+}
+
+/// Decodes an RGB or RGBA PNG (8-bit or 16-bit) to 8-bit samples: the image, without the
+/// metadata (Blender stamps the render date into its PNGs, so files of the same pixels differ).
+pub fn decode_png(png_bytes: &[u8]) -> anyhow::Result<DecodedPng> {
     let mut decoder = png::Decoder::new(Cursor::new(png_bytes));
     decoder.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().context("reading the PNG header")?;
     let size = reader
         .output_buffer_size()
         .ok_or_else(|| anyhow!("the PNG is too large to decode"))?;
-    let mut pixels = vec![0; size];
-    let info = reader.next_frame(&mut pixels).context("decoding the PNG")?;
+    let mut samples = vec![0; size];
+    let info = reader
+        .next_frame(&mut samples)
+        .context("decoding the PNG")?;
     if !matches!(info.color_type, png::ColorType::Rgb | png::ColorType::Rgba) {
         bail!("expected an RGB PNG, got {:?}", info.color_type);
     }
-    if x >= info.width as usize || y >= info.height as usize {
+    samples.truncate(info.buffer_size());
+    Ok(DecodedPng {
+        width: info.width as usize,
+        height: info.height as usize,
+        channels: info.color_type.samples(),
+        samples,
+    })
+}
+
+/// The RGB colour of the pixel at (`x`, `y`) of a PNG (8-bit or 16-bit, RGB or RGBA).
+pub fn pixel(png_bytes: &[u8], x: usize, y: usize) -> anyhow::Result<[u8; 3]> {
+    let image = decode_png(png_bytes)?;
+    if x >= image.width || y >= image.height {
         bail!(
             "({x}, {y}) is outside the {}x{} image",
-            info.width,
-            info.height
+            image.width,
+            image.height
         );
     }
-    let at = (y * info.width as usize + x) * info.color_type.samples();
-    Ok([pixels[at], pixels[at + 1], pixels[at + 2]])
+    let at = (y * image.width + x) * image.channels;
+    Ok([
+        image.samples[at],
+        image.samples[at + 1],
+        image.samples[at + 2],
+    ])
 }
 
 /// The frame number a frame of a [`make_scene`] scene shows: its top-left pixel's red value
 /// minus 128. Exact on the renders of Blender 3.4 and 4.x; compare with ±1 to be safe.
 pub fn frame_code(png_bytes: &[u8]) -> anyhow::Result<i32> {
-    let mut decoder = png::Decoder::new(Cursor::new(png_bytes));
-    decoder.set_transformations(png::Transformations::normalize_to_color8());
-    let mut reader = decoder.read_info().context("reading the PNG header")?;
-    let size = reader
-        .output_buffer_size()
-        .ok_or_else(|| anyhow!("the PNG is too large to decode"))?;
-    let mut pixels = vec![0; size];
-    let info = reader.next_frame(&mut pixels).context("decoding the PNG")?;
-    let red = match info.color_type {
-        png::ColorType::Rgb | png::ColorType::Rgba => pixels[0],
-        other => bail!("expected an RGB PNG, got {other:?}"),
-    };
+    let [red, _, _] = pixel(png_bytes, 0, 0)?;
     Ok(i32::from(red) - CODE_OFFSET)
 }

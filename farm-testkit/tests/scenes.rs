@@ -6,19 +6,24 @@ use std::process::Command;
 use std::time::Instant;
 
 use farm_core::blend::{sniff, BlendEncoding};
-use farm_core::blender::RenderCommand;
-use farm_testkit::{blender, frame_code, make_scene, make_scene_with, SceneOptions, TestBlender};
+use farm_core::blender::{Blender, RenderCommand};
+use farm_testkit::{
+    blender, decode_png, frame_code, make_geometry_scene, make_scene, make_scene_with,
+    GeometryScene, SceneOptions, TestBlender,
+};
 
 fn render(blend: &Path, frames: &[i32], out: &Path) -> anyhow::Result<()> {
-    render_with(&TestBlender::executable()?, blend, frames, out)
+    render_with(&TestBlender::executable()?, blend, frames, out).map(drop)
 }
 
+/// Renders `frames` in one Blender (persistent data on when there are several), returning
+/// Blender's standard output.
 fn render_with(
     blender: &TestBlender,
     blend: &Path,
     frames: &[i32],
     out: &Path,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let side = out.join("side");
     let command = RenderCommand {
         blend,
@@ -28,6 +33,7 @@ fn render_with(
         outputs_dir: &side,
         caches_dir: &side,
         format: None,
+        persistent: true,
     };
     let output = Command::new(blender.blender.program())
         .args(command.args(&blender.blender))
@@ -38,6 +44,54 @@ fn render_with(
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Issue 27, ADR 0012: a chunk rendered with Cycles' persistent data gives the very pixels of
+/// each frame rendered fresh, in a Blender of its own, on a static scene (moving camera and
+/// cube, animated seed) and a deforming one (bending, waving monkeys, motion blur), with
+/// Debian's executable and bpy 4.2.
+#[test]
+fn persistent_data_renders_the_pixels_of_fresh_renders() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let frames = [1, 2, 3, 4];
+    let blenders = TestBlender::all()?;
+    for kind in ["static", "deforming"] {
+        let scene = GeometryScene {
+            kind,
+            end: 4,
+            width: 48,
+            height: 27,
+            samples: 4,
+            objects: 3,
+            levels: 2,
+        };
+        let blend = make_geometry_scene(&blenders[0], dir.path(), kind, &scene)?;
+        for blender in &blenders {
+            let chunk = dir.path().join(format!("{kind} chunk {}", blender.name));
+            let log = render_with(blender, &blend, &frames, &chunk)?;
+            assert!(
+                log.contains("FARM_NOTE Cycles persistent data on for the chunk's 4 frames"),
+                "{kind}, {}: persistent data was not on:\n{log}",
+                blender.name
+            );
+            for frame in frames {
+                let fresh = dir
+                    .path()
+                    .join(format!("{kind} fresh {frame} {}", blender.name));
+                let log = render_with(blender, &blend, &[frame], &fresh)?;
+                assert!(!log.contains("persistent data on"), "{log}");
+                let name = format!("frame_{frame}.png");
+                let kept = decode_png(&std::fs::read(chunk.join(&name))?)?;
+                let alone = decode_png(&std::fs::read(fresh.join(&name))?)?;
+                assert!(
+                    kept == alone,
+                    "{kind}, {}: frame {frame} of the chunk differs from its fresh render",
+                    blender.name
+                );
+            }
+        }
+    }
     Ok(())
 }
 

@@ -35,6 +35,10 @@ pub struct Args {
     /// Output format override (PNG, JPEG, OPEN_EXR, ...); the scene's own format if unset.
     #[arg(long, env = env::FORMAT, help_heading = "Job")]
     pub format: Option<String>,
+    /// `off`: render every frame of the chunk from scratch, without Cycles' persistent data
+    /// (tag `persistent=off`); `on` (default): keep it between the chunk's frames (ADR 0012).
+    #[arg(long, env = env::PERSISTENT, default_value = "on", value_parser = ["on", "off"], help_heading = "Job")]
+    pub persistent: String,
     /// ETag of the .blend the job was submitted for; a replaced .blend is refused.
     #[arg(long, env = env::SOURCE_ETAG, help_heading = "Job")]
     pub source_etag: Option<String>,
@@ -127,6 +131,7 @@ impl Args {
                 blender: blender_from(self.blender, self.blender_python),
                 threads: self.threads.unwrap_or_else(available_cpus),
                 work_dir,
+                persistent: self.persistent == "on",
             },
             dependencies: self.dependencies.filter(|d| !d.trim().is_empty()),
         })
@@ -209,6 +214,22 @@ mod tests {
         assert_eq!(config.format, Some(OutputFormat::OpenExr));
         assert_eq!(config.keys.frame(10, "exr"), "a b.blend/frames/0010.exr");
         assert!(config.blender.threads >= 1);
+        assert!(config.blender.persistent);
+        assert!(
+            !args(&["--persistent", "off"])
+                .validate()
+                .unwrap()
+                .blender
+                .persistent
+        );
+        let bad = [
+            "renderer",
+            "--bucket=b",
+            "--key=k",
+            "--frames=1",
+            "--persistent=no",
+        ];
+        assert!(Args::try_parse_from(bad).is_err());
         assert_eq!(
             config.blender.blender,
             Blender::Executable("blender".into())

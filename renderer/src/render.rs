@@ -68,6 +68,8 @@ pub struct BlenderSetup {
     /// Scratch folder; Blender writes frames into `<work_dir>/out`, File Output nodes into
     /// `<work_dir>/outputs`, and has `<work_dir>/home` and `<work_dir>/tmp` as HOME and TMPDIR.
     pub work_dir: PathBuf,
+    /// The job allows Cycles' persistent data between a chunk's frames (ADR 0012).
+    pub persistent: bool,
 }
 
 /// Something that happened to one frame, for progress bars and logs.
@@ -144,6 +146,7 @@ pub async fn render_frames<S: Storage, F: Future<Output = ()> + Unpin>(
         outputs_dir: &outputs_dir,
         caches_dir: &caches_dir,
         format: spec.format,
+        persistent: setup.persistent,
     };
     let (mut child, mut lines) = spawn_blender(setup, &command).await?;
     let mut run = Run::new(frames, &out_dir);
@@ -395,7 +398,11 @@ struct Run {
     logs: BTreeMap<i32, VecDeque<String>>,
     last_error: Option<String>,
     errors: BTreeMap<i32, String>,
+    /// Each frame's cost: from the script's `FARM_FRAME` line to Blender's `Saved:` line (scene
+    /// update, sync, render and save), or Blender's `Time:` line when no `Saved:` came first.
     render_times: BTreeMap<i32, Duration>,
+    /// When the current frame started (its `FARM_FRAME` line).
+    frame_started: Option<Instant>,
     queued: BTreeSet<i32>,
     uploaded: BTreeSet<i32>,
     unreadable: BTreeSet<i32>,
@@ -416,17 +423,27 @@ impl Run {
         match parse_log_line(&line) {
             LogEvent::FrameStart { frame } => {
                 self.current = Some(frame);
+                self.frame_started = Some(Instant::now());
                 events(FrameEvent::Started { frame });
             }
-            LogEvent::Saved { path } => ready = self.saved(Path::new(path)),
+            LogEvent::Saved { path } => {
+                ready = self.saved(Path::new(path));
+                // Timed here: Blender prints its `Time:` line after `Saved:`, and the upload
+                // (which reports the time) may finish before that line is read.
+                if let (Some(file), Some(started)) = (&ready, self.frame_started) {
+                    self.render_times
+                        .entry(file.frame)
+                        .or_insert_with(|| started.elapsed());
+                }
+            }
             LogEvent::FrameTime { render } => {
                 if let Some(frame) = self.current {
-                    self.render_times.insert(frame, render);
+                    self.render_times.entry(frame).or_insert(render);
                 }
             }
             LogEvent::Refused { reason } => self.refused = Some(reason.to_owned()),
             LogEvent::Note { text } => {
-                info!(note = text, "blender scene changed to keep it harmless")
+                info!(note = text, "render script changed the scene")
             }
             LogEvent::Error { message } => {
                 self.last_error = Some(message.to_owned());
@@ -686,6 +703,23 @@ mod tests {
             run.refused.as_deref(),
             Some("Freestyle on view layer \"V\"")
         );
+    }
+
+    /// Blender prints a frame's `Time:` line after its `Saved:` line, and a fast upload used to
+    /// finish before it was read: the task record then had no time for the frame (seen with
+    /// `farm estimate` on the local folder).
+    #[test]
+    fn a_frame_is_timed_when_saved_before_blenders_time_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("frame_1.png"), b"png").unwrap();
+        let mut run = Run::new(&[1], dir.path());
+        run.observe("FARM_FRAME 1".into(), &no_events);
+        let saved = format!("Saved: '{}'", dir.path().join("frame_1.png").display());
+        let file = run.observe(saved, &no_events).expect("a frame file");
+        assert_eq!(file.frame, 1);
+        let timed = run.render_times[&1];
+        run.observe(" Time: 00:09.50 (Saving: 00:00.01)".into(), &no_events);
+        assert_eq!(run.render_times[&1], timed, "the first measure stays");
     }
 
     #[test]

@@ -11,16 +11,16 @@ use anyhow::anyhow;
 use farm_core::blender::Blender;
 use farm_core::series::{BlenderPick, BlenderSeries, SeriesChoice};
 
-use crate::cli::RenderArgs;
+use crate::cli::BlenderArgs;
 
 /// The Blender to run and, when it was chosen among several, which and why.
-pub(super) struct Chosen {
-    pub(super) blender: Blender,
-    pub(super) said: Option<String>,
+pub(crate) struct Chosen {
+    pub(crate) blender: Blender,
+    pub(crate) said: Option<String>,
 }
 
 /// Picks the Blender for `scene`, saved by `saved_by` (from its header, when read).
-pub(super) fn choose(args: &RenderArgs, saved_by: Option<BlenderSeries>) -> anyhow::Result<Chosen> {
+pub(crate) fn choose(args: &BlenderArgs, saved_by: Option<BlenderSeries>) -> anyhow::Result<Chosen> {
     let named = renderer::config::blender_from(
         args.blender.clone().unwrap_or_else(|| "blender".into()),
         args.blender_python.clone(),

@@ -53,6 +53,8 @@ pub(super) struct ChunkContext<'a> {
     pub(super) work_root: &'a Path,
     pub(super) threads: usize,
     pub(super) format: Option<OutputFormat>,
+    /// Whether a chunk of several frames keeps Cycles' data between them (`--no-persistent`).
+    pub(super) persistent: bool,
     pub(super) source_tag: &'a str,
     /// The version of the scene's files (textures, libraries...) found here, if it has any.
     pub(super) dependencies: Option<&'a str>,
@@ -224,6 +226,7 @@ pub(super) async fn render_chunk(
         blender: context.blender.clone(),
         threads: context.threads,
         work_dir: context.work_root.join(format!("chunk-{}", chunk.index)),
+        persistent: context.persistent,
     };
     debug!(chunk = chunk.index, frames = %compact(&chunk.todo, " "), "chunk starts");
     // Timed as a cloud task is, for the run's receipt (no download: Blender's clock starts now).

@@ -15,14 +15,15 @@
 //! uploads in flight are dropped (the local storage renames whole files into place, so only
 //! whole frames are ever visible), and the command exits 130.
 
-mod blenders;
+pub(crate) mod blenders;
 mod chunks;
 mod scene;
 
 pub use scene::check_scene;
+pub(crate) use scene::scene_frames;
 
 use self::chunks::{explain, frames_outside, plan_work, render_all, ChunkContext};
-use self::scene::{hash_file, scene_frames};
+use self::scene::hash_file;
 use crate::out::{default_out, prepare_out};
 use crate::progress::{human_bytes, seconds};
 use crate::shutdown::Shutdown;
@@ -64,6 +65,15 @@ pub fn threads_per_worker(cpus: usize, workers: usize) -> usize {
     (cpus / workers.max(1)).max(1)
 }
 
+/// The `--frames` list, when given, parsed with the local limit.
+pub(crate) fn asked_frames(spec: Option<&str>) -> anyhow::Result<Option<FrameList>> {
+    spec.map(|spec| {
+        FrameList::parse(spec, DEFAULT_MAX_FRAMES)
+            .map_err(|e| anyhow!("invalid --frames `{spec}`: {e}"))
+    })
+    .transpose()
+}
+
 /// Runs `farm render`.
 pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -76,15 +86,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         .map(|f| f.parse::<OutputFormat>())
         .transpose()
         .map_err(|e| anyhow!("invalid --format: {e}"))?;
-    let asked = args
-        .frames
-        .as_deref()
-        .map(|spec| {
-            FrameList::parse(spec, DEFAULT_MAX_FRAMES)
-                .map_err(|e| anyhow!("invalid --frames `{spec}`: {e}"))
-        })
-        .transpose()?;
-    let frames = scene_frames(&scene, &args.scene, asked).await?;
+    let frames = scene_frames(&scene, &args.scene, asked_frames(args.frames.as_deref())?).await?;
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.scene));
     prepare_out(&out).await?;
     let source_tag = hash_file(&scene).await?;
@@ -139,7 +141,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         .ok()
         .and_then(|file| farm_blend::read_version(file).ok())
         .map(|v| farm_core::BlenderSeries::new(v.major, v.minor));
-    let chosen = blenders::choose(args, saved_by)?;
+    let chosen = blenders::choose(&args.blender, saved_by)?;
     if let Some(said) = &chosen.said {
         println!("{said}");
     }
@@ -157,6 +159,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         work_root: work_root.path(),
         threads,
         format,
+        persistent: !args.no_persistent,
         source_tag: &source_tag,
         dependencies: dependencies.as_deref(),
         shutdown: &shutdown,

@@ -34,7 +34,7 @@ pub async fn check_scene(path: &Path) -> anyhow::Result<PathBuf> {
 /// farm does differently from the scene's settings.
 /// With `--frames` the reader only adds those notes, and a file it cannot read is left to
 /// Blender.
-pub(super) async fn scene_frames(
+pub(crate) async fn scene_frames(
     scene: &Path,
     shown: &Path,
     asked: Option<FrameList>,
