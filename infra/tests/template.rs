@@ -123,17 +123,17 @@ fn outputs_name_what_deploy_and_users_need() {
 /// CloudFormation's documented template quotas ("CloudFormation quotas", User Guide).
 mod quota {
     /// A template body passed inline (`--template-body`, `deploy --template-file` alone).
-    pub const INLINE_BODY_BYTES: usize = 51_200;
+    pub(super) const INLINE_BODY_BYTES: usize = 51_200;
     /// A template body read from S3 (`--template-url`, `deploy --s3-bucket`): 1 MB.
-    pub const S3_BODY_BYTES: usize = 1_000_000;
-    pub const RESOURCES: usize = 500;
-    pub const PARAMETERS: usize = 200;
-    pub const OUTPUTS: usize = 200;
-    pub const MAPPINGS: usize = 200;
+    pub(super) const S3_BODY_BYTES: usize = 1_000_000;
+    pub(super) const RESOURCES: usize = 500;
+    pub(super) const PARAMETERS: usize = 200;
+    pub(super) const OUTPUTS: usize = 200;
+    pub(super) const MAPPINGS: usize = 200;
     /// Logical ids of resources, parameters, outputs, and mapping names.
-    pub const NAME_CHARS: usize = 255;
-    pub const DESCRIPTION_BYTES: usize = 1_024;
-    pub const PARAMETER_VALUE_BYTES: usize = 4_096;
+    pub(super) const NAME_CHARS: usize = 255;
+    pub(super) const DESCRIPTION_BYTES: usize = 1_024;
+    pub(super) const PARAMETER_VALUE_BYTES: usize = 4_096;
 }
 
 fn section_len(t: &Value, section: &str) -> usize {
@@ -1668,12 +1668,150 @@ async fn the_zip_policy_allows_every_object_the_zipper_touches() {
     assert_role_allows_storage_calls(&template(), "ZipJobRole", &calls);
 }
 
+/// The farm user's policy as `infra/README.md` documents it, its placeholders written as the
+/// template's `Fn::Sub` strings so the same matchers apply.
+fn user_policy() -> Vec<Value> {
+    let readme = script("README.md");
+    let section = readme
+        .split("## The farm user's policy")
+        .nth(1)
+        .expect("infra/README.md has the farm user's policy");
+    let block = section
+        .split("```json")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a JSON block");
+    let policy: Value = serde_json::from_str(block).expect("the policy is JSON");
+    let sub = |r: &Value| -> Value {
+        let r = r.as_str().expect("a resource");
+        if r == "*" {
+            return json!("*");
+        }
+        json!({ "Fn::Sub": r
+            .replace("arn:aws:", "arn:${AWS::Partition}:")
+            .replace("<stack>", "${AWS::StackName}")
+            .replace("<account>", "${AWS::AccountId}")
+            .replace("<region>", "${AWS::Region}") })
+    };
+    policy["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .map(|statement| {
+            let mut statement = statement.clone();
+            statement["Resource"] = strings(&statement["Resource"]).iter().map(sub).collect();
+            statement
+        })
+        .collect()
+}
+
+/// The documented policy of `farm`'s users against the calls the job model's code makes for
+/// them: `farm retry`'s submission (a long frame list by reference, job.json), `farm status`'s
+/// frame scan and job states, `farm cancel`, each over the recording store and scheduler.
+#[tokio::test]
+async fn the_farm_users_policy_allows_what_farm_does_and_submits_by_definition_name() {
+    use farm_core::request::RenderRequest;
+    use farm_testkit::{Faulty, MemoryScheduler, MemoryStorage, Op, StoredObject};
+
+    let policy = user_policy();
+    let keys = JobKeys::new("shots/scene 01.blend");
+    let store = Faulty::new(MemoryStorage::new());
+    let scheduler = Faulty::new(MemoryScheduler::new());
+    store.inner().insert_object(
+        keys.source(),
+        StoredObject::new(b"BLENDER-v304RENDH".to_vec()).etag("e1"),
+    );
+    let source = farm_jobs::submit::SourceObject {
+        bucket: "farm-bucket".to_owned(),
+        key: keys.source().to_owned(),
+        etag: "\"e1\"".to_owned(),
+        version_id: None,
+        saved_by: None,
+        scene: None,
+    };
+    let request =
+        RenderRequest::from_tags([("frames", "1-3000:3 2-3000:3"), ("chunk", "1")], 10_000)
+            .expect("a request")
+            .expect("frames");
+    let manifest = farm_jobs::submit::submit_retry(&store, &scheduler, &source, &request, &request)
+        .await
+        .expect("the retry is submitted");
+    farm_jobs::scan_frames(
+        &store,
+        &keys,
+        request.plan.frames().as_slice(),
+        &farm_jobs::OutputVersion::default(),
+    )
+    .await
+    .expect("the frames are scanned");
+    let render = manifest.render_job_id.expect("a render job");
+    farm_core::scheduler::Scheduler::describe(&scheduler, std::slice::from_ref(&render))
+        .await
+        .expect("described");
+    farm_core::scheduler::Scheduler::cancel(&scheduler, &render, "farm cancel")
+        .await
+        .expect("cancelled");
+
+    assert_storage_calls_allowed(&policy, "the farm user", &store.calls());
+    let calls = scheduler.calls();
+    for op in [Op::Submit, Op::Describe, Op::Cancel] {
+        assert!(calls.iter().any(|c| c.op == op), "no {op:?}: {calls:?}");
+        for action in batch_actions(op) {
+            assert!(
+                allows(&policy, action),
+                "farm calls {op:?} but may not {action}"
+            );
+        }
+    }
+    // Tags go on the upload itself (PutObject's tagging needs s3:PutObjectTagging too).
+    assert!(allows(&policy, "s3:PutObjectTagging"));
+    // `farm retry` submits by definition name: IAM matches `job-definition/<name>`, no revision.
+    let submit: Vec<Value> = policy
+        .iter()
+        .filter(|s| strings(&s["Action"]).contains(&json!("batch:SubmitJob")))
+        .flat_map(|s| strings(&s["Resource"]))
+        .collect();
+    let t = template();
+    let mut names: Vec<String> = series(&t)
+        .iter()
+        .map(|s| format!("render-{}", s.replace('.', "-")))
+        .collect();
+    names.push("zip".to_owned());
+    for name in names {
+        for revision in ["", ":*"] {
+            let arn = json!({ "Fn::Sub": format!(
+                "arn:${{AWS::Partition}}:batch:${{AWS::Region}}:${{AWS::AccountId}}:job-definition/${{AWS::StackName}}-{name}{revision}"
+            ) });
+            assert!(
+                submit.contains(&arn),
+                "the farm user may not submit to {arn}"
+            );
+        }
+    }
+    let tagging = policy
+        .iter()
+        .find(|s| strings(&s["Action"]).contains(&json!("batch:TagResource")))
+        .expect("the user may tag what it submits");
+    let allowed = strings(&tagging["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]);
+    for key in [
+        farm_core::scheduler::TAG_KEY,
+        farm_core::scheduler::TAG_FRAMES,
+        farm_jobs::submit::TAG_REQUEST,
+    ] {
+        assert!(allowed.contains(&json!(key)), "tag key {key}");
+    }
+}
+
 /// Every storage call in `calls`, as the S3 adapter makes it, allowed to `role` (and not
 /// denied): object reads, writes (multipart parts included) and deletes on their key, lists on
 /// the bucket.
 fn assert_role_allows_storage_calls(t: &Value, role: &str, calls: &[farm_testkit::Logged]) {
+    assert_storage_calls_allowed(&statements(t, role), role, calls);
+}
+
+/// [`assert_role_allows_storage_calls`] for any policy's statements.
+fn assert_storage_calls_allowed(statements: &[Value], role: &str, calls: &[farm_testkit::Logged]) {
     use farm_testkit::Op;
-    let statements = statements(t, role);
     let bucket = json!({ "Fn::Sub": BUCKET_ARN_SUB });
     for call in calls {
         let key = call.key.as_str();
