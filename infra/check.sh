@@ -72,7 +72,8 @@ echo "hadolint: clean"
 
 step "shellcheck infra/*.sh"
 if command -v shellcheck >/dev/null 2>&1; then
-  shellcheck infra/check.sh infra/deploy.sh infra/teardown.sh infra/images.sh infra/bpy/lock.sh \
+  shellcheck infra/check.sh infra/deploy.sh infra/preflight.sh infra/smoke.sh infra/teardown.sh \
+    infra/images.sh infra/bpy/lock.sh \
     scripts/setup-images.sh
   echo "shellcheck: clean"
 else

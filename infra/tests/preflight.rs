@@ -173,3 +173,48 @@ fn an_unreadable_quota_is_a_warning_not_a_refusal() {
         text(&out.stderr)
     );
 }
+
+/// `infra/smoke.sh` deploys to a real account: it refuses without the cost opt-in, without
+/// credentials, and against an emulator endpoint, before it builds or deploys anything.
+#[test]
+fn the_smoke_test_runs_only_when_asked_with_real_credentials() {
+    let stub = Stub::new();
+    let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("smoke.sh");
+    let run = |vars: &[(&str, &str)]| {
+        let path = format!(
+            "{}:{}",
+            stub.dir.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut command = Command::new("bash");
+        command
+            .arg(&smoke)
+            .env("PATH", path)
+            .env_remove("FARM_SMOKE_ACCEPT_COSTS")
+            .env_remove("AWS_ENDPOINT_URL")
+            .envs(vars.iter().copied());
+        command.output().expect("bash runs")
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("FARM_SMOKE_ACCEPT_COSTS=1"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The stub answers no `sts get-caller-identity`: no credentials.
+    let out = run(&[("FARM_SMOKE_ACCEPT_COSTS", "1")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no AWS credentials"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Never in CI: the suite's script does not call it.
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/test.sh");
+    let body = std::fs::read_to_string(&suite).expect("scripts/test.sh");
+    assert!(
+        !body.contains("smoke.sh"),
+        "scripts/test.sh runs the smoke test"
+    );
+}
