@@ -1836,7 +1836,7 @@ fn assert_storage_calls_allowed(statements: &[Value], role: &str, calls: &[farm_
             );
         } else {
             assert!(
-                may(&statements, action, key),
+                may(statements, action, key),
                 "{role} may not {action} {key}"
             );
         }
