@@ -548,15 +548,7 @@ mod tests {
     proptest::proptest! {
         /// Whatever a key or frame list holds, its tag value is one Batch accepts.
         #[test]
-        fn every_text_makes_a_tag_value_batch_accepts(text in proptest::collection::vec(
-            proptest::prop_oneof![
-                proptest::strategy::Just('a'), proptest::strategy::Just('w'),
-                proptest::strategy::Just('s'), proptest::strategy::Just(':'),
-                proptest::strategy::Just('A'), proptest::char::any(),
-            ],
-            0..300,
-        )) {
-            let text: String = text.into_iter().collect();
+        fn every_text_makes_a_tag_value_batch_accepts(text in "(aws:|AWS:|[a-z:/ ]|.){0,300}") {
             let value = tag_value(&text);
             proptest::prop_assert!(is_valid_tag_value(&value), "{text:?} -> {value:?}");
         }
