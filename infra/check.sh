@@ -72,7 +72,8 @@ echo "hadolint: clean"
 
 step "shellcheck infra/*.sh"
 if command -v shellcheck >/dev/null 2>&1; then
-  shellcheck infra/check.sh infra/deploy.sh infra/teardown.sh infra/images.sh infra/bpy/lock.sh \
+  shellcheck infra/check.sh infra/deploy.sh infra/preflight.sh infra/smoke.sh infra/teardown.sh \
+    infra/images.sh infra/bpy/lock.sh \
     scripts/setup-images.sh
   echo "shellcheck: clean"
 else
@@ -126,6 +127,14 @@ ARTIFACTS_B=farm-check-artifacts-b
 aws s3api create-bucket --bucket "$ARTIFACTS_B" >/dev/null
 aws s3api put-object --bucket "$ARTIFACTS_B" --key trigger-lambda/dummy.zip \
   --body "$WORK/bootstrap.zip" >/dev/null
+# The template goes through S3 as deploy.sh sends it (`deploy --s3-bucket`): it is larger than
+# the 51,200 bytes CloudFormation accepts inline. moto reads the URL's object from its own S3.
+TEMPLATE_SIZE="$(wc -c <"$TEMPLATE")"
+for bucket in "$ARTIFACTS" "$ARTIFACTS_B"; do
+  aws s3api put-object --bucket "$bucket" --key cloudformation/farm.yaml --body "$TEMPLATE" >/dev/null
+done
+template_url() { printf 'https://%s.s3.amazonaws.com/cloudformation/farm.yaml' "$1"; }
+echo "template: $TEMPLATE_SIZE bytes, created from $(template_url "$ARTIFACTS")"
 
 # Empty SubnetIds/SecurityGroupIds (the defaults) = the create-a-VPC option. This stack also
 # has the optional parts: notifications by e-mail and the receipt's price overrides (the second
@@ -133,7 +142,7 @@ aws s3api put-object --bucket "$ARTIFACTS_B" --key trigger-lambda/dummy.zip \
 EMAIL=farm-check@example.com
 aws cloudformation create-stack \
   --stack-name "$STACK" \
-  --template-body "file://$TEMPLATE" \
+  --template-url "$(template_url "$ARTIFACTS")" \
   --capabilities CAPABILITY_NAMED_IAM \
   --parameters \
   "ParameterKey=LambdaCodeBucket,ParameterValue=$ARTIFACTS" \
@@ -162,16 +171,15 @@ import json, sys
 defs = json.load(open(sys.argv[1]))["jobDefinitions"]
 stack = sys.argv[2]
 by_name = {d["jobDefinitionName"]: d for d in defs}
-# Exit codes of farm_core::exit: transient 4 and SIGTERM's 143 retry, every other exit code
-# (bad input 3, superseded 5, usage 2, a panic's 101) exits; a container that cannot start
-# exits; a failure with no exit code (Spot reclaim, image pull or task start failure) retries.
-# ADR 0102; infra/tests/template.rs checks the same rules against farm_core::exit.
+# Start failures and Spot reclaims retry by their status reason, then the transient exit code
+# 4 (farm_core::exit) retries and anything else exits (onReason "*", Batch's documented
+# catch-all). ADR 0102; infra/tests/template.rs checks the same rules against farm_core::exit.
 expected = [
+    ({"onStatusReason": "Task failed to start*"}, "RETRY"),
+    ({"onStatusReason": "ResourceInitializationError*"}, "RETRY"),
+    ({"onStatusReason": "Your Spot Task was interrupted*"}, "RETRY"),
     ({"onExitCode": "4"}, "RETRY"),
-    ({"onExitCode": "143"}, "RETRY"),
-    ({"onExitCode": "*"}, "EXIT"),
-    ({"onReason": "CannotStartContainerError*"}, "EXIT"),
-    ({"onStatusReason": "*"}, "RETRY"),
+    ({"onReason": "*"}, "EXIT"),
 ]
 jobs = ((f"{stack}-render-4-2", "4", "8192"), (f"{stack}-render-4-5", "4", "8192"), (f"{stack}-zip", "1", "2048"))
 for name, vcpu, memory in jobs:
@@ -350,7 +358,7 @@ SG="$(aws cloudformation describe-stack-resources --stack-name "$STACK" \
   --logical-resource-id FarmSecurityGroup --query 'StackResources[0].PhysicalResourceId' --output text)"
 aws cloudformation create-stack \
   --stack-name "$STACK-b" \
-  --template-body "file://$TEMPLATE" \
+  --template-url "$(template_url "$ARTIFACTS_B")" \
   --capabilities CAPABILITY_NAMED_IAM \
   --parameters \
   "ParameterKey=LambdaCodeBucket,ParameterValue=$ARTIFACTS_B" \

@@ -10,8 +10,12 @@
 #
 # Needs: aws (v1 or v2), cargo + cargo-lambda (and zig, which cargo-lambda uses), x86_64 Linux
 # with glibc <= 2.36 for the image binaries (ADR 0104), and buildah, podman or docker (BuildKit).
+# Before anything is built, infra/preflight.sh checks the stack name (bucket and ECR naming
+# rules) and the account's Fargate vCPU quotas against MaxVcpus (refused when given above the
+# quota of the compute environment Batch fills first; the default is lowered to it).
 # Environment:
-#   FARM_ARTIFACTS_BUCKET  bucket for the Lambda zip (default farm-artifacts-<account>-<region>)
+#   FARM_ARTIFACTS_BUCKET  bucket for the Lambda zip and the template (default
+#                          farm-artifacts-<account>-<region>)
 #   FARM_IMAGE_ENGINE      buildah | podman | docker (default: the first of these installed)
 #
 # Order of work, which also works from a fresh account:
@@ -42,9 +46,8 @@ die() {
 }
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 is required ($2)"; }
 
-# The farm bucket is named <stack>-<account>-<region>: at most 63 lowercase characters.
-[[ "$STACK" =~ ^[a-z][a-z0-9-]{0,33}[a-z0-9]$ ]] ||
-  die "stack name '$STACK': use 2-35 lowercase letters, digits and dashes (it starts the bucket name)"
+# The stack name makes the bucket and repository names: refused here if S3 or ECR would.
+infra/preflight.sh names "$STACK"
 
 need aws "https://aws.amazon.com/cli/"
 need cargo "https://rustup.rs"
@@ -84,6 +87,9 @@ repository_uri() {
   aws ecr describe-repositories --repository-names "$STACK/$1" \
     --query 'repositories[0].repositoryUri' --output text
 }
+
+# The account's Fargate vCPU quotas against MaxVcpus: refused, or MaxVcpus lowered to them.
+QUOTA_PARAMETERS="$(infra/preflight.sh quotas "$STACK" ${EXTRA_PARAMETERS[@]+"${EXTRA_PARAMETERS[@]}"})"
 
 STATUS="$(stack_status)"
 case "$STATUS" in
@@ -169,12 +175,19 @@ PARAMETERS=(
   "ZipperImageTag=$ZIPPER_TAG"
   ${EXTRA_PARAMETERS[@]+"${EXTRA_PARAMETERS[@]}"}
 )
+if [[ -n "$QUOTA_PARAMETERS" ]]; then
+  PARAMETERS+=("$QUOTA_PARAMETERS")
+fi
 
+# The template is larger than the 51,200 bytes CloudFormation takes inline: `deploy` uploads
+# it to the artifacts bucket (named by content) and passes its URL (up to 1 MB).
 deploy_stack() {
-  log "aws cloudformation deploy --stack-name $STACK"
+  log "aws cloudformation deploy --stack-name $STACK (template through s3://$ARTIFACTS/cloudformation/)"
   aws cloudformation deploy \
     --stack-name "$STACK" \
     --template-file "$TEMPLATE" \
+    --s3-bucket "$ARTIFACTS" \
+    --s3-prefix cloudformation \
     --capabilities CAPABILITY_NAMED_IAM \
     --no-fail-on-empty-changeset \
     --parameter-overrides "${PARAMETERS[@]}"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Remove a deployed render farm: stops its jobs, empties its bucket (every object version and
 # delete marker, and unfinished multipart uploads), deletes its images, then deletes the stack,
-# and last the Lambda zip deploy.sh uploaded for it to the artifacts bucket
+# and last the Lambda zip (and the templates, cloudformation/) deploy.sh uploaded for it to the artifacts bucket
 # (farm-artifacts-<account>-<region>, or the stack's LambdaCodeBucket). Another stack deploying
 # from the same bucket keeps its zips and the bucket; otherwise the emptied bucket is deleted.
 # Uses the standard AWS environment (AWS_PROFILE, AWS_REGION / AWS_DEFAULT_REGION).
@@ -135,8 +135,9 @@ if [[ -n "$ARTIFACTS" ]] && aws s3api head-bucket --bucket "$ARTIFACTS" >/dev/nu
     fi
     log "keeping s3://$ARTIFACTS: other stacks deploy from it"
   else
-    log "deleting the Lambda zips deploy.sh uploaded to s3://$ARTIFACTS/trigger-lambda/"
+    log "deleting the Lambda zips and templates deploy.sh uploaded to s3://$ARTIFACTS/"
     aws s3 rm "s3://$ARTIFACTS/trigger-lambda/" --recursive --only-show-errors
+    aws s3 rm "s3://$ARTIFACTS/cloudformation/" --recursive --only-show-errors
     # shellcheck disable=SC2016 # a JMESPath literal, not a shell expansion
     if [[ "$(aws s3api list-objects-v2 --bucket "$ARTIFACTS" --max-items 1 \
       --query 'length(Contents || `[]`)' --output text)" != 0 ]]; then

@@ -177,9 +177,12 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The queue and job definitions of a retry: the command line's, else those `job.json` records.
+/// The queue and job definitions of a retry: the command line's, else those `job.json` records,
+/// by name: a redeploy since the job registered new revisions and deregistered the recorded
+/// ones, and the retry runs on the revisions the stack deploys now.
 pub fn retry_targets(args: &RetryArgs, manifest: &JobManifest) -> anyhow::Result<JobTargets> {
-    let recorded = manifest.targets.as_ref();
+    let recorded = manifest.targets.as_ref().map(JobTargets::current_revisions);
+    let recorded = recorded.as_ref();
     let pick = |given: &Option<String>, recorded: Option<&String>, flag: &str| {
         given
             .clone()

@@ -165,7 +165,7 @@ pub async fn prepare(args: &SubmitArgs) -> anyhow::Result<Prepared> {
             .ok_or_else(|| anyhow!("{} has no file name", args.scene.display()))?,
     };
     if !is_blend_key(&key) {
-        bail!("key `{key}` does not end in .blend: the trigger only starts jobs for .blend keys; pass --key NAME.blend");
+        bail!("key `{key}` does not end in `.blend` (lowercase: the bucket's event filter is case-sensitive): the trigger only starts jobs for such keys; pass --key NAME.blend");
     }
     if args.bucket.trim().is_empty() {
         bail!("--bucket is empty: give the farm's bucket name");

@@ -459,6 +459,77 @@ async fn submit_status_download_retry_and_cancel_a_job_that_succeeds() {
     );
 }
 
+/// A redeploy between submit and retry: CloudFormation registers new revisions of the job
+/// definitions (new image tags) and deregisters the revisions `job.json` recorded. `farm retry`
+/// submits by definition name, so its jobs run on the current revisions, not on INACTIVE ones
+/// (which AWS refuses; moto would accept them, hence the check of the revision the jobs got).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_a_redeploy_runs_on_the_current_job_definition_revisions() {
+    let farm = Fixture::start().await;
+    let key = format!("{}redeployed.blend", unique_prefix("cli"));
+    farm.moto
+        .s3()
+        .put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .body(ByteStream::from(
+            b"BLENDER-v304RENDH\x00\x00\x00 rest of a scene".to_vec(),
+        ))
+        .tagging("frames=1-2")
+        .send()
+        .await
+        .unwrap();
+    submitted(&farm.trigger(&key).await);
+    let recorded = farm.manifest(&key).await["targets"].clone();
+    assert_eq!(
+        recorded["render_definition"],
+        farm.batch.render_definition.as_str()
+    );
+
+    let render = farm
+        .moto
+        .redeploy_job_definition(&farm.batch.render_definition)
+        .await
+        .unwrap();
+    let zip = farm
+        .moto
+        .redeploy_job_definition(&farm.batch.zip_definition)
+        .await
+        .unwrap();
+    assert_ne!(render, farm.batch.render_definition);
+
+    // job.json's targets only: no definition from the environment.
+    let mut command = farm.farm();
+    command
+        .env_remove(farm_core::env::JOB_DEFINITION)
+        .env_remove(farm_core::env::ZIP_JOB_DEFINITION)
+        .args(["retry", &key, "--bucket", BUCKET]);
+    let retry = run(&mut command);
+    assert!(
+        retry.ok().contains("retry of 2 missing frame(s) of 2"),
+        "{retry:#?}"
+    );
+    let manifest = farm.manifest(&key).await;
+    for (id, want) in [
+        (&manifest["render_job_id"], &render),
+        (&manifest["zip_job_id"], &zip),
+    ] {
+        let jobs = farm
+            .moto
+            .batch()
+            .describe_jobs()
+            .jobs(id.as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            jobs.jobs()[0].job_definition(),
+            Some(want.as_str()),
+            "the retry's job {id} runs on the current revision"
+        );
+    }
+}
+
 /// `farm report` prints the receipt the zip job wrote, as text or as the document itself, and
 /// says what to do before there is one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -106,7 +106,7 @@ fn invalid_frame_lists_say_what_is_wrong() {
         "--key",
         "scene.txt",
     ]));
-    assert!(key.one_line_error().contains("does not end in .blend"));
+    assert!(key.one_line_error().contains("does not end in `.blend`"));
 }
 
 #[test]

@@ -148,13 +148,15 @@ pub(crate) fn content_name(body: &[u8]) -> String {
         .collect()
 }
 
-/// Whether a key names a `.blend`, in any letter case.
+/// The suffix of an upload the farm renders, exactly: the bucket notification's S3 suffix
+/// filter (`infra/farm.yaml`) is this string, and S3 compares it case-sensitively, so an upload
+/// ending `.BLEND` never reaches the trigger.
+pub const BLEND_SUFFIX: &str = ".blend";
+
+/// Whether a key names a `.blend` the farm renders: it ends with [`BLEND_SUFFIX`] (in that
+/// letter case, as S3's event filter matches it) after a non-empty name.
 pub fn is_blend_key(key: &str) -> bool {
-    let suffix = ".blend";
-    key.len() > suffix.len()
-        && key
-            .get(key.len() - suffix.len()..)
-            .is_some_and(|end| end.eq_ignore_ascii_case(suffix))
+    key.len() > BLEND_SUFFIX.len() && key.ends_with(BLEND_SUFFIX)
 }
 
 /// `0001`, `0042`, `12345`, `-0005`: the absolute frame, zero-padded to at least 4 digits.
@@ -224,9 +226,10 @@ pub fn batch_job_name(key: &str, suffix: &str) -> String {
     let room = MAX - suffix.len() - 1;
     if name.len() > room {
         // Keep the end of the key: the file name says more than the folders above it.
-        name = name[name.len() - room..].trim_start_matches('-').to_owned();
+        name = name[name.len() - room..].to_owned();
     }
-    let name = name.trim_end_matches('-');
+    // Batch wants a letter or digit first (`_shots/a.blend` would start the name with `_`).
+    let name = name.trim_start_matches(['-', '_']).trim_end_matches('-');
     if name.is_empty() {
         format!("farm-{suffix}")
     } else {
@@ -405,6 +408,57 @@ mod tests {
                 "{name}"
             );
             assert!(!name.starts_with('-'), "{name}");
+        }
+        // A key starting with `_` (SubmitJob wants a letter or digit first).
+        assert_eq!(
+            batch_job_name("_shots/a.blend", "render"),
+            "shots-a-blend-render"
+        );
+        assert_eq!(batch_job_name("__.blend", "zip"), "blend-zip");
+    }
+
+    /// SubmitJob's documented job name: up to 128 letters, digits, hyphens and underscores,
+    /// the first a letter or digit.
+    fn batch_accepts(name: &str) -> bool {
+        (1..=128).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    }
+
+    /// Keys of any characters, with the troublesome ones (`_`, `-`, `/`, `.`, spaces) frequent.
+    fn any_key() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let c = prop_oneof![
+            Just('_'),
+            Just('-'),
+            Just('/'),
+            Just('.'),
+            Just(' '),
+            proptest::char::range('a', 'z'),
+            proptest::char::range('0', '9'),
+            any::<char>(),
+        ];
+        proptest::collection::vec(c, 0..400).prop_map(|chars| chars.into_iter().collect())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_key_makes_a_job_name_batch_accepts(key in any_key()) {
+            for suffix in ["render", "zip", "0123abcd-render", "0123abcd-zip"] {
+                let name = batch_job_name(&key, suffix);
+                proptest::prop_assert!(batch_accepts(&name), "{key:?} -> {name:?}");
+                proptest::prop_assert!(name.ends_with(&format!("-{suffix}")), "{name}");
+            }
+        }
+
+        #[test]
+        fn a_blend_key_is_what_the_s3_suffix_filter_passes(key in any_key(), upper in proptest::bool::ANY) {
+            let key = if upper { format!("{key}.BLEND") } else { format!("{key}.blend") };
+            // S3's suffix filter compares bytes: what it passes, and only that, the trigger takes.
+            let s3_passes = key.ends_with(BLEND_SUFFIX);
+            proptest::prop_assert_eq!(is_blend_key(&key), s3_passes && key != BLEND_SUFFIX);
         }
     }
 }

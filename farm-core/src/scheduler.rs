@@ -33,6 +33,16 @@ pub struct JobTargets {
 }
 
 impl JobTargets {
+    /// The same targets with each job definition by name ([`definition_name`]): a job submitted
+    /// to them runs on the definitions' current revisions, as the stack now deploys them.
+    pub fn current_revisions(&self) -> Self {
+        Self {
+            queue: self.queue.clone(),
+            render_definition: definition_name(&self.render_definition).to_owned(),
+            zip_definition: definition_name(&self.zip_definition).to_owned(),
+        }
+    }
+
     /// The job definition of a kind of job.
     pub fn definition(&self, kind: JobKind) -> &str {
         match kind {
@@ -272,15 +282,23 @@ impl JobSpec {
     }
 }
 
+/// Longest tag value AWS accepts.
+pub const TAG_VALUE_MAX: usize = 256;
+/// Longest tag key AWS accepts.
+pub const TAG_KEY_MAX: usize = 128;
+/// The prefix AWS reserves, in any letter case, for both tag keys and values.
+pub const TAG_RESERVED_PREFIX: &str = "aws:";
+
 /// A Batch tag value for any text. Batch refuses the whole SubmitJob for one bad tag value, so
 /// values keep at most 256 characters of ASCII letters, digits, spaces and `_ . : / = + - @`
 /// (what both AWS and moto accept), and any other character becomes `_`:
-/// `shots/my scene ü ✓.blend` is tagged `shots/my scene _ _.blend`. The exact key is in the
-/// job's environment and in `job.json`.
+/// `shots/my scene ü ✓.blend` is tagged `shots/my scene _ _.blend`. A value starting with the
+/// reserved `aws:` (any case) gets `_` for its colon. The exact key is in the job's environment
+/// and in `job.json`.
 pub fn tag_value(value: &str) -> String {
-    value
+    let mut tagged: String = value
         .chars()
-        .take(256)
+        .take(TAG_VALUE_MAX)
         .map(|c| {
             if c.is_ascii_alphanumeric() || " _.:/=+-@".contains(c) {
                 c
@@ -288,7 +306,51 @@ pub fn tag_value(value: &str) -> String {
                 '_'
             }
         })
-        .collect()
+        .collect();
+    if has_reserved_prefix(&tagged) {
+        tagged.replace_range(3..4, "_");
+    }
+    tagged
+}
+
+/// Whether a tag key or value starts with [`TAG_RESERVED_PREFIX`] in any letter case.
+pub fn has_reserved_prefix(text: &str) -> bool {
+    text.get(..TAG_RESERVED_PREFIX.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(TAG_RESERVED_PREFIX))
+}
+
+/// Whether AWS accepts `key` as a tag key: 1 to 128 characters of letters, digits, spaces and
+/// `_ . : / = + - @`, not starting with `aws:` (Batch's tag restrictions).
+pub fn is_valid_tag_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.chars().count() <= TAG_KEY_MAX
+        && key.chars().all(tag_char)
+        && !has_reserved_prefix(key)
+}
+
+/// Whether AWS accepts `value` as a tag value: up to 256 characters of letters, digits, spaces
+/// and `_ . : / = + - @`, not starting with `aws:`.
+pub fn is_valid_tag_value(value: &str) -> bool {
+    value.chars().count() <= TAG_VALUE_MAX
+        && value.chars().all(tag_char)
+        && !has_reserved_prefix(value)
+}
+
+/// A character of AWS's tag pattern `[\p{L}\p{Z}\p{N}_.:/=+\-@]`, approximated by Unicode
+/// letters, numbers and spaces.
+fn tag_char(c: char) -> bool {
+    c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c)
+}
+
+/// The name of a job definition, whatever revision `definition` names: `name`, `name:3` and
+/// `arn:aws:batch:<region>:<account>:job-definition/name:3` all give `name`. SubmitJob runs a
+/// definition given by name on its latest ACTIVE revision; a redeploy registers new revisions
+/// and deregisters the old ones, so a job submitted later by a recorded ARN would be refused.
+pub fn definition_name(definition: &str) -> &str {
+    let name = definition
+        .rsplit_once(":job-definition/")
+        .map_or(definition, |(_, name)| name);
+    name.split_once(':').map_or(name, |(name, _)| name)
 }
 
 /// Where a job is in its life.
@@ -452,6 +514,54 @@ mod tests {
             "ü/x%.blend",
             "the environment keeps the exact key"
         );
+    }
+
+    #[test]
+    fn a_value_starting_with_aws_colon_is_not_reserved_once_tagged() {
+        assert_eq!(tag_value("aws:scene.blend"), "aws_scene.blend");
+        assert_eq!(tag_value("AWS:x.blend"), "AWS_x.blend");
+        assert_eq!(tag_value("laws:x.blend"), "laws:x.blend");
+    }
+
+    #[test]
+    fn the_farms_tag_keys_are_valid_tag_keys() {
+        for key in [TAG_KEY, TAG_FRAMES] {
+            assert!(is_valid_tag_key(key), "{key}");
+        }
+        for bad in ["", "aws:key", "Aws:x", "a#b", &"k".repeat(129)] {
+            assert!(!is_valid_tag_key(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_job_definition_is_named_without_its_revision() {
+        for given in [
+            "farm-render-4-2",
+            "farm-render-4-2:7",
+            "arn:aws:batch:eu-west-1:123456789012:job-definition/farm-render-4-2:7",
+            "arn:aws-cn:batch:cn-north-1:123456789012:job-definition/farm-render-4-2",
+        ] {
+            assert_eq!(definition_name(given), "farm-render-4-2", "{given}");
+        }
+        let recorded = JobTargets {
+            queue: "arn:aws:batch:us-east-1:123456789012:job-queue/farm-queue".to_owned(),
+            render_definition:
+                "arn:aws:batch:us-east-1:123456789012:job-definition/farm-render-4-5:3".to_owned(),
+            zip_definition: "farm-zip:3".to_owned(),
+        };
+        let current = recorded.current_revisions();
+        assert_eq!(current.queue, recorded.queue);
+        assert_eq!(current.render_definition, "farm-render-4-5");
+        assert_eq!(current.zip_definition, "farm-zip");
+    }
+
+    proptest::proptest! {
+        /// Whatever a key or frame list holds, its tag value is one Batch accepts.
+        #[test]
+        fn every_text_makes_a_tag_value_batch_accepts(text in "(aws:|AWS:|[a-z:/ ]|.){0,300}") {
+            let value = tag_value(&text);
+            proptest::prop_assert!(is_valid_tag_value(&value), "{text:?} -> {value:?}");
+        }
     }
 
     #[test]

@@ -239,6 +239,50 @@ impl Moto {
         })
     }
 
+    /// What a redeploy does to a job definition: registers a new revision like `arn`'s, then
+    /// deregisters `arn` (CloudFormation replaces a changed definition so). Returns the new
+    /// revision's ARN.
+    pub async fn redeploy_job_definition(&self, arn: &str) -> anyhow::Result<String> {
+        let described = self
+            .batch()
+            .describe_job_definitions()
+            .job_definitions(arn)
+            .send()
+            .await
+            .with_context(|| format!("describing {arn}"))?;
+        let old = described
+            .job_definitions()
+            .first()
+            .ok_or_else(|| anyhow!("no job definition {arn}"))?;
+        let container = old
+            .container_properties()
+            .ok_or_else(|| anyhow!("{arn} has no container properties"))?;
+        let requirement = |kind: ResourceType| {
+            container
+                .resource_requirements()
+                .iter()
+                .find(|r| r.r#type() == Some(&kind))
+                .and_then(|r| r.value())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let new = self
+            .job_definition(
+                old.job_definition_name().unwrap_or_default(),
+                &requirement(ResourceType::Vcpu),
+                &requirement(ResourceType::Memory),
+                container.execution_role_arn().unwrap_or_default(),
+            )
+            .await?;
+        self.batch()
+            .deregister_job_definition()
+            .job_definition(arn)
+            .send()
+            .await
+            .with_context(|| format!("deregistering {arn}"))?;
+        Ok(new)
+    }
+
     async fn job_definition(
         &self,
         name: &str,

@@ -125,6 +125,93 @@ fn outputs_name_what_deploy_and_users_need() {
     }
 }
 
+// ------------------------------------------------------------------ CloudFormation quotas
+
+/// CloudFormation's documented template quotas ("CloudFormation quotas", User Guide).
+mod quota {
+    /// A template body passed inline (`--template-body`, `deploy --template-file` alone).
+    pub(super) const INLINE_BODY_BYTES: usize = 51_200;
+    /// A template body read from S3 (`--template-url`, `deploy --s3-bucket`): 1 MB.
+    pub(super) const S3_BODY_BYTES: usize = 1_000_000;
+    pub(super) const RESOURCES: usize = 500;
+    pub(super) const PARAMETERS: usize = 200;
+    pub(super) const OUTPUTS: usize = 200;
+    pub(super) const MAPPINGS: usize = 200;
+    /// Logical ids of resources, parameters, outputs, and mapping names.
+    pub(super) const NAME_CHARS: usize = 255;
+    pub(super) const DESCRIPTION_BYTES: usize = 1_024;
+    pub(super) const PARAMETER_VALUE_BYTES: usize = 4_096;
+}
+
+fn section_len(t: &Value, section: &str) -> usize {
+    t.get(section)
+        .and_then(Value::as_object)
+        .map_or(0, serde_json::Map::len)
+}
+
+fn script(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// The template within every documented quota, and deployed the way its size allows: larger
+/// than an inline body may be, so `deploy.sh` and `check.sh` must pass it through S3.
+#[test]
+fn the_template_fits_cloudformations_quotas_and_is_deployed_through_s3() {
+    let text = template_text();
+    let t = template();
+    let size = text.len();
+    assert!(size <= quota::S3_BODY_BYTES, "{size} bytes");
+    let counts = [
+        ("Resources", quota::RESOURCES),
+        ("Parameters", quota::PARAMETERS),
+        ("Outputs", quota::OUTPUTS),
+        ("Mappings", quota::MAPPINGS),
+    ];
+    for (section, max) in counts {
+        let n = section_len(&t, section);
+        assert!(n <= max, "{n} {section}, CloudFormation allows {max}");
+        println!("{section}: {n} of {max}");
+        for name in t
+            .get(section)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|m| m.keys())
+        {
+            assert!(name.chars().count() <= quota::NAME_CHARS, "{name}");
+        }
+    }
+    println!("template: {size} of {} bytes", quota::S3_BODY_BYTES);
+    let description = t["Description"].as_str().unwrap_or_default();
+    assert!(description.len() <= quota::DESCRIPTION_BYTES);
+    for (name, p) in t["Parameters"].as_object().expect("Parameters") {
+        let default = p.get("Default").map(Value::to_string).unwrap_or_default();
+        assert!(default.len() <= quota::PARAMETER_VALUE_BYTES, "{name}");
+    }
+
+    let deploy = script("deploy.sh");
+    let check = script("check.sh");
+    if size > quota::INLINE_BODY_BYTES {
+        // `aws cloudformation deploy` uploads the template to --s3-bucket and passes its URL.
+        let command = deploy
+            .split("aws cloudformation deploy \\\n")
+            .nth(1)
+            .expect("deploy.sh runs aws cloudformation deploy");
+        let command = command.split("\n}").next().unwrap_or(command);
+        assert!(
+            command.contains("--s3-bucket"),
+            "a {size}-byte template is refused inline: deploy.sh must pass --s3-bucket"
+        );
+        for (name, body) in [("deploy.sh", &deploy), ("check.sh", &check)] {
+            assert!(
+                !body.contains("--template-body"),
+                "{name} passes the {size}-byte template inline"
+            );
+        }
+        assert!(check.contains("--template-url"), "check.sh deploys from S3");
+    }
+}
+
 // ------------------------------------------------------------------ bucket and events
 
 #[test]
@@ -158,6 +245,65 @@ fn notifications_are_suffix_blend_for_created_and_tagging_put() {
             json!({ "Fn::GetAtt": ["TriggerFunction", "Arn"] })
         );
     }
+}
+
+/// S3 compares the suffix filter byte for byte: the trigger takes exactly the keys S3 sends it
+/// (an upload ending `.BLEND` is never sent, so the trigger must not count on it either).
+#[test]
+fn the_trigger_takes_exactly_the_keys_the_suffix_filter_sends() {
+    let t = template();
+    let filter = &props(&t, "FarmBucket")["NotificationConfiguration"]["LambdaConfigurations"][0]
+        ["Filter"]["S3Key"]["Rules"][0]["Value"];
+    let suffix = filter.as_str().expect("a suffix");
+    assert_eq!(suffix, farm_core::layout::BLEND_SUFFIX);
+    for key in [
+        "a.blend",
+        "a.BLEND",
+        "dir/x y.Blend",
+        "ü.blend",
+        "a.blend1",
+        "a.blend/job.json",
+        "x.blend.blend",
+    ] {
+        assert_eq!(
+            farm_core::layout::is_blend_key(key),
+            key.ends_with(suffix),
+            "{key}"
+        );
+    }
+}
+
+/// AWS Batch creates and uses its service-linked role when a compute environment names no
+/// service role (AWS's recommendation; a custom role created in the same stack can fail the
+/// first create while IAM propagates). Only moto, which requires one, gets an explicit role.
+#[test]
+fn compute_environments_use_batchs_service_linked_role_outside_moto() {
+    let t = template();
+    assert_eq!(
+        t["Conditions"]["MotoCondition"],
+        json!({ "Fn::Equals": [r#ref("AWS::AccountId"), "123456789012"] })
+    );
+    assert_eq!(
+        resource(&t, "BatchServiceRole")["Condition"],
+        "MotoCondition"
+    );
+    for ce in ["OnDemandComputeEnvironment", "SpotComputeEnvironment"] {
+        assert_eq!(
+            props(&t, ce)["ServiceRole"],
+            json!({ "Fn::If": [
+                "MotoCondition",
+                { "Fn::GetAtt": ["BatchServiceRole", "Arn"] },
+                r#ref("AWS::NoValue")
+            ] }),
+            "{ce}"
+        );
+    }
+    // Nothing else names the role (a reference outside the condition would fail on AWS).
+    let uses = template_text().matches("- BatchServiceRole").count();
+    assert_eq!(
+        uses, 2,
+        "BatchServiceRole is named outside the compute environments"
+    );
 }
 
 #[test]
@@ -481,6 +627,29 @@ fn retry_rules_follow_the_binaries_exit_codes() {
             }
         }
 
+        // Every rule's meaning is documented: no `onExitCode: "*"` (whether it matches a job
+        // with no exit code is not), the reason rules come first and the last rule is Batch's
+        // documented catch-all (`onReason: "*"`, "exits for any reason").
+        assert!(
+            rules.iter().all(|r| r.on_exit_code.as_deref() != Some("*")),
+            "{job}: {rules:?}"
+        );
+        let last = rules.last().expect("rules");
+        assert_eq!(
+            (last.on_reason.as_deref(), last.action.as_str()),
+            (Some("*"), "EXIT"),
+            "{job}: the catch-all comes last"
+        );
+        assert!(last.on_exit_code.is_none() && last.on_status_reason.is_none());
+        let first_exit_code = rules.iter().position(|r| r.on_exit_code.is_some());
+        let last_reason = rules[..rules.len() - 1]
+            .iter()
+            .rposition(|r| r.on_status_reason.is_some() || r.on_reason.is_some());
+        assert!(
+            last_reason < first_exit_code,
+            "{job}: reason rules before exit code rules"
+        );
+
         // The exit codes the rules name are the documented ones, with their actions.
         let named: BTreeMap<i32, &str> = rules
             .iter()
@@ -489,29 +658,20 @@ fn retry_rules_follow_the_binaries_exit_codes() {
                 Some((code, r.action.as_str()))
             })
             .collect();
-        assert_eq!(
-            named,
-            BTreeMap::from([(exit::TRANSIENT, "RETRY"), (exit::INTERRUPTED, "RETRY")]),
-            "{job}"
-        );
+        assert_eq!(named, BTreeMap::from([(exit::TRANSIENT, "RETRY")]), "{job}");
 
-        // What Batch then does with each exit code of the binaries.
+        // What Batch then does with each exit code of the binaries, for a container that
+        // exited by itself: only TRANSIENT spends another attempt.
         let container_exit = "Essential container in task exited";
         let on = |code: i32| decide(&rules, Some(code), container_exit, "");
         assert_eq!(on(exit::BAD_INPUT), "EXIT", "{job}: bad input");
         assert_eq!(on(exit::SUPERSEDED), "EXIT", "{job}: superseded");
-        assert_eq!(
-            on(137),
-            "EXIT",
-            "{job}: the binary itself killed for memory"
-        );
+        assert_eq!(on(137), "EXIT", "{job}: the binary killed for memory");
         assert_eq!(on(exit::USAGE), "EXIT", "{job}: usage");
         assert_eq!(on(exit::TRANSIENT), "RETRY", "{job}: transient");
-        assert_eq!(on(exit::INTERRUPTED), "RETRY", "{job}: SIGTERM");
         assert_eq!(on(101), "EXIT", "{job}: Rust panic");
-        // Every other code exits too: only TRANSIENT and INTERRUPTED spend attempts.
         for code in 1..=255 {
-            let want = if code == exit::TRANSIENT || code == exit::INTERRUPTED {
+            let want = if code == exit::TRANSIENT {
                 "RETRY"
             } else {
                 "EXIT"
@@ -519,13 +679,20 @@ fn retry_rules_follow_the_binaries_exit_codes() {
             assert_eq!(on(code), want, "{job}: exit code {code}");
         }
 
-        // A Fargate Spot reclaim that killed the task before it could exit retries.
-        assert_eq!(
-            decide(&rules, None, "Your Spot Task was interrupted.", ""),
-            "RETRY",
-            "{job}: spot interruption"
-        );
-        // Infrastructure that failed to start the task retries: nothing of ours ran.
+        // A Fargate Spot reclaim retries whatever the task did with its SIGTERM: exited
+        // INTERRUPTED, was killed after the stop timeout, or never reported an exit code.
+        for code in [Some(exit::INTERRUPTED), Some(137), None] {
+            assert_eq!(
+                decide(&rules, code, "Your Spot Task was interrupted.", ""),
+                "RETRY",
+                "{job}: spot interruption, exit code {code:?}"
+            );
+        }
+        // A SIGTERM that is not a reclaim exits: TerminateJob and timeouts are never retried
+        // by Batch anyway.
+        assert_eq!(on(exit::INTERRUPTED), "EXIT", "{job}: SIGTERM");
+        // A task that failed to start (image pull, resource initialisation, a container that
+        // cannot start) retries by its status reason: nothing of ours ran.
         for (status_reason, reason) in [
             (
                 "Task failed to start",
@@ -539,6 +706,10 @@ fn retry_rules_follow_the_binaries_exit_codes() {
                 "Task failed to start",
                 "ResourceInitializationError: failed to create new container runtime task",
             ),
+            (
+                "Task failed to start",
+                "CannotStartContainerError: exec format error",
+            ),
         ] {
             assert_eq!(
                 decide(&rules, None, status_reason, reason),
@@ -546,16 +717,11 @@ fn retry_rules_follow_the_binaries_exit_codes() {
                 "{job}: {status_reason} / {reason}"
             );
         }
-        // An image whose container cannot start at all never will: no attempts burnt.
+        // Anything else with no exit code exits by the catch-all.
         assert_eq!(
-            decide(
-                &rules,
-                None,
-                "Task failed to start",
-                "CannotStartContainerError: exec format error"
-            ),
+            decide(&rules, None, "Host EC2 (instance i-0) terminated.", ""),
             "EXIT",
-            "{job}: broken image"
+            "{job}: unknown failure"
         );
     }
 
@@ -931,6 +1097,14 @@ fn object_patterns(statements: &[Value], effect: &str, action: &str) -> Vec<Stri
         .collect()
 }
 
+/// Actions the Service Authorization Reference lists with no resource type: IAM can grant them
+/// only on `"*"`.
+const NO_RESOURCE_TYPE: [&str; 3] = [
+    "ecr:GetAuthorizationToken",
+    "batch:ListJobs",
+    "batch:DescribeJobs",
+];
+
 #[test]
 fn no_role_allows_whole_services_or_unscoped_writes() {
     let t = template();
@@ -945,11 +1119,12 @@ fn no_role_allows_whole_services_or_unscoped_writes() {
                 assert!(a != "*" && !a.ends_with(":*"), "{name} allows {a}");
             }
             if strings(&s["Resource"]).iter().any(|r| r == "*") {
-                assert_eq!(
-                    actions,
-                    vec![json!("ecr:GetAuthorizationToken")],
-                    "{name}: only the ECR login may use Resource \"*\""
-                );
+                for a in &actions {
+                    assert!(
+                        NO_RESOURCE_TYPE.contains(&a.as_str().expect("action")),
+                        "{name}: {a} on Resource \"*\""
+                    );
+                }
             }
         }
     }
@@ -1336,6 +1511,7 @@ async fn the_trigger_policy_allows_every_object_the_trigger_touches() {
     deps.scheduler
         .inject(Fault::on(Op::Submit).job_kind(JobKind::Zip));
     assert!(run("ObjectCreated:Put", other, e2).await.is_err());
+    deps.scheduler.clear();
     // The pre-flight check's list of the files a job downloads.
     let mut record = DependencyRecord {
         files: vec![Dependency {
@@ -1351,6 +1527,43 @@ async fn the_trigger_policy_allows_every_object_the_trigger_touches() {
     farm_jobs::deps::write_dependency_list(&store, &keys, &mut record)
         .await
         .expect("the list is written");
+    // A request whose submitter died: its stale pending marker is taken over, which first
+    // lists the jobs the dead submitter may have left (ListJobs by name).
+    let stale = "c.blend";
+    let e3 = "00112233445566778899aabbccddeeff";
+    upload(stale, e3, &[("frame", "2")]);
+    run("ObjectCreated:Put", stale, e3)
+        .await
+        .expect("submitted");
+    let stale_keys = JobKeys::new(stale);
+    let marker = store
+        .inner()
+        .keys()
+        .into_iter()
+        .find(|k| k.starts_with(&stale_keys.requests_prefix()))
+        .expect("a request marker");
+    let mut body: Value =
+        serde_json::from_slice(&store.inner().body(&marker).expect("marker")).expect("JSON");
+    body["state"] = json!("pending");
+    body["created"] = json!("2020-01-01T00:00:00Z");
+    body.as_object_mut().expect("marker").remove("manifest");
+    store
+        .inner()
+        .insert(&marker, serde_json::to_vec(&body).expect("JSON"));
+    store.inner().remove(&stale_keys.manifest());
+    run("ObjectCreated:Put", stale, e3)
+        .await
+        .expect("taken over");
+    let mut scheduler_ops: Vec<Op> = Vec::new();
+    for call in deps.scheduler.calls() {
+        if !scheduler_ops.contains(&call.op) {
+            scheduler_ops.push(call.op);
+        }
+    }
+    assert!(
+        scheduler_ops.contains(&Op::FindByName),
+        "no takeover: {scheduler_ops:?}"
+    );
 
     let calls = store.calls();
     let of = |ops: &[Op]| -> BTreeSet<String> {
@@ -1368,8 +1581,6 @@ async fn the_trigger_policy_allows_every_object_the_trigger_touches() {
         Op::UploadFinish,
     ]);
     let deletes = of(&[Op::Delete]);
-    let reads = of(&[Op::Head, Op::Get, Op::GetStream, Op::GetRange, Op::Download]);
-    let lists = of(&[Op::List, Op::OpenUploads]);
 
     // The scenarios reach every kind of object the trigger writes.
     let canonical = store
@@ -1406,36 +1617,278 @@ async fn the_trigger_policy_allows_every_object_the_trigger_touches() {
     let trigger = statements(&template(), "TriggerFunctionRole");
     for key in &writes {
         assert!(
-            key.starts_with(&format!("{source}/")) || key.starts_with(&format!("{other}/")),
+            [source, other, stale]
+                .iter()
+                .any(|k| key.starts_with(&format!("{k}/"))),
             "the trigger writes {key} outside a job folder"
         );
-        assert!(
-            may(&trigger, "s3:PutObject", key),
-            "the trigger may not write {key}"
-        );
     }
-    for key in &deletes {
-        assert!(
-            may(&trigger, "s3:DeleteObject", key),
-            "the trigger may not delete {key}"
-        );
-    }
-    for key in &reads {
-        assert!(
-            may(&trigger, "s3:GetObject", key),
-            "the trigger may not read {key}"
-        );
-    }
-    // (The pre-flight check lists folders of a project's image sequences and UDIM tiles.)
-    assert!(
-        trigger.iter().any(|s| s["Effect"] == "Allow"
-            && strings(&s["Action"]).contains(&json!("s3:ListBucket"))
-            && strings(&s["Resource"]).contains(&json!({ "Fn::Sub": BUCKET_ARN_SUB }))),
-        "the trigger lists {lists:?} but may not list the bucket"
-    );
+    // Every object it wrote, deleted and read, and its lists (the pre-flight check lists
+    // folders of a project's image sequences and UDIM tiles).
+    assert_role_allows_storage_calls(&template(), "TriggerFunctionRole", &calls);
     // Nothing else: the trigger never deletes what it does not write, nor job.json.
     assert!(!may(&trigger, "s3:DeleteObject", &keys.manifest()));
     assert!(!may(&trigger, "s3:PutObject", source));
+
+    // Every scheduler call it made (submissions, cancelling a render job whose zip job was
+    // refused, the takeover's search), as the Batch adapter sends it.
+    for op in scheduler_ops {
+        for action in batch_actions(op) {
+            assert!(
+                allows(&trigger, action),
+                "the trigger calls {op:?} but may not {action}"
+            );
+        }
+    }
+}
+
+/// The zip role against every call the zipper's own code makes: `zipper::run` (the zip job)
+/// over the test kit's recording store, once with every frame (archive, contact sheet, task
+/// record, receipt) and once with a frame gone (missing.json; the older archive and contact
+/// sheet removed, as they would show another run's frames).
+#[tokio::test]
+async fn the_zip_policy_allows_every_object_the_zipper_touches() {
+    use farm_testkit::{Faulty, MemoryStorage, Op};
+
+    let keys = JobKeys::new("shots/scene 01.blend");
+    let store = Faulty::new(MemoryStorage::new());
+    for frame in 1..=3 {
+        store
+            .inner()
+            .insert(&keys.frame(frame, "png"), vec![frame as u8; 64]);
+    }
+    // An older contact sheet and archive, as a previous run left them.
+    store.inner().insert(&keys.preview(), b"old sheet".to_vec());
+    let config = zipper::Config {
+        bucket: "farm-bucket".to_owned(),
+        keys: keys.clone(),
+        frames: farm_core::FrameList::parse("1-3", 100).expect("frames"),
+        version: farm_jobs::OutputVersion::default(),
+        options: zipper::ZipOptions::default(),
+        attempt: 1,
+        prices: None,
+    };
+    zipper::run(&config, &store, std::future::pending())
+        .await
+        .expect("the archive is made");
+    assert!(store.inner().body(&keys.zip()).is_some());
+    store.inner().remove(&keys.frame(2, "png"));
+    store.inner().insert(&keys.preview(), b"old sheet".to_vec());
+    let missing = zipper::run(&config, &store, std::future::pending()).await;
+    assert!(missing.is_err(), "frame 2 is missing");
+    assert!(store.inner().body(&keys.missing()).is_some());
+    assert!(
+        store.inner().body(&keys.preview()).is_none(),
+        "the older contact sheet stays beside missing.json"
+    );
+
+    let calls = store.calls();
+    for op in [Op::UploadFinish, Op::Put, Op::Delete, Op::List] {
+        assert!(
+            calls.iter().any(|c| c.op == op),
+            "no {op:?} call: {calls:?}"
+        );
+    }
+    assert_role_allows_storage_calls(&template(), "ZipJobRole", &calls);
+}
+
+/// The farm user's policy as `infra/README.md` documents it, its placeholders written as the
+/// template's `Fn::Sub` strings so the same matchers apply.
+fn user_policy() -> Vec<Value> {
+    let readme = script("README.md");
+    let section = readme
+        .split("## The farm user's policy")
+        .nth(1)
+        .expect("infra/README.md has the farm user's policy");
+    let block = section
+        .split("```json")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a JSON block");
+    let policy: Value = serde_json::from_str(block).expect("the policy is JSON");
+    let sub = |r: &Value| -> Value {
+        let r = r.as_str().expect("a resource");
+        if r == "*" {
+            return json!("*");
+        }
+        json!({ "Fn::Sub": r
+            .replace("arn:aws:", "arn:${AWS::Partition}:")
+            .replace("<stack>", "${AWS::StackName}")
+            .replace("<account>", "${AWS::AccountId}")
+            .replace("<region>", "${AWS::Region}") })
+    };
+    policy["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .map(|statement| {
+            let mut statement = statement.clone();
+            statement["Resource"] = strings(&statement["Resource"]).iter().map(sub).collect();
+            statement
+        })
+        .collect()
+}
+
+/// The documented policy of `farm`'s users against the calls the job model's code makes for
+/// them: `farm retry`'s submission (a long frame list by reference, job.json), `farm status`'s
+/// frame scan and job states, `farm cancel`, each over the recording store and scheduler.
+#[tokio::test]
+async fn the_farm_users_policy_allows_what_farm_does_and_submits_by_definition_name() {
+    use farm_core::request::RenderRequest;
+    use farm_testkit::{Faulty, MemoryScheduler, MemoryStorage, Op, StoredObject};
+
+    let policy = user_policy();
+    let keys = JobKeys::new("shots/scene 01.blend");
+    let store = Faulty::new(MemoryStorage::new());
+    let scheduler = Faulty::new(MemoryScheduler::new());
+    store.inner().insert_object(
+        keys.source(),
+        StoredObject::new(b"BLENDER-v304RENDH".to_vec()).etag("e1"),
+    );
+    let source = farm_jobs::submit::SourceObject {
+        bucket: "farm-bucket".to_owned(),
+        key: keys.source().to_owned(),
+        etag: "\"e1\"".to_owned(),
+        version_id: None,
+        saved_by: None,
+        scene: None,
+    };
+    let request =
+        RenderRequest::from_tags([("frames", "1-3000:3 2-3000:3"), ("chunk", "1")], 10_000)
+            .expect("a request")
+            .expect("frames");
+    let manifest = farm_jobs::submit::submit_retry(&store, &scheduler, &source, &request, &request)
+        .await
+        .expect("the retry is submitted");
+    farm_jobs::scan_frames(
+        &store,
+        &keys,
+        request.plan.frames().as_slice(),
+        &farm_jobs::OutputVersion::default(),
+    )
+    .await
+    .expect("the frames are scanned");
+    let render = manifest.render_job_id.expect("a render job");
+    farm_core::scheduler::Scheduler::describe(&scheduler, std::slice::from_ref(&render))
+        .await
+        .expect("described");
+    farm_core::scheduler::Scheduler::cancel(&scheduler, &render, "farm cancel")
+        .await
+        .expect("cancelled");
+
+    assert_storage_calls_allowed(&policy, "the farm user", &store.calls());
+    let calls = scheduler.calls();
+    for op in [Op::Submit, Op::Describe, Op::Cancel] {
+        assert!(calls.iter().any(|c| c.op == op), "no {op:?}: {calls:?}");
+        for action in batch_actions(op) {
+            assert!(
+                allows(&policy, action),
+                "farm calls {op:?} but may not {action}"
+            );
+        }
+    }
+    // Tags go on the upload itself (PutObject's tagging needs s3:PutObjectTagging too).
+    assert!(allows(&policy, "s3:PutObjectTagging"));
+    // `farm retry` submits by definition name: IAM matches `job-definition/<name>`, no revision.
+    let submit: Vec<Value> = policy
+        .iter()
+        .filter(|s| strings(&s["Action"]).contains(&json!("batch:SubmitJob")))
+        .flat_map(|s| strings(&s["Resource"]))
+        .collect();
+    let t = template();
+    let mut names: Vec<String> = series(&t)
+        .iter()
+        .map(|s| format!("render-{}", s.replace('.', "-")))
+        .collect();
+    names.push("zip".to_owned());
+    for name in names {
+        for revision in ["", ":*"] {
+            let arn = json!({ "Fn::Sub": format!(
+                "arn:${{AWS::Partition}}:batch:${{AWS::Region}}:${{AWS::AccountId}}:job-definition/${{AWS::StackName}}-{name}{revision}"
+            ) });
+            assert!(
+                submit.contains(&arn),
+                "the farm user may not submit to {arn}"
+            );
+        }
+    }
+    let tagging = policy
+        .iter()
+        .find(|s| strings(&s["Action"]).contains(&json!("batch:TagResource")))
+        .expect("the user may tag what it submits");
+    let allowed = strings(&tagging["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]);
+    for key in [
+        farm_core::scheduler::TAG_KEY,
+        farm_core::scheduler::TAG_FRAMES,
+        farm_jobs::submit::TAG_REQUEST,
+    ] {
+        assert!(allowed.contains(&json!(key)), "tag key {key}");
+    }
+}
+
+/// Every storage call in `calls`, as the S3 adapter makes it, allowed to `role` (and not
+/// denied): object reads, writes (multipart parts included) and deletes on their key, lists on
+/// the bucket.
+fn assert_role_allows_storage_calls(t: &Value, role: &str, calls: &[farm_testkit::Logged]) {
+    assert_storage_calls_allowed(&statements(t, role), role, calls);
+}
+
+/// [`assert_role_allows_storage_calls`] for any policy's statements.
+fn assert_storage_calls_allowed(statements: &[Value], role: &str, calls: &[farm_testkit::Logged]) {
+    use farm_testkit::Op;
+    let bucket = json!({ "Fn::Sub": BUCKET_ARN_SUB });
+    for call in calls {
+        let key = call.key.as_str();
+        let (action, on_bucket) = match call.op {
+            Op::Head | Op::Get | Op::GetStream | Op::GetRange | Op::Download => {
+                ("s3:GetObject", false)
+            }
+            Op::Put | Op::CreateIfAbsent | Op::UploadFile | Op::UploadWrite | Op::UploadFinish => {
+                ("s3:PutObject", false)
+            }
+            Op::Delete => ("s3:DeleteObject", false),
+            Op::List => ("s3:ListBucket", true),
+            Op::OpenUploads => ("s3:ListBucketMultipartUploads", true),
+            other => panic!("{other:?} is not a storage call"),
+        };
+        if on_bucket {
+            assert!(
+                statements.iter().any(|s| s["Effect"] == "Allow"
+                    && strings(&s["Action"]).contains(&json!(action))
+                    && strings(&s["Resource"]).contains(&bucket)),
+                "{role} lists {key:?} but may not {action} on the bucket"
+            );
+        } else {
+            assert!(
+                may(statements, action, key),
+                "{role} may not {action} {key}"
+            );
+        }
+    }
+}
+
+/// The IAM actions `farm_io::BatchScheduler` needs for a scheduler call (SubmitJob with tags
+/// needs `batch:TagResource` too).
+fn batch_actions(op: farm_testkit::Op) -> Vec<&'static str> {
+    use farm_testkit::Op;
+    match op {
+        Op::Submit => vec!["batch:SubmitJob", "batch:TagResource"],
+        Op::Describe => vec!["batch:DescribeJobs"],
+        Op::FindByName => vec!["batch:ListJobs"],
+        Op::Cancel => vec!["batch:TerminateJob"],
+        other => panic!("{other:?} is not a scheduler call"),
+    }
+}
+
+/// Whether some Allow statement names `action`; an action without a resource type
+/// ([`NO_RESOURCE_TYPE`]) must be granted on `"*"` or IAM never matches it.
+fn allows(statements: &[Value], action: &str) -> bool {
+    statements.iter().any(|s| {
+        s["Effect"] == "Allow"
+            && strings(&s["Action"]).contains(&json!(action))
+            && (!NO_RESOURCE_TYPE.contains(&action)
+                || strings(&s["Resource"]).contains(&json!("*")))
+    })
 }
 
 // ------------------------------------------------------------------ notifications

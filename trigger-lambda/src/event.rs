@@ -160,11 +160,14 @@ mod tests {
     }
 
     #[test]
-    fn blend_suffix_is_case_insensitive() {
-        for key in ["a.blend", "A.BLEND", "dir/x y.Blend", "ü.blend"] {
+    fn blend_suffix_is_the_s3_filters_exactly() {
+        for key in ["a.blend", "A.blend", "dir/x y.blend", "ü.blend"] {
             assert!(is_blend_key(key), "{key}");
         }
+        // S3's suffix filter is case-sensitive: these never reach the trigger, which agrees.
         for key in [
+            "A.BLEND",
+            "dir/x y.Blend",
             ".blend",
             "a.blend1",
             "a.blend/job.json",

@@ -256,7 +256,7 @@ async fn untagged_upload_then_tagging_event_submits_once() {
 async fn keys_with_spaces_plus_and_unicode_are_decoded() {
     let store = store();
     store.upload("my scene ü.blend", BLEND, E1, &[("frame", "3")]);
-    store.upload("shots/a+b ✓.BLEND", BLEND, E1, &[("frame", "2")]);
+    store.upload("shots/a+b ✓.blend", BLEND, E1, &[("frame", "2")]);
     let deps = deps(&store);
     assert_eq!(
         run(&deps, "key_with_spaces_plus_unicode.json")
@@ -271,13 +271,13 @@ async fn keys_with_spaces_plus_and_unicode_are_decoded() {
     let jobs = deps.scheduler.inner().jobs();
     assert_eq!(env_of(&jobs[0].1)[env::KEY], "my scene ü.blend");
     assert_job_name(&jobs[0].1.name, "my-scene-blend-", "-render");
-    assert_eq!(env_of(&jobs[2].1)[env::KEY], "shots/a+b ✓.BLEND");
+    assert_eq!(env_of(&jobs[2].1)[env::KEY], "shots/a+b ✓.blend");
     // Batch refuses tag values with other characters than letters, digits and ` _.:/=+-@`.
     assert_eq!(jobs[0].1.tags["farm:key"], "my scene _.blend");
     assert_eq!(jobs[1].1.tags["farm:key"], "my scene _.blend");
-    assert_eq!(jobs[2].1.tags["farm:key"], "shots/a+b _.BLEND");
+    assert_eq!(jobs[2].1.tags["farm:key"], "shots/a+b _.blend");
     assert!(store.manifest("my scene ü.blend").is_some());
-    assert!(store.manifest("shots/a+b ✓.BLEND").is_some());
+    assert!(store.manifest("shots/a+b ✓.blend").is_some());
 }
 
 #[tokio::test]
@@ -299,7 +299,7 @@ async fn several_records_are_handled_independently() {
     let store = store();
     store.upload("a/one.blend", BLEND, E1, &[("frame", "2")]);
     store.upload("a/two.blend", BLEND, E2, &[("frame", "abc")]);
-    store.upload("a/three.Blend", BLEND, E1, &[("frame", "5")]);
+    store.upload("a/three.blend", BLEND, E1, &[("frame", "5")]);
     // The job manifest of the first record cannot be written: S3 fails.
     store.inject(Fault::on_any(Op::WRITES).key("a/one.blend/job.json"));
     let deps = deps(&store);
@@ -339,8 +339,8 @@ async fn several_records_are_handled_independently() {
 async fn an_s3_error_fails_the_invocation() {
     let store = store();
     store.upload("a/one.blend", BLEND, E1, &[("frame", "2")]);
-    store.upload("a/three.Blend", BLEND, E1, &[("frame", "2")]);
-    store.inject(Fault::on_any(Op::WRITES).key("a/three.Blend/job.json"));
+    store.upload("a/three.blend", BLEND, E1, &[("frame", "2")]);
+    store.inject(Fault::on_any(Op::WRITES).key("a/three.blend/job.json"));
     let deps = deps(&store);
     let err = handle_event(&deps, fixture("several_records.json"))
         .await
@@ -351,7 +351,7 @@ async fn an_s3_error_fails_the_invocation() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(err.to_string().contains("a/three.Blend"), "{err}");
+    assert!(err.to_string().contains("a/three.blend"), "{err}");
 }
 
 #[tokio::test]
