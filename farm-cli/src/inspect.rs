@@ -57,6 +57,9 @@ pub struct Report {
     pub version: String,
     pub compression: &'static str,
     pub scene: Option<String>,
+    /// The engine the farm renders the active scene with unless told otherwise (`engine=`):
+    /// `cycles`, `eevee` or `workbench`.
+    pub renders_with: farm_core::engine::Engine,
     pub scenes: Vec<SceneReport>,
     pub files: Vec<FileReport>,
 }
@@ -90,6 +93,7 @@ impl Report {
             version: info.version.to_string(),
             compression: info.compression.as_str(),
             scene: info.scene.clone(),
+            renders_with: farm_jobs::scene::choose_engine(None, Some(info)).engine,
             scenes: info
                 .scenes
                 .iter()
@@ -162,27 +166,15 @@ fn exists(file: &ExternalFile, folder: &Path) -> bool {
 
 /// What the farm does differently from the scene's own settings, one line each.
 pub fn notes(info: &BlendInfo) -> Vec<String> {
-    let mut notes = Vec::new();
-    if let Some(scene) = info.active_scene() {
-        if scene.engine != "CYCLES" {
-            notes.push(format!(
-                "scene `{}` is set to {}: the farm renders it with Cycles instead",
-                scene.name,
-                engine_name(&scene.engine)
-            ));
-        }
-    }
-    notes
+    farm_jobs::scene::choose_engine(None, Some(info))
+        .note
+        .into_iter()
+        .collect()
 }
 
 /// A reader's name for an engine identifier.
 pub fn engine_name(engine: &str) -> &str {
-    match engine {
-        "CYCLES" => "Cycles",
-        "BLENDER_EEVEE" | "BLENDER_EEVEE_NEXT" => "EEVEE",
-        "BLENDER_WORKBENCH" => "Workbench",
-        other => other,
-    }
+    farm_core::engine::Engine::from_blender_id(engine).map_or(engine, |e| e.label())
 }
 
 fn table(scene: &Path, info: &BlendInfo, report: &Report) -> String {
@@ -273,6 +265,14 @@ fn table(scene: &Path, info: &BlendInfo, report: &Report) -> String {
             })
             .collect();
         out.push_str(&columns(&rows));
+    }
+    if let Some(active) = info.active_scene() {
+        let _ = writeln!(
+            out,
+            "\nthe farm renders scene `{}` with {} (`--engine` / the `engine=` tag choose another)",
+            active.name,
+            report.renders_with.label()
+        );
     }
     let notes = notes(info);
     if !notes.is_empty() {

@@ -105,7 +105,8 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
         );
     }
     let version = OutputVersion::new(Some(source.etag.as_str()), format)
-        .with_dependencies(manifest.dependency_version());
+        .with_dependencies(manifest.dependency_version())
+        .with_engine(manifest.engine);
     let keys = JobKeys::new(args.key.as_str());
     let scan = scan_frames(&storage, &keys, frames.as_slice(), &version)
         .await
@@ -133,11 +134,13 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
         plan: plan(missing.clone())?,
         format,
         blender: manifest.blender,
+        engine: manifest.engine,
     };
     let whole_request = RenderRequest {
         plan: plan(frames.clone())?,
         format,
         blender: manifest.blender,
+        engine: manifest.engine,
     };
     let source = SourceObject {
         saved_by: manifest.saved_by,

@@ -119,6 +119,7 @@ mod tests {
             created: jiff::Timestamp::UNIX_EPOCH,
             blender: None,
             saved_by: None,
+            engine: None,
             warnings: Vec::new(),
             scene: None,
             dependencies: None,

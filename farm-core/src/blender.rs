@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::engine::Engine;
+
 /// Prefix of the line printed before each frame renders: `FARM_FRAME 12`.
 pub const FRAME_MARKER: &str = "FARM_FRAME ";
 /// Prefix of the line the scene query prints.
@@ -206,6 +208,7 @@ pub struct RenderCommand<'a> {
     /// Folder simulation caches that would be written during the render are redirected into.
     pub caches_dir: &'a Path,
     pub format: Option<OutputFormat>,
+    pub engine: Engine,
 }
 
 impl RenderCommand<'_> {
@@ -220,6 +223,7 @@ impl RenderCommand<'_> {
             "outputs": self.outputs_dir.to_string_lossy(),
             "caches": self.caches_dir.to_string_lossy(),
             "format": self.format.map(OutputFormat::blender_name),
+            "engine": self.engine.blender_ids(),
         });
         blender.script_args(self.threads, &config)
     }
@@ -394,6 +398,7 @@ mod tests {
             outputs_dir: Path::new("/work/outputs"),
             caches_dir: Path::new("/work/caches"),
             format,
+            engine: Engine::Cycles,
         }
     }
 
@@ -434,6 +439,7 @@ mod tests {
         assert_eq!(config["outputs"], "/work/outputs");
         assert_eq!(config["caches"], "/work/caches");
         assert_eq!(config["format"], serde_json::Value::Null);
+        assert_eq!(config["engine"], serde_json::json!(["CYCLES"]));
         assert!(
             !args.iter().any(
                 |a| ["-f", "-s", "-e", "--frame-start", "--render-frame"].contains(a)
@@ -534,6 +540,17 @@ mod tests {
         let blender = Blender::Executable("blender".into());
         let args = command(&[1], Some(OutputFormat::Png)).args(&blender);
         assert_eq!(config(&strings(&args))["format"], "PNG");
+    }
+
+    #[test]
+    fn the_engine_reaches_the_script_as_blenders_identifiers() {
+        let mut cmd = command(&[1], None);
+        cmd.engine = Engine::Eevee;
+        let args = cmd.args(&Blender::Executable("blender".into()));
+        assert_eq!(
+            config(&strings(&args))["engine"],
+            serde_json::json!(["BLENDER_EEVEE_NEXT", "BLENDER_EEVEE"])
+        );
     }
 
     #[test]

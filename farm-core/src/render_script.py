@@ -242,6 +242,18 @@ def info():
         scene=scene.name)))
 
 
+def set_engine(settings, ids):
+    # The engine is the farm's choice (farm_core::engine); `ids` are Blender's names for it, by
+    # series (EEVEE is BLENDER_EEVEE_NEXT on 4.2 to 4.5): the first one this Blender has is set.
+    for engine in ids:
+        try:
+            settings.engine = engine
+            return
+        except TypeError:
+            continue
+    refuse("this Blender has none of the render engines %s" % json.dumps(ids))
+
+
 def render():
     neutralise_freestyle()
     neutralise_texts()
@@ -251,7 +263,7 @@ def render():
     redirect_caches(CONFIG["caches"])
     scene = bpy.context.scene
     settings = scene.render
-    settings.engine = "CYCLES"
+    set_engine(settings, CONFIG["engine"])
     settings.threads_mode = "FIXED"
     settings.threads = max(1, int(CONFIG["threads"]))
     settings.use_file_extension = True

@@ -1,6 +1,7 @@
 //! A render request: what the tags on an upload (or the command line) ask for.
 
 use crate::blender::OutputFormat;
+use crate::engine::{Engine, UnknownEngine};
 use crate::frames::{FrameList, FrameSpecError, FRAMES_SYNTAX};
 use std::num::NonZeroUsize;
 
@@ -16,6 +17,8 @@ pub const TAG_FRAMES: &str = "frames";
 pub const TAG_CHUNK: &str = "chunk";
 /// `format=PNG|JPEG|OPEN_EXR|...`: override the scene's output format.
 pub const TAG_FORMAT: &str = "format";
+/// `engine=cycles|eevee|workbench`: render with this engine instead of the scene's own.
+pub const TAG_ENGINE: &str = "engine";
 /// `blender=4.5`: the Blender series to render with (one the farm runs; default: the farm's).
 pub const TAG_BLENDER: &str = "blender";
 
@@ -23,7 +26,7 @@ pub const TAG_BLENDER: &str = "blender";
 /// be raised up to [`crate::frames::MAX_JOB_FRAMES`]).
 pub const DEFAULT_REQUEST_MAX_FRAMES: usize = 10_000;
 
-/// A validated request: frames, chunking, format and Blender series.
+/// A validated request: frames, chunking, format, engine and Blender series.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderRequest {
     pub plan: Plan,
@@ -31,6 +34,10 @@ pub struct RenderRequest {
     /// The Blender series asked for (`blender=`); `None`: the farm's default. Whether the farm
     /// runs it is the farm's to say ([`crate::series::SeriesChoice`]).
     pub blender: Option<BlenderSeries>,
+    /// The engine the job renders with: the one asked for (`engine=`) until whoever read the
+    /// scene resolves it with [`crate::engine::choose`]; `None` when neither happened (a job
+    /// written before the farm chose engines, which ran Cycles).
+    pub engine: Option<Engine>,
 }
 
 /// Why tags did not make a request. Messages name the tag, the value and the accepted syntax.
@@ -51,6 +58,11 @@ pub enum RequestError {
     Format {
         value: String,
         source: crate::blender::UnknownFormat,
+    },
+    #[error("tag `{TAG_ENGINE}={value}` is invalid: {source}")]
+    Engine {
+        value: String,
+        source: UnknownEngine,
     },
     #[error("tag `{TAG_BLENDER}={value}` is invalid: {source}")]
     Blender {
@@ -79,8 +91,8 @@ impl RenderRequest {
         max_frames: usize,
         slots: Option<NonZeroUsize>,
     ) -> Result<Option<Self>, RequestError> {
-        let (mut frame, mut frames, mut chunk, mut format, mut blender) =
-            (None, None, None, None, None);
+        let (mut frame, mut frames, mut chunk, mut format, mut blender, mut engine) =
+            (None, None, None, None, None, None);
         for (name, value) in tags {
             match name.trim() {
                 TAG_FRAME => frame = Some(value),
@@ -88,6 +100,7 @@ impl RenderRequest {
                 TAG_CHUNK => chunk = Some(value),
                 TAG_FORMAT => format = Some(value),
                 TAG_BLENDER => blender = Some(value),
+                TAG_ENGINE => engine = Some(value),
                 _ => {}
             }
         }
@@ -143,11 +156,22 @@ impl RenderRequest {
                     })
             })
             .transpose()?;
+        let engine = engine
+            .map(|value| {
+                value
+                    .parse::<Engine>()
+                    .map_err(|source| RequestError::Engine {
+                        value: value.to_owned(),
+                        source,
+                    })
+            })
+            .transpose()?;
         let plan = Plan::new(list, chunk_size).map_err(RequestError::Plan)?;
         Ok(Some(Self {
             plan,
             format,
             blender,
+            engine,
         }))
     }
 }
@@ -168,6 +192,15 @@ mod tests {
         assert_eq!(request.plan.array_size(), Some(120));
         assert_eq!(request.format, None);
         assert_eq!(request.blender, None);
+        assert_eq!(request.engine, None);
+    }
+
+    #[test]
+    fn engine_tag_picks_an_engine() {
+        let request = from(&[("frame", "3"), ("engine", " EEVEE ")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(request.engine, Some(Engine::Eevee));
     }
 
     #[test]
@@ -243,6 +276,10 @@ mod tests {
             (
                 &[("frame", "5"), ("format", "GIF")],
                 "tag `format=GIF` is invalid",
+            ),
+            (
+                &[("frame", "5"), ("engine", "octane")],
+                "tag `engine=octane` is invalid: `octane` is not a render engine the farm runs: use cycles, eevee or workbench",
             ),
             (
                 &[("frame", "5"), ("blender", "latest")],

@@ -28,6 +28,7 @@ fn render_with(
         outputs_dir: &side,
         caches_dir: &side,
         format: None,
+        engine: farm_core::engine::Engine::Cycles,
     };
     let output = Command::new(blender.blender.program())
         .args(command.args(&blender.blender))

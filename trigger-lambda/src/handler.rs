@@ -296,7 +296,7 @@ where
         deps.max_frames,
         deps.task_slots,
     );
-    let request = match parsed {
+    let mut request = match parsed {
         Ok(Some(request)) => request,
         Ok(None) => {
             match record.kind {
@@ -356,6 +356,11 @@ where
             None => return Ok(gone()),
         },
     };
+    let engine = scene::choose_engine(request.engine, blend.as_ref().ok());
+    request.engine = Some(engine.engine);
+    if let Some(record) = scene_record.as_mut() {
+        scene::record_engine(record, &engine);
+    }
     let extras = match Box::pin(crate::preflight::gate(
         &storage,
         record,
@@ -372,6 +377,9 @@ where
 
     if let Some(found) = &scene_record {
         tracing::info!(bucket, key, scene = %found.scene, frames = %found.frames, engine = %found.engine, "frames=scene: the active scene's own range");
+    }
+    if let Some(note) = &engine.note {
+        tracing::info!(bucket, key, engine = %engine.engine, "{note}");
     }
     let source = SourceObject {
         bucket: bucket.to_owned(),

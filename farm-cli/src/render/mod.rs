@@ -83,7 +83,17 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
                 .map_err(|e| anyhow!("invalid --frames `{spec}`: {e}"))
         })
         .transpose()?;
-    let frames = scene_frames(&scene, &args.scene, asked).await?;
+    let (frames, info) = scene_frames(&scene, &args.scene, asked).await?;
+    let engine = farm_jobs::scene::choose_engine(args.engine, info.as_ref());
+    // The reader's own notes (printed above) already name an engine the farm lacks.
+    if let Some(note) = engine
+        .note
+        .as_ref()
+        .filter(|_| args.engine.is_some() || info.is_none())
+    {
+        println!("note: {note}");
+    }
+    let engine = engine.engine;
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.scene));
     prepare_out(&out).await?;
     let source_tag = hash_file(&scene).await?;
@@ -114,6 +124,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         &keys,
         &plan,
         format,
+        engine,
         &source_tag,
         dependencies.as_deref(),
     )
@@ -148,6 +159,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         work_root: work_root.path(),
         threads,
         format,
+        engine,
         source_tag: &source_tag,
         dependencies: dependencies.as_deref(),
         shutdown: &shutdown,
@@ -165,7 +177,8 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         zip_bar.set_position(p.bytes_done);
     };
     let version = farm_jobs::OutputVersion::new(Some(&source_tag), format)
-        .with_dependencies(dependencies.as_deref());
+        .with_dependencies(dependencies.as_deref())
+        .with_engine(Some(engine));
     let summary = zipper::zip_frames_until(
         &storage,
         &keys,
@@ -196,7 +209,8 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         );
     } else {
         println!(
-            "rendered {rendered} frame(s) ({already} already done) in {}: {} worker(s), {} frame(s) per chunk, {threads} thread(s) each",
+            "rendered {rendered} frame(s) with {} ({already} already done) in {}: {} worker(s), {} frame(s) per chunk, {threads} thread(s) each",
+            engine.label(),
             seconds(started.elapsed()),
             running,
             plan.chunk_size(),
