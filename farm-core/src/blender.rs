@@ -92,7 +92,10 @@ pub const INHERITED_ENV: &[&str] = &[
 ];
 
 /// Blender's whole environment: the [`INHERITED_ENV`] variables of `inherited` (and `LC_*`),
-/// `HOME` and `TMPDIR` set to folders of the job's work folder.
+/// `HOME` and `TMPDIR` set to folders of the job's work folder, and `XDG_CACHE_HOME` to
+/// `<home>/.cache`: Mesa, which EEVEE and Workbench render through (llvmpipe over EGL, no
+/// display; nothing else needs setting), keeps its shader cache there. Without it Mesa finds the
+/// user's home from the password database, ignoring `HOME`, and writes outside the work folder.
 pub fn blender_env(
     inherited: impl IntoIterator<Item = (OsString, OsString)>,
     home: &Path,
@@ -104,6 +107,7 @@ pub fn blender_env(
         .collect();
     env.push(("HOME".into(), home.into()));
     env.push(("TMPDIR".into(), tmp.into()));
+    env.push(("XDG_CACHE_HOME".into(), home.join(".cache").into()));
     env.sort();
     env
 }
@@ -531,6 +535,7 @@ mod tests {
                 ("OCIO", "/ocio/config.ocio"),
                 ("PATH", "/usr/bin"),
                 ("TMPDIR", "/w/tmp"),
+                ("XDG_CACHE_HOME", "/w/home/.cache"),
             ]
         );
     }
