@@ -460,6 +460,7 @@ impl<'a> Facts<'a> {
             output_format: output_format_name(imtype),
             output_path: r.string("pic").unwrap_or_default(),
             camera,
+            movie: crate::movie::movie(&r),
             name: id.name,
         })
     }

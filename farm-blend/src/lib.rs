@@ -16,6 +16,7 @@
 //! buffer grows only with bytes that arrived, and nothing panics on a truncated or corrupt file.
 
 mod facts;
+mod movie;
 mod sdna;
 mod source;
 
@@ -24,6 +25,7 @@ use std::io::{self, BufRead, BufReader, Read, Seek};
 use serde::Serialize;
 
 pub use facts::{image_source_name, output_format_name};
+pub use movie::Movie;
 
 /// How the .blend is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -82,6 +84,9 @@ pub struct Scene {
     pub output_path: String,
     /// The active camera object's name.
     pub camera: Option<String>,
+    /// The movie the scene asks for when its output is FFmpeg (`output_format` `FFMPEG`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub movie: Option<Movie>,
 }
 
 impl Scene {

@@ -76,6 +76,9 @@ pub struct SceneReport {
     pub engine: String,
     pub output_format: String,
     pub camera: Option<String>,
+    /// The movie the scene asks for, when its output is FFmpeg.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub movie: Option<farm_blend::Movie>,
 }
 
 #[derive(Debug, Serialize)]
@@ -108,6 +111,7 @@ impl Report {
                     engine: s.engine.clone(),
                     output_format: s.output_format.clone(),
                     camera: s.camera.clone(),
+                    movie: s.movie.clone(),
                 })
                 .collect(),
             files: info

@@ -117,3 +117,47 @@ fn bpy_4_2_renders_eevee_next_and_workbench_as_itself() {
 fn bpy_4_5_renders_eevee_next_and_workbench_as_itself() {
     engines_render_as_themselves(&TestBlender::bpy("4.5.15").unwrap(), 1);
 }
+
+/// A scene set to a movie (MKV, H.264): the reader reports the movie's settings and
+/// `farm render` renders its frames as PNG stills (Blender refuses to write a movie a frame at a
+/// time: "Cannot write a single file with an animation format selected").
+#[test]
+fn a_movie_scene_renders_png_stills() {
+    let dir = tempfile::tempdir().unwrap();
+    let blend = dir.path().join("movie.blend");
+    let options = serde_json::json!({
+        "output": blend,
+        "engine": "workbench",
+        "frames": [1, 3],
+        "movie": {"container": "MKV", "codec": "H264", "crf": "HIGH", "audio_codec": "AAC", "fps": 12},
+    });
+    let blender = TestBlender::executable().unwrap();
+    let output = blender
+        .script(Path::new(MAKE_SCENE), &[&options.to_string()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let inspect = run(farm().args(["inspect", "--json"]).arg(&blend));
+    let report: serde_json::Value = serde_json::from_str(inspect.ok()).unwrap();
+    let scene = &report["scenes"][0];
+    assert_eq!(scene["output_format"], "FFMPEG");
+    assert_eq!(scene["movie"]["container"], "MKV");
+    assert_eq!(scene["movie"]["extension"], "mkv");
+    assert_eq!(scene["movie"]["codec"], "H264");
+    assert_eq!(scene["movie"]["crf"], 20);
+    assert_eq!(scene["movie"]["audio_codec"], "AAC");
+
+    let out = dir.path().join("out");
+    let result = run(farm().arg("render").arg(&blend).arg("--out").arg(&out));
+    let stdout = result.ok();
+    assert!(
+        stdout.contains(
+            "note: scene `Scene` writes a movie (MKV, H264): its frames are rendered as PNG stills"
+        ),
+        "{stdout}"
+    );
+    for frame in 1..=3 {
+        let png = std::fs::read(out.join(format!("frames/{frame:04}.png"))).unwrap();
+        assert!(farm_testkit::pixel(&png, 0, 0).is_ok(), "frame {frame}");
+    }
+}

@@ -198,6 +198,33 @@ impl std::fmt::Display for OutputFormat {
     }
 }
 
+/// Blender's names of the scene output formats that write one movie file, not an image per
+/// frame (`FFMPEG`; `AVI_JPEG` and `AVI_RAW` before 4.0; older names in 2.7x files).
+pub const MOVIE_FORMATS: &[&str] = &[
+    "FFMPEG",
+    "AVI_JPEG",
+    "AVI_RAW",
+    "H264",
+    "XVID",
+    "THEORA",
+    "FRAMESERVER",
+];
+
+/// The format a job's frames are saved in: the one asked for (`format=`); PNG when the scene
+/// writes a movie (Blender cannot write a movie a frame at a time: the frames are rendered as
+/// stills, and the movie is made from them); `None` otherwise, the scene's own format.
+/// Blender keeps the scene's colour mode and depth where PNG has them.
+pub fn stills_format(
+    asked: Option<OutputFormat>,
+    scene_format: Option<&str>,
+) -> Option<OutputFormat> {
+    asked.or_else(|| {
+        scene_format
+            .is_some_and(|f| MOVIE_FORMATS.contains(&f))
+            .then_some(OutputFormat::Png)
+    })
+}
+
 /// One Blender process rendering a chunk of frames.
 #[derive(Debug, Clone)]
 pub struct RenderCommand<'a> {
@@ -575,6 +602,21 @@ mod tests {
         assert_eq!(output_frame("frame_0.jpg"), Some((0, "jpg")));
         assert_eq!(output_frame("frame_x.png"), None);
         assert_eq!(output_frame("other_1.png"), None);
+    }
+
+    #[test]
+    fn a_movie_scene_renders_png_stills_unless_a_format_is_asked() {
+        assert_eq!(stills_format(None, Some("FFMPEG")), Some(OutputFormat::Png));
+        assert_eq!(
+            stills_format(None, Some("AVI_JPEG")),
+            Some(OutputFormat::Png)
+        );
+        assert_eq!(
+            stills_format(Some(OutputFormat::OpenExr), Some("FFMPEG")),
+            Some(OutputFormat::OpenExr)
+        );
+        assert_eq!(stills_format(None, Some("OPEN_EXR")), None);
+        assert_eq!(stills_format(None, None), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! rendered and why.
 
 use farm_blend::BlendInfo;
+use farm_core::blender::OutputFormat;
 use farm_core::engine::{self, Engine, EngineChoice, SceneEngine};
 use farm_core::manifest::SceneFile;
 use farm_core::request::TAG_FRAMES;
@@ -125,6 +126,30 @@ pub fn choose_engine(asked: Option<Engine>, info: Option<&BlendInfo>) -> EngineC
         id: &s.engine,
     });
     engine::choose(asked, scene)
+}
+
+/// The format the job's frames are saved in ([`farm_core::blender::stills_format`] over the
+/// active scene's output), and a note when the scene writes a movie the farm renders as stills.
+pub fn stills_format(
+    asked: Option<OutputFormat>,
+    info: Option<&BlendInfo>,
+) -> (Option<OutputFormat>, Option<String>) {
+    let active = info.and_then(BlendInfo::active_scene);
+    let format = farm_core::blender::stills_format(asked, active.map(|s| s.output_format.as_str()));
+    let note = match (asked, active, format) {
+        (None, Some(scene), Some(format)) => Some(match &scene.movie {
+            Some(movie) => format!(
+                "scene `{}` writes a movie ({}, {}): its frames are rendered as {format} stills",
+                scene.name, movie.container, movie.codec
+            ),
+            None => format!(
+                "scene `{}` writes a movie ({}): its frames are rendered as {format} stills",
+                scene.name, scene.output_format
+            ),
+        }),
+        _ => None,
+    };
+    (format, note)
 }
 
 /// Records in a `frames=scene` record the engine the job runs, and why when it is not the

@@ -358,8 +358,11 @@ where
     };
     let engine = scene::choose_engine(request.engine, blend.as_ref().ok());
     request.engine = Some(engine.engine);
+    let (format, stills) = scene::stills_format(request.format, blend.as_ref().ok());
+    request.format = format;
     if let Some(record) = scene_record.as_mut() {
         scene::record_engine(record, &engine);
+        record.notes.extend(stills.iter().cloned());
     }
     let extras = match Box::pin(crate::preflight::gate(
         &storage,
@@ -378,7 +381,7 @@ where
     if let Some(found) = &scene_record {
         tracing::info!(bucket, key, scene = %found.scene, frames = %found.frames, engine = %found.engine, "frames=scene: the active scene's own range");
     }
-    if let Some(note) = &engine.note {
+    for note in engine.note.iter().chain(&stills) {
         tracing::info!(bucket, key, engine = %engine.engine, "{note}");
     }
     let source = SourceObject {

@@ -94,6 +94,10 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         println!("note: {note}");
     }
     let engine = engine.engine;
+    let (format, stills) = farm_jobs::scene::stills_format(format, info.as_ref());
+    if let Some(note) = stills {
+        println!("note: {note}");
+    }
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.scene));
     prepare_out(&out).await?;
     let source_tag = hash_file(&scene).await?;

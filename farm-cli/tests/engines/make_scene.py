@@ -6,7 +6,9 @@ Run by farm-cli's engine tests through farm_testkit::TestBlender::script:
 
 Options (JSON object): output (the .blend to write), engine (`eevee`, `workbench` or `cycles`),
 frames (the scene's range, [start, end]), reference (a folder: each frame of the range is
-rendered there by this Blender, with the scene's own engine, as `<frame>.png`; or null).
+rendered there by this Blender, with the scene's own engine, as `<frame>.png`; or null), movie
+(optional: {container, codec, crf, audio_codec}: the scene's output becomes that FFmpeg movie,
+set after the reference frames are rendered).
 
 The scene: Blender's default cube, camera and light, at 64x36 so EEVEE on llvmpipe stays quick,
 the cube turning over the frames; 8-bit RGB PNG output.
@@ -56,12 +58,20 @@ cube.rotation_euler = (0.0, 0.0, 0.0)
 cube.keyframe_insert("rotation_euler", frame=start)
 cube.rotation_euler = (0.0, 0.0, 1.0)
 cube.keyframe_insert("rotation_euler", frame=end + 1)
-bpy.ops.wm.save_as_mainfile(filepath=OPTS["output"])
-
 if OPTS.get("reference"):
     for frame in range(start, end + 1):
         scene.frame_set(frame)
         scene.render.filepath = os.path.join(OPTS["reference"], str(frame))
         bpy.ops.render.render(write_still=True)
+movie = OPTS.get("movie")
+if movie:
+    scene.render.image_settings.file_format = "FFMPEG"
+    scene.render.ffmpeg.format = movie["container"]
+    scene.render.ffmpeg.codec = movie["codec"]
+    scene.render.ffmpeg.constant_rate_factor = movie["crf"]
+    scene.render.ffmpeg.audio_codec = movie["audio_codec"]
+    scene.render.fps = movie["fps"]
+scene.render.filepath = "//"
+bpy.ops.wm.save_as_mainfile(filepath=OPTS["output"])
 sys.stdout.flush()
 os._exit(0)
