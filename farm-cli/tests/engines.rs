@@ -120,7 +120,8 @@ fn bpy_4_5_renders_eevee_next_and_workbench_as_itself() {
 
 /// A scene set to a movie (MKV, H.264): the reader reports the movie's settings and
 /// `farm render` renders its frames as PNG stills (Blender refuses to write a movie a frame at a
-/// time: "Cannot write a single file with an animation format selected").
+/// time: "Cannot write a single file with an animation format selected"), then writes the movie
+/// the scene asks for from them, checked with `ffprobe`.
 #[test]
 fn a_movie_scene_renders_png_stills() {
     let dir = tempfile::tempdir().unwrap();
@@ -160,4 +161,34 @@ fn a_movie_scene_renders_png_stills() {
         let png = std::fs::read(out.join(format!("frames/{frame:04}.png"))).unwrap();
         assert!(farm_testkit::pixel(&png, 0, 0).is_ok(), "frame {frame}");
     }
+    let movie = out.join("movie.mkv");
+    assert!(
+        stdout.contains(&format!("movie:   {} (MKV H264", movie.display())),
+        "{stdout}"
+    );
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_entries"])
+        .arg("format=format_name:stream=codec_type,codec_name,nb_read_frames,r_frame_rate,width,height")
+        .args(["-of", "json"])
+        .arg(&movie)
+        .output()
+        .expect("ffprobe (Debian's ffmpeg, scripts/setup.sh) runs");
+    assert!(probe.status.success(), "{probe:?}");
+    let probe: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    assert_eq!(probe["format"]["format_name"], "matroska,webm", "{probe}");
+    let streams = probe["streams"].as_array().unwrap();
+    let video = streams.iter().find(|s| s["codec_type"] == "video").unwrap();
+    assert_eq!(video["codec_name"], "h264", "{probe}");
+    assert_eq!(video["nb_read_frames"], "3", "{probe}");
+    assert_eq!(video["r_frame_rate"], "12/1", "{probe}");
+    assert_eq!(
+        (video["width"].as_i64(), video["height"].as_i64()),
+        (Some(64), Some(36))
+    );
+    let audio = streams.iter().find(|s| s["codec_type"] == "audio");
+    assert_eq!(
+        audio.map(|a| &a["codec_name"]),
+        Some(&serde_json::json!("aac")),
+        "{probe}"
+    );
 }

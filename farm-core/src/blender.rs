@@ -260,6 +260,37 @@ impl RenderCommand<'_> {
     }
 }
 
+/// One Blender process writing the movie a scene set to FFmpeg output asks for, from frames
+/// already rendered: the sequencer shows them (with the scene's sound strips) and Blender encodes
+/// them with the scene's settings. Nothing is rendered again.
+#[derive(Debug, Clone)]
+pub struct MovieCommand<'a> {
+    pub blend: &'a Path,
+    /// The rendered frames' files, in frame order (one folder).
+    pub frames: &'a [PathBuf],
+    /// The first frame's number: the movie starts there, so sound strips keep their timing.
+    pub first: i32,
+    pub threads: usize,
+    /// An empty folder Blender writes the movie into (one file).
+    pub output_dir: &'a Path,
+}
+
+impl MovieCommand<'_> {
+    /// Blender's arguments (without the program).
+    pub fn args(&self, blender: &Blender) -> Vec<OsString> {
+        let frames: Vec<_> = self.frames.iter().map(|f| f.to_string_lossy()).collect();
+        let config = serde_json::json!({
+            "mode": "movie",
+            "blend": self.blend.to_string_lossy(),
+            "frames": frames,
+            "first": self.first,
+            "threads": self.threads.max(1),
+            "out": self.output_dir.to_string_lossy(),
+        });
+        blender.script_args(self.threads, &config)
+    }
+}
+
 /// Arguments that print the scene's own frame range and format on a [`SCENE_INFO_MARKER`] line.
 pub fn scene_info_args(blender: &Blender, blend: &Path) -> Vec<OsString> {
     let config = serde_json::json!({"mode": "info", "blend": blend.to_string_lossy()});

@@ -16,6 +16,7 @@
 //! whole frames are ever visible), and the command exits 130.
 
 mod chunks;
+mod movie;
 mod scene;
 
 pub use scene::check_scene;
@@ -240,6 +241,32 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         println!(
             "preview: {} (contact sheet)",
             out.join(keys.preview()).display()
+        );
+    }
+    if let Some(movie) = info
+        .as_ref()
+        .and_then(|i| i.active_scene())
+        .and_then(|s| s.movie.as_ref())
+    {
+        let started = Instant::now();
+        let extension = format.map_or("png", OutputFormat::extension);
+        let path = movie::write_movie(
+            &blender,
+            &scene,
+            &out,
+            plan.frames().as_slice(),
+            extension,
+            movie,
+            renderer::config::available_cpus(),
+        )
+        .await
+        .context("making the scene's movie from the frames")?;
+        println!(
+            "movie:   {} ({} {}, made from the frames in {})",
+            path.display(),
+            movie.container,
+            movie.codec,
+            seconds(started.elapsed())
         );
     }
     let earlier = frames_outside(&storage, &keys, &plan).await?;
