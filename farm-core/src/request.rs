@@ -4,6 +4,7 @@ use crate::blender::OutputFormat;
 use crate::engine::{Engine, UnknownEngine};
 use crate::frames::{FrameList, FrameSpecError, FRAMES_SYNTAX};
 use std::num::NonZeroUsize;
+use std::str::FromStr;
 
 use crate::plan::{Chunking, Plan, PlanError, DEFAULT_CHUNK_SIZE};
 use crate::series::{BlenderSeries, SeriesSyntaxError};
@@ -136,36 +137,18 @@ impl RenderRequest {
                 })?
                 .chunk_size(list.len(), slots),
         };
-        let format = format
-            .map(|value| {
-                value
-                    .parse::<OutputFormat>()
-                    .map_err(|source| RequestError::Format {
-                        value: value.to_owned(),
-                        source,
-                    })
-            })
-            .transpose()?;
-        let blender = blender
-            .map(|value| {
-                value
-                    .parse::<BlenderSeries>()
-                    .map_err(|source| RequestError::Blender {
-                        value: value.to_owned(),
-                        source,
-                    })
-            })
-            .transpose()?;
-        let engine = engine
-            .map(|value| {
-                value
-                    .parse::<Engine>()
-                    .map_err(|source| RequestError::Engine {
-                        value: value.to_owned(),
-                        source,
-                    })
-            })
-            .transpose()?;
+        let format = parse_tag(format, |value, source| RequestError::Format {
+            value,
+            source,
+        })?;
+        let blender = parse_tag(blender, |value, source| RequestError::Blender {
+            value,
+            source,
+        })?;
+        let engine = parse_tag(engine, |value, source| RequestError::Engine {
+            value,
+            source,
+        })?;
         let plan = Plan::new(list, chunk_size).map_err(RequestError::Plan)?;
         Ok(Some(Self {
             plan,
@@ -174,6 +157,16 @@ impl RenderRequest {
             engine,
         }))
     }
+}
+
+/// A tag's value parsed, or the request error naming the value.
+fn parse_tag<T: FromStr>(
+    value: Option<&str>,
+    error: impl FnOnce(String, T::Err) -> RequestError,
+) -> Result<Option<T>, RequestError> {
+    value
+        .map(|v| v.parse::<T>().map_err(|source| error(v.to_owned(), source)))
+        .transpose()
 }
 
 #[cfg(test)]
