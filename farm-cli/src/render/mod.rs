@@ -22,7 +22,7 @@ mod scene;
 pub use scene::check_scene;
 
 use self::chunks::{explain, frames_outside, plan_work, render_all, ChunkContext};
-use self::scene::{hash_file, scene_frames};
+use self::scene::{engine_and_format, hash_file, scene_frames};
 use crate::out::{default_out, prepare_out};
 use crate::progress::{human_bytes, seconds};
 use crate::shutdown::Shutdown;
@@ -85,20 +85,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         })
         .transpose()?;
     let (frames, info) = scene_frames(&scene, &args.scene, asked).await?;
-    let engine = farm_jobs::scene::choose_engine(args.engine, info.as_ref());
-    // The reader's own notes (printed above) already name an engine the farm lacks.
-    if let Some(note) = engine
-        .note
-        .as_ref()
-        .filter(|_| args.engine.is_some() || info.is_none())
-    {
-        println!("note: {note}");
-    }
-    let engine = engine.engine;
-    let (format, stills) = farm_jobs::scene::stills_format(format, info.as_ref());
-    if let Some(note) = stills {
-        println!("note: {note}");
-    }
+    let (engine, format) = engine_and_format(args.engine, format, info.as_ref());
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.scene));
     prepare_out(&out).await?;
     let source_tag = hash_file(&scene).await?;
@@ -248,26 +235,15 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         .and_then(|i| i.active_scene())
         .and_then(|s| s.movie.as_ref())
     {
-        let started = Instant::now();
-        let extension = format.map_or("png", OutputFormat::extension);
-        let path = movie::write_movie(
+        movie::write_and_say(
             &blender,
             &scene,
             &out,
             plan.frames().as_slice(),
-            extension,
+            format,
             movie,
-            renderer::config::available_cpus(),
         )
-        .await
-        .context("making the scene's movie from the frames")?;
-        println!(
-            "movie:   {} ({} {}, made from the frames in {})",
-            path.display(),
-            movie.container,
-            movie.codec,
-            seconds(started.elapsed())
-        );
+        .await?;
     }
     let earlier = frames_outside(&storage, &keys, &plan).await?;
     if !earlier.is_empty() {

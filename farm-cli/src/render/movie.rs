@@ -8,12 +8,38 @@ use std::process::Stdio;
 
 use anyhow::{anyhow, bail, Context};
 use farm_blend::Movie;
-use farm_core::blender::{Blender, MovieCommand};
+use farm_core::blender::{Blender, MovieCommand, OutputFormat};
 use farm_core::layout::frame_stem;
+
+/// Writes the movie the scene asks for from the run's frames (in `format`, PNG by default) and
+/// says where it is.
+pub(super) async fn write_and_say(
+    blender: &Blender,
+    blend: &Path,
+    out: &Path,
+    frames: &[i32],
+    format: Option<OutputFormat>,
+    movie: &Movie,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let extension = format.map_or("png", OutputFormat::extension);
+    let threads = renderer::config::available_cpus();
+    let path = write_movie(blender, blend, out, frames, extension, movie, threads)
+        .await
+        .context("making the scene's movie from the frames")?;
+    println!(
+        "movie:   {} ({} {}, made from the frames in {})",
+        path.display(),
+        movie.container,
+        movie.codec,
+        crate::progress::seconds(started.elapsed())
+    );
+    Ok(())
+}
 
 /// Writes `<out>/<stem>.<ext>` from `frames` (in `<out>/frames/`, with `extension`) and returns
 /// its path.
-pub(super) async fn write_movie(
+async fn write_movie(
     blender: &Blender,
     blend: &Path,
     out: &Path,

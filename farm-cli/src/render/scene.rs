@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use farm_blend::BlendInfo;
+use farm_core::blender::OutputFormat;
+use farm_core::engine::Engine;
 use farm_core::FrameList;
 use renderer::RenderError;
 use sha2::{Digest, Sha256};
@@ -79,6 +81,29 @@ pub(super) async fn scene_frames(
         )
     })?;
     Ok((frames, Some(info)))
+}
+
+/// The engine and the stills format the run renders with (the trigger's rules), printing why
+/// when they are not the scene's own.
+pub(super) fn engine_and_format(
+    asked_engine: Option<Engine>,
+    asked_format: Option<OutputFormat>,
+    info: Option<&BlendInfo>,
+) -> (Engine, Option<OutputFormat>) {
+    let engine = farm_jobs::scene::choose_engine(asked_engine, info);
+    // The reader's own notes (printed by `scene_frames`) already name an engine the farm lacks.
+    if let Some(note) = engine
+        .note
+        .as_ref()
+        .filter(|_| asked_engine.is_some() || info.is_none())
+    {
+        println!("note: {note}");
+    }
+    let (format, stills) = farm_jobs::scene::stills_format(asked_format, info);
+    if let Some(note) = stills {
+        println!("note: {note}");
+    }
+    (engine.engine, format)
 }
 
 /// The SHA-256 of a file, in hex: the source tag that tells one content of the scene from
