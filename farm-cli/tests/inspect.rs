@@ -53,8 +53,17 @@ fn inspect_json_has_the_documented_shape_and_blenders_facts() {
         let json: Value = serde_json::from_str(&stdout).expect("--json prints JSON");
         assert_eq!(
             keys(&json),
-            BTreeSet::from(["version", "compression", "scene", "scenes", "files"])
+            BTreeSet::from([
+                "version",
+                "compression",
+                "scene",
+                "renders_with",
+                "scenes",
+                "files"
+            ])
         );
+        // The scene is Cycles: so is the engine the farm renders it with.
+        assert_eq!(json["renders_with"], "cycles");
         assert_eq!(json["version"], "3.4");
         assert_eq!(json["compression"], if compress { "zstd" } else { "none" });
 
