@@ -39,6 +39,9 @@ as_root() {
 apt_packages=(python3 python3-venv ca-certificates)
 if [ "$tools_only" -eq 0 ]; then
     apt_packages+=(blender unzip zip time hyperfine shellcheck curl)
+    # EEVEE and Workbench render on the CPU through Mesa's llvmpipe over EGL (no display);
+    # ffprobe checks the movies the farm makes.
+    apt_packages+=(libegl1 libegl-mesa0 libgl1-mesa-dri ffmpeg)
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do

@@ -539,6 +539,7 @@ impl<'a> Facts<'a> {
                     || (view.pointer("nodetree").is_some_and(|p| p != 0)
                         && view.int("use_nodes").is_some_and(|u| u != 0))),
             view_layers: Vec::new(),
+            movie: crate::movie::movie(&r),
             name: id.name,
         };
         Ok((scene, scemode))

@@ -21,6 +21,7 @@
 
 mod bound;
 mod facts;
+mod movie;
 mod sdna;
 mod source;
 
@@ -30,6 +31,7 @@ use serde::Serialize;
 
 pub use bound::{MAX_DECOMPRESSED, MAX_RATIO};
 pub use facts::{image_source_name, output_format_name};
+pub use movie::Movie;
 
 use bound::{Bounded, Compressed, Counting};
 
@@ -100,6 +102,9 @@ pub struct Scene {
     pub compositor: bool,
     /// The view layers it renders (`use` on), in order.
     pub view_layers: Vec<String>,
+    /// The movie the scene asks for when its output is FFmpeg (`output_format` `FFMPEG`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub movie: Option<Movie>,
 }
 
 impl Scene {

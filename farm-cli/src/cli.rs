@@ -114,6 +114,10 @@ pub struct RenderArgs {
     /// BMP, TARGA, HDR, WEBP.
     #[arg(long, value_name = "F")]
     pub format: Option<String>,
+    /// Render engine instead of the scene's own: cycles, eevee or workbench. Default: the
+    /// scene's (EEVEE and Workbench run on the CPU, through Mesa's llvmpipe).
+    #[arg(long, value_name = "ENGINE")]
+    pub engine: Option<farm_core::engine::Engine>,
     #[command(flatten)]
     pub blender: BlenderArgs,
     /// Threads per Blender process, instead of CPUs / workers.
@@ -279,6 +283,9 @@ pub struct SubmitArgs {
     /// anything is uploaded.
     #[arg(long, value_name = "SERIES|auto")]
     pub blender: Option<String>,
+    /// Render engine instead of the scene's own: cycles, eevee or workbench (the `engine=` tag).
+    #[arg(long, value_name = "ENGINE")]
+    pub engine: Option<String>,
     /// Upload and render even if files the .blend uses are missing or absolute paths (tags
     /// `missing=ok`: the trigger renders without them and lists them as warnings in job.json;
     /// Blender shows them magenta).

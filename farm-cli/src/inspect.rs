@@ -76,6 +76,9 @@ pub struct Report {
     pub blender: FarmBlender,
     pub compression: &'static str,
     pub scene: Option<String>,
+    /// The engine the farm renders the active scene with unless told otherwise (`engine=`):
+    /// `cycles`, `eevee` or `workbench`.
+    pub renders_with: farm_core::engine::Engine,
     pub scenes: Vec<SceneReport>,
     pub files: Vec<FileReport>,
 }
@@ -128,6 +131,9 @@ pub struct SceneReport {
     pub engine: String,
     pub output_format: String,
     pub camera: Option<String>,
+    /// The movie the scene asks for, when its output is FFmpeg.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub movie: Option<farm_blend::Movie>,
 }
 
 #[derive(Debug, Serialize)]
@@ -147,6 +153,7 @@ impl Report {
             blender: FarmBlender::judge(Some(saved_by), None),
             compression: info.compression.as_str(),
             scene: info.scene.clone(),
+            renders_with: farm_jobs::scene::choose_engine(None, Some(info)).engine,
             scenes: info
                 .scenes
                 .iter()
@@ -161,6 +168,7 @@ impl Report {
                     engine: s.engine.clone(),
                     output_format: s.output_format.clone(),
                     camera: s.camera.clone(),
+                    movie: s.movie.clone(),
                 })
                 .collect(),
             files: info
@@ -223,25 +231,14 @@ pub fn notes(info: &BlendInfo) -> Vec<String> {
     if let Some(scene) = info.active_scene() {
         notes.extend(farm_jobs::scene::cannot_render(info));
         notes.extend(farm_jobs::scene::view_layer_note(scene));
-        if scene.engine != "CYCLES" {
-            notes.push(format!(
-                "scene `{}` is set to {}: the farm renders it with Cycles instead",
-                scene.name,
-                engine_name(&scene.engine)
-            ));
-        }
     }
+    notes.extend(farm_jobs::scene::choose_engine(None, Some(info)).note);
     notes
 }
 
 /// A reader's name for an engine identifier.
 pub fn engine_name(engine: &str) -> &str {
-    match engine {
-        "CYCLES" => "Cycles",
-        "BLENDER_EEVEE" | "BLENDER_EEVEE_NEXT" => "EEVEE",
-        "BLENDER_WORKBENCH" => "Workbench",
-        other => other,
-    }
+    farm_core::engine::Engine::from_blender_id(engine).map_or(engine, |e| e.label())
 }
 
 fn table(scene: &Path, info: &BlendInfo, report: &Report) -> String {
@@ -333,6 +330,14 @@ fn table(scene: &Path, info: &BlendInfo, report: &Report) -> String {
             })
             .collect();
         out.push_str(&columns(&rows));
+    }
+    if let Some(active) = info.active_scene() {
+        let _ = writeln!(
+            out,
+            "\nthe farm renders scene `{}` with {} (`--engine` / the `engine=` tag choose another)",
+            active.name,
+            report.renders_with.label()
+        );
     }
     let notes = notes(info);
     if !notes.is_empty() {

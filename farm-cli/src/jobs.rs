@@ -106,7 +106,8 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
         );
     }
     let version = OutputVersion::new(Some(source.etag.as_str()), format)
-        .with_dependencies(manifest.dependency_version());
+        .with_dependencies(manifest.dependency_version())
+        .with_engine(manifest.engine);
     let keys = JobKeys::new(args.key.as_str());
     let scan = scan_frames(&storage, &keys, frames.as_slice(), &version)
         .await
@@ -135,12 +136,14 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
         format,
         blender: manifest.blender.map(BlenderPick::Series),
         persistent: manifest.persistent,
+        engine: manifest.engine,
     };
     let whole_request = RenderRequest {
         plan: plan(frames.clone())?,
         format,
         blender: manifest.blender.map(BlenderPick::Series),
         persistent: manifest.persistent,
+        engine: manifest.engine,
     };
     let source = SourceObject {
         saved_by: manifest.saved_by,

@@ -120,6 +120,7 @@ mod tests {
             blender: None,
             saved_by: None,
             blender_reason: None,
+            engine: None,
             warnings: Vec::new(),
             scene: None,
             dependencies: None,

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::anyhow;
 use farm_core::blender::{parse_log_line, LogEvent};
+use farm_core::engine::Engine;
 use farm_core::frames::{compact, DEFAULT_MAX_FRAMES};
 use farm_core::layout::parse_frame_file_name;
 use farm_core::manifest::{JobManifest, ManifestStatus, SceneFacts};
@@ -49,6 +50,10 @@ pub struct StatusReport {
     /// Why the job runs that series (`blender=auto`: the file was saved by Blender 5.0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blender_reason: Option<String>,
+    /// The engine the render job runs (absent in a `job.json` from before the farm chose
+    /// engines, whose jobs ran Cycles).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Engine>,
     /// What `job.json` warns of (a file saved by a newer Blender than the job's).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -254,6 +259,7 @@ pub async fn report<B: Scheduler>(
         blender: manifest.blender.map(|b| b.to_string()),
         saved_by: manifest.saved_by.map(|b| b.to_string()),
         blender_reason: manifest.blender_reason.clone(),
+        engine: manifest.engine,
         warnings: manifest.warnings.clone(),
         scene: manifest.scene.clone(),
         frames: None,
@@ -283,7 +289,8 @@ pub async fn report<B: Scheduler>(
 
     let frames = manifest_frames(&manifest)?;
     let version = OutputVersion::new(manifest.etag.as_deref(), manifest_format(&manifest)?)
-        .with_dependencies(manifest.dependency_version());
+        .with_dependencies(manifest.dependency_version())
+        .with_engine(manifest.engine);
     let scan = async {
         scan_frames(storage, &keys, frames.as_slice(), &version)
             .await
@@ -462,6 +469,9 @@ pub fn render_text(report: &StatusReport) -> String {
         };
         let _ = writeln!(out, "blender   {}{saved}", printable(blender));
     }
+    if let Some(engine) = report.engine {
+        let _ = writeln!(out, "engine    {}", engine.label());
+    }
     for warning in &report.warnings {
         let _ = writeln!(out, "warning   {}", printable(warning));
     }
@@ -591,7 +601,9 @@ pub fn text_bar(done: usize, failed: usize, total: usize) -> String {
 /// The reader's facts: which scene is rendered and how, and the files it loads.
 fn write_scene(out: &mut String, scene: &SceneFacts) {
     use std::fmt::Write as _;
-    let engine = if scene.engine == scene.rendered_with {
+    let own = Engine::from_blender_id(&scene.engine).map(Engine::name);
+    let engine = if own == Some(scene.rendered_with.as_str()) || scene.engine == scene.rendered_with
+    {
         printable(&scene.engine)
     } else {
         format!(
@@ -719,6 +731,7 @@ mod tests {
             blender: Some("4.2".into()),
             saved_by: Some("4.5".into()),
             blender_reason: None,
+            engine: Some(Engine::Eevee),
             warnings: vec!["saved by a newer Blender \x1b[2J".into()],
             scene: None,
             frames: None,
@@ -749,7 +762,7 @@ mod tests {
         );
         assert!(text.contains("s3://b/a\\u{1b}[31m.blend "), "{text}");
         assert!(
-            text.contains("blender   4.2 (the file was saved by Blender 4.5)\n"),
+            text.contains("blender   4.2 (the file was saved by Blender 4.5)\nengine    EEVEE\n"),
             "{text}"
         );
         let chosen = StatusReport {
@@ -791,11 +804,14 @@ mod tests {
             frame_step: 6,
             frames: "5-29:6".into(),
             engine: "BLENDER_EEVEE_NEXT".into(),
-            rendered_with: "CYCLES".into(),
+            rendered_with: "cycles".into(),
             resolution: [1920, 1080],
             resolution_percentage: 50,
             output_format: "PNG".into(),
-            notes: vec!["scene `Shot` is set to BLENDER_EEVEE_NEXT; the farm renders it with Cycles instead".into()],
+            notes: vec![
+                "scene `Shot` is set to EEVEE; rendered with Cycles as asked (`engine=cycles`)"
+                    .into(),
+            ],
             files: vec![SceneFile {
                 kind: "image".into(),
                 path: "//tex/wood.png".into(),
@@ -807,8 +823,8 @@ mod tests {
         write_scene(&mut text, &scene);
         assert_eq!(
             text,
-            "scene     Shot\\u{1b}[2J (Blender 4.2, zstd): frames 5-29 step 6, 1920x1080 at 50%, BLENDER_EEVEE_NEXT (rendered with CYCLES), output PNG\n\
-             note      scene `Shot` is set to BLENDER_EEVEE_NEXT; the farm renders it with Cycles instead\n\
+            "scene     Shot\\u{1b}[2J (Blender 4.2, zstd): frames 5-29 step 6, 1920x1080 at 50%, BLENDER_EEVEE_NEXT (rendered with cycles), output PNG\n\
+             note      scene `Shot` is set to EEVEE; rendered with Cycles as asked (`engine=cycles`)\n\
              files     1 external (0 packed): image //tex/wood.png\n"
         );
     }

@@ -11,7 +11,7 @@ use farm_core::deps::{ABSOLUTE_HINT, MISSING_OK, TAG_MISSING};
 use farm_core::layout::is_blend_key;
 use farm_core::plan::{Chunking, CHUNK_AUTO};
 use farm_core::request::DEFAULT_REQUEST_MAX_FRAMES as DEFAULT_MAX_FRAMES;
-use farm_core::request::{TAG_BLENDER, TAG_CHUNK, TAG_FORMAT, TAG_FRAME, TAG_FRAMES};
+use farm_core::request::{TAG_BLENDER, TAG_CHUNK, TAG_ENGINE, TAG_FORMAT, TAG_FRAME, TAG_FRAMES};
 use farm_core::storage::{PutOptions, Storage};
 use farm_core::RenderRequest;
 use farm_io::{S3Storage, UploadTuning};
@@ -44,6 +44,7 @@ pub struct Asked<'a> {
     pub chunk: Option<&'a str>,
     pub format: Option<&'a str>,
     pub blender: Option<&'a str>,
+    pub engine: Option<&'a str>,
 }
 
 /// The tags for a request, in upload order, as the trigger will read them. Fails with the
@@ -58,6 +59,7 @@ pub fn request_tags(
         chunk,
         format,
         blender,
+        engine,
     } = asked;
     let mut asked: Vec<(&str, &str)> = Vec::new();
     if let Some(frames) = frames {
@@ -74,6 +76,9 @@ pub fn request_tags(
     }
     if let Some(blender) = blender {
         asked.push((TAG_BLENDER, blender));
+    }
+    if let Some(engine) = engine {
+        asked.push((TAG_ENGINE, engine));
     }
     let request = RenderRequest::from_tags(asked.iter().copied(), DEFAULT_MAX_FRAMES)
         .map_err(|e| anyhow!("{e}"))?
@@ -98,6 +103,9 @@ pub fn request_tags(
     }
     if let Some(blender) = request.blender {
         tags.push((TAG_BLENDER, blender.to_string()));
+    }
+    if let Some(engine) = request.engine {
+        tags.push((TAG_ENGINE, engine.name().to_owned()));
     }
     for (name, value) in &tags {
         if value.chars().count() > MAX_TAG_VALUE {
@@ -208,6 +216,7 @@ pub async fn prepare(args: &SubmitArgs) -> anyhow::Result<Prepared> {
         chunk: args.chunk.as_deref(),
         format,
         blender: args.blender.as_deref(),
+        engine: args.engine.as_deref(),
     })?;
     if scene_frames.is_some() {
         farm_jobs::scene::set_frames_tag(&mut tags);
@@ -518,6 +527,7 @@ mod tests {
             chunk: Some("2"),
             format: Some("open_exr"),
             blender: Some(" 4.5"),
+            engine: Some("Workbench"),
             ..Asked::default()
         })
         .unwrap();
@@ -527,7 +537,8 @@ mod tests {
                 ("frames", "1-10 20".to_owned()),
                 ("chunk", "2".to_owned()),
                 ("format", "OPEN_EXR".to_owned()),
-                ("blender", "4.5".to_owned())
+                ("blender", "4.5".to_owned()),
+                ("engine", "workbench".to_owned())
             ]
         );
         assert_eq!(request.plan.chunk_count(), 6);
@@ -588,7 +599,7 @@ mod tests {
                 frame,
                 chunk,
                 blender,
-                format: None,
+                ..Asked::default()
             })
             .unwrap_err()
             .to_string();

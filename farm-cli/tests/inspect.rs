@@ -58,10 +58,13 @@ fn inspect_json_has_the_documented_shape_and_blenders_facts() {
                 "blender",
                 "compression",
                 "scene",
+                "renders_with",
                 "scenes",
                 "files"
             ])
         );
+        // The scene is Cycles: so is the engine the farm renders it with.
+        assert_eq!(json["renders_with"], "cycles");
         assert_eq!(json["version"], "3.4");
         // Saved by 3.4: a farm of 4.2 to 5.3 renders it with the oldest newer series.
         assert_eq!(json["blender"]["series"], "4.2");

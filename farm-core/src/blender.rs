@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::engine::Engine;
+
 /// Prefix of the line printed before each frame renders: `FARM_FRAME 12`.
 pub const FRAME_MARKER: &str = "FARM_FRAME ";
 /// Prefix of the line the scene query prints.
@@ -91,7 +93,10 @@ pub const INHERITED_ENV: &[&str] = &[
 ];
 
 /// Blender's whole environment: the [`INHERITED_ENV`] variables of `inherited` (and `LC_*`),
-/// `HOME` and `TMPDIR` set to folders of the job's work folder.
+/// `HOME` and `TMPDIR` set to folders of the job's work folder, and `XDG_CACHE_HOME` to
+/// `<home>/.cache`: Mesa, which EEVEE and Workbench render through (llvmpipe over EGL, no
+/// display; nothing else needs setting), keeps its shader cache there. Without it Mesa finds the
+/// user's home from the password database, ignoring `HOME`, and writes outside the work folder.
 pub fn blender_env(
     inherited: impl IntoIterator<Item = (OsString, OsString)>,
     home: &Path,
@@ -103,6 +108,7 @@ pub fn blender_env(
         .collect();
     env.push(("HOME".into(), home.into()));
     env.push(("TMPDIR".into(), tmp.into()));
+    env.push(("XDG_CACHE_HOME".into(), home.join(".cache").into()));
     env.sort();
     env
 }
@@ -193,6 +199,33 @@ impl std::fmt::Display for OutputFormat {
     }
 }
 
+/// Blender's names of the scene output formats that write one movie file, not an image per
+/// frame (`FFMPEG`; `AVI_JPEG` and `AVI_RAW` before 4.0; older names in 2.7x files).
+pub const MOVIE_FORMATS: &[&str] = &[
+    "FFMPEG",
+    "AVI_JPEG",
+    "AVI_RAW",
+    "H264",
+    "XVID",
+    "THEORA",
+    "FRAMESERVER",
+];
+
+/// The format a job's frames are saved in: the one asked for (`format=`); PNG when the scene
+/// writes a movie (Blender cannot write a movie a frame at a time: the frames are rendered as
+/// stills, and the movie is made from them); `None` otherwise, the scene's own format.
+/// Blender keeps the scene's colour mode and depth where PNG has them.
+pub fn stills_format(
+    asked: Option<OutputFormat>,
+    scene_format: Option<&str>,
+) -> Option<OutputFormat> {
+    asked.or_else(|| {
+        scene_format
+            .is_some_and(|f| MOVIE_FORMATS.contains(&f))
+            .then_some(OutputFormat::Png)
+    })
+}
+
 /// One Blender process rendering a chunk of frames.
 #[derive(Debug, Clone)]
 pub struct RenderCommand<'a> {
@@ -210,6 +243,7 @@ pub struct RenderCommand<'a> {
     /// The job allows Cycles' persistent data (not `persistent=off`); see
     /// [`Self::persistent_data`].
     pub persistent: bool,
+    pub engine: Engine,
 }
 
 impl RenderCommand<'_> {
@@ -233,6 +267,38 @@ impl RenderCommand<'_> {
             "caches": self.caches_dir.to_string_lossy(),
             "format": self.format.map(OutputFormat::blender_name),
             "persistent": self.persistent_data(),
+            "engine": self.engine.blender_ids(),
+        });
+        blender.script_args(self.threads, &config)
+    }
+}
+
+/// One Blender process writing the movie a scene set to FFmpeg output asks for, from frames
+/// already rendered: the sequencer shows them (with the scene's sound strips) and Blender encodes
+/// them with the scene's settings. Nothing is rendered again.
+#[derive(Debug, Clone)]
+pub struct MovieCommand<'a> {
+    pub blend: &'a Path,
+    /// The rendered frames' files, in frame order (one folder).
+    pub frames: &'a [PathBuf],
+    /// The first frame's number: the movie starts there, so sound strips keep their timing.
+    pub first: i32,
+    pub threads: usize,
+    /// An empty folder Blender writes the movie into (one file).
+    pub output_dir: &'a Path,
+}
+
+impl MovieCommand<'_> {
+    /// Blender's arguments (without the program).
+    pub fn args(&self, blender: &Blender) -> Vec<OsString> {
+        let frames: Vec<_> = self.frames.iter().map(|f| f.to_string_lossy()).collect();
+        let config = serde_json::json!({
+            "mode": "movie",
+            "blend": self.blend.to_string_lossy(),
+            "frames": frames,
+            "first": self.first,
+            "threads": self.threads.max(1),
+            "out": self.output_dir.to_string_lossy(),
         });
         blender.script_args(self.threads, &config)
     }
@@ -429,6 +495,7 @@ mod tests {
             caches_dir: Path::new("/work/caches"),
             format,
             persistent: true,
+            engine: Engine::Cycles,
         }
     }
 
@@ -470,6 +537,7 @@ mod tests {
         assert_eq!(config["caches"], "/work/caches");
         assert_eq!(config["format"], serde_json::Value::Null);
         assert_eq!(config["persistent"], true);
+        assert_eq!(config["engine"], serde_json::json!(["CYCLES"]));
         assert!(
             !args.iter().any(
                 |a| ["-f", "-s", "-e", "--frame-start", "--render-frame"].contains(a)
@@ -585,6 +653,7 @@ mod tests {
                 ("OCIO", "/ocio/config.ocio"),
                 ("PATH", "/usr/bin"),
                 ("TMPDIR", "/w/tmp"),
+                ("XDG_CACHE_HOME", "/w/home/.cache"),
             ]
         );
     }
@@ -594,6 +663,17 @@ mod tests {
         let blender = Blender::Executable("blender".into());
         let args = command(&[1], Some(OutputFormat::Png)).args(&blender);
         assert_eq!(config(&strings(&args))["format"], "PNG");
+    }
+
+    #[test]
+    fn the_engine_reaches_the_script_as_blenders_identifiers() {
+        let mut cmd = command(&[1], None);
+        cmd.engine = Engine::Eevee;
+        let args = cmd.args(&Blender::Executable("blender".into()));
+        assert_eq!(
+            config(&strings(&args))["engine"],
+            serde_json::json!(["BLENDER_EEVEE_NEXT", "BLENDER_EEVEE"])
+        );
     }
 
     #[test]
@@ -613,6 +693,21 @@ mod tests {
         assert_eq!(output_frame("frame_0.jpg"), Some((0, "jpg")));
         assert_eq!(output_frame("frame_x.png"), None);
         assert_eq!(output_frame("other_1.png"), None);
+    }
+
+    #[test]
+    fn a_movie_scene_renders_png_stills_unless_a_format_is_asked() {
+        assert_eq!(stills_format(None, Some("FFMPEG")), Some(OutputFormat::Png));
+        assert_eq!(
+            stills_format(None, Some("AVI_JPEG")),
+            Some(OutputFormat::Png)
+        );
+        assert_eq!(
+            stills_format(Some(OutputFormat::OpenExr), Some("FFMPEG")),
+            Some(OutputFormat::OpenExr)
+        );
+        assert_eq!(stills_format(None, Some("OPEN_EXR")), None);
+        assert_eq!(stills_format(None, None), None);
     }
 
     #[test]

@@ -17,6 +17,10 @@ pub const CHUNK: &str = "FARM_CHUNK";
 pub const PERSISTENT: &str = "FARM_PERSISTENT";
 /// Optional output format override (`PNG`, `OPEN_EXR`, ...).
 pub const FORMAT: &str = "FARM_FORMAT";
+/// The engine a job renders with (`cycles`, `eevee`, `workbench`; see [`crate::engine`]),
+/// chosen by the trigger; the zip job's frame scan checks it too. Absent: Cycles (jobs submitted
+/// before the farm chose engines).
+pub const ENGINE: &str = "FARM_ENGINE";
 /// ETag of the `.blend` the job was submitted for: a changed object is refused, not rendered.
 pub const SOURCE_ETAG: &str = "FARM_SOURCE_ETAG";
 /// Scratch folder for the renderer's download and Blender's output.

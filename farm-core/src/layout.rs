@@ -185,20 +185,23 @@ pub fn parse_frame_file_name(name: &str) -> Option<(i32, &str)> {
 
 /// Identifies one render request for one version of one object, for the at-most-one-job marker.
 /// `version` is the object's version id when the bucket is versioned, else its ETag; `blender`
-/// is the series the request asked for (`blender=`), if it did.
+/// is the series the request asked for (`blender=`), if it did; `engine` the engine the job
+/// renders with when it is not Cycles (a Cycles job hashes as before the farm chose engines).
 pub fn request_fingerprint(
     version: &str,
     canonical_frames: &str,
     chunk_size: u32,
     format: Option<&str>,
     blender: Option<&str>,
+    engine: Option<&str>,
 ) -> String {
     let mut hash = Sha256::new();
     let chunk = chunk_size.to_string();
     // A request without `blender=` hashes as it did before the tag existed, so a redelivered
     // event of such a request still finds its marker.
     let parts = [version, canonical_frames, &chunk, format.unwrap_or("")];
-    for part in parts.into_iter().chain(blender) {
+    let engine = engine.map(|e| format!("engine={e}"));
+    for part in parts.into_iter().chain(blender).chain(engine.as_deref()) {
         hash.update(part.as_bytes());
         hash.update([0]);
     }
@@ -365,26 +368,35 @@ mod tests {
 
     #[test]
     fn fingerprints_change_with_every_part() {
-        let base = request_fingerprint("etag1", "1-10", 1, None, None);
-        assert_eq!(base, request_fingerprint("etag1", "1-10", 1, None, None));
+        let base = request_fingerprint("etag1", "1-10", 1, None, None, None);
+        assert_eq!(
+            base,
+            request_fingerprint("etag1", "1-10", 1, None, None, None)
+        );
         assert_eq!(base.len(), 32);
         for other in [
-            request_fingerprint("etag2", "1-10", 1, None, None),
-            request_fingerprint("etag1", "1-11", 1, None, None),
-            request_fingerprint("etag1", "1-10", 2, None, None),
-            request_fingerprint("etag1", "1-10", 1, Some("PNG"), None),
-            request_fingerprint("etag1", "1-10", 1, None, Some("4.5")),
-            request_fingerprint("etag1", "1-10", 1, Some("4.5"), None),
+            request_fingerprint("etag2", "1-10", 1, None, None, None),
+            request_fingerprint("etag1", "1-11", 1, None, None, None),
+            request_fingerprint("etag1", "1-10", 2, None, None, None),
+            request_fingerprint("etag1", "1-10", 1, Some("PNG"), None, None),
+            request_fingerprint("etag1", "1-10", 1, None, Some("4.5"), None),
+            request_fingerprint("etag1", "1-10", 1, Some("4.5"), None, None),
+            request_fingerprint("etag1", "1-10", 1, None, None, Some("eevee")),
         ] {
             assert_ne!(base, other);
         }
+        // The engine part cannot be mistaken for a series.
+        assert_ne!(
+            request_fingerprint("etag1", "1-10", 1, None, Some("eevee"), None),
+            request_fingerprint("etag1", "1-10", 1, None, None, Some("eevee"))
+        );
     }
 
     #[test]
     fn a_request_without_blender_keeps_its_fingerprint_from_before_the_tag() {
         // sha256("etag1\01-10\01\0\0"), what the fingerprint was before `blender=` existed.
         assert_eq!(
-            request_fingerprint("etag1", "1-10", 1, None, None),
+            request_fingerprint("etag1", "1-10", 1, None, None, None),
             "337442b680a2cdabadb61a7119ea82ab"
         );
     }

@@ -9,6 +9,7 @@
 //! - [`layout`]: every key a job reads or writes ([`JobKeys`]).
 //! - [`manifest`]: the `<key>/job.json` document.
 //! - [`blender`]: Blender's argv and log lines.
+//! - [`engine`]: the render engine a job runs (the scene's own, or `engine=`).
 //! - [`deps`]: where the files a `.blend` loads live in the bucket, and what a job records of them.
 //! - [`blend`] and [`image`]: recognising a .blend and a finished image by their first bytes.
 //! - [`storage`] and [`scheduler`]: the ports the adapters in `farm-io` implement.
@@ -22,6 +23,7 @@
 pub mod blend;
 pub mod blender;
 pub mod deps;
+pub mod engine;
 pub mod env;
 pub mod estimate;
 pub mod exit;

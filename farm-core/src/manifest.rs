@@ -32,7 +32,9 @@ pub struct SceneFacts {
     pub frame_step: i32,
     /// The frames rendered, canonical (`1-250:7`).
     pub frames: String,
-    /// The scene's engine (`BLENDER_EEVEE_NEXT`...) and the one the farm renders with.
+    /// The scene's engine (`BLENDER_EEVEE_NEXT`...) and the one the farm renders it with
+    /// (`eevee`: [`crate::engine::Engine::name`]; `CYCLES` in records written before the farm
+    /// chose engines).
     pub engine: String,
     pub rendered_with: String,
     pub resolution: [i32; 2],
@@ -90,6 +92,10 @@ pub struct JobManifest {
     /// `false` when the request said `persistent=off` (recorded only then): `farm retry` keeps it.
     #[serde(default = "persistent_default", skip_serializing_if = "Clone::clone")]
     pub persistent: bool,
+    /// The engine the render job runs (absent if refused, or written before the farm chose
+    /// engines: Cycles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<crate::engine::Engine>,
     /// The Blender that saved the `.blend`, from its header, when it could be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub saved_by: Option<BlenderSeries>,
@@ -157,6 +163,7 @@ impl JobManifest {
             blender: None,
             blender_reason: None,
             persistent: true,
+            engine: None,
             saved_by: None,
             warnings: Vec::new(),
             scene: None,
@@ -192,6 +199,7 @@ mod tests {
             blender: Some(BlenderSeries::new(4, 2)),
             blender_reason: Some("asked for with `blender=`".into()),
             persistent: true,
+            engine: Some(crate::engine::Engine::Workbench),
             saved_by: Some(BlenderSeries::new(4, 5)),
             warnings: vec!["saved by a newer Blender".into()],
             scene: None,
@@ -215,6 +223,7 @@ mod tests {
         assert_eq!(json["blender"], "4.2");
         assert_eq!(json["blender_reason"], "asked for with `blender=`");
         assert_eq!(json["saved_by"], "4.5");
+        assert_eq!(json["engine"], "workbench");
         assert_eq!(json["warnings"][0], "saved by a newer Blender");
         assert!(json.get("message").is_none());
         assert!(json.get("persistent").is_none(), "recorded only when off");
@@ -247,6 +256,7 @@ mod tests {
         assert_eq!(json["message"], "bad tag");
         assert!(json.get("render_job_id").is_none());
         assert!(json.get("blender").is_none());
+        assert!(json.get("engine").is_none());
         assert!(json.get("warnings").is_none());
         // A manifest written before the farm ran several Blenders still reads.
         let old: JobManifest = serde_json::from_value(json).unwrap();

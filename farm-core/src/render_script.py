@@ -10,6 +10,9 @@
 #   FARM_FRAME <n>           frame n starts; later lines belong to it
 #   FARM_SCENE_INFO <json>   the scene's range and format (mode "info")
 #
+# Mode "movie" writes the movie a scene set to FFmpeg output asks for from frames already
+# rendered (a second Blender step: the sequencer shows them, nothing is rendered again).
+#
 # Vectors and what happens to them (RELIABILITY.md, "Hostile .blend", has the tests):
 # - registered text blocks (`use_module`) and the handlers they would add: need auto-execution,
 #   which is off (`use_scripts=False`, `--disable-autoexec`); text blocks are also unregistered.
@@ -254,6 +257,18 @@ def info():
         scene=scene.name)))
 
 
+def set_engine(settings, ids):
+    # The engine is the farm's choice (farm_core::engine); `ids` are Blender's names for it, by
+    # series (EEVEE is BLENDER_EEVEE_NEXT on 4.2 to 4.5): the first one this Blender has is set.
+    for engine in ids:
+        try:
+            settings.engine = engine
+            return
+        except TypeError:
+            continue
+    refuse("this Blender has none of the render engines %s" % json.dumps(ids))
+
+
 def render():
     neutralise_freestyle()
     neutralise_texts()
@@ -263,7 +278,7 @@ def render():
     redirect_caches(CONFIG["caches"])
     scene = bpy.context.scene
     settings = scene.render
-    settings.engine = "CYCLES"
+    set_engine(settings, CONFIG["engine"])
     settings.threads_mode = "FIXED"
     settings.threads = max(1, int(CONFIG["threads"]))
     settings.use_file_extension = True
@@ -284,9 +299,47 @@ def render():
         flush_c_stdout()
 
 
+def movie():
+    # The movie the scene asks for, from the frames already rendered (never a second render):
+    # the sequencer shows them as one image strip, with the scene's own sound strips, and Blender
+    # writes them with the scene's FFmpeg settings (container, codecs, quality, fps, size).
+    # Every other strip goes: its picture is in the frames already.
+    scene = bpy.context.scene
+    settings = scene.render
+    editor = scene.sequence_editor or scene.sequence_editor_create()
+    strips = editor.strips if hasattr(editor, "strips") else editor.sequences
+    for strip in list(strips):
+        if strip.type != "SOUND":
+            strips.remove(strip)
+    first, frames = CONFIG["first"], CONFIG["frames"]
+    folder = os.path.dirname(frames[0])
+    image = strips.new_image("farm frames", frames[0], 1 + max((s.channel for s in strips), default=0), first)
+    for path in frames[1:]:
+        image.elements.append(os.path.basename(path))
+    image.directory = folder + os.sep
+    scene.frame_start = first
+    scene.frame_end = first + len(frames) - 1
+    scene.frame_step = 1
+    settings.use_sequencer = True
+    settings.use_compositing = False
+    # The frames carry the scene's view transform already; the sequencer would apply it again.
+    scene.view_settings.view_transform = "Standard"
+    scene.view_settings.look = "None"
+    scene.view_settings.exposure = 0.0
+    scene.view_settings.gamma = 1.0
+    settings.threads_mode = "FIXED"
+    settings.threads = max(1, int(CONFIG["threads"]))
+    settings.filepath = os.path.join(CONFIG["out"], "movie")
+    settings.use_file_extension = True
+    bpy.ops.render.render(animation=True)
+    flush_c_stdout()
+
+
 open_blend()
 if CONFIG["mode"] == "info":
     info()
+elif CONFIG["mode"] == "movie":
+    movie()
 else:
     render()
 flush_c_stdout()

@@ -1,8 +1,10 @@
 //! A render request: what the tags on an upload (or the command line) ask for.
 
 use crate::blender::OutputFormat;
+use crate::engine::{Engine, UnknownEngine};
 use crate::frames::{FrameList, FrameSpecError, FRAMES_SYNTAX};
 use std::num::NonZeroUsize;
+use std::str::FromStr;
 
 use crate::plan::{Chunking, Plan, PlanError, DEFAULT_CHUNK_SIZE};
 use crate::series::{BlenderPick, SeriesSyntaxError};
@@ -16,8 +18,9 @@ pub const TAG_FRAMES: &str = "frames";
 pub const TAG_CHUNK: &str = "chunk";
 /// `format=PNG|JPEG|OPEN_EXR|...`: override the scene's output format.
 pub const TAG_FORMAT: &str = "format";
-/// `blender=4.5`: the Blender series to render with (one the farm runs), or `blender=auto`: the
-/// series of the file ([`crate::series::SeriesChoice::choose`]); default: the farm's.
+/// `engine=cycles|eevee|workbench`: render with this engine instead of the scene's own.
+pub const TAG_ENGINE: &str = "engine";
+/// `blender=4.5`: the Blender series to render with (one the farm runs; default: the farm's).
 pub const TAG_BLENDER: &str = "blender";
 /// `persistent=off`: render every frame of a chunk from scratch, without Cycles' persistent data
 /// (ADR 0012); `persistent=on` is the default.
@@ -27,7 +30,7 @@ pub const TAG_PERSISTENT: &str = "persistent";
 /// be raised up to [`crate::frames::MAX_JOB_FRAMES`]).
 pub const DEFAULT_REQUEST_MAX_FRAMES: usize = 10_000;
 
-/// A validated request: frames, chunking, format and Blender series.
+/// A validated request: frames, chunking, format, engine and Blender series.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderRequest {
     pub plan: Plan,
@@ -38,6 +41,10 @@ pub struct RenderRequest {
     /// Whether a chunk of several frames may keep Cycles' data between its frames
     /// (`persistent=off` says no; [`crate::blender::RenderCommand::persistent`]).
     pub persistent: bool,
+    /// The engine the job renders with: the one asked for (`engine=`) until whoever read the
+    /// scene resolves it with [`crate::engine::choose`]; `None` when neither happened (a job
+    /// written before the farm chose engines, which ran Cycles).
+    pub engine: Option<Engine>,
 }
 
 /// Why tags did not make a request. Messages name the tag, the value and the accepted syntax.
@@ -58,6 +65,11 @@ pub enum RequestError {
     Format {
         value: String,
         source: crate::blender::UnknownFormat,
+    },
+    #[error("tag `{TAG_ENGINE}={value}` is invalid: {source}")]
+    Engine {
+        value: String,
+        source: UnknownEngine,
     },
     #[error("tag `{TAG_BLENDER}={value}` is invalid: {source}")]
     Blender {
@@ -88,7 +100,7 @@ impl RenderRequest {
         max_frames: usize,
         slots: Option<NonZeroUsize>,
     ) -> Result<Option<Self>, RequestError> {
-        let (mut frame, mut frames, mut chunk, mut format, mut blender, mut persistent) =
+        let (mut frame, mut frames, mut chunk, mut format, mut blender, mut persistent, mut engine) =
             (None, None, None, None, None, None);
         for (name, value) in tags {
             match name.trim() {
@@ -98,6 +110,7 @@ impl RenderRequest {
                 TAG_FORMAT => format = Some(value),
                 TAG_BLENDER => blender = Some(value),
                 TAG_PERSISTENT => persistent = Some(value),
+                TAG_ENGINE => engine = Some(value),
                 _ => {}
             }
         }
@@ -133,26 +146,18 @@ impl RenderRequest {
                 })?
                 .chunk_size(list.len(), slots),
         };
-        let format = format
-            .map(|value| {
-                value
-                    .parse::<OutputFormat>()
-                    .map_err(|source| RequestError::Format {
-                        value: value.to_owned(),
-                        source,
-                    })
-            })
-            .transpose()?;
-        let blender = blender
-            .map(|value| {
-                value
-                    .parse::<BlenderPick>()
-                    .map_err(|source| RequestError::Blender {
-                        value: value.to_owned(),
-                        source,
-                    })
-            })
-            .transpose()?;
+        let format = parse_tag(format, |value, source| RequestError::Format {
+            value,
+            source,
+        })?;
+        let blender = parse_tag(blender, |value, source| RequestError::Blender {
+            value,
+            source,
+        })?;
+        let engine = parse_tag(engine, |value, source| RequestError::Engine {
+            value,
+            source,
+        })?;
         let persistent = match persistent.map(|v| v.trim().to_ascii_lowercase()) {
             None => true,
             Some(v) if v == "on" => true,
@@ -169,8 +174,19 @@ impl RenderRequest {
             format,
             blender,
             persistent,
+            engine,
         }))
     }
+}
+
+/// A tag's value parsed, or the request error naming the value.
+fn parse_tag<T: FromStr>(
+    value: Option<&str>,
+    error: impl FnOnce(String, T::Err) -> RequestError,
+) -> Result<Option<T>, RequestError> {
+    value
+        .map(|v| v.parse::<T>().map_err(|source| error(v.to_owned(), source)))
+        .transpose()
 }
 
 #[cfg(test)]
@@ -203,6 +219,14 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(request.persistent);
+    }
+
+    #[test]
+    fn engine_tag_picks_an_engine() {
+        let request = from(&[("frame", "3"), ("engine", " EEVEE ")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(request.engine, Some(Engine::Eevee));
     }
 
     #[test]
@@ -280,6 +304,10 @@ mod tests {
             (
                 &[("frame", "5"), ("format", "GIF")],
                 "tag `format=GIF` is invalid",
+            ),
+            (
+                &[("frame", "5"), ("engine", "octane")],
+                "tag `engine=octane` is invalid: `octane` is not a render engine the farm runs: use cycles, eevee or workbench",
             ),
             (
                 &[("frame", "5"), ("blender", "latest")],

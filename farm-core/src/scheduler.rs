@@ -215,6 +215,9 @@ fn job_env(
     if let Some(format) = request.format {
         vars.push((env::FORMAT.to_owned(), format.blender_name().to_owned()));
     }
+    if let Some(engine) = request.engine {
+        vars.push((env::ENGINE.to_owned(), engine.name().to_owned()));
+    }
     if let Some(etag) = etag {
         vars.push((env::SOURCE_ETAG.to_owned(), etag.to_owned()));
     }
@@ -478,6 +481,19 @@ mod tests {
         assert_eq!(render.blender, None);
         assert!(!env.contains_key(env::JOB_BLENDER_SERIES));
         assert!(!env.contains_key(env::PERSISTENT));
+        assert!(!env.contains_key(env::ENGINE));
+        let eevee = RenderRequest {
+            engine: Some(crate::engine::Engine::Eevee),
+            ..request.clone()
+        };
+        for job in [
+            JobSpec::render("bucket", &keys, None, &eevee),
+            JobSpec::zip("bucket", &keys, None, &eevee, "job-1"),
+        ] {
+            assert!(job
+                .env
+                .contains(&(env::ENGINE.to_owned(), "eevee".to_owned())));
+        }
         let zip = JobSpec::zip("bucket", &keys, None, &request, "job-1");
         for job in [&render, &zip] {
             assert_eq!(

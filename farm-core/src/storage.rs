@@ -27,6 +27,9 @@ pub const FORMAT_METADATA: &str = "farm-format";
 /// it was rendered with ([`crate::deps::list_version`]); absent when the job had none.
 pub const DEPENDENCIES_METADATA: &str = "farm-dependencies";
 
+/// Metadata naming the engine a frame was rendered with ([`crate::engine::Engine::name`]), on
+/// frames not rendered with Cycles; a frame without it was rendered with Cycles.
+pub const ENGINE_METADATA: &str = "farm-engine";
 /// [`FORMAT_METADATA`] of a frame rendered in the scene's own output format.
 pub const SCENE_FORMAT: &str = "scene";
 

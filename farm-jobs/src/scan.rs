@@ -1,8 +1,9 @@
 //! The one frame scan: which of a job's expected frames the store holds *for this job*.
 //!
 //! A frame object belongs to a job when it was rendered from the job's version of the `.blend`,
-//! with the job's dependency list (the textures and libraries at the ETags the job is bound to)
-//! and in the job's output format. The renderer records all three on every frame it uploads
+//! with the job's dependency list (the textures and libraries at the ETags the job is bound to),
+//! with the job's engine and in the job's output format. The renderer records them on every
+//! frame it uploads
 //! ([`OutputVersion::metadata`]); the scan reads them back ([`Storage::head`]) and sorts every
 //! expected frame into one of three states ([`FrameState`]):
 //!
@@ -17,10 +18,11 @@
 use std::collections::BTreeMap;
 
 use farm_core::blender::OutputFormat;
+use farm_core::engine::Engine;
 use farm_core::layout::frame_stem;
 use farm_core::storage::{
-    Metadata, ObjectMeta, StorageError, DEPENDENCIES_METADATA, FORMAT_METADATA, SCENE_FORMAT,
-    SOURCE_ETAG_METADATA,
+    Metadata, ObjectMeta, StorageError, DEPENDENCIES_METADATA, ENGINE_METADATA, FORMAT_METADATA,
+    SCENE_FORMAT, SOURCE_ETAG_METADATA,
 };
 use farm_core::{JobKeys, Storage};
 use futures::{StreamExt, TryStreamExt};
@@ -46,6 +48,8 @@ pub struct OutputVersion {
     /// rendered with other textures or libraries is not this job's. `None`: the job has no
     /// list, and frames rendered with one are not its frames either.
     pub dependencies: Option<String>,
+    /// The engine the job renders with (Cycles by default, and for frames that record none).
+    pub engine: Engine,
 }
 
 impl OutputVersion {
@@ -54,7 +58,16 @@ impl OutputVersion {
             source_tag: source_tag.map(str::to_owned),
             format,
             dependencies: None,
+            engine: Engine::Cycles,
         }
+    }
+
+    /// The same, for a job rendering with `engine` (`None`: a job from before the farm chose
+    /// engines, which ran Cycles).
+    #[must_use]
+    pub fn with_engine(mut self, engine: Option<Engine>) -> Self {
+        self.engine = engine.unwrap_or_default();
+        self
     }
 
     /// The same, for a job bound to the dependency list of this version
@@ -74,6 +87,9 @@ impl OutputVersion {
         metadata.insert(FORMAT_METADATA.to_owned(), self.format_name().to_owned());
         if let Some(version) = &self.dependencies {
             metadata.insert(DEPENDENCIES_METADATA.to_owned(), version.clone());
+        }
+        if self.engine != Engine::Cycles {
+            metadata.insert(ENGINE_METADATA.to_owned(), self.engine.name().to_owned());
         }
         metadata
     }
@@ -99,7 +115,15 @@ impl OutputVersion {
             None => true,
         };
         let dependencies = metadata.get(DEPENDENCIES_METADATA) == self.dependencies.as_ref();
-        self.may_match(extension, size) && format == self.format_name() && source && dependencies
+        let engine = metadata
+            .get(ENGINE_METADATA)
+            .map_or(Engine::Cycles.name(), String::as_str)
+            == self.engine.name();
+        self.may_match(extension, size)
+            && format == self.format_name()
+            && source
+            && dependencies
+            && engine
     }
 }
 
@@ -330,6 +354,23 @@ mod tests {
         assert!(jpeg.matches("jpg", 10, &meta(Some("\"e2\""), "JPEG")));
         assert!(!jpeg.matches("png", 10, &meta(Some("\"e2\""), "scene")));
         assert!(jpeg.matches("jpg", 10, &jpeg.metadata()));
+    }
+
+    #[test]
+    fn a_frame_matches_only_the_engine_it_was_rendered_with() {
+        let cycles = OutputVersion::new(Some("\"e1\""), None);
+        let eevee = cycles.clone().with_engine(Some(Engine::Eevee));
+        assert_eq!(
+            eevee.metadata().get(ENGINE_METADATA).map(String::as_str),
+            Some("eevee")
+        );
+        // Cycles frames record no engine, as every frame did before the farm chose engines.
+        assert_eq!(cycles.metadata().get(ENGINE_METADATA), None);
+        assert_eq!(cycles.clone().with_engine(Some(Engine::Cycles)), cycles);
+        assert!(eevee.matches("png", 10, &eevee.metadata()));
+        assert!(!eevee.matches("png", 10, &cycles.metadata()));
+        assert!(!cycles.matches("png", 10, &eevee.metadata()));
+        assert!(cycles.matches("png", 10, &meta(Some("\"e1\""), "scene")));
     }
 
     #[test]

@@ -8,15 +8,14 @@
 //! rendered and why.
 
 use farm_blend::{BlendInfo, FileKind, Scene};
+use farm_core::blender::OutputFormat;
+use farm_core::engine::{self, Engine, EngineChoice, SceneEngine};
 use farm_core::manifest::SceneFile;
 use farm_core::request::TAG_FRAMES;
 use farm_core::FrameList;
 
 /// The `frames` tag value that asks for the scene's own frames.
 pub const SCENE_FRAMES: &str = "scene";
-
-/// The engine every frame is rendered with.
-pub const FARM_ENGINE: &str = "CYCLES";
 
 /// Whether the tags ask for the scene's own frames (`frames=scene`).
 pub fn asks_for_scene(tags: &[(String, String)]) -> bool {
@@ -91,13 +90,7 @@ pub fn from_info(info: &BlendInfo, max_frames: usize) -> SceneRead {
             ))
         }
     };
-    let mut notes: Vec<String> = view_layer_note(active).into_iter().collect();
-    if active.engine != FARM_ENGINE {
-        notes.push(format!(
-            "scene `{}` is set to {}; the farm renders it with Cycles instead",
-            active.name, active.engine
-        ));
-    }
+    let notes: Vec<String> = view_layer_note(active).into_iter().collect();
     SceneRead::Frames(Box::new(SceneRecord {
         version: info.version.to_string(),
         compression: info.compression.as_str().to_owned(),
@@ -107,7 +100,8 @@ pub fn from_info(info: &BlendInfo, max_frames: usize) -> SceneRead {
         frame_step: active.frame_step,
         frames: frames.canonical(),
         engine: active.engine.clone(),
-        rendered_with: FARM_ENGINE.to_owned(),
+        // The scene's own until the request's `engine=` is known: see [`record_engine`].
+        rendered_with: choose_engine(None, Some(info)).engine.name().to_owned(),
         resolution: active.resolution,
         resolution_percentage: active.resolution_percentage,
         output_format: active.output_format.clone(),
@@ -172,6 +166,47 @@ pub fn view_layer_note(scene: &Scene) -> Option<String> {
             .join(", "),
         scene.output_format,
     ))
+}
+
+/// The engine a job on this file runs ([`farm_core::engine::choose`] over its active scene);
+/// `info` is `None` when the file could not be read.
+pub fn choose_engine(asked: Option<Engine>, info: Option<&BlendInfo>) -> EngineChoice {
+    let scene = info.and_then(BlendInfo::active_scene).map(|s| SceneEngine {
+        scene: &s.name,
+        id: &s.engine,
+    });
+    engine::choose(asked, scene)
+}
+
+/// The format the job's frames are saved in ([`farm_core::blender::stills_format`] over the
+/// active scene's output), and a note when the scene writes a movie the farm renders as stills.
+pub fn stills_format(
+    asked: Option<OutputFormat>,
+    info: Option<&BlendInfo>,
+) -> (Option<OutputFormat>, Option<String>) {
+    let active = info.and_then(BlendInfo::active_scene);
+    let format = farm_core::blender::stills_format(asked, active.map(|s| s.output_format.as_str()));
+    let note = match (asked, active, format) {
+        (None, Some(scene), Some(format)) => Some(match &scene.movie {
+            Some(movie) => format!(
+                "scene `{}` writes a movie ({}, {}): its frames are rendered as {format} stills",
+                scene.name, movie.container, movie.codec
+            ),
+            None => format!(
+                "scene `{}` writes a movie ({}): its frames are rendered as {format} stills",
+                scene.name, scene.output_format
+            ),
+        }),
+        _ => None,
+    };
+    (format, note)
+}
+
+/// Records in a `frames=scene` record the engine the job runs, and why when it is not the
+/// scene's own.
+pub fn record_engine(record: &mut SceneRecord, choice: &EngineChoice) {
+    record.notes.extend(choice.note.iter().cloned());
+    choice.engine.name().clone_into(&mut record.rendered_with);
 }
 
 #[cfg(test)]

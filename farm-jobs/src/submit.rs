@@ -8,10 +8,10 @@
 //! [`submit_request`] creates a marker object `<key>/requests/<fingerprint>.json` with
 //! `If-None-Match: *` ([`Storage::create_if_absent`]); the fingerprint
 //! ([`request_fingerprint`]) covers the object version (version id, else ETag), the canonical
-//! frame list, the chunk size, the format and the Blender series asked for. Whoever creates the
-//! marker submits; everyone else finds it and submits nothing. A re-upload with new content (new
-//! ETag or version), a new frame tag or another `blender=` is a new fingerprint, hence a new
-//! job.
+//! frame list, the chunk size, the format, the Blender series asked for and the engine (when not
+//! Cycles). Whoever creates the marker submits; everyone else finds it and submits nothing. A
+//! re-upload with new content (new ETag or version), a new frame tag, another `blender=` or
+//! `engine=` is a new fingerprint, hence a new job.
 //!
 //! The marker is written `pending` and rewritten `submitted` (with the manifest) once both jobs
 //! are in. If submitting fails, the marker is deleted again before the error is returned, so the
@@ -219,6 +219,10 @@ pub async fn submit_request_with<S: Storage, B: Scheduler>(
         request.plan.chunk_size(),
         format.as_deref(),
         request.blender.map(|b| b.to_string()).as_deref(),
+        request
+            .engine
+            .filter(|e| *e != farm_core::engine::Engine::Cycles)
+            .map(farm_core::engine::Engine::name),
     );
     let pending = RequestMarker {
         state: MarkerState::Pending,
@@ -430,6 +434,7 @@ pub fn submitted_manifest(
         blender: request.blender.and_then(BlenderPick::series),
         blender_reason: None,
         persistent: request.persistent,
+        engine: request.engine,
         saved_by: source.saved_by,
         warnings: Vec::new(),
         scene: source.scene.clone(),

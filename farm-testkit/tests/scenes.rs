@@ -34,6 +34,7 @@ fn render_with(
         caches_dir: &side,
         format: None,
         persistent: true,
+        engine: farm_core::engine::Engine::Cycles,
     };
     let output = Command::new(blender.blender.program())
         .args(command.args(&blender.blender))

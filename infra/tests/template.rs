@@ -744,6 +744,7 @@ fn job_definitions_set_only_static_environment() {
         env::FORMAT,
         env::SOURCE_ETAG,
         env::JOB_BLENDER_SERIES,
+        env::ENGINE,
     ];
     let known = [env::WORK_DIR, env::LOG_FORMAT, env::BLENDER];
     let prices = [receipt::ENV_VCPU_HOUR_USD, receipt::ENV_GB_HOUR_USD];

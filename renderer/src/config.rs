@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use farm_core::blender::{Blender, OutputFormat};
+use farm_core::engine::Engine;
 use farm_core::frames::DEFAULT_MAX_FRAMES;
 use farm_core::series::{BlenderSeries, SERIES_SYNTAX};
 use farm_core::{env, FrameList, JobKeys, Plan};
@@ -12,7 +13,7 @@ use farm_core::{env, FrameList, JobKeys, Plan};
 use crate::error::RenderError;
 use crate::render::BlenderSetup;
 
-/// Renders one chunk of a render job's frames with Blender Cycles and uploads them to S3.
+/// Renders one chunk of a render job's frames with Blender and uploads them to S3.
 ///
 /// Run by AWS Batch, one process per array child; every setting comes from the environment the
 /// trigger sets. Exit codes: 0 done, 2 bad configuration, 3 bad input (no retry), 4 transient
@@ -39,6 +40,10 @@ pub struct Args {
     /// (tag `persistent=off`); `on` (default): keep it between the chunk's frames (ADR 0012).
     #[arg(long, env = env::PERSISTENT, default_value = "on", value_parser = ["on", "off"], help_heading = "Job")]
     pub persistent: String,
+    /// The render engine (`cycles`, `eevee`, `workbench`), chosen by the trigger from the
+    /// scene (or its `engine=` tag). Default: Cycles.
+    #[arg(long, env = env::ENGINE, help_heading = "Job")]
+    pub engine: Option<Engine>,
     /// ETag of the .blend the job was submitted for; a replaced .blend is refused.
     #[arg(long, env = env::SOURCE_ETAG, help_heading = "Job")]
     pub source_etag: Option<String>,
@@ -86,6 +91,7 @@ pub struct Config {
     /// AWS Batch's attempt number, from 1.
     pub attempt: u32,
     pub format: Option<OutputFormat>,
+    pub engine: Engine,
     pub source_etag: Option<String>,
     pub blender: BlenderSetup,
     /// Key of the job's dependency list, if it has one.
@@ -126,6 +132,7 @@ impl Args {
             index: self.array_index,
             attempt: self.attempt.max(1),
             format,
+            engine: self.engine.unwrap_or_default(),
             source_etag: self.source_etag.filter(|e| !e.is_empty()),
             blender: BlenderSetup {
                 blender: blender_from(self.blender, self.blender_python),

@@ -76,6 +76,7 @@ async fn run_chunk<S: Storage>(
         keys: &config.keys,
         frames,
         format: config.format,
+        engine: config.engine,
         source_tag,
         dependencies: config
             .dependencies

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use farm_core::blender::{
     blender_env, output_frame, parse_log_line, Blender, LogEvent, OutputFormat, RenderCommand,
 };
+use farm_core::engine::Engine;
 use farm_core::image::{content_type, looks_like_image, IMAGE_SNIFF_LEN};
 use farm_core::storage::PutOptions;
 use farm_core::{JobKeys, Storage};
@@ -40,6 +41,8 @@ pub struct ChunkSpec<'a> {
     /// Sorted absolute frames of the chunk.
     pub frames: &'a [i32],
     pub format: Option<OutputFormat>,
+    /// The engine Blender renders with; recorded on every frame.
+    pub engine: Engine,
     /// Identifies the version of the .blend (its ETag). Stored on every frame; a frame carrying
     /// another tag was rendered from another version and is rendered again.
     pub source_tag: Option<&'a str>,
@@ -56,7 +59,9 @@ pub struct ChunkSpec<'a> {
 impl ChunkSpec<'_> {
     /// What makes a frame object this job's (see [`farm_jobs::scan`]).
     pub fn version(&self) -> OutputVersion {
-        OutputVersion::new(self.source_tag, self.format).with_dependencies(self.dependencies)
+        OutputVersion::new(self.source_tag, self.format)
+            .with_dependencies(self.dependencies)
+            .with_engine(Some(self.engine))
     }
 }
 
@@ -147,6 +152,7 @@ pub async fn render_frames<S: Storage, F: Future<Output = ()> + Unpin>(
         caches_dir: &caches_dir,
         format: spec.format,
         persistent: setup.persistent,
+        engine: spec.engine,
     };
     let (mut child, mut lines) = spawn_blender(setup, &command).await?;
     let mut run = Run::new(frames, &out_dir);

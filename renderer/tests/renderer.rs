@@ -622,6 +622,53 @@ async fn a_compressed_blend_renders() {
     assert_eq!(farm_testkit::frame_code(&png).unwrap(), 2);
 }
 
+/// `FARM_ENGINE` reaches Blender: the same Cycles scene rendered with Workbench shows
+/// Workbench's picture (its background is the world's viewport colour, not the node tree whose
+/// red channel codes the frame), and the frame records the engine.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_jobs_engine_renders_and_is_recorded_on_the_frame() {
+    let f = fixture().await;
+    let scene = f.scene("engines", &SceneOptions::default());
+    f.upload("engines.blend", &scene).await;
+    for (engine, frame) in [("cycles", "2"), ("workbench", "3")] {
+        let output = f
+            .renderer(&[
+                ("FARM_KEY", "engines.blend"),
+                ("FARM_FRAMES", frame),
+                ("FARM_ENGINE", engine),
+            ])
+            .output()
+            .unwrap();
+        assert_exit(&output, exit::SUCCESS);
+    }
+    let cycles = f
+        .storage
+        .get("engines.blend/frames/0002.png")
+        .await
+        .unwrap();
+    assert_eq!(farm_testkit::frame_code(&cycles).unwrap(), 2);
+    let workbench = f
+        .storage
+        .get("engines.blend/frames/0003.png")
+        .await
+        .unwrap();
+    assert_ne!(farm_testkit::frame_code(&workbench).unwrap(), 3);
+    let mut metadata = Vec::new();
+    for key in [
+        "engines.blend/frames/0002.png",
+        "engines.blend/frames/0003.png",
+    ] {
+        metadata.push(f.storage.head(key).await.unwrap().unwrap().metadata);
+    }
+    let (c, w) = (&metadata[0], &metadata[1]);
+    assert_eq!(c.get(farm_core::storage::ENGINE_METADATA), None);
+    assert_eq!(
+        w.get(farm_core::storage::ENGINE_METADATA)
+            .map(String::as_str),
+        Some("workbench")
+    );
+}
+
 /// A stand-in for Blender that "renders" frame 1, then reports an error for frame 2 and exits 0
 /// without writing it: Blender does exit 0 after some failures.
 fn lying_blender(dir: &Path) -> PathBuf {

@@ -334,7 +334,7 @@ where
         deps.max_frames,
         deps.task_slots,
     );
-    let request = match parsed {
+    let mut request = match parsed {
         Ok(Some(request)) => request,
         Ok(None) => {
             match record.kind {
@@ -397,6 +397,14 @@ where
     if let Some(refusal) = blend.as_ref().ok().and_then(scene::cannot_render) {
         return reject(&storage, record, &etag, refusal).await;
     }
+    let engine = scene::choose_engine(request.engine, blend.as_ref().ok());
+    request.engine = Some(engine.engine);
+    let (format, stills) = scene::stills_format(request.format, blend.as_ref().ok());
+    request.format = format;
+    if let Some(record) = scene_record.as_mut() {
+        scene::record_engine(record, &engine);
+        record.notes.extend(stills.iter().cloned());
+    }
     let gate = crate::preflight::gate(
         &storage,
         record,
@@ -415,6 +423,9 @@ where
 
     if let Some(found) = &scene_record {
         tracing::info!(bucket, key, scene = %found.scene, frames = %found.frames, engine = %found.engine, "frames=scene: the active scene's own range");
+    }
+    for note in engine.note.iter().chain(&stills) {
+        tracing::info!(bucket, key, engine = %engine.engine, "{note}");
     }
     let source = SourceObject {
         bucket: bucket.to_owned(),

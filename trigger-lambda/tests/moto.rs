@@ -580,11 +580,14 @@ async fn frames_scene_renders_the_active_scenes_stepped_range_and_records_what_i
     assert_eq!(record["scene"], "Shot");
     assert_eq!(record["frames"], "5-29:6");
     assert_eq!(record["engine"], "BLENDER_EEVEE_NEXT");
-    assert_eq!(record["rendered_with"], "CYCLES");
-    assert!(record["notes"][0]
-        .as_str()
-        .unwrap()
-        .contains("Cycles instead"));
+    // The scene's own engine runs, and the job says so.
+    assert_eq!(record["rendered_with"], "eevee");
+    assert!(record.get("notes").is_none(), "{record}");
+    assert_eq!(vars["FARM_ENGINE"], "eevee");
+    assert_eq!(
+        serde_json::to_value(manifest.engine).unwrap(),
+        serde_json::json!("eevee")
+    );
     assert_eq!(record["resolution"], serde_json::json!([1920, 1080]));
     // No separate record beside it any more.
     assert!(farm

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use farm_core::blender::OutputFormat;
+use farm_core::engine::Engine;
 use farm_core::frames::{DEFAULT_MAX_FRAMES, FRAMES_SYNTAX};
 use farm_core::receipt::{self, Prices};
 use farm_core::{env, FrameList, JobKeys};
@@ -40,6 +41,11 @@ pub struct Cli {
     /// Output format the job asked for (a Blender name such as PNG); default: the scene's.
     #[arg(long, env = env::FORMAT, value_name = "FORMAT")]
     pub format: Option<String>,
+
+    /// The engine the job renders with (`cycles`, `eevee`, `workbench`): only frames rendered
+    /// with it are archived. Default: Cycles.
+    #[arg(long, env = env::ENGINE, value_name = "ENGINE")]
+    pub engine: Option<Engine>,
 
     /// Key of the job's dependency list: only frames rendered with those files are archived.
     #[arg(long, env = env::DEPENDENCIES, value_name = "KEY")]
@@ -119,12 +125,14 @@ impl Cli {
             bucket: self.bucket,
             keys: JobKeys::new(self.key),
             frames,
-            version: OutputVersion::new(source_etag, format).with_dependencies(
-                self.dependencies
-                    .as_deref()
-                    .filter(|d| !d.trim().is_empty())
-                    .map(farm_core::deps::list_version),
-            ),
+            version: OutputVersion::new(source_etag, format)
+                .with_dependencies(
+                    self.dependencies
+                        .as_deref()
+                        .filter(|d| !d.trim().is_empty())
+                        .map(farm_core::deps::list_version),
+                )
+                .with_engine(self.engine),
             options: ZipOptions {
                 preview: self.preview,
                 ..ZipOptions::default()

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use anyhow::{anyhow, Context};
 use farm_core::blender::{Blender, OutputFormat};
+use farm_core::engine::Engine;
 use farm_core::frames::compact;
 use farm_core::{JobKeys, Plan, Storage};
 use farm_io::LocalStorage;
@@ -55,6 +56,7 @@ pub(super) struct ChunkContext<'a> {
     pub(super) format: Option<OutputFormat>,
     /// Whether a chunk of several frames keeps Cycles' data between them (`--no-persistent`).
     pub(super) persistent: bool,
+    pub(super) engine: Engine,
     pub(super) source_tag: &'a str,
     /// The version of the scene's files (textures, libraries...) found here, if it has any.
     pub(super) dependencies: Option<&'a str>,
@@ -71,6 +73,7 @@ pub(super) async fn plan_work(
     keys: &JobKeys,
     plan: &Plan,
     format: Option<OutputFormat>,
+    engine: Engine,
     source_tag: &str,
     dependencies: Option<&str>,
 ) -> anyhow::Result<Vec<ChunkWork>> {
@@ -94,6 +97,7 @@ pub(super) async fn plan_work(
             keys,
             frames: &candidates,
             format,
+            engine,
             source_tag: Some(source_tag),
             dependencies,
             recheck_source: false,
@@ -218,6 +222,7 @@ pub(super) async fn render_chunk(
         keys: context.keys,
         frames: &chunk.frames,
         format: context.format,
+        engine: context.engine,
         source_tag: Some(context.source_tag),
         dependencies: context.dependencies,
         recheck_source: false,

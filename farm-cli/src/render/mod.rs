@@ -17,13 +17,14 @@
 
 pub(crate) mod blenders;
 mod chunks;
+mod movie;
 mod scene;
 
 pub use scene::check_scene;
 pub(crate) use scene::scene_frames;
 
 use self::chunks::{explain, frames_outside, plan_work, render_all, ChunkContext};
-use self::scene::hash_file;
+use self::scene::{engine_and_format, hash_file};
 use crate::out::{default_out, prepare_out};
 use crate::progress::{human_bytes, seconds};
 use crate::shutdown::Shutdown;
@@ -86,7 +87,9 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         .map(|f| f.parse::<OutputFormat>())
         .transpose()
         .map_err(|e| anyhow!("invalid --format: {e}"))?;
-    let frames = scene_frames(&scene, &args.scene, asked_frames(args.frames.as_deref())?).await?;
+    let (frames, info) =
+        scene_frames(&scene, &args.scene, asked_frames(args.frames.as_deref())?).await?;
+    let (engine, format) = engine_and_format(args.engine, format, info.as_ref());
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.scene));
     prepare_out(&out).await?;
     let source_tag = hash_file(&scene).await?;
@@ -117,6 +120,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         &keys,
         &plan,
         format,
+        engine,
         &source_tag,
         dependencies.as_deref(),
     )
@@ -160,6 +164,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         threads,
         format,
         persistent: !args.no_persistent,
+        engine,
         source_tag: &source_tag,
         dependencies: dependencies.as_deref(),
         shutdown: &shutdown,
@@ -177,7 +182,8 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         zip_bar.set_position(p.bytes_done);
     };
     let version = farm_jobs::OutputVersion::new(Some(&source_tag), format)
-        .with_dependencies(dependencies.as_deref());
+        .with_dependencies(dependencies.as_deref())
+        .with_engine(Some(engine));
     let summary = zipper::zip_frames_until(
         &storage,
         &keys,
@@ -208,7 +214,8 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         );
     } else {
         println!(
-            "rendered {rendered} frame(s) ({already} already done) in {}: {} worker(s), {} frame(s) per chunk, {threads} thread(s) each",
+            "rendered {rendered} frame(s) with {} ({already} already done) in {}: {} worker(s), {} frame(s) per chunk, {threads} thread(s) each",
+            engine.label(),
             seconds(started.elapsed()),
             running,
             plan.chunk_size(),
@@ -235,6 +242,21 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
             "preview: {} (contact sheet)",
             out.join(keys.preview()).display()
         );
+    }
+    if let Some(movie) = info
+        .as_ref()
+        .and_then(|i| i.active_scene())
+        .and_then(|s| s.movie.as_ref())
+    {
+        movie::write_and_say(
+            &blender,
+            &scene,
+            &out,
+            plan.frames().as_slice(),
+            format,
+            movie,
+        )
+        .await?;
     }
     let earlier = frames_outside(&storage, &keys, &plan).await?;
     if !earlier.is_empty() {

@@ -4,6 +4,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
+use farm_blend::BlendInfo;
+use farm_core::blender::OutputFormat;
+use farm_core::engine::Engine;
 use farm_core::FrameList;
 use renderer::RenderError;
 use sha2::{Digest, Sha256};
@@ -30,15 +33,15 @@ pub async fn check_scene(path: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// The active scene's own frames (its range and step), read from the .blend by `farm-blend`:
-/// no Blender start. Refuses a scene Blender cannot render (no camera), and prints what the
-/// farm does differently from the scene's settings.
-/// With `--frames` the reader only adds those notes, and a file it cannot read is left to
-/// Blender.
+/// no Blender start, and what the reader found (`None`: it could not read the file). Refuses a
+/// scene Blender cannot render (no camera), and prints what the farm does differently from the
+/// scene's settings. With `--frames` the reader only adds those notes and the engine, and a file
+/// it cannot read is left to Blender.
 pub(crate) async fn scene_frames(
     scene: &Path,
     shown: &Path,
     asked: Option<FrameList>,
-) -> anyhow::Result<FrameList> {
+) -> anyhow::Result<(FrameList, Option<BlendInfo>)> {
     let path = scene.to_owned();
     let read = tokio::task::spawn_blocking(move || crate::inspect::read_blend(&path))
         .await
@@ -53,13 +56,13 @@ pub(crate) async fn scene_frames(
                 println!("note: {note}");
             }
             match asked {
-                Some(frames) => return Ok(frames),
+                Some(frames) => return Ok((frames, Some(info))),
                 None => info,
             }
         }
         (Err(err), Some(frames)) => {
             debug!("{err:#}");
-            return Ok(frames);
+            return Ok((frames, None));
         }
         (Err(err), None) => {
             return Err(anyhow!(
@@ -74,14 +77,38 @@ pub(crate) async fn scene_frames(
         )
     })?;
     debug!(scene = %active.name, start = active.frame_start, end = active.frame_end, step = active.frame_step, "scene frames");
-    FrameList::from_frames(active.frames()).map_err(|e| {
+    let frames = FrameList::from_frames(active.frames()).map_err(|e| {
         anyhow!(
             "the frame range {}-{} of scene `{}` is unusable: {e}; pass --frames",
             active.frame_start,
             active.frame_end,
             active.name
         )
-    })
+    })?;
+    Ok((frames, Some(info)))
+}
+
+/// The engine and the stills format the run renders with (the trigger's rules), printing why
+/// when they are not the scene's own.
+pub(super) fn engine_and_format(
+    asked_engine: Option<Engine>,
+    asked_format: Option<OutputFormat>,
+    info: Option<&BlendInfo>,
+) -> (Engine, Option<OutputFormat>) {
+    let engine = farm_jobs::scene::choose_engine(asked_engine, info);
+    // The reader's own notes (printed by `scene_frames`) already name an engine the farm lacks.
+    if let Some(note) = engine
+        .note
+        .as_ref()
+        .filter(|_| asked_engine.is_some() || info.is_none())
+    {
+        println!("note: {note}");
+    }
+    let (format, stills) = farm_jobs::scene::stills_format(asked_format, info);
+    if let Some(note) = stills {
+        println!("note: {note}");
+    }
+    (engine.engine, format)
 }
 
 /// The SHA-256 of a file, in hex: the source tag that tells one content of the scene from
