@@ -625,6 +625,7 @@ async fn blender_cannot_connect_to_a_local_listener() {
     let blender = TestBlender {
         name: "network probe".into(),
         blender: Blender::Executable(network_probe(root.dir.path(), port)),
+        series: None,
     };
     let scene = plain_scene(&root);
     let report = |run: &str, output: &Output| {

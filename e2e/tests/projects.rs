@@ -685,12 +685,21 @@ async fn farm_submit_refuses_a_scene_without_a_camera_before_uploading() {
     let out = farm_submit(
         &farm,
         blend.parent().unwrap(),
-        &[blend.to_str().unwrap(), "--key", "nocam/nocam.blend", "--frame", "1"],
+        &[
+            blend.to_str().unwrap(),
+            "--key",
+            "nocam/nocam.blend",
+            "--frame",
+            "1",
+        ],
     );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("scene `Scene` has no camera"), "{stderr}");
-    assert!(versions(&farm, "nocam/").await.is_empty(), "nothing uploaded");
+    assert!(
+        versions(&farm, "nocam/").await.is_empty(),
+        "nothing uploaded"
+    );
     assert!(farm.jobs().await.unwrap().is_empty(), "no job submitted");
 }
 

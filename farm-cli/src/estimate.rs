@@ -58,7 +58,7 @@ pub async fn run(args: &EstimateArgs) -> anyhow::Result<()> {
         .as_deref()
         .ok_or_else(|| anyhow!("name the .blend to sample, or give --seconds-per-frame"))?;
     let scene = check_scene(path).await?;
-    let frames = scene_frames(&scene, path, asked).await?;
+    let (frames, info) = scene_frames(&scene, path, asked).await?;
     let samples = sample_frames(frames.as_slice(), usize::from(args.samples));
     let threads = args
         .threads
@@ -69,7 +69,8 @@ pub async fn run(args: &EstimateArgs) -> anyhow::Result<()> {
         farm_core::frames::compact(&samples, " "),
         path.display()
     );
-    let record = render_samples(args, &scene, &samples, threads).await?;
+    let engine = farm_jobs::scene::choose_engine(None, info.as_ref()).engine;
+    let record = render_samples(args, &scene, &samples, threads, engine).await?;
     let measured_on = format!("this machine ({threads} threads)");
     let estimate =
         Estimate::from_samples(&record, threads, frames.as_slice(), &model, &measured_on)
@@ -86,6 +87,7 @@ async fn render_samples(
     scene: &Path,
     samples: &[i32],
     threads: usize,
+    engine: farm_core::engine::Engine,
 ) -> anyhow::Result<TaskRecord> {
     let work = tempfile::Builder::new()
         .prefix("farm-estimate-")
@@ -100,6 +102,7 @@ async fn render_samples(
         source_tag: None,
         dependencies: None,
         recheck_source: false,
+        engine,
     };
     // The Blender `farm render` would pick for this file.
     let saved_by = std::fs::File::open(scene)

@@ -144,6 +144,8 @@ pub struct Prepared {
     pub size: u64,
     /// The Blender series that saved the file, when the reader could read it.
     pub saved_by: Option<String>,
+    /// The series the farm runs it on, and why (the trigger's rule).
+    pub blender: crate::inspect::FarmBlender,
     /// What the farm does differently from the scene's own settings.
     pub notes: Vec<String>,
     /// What does not stop the render but the user should know, one line each.
@@ -263,6 +265,7 @@ pub async fn prepare(args: &SubmitArgs) -> anyhow::Result<Prepared> {
         root,
         size,
         saved_by: read.as_ref().ok().map(|info| info.version.to_string()),
+        blender,
         notes,
         warnings,
         unchecked,
@@ -380,7 +383,7 @@ fn print_submitted(args: &SubmitArgs, prepared: &Prepared, sent: Sent, etag: &st
             );
         }
     }
-    let on = format!(" on {}", blender.line());
+    let on = format!(" on {}", prepared.blender.line());
     let frames = request.plan.frames().len();
     if is_auto(args.chunk.as_deref()) {
         println!(

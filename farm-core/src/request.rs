@@ -101,7 +101,7 @@ impl RenderRequest {
         slots: Option<NonZeroUsize>,
     ) -> Result<Option<Self>, RequestError> {
         let (mut frame, mut frames, mut chunk, mut format, mut blender, mut persistent, mut engine) =
-            (None, None, None, None, None, None);
+            (None, None, None, None, None, None, None);
         for (name, value) in tags {
             match name.trim() {
                 TAG_FRAME => frame = Some(value),

@@ -237,6 +237,7 @@ mod tests {
             sequencer: false,
             compositor: false,
             view_layers: vec!["ViewLayer".into()],
+            movie: None,
         }
     }
 

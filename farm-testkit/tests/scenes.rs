@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use farm_core::blend::{sniff, BlendEncoding};
-use farm_core::blender::{Blender, RenderCommand};
+use farm_core::blender::RenderCommand;
 use farm_testkit::{
     blender, decode_png, frame_code, make_geometry_scene, make_scene, make_scene_with,
     GeometryScene, SceneOptions, TestBlender,

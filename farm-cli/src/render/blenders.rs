@@ -20,7 +20,10 @@ pub(crate) struct Chosen {
 }
 
 /// Picks the Blender for `scene`, saved by `saved_by` (from its header, when read).
-pub(crate) fn choose(args: &BlenderArgs, saved_by: Option<BlenderSeries>) -> anyhow::Result<Chosen> {
+pub(crate) fn choose(
+    args: &BlenderArgs,
+    saved_by: Option<BlenderSeries>,
+) -> anyhow::Result<Chosen> {
     let named = renderer::config::blender_from(
         args.blender.clone().unwrap_or_else(|| "blender".into()),
         args.blender_python.clone(),
