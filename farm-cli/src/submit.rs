@@ -519,6 +519,27 @@ async fn upload_project(
     })
 }
 
+/// Prints, before anything is uploaded, what may go up: every project file and the .blend.
+fn print_plan(root: &ProjectRoot, files: &[ProjectFile], blend: &ProjectFile, bucket: &str) {
+    let bytes: u64 = files.iter().map(|f| f.size).sum();
+    println!(
+        "plan: {} project file(s) ({}) from the project {} ({}), then the .blend ({}); files the bucket already holds are skipped",
+        files.len(),
+        human_bytes(bytes),
+        root.root.display(),
+        root.chosen,
+        human_bytes(blend.size)
+    );
+    for file in files.iter().chain(std::iter::once(blend)) {
+        println!(
+            "  {} -> s3://{bucket}/{} ({})",
+            file.local.display(),
+            file.key,
+            human_bytes(file.size)
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -617,26 +638,5 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("too long for an S3 tag"), "{err}");
-    }
-}
-
-/// Prints, before anything is uploaded, what may go up: every project file and the .blend.
-fn print_plan(root: &ProjectRoot, files: &[ProjectFile], blend: &ProjectFile, bucket: &str) {
-    let bytes: u64 = files.iter().map(|f| f.size).sum();
-    println!(
-        "plan: {} project file(s) ({}) from the project {} ({}), then the .blend ({}); files the bucket already holds are skipped",
-        files.len(),
-        human_bytes(bytes),
-        root.root.display(),
-        root.chosen,
-        human_bytes(blend.size)
-    );
-    for file in files.iter().chain(std::iter::once(blend)) {
-        println!(
-            "  {} -> s3://{bucket}/{} ({})",
-            file.local.display(),
-            file.key,
-            human_bytes(file.size)
-        );
     }
 }
