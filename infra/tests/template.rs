@@ -1693,6 +1693,65 @@ async fn the_zip_policy_allows_every_object_the_zipper_touches() {
     assert_role_allows_storage_calls(&template(), "ZipJobRole", &calls);
 }
 
+/// The renderer's calls against the render role: a chunk of two frames rendered by Debian's
+/// Blender over a recording store (the .blend's HEAD and download, each frame's upload, the
+/// task record), then the same chunk again (every frame current: listed, nothing rendered).
+#[tokio::test]
+async fn the_render_policy_allows_every_object_the_renderer_touches() {
+    use farm_testkit::{Faulty, MemoryStorage, Op};
+
+    let dir = tempfile::tempdir().unwrap();
+    let scene = farm_testkit::make_scene(
+        dir.path(),
+        "scene",
+        &farm_testkit::SceneOptions {
+            end: 2,
+            ..farm_testkit::SceneOptions::default()
+        },
+    )
+    .expect("Blender makes the scene");
+    let keys = JobKeys::new("shots/scene 01.blend");
+    let store = Faulty::new(MemoryStorage::new());
+    store
+        .inner()
+        .insert(keys.source(), std::fs::read(&scene).unwrap());
+    let config = renderer::Config {
+        bucket: "farm-bucket".to_owned(),
+        keys: keys.clone(),
+        plan: farm_core::Plan::new(farm_core::FrameList::parse("1-2", 100).unwrap(), 2).unwrap(),
+        index: 0,
+        attempt: 1,
+        format: None,
+        engine: farm_core::engine::Engine::Cycles,
+        source_etag: None,
+        blender: renderer::BlenderSetup {
+            blender: farm_core::blender::Blender::Executable(farm_testkit::blender().unwrap()),
+            threads: 1,
+            work_dir: dir.path().join("work"),
+            persistent: true,
+        },
+        dependencies: None,
+    };
+    for _ in 0..2 {
+        renderer::run(&store, &config, std::future::pending())
+            .await
+            .expect("the chunk renders");
+    }
+    assert!(store.inner().body(&keys.frame(2, "png")).is_some());
+    let calls = store.calls();
+    for op in [Op::Head, Op::List] {
+        assert!(
+            calls.iter().any(|c| c.op == op),
+            "no {op:?} call: {calls:?}"
+        );
+    }
+    assert!(
+        calls.iter().any(|c| c.key.contains("/tasks/")),
+        "no task record: {calls:?}"
+    );
+    assert_role_allows_storage_calls(&template(), "RenderJobRole", &calls);
+}
+
 /// The farm user's policy as `infra/README.md` documents it, its placeholders written as the
 /// template's `Fn::Sub` strings so the same matchers apply.
 fn user_policy() -> Vec<Value> {
