@@ -172,25 +172,25 @@ fn read_bhead(src: &mut impl Source, kind: HeadKind) -> Result<BHead, BlendError
         u64::from_le_bytes(v)
     };
     let (code, sdna, old, len) = match kind {
-        HeadKind::Small4 => {
-            let mut b = [0u8; 20];
-            src.fill(&mut b)
-                .map_err(|e| io_error(e, "a block header"))?;
-            (
-                [b[0], b[1], b[2], b[3]],
-                i64::from(i32_at(&b, 12)),
-                u64::from(u32::from_le_bytes([b[8], b[9], b[10], b[11]])),
-                i64::from(i32_at(&b, 4)),
-            )
-        }
-        HeadKind::Small => {
+        HeadKind::Small4 | HeadKind::Small => {
+            // `old` is the pointer: 4 bytes in a 32-bit Blender's file, else 8.
+            let wide = matches!(kind, HeadKind::Small);
             let mut b = [0u8; 24];
-            src.fill(&mut b)
+            let size = if wide { 24 } else { 20 };
+            src.fill(&mut b[..size])
                 .map_err(|e| io_error(e, "a block header"))?;
+            let (old, sdna_at) = if wide {
+                (u64_at(&b, 8), 16)
+            } else {
+                (
+                    u64::from(u32::from_le_bytes([b[8], b[9], b[10], b[11]])),
+                    12,
+                )
+            };
             (
                 [b[0], b[1], b[2], b[3]],
-                i64::from(i32_at(&b, 16)),
-                u64_at(&b, 8),
+                i64::from(i32_at(&b, sdna_at)),
+                old,
                 i64::from(i32_at(&b, 4)),
             )
         }
