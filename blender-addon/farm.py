@@ -54,10 +54,15 @@ def key_for(blend, root):
     return relative.replace(os.sep, "/")
 
 
-def submit_args(blend, bucket, key, frames=None, chunk="auto", blender="", dry_run=False):
+def submit_args(
+    blend, bucket, key, frames=None, chunk="auto", blender="", dry_run=False, project=""
+):
     """`farm submit`'s arguments (after the binary). `frames` None: the scene's own range
-    (`--frames scene`, read from the .blend by farm and the trigger)."""
+    (`--frames scene`, read from the .blend by farm and the trigger). `project`: the project
+    folder farm may upload from (`--project`; default: the .blend's own folder)."""
     args = ["submit", blend, "--bucket", bucket, "--key", key]
+    if project:
+        args += ["--project", project]
     args += ["--frames", frames.strip() if frames and frames.strip() else "scene"]
     if chunk and chunk.strip():
         args += ["--chunk", chunk.strip()]

@@ -87,6 +87,7 @@ class SavedFileOperator(FarmOperator):
             chunk=settings.chunk,
             blender=settings.blender,
             dry_run=dry_run,
+            project=bpy.path.abspath(settings.project_root) if settings.project_root else "",
         )
         return key, args
 

@@ -149,6 +149,8 @@ aws cloudformation create-stack \
   "ParameterKey=LambdaCodeKey,ParameterValue=trigger-lambda/dummy.zip" \
   "ParameterKey=Renderer42ImageTag,ParameterValue=check-4.2" \
   "ParameterKey=Renderer45ImageTag,ParameterValue=check-4.5" \
+  "ParameterKey=Renderer50ImageTag,ParameterValue=check-5.0" \
+  "ParameterKey=Renderer53ImageTag,ParameterValue=check-5.3" \
   "ParameterKey=ZipperImageTag,ParameterValue=check" \
   "ParameterKey=NotificationEmail,ParameterValue=$EMAIL" \
   "ParameterKey=PriceVcpuHourUsd,ParameterValue=0.05" \
@@ -181,7 +183,7 @@ expected = [
     ({"onExitCode": "4"}, "RETRY"),
     ({"onReason": "*"}, "EXIT"),
 ]
-jobs = ((f"{stack}-render-4-2", "4", "8192"), (f"{stack}-render-4-5", "4", "8192"), (f"{stack}-zip", "1", "2048"))
+jobs = tuple((f"{stack}-render-{s}", "4", "8192") for s in ("4-2", "4-5", "5-0", "5-3")) + ((f"{stack}-zip", "1", "2048"),)
 for name, vcpu, memory in jobs:
     d = by_name.get(name)
     if d is None:
@@ -202,7 +204,7 @@ for name, vcpu, memory in jobs:
     print(f"{name}: attempts {rs['attempts']}, {len(rules)} evaluateOnExit rules as expected, "
           f"{vcpu} vCPU / {memory} MiB, image {d['containerProperties']['image'].rsplit('/', 1)[-1]}")
 # One renderer image per Blender series, by the tags given to the stack.
-for series in ("4.2", "4.5"):
+for series in ("4.2", "4.5", "5.0", "5.3"):
     image = by_name[f"{stack}-render-{series.replace('.', '-')}"]["containerProperties"]["image"]
     if not image.endswith(f"/{stack}/renderer:check-{series}"):
         sys.exit(f"render job definition of Blender {series} runs {image}")
@@ -220,7 +222,7 @@ print("job queue:", q["jobQueueName"], "->", ", ".join(e["computeEnvironment"].r
 PY
 
 aws lambda get-function-configuration --function-name "$STACK-trigger" --output json >"$WORK/lambda.json"
-python3 - "$WORK/lambda.json" "$WORK/jobdefs.json" "$STACK" 4.2 <<'PY'
+python3 - "$WORK/lambda.json" "$WORK/jobdefs.json" "$STACK" auto <<'PY'
 import json, sys
 cfg = json.load(open(sys.argv[1]))
 names = sorted(cfg["Environment"]["Variables"])
@@ -232,7 +234,7 @@ if names != want:
 variables = cfg["Environment"]["Variables"]
 arns = {d["jobDefinitionName"]: d["jobDefinitionArn"] for d in json.load(open(sys.argv[2]))["jobDefinitions"]}
 pairs = dict(p.split("=", 1) for p in variables["FARM_RENDER_JOB_DEFINITIONS"].split(","))
-expected = {s: arns.get(f"{sys.argv[3]}-render-{s.replace('.', '-')}") for s in ("4.2", "4.5")}
+expected = {s: arns.get(f"{sys.argv[3]}-render-{s.replace('.', '-')}") for s in ("4.2", "4.5", "5.0", "5.3")}
 if pairs != expected:
     sys.exit(f"FARM_RENDER_JOB_DEFINITIONS {pairs}, expected {expected}")
 if variables["FARM_DEFAULT_BLENDER"] != sys.argv[4]:

@@ -1016,12 +1016,23 @@ async fn dry_run_prints_the_plan_and_uploads_nothing() {
     let project = common::make_project(farm.dir.path());
     let shot = project.join("shots/shot.blend");
     let shot_arg = shot.to_str().unwrap();
+    let project_arg = project.to_str().unwrap();
     let prefix = unique_prefix("dry");
     let key = format!("{prefix}proj/shots/shot.blend");
     let submit = |extra: &[&str]| {
         let mut args = vec![
-            "submit", shot_arg, "--bucket", BUCKET, "--key", &key, "--frames", "1-3", "--chunk",
+            "submit",
+            shot_arg,
+            "--bucket",
+            BUCKET,
+            "--key",
+            &key,
+            "--frames",
+            "1-3",
+            "--chunk",
             "auto",
+            "--project",
+            project_arg,
         ];
         args.extend_from_slice(extra);
         farm.run(&args)
