@@ -98,11 +98,11 @@ put() { # key, file, tagging -> prints the ETag without quotes
 }
 etag_one=$(put a/one.blend "$work/scene.blend" 'frame=3')
 etag_two=$(put a/two.blend "$work/scene.blend" 'frame=abc')
-etag_three=$(put a/three.Blend "$work/notes.blend" 'frame=2')
+etag_three=$(put a/three.blend "$work/notes.blend" 'frame=2')
 
 # The fixture, pointed at this bucket and these objects' ETags.
 python3 - "$FIXTURE" "$work/event.json" "$bucket" \
-    "a/one.blend=$etag_one" "a/two.blend=$etag_two" "a/three.Blend=$etag_three" <<'EOF'
+    "a/one.blend=$etag_one" "a/two.blend=$etag_two" "a/three.blend=$etag_three" <<'EOF'
 import json, sys
 src, dst, bucket, *etags = sys.argv[1:]
 etags = dict(e.split("=", 1) for e in etags)
@@ -201,7 +201,7 @@ EOF
 manifest() { awsq s3 cp "s3://$bucket/$1/job.json" - 2>/dev/null || fail "no job.json for $1"; }
 manifest a/one.blend | grep -q '"status": "submitted"' || fail "a/one.blend/job.json is not submitted"
 manifest a/two.blend | grep -q '"status": "rejected"' || fail "a/two.blend/job.json is not rejected"
-manifest a/three.Blend | grep -q '"status": "rejected"' || fail "a/three.Blend/job.json is not rejected"
+manifest a/three.blend | grep -q '"status": "rejected"' || fail "a/three.blend/job.json is not rejected"
 
 # --- second delivery of the same event: nothing new -------------------------------------------
 invoke "$work/second.json"
