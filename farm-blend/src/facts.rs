@@ -506,14 +506,7 @@ impl<'a> Facts<'a> {
             .and_then(|f| f.int("imtype"))
             .or_else(|| r.int("imtype"))
             .ok_or_else(|| missing("r.im_format.imtype"))?;
-        let camera = view
-            .pointer("camera")
-            .filter(|&p| p != 0)
-            .and_then(|p| objects.get(&p))
-            .and_then(|block| {
-                let view = self.view(block, &["Object"]).ok()?;
-                self.id(&view).ok().map(|id| id.name)
-            });
+        let camera = self.object_name(view.pointer("camera"), objects);
         let scemode = r.int("scemode").unwrap_or(0);
         let scene = Scene {
             frame_start: int("sfra")?,
@@ -545,6 +538,14 @@ impl<'a> Facts<'a> {
         Ok((scene, scemode))
     }
 
+    /// The name of the object a pointer member points at (`None`: null, or not an object of
+    /// this file).
+    fn object_name(&self, pointer: Option<u64>, objects: &HashMap<u64, &Block>) -> Option<String> {
+        let block = objects.get(&pointer.filter(|&p| p != 0)?)?;
+        let view = self.view(block, &["Object"]).ok()?;
+        self.id(&view).ok().map(|id| id.name)
+    }
+
     /// What a data block of a scene adds to it: a timeline marker's camera, the sequencer's
     /// strips, a rendered view layer (`SceneRenderLayer` before 2.80).
     fn scene_data(
@@ -557,14 +558,7 @@ impl<'a> Facts<'a> {
         let view = self.sdna.view(block.sdna, &block.data);
         match view.struct_name() {
             Some("TimeMarker") => {
-                let camera = view
-                    .pointer("camera")
-                    .filter(|&p| p != 0)
-                    .and_then(|p| objects.get(&p))
-                    .and_then(|block| {
-                        let view = self.view(block, &["Object"]).ok()?;
-                        self.id(&view).ok().map(|id| id.name)
-                    });
+                let camera = self.object_name(view.pointer("camera"), objects);
                 scene.marker_cameras.extend(camera);
             }
             Some("Editing") => {
