@@ -1,18 +1,17 @@
 //! `farm cancel` and `farm retry`: acting on a submitted job's Batch jobs.
 
 use anyhow::{anyhow, bail};
-use farm_core::blender::OutputFormat;
 use farm_core::frames::compact;
 use farm_core::manifest::{JobManifest, ManifestStatus};
 use farm_core::scheduler::{JobTargets, Scheduler};
 use farm_core::series::BlenderPick;
 use farm_core::{FrameList, JobKeys, Plan, RenderRequest};
-use farm_jobs::{scan_frames, submit_retry, OutputVersion, ScanError, SourceObject, SubmitError};
+use farm_jobs::{scan_frames, submit_retry, JobTicket, ScanError, SourceObject, SubmitError};
 
 use crate::aws::Aws;
 use crate::cli::{CancelArgs, RetryArgs};
 use crate::shell_quote;
-use crate::status::{describe_jobs, manifest_frames, JobReport, UNKNOWN_STATE};
+use crate::status::{describe_jobs, JobReport, UNKNOWN_STATE};
 
 /// The reason recorded on jobs `farm cancel` terminates.
 pub const CANCEL_REASON: &str = "cancelled with farm cancel";
@@ -92,8 +91,9 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let frames = manifest_frames(&manifest)?;
-    let format = manifest_format(&manifest)?;
+    let mut ticket = JobTicket::from_manifest(&manifest)?;
+    let frames = ticket.plan.frames().clone();
+    let format = ticket.format;
     let source = source_object(&aws, &args.bucket, &args.key).await?;
     if manifest
         .etag
@@ -105,9 +105,8 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
             args.key
         );
     }
-    let version = OutputVersion::new(Some(source.etag.as_str()), format)
-        .with_dependencies(manifest.dependency_version())
-        .with_engine(manifest.engine);
+    ticket.source_etag = Some(source.etag.clone());
+    let version = ticket.version();
     let keys = JobKeys::new(args.key.as_str());
     let scan = scan_frames(&storage, &keys, frames.as_slice(), &version)
         .await
@@ -211,16 +210,6 @@ pub fn retry_targets(args: &RetryArgs, manifest: &JobManifest) -> anyhow::Result
             "--zip-job-definition",
         )?,
     })
-}
-
-/// The manifest's output format override.
-pub fn manifest_format(manifest: &JobManifest) -> anyhow::Result<Option<OutputFormat>> {
-    manifest
-        .format
-        .as_deref()
-        .map(str::parse::<OutputFormat>)
-        .transpose()
-        .map_err(|e| anyhow!("`{}/job.json` holds an unknown format: {e}", manifest.key))
 }
 
 /// A failed frame scan, with what to do.

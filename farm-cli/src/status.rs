@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::anyhow;
 use farm_core::blender::{parse_log_line, LogEvent};
 use farm_core::engine::Engine;
-use farm_core::frames::{compact, DEFAULT_MAX_FRAMES};
+use farm_core::frames::compact;
 use farm_core::layout::parse_frame_file_name;
 use farm_core::manifest::{JobManifest, ManifestStatus, SceneFacts};
 use farm_core::scheduler::{ArrayProgress, JobState, JobStatus, Scheduler};
@@ -13,13 +13,13 @@ use farm_core::shell::printable;
 use farm_core::storage::{get_json, ObjectMeta};
 use farm_core::{FrameList, JobKeys, Storage};
 use farm_io::S3Storage;
-use farm_jobs::{scan_frames, FrameScan, OutputVersion};
+use farm_jobs::{scan_frames, FrameScan, JobTicket};
 use futures::StreamExt;
 use serde::Serialize;
 
 use crate::aws::Aws;
 use crate::cli::StatusArgs;
-use crate::jobs::{manifest_format, scan_error};
+use crate::jobs::scan_error;
 use crate::shell_quote;
 
 /// Logs of failed frames read at once.
@@ -287,10 +287,9 @@ pub async fn report<B: Scheduler>(
     report.render_job = render_job;
     report.zip_job = zip_job;
 
-    let frames = manifest_frames(&manifest)?;
-    let version = OutputVersion::new(manifest.etag.as_deref(), manifest_format(&manifest)?)
-        .with_dependencies(manifest.dependency_version())
-        .with_engine(manifest.engine);
+    let ticket = JobTicket::from_manifest(&manifest)?;
+    let frames = ticket.plan.frames();
+    let version = ticket.version();
     let scan = async {
         scan_frames(storage, &keys, frames.as_slice(), &version)
             .await
@@ -305,7 +304,7 @@ pub async fn report<B: Scheduler>(
     };
     let (scan, log_objects) = futures::try_join!(scan, logs)?;
     let (counts, mut failed) =
-        count_frames(&keys, &frames, manifest.chunk_size, &scan, &log_objects);
+        count_frames(&keys, frames, manifest.chunk_size, &scan, &log_objects);
     let reasons: Vec<Option<String>> =
         futures::stream::iter(failed.iter().take(MAX_FAILED_DETAILS))
             .map(|f| async move {
@@ -332,17 +331,6 @@ pub async fn report<B: Scheduler>(
     report.complete =
         succeeded(&report.render_job) && succeeded(&report.zip_job) && report.archive.is_some();
     Ok(report)
-}
-
-/// The manifest's frame list.
-pub fn manifest_frames(manifest: &JobManifest) -> anyhow::Result<FrameList> {
-    let list = manifest.frames.as_deref().unwrap_or_default();
-    FrameList::parse(list, DEFAULT_MAX_FRAMES.max(manifest.frame_count)).map_err(|e| {
-        anyhow!(
-            "`{}/job.json` holds an unreadable frame list `{list}`: {e}",
-            manifest.key
-        )
-    })
 }
 
 /// Describes the manifest's render and zip jobs.

@@ -23,6 +23,8 @@ pub const FORMAT: &str = "FARM_FORMAT";
 pub const ENGINE: &str = "FARM_ENGINE";
 /// ETag of the `.blend` the job was submitted for: a changed object is refused, not rendered.
 pub const SOURCE_ETAG: &str = "FARM_SOURCE_ETAG";
+/// Renderer: Blender threads (default: the CPUs the container may use).
+pub const THREADS: &str = "FARM_THREADS";
 /// Scratch folder for the renderer's download and Blender's output.
 pub const WORK_DIR: &str = "FARM_WORK_DIR";
 /// `json` for JSON log lines (CloudWatch), anything else for text.

@@ -6,7 +6,7 @@
 //! - [`plan`]: cutting a frame list into array children ([`Plan`]).
 //! - [`request`]: turning an upload's tags into a validated [`RenderRequest`].
 //! - [`series`]: the Blender series a job runs (`blender=4.5`) and the farm's set of them.
-//! - [`layout`]: every key a job reads or writes ([`JobKeys`]).
+//! - [`layout`]: every key a job reads or writes ([`JobKeys`]); [`etag`]: ETag quoting.
 //! - [`manifest`]: the `<key>/job.json` document.
 //! - [`blender`]: Blender's argv and log lines.
 //! - [`engine`]: the render engine a job runs (the scene's own, or `engine=`).
@@ -26,6 +26,7 @@ pub mod deps;
 pub mod engine;
 pub mod env;
 pub mod estimate;
+pub mod etag;
 pub mod exit;
 pub mod frames;
 pub mod image;

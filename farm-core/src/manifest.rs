@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::blender::OutputFormat;
 use crate::scheduler::JobTargets;
 use crate::series::BlenderSeries;
 
@@ -79,9 +80,13 @@ pub struct JobManifest {
     pub frame_count: usize,
     pub chunk_size: u32,
     pub chunk_count: usize,
-    /// Output format override, if the request set one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub format: Option<String>,
+    /// Output format override, if the request set one (Blender's name: `PNG`, `OPEN_EXR`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "format_name"
+    )]
+    pub format: Option<OutputFormat>,
     /// The Blender series the render job runs (`4.2`; absent if refused, or written before
     /// the farm ran several).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -124,6 +129,31 @@ pub struct JobManifest {
     /// submitting; what was missing (a rejection) and the warnings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dependencies: Option<crate::deps::DependencyRecord>,
+}
+
+/// An output format in `job.json`, by Blender's name.
+mod format_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::blender::OutputFormat;
+
+    pub(super) fn serialize<S: Serializer>(
+        format: &Option<OutputFormat>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match format {
+            Some(format) => serializer.serialize_str(format.blender_name()),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<OutputFormat>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|name| name.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 fn persistent_default() -> bool {
@@ -195,7 +225,7 @@ mod tests {
             frame_count: 24,
             chunk_size: 4,
             chunk_count: 6,
-            format: Some("PNG".into()),
+            format: Some(OutputFormat::Png),
             blender: Some(BlenderSeries::new(4, 2)),
             blender_reason: Some("asked for with `blender=`".into()),
             persistent: true,

@@ -9,8 +9,6 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use crate::env;
-use crate::layout::{batch_job_name, JobKeys};
-use crate::request::RenderRequest;
 use crate::series::{BlenderPick, BlenderSeries, SeriesChoice};
 
 /// Which job definition a job runs on.
@@ -152,88 +150,6 @@ pub const TAG_KEY: &str = "farm:key";
 /// Tag holding the job's canonical frame list.
 pub const TAG_FRAMES: &str = "farm:frames";
 
-impl JobSpec {
-    /// The render job for a request: one array child per chunk, or a plain job for one chunk.
-    pub fn render(
-        bucket: &str,
-        keys: &JobKeys,
-        etag: Option<&str>,
-        request: &RenderRequest,
-    ) -> Self {
-        // The renderer checks it against its image's series (`FARM_BLENDER_SERIES`).
-        let mut vars = job_env(bucket, keys, etag, request);
-        let blender = request.blender.and_then(BlenderPick::series);
-        if let Some(series) = blender {
-            vars.push((env::JOB_BLENDER_SERIES.to_owned(), series.to_string()));
-        }
-        if !request.persistent {
-            vars.push((env::PERSISTENT.to_owned(), "off".to_owned()));
-        }
-        Self {
-            kind: JobKind::Render,
-            name: batch_job_name(keys.source(), "render"),
-            array_size: request.plan.array_size(),
-            depends_on: Vec::new(),
-            env: vars,
-            tags: job_tags(keys, request),
-            blender,
-        }
-    }
-
-    /// The zip job, which starts once every child of `render_job_id` has succeeded.
-    pub fn zip(
-        bucket: &str,
-        keys: &JobKeys,
-        etag: Option<&str>,
-        request: &RenderRequest,
-        render_job_id: &str,
-    ) -> Self {
-        Self {
-            kind: JobKind::Zip,
-            name: batch_job_name(keys.source(), "zip"),
-            array_size: None,
-            depends_on: vec![render_job_id.to_owned()],
-            env: job_env(bucket, keys, etag, request),
-            tags: job_tags(keys, request),
-            blender: None,
-        }
-    }
-}
-
-fn job_env(
-    bucket: &str,
-    keys: &JobKeys,
-    etag: Option<&str>,
-    request: &RenderRequest,
-) -> Vec<(String, String)> {
-    let mut vars = vec![
-        (env::BUCKET.to_owned(), bucket.to_owned()),
-        (env::KEY.to_owned(), keys.source().to_owned()),
-        (env::FRAMES.to_owned(), request.plan.frames().canonical()),
-        (env::CHUNK.to_owned(), request.plan.chunk_size().to_string()),
-    ];
-    if let Some(format) = request.format {
-        vars.push((env::FORMAT.to_owned(), format.blender_name().to_owned()));
-    }
-    if let Some(engine) = request.engine {
-        vars.push((env::ENGINE.to_owned(), engine.name().to_owned()));
-    }
-    if let Some(etag) = etag {
-        vars.push((env::SOURCE_ETAG.to_owned(), etag.to_owned()));
-    }
-    vars
-}
-
-fn job_tags(keys: &JobKeys, request: &RenderRequest) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (TAG_KEY.to_owned(), tag_value(keys.source())),
-        (
-            TAG_FRAMES.to_owned(),
-            tag_value(&request.plan.frames().canonical()),
-        ),
-    ])
-}
-
 /// Batch job parameter holding a job's bucket (see [`JobSpec::parameters`]).
 pub const PARAM_BUCKET: &str = "farm_bucket";
 /// Batch job parameter holding a job's `.blend` key, exactly (see [`JobSpec::parameters`]).
@@ -256,23 +172,6 @@ impl JobSpec {
                     .map(|(_, value)| (param.to_owned(), value.clone()))
             })
             .collect()
-    }
-
-    /// The frame list this job's `FARM_FRAMES` carries (inline, or a reference).
-    pub fn frames_value(&self) -> Option<&str> {
-        self.env
-            .iter()
-            .find(|(name, _)| name == env::FRAMES)
-            .map(|(_, value)| value.as_str())
-    }
-
-    /// Passes the frame list by reference: `FARM_FRAMES=@<key>`, where object `key` holds it.
-    pub fn frames_by_reference(&mut self, key: &str) {
-        for (name, value) in &mut self.env {
-            if name == env::FRAMES {
-                *value = format!("{FRAMES_REF_PREFIX}{key}");
-            }
-        }
     }
 
     /// Characters of the environment as ECS counts them in the container overrides (names and
@@ -460,58 +359,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn render_and_zip_jobs_carry_what_the_binaries_need() {
-        let request =
-            RenderRequest::from_tags([("frames", "1-10"), ("chunk", "3"), ("format", "PNG")], 100)
-                .unwrap()
-                .unwrap();
-        let keys = JobKeys::new("shots/a b.blend");
-        let render = JobSpec::render("bucket", &keys, Some("\"e1\""), &request);
-        assert_eq!(render.kind, JobKind::Render);
-        assert_eq!(render.array_size, Some(4));
-        assert_eq!(render.name, "shots-a-b-blend-render");
-        let env: BTreeMap<_, _> = render.env.iter().cloned().collect();
-        assert_eq!(env[env::BUCKET], "bucket");
-        assert_eq!(env[env::KEY], "shots/a b.blend");
-        assert_eq!(env[env::FRAMES], "1-10");
-        assert_eq!(env[env::CHUNK], "3");
-        assert_eq!(env[env::FORMAT], "PNG");
-        assert_eq!(env[env::SOURCE_ETAG], "\"e1\"");
-        assert_eq!(render.tags[TAG_KEY], "shots/a b.blend");
-        assert_eq!(render.blender, None);
-        assert!(!env.contains_key(env::JOB_BLENDER_SERIES));
-        assert!(!env.contains_key(env::PERSISTENT));
-        assert!(!env.contains_key(env::ENGINE));
-        let eevee = RenderRequest {
-            engine: Some(crate::engine::Engine::Eevee),
-            ..request.clone()
-        };
-        for job in [
-            JobSpec::render("bucket", &keys, None, &eevee),
-            JobSpec::zip("bucket", &keys, None, &eevee, "job-1"),
-        ] {
-            assert!(job
-                .env
-                .contains(&(env::ENGINE.to_owned(), "eevee".to_owned())));
-        }
-        let zip = JobSpec::zip("bucket", &keys, None, &request, "job-1");
-        for job in [&render, &zip] {
-            assert_eq!(
-                job.parameters(),
-                BTreeMap::from([
-                    (PARAM_BUCKET.to_owned(), "bucket".to_owned()),
-                    (PARAM_KEY.to_owned(), "shots/a b.blend".to_owned()),
-                ]),
-                "{:?}",
-                job.kind
-            );
-        }
-        assert_eq!(zip.depends_on, vec!["job-1".to_owned()]);
-        assert_eq!(zip.array_size, None);
-        assert!(!zip.env.iter().any(|(k, _)| k == env::SOURCE_ETAG));
-    }
-
-    #[test]
     fn tag_values_keep_only_what_batch_accepts() {
         assert_eq!(
             tag_value("shots/my scene ü ✓.blend"),
@@ -519,17 +366,6 @@ mod tests {
         );
         assert_eq!(tag_value("1-10 20-30:2"), "1-10 20-30:2");
         assert_eq!(tag_value(&"a".repeat(300)).len(), 256);
-        let request = RenderRequest::from_tags([("frame", "2")], 100)
-            .unwrap()
-            .unwrap();
-        let job = JobSpec::render("b", &JobKeys::new("ü/x%.blend"), None, &request);
-        assert_eq!(job.tags[TAG_KEY], "_/x_.blend");
-        let env: BTreeMap<_, _> = job.env.iter().cloned().collect();
-        assert_eq!(
-            env[env::KEY],
-            "ü/x%.blend",
-            "the environment keeps the exact key"
-        );
     }
 
     #[test]
@@ -578,43 +414,6 @@ mod tests {
             let value = tag_value(&text);
             proptest::prop_assert!(is_valid_tag_value(&value), "{text:?} -> {value:?}");
         }
-    }
-
-    #[test]
-    fn a_single_chunk_is_a_plain_job() {
-        let request = RenderRequest::from_tags([("frame", "8"), ("chunk", "8")], 100)
-            .unwrap()
-            .unwrap();
-        let render = JobSpec::render("b", &JobKeys::new("k.blend"), None, &request);
-        assert_eq!(render.array_size, None);
-    }
-
-    #[test]
-    fn the_render_job_carries_the_requests_blender_and_the_zip_job_none() {
-        let request = RenderRequest::from_tags([("frame", "8"), ("blender", "4.5")], 100)
-            .unwrap()
-            .unwrap();
-        let keys = JobKeys::new("k.blend");
-        let render = JobSpec::render("b", &keys, None, &request);
-        assert_eq!(render.blender, Some(BlenderSeries::new(4, 5)));
-        let vars: BTreeMap<_, _> = render.env.iter().cloned().collect();
-        assert_eq!(vars[env::JOB_BLENDER_SERIES], "4.5");
-        let zip = JobSpec::zip("b", &keys, None, &request, "r");
-        assert_eq!(zip.blender, None);
-        assert!(!zip.env.iter().any(|(k, _)| k == env::JOB_BLENDER_SERIES));
-    }
-
-    #[test]
-    fn persistent_off_reaches_the_render_job_only() {
-        let request = RenderRequest::from_tags([("frame", "8"), ("persistent", "off")], 100)
-            .unwrap()
-            .unwrap();
-        let keys = JobKeys::new("k.blend");
-        let render = JobSpec::render("b", &keys, None, &request);
-        let vars: BTreeMap<_, _> = render.env.iter().cloned().collect();
-        assert_eq!(vars[env::PERSISTENT], "off");
-        let zip = JobSpec::zip("b", &keys, None, &request, "r");
-        assert!(!zip.env.iter().any(|(k, _)| k == env::PERSISTENT));
     }
 
     #[test]

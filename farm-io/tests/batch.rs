@@ -7,9 +7,10 @@ use anyhow::Context;
 use aws_sdk_batch::config::{Credentials, Region};
 use aws_sdk_batch::types::JobDetail;
 use farm_core::scheduler::{
-    ArrayProgress, JobKind, JobSpec, JobState, Scheduler, SchedulerError, PARAM_KEY, TAG_KEY,
+    ArrayProgress, JobKind, JobSpec, JobState, Scheduler, SchedulerError, PARAM_KEY, TAG_FRAMES,
+    TAG_KEY,
 };
-use farm_core::{JobKeys, RenderRequest};
+use farm_core::env;
 use farm_io::{BatchScheduler, BatchTargets};
 use farm_testkit::{BatchEnv, Moto};
 use futures::{StreamExt, TryStreamExt};
@@ -35,8 +36,35 @@ fn plain_job(name: &str) -> JobSpec {
         name: name.to_owned(),
         array_size: None,
         depends_on: Vec::new(),
-        env: vec![("FARM_KEY".to_owned(), "one.blend".to_owned())],
+        env: vec![(env::KEY.to_owned(), "one.blend".to_owned())],
         tags: BTreeMap::new(),
+        blender: None,
+    }
+}
+
+/// A job as the farm submits them (`farm_jobs::JobTicket::render_job`): its environment names
+/// the bucket and key, its tags the key.
+fn farm_job(kind: JobKind) -> JobSpec {
+    let vars = [
+        (env::BUCKET, "bucket"),
+        (env::KEY, "shots/a b.blend"),
+        (env::FRAMES, "1-10"),
+        (env::CHUNK, "3"),
+        (env::SOURCE_ETAG, "\"e1\""),
+    ];
+    JobSpec {
+        kind,
+        name: format!("shots-a-b-blend-{kind:?}").to_lowercase(),
+        array_size: None,
+        depends_on: Vec::new(),
+        env: vars
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect(),
+        tags: BTreeMap::from([
+            (TAG_KEY.to_owned(), "shots/a b.blend".to_owned()),
+            (TAG_FRAMES.to_owned(), "1-10".to_owned()),
+        ]),
         blender: None,
     }
 }
@@ -68,15 +96,17 @@ fn environment(job: &JobDetail) -> BTreeMap<String, String> {
 async fn render_array_plain_and_dependent_zip_jobs_are_submitted_as_specified() -> anyhow::Result<()>
 {
     let (moto, env, scheduler) = scheduler().await?;
-    let request = RenderRequest::from_tags([("frames", "1-10"), ("chunk", "3")], 100)?
-        .context("a render request")?;
-    let keys = JobKeys::new("shots/a b.blend");
-    let render = JobSpec::render("bucket", &keys, Some("\"e1\""), &request);
-    assert_eq!(render.array_size, Some(4));
+    let render = JobSpec {
+        array_size: Some(4),
+        ..farm_job(JobKind::Render)
+    };
 
     let render_id = scheduler.submit(&render).await?;
     let plain_id = scheduler.submit(&plain_job("plain-render")).await?;
-    let zip = JobSpec::zip("bucket", &keys, Some("\"e1\""), &request, &render_id);
+    let zip = JobSpec {
+        depends_on: vec![render_id.clone()],
+        ..farm_job(JobKind::Zip)
+    };
     let zip_id = scheduler.submit(&zip).await?;
 
     let jobs = raw_jobs(&moto, &[&render_id, &plain_id, &zip_id]).await?;
@@ -116,7 +146,7 @@ async fn render_array_plain_and_dependent_zip_jobs_are_submitted_as_specified() 
 
     assert!(plain.array_properties().and_then(|a| a.size()).is_none());
     assert_eq!(
-        environment(plain).get("FARM_KEY").map(String::as_str),
+        environment(plain).get(env::KEY).map(String::as_str),
         Some("one.blend")
     );
 

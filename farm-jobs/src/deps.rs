@@ -350,13 +350,3 @@ async fn look_up<S: Storage>(
     }
     Ok(objects)
 }
-
-/// The environment of a job's render and zip jobs for a dependency record: `FARM_DEPENDENCIES`
-/// naming its list (the renderer downloads the files; both record it on the frames they scan
-/// for, so frames rendered with other files are not this job's).
-pub fn job_env(record: Option<&DependencyRecord>) -> Vec<(String, String)> {
-    record
-        .and_then(|r| r.list.clone())
-        .map(|list| vec![(farm_core::env::DEPENDENCIES.to_owned(), list)])
-        .unwrap_or_default()
-}

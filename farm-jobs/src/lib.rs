@@ -15,24 +15,25 @@
 //!   `farm-blend` (the trigger and `farm submit --frames scene`).
 //! - [`deps`]: the pre-flight check of a project's dependencies (textures, libraries and
 //!   their own files...) in the bucket before any job, and the list the renderer downloads.
-//! - [`frames`]: frame lists too long for a job's environment go by reference
-//!   ([`pass_long_frames`], [`resolve_frames`]).
+//! - [`ticket`]: the job contract ([`JobTicket`]): what a render or zip job is told, its
+//!   environment written and read back in one place (long frame lists by reference), and the
+//!   job's identity ([`OutputVersion`]).
 //!
 //! Like `farm-core`, this crate only talks to the ports ([`farm_core::Storage`],
 //! [`farm_core::scheduler::Scheduler`]); it has no AWS SDK and runs no process.
 
 pub mod blend;
 pub mod deps;
-pub mod frames;
 pub mod scan;
 pub mod scene;
 pub mod submit;
 pub mod tasks;
+pub mod ticket;
 
-pub use frames::{pass_long_frames, resolve_frames};
 pub use scan::{
     scan_chunk_frames, scan_frames, FrameObject, FrameScan, FrameState, OutputVersion, ScanError,
 };
+pub use ticket::{JobArgs, JobTicket, TicketError};
 pub use submit::{
     request_job_name, submit_request, submit_request_with, submit_retry, submitted_manifest,
     write_rejected_manifest, write_rejection, JobExtras, MarkerState, RequestMarker, SourceObject,

@@ -1661,10 +1661,7 @@ async fn the_zip_policy_allows_every_object_the_zipper_touches() {
     // An older contact sheet and archive, as a previous run left them.
     store.inner().insert(&keys.preview(), b"old sheet".to_vec());
     let config = zipper::Config {
-        bucket: "farm-bucket".to_owned(),
-        keys: keys.clone(),
-        frames: farm_core::FrameList::parse("1-3", 100).expect("frames"),
-        version: farm_jobs::OutputVersion::default(),
+        ticket: ticket(&keys, "1-3", 1),
         options: zipper::ZipOptions::default(),
         attempt: 1,
         prices: None,
@@ -1716,21 +1713,15 @@ async fn the_render_policy_allows_every_object_the_renderer_touches() {
         .inner()
         .insert(keys.source(), std::fs::read(&scene).unwrap());
     let config = renderer::Config {
-        bucket: "farm-bucket".to_owned(),
-        keys: keys.clone(),
-        plan: farm_core::Plan::new(farm_core::FrameList::parse("1-2", 100).unwrap(), 2).unwrap(),
+        ticket: ticket(&keys, "1-2", 2),
         index: 0,
         attempt: 1,
-        format: None,
-        engine: farm_core::engine::Engine::Cycles,
-        source_etag: None,
         blender: renderer::BlenderSetup {
             blender: farm_core::blender::Blender::Executable(farm_testkit::blender().unwrap()),
             threads: 1,
             work_dir: dir.path().join("work"),
             persistent: true,
         },
-        dependencies: None,
     };
     for _ in 0..2 {
         renderer::run(&store, &config, std::future::pending())
@@ -1750,6 +1741,22 @@ async fn the_render_policy_allows_every_object_the_renderer_touches() {
         "no task record: {calls:?}"
     );
     assert_role_allows_storage_calls(&template(), "RenderJobRole", &calls);
+}
+
+/// A job's ticket in bucket `farm-bucket` for any version of `keys`' .blend.
+fn ticket(keys: &JobKeys, frames: &str, chunk: u32) -> farm_jobs::JobTicket {
+    farm_jobs::JobTicket {
+        bucket: "farm-bucket".to_owned(),
+        keys: keys.clone(),
+        plan: farm_core::Plan::new(farm_core::FrameList::parse(frames, 100).unwrap(), chunk)
+            .unwrap(),
+        source_etag: None,
+        format: None,
+        engine: None,
+        dependencies: None,
+        blender: None,
+        persistent: true,
+    }
 }
 
 /// The farm user's policy as `infra/README.md` documents it, its placeholders written as the
@@ -2206,8 +2213,8 @@ fn message(t: &Value, rule: &str, event: &Value) -> String {
 
 /// Each message, rendered from a Batch job state change event of jobs the farm submits (their
 /// names and Batch parameters from `farm_core`), names the exact key and where to look.
-#[test]
-fn the_messages_name_the_key_the_status_and_where_frames_zip_is() {
+#[tokio::test]
+async fn the_messages_name_the_key_the_status_and_where_frames_zip_is() {
     use farm_core::scheduler::{JobSpec, PARAM_BUCKET, PARAM_KEY};
 
     let t = template();
@@ -2216,8 +2223,10 @@ fn the_messages_name_the_key_the_status_and_where_frames_zip_is() {
     let request = farm_core::RenderRequest::from_tags([("frames", "1-10")], 100)
         .expect("a request")
         .expect("a render request");
-    let render = JobSpec::render("farm-bucket", &keys, None, &request);
-    let zip = JobSpec::zip("farm-bucket", &keys, None, &request, "render-id");
+    let ticket = farm_jobs::JobTicket::for_request("farm-bucket", key, None, &request, None);
+    let storage = farm_testkit::MemoryStorage::new();
+    let render = ticket.render_job(&storage).await.unwrap();
+    let zip = ticket.zip_job(&storage, "render-id").await.unwrap();
     let event = |job: &JobSpec, status: &str, reason: &str| {
         json!({
             "version": "0",

@@ -4,11 +4,10 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use farm_core::blender::{Blender, OutputFormat};
-use farm_core::engine::Engine;
-use farm_core::frames::DEFAULT_MAX_FRAMES;
+use farm_core::blender::Blender;
+use farm_core::env;
 use farm_core::series::{BlenderSeries, SERIES_SYNTAX};
-use farm_core::{env, FrameList, JobKeys, Plan};
+use farm_jobs::{JobArgs, JobTicket};
 
 use crate::error::RenderError;
 use crate::render::BlenderSetup;
@@ -21,40 +20,9 @@ use crate::render::BlenderSetup;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "renderer", version, about, long_about = None, args_override_self = true)]
 pub struct Args {
-    /// Bucket holding the .blend; frames are written next to it.
-    #[arg(long, env = env::BUCKET, help_heading = "Job")]
-    pub bucket: String,
-    /// Key of the .blend; frames go to `<key>/frames/`.
-    #[arg(long, env = env::KEY, help_heading = "Job")]
-    pub key: String,
-    /// Canonical frame list of the whole job, e.g. `1-240` or `1-100:2 150`.
-    #[arg(long, env = env::FRAMES, help_heading = "Job")]
-    pub frames: String,
-    /// Frames per array child.
-    #[arg(long, env = env::CHUNK, default_value_t = 1, help_heading = "Job")]
-    pub chunk: u32,
-    /// Output format override (PNG, JPEG, OPEN_EXR, ...); the scene's own format if unset.
-    #[arg(long, env = env::FORMAT, help_heading = "Job")]
-    pub format: Option<String>,
-    /// `off`: render every frame of the chunk from scratch, without Cycles' persistent data
-    /// (tag `persistent=off`); `on` (default): keep it between the chunk's frames (ADR 0012).
-    #[arg(long, env = env::PERSISTENT, default_value = "on", value_parser = ["on", "off"], help_heading = "Job")]
-    pub persistent: String,
-    /// The render engine (`cycles`, `eevee`, `workbench`), chosen by the trigger from the
-    /// scene (or its `engine=` tag). Default: Cycles.
-    #[arg(long, env = env::ENGINE, help_heading = "Job")]
-    pub engine: Option<Engine>,
-    /// ETag of the .blend the job was submitted for; a replaced .blend is refused.
-    #[arg(long, env = env::SOURCE_ETAG, help_heading = "Job")]
-    pub source_etag: Option<String>,
-    /// Key of the job's dependency list (written by the trigger's pre-flight check): its files
-    /// are downloaded beside the .blend, each at its recorded ETag, before Blender starts.
-    #[arg(long, env = env::DEPENDENCIES, help_heading = "Job")]
-    pub dependencies: Option<String>,
-    /// The Blender series the job was submitted for (`blender=` or the farm's default), set by
-    /// the trigger; refused when the image runs another (--blender-series).
-    #[arg(long, env = env::JOB_BLENDER_SERIES, help_heading = "Job")]
-    pub job_blender_series: Option<String>,
+    /// The job's settings: the .blend, its frames and what makes a frame the job's.
+    #[command(flatten)]
+    pub job: JobArgs,
     /// This child's array index, set by AWS Batch (0-based; absent on a plain job).
     #[arg(long, env = env::ARRAY_INDEX, default_value_t = 0, help_heading = "Job")]
     pub array_index: usize,
@@ -74,7 +42,7 @@ pub struct Args {
     #[arg(long, env = env::WORK_DIR, help_heading = "Machine")]
     pub work_dir: Option<PathBuf>,
     /// Blender threads (default: the CPUs this container may use, cgroup limits included).
-    #[arg(long, env = "FARM_THREADS", help_heading = "Machine")]
+    #[arg(long, env = env::THREADS, help_heading = "Machine")]
     pub threads: Option<usize>,
     /// `json` for one JSON object per log line (CloudWatch), `text` otherwise.
     #[arg(long, env = env::LOG_FORMAT, default_value = "text", help_heading = "Machine")]
@@ -84,63 +52,34 @@ pub struct Args {
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub bucket: String,
-    pub keys: JobKeys,
-    pub plan: Plan,
+    /// What the job is told (the trigger's [`JobTicket`]).
+    pub ticket: JobTicket,
     pub index: usize,
     /// AWS Batch's attempt number, from 1.
     pub attempt: u32,
-    pub format: Option<OutputFormat>,
-    pub engine: Engine,
-    pub source_etag: Option<String>,
     pub blender: BlenderSetup,
-    /// Key of the job's dependency list, if it has one.
-    pub dependencies: Option<String>,
 }
 
 impl Args {
+    /// Validates the settings. A frame list passed by reference must have been read first
+    /// ([`JobArgs::resolve_frames`]).
     pub fn validate(self) -> Result<Config, RenderError> {
-        let bad =
-            |what: &str, e: &dyn std::fmt::Display| RenderError::Config(format!("{what}: {e}"));
-        if self.bucket.trim().is_empty() || self.key.trim().is_empty() {
-            return Err(RenderError::Config(format!(
-                "{} and {} must not be empty",
-                env::BUCKET,
-                env::KEY
-            )));
-        }
-        let frames =
-            FrameList::parse(&self.frames, DEFAULT_MAX_FRAMES).map_err(|e| bad(env::FRAMES, &e))?;
-        let plan = Plan::new(frames, self.chunk).map_err(|e| bad(env::CHUNK, &e))?;
-        let format = self
-            .format
-            .filter(|f| !f.trim().is_empty())
-            .map(|f| f.parse::<OutputFormat>())
-            .transpose()
-            .map_err(|e| bad(env::FORMAT, &e))?;
-        check_series(
-            self.blender_series.as_deref(),
-            self.job_blender_series.as_deref(),
-        )?;
+        let ticket = self.job.into_ticket()?;
+        check_series(self.blender_series.as_deref(), ticket.blender)?;
         let work_dir = self.work_dir.unwrap_or_else(|| {
             std::env::temp_dir().join(format!("farm-renderer-{}", std::process::id()))
         });
+        let persistent = ticket.persistent;
         Ok(Config {
-            bucket: self.bucket,
-            keys: JobKeys::new(self.key),
-            plan,
+            ticket,
             index: self.array_index,
             attempt: self.attempt.max(1),
-            format,
-            engine: self.engine.unwrap_or_default(),
-            source_etag: self.source_etag.filter(|e| !e.is_empty()),
             blender: BlenderSetup {
                 blender: blender_from(self.blender, self.blender_python),
                 threads: self.threads.unwrap_or_else(available_cpus),
                 work_dir,
-                persistent: self.persistent == "on",
+                persistent,
             },
-            dependencies: self.dependencies.filter(|d| !d.trim().is_empty()),
         })
     }
 }
@@ -149,20 +88,19 @@ impl Args {
 /// names the wrong image (a stack whose `Renderer<series>ImageTag` points at another series'
 /// image), and rendering would silently use the wrong Blender. Nothing to check when either is
 /// unknown (a local run, an image or trigger from before the variables).
-pub fn check_series(image: Option<&str>, job: Option<&str>) -> Result<(), RenderError> {
-    let parse = |name: &str, value: Option<&str>| {
-        value
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(|v| {
-                v.parse::<BlenderSeries>().map_err(|e| {
-                    RenderError::Config(format!("{name}: {e} (expected {SERIES_SYNTAX})"))
-                })
+pub fn check_series(image: Option<&str>, job: Option<BlenderSeries>) -> Result<(), RenderError> {
+    let image = image
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<BlenderSeries>().map_err(|e| {
+                RenderError::Config(format!(
+                    "{}: {e} (expected {SERIES_SYNTAX})",
+                    env::BLENDER_SERIES
+                ))
             })
-            .transpose()
-    };
-    let image = parse(env::BLENDER_SERIES, image)?;
-    let job = parse(env::JOB_BLENDER_SERIES, job)?;
+        })
+        .transpose()?;
     match (image, job) {
         (Some(image), Some(job)) if image != job => Err(RenderError::Config(format!(
             "this renderer image runs Blender {image} ({}={image}) but the job was submitted for \
@@ -194,6 +132,7 @@ pub fn available_cpus() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use farm_core::blender::OutputFormat;
     use farm_core::exit::FailureClass;
 
     fn args(extra: &[&str]) -> Args {
@@ -217,9 +156,12 @@ mod tests {
         let config = args(&["--array-index", "3", "--format", "exr"])
             .validate()
             .unwrap();
-        assert_eq!(config.plan.chunk(config.index).unwrap(), &[10]);
-        assert_eq!(config.format, Some(OutputFormat::OpenExr));
-        assert_eq!(config.keys.frame(10, "exr"), "a b.blend/frames/0010.exr");
+        assert_eq!(config.ticket.plan.chunk(config.index).unwrap(), &[10]);
+        assert_eq!(config.ticket.format, Some(OutputFormat::OpenExr));
+        assert_eq!(
+            config.ticket.keys.frame(10, "exr"),
+            "a b.blend/frames/0010.exr"
+        );
         assert!(config.blender.threads >= 1);
         assert!(config.blender.persistent);
         assert!(

@@ -89,6 +89,17 @@ fn killed_message(frame: i32, exit: &str, signal: i32) -> String {
     }
 }
 
+impl From<farm_jobs::TicketError> for RenderError {
+    /// An unreadable frame list by reference is the store's failure; anything else is a bad
+    /// configuration.
+    fn from(error: farm_jobs::TicketError) -> Self {
+        match error {
+            farm_jobs::TicketError::FrameList { source, .. } => Self::Storage(source),
+            other => Self::Config(other.to_string()),
+        }
+    }
+}
+
 impl RenderError {
     /// How this failure leaves the process; the exit code drives Batch's retry rules.
     pub fn class(&self) -> FailureClass {

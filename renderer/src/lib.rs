@@ -53,8 +53,9 @@ async fn run_chunk<S: Storage>(
     clock: &record::TaskClock,
 ) -> Result<ChunkReport, RenderError> {
     tokio::pin!(shutdown);
-    let frames = config.plan.chunk(config.index)?;
-    let key = config.keys.source();
+    let ticket = &config.ticket;
+    let frames = ticket.plan.chunk(config.index)?;
+    let key = ticket.keys.source();
     let source = storage
         .head(key)
         .await?
@@ -62,7 +63,7 @@ async fn run_chunk<S: Storage>(
             key: key.to_owned(),
         })?;
     let found = source.etag.clone().unwrap_or_default();
-    if let Some(expected) = &config.source_etag {
+    if let Some(expected) = &ticket.source_etag {
         if *expected != found {
             return Err(RenderError::SourceChanged {
                 key: key.to_owned(),
@@ -72,16 +73,14 @@ async fn run_chunk<S: Storage>(
         }
     }
     let source_tag = source.etag.as_deref();
+    let version = ticket.version();
     let spec = ChunkSpec {
-        keys: &config.keys,
+        keys: &ticket.keys,
         frames,
-        format: config.format,
-        engine: config.engine,
+        format: version.format,
+        engine: version.engine,
         source_tag,
-        dependencies: config
-            .dependencies
-            .as_deref()
-            .map(farm_core::deps::list_version),
+        dependencies: version.dependencies.as_deref(),
         recheck_source: true,
     };
     let todo = pending_frames(storage, &spec).await?;
@@ -107,7 +106,7 @@ async fn run_chunk<S: Storage>(
     // A job with dependencies places the .blend at its own key in a folder mirroring the
     // bucket, so its relative paths find the files downloaded beside it.
     let project = project::project_dir(&config.blender.work_dir);
-    let blend = match &config.dependencies {
+    let blend = match &ticket.dependencies {
         Some(_) => project::local_path(&project, key)?,
         None => config.blender.work_dir.join("scene.blend"),
     };
@@ -122,7 +121,7 @@ async fn run_chunk<S: Storage>(
             source,
         })?;
     clock.downloading();
-    if let Some(list) = &config.dependencies {
+    if let Some(list) = &ticket.dependencies {
         tokio::select! {
             () = &mut shutdown => return Err(RenderError::Interrupted),
             downloaded = project::download_dependencies(storage, key, list, &project) => { downloaded?; }

@@ -21,12 +21,11 @@ fn main() {
 }
 
 async fn main_async(mut args: Args) -> i32 {
-    let storage = farm_io::S3Storage::from_env(&args.bucket).await;
+    let storage = farm_io::S3Storage::from_env(&args.job.bucket).await;
     // A long frame list comes by reference (`FARM_FRAMES=@<key>`).
-    if !args.bucket.trim().is_empty() {
-        match farm_jobs::resolve_frames(&storage, &args.frames).await {
-            Ok(frames) => args.frames = frames,
-            Err(e) => return failed(&RenderError::Storage(e)),
+    if !args.job.bucket.trim().is_empty() {
+        if let Err(e) = args.job.resolve_frames(&storage).await {
+            return failed(&RenderError::from(e));
         }
     }
     let config = match args.validate() {
@@ -37,7 +36,7 @@ async fn main_async(mut args: Args) -> i32 {
         "chunk",
         job_id = std::env::var(env::BATCH_JOB_ID).unwrap_or_default(),
         array_index = config.index,
-        key = config.keys.source(),
+        key = config.ticket.keys.source(),
     );
     let _entered = span.enter();
     match renderer::run(&storage, &config, farm_io::telemetry::sigterm()).await {

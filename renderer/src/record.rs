@@ -94,7 +94,7 @@ impl TaskClock {
         self.finish(
             config.index,
             config.attempt,
-            config.source_etag.clone(),
+            config.ticket.source_etag.clone(),
             result,
         )
     }
@@ -137,7 +137,7 @@ pub async fn write_record<S: Storage>(
     result: &Result<ChunkReport, RenderError>,
 ) {
     let record = clock.record(config, result);
-    let key = config.keys.task_record(config.index, config.attempt);
+    let key = config.ticket.keys.task_record(config.index, config.attempt);
     match put_json(storage, &key, &record).await {
         Ok(()) => debug!(key, "task record written"),
         Err(error) => warn!(key, %error, "could not write the task record"),

@@ -84,7 +84,6 @@ pub async fn gate<S: Storage>(
     deps::write_dependency_list(storage, &JobKeys::new(key), &mut found).await?;
     tracing::info!(bucket = %record.bucket, key, dependencies = %found.summary(), "dependencies checked");
     Ok(Gate::Proceed(JobExtras {
-        job_env: deps::job_env(Some(&found)),
         dependencies: Some(found),
     }))
 }

@@ -524,7 +524,11 @@ async fn a_short_tag_with_a_long_frame_list_fits_the_container_overrides() {
             job.kind,
             job.overrides_len()
         );
-        let value = job.frames_value().unwrap();
+        let (_, value) = job
+            .env
+            .iter()
+            .find(|(name, _)| name == farm_core::env::FRAMES)
+            .unwrap();
         let key = value.strip_prefix('@').expect("a reference");
         let body = store.inner().body(key).unwrap();
         assert_eq!(String::from_utf8(body.to_vec()).unwrap(), canonical);

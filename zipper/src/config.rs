@@ -1,12 +1,9 @@
 //! The zipper's configuration: command-line flags, each also an environment variable.
 
 use clap::Parser;
-use farm_core::blender::OutputFormat;
-use farm_core::engine::Engine;
-use farm_core::frames::{DEFAULT_MAX_FRAMES, FRAMES_SYNTAX};
+use farm_core::env;
 use farm_core::receipt::{self, Prices};
-use farm_core::{env, FrameList, JobKeys};
-use farm_jobs::OutputVersion;
+use farm_jobs::{JobArgs, JobTicket};
 
 use crate::error::ZipError;
 use crate::ZipOptions;
@@ -22,34 +19,9 @@ use crate::ZipOptions;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "zipper", version, about, long_about)]
 pub struct Cli {
-    /// Bucket holding the job's frames and receiving frames.zip.
-    #[arg(long, env = env::BUCKET, value_name = "BUCKET")]
-    pub bucket: String,
-
-    /// Key of the job's .blend; frames are read from `<key>/frames/`.
-    #[arg(long, env = env::KEY, value_name = "KEY")]
-    pub key: String,
-
-    /// Canonical frame list of the whole job, e.g. `1-250` or `1-100:10 200`.
-    #[arg(long, env = env::FRAMES, value_name = "LIST")]
-    pub frames: String,
-
-    /// ETag of the .blend the job was submitted for: only frames rendered from it are archived.
-    #[arg(long, env = env::SOURCE_ETAG, value_name = "ETAG")]
-    pub source_etag: Option<String>,
-
-    /// Output format the job asked for (a Blender name such as PNG); default: the scene's.
-    #[arg(long, env = env::FORMAT, value_name = "FORMAT")]
-    pub format: Option<String>,
-
-    /// The engine the job renders with (`cycles`, `eevee`, `workbench`): only frames rendered
-    /// with it are archived. Default: Cycles.
-    #[arg(long, env = env::ENGINE, value_name = "ENGINE")]
-    pub engine: Option<Engine>,
-
-    /// Key of the job's dependency list: only frames rendered with those files are archived.
-    #[arg(long, env = env::DEPENDENCIES, value_name = "KEY")]
-    pub dependencies: Option<String>,
+    /// The job's settings: the .blend, its frames and what makes a frame the job's.
+    #[command(flatten)]
+    pub job: JobArgs,
 
     /// This attempt of the zip job, set by AWS Batch (from 1); names its task record.
     #[arg(long, env = env::BATCH_JOB_ATTEMPT, value_name = "N", default_value_t = 1)]
@@ -76,14 +48,9 @@ pub struct Cli {
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Bucket of the job (used to build the storage; [`crate::run`] does not read it).
-    pub bucket: String,
-    /// Where the job's frames, archive and report live.
-    pub keys: JobKeys,
-    /// The frames the archive must hold.
-    pub frames: FrameList,
-    /// Which frame objects are this job's.
-    pub version: OutputVersion,
+    /// What the job is told (the trigger's [`JobTicket`]): where its frames, archive and
+    /// report live, the frames the archive must hold, and which frame objects are the job's.
+    pub ticket: JobTicket,
     /// Pipeline tuning.
     pub options: ZipOptions,
     /// AWS Batch's attempt number, from 1.
@@ -93,46 +60,12 @@ pub struct Config {
 }
 
 impl Cli {
-    /// Validates the flags: a non-empty bucket and key and a well-formed frame list.
+    /// Validates the flags: a non-empty bucket and key and a well-formed frame list. A frame
+    /// list passed by reference must have been read first ([`JobArgs::resolve_frames`]).
     pub fn into_config(self) -> Result<Config, ZipError> {
-        if self.bucket.trim().is_empty() {
-            return Err(ZipError::config(format!(
-                "the bucket is empty: set {} or --bucket",
-                env::BUCKET
-            )));
-        }
-        if self.key.is_empty() {
-            return Err(ZipError::config(format!(
-                "the .blend key is empty: set {} or --key",
-                env::KEY
-            )));
-        }
-        let frames = FrameList::parse(&self.frames, DEFAULT_MAX_FRAMES).map_err(|error| {
-            ZipError::config(format!(
-                "{} / --frames: {error} (expected {FRAMES_SYNTAX})",
-                env::FRAMES
-            ))
-        })?;
-        let format = self
-            .format
-            .as_deref()
-            .filter(|f| !f.trim().is_empty())
-            .map(str::parse::<OutputFormat>)
-            .transpose()
-            .map_err(|error| ZipError::config(format!("{} / --format: {error}", env::FORMAT)))?;
-        let source_etag = self.source_etag.as_deref().filter(|e| !e.is_empty());
+        let ticket = self.job.into_ticket().map_err(ZipError::from)?;
         Ok(Config {
-            bucket: self.bucket,
-            keys: JobKeys::new(self.key),
-            frames,
-            version: OutputVersion::new(source_etag, format)
-                .with_dependencies(
-                    self.dependencies
-                        .as_deref()
-                        .filter(|d| !d.trim().is_empty())
-                        .map(farm_core::deps::list_version),
-                )
-                .with_engine(self.engine),
+            ticket,
             options: ZipOptions {
                 preview: self.preview,
                 ..ZipOptions::default()
@@ -161,9 +94,9 @@ mod tests {
             .unwrap()
             .into_config()
             .unwrap();
-        assert_eq!(config.bucket, "b");
-        assert_eq!(config.keys.zip(), "a b.blend/frames.zip");
-        assert_eq!(config.frames.as_slice(), [1, 2, 3, 7]);
+        assert_eq!(config.ticket.bucket, "b");
+        assert_eq!(config.ticket.keys.zip(), "a b.blend/frames.zip");
+        assert_eq!(config.ticket.plan.frames().as_slice(), [1, 2, 3, 7]);
         assert_eq!(config.attempt, 1);
         assert!(config.options.preview);
         let config = cli(&[

@@ -67,6 +67,19 @@ pub enum ZipError {
     Interrupted,
 }
 
+impl From<farm_jobs::TicketError> for ZipError {
+    /// An unreadable frame list by reference is the store's failure; anything else is a bad
+    /// configuration.
+    fn from(error: farm_jobs::TicketError) -> Self {
+        match error {
+            farm_jobs::TicketError::FrameList { key, source } => {
+                Self::storage(format!("reading the frame list `{key}`"), source)
+            }
+            other => Self::config(other.to_string()),
+        }
+    }
+}
+
 impl ZipError {
     /// Wraps a storage failure with what the zipper was doing.
     pub fn storage(action: impl Into<String>, source: StorageError) -> Self {

@@ -300,9 +300,9 @@ pub async fn run<S: Storage>(
     let started = jiff::Timestamp::now();
     let result = zip_frames_until(
         storage,
-        &config.keys,
-        &config.frames,
-        &config.version,
+        &config.ticket.keys,
+        config.ticket.plan.frames(),
+        &config.ticket.version(),
         &config.options,
         &log_progress,
         shutdown,

@@ -35,19 +35,13 @@ fn run_to_exit_code(mut cli: Cli) -> i32 {
         }
     };
     // A long frame list comes by reference (`FARM_FRAMES=@<key>`).
-    if cli.frames.starts_with(FRAMES_REF_PREFIX) && !cli.bucket.trim().is_empty() {
+    if cli.job.frames.starts_with(FRAMES_REF_PREFIX) && !cli.job.bucket.trim().is_empty() {
         let resolved = runtime.block_on(async {
-            let storage = S3Storage::from_env(cli.bucket.clone()).await;
-            farm_jobs::resolve_frames(&storage, &cli.frames).await
+            let storage = S3Storage::from_env(cli.job.bucket.clone()).await;
+            cli.job.resolve_frames(&storage).await
         });
-        match resolved {
-            Ok(frames) => cli.frames = frames,
-            Err(source) => {
-                return log_failure(&ZipError::storage(
-                    format!("reading the frame list `{}`", cli.frames),
-                    source,
-                ))
-            }
+        if let Err(error) = resolved {
+            return log_failure(&error.into());
         }
     }
     let config = match cli.into_config() {
@@ -56,7 +50,7 @@ fn run_to_exit_code(mut cli: Cli) -> i32 {
     };
     let config = &config;
     let job_id = std::env::var(env::BATCH_JOB_ID).unwrap_or_default();
-    let span = tracing::info_span!("zipper", job_id, key = config.keys.source());
+    let span = tracing::info_span!("zipper", job_id, key = config.ticket.keys.source());
     let result = runtime.block_on(zip(config).instrument(span.clone()));
     let _entered = span.enter();
     match result {
@@ -70,11 +64,11 @@ fn run_to_exit_code(mut cli: Cli) -> i32 {
 
 async fn zip(config: &Config) -> Result<ZipSummary, ZipError> {
     tracing::info!(
-        bucket = config.bucket,
-        frames_expected = config.frames.len(),
+        bucket = config.ticket.bucket,
+        frames_expected = config.ticket.plan.frames().len(),
         "zipping frames"
     );
-    let storage = S3Storage::from_env(config.bucket.clone())
+    let storage = S3Storage::from_env(config.ticket.bucket.clone())
         .await
         .with_upload_tuning(zipper::upload_tuning());
     zipper::run(config, &storage, farm_io::telemetry::sigterm()).await

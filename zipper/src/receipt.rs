@@ -22,7 +22,7 @@ pub(crate) async fn finish<S: Storage>(
         task: TaskKind::Zip,
         index: 0,
         attempt: config.attempt,
-        source_etag: config.version.source_tag.clone(),
+        source_etag: config.ticket.source_etag.clone(),
         started,
         ended: Timestamp::now(),
         exit_code: match result {
@@ -35,7 +35,7 @@ pub(crate) async fn finish<S: Storage>(
         blender_startup_seconds: None,
         frames: Vec::new(),
     };
-    let key = config.keys.zip_task_record(config.attempt);
+    let key = config.ticket.keys.zip_task_record(config.attempt);
     if let Err(error) = put_json(storage, &key, &own).await {
         tracing::warn!(key, %error, "could not write the task record");
     }
@@ -43,7 +43,7 @@ pub(crate) async fn finish<S: Storage>(
     match job_records(storage, config, own).await {
         Ok(records) => {
             let receipt = Receipt::compute(&records, summary.frames, config.prices);
-            let key = config.keys.receipt();
+            let key = config.ticket.keys.receipt();
             match put_json(storage, &key, &receipt).await {
                 Ok(()) => tracing::info!(
                     key,
@@ -66,8 +66,8 @@ async fn job_records<S: Storage>(
     config: &Config,
     own: TaskRecord,
 ) -> Result<Vec<TaskRecord>, farm_core::storage::StorageError> {
-    let etag = config.version.source_tag.as_deref();
-    let mut records = farm_jobs::tasks::job_records(storage, &config.keys, etag).await?;
+    let etag = config.ticket.source_etag.as_deref();
+    let mut records = farm_jobs::tasks::job_records(storage, &config.ticket.keys, etag).await?;
     records.retain(|r| !(r.task == TaskKind::Zip && r.attempt == own.attempt));
     records.push(own);
     Ok(records)

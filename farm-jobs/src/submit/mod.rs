@@ -34,21 +34,25 @@
 //! rejected while a submitted job stands never overwrites its `job.json`: the rejection is
 //! written beside it, to `<key>/rejected.json`.
 
-use std::time::Duration;
-
-use bytes::Bytes;
-use farm_core::layout::{batch_job_name, request_fingerprint};
+use farm_core::layout::request_fingerprint;
 use farm_core::manifest::{JobManifest, ManifestStatus, SceneFacts, MANIFEST_SCHEMA};
-use farm_core::scheduler::{JobKind, JobSpec, JobState, Scheduler, SchedulerError};
+use farm_core::scheduler::{Scheduler, SchedulerError};
 use farm_core::series::{
     check_opens, newer_file_warning, BlenderPick, BlenderSeries, ChooseError, SeriesChoice,
 };
-use farm_core::storage::{get_json, put_json, PutOptions, StorageError};
+use farm_core::storage::{get_json, put_json, StorageError};
 use farm_core::{JobKeys, RenderRequest, Storage};
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 
-use crate::frames::pass_long_frames;
+use crate::JobTicket;
+
+mod jobs;
+mod marker;
+
+use jobs::{find_request_jobs, stop_previous_job, Adopted, Jobs};
+pub use jobs::{request_job_name, TAG_REQUEST};
+use marker::{claim_marker, repair_manifest, Claim};
+pub use marker::{MarkerState, RequestMarker, PENDING_MARKER_TAKEOVER};
 
 /// Why a submission failed. Every variant but [`SubmitError::TooLarge`] and
 /// [`SubmitError::Blender`] is worth retrying later as it stands.
@@ -78,16 +82,6 @@ pub enum SubmitError {
     InFlight { key: String, age_seconds: u64 },
 }
 
-/// How old a `pending` marker must be before another delivery may take it over. Must exceed the
-/// Lambda timeout (60 s in `infra/farm.yaml`): a younger marker may belong to a live invocation.
-pub const PENDING_MARKER_TAKEOVER: Duration = Duration::from_secs(120);
-
-/// How many takeovers of stale pending markers one request allows before giving up.
-const MAX_MARKER_GENERATIONS: u32 = 5;
-
-/// Rounds of create-then-find-it-gone before giving up (other deliveries rolling back).
-const MAX_MARKER_ATTEMPTS: u32 = 10;
-
 /// The object a request renders.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceObject {
@@ -112,39 +106,23 @@ impl SourceObject {
     pub fn version(&self) -> &str {
         self.version_id
             .as_deref()
-            .unwrap_or_else(|| self.etag.trim().trim_matches('"'))
+            .unwrap_or_else(|| farm_core::etag::unquote_etag(&self.etag))
     }
-}
 
-/// Where a request marker is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MarkerState {
-    /// Created; the jobs are being submitted (or the submitter died, see the module docs).
-    Pending,
-    /// Both jobs were submitted; `manifest` holds their ids.
-    Submitted,
-}
-
-/// The body of `<key>/requests/<fingerprint>.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RequestMarker {
-    pub state: MarkerState,
-    /// When the marker was created (kept when it is rewritten `submitted`).
-    pub created: Timestamp,
-    pub key: String,
-    /// Version id or ETag of the object.
-    pub version: String,
-    pub frames: String,
-    pub chunk_size: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub format: Option<String>,
-    /// The Blender series the request asked for (`blender=`, or `auto`), if it did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blender: Option<BlenderPick>,
-    /// The manifest written for the submitted jobs (state `submitted` only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub manifest: Option<JobManifest>,
+    /// The ticket of `request`'s jobs for this object, bound to `dependencies`' list.
+    fn ticket(
+        &self,
+        request: &RenderRequest,
+        dependencies: Option<&farm_core::deps::DependencyRecord>,
+    ) -> JobTicket {
+        JobTicket::for_request(
+            &self.bucket,
+            &self.key,
+            Some(&self.etag),
+            request,
+            dependencies.and_then(|d| d.list.as_deref()),
+        )
+    }
 }
 
 /// What [`submit_request`] did.
@@ -186,13 +164,10 @@ pub async fn submit_request<S: Storage, B: Scheduler>(
     submit_request_with(storage, scheduler, source, request, &JobExtras::default()).await
 }
 
-/// What a submission carries besides the request: the jobs' extra environment and the
-/// dependency record for `job.json`.
+/// What a submission carries besides the request: the dependency record.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobExtras {
-    /// Added to the render and zip jobs' environment (e.g. `FARM_DEPENDENCIES`).
-    pub job_env: Vec<(String, String)>,
-    /// Recorded in `job.json`; its list key also enters the request's fingerprint, so a re-tag
+    /// The jobs render with its list's files (`FARM_DEPENDENCIES`); recorded in `job.json`; its list key also enters the request's fingerprint, so a re-tag
     /// after a dependency changed is a new request.
     pub dependencies: Option<farm_core::deps::DependencyRecord>,
 }
@@ -271,13 +246,11 @@ pub async fn submit_request_with<S: Storage, B: Scheduler>(
         if adopted.render.is_none() {
             stop_previous_job(storage, scheduler, &keys, &fingerprint).await?;
         }
+        let ticket = source.ticket(&resolved, extras.dependencies.as_ref());
         let jobs = Jobs {
-            source,
-            keys: &keys,
-            render: &resolved,
-            whole: &resolved,
+            render: ticket.clone(),
+            whole: ticket,
             fingerprint: Some(&fingerprint),
-            job_env: &extras.job_env,
         };
         jobs.submit(storage, scheduler, adopted).await
     };
@@ -350,14 +323,10 @@ pub async fn submit_retry<S: Storage, B: Scheduler>(
         Ok(_) | Err(StorageError::NotFound { .. } | StorageError::Json { .. }) => (None, None),
         Err(err) => return Err(err.into()),
     };
-    let job_env = crate::deps::job_env(dependencies.as_ref());
     let jobs = Jobs {
-        source,
-        keys: &keys,
-        render: &render,
-        whole: &whole,
+        render: source.ticket(&render, dependencies.as_ref()),
+        whole: source.ticket(&whole, dependencies.as_ref()),
         fingerprint: None,
-        job_env: &job_env,
     };
     let (render_job_id, zip_job_id) = jobs.submit(storage, scheduler, Adopted::default()).await?;
     let mut manifest = submitted_manifest(source, &whole, &render_job_id, &zip_job_id);
@@ -430,7 +399,7 @@ pub fn submitted_manifest(
         frame_count: request.plan.frames().len(),
         chunk_size: request.plan.chunk_size(),
         chunk_count: request.plan.chunk_count(),
-        format: request.format.map(|f| f.blender_name().to_owned()),
+        format: request.format,
         blender: request.blender.and_then(BlenderPick::series),
         blender_reason: None,
         persistent: request.persistent,
@@ -502,294 +471,3 @@ fn resolve_blender(
     Ok((request, why))
 }
 
-/// The Batch job name of a request's render or zip job: readable, and ending in the first 16
-/// hex digits of the request's fingerprint so a takeover can find what a dead submitter left,
-/// e.g. `shots-a-blend-0123456789abcdef-render`.
-pub fn request_job_name(keys: &JobKeys, fingerprint: &str, kind: JobKind) -> String {
-    let short = &fingerprint[..fingerprint.len().min(16)];
-    let suffix = match kind {
-        JobKind::Render => "render",
-        JobKind::Zip => "zip",
-    };
-    batch_job_name(keys.source(), &format!("{short}-{suffix}"))
-}
-
-/// Jobs of a request that a dead submitter already submitted.
-#[derive(Debug, Default)]
-struct Adopted {
-    render: Option<String>,
-    zip: Option<String>,
-}
-
-/// Asks the scheduler for live (or succeeded) jobs under the request's job names.
-async fn find_request_jobs<B: Scheduler>(
-    scheduler: &B,
-    keys: &JobKeys,
-    fingerprint: &str,
-) -> Result<Adopted, SubmitError> {
-    let mut adopted = Adopted::default();
-    for kind in [JobKind::Render, JobKind::Zip] {
-        let name = request_job_name(keys, fingerprint, kind);
-        let found = scheduler
-            .find_by_name(&name)
-            .await?
-            .into_iter()
-            .find(|job| job.name == name && job.state != JobState::Failed)
-            .map(|job| job.id);
-        if let Some(id) = &found {
-            tracing::warn!(name = %name, job_id = %id, "a dead submitter already submitted this job; adopting it");
-        }
-        match kind {
-            JobKind::Render => adopted.render = found,
-            JobKind::Zip => adopted.zip = found,
-        }
-    }
-    if adopted.render.is_none() {
-        // A zip job alone depends on nothing we know: submit both again.
-        adopted.zip = None;
-    }
-    Ok(adopted)
-}
-
-/// Terminates the jobs `job.json` names when they belong to another request of the key.
-async fn stop_previous_job<S: Storage, B: Scheduler>(
-    storage: &S,
-    scheduler: &B,
-    keys: &JobKeys,
-    fingerprint: &str,
-) -> Result<(), SubmitError> {
-    let previous = match get_json::<JobManifest>(storage, &keys.manifest()).await {
-        Ok(previous) => previous,
-        Err(StorageError::NotFound { .. } | StorageError::Json { .. }) => return Ok(()),
-        Err(err) => return Err(err.into()),
-    };
-    if previous.status != ManifestStatus::Submitted
-        || previous.request.as_deref() == Some(fingerprint)
-    {
-        return Ok(());
-    }
-    let reason = "superseded: a new request for this key was submitted";
-    for id in [&previous.zip_job_id, &previous.render_job_id]
-        .into_iter()
-        .flatten()
-    {
-        match scheduler.cancel(id, reason).await {
-            Ok(()) => {
-                tracing::info!(key = %keys.source(), job_id = %id, "terminated the previous job of the key")
-            }
-            // Batch no longer knows it, or refuses: it cannot be running.
-            Err(SchedulerError::Rejected { message, .. }) => {
-                tracing::warn!(key = %keys.source(), job_id = %id, %message, "could not terminate the previous job of the key")
-            }
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Ok(())
-}
-
-/// The render and zip jobs of one submission.
-struct Jobs<'a> {
-    source: &'a SourceObject,
-    keys: &'a JobKeys,
-    /// What the render job renders.
-    render: &'a RenderRequest,
-    /// What the zip job archives (all of the job's frames).
-    whole: &'a RenderRequest,
-    /// The request's fingerprint, which names the jobs (none for `farm retry`).
-    fingerprint: Option<&'a str>,
-    /// Added to the render and zip jobs' environment.
-    job_env: &'a [(String, String)],
-}
-
-impl Jobs<'_> {
-    fn spec(&self, kind: JobKind, render_job_id: Option<&str>) -> JobSpec {
-        let etag = Some(self.source.etag.as_str()).filter(|e| !e.is_empty());
-        let bucket = &self.source.bucket;
-        let mut spec = match render_job_id {
-            None => JobSpec::render(bucket, self.keys, etag, self.render),
-            Some(id) => JobSpec::zip(bucket, self.keys, etag, self.whole, id),
-        };
-        spec.env.extend(self.job_env.iter().cloned());
-        if let Some(fingerprint) = self.fingerprint {
-            spec.name = request_job_name(self.keys, fingerprint, kind);
-            spec.tags
-                .insert(TAG_REQUEST.to_owned(), fingerprint.to_owned());
-        }
-        spec
-    }
-
-    /// Submits what `adopted` lacks; returns the render and zip job ids.
-    async fn submit<S: Storage, B: Scheduler>(
-        &self,
-        storage: &S,
-        scheduler: &B,
-        adopted: Adopted,
-    ) -> Result<(String, String), SubmitError> {
-        let render_job_id = match adopted.render {
-            Some(id) => id,
-            None => {
-                let mut render = self.spec(JobKind::Render, None);
-                pass_long_frames(storage, self.keys, &mut render).await?;
-                fits(&render)?;
-                scheduler.submit(&render).await?
-            }
-        };
-        if let Some(zip_job_id) = adopted.zip {
-            return Ok((render_job_id, zip_job_id));
-        }
-        let mut zip = self.spec(JobKind::Zip, Some(&render_job_id));
-        let prepared = match pass_long_frames(storage, self.keys, &mut zip).await {
-            Ok(()) => fits(&zip),
-            Err(err) => Err(err.into()),
-        };
-        if let Err(err) = prepared {
-            let reason = "the zip job could not be submitted";
-            let _ = scheduler.cancel(&render_job_id, reason).await;
-            return Err(err);
-        }
-        match scheduler.submit(&zip).await {
-            Ok(zip_job_id) => {
-                tracing::info!(
-                    key = %self.source.key,
-                    render_job_id = %render_job_id,
-                    zip_job_id = %zip_job_id,
-                    frames = %self.render.plan.frames().canonical(),
-                    chunk_size = self.render.plan.chunk_size(),
-                    "submitted render and zip jobs"
-                );
-                Ok((render_job_id, zip_job_id))
-            }
-            Err(err) => {
-                // A render job nobody zips would only cost money; the retry submits both again.
-                let reason = "the zip job could not be submitted; the request will be retried";
-                if let Err(cancel) = scheduler.cancel(&render_job_id, reason).await {
-                    tracing::error!(
-                        key = %self.source.key,
-                        render_job_id = %render_job_id,
-                        error = %cancel,
-                        "could not cancel the render job whose zip job failed to submit; cancel it by hand"
-                    );
-                }
-                Err(err.into())
-            }
-        }
-    }
-}
-
-/// Refuses a job whose environment ECS would refuse (the job would fail at every start).
-fn fits(spec: &JobSpec) -> Result<(), SubmitError> {
-    let len = spec.overrides_len();
-    if len > farm_core::scheduler::CONTAINER_OVERRIDES_MAX {
-        return Err(SubmitError::TooLarge { len });
-    }
-    Ok(())
-}
-
-/// Job tag holding the fingerprint of the request a job was submitted for.
-pub const TAG_REQUEST: &str = "farm:request";
-
-enum Claim {
-    /// Ours to submit; `takeover` when an earlier generation was left pending.
-    Owned { marker: String, takeover: bool },
-    /// Pending, young: another delivery may still be submitting.
-    InFlight { marker: String, age: Duration },
-    Taken {
-        marker: String,
-        existing: Box<RequestMarker>,
-    },
-}
-
-fn marker_key(keys: &JobKeys, fingerprint: &str, generation: u32) -> String {
-    if generation == 0 {
-        keys.request_marker(fingerprint)
-    } else {
-        keys.request_marker(&format!("{fingerprint}.{generation}"))
-    }
-}
-
-async fn claim_marker<S: Storage>(
-    storage: &S,
-    keys: &JobKeys,
-    fingerprint: &str,
-    pending: &RequestMarker,
-) -> Result<Claim, SubmitError> {
-    let body = serde_json::to_vec_pretty(pending).map_err(|source| StorageError::Json {
-        key: keys.request_marker(fingerprint),
-        source,
-    })?;
-    let body = Bytes::from(body);
-    let options = PutOptions::content_type("application/json");
-    let mut generation = 0;
-    for _ in 0..MAX_MARKER_ATTEMPTS {
-        let marker = marker_key(keys, fingerprint, generation);
-        if storage
-            .create_if_absent(&marker, body.clone(), &options)
-            .await?
-        {
-            return Ok(Claim::Owned {
-                marker,
-                takeover: generation > 0,
-            });
-        }
-        let existing = match get_json::<RequestMarker>(storage, &marker).await {
-            Ok(existing) => Box::new(existing),
-            // Deleted since: a failed submission rolled back. Try to create it again.
-            Err(StorageError::NotFound { .. }) => continue,
-            // Not ours to judge: treat as taken rather than risk a second job.
-            Err(StorageError::Json { .. }) => {
-                tracing::warn!(marker = %marker, "request marker is not valid JSON; treating the request as submitted");
-                return Ok(Claim::Taken {
-                    existing: Box::new(pending.clone()),
-                    marker,
-                });
-            }
-            Err(err) => return Err(err.into()),
-        };
-        let age = Timestamp::now().duration_since(existing.created);
-        if existing.state != MarkerState::Pending {
-            return Ok(Claim::Taken { marker, existing });
-        }
-        if age <= jiff::SignedDuration::try_from(PENDING_MARKER_TAKEOVER).unwrap_or_default() {
-            return Ok(Claim::InFlight {
-                marker,
-                age: Duration::try_from(age).unwrap_or_default(),
-            });
-        }
-        if generation + 1 >= MAX_MARKER_GENERATIONS {
-            tracing::error!(marker = %marker, "request markers stayed pending through {MAX_MARKER_GENERATIONS} takeovers; giving up without submitting");
-            return Ok(Claim::Taken { marker, existing });
-        }
-        tracing::warn!(
-            marker = %marker,
-            age_seconds = age.as_secs(),
-            "request marker has been pending for longer than any submitter lives; taking it over"
-        );
-        generation += 1;
-    }
-    Err(SubmitError::MarkerContention {
-        key: marker_key(keys, fingerprint, generation),
-        attempts: MAX_MARKER_ATTEMPTS,
-    })
-}
-
-/// A duplicate whose earlier submission wrote its marker but not `job.json` (S3 failed in
-/// between) writes the missing manifest. Best effort: failures are only logged.
-async fn repair_manifest<S: Storage>(storage: &S, keys: &JobKeys, existing: &RequestMarker) {
-    let Some(manifest) = &existing.manifest else {
-        return;
-    };
-    let key = keys.manifest();
-    match storage.head(&key).await {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            if let Err(err) = put_json(storage, &key, manifest).await {
-                tracing::warn!(key = %key, error = %err, "could not write the missing job manifest");
-            } else {
-                tracing::info!(key = %key, "wrote the job manifest an earlier submission left out");
-            }
-        }
-        Err(err) => {
-            tracing::warn!(key = %key, error = %err, "could not check for the job manifest")
-        }
-    }
-}
