@@ -3,7 +3,7 @@
 use anyhow::{anyhow, bail};
 use farm_core::frames::compact;
 use farm_core::manifest::{JobManifest, ManifestStatus};
-use farm_core::scheduler::{JobTargets, Scheduler};
+use farm_core::scheduler::{JobState, JobTargets, Scheduler};
 use farm_core::series::BlenderPick;
 use farm_core::{FrameList, JobKeys, Plan, RenderRequest};
 use farm_jobs::{scan_frames, submit_retry, JobTicket, ScanError, SourceObject, SubmitError};
@@ -11,15 +11,10 @@ use farm_jobs::{scan_frames, submit_retry, JobTicket, ScanError, SourceObject, S
 use crate::aws::Aws;
 use crate::cli::{CancelArgs, RetryArgs};
 use crate::shell_quote;
-use crate::status::{describe_jobs, JobReport, UNKNOWN_STATE};
+use crate::status::{describe_jobs, JobReport};
 
 /// The reason recorded on jobs `farm cancel` terminates.
 pub const CANCEL_REASON: &str = "cancelled with farm cancel";
-
-/// Whether a Batch state is final.
-fn is_final(state: &str) -> bool {
-    matches!(state, "SUCCEEDED" | "FAILED" | UNKNOWN_STATE)
-}
 
 fn scheduler_error(err: &farm_core::scheduler::SchedulerError, doing: &str) -> anyhow::Error {
     let hint = if err.is_transient() {
@@ -54,7 +49,7 @@ pub async fn cancel(args: &CancelArgs) -> anyhow::Result<()> {
     let (render, zip) = describe_jobs(&scheduler, &manifest).await?;
     for (label, job) in [("zip", zip), ("render", render)] {
         let Some(job) = job else { continue };
-        if is_final(&job.state) {
+        if job.state.is_done() {
             println!("{label} job {}: already {}", job.id, job.state);
             continue;
         }
@@ -83,7 +78,7 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
     let scheduler = aws.scheduler(Some(targets));
     let (render, zip) = describe_jobs(&scheduler, &manifest).await?;
     for (label, job) in [("render", &render), ("zip", &zip)] {
-        if let Some(job) = job.as_ref().filter(|j| !is_final(&j.state)) {
+        if let Some(job) = job.as_ref().filter(|j| !j.state.is_done()) {
             bail!(
                 "the {label} job {} is still {}: wait for it to end (farm status {k} --bucket {b}) or stop it (farm cancel {k} --bucket {b}), then retry",
                 job.id,
@@ -223,7 +218,7 @@ pub fn scan_error(aws: &Aws, err: &ScanError, keys: &JobKeys) -> anyhow::Error {
 }
 
 fn zip_failed(zip: Option<&JobReport>) -> bool {
-    zip.is_some_and(|j| j.state == "FAILED")
+    zip.is_some_and(|j| j.state == JobState::Failed)
 }
 
 /// The .blend as it is now: its ETag and version.

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use farm_core::receipt::{eta_seconds, Prices, Receipt, ENV_GB_HOUR_USD, ENV_VCPU_HOUR_USD};
+use farm_core::scheduler::JobState;
 use farm_core::JobKeys;
 use farm_io::S3Storage;
 use serde::Serialize;
@@ -41,7 +42,7 @@ pub fn spend(
         .as_ref()
         .map_or(0, |job| match &job.array {
             Some(array) => array.running,
-            None => usize::from(job.state == "RUNNING"),
+            None => usize::from(job.state == JobState::Running),
         });
     Spend {
         attempts_ended: receipt.attempts,
@@ -137,7 +138,7 @@ mod tests {
             render_job: Some(JobReport {
                 id: "r".into(),
                 name: None,
-                state: "RUNNING".into(),
+                state: JobState::Running,
                 reason: None,
                 array: Some(ArrayReport {
                     size: 100,

@@ -118,7 +118,7 @@ pub struct JobReport {
     pub name: Option<String>,
     /// Batch's state: SUBMITTED, PENDING, RUNNABLE, STARTING, RUNNING, SUCCEEDED, FAILED, or
     /// UNKNOWN when Batch no longer knows the job.
-    pub state: String,
+    pub state: JobState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Children of an array job, by state.
@@ -143,29 +143,12 @@ pub struct Archive {
     pub size: u64,
 }
 
-/// Batch's name of a state.
-pub fn state_name(state: &JobState) -> String {
-    match state {
-        JobState::Submitted => "SUBMITTED".into(),
-        JobState::Pending => "PENDING".into(),
-        JobState::Runnable => "RUNNABLE".into(),
-        JobState::Starting => "STARTING".into(),
-        JobState::Running => "RUNNING".into(),
-        JobState::Succeeded => "SUCCEEDED".into(),
-        JobState::Failed => "FAILED".into(),
-        JobState::Other(other) => other.to_uppercase(),
-    }
-}
-
-/// The state of a job Batch did not return.
-pub const UNKNOWN_STATE: &str = "UNKNOWN";
-
 fn job_report(id: &str, status: Option<&JobStatus>) -> JobReport {
     match status {
         Some(status) => JobReport {
             id: id.to_owned(),
             name: Some(status.name.clone()),
-            state: state_name(&status.state),
+            state: status.state.clone(),
             reason: status.reason.clone().filter(|r| !r.is_empty()),
             array: status.array.as_ref().map(|a: &ArrayProgress| ArrayReport {
                 size: a.size,
@@ -178,7 +161,7 @@ fn job_report(id: &str, status: Option<&JobStatus>) -> JobReport {
         None => JobReport {
             id: id.to_owned(),
             name: None,
-            state: UNKNOWN_STATE.to_owned(),
+            state: JobState::Unknown,
             reason: Some(
                 "AWS Batch does not know this job (it forgets jobs some days after they end)"
                     .to_owned(),
@@ -327,7 +310,8 @@ pub async fn report<B: Scheduler>(
             key: meta.key,
             size: meta.size,
         });
-    let succeeded = |job: &Option<JobReport>| job.as_ref().is_some_and(|j| j.state == "SUCCEEDED");
+    let succeeded =
+        |job: &Option<JobReport>| job.as_ref().is_some_and(|j| j.state == JobState::Succeeded);
     report.complete =
         succeeded(&report.render_job) && succeeded(&report.zip_job) && report.archive.is_some();
     Ok(report)
@@ -476,12 +460,15 @@ pub fn render_text(report: &StatusReport) -> String {
                 array.size, array.succeeded, array.failed, array.running, array.pending
             );
         }
-        let waiting = !matches!(job.state.as_str(), "SUCCEEDED" | "FAILED" | "RUNNING");
+        let waiting = !matches!(
+            job.state,
+            JobState::Succeeded | JobState::Failed | JobState::Running
+        );
         if label == "zip" && waiting {
             let render_failed = report
                 .render_job
                 .as_ref()
-                .is_some_and(|r| r.state == "FAILED");
+                .is_some_and(|r| r.state == JobState::Failed);
             line.push_str(if render_failed {
                 " (will not run: the render job failed)"
             } else {
@@ -559,7 +546,7 @@ pub fn render_text(report: &StatusReport) -> String {
     let failed_job = [&report.render_job, &report.zip_job]
         .into_iter()
         .flatten()
-        .any(|j| j.state == "FAILED");
+        .any(|j| j.state == JobState::Failed);
     if failed_job && report.frames.as_ref().is_some_and(|f| f.done < f.total) {
         let _ = writeln!(
             out,
@@ -820,7 +807,7 @@ mod tests {
     #[test]
     fn unknown_jobs_say_why() {
         let report = job_report("abc", None);
-        assert_eq!(report.state, UNKNOWN_STATE);
+        assert_eq!(report.state, JobState::Unknown);
         assert!(report.reason.unwrap().contains("does not know"));
     }
 }

@@ -81,11 +81,7 @@ pub struct JobManifest {
     pub chunk_size: u32,
     pub chunk_count: usize,
     /// Output format override, if the request set one (Blender's name: `PNG`, `OPEN_EXR`).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "format_name"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "format_name")]
     pub format: Option<OutputFormat>,
     /// The Blender series the render job runs (`4.2`; absent if refused, or written before
     /// the farm ran several).

@@ -265,12 +265,45 @@ pub enum JobState {
     Running,
     Succeeded,
     Failed,
+    /// The scheduler no longer knows the job (Batch forgets jobs some days after they end).
+    Unknown,
+    /// A state this port does not name, as the scheduler spelled it.
     Other(String),
 }
 
 impl JobState {
+    /// Whether the job has ended, as far as anyone can still tell: succeeded, failed, or
+    /// forgotten by the scheduler.
     pub fn is_done(&self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed)
+        matches!(self, Self::Succeeded | Self::Failed | Self::Unknown)
+    }
+
+    /// The state's name as the farm shows it (`farm status`, its JSON): `SUCCEEDED`...
+    pub fn name(&self) -> String {
+        let name = match self {
+            Self::Submitted => "SUBMITTED",
+            Self::Pending => "PENDING",
+            Self::Runnable => "RUNNABLE",
+            Self::Starting => "STARTING",
+            Self::Running => "RUNNING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+            Self::Unknown => "UNKNOWN",
+            Self::Other(other) => return other.to_uppercase(),
+        };
+        name.to_owned()
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl serde::Serialize for JobState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.name())
     }
 }
 

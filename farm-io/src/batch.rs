@@ -10,6 +10,7 @@ use aws_sdk_batch::types::{
     KeyValuePair, KeyValuesPair,
 };
 use aws_sdk_batch::Client;
+use farm_core::plan::MAX_ARRAY_SIZE;
 use farm_core::scheduler::{
     ArrayProgress, JobKind, JobSpec, JobState, JobStatus, JobTargets, RenderDefinitions, Scheduler,
     SchedulerError,
@@ -20,8 +21,6 @@ use crate::aws_error::Failure;
 
 /// Smallest array job AWS Batch accepts.
 pub const MIN_ARRAY_SIZE: usize = 2;
-/// Largest array job AWS Batch accepts.
-pub const MAX_ARRAY_SIZE: usize = 10_000;
 /// Most job ids one DescribeJobs call takes.
 const DESCRIBE_BATCH: usize = 100;
 

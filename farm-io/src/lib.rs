@@ -27,7 +27,7 @@ mod s3_upload;
 mod temp;
 
 #[cfg(feature = "aws")]
-pub use batch::{BatchScheduler, BatchTargets, MAX_ARRAY_SIZE, MIN_ARRAY_SIZE};
+pub use batch::{BatchScheduler, BatchTargets, MIN_ARRAY_SIZE};
 #[cfg(feature = "aws")]
 pub use clients::{AwsClients, ClientSettings};
 pub use local::{LocalStorage, LocalUpload};

@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::Context;
 use aws_sdk_batch::config::{Credentials, Region};
 use aws_sdk_batch::types::JobDetail;
+use farm_core::env;
 use farm_core::scheduler::{
     ArrayProgress, JobKind, JobSpec, JobState, Scheduler, SchedulerError, PARAM_KEY, TAG_FRAMES,
     TAG_KEY,
 };
-use farm_core::env;
 use farm_io::{BatchScheduler, BatchTargets};
 use farm_testkit::{BatchEnv, Moto};
 use futures::{StreamExt, TryStreamExt};

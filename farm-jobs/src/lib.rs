@@ -33,9 +33,9 @@ pub mod ticket;
 pub use scan::{
     scan_chunk_frames, scan_frames, FrameObject, FrameScan, FrameState, OutputVersion, ScanError,
 };
-pub use ticket::{JobArgs, JobTicket, TicketError};
 pub use submit::{
     request_job_name, submit_request, submit_request_with, submit_retry, submitted_manifest,
     write_rejected_manifest, write_rejection, JobExtras, MarkerState, RequestMarker, SourceObject,
     Submission, SubmitError, PENDING_MARKER_TAKEOVER,
 };
+pub use ticket::{JobArgs, JobTicket, TicketError};

@@ -105,10 +105,12 @@ impl JobTicket {
     /// frame plan).
     pub fn from_manifest(manifest: &JobManifest) -> Result<Self, TicketError> {
         let list = manifest.frames.as_deref().unwrap_or_default();
-        let frames = FrameList::parse(list, DEFAULT_MAX_FRAMES.max(manifest.frame_count))
-            .map_err(|e| TicketError::Manifest {
-                key: manifest.key.clone(),
-                message: format!("holds an unreadable frame list `{list}`: {e}"),
+        let frames =
+            FrameList::parse(list, DEFAULT_MAX_FRAMES.max(manifest.frame_count)).map_err(|e| {
+                TicketError::Manifest {
+                    key: manifest.key.clone(),
+                    message: format!("holds an unreadable frame list `{list}`: {e}"),
+                }
             })?;
         let plan =
             Plan::new(frames, manifest.chunk_size.max(1)).map_err(|e| TicketError::Manifest {
@@ -178,12 +180,18 @@ impl JobTicket {
             (env::CHUNK, self.plan.chunk_size().to_string()),
         ];
         let optional = [
-            (env::FORMAT, self.format.map(|f| f.blender_name().to_owned())),
+            (
+                env::FORMAT,
+                self.format.map(|f| f.blender_name().to_owned()),
+            ),
             (env::ENGINE, self.engine.map(|e| e.name().to_owned())),
             (env::SOURCE_ETAG, self.source_etag.clone()),
             (env::DEPENDENCIES, self.dependencies.clone()),
             (env::JOB_BLENDER_SERIES, self.blender.map(|s| s.to_string())),
-            (env::PERSISTENT, (!self.persistent).then(|| "off".to_owned())),
+            (
+                env::PERSISTENT,
+                (!self.persistent).then(|| "off".to_owned()),
+            ),
         ];
         vars.extend(
             optional

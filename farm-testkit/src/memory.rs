@@ -422,7 +422,7 @@ fn progress(size: usize, state: &JobState) -> ArrayProgress {
         JobState::Failed => progress.failed = size,
         JobState::Starting | JobState::Running => progress.running = size,
         JobState::Submitted | JobState::Pending | JobState::Runnable => progress.pending = size,
-        JobState::Other(_) => {}
+        JobState::Unknown | JobState::Other(_) => {}
     }
     progress
 }
@@ -434,7 +434,7 @@ struct SchedulerState {
 }
 
 /// Smallest and largest array job AWS Batch accepts.
-const ARRAY_SIZES: std::ops::RangeInclusive<usize> = 2..=10_000;
+const ARRAY_SIZES: std::ops::RangeInclusive<usize> = 2..=farm_core::plan::MAX_ARRAY_SIZE;
 
 /// A scheduler in memory. Jobs get ids `job-1`, `job-2`, … in submission order and stay
 /// `Submitted` until [`MemoryScheduler::set_state`] moves them on (nothing runs); `cancel`

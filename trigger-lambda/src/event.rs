@@ -1,6 +1,7 @@
 //! Reading S3 notification records: which event, which bucket, which key.
 
 use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
+use farm_core::etag::unquote_etag;
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
 
@@ -95,7 +96,7 @@ impl BlendRecord {
                 .object
                 .e_tag
                 .as_deref()
-                .map(unquote)
+                .map(unquote_etag)
                 .filter(|e| !e.is_empty())
                 .map(str::to_owned),
             version_id: record
@@ -119,11 +120,6 @@ pub fn decode_key(raw: &str) -> Result<String, String> {
 }
 
 pub use farm_core::layout::is_blend_key;
-
-/// An ETag without its surrounding quotes: S3 events carry it bare, S3 responses quoted.
-pub fn unquote(etag: &str) -> &str {
-    etag.trim().trim_matches('"')
-}
 
 /// Reads an S3 notification.
 ///

@@ -5,6 +5,7 @@ use std::time::Duration;
 use aws_lambda_events::event::s3::S3Event;
 use farm_blend::{BlendError, BlendInfo};
 use farm_core::blend::{sniff, SNIFF_LEN};
+use farm_core::etag::{quote_etag, unquote_etag};
 use farm_core::request::{TAG_FRAME, TAG_FRAMES};
 use farm_core::scheduler::Scheduler;
 use farm_core::storage::StorageError;
@@ -12,7 +13,7 @@ use farm_core::{BlenderSeries, RenderRequest, Storage};
 use serde::Serialize;
 
 use crate::error::TriggerError;
-use crate::event::{unquote, BlendRecord, EventKind};
+use crate::event::{BlendRecord, EventKind};
 use crate::tags::TagReader;
 use farm_jobs::scene::{self, SceneRead};
 use farm_jobs::submit::{
@@ -274,10 +275,7 @@ where
     let Some(meta) = storage.head(key).await? else {
         return Ok(gone());
     };
-    let Some(etag) = meta
-        .etag
-        .or_else(|| record.etag.as_ref().map(|e| format!("\"{e}\"")))
-    else {
+    let Some(etag) = meta.etag.or_else(|| record.etag.as_deref().map(quote_etag)) else {
         return Err(StorageError::Permanent {
             operation: "HeadObject",
             key: key.to_owned(),
@@ -286,7 +284,7 @@ where
         .into());
     };
     if let Some(event_etag) = &record.etag {
-        if unquote(&etag) != event_etag {
+        if unquote_etag(&etag) != event_etag {
             tracing::info!(
                 bucket,
                 key,

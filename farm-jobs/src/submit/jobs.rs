@@ -246,7 +246,6 @@ fn fits(spec: &JobSpec) -> Result<(), SubmitError> {
 /// Job tag holding the fingerprint of the request a job was submitted for.
 pub const TAG_REQUEST: &str = "farm:request";
 
-
 #[cfg(test)]
 mod tests {
     use farm_core::env;

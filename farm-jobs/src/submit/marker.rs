@@ -140,7 +140,11 @@ pub(super) async fn claim_marker<S: Storage>(
 
 /// A duplicate whose earlier submission wrote its marker but not `job.json` (S3 failed in
 /// between) writes the missing manifest. Best effort: failures are only logged.
-pub(super) async fn repair_manifest<S: Storage>(storage: &S, keys: &JobKeys, existing: &RequestMarker) {
+pub(super) async fn repair_manifest<S: Storage>(
+    storage: &S,
+    keys: &JobKeys,
+    existing: &RequestMarker,
+) {
     let Some(manifest) = &existing.manifest else {
         return;
     };

@@ -470,4 +470,3 @@ fn resolve_blender(
     };
     Ok((request, why))
 }
-
