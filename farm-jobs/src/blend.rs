@@ -37,8 +37,20 @@ pub async fn read_blend<S: Storage>(
     etag: &str,
     size: u64,
 ) -> Result<Result<BlendInfo, BlendError>, StorageError> {
+    read_blend_from(storage, key, etag, size, Bytes::new()).await
+}
+
+/// [`read_blend`] for a caller that already read the object's first bytes, `head` (at
+/// `etag`): the reader starts from them instead of reading them again.
+pub async fn read_blend_from<S: Storage>(
+    storage: &S,
+    key: &str,
+    etag: &str,
+    size: u64,
+    head: Bytes,
+) -> Result<Result<BlendInfo, BlendError>, StorageError> {
     let (requests, mut asked) = mpsc::channel::<RangeRequest>(1);
-    let reader = RangedReader::new(size, requests);
+    let reader = RangedReader::new(size, head, requests);
     let parse = tokio::task::spawn_blocking(move || farm_blend::read_seekable(reader));
     let mut failed = None;
     while let Some(request) = asked.recv().await {
@@ -85,11 +97,11 @@ struct RangedReader {
 }
 
 impl RangedReader {
-    fn new(size: u64, requests: mpsc::Sender<RangeRequest>) -> Self {
+    fn new(size: u64, head: Bytes, requests: mpsc::Sender<RangeRequest>) -> Self {
         Self {
             size,
             pos: 0,
-            window: Bytes::new(),
+            window: head,
             window_start: 0,
             window_len: MIN_WINDOW,
             requests,
@@ -185,7 +197,7 @@ mod tests {
             }
             seen
         });
-        (RangedReader::new(size, requests), server)
+        (RangedReader::new(size, Bytes::new(), requests), server)
     }
 
     fn body(len: usize) -> Vec<u8> {

@@ -15,6 +15,8 @@
 //!   `farm-blend` (the trigger and `farm submit --frames scene`).
 //! - [`deps`]: the pre-flight check of a project's dependencies (textures, libraries and
 //!   their own files...) in the bucket before any job, and the list the renderer downloads.
+//! - [`trigger`]: the trigger's decision on an upload ([`trigger::decide`]), pure: tags, what
+//!   was read of the upload and the farm's limits in, nothing / reject / submit out.
 //! - [`ticket`]: the job contract ([`JobTicket`]): what a render or zip job is told, its
 //!   environment written and read back in one place (long frame lists by reference), and the
 //!   job's identity ([`OutputVersion`]).
@@ -29,6 +31,7 @@ pub mod scene;
 pub mod submit;
 pub mod tasks;
 pub mod ticket;
+pub mod trigger;
 
 pub use scan::{
     scan_chunk_frames, scan_frames, FrameObject, FrameScan, FrameState, OutputVersion, ScanError,

@@ -3,22 +3,23 @@
 use std::time::Duration;
 
 use aws_lambda_events::event::s3::S3Event;
+use bytes::Bytes;
 use farm_blend::{BlendError, BlendInfo};
-use farm_core::blend::{sniff, SNIFF_LEN};
+use farm_core::blend::SNIFF_LEN;
 use farm_core::etag::{quote_etag, unquote_etag};
 use farm_core::request::{TAG_FRAME, TAG_FRAMES};
 use farm_core::scheduler::Scheduler;
 use farm_core::storage::StorageError;
-use farm_core::{BlenderSeries, RenderRequest, Storage};
+use farm_core::Storage;
 use serde::Serialize;
 
 use crate::error::TriggerError;
 use crate::event::{BlendRecord, EventKind};
 use crate::tags::TagReader;
-use farm_jobs::scene::{self, SceneRead};
 use farm_jobs::submit::{
     submit_request_with, write_rejection, SourceObject, Submission, SubmitError,
 };
+use farm_jobs::trigger::{decide, Accepted, Decision, Limits, UploadFacts};
 
 /// Most frames one upload may ask for when `FARM_MAX_FRAMES` is not set.
 pub use farm_core::request::DEFAULT_REQUEST_MAX_FRAMES as DEFAULT_MAX_FRAMES;
@@ -257,23 +258,81 @@ where
     B: Scheduler,
     T: TagReader,
 {
-    let bucket = record.bucket.as_str();
-    let key = record.key.as_str();
-    let gone = || {
-        tracing::info!(
-            bucket,
-            key,
-            "the object no longer exists (deleted since the event): nothing to do"
-        );
-        RecordOutcome::Gone {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-        }
-    };
+    let (bucket, key) = (record.bucket.as_str(), record.key.as_str());
     let storage = deps.buckets.open(bucket);
+    let (etag, size) = match current_version(&storage, record).await? {
+        Ok(current) => current,
+        Err(outcome) => return Ok(outcome),
+    };
+    let Some(tags) = deps
+        .tags
+        .tags(bucket, key, record.version_id.as_deref())
+        .await?
+    else {
+        return Ok(gone(record));
+    };
+    let limits = Limits {
+        max_frames: deps.max_frames,
+        task_slots: deps.task_slots,
+    };
+    let budget = Budget::start(deps.read_budget);
+    let (accepted, upload) =
+        match decide_reading(&storage, record, (&etag, size), &tags, &limits, budget).await? {
+            Ok(accepted) => accepted,
+            Err(outcome) => return Ok(outcome),
+        };
+    let blend = &upload.read;
+    let gate = crate::preflight::gate(
+        &storage,
+        record,
+        &etag,
+        &accepted.tags,
+        accepted.request.plan.frames().as_slice(),
+        blend,
+    );
+    let extras = match tokio::time::timeout_at(budget.deadline, Box::pin(gate)).await {
+        Err(_) => return reject(&storage, record, &etag, budget.exceeded()).await,
+        Ok(gate) => match gate? {
+            crate::preflight::Gate::Proceed(extras) => extras,
+            crate::preflight::Gate::Done(outcome) => return Ok(outcome),
+        },
+    };
 
+    log_accepted(record, &accepted);
+    let source = SourceObject {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        etag,
+        version_id: record.version_id.clone(),
+        saved_by: accepted.saved_by.ok(),
+        scene: accepted.scene,
+    };
+    let submitted = match Box::pin(submit_request_with(
+        &storage,
+        &deps.scheduler,
+        &source,
+        &accepted.request,
+        &extras,
+    ))
+    .await
+    {
+        Err(err @ (SubmitError::TooLarge { .. } | SubmitError::Blender(_))) => {
+            return reject(&storage, record, &source.etag, err.to_string()).await
+        }
+        other => other?,
+    };
+    Ok(outcome(record, submitted))
+}
+
+/// The record's object as it is now: its quoted ETag and size; or its outcome when it is gone
+/// or was replaced since the event (the newer upload's own event handles it).
+async fn current_version<S: Storage>(
+    storage: &S,
+    record: &BlendRecord,
+) -> Result<Result<(String, u64), RecordOutcome>, TriggerError> {
+    let (bucket, key) = (record.bucket.as_str(), record.key.as_str());
     let Some(meta) = storage.head(key).await? else {
-        return Ok(gone());
+        return Ok(Err(gone(record)));
     };
     let Some(etag) = meta.etag.or_else(|| record.etag.as_deref().map(quote_etag)) else {
         return Err(StorageError::Permanent {
@@ -292,162 +351,35 @@ where
                 current_etag = %etag,
                 "the object was replaced since this event; the newer upload's own event handles it"
             );
-            return Ok(RecordOutcome::Stale {
+            return Ok(Err(RecordOutcome::Stale {
                 bucket: bucket.to_owned(),
                 key: key.to_owned(),
                 event_etag: event_etag.clone(),
                 current_etag: etag,
-            });
+            }));
         }
     }
+    Ok(Ok((etag, meta.size)))
+}
 
-    let Some(mut tags) = deps
-        .tags
-        .tags(bucket, key, record.version_id.as_deref())
-        .await?
-    else {
-        return Ok(gone());
-    };
-    // The upload is read at most once, for `frames=scene` and the dependency check, within
-    // the budget.
-    let budget = Budget::start(deps.read_budget);
-    let mut blend = None;
-    let mut scene_record = None;
-    if scene::asks_for_scene(&tags) {
-        let read = match read_upload(&storage, record, &etag, meta.size, budget).await? {
-            Ok(read) => read,
-            Err(outcome) => return Ok(outcome),
-        };
-        match scene::from_read(&read, deps.max_frames) {
-            SceneRead::Frames(record) => {
-                scene::set_frames(&mut tags, &record.frames);
-                scene_record = Some(record);
-            }
-            SceneRead::Invalid(message) => return reject(&storage, record, &etag, message).await,
-        }
-        blend = Some(read);
-    }
-    let parsed = RenderRequest::from_tags_with_slots(
-        tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        deps.max_frames,
-        deps.task_slots,
+/// The outcome of a record whose object no longer exists.
+fn gone(record: &BlendRecord) -> RecordOutcome {
+    let (bucket, key) = (record.bucket.as_str(), record.key.as_str());
+    tracing::info!(
+        bucket,
+        key,
+        "the object no longer exists (deleted since the event): nothing to do"
     );
-    let mut request = match parsed {
-        Ok(Some(request)) => request,
-        Ok(None) => {
-            match record.kind {
-                EventKind::Created => tracing::info!(
-                    bucket,
-                    key,
-                    "no `{TAG_FRAME}` or `{TAG_FRAMES}` tag, so nothing is rendered yet; to render frames 1..=120, tag the object: \
-                     aws s3api put-object-tagging --bucket {} --key {} --tagging 'TagSet=[{{Key={TAG_FRAME},Value=120}}]'",
-                    farm_core::shell::quote(bucket),
-                    farm_core::shell::quote(key),
-                ),
-                EventKind::Tagged => tracing::info!(
-                    bucket,
-                    key,
-                    "the new tags have no `{TAG_FRAME}` or `{TAG_FRAMES}` tag: nothing to render"
-                ),
-            }
-            return Ok(RecordOutcome::NoFrameTag {
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-            });
-        }
-        Err(err) => {
-            let message = format!(
-                "{err}; set corrected tags (aws s3api put-object-tagging) to submit the render"
-            );
-            return reject(&storage, record, &etag, message).await;
-        }
-    };
-
-    let prefix = match storage
-        .get_range(key, 0, SNIFF_LEN as u64, Some(&etag))
-        .await
-    {
-        Ok(prefix) => prefix,
-        Err(StorageError::NotFound { .. } | StorageError::Changed { .. }) => return Ok(gone()),
-        Err(err) => return Err(err.into()),
-    };
-    if let Err(err) = sniff(&prefix) {
-        return reject(&storage, record, &etag, err.to_string()).await;
-    }
-    let saved_by = match farm_blend::read_version(&prefix[..]) {
-        Ok(version) => Some(BlenderSeries::new(version.major, version.minor)),
-        Err(err) => {
-            tracing::info!(
-                bucket,
-                key,
-                "the Blender that saved the file is unknown: {err}"
-            );
-            None
-        }
-    };
-    let blend = match blend {
-        Some(read) => read,
-        None => match read_upload(&storage, record, &etag, meta.size, budget).await? {
-            Ok(read) => read,
-            Err(outcome) => return Ok(outcome),
-        },
-    };
-    if let Some(refusal) = blend.as_ref().ok().and_then(scene::cannot_render) {
-        return reject(&storage, record, &etag, refusal).await;
-    }
-    let engine = scene::choose_engine(request.engine, blend.as_ref().ok());
-    request.engine = Some(engine.engine);
-    let (format, stills) = scene::stills_format(request.format, blend.as_ref().ok());
-    request.format = format;
-    if let Some(record) = scene_record.as_mut() {
-        scene::record_engine(record, &engine);
-        record.notes.extend(stills.iter().cloned());
-    }
-    let gate = crate::preflight::gate(
-        &storage,
-        record,
-        &etag,
-        &tags,
-        request.plan.frames().as_slice(),
-        &blend,
-    );
-    let extras = match tokio::time::timeout_at(budget.deadline, Box::pin(gate)).await {
-        Err(_) => return reject(&storage, record, &etag, budget.exceeded()).await,
-        Ok(gate) => match gate? {
-            crate::preflight::Gate::Proceed(extras) => extras,
-            crate::preflight::Gate::Done(outcome) => return Ok(outcome),
-        },
-    };
-
-    if let Some(found) = &scene_record {
-        tracing::info!(bucket, key, scene = %found.scene, frames = %found.frames, engine = %found.engine, "frames=scene: the active scene's own range");
-    }
-    for note in engine.note.iter().chain(&stills) {
-        tracing::info!(bucket, key, engine = %engine.engine, "{note}");
-    }
-    let source = SourceObject {
+    RecordOutcome::Gone {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
-        etag,
-        version_id: record.version_id.clone(),
-        saved_by,
-        scene: scene_record,
-    };
-    let submitted = match Box::pin(submit_request_with(
-        &storage,
-        &deps.scheduler,
-        &source,
-        &request,
-        &extras,
-    ))
-    .await
-    {
-        Err(err @ (SubmitError::TooLarge { .. } | SubmitError::Blender(_))) => {
-            return reject(&storage, record, &source.etag, err.to_string()).await
-        }
-        other => other?,
-    };
-    Ok(match submitted {
+    }
+}
+
+/// The outcome of a submission, its warnings logged.
+fn outcome(record: &BlendRecord, submitted: Submission) -> RecordOutcome {
+    let (bucket, key) = (record.bucket.as_str(), record.key.as_str());
+    match submitted {
         Submission::Submitted {
             render_job_id,
             zip_job_id,
@@ -479,28 +411,103 @@ where
             key: key.to_owned(),
             marker,
         },
-    })
+    }
 }
 
-/// Reads the upload where it lies within `budget`: the facts, or why they cannot be read (left
-/// to Blender); or the record's outcome: gone (deleted or replaced meanwhile, nothing to do),
-/// or rejected (recorded) for a decompression bomb or a read past the budget.
+/// What to do with the record's upload ([`decide`]), reading it at most once, only when the
+/// decision needs it, within `budget`: the request accepted with the upload read; or the
+/// record's outcome (no frame tag, rejected and recorded, gone).
+async fn decide_reading<S: Storage>(
+    storage: &S,
+    record: &BlendRecord,
+    (etag, size): (&str, u64),
+    tags: &[(String, String)],
+    limits: &Limits,
+    budget: Budget,
+) -> Result<Result<(Accepted, Upload), RecordOutcome>, TriggerError> {
+    let mut upload = None;
+    let mut decision = decide(tags, None, limits);
+    if decision == Decision::NeedsFacts {
+        let read = match read_upload(storage, record, etag, size, budget).await? {
+            Ok(read) => upload.insert(read),
+            Err(outcome) => return Ok(Err(outcome)),
+        };
+        decision = decide(tags, Some(read.facts()), limits);
+    }
+    match (decision, upload) {
+        (Decision::Submit(accepted), Some(upload)) => Ok(Ok((*accepted, upload))),
+        (Decision::Reject(message), _) => reject(storage, record, etag, message).await.map(Err),
+        (Decision::NoFrameTag, _) => Ok(Err(no_frame_tag(record))),
+        (Decision::Submit(_), None) | (Decision::NeedsFacts, _) => {
+            unreachable!("`decide` accepts only with the upload's facts, and asks for them once")
+        }
+    }
+}
+
+/// Logs what the trigger found of an accepted request's upload.
+fn log_accepted(record: &BlendRecord, accepted: &Accepted) {
+    let (bucket, key) = (record.bucket.as_str(), record.key.as_str());
+    if let Err(err) = &accepted.saved_by {
+        tracing::info!(
+            bucket,
+            key,
+            "the Blender that saved the file is unknown: {err}"
+        );
+    }
+    if let Some(found) = &accepted.scene {
+        tracing::info!(bucket, key, scene = %found.scene, frames = %found.frames, engine = %found.engine, "frames=scene: the active scene's own range");
+    }
+    for note in &accepted.notes {
+        tracing::info!(bucket, key, engine = %accepted.engine, "{note}");
+    }
+}
+
+/// An upload as the trigger read it, once: its first bytes and what `farm-blend` found.
+struct Upload {
+    head: Bytes,
+    read: Result<BlendInfo, String>,
+}
+
+impl Upload {
+    fn facts(&self) -> UploadFacts<'_> {
+        UploadFacts {
+            head: &self.head,
+            read: &self.read,
+        }
+    }
+}
+
+/// Reads the upload where it lies within `budget`, each byte once: its first bytes, then the
+/// facts from them on (or why they cannot be read, left to Blender); or the record's outcome:
+/// gone (deleted or replaced meanwhile, nothing to do), or rejected (recorded) for a
+/// decompression bomb or a read past the budget.
 async fn read_upload<S: Storage>(
     storage: &S,
     record: &BlendRecord,
     etag: &str,
     size: u64,
     budget: Budget,
-) -> Result<Result<Result<BlendInfo, String>, RecordOutcome>, TriggerError> {
+) -> Result<Result<Upload, RecordOutcome>, TriggerError> {
     let key = record.key.as_str();
-    let read = farm_jobs::blend::read_blend(storage, key, etag, size);
+    let read = async {
+        let head = storage
+            .get_range(key, 0, SNIFF_LEN as u64, Some(etag))
+            .await?;
+        let read =
+            farm_jobs::blend::read_blend_from(storage, key, etag, size, head.clone()).await?;
+        Ok::<_, StorageError>((head, read))
+    };
     let refused = match tokio::time::timeout_at(budget.deadline, read).await {
         Err(_) => budget.exceeded(),
-        Ok(Ok(Ok(info))) => return Ok(Ok(Ok(info))),
-        Ok(Ok(Err(err @ BlendError::TooLarge { .. }))) => {
+        Ok(Ok((_, Err(err @ BlendError::TooLarge { .. })))) => {
             format!("{err}; no job was submitted")
         }
-        Ok(Ok(Err(err))) => return Ok(Ok(Err(err.to_string()))),
+        Ok(Ok((head, read))) => {
+            return Ok(Ok(Upload {
+                head,
+                read: read.map_err(|err| err.to_string()),
+            }))
+        }
         Ok(Err(StorageError::NotFound { .. } | StorageError::Changed { .. })) => {
             return Ok(Err(RecordOutcome::Gone {
                 bucket: record.bucket.clone(),
@@ -510,6 +517,30 @@ async fn read_upload<S: Storage>(
         Ok(Err(err)) => return Err(err.into()),
     };
     reject(storage, record, etag, refused).await.map(Err)
+}
+
+/// The outcome of an upload whose tags ask for no frames, logged with how to ask.
+fn no_frame_tag(record: &BlendRecord) -> RecordOutcome {
+    let (bucket, key) = (record.bucket.as_str(), record.key.as_str());
+    match record.kind {
+        EventKind::Created => tracing::info!(
+            bucket,
+            key,
+            "no `{TAG_FRAME}` or `{TAG_FRAMES}` tag, so nothing is rendered yet; to render frames 1..=120, tag the object: \
+             aws s3api put-object-tagging --bucket {} --key {} --tagging 'TagSet=[{{Key={TAG_FRAME},Value=120}}]'",
+            farm_core::shell::quote(bucket),
+            farm_core::shell::quote(key),
+        ),
+        EventKind::Tagged => tracing::info!(
+            bucket,
+            key,
+            "the new tags have no `{TAG_FRAME}` or `{TAG_FRAMES}` tag: nothing to render"
+        ),
+    }
+    RecordOutcome::NoFrameTag {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+    }
 }
 
 async fn reject<S: Storage>(
