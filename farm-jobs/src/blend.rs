@@ -265,7 +265,7 @@ mod tests {
                 let _ = request.reply.send(Ok(Bytes::new()));
             }
         });
-        let mut reader = RangedReader::new(100, requests);
+        let mut reader = RangedReader::new(100, Bytes::new(), requests);
         let err = reader.read(&mut [0u8; 8]).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         drop(reader);

@@ -808,6 +808,28 @@ async fn a_new_request_for_a_key_terminates_the_previous_job() {
     assert_eq!(scheduler.cancelled().len(), 2);
 }
 
+/// The trigger reads an upload once: its first bytes serve the file check, the Blender that
+/// saved it and the .blend reader (they were read a second time for the check).
+#[tokio::test]
+async fn each_upload_is_read_once() {
+    let store = store();
+    store.upload("shots/scene.blend", BLEND, E1, &[("frame", "3")]);
+    let deps = deps(&store);
+    assert_eq!(run(&deps, "object_created_put.json").await.submitted(), 1);
+    let reads: Vec<Op> = store
+        .calls()
+        .into_iter()
+        .filter(|call| call.key == "shots/scene.blend")
+        .map(|call| call.op)
+        .filter(|op| !matches!(op, Op::Head))
+        .collect();
+    assert_eq!(
+        reads,
+        [Op::GetRange],
+        "one ranged read of the whole (small) upload"
+    );
+}
+
 #[tokio::test]
 async fn frames_scene_reads_the_upload_once_in_parts_never_whole() {
     let dir = tempfile::tempdir().unwrap();
