@@ -9,13 +9,11 @@ use aws_lambda_events::event::s3::S3Event;
 use bytes::Bytes;
 use farm_core::env;
 use farm_core::manifest::{JobManifest, ManifestStatus};
-use farm_core::scheduler::{JobKind, JobSpec, Scheduler};
-use farm_core::RenderRequest;
+use farm_core::scheduler::{JobKind, JobSpec};
 use farm_testkit::{Fault, Faulty, MemoryScheduler, MemoryStorage, Op, StoredObject};
 use trigger_lambda::{
-    handle_event, parse_event, process_event, submit_request, Deps, EventReport, MarkerState,
-    RecordOutcome, RequestMarker, SourceObject, Submission, SubmitError, TagError, TagReader,
-    TriggerError,
+    handle_event, parse_event, process_event, Deps, EventReport, MarkerState, RecordOutcome,
+    RequestMarker, TagError, TagReader, TriggerError,
 };
 
 const BUCKET: &str = "render-farm-bucket";
@@ -662,150 +660,6 @@ fn assert_job_name(name: &str, start: &str, end: &str) {
         middle.len() == 16 && middle.chars().all(|c| c.is_ascii_hexdigit()),
         "{name}"
     );
-}
-
-fn request(frames: &str) -> RenderRequest {
-    RenderRequest::from_tags([("frames", frames)], 10_000)
-        .unwrap()
-        .unwrap()
-}
-
-fn source() -> SourceObject {
-    SourceObject {
-        bucket: BUCKET.into(),
-        key: "k.blend".into(),
-        etag: format!("\"{E1}\""),
-        version_id: None,
-        saved_by: None,
-        scene: None,
-    }
-}
-
-#[tokio::test]
-async fn a_stale_pending_marker_is_taken_over_and_a_fresh_one_fails_the_invocation() {
-    let store = store();
-    let scheduler = MemoryScheduler::new();
-    let (source, request) = (source(), request("1-4"));
-
-    // Submit once to learn the marker key, then pretend the submitter died before SubmitJob.
-    let Submission::Submitted { marker, .. } =
-        submit_request(&store, &scheduler, &source, &request)
-            .await
-            .unwrap()
-    else {
-        panic!("first submission")
-    };
-    let mut body: RequestMarker = store.json(&marker).unwrap();
-    body.state = MarkerState::Pending;
-    body.manifest = None;
-    body.created = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(30);
-    let put = |body: &RequestMarker| {
-        store.upload(&marker, &serde_json::to_vec(body).unwrap(), "m", &[]);
-    };
-    put(&body);
-    // A young pending marker may belong to a live submitter, or to one that died: the event
-    // must be retried (not called a duplicate, which would lose the request).
-    let second = submit_request(&store, &scheduler, &source, &request).await;
-    assert!(
-        matches!(second, Err(SubmitError::InFlight { .. })),
-        "{second:?}"
-    );
-    assert_eq!(scheduler.jobs().len(), 2);
-
-    // Crash point 1, before SubmitJob: nothing of the request exists at Batch.
-    for id in ["job-1", "job-2"] {
-        scheduler.cancel(id, "gone").await.unwrap();
-    }
-    body.created = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(600);
-    put(&body);
-    let third = submit_request(&store, &scheduler, &source, &request)
-        .await
-        .unwrap();
-    let Submission::Submitted {
-        marker: taken_over, ..
-    } = third
-    else {
-        panic!("{third:?}")
-    };
-    assert_eq!(taken_over, marker.replace(".json", ".1.json"));
-    assert_eq!(scheduler.jobs().len(), 4);
-    // And the takeover itself is deduplicated.
-    let fourth = submit_request(&store, &scheduler, &source, &request)
-        .await
-        .unwrap();
-    assert!(matches!(fourth, Submission::Duplicate { .. }), "{fourth:?}");
-    assert_eq!(scheduler.jobs().len(), 4);
-}
-
-#[tokio::test]
-async fn a_takeover_adopts_the_jobs_a_submitter_left_when_it_died_after_submit_job() {
-    let store = store();
-    let scheduler = MemoryScheduler::new();
-    let (source, request) = (source(), request("1-4"));
-    // Crash point 2: SubmitJob (render and zip) returned, then the process died before the
-    // marker was rewritten `submitted` and before `job.json` was written.
-    let Submission::Submitted { marker, .. } =
-        submit_request(&store, &scheduler, &source, &request)
-            .await
-            .unwrap()
-    else {
-        panic!("first submission")
-    };
-    let mut body: RequestMarker = store.json(&marker).unwrap();
-    body.state = MarkerState::Pending;
-    body.manifest = None;
-    body.created = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(600);
-    store.upload(&marker, &serde_json::to_vec(&body).unwrap(), "m", &[]);
-    store.inner().remove("k.blend/job.json");
-
-    let again = submit_request(&store, &scheduler, &source, &request)
-        .await
-        .unwrap();
-    let Submission::Submitted {
-        render_job_id,
-        zip_job_id,
-        ..
-    } = again
-    else {
-        panic!("{again:?}")
-    };
-    assert_eq!(
-        scheduler.jobs().len(),
-        2,
-        "nothing submitted twice: {:?}",
-        scheduler.jobs()
-    );
-    assert_eq!(
-        (render_job_id.as_str(), zip_job_id.as_str()),
-        ("job-1", "job-2")
-    );
-    assert!(scheduler.cancelled().is_empty());
-    let manifest: JobManifest = store.json("k.blend/job.json").unwrap();
-    assert_eq!(manifest.render_job_id.as_deref(), Some("job-1"));
-}
-
-#[tokio::test]
-async fn a_new_request_for_a_key_terminates_the_previous_job() {
-    let store = store();
-    let scheduler = MemoryScheduler::new();
-    let first = submit_request(&store, &scheduler, &source(), &request("1-4"))
-        .await
-        .unwrap();
-    assert!(matches!(first, Submission::Submitted { .. }));
-    let mut reuploaded = source();
-    reuploaded.etag = "\"e-new\"".into();
-    let second = submit_request(&store, &scheduler, &reuploaded, &request("1-4"))
-        .await
-        .unwrap();
-    assert!(matches!(second, Submission::Submitted { .. }), "{second:?}");
-    let mut cancelled = scheduler.cancelled();
-    cancelled.sort();
-    assert_eq!(cancelled, ["job-1", "job-2"]);
-    // A duplicate of the new request cancels nothing more.
-    submit_request(&store, &scheduler, &reuploaded, &request("1-4"))
-        .await
-        .unwrap();
-    assert_eq!(scheduler.cancelled().len(), 2);
 }
 
 /// The trigger reads an upload once: its first bytes serve the file check, the Blender that

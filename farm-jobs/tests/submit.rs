@@ -1,0 +1,252 @@
+//! The request marker and takeover protocol of `submit` (see the module docs of
+//! `farm_jobs::submit`), over the test kit's in-memory store behind its failure-injecting
+//! wrapper and its in-memory scheduler.
+
+use bytes::Bytes;
+use farm_core::manifest::JobManifest;
+use farm_core::scheduler::{JobKind, Scheduler};
+use farm_core::RenderRequest;
+use farm_jobs::{
+    submit_request, MarkerState, RequestMarker, SourceObject, Submission, SubmitError,
+};
+use farm_testkit::{Fault, Faulty, MemoryScheduler, MemoryStorage, Op, StoredObject};
+
+const BUCKET: &str = "render-farm-bucket";
+const E1: &str = "0123456789abcdef0123456789abcdef";
+
+type Store = Faulty<MemoryStorage>;
+
+fn store() -> Store {
+    Faulty::new(MemoryStorage::new())
+}
+
+/// Writing and reading the bucket as another party would.
+trait Bucket {
+    fn upload(&self, key: &str, body: &[u8], etag: &str);
+    fn json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T>;
+}
+
+impl Bucket for Store {
+    fn upload(&self, key: &str, body: &[u8], etag: &str) {
+        self.inner().insert_object(
+            key,
+            StoredObject::new(Bytes::copy_from_slice(body)).etag(etag),
+        );
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        self.inner()
+            .body(key)
+            .map(|body| serde_json::from_slice(&body).unwrap())
+    }
+}
+
+fn request(frames: &str) -> RenderRequest {
+    RenderRequest::from_tags([("frames", frames)], 10_000)
+        .unwrap()
+        .unwrap()
+}
+
+fn source() -> SourceObject {
+    SourceObject {
+        bucket: BUCKET.into(),
+        key: "k.blend".into(),
+        etag: format!("\"{E1}\""),
+        version_id: None,
+        saved_by: None,
+        scene: None,
+    }
+}
+
+#[tokio::test]
+async fn a_stale_pending_marker_is_taken_over_and_a_fresh_one_fails_the_invocation() {
+    let store = store();
+    let scheduler = MemoryScheduler::new();
+    let (source, request) = (source(), request("1-4"));
+
+    // Submit once to learn the marker key, then pretend the submitter died before SubmitJob.
+    let Submission::Submitted { marker, .. } =
+        submit_request(&store, &scheduler, &source, &request)
+            .await
+            .unwrap()
+    else {
+        panic!("first submission")
+    };
+    let mut body: RequestMarker = store.json(&marker).unwrap();
+    body.state = MarkerState::Pending;
+    body.manifest = None;
+    body.created = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(30);
+    let put = |body: &RequestMarker| {
+        store.upload(&marker, &serde_json::to_vec(body).unwrap(), "m");
+    };
+    put(&body);
+    // A young pending marker may belong to a live submitter, or to one that died: the event
+    // must be retried (not called a duplicate, which would lose the request).
+    let second = submit_request(&store, &scheduler, &source, &request).await;
+    assert!(
+        matches!(second, Err(SubmitError::InFlight { .. })),
+        "{second:?}"
+    );
+    assert_eq!(scheduler.jobs().len(), 2);
+
+    // Crash point 1, before SubmitJob: nothing of the request exists at Batch.
+    for id in ["job-1", "job-2"] {
+        scheduler.cancel(id, "gone").await.unwrap();
+    }
+    body.created = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(600);
+    put(&body);
+    let third = submit_request(&store, &scheduler, &source, &request)
+        .await
+        .unwrap();
+    let Submission::Submitted {
+        marker: taken_over, ..
+    } = third
+    else {
+        panic!("{third:?}")
+    };
+    assert_eq!(taken_over, marker.replace(".json", ".1.json"));
+    assert_eq!(scheduler.jobs().len(), 4);
+    // And the takeover itself is deduplicated.
+    let fourth = submit_request(&store, &scheduler, &source, &request)
+        .await
+        .unwrap();
+    assert!(matches!(fourth, Submission::Duplicate { .. }), "{fourth:?}");
+    assert_eq!(scheduler.jobs().len(), 4);
+}
+
+#[tokio::test]
+async fn a_takeover_adopts_the_jobs_a_submitter_left_when_it_died_after_submit_job() {
+    let store = store();
+    let scheduler = MemoryScheduler::new();
+    let (source, request) = (source(), request("1-4"));
+    // Crash point 2: SubmitJob (render and zip) returned, then the process died before the
+    // marker was rewritten `submitted` and before `job.json` was written.
+    let Submission::Submitted { marker, .. } =
+        submit_request(&store, &scheduler, &source, &request)
+            .await
+            .unwrap()
+    else {
+        panic!("first submission")
+    };
+    let mut body: RequestMarker = store.json(&marker).unwrap();
+    body.state = MarkerState::Pending;
+    body.manifest = None;
+    body.created = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(600);
+    store.upload(&marker, &serde_json::to_vec(&body).unwrap(), "m");
+    store.inner().remove("k.blend/job.json");
+
+    let again = submit_request(&store, &scheduler, &source, &request)
+        .await
+        .unwrap();
+    let Submission::Submitted {
+        render_job_id,
+        zip_job_id,
+        ..
+    } = again
+    else {
+        panic!("{again:?}")
+    };
+    assert_eq!(
+        scheduler.jobs().len(),
+        2,
+        "nothing submitted twice: {:?}",
+        scheduler.jobs()
+    );
+    assert_eq!(
+        (render_job_id.as_str(), zip_job_id.as_str()),
+        ("job-1", "job-2")
+    );
+    assert!(scheduler.cancelled().is_empty());
+    let manifest: JobManifest = store.json("k.blend/job.json").unwrap();
+    assert_eq!(manifest.render_job_id.as_deref(), Some("job-1"));
+}
+
+#[tokio::test]
+async fn a_new_request_for_a_key_terminates_the_previous_job() {
+    let store = store();
+    let scheduler = MemoryScheduler::new();
+    let first = submit_request(&store, &scheduler, &source(), &request("1-4"))
+        .await
+        .unwrap();
+    assert!(matches!(first, Submission::Submitted { .. }));
+    let mut reuploaded = source();
+    reuploaded.etag = "\"e-new\"".into();
+    let second = submit_request(&store, &scheduler, &reuploaded, &request("1-4"))
+        .await
+        .unwrap();
+    assert!(matches!(second, Submission::Submitted { .. }), "{second:?}");
+    let mut cancelled = scheduler.cancelled();
+    cancelled.sort();
+    assert_eq!(cancelled, ["job-1", "job-2"]);
+    // A duplicate of the new request cancels nothing more.
+    submit_request(&store, &scheduler, &reuploaded, &request("1-4"))
+        .await
+        .unwrap();
+    assert_eq!(scheduler.cancelled().len(), 2);
+}
+
+/// The request's markers under `k.blend`.
+fn markers(store: &Store) -> Vec<String> {
+    store
+        .inner()
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("k.blend/requests/"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_failed_render_submission_removes_the_marker_so_the_retry_submits() {
+    let store = store();
+    let scheduler = Faulty::new(MemoryScheduler::new());
+    let (source, request) = (source(), request("1-4"));
+    scheduler.inject(Fault::on(Op::Submit).job_kind(JobKind::Render));
+    let err = submit_request(&store, &scheduler, &source, &request)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SubmitError::Scheduler(_)), "{err}");
+    assert!(markers(&store).is_empty());
+    assert!(store.inner().body("k.blend/job.json").is_none());
+
+    scheduler.clear();
+    let again = submit_request(&store, &scheduler, &source, &request)
+        .await
+        .unwrap();
+    assert!(matches!(again, Submission::Submitted { .. }), "{again:?}");
+}
+
+#[tokio::test]
+async fn a_failed_zip_submission_cancels_the_render_job_and_removes_the_marker() {
+    let store = store();
+    let scheduler = Faulty::new(MemoryScheduler::new());
+    let (source, request) = (source(), request("1-4"));
+    scheduler.inject(Fault::on(Op::Submit).job_kind(JobKind::Zip));
+    assert!(submit_request(&store, &scheduler, &source, &request)
+        .await
+        .is_err());
+    assert_eq!(scheduler.inner().cancelled(), ["job-1"]);
+    assert!(markers(&store).is_empty());
+
+    scheduler.clear();
+    submit_request(&store, &scheduler, &source, &request)
+        .await
+        .unwrap();
+    let jobs = scheduler.inner().jobs();
+    assert_eq!(jobs.len(), 3);
+    assert_eq!(jobs[2].1.depends_on, vec![jobs[1].0.clone()]);
+}
+
+/// A store that fails the marker's creation: nothing is submitted, and the error is the
+/// store's (the event is retried).
+#[tokio::test]
+async fn a_marker_that_cannot_be_created_submits_nothing() {
+    let store = store();
+    let scheduler = MemoryScheduler::new();
+    store.inject(Fault::on(Op::CreateIfAbsent));
+    let err = submit_request(&store, &scheduler, &source(), &request("1-4"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SubmitError::Storage(_)), "{err}");
+    assert!(scheduler.jobs().is_empty());
+    assert!(markers(&store).is_empty());
+}
