@@ -654,7 +654,7 @@ impl Farm {
             .env(farm_core::env::WORK_DIR, &scratch)
             .env(farm_core::env::LOG_FORMAT, "json")
             // Several containers share this machine's cores; Fargate's cgroup would cap them.
-            .env("FARM_THREADS", "1")
+            .env(farm_core::env::THREADS, "1")
             .envs(job.env.iter().map(|(k, v)| (k, v)))
             .env(farm_core::env::BATCH_JOB_ID, &label);
         if let Some(index) = index {

@@ -248,7 +248,7 @@ pub struct SubmitArgs {
     /// The .blend to upload.
     pub scene: PathBuf,
     /// The farm's bucket (the CloudFormation stack's `BucketName` output).
-    #[arg(short, long, env = "FARM_BUCKET")]
+    #[arg(short, long, env = env::BUCKET)]
     pub bucket: String,
     /// Key to upload to; must end in `.blend`. Default: the file's name. Project files go
     /// beside it as in the folder, so when the .blend uses files above its own folder
@@ -329,7 +329,7 @@ pub struct StatusArgs {
     /// Key of the uploaded .blend.
     pub key: String,
     /// The farm's bucket.
-    #[arg(short, long, env = "FARM_BUCKET")]
+    #[arg(short, long, env = env::BUCKET)]
     pub bucket: String,
     /// Print one JSON document instead of text.
     #[arg(long)]
@@ -351,7 +351,7 @@ pub struct ReportArgs {
     /// Key of the uploaded .blend.
     pub key: String,
     /// The farm's bucket.
-    #[arg(short, long, env = "FARM_BUCKET")]
+    #[arg(short, long, env = env::BUCKET)]
     pub bucket: String,
     /// Print `receipt.json` itself instead of text.
     #[arg(long)]
@@ -376,7 +376,7 @@ pub struct DownloadArgs {
     /// Key of the uploaded .blend.
     pub key: String,
     /// The farm's bucket.
-    #[arg(short, long, env = "FARM_BUCKET")]
+    #[arg(short, long, env = env::BUCKET)]
     pub bucket: String,
     /// Output folder. Default: `<scene>.farm/` in the current folder, as `farm render` uses.
     #[arg(short, long, value_name = "DIR")]
@@ -394,7 +394,7 @@ pub struct CancelArgs {
     /// Key of the uploaded .blend.
     pub key: String,
     /// The farm's bucket.
-    #[arg(short, long, env = "FARM_BUCKET")]
+    #[arg(short, long, env = env::BUCKET)]
     pub bucket: String,
 }
 
@@ -413,7 +413,7 @@ pub struct RetryArgs {
     /// Key of the uploaded .blend.
     pub key: String,
     /// The farm's bucket.
-    #[arg(short, long, env = "FARM_BUCKET")]
+    #[arg(short, long, env = env::BUCKET)]
     pub bucket: String,
     /// AWS Batch job queue (name or ARN); default: the one recorded in `job.json`.
     #[arg(long, env = env::JOB_QUEUE)]

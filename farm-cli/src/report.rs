@@ -184,7 +184,7 @@ mod tests {
         assert!(text.contains("about $0.0165"), "{text}");
         assert!(text.contains("0.3333 vCPU-hours"), "{text}");
         let text = receipt_text(&receipt(None), true);
-        assert!(text.contains("FARM_PRICE_VCPU_HOUR_USD"), "{text}");
+        assert!(text.contains(farm_core::env::PRICE_VCPU_HOUR_USD), "{text}");
         let local = receipt_text(&receipt(None), false);
         assert!(!local.contains('$') && !local.contains("vCPU"), "{local}");
         assert!(local.contains("of task time"), "{local}");

@@ -634,7 +634,7 @@ mod tests {
             ),
             ("ECS_CONTAINER_METADATA_URI_V4", "http://169.254.170.2/v4/x"),
             ("AWS_PROFILE", "prod"),
-            ("FARM_BUCKET", "b"),
+            (crate::env::BUCKET, "b"),
             ("PYTHONPATH", "/evil"),
             ("LD_PRELOAD", "/evil.so"),
         ]

@@ -75,6 +75,14 @@ pub const MAX_FRAMES: &str = "FARM_MAX_FRAMES";
 pub const MAX_VCPUS: &str = "FARM_MAX_VCPUS";
 /// Zipper: `false` leaves out the contact sheet, `<key>/preview.jpg` (default `true`).
 pub const PREVIEW: &str = "FARM_PREVIEW";
+/// Zipper and `farm report`: overrides the vCPU-hour price in USD (a region not in the price
+/// table, or Spot; see [`crate::receipt`]).
+pub const PRICE_VCPU_HOUR_USD: &str = "FARM_PRICE_VCPU_HOUR_USD";
+/// Zipper and `farm report`: overrides the GB-hour price in USD.
+pub const PRICE_GB_HOUR_USD: &str = "FARM_PRICE_GB_HOUR_USD";
+/// Tests: the bpy versions to test on instead of the default ones (space- or
+/// comma-separated), e.g. `4.5.15 5.3.0` (`farm_testkit::test_bpy_versions`).
+pub const TEST_BPY: &str = "FARM_TEST_BPY";
 /// Overrides the time one AWS request attempt may take, in (fractional) seconds (tests).
 pub const AWS_ATTEMPT_TIMEOUT: &str = "FARM_AWS_ATTEMPT_TIMEOUT_SECS";
 

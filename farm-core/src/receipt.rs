@@ -25,10 +25,10 @@ pub const MINIMUM_BILLED_SECONDS: f64 = 60.0;
 pub const SLOWEST_FRAMES: usize = 5;
 /// When [`FARGATE_PRICES`] was read off <https://aws.amazon.com/fargate/pricing/>.
 pub const PRICES_AS_OF: &str = "2025-01";
-/// Overrides the vCPU-hour price in USD (e.g. for a region not in [`FARGATE_PRICES`], or Spot).
-pub const ENV_VCPU_HOUR_USD: &str = "FARM_PRICE_VCPU_HOUR_USD";
-/// Overrides the GB-hour price in USD.
-pub const ENV_GB_HOUR_USD: &str = "FARM_PRICE_GB_HOUR_USD";
+/// The variables overriding the prices (e.g. for a region not in [`FARGATE_PRICES`], or Spot).
+pub use crate::env::{
+    PRICE_GB_HOUR_USD as ENV_GB_HOUR_USD, PRICE_VCPU_HOUR_USD as ENV_VCPU_HOUR_USD,
+};
 
 /// Fargate on-demand prices, Linux/x86, USD.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -400,7 +400,7 @@ mod tests {
             name: "shot-zip".to_owned(),
             array_size: None,
             depends_on: vec!["render-1".to_owned()],
-            env: vec![("FARM_KEY".to_owned(), "shot.blend".to_owned())],
+            env: vec![(farm_core::env::KEY.to_owned(), "shot.blend".to_owned())],
             tags: [("farm:key".to_owned(), "shot.blend".to_owned())].into(),
             blender: None,
         };
@@ -419,7 +419,7 @@ mod tests {
             .as_ref()
             .unwrap()
             .environment();
-        assert_eq!(env[0].name(), Some("FARM_KEY"));
+        assert_eq!(env[0].name(), Some(farm_core::env::KEY));
         assert_eq!(env[0].value(), Some("shot.blend"));
         assert_eq!(
             input

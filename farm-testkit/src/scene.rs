@@ -115,7 +115,7 @@ pub const DEFAULT_TEST_BPY: &[&str] = &[BPY_VERSION, "5.0.1"];
 
 /// `FARM_TEST_BPY`: the bpy versions to test on instead (space- or comma-separated), e.g.
 /// `4.5.15 5.3.0` for the series CI leaves out (`scripts/test-series.sh`).
-pub const TEST_BPY_ENV: &str = "FARM_TEST_BPY";
+pub const TEST_BPY_ENV: &str = farm_core::env::TEST_BPY;
 
 /// The bpy versions the tests run on: [`TEST_BPY_ENV`], else [`DEFAULT_TEST_BPY`].
 pub fn test_bpy_versions() -> Vec<String> {

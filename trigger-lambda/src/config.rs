@@ -210,9 +210,9 @@ mod tests {
     }
 
     const BASE: [(&str, &str); 3] = [
-        ("JOB_QUEUE_ARN", "q"),
-        ("JOB_DEFINITION_ARN", "render"),
-        ("ZIP_JOB_DEFINITION_ARN", "zip"),
+        (farm_core::env::JOB_QUEUE, "q"),
+        (farm_core::env::JOB_DEFINITION, "render"),
+        (farm_core::env::ZIP_JOB_DEFINITION, "zip"),
     ];
 
     #[test]
@@ -233,7 +233,10 @@ mod tests {
 
     #[test]
     fn a_missing_variable_is_named() {
-        for missing in ["JOB_QUEUE_ARN", "ZIP_JOB_DEFINITION_ARN"] {
+        for missing in [
+            farm_core::env::JOB_QUEUE,
+            farm_core::env::ZIP_JOB_DEFINITION,
+        ] {
             let vars: Vec<_> = BASE
                 .iter()
                 .copied()
@@ -247,9 +250,12 @@ mod tests {
 
     #[test]
     fn without_any_render_definition_the_map_is_asked_for() {
-        let err = config(&[("JOB_QUEUE_ARN", "q"), ("ZIP_JOB_DEFINITION_ARN", "zip")])
-            .unwrap_err()
-            .to_string();
+        let err = config(&[
+            (farm_core::env::JOB_QUEUE, "q"),
+            (farm_core::env::ZIP_JOB_DEFINITION, "zip"),
+        ])
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("FARM_RENDER_JOB_DEFINITIONS is not set"),
             "{err}"
@@ -259,7 +265,10 @@ mod tests {
 
     #[test]
     fn one_render_definition_per_series_and_the_default() {
-        let base = [("JOB_QUEUE_ARN", "q"), ("ZIP_JOB_DEFINITION_ARN", "zip")];
+        let base = [
+            (farm_core::env::JOB_QUEUE, "q"),
+            (farm_core::env::ZIP_JOB_DEFINITION, "zip"),
+        ];
         let with = |extra: &[(&'static str, &'static str)]| {
             let mut vars = base.to_vec();
             vars.extend_from_slice(extra);
@@ -268,7 +277,7 @@ mod tests {
         let (v42, v45) = (BlenderSeries::new(4, 2), BlenderSeries::new(4, 5));
         let arn45 = "arn:aws:batch:eu-west-1:123456789012:job-definition/farm-render-4-5:3";
         let config = with(&[(
-            "FARM_RENDER_JOB_DEFINITIONS",
+            farm_core::env::RENDER_JOB_DEFINITIONS,
             " 4.2=farm-render-4-2 , 4.5=arn:aws:batch:eu-west-1:123456789012:job-definition/farm-render-4-5:3 ",
         )])
         .unwrap();
@@ -281,21 +290,25 @@ mod tests {
         // A fixed default runs its own definition.
         for (default, series, definition) in [("4.2", v42, "a"), ("4.5", v45, "b")] {
             let config = with(&[
-                ("FARM_RENDER_JOB_DEFINITIONS", "4.2=a,4.5=b"),
-                ("FARM_DEFAULT_BLENDER", default),
+                (farm_core::env::RENDER_JOB_DEFINITIONS, "4.2=a,4.5=b"),
+                (farm_core::env::DEFAULT_BLENDER, default),
             ])
             .unwrap();
             assert_eq!(config.render.default_pick(), BlenderPick::Series(series));
             assert_eq!(config.render.definition(None), Some(definition));
         }
         let config = with(&[
-            ("FARM_RENDER_JOB_DEFINITIONS", "4.2=a,5.3=c"),
-            ("FARM_DEFAULT_BLENDER", "auto"),
+            (farm_core::env::RENDER_JOB_DEFINITIONS, "4.2=a,5.3=c"),
+            (farm_core::env::DEFAULT_BLENDER, "auto"),
         ])
         .unwrap();
         assert_eq!(config.render.default_pick(), BlenderPick::Auto);
         // One definition, named the old way, is the default series'.
-        let config = with(&[("JOB_DEFINITION_ARN", "r"), ("FARM_DEFAULT_BLENDER", "4.5")]).unwrap();
+        let config = with(&[
+            (farm_core::env::JOB_DEFINITION, "r"),
+            (farm_core::env::DEFAULT_BLENDER, "4.5"),
+        ])
+        .unwrap();
         assert_eq!(
             config.render.choice().supported().collect::<Vec<_>>(),
             [v45]
@@ -304,51 +317,54 @@ mod tests {
         for (extra, needle) in [
             (
                 &[
-                    ("FARM_RENDER_JOB_DEFINITIONS", "4.2=a,4.5=b"),
-                    ("JOB_DEFINITION_ARN", "r"),
+                    (farm_core::env::RENDER_JOB_DEFINITIONS, "4.2=a,4.5=b"),
+                    (farm_core::env::JOB_DEFINITION, "r"),
                 ][..],
                 "set FARM_RENDER_JOB_DEFINITIONS alone",
             ),
             (
                 &[
-                    ("FARM_RENDER_JOB_DEFINITIONS", "4.5=b"),
-                    ("FARM_DEFAULT_BLENDER", "4.2"),
+                    (farm_core::env::RENDER_JOB_DEFINITIONS, "4.5=b"),
+                    (farm_core::env::DEFAULT_BLENDER, "4.2"),
                 ][..],
                 "the default Blender 4.2 has no render job definition (there are: 4.5)",
             ),
             (
                 &[
-                    ("JOB_DEFINITION_ARN", "r"),
-                    ("FARM_DEFAULT_BLENDER", "auto"),
+                    (farm_core::env::JOB_DEFINITION, "r"),
+                    (farm_core::env::DEFAULT_BLENDER, "auto"),
                 ][..],
                 "FARM_DEFAULT_BLENDER=auto chooses among the series of FARM_RENDER_JOB_DEFINITIONS",
             ),
             (
                 &[
-                    ("FARM_RENDER_JOB_DEFINITIONS", "4.2=a"),
-                    ("FARM_DEFAULT_BLENDER", "4.5"),
+                    (farm_core::env::RENDER_JOB_DEFINITIONS, "4.2=a"),
+                    (farm_core::env::DEFAULT_BLENDER, "4.5"),
                 ][..],
                 "the default Blender 4.5 has no render job definition",
             ),
             (
-                &[("FARM_RENDER_JOB_DEFINITIONS", "4.2")][..],
+                &[(farm_core::env::RENDER_JOB_DEFINITIONS, "4.2")][..],
                 "SERIES=JOB_DEFINITION",
             ),
             (
-                &[("FARM_RENDER_JOB_DEFINITIONS", "4.2=")][..],
+                &[(farm_core::env::RENDER_JOB_DEFINITIONS, "4.2=")][..],
                 "SERIES=JOB_DEFINITION",
             ),
             (
-                &[("FARM_RENDER_JOB_DEFINITIONS", "4.2=a,4.2=b")][..],
+                &[(farm_core::env::RENDER_JOB_DEFINITIONS, "4.2=a,4.2=b")][..],
                 "SERIES=JOB_DEFINITION",
             ),
             (
-                &[("FARM_RENDER_JOB_DEFINITIONS", "latest=a")][..],
+                &[(farm_core::env::RENDER_JOB_DEFINITIONS, "latest=a")][..],
                 "SERIES=JOB_DEFINITION",
             ),
             (
-                &[("JOB_DEFINITION_ARN", "r"), ("FARM_DEFAULT_BLENDER", "4")][..],
-                "FARM_DEFAULT_BLENDER",
+                &[
+                    (farm_core::env::JOB_DEFINITION, "r"),
+                    (farm_core::env::DEFAULT_BLENDER, "4"),
+                ][..],
+                farm_core::env::DEFAULT_BLENDER,
             ),
         ] {
             let err = with(extra).unwrap_err().to_string();
@@ -359,30 +375,30 @@ mod tests {
     #[test]
     fn the_frame_limit_and_log_format_are_read() {
         let mut vars = BASE.to_vec();
-        vars.push(("FARM_MAX_FRAMES", "500"));
-        vars.push(("FARM_LOG_FORMAT", "json"));
+        vars.push((farm_core::env::MAX_FRAMES, "500"));
+        vars.push((farm_core::env::LOG_FORMAT, "json"));
         let config = config(&vars).unwrap();
         assert_eq!(config.max_frames, 500);
         assert!(config.json_logs);
         let mut vars = BASE.to_vec();
-        vars.push(("FARM_MAX_VCPUS", " 64 "));
+        vars.push((farm_core::env::MAX_VCPUS, " 64 "));
         let config = super::tests::config(&vars).unwrap();
         assert_eq!(config.max_vcpus, Some(64));
         assert_eq!(config.task_slots().map(|s| s.get()), Some(16));
         for bad in ["0", "-4", "many"] {
             let mut vars = BASE.to_vec();
-            vars.push(("FARM_MAX_VCPUS", bad));
+            vars.push((farm_core::env::MAX_VCPUS, bad));
             let err = super::tests::config(&vars).unwrap_err().to_string();
             assert!(
-                err.contains("FARM_MAX_VCPUS") && err.contains("MaxvCpus"),
+                err.contains(farm_core::env::MAX_VCPUS) && err.contains("MaxvCpus"),
                 "{err}"
             );
         }
         for bad in ["0", "-1", "ten", "100001"] {
             let mut vars = BASE.to_vec();
-            vars.push(("FARM_MAX_FRAMES", bad));
+            vars.push((farm_core::env::MAX_FRAMES, bad));
             let err = super::tests::config(&vars).unwrap_err().to_string();
-            assert!(err.contains("FARM_MAX_FRAMES"), "{err}");
+            assert!(err.contains(farm_core::env::MAX_FRAMES), "{err}");
         }
     }
 }

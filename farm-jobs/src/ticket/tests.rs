@@ -125,7 +125,7 @@ fn the_workers_parser_names_the_variable_of_a_bad_value() {
         );
         assert!(err.to_string().starts_with(var), "{err}");
     }
-    let err = good(&[("FARM_NOT_A_JOB_VARIABLE", "1")]).unwrap_err();
+    let err = good(&[("NOT_A_JOB_VARIABLE", "1")]).unwrap_err();
     assert!(matches!(err, TicketError::NotJobEnv(_)), "{err}");
     // An empty optional value reads as unset.
     let ticket = good(&[(env::FORMAT, ""), (env::SOURCE_ETAG, "")]).unwrap();
