@@ -6,7 +6,9 @@ use farm_core::frames::compact;
 use farm_core::manifest::{JobManifest, ManifestStatus};
 use farm_core::scheduler::{JobTargets, Scheduler};
 use farm_core::series::BlenderPick;
+use farm_core::Storage;
 use farm_core::{FrameList, JobKeys, Plan, RenderRequest};
+use farm_io::S3Storage;
 use farm_jobs::{scan_frames, submit_retry, OutputVersion, ScanError, SourceObject, SubmitError};
 
 use crate::aws::Aws;
@@ -28,10 +30,7 @@ fn scheduler_error(err: &farm_core::scheduler::SchedulerError, doing: &str) -> a
     } else {
         ""
     };
-    anyhow!(
-        "{doing}: {}{hint}",
-        crate::aws::without_debug_tail(&err.to_string())
-    )
+    anyhow!("{doing}: {err}{hint}")
 }
 
 fn submitted(manifest: &JobManifest, what: &str) -> anyhow::Result<()> {
@@ -94,7 +93,7 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
     }
     let frames = manifest_frames(&manifest)?;
     let format = manifest_format(&manifest)?;
-    let source = source_object(&aws, &args.bucket, &args.key).await?;
+    let source = source_object(&aws, &storage, &args.key).await?;
     if manifest
         .etag
         .as_deref()
@@ -238,20 +237,22 @@ fn zip_failed(zip: Option<&JobReport>) -> bool {
 }
 
 /// The .blend as it is now: its ETag and version.
-async fn source_object(aws: &Aws, bucket: &str, key: &str) -> anyhow::Result<SourceObject> {
-    let head = aws.s3().head_object().bucket(bucket).key(key).send().await;
-    let head = match head {
-        Ok(head) => head,
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => bail!(
+async fn source_object(aws: &Aws, storage: &S3Storage, key: &str) -> anyhow::Result<SourceObject> {
+    let bucket = storage.bucket();
+    let head = storage
+        .head(key)
+        .await
+        .map_err(|err| aws.storage_error(&err, &format!("reading s3://{bucket}/{key}")))?;
+    let Some(head) = head else {
+        bail!(
             "the .blend `{key}` is no longer in bucket {bucket}: upload it again with farm submit"
-        ),
-        Err(err) => return Err(aws.sdk_error(&err, &format!("reading s3://{bucket}/{key}"))),
+        );
     };
     Ok(SourceObject {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
-        etag: head.e_tag().unwrap_or_default().to_owned(),
-        version_id: head.version_id().map(str::to_owned),
+        etag: head.etag.unwrap_or_default(),
+        version_id: head.version_id,
         saved_by: None,
         scene: None,
     })

@@ -364,10 +364,7 @@ pub async fn describe_jobs<B: Scheduler>(
         } else {
             ""
         };
-        anyhow!(
-            "asking AWS Batch about the jobs: {}{hint}",
-            crate::aws::without_debug_tail(&e.to_string())
-        )
+        anyhow!("asking AWS Batch about the jobs: {e}{hint}")
     })?;
     let find = |id: &Option<String>| {
         id.as_deref()
@@ -659,6 +656,7 @@ mod tests {
             size: 10,
             etag: None,
             metadata: Default::default(),
+            version_id: None,
         }
     }
 

@@ -506,7 +506,15 @@ async fn upload_project(
                 .await
                 .map_err(failed)
         } else {
-            upload::tag_object(aws, storage, &blend.key, &options.tags).await
+            // PutObjectTagging: S3's `ObjectTagging:Put` event starts the job, as after
+            // `aws s3api put-object-tagging`.
+            storage
+                .put_tags(&blend.key, &options.tags)
+                .await
+                .map_err(|err| {
+                    let doing = format!("tagging s3://{}/{}", storage.bucket(), blend.key);
+                    aws.storage_error(&err, &doing)
+                })
         }
     }
     .await;

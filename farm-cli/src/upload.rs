@@ -11,16 +11,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use anyhow::Context;
-use aws_sdk_s3::types::{Tag, Tagging};
 use bytes::BytesMut;
 use farm_core::storage::{ObjectMeta, PutOptions, StorageError};
 use farm_core::{Storage, StreamUpload};
-use farm_io::{S3Storage, UploadTuning};
+use farm_io::UploadTuning;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::io::AsyncReadExt;
 
-use crate::aws::Aws;
 use crate::project::ProjectFile;
 
 /// HEAD requests in flight at once.
@@ -220,35 +217,5 @@ pub async fn send_file<S: Storage>(
         bar.inc(read as u64);
     }
     upload.finish().await.map_err(failed)?;
-    Ok(())
-}
-
-/// Replaces the tags of the object at `key` (PutObjectTagging: S3's `ObjectTagging:Put` event
-/// starts the job, as after `aws s3api put-object-tagging`).
-pub async fn tag_object(
-    aws: &Aws,
-    storage: &S3Storage,
-    key: &str,
-    tags: &[(String, String)],
-) -> anyhow::Result<()> {
-    let doing = format!("tagging s3://{}/{key}", storage.bucket());
-    let tag_set = tags
-        .iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| doing.clone())?;
-    let tagging = Tagging::builder()
-        .set_tag_set(Some(tag_set))
-        .build()
-        .with_context(|| doing.clone())?;
-    storage
-        .client()
-        .put_object_tagging()
-        .bucket(storage.bucket())
-        .key(key)
-        .tagging(tagging)
-        .send()
-        .await
-        .map_err(|err| aws.sdk_error(&err, &doing))?;
     Ok(())
 }

@@ -13,7 +13,6 @@ use serde::Serialize;
 
 use crate::error::TriggerError;
 use crate::event::{unquote, BlendRecord, EventKind};
-use crate::tags::TagReader;
 use farm_jobs::scene::{self, SceneRead};
 use farm_jobs::submit::{
     submit_request_with, write_rejection, SourceObject, Submission, SubmitError,
@@ -40,11 +39,10 @@ where
 }
 
 /// What the handler talks to, built once per Lambda instance.
-pub struct Deps<O, B, T> {
+pub struct Deps<O, B> {
     /// Storage for a bucket, e.g. `|bucket| S3Storage::new(client.clone(), bucket)`.
     pub buckets: O,
     pub scheduler: B,
-    pub tags: T,
     /// Most frames one request may ask for (`FARM_MAX_FRAMES`).
     pub max_frames: usize,
     /// Render tasks the farm runs at once (`FARM_MAX_VCPUS / 4`), which `chunk=auto` fills;
@@ -84,7 +82,7 @@ impl Budget {
     }
 }
 
-impl<O, B, T> std::fmt::Debug for Deps<O, B, T> {
+impl<O, B> std::fmt::Debug for Deps<O, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deps")
             .field("max_frames", &self.max_frames)
@@ -171,14 +169,13 @@ impl EventReport {
 /// Handles every record of an event, each on its own, and fails if any record hit an S3 or
 /// Batch error (so that Lambda retries the event; records already submitted are then found
 /// duplicate). Validation problems never fail it.
-pub async fn handle_event<O, B, T>(
-    deps: &Deps<O, B, T>,
+pub async fn handle_event<O, B>(
+    deps: &Deps<O, B>,
     event: S3Event,
 ) -> Result<EventReport, TriggerError>
 where
     O: Buckets,
     B: Scheduler,
-    T: TagReader,
 {
     let report = process_event(deps, &event).await;
     let errors: Vec<String> = report
@@ -204,11 +201,10 @@ where
 
 /// Handles every record of an event, each on its own, and says what became of each; never
 /// fails (see [`handle_event`] for the Lambda's view).
-pub async fn process_event<O, B, T>(deps: &Deps<O, B, T>, event: &S3Event) -> EventReport
+pub async fn process_event<O, B>(deps: &Deps<O, B>, event: &S3Event) -> EventReport
 where
     O: Buckets,
     B: Scheduler,
-    T: TagReader,
 {
     let mut report = EventReport::default();
     for record in &event.records {
@@ -247,14 +243,13 @@ where
 }
 
 /// Handles one `.blend` record: reads its tags and first bytes, then submits or rejects.
-pub async fn process_record<O, B, T>(
-    deps: &Deps<O, B, T>,
+pub async fn process_record<O, B>(
+    deps: &Deps<O, B>,
     record: &BlendRecord,
 ) -> Result<RecordOutcome, TriggerError>
 where
     O: Buckets,
     B: Scheduler,
-    T: TagReader,
 {
     let bucket = record.bucket.as_str();
     let key = record.key.as_str();
@@ -303,11 +298,7 @@ where
         }
     }
 
-    let Some(mut tags) = deps
-        .tags
-        .tags(bucket, key, record.version_id.as_deref())
-        .await?
-    else {
+    let Some(mut tags) = storage.get_tags(key, record.version_id.as_deref()).await? else {
         return Ok(gone());
     };
     // The upload is read at most once, for `frames=scene` and the dependency check, within

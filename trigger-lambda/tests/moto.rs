@@ -20,8 +20,7 @@ use trigger_lambda::{handle_event, Deps, EventReport, RecordOutcome};
 const BUCKET: &str = "farm-trigger-tests";
 const BLEND_HEADER: &[u8] = b"BLENDER-v304RENDH\x00\x00\x00 stand-in scene body";
 
-type MotoDeps =
-    Deps<Box<dyn Fn(&str) -> S3Storage + Send + Sync>, BatchScheduler, aws_sdk_s3::Client>;
+type MotoDeps = Deps<Box<dyn Fn(&str) -> S3Storage + Send + Sync>, BatchScheduler>;
 
 struct Farm {
     moto: Moto,
@@ -73,7 +72,6 @@ impl Farm {
                 },
             )
             .with_render_definitions(render),
-            tags: s3,
             max_frames: 10_000,
             task_slots: None,
             read_budget: trigger_lambda::READ_BUDGET,
