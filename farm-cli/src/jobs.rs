@@ -1,7 +1,6 @@
 //! `farm cancel` and `farm retry`: acting on a submitted job's Batch jobs.
 
 use anyhow::{anyhow, bail};
-use farm_core::blender::OutputFormat;
 use farm_core::frames::compact;
 use farm_core::manifest::{JobManifest, ManifestStatus};
 use farm_core::scheduler::{JobTargets, Scheduler};
@@ -9,12 +8,14 @@ use farm_core::series::BlenderPick;
 use farm_core::Storage;
 use farm_core::{FrameList, JobKeys, Plan, RenderRequest};
 use farm_io::S3Storage;
-use farm_jobs::{scan_frames, submit_retry, OutputVersion, ScanError, SourceObject, SubmitError};
+use farm_jobs::{scan_frames, submit_retry, OutputVersion, SourceObject, SubmitError};
 
 use crate::aws::Aws;
 use crate::cli::{CancelArgs, RetryArgs};
 use crate::shell_quote;
-use crate::status::{describe_jobs, manifest_frames, JobReport, UNKNOWN_STATE};
+use crate::status::{
+    describe_jobs, manifest_format, manifest_frames, scan_error, JobReport, UNKNOWN_STATE,
+};
 
 /// The reason recorded on jobs `farm cancel` terminates.
 pub const CANCEL_REASON: &str = "cancelled with farm cancel";
@@ -210,26 +211,6 @@ pub fn retry_targets(args: &RetryArgs, manifest: &JobManifest) -> anyhow::Result
             "--zip-job-definition",
         )?,
     })
-}
-
-/// The manifest's output format override.
-pub fn manifest_format(manifest: &JobManifest) -> anyhow::Result<Option<OutputFormat>> {
-    manifest
-        .format
-        .as_deref()
-        .map(str::parse::<OutputFormat>)
-        .transpose()
-        .map_err(|e| anyhow!("`{}/job.json` holds an unknown format: {e}", manifest.key))
-}
-
-/// A failed frame scan, with what to do.
-pub fn scan_error(aws: &Aws, err: &ScanError, keys: &JobKeys) -> anyhow::Error {
-    match err {
-        ScanError::Storage(e) => {
-            aws.storage_error(e, &format!("reading `{}`", keys.frames_prefix()))
-        }
-        other => anyhow!("{other}"),
-    }
 }
 
 fn zip_failed(zip: Option<&JobReport>) -> bool {
