@@ -125,26 +125,7 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     };
-    let chunk = manifest.chunk_size.max(1);
-    let plan = |frames: FrameList| {
-        Plan::new(frames, chunk).map_err(|e| anyhow!("cannot plan the retry: {e}"))
-    };
-    // The Blender series the job ran (on the definition `job.json` records), and what the
-    // file was saved with, so the new `job.json` keeps both and its warnings.
-    let render_request = RenderRequest {
-        plan: plan(missing.clone())?,
-        format,
-        blender: manifest.blender.map(BlenderPick::Series),
-        persistent: manifest.persistent,
-        engine: manifest.engine,
-    };
-    let whole_request = RenderRequest {
-        plan: plan(frames.clone())?,
-        format,
-        blender: manifest.blender.map(BlenderPick::Series),
-        persistent: manifest.persistent,
-        engine: manifest.engine,
-    };
+    let (render_request, whole_request) = retry_requests(&manifest, &missing, &frames, format)?;
     let source = SourceObject {
         saved_by: manifest.saved_by,
         scene: manifest.scene.clone(),
@@ -178,6 +159,29 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
     );
     println!("watch it:  farm status {k} --bucket {b}");
     Ok(())
+}
+
+/// The retry's render request (the frames not current) and the whole job's (for `job.json` and
+/// the zip job), on the Blender series the job ran, which `job.json` records with what the file
+/// was saved with, so the new `job.json` keeps both and its warnings.
+fn retry_requests(
+    manifest: &JobManifest,
+    missing: &FrameList,
+    frames: &FrameList,
+    format: Option<farm_core::blender::OutputFormat>,
+) -> anyhow::Result<(RenderRequest, RenderRequest)> {
+    let chunk = manifest.chunk_size.max(1);
+    let request = |frames: &FrameList| -> anyhow::Result<RenderRequest> {
+        Ok(RenderRequest {
+            plan: Plan::new(frames.clone(), chunk)
+                .map_err(|e| anyhow!("cannot plan the retry: {e}"))?,
+            format,
+            blender: manifest.blender.map(BlenderPick::Series),
+            persistent: manifest.persistent,
+            engine: manifest.engine,
+        })
+    };
+    Ok((request(missing)?, request(frames)?))
 }
 
 /// The queue and job definitions of a retry: the command line's, else those `job.json` records,

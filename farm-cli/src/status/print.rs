@@ -50,6 +50,17 @@ pub fn render_text(report: &StatusReport) -> String {
         );
         return out;
     }
+    write_request(&mut out, report);
+    write_jobs(&mut out, report);
+    write_progress(&mut out, report, &k, &b);
+    write_dependencies(&mut out, report);
+    write_failed(&mut out, report);
+    write_archive(&mut out, report, &k, &b);
+    out
+}
+
+/// What the job renders: its frames, Blender, engine, warnings and the reader's scene facts.
+fn write_request(out: &mut String, report: &StatusReport) {
     if let Some(frames) = &report.frames {
         let chunks = frames.total.div_ceil(frames.chunk_size.max(1) as usize);
         let _ = writeln!(
@@ -73,8 +84,12 @@ pub fn render_text(report: &StatusReport) -> String {
         let _ = writeln!(out, "warning   {}", printable(warning));
     }
     if let Some(scene) = &report.scene {
-        write_scene(&mut out, scene);
+        write_scene(out, scene);
     }
+}
+
+/// One line per Batch job: its state, its tasks, and why a zip job waits.
+fn write_jobs(out: &mut String, report: &StatusReport) {
     for (label, job) in [("render", &report.render_job), ("zip", &report.zip_job)] {
         let Some(job) = job else { continue };
         let mut line = format!("{label:<9} {:<10} job {}", job.state, job.id);
@@ -102,6 +117,10 @@ pub fn render_text(report: &StatusReport) -> String {
         }
         let _ = writeln!(out, "{line}");
     }
+}
+
+/// The frames done, failed and pending, the stale ones, and a later request's rejection.
+fn write_progress(out: &mut String, report: &StatusReport, k: &str, b: &str) {
     if let Some(frames) = &report.frames {
         let _ = writeln!(
             out,
@@ -127,7 +146,10 @@ pub fn render_text(report: &StatusReport) -> String {
             printable(message)
         );
     }
-    write_dependencies(&mut out, report);
+}
+
+/// The failed frames, the first ones with their reason.
+fn write_failed(out: &mut String, report: &StatusReport) {
     for failed in report.failed_frames.iter().take(MAX_FAILED_SHOWN) {
         let _ = writeln!(
             out,
@@ -151,6 +173,10 @@ pub fn render_text(report: &StatusReport) -> String {
             report.key
         );
     }
+}
+
+/// Where the archive is, and what to do after a failed job.
+fn write_archive(out: &mut String, report: &StatusReport, k: &str, b: &str) {
     match &report.archive {
         Some(archive) => {
             let _ = writeln!(
@@ -175,7 +201,6 @@ pub fn render_text(report: &StatusReport) -> String {
             "next      render the missing frames again: farm retry {k} --bucket {b}"
         );
     }
-    out
 }
 
 /// `[=====xx        ]`: done frames as `=`, failed as `x`.
