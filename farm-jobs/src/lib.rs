@@ -15,6 +15,8 @@
 //!   `farm-blend` (the trigger and `farm submit --frames scene`).
 //! - [`deps`]: the pre-flight check of a project's dependencies (textures, libraries and
 //!   their own files...) in the bucket before any job, and the list the renderer downloads.
+//! - [`lookup`]: the one object lookup, which of many keys the store holds (listing a folder
+//!   when several of its keys are wanted), for the dependency check and `farm submit`.
 //! - [`frames`]: frame lists too long for a job's environment go by reference
 //!   ([`pass_long_frames`], [`resolve_frames`]).
 //!
@@ -24,6 +26,7 @@
 pub mod blend;
 pub mod deps;
 pub mod frames;
+pub mod lookup;
 pub mod scan;
 pub mod scene;
 pub mod submit;
