@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use aws_lambda_events::event::s3::S3Event;
+use farm_blend::{sniff, SNIFF_LEN};
 use farm_blend::{BlendError, BlendInfo};
-use farm_core::blend::{sniff, SNIFF_LEN};
 use farm_core::request::{TAG_FRAME, TAG_FRAMES};
 use farm_core::scheduler::Scheduler;
 use farm_core::storage::StorageError;
