@@ -19,7 +19,7 @@ use bytes::Bytes;
 use farm_blend::{BlendInfo, ExternalFile, FileKind};
 use farm_core::deps::{
     resolve, sequence_keys, tile_keys, Dependency, DependencyList, DependencyRecord, ImageUser,
-    MissingDependency, SequencePattern,
+    MissingDependency, MissingReason, SequencePattern,
 };
 use farm_core::storage::{ObjectMeta, PutOptions, StorageError};
 use farm_core::{JobKeys, Storage};
@@ -71,6 +71,7 @@ pub async fn check<S: Storage>(
                         kind,
                         path: file.path.clone(),
                         from: from.clone(),
+                        reason: MissingReason::Path,
                         message: err.to_string(),
                     };
                     if err.is_refused() {
@@ -136,10 +137,15 @@ pub async fn check<S: Storage>(
                     .collect(),
             };
             if hits.is_empty() {
-                let (key, message) = match &want.lookup {
-                    Lookup::Key(key) => (key.clone(), format!("not found at `{key}`")),
+                let (key, reason, message) = match &want.lookup {
+                    Lookup::Key(key) => (
+                        key.clone(),
+                        MissingReason::NotFound,
+                        format!("not found at `{key}`"),
+                    ),
                     Lookup::Sequence(p) => (
                         p.key(p.number),
+                        MissingReason::NoSequenceFile,
                         format!(
                             "no file of the sequence `{}{}{}` found (looked for `{}`)",
                             p.head,
@@ -154,6 +160,7 @@ pub async fn check<S: Storage>(
                     kind: want.kind.as_str().to_owned(),
                     path: want.path.clone(),
                     from: want.from.clone(),
+                    reason,
                     message,
                 };
                 record.add_missing(missing);
@@ -170,6 +177,7 @@ pub async fn check<S: Storage>(
                             kind: want.kind.as_str().to_owned(),
                             path: want.path.clone(),
                             from: want.from.clone(),
+                            reason: MissingReason::TooManyLibraries,
                             message: format!("more than {MAX_LIBRARIES} linked libraries: the farm does not follow more"),
                         });
                         continue;
@@ -182,6 +190,7 @@ pub async fn check<S: Storage>(
                             kind: want.kind.as_str().to_owned(),
                             path: want.path.clone(),
                             from: want.from.clone(),
+                            reason: MissingReason::UnreadableLibrary,
                             message: format!("the library cannot be read, so its own files cannot be checked: {reason}"),
                         }),
                     }
