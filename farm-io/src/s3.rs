@@ -70,11 +70,6 @@ impl S3Storage {
         &self.bucket
     }
 
-    /// The S3 client, for what the port does not cover.
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
     async fn get_object(
         &self,
         operation: &'static str,

@@ -58,8 +58,7 @@ impl Farm {
             definitions.insert(*series, arn);
         }
         let render = RenderDefinitions::new(default, definitions.clone()).unwrap();
-        let s3 = moto.s3();
-        let for_buckets = s3.clone();
+        let for_buckets = moto.s3();
         let deps = Deps {
             buckets: Box::new(move |bucket: &str| S3Storage::new(for_buckets.clone(), bucket))
                 as Box<dyn Fn(&str) -> S3Storage + Send + Sync>,

@@ -169,20 +169,7 @@ pub async fn prepare(args: &SubmitArgs) -> anyhow::Result<Prepared> {
         &cwd,
         &args.include_hidden,
     )?;
-    let key = match &args.key {
-        Some(key) => key.trim_start_matches('/').to_owned(),
-        None => args
-            .scene
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| anyhow!("{} has no file name", args.scene.display()))?,
-    };
-    if !is_blend_key(&key) {
-        bail!("key `{key}` does not end in `.blend` (lowercase: the bucket's event filter is case-sensitive): the trigger only starts jobs for such keys; pass --key NAME.blend");
-    }
-    if args.bucket.trim().is_empty() {
-        bail!("--bucket is empty: give the farm's bucket name");
-    }
+    let key = upload_key(args)?;
     let format = args
         .format
         .as_deref()
@@ -202,19 +189,7 @@ pub async fn prepare(args: &SubmitArgs) -> anyhow::Result<Prepared> {
     let notes = read.as_ref().map(crate::inspect::notes).unwrap_or_default();
     // `--frames scene`: the active scene's own range and step, read here to check and show
     // it; the object is tagged `frames=scene` so the trigger reads and records it too.
-    let scene_frames = match args.frames.as_deref().map(str::trim) {
-        Some(f) if f.eq_ignore_ascii_case(farm_jobs::scene::SCENE_FRAMES) => {
-            let info = match &read {
-                Ok(info) => info,
-                Err(err) => bail!("{err}"),
-            };
-            match farm_jobs::scene::from_info(info, DEFAULT_MAX_FRAMES) {
-                farm_jobs::scene::SceneRead::Frames(record) => Some(record.frames),
-                farm_jobs::scene::SceneRead::Invalid(message) => bail!("{message}"),
-            }
-        }
-        _ => None,
-    };
+    let scene_frames = scene_frames(args, &read)?;
     let (mut tags, request) = request_tags(Asked {
         frames: scene_frames.as_deref().or(args.frames.as_deref()),
         frame: args.frame.as_deref(),
@@ -272,6 +247,45 @@ pub async fn prepare(args: &SubmitArgs) -> anyhow::Result<Prepared> {
         notes,
         warnings,
         unchecked,
+    })
+}
+
+/// The key the .blend goes to (`--key`, else its file name), and the bucket checked non-empty.
+fn upload_key(args: &SubmitArgs) -> anyhow::Result<String> {
+    let key = match &args.key {
+        Some(key) => key.trim_start_matches('/').to_owned(),
+        None => args
+            .scene
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| anyhow!("{} has no file name", args.scene.display()))?,
+    };
+    if !is_blend_key(&key) {
+        bail!("key `{key}` does not end in `.blend` (lowercase: the bucket's event filter is case-sensitive): the trigger only starts jobs for such keys; pass --key NAME.blend");
+    }
+    if args.bucket.trim().is_empty() {
+        bail!("--bucket is empty: give the farm's bucket name");
+    }
+    Ok(key)
+}
+
+/// `--frames scene`'s frames: the active scene's own range and step, as the trigger reads them.
+fn scene_frames(
+    args: &SubmitArgs,
+    read: &anyhow::Result<farm_blend::BlendInfo>,
+) -> anyhow::Result<Option<String>> {
+    Ok(match args.frames.as_deref().map(str::trim) {
+        Some(f) if f.eq_ignore_ascii_case(farm_jobs::scene::SCENE_FRAMES) => {
+            let info = match read {
+                Ok(info) => info,
+                Err(err) => bail!("{err}"),
+            };
+            match farm_jobs::scene::from_info(info, DEFAULT_MAX_FRAMES) {
+                farm_jobs::scene::SceneRead::Frames(record) => Some(record.frames),
+                farm_jobs::scene::SceneRead::Invalid(message) => bail!("{message}"),
+            }
+        }
+        _ => None,
     })
 }
 
