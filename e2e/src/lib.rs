@@ -384,7 +384,7 @@ impl Buckets for S3Buckets {
 }
 
 /// The trigger's dependencies as its binary builds them, on moto.
-pub type TriggerDeps = Deps<S3Buckets, BatchScheduler, aws_sdk_s3::Client>;
+pub type TriggerDeps = Deps<S3Buckets, BatchScheduler>;
 
 /// A job as AWS Batch holds it, read back from moto.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -473,7 +473,6 @@ impl Farm {
                     zip_definition: batch_env.zip_definition.clone(),
                 },
             ),
-            tags: s3.clone(),
             max_frames: trigger_lambda::handler::DEFAULT_MAX_FRAMES,
             task_slots: None,
             read_budget: trigger_lambda::READ_BUDGET,

@@ -96,13 +96,13 @@ fn read_header(src: &mut impl Source) -> Result<Header, BlendError> {
     if !head.starts_with(b"BLENDER") {
         return Err(BlendError::NotBlend(format!(
             "it starts with {}, not `BLENDER`",
-            crate::describe(&head)
+            crate::sniff::describe(&head)
         )));
     }
     let bad = || {
         BlendError::NotBlend(format!(
             "its header {} is not one Blender writes",
-            crate::describe(&head)
+            crate::sniff::describe(&head)
         ))
     };
     let digits = |b: &[u8]| -> Option<u16> {

@@ -16,6 +16,9 @@
 //! the file is plain ([`read_seekable`]) or by decoding past it when compressed. Memory grows
 //! with the number of those IDs, never with the size of the file.
 //!
+//! [`sniff`] tells from a file's first bytes whether it is a .blend at all, before anything pays
+//! for a render (the trigger, the renderer); the readers decide by the same magic numbers.
+//!
 //! The input is untrusted: every length is checked against what the data really holds, every
 //! buffer grows only with bytes that arrived, and nothing panics on a truncated or corrupt file.
 
@@ -23,6 +26,7 @@ mod bound;
 mod facts;
 mod movie;
 mod sdna;
+mod sniff;
 mod source;
 
 use std::io::{self, BufRead, BufReader, Read, Seek};
@@ -32,6 +36,7 @@ use serde::Serialize;
 pub use bound::{MAX_DECOMPRESSED, MAX_RATIO};
 pub use facts::{image_source_name, output_format_name};
 pub use movie::Movie;
+pub use sniff::{sniff, NotABlend, SNIFF_LEN};
 
 use bound::{Bounded, Compressed, Counting};
 
@@ -229,8 +234,8 @@ pub fn read(reader: impl Read) -> Result<BlendInfo, BlendError> {
     let mut reader = BufReader::with_capacity(128 * 1024, reader);
     let magic = peek_magic(&mut reader)?;
     match magic {
-        Magic::Plain => facts::walk(&mut source::Stream(reader), Compression::None),
-        Magic::Gzip => {
+        Compression::None => facts::walk(&mut source::Stream(reader), Compression::None),
+        Compression::Gzip => {
             let (reader, compressed) = Counting::new(reader);
             let decoder = BufReader::with_capacity(
                 128 * 1024,
@@ -239,7 +244,7 @@ pub fn read(reader: impl Read) -> Result<BlendInfo, BlendError> {
             let mut source = Bounded::new(source::Stream(decoder), compressed);
             facts::walk(&mut source, Compression::Gzip)
         }
-        Magic::Zstd => {
+        Compression::Zstd => {
             let (reader, compressed) = Counting::new(reader);
             let decoder = BufReader::with_capacity(
                 128 * 1024,
@@ -256,12 +261,12 @@ pub fn read(reader: impl Read) -> Result<BlendInfo, BlendError> {
 pub fn read_version(reader: impl Read) -> Result<BlenderVersion, BlendError> {
     let mut reader = BufReader::with_capacity(8 * 1024, reader);
     match peek_magic(&mut reader)? {
-        Magic::Plain => facts::version(&mut source::Stream(reader)),
-        Magic::Gzip => {
+        Compression::None => facts::version(&mut source::Stream(reader)),
+        Compression::Gzip => {
             let decoder = BufReader::new(flate2::bufread::MultiGzDecoder::new(reader));
             facts::version(&mut source::Stream(decoder))
         }
-        Magic::Zstd => {
+        Compression::Zstd => {
             let decoder = BufReader::new(source::MultiZstd::new(reader));
             facts::version(&mut source::Stream(decoder))
         }
@@ -277,11 +282,11 @@ pub fn read_seekable<R: Read + Seek>(mut reader: R) -> Result<BlendInfo, BlendEr
     reader
         .seek(io::SeekFrom::Start(start))
         .map_err(BlendError::Io)?;
-    if got == 4 && magic == *b"BLEN" {
+    if got == 4 && sniff::storage_of(&magic) == Some(Compression::None) {
         let mut source = source::Seeking::new(reader).map_err(BlendError::Io)?;
         return facts::walk(&mut source, Compression::None);
     }
-    if got == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
+    if got == 4 && sniff::storage_of(&magic) == Some(Compression::Zstd) {
         // Blender's zstd files carry a seek table: frames wholly inside a block that is not
         // needed are never decoded. Without a usable table, decode the stream.
         let len = reader
@@ -306,12 +311,6 @@ pub fn read_seekable<R: Read + Seek>(mut reader: R) -> Result<BlendInfo, BlendEr
     read(reader)
 }
 
-enum Magic {
-    Plain,
-    Gzip,
-    Zstd,
-}
-
 fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
@@ -325,33 +324,17 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-fn peek_magic(reader: &mut impl BufRead) -> Result<Magic, BlendError> {
+fn peek_magic(reader: &mut impl BufRead) -> Result<Compression, BlendError> {
     // `fill_buf` may return fewer bytes than are coming; four are enough to decide and any
     // buffered reader of 128 KiB holds them unless the file is shorter.
     let head = reader.fill_buf().map_err(BlendError::Io)?;
     if head.is_empty() {
         return Err(BlendError::NotBlend("the file is empty".into()));
     }
-    if head.starts_with(b"BLEN") {
-        Ok(Magic::Plain)
-    } else if head.starts_with(&[0x1f, 0x8b]) {
-        Ok(Magic::Gzip)
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Ok(Magic::Zstd)
-    } else {
-        Err(BlendError::NotBlend(format!(
+    sniff::storage_of(head).ok_or_else(|| {
+        BlendError::NotBlend(format!(
             "it starts with {}, not `BLENDER` (nor a gzip or zstd stream of one)",
-            describe(head)
-        )))
-    }
-}
-
-pub(crate) fn describe(prefix: &[u8]) -> String {
-    let head = &prefix[..prefix.len().min(8)];
-    if head.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
-        format!("`{}`", String::from_utf8_lossy(head))
-    } else {
-        let hex: Vec<String> = head.iter().map(|b| format!("{b:02x}")).collect();
-        format!("bytes {}", hex.join(" "))
-    }
+            sniff::describe(head)
+        ))
+    })
 }

@@ -2,9 +2,6 @@
 //! `~/.aws/config` and the rest of the SDK's chain, so the same commands work against AWS and
 //! against moto or MinIO.
 
-use std::error::Error as _;
-
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use farm_core::manifest::JobManifest;
 use farm_core::storage::{get_json, StorageError};
 use farm_core::JobKeys;
@@ -50,14 +47,10 @@ impl Aws {
             .map_or_else(String::new, |r| r.as_ref().to_owned())
     }
 
-    /// An S3 client; path-style addressing when a custom endpoint is configured (moto, MinIO).
-    pub fn s3(&self) -> aws_sdk_s3::Client {
-        self.clients.s3()
-    }
-
-    /// The farm's storage port on `bucket`.
+    /// The farm's storage port on `bucket` (path-style addressing when a custom endpoint is
+    /// configured: moto, MinIO).
     pub fn storage(&self, bucket: &str) -> S3Storage {
-        S3Storage::new(self.s3(), bucket)
+        S3Storage::new(self.clients.s3(), bucket)
     }
 
     /// A Batch scheduler. `targets` matter only for submitting; describing and terminating jobs
@@ -85,79 +78,15 @@ impl Aws {
     }
 
     /// Wraps a storage failure with what was being done and, for a network failure, where to
-    /// look.
+    /// look. (The farm's errors come classified from `farm-io`, which reads the SDK's.)
     pub fn storage_error(&self, err: &StorageError, doing: &str) -> anyhow::Error {
         if err.is_transient() {
             anyhow::anyhow!(
-                "{doing}: {}; check the endpoint ({}), the network and your AWS configuration, then retry",
-                without_debug_tail(&err.to_string()),
+                "{doing}: {err}; check the endpoint ({}), the network and your AWS configuration, then retry",
                 self.endpoint()
             )
         } else {
             anyhow::anyhow!("{doing}: {err}")
         }
-    }
-
-    /// Says what a failed SDK call means, briefly, with a hint for network failures.
-    pub fn sdk_error<E>(
-        &self,
-        err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-        doing: &str,
-    ) -> anyhow::Error
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-    {
-        match err {
-            SdkError::ServiceError(service) => {
-                let inner = service.err();
-                let code = inner.code().unwrap_or("error");
-                let message = inner.message().unwrap_or("no message");
-                anyhow::anyhow!("{doing}: {code}: {message}")
-            }
-            SdkError::DispatchFailure(_)
-            | SdkError::TimeoutError(_)
-            | SdkError::ResponseError(_) => {
-                let mut cause = String::new();
-                let mut source = err.source();
-                while let Some(s) = source {
-                    cause = s.to_string();
-                    source = s.source();
-                }
-                anyhow::anyhow!(
-                    "{doing}: cannot reach {} ({cause}); check AWS_ENDPOINT_URL / AWS_REGION and the network",
-                    self.endpoint()
-                )
-            }
-            other => anyhow::anyhow!("{doing}: {}", aws_sdk_s3::error::DisplayErrorContext(other)),
-        }
-    }
-}
-
-/// An SDK error's text without the debug dump the SDK appends (` (DispatchFailure(...))`).
-pub(crate) fn without_debug_tail(message: &str) -> &str {
-    [
-        "DispatchFailure(",
-        "TimeoutError(",
-        "ResponseError(",
-        "ServiceError(",
-    ]
-    .iter()
-    .filter_map(|marker| message.find(&format!(" ({marker}")))
-    .min()
-    .map_or(message, |cut| &message[..cut])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sdk_debug_dumps_are_cut() {
-        let message = "dispatch failure: io error: Connection refused (os error 111) (DispatchFailure(DispatchFailure { source: x }))";
-        assert_eq!(
-            without_debug_tail(message),
-            "dispatch failure: io error: Connection refused (os error 111)"
-        );
-        assert_eq!(without_debug_tail("plain"), "plain");
     }
 }

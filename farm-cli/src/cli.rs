@@ -8,7 +8,7 @@ use farm_core::estimate::DEFAULT_SAMPLES;
 use farm_core::plan::Chunking;
 use farm_core::series::BlenderPick;
 
-use crate::render::default_workers;
+use crate::machine::default_workers;
 
 /// Render Blender scenes: on this machine, or on the AWS Batch render farm.
 ///

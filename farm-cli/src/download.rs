@@ -15,25 +15,15 @@ use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 use crate::aws::Aws;
 use crate::cli::DownloadArgs;
-use crate::out::{prepare_out, OUT_SUFFIX};
+use crate::out::{download_out, prepare_out};
 use crate::progress::human_bytes;
 use crate::shutdown::Shutdown;
 use crate::{progress, shell_quote, Interrupted};
 
-/// The default download folder: `<stem of the key's file name>.farm/` in the current folder,
-/// the folder `farm render` would use.
-pub fn default_out(key: &str) -> PathBuf {
-    let name = key.rsplit('/').next().unwrap_or(key);
-    let stem = Path::new(name)
-        .file_stem()
-        .map_or_else(|| "scene".into(), |s| s.to_string_lossy());
-    PathBuf::from(format!("{stem}.{OUT_SUFFIX}"))
-}
-
 /// Runs `farm download`.
 pub async fn run(args: &DownloadArgs) -> anyhow::Result<()> {
     let shutdown = Shutdown::listen();
-    let out = args.out.clone().unwrap_or_else(|| default_out(&args.key));
+    let out = args.out.clone().unwrap_or_else(|| download_out(&args.key));
     prepare_out(&out).await?;
     let aws = Aws::load().await;
     let archive = out.join("frames.zip");
@@ -209,12 +199,6 @@ pub async fn unpack(archive: &Path, dir: &Path) -> anyhow::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn downloads_land_where_render_would_put_them() {
-        assert_eq!(default_out("shots/s01.blend"), PathBuf::from("s01.farm"));
-        assert_eq!(default_out("a b.blend"), PathBuf::from("a b.farm"));
-    }
 
     #[test]
     fn entries_stay_inside_the_folder() {

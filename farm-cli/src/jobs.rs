@@ -5,13 +5,15 @@ use farm_core::frames::compact;
 use farm_core::manifest::{JobManifest, ManifestStatus};
 use farm_core::scheduler::{JobState, JobTargets, Scheduler};
 use farm_core::series::BlenderPick;
+use farm_core::Storage;
 use farm_core::{FrameList, JobKeys, Plan, RenderRequest};
-use farm_jobs::{scan_frames, submit_retry, JobTicket, ScanError, SourceObject, SubmitError};
+use farm_io::S3Storage;
+use farm_jobs::{scan_frames, submit_retry, JobTicket, SourceObject, SubmitError};
 
 use crate::aws::Aws;
 use crate::cli::{CancelArgs, RetryArgs};
 use crate::shell_quote;
-use crate::status::{describe_jobs, JobReport};
+use crate::status::{describe_jobs, scan_error, JobReport};
 
 /// The reason recorded on jobs `farm cancel` terminates.
 pub const CANCEL_REASON: &str = "cancelled with farm cancel";
@@ -22,10 +24,7 @@ fn scheduler_error(err: &farm_core::scheduler::SchedulerError, doing: &str) -> a
     } else {
         ""
     };
-    anyhow!(
-        "{doing}: {}{hint}",
-        crate::aws::without_debug_tail(&err.to_string())
-    )
+    anyhow!("{doing}: {err}{hint}")
 }
 
 fn submitted(manifest: &JobManifest, what: &str) -> anyhow::Result<()> {
@@ -89,7 +88,7 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
     let mut ticket = JobTicket::from_manifest(&manifest)?;
     let frames = ticket.plan.frames().clone();
     let format = ticket.format;
-    let source = source_object(&aws, &args.bucket, &args.key).await?;
+    let source = source_object(&aws, &storage, &args.key).await?;
     if manifest
         .etag
         .as_deref()
@@ -119,26 +118,7 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     };
-    let chunk = manifest.chunk_size.max(1);
-    let plan = |frames: FrameList| {
-        Plan::new(frames, chunk).map_err(|e| anyhow!("cannot plan the retry: {e}"))
-    };
-    // The Blender series the job ran (on the definition `job.json` records), and what the
-    // file was saved with, so the new `job.json` keeps both and its warnings.
-    let render_request = RenderRequest {
-        plan: plan(missing.clone())?,
-        format,
-        blender: manifest.blender.map(BlenderPick::Series),
-        persistent: manifest.persistent,
-        engine: manifest.engine,
-    };
-    let whole_request = RenderRequest {
-        plan: plan(frames.clone())?,
-        format,
-        blender: manifest.blender.map(BlenderPick::Series),
-        persistent: manifest.persistent,
-        engine: manifest.engine,
-    };
+    let (render_request, whole_request) = retry_requests(&manifest, &missing, &frames, format)?;
     let source = SourceObject {
         saved_by: manifest.saved_by,
         scene: manifest.scene.clone(),
@@ -174,6 +154,29 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The retry's render request (the frames not current) and the whole job's (for `job.json` and
+/// the zip job), on the Blender series the job ran, which `job.json` records with what the file
+/// was saved with, so the new `job.json` keeps both and its warnings.
+fn retry_requests(
+    manifest: &JobManifest,
+    missing: &FrameList,
+    frames: &FrameList,
+    format: Option<farm_core::blender::OutputFormat>,
+) -> anyhow::Result<(RenderRequest, RenderRequest)> {
+    let chunk = manifest.chunk_size.max(1);
+    let request = |frames: &FrameList| -> anyhow::Result<RenderRequest> {
+        Ok(RenderRequest {
+            plan: Plan::new(frames.clone(), chunk)
+                .map_err(|e| anyhow!("cannot plan the retry: {e}"))?,
+            format,
+            blender: manifest.blender.map(BlenderPick::Series),
+            persistent: manifest.persistent,
+            engine: manifest.engine,
+        })
+    };
+    Ok((request(missing)?, request(frames)?))
+}
+
 /// The queue and job definitions of a retry: the command line's, else those `job.json` records,
 /// by name: a redeploy since the job registered new revisions and deregistered the recorded
 /// ones, and the retry runs on the revisions the stack deploys now.
@@ -207,35 +210,27 @@ pub fn retry_targets(args: &RetryArgs, manifest: &JobManifest) -> anyhow::Result
     })
 }
 
-/// A failed frame scan, with what to do.
-pub fn scan_error(aws: &Aws, err: &ScanError, keys: &JobKeys) -> anyhow::Error {
-    match err {
-        ScanError::Storage(e) => {
-            aws.storage_error(e, &format!("reading `{}`", keys.frames_prefix()))
-        }
-        other => anyhow!("{other}"),
-    }
-}
-
 fn zip_failed(zip: Option<&JobReport>) -> bool {
     zip.is_some_and(|j| j.state == JobState::Failed)
 }
 
 /// The .blend as it is now: its ETag and version.
-async fn source_object(aws: &Aws, bucket: &str, key: &str) -> anyhow::Result<SourceObject> {
-    let head = aws.s3().head_object().bucket(bucket).key(key).send().await;
-    let head = match head {
-        Ok(head) => head,
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => bail!(
+async fn source_object(aws: &Aws, storage: &S3Storage, key: &str) -> anyhow::Result<SourceObject> {
+    let bucket = storage.bucket();
+    let head = storage
+        .head(key)
+        .await
+        .map_err(|err| aws.storage_error(&err, &format!("reading s3://{bucket}/{key}")))?;
+    let Some(head) = head else {
+        bail!(
             "the .blend `{key}` is no longer in bucket {bucket}: upload it again with farm submit"
-        ),
-        Err(err) => return Err(aws.sdk_error(&err, &format!("reading s3://{bucket}/{key}"))),
+        );
     };
     Ok(SourceObject {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
-        etag: head.e_tag().unwrap_or_default().to_owned(),
-        version_id: head.version_id().map(str::to_owned),
+        etag: head.etag.unwrap_or_default(),
+        version_id: head.version_id,
         saved_by: None,
         scene: None,
     })

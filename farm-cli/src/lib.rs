@@ -8,13 +8,17 @@
 //! - [`inspect`]: `farm inspect`, what a .blend asks for, read without Blender.
 //! - [`submit`]: `farm submit`, a tagged upload that starts the AWS job, with the project's
 //!   files ([`project`] finds them by the trigger's rules, [`confine`] keeps them inside the
-//!   project folder, [`upload`] sends what is missing); [`dry_run`] prints its plan instead
+//!   project folder, [`upload`] sends what is missing); [`submit::dry_run`] prints its plan
+//!   instead
 //!   (`--dry-run`).
-//! - [`status`]: `farm status`, the job's Batch jobs and frame counts.
+//! - [`status`]: `farm status`, the job's Batch jobs and frame counts, by concern (fetch,
+//!   judge, print), and the cost so far.
 //! - [`download`]: `farm download`, fetching (and unpacking) `frames.zip`.
 //! - [`jobs`]: `farm cancel` and `farm retry`.
 //! - [`aws`]: AWS clients from the standard configuration.
 //! - [`progress`]: progress bars, hidden when stderr is not a terminal.
+//! - [`out`]: the output folders `farm render` and `farm download` write into; [`machine`]: the
+//!   local farm's default worker count.
 //!
 //! Every command returns an [`anyhow::Error`] with context on failure; [`report_error`] prints
 //! it as one line and picks the exit code (130 after Ctrl-C, 1 otherwise).
@@ -25,20 +29,17 @@ pub mod cli;
 pub mod confine;
 #[cfg(feature = "aws")]
 pub mod download;
-#[cfg(feature = "aws")]
-pub mod dry_run;
 pub mod estimate;
 pub mod inspect;
 #[cfg(feature = "aws")]
 pub mod jobs;
+pub mod machine;
 pub mod out;
 pub mod progress;
 pub mod project;
 pub mod render;
 pub mod report;
 pub mod shutdown;
-#[cfg(feature = "aws")]
-pub mod spend;
 #[cfg(feature = "aws")]
 pub mod status;
 #[cfg(feature = "aws")]

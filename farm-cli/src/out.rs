@@ -18,6 +18,16 @@ pub fn default_out(scene: &Path) -> PathBuf {
         .join(format!("{stem}.{OUT_SUFFIX}"))
 }
 
+/// The default download folder: `<stem of the key's file name>.farm/` in the current folder,
+/// the folder `farm render` would use.
+pub fn download_out(key: &str) -> PathBuf {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let stem = Path::new(name)
+        .file_stem()
+        .map_or_else(|| "scene".into(), |s| s.to_string_lossy());
+    PathBuf::from(format!("{stem}.{OUT_SUFFIX}"))
+}
+
 /// Creates the output folder and checks a file can be written in it. A folder that is a
 /// symbolic link, or holds one (its `frames/`, say), is refused naming the link: a project
 /// shipping `shot.farm -> elsewhere` would otherwise get the frames, the archive and the records
@@ -78,6 +88,12 @@ mod tests {
             PathBuf::from("examples/bounce.farm")
         );
         assert_eq!(default_out(Path::new("a.blend")), PathBuf::from("a.farm"));
+    }
+
+    #[test]
+    fn downloads_land_where_render_would_put_them() {
+        assert_eq!(download_out("shots/s01.blend"), PathBuf::from("s01.farm"));
+        assert_eq!(download_out("a b.blend"), PathBuf::from("a b.farm"));
     }
 
     #[tokio::test]

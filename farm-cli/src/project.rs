@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
 use farm_blend::BlendInfo;
-use farm_core::deps::{resolve, DependencyList, DependencyRecord, PathError, ABSOLUTE_HINT};
+use farm_core::deps::{
+    resolve, DependencyList, DependencyRecord, MissingReason, PathError, ABSOLUTE_HINT,
+};
 use farm_io::LocalStorage;
 use farm_jobs::deps::{check, Preflight};
 
@@ -48,7 +50,8 @@ pub async fn check_local(scene: &Path, info: &BlendInfo) -> anyhow::Result<Local
         .map(|k| k.replace('\\', "/"))
         .ok_or_else(|| anyhow!("{} is not a path the farm can read", scene.display()))?;
     let storage = LocalStorage::new(&root);
-    let record = match check(&storage, &key, info, None, true).await {
+    // Missing files stay missing (not `missing=ok`'s warnings): this check lists them itself.
+    let record = match check(&storage, &key, info, None, false).await {
         Ok(Preflight::Ready(record) | Preflight::Missing(record)) => record,
         Err(err) => return Err(anyhow!("checking the scene's files: {err}")),
     };
@@ -63,12 +66,7 @@ fn filesystem_root(path: &Path) -> PathBuf {
 
 fn summarise(record: &DependencyRecord) -> LocalDependencies {
     let mut missing = Vec::new();
-    let mut warnings: Vec<String> = record
-        .warnings
-        .iter()
-        .filter(|w| !w.ends_with("(rendered without it: missing=ok)"))
-        .cloned()
-        .collect();
+    let mut warnings = record.warnings.clone();
     for file in &record.missing {
         // Here an absolute path may well exist; only the cloud cannot find it.
         if file.key.is_none() && Path::new(&file.path).is_absolute() {
@@ -149,19 +147,15 @@ pub async fn plan_upload(
         .with_context(|| format!("cannot resolve the path {}", scene.display()))?;
     let mirror = Mirror::new(&absolute, key)?;
     let storage = LocalStorage::new(&mirror.root);
-    let record = match check(&storage, &mirror.local_key, info, Some(frames), true).await {
+    // Missing files stay missing (not `missing=ok`'s warnings): the plan lists them itself.
+    let record = match check(&storage, &mirror.local_key, info, Some(frames), false).await {
         Ok(Preflight::Ready(record) | Preflight::Missing(record)) => record,
         Err(err) => return Err(anyhow!("checking the scene's files: {err}")),
     };
     let mut plan = ProjectUpload {
         refused: record.refused.iter().map(|r| r.describe()).collect(),
         packed: record.packed,
-        warnings: record
-            .warnings
-            .iter()
-            .filter(|w| !w.ends_with("(rendered without it: missing=ok)"))
-            .cloned()
-            .collect(),
+        warnings: record.warnings.clone(),
         ..ProjectUpload::default()
     };
     for file in &record.files {
@@ -181,7 +175,7 @@ pub async fn plan_upload(
                 "{what}: climbs above the key `{key}`'s top folder; give --key the project's folders (e.g. --key {}) so every file lands under it",
                 mirror.suggested_key(&file.from, &file.path)
             )),
-            (Some(local), Ok(_)) if file.message.starts_with("not found at") => plan
+            (Some(local), Ok(_)) if file.reason == MissingReason::NotFound => plan
                 .missing
                 .push(format!("{what}: {} does not exist", mirror.local_path(local)?.display())),
             (_, _) => plan.missing.push(format!("{what}: {}", file.message)),

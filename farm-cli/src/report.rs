@@ -140,7 +140,7 @@ pub async fn run(args: &crate::cli::ReportArgs) -> anyhow::Result<()> {
 #[cfg(feature = "aws")]
 pub fn preview_path(key: &str, path: Option<&std::path::Path>) -> std::path::PathBuf {
     match path {
-        None => crate::download::default_out(key).join("preview.jpg"),
+        None => crate::out::download_out(key).join("preview.jpg"),
         Some(path) if path.is_dir() => path.join("preview.jpg"),
         Some(path) => path.to_owned(),
     }

@@ -6,27 +6,19 @@
 //! farm or the AWS CLI splits them). So a project synced with `aws s3 sync` is not sent again,
 //! and an object the check cannot vouch for (SSE-KMS, another tool's part size) is sent again
 //! rather than wrongly kept. Objects are looked up by listing a folder when several files are
-//! wanted from it and by HEAD otherwise, as the trigger's check does.
+//! wanted from it and by HEAD otherwise: the trigger's own lookup, `farm_jobs::lookup`.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use anyhow::Context;
-use aws_sdk_s3::types::{Tag, Tagging};
 use bytes::BytesMut;
 use farm_core::storage::{ObjectMeta, PutOptions, StorageError};
 use farm_core::{Storage, StreamUpload};
-use farm_io::{S3Storage, UploadTuning};
+use farm_io::UploadTuning;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::io::AsyncReadExt;
 
-use crate::aws::Aws;
 use crate::project::ProjectFile;
 
-/// HEAD requests in flight at once.
-const HEADS_AT_ONCE: usize = 16;
-/// A folder from which more files than this are wanted is listed instead of HEAD-ed per file.
-const LIST_ABOVE: usize = 4;
 /// Files hashed at once (each reads its file once).
 const HASHES_AT_ONCE: usize = 2;
 /// Files uploading at once; each sends its parts `UploadTuning::parts_in_flight` at a time.
@@ -59,62 +51,6 @@ impl UploadError {
             Self::Read { .. } => None,
         }
     }
-}
-
-fn folder_of(key: &str) -> &str {
-    key.rsplit_once('/').map_or("", |(dir, _)| dir)
-}
-
-/// The objects at `keys`, by key (absent keys are left out).
-pub async fn look_up<S: Storage>(
-    storage: &S,
-    keys: &[&str],
-) -> Result<BTreeMap<String, ObjectMeta>, UploadError> {
-    let mut by_folder: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for key in keys {
-        by_folder.entry(folder_of(key)).or_default().insert(key);
-    }
-    let mut objects = BTreeMap::new();
-    let mut heads = Vec::new();
-    for (folder, wanted) in by_folder {
-        if wanted.len() <= LIST_ABOVE {
-            heads.extend(wanted);
-            continue;
-        }
-        let prefix = if folder.is_empty() {
-            String::new()
-        } else {
-            format!("{folder}/")
-        };
-        let listed = storage
-            .list(&prefix)
-            .await
-            .map_err(|source| UploadError::Storage {
-                doing: format!("listing `{prefix}`"),
-                source,
-            })?;
-        objects.extend(
-            listed
-                .into_iter()
-                .filter(|meta| wanted.contains(meta.key.as_str()))
-                .map(|meta| (meta.key.clone(), meta)),
-        );
-    }
-    let found: Vec<Option<ObjectMeta>> = stream::iter(heads)
-        .map(|key| async move {
-            storage
-                .head(key)
-                .await
-                .map_err(|source| UploadError::Storage {
-                    doing: format!("looking up `{key}`"),
-                    source,
-                })
-        })
-        .buffer_unordered(HEADS_AT_ONCE)
-        .try_collect()
-        .await?;
-    objects.extend(found.into_iter().flatten().map(|m| (m.key.clone(), m)));
-    Ok(objects)
 }
 
 /// Whether the object `remote` already holds the bytes of the local file.
@@ -153,7 +89,12 @@ pub async fn to_send<S: Storage>(
     tuning: UploadTuning,
 ) -> Result<Vec<ProjectFile>, UploadError> {
     let keys: Vec<&str> = files.iter().map(|f| f.key.as_str()).collect();
-    let objects = look_up(storage, &keys).await?;
+    let objects = farm_jobs::lookup::look_up(storage, &keys, &[])
+        .await
+        .map_err(|source| UploadError::Storage {
+            doing: "looking up the project's files in the bucket".to_owned(),
+            source,
+        })?;
     let held: Vec<bool> = stream::iter(files)
         .map(|file| holds(objects.get(&file.key), &file.local, file.size, tuning))
         .buffered(HASHES_AT_ONCE)
@@ -220,35 +161,5 @@ pub async fn send_file<S: Storage>(
         bar.inc(read as u64);
     }
     upload.finish().await.map_err(failed)?;
-    Ok(())
-}
-
-/// Replaces the tags of the object at `key` (PutObjectTagging: S3's `ObjectTagging:Put` event
-/// starts the job, as after `aws s3api put-object-tagging`).
-pub async fn tag_object(
-    aws: &Aws,
-    storage: &S3Storage,
-    key: &str,
-    tags: &[(String, String)],
-) -> anyhow::Result<()> {
-    let doing = format!("tagging s3://{}/{key}", storage.bucket());
-    let tag_set = tags
-        .iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| doing.clone())?;
-    let tagging = Tagging::builder()
-        .set_tag_set(Some(tag_set))
-        .build()
-        .with_context(|| doing.clone())?;
-    storage
-        .client()
-        .put_object_tagging()
-        .bucket(storage.bucket())
-        .key(key)
-        .tagging(tagging)
-        .send()
-        .await
-        .map_err(|err| aws.sdk_error(&err, &doing))?;
     Ok(())
 }

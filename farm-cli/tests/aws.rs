@@ -106,7 +106,6 @@ impl Fixture {
         let deps = Deps {
             buckets: move |bucket: &str| S3Storage::new(for_buckets.clone(), bucket),
             scheduler: self.scheduler(),
-            tags: s3,
             max_frames: 10_000,
             task_slots: None,
             read_budget: trigger_lambda::READ_BUDGET,

@@ -18,6 +18,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::engine::Engine;
+use crate::image::ImageFile;
 
 /// Prefix of the line printed before each frame renders: `FARM_FRAME 12`.
 pub const FRAME_MARKER: &str = "FARM_FRAME ";
@@ -159,18 +160,24 @@ impl OutputFormat {
         }
     }
 
+    /// The type of file Blender writes in this format: its row of the one table of image files
+    /// (extension, magic bytes, content type, preview decoder).
+    pub fn file(self) -> ImageFile {
+        match self {
+            Self::Png => ImageFile::Png,
+            Self::Jpeg => ImageFile::Jpeg,
+            Self::OpenExr | Self::OpenExrMultilayer => ImageFile::Exr,
+            Self::Tiff => ImageFile::Tiff,
+            Self::Bmp => ImageFile::Bmp,
+            Self::Targa => ImageFile::Targa,
+            Self::Hdr => ImageFile::Hdr,
+            Self::Webp => ImageFile::Webp,
+        }
+    }
+
     /// The extension Blender gives the file.
     pub fn extension(self) -> &'static str {
-        match self {
-            Self::Png => "png",
-            Self::Jpeg => "jpg",
-            Self::OpenExr | Self::OpenExrMultilayer => "exr",
-            Self::Tiff => "tif",
-            Self::Bmp => "bmp",
-            Self::Targa => "tga",
-            Self::Hdr => "hdr",
-            Self::Webp => "webp",
-        }
+        self.file().extension()
     }
 }
 

@@ -291,8 +291,33 @@ pub struct MissingDependency {
     pub path: String,
     /// The `.blend` whose path this is.
     pub from: String,
+    /// What is wrong, for the code that acts on it (`message` says it to people). A record
+    /// written before reasons were recorded reads as `not_found`.
+    #[serde(default)]
+    pub reason: MissingReason,
     /// What is wrong and what to do.
     pub message: String,
+}
+
+/// Why a file the .blend loads is missing.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MissingReason {
+    /// The path names no key the farm may look at ([`PathError`]: absolute, above the key's
+    /// top folder, a URL).
+    Path,
+    /// Nothing is at the key the path resolves to.
+    #[default]
+    NotFound,
+    /// No file of an image sequence or UDIM set is there.
+    NoSequenceFile,
+    /// A linked library past the farm's limit: its files are not followed.
+    TooManyLibraries,
+    /// A linked library that cannot be read, so its own files cannot be checked.
+    UnreadableLibrary,
 }
 
 /// What `job.json` records of a job's dependencies (`dependencies`).

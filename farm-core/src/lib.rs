@@ -11,7 +11,7 @@
 //! - [`blender`]: Blender's argv and log lines.
 //! - [`engine`]: the render engine a job runs (the scene's own, or `engine=`).
 //! - [`deps`]: where the files a `.blend` loads live in the bucket, and what a job records of them.
-//! - [`blend`] and [`image`]: recognising a .blend and a finished image by their first bytes.
+//! - [`image`]: recognising a finished image by its first bytes (a .blend is `farm-blend`'s).
 //! - [`storage`] and [`scheduler`]: the ports the adapters in `farm-io` implement.
 //! - [`tasks`] and [`receipt`]: what each task attempt did, and the job's receipt summed from it.
 //! - [`estimate`]: sample frames and the estimate made from them.
@@ -20,7 +20,6 @@
 //! - [`exit`] and [`env`]: the exit codes and environment variables shared by the binaries and
 //!   the infrastructure.
 
-pub mod blend;
 pub mod blender;
 pub mod deps;
 pub mod engine;

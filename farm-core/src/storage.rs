@@ -16,6 +16,10 @@ use futures_core::Stream;
 /// User metadata stored with an object (`x-amz-meta-*` in S3).
 pub type Metadata = BTreeMap<String, String>;
 
+/// An object's tags, `(name, value)` pairs in the store's order (S3 object tagging): the
+/// trigger reads a request from an upload's tags.
+pub type Tags = Vec<(String, String)>;
+
 /// Metadata key of a frame recording the ETag of the `.blend` it was rendered from.
 pub const SOURCE_ETAG_METADATA: &str = "farm-source-etag";
 
@@ -42,6 +46,9 @@ pub struct ObjectMeta {
     pub etag: Option<String>,
     /// User metadata. Filled by `head` and `download`; listings leave it empty.
     pub metadata: Metadata,
+    /// The version of the object `head` and `download` saw, where the store keeps versions (a
+    /// versioned S3 bucket); `None` in a store without versions, and in listings.
+    pub version_id: Option<String>,
 }
 
 /// Options for writing an object.
@@ -50,9 +57,9 @@ pub struct PutOptions {
     pub content_type: Option<String>,
     pub metadata: Metadata,
     /// Object tags (`name`, `value`), written with the object itself so it never exists
-    /// without them: the trigger reads a request from an upload's tags. S3 keeps them; the
-    /// local folder, which has no trigger, ignores them.
-    pub tags: Vec<(String, String)>,
+    /// without them: the trigger reads a request from an upload's tags
+    /// ([`Storage::get_tags`]).
+    pub tags: Tags,
 }
 
 impl PutOptions {
@@ -191,6 +198,24 @@ pub trait Storage: Send + Sync {
 
     /// Every object under `prefix`, in key order, across as many pages as it takes.
     fn list(&self, prefix: &str) -> impl Future<Output = StorageResult<Vec<ObjectMeta>>> + Send;
+
+    /// The object's tags; `Ok(None)` if the object does not exist (deleted since an event
+    /// named it). With `version_id`, the tags of that version (`Ok(None)` if it is gone); stores
+    /// without versions (the local folder, memory) have only the current object and ignore it.
+    fn get_tags(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> impl Future<Output = StorageResult<Option<Tags>>> + Send;
+
+    /// Replaces the object's tags, keeping its content, ETag and metadata (S3's
+    /// PutObjectTagging, whose `ObjectTagging:Put` event starts a job as an upload's does).
+    /// Fails with [`StorageError::NotFound`] if there is no object at `key`.
+    fn put_tags(
+        &self,
+        key: &str,
+        tags: &[(String, String)],
+    ) -> impl Future<Output = StorageResult<()>> + Send;
 
     /// Removes the object; removing a missing object is not an error.
     fn delete(&self, key: &str) -> impl Future<Output = StorageResult<()>> + Send;

@@ -1,9 +1,11 @@
-//! What an AWS SDK error says, reduced to what the ports classify on.
+//! The farm's one reading of AWS SDK errors: what a failed call says, reduced to what the
+//! ports classify on ([`crate::S3Storage`] into `StorageError`, [`crate::BatchScheduler`] into
+//! `SchedulerError`), with a message a person can read (no SDK debug dump).
 
 use std::error::Error;
 
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 /// Where a failed call went wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +41,9 @@ const TRANSIENT_CODES: &[&str] = &[
 ];
 
 impl Failure {
-    /// Reads status, code and the full message chain of an SDK error.
+    /// Reads status, code and message of an SDK error: the service's `code: message` when it
+    /// answered, else the chain of causes (`dispatch failure: io error: ... Connection
+    /// refused`).
     pub(crate) fn of<E>(err: &SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + Error + 'static,
@@ -49,11 +53,17 @@ impl Failure {
             SdkError::ServiceError(_) => Origin::Service,
             _ => Origin::Transport,
         };
+        let code = err.code().map(str::to_owned);
+        let message = match (origin, code.as_deref(), err.message()) {
+            (Origin::Service, Some(code), Some(message)) => format!("{code}: {message}"),
+            (Origin::Service, Some(code), None) => code.to_owned(),
+            _ => causes(err),
+        };
         Self {
             origin,
             status: err.raw_response().map(|r| r.status().as_u16()),
-            code: err.code().map(str::to_owned),
-            message: DisplayErrorContext(err).to_string(),
+            code,
+            message,
         }
     }
 
@@ -80,5 +90,62 @@ impl Failure {
                         .is_some_and(|code| TRANSIENT_CODES.contains(&code))
             }
         }
+    }
+}
+
+/// An error and its sources, `: `-separated, each said once.
+fn causes(err: &dyn Error) -> String {
+    let mut said: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !said.iter().any(|s| s.contains(&text)) {
+            said.push(text);
+        }
+        next = err.source();
+    }
+    said.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::error::ErrorMetadata;
+    use aws_sdk_s3::operation::put_object::PutObjectError;
+    use aws_sdk_s3::primitives::SdkBody;
+
+    use super::*;
+
+    #[test]
+    fn a_service_error_says_its_code_and_message() {
+        let meta = ErrorMetadata::builder()
+            .code("AccessDenied")
+            .message("Access Denied")
+            .build();
+        let raw = HttpResponse::new(403.try_into().unwrap(), SdkBody::empty());
+        let err: SdkError<PutObjectError, HttpResponse> =
+            SdkError::service_error(PutObjectError::generic(meta), raw);
+        let failure = Failure::of(&err);
+        assert_eq!(failure.message, "AccessDenied: Access Denied");
+        assert!(failure.has_status(403) && failure.has_code("AccessDenied"));
+    }
+
+    #[test]
+    fn a_transport_error_says_its_causes_without_the_sdk_debug_dump() {
+        let refused =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let err: SdkError<PutObjectError, HttpResponse> = SdkError::timeout_error(refused);
+        let failure = Failure::of(&err);
+        assert_eq!(failure.origin, Origin::Transport);
+        assert!(
+            failure.message.ends_with("Connection refused"),
+            "{}",
+            failure.message
+        );
+        assert!(
+            !failure.message.contains("TimeoutError("),
+            "{}",
+            failure.message
+        );
+        assert!(failure.is_transient());
     }
 }

@@ -6,6 +6,8 @@
 //! - [`clients`]: the one AWS client builder ([`AwsClients`]): timeouts and retries for all.
 //! - [`etag`]: whether a local file holds an S3 object's bytes, from its ETag.
 //! - [`telemetry`]: logging and signal handling shared by the binaries.
+//! - `aws_error`: the one reading of AWS SDK errors, which both AWS adapters classify into the
+//!   ports' errors; no code outside this crate sees an SDK error.
 //!
 //! Both storages pass one conformance suite (`tests/conformance.rs`), the S3 one on `moto_server`.
 

@@ -7,7 +7,7 @@
 //! - Writes go to a hidden partial file in the destination folder (`.<name>.<uuid>.partial`),
 //!   then are renamed over the destination: readers see the old object or the new one, never
 //!   half of one. (Atomic, not crash-durable: nothing is fsynced.)
-//! - Content type, user metadata and ETag live in a sidecar `<root>/.farm-meta/<key>.json`,
+//! - Content type, user metadata, tags and ETag live in a sidecar `<root>/.farm-meta/<key>.json`,
 //!   written before the data is renamed into place. The ETag is the quoted first 32 hex digits
 //!   of the content's SHA-256, computed while writing. The sidecar records the size and
 //!   modification time of the file it describes; when they no longer match (the file was
@@ -22,7 +22,7 @@ use std::time::UNIX_EPOCH;
 
 use bytes::{Bytes, BytesMut};
 use farm_core::storage::{
-    ByteChunks, Metadata, ObjectMeta, PutOptions, StorageError, StorageResult,
+    ByteChunks, Metadata, ObjectMeta, PutOptions, StorageError, StorageResult, Tags,
 };
 use farm_core::{Storage, StreamUpload};
 use serde::{Deserialize, Serialize};
@@ -57,6 +57,9 @@ struct Sidecar {
     etag: String,
     content_type: Option<String>,
     metadata: Metadata,
+    /// Object tags (older sidecars have none).
+    #[serde(default)]
+    tags: Tags,
 }
 
 /// Size and modification time of a file: tells whether a sidecar still describes it.
@@ -111,21 +114,43 @@ impl LocalStorage {
         self.root.join(META_DIR).join(format!("{key}.json"))
     }
 
+    /// The sidecar describing the file whose metadata is `file`: the one on disk if it still
+    /// matches the file, else what a file without a sidecar has (an ETag from size and
+    /// modification time, nothing else).
+    async fn sidecar_of(&self, key: &str, file: &std::fs::Metadata) -> Sidecar {
+        let stamp = Stamp::of(file);
+        read_sidecar(&self.sidecar_path(key))
+            .await
+            .filter(|sidecar| sidecar.stamp == stamp)
+            .unwrap_or_else(|| Sidecar {
+                stamp,
+                etag: stamp.etag(),
+                content_type: None,
+                metadata: Metadata::new(),
+                tags: Tags::new(),
+            })
+    }
+
     /// The object's description from the open file's metadata and its sidecar.
     async fn object_meta(&self, key: &str, file: &std::fs::Metadata) -> ObjectMeta {
-        let stamp = Stamp::of(file);
-        let sidecar = read_sidecar(&self.sidecar_path(key))
-            .await
-            .filter(|sidecar| sidecar.stamp == stamp);
-        let (etag, metadata) = match sidecar {
-            Some(sidecar) => (sidecar.etag, sidecar.metadata),
-            None => (stamp.etag(), Metadata::new()),
-        };
+        let sidecar = self.sidecar_of(key, file).await;
         ObjectMeta {
             key: key.to_owned(),
-            size: stamp.size,
-            etag: Some(etag),
-            metadata,
+            size: sidecar.stamp.size,
+            etag: Some(sidecar.etag),
+            metadata: sidecar.metadata,
+            version_id: None,
+        }
+    }
+
+    /// The file's metadata; `None` if there is no object at `key`.
+    async fn stat(&self, key: &str) -> StorageResult<Option<std::fs::Metadata>> {
+        let path = self.path_of(key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) if meta.is_file() => Ok(Some(meta)),
+            Ok(_) => Ok(None),
+            Err(err) if is_missing(&err) => Ok(None),
+            Err(err) => Err(StorageError::io(path, err)),
         }
     }
 
@@ -157,6 +182,7 @@ impl LocalStorage {
             etag,
             content_type: options.content_type.clone(),
             metadata: options.metadata.clone(),
+            tags: options.tags.clone(),
         };
         match mode {
             Commit::Replace => {
@@ -218,12 +244,9 @@ impl Storage for LocalStorage {
     type Upload = LocalUpload;
 
     async fn head(&self, key: &str) -> StorageResult<Option<ObjectMeta>> {
-        let path = self.path_of(key)?;
-        match tokio::fs::metadata(&path).await {
-            Ok(meta) if meta.is_file() => Ok(Some(self.object_meta(key, &meta).await)),
-            Ok(_) => Ok(None),
-            Err(err) if is_missing(&err) => Ok(None),
-            Err(err) => Err(StorageError::io(path, err)),
+        match self.stat(key).await? {
+            Some(meta) => Ok(Some(self.object_meta(key, &meta).await)),
+            None => Ok(None),
         }
     }
 
@@ -360,6 +383,28 @@ impl Storage for LocalStorage {
             objects.push(object);
         }
         Ok(objects)
+    }
+
+    async fn get_tags(&self, key: &str, _version_id: Option<&str>) -> StorageResult<Option<Tags>> {
+        match self.stat(key).await? {
+            Some(meta) => Ok(Some(self.sidecar_of(key, &meta).await.tags)),
+            None => Ok(None),
+        }
+    }
+
+    /// Rewrites the sidecar with the new tags. Not atomic with a concurrent write of the same
+    /// key: the farm tags only uploads it has finished.
+    async fn put_tags(&self, key: &str, tags: &[(String, String)]) -> StorageResult<()> {
+        let Some(meta) = self.stat(key).await? else {
+            return Err(StorageError::NotFound {
+                key: key.to_owned(),
+            });
+        };
+        let sidecar = Sidecar {
+            tags: tags.to_vec(),
+            ..self.sidecar_of(key, &meta).await
+        };
+        self.write_sidecar(key, &sidecar).await
     }
 
     async fn delete(&self, key: &str) -> StorageResult<()> {

@@ -7,10 +7,11 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Tag, Tagging};
 use aws_sdk_s3::Client;
 use bytes::{Bytes, BytesMut};
 use farm_core::storage::{
-    ByteChunks, Metadata, ObjectMeta, PutOptions, StorageError, StorageResult,
+    ByteChunks, Metadata, ObjectMeta, PutOptions, StorageError, StorageResult, Tags,
 };
 use farm_core::{Storage, StreamUpload};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -67,11 +68,6 @@ impl S3Storage {
     /// The bucket this storage works on.
     pub fn bucket(&self) -> &str {
         &self.bucket
-    }
-
-    /// The S3 client, for what the port does not cover.
-    pub fn client(&self) -> &Client {
-        &self.client
     }
 
     async fn get_object(
@@ -178,6 +174,7 @@ impl Storage for S3Storage {
                 size: size_of(out.content_length()),
                 etag: out.e_tag().map(str::to_owned),
                 metadata: metadata_of(out.metadata()),
+                version_id: out.version_id().map(str::to_owned),
             })),
             Err(err) => match storage_error("head", key, &Failure::of(&err)) {
                 StorageError::NotFound { .. } => Ok(None),
@@ -270,6 +267,7 @@ impl Storage for S3Storage {
             size: size_of(output.content_length()),
             etag: output.e_tag().map(str::to_owned),
             metadata: metadata_of(output.metadata()),
+            version_id: output.version_id().map(str::to_owned),
         };
         let temp = TempFile::beside(dest);
         stream_to_file(key, output.body, temp.path()).await?;
@@ -347,11 +345,63 @@ impl Storage for S3Storage {
                     size: size_of(object.size()),
                     etag: object.e_tag().map(str::to_owned),
                     metadata: Metadata::new(),
+                    version_id: None,
                 })
             }));
         }
         objects.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(objects)
+    }
+
+    async fn get_tags(&self, key: &str, version_id: Option<&str>) -> StorageResult<Option<Tags>> {
+        let result = self
+            .client
+            .get_object_tagging()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_version_id(version_id.map(str::to_owned))
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(Some(
+                output
+                    .tag_set()
+                    .iter()
+                    .map(|tag| (tag.key().to_owned(), tag.value().to_owned()))
+                    .collect(),
+            )),
+            // `NoSuchKey`, or `NoSuchVersion` for a version deleted since the event.
+            Err(err) => match storage_error("get tags", key, &Failure::of(&err)) {
+                StorageError::NotFound { .. } => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn put_tags(&self, key: &str, tags: &[(String, String)]) -> StorageResult<()> {
+        let invalid = |message: String| StorageError::Permanent {
+            operation: "put tags",
+            key: key.to_owned(),
+            message,
+        };
+        let tag_set = tags
+            .iter()
+            .map(|(name, value)| Tag::builder().key(name).value(value).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(e.to_string()))?;
+        let tagging = Tagging::builder()
+            .set_tag_set(Some(tag_set))
+            .build()
+            .map_err(|e| invalid(e.to_string()))?;
+        self.client
+            .put_object_tagging()
+            .bucket(&self.bucket)
+            .key(key)
+            .tagging(tagging)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| storage_error("put tags", key, &Failure::of(&err)))
     }
 
     async fn delete(&self, key: &str) -> StorageResult<()> {

@@ -2,14 +2,15 @@
 //! `S3Storage` on moto_server and against the test kit's `MemoryStorage` (which unit tests use in
 //! their place). Every suite function works under its own random prefix.
 //!
-//! Test names: `local::<case>`, `s3::<case>` and `memory::<case>`.
+//! Test names: `local::<case>`, `s3::<case>` and `memory::<case>`; `versioned::*` holds what only a
+//! versioned S3 bucket has (version ids).
 
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{ensure, Context};
 use bytes::Bytes;
-use farm_core::storage::{Metadata, ObjectMeta, PutOptions, StorageError};
+use farm_core::storage::{Metadata, ObjectMeta, PutOptions, StorageError, Tags};
 use farm_core::{Storage, StreamUpload};
 use futures::{StreamExt, TryStreamExt};
 
@@ -414,6 +415,74 @@ mod suite {
         Ok(())
     }
 
+    pub(crate) async fn tags_are_written_read_and_replaced<S: Storage>(
+        s: &S,
+        p: &str,
+    ) -> anyhow::Result<()> {
+        let key = format!("{p}scene.blend");
+        let tags = |pairs: &[(&str, &str)]| -> Tags {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(s.get_tags(&key, None).await?, None);
+        assert!(matches!(
+            s.put_tags(&key, &tags(&[("frames", "1")])).await,
+            Err(StorageError::NotFound { .. })
+        ));
+
+        // Written with the object, in the order given, values with spaces and the punctuation S3
+        // allows intact.
+        let written = tags(&[
+            ("frames", "1-10 20:2"),
+            ("chunk", "2"),
+            ("note", "a/b=c+d@e"),
+        ]);
+        let options = PutOptions {
+            tags: written.clone(),
+            ..options_with_metadata()
+        };
+        s.put(&key, pattern(100, 1), &options).await?;
+        let head = s.head(&key).await?.context("head after put")?;
+        assert_eq!(s.get_tags(&key, None).await?, Some(written.clone()));
+        // The version `head` saw (a versioned bucket's) reads the same tags.
+        assert_eq!(
+            s.get_tags(&key, head.version_id.as_deref()).await?,
+            Some(written)
+        );
+
+        // Replacing the tags keeps the content, the ETag and the metadata.
+        let retagged = tags(&[("frames", "5")]);
+        s.put_tags(&key, &retagged).await?;
+        assert_eq!(s.get_tags(&key, None).await?, Some(retagged));
+        let after = s.head(&key).await?.context("head after retagging")?;
+        assert_eq!(after.etag, head.etag);
+        assert_eq!(after.metadata, head.metadata);
+        assert_eq!(s.get(&key).await?, pattern(100, 1));
+
+        // A streaming upload writes its tags with the object; a plain replacement has none.
+        let streamed = format!("{p}streamed.blend");
+        let mut upload = s.start_upload(
+            &streamed,
+            PutOptions {
+                tags: tags(&[("frames", "3")]),
+                ..PutOptions::default()
+            },
+        );
+        upload.write(pattern(10, 2)).await?;
+        upload.finish().await?;
+        assert_eq!(
+            s.get_tags(&streamed, None).await?,
+            Some(tags(&[("frames", "3")]))
+        );
+        s.put(&key, pattern(100, 3), &PutOptions::default()).await?;
+        assert_eq!(s.get_tags(&key, None).await?, Some(Tags::new()));
+        s.delete(&key).await?;
+        assert_eq!(s.get_tags(&key, None).await?, None);
+        Ok(())
+    }
+
     pub(crate) async fn streaming_upload_small<S: Storage>(s: &S, p: &str) -> anyhow::Result<()> {
         let key = format!("{p}frames.zip");
         let mut upload = s.start_upload(&key, options_with_metadata());
@@ -554,11 +623,64 @@ conformance!(
     list_is_ordered_and_prefixed,
     listing_past_one_page,
     delete_removes_and_tolerates_missing,
+    tags_are_written_read_and_replaced,
     streaming_upload_small,
     streaming_upload_multipart,
     aborted_upload_leaves_nothing,
     dropped_upload_leaves_nothing,
 );
+
+/// What only a versioned bucket has: the version `head` saw names the tags of that upload even
+/// after the key was uploaded again (the trigger reads the tags of the version its event names).
+mod versioned {
+    use super::*;
+
+    #[tokio::test]
+    async fn version_ids_name_the_tags_of_each_upload() -> anyhow::Result<()> {
+        let (moto, storage) = harness::s3().await?;
+        moto.s3()
+            .put_bucket_versioning()
+            .bucket(storage.bucket())
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await?;
+        let key = format!("{}scene.blend", farm_testkit::unique_prefix("versioned"));
+        let tagged = |frames: &str| PutOptions {
+            tags: vec![("frames".to_owned(), frames.to_owned())],
+            ..PutOptions::default()
+        };
+        let frames = |frames: &str| Some(vec![("frames".to_owned(), frames.to_owned())]);
+
+        storage.put(&key, pattern(10, 1), &tagged("1")).await?;
+        let first = storage.head(&key).await?.context("head")?;
+        let first_version = first
+            .version_id
+            .context("a versioned bucket's version id")?;
+        storage.put(&key, pattern(10, 2), &tagged("2")).await?;
+        let second = storage.head(&key).await?.context("head")?;
+        assert_ne!(second.version_id.as_deref(), Some(first_version.as_str()));
+
+        assert_eq!(
+            storage.get_tags(&key, Some(&first_version)).await?,
+            frames("1")
+        );
+        assert_eq!(storage.get_tags(&key, None).await?, frames("2"));
+        // A version deleted since the event is gone, as a deleted object is.
+        moto.s3()
+            .delete_object()
+            .bucket(storage.bucket())
+            .key(&key)
+            .version_id(&first_version)
+            .send()
+            .await?;
+        assert_eq!(storage.get_tags(&key, Some(&first_version)).await?, None);
+        Ok(())
+    }
+}
 
 mod harness {
     use farm_io::{LocalStorage, S3Storage, UploadTuning};

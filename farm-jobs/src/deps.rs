@@ -13,25 +13,18 @@
 //! to an object named by its content, which the renderer downloads from, each file `If-Match`
 //! its recorded ETag.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use bytes::Bytes;
 use farm_blend::{BlendInfo, ExternalFile, FileKind};
 use farm_core::deps::{
     resolve, sequence_keys, tile_keys, Dependency, DependencyList, DependencyRecord, ImageUser,
-    MissingDependency, SequencePattern,
+    MissingDependency, MissingReason, SequencePattern,
 };
 use farm_core::storage::{ObjectMeta, PutOptions, StorageError};
 use farm_core::{JobKeys, Storage};
-use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::blend::read_blend;
-
-/// `HEAD` requests in flight at once.
-const HEADS_AT_ONCE: usize = 16;
-
-/// A folder from which more keys than this are wanted is listed instead of `HEAD`-ed per key.
-const LIST_ABOVE: usize = 4;
 
 /// Most linked libraries followed (a guard against hostile or cyclic files).
 const MAX_LIBRARIES: usize = 256;
@@ -78,6 +71,7 @@ pub async fn check<S: Storage>(
                         kind,
                         path: file.path.clone(),
                         from: from.clone(),
+                        reason: MissingReason::Path,
                         message: err.to_string(),
                     };
                     if err.is_refused() {
@@ -143,10 +137,15 @@ pub async fn check<S: Storage>(
                     .collect(),
             };
             if hits.is_empty() {
-                let (key, message) = match &want.lookup {
-                    Lookup::Key(key) => (key.clone(), format!("not found at `{key}`")),
+                let (key, reason, message) = match &want.lookup {
+                    Lookup::Key(key) => (
+                        key.clone(),
+                        MissingReason::NotFound,
+                        format!("not found at `{key}`"),
+                    ),
                     Lookup::Sequence(p) => (
                         p.key(p.number),
+                        MissingReason::NoSequenceFile,
                         format!(
                             "no file of the sequence `{}{}{}` found (looked for `{}`)",
                             p.head,
@@ -161,6 +160,7 @@ pub async fn check<S: Storage>(
                     kind: want.kind.as_str().to_owned(),
                     path: want.path.clone(),
                     from: want.from.clone(),
+                    reason,
                     message,
                 };
                 record.add_missing(missing);
@@ -177,6 +177,7 @@ pub async fn check<S: Storage>(
                             kind: want.kind.as_str().to_owned(),
                             path: want.path.clone(),
                             from: want.from.clone(),
+                            reason: MissingReason::TooManyLibraries,
                             message: format!("more than {MAX_LIBRARIES} linked libraries: the farm does not follow more"),
                         });
                         continue;
@@ -189,6 +190,7 @@ pub async fn check<S: Storage>(
                             kind: want.kind.as_str().to_owned(),
                             path: want.path.clone(),
                             from: want.from.clone(),
+                            reason: MissingReason::UnreadableLibrary,
                             message: format!("the library cannot be read, so its own files cannot be checked: {reason}"),
                         }),
                     }
@@ -296,57 +298,19 @@ enum Lookup {
     Sequence(SequencePattern),
 }
 
-fn folder_of(key: &str) -> &str {
-    key.rsplit_once('/').map_or("", |(dir, _)| dir)
-}
-
 /// The objects of the wanted keys (and of every sequence's folder), by key.
 async fn look_up<S: Storage>(
     storage: &S,
     wanted: &[Wanted],
 ) -> Result<BTreeMap<String, ObjectMeta>, StorageError> {
-    let mut by_folder: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    let mut listed: BTreeSet<String> = BTreeSet::new();
+    let mut keys: Vec<&str> = Vec::new();
+    let mut prefixes: Vec<&str> = Vec::new();
     for want in wanted {
         match &want.lookup {
-            Lookup::Key(key) => {
-                by_folder.entry(folder_of(key)).or_default().insert(key);
-            }
-            Lookup::Sequence(p) => {
-                // The sequence's files share its head: list just them.
-                listed.insert(p.head.clone());
-            }
+            Lookup::Key(key) => keys.push(key),
+            // The sequence's files share its head: list just them.
+            Lookup::Sequence(p) => prefixes.push(&p.head),
         }
     }
-    let mut heads: Vec<&str> = Vec::new();
-    for (folder, keys) in by_folder {
-        if keys.len() > LIST_ABOVE {
-            listed.insert(if folder.is_empty() {
-                String::new()
-            } else {
-                format!("{folder}/")
-            });
-        } else {
-            heads.extend(keys);
-        }
-    }
-    let mut objects = BTreeMap::new();
-    for prefix in listed {
-        for meta in storage.list(&prefix).await? {
-            objects.insert(meta.key.clone(), meta);
-        }
-    }
-    let heads: Vec<&str> = heads
-        .into_iter()
-        .filter(|k| !objects.contains_key(*k))
-        .collect();
-    let found: Vec<Option<ObjectMeta>> = stream::iter(heads)
-        .map(|key| storage.head(key))
-        .buffer_unordered(HEADS_AT_ONCE)
-        .try_collect()
-        .await?;
-    for meta in found.into_iter().flatten() {
-        objects.insert(meta.key.clone(), meta);
-    }
-    Ok(objects)
+    crate::lookup::look_up(storage, &keys, &prefixes).await
 }

@@ -20,12 +20,15 @@
 //! - [`ticket`]: the job contract ([`JobTicket`]): what a render or zip job is told, its
 //!   environment written and read back in one place (long frame lists by reference), and the
 //!   job's identity ([`OutputVersion`]).
+//! - [`lookup`]: the one object lookup, which of many keys the store holds (listing a folder
+//!   when several of its keys are wanted), for the dependency check and `farm submit`.
 //!
 //! Like `farm-core`, this crate only talks to the ports ([`farm_core::Storage`],
 //! [`farm_core::scheduler::Scheduler`]); it has no AWS SDK and runs no process.
 
 pub mod blend;
 pub mod deps;
+pub mod lookup;
 pub mod scan;
 pub mod scene;
 pub mod submit;

@@ -6,8 +6,8 @@
 
 use std::num::NonZeroUsize;
 
+use farm_blend::sniff;
 use farm_blend::BlendInfo;
-use farm_core::blend::sniff;
 use farm_core::engine::Engine;
 use farm_core::{BlenderSeries, RenderRequest};
 

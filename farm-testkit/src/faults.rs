@@ -18,7 +18,7 @@ use bytes::Bytes;
 use farm_core::scheduler::{JobKind, JobSpec, JobStatus, JobTargets, Scheduler, SchedulerError};
 use farm_core::series::SeriesChoice;
 use farm_core::storage::{
-    ByteChunks, ObjectMeta, PutOptions, StorageError, StorageResult, StreamUpload,
+    ByteChunks, ObjectMeta, PutOptions, StorageError, StorageResult, StreamUpload, Tags,
 };
 use farm_core::{BlenderSeries, Storage};
 use tokio::sync::Barrier;
@@ -40,6 +40,10 @@ pub enum Op {
     /// [`Storage::list`] (its key is the prefix).
     List,
     Delete,
+    /// [`Storage::get_tags`].
+    GetTags,
+    /// [`Storage::put_tags`].
+    PutTags,
     /// [`Storage::open_uploads`] (its key is the prefix).
     OpenUploads,
     /// [`StreamUpload::write`] (its key is the upload's).
@@ -81,6 +85,8 @@ impl Op {
             Op::CreateIfAbsent => "create if absent",
             Op::List => "list",
             Op::Delete => "delete",
+            Op::GetTags => "get tags",
+            Op::PutTags => "put tags",
             Op::OpenUploads => "list uploads",
             Op::UploadWrite => "upload part",
             Op::UploadFinish => "complete upload",
@@ -482,6 +488,16 @@ impl<S: Storage> Storage for Faulty<S> {
     async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
         self.faults.storage(Call::new(Op::List, prefix)).await?;
         self.inner.list(prefix).await
+    }
+
+    async fn get_tags(&self, key: &str, version_id: Option<&str>) -> StorageResult<Option<Tags>> {
+        self.faults.storage(Call::new(Op::GetTags, key)).await?;
+        self.inner.get_tags(key, version_id).await
+    }
+
+    async fn put_tags(&self, key: &str, tags: &[(String, String)]) -> StorageResult<()> {
+        self.faults.storage(Call::new(Op::PutTags, key)).await?;
+        self.inner.put_tags(key, tags).await
     }
 
     async fn delete(&self, key: &str) -> StorageResult<()> {

@@ -19,7 +19,7 @@ use farm_core::scheduler::{
     ArrayProgress, JobSpec, JobState, JobStatus, JobTargets, Scheduler, SchedulerError,
 };
 use farm_core::storage::{
-    Metadata, ObjectMeta, PutOptions, StorageError, StorageResult, StreamUpload,
+    Metadata, ObjectMeta, PutOptions, StorageError, StorageResult, StreamUpload, Tags,
 };
 use farm_core::{BlenderSeries, Storage};
 use sha2::{Digest, Sha256};
@@ -92,6 +92,7 @@ impl StoredObject {
             } else {
                 Metadata::new()
             },
+            version_id: None,
         }
     }
 }
@@ -299,6 +300,22 @@ impl Storage for MemoryStorage {
             .take_while(|(key, _)| key.starts_with(prefix))
             .map(|(key, object)| object.meta(key, false))
             .collect())
+    }
+
+    async fn get_tags(&self, key: &str, _version_id: Option<&str>) -> StorageResult<Option<Tags>> {
+        Ok(self.tags(key))
+    }
+
+    async fn put_tags(&self, key: &str, tags: &[(String, String)]) -> StorageResult<()> {
+        match self.state().objects.get_mut(key) {
+            Some(object) => {
+                object.tags = tags.to_vec();
+                Ok(())
+            }
+            None => Err(StorageError::NotFound {
+                key: key.to_owned(),
+            }),
+        }
     }
 
     async fn delete(&self, key: &str) -> StorageResult<()> {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use farm_core::storage::{ByteChunks, ObjectMeta, PutOptions, StorageResult};
+use farm_core::storage::{ByteChunks, ObjectMeta, PutOptions, StorageResult, Tags};
 use farm_core::Storage;
 use tokio::sync::Mutex;
 
@@ -108,6 +108,14 @@ impl<S: Storage> Storage for Intercept<S> {
 
     async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
         self.inner.list(prefix).await
+    }
+
+    async fn get_tags(&self, key: &str, version_id: Option<&str>) -> StorageResult<Option<Tags>> {
+        self.inner.get_tags(key, version_id).await
+    }
+
+    async fn put_tags(&self, key: &str, tags: &[(String, String)]) -> StorageResult<()> {
+        self.inner.put_tags(key, tags).await
     }
 
     async fn delete(&self, key: &str) -> StorageResult<()> {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use farm_core::blend::{sniff, BlendEncoding};
+use farm_blend::{sniff, Compression};
 use farm_core::blender::RenderCommand;
 use farm_testkit::{
     blender, decode_png, frame_code, make_geometry_scene, make_scene, make_scene_with,
@@ -222,8 +222,8 @@ fn compressed_scenes_are_zstd_and_plain_ones_are_not() -> anyhow::Result<()> {
             ..SceneOptions::default()
         },
     )?;
-    assert_eq!(sniff(&std::fs::read(plain)?)?, BlendEncoding::Plain);
-    assert_eq!(sniff(&std::fs::read(compressed)?)?, BlendEncoding::Zstd);
+    assert_eq!(sniff(&std::fs::read(plain)?)?, Compression::None);
+    assert_eq!(sniff(&std::fs::read(compressed)?)?, Compression::Zstd);
     Ok(())
 }
 

@@ -1409,20 +1409,6 @@ fn the_trigger_may_set_every_tag_key_a_submission_carries() {
 
 // ------------------------------------------------------------------ what the trigger does
 
-/// GetObjectTagging on the in-memory bucket.
-struct MemoryTags(farm_testkit::MemoryStorage);
-
-impl trigger_lambda::TagReader for MemoryTags {
-    async fn tags(
-        &self,
-        _bucket: &str,
-        key: &str,
-        _version_id: Option<&str>,
-    ) -> Result<Option<Vec<(String, String)>>, trigger_lambda::TagError> {
-        Ok(self.0.tags(key))
-    }
-}
-
 /// An S3 event of one record for `key` in `bucket`.
 fn s3_event(name: &str, bucket: &str, key: &str, etag: &str) -> serde_json::Value {
     json!({ "Records": [{
@@ -1477,7 +1463,6 @@ async fn the_trigger_policy_allows_every_object_the_trigger_touches() {
             for_buckets.clone()
         },
         scheduler: Faulty::new(MemoryScheduler::new()),
-        tags: MemoryTags(store.inner().clone()),
         max_frames: 10_000,
         task_slots: None,
         read_budget: trigger_lambda::READ_BUDGET,
@@ -1914,6 +1899,10 @@ fn assert_storage_calls_allowed(statements: &[Value], role: &str, calls: &[farm_
                 ("s3:PutObject", false)
             }
             Op::Delete => ("s3:DeleteObject", false),
+            // The version's tags need s3:GetObjectVersionTagging as well; the template grants
+            // both where it grants one.
+            Op::GetTags => ("s3:GetObjectTagging", false),
+            Op::PutTags => ("s3:PutObjectTagging", false),
             Op::List => ("s3:ListBucket", true),
             Op::OpenUploads => ("s3:ListBucketMultipartUploads", true),
             other => panic!("{other:?} is not a storage call"),

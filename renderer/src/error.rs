@@ -38,7 +38,7 @@ pub enum RenderError {
     #[error("`{key}` cannot be rendered: {reason}")]
     NotABlend {
         key: String,
-        reason: farm_core::blend::NotABlend,
+        reason: farm_blend::NotABlend,
     },
     #[error("`{key}` was refused: {reason}")]
     Refused { key: String, reason: String },

@@ -23,7 +23,7 @@ pub mod render;
 use std::future::Future;
 use std::path::Path;
 
-use farm_core::blend::{sniff, SNIFF_LEN};
+use farm_blend::{sniff, SNIFF_LEN};
 use farm_core::storage::StorageError;
 use farm_core::Storage;
 use tracing::info;

@@ -35,7 +35,6 @@ async fn main() -> anyhow::Result<()> {
                 zip_definition: batch.zip_definition.clone(),
             },
         ),
-        tags: s3.clone(),
         max_frames: 10_000,
         task_slots: None,
         read_budget: trigger_lambda::READ_BUDGET,

@@ -7,8 +7,6 @@
 use farm_core::scheduler::SchedulerError;
 use farm_core::storage::StorageError;
 
-use crate::tags::TagError;
-
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TriggerError {
@@ -18,9 +16,6 @@ pub enum TriggerError {
     /// AWS Batch failed (after the SDK's retries).
     #[error("batch: {0}")]
     Scheduler(#[from] SchedulerError),
-    /// GetObjectTagging failed (after the SDK's retries).
-    #[error("s3: {0}")]
-    Tags(#[from] TagError),
     /// Submitting failed (S3, Batch, or another delivery is submitting the same request).
     #[error(transparent)]
     Submit(#[from] farm_jobs::SubmitError),

@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use aws_lambda_events::event::s3::S3Event;
 use bytes::Bytes;
-use farm_blend::{BlendError, BlendInfo};
-use farm_core::blend::SNIFF_LEN;
+use farm_blend::{BlendError, BlendInfo, SNIFF_LEN};
 use farm_core::etag::{quote_etag, unquote_etag};
 use farm_core::request::{TAG_FRAME, TAG_FRAMES};
 use farm_core::scheduler::Scheduler;
@@ -15,7 +14,6 @@ use serde::Serialize;
 
 use crate::error::TriggerError;
 use crate::event::{BlendRecord, EventKind};
-use crate::tags::TagReader;
 use farm_jobs::submit::{
     submit_request_with, write_rejection, SourceObject, Submission, SubmitError,
 };
@@ -42,11 +40,10 @@ where
 }
 
 /// What the handler talks to, built once per Lambda instance.
-pub struct Deps<O, B, T> {
+pub struct Deps<O, B> {
     /// Storage for a bucket, e.g. `|bucket| S3Storage::new(client.clone(), bucket)`.
     pub buckets: O,
     pub scheduler: B,
-    pub tags: T,
     /// Most frames one request may ask for (`FARM_MAX_FRAMES`).
     pub max_frames: usize,
     /// Render tasks the farm runs at once (`FARM_MAX_VCPUS / 4`), which `chunk=auto` fills;
@@ -86,7 +83,7 @@ impl Budget {
     }
 }
 
-impl<O, B, T> std::fmt::Debug for Deps<O, B, T> {
+impl<O, B> std::fmt::Debug for Deps<O, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deps")
             .field("max_frames", &self.max_frames)
@@ -173,14 +170,13 @@ impl EventReport {
 /// Handles every record of an event, each on its own, and fails if any record hit an S3 or
 /// Batch error (so that Lambda retries the event; records already submitted are then found
 /// duplicate). Validation problems never fail it.
-pub async fn handle_event<O, B, T>(
-    deps: &Deps<O, B, T>,
+pub async fn handle_event<O, B>(
+    deps: &Deps<O, B>,
     event: S3Event,
 ) -> Result<EventReport, TriggerError>
 where
     O: Buckets,
     B: Scheduler,
-    T: TagReader,
 {
     let report = process_event(deps, &event).await;
     let errors: Vec<String> = report
@@ -206,11 +202,10 @@ where
 
 /// Handles every record of an event, each on its own, and says what became of each; never
 /// fails (see [`handle_event`] for the Lambda's view).
-pub async fn process_event<O, B, T>(deps: &Deps<O, B, T>, event: &S3Event) -> EventReport
+pub async fn process_event<O, B>(deps: &Deps<O, B>, event: &S3Event) -> EventReport
 where
     O: Buckets,
     B: Scheduler,
-    T: TagReader,
 {
     let mut report = EventReport::default();
     for record in &event.records {
@@ -249,14 +244,13 @@ where
 }
 
 /// Handles one `.blend` record: reads its tags and first bytes, then submits or rejects.
-pub async fn process_record<O, B, T>(
-    deps: &Deps<O, B, T>,
+pub async fn process_record<O, B>(
+    deps: &Deps<O, B>,
     record: &BlendRecord,
 ) -> Result<RecordOutcome, TriggerError>
 where
     O: Buckets,
     B: Scheduler,
-    T: TagReader,
 {
     let (bucket, key) = (record.bucket.as_str(), record.key.as_str());
     let storage = deps.buckets.open(bucket);
@@ -264,11 +258,7 @@ where
         Ok(current) => current,
         Err(outcome) => return Ok(outcome),
     };
-    let Some(tags) = deps
-        .tags
-        .tags(bucket, key, record.version_id.as_deref())
-        .await?
-    else {
+    let Some(tags) = storage.get_tags(key, record.version_id.as_deref()).await? else {
         return Ok(gone(record));
     };
     let limits = Limits {

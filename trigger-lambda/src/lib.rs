@@ -4,7 +4,6 @@
 //!
 //! # Layout
 //! - [`event`]: reading S3 notification records (event kinds, URL-decoded keys).
-//! - [`tags`]: [`TagReader`], GetObjectTagging behind a small trait.
 //! - [`handler`]: [`handle_event`], what the Lambda does with one S3 event.
 //! - [`preflight`]: the dependency gate: textures, libraries and their files must be packed or
 //!   in the bucket before any job.
@@ -12,15 +11,14 @@
 //! Submission itself ([`submit_request`]) is the job model's, in `farm-jobs`.
 //! - [`config`]: the environment the binary reads.
 //!
-//! The binary (`src/main.rs`) only wires these to `aws-sdk-s3`, `farm_io::BatchScheduler` and
-//! `lambda_runtime`.
+//! The binary (`src/main.rs`) only wires these to `farm_io::S3Storage`, `farm_io::BatchScheduler`
+//! and `lambda_runtime`.
 
 pub mod config;
 pub mod error;
 pub mod event;
 pub mod handler;
 pub mod preflight;
-pub mod tags;
 
 pub use config::{Config, ConfigError};
 pub use error::TriggerError;
@@ -32,4 +30,3 @@ pub use farm_jobs::submit::{
 pub use handler::{
     handle_event, process_event, Buckets, Deps, EventReport, RecordOutcome, READ_BUDGET,
 };
-pub use tags::{TagError, TagReader};

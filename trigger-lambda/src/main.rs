@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use farm_io::{AwsClients, BatchScheduler, BatchTargets, ClientSettings, S3Storage};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
-use trigger_lambda::{handle_event, parse_event, Config, Deps, EventReport, TagReader};
+use trigger_lambda::{handle_event, parse_event, Config, Deps, EventReport};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -41,7 +41,6 @@ async fn main() -> anyhow::Result<()> {
     let deps = Deps {
         buckets,
         scheduler,
-        tags: s3,
         max_frames: config.max_frames,
         task_slots: config.task_slots(),
         read_budget: trigger_lambda::READ_BUDGET,
@@ -99,14 +98,13 @@ fn init_tracing(json: bool) {
 /// One invocation. The payload is read leniently (see [`parse_event`]); one that is not an S3
 /// notification at all is logged and dropped, since a retry could not fix it. Any S3 or Batch
 /// error fails the invocation so that Lambda retries the event.
-async fn invoke<O, B, T>(
-    deps: &Deps<O, B, T>,
+async fn invoke<O, B>(
+    deps: &Deps<O, B>,
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<EventReport, Diagnostic>
 where
     O: trigger_lambda::Buckets,
     B: farm_core::scheduler::Scheduler,
-    T: TagReader,
 {
     let event = match parse_event(event.payload) {
         Ok(event) => event,

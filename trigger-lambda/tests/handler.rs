@@ -1,5 +1,5 @@
 //! The handler on real S3 event JSON fixtures, against the test kit's in-memory storage and
-//! scheduler (failures injected by its `Faulty` wrapper) and a tag reader over the same bucket.
+//! scheduler (failures injected by its `Faulty` wrapper).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,7 +13,7 @@ use farm_core::scheduler::{JobKind, JobSpec};
 use farm_testkit::{Fault, Faulty, MemoryScheduler, MemoryStorage, Op, StoredObject};
 use trigger_lambda::{
     handle_event, parse_event, process_event, Deps, EventReport, MarkerState, RecordOutcome,
-    RequestMarker, TagError, TagReader, TriggerError,
+    RequestMarker, TriggerError,
 };
 
 const BUCKET: &str = "render-farm-bucket";
@@ -76,23 +76,7 @@ impl Bucket for Store {
     }
 }
 
-/// GetObjectTagging on the in-memory bucket.
-#[derive(Debug, Clone)]
-struct Tags(MemoryStorage);
-
-impl TagReader for Tags {
-    async fn tags(
-        &self,
-        bucket: &str,
-        key: &str,
-        _version_id: Option<&str>,
-    ) -> Result<Option<Vec<(String, String)>>, TagError> {
-        assert_eq!(bucket, BUCKET);
-        Ok(self.0.tags(key))
-    }
-}
-
-type TestDeps = Deps<Box<dyn Fn(&str) -> Store + Send + Sync>, Faulty<MemoryScheduler>, Tags>;
+type TestDeps = Deps<Box<dyn Fn(&str) -> Store + Send + Sync>, Faulty<MemoryScheduler>>;
 
 fn deps(store: &Store) -> TestDeps {
     let for_buckets = store.clone();
@@ -102,7 +86,6 @@ fn deps(store: &Store) -> TestDeps {
             for_buckets.clone()
         }),
         scheduler: Faulty::new(MemoryScheduler::new()),
-        tags: Tags(store.inner().clone()),
         max_frames: 10_000,
         task_slots: None,
         read_budget: trigger_lambda::READ_BUDGET,
@@ -714,7 +697,7 @@ async fn frames_scene_reads_the_upload_once_in_parts_never_whole() {
         assert!(
             on_blend
                 .iter()
-                .all(|op| matches!(op, Op::Head | Op::GetRange)),
+                .all(|op| matches!(op, Op::Head | Op::GetTags | Op::GetRange)),
             "{tag:?}: {on_blend:?}"
         );
         ranged_reads.push(on_blend.iter().filter(|op| **op == Op::GetRange).count());

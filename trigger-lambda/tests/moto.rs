@@ -20,8 +20,7 @@ use trigger_lambda::{handle_event, Deps, EventReport, RecordOutcome};
 const BUCKET: &str = "farm-trigger-tests";
 const BLEND_HEADER: &[u8] = b"BLENDER-v304RENDH\x00\x00\x00 stand-in scene body";
 
-type MotoDeps =
-    Deps<Box<dyn Fn(&str) -> S3Storage + Send + Sync>, BatchScheduler, aws_sdk_s3::Client>;
+type MotoDeps = Deps<Box<dyn Fn(&str) -> S3Storage + Send + Sync>, BatchScheduler>;
 
 struct Farm {
     moto: Moto,
@@ -59,8 +58,7 @@ impl Farm {
             definitions.insert(*series, arn);
         }
         let render = RenderDefinitions::new(default, definitions.clone()).unwrap();
-        let s3 = moto.s3();
-        let for_buckets = s3.clone();
+        let for_buckets = moto.s3();
         let deps = Deps {
             buckets: Box::new(move |bucket: &str| S3Storage::new(for_buckets.clone(), bucket))
                 as Box<dyn Fn(&str) -> S3Storage + Send + Sync>,
@@ -73,7 +71,6 @@ impl Farm {
                 },
             )
             .with_render_definitions(render),
-            tags: s3,
             max_frames: 10_000,
             task_slots: None,
             read_budget: trigger_lambda::READ_BUDGET,

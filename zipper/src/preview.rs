@@ -18,6 +18,7 @@ use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::thread;
 
 use bytes::{Bytes, BytesMut};
+use farm_core::image::{Decoder, ImageFile};
 use farm_core::preview::{
     display_from_linear, display_from_unit, sample, thumb_size, Layout, Sheet, Thumbnail, MAX_TILES,
 };
@@ -266,11 +267,11 @@ pub(crate) fn thumbnail<R: BufRead + Seek>(
     extension: &str,
     reader: R,
 ) -> Result<Thumb, ThumbError> {
-    match extension.to_ascii_lowercase().as_str() {
-        "png" => png_thumbnail(reader),
-        "jpg" | "jpeg" => jpeg_thumbnail(reader),
-        "exr" => exr_thumbnail(reader),
-        other => Err(ThumbError::Unsupported(other.to_owned())),
+    match ImageFile::from_extension(extension).and_then(ImageFile::decoder) {
+        Some(Decoder::Png) => png_thumbnail(reader),
+        Some(Decoder::Jpeg) => jpeg_thumbnail(reader),
+        Some(Decoder::Exr) => exr_thumbnail(reader),
+        None => Err(ThumbError::Unsupported(extension.to_ascii_lowercase())),
     }
 }
 

@@ -11,6 +11,7 @@ use farm_core::engine::Engine;
 use farm_core::frames::compact;
 use farm_core::{JobKeys, Plan, Storage};
 use farm_io::LocalStorage;
+use farm_jobs::scan_frames;
 use futures::StreamExt;
 use renderer::{BlenderSetup, ChunkReport, ChunkSpec, FrameEvent, RenderError};
 use tracing::{debug, info};
@@ -65,9 +66,9 @@ pub(super) struct ChunkContext<'a> {
     pub(super) records: &'a Mutex<Vec<farm_core::tasks::TaskRecord>>,
 }
 
-/// Finds, chunk by chunk, the frames not yet in the folder for this scene content, and deletes
-/// stale files of those frames (another extension, another scene content), so the archive never
-/// sees a frame twice.
+/// Finds, chunk by chunk, the frames not yet in the folder for this scene content (the one frame
+/// scan, [`farm_jobs::scan_frames`], over the whole plan), and deletes stale files of those frames
+/// (another extension, another scene content), so the archive never sees a frame twice.
 pub(super) async fn plan_work(
     storage: &LocalStorage,
     keys: &JobKeys,
@@ -77,59 +78,45 @@ pub(super) async fn plan_work(
     source_tag: &str,
     dependencies: Option<&str>,
 ) -> anyhow::Result<Vec<ChunkWork>> {
-    let listing = storage
-        .list(&keys.frames_prefix())
+    let frames = plan.frames().as_slice();
+    let spec = ChunkSpec {
+        keys,
+        frames,
+        format,
+        engine,
+        source_tag: Some(source_tag),
+        dependencies,
+        recheck_source: false,
+    };
+    let scan = scan_frames(storage, keys, frames, &spec.version())
         .await
-        .context("listing the frames already rendered")?;
-    let present: BTreeSet<i32> = listing
-        .iter()
-        .filter_map(|o| keys.parse_frame_key(&o.key).map(|(frame, _)| frame))
-        .collect();
-    let mut work = Vec::new();
-    for (index, frames) in plan.chunks().enumerate() {
-        // Only frames with a file need the renderer's check; the others are missing anyway.
-        let candidates: Vec<i32> = frames
-            .iter()
-            .copied()
-            .filter(|f| present.contains(f))
-            .collect();
-        let spec = ChunkSpec {
-            keys,
-            frames: &candidates,
-            format,
-            engine,
-            source_tag: Some(source_tag),
-            dependencies,
-            recheck_source: false,
-        };
-        let stale: BTreeSet<i32> = renderer::pending_frames(storage, &spec)
-            .await
-            .context("checking the frames already rendered")?
-            .into_iter()
-            .collect();
-        let todo: Vec<i32> = frames
-            .iter()
-            .copied()
-            .filter(|f| !present.contains(f) || stale.contains(f))
-            .collect();
-        if !todo.is_empty() {
-            work.push(ChunkWork {
+        .context("checking the frames already rendered")?;
+    let todo: BTreeSet<i32> = scan.not_current().into_iter().collect();
+    let work = plan
+        .chunks()
+        .enumerate()
+        .filter_map(|(index, frames)| {
+            let chunk_todo: Vec<i32> = frames
+                .iter()
+                .copied()
+                .filter(|f| todo.contains(f))
+                .collect();
+            (!chunk_todo.is_empty()).then(|| ChunkWork {
                 index,
                 frames: frames.to_vec(),
-                todo,
-            });
-        }
-    }
-    let todo: BTreeSet<i32> = work.iter().flat_map(|w| w.todo.iter().copied()).collect();
-    for object in &listing {
-        if let Some((frame, _)) = keys.parse_frame_key(&object.key) {
-            if todo.contains(&frame) {
-                storage
-                    .delete(&object.key)
-                    .await
-                    .with_context(|| format!("removing the stale frame file `{}`", object.key))?;
-            }
-        }
+                todo: chunk_todo,
+            })
+        })
+        .collect();
+    for object in scan
+        .stale_objects
+        .iter()
+        .filter(|o| todo.contains(&o.frame))
+    {
+        storage
+            .delete(&object.key)
+            .await
+            .with_context(|| format!("removing the stale frame file `{}`", object.key))?;
     }
     Ok(work)
 }

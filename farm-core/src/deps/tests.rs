@@ -186,6 +186,7 @@ fn the_rejection_names_each_file_and_key() {
             kind: "image".into(),
             path: "//tex/wood.png".into(),
             from: "p/a.blend".into(),
+            reason: MissingReason::NotFound,
             message: "not found at `p/tex/wood.png`".into(),
         }],
         ..DependencyRecord::default()

@@ -1,23 +1,31 @@
-//! Recognising a `.blend` from its first bytes, before paying for a render.
+//! Recognising a `.blend` from its first bytes, before paying for a render (the trigger, the
+//! renderer): its magic numbers, which the reader's own entry points also decide by.
 
 use std::io::Read;
 
 /// How many leading bytes [`sniff`] wants; fewer are fine for a short file.
 pub const SNIFF_LEN: usize = 256 * 1024;
 
-const MAGIC: &[u8] = b"BLENDER";
-const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
-const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+use crate::Compression;
 
-/// How a .blend is stored on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BlendEncoding {
-    /// Uncompressed: starts with `BLENDER`.
-    Plain,
-    /// Compressed by Blender before 3.0.
-    Gzip,
-    /// Compressed by Blender 3.0 and later.
-    Zstd,
+const MAGIC: &[u8] = b"BLENDER";
+/// What the reader decides a plain file by (the rest of `BLENDER` is checked as it reads).
+const PLAIN_MAGIC: &[u8] = b"BLEN";
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+pub(crate) const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+
+/// How a file starting with `head` is stored, judged by its magic number alone; `None` if it
+/// is no .blend (nor a gzip or zstd stream that could hold one).
+pub(crate) fn storage_of(head: &[u8]) -> Option<Compression> {
+    if head.starts_with(PLAIN_MAGIC) {
+        Some(Compression::None)
+    } else if head.starts_with(GZIP_MAGIC) {
+        Some(Compression::Gzip)
+    } else if head.starts_with(ZSTD_MAGIC) {
+        Some(Compression::Zstd)
+    } else {
+        None
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,26 +43,24 @@ pub enum NotABlend {
 ///
 /// A compressed prefix is decompressed far enough to see Blender's header when it can be; a
 /// prefix too short to decode is judged by its magic number alone.
-pub fn sniff(prefix: &[u8]) -> Result<BlendEncoding, NotABlend> {
+pub fn sniff(prefix: &[u8]) -> Result<Compression, NotABlend> {
     if prefix.is_empty() {
         return Err(NotABlend::Empty);
     }
-    if prefix.starts_with(MAGIC) {
-        return Ok(BlendEncoding::Plain);
-    }
-    if prefix.starts_with(GZIP_MAGIC) {
-        let decoder = flate2::read::GzDecoder::new(prefix);
-        return check_inner(decoder, "gzip").map(|()| BlendEncoding::Gzip);
-    }
-    if prefix.starts_with(ZSTD_MAGIC) {
-        return match ruzstd::decoding::StreamingDecoder::new(prefix) {
-            Ok(decoder) => check_inner(decoder, "zstd").map(|()| BlendEncoding::Zstd),
+    match storage_of(prefix) {
+        Some(Compression::None) if prefix.starts_with(MAGIC) => Ok(Compression::None),
+        Some(Compression::Gzip) => {
+            let decoder = flate2::read::GzDecoder::new(prefix);
+            check_inner(decoder, "gzip").map(|()| Compression::Gzip)
+        }
+        Some(Compression::Zstd) => match ruzstd::decoding::StreamingDecoder::new(prefix) {
+            Ok(decoder) => check_inner(decoder, "zstd").map(|()| Compression::Zstd),
             Err(_) => Err(NotABlend::Compressed { encoding: "zstd" }),
-        };
+        },
+        _ => Err(NotABlend::Header {
+            found: describe(prefix),
+        }),
     }
-    Err(NotABlend::Header {
-        found: describe(prefix),
-    })
 }
 
 fn check_inner(mut decoder: impl Read, encoding: &'static str) -> Result<(), NotABlend> {
@@ -79,7 +85,8 @@ fn check_inner(mut decoder: impl Read, encoding: &'static str) -> Result<(), Not
     }
 }
 
-fn describe(prefix: &[u8]) -> String {
+/// The first bytes of a file, as text if they read as text, else in hex.
+pub(crate) fn describe(prefix: &[u8]) -> String {
     let head = &prefix[..prefix.len().min(8)];
     if head.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
         format!("`{}`", String::from_utf8_lossy(head))
@@ -115,9 +122,9 @@ mod tests {
 
     #[test]
     fn plain_gzip_and_zstd_blends_are_recognised() {
-        assert_eq!(sniff(HEADER), Ok(BlendEncoding::Plain));
-        assert_eq!(sniff(&gzip(HEADER)), Ok(BlendEncoding::Gzip));
-        assert_eq!(sniff(&zstd_raw(HEADER)), Ok(BlendEncoding::Zstd));
+        assert_eq!(sniff(HEADER), Ok(Compression::None));
+        assert_eq!(sniff(&gzip(HEADER)), Ok(Compression::Gzip));
+        assert_eq!(sniff(&zstd_raw(HEADER)), Ok(Compression::Zstd));
     }
 
     #[test]
@@ -150,6 +157,6 @@ mod tests {
     #[test]
     fn a_compressed_prefix_too_short_to_decode_is_judged_by_its_magic() {
         let full = gzip(HEADER);
-        assert_eq!(sniff(&full[..4]), Ok(BlendEncoding::Gzip));
+        assert_eq!(sniff(&full[..4]), Ok(Compression::Gzip));
     }
 }

@@ -10,8 +10,8 @@ use farm_core::JobKeys;
 use farm_io::S3Storage;
 use serde::Serialize;
 
+use super::StatusReport;
 use crate::aws::Aws;
-use crate::status::StatusReport;
 
 /// What the job has spent and how long it has to go.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -14,17 +14,20 @@ use farm_core::request::DEFAULT_REQUEST_MAX_FRAMES as DEFAULT_MAX_FRAMES;
 use farm_core::request::{TAG_BLENDER, TAG_CHUNK, TAG_ENGINE, TAG_FORMAT, TAG_FRAME, TAG_FRAMES};
 use farm_core::storage::{PutOptions, Storage};
 use farm_core::RenderRequest;
-use farm_io::{S3Storage, UploadTuning};
+use farm_io::UploadTuning;
 
 use crate::aws::Aws;
 use crate::cli::SubmitArgs;
 use crate::confine::ProjectRoot;
-use crate::progress::human_bytes;
 use crate::project::{plan_upload, ProjectFile, ProjectUpload};
 use crate::render::check_scene;
 use crate::shutdown::Shutdown;
-use crate::upload::{self, UploadError};
-use crate::{progress, shell_quote, Interrupted};
+use crate::upload::UploadError;
+
+pub mod dry_run;
+mod send;
+
+use send::{interrupted, print_plan, print_submitted, upload_project};
 
 /// Parts uploading at once.
 const PARTS_IN_FLIGHT: usize = 4;
@@ -166,20 +169,7 @@ pub async fn prepare(args: &SubmitArgs) -> anyhow::Result<Prepared> {
         &cwd,
         &args.include_hidden,
     )?;
-    let key = match &args.key {
-        Some(key) => key.trim_start_matches('/').to_owned(),
-        None => args
-            .scene
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| anyhow!("{} has no file name", args.scene.display()))?,
-    };
-    if !is_blend_key(&key) {
-        bail!("key `{key}` does not end in `.blend` (lowercase: the bucket's event filter is case-sensitive): the trigger only starts jobs for such keys; pass --key NAME.blend");
-    }
-    if args.bucket.trim().is_empty() {
-        bail!("--bucket is empty: give the farm's bucket name");
-    }
+    let key = upload_key(args)?;
     let format = args
         .format
         .as_deref()
@@ -199,19 +189,7 @@ pub async fn prepare(args: &SubmitArgs) -> anyhow::Result<Prepared> {
     let notes = read.as_ref().map(crate::inspect::notes).unwrap_or_default();
     // `--frames scene`: the active scene's own range and step, read here to check and show
     // it; the object is tagged `frames=scene` so the trigger reads and records it too.
-    let scene_frames = match args.frames.as_deref().map(str::trim) {
-        Some(f) if f.eq_ignore_ascii_case(farm_jobs::scene::SCENE_FRAMES) => {
-            let info = match &read {
-                Ok(info) => info,
-                Err(err) => bail!("{err}"),
-            };
-            match farm_jobs::scene::from_info(info, DEFAULT_MAX_FRAMES) {
-                farm_jobs::scene::SceneRead::Frames(record) => Some(record.frames),
-                farm_jobs::scene::SceneRead::Invalid(message) => bail!("{message}"),
-            }
-        }
-        _ => None,
-    };
+    let scene_frames = scene_frames(args, &read)?;
     let (mut tags, request) = request_tags(Asked {
         frames: scene_frames.as_deref().or(args.frames.as_deref()),
         frame: args.frame.as_deref(),
@@ -272,6 +250,45 @@ pub async fn prepare(args: &SubmitArgs) -> anyhow::Result<Prepared> {
     })
 }
 
+/// The key the .blend goes to (`--key`, else its file name), and the bucket checked non-empty.
+fn upload_key(args: &SubmitArgs) -> anyhow::Result<String> {
+    let key = match &args.key {
+        Some(key) => key.trim_start_matches('/').to_owned(),
+        None => args
+            .scene
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| anyhow!("{} has no file name", args.scene.display()))?,
+    };
+    if !is_blend_key(&key) {
+        bail!("key `{key}` does not end in `.blend` (lowercase: the bucket's event filter is case-sensitive): the trigger only starts jobs for such keys; pass --key NAME.blend");
+    }
+    if args.bucket.trim().is_empty() {
+        bail!("--bucket is empty: give the farm's bucket name");
+    }
+    Ok(key)
+}
+
+/// `--frames scene`'s frames: the active scene's own range and step, as the trigger reads them.
+fn scene_frames(
+    args: &SubmitArgs,
+    read: &anyhow::Result<farm_blend::BlendInfo>,
+) -> anyhow::Result<Option<String>> {
+    Ok(match args.frames.as_deref().map(str::trim) {
+        Some(f) if f.eq_ignore_ascii_case(farm_jobs::scene::SCENE_FRAMES) => {
+            let info = match read {
+                Ok(info) => info,
+                Err(err) => bail!("{err}"),
+            };
+            match farm_jobs::scene::from_info(info, DEFAULT_MAX_FRAMES) {
+                farm_jobs::scene::SceneRead::Frames(record) => Some(record.frames),
+                farm_jobs::scene::SceneRead::Invalid(message) => bail!("{message}"),
+            }
+        }
+        _ => None,
+    })
+}
+
 /// The `tag=value, ...` text of the tags.
 pub fn tag_text(tags: &[(&str, String)]) -> String {
     tags.iter()
@@ -280,7 +297,7 @@ pub fn tag_text(tags: &[(&str, String)]) -> String {
         .join(", ")
 }
 
-/// Runs `farm submit` (with `--dry-run`, only prints the plan: [`crate::dry_run`]).
+/// Runs `farm submit` (with `--dry-run`, only prints the plan: [`dry_run`]).
 pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
     let shutdown = Shutdown::listen();
     let prepared = prepare(args).await?;
@@ -292,7 +309,7 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
     };
     let storage = aws.storage(&args.bucket).with_upload_tuning(tuning);
     if args.dry_run {
-        return crate::dry_run::run(&aws, &storage, args, &prepared, tuning).await;
+        return dry_run::run(&aws, &storage, args, &prepared, tuning).await;
     }
     for note in &prepared.notes {
         println!("note: {note}");
@@ -345,64 +362,6 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What `farm submit` prints once the upload is done: what went, the job and what to type next.
-fn print_submitted(args: &SubmitArgs, prepared: &Prepared, sent: Sent, etag: &str) {
-    let Prepared {
-        key,
-        tags,
-        request,
-        project,
-        size,
-        ..
-    } = prepared;
-    let bucket = &args.bucket;
-    let tag_text = tag_text(tags);
-    if !project.files.is_empty() {
-        println!(
-            "project: uploaded {} of {} file(s) ({}); {} already in the bucket",
-            sent.files,
-            project.files.len(),
-            human_bytes(sent.bytes),
-            project.files.len() - sent.files
-        );
-    }
-    if sent.blend {
-        println!(
-            "uploaded {} to s3://{bucket}/{key} ({}, ETag {etag}) tagged {tag_text}",
-            args.scene.display(),
-            human_bytes(*size)
-        );
-    } else {
-        println!(
-            "s3://{bucket}/{key} already holds {} (ETag {etag}): tagged it {tag_text}",
-            args.scene.display()
-        );
-        if sent.files == 0 {
-            println!(
-                "nothing changed since the last upload: if this request (frames, chunk, format, Blender) was submitted before, the trigger keeps that job and starts none"
-            );
-        }
-    }
-    let on = format!(" on {}", prepared.blender.line());
-    let frames = request.plan.frames().len();
-    if is_auto(args.chunk.as_deref()) {
-        println!(
-            "the trigger starts the job now: {frames} frame(s){on}, chunk=auto: as few tasks as keep \
-             every task slot busy (ceil({frames} / (MaxVcpus / 4)) frames each)"
-        );
-    } else {
-        println!(
-            "the trigger starts the job now: {frames} frame(s) in {} task(s) of up to {} frame(s){on}",
-            request.plan.chunk_count(),
-            request.plan.chunk_size()
-        );
-    }
-    println!("key: {key}");
-    let (k, b) = (shell_quote(key), shell_quote(bucket));
-    println!("watch it:  farm status {k} --bucket {b}");
-    println!("fetch it:  farm download {k} --bucket {b} --unpack");
-}
-
 /// Refuses, before anything is uploaded, a project with refused paths (URLs), absolute paths or
 /// missing files (unless `--missing-ok`, which uploads the rest and tags `missing=ok`: the
 /// trigger then renders without them, as Blender would, magenta; the warnings say which; never
@@ -446,97 +405,6 @@ pub fn upload_error(aws: &Aws, err: UploadError) -> anyhow::Error {
     match err.storage() {
         Some((doing, source)) => aws.storage_error(source, doing),
         None => anyhow!(err),
-    }
-}
-
-fn interrupted() -> anyhow::Error {
-    Interrupted("upload stopped; nothing was submitted".into()).into()
-}
-
-/// What [`upload_project`] sent.
-#[derive(Debug, Clone, Copy)]
-struct Sent {
-    /// Project files uploaded (the others were already in the bucket) and their bytes.
-    files: usize,
-    bytes: u64,
-    /// Whether the .blend was uploaded (otherwise it was only tagged).
-    blend: bool,
-}
-
-/// Uploads the project files the bucket does not hold yet, several at once, then the .blend
-/// with its tags in the same request; a .blend already in the bucket is tagged instead. Either
-/// way the tags, which start the job, come last, once every file is there. One progress bar
-/// counts every byte sent. A failure or Ctrl-C aborts the uploads in flight, so nothing
-/// half-written appears and S3 keeps no parts.
-async fn upload_project(
-    aws: &Aws,
-    storage: &S3Storage,
-    files: &[ProjectFile],
-    blend: &ProjectFile,
-    options: PutOptions,
-    tuning: UploadTuning,
-) -> anyhow::Result<Sent> {
-    let failed = |err: UploadError| upload_error(aws, err);
-    let spinner = progress::spinner("comparing the project with the bucket");
-    let mut all = files.to_vec();
-    all.push(blend.clone());
-    let sending = upload::to_send(storage, &all, tuning).await;
-    spinner.finish_and_clear();
-    let mut sending = sending.map_err(failed)?;
-    let blend_changed = sending.last().is_some_and(|last| last.key == blend.key);
-    if blend_changed {
-        sending.pop();
-    }
-    let bytes: u64 = sending.iter().map(|f| f.size).sum();
-    let total = bytes + if blend_changed { blend.size } else { 0 };
-    let bar = progress::bytes(total, "uploading");
-    let sent = async {
-        // Several files at once, each with fewer parts in flight: memory stays near
-        // FILES_AT_ONCE x (DEPENDENCY_PARTS_IN_FLIGHT + 1) parts. The part size, hence the
-        // ETags, is the same.
-        let files_storage = storage.clone().with_upload_tuning(UploadTuning {
-            parts_in_flight: DEPENDENCY_PARTS_IN_FLIGHT,
-            ..tuning
-        });
-        upload::send_all(&files_storage, &sending, &bar)
-            .await
-            .map_err(failed)?;
-        if blend_changed {
-            upload::send_file(storage, blend, options, &bar)
-                .await
-                .map_err(failed)
-        } else {
-            upload::tag_object(aws, storage, &blend.key, &options.tags).await
-        }
-    }
-    .await;
-    bar.finish_and_clear();
-    sent?;
-    Ok(Sent {
-        files: sending.len(),
-        bytes,
-        blend: blend_changed,
-    })
-}
-
-/// Prints, before anything is uploaded, what may go up: every project file and the .blend.
-fn print_plan(root: &ProjectRoot, files: &[ProjectFile], blend: &ProjectFile, bucket: &str) {
-    let bytes: u64 = files.iter().map(|f| f.size).sum();
-    println!(
-        "plan: {} project file(s) ({}) from the project {} ({}), then the .blend ({}); files the bucket already holds are skipped",
-        files.len(),
-        human_bytes(bytes),
-        root.root.display(),
-        root.chosen,
-        human_bytes(blend.size)
-    );
-    for file in files.iter().chain(std::iter::once(blend)) {
-        println!(
-            "  {} -> s3://{bucket}/{} ({})",
-            file.local.display(),
-            file.key,
-            human_bytes(file.size)
-        );
     }
 }
 

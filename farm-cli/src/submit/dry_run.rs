@@ -8,11 +8,11 @@
 use farm_io::{S3Storage, UploadTuning};
 use serde::Serialize;
 
+use super::{is_auto, tag_text, upload_error, Prepared};
 use crate::aws::Aws;
 use crate::cli::SubmitArgs;
 use crate::progress::human_bytes;
 use crate::project::ProjectFile;
-use crate::submit::{is_auto, tag_text, upload_error, Prepared};
 
 /// What `farm submit` would do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

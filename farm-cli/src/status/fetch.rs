@@ -1,0 +1,166 @@
+//! `farm status`'s reading: the manifest, the Batch jobs, the frame scan, the failure logs, the
+//! archive and the task records, each through the ports.
+
+use anyhow::anyhow;
+use farm_core::manifest::{JobManifest, ManifestStatus};
+use farm_core::scheduler::{JobState, Scheduler};
+use farm_core::storage::get_json;
+use farm_core::{JobKeys, Storage};
+use farm_io::S3Storage;
+use farm_jobs::{scan_frames, JobTicket, ScanError};
+use futures::StreamExt;
+
+use super::judge::{count_frames, failure_reason, job_report, Archive, JobReport, StatusReport};
+use super::spend::{self, Spend};
+use crate::aws::Aws;
+
+/// Logs of failed frames read at once.
+const LOG_READS_IN_FLIGHT: usize = 8;
+/// Failed frames whose log is read for a reason; the others are counted and listed only.
+const MAX_FAILED_DETAILS: usize = 50;
+
+/// Builds the report: the manifest, the jobs, the frames and the archive.
+pub async fn report<B: Scheduler>(
+    aws: &Aws,
+    storage: &S3Storage,
+    scheduler: &B,
+    key: &str,
+) -> anyhow::Result<StatusReport> {
+    let manifest = aws.manifest(storage, key).await?;
+    let mut report = StatusReport {
+        bucket: storage.bucket().to_owned(),
+        key: key.to_owned(),
+        status: manifest.status,
+        message: manifest.message.clone(),
+        created: manifest.created,
+        blender: manifest.blender.map(|b| b.to_string()),
+        saved_by: manifest.saved_by.map(|b| b.to_string()),
+        blender_reason: manifest.blender_reason.clone(),
+        engine: manifest.engine,
+        warnings: manifest.warnings.clone(),
+        scene: manifest.scene.clone(),
+        frames: None,
+        failed_frames: Vec::new(),
+        render_job: None,
+        zip_job: None,
+        archive: None,
+        complete: false,
+        later_rejection: None,
+        dependencies: manifest.dependencies.clone(),
+    };
+    let keys = JobKeys::new(key);
+    if manifest.status == ManifestStatus::Submitted {
+        // Best effort: a missing or unreadable rejection is no reason to fail the report.
+        if let Ok(rejected) = get_json::<JobManifest>(storage, &keys.rejection()).await {
+            if rejected.created > manifest.created {
+                report.later_rejection = rejected.message;
+            }
+        }
+    }
+    if manifest.status == ManifestStatus::Rejected {
+        return Ok(report);
+    }
+    let (render_job, zip_job) = describe_jobs(scheduler, &manifest).await?;
+    report.render_job = render_job;
+    report.zip_job = zip_job;
+
+    let ticket = JobTicket::from_manifest(&manifest)?;
+    let frames = ticket.plan.frames();
+    let version = ticket.version();
+    let scan = async {
+        scan_frames(storage, &keys, frames.as_slice(), &version)
+            .await
+            .map_err(|e| scan_error(aws, &e, &keys))
+    };
+    let logs = async {
+        let prefix = keys.logs_prefix();
+        storage
+            .list(&prefix)
+            .await
+            .map_err(|e| aws.storage_error(&e, &format!("listing `{prefix}`")))
+    };
+    let (scan, log_objects) = futures::try_join!(scan, logs)?;
+    let (counts, mut failed) =
+        count_frames(&keys, frames, manifest.chunk_size, &scan, &log_objects);
+    let reasons: Vec<Option<String>> =
+        futures::stream::iter(failed.iter().take(MAX_FAILED_DETAILS))
+            .map(|f| async move {
+                let log = storage.get(&f.log).await.ok()?;
+                failure_reason(&String::from_utf8_lossy(&log))
+            })
+            .buffered(LOG_READS_IN_FLIGHT)
+            .collect()
+            .await;
+    for (frame, reason) in failed.iter_mut().zip(reasons) {
+        frame.reason = reason;
+    }
+    report.frames = Some(counts);
+    report.failed_frames = failed;
+    report.archive = storage
+        .head(&keys.zip())
+        .await
+        .map_err(|e| aws.storage_error(&e, &format!("reading `{}`", keys.zip())))?
+        .map(|meta| Archive {
+            key: meta.key,
+            size: meta.size,
+        });
+    let succeeded =
+        |job: &Option<JobReport>| job.as_ref().is_some_and(|j| j.state == JobState::Succeeded);
+    report.complete =
+        succeeded(&report.render_job) && succeeded(&report.zip_job) && report.archive.is_some();
+    Ok(report)
+}
+
+/// Describes the manifest's render and zip jobs.
+pub async fn describe_jobs<B: Scheduler>(
+    scheduler: &B,
+    manifest: &JobManifest,
+) -> anyhow::Result<(Option<JobReport>, Option<JobReport>)> {
+    let ids: Vec<String> = [&manifest.render_job_id, &manifest.zip_job_id]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    if ids.is_empty() {
+        return Ok((None, None));
+    }
+    let statuses = scheduler.describe(&ids).await.map_err(|e| {
+        let hint = if e.is_transient() {
+            "; check the network and your AWS configuration, then retry"
+        } else {
+            ""
+        };
+        anyhow!("asking AWS Batch about the jobs: {e}{hint}")
+    })?;
+    let find = |id: &Option<String>| {
+        id.as_deref()
+            .map(|id| job_report(id, statuses.iter().find(|s| s.id == id)))
+    };
+    Ok((find(&manifest.render_job_id), find(&manifest.zip_job_id)))
+}
+
+/// The cost so far and the ETA of a submitted job (best effort: `None` if unreadable).
+pub(super) async fn job_spend(
+    aws: &Aws,
+    storage: &S3Storage,
+    report: &StatusReport,
+) -> Option<Spend> {
+    if report.status != ManifestStatus::Submitted {
+        return None;
+    }
+    let etag = aws.manifest(storage, &report.key).await.ok()?.etag;
+    spend::load(aws, storage, report, etag.as_deref())
+        .await
+        .inspect_err(|e| tracing::warn!("no cost so far: {e:#}"))
+        .ok()
+}
+
+/// A failed frame scan, with what to do.
+pub fn scan_error(aws: &Aws, err: &ScanError, keys: &JobKeys) -> anyhow::Error {
+    match err {
+        ScanError::Storage(e) => {
+            aws.storage_error(e, &format!("reading `{}`", keys.frames_prefix()))
+        }
+        other => anyhow!("{other}"),
+    }
+}
