@@ -14,6 +14,7 @@
 //! - [`download`]: `farm download`, fetching (and unpacking) `frames.zip`.
 //! - [`jobs`]: `farm cancel` and `farm retry`.
 //! - [`aws`]: AWS clients from the standard configuration.
+//! - [`stack`]: `--stack`, the bucket read from the farm's CloudFormation stack.
 //! - [`progress`]: progress bars, hidden when stderr is not a terminal.
 //!
 //! Every command returns an [`anyhow::Error`] with context on failure; [`report_error`] prints
@@ -39,6 +40,8 @@ pub mod report;
 pub mod shutdown;
 #[cfg(feature = "aws")]
 pub mod spend;
+#[cfg(feature = "aws")]
+pub mod stack;
 #[cfg(feature = "aws")]
 pub mod status;
 #[cfg(feature = "aws")]
@@ -101,6 +104,8 @@ fn usage_error(rendered: &str) -> String {
 
 /// Runs one command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    #[cfg(feature = "aws")]
+    let cli = stack::resolve(cli).await?;
     match cli.command {
         Command::Render(args) => render::run(&args).await,
         Command::Estimate(args) => estimate::run(&args).await,

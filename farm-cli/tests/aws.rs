@@ -699,6 +699,108 @@ async fn status_shows_the_cost_so_far_of_the_jobs_own_task_records() {
     assert!(text.contains("in 2 ended attempt(s)"), "{text}");
 }
 
+/// `--stack NAME` reads the bucket from the stack's `BucketName` output (the output
+/// `infra/farm.yaml` declares), through CloudFormation on moto; a missing stack or output is
+/// refused with what to check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stack_names_the_bucket_through_its_outputs() {
+    let template =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/farm.yaml"))
+            .unwrap();
+    let outputs = template.split("\nOutputs:\n").nth(1).expect("Outputs");
+    let output = farm_io::stack::BUCKET_OUTPUT;
+    assert!(outputs.lines().any(|line| line == format!("  {output}:")));
+
+    let farm = Fixture::start().await;
+    let cloudformation = farm.moto.cloudformation();
+    let create = |stack: &'static str, body: Value| {
+        let cloudformation = cloudformation.clone();
+        async move {
+            cloudformation
+                .create_stack()
+                .stack_name(stack)
+                .template_body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    let bucket = "farm-cli-stack-test";
+    let resources = serde_json::json!({
+        "FarmBucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": bucket}}
+    });
+    create(
+        "farm-a",
+        serde_json::json!({
+            "Resources": resources,
+            "Outputs": {output: {"Value": {"Ref": "FarmBucket"}}}
+        }),
+    )
+    .await;
+    let other = serde_json::json!({
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {"TopicArn": {"Value": {"Ref": "Topic"}}}
+    });
+    create("not-a-farm", other).await;
+
+    // A submit with --stack uploads to the stack's bucket; status names it.
+    let blend = scene(farm.dir.path(), "stacked", 1, 2, 1);
+    let key = format!("{}stacked.blend", unique_prefix("stack"));
+    farm.run(&[
+        "submit",
+        blend.to_str().unwrap(),
+        "--stack",
+        "farm-a",
+        "--key",
+        &key,
+        "--frame",
+        "2",
+    ])
+    .ok();
+    let head = farm
+        .moto
+        .s3()
+        .head_object()
+        .bucket(bucket)
+        .key(&key)
+        .send()
+        .await;
+    assert!(head.is_ok(), "{head:?}");
+    let early = farm.run(&["status", &key, "--stack", "farm-a"]);
+    assert!(
+        early
+            .one_line_error()
+            .contains(&format!("in bucket {bucket}")),
+        "{early:#?}"
+    );
+    // FARM_STACK works as --stack does.
+    let mut command = farm.farm();
+    command.env("FARM_STACK", "farm-a").args(["status", &key]);
+    assert!(run(&mut command)
+        .one_line_error()
+        .contains(&format!("in bucket {bucket}")));
+
+    let missing = farm.run(&["status", &key, "--stack", "no-such-stack"]);
+    let error = missing.one_line_error();
+    assert!(
+        error.contains("no CloudFormation stack `no-such-stack` in us-east-1"),
+        "{error}"
+    );
+    let wrong = farm.run(&["download", &key, "--stack", "not-a-farm"]);
+    let error = wrong.one_line_error();
+    assert!(
+        error.contains(
+            "stack `not-a-farm` (CREATE_COMPLETE) has no `BucketName` output (it has: TopicArn)"
+        ),
+        "{error}"
+    );
+    let both = farm.run(&["cancel", &key, "--stack", "farm-a", "--bucket", BUCKET]);
+    assert!(
+        both.one_line_error().contains("cannot be used with"),
+        "{both:#?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_requests_unknown_jobs_and_large_uploads() {
     let farm = Fixture::start().await;
