@@ -1093,6 +1093,13 @@ async fn status_follows_every_state_moto_gives_and_cancel_and_retry_respect_them
 }
 
 /// All keys under `prefix` in the test bucket.
+/// The render and zip job ids `<key>/job.json` names.
+async fn farm_job_ids(farm: &Fixture, key: &str) -> (String, String) {
+    let manifest = farm.manifest(key).await;
+    let id = |field: &str| manifest[field].as_str().unwrap_or_default().to_owned();
+    (id("render_job_id"), id("zip_job_id"))
+}
+
 async fn keys_under(farm: &Fixture, prefix: &str) -> Vec<String> {
     let listed = farm
         .moto
@@ -1252,11 +1259,15 @@ fn farm_series_bpy() -> Vec<String> {
 /// The Blender add-on (`blender-addon/`) inside the official `bpy` module of every series the
 /// farm runs that this machine's Python can load (4.2, 4.5, 5.0; pinned in `infra/bpy/`), with
 /// this `farm` on PATH and moto as AWS (`blender-addon/tests/drive.py` runs each phase in
-/// Blender): the extension zip installs, enables, registers and unregisters cleanly; its Plan
-/// operator shows `farm submit --dry-run`'s plan; its Submit operator uploads the project and
-/// tags the .blend, and the trigger starts the job; a missing texture comes back as an error
-/// report naming it; Render Here runs `farm render` with its progress lines; its Refresh
-/// operator reads the job from `farm status --json`.
+/// Blender): the extension zip installs, enables, registers and unregisters cleanly; Plan and
+/// Submit save the file's unsaved changes before farm reads it, and a file never saved is
+/// refused; Plan shows `farm submit --dry-run`'s plan; Submit uploads the project and tags the
+/// .blend, and the trigger starts the job; a missing texture comes back as an error report
+/// naming it; Render Here runs `farm render` with its progress lines; then, with the farm named
+/// by its stack (`--stack`): Refresh reads the job from `farm status --json`, Cancel and Retry
+/// run `farm cancel` and `farm retry` (moto has finished the jobs: cancel says so, retry submits
+/// the missing frames), and once the zipper made the archive Download unpacks it into the
+/// scene's output folder and Contact Sheet loads `preview.jpg` into Blender.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_blender_addon_installs_submits_and_watches_a_job() {
     let farm = Fixture::start().await;
@@ -1268,6 +1279,20 @@ async fn the_blender_addon_installs_submits_and_watches_a_job() {
         .output()
         .expect("python3 runs");
     assert!(built.status.success(), "{built:?}");
+    // A stack whose BucketName output names the test's bucket, for `--stack`.
+    let stack = "farm-addon";
+    let template = serde_json::json!({
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {"BucketName": {"Value": BUCKET}}
+    });
+    farm.moto
+        .cloudformation()
+        .create_stack()
+        .stack_name(stack)
+        .template_body(template.to_string())
+        .send()
+        .await
+        .unwrap();
     let bin = Path::new(env!("CARGO_BIN_EXE_farm")).parent().unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
 
@@ -1326,13 +1351,31 @@ async fn the_blender_addon_installs_submits_and_watches_a_job() {
         assert_eq!(sent["key"], key.as_str(), "{sent}");
         let plan = &sent["plan"];
         assert_eq!(plan["key"], key.as_str());
-        assert_eq!(plan["frames"], "1-2");
+        // Plan ran on the scene's range as changed in Blender and not saved: it was saved first.
+        assert_eq!(plan["frames"], "2-7", "{plan}");
         assert_eq!(
             plan["in_bucket"]["files"], 0,
             "nothing uploaded before: {plan}"
         );
         let files = plan["upload"]["files"].as_u64().unwrap();
         assert!(files >= 5, "the .blend, textures and library: {plan}");
+        // Submit saved the change made after the plan.
+        let inspect = farm.run(&["inspect", "--json", blend.to_str().unwrap()]);
+        let saved: Value = serde_json::from_str(inspect.ok()).unwrap();
+        let ranges: Vec<(i64, i64)> = saved["scenes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["frame_start"].as_i64().unwrap(),
+                    s["frame_end"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(ranges, [(2, 9)], "{saved}");
+        let unsaved = sent["unsaved"].as_str().unwrap();
+        assert!(unsaved.contains("Save the .blend first"), "{sent}");
         let refusal = sent["refusal"].as_str().unwrap();
         assert!(
             refusal.contains("//tex/red.png") && refusal.contains("nothing was uploaded"),
@@ -1364,15 +1407,112 @@ async fn the_blender_addon_installs_submits_and_watches_a_job() {
         submitted(&farm.trigger(&key).await);
 
         let config = serde_json::json!({
-            "blend": blend, "bucket": BUCKET, "root": farm.dir.path(), "key": key,
+            "blend": blend, "stack": stack, "root": farm.dir.path(), "key": key,
+            "out": farm.dir.path().join(format!("renders-{version}")),
         });
-        let status = drive("status", config);
+        let (old_render, _) = farm_job_ids(&farm, &key).await;
+        let watched = drive("watch", config.clone());
+        let status = &watched["status"];
         assert_eq!(status["key"], key.as_str(), "{status}");
         assert_eq!(status["state"], "submitted", "{status}");
-        assert_eq!(status["total"], 2, "{status}");
+        assert_eq!(status["job_state"], "SUCCEEDED", "{status}");
+        assert_eq!(
+            (&status["done"], &status["total"]),
+            (&Value::from(0), &Value::from(2))
+        );
         assert!(
-            status["summary"].as_str().unwrap().contains("/2 frames"),
+            status["summary"].as_str().unwrap().contains("0/2 frames"),
             "{status}"
         );
+        // moto ran the jobs at once: farm cancel says they ended; retry submits both frames.
+        let cancelled = &watched["cancelled"];
+        assert_eq!(cancelled[0], "INFO", "{watched}");
+        assert!(
+            cancelled[1]
+                .as_str()
+                .unwrap()
+                .contains(&format!("render job {old_render}: already SUCCEEDED")),
+            "{watched}"
+        );
+        let retried = &watched["retried"];
+        assert_eq!(retried[0], "INFO", "{watched}");
+        assert!(
+            retried[1]
+                .as_str()
+                .unwrap()
+                .contains("submitted a retry of 2 missing frame(s)"),
+            "{watched}"
+        );
+        let (new_render, _) = farm_job_ids(&farm, &key).await;
+        assert_ne!(new_render, old_render, "job.json names the retry's jobs");
+
+        // The frames arrive (Render Here's, as the renderer uploads them), the zipper archives
+        // them with the contact sheet, and writes the receipt.
+        let keys = JobKeys::new(key.as_str());
+        let here = blend.with_extension("farm").join("frames");
+        for frame in [1, 2] {
+            let body = std::fs::read(here.join(format!("{frame:04}.png"))).unwrap();
+            farm.put_frame(&key, &keys.frame(frame, "png"), body).await;
+        }
+        zipper::zip_frames(
+            &farm.storage(),
+            &keys,
+            &FrameList::parse("1-2", 100).unwrap(),
+            &farm_jobs::OutputVersion::default(),
+            &zipper::ZipOptions::default(),
+            &|_| {},
+        )
+        .await
+        .expect("the zipper makes the archive");
+        let receipt = farm_core::receipt::Receipt {
+            frames: 2,
+            tasks: 1,
+            attempts: 1,
+            wall_seconds: 60.0,
+            task_seconds: 60.0,
+            vcpu_hours: 0.07,
+            gb_hours: 0.13,
+            cost_usd: Some(0.0035),
+            frame_seconds: farm_core::receipt::FrameSeconds {
+                min: 20.0,
+                median: 25.0,
+                max: 30.0,
+            },
+            slowest: vec![],
+        };
+        farm_core::storage::put_json(&farm.storage(), &keys.receipt(), &receipt)
+            .await
+            .unwrap();
+
+        let fetched = drive("fetch", config);
+        let out = farm.dir.path().join(format!("renders-{version}"));
+        let downloaded = &fetched["downloaded"];
+        assert_eq!(downloaded[0], "INFO", "{fetched}");
+        assert!(
+            downloaded[1].as_str().unwrap().contains("(2 files)"),
+            "{fetched}"
+        );
+        assert_zip_holds(&out.join("frames.zip"), &names(&[1, 2]));
+        for name in names(&[1, 2]) {
+            assert_eq!(
+                std::fs::read(out.join("frames").join(&name)).unwrap(),
+                std::fs::read(here.join(&name)).unwrap(),
+                "{name}: the archive unpacked into the scene's output folder"
+            );
+        }
+        assert_eq!(fetched["sheet"][0], "INFO", "{fetched}");
+        let sheet = out.join("preview.jpg");
+        let images = fetched["images"].as_array().unwrap();
+        assert_eq!(images.len(), 1, "{fetched}");
+        assert_eq!(images[0]["path"], sheet.to_str().unwrap(), "{fetched}");
+        let size: Vec<u64> = serde_json::from_value(images[0]["size"].clone()).unwrap();
+        assert!(
+            size.iter().all(|&side| side > 0),
+            "Blender read the sheet: {fetched}"
+        );
+        // (The frames were put without the project's dependency version the renderer records,
+        // so the frame scan does not count them; the archive makes the job complete.)
+        let summary = fetched["status"]["summary"].as_str().unwrap();
+        assert!(summary.ends_with(", complete"), "{fetched}");
     }
 }
