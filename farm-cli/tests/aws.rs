@@ -1279,20 +1279,7 @@ async fn the_blender_addon_installs_submits_and_watches_a_job() {
         .output()
         .expect("python3 runs");
     assert!(built.status.success(), "{built:?}");
-    // A stack whose BucketName output names the test's bucket, for `--stack`.
-    let stack = "farm-addon";
-    let template = serde_json::json!({
-        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
-        "Outputs": {"BucketName": {"Value": BUCKET}}
-    });
-    farm.moto
-        .cloudformation()
-        .create_stack()
-        .stack_name(stack)
-        .template_body(template.to_string())
-        .send()
-        .await
-        .unwrap();
+    let stack = addon_stack(&farm).await;
     let bin = Path::new(env!("CARGO_BIN_EXE_farm")).parent().unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
 
@@ -1324,195 +1311,236 @@ async fn the_blender_addon_installs_submits_and_watches_a_job() {
         };
 
         let installed = drive("install", serde_json::json!({ "zip": zip }));
-        assert!(
-            installed["version"]
-                .as_str()
-                .unwrap()
-                .starts_with(&version[..3]),
-            "{installed}"
-        );
-        assert_eq!(
-            installed["registered"]["operators"]
-                .as_array()
-                .unwrap()
-                .len(),
-            10
-        );
-        assert_eq!(
-            installed["unregistered"]["operators"],
-            serde_json::json!([])
-        );
+        check_installed(&installed, version);
 
         let config = serde_json::json!({
             "blend": blend, "bucket": BUCKET, "root": farm.dir.path(),
         });
-        let sent = drive("submit", config.clone());
+        let sent = drive("submit", config);
         let key = format!("bpy-{version}/proj/shots/shot.blend");
-        assert_eq!(sent["key"], key.as_str(), "{sent}");
-        let plan = &sent["plan"];
-        assert_eq!(plan["key"], key.as_str());
-        // Plan ran on the scene's range as changed in Blender and not saved: it was saved first.
-        assert_eq!(plan["frames"], "2-7", "{plan}");
-        assert_eq!(
-            plan["in_bucket"]["files"], 0,
-            "nothing uploaded before: {plan}"
-        );
-        let files = plan["upload"]["files"].as_u64().unwrap();
-        assert!(files >= 5, "the .blend, textures and library: {plan}");
-        // Submit saved the change made after the plan.
-        let inspect = farm.run(&["inspect", "--json", blend.to_str().unwrap()]);
-        let saved: Value = serde_json::from_str(inspect.ok()).unwrap();
-        let ranges: Vec<(i64, i64)> = saved["scenes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                (
-                    s["frame_start"].as_i64().unwrap(),
-                    s["frame_end"].as_i64().unwrap(),
-                )
-            })
-            .collect();
-        assert_eq!(ranges, [(2, 9)], "{saved}");
-        let unsaved = sent["unsaved"].as_str().unwrap();
-        assert!(unsaved.contains("Save the .blend first"), "{sent}");
-        let refusal = sent["refusal"].as_str().unwrap();
-        assert!(
-            refusal.contains("//tex/red.png") && refusal.contains("nothing was uploaded"),
-            "{refusal}"
-        );
-        assert!(
-            sent["report_raised"].as_str().unwrap().contains(refusal),
-            "{sent}"
-        );
-        // Render Here rendered frames 1 and 2 beside the .blend, its progress read from farm.
-        assert_eq!(
-            sent["frames_here"],
-            serde_json::json!(["0001.png", "0002.png"])
-        );
-        let shown = sent["render_progress"].as_array().unwrap();
-        assert!(
-            shown.iter().any(|d| {
-                let d = d.as_str().unwrap();
-                d.starts_with("rendering ") && d.contains("/2 frames")
-            }),
-            "{shown:?}"
-        );
-        // What the Submit operator's farm uploaded: every file, the .blend with its tags.
-        let prefix = format!("bpy-{version}/");
-        assert_eq!(keys_under(&farm, &prefix).await.len() as u64, files);
-        let tags = farm.tags(&key).await;
-        assert_eq!(tags.get("frames").map(String::as_str), Some("1-2"));
-        assert_eq!(tags.get("chunk").map(String::as_str), Some("auto"));
+        check_submitted(&farm, &sent, &blend, &key).await;
         submitted(&farm.trigger(&key).await);
 
+        let out = farm.dir.path().join(format!("renders-{version}"));
         let config = serde_json::json!({
-            "blend": blend, "stack": stack, "root": farm.dir.path(), "key": key,
-            "out": farm.dir.path().join(format!("renders-{version}")),
+            "blend": blend, "stack": stack, "root": farm.dir.path(), "key": key, "out": out,
         });
         let (old_render, _) = farm_job_ids(&farm, &key).await;
         let watched = drive("watch", config.clone());
-        let status = &watched["status"];
-        assert_eq!(status["key"], key.as_str(), "{status}");
-        assert_eq!(status["state"], "submitted", "{status}");
-        assert_eq!(status["job_state"], "SUCCEEDED", "{status}");
-        assert_eq!(
-            (&status["done"], &status["total"]),
-            (&Value::from(0), &Value::from(2))
-        );
-        assert!(
-            status["summary"].as_str().unwrap().contains("0/2 frames"),
-            "{status}"
-        );
-        // moto ran the jobs at once: farm cancel says they ended; retry submits both frames.
-        let cancelled = &watched["cancelled"];
-        assert_eq!(cancelled[0], "INFO", "{watched}");
-        assert!(
-            cancelled[1]
-                .as_str()
-                .unwrap()
-                .contains(&format!("render job {old_render}: already SUCCEEDED")),
-            "{watched}"
-        );
-        let retried = &watched["retried"];
-        assert_eq!(retried[0], "INFO", "{watched}");
-        assert!(
-            retried[1]
-                .as_str()
-                .unwrap()
-                .contains("submitted a retry of 2 missing frame(s)"),
-            "{watched}"
-        );
+        check_watched(&watched, &key, &old_render);
         let (new_render, _) = farm_job_ids(&farm, &key).await;
         assert_ne!(new_render, old_render, "job.json names the retry's jobs");
 
-        // The frames arrive (Render Here's, as the renderer uploads them), the zipper archives
-        // them with the contact sheet, and writes the receipt.
-        let keys = JobKeys::new(key.as_str());
         let here = blend.with_extension("farm").join("frames");
-        for frame in [1, 2] {
-            let body = std::fs::read(here.join(format!("{frame:04}.png"))).unwrap();
-            farm.put_frame(&key, &keys.frame(frame, "png"), body).await;
-        }
-        zipper::zip_frames(
-            &farm.storage(),
-            &keys,
-            &FrameList::parse("1-2", 100).unwrap(),
-            &farm_jobs::OutputVersion::default(),
-            &zipper::ZipOptions::default(),
-            &|_| {},
-        )
-        .await
-        .expect("the zipper makes the archive");
-        let receipt = farm_core::receipt::Receipt {
-            frames: 2,
-            tasks: 1,
-            attempts: 1,
-            wall_seconds: 60.0,
-            task_seconds: 60.0,
-            vcpu_hours: 0.07,
-            gb_hours: 0.13,
-            cost_usd: Some(0.0035),
-            frame_seconds: farm_core::receipt::FrameSeconds {
-                min: 20.0,
-                median: 25.0,
-                max: 30.0,
-            },
-            slowest: vec![],
-        };
-        farm_core::storage::put_json(&farm.storage(), &keys.receipt(), &receipt)
-            .await
-            .unwrap();
-
+        zip_job_outputs(&farm, &key, &here).await;
         let fetched = drive("fetch", config);
-        let out = farm.dir.path().join(format!("renders-{version}"));
-        let downloaded = &fetched["downloaded"];
-        assert_eq!(downloaded[0], "INFO", "{fetched}");
-        assert!(
-            downloaded[1].as_str().unwrap().contains("(2 files)"),
-            "{fetched}"
-        );
-        assert_zip_holds(&out.join("frames.zip"), &names(&[1, 2]));
-        for name in names(&[1, 2]) {
-            assert_eq!(
-                std::fs::read(out.join("frames").join(&name)).unwrap(),
-                std::fs::read(here.join(&name)).unwrap(),
-                "{name}: the archive unpacked into the scene's output folder"
-            );
-        }
-        assert_eq!(fetched["sheet"][0], "INFO", "{fetched}");
-        let sheet = out.join("preview.jpg");
-        let images = fetched["images"].as_array().unwrap();
-        assert_eq!(images.len(), 1, "{fetched}");
-        assert_eq!(images[0]["path"], sheet.to_str().unwrap(), "{fetched}");
-        let size: Vec<u64> = serde_json::from_value(images[0]["size"].clone()).unwrap();
-        assert!(
-            size.iter().all(|&side| side > 0),
-            "Blender read the sheet: {fetched}"
-        );
-        // (The frames were put without the project's dependency version the renderer records,
-        // so the frame scan does not count them; the archive makes the job complete.)
-        let summary = fetched["status"]["summary"].as_str().unwrap();
-        assert!(summary.ends_with(", complete"), "{fetched}");
+        check_fetched(&fetched, &out, &here);
     }
+}
+
+/// A stack whose `BucketName` output names the test's bucket, for `--stack`.
+async fn addon_stack(farm: &Fixture) -> &'static str {
+    let stack = "farm-addon";
+    let template = serde_json::json!({
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {"BucketName": {"Value": BUCKET}}
+    });
+    farm.moto
+        .cloudformation()
+        .create_stack()
+        .stack_name(stack)
+        .template_body(template.to_string())
+        .send()
+        .await
+        .unwrap();
+    stack
+}
+
+/// drive.py's install phase: the extension registered all it has, and unregistered it all.
+fn check_installed(installed: &Value, version: &str) {
+    assert!(
+        installed["version"]
+            .as_str()
+            .unwrap()
+            .starts_with(&version[..3]),
+        "{installed}"
+    );
+    assert_eq!(
+        installed["registered"]["operators"]
+            .as_array()
+            .unwrap()
+            .len(),
+        10
+    );
+    assert_eq!(
+        installed["unregistered"]["operators"],
+        serde_json::json!([])
+    );
+}
+
+/// drive.py's submit phase: Plan and Submit saved first, the upload, the refusal, Render Here.
+async fn check_submitted(farm: &Fixture, sent: &Value, blend: &Path, key: &str) {
+    assert_eq!(sent["key"], key, "{sent}");
+    let plan = &sent["plan"];
+    assert_eq!(plan["key"], key);
+    // Plan ran on the scene's range as changed in Blender and not saved: it was saved first.
+    assert_eq!(plan["frames"], "2-7", "{plan}");
+    assert_eq!(
+        plan["in_bucket"]["files"], 0,
+        "nothing uploaded before: {plan}"
+    );
+    let files = plan["upload"]["files"].as_u64().unwrap();
+    assert!(files >= 5, "the .blend, textures and library: {plan}");
+    // Submit saved the change made after the plan.
+    let inspect = farm.run(&["inspect", "--json", blend.to_str().unwrap()]);
+    let saved: Value = serde_json::from_str(inspect.ok()).unwrap();
+    let ranges: Vec<(i64, i64)> = saved["scenes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["frame_start"].as_i64().unwrap(),
+                s["frame_end"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ranges, [(2, 9)], "{saved}");
+    let unsaved = sent["unsaved"].as_str().unwrap();
+    assert!(unsaved.contains("Save the .blend first"), "{sent}");
+    let refusal = sent["refusal"].as_str().unwrap();
+    assert!(
+        refusal.contains("//tex/red.png") && refusal.contains("nothing was uploaded"),
+        "{refusal}"
+    );
+    assert!(
+        sent["report_raised"].as_str().unwrap().contains(refusal),
+        "{sent}"
+    );
+    // Render Here rendered frames 1 and 2 beside the .blend, its progress read from farm.
+    assert_eq!(
+        sent["frames_here"],
+        serde_json::json!(["0001.png", "0002.png"])
+    );
+    let shown = sent["render_progress"].as_array().unwrap();
+    assert!(
+        shown.iter().any(|d| {
+            let d = d.as_str().unwrap();
+            d.starts_with("rendering ") && d.contains("/2 frames")
+        }),
+        "{shown:?}"
+    );
+    // What the Submit operator's farm uploaded: every file, the .blend with its tags.
+    let prefix = format!("{}/", key.split('/').next().unwrap());
+    assert_eq!(keys_under(farm, &prefix).await.len() as u64, files);
+    let tags = farm.tags(key).await;
+    assert_eq!(tags.get("frames").map(String::as_str), Some("1-2"));
+    assert_eq!(tags.get("chunk").map(String::as_str), Some("auto"));
+}
+
+/// drive.py's watch phase: Refresh, Cancel and Retry with farm's words.
+fn check_watched(watched: &Value, key: &str, old_render: &str) {
+    let status = &watched["status"];
+    assert_eq!(status["key"], key, "{status}");
+    assert_eq!(status["state"], "submitted", "{status}");
+    assert_eq!(status["job_state"], "SUCCEEDED", "{status}");
+    assert_eq!(
+        (&status["done"], &status["total"]),
+        (&Value::from(0), &Value::from(2))
+    );
+    assert!(
+        status["summary"].as_str().unwrap().contains("0/2 frames"),
+        "{status}"
+    );
+    // moto ran the jobs at once: farm cancel says they ended; retry submits both frames.
+    let cancelled = &watched["cancelled"];
+    assert_eq!(cancelled[0], "INFO", "{watched}");
+    assert!(
+        cancelled[1]
+            .as_str()
+            .unwrap()
+            .contains(&format!("render job {old_render}: already SUCCEEDED")),
+        "{watched}"
+    );
+    let retried = &watched["retried"];
+    assert_eq!(retried[0], "INFO", "{watched}");
+    assert!(
+        retried[1]
+            .as_str()
+            .unwrap()
+            .contains("submitted a retry of 2 missing frame(s)"),
+        "{watched}"
+    );
+}
+
+/// What the job's tasks and zip job leave: the frames (Render Here's, as the renderer uploads
+/// them), `frames.zip` and the contact sheet (the zipper's code), and the receipt.
+async fn zip_job_outputs(farm: &Fixture, key: &str, here: &Path) {
+    let keys = JobKeys::new(key);
+    for frame in [1, 2] {
+        let body = std::fs::read(here.join(format!("{frame:04}.png"))).unwrap();
+        farm.put_frame(key, &keys.frame(frame, "png"), body).await;
+    }
+    zipper::zip_frames(
+        &farm.storage(),
+        &keys,
+        &FrameList::parse("1-2", 100).unwrap(),
+        &farm_jobs::OutputVersion::default(),
+        &zipper::ZipOptions::default(),
+        &|_| {},
+    )
+    .await
+    .expect("the zipper makes the archive");
+    let receipt = farm_core::receipt::Receipt {
+        frames: 2,
+        tasks: 1,
+        attempts: 1,
+        wall_seconds: 60.0,
+        task_seconds: 60.0,
+        vcpu_hours: 0.07,
+        gb_hours: 0.13,
+        cost_usd: Some(0.0035),
+        frame_seconds: farm_core::receipt::FrameSeconds {
+            min: 20.0,
+            median: 25.0,
+            max: 30.0,
+        },
+        slowest: vec![],
+    };
+    farm_core::storage::put_json(&farm.storage(), &keys.receipt(), &receipt)
+        .await
+        .unwrap();
+}
+
+/// drive.py's fetch phase: the archive unpacked into the scene's output folder `out`, the
+/// contact sheet loaded in Blender.
+fn check_fetched(fetched: &Value, out: &Path, here: &Path) {
+    let downloaded = &fetched["downloaded"];
+    assert_eq!(downloaded[0], "INFO", "{fetched}");
+    assert!(
+        downloaded[1].as_str().unwrap().contains("(2 files)"),
+        "{fetched}"
+    );
+    assert_zip_holds(&out.join("frames.zip"), &names(&[1, 2]));
+    for name in names(&[1, 2]) {
+        assert_eq!(
+            std::fs::read(out.join("frames").join(&name)).unwrap(),
+            std::fs::read(here.join(&name)).unwrap(),
+            "{name}: the archive unpacked into the scene's output folder"
+        );
+    }
+    assert_eq!(fetched["sheet"][0], "INFO", "{fetched}");
+    let sheet = out.join("preview.jpg");
+    let images = fetched["images"].as_array().unwrap();
+    assert_eq!(images.len(), 1, "{fetched}");
+    assert_eq!(images[0]["path"], sheet.to_str().unwrap(), "{fetched}");
+    let size: Vec<u64> = serde_json::from_value(images[0]["size"].clone()).unwrap();
+    assert!(
+        size.iter().all(|&side| side > 0),
+        "Blender read the sheet: {fetched}"
+    );
+    // (The frames were put without the project's dependency version the renderer records,
+    // so the frame scan does not count them; the archive makes the job complete.)
+    let summary = fetched["status"]["summary"].as_str().unwrap();
+    assert!(summary.ends_with(", complete"), "{fetched}");
 }
