@@ -133,6 +133,18 @@ impl Fixture {
         S3Storage::new(self.moto.s3(), BUCKET)
     }
 
+    /// Creates a CloudFormation stack from `template` (moto has it complete on return).
+    async fn create_stack(&self, name: &str, template: Value) {
+        self.moto
+            .cloudformation()
+            .create_stack()
+            .stack_name(name)
+            .template_body(template.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+
     async fn put(&self, key: &str, body: Vec<u8>) {
         self.moto
             .s3()
@@ -712,24 +724,11 @@ async fn stack_names_the_bucket_through_its_outputs() {
     assert!(outputs.lines().any(|line| line == format!("  {output}:")));
 
     let farm = Fixture::start().await;
-    let cloudformation = farm.moto.cloudformation();
-    let create = |stack: &'static str, body: Value| {
-        let cloudformation = cloudformation.clone();
-        async move {
-            cloudformation
-                .create_stack()
-                .stack_name(stack)
-                .template_body(body.to_string())
-                .send()
-                .await
-                .unwrap();
-        }
-    };
     let bucket = "farm-cli-stack-test";
     let resources = serde_json::json!({
         "FarmBucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": bucket}}
     });
-    create(
+    farm.create_stack(
         "farm-a",
         serde_json::json!({
             "Resources": resources,
@@ -741,7 +740,7 @@ async fn stack_names_the_bucket_through_its_outputs() {
         "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
         "Outputs": {"TopicArn": {"Value": {"Ref": "Topic"}}}
     });
-    create("not-a-farm", other).await;
+    farm.create_stack("not-a-farm", other).await;
 
     // A submit with --stack uploads to the stack's bucket; status names it.
     let blend = scene(farm.dir.path(), "stacked", 1, 2, 1);
@@ -1345,14 +1344,7 @@ async fn addon_stack(farm: &Fixture) -> &'static str {
         "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
         "Outputs": {"BucketName": {"Value": BUCKET}}
     });
-    farm.moto
-        .cloudformation()
-        .create_stack()
-        .stack_name(stack)
-        .template_body(template.to_string())
-        .send()
-        .await
-        .unwrap();
+    farm.create_stack(stack, template).await;
     stack
 }
 
@@ -1453,24 +1445,19 @@ fn check_watched(watched: &Value, key: &str, old_render: &str) {
         "{status}"
     );
     // moto ran the jobs at once: farm cancel says they ended; retry submits both frames.
-    let cancelled = &watched["cancelled"];
-    assert_eq!(cancelled[0], "INFO", "{watched}");
-    assert!(
-        cancelled[1]
-            .as_str()
-            .unwrap()
-            .contains(&format!("render job {old_render}: already SUCCEEDED")),
-        "{watched}"
+    let cancelled = format!("render job {old_render}: already SUCCEEDED");
+    assert_info(&watched["cancelled"], &cancelled);
+    assert_info(
+        &watched["retried"],
+        "submitted a retry of 2 missing frame(s)",
     );
-    let retried = &watched["retried"];
-    assert_eq!(retried[0], "INFO", "{watched}");
-    assert!(
-        retried[1]
-            .as_str()
-            .unwrap()
-            .contains("submitted a retry of 2 missing frame(s)"),
-        "{watched}"
-    );
+}
+
+/// A report drive.py kept, `[level, text]`: an INFO report whose text contains `says`.
+fn assert_info(report: &Value, says: &str) {
+    assert_eq!(report[0], "INFO", "{report}");
+    let text = report[1].as_str().unwrap();
+    assert!(text.contains(says), "{says:?} not in {text:?}");
 }
 
 /// What the job's tasks and zip job leave: the frames (Render Here's, as the renderer uploads
@@ -1515,12 +1502,7 @@ async fn zip_job_outputs(farm: &Fixture, key: &str, here: &Path) {
 /// drive.py's fetch phase: the archive unpacked into the scene's output folder `out`, the
 /// contact sheet loaded in Blender.
 fn check_fetched(fetched: &Value, out: &Path, here: &Path) {
-    let downloaded = &fetched["downloaded"];
-    assert_eq!(downloaded[0], "INFO", "{fetched}");
-    assert!(
-        downloaded[1].as_str().unwrap().contains("(2 files)"),
-        "{fetched}"
-    );
+    assert_info(&fetched["downloaded"], "(2 files)");
     assert_zip_holds(&out.join("frames.zip"), &names(&[1, 2]));
     for name in names(&[1, 2]) {
         assert_eq!(
@@ -1529,8 +1511,8 @@ fn check_fetched(fetched: &Value, out: &Path, here: &Path) {
             "{name}: the archive unpacked into the scene's output folder"
         );
     }
-    assert_eq!(fetched["sheet"][0], "INFO", "{fetched}");
     let sheet = out.join("preview.jpg");
+    assert_info(&fetched["sheet"], sheet.to_str().unwrap());
     let images = fetched["images"].as_array().unwrap();
     assert_eq!(images.len(), 1, "{fetched}");
     assert_eq!(images[0]["path"], sheet.to_str().unwrap(), "{fetched}");
