@@ -54,13 +54,27 @@ def key_for(blend, root):
     return relative.replace(os.sep, "/")
 
 
+def target_args(stack="", bucket=""):
+    """Which farm: `--stack NAME` (farm reads the bucket from the stack's outputs) when a stack
+    is set, else `--bucket NAME`. ValueError when neither is."""
+    if stack and stack.strip():
+        return ["--stack", stack.strip()]
+    if bucket and bucket.strip():
+        return ["--bucket", bucket.strip()]
+    raise ValueError(
+        "Set the farm's stack (the CloudFormation stack's name) or its bucket "
+        "(the stack's BucketName output) first"
+    )
+
+
 def submit_args(
-    blend, bucket, key, frames=None, chunk="auto", blender="", dry_run=False, project=""
+    blend, target, key, frames=None, chunk="auto", blender="", dry_run=False, project=""
 ):
-    """`farm submit`'s arguments (after the binary). `frames` None: the scene's own range
-    (`--frames scene`, read from the .blend by farm and the trigger). `project`: the project
-    folder farm may upload from (`--project`; default: the .blend's own folder)."""
-    args = ["submit", blend, "--bucket", bucket, "--key", key]
+    """`farm submit`'s arguments (after the binary). `target`: [`target_args`]. `frames` None:
+    the scene's own range (`--frames scene`, read from the .blend by farm and the trigger).
+    `project`: the project folder farm may upload from (`--project`; default: the .blend's own
+    folder)."""
+    args = ["submit", blend, *target, "--key", key]
     if project:
         args += ["--project", project]
     args += ["--frames", frames.strip() if frames and frames.strip() else "scene"]
@@ -73,17 +87,23 @@ def submit_args(
     return args
 
 
-def render_args(blend, frames=None):
-    """`farm render`'s arguments: the scene's range unless `frames` is given."""
+def render_args(blend, frames=None, blender="", python=""):
+    """`farm render`'s arguments: the scene's range unless `frames` is given; rendered by the
+    Blender executable `blender` (`--blender`), else by the Python whose `bpy` module is
+    Blender (`--blender-python`), else by farm's own choice."""
     args = ["render", blend]
+    if blender:
+        args += ["--blender", blender]
+    elif python:
+        args += ["--blender-python", python]
     if frames and frames.strip():
         args += ["--frames", frames.strip()]
     return args
 
 
-def job_args(verb, key, bucket, *extra):
-    """`farm status|cancel|retry|download|report KEY --bucket BUCKET ...`."""
-    return [verb, key, "--bucket", bucket, *extra]
+def job_args(verb, key, target, *extra):
+    """`farm status|cancel|retry|download|report KEY --stack S|--bucket B ...`."""
+    return [verb, key, *target, *extra]
 
 
 def default_render_out(blend):

@@ -3,6 +3,7 @@ sheet) and render here. Each starts `farm` in the background (runner) and return
 
 import json
 import os
+import sys
 
 import bpy
 from bpy.props import EnumProperty, StringProperty
@@ -20,6 +21,11 @@ def job_key(settings):
     return farm.key_for(bpy.data.filepath, root)
 
 
+def has_target(settings):
+    """Whether a stack or a bucket is set (farm.target_args says which is used)."""
+    return bool(settings.stack.strip() or settings.bucket.strip())
+
+
 def output_folder(scene):
     return farm.output_folder(bpy.path.abspath(scene.render.filepath))
 
@@ -33,7 +39,7 @@ class FarmOperator:
     def poll(cls, context):
         settings = context.scene.render_farm
         if cls.needs_job:
-            return bool(settings.job_key and settings.bucket)
+            return bool(settings.job_key and has_target(settings))
         return True
 
     def launch(self, kind, args, title, on_done):
@@ -47,7 +53,8 @@ class FarmOperator:
 
 
 class SavedFileOperator(FarmOperator):
-    """An operator on the saved .blend: asks before saving unsaved changes."""
+    """An operator on the saved .blend: saves it first (farm reads the file on disk), asking
+    first when Blender knows of unsaved changes."""
 
     def invoke(self, context, event):
         if bpy.data.is_dirty and bpy.data.filepath:
@@ -55,14 +62,15 @@ class SavedFileOperator(FarmOperator):
         return self.execute(context)
 
     def saved(self):
-        """Saves unsaved changes; False (reported) when the file was never saved."""
+        """Saves the file; False (reported) when it was never saved. Saves even when Blender
+        does not flag it dirty: a change made through Python (a script, another add-on) is not
+        flagged, and farm must read what the artist sees."""
         if not bpy.data.filepath:
             self.report(
                 {"ERROR"}, "Save the .blend first (File > Save As): farm reads the saved file"
             )
             return False
-        if bpy.data.is_dirty:
-            bpy.ops.wm.save_mainfile()
+        bpy.ops.wm.save_mainfile()
         return True
 
     def submit_args(self, context, dry_run):
@@ -71,17 +79,15 @@ class SavedFileOperator(FarmOperator):
         if not self.saved():
             return None
         settings = context.scene.render_farm
-        if not settings.bucket.strip():
-            self.report({"ERROR"}, "Set the farm's bucket first (the stack's BucketName output)")
-            return None
         try:
+            target = farm.target_args(settings.stack, settings.bucket)
             key = job_key(settings)
         except ValueError as err:
             self.report({"ERROR"}, str(err))
             return None
         args = farm.submit_args(
             bpy.data.filepath,
-            settings.bucket.strip(),
+            target,
             key,
             frames=frames_of(settings),
             chunk=settings.chunk,
@@ -164,7 +170,14 @@ class RENDER_FARM_OT_render_here(SavedFileOperator, bpy.types.Operator):
                 return
             runner.report("INFO", f"Rendered here into {out}: {run.last_line()}")
 
-        args = farm.render_args(blend, frames_of(settings))
+        # This Blender renders, the one that saved the file: its executable, or in the `bpy`
+        # module (no executable) the Python running it.
+        args = farm.render_args(
+            blend,
+            frames_of(settings),
+            bpy.app.binary_path,
+            "" if bpy.app.binary_path else sys.executable,
+        )
         return self.launch("render", args, "Render Farm: render here", done)
 
 
@@ -185,7 +198,8 @@ class RENDER_FARM_OT_status(FarmOperator, bpy.types.Operator):
 
 
 class JobCommand(FarmOperator):
-    """A farm command on this file's job (`farm VERB KEY --bucket B ...`), reported when done."""
+    """A farm command on this file's job (`farm VERB KEY --stack S|--bucket B ...`), reported
+    when done."""
 
     needs_job = True
     verb = ""
@@ -196,13 +210,17 @@ class JobCommand(FarmOperator):
 
     def execute(self, context):
         s = context.scene.render_farm
-        args = farm.job_args(self.verb, s.job_key, s.bucket, *self.extra_args(context))
+        target = farm.target_args(s.stack, s.bucket)
+        args = farm.job_args(self.verb, s.job_key, target, *self.extra_args(context))
+        # The operator is gone when farm ends: keep what the report needs.
+        done_text = self.done_text
 
         def done(run, code):
             if code != 0:
                 runner.failed(run, code)
                 return
-            runner.report("INFO", f"{self.done_text}: {run.last_line()}")
+            said = "; ".join(line.strip() for line in run.output().splitlines() if line.strip())
+            runner.report("INFO", f"{done_text}: {said or run.last_line()}")
 
         return self.launch(self.verb, args, f"Render Farm: {self.verb}", done)
 
@@ -247,7 +265,8 @@ class RENDER_FARM_OT_contact_sheet(FarmOperator, bpy.types.Operator):
     def execute(self, context):
         s = context.scene.render_farm
         path = os.path.join(output_folder(context.scene), "preview.jpg")
-        args = farm.job_args("report", s.job_key, s.bucket, "--preview", path)
+        target = farm.target_args(s.stack, s.bucket)
+        args = farm.job_args("report", s.job_key, target, "--preview", path)
 
         def done(run, code):
             if code != 0:

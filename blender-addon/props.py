@@ -22,9 +22,17 @@ class RenderFarmPreferences(bpy.types.AddonPreferences):
 
 
 class RenderFarmSettings(bpy.types.PropertyGroup):
+    stack: StringProperty(
+        name="Stack",
+        description=(
+            "The farm's CloudFormation stack: farm reads its bucket from the stack's outputs "
+            "(farm --stack). Used instead of the bucket when set"
+        ),
+        default="",
+    )
     bucket: StringProperty(
         name="Bucket",
-        description="The farm's bucket (the stack's BucketName output)",
+        description="The farm's bucket (the stack's BucketName output), when no stack is set",
         default="",
     )
     project_root: StringProperty(

@@ -90,7 +90,7 @@ def watch():
     scene = bpy.context.scene
     if scene is not None and time.monotonic() - panel_seen[0] < PANEL_OPEN:
         settings = scene.render_farm
-        if settings.job_key and settings.bucket and "status" not in runs:
+        if settings.job_key and (settings.stack or settings.bucket) and "status" not in runs:
             try:
                 start_status(settings)
             except (farm.FarmNotFound, RuntimeError):
@@ -109,7 +109,9 @@ def start_status(settings):
 
     return start(
         "status",
-        farm.job_args("status", settings.job_key, settings.bucket, "--json"),
+        farm.job_args(
+            "status", settings.job_key, farm.target_args(settings.stack, settings.bucket), "--json"
+        ),
         "Render Farm: status",
         done,
     )

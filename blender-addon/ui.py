@@ -27,7 +27,10 @@ class RENDER_PT_render_farm(bpy.types.Panel):
         layout = self.layout
         layout.use_property_split = True
         settings = context.scene.render_farm
-        layout.prop(settings, "bucket")
+        layout.prop(settings, "stack")
+        row = layout.row()
+        row.enabled = not settings.stack.strip()
+        row.prop(settings, "bucket")
         layout.prop(settings, "project_root")
         if bpy.data.filepath:
             try:

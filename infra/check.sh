@@ -165,6 +165,15 @@ grep -o "Tried to parse AWS::[A-Za-z0-9:]* but it's not supported" "$WORK/moto.l
 aws cloudformation describe-stacks --stack-name "$STACK" \
   --query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output text
 
+step "farm --stack $STACK: the bucket read from the stack's BucketName output"
+BUCKET_OUTPUT="$(aws cloudformation describe-stacks --stack-name "$STACK" \
+  --query "Stacks[0].Outputs[?OutputKey=='BucketName'].OutputValue" --output text)"
+# A key with no job: farm names the bucket it looked in, the one the stack's output gives.
+FARM_SAYS="$(cargo run -q --locked -p farm-cli -- status no-such-job.blend --stack "$STACK" 2>&1 || true)"
+echo "$FARM_SAYS"
+grep -q "no job for \`no-such-job.blend\` in bucket $BUCKET_OUTPUT:" <<<"$FARM_SAYS" ||
+  fail "farm status --stack $STACK did not read bucket $BUCKET_OUTPUT from the stack"
+
 step "describe-job-definitions: retry rules"
 aws batch describe-job-definitions --status ACTIVE --output json >"$WORK/jobdefs.json"
 python3 - "$WORK/jobdefs.json" "$STACK" <<'PY'

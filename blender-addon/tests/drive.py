@@ -7,10 +7,16 @@ Phases:
 - install: installs the extension zip (as Blender's "Install from Disk" does), checks its
   operators, panel and scene settings register, that disabling it unregisters every one of
   them and its timers and status bar entry, and that enabling it again works.
-- submit: opens the project's .blend, runs the Plan operator (farm submit --dry-run), the
-  Submit operator (farm submit), then Submit again with a texture missing: farm's refusal comes
-  back as an error report naming the file; then Render Here (farm render).
-- status: runs the Refresh operator on the submitted job (farm status --json).
+- submit: opens the project's .blend, changes its frame range without saving and runs the Plan
+  operator (farm submit --dry-run, on the scene's range): the plan has the changed range, so
+  the file was saved first; changes it again and runs the Submit operator (farm submit; the
+  test reads the saved file after); then Submit again with a texture missing: farm's refusal
+  comes back as an error report naming the file; then Render Here (farm render); then Submit
+  on a file never saved: refused with an error report, nothing run.
+- watch: on the submitted job, the Refresh operator (farm status --json), Cancel (farm cancel)
+  and Retry (farm retry).
+- fetch: Download (farm download --unpack into the scene's output folder) and Contact Sheet
+  (farm report --preview, loaded as a Blender image).
 
 Operators start `farm` in the background and return; a Blender timer finishes the runs. The
 module has no event loop, so this script calls the timer's function itself until every run
@@ -105,7 +111,8 @@ def open_project(config):
     enable()
     bpy.ops.wm.open_mainfile(filepath=config["blend"])
     settings = bpy.context.scene.render_farm
-    settings.bucket = config["bucket"]
+    settings.stack = config.get("stack", "")
+    settings.bucket = config.get("bucket", "")
     settings.project_root = config["root"]
     settings.use_scene_range = False
     settings.frames = "1-2"
@@ -119,16 +126,28 @@ def last_message():
     return messages[-1]
 
 
+def run_operator(operator):
+    """Runs an operator as a script does (no confirmation dialog), then its farm run; returns
+    the operator's result and the report it ended with."""
+    result = operator()
+    check(result == {"FINISHED"}, f"{operator}: {result}")
+    finish_runs()
+    return last_message()
+
+
 def submit(config):
     settings = open_project(config)
-    check(bpy.ops.render_farm.plan() == {"FINISHED"}, "plan started")
-    finish_runs()
+    scene = bpy.context.scene
+    # Unsaved changes: Plan saves them before farm reads the file (the scene's range, 2-7).
+    settings.use_scene_range = True
+    scene.frame_start, scene.frame_end = 2, 7
+    run_operator(bpy.ops.render_farm.plan)
     plan = runner().results["plan"]
     check(plan is not None, f"a plan: {runner().messages}")
-    # (Saving unsaved changes first is not seen here: the module does not track them.)
-    check(bpy.ops.render_farm.submit() == {"FINISHED"}, "submit started")
-    finish_runs()
-    submitted = last_message()
+    # Submit saves too (frame_end 9, read by the test from the saved file), and submits 1-2.
+    settings.use_scene_range = False
+    scene.frame_end = 9
+    submitted = run_operator(bpy.ops.render_farm.submit)
     check(submitted[0] == "INFO", submitted)
     key = settings.job_key
 
@@ -136,11 +155,9 @@ def submit(config):
     texture = os.path.join(os.path.dirname(config["blend"]), "tex", "red.png")
     os.rename(texture, texture + ".away")
     try:
-        check(bpy.ops.render_farm.submit() == {"FINISHED"}, "submit started")
-        finish_runs()
+        refusal = run_operator(bpy.ops.render_farm.submit)
     finally:
         os.rename(texture + ".away", texture)
-    refusal = last_message()
     check(refusal[0] == "ERROR", refusal)
     # The message is a Blender report: an ERROR report raises in its caller.
     try:
@@ -154,6 +171,16 @@ def submit(config):
     rendered = last_message()
     check(rendered[0] == "INFO", rendered)
     out = os.path.splitext(config["blend"])[0] + ".farm"
+
+    # A file never saved: Submit refuses (an ERROR report raises here) and starts nothing.
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.context.scene.render_farm.bucket = "any"
+    try:
+        bpy.ops.render_farm.submit()
+        unsaved = ""
+    except RuntimeError as err:
+        unsaved = str(err)
+    check(not runner().runs, "nothing runs for an unsaved file")
     return {
         "rendered": rendered[1],
         "render_progress": shown,
@@ -163,12 +190,11 @@ def submit(config):
         "submitted": submitted[1],
         "refusal": refusal[1],
         "report_raised": raised,
+        "unsaved": unsaved,
     }
 
 
-def status(config):
-    settings = open_project(config)
-    settings.job_key = config["key"]
+def refresh():
     check(bpy.ops.render_farm.status() == {"FINISHED"}, "status started")
     finish_runs()
     parsed = runner().results["status"]
@@ -183,9 +209,33 @@ def status(config):
     }
 
 
+def watch(config):
+    settings = open_project(config)
+    settings.job_key = config["key"]
+    status = refresh()
+    cancelled = run_operator(bpy.ops.render_farm.cancel)
+    retried = run_operator(bpy.ops.render_farm.retry)
+    return {"status": status, "cancelled": cancelled, "retried": retried}
+
+
+def fetch(config):
+    settings = open_project(config)
+    settings.job_key = config["key"]
+    bpy.context.scene.render.filepath = config["out"] + "/shot_####"
+    downloaded = run_operator(bpy.ops.render_farm.download)
+    sheet = run_operator(bpy.ops.render_farm.contact_sheet)
+    images = [
+        {"path": bpy.path.abspath(image.filepath), "size": list(image.size)}
+        for image in bpy.data.images
+        if image.filepath.endswith("preview.jpg")
+    ]
+    return {"downloaded": downloaded, "sheet": sheet, "images": images, "status": refresh()}
+
+
 def main():
     phase, config = sys.argv[-2], json.loads(sys.argv[-1])
-    result = {"install": install, "submit": submit, "status": status}[phase](config)
+    phases = {"install": install, "submit": submit, "watch": watch, "fetch": fetch}
+    result = phases[phase](config)
     print("RESULT " + json.dumps(result), flush=True)
 
 

@@ -247,9 +247,12 @@ pub struct InspectArgs {
 pub struct SubmitArgs {
     /// The .blend to upload.
     pub scene: PathBuf,
-    /// The farm's bucket (the CloudFormation stack's `BucketName` output).
-    #[arg(short, long, env = env::BUCKET)]
+    /// The farm's bucket (the CloudFormation stack's `BucketName` output), or --stack.
+    #[arg(short, long, env = env::BUCKET, required_unless_present = "stack", default_value = "",
+          hide_default_value = true)]
     pub bucket: String,
+    #[command(flatten)]
+    pub stack: StackArg,
     /// Key to upload to; must end in `.blend`. Default: the file's name. Project files go
     /// beside it as in the folder, so when the .blend uses files above its own folder
     /// (`//../assets/x.png`), keep the project's folders: `--key proj/shots/a.blend`.
@@ -328,9 +331,12 @@ pub struct SubmitArgs {
 pub struct StatusArgs {
     /// Key of the uploaded .blend.
     pub key: String,
-    /// The farm's bucket.
-    #[arg(short, long, env = env::BUCKET)]
+    /// The farm's bucket (the CloudFormation stack's `BucketName` output), or --stack.
+    #[arg(short, long, env = env::BUCKET, required_unless_present = "stack", default_value = "",
+          hide_default_value = true)]
     pub bucket: String,
+    #[command(flatten)]
+    pub stack: StackArg,
     /// Print one JSON document instead of text.
     #[arg(long)]
     pub json: bool,
@@ -350,9 +356,12 @@ pub struct StatusArgs {
 pub struct ReportArgs {
     /// Key of the uploaded .blend.
     pub key: String,
-    /// The farm's bucket.
-    #[arg(short, long, env = env::BUCKET)]
+    /// The farm's bucket (the CloudFormation stack's `BucketName` output), or --stack.
+    #[arg(short, long, env = env::BUCKET, required_unless_present = "stack", default_value = "",
+          hide_default_value = true)]
     pub bucket: String,
+    #[command(flatten)]
+    pub stack: StackArg,
     /// Print `receipt.json` itself instead of text.
     #[arg(long)]
     pub json: bool,
@@ -375,9 +384,12 @@ pub struct ReportArgs {
 pub struct DownloadArgs {
     /// Key of the uploaded .blend.
     pub key: String,
-    /// The farm's bucket.
-    #[arg(short, long, env = env::BUCKET)]
+    /// The farm's bucket (the CloudFormation stack's `BucketName` output), or --stack.
+    #[arg(short, long, env = env::BUCKET, required_unless_present = "stack", default_value = "",
+          hide_default_value = true)]
     pub bucket: String,
+    #[command(flatten)]
+    pub stack: StackArg,
     /// Output folder. Default: `<scene>.farm/` in the current folder, as `farm render` uses.
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -393,9 +405,12 @@ pub struct DownloadArgs {
 pub struct CancelArgs {
     /// Key of the uploaded .blend.
     pub key: String,
-    /// The farm's bucket.
-    #[arg(short, long, env = env::BUCKET)]
+    /// The farm's bucket (the CloudFormation stack's `BucketName` output), or --stack.
+    #[arg(short, long, env = env::BUCKET, required_unless_present = "stack", default_value = "",
+          hide_default_value = true)]
     pub bucket: String,
+    #[command(flatten)]
+    pub stack: StackArg,
 }
 
 /// Render again only the frames of a job that are missing.
@@ -412,9 +427,12 @@ pub struct CancelArgs {
 pub struct RetryArgs {
     /// Key of the uploaded .blend.
     pub key: String,
-    /// The farm's bucket.
-    #[arg(short, long, env = env::BUCKET)]
+    /// The farm's bucket (the CloudFormation stack's `BucketName` output), or --stack.
+    #[arg(short, long, env = env::BUCKET, required_unless_present = "stack", default_value = "",
+          hide_default_value = true)]
     pub bucket: String,
+    #[command(flatten)]
+    pub stack: StackArg,
     /// AWS Batch job queue (name or ARN); default: the one recorded in `job.json`.
     #[arg(long, env = env::JOB_QUEUE)]
     pub queue: Option<String>,
@@ -424,6 +442,15 @@ pub struct RetryArgs {
     /// Zip job definition (name or ARN); default: the one recorded in `job.json`.
     #[arg(long, env = env::ZIP_JOB_DEFINITION)]
     pub zip_job_definition: Option<String>,
+}
+
+/// `--stack`: the bucket read from the farm's CloudFormation stack (crate::stack).
+#[derive(Debug, Clone, Args)]
+pub struct StackArg {
+    /// The farm's CloudFormation stack, instead of --bucket: the bucket is its `BucketName`
+    /// output (one `cloudformation:DescribeStacks`).
+    #[arg(long, env = env::STACK, value_name = "NAME", conflicts_with = "bucket")]
+    pub stack: Option<String>,
 }
 
 /// `farm render --chunk`: a number of frames or `auto`, said in the local farm's words.

@@ -16,6 +16,7 @@
 //! - [`download`]: `farm download`, fetching (and unpacking) `frames.zip`.
 //! - [`jobs`]: `farm cancel` and `farm retry`.
 //! - [`aws`]: AWS clients from the standard configuration.
+//! - [`stack`]: `--stack`, the bucket read from the farm's CloudFormation stack.
 //! - [`progress`]: progress bars, hidden when stderr is not a terminal.
 //! - [`out`]: the output folders `farm render` and `farm download` write into; [`machine`]: the
 //!   local farm's default worker count.
@@ -40,6 +41,8 @@ pub mod project;
 pub mod render;
 pub mod report;
 pub mod shutdown;
+#[cfg(feature = "aws")]
+pub mod stack;
 #[cfg(feature = "aws")]
 pub mod status;
 #[cfg(feature = "aws")]
@@ -102,6 +105,8 @@ fn usage_error(rendered: &str) -> String {
 
 /// Runs one command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    #[cfg(feature = "aws")]
+    let cli = stack::resolve(cli).await?;
     match cli.command {
         Command::Render(args) => render::run(&args).await,
         Command::Estimate(args) => estimate::run(&args).await,

@@ -132,6 +132,18 @@ impl Fixture {
         S3Storage::new(self.moto.s3(), BUCKET)
     }
 
+    /// Creates a CloudFormation stack from `template` (moto has it complete on return).
+    async fn create_stack(&self, name: &str, template: Value) {
+        self.moto
+            .cloudformation()
+            .create_stack()
+            .stack_name(name)
+            .template_body(template.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+
     async fn put(&self, key: &str, body: Vec<u8>) {
         self.moto
             .s3()
@@ -698,6 +710,95 @@ async fn status_shows_the_cost_so_far_of_the_jobs_own_task_records() {
     assert!(text.contains("in 2 ended attempt(s)"), "{text}");
 }
 
+/// `--stack NAME` reads the bucket from the stack's `BucketName` output (the output
+/// `infra/farm.yaml` declares), through CloudFormation on moto; a missing stack or output is
+/// refused with what to check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stack_names_the_bucket_through_its_outputs() {
+    let template =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/farm.yaml"))
+            .unwrap();
+    let outputs = template.split("\nOutputs:\n").nth(1).expect("Outputs");
+    let output = farm_io::stack::BUCKET_OUTPUT;
+    assert!(outputs.lines().any(|line| line == format!("  {output}:")));
+
+    let farm = Fixture::start().await;
+    let bucket = "farm-cli-stack-test";
+    let resources = serde_json::json!({
+        "FarmBucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": bucket}}
+    });
+    farm.create_stack(
+        "farm-a",
+        serde_json::json!({
+            "Resources": resources,
+            "Outputs": {output: {"Value": {"Ref": "FarmBucket"}}}
+        }),
+    )
+    .await;
+    let other = serde_json::json!({
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {"TopicArn": {"Value": {"Ref": "Topic"}}}
+    });
+    farm.create_stack("not-a-farm", other).await;
+
+    // A submit with --stack uploads to the stack's bucket; status names it.
+    let blend = scene(farm.dir.path(), "stacked", 1, 2, 1);
+    let key = format!("{}stacked.blend", unique_prefix("stack"));
+    farm.run(&[
+        "submit",
+        blend.to_str().unwrap(),
+        "--stack",
+        "farm-a",
+        "--key",
+        &key,
+        "--frame",
+        "2",
+    ])
+    .ok();
+    let head = farm
+        .moto
+        .s3()
+        .head_object()
+        .bucket(bucket)
+        .key(&key)
+        .send()
+        .await;
+    assert!(head.is_ok(), "{head:?}");
+    let early = farm.run(&["status", &key, "--stack", "farm-a"]);
+    assert!(
+        early
+            .one_line_error()
+            .contains(&format!("in bucket {bucket}")),
+        "{early:#?}"
+    );
+    // FARM_STACK works as --stack does.
+    let mut command = farm.farm();
+    command.env("FARM_STACK", "farm-a").args(["status", &key]);
+    assert!(run(&mut command)
+        .one_line_error()
+        .contains(&format!("in bucket {bucket}")));
+
+    let missing = farm.run(&["status", &key, "--stack", "no-such-stack"]);
+    let error = missing.one_line_error();
+    assert!(
+        error.contains("no CloudFormation stack `no-such-stack` in us-east-1"),
+        "{error}"
+    );
+    let wrong = farm.run(&["download", &key, "--stack", "not-a-farm"]);
+    let error = wrong.one_line_error();
+    assert!(
+        error.contains(
+            "stack `not-a-farm` (CREATE_COMPLETE) has no `BucketName` output (it has: TopicArn)"
+        ),
+        "{error}"
+    );
+    let both = farm.run(&["cancel", &key, "--stack", "farm-a", "--bucket", BUCKET]);
+    assert!(
+        both.one_line_error().contains("cannot be used with"),
+        "{both:#?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_requests_unknown_jobs_and_large_uploads() {
     let farm = Fixture::start().await;
@@ -990,6 +1091,13 @@ async fn status_follows_every_state_moto_gives_and_cancel_and_retry_respect_them
 }
 
 /// All keys under `prefix` in the test bucket.
+/// The render and zip job ids `<key>/job.json` names.
+async fn farm_job_ids(farm: &Fixture, key: &str) -> (String, String) {
+    let manifest = farm.manifest(key).await;
+    let id = |field: &str| manifest[field].as_str().unwrap_or_default().to_owned();
+    (id("render_job_id"), id("zip_job_id"))
+}
+
 async fn keys_under(farm: &Fixture, prefix: &str) -> Vec<String> {
     let listed = farm
         .moto
@@ -1149,11 +1257,15 @@ fn farm_series_bpy() -> Vec<String> {
 /// The Blender add-on (`blender-addon/`) inside the official `bpy` module of every series the
 /// farm runs that this machine's Python can load (4.2, 4.5, 5.0; pinned in `infra/bpy/`), with
 /// this `farm` on PATH and moto as AWS (`blender-addon/tests/drive.py` runs each phase in
-/// Blender): the extension zip installs, enables, registers and unregisters cleanly; its Plan
-/// operator shows `farm submit --dry-run`'s plan; its Submit operator uploads the project and
-/// tags the .blend, and the trigger starts the job; a missing texture comes back as an error
-/// report naming it; Render Here runs `farm render` with its progress lines; its Refresh
-/// operator reads the job from `farm status --json`.
+/// Blender): the extension zip installs, enables, registers and unregisters cleanly; Plan and
+/// Submit save the file's unsaved changes before farm reads it, and a file never saved is
+/// refused; Plan shows `farm submit --dry-run`'s plan; Submit uploads the project and tags the
+/// .blend, and the trigger starts the job; a missing texture comes back as an error report
+/// naming it; Render Here runs `farm render` with its progress lines; then, with the farm named
+/// by its stack (`--stack`): Refresh reads the job from `farm status --json`, Cancel and Retry
+/// run `farm cancel` and `farm retry` (moto has finished the jobs: cancel says so, retry submits
+/// the missing frames), and once the zipper made the archive Download unpacks it into the
+/// scene's output folder and Contact Sheet loads `preview.jpg` into Blender.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_blender_addon_installs_submits_and_watches_a_job() {
     let farm = Fixture::start().await;
@@ -1165,6 +1277,7 @@ async fn the_blender_addon_installs_submits_and_watches_a_job() {
         .output()
         .expect("python3 runs");
     assert!(built.status.success(), "{built:?}");
+    let stack = addon_stack(&farm).await;
     let bin = Path::new(env!("CARGO_BIN_EXE_farm")).parent().unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
 
@@ -1196,80 +1309,219 @@ async fn the_blender_addon_installs_submits_and_watches_a_job() {
         };
 
         let installed = drive("install", serde_json::json!({ "zip": zip }));
-        assert!(
-            installed["version"]
-                .as_str()
-                .unwrap()
-                .starts_with(&version[..3]),
-            "{installed}"
-        );
-        assert_eq!(
-            installed["registered"]["operators"]
-                .as_array()
-                .unwrap()
-                .len(),
-            10
-        );
-        assert_eq!(
-            installed["unregistered"]["operators"],
-            serde_json::json!([])
-        );
+        check_installed(&installed, version);
 
         let config = serde_json::json!({
             "blend": blend, "bucket": BUCKET, "root": farm.dir.path(),
         });
-        let sent = drive("submit", config.clone());
+        let sent = drive("submit", config);
         let key = format!("bpy-{version}/proj/shots/shot.blend");
-        assert_eq!(sent["key"], key.as_str(), "{sent}");
-        let plan = &sent["plan"];
-        assert_eq!(plan["key"], key.as_str());
-        assert_eq!(plan["frames"], "1-2");
-        assert_eq!(
-            plan["in_bucket"]["files"], 0,
-            "nothing uploaded before: {plan}"
-        );
-        let files = plan["upload"]["files"].as_u64().unwrap();
-        assert!(files >= 5, "the .blend, textures and library: {plan}");
-        let refusal = sent["refusal"].as_str().unwrap();
-        assert!(
-            refusal.contains("//tex/red.png") && refusal.contains("nothing was uploaded"),
-            "{refusal}"
-        );
-        assert!(
-            sent["report_raised"].as_str().unwrap().contains(refusal),
-            "{sent}"
-        );
-        // Render Here rendered frames 1 and 2 beside the .blend, its progress read from farm.
-        assert_eq!(
-            sent["frames_here"],
-            serde_json::json!(["0001.png", "0002.png"])
-        );
-        let shown = sent["render_progress"].as_array().unwrap();
-        assert!(
-            shown.iter().any(|d| {
-                let d = d.as_str().unwrap();
-                d.starts_with("rendering ") && d.contains("/2 frames")
-            }),
-            "{shown:?}"
-        );
-        // What the Submit operator's farm uploaded: every file, the .blend with its tags.
-        let prefix = format!("bpy-{version}/");
-        assert_eq!(keys_under(&farm, &prefix).await.len() as u64, files);
-        let tags = farm.tags(&key).await;
-        assert_eq!(tags.get("frames").map(String::as_str), Some("1-2"));
-        assert_eq!(tags.get("chunk").map(String::as_str), Some("auto"));
+        check_submitted(&farm, &sent, &blend, &key).await;
         submitted(&farm.trigger(&key).await);
 
+        let out = farm.dir.path().join(format!("renders-{version}"));
         let config = serde_json::json!({
-            "blend": blend, "bucket": BUCKET, "root": farm.dir.path(), "key": key,
+            "blend": blend, "stack": stack, "root": farm.dir.path(), "key": key, "out": out,
         });
-        let status = drive("status", config);
-        assert_eq!(status["key"], key.as_str(), "{status}");
-        assert_eq!(status["state"], "submitted", "{status}");
-        assert_eq!(status["total"], 2, "{status}");
-        assert!(
-            status["summary"].as_str().unwrap().contains("/2 frames"),
-            "{status}"
+        let (old_render, _) = farm_job_ids(&farm, &key).await;
+        let watched = drive("watch", config.clone());
+        check_watched(&watched, &key, &old_render);
+        let (new_render, _) = farm_job_ids(&farm, &key).await;
+        assert_ne!(new_render, old_render, "job.json names the retry's jobs");
+
+        let here = blend.with_extension("farm").join("frames");
+        zip_job_outputs(&farm, &key, &here).await;
+        let fetched = drive("fetch", config);
+        check_fetched(&fetched, &out, &here);
+    }
+}
+
+/// A stack whose `BucketName` output names the test's bucket, for `--stack`.
+async fn addon_stack(farm: &Fixture) -> &'static str {
+    let stack = "farm-addon";
+    let template = serde_json::json!({
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {"BucketName": {"Value": BUCKET}}
+    });
+    farm.create_stack(stack, template).await;
+    stack
+}
+
+/// drive.py's install phase: the extension registered all it has, and unregistered it all.
+fn check_installed(installed: &Value, version: &str) {
+    assert!(
+        installed["version"]
+            .as_str()
+            .unwrap()
+            .starts_with(&version[..3]),
+        "{installed}"
+    );
+    assert_eq!(
+        installed["registered"]["operators"]
+            .as_array()
+            .unwrap()
+            .len(),
+        10
+    );
+    assert_eq!(
+        installed["unregistered"]["operators"],
+        serde_json::json!([])
+    );
+}
+
+/// drive.py's submit phase: Plan and Submit saved first, the upload, the refusal, Render Here.
+async fn check_submitted(farm: &Fixture, sent: &Value, blend: &Path, key: &str) {
+    assert_eq!(sent["key"], key, "{sent}");
+    let plan = &sent["plan"];
+    assert_eq!(plan["key"], key);
+    // Plan ran on the scene's range as changed in Blender and not saved: it was saved first.
+    assert_eq!(plan["frames"], "2-7", "{plan}");
+    assert_eq!(
+        plan["in_bucket"]["files"], 0,
+        "nothing uploaded before: {plan}"
+    );
+    let files = plan["upload"]["files"].as_u64().unwrap();
+    assert!(files >= 5, "the .blend, textures and library: {plan}");
+    // Submit saved the change made after the plan.
+    let inspect = farm.run(&["inspect", "--json", blend.to_str().unwrap()]);
+    let saved: Value = serde_json::from_str(inspect.ok()).unwrap();
+    let ranges: Vec<(i64, i64)> = saved["scenes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["frame_start"].as_i64().unwrap(),
+                s["frame_end"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ranges, [(2, 9)], "{saved}");
+    let unsaved = sent["unsaved"].as_str().unwrap();
+    assert!(unsaved.contains("Save the .blend first"), "{sent}");
+    let refusal = sent["refusal"].as_str().unwrap();
+    assert!(
+        refusal.contains("//tex/red.png") && refusal.contains("nothing was uploaded"),
+        "{refusal}"
+    );
+    assert!(
+        sent["report_raised"].as_str().unwrap().contains(refusal),
+        "{sent}"
+    );
+    // Render Here rendered frames 1 and 2 beside the .blend, its progress read from farm.
+    assert_eq!(
+        sent["frames_here"],
+        serde_json::json!(["0001.png", "0002.png"])
+    );
+    let shown = sent["render_progress"].as_array().unwrap();
+    assert!(
+        shown.iter().any(|d| {
+            let d = d.as_str().unwrap();
+            d.starts_with("rendering ") && d.contains("/2 frames")
+        }),
+        "{shown:?}"
+    );
+    // What the Submit operator's farm uploaded: every file, the .blend with its tags.
+    let prefix = format!("{}/", key.split('/').next().unwrap());
+    assert_eq!(keys_under(farm, &prefix).await.len() as u64, files);
+    let tags = farm.tags(key).await;
+    assert_eq!(tags.get("frames").map(String::as_str), Some("1-2"));
+    assert_eq!(tags.get("chunk").map(String::as_str), Some("auto"));
+}
+
+/// drive.py's watch phase: Refresh, Cancel and Retry with farm's words.
+fn check_watched(watched: &Value, key: &str, old_render: &str) {
+    let status = &watched["status"];
+    assert_eq!(status["key"], key, "{status}");
+    assert_eq!(status["state"], "submitted", "{status}");
+    assert_eq!(status["job_state"], "SUCCEEDED", "{status}");
+    assert_eq!(
+        (&status["done"], &status["total"]),
+        (&Value::from(0), &Value::from(2))
+    );
+    assert!(
+        status["summary"].as_str().unwrap().contains("0/2 frames"),
+        "{status}"
+    );
+    // moto ran the jobs at once: farm cancel says they ended; retry submits both frames.
+    let cancelled = format!("render job {old_render}: already SUCCEEDED");
+    assert_info(&watched["cancelled"], &cancelled);
+    assert_info(
+        &watched["retried"],
+        "submitted a retry of 2 missing frame(s)",
+    );
+}
+
+/// A report drive.py kept, `[level, text]`: an INFO report whose text contains `says`.
+fn assert_info(report: &Value, says: &str) {
+    assert_eq!(report[0], "INFO", "{report}");
+    let text = report[1].as_str().unwrap();
+    assert!(text.contains(says), "{says:?} not in {text:?}");
+}
+
+/// What the job's tasks and zip job leave: the frames (Render Here's, as the renderer uploads
+/// them), `frames.zip` and the contact sheet (the zipper's code), and the receipt.
+async fn zip_job_outputs(farm: &Fixture, key: &str, here: &Path) {
+    let keys = JobKeys::new(key);
+    for frame in [1, 2] {
+        let body = std::fs::read(here.join(format!("{frame:04}.png"))).unwrap();
+        farm.put_frame(key, &keys.frame(frame, "png"), body).await;
+    }
+    zipper::zip_frames(
+        &farm.storage(),
+        &keys,
+        &FrameList::parse("1-2", 100).unwrap(),
+        &farm_jobs::OutputVersion::default(),
+        &zipper::ZipOptions::default(),
+        &|_| {},
+    )
+    .await
+    .expect("the zipper makes the archive");
+    let receipt = farm_core::receipt::Receipt {
+        frames: 2,
+        tasks: 1,
+        attempts: 1,
+        wall_seconds: 60.0,
+        task_seconds: 60.0,
+        vcpu_hours: 0.07,
+        gb_hours: 0.13,
+        cost_usd: Some(0.0035),
+        frame_seconds: farm_core::receipt::FrameSeconds {
+            min: 20.0,
+            median: 25.0,
+            max: 30.0,
+        },
+        slowest: vec![],
+    };
+    farm_core::storage::put_json(&farm.storage(), &keys.receipt(), &receipt)
+        .await
+        .unwrap();
+}
+
+/// drive.py's fetch phase: the archive unpacked into the scene's output folder `out`, the
+/// contact sheet loaded in Blender.
+fn check_fetched(fetched: &Value, out: &Path, here: &Path) {
+    assert_info(&fetched["downloaded"], "(2 files)");
+    assert_zip_holds(&out.join("frames.zip"), &names(&[1, 2]));
+    for name in names(&[1, 2]) {
+        assert_eq!(
+            std::fs::read(out.join("frames").join(&name)).unwrap(),
+            std::fs::read(here.join(&name)).unwrap(),
+            "{name}: the archive unpacked into the scene's output folder"
         );
     }
+    let sheet = out.join("preview.jpg");
+    assert_info(&fetched["sheet"], sheet.to_str().unwrap());
+    let images = fetched["images"].as_array().unwrap();
+    assert_eq!(images.len(), 1, "{fetched}");
+    assert_eq!(images[0]["path"], sheet.to_str().unwrap(), "{fetched}");
+    let size: Vec<u64> = serde_json::from_value(images[0]["size"].clone()).unwrap();
+    assert!(
+        size.iter().all(|&side| side > 0),
+        "Blender read the sheet: {fetched}"
+    );
+    // (The frames were put without the project's dependency version the renderer records,
+    // so the frame scan does not count them; the archive makes the job complete.)
+    let summary = fetched["status"]["summary"].as_str().unwrap();
+    assert!(summary.ends_with(", complete"), "{fetched}");
 }

@@ -5,6 +5,8 @@
 
 /// Bucket holding the `.blend` and receiving the outputs.
 pub const BUCKET: &str = "FARM_BUCKET";
+/// `farm`: the farm's CloudFormation stack, whose `BucketName` output is the bucket (`--stack`).
+pub const STACK: &str = "FARM_STACK";
 /// Key of the `.blend`.
 pub const KEY: &str = "FARM_KEY";
 /// Canonical frame list of the whole job, or `@<key>`: the object of the bucket holding it (long

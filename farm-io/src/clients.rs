@@ -1,5 +1,5 @@
 //! The one place AWS clients are built. Every binary (trigger, renderer, zipper, `farm`) gets
-//! its S3 and Batch clients from [`AwsClients::load`], so every request is bounded the same way:
+//! its S3, Batch and CloudFormation clients from [`AwsClients::load`], so every request is bounded the same way:
 //!
 //! | bound | default | what it stops |
 //! |---|---|---|
@@ -137,6 +137,11 @@ impl AwsClients {
     /// A Batch client.
     pub fn batch(&self) -> aws_sdk_batch::Client {
         aws_sdk_batch::Client::new(&self.config)
+    }
+
+    /// A CloudFormation client (`farm --stack` reads the farm stack's outputs).
+    pub fn cloudformation(&self) -> aws_sdk_cloudformation::Client {
+        aws_sdk_cloudformation::Client::new(&self.config)
     }
 }
 

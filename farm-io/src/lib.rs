@@ -4,6 +4,7 @@
 //! - [`LocalStorage`]: [`Storage`](farm_core::Storage) on a local folder, used by `farm render`.
 //! - [`BatchScheduler`]: [`Scheduler`](farm_core::scheduler::Scheduler) on AWS Batch.
 //! - [`clients`]: the one AWS client builder ([`AwsClients`]): timeouts and retries for all.
+//! - [`stack`]: the farm's CloudFormation stack's outputs ([`StackOutputs`]), for `--stack`.
 //! - [`etag`]: whether a local file holds an S3 object's bytes, from its ETag.
 //! - [`telemetry`]: logging and signal handling shared by the binaries.
 //! - `aws_error`: the one reading of AWS SDK errors, which both AWS adapters classify into the
@@ -15,6 +16,8 @@
 pub mod clients;
 #[cfg(feature = "aws")]
 pub mod etag;
+#[cfg(feature = "aws")]
+pub mod stack;
 pub mod telemetry;
 
 #[cfg(feature = "aws")]
@@ -37,3 +40,5 @@ pub use local::{LocalStorage, LocalUpload};
 pub use s3::S3Storage;
 #[cfg(feature = "aws")]
 pub use s3_upload::{S3Upload, UploadTuning};
+#[cfg(feature = "aws")]
+pub use stack::{StackError, StackOutputs};

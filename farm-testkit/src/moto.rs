@@ -161,6 +161,11 @@ impl Moto {
         aws_sdk_batch::Client::new(&self.sdk_config())
     }
 
+    /// A CloudFormation client for this server.
+    pub fn cloudformation(&self) -> aws_sdk_cloudformation::Client {
+        aws_sdk_cloudformation::Client::new(&self.sdk_config())
+    }
+
     /// Environment for a process (one of our binaries, the `aws` CLI) to use this server.
     pub fn env(&self) -> Vec<(String, String)> {
         [
