@@ -31,6 +31,7 @@ pub mod estimate;
 pub mod inspect;
 #[cfg(feature = "aws")]
 pub mod jobs;
+pub mod official;
 pub mod out;
 pub mod progress;
 pub mod project;
@@ -105,6 +106,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Render(args) => render::run(&args).await,
         Command::Estimate(args) => estimate::run(&args).await,
         Command::Inspect(args) => inspect::run(&args).await,
+        Command::Blender(args) => official::run(&args).await,
         #[cfg(feature = "aws")]
         Command::Submit(args) => submit::run(&args).await,
         #[cfg(feature = "aws")]
