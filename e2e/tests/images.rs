@@ -392,8 +392,9 @@ async fn sigterm_stops_the_renderer_container_with_143_and_blender_gone() {
     );
 }
 
-/// `FARM_TEST_IMAGE_SERIES`: the series whose renderer image (built beforehand) the ignored
-/// test below runs, default `5.3` (`scripts/test-series.sh --images`).
+/// `FARM_TEST_IMAGE_SERIES`: the renderer images the ignored test below runs, each `SERIES` (the
+/// image `infra/images.sh build --blender SERIES` tags: `localhost/farm-renderer:dev-SERIES`) or
+/// `SERIES=IMAGE`; default `5.3` (`scripts/test-series.sh --images`).
 const IMAGE_SERIES_ENV: &str = "FARM_TEST_IMAGE_SERIES";
 
 /// A `python` on the host that runs the bpy Python of `image` (as root, no network, the test's
@@ -416,18 +417,21 @@ fn image_python(image: &str, dir: &Path) -> PathBuf {
     wrapper
 }
 
-/// The renderer image of each later series (`localhost/farm-renderer:dev-<series>`, built with
-/// `infra/images.sh build --blender <series>`; not built here: each is about 1 GB) renders, as
-/// Batch runs it, a file saved by its own Blender (made inside the image): the frames land in
-/// moto, each showing its own frame number. About 2 minutes for 5.3 on the 2-CPU machine.
+/// The renderer image of a series (built beforehand: about 1 GB each) renders, as Batch runs it,
+/// a file saved by its own Blender (made inside the image) with Cycles, then with EEVEE through
+/// Mesa's llvmpipe (`engine=eevee`): the frames land in moto, each showing its own frame number.
+/// About 2 minutes per image on the 2-CPU machine, most of it EEVEE compiling its shaders.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs localhost/farm-renderer:dev-<series>: run by scripts/test-series.sh --images"]
+#[ignore = "needs the series' renderer images: run by scripts/test-series.sh --images"]
 async fn each_series_image_renders_a_file_saved_by_its_own_blender() {
     let asked = std::env::var(IMAGE_SERIES_ENV).unwrap_or_else(|_| "5.3".to_owned());
-    for series in asked.split([' ', ',']).filter(|s| !s.is_empty()) {
+    for item in asked.split([' ', ',']).filter(|s| !s.is_empty()) {
         let started = Instant::now();
+        let (series, image) = match item.split_once('=') {
+            Some((series, image)) => (series, image.to_owned()),
+            None => (item, format!("localhost/farm-renderer:dev-{item}")),
+        };
         let parsed: farm_core::BlenderSeries = series.parse().unwrap();
-        let image = format!("localhost/farm-renderer:dev-{series}");
         let exists = Command::new("podman")
             .args(["image", "exists", &image])
             .status()
@@ -451,20 +455,29 @@ async fn each_series_image_renders_a_file_saved_by_its_own_blender() {
         };
         let scene = farm_testkit::make_scene_with(&blender, &dir, "saved", &options).unwrap();
 
-        let key = format!("series/{series}.blend");
-        let (render, _) = submit(&farm, &scene, &key, "frames=1-2&chunk=2").await;
         let definition = format!("RenderJobDefinition{}", series.replace('.', ""));
-        let vars = batch_env(&farm, &definition, &render, None);
-        let (code, log) = Container::start(&image, &vars)
-            .wait(Duration::from_secs(900))
-            .await;
-        assert_eq!(code, Some(exit::SUCCESS), "{image}:\n{log}");
-        let keys = JobKeys::new(&key);
-        for frame in [1, 2] {
-            let uploaded = farm.get(&keys.frame(frame, "png")).await.unwrap();
-            assert_eq!(farm_e2e::frame_code(&uploaded).unwrap(), frame, "{image}");
-            assert_eq!(pixels(&uploaded).1, (32, 24), "{image}: frame {frame}");
+        for (engine, tagging, frames) in [
+            ("cycles", "frames=1-2&chunk=2", &[1, 2][..]),
+            ("eevee", "frames=1&engine=eevee", &[1][..]),
+        ] {
+            let key = format!("series/{series}-{engine}.blend");
+            let (render, _) = submit(&farm, &scene, &key, tagging).await;
+            let vars = batch_env(&farm, &definition, &render, None);
+            let (code, log) = Container::start(&image, &vars)
+                .wait(Duration::from_secs(900))
+                .await;
+            assert_eq!(code, Some(exit::SUCCESS), "{image}, {engine}:\n{log}");
+            let keys = JobKeys::new(&key);
+            for &frame in frames {
+                let uploaded = farm.get(&keys.frame(frame, "png")).await.unwrap();
+                assert_eq!(
+                    farm_e2e::frame_code(&uploaded).unwrap(),
+                    frame,
+                    "{image}, {engine}"
+                );
+                assert_eq!(pixels(&uploaded).1, (32, 24), "{image}, {engine}: {frame}");
+            }
+            eprintln!("{image}: {engine} checked after {:?}", started.elapsed());
         }
-        eprintln!("{image}: checked in {:?}", started.elapsed());
     }
 }
