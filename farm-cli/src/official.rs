@@ -121,7 +121,8 @@ async fn install(build: &Build, cache: &Path) -> anyhow::Result<PathBuf> {
     which(python).ok_or_else(|| {
         anyhow!(
             "Blender {} (bpy {}) runs on CPython {}, and `{python}` is not on PATH: install it \
-             (with its venv module), or name a Blender with --blender or --blender-python",
+             (with its venv module), or render with a Blender of your own (farm render \
+             --blender or --blender-python)",
             build.series,
             build.version,
             &python["python".len()..]
