@@ -5,6 +5,10 @@
 #
 #   scripts/test-series.sh
 #   FARM_TEST_BPY="5.3.0" PYTHON=python3.13 scripts/test-series.sh
+#   scripts/test-series.sh --images     also the renderer image of each series of
+#                                       FARM_TEST_IMAGE_SERIES (default 5.3), built beforehand
+#                                       with `infra/images.sh build --blender 5.3`: a file saved
+#                                       by the image's own Blender rendered as Batch runs it
 #
 # bpy 5.1 and later exist for CPython 3.13 only: scripts/bpy-venv.sh needs a python3.13 (PYTHON,
 # or Debian 13's python3); the venvs are cached, so only the first run downloads them.
@@ -16,3 +20,6 @@ for version in $FARM_TEST_BPY; do
 done
 cargo test --locked -p farm-e2e --test hostile
 cargo test --locked -p farm-testkit --test scenes
+if [[ "${1:-}" == --images ]]; then
+    cargo test --locked -p farm-e2e --test images -- --ignored each_series_image
+fi

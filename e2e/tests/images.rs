@@ -391,3 +391,93 @@ async fn sigterm_stops_the_renderer_container_with_143_and_blender_gone() {
         "no frame was finished, none may be uploaded"
     );
 }
+
+/// `FARM_TEST_IMAGE_SERIES`: the renderer images the ignored test below runs, each `SERIES` (the
+/// image `infra/images.sh build --blender SERIES` tags: `localhost/farm-renderer:dev-SERIES`) or
+/// `SERIES=IMAGE`; default `5.3` (`scripts/test-series.sh --images`).
+const IMAGE_SERIES_ENV: &str = "FARM_TEST_IMAGE_SERIES";
+
+/// A `python` on the host that runs the bpy Python of `image` (as root, no network, the test's
+/// folder and the test kit's scene scripts mounted at their own paths): the test kit's scene
+/// scripts then save files with the image's own Blender.
+fn image_python(image: &str, dir: &Path) -> PathBuf {
+    let scripts = repo().join("farm-testkit/scenes");
+    let wrapper = dir.join("image-python");
+    let body = format!(
+        "#!/bin/sh\nexec podman run --rm --network none --user 0:0 {limits} \
+         --entrypoint /opt/bpy/bin/python -v '{s}:{s}:ro' -v '{d}:{d}' '{image}' \"$@\"\n",
+        limits = ulimit_args().join(" "),
+        s = scripts.display(),
+        d = dir.display()
+    );
+    std::fs::write(&wrapper, body).unwrap();
+    let mut permissions = std::fs::metadata(&wrapper).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&wrapper, permissions).unwrap();
+    wrapper
+}
+
+/// The renderer image of a series (built beforehand: about 1 GB each) renders, as Batch runs it,
+/// a file saved by its own Blender (made inside the image) with Cycles, then with EEVEE through
+/// Mesa's llvmpipe (`engine=eevee`): the frames land in moto, each showing its own frame number.
+/// About 2 minutes per image on the 2-CPU machine, most of it EEVEE compiling its shaders.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the series' renderer images: run by scripts/test-series.sh --images"]
+async fn each_series_image_renders_a_file_saved_by_its_own_blender() {
+    let asked = std::env::var(IMAGE_SERIES_ENV).unwrap_or_else(|_| "5.3".to_owned());
+    for item in asked.split([' ', ',']).filter(|s| !s.is_empty()) {
+        let started = Instant::now();
+        let (series, image) = match item.split_once('=') {
+            Some((series, image)) => (series, image.to_owned()),
+            None => (item, format!("localhost/farm-renderer:dev-{item}")),
+        };
+        let parsed: farm_core::BlenderSeries = series.parse().unwrap();
+        let exists = Command::new("podman")
+            .args(["image", "exists", &image])
+            .status()
+            .unwrap();
+        assert!(
+            exists.success(),
+            "{image} is missing: build it with infra/images.sh build --blender {series}"
+        );
+        let farm = Farm::start("farm-series-image").await.unwrap();
+        let dir = farm.path("scenes");
+        std::fs::create_dir_all(&dir).unwrap();
+        // The image's build checked that its bpy is the series: the file is a `series` file.
+        let blender = farm_testkit::TestBlender {
+            name: format!("the bpy of {image}"),
+            blender: farm_core::blender::Blender::PythonModule(image_python(&image, &dir)),
+            series: Some(parsed),
+        };
+        let options = SceneOptions {
+            end: 2,
+            ..SceneOptions::default()
+        };
+        let scene = farm_testkit::make_scene_with(&blender, &dir, "saved", &options).unwrap();
+
+        let definition = format!("RenderJobDefinition{}", series.replace('.', ""));
+        for (engine, tagging, frames) in [
+            ("cycles", "frames=1-2&chunk=2", &[1, 2][..]),
+            ("eevee", "frames=1&engine=eevee", &[1][..]),
+        ] {
+            let key = format!("series/{series}-{engine}.blend");
+            let (render, _) = submit(&farm, &scene, &key, tagging).await;
+            let vars = batch_env(&farm, &definition, &render, None);
+            let (code, log) = Container::start(&image, &vars)
+                .wait(Duration::from_secs(900))
+                .await;
+            assert_eq!(code, Some(exit::SUCCESS), "{image}, {engine}:\n{log}");
+            let keys = JobKeys::new(&key);
+            for &frame in frames {
+                let uploaded = farm.get(&keys.frame(frame, "png")).await.unwrap();
+                assert_eq!(
+                    farm_e2e::frame_code(&uploaded).unwrap(),
+                    frame,
+                    "{image}, {engine}"
+                );
+                assert_eq!(pixels(&uploaded).1, (32, 24), "{image}, {engine}: {frame}");
+            }
+            eprintln!("{image}: {engine} checked after {:?}", started.elapsed());
+        }
+    }
+}

@@ -27,6 +27,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 blender -b --factory-startup --python examples/make_example.py -- "$work/scene.blend" >/dev/null 2>&1
 farm="${CARGO_TARGET_DIR:-$PWD/target}/release/farm"
+# The same Blender on both sides: farm render runs this one, not the farm's own bpy build.
+BLENDER="$(command -v blender)"
+export BLENDER
 scene="$work/scene.blend"
 
 echo "machine: $(nproc) CPUs, nice $(nice), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)," \

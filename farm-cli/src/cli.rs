@@ -42,6 +42,7 @@ pub enum Command {
     Cancel(CancelArgs),
     Retry(RetryArgs),
     Report(ReportArgs),
+    Blender(BlenderCommand),
 }
 
 /// Default `--part-size-mib` of `farm submit`: files larger than one part are uploaded in parts,
@@ -61,6 +62,7 @@ impl Command {
             Self::Cancel(_) => "cancel",
             Self::Retry(_) => "retry",
             Self::Report(_) => "report",
+            Self::Blender(_) => "blender",
         }
     }
 }
@@ -186,15 +188,15 @@ pub struct EstimateArgs {
 /// Which Blender renders on this machine (`farm render`, `farm estimate`).
 #[derive(Debug, Clone, Args)]
 pub struct BlenderArgs {
-    /// Blender executable. Without it (or --blender-python): the official bpy build of this
-    /// machine (scripts/bpy-venv.sh) that --series picks, else `blender` on PATH.
+    /// Blender executable. Without it (or --blender-python): the farm's own Blender, the
+    /// official bpy build of the series --series picks, installed once (`farm blender`).
     #[arg(long, env = env::BLENDER, value_name = "PATH")]
     pub blender: Option<PathBuf>,
     /// A Python in which `import bpy` works (Blender from PyPI), used instead of --blender.
     #[arg(long, env = env::BLENDER_PYTHON, value_name = "PYTHON")]
     pub blender_python: Option<PathBuf>,
-    /// Which of this machine's bpy builds renders, by the farm's rule: `auto` (default), the
-    /// series of the file (its own, else the oldest newer one here), or a series, e.g. 5.0.
+    /// Which of the farm's Blenders renders, by the cloud's rule: `auto` (default), the series
+    /// of the file (its own, else the oldest newer one the farm runs), or a series, e.g. 5.0.
     #[arg(long, value_name = "SERIES|auto")]
     pub series: Option<BlenderPick>,
 }
@@ -458,6 +460,40 @@ fn local_chunk(value: &str) -> Result<Chunking, String> {
     Chunking::parse(value).map_err(|_| {
         format!("`{value}` is not a chunk size: give a whole number of frames per Blender process, at least 1, or `auto`")
     })
+}
+
+/// The farm's own Blender on this machine: the official build (bpy from PyPI, hash-pinned as
+/// in the cloud's images) of each series the farm runs, in the user's cache.
+///
+/// `farm render` and `farm estimate` install the series a file needs by themselves when no
+/// Blender is named (--blender, --blender-python, BLENDER); this command lists, installs ahead
+/// of time and removes them. The cache is FARM_CACHE_DIR, else $XDG_CACHE_HOME/blender-farm,
+/// else ~/.cache/blender-farm; each build takes about 1 GB there.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:
+  farm blender list
+  farm blender install 4.2 5.0
+  farm blender remove 5.3")]
+pub struct BlenderCommand {
+    #[command(subcommand)]
+    pub action: BlenderAction,
+}
+
+/// What `farm blender` does.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BlenderAction {
+    /// Every series the farm runs, its pinned bpy release and whether it is installed here.
+    List,
+    /// Install series (e.g. `4.2`, or the release `4.2.23`): skipped when installed already.
+    Install {
+        #[arg(required = true, value_name = "SERIES")]
+        series: Vec<String>,
+    },
+    /// Remove installed series.
+    Remove {
+        #[arg(required = true, value_name = "SERIES")]
+        series: Vec<String>,
+    },
 }
 
 #[cfg(test)]

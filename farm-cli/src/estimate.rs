@@ -109,7 +109,7 @@ async fn render_samples(
         .ok()
         .and_then(|file| farm_blend::read_version(file).ok())
         .map(|v| farm_core::BlenderSeries::new(v.major, v.minor));
-    let chosen = crate::render::blenders::choose(&args.blender, saved_by)?;
+    let chosen = crate::render::blenders::choose(&args.blender, saved_by).await?;
     if let Some(said) = &chosen.said {
         println!("{said}");
     }

@@ -35,6 +35,7 @@ pub mod inspect;
 #[cfg(feature = "aws")]
 pub mod jobs;
 pub mod machine;
+pub mod official;
 pub mod out;
 pub mod progress;
 pub mod project;
@@ -111,6 +112,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Render(args) => render::run(&args).await,
         Command::Estimate(args) => estimate::run(&args).await,
         Command::Inspect(args) => inspect::run(&args).await,
+        Command::Blender(args) => official::run(&args).await,
         #[cfg(feature = "aws")]
         Command::Submit(args) => submit::run(&args).await,
         #[cfg(feature = "aws")]

@@ -17,7 +17,9 @@ fn target(command: &mut Command) -> Option<(&mut String, &StackArg)> {
         Command::Cancel(a) => Some((&mut a.bucket, &a.stack)),
         Command::Retry(a) => Some((&mut a.bucket, &a.stack)),
         Command::Report(a) => Some((&mut a.bucket, &a.stack)),
-        Command::Render(_) | Command::Estimate(_) | Command::Inspect(_) => None,
+        Command::Render(_) | Command::Estimate(_) | Command::Inspect(_) | Command::Blender(_) => {
+            None
+        }
     }
 }
 

@@ -269,6 +269,24 @@ def set_engine(settings, ids):
     refuse("this Blender has none of the render engines %s" % json.dumps(ids))
 
 
+def check_denoiser(scene):
+    # A Blender built without OpenImageDenoise (Debian's 3.4) fails at the first frame of a scene
+    # that denoises; refused before anything renders, saying what to do.
+    if scene.render.engine != "CYCLES":
+        return
+    import _cycles
+    if getattr(_cycles, "with_openimagedenoise", True):
+        return
+    layers = [layer for layer in scene.view_layers if layer.use
+              and getattr(getattr(layer, "cycles", None), "use_denoising", True)]
+    if scene.cycles.use_denoising and layers:
+        refuse("scene %s denoises with OpenImageDenoise and this Blender %s was built without "
+               "it: render with an official Blender build (farm render installs and uses one "
+               "unless --blender, --blender-python or BLENDER names another), or switch "
+               "denoising off in the scene's render settings"
+               % (quoted(scene), bpy.app.version_string))
+
+
 def render():
     neutralise_freestyle()
     neutralise_texts()
@@ -279,6 +297,7 @@ def render():
     scene = bpy.context.scene
     settings = scene.render
     set_engine(settings, CONFIG["engine"])
+    check_denoiser(scene)
     settings.threads_mode = "FIXED"
     settings.threads = max(1, int(CONFIG["threads"]))
     settings.use_file_extension = True

@@ -134,7 +134,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         .ok()
         .and_then(|file| farm_blend::read_version(file).ok())
         .map(|v| farm_core::BlenderSeries::new(v.major, v.minor));
-    let chosen = blenders::choose(&args.blender, saved_by)?;
+    let chosen = blenders::choose(&args.blender, saved_by).await?;
     if let Some(said) = &chosen.said {
         println!("{said}");
     }
