@@ -368,7 +368,7 @@ pub struct ReportArgs {
     #[arg(long)]
     pub json: bool,
     /// Also download the job's contact sheet (`<key>/preview.jpg`: up to 64 labelled
-    /// thumbnails) to PATH, a file or a folder (default: `<name>.farm/preview.jpg`, beside
+    /// thumbnails) to PATH, a file or a folder (default: `<name>.cloud/preview.jpg`, beside
     /// where `farm download` puts frames.zip).
     #[arg(long, value_name = "PATH", num_args = 0..=1)]
     pub preview: Option<Option<std::path::PathBuf>>,
@@ -381,7 +381,7 @@ pub struct ReportArgs {
 /// `OUT/frames/`.
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "Examples:
-  farm download shot.blend --bucket my-farm                 -> shot.farm/frames.zip
+  farm download shot.blend --bucket my-farm                 -> shot.cloud/frames.zip
   farm download shot.blend --bucket my-farm --unpack --out renders/shot")]
 pub struct DownloadArgs {
     /// Key of the uploaded .blend.
@@ -392,12 +392,17 @@ pub struct DownloadArgs {
     pub bucket: String,
     #[command(flatten)]
     pub stack: StackArg,
-    /// Output folder. Default: `<scene>.farm/` in the current folder, as `farm render` uses.
+    /// Output folder. Default: `<scene>.cloud/` in the current folder (`farm render` uses
+    /// `<scene>.farm/`).
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Also extract the frames into `OUT/frames/`.
     #[arg(long)]
     pub unpack: bool,
+    /// Replace a `frames.zip` or frames already in the folder that another job or a local
+    /// render wrote (a download of the same job replaces its own files without it).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Stop a job: terminate its render and zip jobs on AWS Batch.

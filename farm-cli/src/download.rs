@@ -25,6 +25,10 @@ pub async fn run(args: &DownloadArgs) -> anyhow::Result<()> {
     let shutdown = Shutdown::listen();
     let out = args.out.clone().unwrap_or_else(|| download_out(&args.key));
     prepare_out(&out).await?;
+    let record = format!("s3://{}/{}\n", args.bucket, args.key);
+    if !args.force {
+        refuse_overwrite(&out, &record, args.unpack).await?;
+    }
     let aws = Aws::load().await;
     let archive = out.join("frames.zip");
     let fetch = fetch(&aws, args, &out, &archive);
@@ -34,6 +38,10 @@ pub async fn run(args: &DownloadArgs) -> anyhow::Result<()> {
         }
         size = fetch => size?,
     };
+    let record_path = out.join(DOWNLOAD_RECORD);
+    tokio::fs::write(&record_path, record)
+        .await
+        .with_context(|| format!("cannot write {}", record_path.display()))?;
     println!("archive: {} ({})", archive.display(), human_bytes(size));
     if args.unpack {
         let frames_dir = out.join("frames");
@@ -47,6 +55,43 @@ pub async fn run(args: &DownloadArgs) -> anyhow::Result<()> {
         println!("frames:  {}/ ({count} files)", frames_dir.display());
     }
     Ok(())
+}
+
+/// The file a download leaves in its folder, naming the job (`s3://bucket/key`): downloading
+/// the same job again replaces its own files, while a local render's files, or another job's,
+/// are replaced only with `--force`.
+pub const DOWNLOAD_RECORD: &str = ".farm-download";
+
+/// Fails, before anything is fetched, when `out` holds an archive (or, when unpacking, frames)
+/// that this job's earlier download did not write.
+async fn refuse_overwrite(out: &Path, record: &str, unpack: bool) -> anyhow::Result<()> {
+    let ours = tokio::fs::read_to_string(out.join(DOWNLOAD_RECORD))
+        .await
+        .is_ok_and(|r| r == record);
+    if ours {
+        return Ok(());
+    }
+    let mut held = Vec::new();
+    let archive = out.join("frames.zip");
+    if tokio::fs::symlink_metadata(&archive).await.is_ok() {
+        held.push(archive.display().to_string());
+    }
+    let frames = out.join("frames");
+    if unpack {
+        if let Ok(mut entries) = tokio::fs::read_dir(&frames).await {
+            if entries.next_entry().await.ok().flatten().is_some() {
+                held.push(format!("{}/", frames.display()));
+            }
+        }
+    }
+    if held.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{} already holds {}, written by a local render or another job: farm download replaces only its own earlier download. Download elsewhere (--out DIR), or add --force to replace them",
+        out.display(),
+        held.join(" and ")
+    )
 }
 
 /// Streams `<key>/frames.zip` into `dest`; returns its size.

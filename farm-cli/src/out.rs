@@ -1,4 +1,5 @@
-//! The output folder `farm render` and `farm download` write into.
+//! The output folders: `farm render` writes into `<scene>.farm/`, `farm download` into
+//! `<scene>.cloud/`, so cloud results never land on a local render's files by default.
 
 use std::path::{Path, PathBuf};
 
@@ -18,14 +19,17 @@ pub fn default_out(scene: &Path) -> PathBuf {
         .join(format!("{stem}.{OUT_SUFFIX}"))
 }
 
-/// The default download folder: `<stem of the key's file name>.farm/` in the current folder,
-/// the folder `farm render` would use.
+/// Suffix of the default download folder: the job of `shot.blend` downloads into `shot.cloud/`.
+pub const DOWNLOAD_SUFFIX: &str = "cloud";
+
+/// The default download folder: `<stem of the key's file name>.cloud/` in the current folder,
+/// beside (never inside) the folder `farm render` uses.
 pub fn download_out(key: &str) -> PathBuf {
     let name = key.rsplit('/').next().unwrap_or(key);
     let stem = Path::new(name)
         .file_stem()
         .map_or_else(|| "scene".into(), |s| s.to_string_lossy());
-    PathBuf::from(format!("{stem}.{OUT_SUFFIX}"))
+    PathBuf::from(format!("{stem}.{DOWNLOAD_SUFFIX}"))
 }
 
 /// Creates the output folder and checks a file can be written in it. A folder that is a
@@ -91,9 +95,9 @@ mod tests {
     }
 
     #[test]
-    fn downloads_land_where_render_would_put_them() {
-        assert_eq!(download_out("shots/s01.blend"), PathBuf::from("s01.farm"));
-        assert_eq!(download_out("a b.blend"), PathBuf::from("a b.farm"));
+    fn downloads_land_beside_the_local_renders_folder() {
+        assert_eq!(download_out("shots/s01.blend"), PathBuf::from("s01.cloud"));
+        assert_eq!(download_out("a b.blend"), PathBuf::from("a b.cloud"));
     }
 
     #[tokio::test]

@@ -136,7 +136,7 @@ pub async fn run(args: &crate::cli::ReportArgs) -> anyhow::Result<()> {
 }
 
 /// Where `--preview [PATH]` writes the sheet: PATH itself, `PATH/preview.jpg` for a folder, and
-/// `<name>.farm/preview.jpg` (`farm download`'s folder) without a PATH.
+/// `<name>.cloud/preview.jpg` (`farm download`'s folder) without a PATH.
 #[cfg(feature = "aws")]
 pub fn preview_path(key: &str, path: Option<&std::path::Path>) -> std::path::PathBuf {
     match path {

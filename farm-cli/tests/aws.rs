@@ -455,7 +455,45 @@ async fn submit_status_download_retry_and_cancel_a_job_that_succeeds() {
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    assert_eq!(leftovers, ["frames", "frames.zip"]);
+    assert_eq!(leftovers, [".farm-download", "frames", "frames.zip"]);
+
+    // The same job downloads again over its own files; a local render's are kept unless
+    // --force, and the default folder is `<name>.cloud/`, beside the local `<name>.farm/`.
+    let again = ["download", &key, "--bucket", BUCKET, "--unpack"];
+    farm.run(&[&again[..], &["--out", out.to_str().unwrap()]].concat())
+        .ok();
+    let local = farm.dir.path().join("local.farm");
+    std::fs::create_dir_all(local.join("frames")).unwrap();
+    std::fs::write(local.join("frames.zip"), b"a local render's archive").unwrap();
+    std::fs::write(local.join("frames/0001.png"), b"a local frame").unwrap();
+    let refused = farm.run(&[&again[..], &["--out", local.to_str().unwrap()]].concat());
+    let message = refused.one_line_error();
+    assert!(
+        message.contains(&format!("{} already holds", local.display()))
+            && message.contains("frames.zip")
+            && message.contains("--force"),
+        "{message}"
+    );
+    assert_eq!(
+        std::fs::read(local.join("frames.zip")).unwrap(),
+        b"a local render's archive"
+    );
+    assert_eq!(
+        std::fs::read(local.join("frames/0001.png")).unwrap(),
+        b"a local frame"
+    );
+    farm.run(&[&again[..], &["--out", local.to_str().unwrap(), "--force"]].concat())
+        .ok();
+    assert_zip_holds(&local.join("frames.zip"), &names(&[1, 2, 3, 4, 5, 6]));
+    let fresh = run(farm.farm().current_dir(farm.dir.path()).args(again));
+    assert!(
+        fresh.ok().contains("archive: shot.cloud/frames.zip"),
+        "{fresh:?}"
+    );
+    assert_zip_holds(
+        &farm.dir.path().join("shot.cloud/frames.zip"),
+        &names(&[1, 2, 3, 4, 5, 6]),
+    );
 
     // Cancel: both jobs already ended.
     let cancel = farm.run(&["cancel", &key, "--bucket", BUCKET]);
@@ -627,7 +665,7 @@ async fn report_prints_the_receipt_or_says_when_there_is_none_yet() {
     fx.run(&["report", key, "--bucket", BUCKET, "--preview", folder])
         .ok();
     assert_eq!(std::fs::read(dest.join("preview.jpg")).unwrap(), jpeg);
-    // Without a PATH: where `farm download` puts the archive, `<name>.farm/`.
+    // Without a PATH: where `farm download` puts the archive, `<name>.cloud/`.
     let bare = run(fx.farm().current_dir(dir.path()).args([
         "report",
         key,
@@ -635,9 +673,10 @@ async fn report_prints_the_receipt_or_says_when_there_is_none_yet() {
         BUCKET,
         "--preview",
     ]));
-    let default = dir.path().join("report me.farm").join("preview.jpg");
+    let default = dir.path().join("report me.cloud").join("preview.jpg");
     assert!(
-        bare.ok().contains("preview   report me.farm/preview.jpg ("),
+        bare.ok()
+            .contains("preview   report me.cloud/preview.jpg ("),
         "{bare:?}"
     );
     assert_eq!(std::fs::read(default).unwrap(), jpeg);
