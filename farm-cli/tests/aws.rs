@@ -749,6 +749,72 @@ async fn status_shows_the_cost_so_far_of_the_jobs_own_task_records() {
     assert!(text.contains("in 2 ended attempt(s)"), "{text}");
 }
 
+/// A render task that failed before its first frame (Blender could not open the file) leaves
+/// no frame log, only its task record: `farm status` counts its frames as failed, with the
+/// record's reason, and flags a render job that succeeded with frames missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_counts_a_task_that_failed_before_its_first_frame() {
+    let fx = Fixture::start().await;
+    let key = format!("{}early.blend", unique_prefix("early"));
+    fx.moto
+        .s3()
+        .put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .tagging("frames=1-4&chunk=2")
+        .body(ByteStream::from_static(
+            b"BLENDER-v304RENDH\x00\x00\x00 stand-in scene body",
+        ))
+        .send()
+        .await
+        .unwrap();
+    submitted(&fx.trigger(&key).await);
+    let etag = fx.manifest(&key).await["etag"].as_str().unwrap().to_owned();
+    let at = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+    let reason = "blender could not open /work/early.blend: file is not a Blender file";
+    let record = farm_core::tasks::TaskRecord {
+        task: farm_core::tasks::TaskKind::Render,
+        index: 1,
+        attempt: 1,
+        source_etag: Some(etag),
+        started: at,
+        ended: at,
+        exit_code: farm_core::exit::BAD_INPUT,
+        error: Some(reason.to_owned()),
+        cpus: 4,
+        download_seconds: None,
+        blender_startup_seconds: None,
+        frames: Vec::new(),
+    };
+    let keys = JobKeys::new(&key);
+    farm_core::storage::put_json(&fx.storage(), &keys.task_record(1, 1), &record)
+        .await
+        .unwrap();
+
+    let status = fx.status_json(&key);
+    assert_eq!(status["frames"]["failed"], 2, "{status}");
+    assert_eq!(status["frames"]["pending"], 2, "{status}");
+    let failed = status["failed_frames"].as_array().unwrap();
+    assert_eq!(failed.len(), 2, "{status}");
+    assert_eq!(failed[0]["frame"], 3);
+    assert_eq!(failed[0]["reason"], reason);
+    assert_eq!(failed[0]["log"], keys.task_record(1, 1).as_str());
+    let text = fx.status_text(&key);
+    assert!(
+        text.contains(&format!("failed    frame 3: {reason}")),
+        "{text}"
+    );
+    // moto ends the jobs at once: a render job that succeeded with no frame is flagged.
+    assert_eq!(status["render_job"]["state"], "SUCCEEDED", "{status}");
+    assert_eq!(status["complete"], false, "{status}");
+    let problem = status["problems"][0].as_str().unwrap_or_default();
+    assert!(problem.contains("only 0 of 4 frames"), "{status}");
+    assert!(
+        text.contains("problem   the render job succeeded, yet only 0 of 4 frames"),
+        "{text}"
+    );
+}
+
 /// `--stack NAME` reads the bucket from the stack's `BucketName` output (the output
 /// `infra/farm.yaml` declares), through CloudFormation on moto; a missing stack or output is
 /// refused with what to check.

@@ -5,12 +5,15 @@ use anyhow::anyhow;
 use farm_core::manifest::{JobManifest, ManifestStatus};
 use farm_core::scheduler::{JobState, Scheduler};
 use farm_core::storage::get_json;
+use farm_core::tasks::TaskRecord;
 use farm_core::{JobKeys, Storage};
 use farm_io::S3Storage;
 use farm_jobs::{scan_frames, JobTicket, ScanError};
 use futures::StreamExt;
 
-use super::judge::{count_frames, failure_reason, job_report, Archive, JobReport, StatusReport};
+use super::judge::{
+    count_frames, failure_reason, job_report, problems, Archive, JobReport, StatusReport,
+};
 use super::spend::{self, Spend};
 use crate::aws::Aws;
 
@@ -25,7 +28,7 @@ pub async fn report<B: Scheduler>(
     storage: &S3Storage,
     scheduler: &B,
     key: &str,
-) -> anyhow::Result<StatusReport> {
+) -> anyhow::Result<Fetched> {
     let manifest = aws.manifest(storage, key).await?;
     let mut report = StatusReport {
         bucket: storage.bucket().to_owned(),
@@ -45,6 +48,7 @@ pub async fn report<B: Scheduler>(
         zip_job: None,
         archive: None,
         complete: false,
+        problems: Vec::new(),
         later_rejection: None,
         dependencies: manifest.dependencies.clone(),
     };
@@ -58,7 +62,10 @@ pub async fn report<B: Scheduler>(
         }
     }
     if manifest.status == ManifestStatus::Rejected {
-        return Ok(report);
+        return Ok(Fetched {
+            report,
+            records: Vec::new(),
+        });
     }
     let (render_job, zip_job) = describe_jobs(scheduler, &manifest).await?;
     report.render_job = render_job;
@@ -79,12 +86,22 @@ pub async fn report<B: Scheduler>(
             .await
             .map_err(|e| aws.storage_error(&e, &format!("listing `{prefix}`")))
     };
-    let (scan, log_objects) = futures::try_join!(scan, logs)?;
-    let (counts, mut failed) =
-        count_frames(&keys, frames, manifest.chunk_size, &scan, &log_objects);
+    // The task records are the job's own (its upload's ETag); best effort, as the cost so far
+    // is: without them, a task that failed before its first frame shows as pending.
+    let records = async {
+        let read = farm_jobs::tasks::job_records(storage, &keys, manifest.etag.as_deref()).await;
+        Ok(read
+            .inspect_err(|e| tracing::warn!("cannot read the task records: {e}"))
+            .unwrap_or_default())
+    };
+    let (scan, log_objects, records) = futures::try_join!(scan, logs, records)?;
+    let (counts, mut failed) = count_frames(&keys, &ticket.plan, &scan, &log_objects, &records);
     let reasons: Vec<Option<String>> =
         futures::stream::iter(failed.iter().take(MAX_FAILED_DETAILS))
             .map(|f| async move {
+                if f.reason.is_some() {
+                    return f.reason.clone();
+                }
                 let log = storage.get(&f.log).await.ok()?;
                 failure_reason(&String::from_utf8_lossy(&log))
             })
@@ -106,9 +123,19 @@ pub async fn report<B: Scheduler>(
         });
     let succeeded =
         |job: &Option<JobReport>| job.as_ref().is_some_and(|j| j.state == JobState::Succeeded);
-    report.complete =
-        succeeded(&report.render_job) && succeeded(&report.zip_job) && report.archive.is_some();
-    Ok(report)
+    report.problems = problems(&report);
+    report.complete = succeeded(&report.render_job)
+        && succeeded(&report.zip_job)
+        && report.archive.is_some()
+        && report.problems.is_empty();
+    Ok(Fetched { report, records })
+}
+
+/// What `farm status` read: the report, and the job's task records (the cost so far).
+#[derive(Debug)]
+pub struct Fetched {
+    pub report: StatusReport,
+    pub records: Vec<TaskRecord>,
 }
 
 /// Describes the manifest's render and zip jobs.
@@ -139,20 +166,10 @@ pub async fn describe_jobs<B: Scheduler>(
     Ok((find(&manifest.render_job_id), find(&manifest.zip_job_id)))
 }
 
-/// The cost so far and the ETA of a submitted job (best effort: `None` if unreadable).
-pub(super) async fn job_spend(
-    aws: &Aws,
-    storage: &S3Storage,
-    report: &StatusReport,
-) -> Option<Spend> {
-    if report.status != ManifestStatus::Submitted {
-        return None;
-    }
-    let etag = aws.manifest(storage, &report.key).await.ok()?.etag;
-    spend::load(aws, storage, report, etag.as_deref())
-        .await
-        .inspect_err(|e| tracing::warn!("no cost so far: {e:#}"))
-        .ok()
+/// The cost so far and the ETA of a submitted job, from its task records.
+pub(super) fn job_spend(aws: &Aws, fetched: &Fetched) -> Option<Spend> {
+    (fetched.report.status == ManifestStatus::Submitted)
+        .then(|| spend::spend(&fetched.records, &fetched.report, spend::prices(aws)))
 }
 
 /// A failed frame scan, with what to do.

@@ -9,7 +9,8 @@ use farm_core::layout::parse_frame_file_name;
 use farm_core::manifest::{ManifestStatus, SceneFacts};
 use farm_core::scheduler::{ArrayProgress, JobState, JobStatus};
 use farm_core::storage::ObjectMeta;
-use farm_core::{FrameList, JobKeys};
+use farm_core::tasks::{TaskKind, TaskRecord};
+use farm_core::{JobKeys, Plan};
 use farm_jobs::FrameScan;
 use serde::Serialize;
 
@@ -53,8 +54,12 @@ pub struct StatusReport {
     /// `frames.zip`, once it exists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archive: Option<Archive>,
-    /// The render and zip jobs succeeded and the archive is there.
+    /// The render and zip jobs succeeded, every frame and the archive are there.
     pub complete: bool,
+    /// What contradicts itself in the job (a render job that succeeded with frames missing),
+    /// each with what to do.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
     /// Why a later request for the key (a re-tag) was rejected; this job stands.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub later_rejection: Option<String>,
@@ -85,9 +90,11 @@ pub struct FrameCounts {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FailedFrame {
     pub frame: i32,
-    /// Key of the frame's log.
+    /// Key of what says why: the frame's log, or the task record of an attempt that failed
+    /// before it rendered the frame.
     pub log: String,
-    /// The last error-looking line of the log (read for the first frames only).
+    /// The last error-looking line of the log (read for the first frames only), or the failed
+    /// attempt's own reason.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -158,24 +165,37 @@ pub(super) fn job_report(id: &str, status: Option<&JobStatus>) -> JobReport {
 /// outside the list do not count.
 pub fn count_frames(
     keys: &JobKeys,
-    frames: &FrameList,
-    chunk_size: u32,
+    plan: &Plan,
     scan: &FrameScan,
     log_objects: &[ObjectMeta],
+    records: &[TaskRecord],
 ) -> (FrameCounts, Vec<FailedFrame>) {
+    let frames = plan.frames();
     let done: BTreeSet<i32> = scan.current.iter().map(|o| o.frame).collect();
     let logs_prefix = keys.logs_prefix();
-    let failed: BTreeMap<i32, String> = log_objects
+    let mut failed: BTreeMap<i32, FailedFrame> = log_objects
         .iter()
         .filter_map(|o| {
             let name = o.key.strip_prefix(&logs_prefix)?;
             match parse_frame_file_name(name)? {
-                (frame, "log") => Some((frame, o.key.clone())),
+                (frame, "log") => Some((
+                    frame,
+                    FailedFrame {
+                        frame,
+                        log: o.key.clone(),
+                        reason: None,
+                    },
+                )),
                 _ => None,
             }
         })
         .filter(|(frame, _)| frames.contains(*frame) && !done.contains(frame))
         .collect();
+    for (frame, failure) in chunk_failures(keys, plan, records) {
+        if !done.contains(&frame) {
+            failed.entry(frame).or_insert(failure);
+        }
+    }
     let counts = FrameCounts {
         list: frames.canonical(),
         total: frames.len(),
@@ -183,17 +203,70 @@ pub fn count_frames(
         stale: scan.stale.len(),
         failed: failed.len(),
         pending: frames.len() - done.len() - failed.len(),
-        chunk_size,
+        chunk_size: plan.chunk_size(),
     };
-    let failed = failed
-        .into_iter()
-        .map(|(frame, log)| FailedFrame {
-            frame,
-            log,
-            reason: None,
-        })
-        .collect();
-    (counts, failed)
+    (counts, failed.into_values().collect())
+}
+
+/// The frames of each render task whose last ended attempt failed, with the attempt's own
+/// reason: a task that fails before its first frame (Blender could not open the file, the
+/// download failed) leaves no frame log, only its task record.
+fn chunk_failures(keys: &JobKeys, plan: &Plan, records: &[TaskRecord]) -> Vec<(i32, FailedFrame)> {
+    let mut last: BTreeMap<usize, &TaskRecord> = BTreeMap::new();
+    for record in records.iter().filter(|r| r.task == TaskKind::Render) {
+        let newer = last
+            .get(&record.index)
+            .is_none_or(|seen| record.attempt > seen.attempt);
+        if newer {
+            last.insert(record.index, record);
+        }
+    }
+    let mut failures = Vec::new();
+    for (index, record) in last.into_iter().filter(|(_, r)| !r.succeeded()) {
+        let Ok(chunk) = plan.chunk(index) else {
+            continue;
+        };
+        let reason = record.error.clone().unwrap_or_else(|| {
+            format!(
+                "attempt {} of task {index} ended with exit code {}",
+                record.attempt, record.exit_code
+            )
+        });
+        for &frame in chunk {
+            failures.push((
+                frame,
+                FailedFrame {
+                    frame,
+                    log: keys.task_record(index, record.attempt),
+                    reason: Some(reason.clone()),
+                },
+            ));
+        }
+    }
+    failures
+}
+
+/// What contradicts itself in a job that ended: a render job that succeeded with frames
+/// missing, a zip job that succeeded with no archive. Each says what to do.
+pub(super) fn problems(report: &StatusReport) -> Vec<String> {
+    let succeeded =
+        |job: &Option<JobReport>| job.as_ref().is_some_and(|j| j.state == JobState::Succeeded);
+    let mut problems = Vec::new();
+    if let Some(frames) = report.frames.as_ref().filter(|f| f.done < f.total) {
+        if succeeded(&report.render_job) {
+            problems.push(format!(
+                "the render job succeeded, yet only {} of {} frames are there: the missing ones were never uploaded (farm retry renders them)",
+                frames.done, frames.total
+            ));
+        }
+    }
+    if succeeded(&report.zip_job) && report.archive.is_none() {
+        problems.push(
+            "the zip job succeeded, yet there is no frames.zip (deleted since?): farm retry makes it again"
+                .to_owned(),
+        );
+    }
+    problems
 }
 
 /// The line of a log that says best why the frame failed: the last error, else the last line.
@@ -210,6 +283,7 @@ pub fn failure_reason(log: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use farm_core::FrameList;
     use farm_jobs::FrameObject;
 
     fn object(key: &str) -> ObjectMeta {
@@ -244,7 +318,8 @@ mod tests {
             object("s/a.blend/logs/0005.log"),
             object("s/a.blend/logs/0012.log"), // not in the list
         ];
-        let (counts, failed) = count_frames(&keys, &frames, 2, &scan, &logs);
+        let plan = Plan::new(frames, 2).unwrap();
+        let (counts, failed) = count_frames(&keys, &plan, &scan, &logs, &[]);
         assert_eq!(
             (
                 counts.total,
@@ -257,6 +332,59 @@ mod tests {
         );
         assert_eq!(failed[0].frame, 5);
         assert_eq!(failed[0].log, "s/a.blend/logs/0005.log");
+    }
+
+    fn record(index: usize, attempt: u32, exit_code: i32, error: Option<&str>) -> TaskRecord {
+        let at = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        TaskRecord {
+            task: TaskKind::Render,
+            index,
+            attempt,
+            source_etag: None,
+            started: at,
+            ended: at,
+            exit_code,
+            error: error.map(str::to_owned),
+            cpus: 4,
+            download_seconds: None,
+            blender_startup_seconds: None,
+            frames: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_task_that_failed_before_its_first_frame_fails_its_chunk_with_its_reason() {
+        let keys = JobKeys::new("s/a.blend");
+        let plan = Plan::new(FrameList::parse("1-6", 100).unwrap(), 2).unwrap();
+        let scan = FrameScan {
+            current: Vec::new(),
+            stale: Vec::new(),
+            missing: (1..=6).collect(),
+            stale_objects: Vec::new(),
+            ignored: 0,
+        };
+        let records = [
+            // Chunk 0 (1-2): failed, then its retry succeeded: not failed.
+            record(0, 1, 3, Some("download failed")),
+            record(0, 2, 0, None),
+            // Chunk 1 (3-4): its only attempt failed before any frame.
+            record(1, 1, 4, Some("blender could not open /work/a.blend")),
+            // Chunk 2 (5-6): failed without a message.
+            record(2, 1, 3, None),
+        ];
+        let (counts, failed) = count_frames(&keys, &plan, &scan, &[], &records);
+        assert_eq!((counts.failed, counts.pending), (4, 2));
+        let frames: Vec<i32> = failed.iter().map(|f| f.frame).collect();
+        assert_eq!(frames, [3, 4, 5, 6]);
+        assert_eq!(
+            failed[0].reason.as_deref(),
+            Some("blender could not open /work/a.blend")
+        );
+        assert_eq!(failed[0].log, keys.task_record(1, 1));
+        assert_eq!(
+            failed[3].reason.as_deref(),
+            Some("attempt 1 of task 2 ended with exit code 3")
+        );
     }
 
     #[test]

@@ -24,8 +24,9 @@ pub async fn run(args: &StatusArgs) -> anyhow::Result<()> {
     let aws = Aws::load().await;
     let storage = aws.storage(&args.bucket);
     let scheduler = aws.scheduler(None);
-    let report = report(&aws, &storage, &scheduler, &args.key).await?;
-    let spend = fetch::job_spend(&aws, &storage, &report).await;
+    let fetched = report(&aws, &storage, &scheduler, &args.key).await?;
+    let spend = fetch::job_spend(&aws, &fetched);
+    let report = fetched.report;
     if args.json {
         let mut value = serde_json::to_value(&report)
             .map_err(|e| anyhow!("cannot write the report as JSON: {e}"))?;

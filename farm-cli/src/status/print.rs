@@ -150,6 +150,9 @@ fn write_progress(out: &mut String, report: &StatusReport, k: &str, b: &str) {
             printable(message)
         );
     }
+    for problem in &report.problems {
+        let _ = writeln!(out, "problem   {problem}");
+    }
 }
 
 /// The failed frames, the first ones with their reason.
@@ -312,6 +315,7 @@ mod tests {
             zip_job: None,
             archive: None,
             complete: false,
+            problems: Vec::new(),
             later_rejection: Some("tag `frames=\x1b[2J` is invalid".into()),
             dependencies: Some(farm_core::deps::DependencyRecord {
                 bytes: 3 << 20,

@@ -6,8 +6,6 @@ use std::fmt::Write as _;
 
 use farm_core::receipt::{eta_seconds, Prices, Receipt, ENV_GB_HOUR_USD, ENV_VCPU_HOUR_USD};
 use farm_core::scheduler::JobState;
-use farm_core::JobKeys;
-use farm_io::S3Storage;
 use serde::Serialize;
 
 use super::StatusReport;
@@ -53,25 +51,14 @@ pub fn spend(
     }
 }
 
-/// Reads the job's task records and sums them; prices are the region's, or the
-/// `FARM_PRICE_*_USD` variables'.
-pub async fn load(
-    aws: &Aws,
-    storage: &S3Storage,
-    report: &StatusReport,
-    source_etag: Option<&str>,
-) -> anyhow::Result<Spend> {
-    let keys = JobKeys::new(&report.key);
-    let records = farm_jobs::tasks::job_records(storage, &keys, source_etag)
-        .await
-        .map_err(|e| aws.storage_error(&e, &format!("reading `{}`", keys.tasks_prefix())))?;
+/// The region's prices, or the `FARM_PRICE_*_USD` variables'.
+pub fn prices(aws: &Aws) -> Option<Prices> {
     let price = |name: &str| std::env::var(name).ok().and_then(|v| v.trim().parse().ok());
-    let prices = Prices::for_region(
+    Prices::for_region(
         &aws.region(),
         price(ENV_VCPU_HOUR_USD),
         price(ENV_GB_HOUR_USD),
-    );
-    Ok(spend(&records, report, prices))
+    )
 }
 
 /// The status lines of a job's spend.
@@ -151,6 +138,7 @@ mod tests {
             zip_job: None,
             archive: None,
             complete: false,
+            problems: Vec::new(),
             later_rejection: None,
         }
     }
