@@ -669,6 +669,29 @@ async fn farm_submit_uploads_the_project_then_only_what_changed() {
     );
     let (_, outcomes) = events_for(&farm, other).await;
     assert!(one_submission(&outcomes), "{outcomes:?}");
+
+    // `--strict` turns that warning into a refusal: nothing goes up.
+    let strict = "strict/shots/shot.blend";
+    let out = farm_submit(
+        &farm,
+        &project,
+        &[
+            shot,
+            "--key",
+            strict,
+            "--frame",
+            "1",
+            "--missing-ok",
+            "--strict",
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--strict") && stderr.contains("shared/green.png"),
+        "{stderr}"
+    );
+    assert!(versions(&farm, "strict/").await.is_empty());
 }
 
 #[tokio::test]
@@ -809,12 +832,15 @@ async fn farm_submit_never_sends_a_file_from_outside_the_project() {
     );
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
-    let plan = stdout.find("plan: 6 project file(s)").expect(&stdout);
+    let plan = stdout
+        .find("plan (nothing is uploaded yet):")
+        .expect(&stdout);
     assert!(plan < stdout.find("project: uploaded 6 of 6").expect(&stdout));
+    assert!(stdout.contains("project:   6 file(s)"), "{stdout}");
     let root = project.canonicalize().unwrap();
     assert!(
         stdout.contains(&format!(
-            "from the project {} (the current folder)",
+            "root:      {} (the current folder)",
             root.display()
         )),
         "{stdout}"

@@ -275,8 +275,9 @@ pub struct SubmitArgs {
     /// Render frames 1 to N (the `frame=N` tag).
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub frame: Option<String>,
-    /// Frames per Batch array child (default 1: one container per frame), or `auto`: the
-    /// fewest tasks that keep every task slot of the farm busy (many short frames).
+    /// Frames per Batch array child, or `auto` (the default): the fewest tasks that keep every
+    /// task slot of the farm busy, so short frames do not each pay an image pull. (An upload
+    /// tagged by hand without `chunk=` renders one frame per task.)
     #[arg(short, long, value_name = "K|auto")]
     pub chunk: Option<String>,
     /// Image format instead of the scene's own (PNG, JPEG, OPEN_EXR, ...).
@@ -308,9 +309,21 @@ pub struct SubmitArgs {
     pub include_hidden: Vec<PathBuf>,
     /// Upload nothing: check everything as a real submit does, then print the plan (files to
     /// upload and those the bucket already holds, tags, frames, chunks and tasks, Blender
-    /// series, warnings).
+    /// series, engine, a running job it would replace, warnings). A real submit prints the same
+    /// plan before it uploads.
     #[arg(long)]
     pub dry_run: bool,
+    /// Replace the key's job if one is still running (a new submission stops it). Without it
+    /// the submit asks at a terminal and refuses otherwise.
+    #[arg(long)]
+    pub replace: bool,
+    /// Upload a .blend the farm cannot read (its files and frames then go unchecked).
+    #[arg(long)]
+    pub force: bool,
+    /// Refuse to upload when there is any warning (missing files with --missing-ok, a newer
+    /// Blender than the series, files outside the upload's checks...).
+    #[arg(long)]
+    pub strict: bool,
     /// With --dry-run: print the plan as one JSON document.
     #[arg(long, requires = "dry_run")]
     pub json: bool,

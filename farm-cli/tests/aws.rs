@@ -158,19 +158,23 @@ impl Fixture {
 
     /// A frame as the renderer uploads it for the current upload of `source`: with the source's
     /// ETag and the scene's format recorded (the frame scan counts only such frames).
+    /// The version of the job of `source` (its source ETag, format, engine and dependency
+    /// list, from `job.json`), which the renderer stamps on frames and the zipper checks.
+    async fn job_version(&self, source: &str) -> farm_jobs::OutputVersion {
+        let manifest: farm_core::manifest::JobManifest = farm_core::storage::get_json(
+            &self.storage(),
+            &JobKeys::new(source).manifest(),
+        )
+        .await
+        .unwrap();
+        farm_jobs::JobTicket::from_manifest(&manifest)
+            .unwrap()
+            .version()
+    }
+
+    /// Puts a frame as the renderer does for the job of `source`.
     async fn put_frame(&self, source: &str, key: &str, body: Vec<u8>) {
-        let etag = self
-            .moto
-            .s3()
-            .head_object()
-            .bucket(BUCKET)
-            .key(source)
-            .send()
-            .await
-            .unwrap()
-            .e_tag()
-            .unwrap()
-            .to_owned();
+        let version = self.job_version(source).await;
         let mut request = self
             .moto
             .s3()
@@ -178,7 +182,7 @@ impl Fixture {
             .bucket(BUCKET)
             .key(key)
             .body(ByteStream::from(body));
-        for (name, value) in farm_jobs::OutputVersion::new(Some(&etag), None).metadata() {
+        for (name, value) in version.metadata() {
             request = request.metadata(name, value);
         }
         request.send().await.unwrap();
@@ -413,7 +417,7 @@ async fn submit_status_download_retry_and_cancel_a_job_that_succeeds() {
         &farm.storage(),
         &keys,
         &frames,
-        &farm_jobs::OutputVersion::default(),
+        &farm.job_version(&key).await,
         &zipper::ZipOptions::default(),
         &|_| {},
     )
@@ -747,6 +751,94 @@ async fn status_shows_the_cost_so_far_of_the_jobs_own_task_records() {
     let text = fx.status_text(&key);
     assert!(text.contains("spent     about $"), "{text}");
     assert!(text.contains("in 2 ended attempt(s)"), "{text}");
+}
+
+/// `farm submit` prints its plan before anything goes up (files, tags with `chunk=auto` by
+/// default, frames, series, engine); a running job of the key is replaced only with
+/// `--replace`; a .blend the farm cannot read goes up only with `--force`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_plans_first_and_replaces_a_running_job_only_when_asked() {
+    let farm = Fixture::start().await;
+    // Docker mode: jobs move one state every 5 seconds, so the first job is still running when
+    // the same key is submitted again.
+    farm.moto_api("/moto-api/config", r#"{"batch":{"use_docker":true}}"#);
+    farm.moto_api(
+        "/moto-api/state-manager/set-transition",
+        r#"{"model_name":"batch::job","transition":{"progression":"time","seconds":5}}"#,
+    );
+    let blend = scene(farm.dir.path(), "again", 1, 2, 1);
+    let key = format!("{}again.blend", unique_prefix("again"));
+    let submit = |extra: &[&str]| {
+        let mut args = vec![
+            "submit",
+            blend.to_str().unwrap(),
+            "--bucket",
+            BUCKET,
+            "--key",
+            &key,
+        ];
+        args.extend_from_slice(extra);
+        farm.run(&args)
+    };
+
+    let first = submit(&["--frames", "1-2"]);
+    let stdout = first.ok();
+    let plan = stdout
+        .find("plan (nothing is uploaded yet):")
+        .expect(stdout);
+    assert!(plan < stdout.find("uploaded ").expect(stdout), "{stdout}");
+    for line in [
+        "tags:      frames=1-2, chunk=auto",
+        "frames:    2 (1-2)",
+        "engine:    Cycles",
+    ] {
+        assert!(stdout.contains(line), "{line}: {stdout}");
+    }
+    assert!(stdout.contains("blender:   4.2 ("), "{stdout}");
+    let (render_id, _) = submitted(&farm.trigger(&key).await);
+
+    // Again while that job runs: refused (no terminal to ask), nothing changed in the bucket.
+    let refused = submit(&["--frames", "1"]);
+    let line = refused.one_line_error();
+    assert!(
+        line.contains("has a job still running") && line.contains(&render_id),
+        "{line}"
+    );
+    assert!(line.contains("--replace"), "{line}");
+    assert_eq!(farm.tags(&key).await["frames"], "1-2");
+    let dry = submit(&["--frames", "1", "--dry-run"]);
+    assert!(
+        dry.ok()
+            .contains(&format!("replaces:  render job {render_id}")),
+        "{dry:?}"
+    );
+
+    // With --replace it goes.
+    submit(&["--frames", "1", "--replace"]).ok();
+    assert_eq!(farm.tags(&key).await["frames"], "1");
+
+    // A .blend the farm cannot read is refused unless --force.
+    let broken = farm.dir.path().join("broken.blend");
+    std::fs::write(&broken, b"BLENDER-v304RENDH\x00\x00\x00 cut short").unwrap();
+    let broken_key = format!("{}broken.blend", unique_prefix("broken"));
+    let args = [
+        "submit",
+        broken.to_str().unwrap(),
+        "--bucket",
+        BUCKET,
+        "--key",
+        &broken_key,
+        "--frame",
+        "1",
+    ];
+    let line = farm.run(&args).one_line_error().to_owned();
+    assert!(
+        line.contains("the farm cannot read") && line.contains("--force"),
+        "{line}"
+    );
+    assert!(keys_under(&farm, &broken_key).await.is_empty());
+    farm.run(&[&args[..], &["--force"]].concat()).ok();
+    assert_eq!(keys_under(&farm, &broken_key).await, [broken_key.clone()]);
 }
 
 /// A render task that failed before its first frame (Blender could not open the file) leaves
@@ -1576,7 +1668,7 @@ async fn zip_job_outputs(farm: &Fixture, key: &str, here: &Path) {
         &farm.storage(),
         &keys,
         &FrameList::parse("1-2", 100).unwrap(),
-        &farm_jobs::OutputVersion::default(),
+        &farm.job_version(key).await,
         &zipper::ZipOptions::default(),
         &|_| {},
     )
@@ -1625,8 +1717,7 @@ fn check_fetched(fetched: &Value, out: &Path, here: &Path) {
         size.iter().all(|&side| side > 0),
         "Blender read the sheet: {fetched}"
     );
-    // (The frames were put without the project's dependency version the renderer records,
-    // so the frame scan does not count them; the archive makes the job complete.)
     let summary = fetched["status"]["summary"].as_str().unwrap();
+    assert!(summary.contains(", 2/2 frames"), "{fetched}");
     assert!(summary.ends_with(", complete"), "{fetched}");
 }

@@ -1,15 +1,14 @@
-//! `farm submit --dry-run`: the plan of a submit, and nothing uploaded.
+//! The plan of a submit: printed before every upload, and alone by `farm submit --dry-run`.
 //!
 //! Everything a real submit checks is checked ([`crate::submit::prepare`]); then the bucket is
 //! only read (HEAD or list, as the upload's own comparison does: [`crate::upload::to_send`]) to
-//! tell which files are already there. `--json` prints the [`Plan`] for programs (the Blender
-//! add-on shows it before the real submit).
+//! tell which files are already there, and the key's job, if one is still running, is named.
+//! `--json` prints the [`Plan`] for programs (the Blender add-on shows it before the real
+//! submit).
 
-use farm_io::{S3Storage, UploadTuning};
 use serde::Serialize;
 
-use super::{is_auto, tag_text, upload_error, Prepared};
-use crate::aws::Aws;
+use super::{tag_text, Prepared};
 use crate::cli::SubmitArgs;
 use crate::progress::human_bytes;
 use crate::project::ProjectFile;
@@ -40,6 +39,16 @@ pub struct Plan {
     pub tasks: Option<usize>,
     /// The Blender series asked for; `None`: the farm's default (the stack's DefaultBlender).
     pub blender: Option<String>,
+    /// The series the farm will run, by the trigger's rule against the deployed series, and why.
+    pub series: Option<String>,
+    pub series_why: String,
+    /// The engine the job renders with (`--engine`, else the scene's own).
+    pub engine: String,
+    /// The project folder files come from, and how it was chosen.
+    pub project_root: String,
+    /// The key's job still running (`render job ID (RUNNING)`), which this submit would stop
+    /// (only with `--replace`, or a yes at the terminal).
+    pub replaces: Option<String>,
     /// The Blender series that saved the file.
     pub saved_by: Option<String>,
     /// What the farm does differently from the scene's own settings.
@@ -72,39 +81,27 @@ pub struct PlanTag {
     pub value: String,
 }
 
-/// Prints the plan of `prepared`, reading the bucket to see what it holds; uploads nothing.
-pub async fn run(
-    aws: &Aws,
-    storage: &S3Storage,
-    args: &SubmitArgs,
-    prepared: &Prepared,
-    tuning: UploadTuning,
-) -> anyhow::Result<()> {
-    let blend = ProjectFile {
-        local: args.scene.clone(),
-        key: prepared.key.clone(),
-        size: prepared.size,
-    };
-    let mut all = prepared.project.files.clone();
-    all.push(blend);
-    let sending = crate::upload::to_send(storage, &all, tuning)
-        .await
-        .map_err(|err| upload_error(aws, err))?;
-    let plan = plan(args, prepared, &all, &sending);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
+/// Prints the plan, as JSON for programs or as text under `header` (its warnings on stderr,
+/// each a `warning:` line).
+pub fn print(plan: &Plan, prepared: &Prepared, json: bool, header: &str) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(plan)?);
     } else {
-        print!("{}", plan_text(&plan, &tag_text(&prepared.tags)));
+        print!("{}", plan_text(plan, &tag_text(&prepared.tags), header));
+        for warning in &plan.warnings {
+            eprintln!("warning: {warning}");
+        }
     }
     Ok(())
 }
 
 /// The plan, given every file (the .blend last) and those the bucket does not hold.
-fn plan(
+pub fn plan(
     args: &SubmitArgs,
     prepared: &Prepared,
     all: &[ProjectFile],
     sending: &[ProjectFile],
+    replaces: Option<String>,
 ) -> Plan {
     let file = |f: &ProjectFile| PlanFile {
         path: f.local.display().to_string(),
@@ -125,7 +122,7 @@ fn plan(
         })
     };
     let request = &prepared.request;
-    let auto = is_auto(args.chunk.as_deref());
+    let auto = prepared.chunk_auto;
     Plan {
         bucket: args.bucket.clone(),
         key: prepared.key.clone(),
@@ -151,6 +148,15 @@ fn plan(
         },
         tasks: (!auto).then(|| request.plan.chunk_count()),
         blender: request.blender.map(|b| b.to_string()),
+        series: prepared.blender.series.clone(),
+        series_why: prepared.blender.why.clone(),
+        engine: prepared.engine.label().to_owned(),
+        project_root: format!(
+            "{} ({})",
+            prepared.root.root.display(),
+            prepared.root.chosen
+        ),
+        replaces,
         saved_by: prepared.saved_by.clone(),
         notes: prepared.notes.clone(),
         warnings: prepared.warnings.clone(),
@@ -158,7 +164,7 @@ fn plan(
 }
 
 /// The plan as text.
-fn plan_text(plan: &Plan, tags: &str) -> String {
+fn plan_text(plan: &Plan, tags: &str, header: &str) -> String {
     let scene_state = if plan.scene.in_bucket {
         "already in the bucket: only tagged"
     } else {
@@ -170,11 +176,12 @@ fn plan_text(plan: &Plan, tags: &str) -> String {
         .map(|v| format!(", saved by Blender {v}"))
         .unwrap_or_default();
     let mut text = format!(
-        "dry run: nothing uploaded\nscene:     {} ({}{saved}) -> s3://{}/{}: {scene_state}\n",
+        "{header}\nscene:     {} ({}{saved}) -> s3://{}/{}: {scene_state}\nroot:      {}\n",
         plan.scene.path,
         human_bytes(plan.scene.bytes),
         plan.bucket,
-        plan.key
+        plan.key,
+        plan.project_root
     );
     let project_bytes: u64 = plan.project.iter().map(|f| f.bytes).sum();
     let held = plan.project.iter().filter(|f| f.in_bucket).count();
@@ -202,17 +209,21 @@ fn plan_text(plan: &Plan, tags: &str) -> String {
                 .to_owned()
         }
     };
-    text += &format!(
-        "blender:   {}\n",
-        plan.blender
-            .as_deref()
-            .unwrap_or("the farm's default (the stack's DefaultBlender)")
-    );
+    text += &match &plan.series {
+        Some(series) => format!("blender:   {series} ({})\n", plan.series_why),
+        None => format!(
+            "blender:   {}\n",
+            plan.blender
+                .as_deref()
+                .unwrap_or("the farm's default (the stack's DefaultBlender)")
+        ),
+    };
+    text += &format!("engine:    {}\n", plan.engine);
+    if let Some(running) = &plan.replaces {
+        text += &format!("replaces:  {running}, still running: submitting stops it (--replace)\n");
+    }
     for note in &plan.notes {
         text += &format!("note: {note}\n");
-    }
-    for warning in &plan.warnings {
-        text += &format!("warning: {warning}\n");
     }
     text
 }

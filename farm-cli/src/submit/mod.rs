@@ -9,12 +9,13 @@ use anyhow::{anyhow, bail, Context};
 use farm_core::blender::OutputFormat;
 use farm_core::deps::{ABSOLUTE_HINT, MISSING_OK, TAG_MISSING};
 use farm_core::layout::is_blend_key;
+use farm_core::manifest::{JobManifest, ManifestStatus};
 use farm_core::plan::{Chunking, CHUNK_AUTO};
 use farm_core::request::DEFAULT_REQUEST_MAX_FRAMES as DEFAULT_MAX_FRAMES;
 use farm_core::request::{TAG_BLENDER, TAG_CHUNK, TAG_ENGINE, TAG_FORMAT, TAG_FRAME, TAG_FRAMES};
-use farm_core::storage::{PutOptions, Storage};
-use farm_core::RenderRequest;
-use farm_io::UploadTuning;
+use farm_core::storage::{get_json, PutOptions, Storage, StorageError};
+use farm_core::{JobKeys, RenderRequest};
+use farm_io::{S3Storage, UploadTuning};
 
 use crate::aws::Aws;
 use crate::cli::SubmitArgs;
@@ -23,11 +24,12 @@ use crate::project::{plan_upload, ProjectFile, ProjectUpload};
 use crate::render::check_scene;
 use crate::shutdown::Shutdown;
 use crate::upload::UploadError;
+use crate::{progress, shell_quote};
 
 pub mod dry_run;
 mod send;
 
-use send::{interrupted, print_plan, print_submitted, upload_project};
+use send::{interrupted, print_submitted, upload_project};
 
 /// Parts uploading at once.
 const PARTS_IN_FLIGHT: usize = 4;
@@ -153,8 +155,13 @@ pub struct Prepared {
     pub notes: Vec<String>,
     /// What does not stop the render but the user should know, one line each.
     pub warnings: Vec<String>,
-    /// Why the reader could not read the .blend (its files are then not checked).
+    /// Why the reader could not read the .blend (its files are then not checked; only
+    /// `--force` uploads it).
     pub unchecked: Option<String>,
+    /// `chunk=auto` (`farm submit`'s default): the trigger picks the chunk size.
+    pub chunk_auto: bool,
+    /// The engine the job renders with: `--engine`, else the scene's own.
+    pub engine: farm_core::engine::Engine,
 }
 
 /// Checks the request and the project by the trigger's rules, on this machine only (no AWS
@@ -190,10 +197,13 @@ pub async fn prepare(args: &SubmitArgs) -> anyhow::Result<Prepared> {
     // `--frames scene`: the active scene's own range and step, read here to check and show
     // it; the object is tagged `frames=scene` so the trigger reads and records it too.
     let scene_frames = scene_frames(args, &read)?;
+    // `farm submit` makes as few tasks as keep the farm busy unless told (`--chunk K`); an
+    // upload tagged by hand keeps the trigger's own default, one frame per task.
+    let chunk = args.chunk.as_deref().unwrap_or(CHUNK_AUTO);
     let (mut tags, request) = request_tags(Asked {
         frames: scene_frames.as_deref().or(args.frames.as_deref()),
         frame: args.frame.as_deref(),
-        chunk: args.chunk.as_deref(),
+        chunk: Some(chunk),
         format,
         blender: args.blender.as_deref(),
         engine: args.engine.as_deref(),
@@ -231,11 +241,27 @@ pub async fn prepare(args: &SubmitArgs) -> anyhow::Result<Prepared> {
     if blender.series.is_none() {
         bail!("{}; nothing was uploaded", blender.why);
     }
+    if let Some(reason) = unchecked.as_ref().filter(|_| !args.force) {
+        bail!(
+            "the farm cannot read {} ({reason}), so it cannot check the files it uses or its frames; nothing was uploaded. Save it again with Blender, or add --force to upload it unchecked",
+            args.scene.display()
+        );
+    }
+    if args.strict && !warnings.is_empty() {
+        bail!(
+            "--strict: {} warning(s), so nothing was uploaded: {}",
+            warnings.len(),
+            warnings.join("; ")
+        );
+    }
+    let engine = farm_jobs::scene::choose_engine(request.engine, read.as_ref().ok()).engine;
     let size = tokio::fs::metadata(&args.scene)
         .await
         .with_context(|| format!("cannot read {}", args.scene.display()))?
         .len();
     Ok(Prepared {
+        chunk_auto: is_auto(Some(chunk)),
+        engine,
         key,
         tags,
         request,
@@ -297,7 +323,9 @@ pub fn tag_text(tags: &[(&str, String)]) -> String {
         .join(", ")
 }
 
-/// Runs `farm submit` (with `--dry-run`, only prints the plan: [`dry_run`]).
+/// Runs `farm submit`: checks, prints the plan (what goes up, what the bucket holds, the
+/// request, and a running job of the key it would replace), then uploads; with `--dry-run`
+/// only prints the plan.
 pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
     let shutdown = Shutdown::listen();
     let prepared = prepare(args).await?;
@@ -308,45 +336,49 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
         ..UploadTuning::default()
     };
     let storage = aws.storage(&args.bucket).with_upload_tuning(tuning);
+    let blend = ProjectFile {
+        local: args.scene.clone(),
+        key: prepared.key.clone(),
+        size: prepared.size,
+    };
+    let mut all = prepared.project.files.clone();
+    all.push(blend.clone());
+    let spinner = progress::spinner("comparing the project with the bucket");
+    let compared = futures::try_join!(
+        async {
+            crate::upload::to_send(&storage, &all, tuning)
+                .await
+                .map_err(|err| upload_error(&aws, err))
+        },
+        running_job(&aws, &storage, &prepared.key)
+    );
+    spinner.finish_and_clear();
+    let (sending, running) = compared?;
+    let plan = dry_run::plan(args, &prepared, &all, &sending, running.clone());
     if args.dry_run {
-        return dry_run::run(&aws, &storage, args, &prepared, tuning).await;
+        return dry_run::print(&plan, &prepared, args.json, "dry run: nothing uploaded");
     }
-    for note in &prepared.notes {
-        println!("note: {note}");
+    dry_run::print(&plan, &prepared, false, "plan (nothing is uploaded yet):")?;
+    if let Some(running) = &running {
+        confirm_replace(args, &prepared.key, running)?;
     }
-    // Said before the upload, except the reader's failure, said once the .blend is uploaded.
-    let before = prepared.warnings.len() - usize::from(prepared.unchecked.is_some());
-    for warning in &prepared.warnings[..before] {
-        eprintln!("warning: {warning}");
-    }
-    let Prepared {
-        key,
-        tags,
-        project,
-        size,
-        ..
-    } = &prepared;
     let options = PutOptions {
         content_type: Some(BLEND_CONTENT_TYPE.to_owned()),
-        tags: tags
+        tags: prepared
+            .tags
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect(),
         ..PutOptions::default()
     };
-    let blend = ProjectFile {
-        local: args.scene.clone(),
-        key: key.clone(),
-        size: *size,
-    };
-    print_plan(&prepared.root, &project.files, &blend, &args.bucket);
     let sent = {
-        let work = upload_project(&aws, &storage, &project.files, &blend, options, tuning);
+        let work = upload_project(&aws, &storage, sending, &blend, options, tuning);
         tokio::select! {
             () = shutdown.signal() => Err(interrupted()),
             sent = work => sent,
         }
     }?;
+    let key = &prepared.key;
     let etag = storage
         .head(key)
         .await
@@ -355,11 +387,58 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
         })?
         .and_then(|meta| meta.etag)
         .unwrap_or_default();
-    for warning in &prepared.warnings[before..] {
-        eprintln!("warning: {warning}");
-    }
     print_submitted(args, &prepared, sent, &etag);
     Ok(())
+}
+
+/// The key's job that has not ended (`render job ID (RUNNING)`), if any: a new request for the
+/// key stops it, as the trigger does.
+async fn running_job(aws: &Aws, storage: &S3Storage, key: &str) -> anyhow::Result<Option<String>> {
+    let keys = JobKeys::new(key);
+    let manifest = match get_json::<JobManifest>(storage, &keys.manifest()).await {
+        Ok(manifest) => manifest,
+        Err(StorageError::NotFound { .. } | StorageError::Json { .. }) => return Ok(None),
+        Err(err) => {
+            return Err(aws.storage_error(&err, &format!("reading `{}`", keys.manifest())));
+        }
+    };
+    if manifest.status != ManifestStatus::Submitted {
+        return Ok(None);
+    }
+    let (render, zip) = crate::status::describe_jobs(&aws.scheduler(None), &manifest).await?;
+    Ok([("render", render), ("zip", zip)]
+        .into_iter()
+        .find_map(|(label, job)| {
+            let job = job.filter(|j| !j.state.is_done())?;
+            Some(format!("{label} job {} ({})", job.id, job.state))
+        }))
+}
+
+/// A running job of the key is replaced only when asked: `--replace`, or a yes at the terminal.
+fn confirm_replace(args: &SubmitArgs, key: &str, running: &str) -> anyhow::Result<()> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    if args.replace {
+        return Ok(());
+    }
+    let refusal = || {
+        anyhow!(
+            "`{key}` has a job still running ({running}): submitting again stops it and starts a new one. Add --replace to do that, or wait for it (farm status {} --bucket {}); nothing was uploaded",
+            shell_quote(key),
+            shell_quote(&args.bucket)
+        )
+    };
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Err(refusal());
+    }
+    eprint!("`{key}` has a job still running ({running}): stop it and submit this one? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(refusal())
+    }
 }
 
 /// Refuses, before anything is uploaded, a project with refused paths (URLs), absolute paths or

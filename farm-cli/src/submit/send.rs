@@ -4,10 +4,9 @@
 use farm_core::storage::{PutOptions, Storage};
 use farm_io::{S3Storage, UploadTuning};
 
-use super::{is_auto, tag_text, upload_error, Prepared, DEPENDENCY_PARTS_IN_FLIGHT};
+use super::{tag_text, upload_error, Prepared, DEPENDENCY_PARTS_IN_FLIGHT};
 use crate::aws::Aws;
 use crate::cli::SubmitArgs;
-use crate::confine::ProjectRoot;
 use crate::progress::{self, human_bytes};
 use crate::project::ProjectFile;
 use crate::upload::{self, UploadError};
@@ -53,7 +52,7 @@ pub(super) fn print_submitted(args: &SubmitArgs, prepared: &Prepared, sent: Sent
     }
     let on = format!(" on {}", prepared.blender.line());
     let frames = request.plan.frames().len();
-    if is_auto(args.chunk.as_deref()) {
+    if prepared.chunk_auto {
         println!(
             "the trigger starts the job now: {frames} frame(s){on}, chunk=auto: as few tasks as keep \
              every task slot busy (ceil({frames} / (MaxVcpus / 4)) frames each)"
@@ -85,7 +84,8 @@ pub(super) struct Sent {
     blend: bool,
 }
 
-/// Uploads the project files the bucket does not hold yet, several at once, then the .blend
+/// Uploads `sending` (the project files the bucket does not hold yet, and the .blend last when
+/// it changed: [`crate::upload::to_send`]), several at once, then the .blend
 /// with its tags in the same request; a .blend already in the bucket is tagged instead. Either
 /// way the tags, which start the job, come last, once every file is there. One progress bar
 /// counts every byte sent. A failure or Ctrl-C aborts the uploads in flight, so nothing
@@ -93,18 +93,12 @@ pub(super) struct Sent {
 pub(super) async fn upload_project(
     aws: &Aws,
     storage: &S3Storage,
-    files: &[ProjectFile],
+    mut sending: Vec<ProjectFile>,
     blend: &ProjectFile,
     options: PutOptions,
     tuning: UploadTuning,
 ) -> anyhow::Result<Sent> {
     let failed = |err: UploadError| upload_error(aws, err);
-    let spinner = progress::spinner("comparing the project with the bucket");
-    let mut all = files.to_vec();
-    all.push(blend.clone());
-    let sending = upload::to_send(storage, &all, tuning).await;
-    spinner.finish_and_clear();
-    let mut sending = sending.map_err(failed)?;
     let blend_changed = sending.last().is_some_and(|last| last.key == blend.key);
     if blend_changed {
         sending.pop();
@@ -147,30 +141,4 @@ pub(super) async fn upload_project(
         bytes,
         blend: blend_changed,
     })
-}
-
-/// Prints, before anything is uploaded, what may go up: every project file and the .blend.
-pub(super) fn print_plan(
-    root: &ProjectRoot,
-    files: &[ProjectFile],
-    blend: &ProjectFile,
-    bucket: &str,
-) {
-    let bytes: u64 = files.iter().map(|f| f.size).sum();
-    println!(
-        "plan: {} project file(s) ({}) from the project {} ({}), then the .blend ({}); files the bucket already holds are skipped",
-        files.len(),
-        human_bytes(bytes),
-        root.root.display(),
-        root.chosen,
-        human_bytes(blend.size)
-    );
-    for file in files.iter().chain(std::iter::once(blend)) {
-        println!(
-            "  {} -> s3://{bucket}/{} ({})",
-            file.local.display(),
-            file.key,
-            human_bytes(file.size)
-        );
-    }
 }
