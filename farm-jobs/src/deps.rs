@@ -19,7 +19,7 @@ use bytes::Bytes;
 use farm_blend::{BlendInfo, ExternalFile, FileKind};
 use farm_core::deps::{
     resolve, sequence_keys, tile_keys, Dependency, DependencyList, DependencyRecord, ImageUser,
-    MissingDependency, MissingReason, SequencePattern,
+    MissingDependency, MissingReason, PathError, SequencePattern,
 };
 use farm_core::storage::{ObjectMeta, PutOptions, StorageError};
 use farm_core::{JobKeys, Storage};
@@ -62,60 +62,14 @@ pub async fn check<S: Storage>(
                 record.packed += 1;
                 continue;
             }
-            let kind = file.kind.as_str().to_owned();
             let key = match resolve(&from, &file.path) {
                 Ok(key) => key,
                 Err(err) => {
-                    let missing = MissingDependency {
-                        key: None,
-                        kind,
-                        path: file.path.clone(),
-                        from: from.clone(),
-                        reason: MissingReason::Path,
-                        message: err.to_string(),
-                    };
-                    if err.is_refused() {
-                        record.refused.push(missing);
-                    } else {
-                        record.add_missing(missing);
-                    }
+                    unresolved(&mut record, &from, &file, &err);
                     continue;
                 }
             };
-            let sequence = file.source.as_deref() == Some("SEQUENCE");
-            let tiled = file.source.as_deref() == Some("TILED");
-            let keys = if tiled {
-                // A tiled image Blender saved without its tile list still loads tile 1001.
-                let tiles = if file.tiles.is_empty() {
-                    vec![1001]
-                } else {
-                    file.tiles.clone()
-                };
-                tile_keys(&key, &tiles)
-                    .into_iter()
-                    .map(Lookup::Key)
-                    .collect()
-            } else if sequence {
-                match (SequencePattern::parse(&key), frames) {
-                    (Some(pattern), Some(frames)) if !file.sequence_uses.is_empty() => {
-                        let mut keys = std::collections::BTreeSet::new();
-                        for used in &file.sequence_uses {
-                            let user = ImageUser {
-                                frame_duration: used.frame_duration,
-                                frame_start: used.frame_start,
-                                frame_offset: used.frame_offset,
-                                cyclic: used.cyclic,
-                            };
-                            keys.extend(sequence_keys(&pattern, &user, frames.iter().copied()));
-                        }
-                        keys.into_iter().map(Lookup::Key).collect()
-                    }
-                    (Some(pattern), _) => vec![Lookup::Sequence(pattern)],
-                    (None, _) => vec![Lookup::Key(key)],
-                }
-            } else {
-                vec![Lookup::Key(key)]
-            };
+            let keys = lookups(&file, key, frames);
             for lookup in keys {
                 wanted.push(Wanted {
                     kind: file.kind,
@@ -137,33 +91,7 @@ pub async fn check<S: Storage>(
                     .collect(),
             };
             if hits.is_empty() {
-                let (key, reason, message) = match &want.lookup {
-                    Lookup::Key(key) => (
-                        key.clone(),
-                        MissingReason::NotFound,
-                        format!("not found at `{key}`"),
-                    ),
-                    Lookup::Sequence(p) => (
-                        p.key(p.number),
-                        MissingReason::NoSequenceFile,
-                        format!(
-                            "no file of the sequence `{}{}{}` found (looked for `{}`)",
-                            p.head,
-                            "#".repeat(p.digits),
-                            p.tail,
-                            p.key(p.number)
-                        ),
-                    ),
-                };
-                let missing = MissingDependency {
-                    key: Some(key),
-                    kind: want.kind.as_str().to_owned(),
-                    path: want.path.clone(),
-                    from: want.from.clone(),
-                    reason,
-                    message,
-                };
-                record.add_missing(missing);
+                record.add_missing(not_found(&want));
                 continue;
             }
             for meta in hits {
@@ -207,28 +135,7 @@ pub async fn check<S: Storage>(
         }
     }
     record.files = found.into_values().collect();
-    record.bytes = record.files.iter().map(|f| f.size).sum();
-    record.missing.sort();
-    record.missing.dedup();
-    record.refused.sort();
-    record.refused.dedup();
-    if !record.refused.is_empty() {
-        return Ok(Preflight::Missing(record));
-    }
-    if record.missing.is_empty() {
-        return Ok(Preflight::Ready(record));
-    }
-    if allow_missing {
-        let missing = std::mem::take(&mut record.missing);
-        record.warnings.extend(
-            missing
-                .iter()
-                .map(|m| format!("{} (rendered without it: missing=ok)", m.describe())),
-        );
-        record.missing = missing;
-        return Ok(Preflight::Ready(record));
-    }
-    Ok(Preflight::Missing(record))
+    Ok(settle(record, allow_missing))
 }
 
 trait AddMissing {
@@ -296,6 +203,120 @@ enum Lookup {
     Key(String),
     /// Every file of the sequence in its folder.
     Sequence(SequencePattern),
+}
+
+/// Records a path that names no key the farm may look at: refused outright (a URL), or
+/// missing (absolute, above the key's top folder).
+fn unresolved(record: &mut DependencyRecord, from: &str, file: &ExternalFile, err: &PathError) {
+    let missing = MissingDependency {
+        key: None,
+        kind: file.kind.as_str().to_owned(),
+        path: file.path.clone(),
+        from: from.to_owned(),
+        reason: MissingReason::Path,
+        message: err.to_string(),
+    };
+    if err.is_refused() {
+        record.refused.push(missing);
+    } else {
+        record.add_missing(missing);
+    }
+}
+
+/// What to look up for one file the .blend loads, at `key`: the key itself, every `<UDIM>` tile,
+/// the sequence files texture nodes load on `frames`, or a whole sequence.
+fn lookups(file: &ExternalFile, key: String, frames: Option<&[i32]>) -> Vec<Lookup> {
+    let sequence = file.source.as_deref() == Some("SEQUENCE");
+    let tiled = file.source.as_deref() == Some("TILED");
+    if tiled {
+        // A tiled image Blender saved without its tile list still loads tile 1001.
+        let tiles = if file.tiles.is_empty() {
+            vec![1001]
+        } else {
+            file.tiles.clone()
+        };
+        tile_keys(&key, &tiles)
+            .into_iter()
+            .map(Lookup::Key)
+            .collect()
+    } else if sequence {
+        match (SequencePattern::parse(&key), frames) {
+            (Some(pattern), Some(frames)) if !file.sequence_uses.is_empty() => {
+                let mut keys = std::collections::BTreeSet::new();
+                for used in &file.sequence_uses {
+                    let user = ImageUser {
+                        frame_duration: used.frame_duration,
+                        frame_start: used.frame_start,
+                        frame_offset: used.frame_offset,
+                        cyclic: used.cyclic,
+                    };
+                    keys.extend(sequence_keys(&pattern, &user, frames.iter().copied()));
+                }
+                keys.into_iter().map(Lookup::Key).collect()
+            }
+            (Some(pattern), _) => vec![Lookup::Sequence(pattern)],
+            (None, _) => vec![Lookup::Key(key)],
+        }
+    } else {
+        vec![Lookup::Key(key)]
+    }
+}
+
+/// The record of a wanted file the store does not hold.
+fn not_found(want: &Wanted) -> MissingDependency {
+    let (key, reason, message) = match &want.lookup {
+        Lookup::Key(key) => (
+            key.clone(),
+            MissingReason::NotFound,
+            format!("not found at `{key}`"),
+        ),
+        Lookup::Sequence(p) => (
+            p.key(p.number),
+            MissingReason::NoSequenceFile,
+            format!(
+                "no file of the sequence `{}{}{}` found (looked for `{}`)",
+                p.head,
+                "#".repeat(p.digits),
+                p.tail,
+                p.key(p.number)
+            ),
+        ),
+    };
+    MissingDependency {
+        key: Some(key),
+        kind: want.kind.as_str().to_owned(),
+        path: want.path.clone(),
+        from: want.from.clone(),
+        reason,
+        message,
+    }
+}
+
+/// The check's verdict on a complete record: refused paths stop the job whatever `missing=ok`
+/// says; missing files stop it unless `allow_missing`, when they become warnings.
+fn settle(mut record: DependencyRecord, allow_missing: bool) -> Preflight {
+    record.bytes = record.files.iter().map(|f| f.size).sum();
+    record.missing.sort();
+    record.missing.dedup();
+    record.refused.sort();
+    record.refused.dedup();
+    if !record.refused.is_empty() {
+        return Preflight::Missing(record);
+    }
+    if record.missing.is_empty() {
+        return Preflight::Ready(record);
+    }
+    if allow_missing {
+        let missing = std::mem::take(&mut record.missing);
+        record.warnings.extend(
+            missing
+                .iter()
+                .map(|m| format!("{} (rendered without it: missing=ok)", m.describe())),
+        );
+        record.missing = missing;
+        return Preflight::Ready(record);
+    }
+    Preflight::Missing(record)
 }
 
 /// The objects of the wanted keys (and of every sequence's folder), by key.
