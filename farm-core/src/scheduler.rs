@@ -295,6 +295,7 @@ impl JobState {
     }
 }
 
+/// The state's [`JobState::name`], padded as asked (`{:<10}` lines up `farm status`).
 impl std::fmt::Display for JobState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.pad(&self.name())
@@ -399,6 +400,18 @@ mod tests {
         );
         assert_eq!(tag_value("1-10 20-30:2"), "1-10 20-30:2");
         assert_eq!(tag_value(&"a".repeat(300)).len(), 256);
+    }
+
+    #[test]
+    fn job_states_are_named_and_padded_as_farm_status_prints_them() {
+        assert_eq!(format!("{:<10}|", JobState::Succeeded), "SUCCEEDED |");
+        assert_eq!(JobState::Unknown.to_string(), "UNKNOWN");
+        assert_eq!(JobState::Other("weird".into()).to_string(), "WEIRD");
+        assert_eq!(
+            serde_json::to_value(JobState::Failed).unwrap(),
+            serde_json::json!("FAILED")
+        );
+        assert!(JobState::Unknown.is_done() && !JobState::Running.is_done());
     }
 
     #[test]

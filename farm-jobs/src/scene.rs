@@ -210,7 +210,7 @@ pub fn record_engine(record: &mut SceneRecord, choice: &EngineChoice) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -220,7 +220,8 @@ mod tests {
             .collect()
     }
 
-    fn scene() -> Scene {
+    /// A one-layer Cycles scene, `Shot`, frames 1-10, 64x36, with no camera.
+    pub(crate) fn scene() -> Scene {
         Scene {
             name: "Shot".into(),
             frame_start: 1,
@@ -241,7 +242,8 @@ mod tests {
         }
     }
 
-    fn info(scene: Scene) -> BlendInfo {
+    /// A Blender 4.2 file whose only (and active) scene is `scene`.
+    pub(crate) fn info(scene: Scene) -> BlendInfo {
         BlendInfo {
             version: farm_blend::BlenderVersion { major: 4, minor: 2 },
             compression: farm_blend::Compression::None,

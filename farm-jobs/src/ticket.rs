@@ -266,15 +266,23 @@ impl JobArgs {
     fn from_vars(vars: &[(String, String)]) -> Result<Self, TicketError> {
         use clap::{Args, FromArgMatches};
         let command = Self::augment_args(clap::Command::new("job").no_binary_name(true));
+        let flags: Vec<(String, String)> = command
+            .get_arguments()
+            .filter_map(|arg| {
+                let var = arg.get_env()?.to_str()?;
+                Some((var.to_owned(), arg.get_long()?.to_owned()))
+            })
+            .collect();
         let mut argv = Vec::with_capacity(vars.len());
         for (name, value) in vars {
-            let flag = command
-                .get_arguments()
-                .find(|arg| arg.get_env().is_some_and(|e| e == name.as_str()))
-                .and_then(|arg| arg.get_long())
+            let (_, flag) = flags
+                .iter()
+                .find(|(var, _)| var == name)
                 .ok_or_else(|| TicketError::NotJobEnv(format!("`{name}` is not a job variable")))?;
             argv.push(format!("--{flag}={value}"));
         }
+        // Only the pairs count: this process's own environment is no job's.
+        let command = command.mut_args(|arg| arg.env(clap::builder::Resettable::Reset));
         let matches = command
             .try_get_matches_from(argv)
             .map_err(|e| TicketError::NotJobEnv(e.render().to_string()))?;

@@ -58,6 +58,29 @@ fn source() -> SourceObject {
     }
 }
 
+/// Submits `request` and returns the key of the marker it holds.
+async fn submitted_marker(
+    store: &Store,
+    scheduler: &MemoryScheduler,
+    source: &SourceObject,
+    request: &RenderRequest,
+) -> String {
+    match submit_request(store, scheduler, source, request).await {
+        Ok(Submission::Submitted { marker, .. }) => marker,
+        other => panic!("first submission: {other:?}"),
+    }
+}
+
+/// Rewrites `marker` as a submitter that died would have left it: `pending`, created
+/// `age_seconds` ago, with no manifest.
+fn mark_pending(store: &Store, marker: &str, age_seconds: i64) {
+    let mut body: RequestMarker = store.json(marker).unwrap();
+    body.state = MarkerState::Pending;
+    body.manifest = None;
+    body.created = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(age_seconds);
+    store.upload(marker, &serde_json::to_vec(&body).unwrap(), "m");
+}
+
 #[tokio::test]
 async fn a_stale_pending_marker_is_taken_over_and_a_fresh_one_fails_the_invocation() {
     let store = store();
@@ -65,21 +88,8 @@ async fn a_stale_pending_marker_is_taken_over_and_a_fresh_one_fails_the_invocati
     let (source, request) = (source(), request("1-4"));
 
     // Submit once to learn the marker key, then pretend the submitter died before SubmitJob.
-    let Submission::Submitted { marker, .. } =
-        submit_request(&store, &scheduler, &source, &request)
-            .await
-            .unwrap()
-    else {
-        panic!("first submission")
-    };
-    let mut body: RequestMarker = store.json(&marker).unwrap();
-    body.state = MarkerState::Pending;
-    body.manifest = None;
-    body.created = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(30);
-    let put = |body: &RequestMarker| {
-        store.upload(&marker, &serde_json::to_vec(body).unwrap(), "m");
-    };
-    put(&body);
+    let marker = submitted_marker(&store, &scheduler, &source, &request).await;
+    mark_pending(&store, &marker, 30);
     // A young pending marker may belong to a live submitter, or to one that died: the event
     // must be retried (not called a duplicate, which would lose the request).
     let second = submit_request(&store, &scheduler, &source, &request).await;
@@ -93,8 +103,7 @@ async fn a_stale_pending_marker_is_taken_over_and_a_fresh_one_fails_the_invocati
     for id in ["job-1", "job-2"] {
         scheduler.cancel(id, "gone").await.unwrap();
     }
-    body.created = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(600);
-    put(&body);
+    mark_pending(&store, &marker, 600);
     let third = submit_request(&store, &scheduler, &source, &request)
         .await
         .unwrap();
@@ -121,18 +130,8 @@ async fn a_takeover_adopts_the_jobs_a_submitter_left_when_it_died_after_submit_j
     let (source, request) = (source(), request("1-4"));
     // Crash point 2: SubmitJob (render and zip) returned, then the process died before the
     // marker was rewritten `submitted` and before `job.json` was written.
-    let Submission::Submitted { marker, .. } =
-        submit_request(&store, &scheduler, &source, &request)
-            .await
-            .unwrap()
-    else {
-        panic!("first submission")
-    };
-    let mut body: RequestMarker = store.json(&marker).unwrap();
-    body.state = MarkerState::Pending;
-    body.manifest = None;
-    body.created = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(600);
-    store.upload(&marker, &serde_json::to_vec(&body).unwrap(), "m");
+    let marker = submitted_marker(&store, &scheduler, &source, &request).await;
+    mark_pending(&store, &marker, 600);
     store.inner().remove("k.blend/job.json");
 
     let again = submit_request(&store, &scheduler, &source, &request)

@@ -11,7 +11,12 @@ use farm_core::{JobKeys, Storage};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::SubmitError;
+use farm_core::deps::DependencyRecord;
+use farm_core::engine::Engine;
+use farm_core::layout::request_fingerprint;
+use farm_core::RenderRequest;
+
+use super::{SourceObject, SubmitError};
 
 /// How old a `pending` marker must be before another delivery may take it over. Must exceed the
 /// Lambda timeout (60 s in `infra/farm.yaml`): a younger marker may belong to a live invocation.
@@ -52,6 +57,46 @@ pub struct RequestMarker {
     /// The manifest written for the submitted jobs (state `submitted` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<JobManifest>,
+}
+
+impl RequestMarker {
+    /// The fingerprint of `request` for `source` bound to `dependencies`' list
+    /// ([`request_fingerprint`]), and the `pending` marker a delivery claims it with.
+    pub(super) fn pending(
+        source: &SourceObject,
+        request: &RenderRequest,
+        dependencies: Option<&DependencyRecord>,
+    ) -> (String, Self) {
+        let format = request.format.map(|f| f.blender_name().to_owned());
+        let frames = request.plan.frames().canonical();
+        let bound = match dependencies.and_then(|d| d.list.as_deref()) {
+            Some(list) => format!("{}+{list}", source.version()),
+            None => source.version().to_owned(),
+        };
+        let fingerprint = request_fingerprint(
+            &bound,
+            &frames,
+            request.plan.chunk_size(),
+            format.as_deref(),
+            request.blender.map(|b| b.to_string()).as_deref(),
+            request
+                .engine
+                .filter(|e| *e != Engine::Cycles)
+                .map(Engine::name),
+        );
+        let pending = Self {
+            state: MarkerState::Pending,
+            created: Timestamp::now(),
+            key: source.key.clone(),
+            version: source.version().to_owned(),
+            frames,
+            chunk_size: request.plan.chunk_size(),
+            format,
+            blender: request.blender,
+            manifest: None,
+        };
+        (fingerprint, pending)
+    }
 }
 
 pub(super) enum Claim {

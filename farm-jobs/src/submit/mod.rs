@@ -34,7 +34,6 @@
 //! rejected while a submitted job stands never overwrites its `job.json`: the rejection is
 //! written beside it, to `<key>/rejected.json`.
 
-use farm_core::layout::request_fingerprint;
 use farm_core::manifest::{JobManifest, ManifestStatus, SceneFacts, MANIFEST_SCHEMA};
 use farm_core::scheduler::{Scheduler, SchedulerError};
 use farm_core::series::{
@@ -182,34 +181,8 @@ pub async fn submit_request_with<S: Storage, B: Scheduler>(
 ) -> Result<Submission, SubmitError> {
     let keys = JobKeys::new(source.key.clone());
     let (resolved, why) = resolve_blender(request, source, scheduler.blender().as_ref())?;
-    let format = request.format.map(|f| f.blender_name().to_owned());
-    let frames = request.plan.frames().canonical();
-    let bound = match extras.dependencies.as_ref().and_then(|d| d.list.as_deref()) {
-        Some(list) => format!("{}+{list}", source.version()),
-        None => source.version().to_owned(),
-    };
-    let fingerprint = request_fingerprint(
-        &bound,
-        &frames,
-        request.plan.chunk_size(),
-        format.as_deref(),
-        request.blender.map(|b| b.to_string()).as_deref(),
-        request
-            .engine
-            .filter(|e| *e != farm_core::engine::Engine::Cycles)
-            .map(farm_core::engine::Engine::name),
-    );
-    let pending = RequestMarker {
-        state: MarkerState::Pending,
-        created: Timestamp::now(),
-        key: source.key.clone(),
-        version: source.version().to_owned(),
-        frames,
-        chunk_size: request.plan.chunk_size(),
-        format,
-        blender: request.blender,
-        manifest: None,
-    };
+    let (fingerprint, pending) =
+        RequestMarker::pending(source, request, extras.dependencies.as_ref());
     let (marker, takeover) = match claim_marker(storage, &keys, &fingerprint, &pending).await? {
         Claim::Owned { marker, takeover } => (marker, takeover),
         Claim::InFlight { marker, age } => {
@@ -219,21 +192,7 @@ pub async fn submit_request_with<S: Storage, B: Scheduler>(
             })
         }
         Claim::Taken { marker, existing } => {
-            tracing::info!(
-                key = %source.key,
-                marker = %marker,
-                state = ?existing.state,
-                "duplicate request: this object version and frame request were already submitted; nothing submitted"
-            );
-            repair_manifest(storage, &keys, &existing).await;
-            return Ok(Submission::Duplicate {
-                marker,
-                state: existing.state,
-                render_job_id: existing
-                    .manifest
-                    .as_ref()
-                    .and_then(|m| m.render_job_id.clone()),
-            });
+            return Ok(duplicate(storage, &keys, marker, &existing).await)
         }
     };
 
@@ -298,6 +257,31 @@ pub async fn submit_request_with<S: Storage, B: Scheduler>(
         marker,
         manifest: Box::new(manifest),
     })
+}
+
+/// A request already submitted (or being submitted) under `marker`: nothing is submitted; a
+/// `job.json` the earlier submission left out is written from its marker.
+async fn duplicate<S: Storage>(
+    storage: &S,
+    keys: &JobKeys,
+    marker: String,
+    existing: &RequestMarker,
+) -> Submission {
+    tracing::info!(
+        key = %keys.source(),
+        marker = %marker,
+        state = ?existing.state,
+        "duplicate request: this object version and frame request were already submitted; nothing submitted"
+    );
+    repair_manifest(storage, keys, existing).await;
+    Submission::Duplicate {
+        marker,
+        state: existing.state,
+        render_job_id: existing
+            .manifest
+            .as_ref()
+            .and_then(|m| m.render_job_id.clone()),
+    }
 }
 
 /// Submits a render job for `render`'s frames and a zip job archiving all of `whole`'s frames

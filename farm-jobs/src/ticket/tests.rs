@@ -125,6 +125,15 @@ fn the_workers_parser_names_the_variable_of_a_bad_value() {
         );
         assert!(err.to_string().starts_with(var), "{err}");
     }
+    // The pairs alone: this process's own `FARM_KEY` does not stand in for a missing one.
+    std::env::set_var(env::KEY, "from-the-process.blend");
+    let without_key = vec![
+        (env::BUCKET.to_owned(), "b".to_owned()),
+        (env::FRAMES.to_owned(), "1".to_owned()),
+    ];
+    let read = runtime().block_on(JobTicket::from_env(&without_key, &MemoryStorage::new()));
+    std::env::remove_var(env::KEY);
+    assert!(matches!(read, Err(TicketError::NotJobEnv(_))), "{read:?}");
     let err = good(&[("NOT_A_JOB_VARIABLE", "1")]).unwrap_err();
     assert!(matches!(err, TicketError::NotJobEnv(_)), "{err}");
     // An empty optional value reads as unset.

@@ -1,7 +1,7 @@
 //! The decision table: every tag, facts and limits case the trigger's handler tests
 //! (`trigger-lambda/tests/handler.rs`) drive through S3 events, decided without any I/O.
 
-use farm_blend::{BlenderVersion, Compression, Scene};
+use farm_blend::Scene;
 use farm_core::blender::OutputFormat;
 
 use super::*;
@@ -27,30 +27,13 @@ fn scene() -> Scene {
         frame_start: 5,
         frame_end: 15,
         frame_step: 5,
-        fps: 24.0,
-        resolution: [64, 36],
-        resolution_percentage: 100,
-        engine: "CYCLES".into(),
-        output_format: "PNG".into(),
-        output_path: String::new(),
         camera: Some("Camera".into()),
-        marker_cameras: Vec::new(),
-        sequencer: false,
-        compositor: false,
-        view_layers: vec!["ViewLayer".into()],
-        movie: None,
+        ..crate::scene::tests::scene()
     }
 }
 
 fn read(scene: Scene) -> Result<BlendInfo, String> {
-    Ok(BlendInfo {
-        version: BlenderVersion { major: 4, minor: 2 },
-        compression: Compression::None,
-        scene: Some(scene.name.clone()),
-        scenes: vec![scene],
-        files: Vec::new(),
-        cameras: Vec::new(),
-    })
+    Ok(crate::scene::tests::info(scene))
 }
 
 fn facts<'a>(head: &'a [u8], read: &'a Result<BlendInfo, String>) -> Option<UploadFacts<'a>> {
