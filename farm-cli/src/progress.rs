@@ -1,9 +1,8 @@
-//! Progress bars on stderr. indicatif hides them by itself when stderr is not a terminal (a
-//! pipe, a log file, a test), and `--json` asks for none at all.
-//!
-//! With `FARM_PROGRESS=lines` (for programs that run `farm`, like the Blender add-on) each bar
-//! is instead a plain line on stderr, at most one a second per bar, whether or not stderr is a
-//! terminal:
+//! Progress on stderr: bars with an ETA on a terminal; plain lines, at most one a second per
+//! bar, when stderr is not a terminal (a pipe, a log file, a program such as the Blender
+//! add-on), so a long render is never silent. `FARM_PROGRESS=lines` asks for the lines on a
+//! terminal too, `FARM_PROGRESS=off` for no progress at all (bars hide themselves where they
+//! cannot draw). The lines read:
 //!
 //! ```text
 //! farm-progress: <done>/<total> <frames|bytes> <what>
@@ -28,13 +27,28 @@ pub fn visible() -> bool {
     std::io::stderr().is_terminal()
 }
 
-/// Whether `FARM_PROGRESS=lines` asks for progress lines instead of bars.
+/// Whether progress goes as plain lines instead of bars: `FARM_PROGRESS=lines`, or stderr is
+/// not a terminal (unless `FARM_PROGRESS` says `bars` or `off`).
 fn lines_asked() -> bool {
-    std::env::var(farm_core::env::PROGRESS).is_ok_and(|v| v.trim() == "lines")
+    match std::env::var(farm_core::env::PROGRESS)
+        .as_deref()
+        .map(str::trim)
+    {
+        Ok("lines") => true,
+        Ok("bars" | "off") => false,
+        _ => !std::io::stderr().is_terminal(),
+    }
+}
+
+/// Whether `FARM_PROGRESS=off` asks for no progress at all.
+fn off() -> bool {
+    std::env::var(farm_core::env::PROGRESS).is_ok_and(|v| v.trim() == "off")
 }
 
 fn new_bar(len: u64, template: &str, lines_template: &str) -> ProgressBar {
-    let (target, template) = if lines_asked() {
+    let (target, template) = if off() {
+        (ProgressDrawTarget::hidden(), template)
+    } else if lines_asked() {
         let target = ProgressDrawTarget::term_like_with_hz(Box::new(Lines::default()), 1);
         (target, lines_template)
     } else {
@@ -61,9 +75,9 @@ pub fn bytes(len: u64, prefix: &'static str) -> ProgressBar {
     bar
 }
 
-/// A spinner for a step of unknown length (nothing with `FARM_PROGRESS=lines`).
+/// A spinner for a step of unknown length (on a terminal only; nothing in lines).
 pub fn spinner(message: impl Into<std::borrow::Cow<'static, str>>) -> ProgressBar {
-    let target = if lines_asked() {
+    let target = if off() || lines_asked() {
         ProgressDrawTarget::hidden()
     } else {
         ProgressDrawTarget::stderr()
@@ -92,6 +106,8 @@ const BYTES_LINE: &str = "farm-progress: {pos}/{len} bytes {prefix}";
 #[derive(Debug, Default)]
 struct Lines {
     drawing: Mutex<String>,
+    /// The last line written: a drawing that says nothing new is not repeated.
+    last: Mutex<String>,
 }
 
 impl TermLike for Lines {
@@ -127,9 +143,11 @@ impl TermLike for Lines {
     fn flush(&self) -> std::io::Result<()> {
         let drawing = std::mem::take(&mut *self.drawing.lock().unwrap_or_else(|e| e.into_inner()));
         let line = drawing.trim();
-        if line.is_empty() {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if line.is_empty() || *last == line {
             return Ok(());
         }
+        line.clone_into(&mut last);
         writeln!(std::io::stderr().lock(), "{line}")
     }
 }

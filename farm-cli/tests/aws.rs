@@ -161,12 +161,10 @@ impl Fixture {
     /// The version of the job of `source` (its source ETag, format, engine and dependency
     /// list, from `job.json`), which the renderer stamps on frames and the zipper checks.
     async fn job_version(&self, source: &str) -> farm_jobs::OutputVersion {
-        let manifest: farm_core::manifest::JobManifest = farm_core::storage::get_json(
-            &self.storage(),
-            &JobKeys::new(source).manifest(),
-        )
-        .await
-        .unwrap();
+        let manifest: farm_core::manifest::JobManifest =
+            farm_core::storage::get_json(&self.storage(), &JobKeys::new(source).manifest())
+                .await
+                .unwrap();
         farm_jobs::JobTicket::from_manifest(&manifest)
             .unwrap()
             .version()

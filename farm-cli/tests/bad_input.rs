@@ -201,10 +201,11 @@ fn an_unreachable_endpoint_is_one_line_naming_it() {
     let line = result.one_line_error();
     assert!(line.contains("127.0.0.1:9"), "{line}");
 
+    // (The stand-in .blend is unreadable to the farm: --force sends it unchecked.)
     let mut cmd = farm();
     cmd.arg("submit")
         .arg(&blend)
-        .args(["--bucket", "b", "--frames", "1-4"]);
+        .args(["--bucket", "b", "--frames", "1-4", "--force"]);
     unreachable(&mut cmd);
     let result = run(&mut cmd);
     let line = result.one_line_error();

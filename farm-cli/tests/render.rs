@@ -104,10 +104,10 @@ fn negative_and_stepped_frames_render_where_asked() {
         ])
         .arg(&out)
         .arg(&blend)
-        .env("FARM_PROGRESS", "lines"));
+        .env_remove(farm_core::env::PROGRESS));
     let stdout = result.ok();
     assert_eq!(rendered_and_skipped(stdout), (6, 0));
-    // FARM_PROGRESS=lines: the frames bar as plain lines on stderr (at most one a second).
+    // Piped: the frames bar as plain lines on stderr (at most one a second), never silence.
     let progress: Vec<&str> = result
         .stderr
         .lines()

@@ -134,9 +134,11 @@ pub(super) async fn render_all(
     }
     let bar = progress::frames(to_render as u64);
     bar.set_prefix("rendering");
-    let in_progress = Mutex::new(BTreeSet::new());
+    // The frames rendering now, and how long the last one took.
+    let in_progress = Mutex::new((BTreeSet::new(), None));
     let on_event = |event: FrameEvent| {
-        let mut current = in_progress.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = in_progress.lock().unwrap_or_else(|e| e.into_inner());
+        let (current, last) = &mut *guard;
         match event {
             FrameEvent::Started { frame } => {
                 current.insert(frame);
@@ -144,6 +146,7 @@ pub(super) async fn render_all(
             FrameEvent::Uploaded { frame, render, .. } => {
                 current.remove(&frame);
                 bar.inc(1);
+                *last = render.or(*last);
                 info!(
                     frame,
                     render_seconds = render.map(|d| d.as_secs_f64()),
@@ -152,10 +155,21 @@ pub(super) async fn render_all(
             }
         }
         let frames: Vec<String> = current.iter().map(i32::to_string).collect();
-        bar.set_message(match frames.len() {
+        let mut message = match frames.len() {
             0 => String::new(),
-            1 => format!("(frame {})", frames[0]),
-            _ => format!("(frames {})", frames.join(", ")),
+            1 => format!("frame {}", frames[0]),
+            _ => format!("frames {}", frames.join(", ")),
+        };
+        if let Some(last) = last {
+            if !message.is_empty() {
+                message.push_str("; ");
+            }
+            message += &format!("last took {}", progress::seconds(*last));
+        }
+        bar.set_message(if message.is_empty() {
+            message
+        } else {
+            format!("({message})")
         });
     };
     let failed = AtomicBool::new(false);

@@ -30,7 +30,10 @@ pub fn farm_env(command: &mut Command) {
             "AWS_SHARED_CREDENTIALS_FILE",
             "/nonexistent/farm-test-credentials",
         )
-        .env("AWS_EC2_METADATA_DISABLED", "true");
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        // Progress lines (what a piped `farm` prints while it works) would interleave with the
+        // one-line errors the tests read; the test of those lines asks for them.
+        .env(farm_core::env::PROGRESS, "off");
     if let Ok(blender) = farm_testkit::blender() {
         command.env("BLENDER", blender);
     }
