@@ -19,6 +19,7 @@
 //! The input is untrusted: every length is checked against what the data really holds, every
 //! buffer grows only with bytes that arrived, and nothing panics on a truncated or corrupt file.
 
+mod blocks;
 mod bound;
 mod facts;
 mod movie;
@@ -256,14 +257,14 @@ pub fn read(reader: impl Read) -> Result<BlendInfo, BlendError> {
 pub fn read_version(reader: impl Read) -> Result<BlenderVersion, BlendError> {
     let mut reader = BufReader::with_capacity(8 * 1024, reader);
     match peek_magic(&mut reader)? {
-        Magic::Plain => facts::version(&mut source::Stream(reader)),
+        Magic::Plain => blocks::version(&mut source::Stream(reader)),
         Magic::Gzip => {
             let decoder = BufReader::new(flate2::bufread::MultiGzDecoder::new(reader));
-            facts::version(&mut source::Stream(decoder))
+            blocks::version(&mut source::Stream(decoder))
         }
         Magic::Zstd => {
             let decoder = BufReader::new(source::MultiZstd::new(reader));
-            facts::version(&mut source::Stream(decoder))
+            blocks::version(&mut source::Stream(decoder))
         }
     }
 }
