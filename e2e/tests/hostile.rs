@@ -746,3 +746,113 @@ async fn a_url_path_is_refused_before_any_compute() {
         );
     }
 }
+
+/// The files under `dir` and their contents.
+fn contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            (path, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// A .blend whose unbaked particle cache is on disk and external, in an absolute folder holding
+/// cache files of its name (Blender deletes those of later frames as it opens the file, and
+/// writes new ones), is refused before Blender starts, naming the folder and the rule: by `farm
+/// render`, by the renderer against moto (nothing uploaded), by `farm submit` (`--missing-ok`
+/// too; nothing uploaded) and by the trigger (a recorded rejection, no job). The folder's files
+/// are untouched and nothing appears outside the runs' folders. Scenes saved by each Blender.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cache_folder_blender_writes_outside_the_blends_folder_is_refused() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile/point_cache.py");
+    let farm = farm_e2e::Farm::start(BUCKET).await.unwrap();
+    for blender in TestBlender::all().unwrap() {
+        let name = &blender.name;
+        let root = Root::new();
+        let escaped = root.path("escaped");
+        let scene = root.path("scenes/cache.blend");
+        std::fs::create_dir_all(scene.parent().unwrap()).unwrap();
+        let json =
+            serde_json::json!({ "output": scene, "folder": format!("{}/", escaped.display()) })
+                .to_string();
+        let made = blender
+            .script(Path::new(script), &[&json])
+            .output()
+            .unwrap();
+        assert!(scene.is_file(), "{name}: {}", text(&made));
+        // Made after the scene: Blender itself clears the folder while saving it.
+        std::fs::create_dir_all(&escaped).unwrap();
+        for frame in [1, 2, 5] {
+            std::fs::write(
+                escaped.join(format!("escaped_{frame:06}_00.bphys")),
+                b"not ours",
+            )
+            .unwrap();
+        }
+        let kept = contents(&escaped);
+        let needle = format!("`{}/` is a cache folder Blender writes", escaped.display());
+        let refused = |run: &str, output: &Output, code: i32| {
+            let all = text(output);
+            assert_eq!(output.status.code(), Some(code), "{name}, {run}: {all}");
+            assert!(all.contains(&needle), "{name}, {run}: {all}");
+            assert!(
+                all.contains("not relative to the .blend"),
+                "{name}, {run}: {all}"
+            );
+            assert_eq!(
+                contents(&escaped),
+                kept,
+                "{name}, {run}: the cache folder changed"
+            );
+        };
+
+        let before = root.files();
+        let out = root.path("f/out");
+        let output = farm_render(&scene, &blender, &out, None);
+        refused("farm render", &output, 1);
+        assert_only_new_files_under(&root, &before, &[&out], name, &text(&output));
+        assert!(!out.join("frames").exists(), "{name}: nothing rendered");
+
+        let work = root.renderer_work();
+        let output = run_renderer(&scene, &blender, &work).await;
+        refused("renderer", &output, farm_core::exit::BAD_INPUT);
+        assert_only_new_files_under(&root, &before, &[&out, &work], name, &text(&output));
+
+        let key = format!("{}/cache.blend", name.replace(' ', "-"));
+        for extra in [None, Some("--missing-ok")] {
+            let mut command = Command::new(&farm_e2e::bins().farm);
+            with_blender_and_secrets(&mut command, &blender);
+            let mut args = vec!["submit", scene.to_str().unwrap(), "--bucket", BUCKET];
+            args.extend(["--key", &key, "--frame", "1"]);
+            args.extend(extra);
+            let output = command.envs(farm.moto.env()).args(&args).output().unwrap();
+            refused("farm submit", &output, 1);
+        }
+        assert!(
+            farm.objects("").await.unwrap().is_empty(),
+            "nothing uploaded"
+        );
+
+        farm.upload_tagged(&key, &scene, "frame=1").await;
+        let mut outcomes = Vec::new();
+        for (_, report) in farm.deliver().await.unwrap() {
+            outcomes.extend(report.records);
+        }
+        assert!(
+            outcomes.iter().any(|o| matches!(o,
+                trigger_lambda::RecordOutcome::Rejected { message, .. } if message.contains(&needle))),
+            "{name}: {outcomes:?}"
+        );
+        assert!(farm.jobs().await.unwrap().is_empty(), "{name}: no job");
+        farm.aws()
+            .run(&["s3", "rm", "--recursive", &format!("s3://{BUCKET}/")])
+            .await
+            .unwrap();
+        farm.deliver().await.unwrap();
+    }
+}

@@ -37,6 +37,11 @@ const OB_CAMERA: i64 = 11;
 /// `ViewLayer.flag`: rendered; `SceneRenderLayer.layflag` (before 2.80): disabled.
 const VIEW_LAYER_RENDER: i64 = 1 << 0;
 const SCE_LAY_DISABLE: i64 = 1 << 17;
+/// Bytes kept of a small data block of an object: its point caches and fluid domain settings
+/// (about 1.4 and 3 KiB) are among them.
+const OBJECT_DATA_KEPT: u64 = 16 << 10;
+/// All object data kept together; past this an object's cache folders are not read.
+const OBJECT_DATA_BUDGET: usize = 32 << 20;
 /// Bytes kept of the file globals.
 const GLOB_KEPT: u64 = 64 << 10;
 /// All kept bytes together; past this the file is refused rather than filling memory.
@@ -67,6 +72,9 @@ pub(crate) fn walk(
     // Whether they belong to a scene (markers, sequencer, view layers).
     let mut in_scene = false;
     let mut scene_bytes = 0usize;
+    // Whether they belong to an object (modifiers, particle systems, point caches).
+    let mut in_object = false;
+    let mut object_bytes = 0usize;
     loop {
         let head = read_bhead(src, header.head)?;
         if &head.code != b"DATA" {
@@ -76,6 +84,7 @@ pub(crate) fn walk(
                 [b'M', b'A', 0, 0] | [b'N', b'T', 0, 0] | [b'W', b'O', 0, 0] | [b'L', b'A', 0, 0]
             );
             in_scene = head.code == [b'S', b'C', 0, 0];
+            in_object = head.code == [b'O', b'B', 0, 0];
         }
         let keep = match &head.code {
             b"ENDB" => break,
@@ -112,6 +121,14 @@ pub(crate) fn walk(
             {
                 scene_bytes += usize::try_from(head.len).unwrap_or(usize::MAX);
                 SCENE_DATA_KEPT
+            }
+            b"DATA"
+                if in_object
+                    && head.len <= OBJECT_DATA_KEPT
+                    && object_bytes < OBJECT_DATA_BUDGET =>
+            {
+                object_bytes += usize::try_from(head.len).unwrap_or(usize::MAX);
+                OBJECT_DATA_KEPT
             }
             _ => 0,
         };
@@ -224,10 +241,16 @@ impl<'a> Facts<'a> {
         let mut users: HashMap<u64, SequenceUse> = HashMap::new();
         // The scene whose data blocks follow, and whether it renders its sequencer's strips.
         let mut scene: Option<(usize, bool)> = None;
+        // The object or scene whose data blocks follow (their caches), by name.
+        let mut owner: Option<String> = None;
         for block in blocks {
             if &block.code == b"DATA" {
                 if let Some((index, sequencer_on)) = scene {
                     self.scene_data(block, &mut scenes[index], sequencer_on, &objects);
+                }
+                if let Some(owner) = &owner {
+                    let view = self.sdna.view(block.sdna, &block.data);
+                    files.extend(crate::caches::written_folder(&view, owner));
                 }
                 if let Some(tile) = image.and_then(|_| self.tile_number(block)) {
                     let file: &mut ExternalFile = &mut files[image.unwrap_or_default()];
@@ -238,16 +261,21 @@ impl<'a> Facts<'a> {
             }
             image = None;
             scene = None;
+            owner = None;
             match &block.code {
                 [b'S', b'C', 0, 0] => {
                     let (read, scemode) = self.scene(block, &objects)?;
+                    owner = Some(read.name.clone());
                     if current == Some(block.old) {
                         active = Some(read.name.clone());
                     }
                     scene = Some((scenes.len(), scemode & R_DOSEQ != 0));
                     scenes.push(read);
                 }
-                [b'O', b'B', 0, 0] | b"GLOB" => {}
+                [b'O', b'B', 0, 0] => {
+                    owner = self.object_name(Some(block.old), &objects);
+                }
+                b"GLOB" => {}
                 _ => {
                     if let Some(file) = self.file(block)? {
                         if file.kind == FileKind::Image && file.source.as_deref() == Some("TILED") {

@@ -21,6 +21,7 @@
 
 mod blocks;
 mod bound;
+mod caches;
 mod facts;
 mod movie;
 mod sdna;
@@ -31,6 +32,7 @@ use std::io::{self, BufRead, BufReader, Read, Seek};
 use serde::Serialize;
 
 pub use bound::{MAX_DECOMPRESSED, MAX_RATIO};
+pub use caches::WRITTEN;
 pub use facts::{image_source_name, output_format_name};
 pub use movie::Movie;
 
@@ -154,7 +156,9 @@ pub struct ExternalFile {
     /// The data is packed into the .blend: the path is not read.
     pub packed: bool,
     /// How an image is read: `FILE`, `SEQUENCE`, `MOVIE` or `TILED` (a `<UDIM>` set);
-    /// for a volume, `SEQUENCE` when it is a sequence of files.
+    /// for a volume, `SEQUENCE` when it is a sequence of files; for a cache, [`WRITTEN`] when
+    /// it is a folder Blender writes and clears while rendering (an unbaked external point
+    /// cache on disk, a Mantaflow cache directory in Replay mode or with nothing baked).
     pub source: Option<String>,
     /// A `TILED` image's tile numbers (`1001`, `1002`...), sorted: each is a file, the path's
     /// `<UDIM>` replaced by the number.

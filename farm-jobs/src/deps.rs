@@ -3,6 +3,9 @@
 //! libraries and, recursively, their own files, movie clips, fonts, caches, volumes) must be
 //! packed or present in the bucket, where [`farm_core::deps::resolve`] says it lives.
 //!
+//! A cache folder Blender writes while rendering ([`farm_blend::WRITTEN`]) is not looked for:
+//! it is refused unless it lies inside the .blend's own folder ([`written_refusal`]).
+//!
 //! Sounds never stop a render: a missing one is a warning. Objects are looked up by listing
 //! their folder when several are wanted from it (one request per 1,000 keys instead of one per
 //! file) and by `HEAD` otherwise, several at once. A linked library is read where it lies
@@ -18,8 +21,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use bytes::Bytes;
 use farm_blend::{BlendInfo, ExternalFile, FileKind};
 use farm_core::deps::{
-    resolve, sequence_keys, tile_keys, Dependency, DependencyList, DependencyRecord, ImageUser,
-    MissingDependency, SequencePattern,
+    resolve, sequence_keys, tile_keys, written_folder, Dependency, DependencyList,
+    DependencyRecord, ImageUser, MissingDependency, SequencePattern,
 };
 use farm_core::storage::{ObjectMeta, PutOptions, StorageError};
 use farm_core::{JobKeys, Storage};
@@ -67,6 +70,11 @@ pub async fn check<S: Storage>(
         for file in files {
             if file.packed {
                 record.packed += 1;
+                continue;
+            }
+            if file.source.as_deref() == Some(farm_blend::WRITTEN) {
+                // Written by Blender, never read from the bucket: only where it lies matters.
+                record.refused.extend(written_refusal(&from, &file));
                 continue;
             }
             let kind = file.kind.as_str().to_owned();
@@ -227,6 +235,20 @@ pub async fn check<S: Storage>(
         return Ok(Preflight::Ready(record));
     }
     Ok(Preflight::Missing(record))
+}
+
+/// Why Blender may not write into `file`, a cache folder of the .blend at `from` it writes while
+/// rendering ([`farm_blend::WRITTEN`]; the rule is [`written_folder`]): `None` when it may. The
+/// pre-flight and the renderer (for its own .blend) refuse such a file before Blender starts.
+pub fn written_refusal(from: &str, file: &ExternalFile) -> Option<MissingDependency> {
+    let err = written_folder(&file.path).err()?;
+    Some(MissingDependency {
+        key: None,
+        kind: file.name.clone(),
+        path: file.path.clone(),
+        from: from.to_owned(),
+        message: err.to_string(),
+    })
 }
 
 trait AddMissing {

@@ -296,3 +296,55 @@ async fn url_paths_are_refused_whatever_missing_ok_says() {
         assert_eq!(record.files.len(), 1, "{record:?}");
     }
 }
+
+/// A cache folder Blender writes while rendering (`farm_blend::WRITTEN`) is refused outside the
+/// .blend's folder, `missing=ok` or not, naming it and why; inside it, it is neither looked for
+/// nor bound to the job (Blender makes it).
+#[tokio::test]
+async fn cache_folders_blender_writes_are_refused_outside_the_blends_folder() {
+    let (_dir, storage) = project().await;
+    let written = |path: &str| file(FileKind::Cache, path, Some(farm_blend::WRITTEN), &[]);
+    let files = vec![
+        file(FileKind::Image, "//tex/wood.png", Some("FILE"), &[]),
+        written("/tmp/escaped/"),
+        written("//../elsewhere/"),
+        written("//cache/"),
+    ];
+    for allow_missing in [false, true] {
+        let Ok(Preflight::Missing(record)) = check(
+            &storage,
+            BLEND,
+            &info(files.clone()),
+            Some(&[1]),
+            allow_missing,
+        )
+        .await
+        else {
+            panic!("refused (missing=ok: {allow_missing})");
+        };
+        assert_eq!(record.refused.len(), 2, "{record:?}");
+        let message = record.missing_message();
+        for needle in [
+            "`/tmp/escaped/` is a cache folder Blender writes",
+            "not relative to the .blend",
+            "`//../elsewhere/` is a cache folder Blender writes",
+            "climbs out of the .blend's folder",
+        ] {
+            assert!(message.contains(needle), "{needle}: {message}");
+        }
+        assert!(record.missing.is_empty(), "{record:?}");
+        assert_eq!(record.files.len(), 1, "{record:?}");
+    }
+    let Ok(Preflight::Ready(record)) = check(
+        &storage,
+        BLEND,
+        &info(vec![written("//cache/")]),
+        Some(&[1]),
+        false,
+    )
+    .await
+    else {
+        panic!("a folder inside the .blend's is fine");
+    };
+    assert!(record.files.is_empty() && record.missing.is_empty());
+}

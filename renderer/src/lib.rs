@@ -141,6 +141,7 @@ async fn run_chunk<S: Storage>(
     }
     clock.downloaded();
     check_blend(key, &blend).await?;
+    check_written_caches(key, &blend).await?;
     let mut report = render_frames(
         storage,
         &spec,
@@ -164,4 +165,35 @@ pub async fn check_blend(key: &str, path: &Path) -> Result<(), RenderError> {
             key: key.to_owned(),
             reason,
         })
+}
+
+/// Refuses a .blend that makes Blender write a cache folder outside its own folder
+/// ([`farm_jobs::deps::written_refusal`]: Blender writes and clears it on opening the file,
+/// before the render script can move it), as the trigger's pre-flight does, so a job that did
+/// not come through the trigger is held to the same rule. A file the reader cannot read is left
+/// to Blender, which says why.
+async fn check_written_caches(key: &str, path: &Path) -> Result<(), RenderError> {
+    let file = path.to_owned();
+    let read = tokio::task::spawn_blocking(move || {
+        std::fs::File::open(&file)
+            .map_err(farm_blend::BlendError::Io)
+            .and_then(|f| farm_blend::read_seekable(std::io::BufReader::new(f)))
+    })
+    .await;
+    let Ok(Ok(info)) = read else {
+        return Ok(());
+    };
+    let refused: Vec<String> = info
+        .files
+        .iter()
+        .filter_map(|file| farm_jobs::deps::written_refusal(key, file))
+        .map(|m| m.describe())
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(RenderError::Refused {
+        key: key.to_owned(),
+        reason: refused.join("; "),
+    })
 }
