@@ -856,3 +856,104 @@ async fn a_cache_folder_blender_writes_outside_the_blends_folder_is_refused() {
         farm.deliver().await.unwrap();
     }
 }
+
+/// A Blender 4.5+ custom camera (OSL bytecode stored in the .blend, which Cycles runs for every
+/// camera ray even with SVM and no script node) never runs under the farm: `farm render` and the
+/// renderer against moto refuse the scene naming the camera, before a frame, nothing uploaded;
+/// Blender's own render of the same file runs it (the control). On bpy 4.5.15 and every series
+/// after it under test.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_custom_camera_never_runs_its_osl() {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/hostile/custom_camera.py"
+    );
+    let since = farm_core::BlenderSeries::new(4, 5);
+    let mut blenders = vec![TestBlender::bpy("4.5.15").unwrap()];
+    blenders.extend(
+        TestBlender::all()
+            .unwrap()
+            .into_iter()
+            .filter(|b| b.series.is_some_and(|s| s > since)),
+    );
+    let ran = "custom camera ran";
+    for blender in blenders {
+        let name = &blender.name;
+        let root = Root::new();
+        let scene = root.path("camera.blend");
+        let json = serde_json::json!({ "output": scene }).to_string();
+        let made = blender
+            .script(Path::new(script), &[&json])
+            .output()
+            .unwrap();
+        assert!(scene.is_file(), "{name}: {}", text(&made));
+
+        let own = own_render_output(&blender, &scene, &root.path("own"));
+        assert!(
+            own.contains(ran),
+            "{name}: Blender's own render did not run the camera: {own}"
+        );
+
+        let output = farm_render(&scene, &blender, &root.path("out"), None);
+        let all = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{name}, farm render: {all}");
+        assert!(
+            all.contains("camera \"Camera\" is a custom camera"),
+            "{name}: {all}"
+        );
+        assert!(
+            !all.contains(ran),
+            "{name}, farm render ran the camera: {all}"
+        );
+        assert!(!root.path("out/frames/0001.png").exists(), "{name}");
+
+        let work = root.path("work");
+        let output = run_renderer(&scene, &blender, &work).await;
+        let all = text(&output);
+        assert_eq!(
+            output.status.code(),
+            Some(farm_core::exit::BAD_INPUT),
+            "{name}, renderer: {all}"
+        );
+        assert!(
+            all.contains("camera \"Camera\" is a custom camera"),
+            "{name}: {all}"
+        );
+        let logs: String = root
+            .files()
+            .into_iter()
+            .filter(|f| f.starts_with(&work) || f.starts_with(root.path("out")))
+            .filter_map(|f| std::fs::read_to_string(f).ok())
+            .collect();
+        assert!(
+            !all.contains(ran) && !logs.contains(ran),
+            "{name}, the renderer ran the camera"
+        );
+    }
+}
+
+/// What Blender prints rendering frame 1 of `scene` itself (scripts disabled).
+fn own_render_output(blender: &TestBlender, scene: &Path, out: &Path) -> String {
+    std::fs::create_dir_all(out).unwrap();
+    let script = out.join("own_render.py");
+    std::fs::write(
+        &script,
+        "import sys, bpy\n\
+         scene_path, out = sys.argv[sys.argv.index('--') + 1:]\n\
+         bpy.ops.wm.open_mainfile(filepath=scene_path, load_ui=False, use_scripts=False)\n\
+         bpy.context.scene.render.filepath = out\n\
+         bpy.ops.render.render(write_still=True)\n\
+         sys.stdout.flush()\n\
+         __import__('os')._exit(0)\n",
+    )
+    .unwrap();
+    let target = out.join("frame_1");
+    let output = blender
+        .script(
+            &script,
+            &[scene.to_str().unwrap(), target.to_str().unwrap()],
+        )
+        .output()
+        .unwrap();
+    text(&output)
+}

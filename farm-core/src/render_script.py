@@ -23,7 +23,10 @@
 #   refused when Freestyle would run on that view layer; otherwise switched to the parameter
 #   editor; every style module is detached from its text (ADR 0005).
 # - OSL script nodes (OSL can write files with fprintf): a scene using OSL with script nodes is
-#   refused; OSL without script nodes is switched to SVM (same image).
+#   refused; OSL without script nodes is switched to SVM (same image). With SVM no script node
+#   runs.
+# - custom cameras (Blender 4.5+): OSL bytecode in the .blend that Cycles runs even with SVM: any
+#   camera of type CUSTOM is refused.
 # - compositor File Output nodes: redirected into <outputs>/<node>/ with plain file names.
 # - scene output path: set per frame to <out>/frame_<n>.
 # - caches Blender writes while rendering (unbaked point caches on disk or external: particles,
@@ -145,7 +148,22 @@ def uses_osl(scene):
     return bool(cycles is not None and getattr(cycles, "shading_system", False))
 
 
+def refuse_custom_cameras():
+    # Blender 4.5+ custom cameras are OSL bytecode stored in the .blend (or an .osl/.oso file it
+    # names), which Cycles runs for every camera ray whatever the shading system: no switch
+    # keeps the image and stops the code, so the scene is refused.
+    for camera in bpy.data.cameras:
+        if getattr(camera, "type", None) == "CUSTOM":
+            refuse(
+                "camera %s is a custom camera: Open Shading Language code stored in the .blend, "
+                "which Cycles runs even with SVM, and the farm runs no code stored in a .blend; set "
+                "its Type (Camera Properties > Lens) to Perspective, Orthographic or Panoramic, "
+                "save and upload again" % quoted(camera)
+            )
+
+
 def neutralise_osl():
+    refuse_custom_cameras()
     scripts = [
         (tree, node)
         for tree in all_ids()
