@@ -957,3 +957,99 @@ fn own_render_output(blender: &TestBlender, scene: &Path, out: &Path) -> String 
         .unwrap();
     text(&output)
 }
+
+/// Another uploader's files are never bound to a job: with `SharedPrefixes` `library/`, an upload
+/// under `alice/` naming `//../bob/secret.png` is rejected by the trigger against moto, the
+/// rejection naming the key and the rule, and no job is submitted; the same upload naming only
+/// its own folder and `library/` is submitted with both files bound to the job (what the
+/// renderer downloads). A scene saved by Debian's Blender (the rule reads only keys).
+#[tokio::test(flavor = "multi_thread")]
+async fn another_uploaders_files_are_never_bound_to_a_job() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile/image_paths.py");
+    let mut farm = farm_e2e::Farm::start(BUCKET).await.unwrap();
+    farm.trigger.shared_prefixes = farm_core::deps::SharedPrefixes::parse("library/").unwrap();
+    let blender = TestBlender::executable().unwrap();
+    let root = Root::new();
+    let texture = root.path("texture.png");
+    std::fs::write(&texture, b"not really a png").unwrap();
+    for key in ["bob/secret.png", "library/wood.png", "alice/tex/a.png"] {
+        farm.aws()
+            .run(&[
+                "s3",
+                "cp",
+                texture.to_str().unwrap(),
+                &format!("s3://{BUCKET}/{key}"),
+            ])
+            .await
+            .unwrap();
+    }
+    let scene = |name: &str, paths: &[&str]| {
+        let scene = root.path(name);
+        let json = serde_json::json!({ "output": scene, "paths": paths }).to_string();
+        let made = blender
+            .script(Path::new(script), &[&json])
+            .output()
+            .unwrap();
+        assert!(scene.is_file(), "{}", text(&made));
+        scene
+    };
+    let outcomes = |delivered: Vec<(_, trigger_lambda::handler::EventReport)>| {
+        delivered
+            .into_iter()
+            .flat_map(|(_, report)| report.records)
+            .collect::<Vec<_>>()
+    };
+
+    let greedy = scene(
+        "greedy.blend",
+        &[
+            "//tex/a.png",
+            "//../library/wood.png",
+            "//../bob/secret.png",
+        ],
+    );
+    farm.upload_tagged("alice/greedy.blend", &greedy, "frame=1")
+        .await;
+    let records = outcomes(farm.deliver().await.unwrap());
+    let rejected = records.iter().find_map(|o| match o {
+        trigger_lambda::RecordOutcome::Rejected { message, .. } => Some(message.clone()),
+        _ => None,
+    });
+    let message = rejected.unwrap_or_else(|| panic!("not rejected: {records:?}"));
+    assert!(
+        message.contains("`bob/secret.png` is outside what this upload may use")
+            && message
+                .contains("may use only files under `alice/` and the shared prefixes (library/)"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("wood.png") && !message.contains("tex/a.png"),
+        "{message}"
+    );
+    assert!(farm.jobs().await.unwrap().is_empty(), "no job");
+
+    let fair = scene("fair.blend", &["//tex/a.png", "//../library/wood.png"]);
+    farm.upload_tagged("alice/fair.blend", &fair, "frame=1")
+        .await;
+    let records = outcomes(farm.deliver().await.unwrap());
+    assert!(
+        records
+            .iter()
+            .any(|o| matches!(o, trigger_lambda::RecordOutcome::Submitted { .. })),
+        "{records:?}"
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &farm
+            .get(&JobKeys::new("alice/fair.blend").manifest())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let bound: Vec<&str> = manifest["dependencies"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(bound, ["alice/tex/a.png", "library/wood.png"], "{manifest}");
+}

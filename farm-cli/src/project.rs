@@ -48,7 +48,7 @@ pub async fn check_local(scene: &Path, info: &BlendInfo) -> anyhow::Result<Local
         .map(|k| k.replace('\\', "/"))
         .ok_or_else(|| anyhow!("{} is not a path the farm can read", scene.display()))?;
     let storage = LocalStorage::new(&root);
-    let record = match check(&storage, &key, info, None, true).await {
+    let record = match check(&storage, &key, info, None, true, None).await {
         Ok(Preflight::Ready(record) | Preflight::Missing(record)) => record,
         Err(err) => return Err(anyhow!("checking the scene's files: {err}")),
     };
@@ -149,7 +149,7 @@ pub async fn plan_upload(
         .with_context(|| format!("cannot resolve the path {}", scene.display()))?;
     let mirror = Mirror::new(&absolute, key)?;
     let storage = LocalStorage::new(&mirror.root);
-    let record = match check(&storage, &mirror.local_key, info, Some(frames), true).await {
+    let record = match check(&storage, &mirror.local_key, info, Some(frames), true, None).await {
         Ok(Preflight::Ready(record) | Preflight::Missing(record)) => record,
         Err(err) => return Err(anyhow!("checking the scene's files: {err}")),
     };

@@ -110,6 +110,7 @@ impl Fixture {
             max_frames: 10_000,
             task_slots: None,
             read_budget: trigger_lambda::READ_BUDGET,
+            shared_prefixes: Default::default(),
         };
         let report = handle_event(&deps, parse_event(event).unwrap())
             .await

@@ -15,9 +15,11 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+mod scope;
 mod url;
 mod written;
 
+pub use scope::{out_of_scope, PrefixError, SharedPrefixes};
 pub use url::url_scheme;
 pub use written::written_folder;
 
@@ -57,12 +59,19 @@ pub enum PathError {
     /// own folder, or with a name Blender would put into Python.
     #[error("`{path}` is a cache folder Blender writes and clears while it renders, and a render writes only inside its job's folder, but {reason}: bake the cache (Physics > Cache > Bake, or the fluid domain's Bake), or set its folder inside the .blend's folder (`//cache/`), save and upload again")]
     Written { path: String, reason: &'static str },
+    /// A file outside the upload's own top-level folder and the shared prefixes
+    /// ([`out_of_scope`]): another uploader's.
+    #[error("`{key}` is outside what this upload may use: {rule}; move the file there or ask for its prefix to be shared (the stack's SharedPrefixes)")]
+    OutOfScope { key: String, rule: String },
 }
 
 impl PathError {
     /// Whether the path is refused outright, never rendered without it (`missing=ok` included).
     pub fn is_refused(&self) -> bool {
-        matches!(self, Self::Url { .. } | Self::Written { .. })
+        matches!(
+            self,
+            Self::Url { .. } | Self::Written { .. } | Self::OutOfScope { .. }
+        )
     }
 }
 

@@ -71,6 +71,10 @@ pub const MAX_FRAMES: &str = "FARM_MAX_FRAMES";
 /// Trigger: the compute environment's `MaxvCpus`; `chunk=auto` fills its `MaxvCpus / 4` render
 /// task slots (unset: as many tasks as an array job allows).
 pub const MAX_VCPUS: &str = "FARM_MAX_VCPUS";
+/// Trigger: the prefixes of the bucket every upload may use besides its own top-level folder,
+/// comma-separated (`library/,textures/`; the stack's `SharedPrefixes`; unset: none), see
+/// [`crate::deps::SharedPrefixes`].
+pub const SHARED_PREFIXES: &str = "FARM_SHARED_PREFIXES";
 /// Zipper: `false` leaves out the contact sheet, `<key>/preview.jpg` (default `true`).
 pub const PREVIEW: &str = "FARM_PREVIEW";
 /// Overrides the time one AWS request attempt may take, in (fractional) seconds (tests).

@@ -21,8 +21,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use bytes::Bytes;
 use farm_blend::{BlendInfo, ExternalFile, FileKind};
 use farm_core::deps::{
-    resolve, sequence_keys, tile_keys, written_folder, Dependency, DependencyList,
-    DependencyRecord, ImageUser, MissingDependency, SequencePattern,
+    out_of_scope, resolve, sequence_keys, tile_keys, written_folder, Dependency, DependencyList,
+    DependencyRecord, ImageUser, MissingDependency, SequencePattern, SharedPrefixes,
 };
 use farm_core::storage::{ObjectMeta, PutOptions, StorageError};
 use farm_core::{JobKeys, Storage};
@@ -53,13 +53,20 @@ pub enum Preflight {
 /// Checks the dependencies of the `.blend` at `key`, whose reader facts are `info`. An image
 /// sequence shown by texture nodes needs the files those nodes load on `frames` (Blender's
 /// numbering); without `frames`, or without a node using it, every file of the sequence.
+///
+/// With `shared`, the bucket is one several uploaders share: a file (of the .blend or of any
+/// library it links) outside the upload's own top-level folder and those prefixes is refused
+/// ([`out_of_scope`]), never looked for nor read. Without (`farm render` over this machine's
+/// folders), any key may be used.
 pub async fn check<S: Storage>(
     storage: &S,
     key: &str,
     info: &BlendInfo,
     frames: Option<&[i32]>,
     allow_missing: bool,
+    shared: Option<&SharedPrefixes>,
 ) -> Result<Preflight, StorageError> {
+    let upload = key;
     let mut record = DependencyRecord::default();
     let mut found: BTreeMap<String, Dependency> = BTreeMap::new();
     let mut libraries_seen: HashSet<String> = HashSet::from([key.to_owned()]);
@@ -96,6 +103,16 @@ pub async fn check<S: Storage>(
                     continue;
                 }
             };
+            if let Some(err) = shared.and_then(|shared| out_of_scope(upload, &key, shared)) {
+                record.refused.push(MissingDependency {
+                    key: Some(key),
+                    kind,
+                    path: file.path.clone(),
+                    from: from.clone(),
+                    message: err.to_string(),
+                });
+                continue;
+            }
             let sequence = file.source.as_deref() == Some("SEQUENCE");
             let tiled = file.source.as_deref() == Some("TILED");
             let keys = if tiled {

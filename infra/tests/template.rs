@@ -870,6 +870,7 @@ fn trigger_environment_is_exactly_the_documented_variables() {
             env::ZIP_JOB_DEFINITION,
             env::MAX_FRAMES,
             env::MAX_VCPUS,
+            env::SHARED_PREFIXES,
             env::LOG_FORMAT,
         ])
     );
@@ -882,9 +883,12 @@ fn trigger_environment_is_exactly_the_documented_variables() {
             "ZIP_JOB_DEFINITION_ARN",
             "FARM_MAX_FRAMES",
             "FARM_MAX_VCPUS",
+            "FARM_SHARED_PREFIXES",
             "FARM_LOG_FORMAT",
         ])
     );
+    assert_eq!(vars[env::SHARED_PREFIXES], r#ref("SharedPrefixes"));
+    assert_eq!(parameter(&t, "SharedPrefixes")["Default"], "");
     assert_eq!(vars[env::JOB_QUEUE], r#ref("JobQueue"));
     assert_eq!(vars[env::DEFAULT_BLENDER], r#ref("DefaultBlender"));
     assert_eq!(vars[env::ZIP_JOB_DEFINITION], r#ref("ZipJobDefinition"));
@@ -1481,6 +1485,7 @@ async fn the_trigger_policy_allows_every_object_the_trigger_touches() {
         max_frames: 10_000,
         task_slots: None,
         read_budget: trigger_lambda::READ_BUDGET,
+        shared_prefixes: Default::default(),
     };
     let run = |name: &'static str, key: &'static str, etag: &'static str| {
         let event = parse_event(s3_event(name, BUCKET, key, etag)).expect("an S3 event");
