@@ -1053,3 +1053,75 @@ async fn another_uploaders_files_are_never_bound_to_a_job() {
         .collect();
     assert_eq!(bound, ["alice/tex/a.png", "library/wood.png"], "{manifest}");
 }
+
+/// A frame whose buffers cannot fit in a render task's memory (20000 x 20000 pixels: at least
+/// 23.8 GiB by `farm_core::memory`) is refused before Blender starts, naming memory: by `farm
+/// render` (exit 1), by the renderer against moto (exit 3, nothing uploaded), by `farm submit`
+/// (nothing uploaded) and by the trigger (a recorded rejection, no job). Scenes saved by each
+/// Blender under test.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frame_past_a_tasks_memory_is_refused_naming_memory() {
+    let farm = farm_e2e::Farm::start(BUCKET).await.unwrap();
+    let options = SceneOptions {
+        width: 20_000,
+        height: 20_000,
+        ..small()
+    };
+    for blender in TestBlender::all().unwrap() {
+        let name = &blender.name;
+        let root = Root::new();
+        std::fs::create_dir_all(root.path("scenes")).unwrap();
+        let scene = make_scene_with(&blender, &root.path("scenes"), "huge", &options).unwrap();
+        let needle = "need at least 23.8 GiB of memory";
+        let refused = |run: &str, output: &Output, code: i32| {
+            let all = text(output);
+            assert_eq!(output.status.code(), Some(code), "{name}, {run}: {all}");
+            assert!(
+                all.contains(needle) && all.contains("20000 x 20000"),
+                "{name}, {run}: {all}"
+            );
+        };
+        let out = root.path("out");
+        refused("farm render", &farm_render(&scene, &blender, &out, None), 1);
+        assert!(!out.join("frames").exists(), "{name}: nothing rendered");
+        let output = run_renderer(&scene, &blender, &root.path("work")).await;
+        refused("renderer", &output, farm_core::exit::BAD_INPUT);
+
+        let key = format!("{}/huge.blend", name.replace(' ', "-"));
+        let mut command = Command::new(&farm_e2e::bins().farm);
+        with_blender_and_secrets(&mut command, &blender);
+        let args = [
+            "submit",
+            scene.to_str().unwrap(),
+            "--bucket",
+            BUCKET,
+            "--key",
+            &key,
+            "--frame",
+            "1",
+        ];
+        let output = command.envs(farm.moto.env()).args(args).output().unwrap();
+        refused("farm submit", &output, 1);
+        assert!(
+            farm.objects("").await.unwrap().is_empty(),
+            "nothing uploaded"
+        );
+
+        farm.upload_tagged(&key, &scene, "frame=1").await;
+        let mut outcomes = Vec::new();
+        for (_, report) in farm.deliver().await.unwrap() {
+            outcomes.extend(report.records);
+        }
+        assert!(
+            outcomes.iter().any(|o| matches!(o,
+                trigger_lambda::RecordOutcome::Rejected { message, .. } if message.contains(needle))),
+            "{name}: {outcomes:?}"
+        );
+        assert!(farm.jobs().await.unwrap().is_empty(), "{name}: no job");
+        farm.aws()
+            .run(&["s3", "rm", "--recursive", &format!("s3://{BUCKET}/")])
+            .await
+            .unwrap();
+        farm.deliver().await.unwrap();
+    }
+}
