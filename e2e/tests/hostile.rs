@@ -1125,3 +1125,78 @@ async fn a_frame_past_a_tasks_memory_is_refused_naming_memory() {
         farm.deliver().await.unwrap();
     }
 }
+
+/// A frame that never ends (a stand-in Blender that starts frame 1 and sleeps) fails at the
+/// per-frame time limit, naming it, and Blender is stopped: `farm render --frame-timeout 2`
+/// exits 1 and the renderer with `FARM_FRAME_TIMEOUT=2` exits 3 (bad input, not retried), each
+/// well before the stand-in would end, and nothing is uploaded.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frame_past_the_per_frame_time_limit_fails_naming_it() {
+    let root = Root::new();
+    let blender = TestBlender {
+        name: "endless frame".into(),
+        blender: Blender::Executable(executable(
+            &root.path("blender-endless"),
+            "#!/usr/bin/env python3\nimport time\nprint('FARM_FRAME 1', flush=True)\ntime.sleep(120)\n",
+        )),
+        series: None,
+    };
+    let scene = plain_scene(&root);
+    let limit = "frame 1 ran past the per-frame time limit of 2 s";
+    // Built before the clocks start.
+    let bins = farm_e2e::bins();
+    let check = |run: &str, output: &Output, code: i32, took: std::time::Duration| {
+        let all = text(output);
+        assert_eq!(output.status.code(), Some(code), "{run}: {all}");
+        assert!(all.contains(limit), "{run}: {all}");
+        assert!(
+            took < std::time::Duration::from_secs(60),
+            "{run} took {took:?}"
+        );
+    };
+
+    let started = Instant::now();
+    let mut farm = without_capabilities(&bins.farm);
+    with_blender_and_secrets(&mut farm, &blender);
+    let output = farm
+        .arg("render")
+        .arg(&scene)
+        .args(["--frames", "1", "--frame-timeout", "2", "--out"])
+        .arg(root.path("out"))
+        .output()
+        .unwrap();
+    check("farm render", &output, 1, started.elapsed());
+    assert!(!root.path("out/frames/0001.png").exists());
+
+    let moto = Moto::start().await.unwrap();
+    moto.bucket(BUCKET).await.unwrap();
+    let storage = S3Storage::new(moto.s3(), BUCKET);
+    use farm_core::Storage;
+    storage
+        .upload_file(KEY, &scene, &Default::default())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut renderer = without_capabilities(&bins.renderer);
+    with_blender_and_secrets(&mut renderer, &blender);
+    let output = renderer
+        .envs(moto.env())
+        .env("FARM_BUCKET", BUCKET)
+        .env("FARM_KEY", KEY)
+        .env("FARM_FRAMES", "1")
+        .env("FARM_FRAME_TIMEOUT", "2")
+        .env("FARM_WORK_DIR", root.path("work"))
+        .output()
+        .unwrap();
+    check(
+        "renderer",
+        &output,
+        farm_core::exit::BAD_INPUT,
+        started.elapsed(),
+    );
+    let frames = storage
+        .list(&JobKeys::new(KEY).frames_prefix())
+        .await
+        .unwrap();
+    assert!(frames.is_empty(), "{frames:?}");
+}

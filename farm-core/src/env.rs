@@ -15,6 +15,9 @@ pub const CHUNK: &str = "FARM_CHUNK";
 /// Render job: `off` renders every frame of a chunk from scratch (tag `persistent=off`); unset or
 /// `on`: a chunk of several frames keeps Cycles' data between them (ADR 0012).
 pub const PERSISTENT: &str = "FARM_PERSISTENT";
+/// Render job: most seconds one frame may take (scene update, render and save) before Blender
+/// is stopped and the frame fails naming the limit; unset or `0`: no limit but the attempt's.
+pub const FRAME_TIMEOUT: &str = "FARM_FRAME_TIMEOUT";
 /// Optional output format override (`PNG`, `OPEN_EXR`, ...).
 pub const FORMAT: &str = "FARM_FORMAT";
 /// The engine a job renders with (`cycles`, `eevee`, `workbench`; see [`crate::engine`]),

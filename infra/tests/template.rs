@@ -746,7 +746,12 @@ fn job_definitions_set_only_static_environment() {
         env::JOB_BLENDER_SERIES,
         env::ENGINE,
     ];
-    let known = [env::WORK_DIR, env::LOG_FORMAT, env::BLENDER];
+    let known = [
+        env::WORK_DIR,
+        env::LOG_FORMAT,
+        env::BLENDER,
+        env::FRAME_TIMEOUT,
+    ];
     let prices = [receipt::ENV_VCPU_HOUR_USD, receipt::ENV_GB_HOUR_USD];
     for job in job_definitions(&t) {
         let job = job.as_str();
@@ -770,6 +775,26 @@ fn job_definitions_set_only_static_environment() {
         .expect("Environment")
         .iter()
         .any(|v| v["Name"] == env::WORK_DIR && v["Value"] == "/scratch"));
+}
+
+/// Every render job definition bounds a frame by the stack's FrameTimeoutSeconds, which by
+/// default leaves a chunk's attempt time for several frames; the zip job has no frames.
+#[test]
+fn every_render_job_bounds_a_frame_within_the_attempt_timeout() {
+    let t = template();
+    for job in job_definitions(&t) {
+        for vars in environments(&t, &job) {
+            let limit = vars.get(env::FRAME_TIMEOUT);
+            if job == "ZipJobDefinition" {
+                assert_eq!(limit, None, "{job}");
+            } else {
+                assert_eq!(limit, Some(&r#ref("FrameTimeoutSeconds")), "{job}");
+            }
+        }
+    }
+    let frame = as_i64(&parameter(&t, "FrameTimeoutSeconds")["Default"]);
+    let attempt = as_i64(&parameter(&t, "RenderAttemptTimeoutSeconds")["Default"]);
+    assert!(frame >= 60 && frame * 2 <= attempt, "frame {frame} s, attempt {attempt} s");
 }
 
 /// Every variant of a job definition's `Environment` (both lists of an `Fn::If`), as names and
@@ -1734,6 +1759,7 @@ async fn the_render_policy_allows_every_object_the_renderer_touches() {
             threads: 1,
             work_dir: dir.path().join("work"),
             persistent: true,
+            frame_timeout: None,
         },
         dependencies: None,
     };

@@ -40,6 +40,10 @@ pub struct Args {
     /// (tag `persistent=off`); `on` (default): keep it between the chunk's frames (ADR 0012).
     #[arg(long, env = env::PERSISTENT, default_value = "on", value_parser = ["on", "off"], help_heading = "Job")]
     pub persistent: String,
+    /// Most seconds one frame may take before Blender is stopped and the frame fails naming the
+    /// limit (the stack's FrameTimeoutSeconds); 0: no limit but the attempt's.
+    #[arg(long, env = env::FRAME_TIMEOUT, default_value_t = 0, help_heading = "Job")]
+    pub frame_timeout: u64,
     /// The render engine (`cycles`, `eevee`, `workbench`), chosen by the trigger from the
     /// scene (or its `engine=` tag). Default: Cycles.
     #[arg(long, env = env::ENGINE, help_heading = "Job")]
@@ -139,6 +143,8 @@ impl Args {
                 threads: self.threads.unwrap_or_else(available_cpus),
                 work_dir,
                 persistent: self.persistent == "on",
+                frame_timeout: (self.frame_timeout > 0)
+                    .then(|| std::time::Duration::from_secs(self.frame_timeout)),
             },
             dependencies: self.dependencies.filter(|d| !d.trim().is_empty()),
         })

@@ -75,6 +75,9 @@ pub struct BlenderSetup {
     pub work_dir: PathBuf,
     /// The job allows Cycles' persistent data between a chunk's frames (ADR 0012).
     pub persistent: bool,
+    /// Most time one frame may take, from the script's `FARM_FRAME` line to its `Saved:` line;
+    /// past it Blender is stopped and the chunk fails with [`RenderError::FrameTimeout`].
+    pub frame_timeout: Option<Duration>,
 }
 
 /// Something that happened to one frame, for progress bars and logs.
@@ -160,8 +163,15 @@ pub async fn render_frames<S: Storage, F: Future<Output = ()> + Unpin>(
 
     // Follow Blender's output until it closes, uploading frames as they are saved.
     loop {
+        let running = run.running().zip(setup.frame_timeout);
         tokio::select! {
             () = &mut shutdown => return Err(stop(&mut child).await),
+            () = past_limit(running) => {
+                stop(&mut child).await;
+                if let Some(((frame, _), limit)) = running {
+                    return Err(RenderError::FrameTimeout { frame, limit });
+                }
+            }
             line = lines.recv(), if uploads.len() < UPLOADS_IN_FLIGHT => match line {
                 Some(line) => {
                     if let Some(file) = run.observe(line, events) {
@@ -282,6 +292,17 @@ async fn spawn_blender(
 }
 
 /// Kills Blender and waits (briefly) for it to go.
+/// Resolves when the frame that started at `running` has taken `limit`; never without a
+/// frame or a limit.
+async fn past_limit(running: Option<((i32, Instant), Duration)>) {
+    match running {
+        Some(((_, started), limit)) => {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(started + limit)).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 async fn stop(child: &mut Child) -> RenderError {
     if child.start_kill().is_ok() {
         let _ = tokio::time::timeout(KILL_WAIT, child.wait()).await;
@@ -421,6 +442,12 @@ impl Run {
             out_dir: out_dir.to_owned(),
             ..Self::default()
         }
+    }
+
+    /// The frame Blender is on and when it started, until its file is saved.
+    fn running(&self) -> Option<(i32, Instant)> {
+        let frame = self.current?;
+        (!self.queued.contains(&frame)).then_some((frame, self.frame_started?))
     }
 
     /// Takes in one line of Blender's output; returns a frame file ready to upload.
