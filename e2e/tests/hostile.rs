@@ -838,22 +838,7 @@ async fn a_cache_folder_blender_writes_outside_the_blends_folder_is_refused() {
             "nothing uploaded"
         );
 
-        farm.upload_tagged(&key, &scene, "frame=1").await;
-        let mut outcomes = Vec::new();
-        for (_, report) in farm.deliver().await.unwrap() {
-            outcomes.extend(report.records);
-        }
-        assert!(
-            outcomes.iter().any(|o| matches!(o,
-                trigger_lambda::RecordOutcome::Rejected { message, .. } if message.contains(&needle))),
-            "{name}: {outcomes:?}"
-        );
-        assert!(farm.jobs().await.unwrap().is_empty(), "{name}: no job");
-        farm.aws()
-            .run(&["s3", "rm", "--recursive", &format!("s3://{BUCKET}/")])
-            .await
-            .unwrap();
-        farm.deliver().await.unwrap();
+        trigger_rejects(&farm, &key, &scene, &needle, name).await;
     }
 }
 
@@ -1107,22 +1092,7 @@ async fn a_frame_past_a_tasks_memory_is_refused_naming_memory() {
             "nothing uploaded"
         );
 
-        farm.upload_tagged(&key, &scene, "frame=1").await;
-        let mut outcomes = Vec::new();
-        for (_, report) in farm.deliver().await.unwrap() {
-            outcomes.extend(report.records);
-        }
-        assert!(
-            outcomes.iter().any(|o| matches!(o,
-                trigger_lambda::RecordOutcome::Rejected { message, .. } if message.contains(needle))),
-            "{name}: {outcomes:?}"
-        );
-        assert!(farm.jobs().await.unwrap().is_empty(), "{name}: no job");
-        farm.aws()
-            .run(&["s3", "rm", "--recursive", &format!("s3://{BUCKET}/")])
-            .await
-            .unwrap();
-        farm.deliver().await.unwrap();
+        trigger_rejects(&farm, &key, &scene, needle, name).await;
     }
 }
 
@@ -1199,4 +1169,25 @@ async fn a_frame_past_the_per_frame_time_limit_fails_naming_it() {
         .await
         .unwrap();
     assert!(frames.is_empty(), "{frames:?}");
+}
+
+/// `scene` uploaded to `key` with a frame tag is rejected by the trigger (a recorded rejection
+/// holding `needle`, no job); the bucket is emptied again afterwards.
+async fn trigger_rejects(farm: &farm_e2e::Farm, key: &str, scene: &Path, needle: &str, name: &str) {
+    farm.upload_tagged(key, scene, "frame=1").await;
+    let mut outcomes = Vec::new();
+    for (_, report) in farm.deliver().await.unwrap() {
+        outcomes.extend(report.records);
+    }
+    assert!(
+        outcomes.iter().any(|o| matches!(o,
+            trigger_lambda::RecordOutcome::Rejected { message, .. } if message.contains(needle))),
+        "{name}: {outcomes:?}"
+    );
+    assert!(farm.jobs().await.unwrap().is_empty(), "{name}: no job");
+    farm.aws()
+        .run(&["s3", "rm", "--recursive", &format!("s3://{BUCKET}/")])
+        .await
+        .unwrap();
+    farm.deliver().await.unwrap();
 }

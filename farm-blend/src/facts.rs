@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use crate::blocks::{io_error, read_bhead, read_header, HeadKind};
+use crate::names::{image_source_name, output_format_name};
 use crate::sdna::{Sdna, View};
 use crate::source::Source;
 use crate::{
@@ -63,28 +64,11 @@ pub(crate) fn walk(
     let mut dna: Option<Vec<u8>> = None;
     let mut kept: Vec<Block> = Vec::new();
     let mut kept_bytes = 0usize;
-    // Whether the blocks being read belong to an image (Blender writes an ID's data right after
-    // it): a `<UDIM>` set's tile numbers are there.
-    let mut in_image = false;
-    // Whether they belong to an ID that holds a node tree (a texture node's image user is there).
-    let mut in_nodes = false;
-    let mut node_bytes = 0usize;
-    // Whether they belong to a scene (markers, sequencer, view layers).
-    let mut in_scene = false;
-    let mut scene_bytes = 0usize;
-    // Whether they belong to an object (modifiers, particle systems, point caches).
-    let mut in_object = false;
-    let mut object_bytes = 0usize;
+    let mut data_of = DataOf::default();
     loop {
         let head = read_bhead(src, header.head)?;
         if &head.code != b"DATA" {
-            in_image = head.code == [b'I', b'M', 0, 0];
-            in_nodes = matches!(
-                &head.code,
-                [b'M', b'A', 0, 0] | [b'N', b'T', 0, 0] | [b'W', b'O', 0, 0] | [b'L', b'A', 0, 0]
-            );
-            in_scene = head.code == [b'S', b'C', 0, 0];
-            in_object = head.code == [b'O', b'B', 0, 0];
+            data_of.owner = head.code;
         }
         let keep = match &head.code {
             b"ENDB" => break,
@@ -111,25 +95,7 @@ pub(crate) fn walk(
             | [b'V', b'F', 0, 0]
             | [b'C', b'F', 0, 0]
             | [b'V', b'O', 0, 0] => MAX_ID_KEPT,
-            b"DATA" if in_image && head.len <= IMAGE_DATA_KEPT => IMAGE_DATA_KEPT,
-            b"DATA" if in_nodes && head.len <= NODE_DATA_KEPT && node_bytes < NODE_DATA_BUDGET => {
-                node_bytes += usize::try_from(head.len).unwrap_or(usize::MAX);
-                NODE_DATA_KEPT
-            }
-            b"DATA"
-                if in_scene && head.len <= SCENE_DATA_KEPT && scene_bytes < SCENE_DATA_BUDGET =>
-            {
-                scene_bytes += usize::try_from(head.len).unwrap_or(usize::MAX);
-                SCENE_DATA_KEPT
-            }
-            b"DATA"
-                if in_object
-                    && head.len <= OBJECT_DATA_KEPT
-                    && object_bytes < OBJECT_DATA_BUDGET =>
-            {
-                object_bytes += usize::try_from(head.len).unwrap_or(usize::MAX);
-                OBJECT_DATA_KEPT
-            }
+            b"DATA" => data_of.keep(head.len),
             _ => 0,
         };
         let take = head.len.min(keep);
@@ -165,6 +131,45 @@ pub(crate) fn walk(
     };
     let sdna = Sdna::parse(&dna, pointer_size)?;
     Facts { sdna: &sdna }.read(header.version, compression, &kept)
+}
+
+/// Whose data blocks are being read (Blender writes an ID's data right after it), and how much
+/// of them is kept: an image's (its `<UDIM>` tile numbers), a node tree owner's (material,
+/// node group, world, light: a texture node's image user), a scene's (markers, sequencer, view
+/// layers) and an object's (modifiers, particle systems, point caches), each kind within a
+/// budget.
+#[derive(Default)]
+struct DataOf {
+    owner: [u8; 4],
+    node_bytes: usize,
+    scene_bytes: usize,
+    object_bytes: usize,
+}
+
+impl DataOf {
+    /// Bytes to keep of a `DATA` block of `len` bytes: all of it or nothing.
+    fn keep(&mut self, len: u64) -> u64 {
+        let (kept, budget, used) = match &self.owner {
+            [b'I', b'M', 0, 0] => {
+                return if len <= IMAGE_DATA_KEPT {
+                    IMAGE_DATA_KEPT
+                } else {
+                    0
+                }
+            }
+            [b'M', b'A', 0, 0] | [b'N', b'T', 0, 0] | [b'W', b'O', 0, 0] | [b'L', b'A', 0, 0] => {
+                (NODE_DATA_KEPT, NODE_DATA_BUDGET, &mut self.node_bytes)
+            }
+            [b'S', b'C', 0, 0] => (SCENE_DATA_KEPT, SCENE_DATA_BUDGET, &mut self.scene_bytes),
+            [b'O', b'B', 0, 0] => (OBJECT_DATA_KEPT, OBJECT_DATA_BUDGET, &mut self.object_bytes),
+            _ => return 0,
+        };
+        if len > kept || *used >= budget {
+            return 0;
+        }
+        *used += usize::try_from(len).unwrap_or(usize::MAX);
+        kept
+    }
 }
 
 struct Facts<'a> {
@@ -569,50 +574,4 @@ fn engine_as_opened(stored: Option<&str>) -> String {
         None | Some("" | "BLENDER_RENDER" | "BLENDER_GAME") => "BLENDER_EEVEE".to_owned(),
         Some(engine) => engine.to_owned(),
     }
-}
-
-/// Blender's name (its Python enum identifier) for an `Image.source` code.
-pub fn image_source_name(code: i64) -> Option<&'static str> {
-    Some(match code {
-        1 => "FILE",
-        2 => "SEQUENCE",
-        3 => "MOVIE",
-        4 => "GENERATED",
-        5 => "VIEWER",
-        6 => "TILED",
-        _ => return None,
-    })
-}
-
-/// Blender's name (`scene.render.image_settings.file_format`) for an `ImageFormatData.imtype`.
-pub fn output_format_name(imtype: i64) -> String {
-    let name = match imtype {
-        0 => "TARGA",
-        1 => "IRIS",
-        4 => "JPEG",
-        7 => "IRIZ",
-        14 => "TARGA_RAW",
-        15 => "AVI_RAW",
-        16 => "AVI_JPEG",
-        17 => "PNG",
-        20 => "BMP",
-        21 => "HDR",
-        22 => "TIFF",
-        23 => "OPEN_EXR",
-        24 => "FFMPEG",
-        26 => "CINEON",
-        27 => "DPX",
-        28 => "OPEN_EXR_MULTILAYER",
-        29 => "DDS",
-        30 => "JPEG2000",
-        31 => "H264",
-        32 => "XVID",
-        33 => "THEORA",
-        34 => "PSD",
-        35 => "WEBP",
-        36 => "AV1",
-        37 => "AVIF",
-        other => return format!("UNKNOWN_{other}"),
-    };
-    name.to_owned()
 }

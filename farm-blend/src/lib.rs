@@ -24,6 +24,7 @@ mod bound;
 mod caches;
 mod facts;
 mod movie;
+mod names;
 mod sdna;
 mod source;
 
@@ -33,8 +34,8 @@ use serde::Serialize;
 
 pub use bound::{MAX_DECOMPRESSED, MAX_RATIO};
 pub use caches::WRITTEN;
-pub use facts::{image_source_name, output_format_name};
 pub use movie::Movie;
+pub use names::{image_source_name, output_format_name};
 
 use bound::{Bounded, Compressed, Counting};
 

@@ -794,7 +794,10 @@ fn every_render_job_bounds_a_frame_within_the_attempt_timeout() {
     }
     let frame = as_i64(&parameter(&t, "FrameTimeoutSeconds")["Default"]);
     let attempt = as_i64(&parameter(&t, "RenderAttemptTimeoutSeconds")["Default"]);
-    assert!(frame >= 60 && frame * 2 <= attempt, "frame {frame} s, attempt {attempt} s");
+    assert!(
+        frame >= 60 && frame * 2 <= attempt,
+        "frame {frame} s, attempt {attempt} s"
+    );
 }
 
 /// Every variant of a job definition's `Environment` (both lists of an `Fn::If`), as names and

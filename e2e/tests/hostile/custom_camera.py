@@ -6,26 +6,21 @@ ray it makes, for the hostile tests.
 """
 
 import glob
-import json
 import os
 import sys
 
 import bpy
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import small  # noqa: E402
+
 # The bpy wheel ships Cycles' `oslquery` (which compiling the shader needs) off `sys.path`.
 sys.path += glob.glob(os.path.join(bpy.utils.resource_path("LOCAL"), "python", "lib", "python3*",
                                    "site-packages"))
 
-options = json.loads(sys.argv[sys.argv.index("--") + 1])
-scene = bpy.context.scene
-scene.render.engine = "CYCLES"
+options = small.options()
+scene = small.scene()
 scene.cycles.shading_system = False
-scene.cycles.samples = 1
-scene.cycles.use_denoising = False
-scene.render.resolution_x = 16
-scene.render.resolution_y = 12
-scene.frame_start = 1
-scene.frame_end = 1
 text = bpy.data.texts.new("camera.osl")
 text.write(
     "shader farm_camera(output point position = point(0, 0, 0),\n"

@@ -4,16 +4,16 @@ the hostile tests.
     blender -b --factory-startup --python image_paths.py -- '{"output": "...", "paths": ["//a.png"]}'
 """
 
-import json
+import os
 import sys
 
 import bpy
 
-options = json.loads(sys.argv[sys.argv.index("--") + 1])
-scene = bpy.context.scene
-scene.render.engine = "CYCLES"
-scene.frame_start = 1
-scene.frame_end = 1
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import small  # noqa: E402
+
+options = small.options()
+small.scene()
 for index, path in enumerate(options["paths"]):
     image = bpy.data.images.new("image_%d" % index, 4, 4)
     image.source = "FILE"

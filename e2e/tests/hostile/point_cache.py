@@ -5,20 +5,16 @@ moment it opens the file), for the hostile tests.
     blender -b --factory-startup --python point_cache.py -- '{"output": "...", "folder": "/abs/"}'
 """
 
-import json
+import os
 import sys
 
 import bpy
 
-options = json.loads(sys.argv[sys.argv.index("--") + 1])
-scene = bpy.context.scene
-scene.render.engine = "CYCLES"
-scene.cycles.samples = 1
-scene.cycles.use_denoising = False
-scene.render.resolution_x = 16
-scene.render.resolution_y = 12
-scene.frame_start = 1
-scene.frame_end = 3
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import small  # noqa: E402
+
+options = small.options()
+scene = small.scene(end=3)
 cube = bpy.data.objects["Cube"]
 modifier = cube.modifiers.new("particles", "PARTICLE_SYSTEM")
 settings = modifier.particle_system.settings
