@@ -254,10 +254,14 @@ pub async fn check<S: Storage>(
     Ok(Preflight::Missing(record))
 }
 
-/// Why Blender may not write into `file`, a cache folder of the .blend at `from` it writes while
-/// rendering ([`farm_blend::WRITTEN`]; the rule is [`written_folder`]): `None` when it may. The
-/// pre-flight and the renderer (for its own .blend) refuse such a file before Blender starts.
+/// Why Blender may not write into `file` of the .blend at `from`, when it is a cache folder
+/// Blender writes while rendering ([`farm_blend::WRITTEN`]; the rule is [`written_folder`]):
+/// `None` for any other file, or when it may. The pre-flight and the renderer (for its own
+/// .blend) refuse such a file before Blender starts.
 pub fn written_refusal(from: &str, file: &ExternalFile) -> Option<MissingDependency> {
+    if file.source.as_deref() != Some(farm_blend::WRITTEN) {
+        return None;
+    }
     let err = written_folder(&file.path).err()?;
     Some(MissingDependency {
         key: None,

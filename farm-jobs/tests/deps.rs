@@ -308,6 +308,10 @@ async fn url_paths_are_refused_whatever_missing_ok_says() {
 async fn cache_folders_blender_writes_are_refused_outside_the_blends_folder() {
     let (_dir, storage) = project().await;
     let written = |path: &str| file(FileKind::Cache, path, Some(farm_blend::WRITTEN), &[]);
+    // Only a folder Blender writes is held to the rule: a texture climbing out is looked up.
+    let texture = file(FileKind::Image, "//../assets/x.png", Some("FILE"), &[]);
+    assert_eq!(farm_jobs::deps::written_refusal(BLEND, &texture), None);
+    assert!(farm_jobs::deps::written_refusal(BLEND, &written("/tmp/x/")).is_some());
     let files = vec![
         file(FileKind::Image, "//tex/wood.png", Some("FILE"), &[]),
         written("/tmp/escaped/"),
