@@ -154,6 +154,13 @@ fn pixels(png: &[u8]) -> Vec<u8> {
 
 /// Blender's own render of frame 1 of `scene`, opened with its scripts disabled.
 fn own_render(blender: &TestBlender, scene: &Path, out: &Path) -> Vec<u8> {
+    let output = own_render_output(blender, scene, out);
+    assert!(output.status.success(), "{}", text(&output));
+    pixels(&std::fs::read(out.join("frame_1.png")).unwrap())
+}
+
+/// Blender rendering frame 1 of `scene` itself (scripts disabled) into `out/frame_1.png`.
+fn own_render_output(blender: &TestBlender, scene: &Path, out: &Path) -> Output {
     std::fs::create_dir_all(out).unwrap();
     let script = out.join("own_render.py");
     std::fs::write(
@@ -170,15 +177,13 @@ fn own_render(blender: &TestBlender, scene: &Path, out: &Path) -> Vec<u8> {
     )
     .unwrap();
     let target = out.join("frame_1");
-    let output = blender
+    blender
         .script(
             &script,
             &[scene.to_str().unwrap(), target.to_str().unwrap()],
         )
         .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", text(&output));
-    pixels(&std::fs::read(out.join("frame_1.png")).unwrap())
+        .unwrap()
 }
 
 /// Blender's own render of the scene without its hostile part, made once per Blender and scene
@@ -498,6 +503,16 @@ fn farm_render(scene: &Path, blender: &TestBlender, out: &Path, tmp: Option<&Pat
 /// The `renderer` binary, without capabilities and with `blender` and fake secrets, rendering
 /// frame 1 of `scene` uploaded to a fresh moto at [`KEY`], in the work folder `work`.
 async fn run_renderer(scene: &Path, blender: &TestBlender, work: &Path) -> Output {
+    run_renderer_with(scene, blender, work, &[]).await
+}
+
+/// [`run_renderer`] with more variables in the renderer's environment.
+async fn run_renderer_with(
+    scene: &Path,
+    blender: &TestBlender,
+    work: &Path,
+    env: &[(&str, &str)],
+) -> Output {
     let moto = Moto::start().await.unwrap();
     moto.bucket(BUCKET).await.unwrap();
     let storage = S3Storage::new(moto.s3(), BUCKET);
@@ -514,6 +529,7 @@ async fn run_renderer(scene: &Path, blender: &TestBlender, work: &Path) -> Outpu
         .env("FARM_KEY", KEY)
         .env("FARM_FRAMES", "1")
         .env("FARM_WORK_DIR", work)
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }
@@ -873,7 +889,7 @@ async fn a_custom_camera_never_runs_its_osl() {
             .unwrap();
         assert!(scene.is_file(), "{name}: {}", text(&made));
 
-        let own = own_render_output(&blender, &scene, &root.path("own"));
+        let own = text(&own_render_output(&blender, &scene, &root.path("own")));
         assert!(
             own.contains(ran),
             "{name}: Blender's own render did not run the camera: {own}"
@@ -915,32 +931,6 @@ async fn a_custom_camera_never_runs_its_osl() {
             "{name}, the renderer ran the camera"
         );
     }
-}
-
-/// What Blender prints rendering frame 1 of `scene` itself (scripts disabled).
-fn own_render_output(blender: &TestBlender, scene: &Path, out: &Path) -> String {
-    std::fs::create_dir_all(out).unwrap();
-    let script = out.join("own_render.py");
-    std::fs::write(
-        &script,
-        "import sys, bpy\n\
-         scene_path, out = sys.argv[sys.argv.index('--') + 1:]\n\
-         bpy.ops.wm.open_mainfile(filepath=scene_path, load_ui=False, use_scripts=False)\n\
-         bpy.context.scene.render.filepath = out\n\
-         bpy.ops.render.render(write_still=True)\n\
-         sys.stdout.flush()\n\
-         __import__('os')._exit(0)\n",
-    )
-    .unwrap();
-    let target = out.join("frame_1");
-    let output = blender
-        .script(
-            &script,
-            &[scene.to_str().unwrap(), target.to_str().unwrap()],
-        )
-        .output()
-        .unwrap();
-    text(&output)
 }
 
 /// Another uploader's files are never bound to a job: with `SharedPrefixes` `library/`, an upload
@@ -1098,8 +1088,8 @@ async fn a_frame_past_a_tasks_memory_is_refused_naming_memory() {
 
 /// A frame that never ends (a stand-in Blender that starts frame 1 and sleeps) fails at the
 /// per-frame time limit, naming it, and Blender is stopped: `farm render --frame-timeout 2`
-/// exits 1 and the renderer with `FARM_FRAME_TIMEOUT=2` exits 3 (bad input, not retried), each
-/// well before the stand-in would end, and nothing is uploaded.
+/// exits 1 (no frame written) and the renderer with `FARM_FRAME_TIMEOUT=2` exits 3 (bad input,
+/// not retried), each well before the stand-in would end.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_frame_past_the_per_frame_time_limit_fails_naming_it() {
     let root = Root::new();
@@ -1138,37 +1128,20 @@ async fn a_frame_past_the_per_frame_time_limit_fails_naming_it() {
     check("farm render", &output, 1, started.elapsed());
     assert!(!root.path("out/frames/0001.png").exists());
 
-    let moto = Moto::start().await.unwrap();
-    moto.bucket(BUCKET).await.unwrap();
-    let storage = S3Storage::new(moto.s3(), BUCKET);
-    use farm_core::Storage;
-    storage
-        .upload_file(KEY, &scene, &Default::default())
-        .await
-        .unwrap();
     let started = Instant::now();
-    let mut renderer = without_capabilities(&bins.renderer);
-    with_blender_and_secrets(&mut renderer, &blender);
-    let output = renderer
-        .envs(moto.env())
-        .env("FARM_BUCKET", BUCKET)
-        .env("FARM_KEY", KEY)
-        .env("FARM_FRAMES", "1")
-        .env("FARM_FRAME_TIMEOUT", "2")
-        .env("FARM_WORK_DIR", root.path("work"))
-        .output()
-        .unwrap();
+    let output = run_renderer_with(
+        &scene,
+        &blender,
+        &root.path("work"),
+        &[("FARM_FRAME_TIMEOUT", "2")],
+    )
+    .await;
     check(
         "renderer",
         &output,
         farm_core::exit::BAD_INPUT,
         started.elapsed(),
     );
-    let frames = storage
-        .list(&JobKeys::new(KEY).frames_prefix())
-        .await
-        .unwrap();
-    assert!(frames.is_empty(), "{frames:?}");
 }
 
 /// `scene` uploaded to `key` with a frame tag is rejected by the trigger (a recorded rejection

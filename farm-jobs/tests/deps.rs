@@ -273,19 +273,7 @@ async fn url_paths_are_refused_whatever_missing_ok_says() {
         ),
         file(FileKind::Font, "/absolute/font.ttf", None, &[]),
     ];
-    for allow_missing in [false, true] {
-        let Ok(Preflight::Missing(record)) = check(
-            &storage,
-            BLEND,
-            &info(files.clone()),
-            Some(&[1]),
-            allow_missing,
-            None,
-        )
-        .await
-        else {
-            panic!("refused (missing=ok: {allow_missing})");
-        };
+    for record in refused_either_way(&storage, BLEND, &files, None).await {
         assert_eq!(record.refused.len(), 3, "{record:?}");
         let message = record.missing_message();
         for needle in [
@@ -318,19 +306,7 @@ async fn cache_folders_blender_writes_are_refused_outside_the_blends_folder() {
         written("//../elsewhere/"),
         written("//cache/"),
     ];
-    for allow_missing in [false, true] {
-        let Ok(Preflight::Missing(record)) = check(
-            &storage,
-            BLEND,
-            &info(files.clone()),
-            Some(&[1]),
-            allow_missing,
-            None,
-        )
-        .await
-        else {
-            panic!("refused (missing=ok: {allow_missing})");
-        };
+    for record in refused_either_way(&storage, BLEND, &files, None).await {
         assert_eq!(record.refused.len(), 2, "{record:?}");
         let message = record.missing_message();
         for needle in [
@@ -385,19 +361,7 @@ async fn files_outside_the_uploads_folder_and_the_shared_prefixes_are_refused() 
         file(FileKind::Library, "//../bob/lib.blend", None, &[]),
     ];
     let shared = farm_core::deps::SharedPrefixes::parse("library/").unwrap();
-    for allow_missing in [false, true] {
-        let Ok(Preflight::Missing(record)) = check(
-            &storage,
-            "alice/a.blend",
-            &info(files.clone()),
-            Some(&[1]),
-            allow_missing,
-            Some(&shared),
-        )
-        .await
-        else {
-            panic!("refused (missing=ok: {allow_missing})");
-        };
+    for record in refused_either_way(&storage, "alice/a.blend", &files, Some(&shared)).await {
         let refused: Vec<_> = record.refused.iter().map(|m| m.key.as_deref()).collect();
         assert_eq!(
             refused,
@@ -437,4 +401,31 @@ async fn files_outside_the_uploads_folder_and_the_shared_prefixes_are_refused() 
         panic!("no scope, no refusal");
     };
     assert_eq!(record.files.len(), 3);
+}
+
+/// The check's record of `files` (of the .blend at `blend`) with and without `missing=ok`: a
+/// rejection both times (a refused path is refused whatever `missing=ok` says).
+async fn refused_either_way(
+    storage: &Counting,
+    blend: &str,
+    files: &[ExternalFile],
+    shared: Option<&farm_core::deps::SharedPrefixes>,
+) -> Vec<farm_core::deps::DependencyRecord> {
+    let mut records = Vec::new();
+    for allow_missing in [false, true] {
+        let Ok(Preflight::Missing(record)) = check(
+            storage,
+            blend,
+            &info(files.to_vec()),
+            Some(&[1]),
+            allow_missing,
+            shared,
+        )
+        .await
+        else {
+            panic!("refused (missing=ok: {allow_missing})");
+        };
+        records.push(record);
+    }
+    records
 }
