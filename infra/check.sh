@@ -236,7 +236,7 @@ import json, sys
 cfg = json.load(open(sys.argv[1]))
 names = sorted(cfg["Environment"]["Variables"])
 want = sorted(["JOB_QUEUE_ARN", "FARM_RENDER_JOB_DEFINITIONS", "FARM_DEFAULT_BLENDER",
-               "ZIP_JOB_DEFINITION_ARN", "FARM_MAX_FRAMES", "FARM_MAX_VCPUS", "FARM_LOG_FORMAT"])
+               "ZIP_JOB_DEFINITION_ARN", "FARM_MAX_FRAMES", "FARM_MAX_VCPUS", "FARM_SHARED_PREFIXES", "FARM_LOG_FORMAT"])
 if names != want:
     sys.exit(f"trigger environment {names}, expected {want}")
 # Each series names the ARN of its own render job definition, as Batch registered it.

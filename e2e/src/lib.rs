@@ -476,6 +476,7 @@ impl Farm {
             max_frames: trigger_lambda::handler::DEFAULT_MAX_FRAMES,
             task_slots: None,
             read_budget: trigger_lambda::READ_BUDGET,
+            shared_prefixes: Default::default(),
         };
         Ok(Farm {
             moto,

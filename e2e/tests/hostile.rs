@@ -154,6 +154,13 @@ fn pixels(png: &[u8]) -> Vec<u8> {
 
 /// Blender's own render of frame 1 of `scene`, opened with its scripts disabled.
 fn own_render(blender: &TestBlender, scene: &Path, out: &Path) -> Vec<u8> {
+    let output = own_render_output(blender, scene, out);
+    assert!(output.status.success(), "{}", text(&output));
+    pixels(&std::fs::read(out.join("frame_1.png")).unwrap())
+}
+
+/// Blender rendering frame 1 of `scene` itself (scripts disabled) into `out/frame_1.png`.
+fn own_render_output(blender: &TestBlender, scene: &Path, out: &Path) -> Output {
     std::fs::create_dir_all(out).unwrap();
     let script = out.join("own_render.py");
     std::fs::write(
@@ -170,15 +177,13 @@ fn own_render(blender: &TestBlender, scene: &Path, out: &Path) -> Vec<u8> {
     )
     .unwrap();
     let target = out.join("frame_1");
-    let output = blender
+    blender
         .script(
             &script,
             &[scene.to_str().unwrap(), target.to_str().unwrap()],
         )
         .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", text(&output));
-    pixels(&std::fs::read(out.join("frame_1.png")).unwrap())
+        .unwrap()
 }
 
 /// Blender's own render of the scene without its hostile part, made once per Blender and scene
@@ -498,6 +503,16 @@ fn farm_render(scene: &Path, blender: &TestBlender, out: &Path, tmp: Option<&Pat
 /// The `renderer` binary, without capabilities and with `blender` and fake secrets, rendering
 /// frame 1 of `scene` uploaded to a fresh moto at [`KEY`], in the work folder `work`.
 async fn run_renderer(scene: &Path, blender: &TestBlender, work: &Path) -> Output {
+    run_renderer_with(scene, blender, work, &[]).await
+}
+
+/// [`run_renderer`] with more variables in the renderer's environment.
+async fn run_renderer_with(
+    scene: &Path,
+    blender: &TestBlender,
+    work: &Path,
+    env: &[(&str, &str)],
+) -> Output {
     let moto = Moto::start().await.unwrap();
     moto.bucket(BUCKET).await.unwrap();
     let storage = S3Storage::new(moto.s3(), BUCKET);
@@ -514,6 +529,7 @@ async fn run_renderer(scene: &Path, blender: &TestBlender, work: &Path) -> Outpu
         .env("FARM_KEY", KEY)
         .env("FARM_FRAMES", "1")
         .env("FARM_WORK_DIR", work)
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }
@@ -745,4 +761,406 @@ async fn a_url_path_is_refused_before_any_compute() {
             blender.name
         );
     }
+}
+
+/// The files under `dir` and their contents.
+fn contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            (path, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// A .blend whose unbaked particle cache is on disk and external, in an absolute folder holding
+/// cache files of its name (Blender deletes those of later frames as it opens the file, and
+/// writes new ones), is refused before Blender starts, naming the folder and the rule: by `farm
+/// render`, by the renderer against moto (nothing uploaded), by `farm submit` (`--missing-ok`
+/// too; nothing uploaded) and by the trigger (a recorded rejection, no job). The folder's files
+/// are untouched and nothing appears outside the runs' folders. Scenes saved by each Blender.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cache_folder_blender_writes_outside_the_blends_folder_is_refused() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile/point_cache.py");
+    let farm = farm_e2e::Farm::start(BUCKET).await.unwrap();
+    for blender in TestBlender::all().unwrap() {
+        let name = &blender.name;
+        let root = Root::new();
+        let escaped = root.path("escaped");
+        let scene = root.path("scenes/cache.blend");
+        std::fs::create_dir_all(scene.parent().unwrap()).unwrap();
+        let json =
+            serde_json::json!({ "output": scene, "folder": format!("{}/", escaped.display()) })
+                .to_string();
+        let made = blender
+            .script(Path::new(script), &[&json])
+            .output()
+            .unwrap();
+        assert!(scene.is_file(), "{name}: {}", text(&made));
+        // Made after the scene: Blender itself clears the folder while saving it.
+        std::fs::create_dir_all(&escaped).unwrap();
+        for frame in [1, 2, 5] {
+            std::fs::write(
+                escaped.join(format!("escaped_{frame:06}_00.bphys")),
+                b"not ours",
+            )
+            .unwrap();
+        }
+        let kept = contents(&escaped);
+        let needle = format!("`{}/` is a cache folder Blender writes", escaped.display());
+        let refused = |run: &str, output: &Output, code: i32| {
+            let all = text(output);
+            assert_eq!(output.status.code(), Some(code), "{name}, {run}: {all}");
+            assert!(all.contains(&needle), "{name}, {run}: {all}");
+            assert!(
+                all.contains("not relative to the .blend"),
+                "{name}, {run}: {all}"
+            );
+            assert_eq!(
+                contents(&escaped),
+                kept,
+                "{name}, {run}: the cache folder changed"
+            );
+        };
+
+        let before = root.files();
+        let out = root.path("f/out");
+        let output = farm_render(&scene, &blender, &out, None);
+        refused("farm render", &output, 1);
+        assert_only_new_files_under(&root, &before, &[&out], name, &text(&output));
+        assert!(!out.join("frames").exists(), "{name}: nothing rendered");
+
+        let work = root.renderer_work();
+        let output = run_renderer(&scene, &blender, &work).await;
+        refused("renderer", &output, farm_core::exit::BAD_INPUT);
+        assert_only_new_files_under(&root, &before, &[&out, &work], name, &text(&output));
+
+        let key = format!("{}/cache.blend", name.replace(' ', "-"));
+        for extra in [None, Some("--missing-ok")] {
+            let mut command = Command::new(&farm_e2e::bins().farm);
+            with_blender_and_secrets(&mut command, &blender);
+            let mut args = vec!["submit", scene.to_str().unwrap(), "--bucket", BUCKET];
+            args.extend(["--key", &key, "--frame", "1"]);
+            args.extend(extra);
+            let output = command.envs(farm.moto.env()).args(&args).output().unwrap();
+            refused("farm submit", &output, 1);
+        }
+        assert!(
+            farm.objects("").await.unwrap().is_empty(),
+            "nothing uploaded"
+        );
+
+        trigger_rejects(&farm, &key, &scene, &needle, name).await;
+    }
+}
+
+/// A Blender 4.5+ custom camera (OSL bytecode stored in the .blend, which Cycles runs for every
+/// camera ray even with SVM and no script node) never runs under the farm: `farm render` and the
+/// renderer against moto refuse the scene naming the camera, before a frame, nothing uploaded;
+/// Blender's own render of the same file runs it (the control). On bpy 4.5.15 and every series
+/// after it under test.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_custom_camera_never_runs_its_osl() {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/hostile/custom_camera.py"
+    );
+    let since = farm_core::BlenderSeries::new(4, 5);
+    let mut blenders = vec![TestBlender::bpy("4.5.15").unwrap()];
+    blenders.extend(
+        TestBlender::all()
+            .unwrap()
+            .into_iter()
+            .filter(|b| b.series.is_some_and(|s| s > since)),
+    );
+    let ran = "custom camera ran";
+    for blender in blenders {
+        let name = &blender.name;
+        let root = Root::new();
+        let scene = root.path("camera.blend");
+        let json = serde_json::json!({ "output": scene }).to_string();
+        let made = blender
+            .script(Path::new(script), &[&json])
+            .output()
+            .unwrap();
+        assert!(scene.is_file(), "{name}: {}", text(&made));
+
+        let own = text(&own_render_output(&blender, &scene, &root.path("own")));
+        assert!(
+            own.contains(ran),
+            "{name}: Blender's own render did not run the camera: {own}"
+        );
+
+        let output = farm_render(&scene, &blender, &root.path("out"), None);
+        let all = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{name}, farm render: {all}");
+        assert!(
+            all.contains("camera \"Camera\" is a custom camera"),
+            "{name}: {all}"
+        );
+        assert!(
+            !all.contains(ran),
+            "{name}, farm render ran the camera: {all}"
+        );
+        assert!(!root.path("out/frames/0001.png").exists(), "{name}");
+
+        let work = root.path("work");
+        let output = run_renderer(&scene, &blender, &work).await;
+        let all = text(&output);
+        assert_eq!(
+            output.status.code(),
+            Some(farm_core::exit::BAD_INPUT),
+            "{name}, renderer: {all}"
+        );
+        assert!(
+            all.contains("camera \"Camera\" is a custom camera"),
+            "{name}: {all}"
+        );
+        let logs: String = root
+            .files()
+            .into_iter()
+            .filter(|f| f.starts_with(&work) || f.starts_with(root.path("out")))
+            .filter_map(|f| std::fs::read_to_string(f).ok())
+            .collect();
+        assert!(
+            !all.contains(ran) && !logs.contains(ran),
+            "{name}, the renderer ran the camera"
+        );
+    }
+}
+
+/// Another uploader's files are never bound to a job: with `SharedPrefixes` `library/`, an upload
+/// under `alice/` naming `//../bob/secret.png` is rejected by the trigger against moto, the
+/// rejection naming the key and the rule, and no job is submitted; the same upload naming only
+/// its own folder and `library/` is submitted with both files bound to the job (what the
+/// renderer downloads). A scene saved by Debian's Blender (the rule reads only keys).
+#[tokio::test(flavor = "multi_thread")]
+async fn another_uploaders_files_are_never_bound_to_a_job() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile/image_paths.py");
+    let mut farm = farm_e2e::Farm::start(BUCKET).await.unwrap();
+    farm.trigger.shared_prefixes = farm_core::deps::SharedPrefixes::parse("library/").unwrap();
+    let blender = TestBlender::executable().unwrap();
+    let root = Root::new();
+    let texture = root.path("texture.png");
+    std::fs::write(&texture, b"not really a png").unwrap();
+    for key in ["bob/secret.png", "library/wood.png", "alice/tex/a.png"] {
+        farm.aws()
+            .run(&[
+                "s3",
+                "cp",
+                texture.to_str().unwrap(),
+                &format!("s3://{BUCKET}/{key}"),
+            ])
+            .await
+            .unwrap();
+    }
+    let scene = |name: &str, paths: &[&str]| {
+        let scene = root.path(name);
+        let json = serde_json::json!({ "output": scene, "paths": paths }).to_string();
+        let made = blender
+            .script(Path::new(script), &[&json])
+            .output()
+            .unwrap();
+        assert!(scene.is_file(), "{}", text(&made));
+        scene
+    };
+    let outcomes = |delivered: Vec<(_, trigger_lambda::handler::EventReport)>| {
+        delivered
+            .into_iter()
+            .flat_map(|(_, report)| report.records)
+            .collect::<Vec<_>>()
+    };
+
+    let greedy = scene(
+        "greedy.blend",
+        &[
+            "//tex/a.png",
+            "//../library/wood.png",
+            "//../bob/secret.png",
+        ],
+    );
+    farm.upload_tagged("alice/greedy.blend", &greedy, "frame=1")
+        .await;
+    let records = outcomes(farm.deliver().await.unwrap());
+    let rejected = records.iter().find_map(|o| match o {
+        trigger_lambda::RecordOutcome::Rejected { message, .. } => Some(message.clone()),
+        _ => None,
+    });
+    let message = rejected.unwrap_or_else(|| panic!("not rejected: {records:?}"));
+    assert!(
+        message.contains("`bob/secret.png` is outside what this upload may use")
+            && message
+                .contains("may use only files under `alice/` and the shared prefixes (library/)"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("wood.png") && !message.contains("tex/a.png"),
+        "{message}"
+    );
+    assert!(farm.jobs().await.unwrap().is_empty(), "no job");
+
+    let fair = scene("fair.blend", &["//tex/a.png", "//../library/wood.png"]);
+    farm.upload_tagged("alice/fair.blend", &fair, "frame=1")
+        .await;
+    let records = outcomes(farm.deliver().await.unwrap());
+    assert!(
+        records
+            .iter()
+            .any(|o| matches!(o, trigger_lambda::RecordOutcome::Submitted { .. })),
+        "{records:?}"
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &farm
+            .get(&JobKeys::new("alice/fair.blend").manifest())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let bound: Vec<&str> = manifest["dependencies"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(bound, ["alice/tex/a.png", "library/wood.png"], "{manifest}");
+}
+
+/// A frame whose buffers cannot fit in a render task's memory (20000 x 20000 pixels: at least
+/// 23.8 GiB by `farm_core::memory`) is refused before Blender starts, naming memory: by `farm
+/// render` (exit 1), by the renderer against moto (exit 3, nothing uploaded), by `farm submit`
+/// (nothing uploaded) and by the trigger (a recorded rejection, no job). Scenes saved by each
+/// Blender under test.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frame_past_a_tasks_memory_is_refused_naming_memory() {
+    let farm = farm_e2e::Farm::start(BUCKET).await.unwrap();
+    let options = SceneOptions {
+        width: 20_000,
+        height: 20_000,
+        ..small()
+    };
+    for blender in TestBlender::all().unwrap() {
+        let name = &blender.name;
+        let root = Root::new();
+        std::fs::create_dir_all(root.path("scenes")).unwrap();
+        let scene = make_scene_with(&blender, &root.path("scenes"), "huge", &options).unwrap();
+        let needle = "need at least 23.8 GiB of memory";
+        let refused = |run: &str, output: &Output, code: i32| {
+            let all = text(output);
+            assert_eq!(output.status.code(), Some(code), "{name}, {run}: {all}");
+            assert!(
+                all.contains(needle) && all.contains("20000 x 20000"),
+                "{name}, {run}: {all}"
+            );
+        };
+        let out = root.path("out");
+        refused("farm render", &farm_render(&scene, &blender, &out, None), 1);
+        assert!(!out.join("frames").exists(), "{name}: nothing rendered");
+        let output = run_renderer(&scene, &blender, &root.path("work")).await;
+        refused("renderer", &output, farm_core::exit::BAD_INPUT);
+
+        let key = format!("{}/huge.blend", name.replace(' ', "-"));
+        let mut command = Command::new(&farm_e2e::bins().farm);
+        with_blender_and_secrets(&mut command, &blender);
+        let args = [
+            "submit",
+            scene.to_str().unwrap(),
+            "--bucket",
+            BUCKET,
+            "--key",
+            &key,
+            "--frame",
+            "1",
+        ];
+        let output = command.envs(farm.moto.env()).args(args).output().unwrap();
+        refused("farm submit", &output, 1);
+        assert!(
+            farm.objects("").await.unwrap().is_empty(),
+            "nothing uploaded"
+        );
+
+        trigger_rejects(&farm, &key, &scene, needle, name).await;
+    }
+}
+
+/// A frame that never ends (a stand-in Blender that starts frame 1 and sleeps) fails at the
+/// per-frame time limit, naming it, and Blender is stopped: `farm render --frame-timeout 2`
+/// exits 1 (no frame written) and the renderer with `FARM_FRAME_TIMEOUT=2` exits 3 (bad input,
+/// not retried), each well before the stand-in would end.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frame_past_the_per_frame_time_limit_fails_naming_it() {
+    let root = Root::new();
+    let blender = TestBlender {
+        name: "endless frame".into(),
+        blender: Blender::Executable(executable(
+            &root.path("blender-endless"),
+            "#!/usr/bin/env python3\nimport time\nprint('FARM_FRAME 1', flush=True)\ntime.sleep(120)\n",
+        )),
+        series: None,
+    };
+    let scene = plain_scene(&root);
+    let limit = "frame 1 ran past the per-frame time limit of 2 s";
+    // Built before the clocks start.
+    let bins = farm_e2e::bins();
+    let check = |run: &str, output: &Output, code: i32, took: std::time::Duration| {
+        let all = text(output);
+        assert_eq!(output.status.code(), Some(code), "{run}: {all}");
+        assert!(all.contains(limit), "{run}: {all}");
+        assert!(
+            took < std::time::Duration::from_secs(60),
+            "{run} took {took:?}"
+        );
+    };
+
+    let started = Instant::now();
+    let mut farm = without_capabilities(&bins.farm);
+    with_blender_and_secrets(&mut farm, &blender);
+    let output = farm
+        .arg("render")
+        .arg(&scene)
+        .args(["--frames", "1", "--frame-timeout", "2", "--out"])
+        .arg(root.path("out"))
+        .output()
+        .unwrap();
+    check("farm render", &output, 1, started.elapsed());
+    assert!(!root.path("out/frames/0001.png").exists());
+
+    let started = Instant::now();
+    let output = run_renderer_with(
+        &scene,
+        &blender,
+        &root.path("work"),
+        &[("FARM_FRAME_TIMEOUT", "2")],
+    )
+    .await;
+    check(
+        "renderer",
+        &output,
+        farm_core::exit::BAD_INPUT,
+        started.elapsed(),
+    );
+}
+
+/// `scene` uploaded to `key` with a frame tag is rejected by the trigger (a recorded rejection
+/// holding `needle`, no job); the bucket is emptied again afterwards.
+async fn trigger_rejects(farm: &farm_e2e::Farm, key: &str, scene: &Path, needle: &str, name: &str) {
+    farm.upload_tagged(key, scene, "frame=1").await;
+    let mut outcomes = Vec::new();
+    for (_, report) in farm.deliver().await.unwrap() {
+        outcomes.extend(report.records);
+    }
+    assert!(
+        outcomes.iter().any(|o| matches!(o,
+            trigger_lambda::RecordOutcome::Rejected { message, .. } if message.contains(needle))),
+        "{name}: {outcomes:?}"
+    );
+    assert!(farm.jobs().await.unwrap().is_empty(), "{name}: no job");
+    farm.aws()
+        .run(&["s3", "rm", "--recursive", &format!("s3://{BUCKET}/")])
+        .await
+        .unwrap();
+    farm.deliver().await.unwrap();
 }

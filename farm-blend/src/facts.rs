@@ -1,8 +1,9 @@
 //! The block walk and the facts read from the kept blocks.
 
 use std::collections::HashMap;
-use std::io;
 
+use crate::blocks::{io_error, read_bhead, read_header, HeadKind};
+use crate::names::{image_source_name, output_format_name};
 use crate::sdna::{Sdna, View};
 use crate::source::Source;
 use crate::{
@@ -37,187 +38,21 @@ const OB_CAMERA: i64 = 11;
 /// `ViewLayer.flag`: rendered; `SceneRenderLayer.layflag` (before 2.80): disabled.
 const VIEW_LAYER_RENDER: i64 = 1 << 0;
 const SCE_LAY_DISABLE: i64 = 1 << 17;
+/// Bytes kept of a small data block of an object: its point caches and fluid domain settings
+/// (about 1.4 and 3 KiB) are among them.
+const OBJECT_DATA_KEPT: u64 = 16 << 10;
+/// All object data kept together; past this an object's cache folders are not read.
+const OBJECT_DATA_BUDGET: usize = 32 << 20;
 /// Bytes kept of the file globals.
 const GLOB_KEPT: u64 = 64 << 10;
 /// All kept bytes together; past this the file is refused rather than filling memory.
 const MAX_KEPT_TOTAL: usize = 256 << 20;
-
-#[derive(Debug, Clone, Copy)]
-enum HeadKind {
-    /// `code, len: i32, old: u32, sdna: i32, nr: i32` (20 bytes): a 32-bit Blender's file.
-    Small4,
-    /// `code, len: i32, old: u64, sdna: i32, nr: i32` (24 bytes).
-    Small,
-    /// `code, sdna: i32, old: u64, len: i64, nr: i64` (32 bytes), Blender 5.0 and later.
-    Large,
-}
-
-struct Header {
-    version: BlenderVersion,
-    head: HeadKind,
-}
 
 struct Block {
     code: [u8; 4],
     sdna: usize,
     old: u64,
     data: Vec<u8>,
-}
-
-fn io_error(err: io::Error, what: &str) -> BlendError {
-    if let Some(passed) = crate::bound::passed(&err) {
-        return BlendError::TooLarge {
-            decompressed: passed.decompressed,
-            compressed: passed.compressed,
-        };
-    }
-    match err.kind() {
-        io::ErrorKind::UnexpectedEof => BlendError::Truncated(format!("it ends inside {what}")),
-        io::ErrorKind::InvalidData | io::ErrorKind::Other => {
-            BlendError::Corrupt(format!("its compressed data is damaged ({err})"))
-        }
-        _ => BlendError::Io(err),
-    }
-}
-
-/// The version in the file header, and nothing else.
-pub(crate) fn version(src: &mut impl Source) -> Result<BlenderVersion, BlendError> {
-    read_header(src).map(|header| header.version)
-}
-
-fn read_header(src: &mut impl Source) -> Result<Header, BlendError> {
-    let mut head = [0u8; 12];
-    src.fill(&mut head).map_err(|e| match e.kind() {
-        io::ErrorKind::UnexpectedEof => {
-            BlendError::NotBlend("it is shorter than a Blender file header".into())
-        }
-        _ => io_error(e, "the file header"),
-    })?;
-    if !head.starts_with(b"BLENDER") {
-        return Err(BlendError::NotBlend(format!(
-            "it starts with {}, not `BLENDER`",
-            crate::sniff::describe(&head)
-        )));
-    }
-    let bad = || {
-        BlendError::NotBlend(format!(
-            "its header {} is not one Blender writes",
-            crate::sniff::describe(&head)
-        ))
-    };
-    let digits = |b: &[u8]| -> Option<u16> {
-        if b.iter().all(u8::is_ascii_digit) {
-            std::str::from_utf8(b).ok()?.parse().ok()
-        } else {
-            None
-        }
-    };
-    let (pointer, endian, version, mut kind) = if head[7].is_ascii_digit() {
-        // Blender 5.0+: `BLENDER17-01v0500`: header size, pointer size, format, endian, version.
-        let size = digits(&head[7..9]).ok_or_else(bad)?;
-        if size != 17 {
-            return Err(bad());
-        }
-        let mut rest = [0u8; 5];
-        src.fill(&mut rest)
-            .map_err(|e| io_error(e, "the file header"))?;
-        let format = digits(&head[10..12]).ok_or_else(bad)?;
-        let kind = match format {
-            0 => HeadKind::Small,
-            1 => HeadKind::Large,
-            _ => {
-                return Err(BlendError::NotBlend(format!(
-                "its block format {format} is newer than this reader knows (format 1, Blender 5.x)"
-            )))
-            }
-        };
-        let version = digits(&rest[1..5]).ok_or_else(bad)?;
-        (head[9], rest[0], version, kind)
-    } else {
-        let version = digits(&head[9..12]).ok_or_else(bad)?;
-        (head[7], head[8], version, HeadKind::Small)
-    };
-    match (pointer, kind) {
-        (b'-', _) => {}
-        (b'_', HeadKind::Small) => kind = HeadKind::Small4,
-        _ => return Err(bad()),
-    }
-    match endian {
-        b'v' => {}
-        b'V' => return Err(BlendError::BigEndian),
-        _ => return Err(bad()),
-    }
-    let version = BlenderVersion {
-        major: version / 100,
-        minor: version % 100,
-    };
-    Ok(Header {
-        version,
-        head: kind,
-    })
-}
-
-struct BHead {
-    code: [u8; 4],
-    sdna: usize,
-    old: u64,
-    len: u64,
-}
-
-fn read_bhead(src: &mut impl Source, kind: HeadKind) -> Result<BHead, BlendError> {
-    let i32_at = |b: &[u8], at: usize| i32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-    let u64_at = |b: &[u8], at: usize| {
-        let mut v = [0u8; 8];
-        v.copy_from_slice(&b[at..at + 8]);
-        u64::from_le_bytes(v)
-    };
-    let (code, sdna, old, len) = match kind {
-        HeadKind::Small4 | HeadKind::Small => {
-            // `old` is the pointer: 4 bytes in a 32-bit Blender's file, else 8.
-            let wide = matches!(kind, HeadKind::Small);
-            let mut b = [0u8; 24];
-            let size = if wide { 24 } else { 20 };
-            src.fill(&mut b[..size])
-                .map_err(|e| io_error(e, "a block header"))?;
-            let (old, sdna_at) = if wide {
-                (u64_at(&b, 8), 16)
-            } else {
-                (
-                    u64::from(u32::from_le_bytes([b[8], b[9], b[10], b[11]])),
-                    12,
-                )
-            };
-            (
-                [b[0], b[1], b[2], b[3]],
-                i64::from(i32_at(&b, sdna_at)),
-                old,
-                i64::from(i32_at(&b, 4)),
-            )
-        }
-        HeadKind::Large => {
-            let mut b = [0u8; 32];
-            src.fill(&mut b)
-                .map_err(|e| io_error(e, "a block header"))?;
-            (
-                [b[0], b[1], b[2], b[3]],
-                i64::from(i32_at(&b, 4)),
-                u64_at(&b, 8),
-                u64_at(&b, 16) as i64,
-            )
-        }
-    };
-    let len = u64::try_from(len).map_err(|_| {
-        BlendError::Corrupt(format!(
-            "block `{}` has a negative length",
-            String::from_utf8_lossy(&code)
-        ))
-    })?;
-    Ok(BHead {
-        code,
-        sdna: usize::try_from(sdna).unwrap_or(usize::MAX),
-        old,
-        len,
-    })
 }
 
 /// Reads the file forward once, keeping only what the facts need, then reads the facts.
@@ -229,24 +64,11 @@ pub(crate) fn walk(
     let mut dna: Option<Vec<u8>> = None;
     let mut kept: Vec<Block> = Vec::new();
     let mut kept_bytes = 0usize;
-    // Whether the blocks being read belong to an image (Blender writes an ID's data right after
-    // it): a `<UDIM>` set's tile numbers are there.
-    let mut in_image = false;
-    // Whether they belong to an ID that holds a node tree (a texture node's image user is there).
-    let mut in_nodes = false;
-    let mut node_bytes = 0usize;
-    // Whether they belong to a scene (markers, sequencer, view layers).
-    let mut in_scene = false;
-    let mut scene_bytes = 0usize;
+    let mut data_of = DataOf::default();
     loop {
         let head = read_bhead(src, header.head)?;
         if &head.code != b"DATA" {
-            in_image = head.code == [b'I', b'M', 0, 0];
-            in_nodes = matches!(
-                &head.code,
-                [b'M', b'A', 0, 0] | [b'N', b'T', 0, 0] | [b'W', b'O', 0, 0] | [b'L', b'A', 0, 0]
-            );
-            in_scene = head.code == [b'S', b'C', 0, 0];
+            data_of.owner = head.code;
         }
         let keep = match &head.code {
             b"ENDB" => break,
@@ -273,17 +95,7 @@ pub(crate) fn walk(
             | [b'V', b'F', 0, 0]
             | [b'C', b'F', 0, 0]
             | [b'V', b'O', 0, 0] => MAX_ID_KEPT,
-            b"DATA" if in_image && head.len <= IMAGE_DATA_KEPT => IMAGE_DATA_KEPT,
-            b"DATA" if in_nodes && head.len <= NODE_DATA_KEPT && node_bytes < NODE_DATA_BUDGET => {
-                node_bytes += usize::try_from(head.len).unwrap_or(usize::MAX);
-                NODE_DATA_KEPT
-            }
-            b"DATA"
-                if in_scene && head.len <= SCENE_DATA_KEPT && scene_bytes < SCENE_DATA_BUDGET =>
-            {
-                scene_bytes += usize::try_from(head.len).unwrap_or(usize::MAX);
-                SCENE_DATA_KEPT
-            }
+            b"DATA" => data_of.keep(head.len),
             _ => 0,
         };
         let take = head.len.min(keep);
@@ -319,6 +131,45 @@ pub(crate) fn walk(
     };
     let sdna = Sdna::parse(&dna, pointer_size)?;
     Facts { sdna: &sdna }.read(header.version, compression, &kept)
+}
+
+/// Whose data blocks are being read (Blender writes an ID's data right after it), and how much
+/// of them is kept: an image's (its `<UDIM>` tile numbers), a node tree owner's (material,
+/// node group, world, light: a texture node's image user), a scene's (markers, sequencer, view
+/// layers) and an object's (modifiers, particle systems, point caches), each kind within a
+/// budget.
+#[derive(Default)]
+struct DataOf {
+    owner: [u8; 4],
+    node_bytes: usize,
+    scene_bytes: usize,
+    object_bytes: usize,
+}
+
+impl DataOf {
+    /// Bytes to keep of a `DATA` block of `len` bytes: all of it or nothing.
+    fn keep(&mut self, len: u64) -> u64 {
+        let (kept, budget, used) = match &self.owner {
+            [b'I', b'M', 0, 0] => {
+                return if len <= IMAGE_DATA_KEPT {
+                    IMAGE_DATA_KEPT
+                } else {
+                    0
+                }
+            }
+            [b'M', b'A', 0, 0] | [b'N', b'T', 0, 0] | [b'W', b'O', 0, 0] | [b'L', b'A', 0, 0] => {
+                (NODE_DATA_KEPT, NODE_DATA_BUDGET, &mut self.node_bytes)
+            }
+            [b'S', b'C', 0, 0] => (SCENE_DATA_KEPT, SCENE_DATA_BUDGET, &mut self.scene_bytes),
+            [b'O', b'B', 0, 0] => (OBJECT_DATA_KEPT, OBJECT_DATA_BUDGET, &mut self.object_bytes),
+            _ => return 0,
+        };
+        if len > kept || *used >= budget {
+            return 0;
+        }
+        *used += usize::try_from(len).unwrap_or(usize::MAX);
+        kept
+    }
 }
 
 struct Facts<'a> {
@@ -395,10 +246,16 @@ impl<'a> Facts<'a> {
         let mut users: HashMap<u64, SequenceUse> = HashMap::new();
         // The scene whose data blocks follow, and whether it renders its sequencer's strips.
         let mut scene: Option<(usize, bool)> = None;
+        // The object or scene whose data blocks follow (their caches), by name.
+        let mut owner: Option<String> = None;
         for block in blocks {
             if &block.code == b"DATA" {
                 if let Some((index, sequencer_on)) = scene {
                     self.scene_data(block, &mut scenes[index], sequencer_on, &objects);
+                }
+                if let Some(owner) = &owner {
+                    let view = self.sdna.view(block.sdna, &block.data);
+                    files.extend(crate::caches::written_folder(&view, owner));
                 }
                 if let Some(tile) = image.and_then(|_| self.tile_number(block)) {
                     let file: &mut ExternalFile = &mut files[image.unwrap_or_default()];
@@ -409,16 +266,21 @@ impl<'a> Facts<'a> {
             }
             image = None;
             scene = None;
+            owner = None;
             match &block.code {
                 [b'S', b'C', 0, 0] => {
                     let (read, scemode) = self.scene(block, &objects)?;
+                    owner = Some(read.name.clone());
                     if current == Some(block.old) {
                         active = Some(read.name.clone());
                     }
                     scene = Some((scenes.len(), scemode & R_DOSEQ != 0));
                     scenes.push(read);
                 }
-                [b'O', b'B', 0, 0] | b"GLOB" => {}
+                [b'O', b'B', 0, 0] => {
+                    owner = self.object_name(Some(block.old), &objects);
+                }
+                b"GLOB" => {}
                 _ => {
                     if let Some(file) = self.file(block)? {
                         if file.kind == FileKind::Image && file.source.as_deref() == Some("TILED") {
@@ -712,50 +574,4 @@ fn engine_as_opened(stored: Option<&str>) -> String {
         None | Some("" | "BLENDER_RENDER" | "BLENDER_GAME") => "BLENDER_EEVEE".to_owned(),
         Some(engine) => engine.to_owned(),
     }
-}
-
-/// Blender's name (its Python enum identifier) for an `Image.source` code.
-pub fn image_source_name(code: i64) -> Option<&'static str> {
-    Some(match code {
-        1 => "FILE",
-        2 => "SEQUENCE",
-        3 => "MOVIE",
-        4 => "GENERATED",
-        5 => "VIEWER",
-        6 => "TILED",
-        _ => return None,
-    })
-}
-
-/// Blender's name (`scene.render.image_settings.file_format`) for an `ImageFormatData.imtype`.
-pub fn output_format_name(imtype: i64) -> String {
-    let name = match imtype {
-        0 => "TARGA",
-        1 => "IRIS",
-        4 => "JPEG",
-        7 => "IRIZ",
-        14 => "TARGA_RAW",
-        15 => "AVI_RAW",
-        16 => "AVI_JPEG",
-        17 => "PNG",
-        20 => "BMP",
-        21 => "HDR",
-        22 => "TIFF",
-        23 => "OPEN_EXR",
-        24 => "FFMPEG",
-        26 => "CINEON",
-        27 => "DPX",
-        28 => "OPEN_EXR_MULTILAYER",
-        29 => "DDS",
-        30 => "JPEG2000",
-        31 => "H264",
-        32 => "XVID",
-        33 => "THEORA",
-        34 => "PSD",
-        35 => "WEBP",
-        36 => "AV1",
-        37 => "AVIF",
-        other => return format!("UNKNOWN_{other}"),
-    };
-    name.to_owned()
 }

@@ -22,9 +22,12 @@
 //! The input is untrusted: every length is checked against what the data really holds, every
 //! buffer grows only with bytes that arrived, and nothing panics on a truncated or corrupt file.
 
+mod blocks;
 mod bound;
+mod caches;
 mod facts;
 mod movie;
+mod names;
 mod sdna;
 mod sniff;
 mod source;
@@ -34,8 +37,9 @@ use std::io::{self, BufRead, BufReader, Read, Seek};
 use serde::Serialize;
 
 pub use bound::{MAX_DECOMPRESSED, MAX_RATIO};
-pub use facts::{image_source_name, output_format_name};
+pub use caches::WRITTEN;
 pub use movie::Movie;
+pub use names::{image_source_name, output_format_name};
 pub use sniff::{sniff, NotABlend, SNIFF_LEN};
 
 use bound::{Bounded, Compressed, Counting};
@@ -158,7 +162,9 @@ pub struct ExternalFile {
     /// The data is packed into the .blend: the path is not read.
     pub packed: bool,
     /// How an image is read: `FILE`, `SEQUENCE`, `MOVIE` or `TILED` (a `<UDIM>` set);
-    /// for a volume, `SEQUENCE` when it is a sequence of files.
+    /// for a volume, `SEQUENCE` when it is a sequence of files; for a cache, [`WRITTEN`] when
+    /// it is a folder Blender writes and clears while rendering (an unbaked external point
+    /// cache on disk, a Mantaflow cache directory in Replay mode or with nothing baked).
     pub source: Option<String>,
     /// A `TILED` image's tile numbers (`1001`, `1002`...), sorted: each is a file, the path's
     /// `<UDIM>` replaced by the number.
@@ -261,14 +267,14 @@ pub fn read(reader: impl Read) -> Result<BlendInfo, BlendError> {
 pub fn read_version(reader: impl Read) -> Result<BlenderVersion, BlendError> {
     let mut reader = BufReader::with_capacity(8 * 1024, reader);
     match peek_magic(&mut reader)? {
-        Compression::None => facts::version(&mut source::Stream(reader)),
+        Compression::None => blocks::version(&mut source::Stream(reader)),
         Compression::Gzip => {
             let decoder = BufReader::new(flate2::bufread::MultiGzDecoder::new(reader));
-            facts::version(&mut source::Stream(decoder))
+            blocks::version(&mut source::Stream(decoder))
         }
         Compression::Zstd => {
             let decoder = BufReader::new(source::MultiZstd::new(reader));
-            facts::version(&mut source::Stream(decoder))
+            blocks::version(&mut source::Stream(decoder))
         }
     }
 }

@@ -40,6 +40,13 @@ fn compare(info: &BlendInfo, blender: &Value) {
         assert!(ours.iter().any(|f| f.0 == kind), "no {kind} in the fixture");
     }
     assert!(ours.iter().any(|f| f.2), "no packed file in the fixture");
+    // Both cache folders Blender writes, and not the disk cache beside the .blend.
+    let written: Vec<&str> = ours
+        .iter()
+        .filter(|f| f.3.as_deref() == Some(farm_blend::WRITTEN))
+        .map(|f| f.1.as_str())
+        .collect();
+    assert_eq!(written, ["//fluid_cache/", "/farm-test/escaped/"]);
     assert!(ours
         .iter()
         .any(|f| f.3.as_deref() == Some("TILED") && f.4 == [1001, 1002]));

@@ -133,6 +133,10 @@ pub struct RenderArgs {
     /// (by default a chunk of several frames keeps the scene's geometry and BVH between them).
     #[arg(long)]
     pub no_persistent: bool,
+    /// Most seconds one frame may take: past it Blender is stopped and the frame fails naming
+    /// the limit (default: no limit).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub frame_timeout: Option<u64>,
 }
 
 /// Estimate a job's cloud cost and time before rendering it: render a few sample frames here.

@@ -118,6 +118,7 @@ async fn render_samples(
         threads,
         work_dir: work.path().join("blender"),
         persistent: false,
+        frame_timeout: None,
     };
     let shutdown = Shutdown::listen();
     let clock = renderer::record::TaskClock::start();

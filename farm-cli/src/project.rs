@@ -51,7 +51,7 @@ pub async fn check_local(scene: &Path, info: &BlendInfo) -> anyhow::Result<Local
         .ok_or_else(|| anyhow!("{} is not a path the farm can read", scene.display()))?;
     let storage = LocalStorage::new(&root);
     // Missing files stay missing (not `missing=ok`'s warnings): this check lists them itself.
-    let record = match check(&storage, &key, info, None, false).await {
+    let record = match check(&storage, &key, info, None, false, None).await {
         Ok(Preflight::Ready(record) | Preflight::Missing(record)) => record,
         Err(err) => return Err(anyhow!("checking the scene's files: {err}")),
     };
@@ -148,7 +148,7 @@ pub async fn plan_upload(
     let mirror = Mirror::new(&absolute, key)?;
     let storage = LocalStorage::new(&mirror.root);
     // Missing files stay missing (not `missing=ok`'s warnings): the plan lists them itself.
-    let record = match check(&storage, &mirror.local_key, info, Some(frames), false).await {
+    let record = match check(&storage, &mirror.local_key, info, Some(frames), false, None).await {
         Ok(Preflight::Ready(record) | Preflight::Missing(record)) => record,
         Err(err) => return Err(anyhow!("checking the scene's files: {err}")),
     };

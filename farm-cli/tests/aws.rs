@@ -109,6 +109,7 @@ impl Fixture {
             max_frames: 10_000,
             task_slots: None,
             read_budget: trigger_lambda::READ_BUDGET,
+            shared_prefixes: Default::default(),
         };
         let report = handle_event(&deps, parse_event(event).unwrap())
             .await
@@ -836,7 +837,7 @@ async fn submit_plans_first_and_replaces_a_running_job_only_when_asked() {
     );
     assert!(keys_under(&farm, &broken_key).await.is_empty());
     farm.run(&[&args[..], &["--force"]].concat()).ok();
-    assert_eq!(keys_under(&farm, &broken_key).await, [broken_key.clone()]);
+    assert_eq!(keys_under(&farm, &broken_key).await, [broken_key.as_str()]);
 }
 
 /// A render task that failed before its first frame (Blender could not open the file) leaves

@@ -15,9 +15,13 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+mod scope;
 mod url;
+mod written;
 
+pub use scope::{out_of_scope, PrefixError, SharedPrefixes};
 pub use url::url_scheme;
+pub use written::written_folder;
 
 /// Tag that renders even when dependencies are missing (`missing=ok`); they are listed as
 /// warnings in `job.json`.
@@ -51,12 +55,23 @@ pub enum PathError {
     /// A URL (any FFmpeg protocol, [`url_scheme`]): Blender would reach the network for it.
     #[error("`{path}` is a `{scheme}:` URL, which Blender would fetch over the network, and a render never reaches the network: download the file into the project and use a relative path")]
     Url { path: String, scheme: String },
+    /// A cache folder Blender writes while rendering ([`written_folder`]) outside the .blend's
+    /// own folder, or with a name Blender would put into Python.
+    #[error("`{path}` is a cache folder Blender writes and clears while it renders, and a render writes only inside its job's folder, but {reason}: bake the cache (Physics > Cache > Bake, or the fluid domain's Bake), or set its folder inside the .blend's folder (`//cache/`), save and upload again")]
+    Written { path: String, reason: &'static str },
+    /// A file outside the upload's own top-level folder and the shared prefixes
+    /// ([`out_of_scope`]): another uploader's.
+    #[error("`{key}` is outside what this upload may use: {rule}; move the file there or ask for its prefix to be shared (the stack's SharedPrefixes)")]
+    OutOfScope { key: String, rule: String },
 }
 
 impl PathError {
     /// Whether the path is refused outright, never rendered without it (`missing=ok` included).
     pub fn is_refused(&self) -> bool {
-        matches!(self, Self::Url { .. })
+        matches!(
+            self,
+            Self::Url { .. } | Self::Written { .. } | Self::OutOfScope { .. }
+        )
     }
 }
 

@@ -17,6 +17,9 @@ pub const CHUNK: &str = "FARM_CHUNK";
 /// Render job: `off` renders every frame of a chunk from scratch (tag `persistent=off`); unset or
 /// `on`: a chunk of several frames keeps Cycles' data between them (ADR 0012).
 pub const PERSISTENT: &str = "FARM_PERSISTENT";
+/// Render job: most seconds one frame may take (scene update, render and save) before Blender
+/// is stopped and the frame fails naming the limit; unset or `0`: no limit but the attempt's.
+pub const FRAME_TIMEOUT: &str = "FARM_FRAME_TIMEOUT";
 /// Optional output format override (`PNG`, `OPEN_EXR`, ...).
 pub const FORMAT: &str = "FARM_FORMAT";
 /// The engine a job renders with (`cycles`, `eevee`, `workbench`; see [`crate::engine`]),
@@ -75,6 +78,10 @@ pub const MAX_FRAMES: &str = "FARM_MAX_FRAMES";
 /// Trigger: the compute environment's `MaxvCpus`; `chunk=auto` fills its `MaxvCpus / 4` render
 /// task slots (unset: as many tasks as an array job allows).
 pub const MAX_VCPUS: &str = "FARM_MAX_VCPUS";
+/// Trigger: the prefixes of the bucket every upload may use besides its own top-level folder,
+/// comma-separated (`library/,textures/`; the stack's `SharedPrefixes`; unset: none), see
+/// [`crate::deps::SharedPrefixes`].
+pub const SHARED_PREFIXES: &str = "FARM_SHARED_PREFIXES";
 /// Zipper: `false` leaves out the contact sheet, `<key>/preview.jpg` (default `true`).
 pub const PREVIEW: &str = "FARM_PREVIEW";
 /// Zipper and `farm report`: overrides the vCPU-hour price in USD (a region not in the price

@@ -31,6 +31,7 @@ pub mod frames;
 pub mod image;
 pub mod layout;
 pub mod manifest;
+pub mod memory;
 pub mod plan;
 pub mod preview;
 pub mod receipt;

@@ -23,10 +23,15 @@
 #   refused when Freestyle would run on that view layer; otherwise switched to the parameter
 #   editor; every style module is detached from its text (ADR 0005).
 # - OSL script nodes (OSL can write files with fprintf): a scene using OSL with script nodes is
-#   refused; OSL without script nodes is switched to SVM (same image).
+#   refused; OSL without script nodes is switched to SVM (same image). With SVM no script node
+#   runs.
+# - custom cameras (Blender 4.5+): OSL bytecode in the .blend that Cycles runs even with SVM: any
+#   camera of type CUSTOM is refused.
 # - compositor File Output nodes: redirected into <outputs>/<node>/ with plain file names.
 # - scene output path: set per frame to <out>/frame_<n>.
-# - Mantaflow replay caches: redirected into <caches>/; unbaked disk point caches: kept in memory.
+# - caches Blender writes while rendering (unbaked point caches on disk or external: particles,
+#   cloth, soft body, dynamic paint, rigid body, smoke; Mantaflow replay or unbaked caches):
+#   moved into <caches>/ or memory without touching their folders; baked caches are only read.
 import ctypes
 import json
 import os
@@ -143,7 +148,22 @@ def uses_osl(scene):
     return bool(cycles is not None and getattr(cycles, "shading_system", False))
 
 
+def refuse_custom_cameras():
+    # Blender 4.5+ custom cameras are OSL bytecode stored in the .blend (or an .osl/.oso file it
+    # names), which Cycles runs for every camera ray whatever the shading system: no switch
+    # keeps the image and stops the code, so the scene is refused.
+    for camera in bpy.data.cameras:
+        if getattr(camera, "type", None) == "CUSTOM":
+            refuse(
+                "camera %s is a custom camera: Open Shading Language code stored in the .blend, "
+                "which Cycles runs even with SVM, and the farm runs no code stored in a .blend; set "
+                "its Type (Camera Properties > Lens) to Perspective, Orthographic or Panoramic, "
+                "save and upload again" % quoted(camera)
+            )
+
+
 def neutralise_osl():
+    refuse_custom_cameras()
     scripts = [
         (tree, node)
         for tree in all_ids()
@@ -204,34 +224,70 @@ def redirect_file_outputs(outputs):
             say("NOTE", "File Output node %s of %s writes into %s" % (json.dumps(node.name), quoted(tree), target))
 
 
+def point_caches():
+    """Every point cache of the file: particles, cloth, soft body, dynamic paint surfaces, smoke
+    before Mantaflow, rigid body worlds; each owner's whole list (`point_caches`), not only its
+    active cache."""
+    owners = []
+    for obj in bpy.data.objects:
+        for modifier in obj.modifiers:
+            owners.append(getattr(modifier, "point_cache", None))
+            owners.append(getattr(getattr(modifier, "domain_settings", None), "point_cache", None))
+            canvas = getattr(modifier, "canvas_settings", None)
+            owners += [s.point_cache for s in getattr(canvas, "canvas_surfaces", [])]
+        owners += [s.point_cache for s in getattr(obj, "particle_systems", [])]
+    owners += [s.rigidbody_world.point_cache for s in bpy.data.scenes if s.rigidbody_world]
+    seen = set()
+    for owner in owners:
+        for cache in getattr(owner, "point_caches", [owner] if owner is not None else []):
+            if cache.as_pointer() not in seen:
+                seen.add(cache.as_pointer())
+                yield cache
+
+
+def redirect_point_cache(cache, folder):
+    # An unbaked cache on disk (or external) is written and cleared as frames are set: Blender
+    # deletes the files of later frames in its folder (the external path, or `blendcache_<file>`
+    # beside the .blend). Each step below touches only files in `folder`: the cache becomes
+    # external (reading its stored folder's listing, nothing written), then points into `folder`,
+    # then moves to memory (its disk files, now in `folder`, are cleared), then stops being
+    # external. Switching the disk cache off first would clear the original folder.
+    if not cache.use_external:
+        cache.use_external = True
+    cache.filepath = folder
+    if cache.use_disk_cache:
+        cache.use_disk_cache = False
+    cache.use_external = False
+
+
 def redirect_caches(caches):
+    for index, cache in enumerate(point_caches()):
+        if cache.is_baked or not (cache.use_disk_cache or cache.use_external):
+            # Memory caches write nothing; a baked cache is only read (its folder was checked
+            # before the render: farm_blend reports it).
+            continue
+        folder = os.path.join(caches, "point_%d" % index)
+        try:
+            redirect_point_cache(cache, folder)
+        except (AttributeError, TypeError, RuntimeError) as error:
+            refuse("point cache %s cannot be kept in memory (%s)"
+                   % (json.dumps(cache.name), json.dumps(str(error))))
+        say("NOTE", "unbaked point cache %s kept in memory (it would write beside the .blend or "
+            "in its external folder)" % json.dumps(cache.name))
     for obj in bpy.data.objects:
         for modifier in obj.modifiers:
             domain = getattr(modifier, "domain_settings", None)
-            if modifier.type == "FLUID" and domain is not None and domain.cache_type == "REPLAY":
-                try:
-                    domain.cache_directory = os.path.join(caches, safe_name(obj.name))
-                except (AttributeError, TypeError, RuntimeError):
-                    refuse("the fluid cache of object %s cannot be redirected into the job's folder"
-                           % quoted(obj))
-            point_caches = [getattr(modifier, "point_cache", None)]
-            point_caches += [s.point_cache for s in getattr(getattr(modifier, "canvas_settings", None), "canvas_surfaces", [])]
-            for cache in point_caches:
-                keep_in_memory(cache)
-        for system in getattr(obj, "particle_systems", []):
-            keep_in_memory(system.point_cache)
-    for scene in bpy.data.scenes:
-        world = scene.rigidbody_world
-        if world is not None:
-            keep_in_memory(world.point_cache)
-
-
-def keep_in_memory(cache):
-    if cache is not None and cache.use_disk_cache and not cache.is_baked and not cache.use_external:
-        try:
-            cache.use_disk_cache = False
-        except (AttributeError, TypeError, RuntimeError):
-            pass
+            if modifier.type != "FLUID" or domain is None or domain.cache_directory == "":
+                continue
+            # Replay caches are written (and freed) while rendering, as are caches with nothing
+            # baked; a baked Modular or All cache is only read (farm_blend reports its folder).
+            if domain.cache_type != "REPLAY" and getattr(domain, "has_cache_baked_any", False):
+                continue
+            try:
+                domain.cache_directory = os.path.join(caches, "fluid_" + safe_name(obj.name))
+            except (AttributeError, TypeError, RuntimeError):
+                refuse("the fluid cache of object %s cannot be redirected into the job's folder"
+                       % quoted(obj))
 
 
 def open_blend():

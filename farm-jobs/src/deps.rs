@@ -3,6 +3,9 @@
 //! libraries and, recursively, their own files, movie clips, fonts, caches, volumes) must be
 //! packed or present in the bucket, where [`farm_core::deps::resolve`] says it lives.
 //!
+//! A cache folder Blender writes while rendering ([`farm_blend::WRITTEN`]) is not looked for:
+//! it is refused unless it lies inside the .blend's own folder ([`written_refusal`]).
+//!
 //! Sounds never stop a render: a missing one is a warning. Objects are looked up by listing
 //! their folder when several are wanted from it (one request per 1,000 keys instead of one per
 //! file) and by `HEAD` otherwise, several at once. A linked library is read where it lies
@@ -18,8 +21,9 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use bytes::Bytes;
 use farm_blend::{BlendInfo, ExternalFile, FileKind};
 use farm_core::deps::{
-    resolve, sequence_keys, tile_keys, Dependency, DependencyList, DependencyRecord, ImageUser,
-    MissingDependency, MissingReason, PathError, SequencePattern,
+    out_of_scope, resolve, sequence_keys, tile_keys, written_folder, Dependency, DependencyList,
+    DependencyRecord, ImageUser, MissingDependency, MissingReason, PathError, SequencePattern,
+    SharedPrefixes,
 };
 use farm_core::storage::{ObjectMeta, PutOptions, StorageError};
 use farm_core::{JobKeys, Storage};
@@ -43,13 +47,20 @@ pub enum Preflight {
 /// Checks the dependencies of the `.blend` at `key`, whose reader facts are `info`. An image
 /// sequence shown by texture nodes needs the files those nodes load on `frames` (Blender's
 /// numbering); without `frames`, or without a node using it, every file of the sequence.
+///
+/// With `shared`, the bucket is one several uploaders share: a file (of the .blend or of any
+/// library it links) outside the upload's own top-level folder and those prefixes is refused
+/// ([`out_of_scope`]), never looked for nor read. Without (`farm render` over this machine's
+/// folders), any key may be used.
 pub async fn check<S: Storage>(
     storage: &S,
     key: &str,
     info: &BlendInfo,
     frames: Option<&[i32]>,
     allow_missing: bool,
+    shared: Option<&SharedPrefixes>,
 ) -> Result<Preflight, StorageError> {
+    let upload = key;
     let mut record = DependencyRecord::default();
     let mut found: BTreeMap<String, Dependency> = BTreeMap::new();
     let mut libraries_seen: HashSet<String> = HashSet::from([key.to_owned()]);
@@ -62,6 +73,11 @@ pub async fn check<S: Storage>(
                 record.packed += 1;
                 continue;
             }
+            if file.source.as_deref() == Some(farm_blend::WRITTEN) {
+                // Written by Blender, never read from the bucket: only where it lies matters.
+                record.refused.extend(written_refusal(&from, &file));
+                continue;
+            }
             let key = match resolve(&from, &file.path) {
                 Ok(key) => key,
                 Err(err) => {
@@ -69,6 +85,17 @@ pub async fn check<S: Storage>(
                     continue;
                 }
             };
+            if let Some(err) = shared.and_then(|shared| out_of_scope(upload, &key, shared)) {
+                record.refused.push(MissingDependency {
+                    key: Some(key),
+                    kind: file.kind.as_str().to_owned(),
+                    path: file.path.clone(),
+                    from: from.clone(),
+                    reason: MissingReason::Path,
+                    message: err.to_string(),
+                });
+                continue;
+            }
             let keys = lookups(&file, key, frames);
             for lookup in keys {
                 wanted.push(Wanted {
@@ -136,6 +163,25 @@ pub async fn check<S: Storage>(
     }
     record.files = found.into_values().collect();
     Ok(settle(record, allow_missing))
+}
+
+/// Why Blender may not write into `file` of the .blend at `from`, when it is a cache folder
+/// Blender writes while rendering ([`farm_blend::WRITTEN`]; the rule is [`written_folder`]):
+/// `None` for any other file, or when it may. The pre-flight and the renderer (for its own
+/// .blend) refuse such a file before Blender starts.
+pub fn written_refusal(from: &str, file: &ExternalFile) -> Option<MissingDependency> {
+    if file.source.as_deref() != Some(farm_blend::WRITTEN) {
+        return None;
+    }
+    let err = written_folder(&file.path).err()?;
+    Some(MissingDependency {
+        key: None,
+        kind: file.name.clone(),
+        path: file.path.clone(),
+        from: from.to_owned(),
+        reason: MissingReason::Path,
+        message: err.to_string(),
+    })
 }
 
 trait AddMissing {

@@ -124,8 +124,19 @@ pub fn from_info(info: &BlendInfo, max_frames: usize) -> SceneRead {
 /// camera object it finds in the scene, or through the cameras its timeline markers bind; it
 /// needs none to show sequencer strips or to composite without Render Layers nodes. Objects
 /// linked from a library may be cameras, so a file with libraries is never refused here.
+///
+/// A scene whose frame buffers cannot fit in a render task's memory
+/// ([`farm_core::memory::too_large`]) cannot render either.
 pub fn cannot_render(info: &BlendInfo) -> Option<String> {
     let scene = info.active_scene()?;
+    if let Some(refusal) = farm_core::memory::too_large(
+        &scene.name,
+        scene.resolution,
+        scene.resolution_percentage,
+        scene.view_layers.len(),
+    ) {
+        return Some(refusal);
+    }
     let may_render = scene.camera.is_some()
         || !scene.marker_cameras.is_empty()
         || scene.sequencer

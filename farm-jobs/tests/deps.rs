@@ -114,9 +114,10 @@ fn blend_files() -> Vec<ExternalFile> {
 #[tokio::test]
 async fn every_missing_file_is_named_with_the_key_looked_at() {
     let (_dir, storage) = project().await;
-    let Preflight::Missing(record) = check(&storage, BLEND, &info(blend_files()), None, false)
-        .await
-        .unwrap()
+    let Preflight::Missing(record) =
+        check(&storage, BLEND, &info(blend_files()), None, false, None)
+            .await
+            .unwrap()
     else {
         panic!("files are missing");
     };
@@ -175,9 +176,10 @@ async fn every_missing_file_is_named_with_the_key_looked_at() {
 #[tokio::test]
 async fn missing_ok_renders_with_the_list_as_warnings_and_binds_the_versions() {
     let (_dir, storage) = project().await;
-    let Preflight::Ready(mut record) = check(&storage, BLEND, &info(blend_files()), None, true)
-        .await
-        .unwrap()
+    let Preflight::Ready(mut record) =
+        check(&storage, BLEND, &info(blend_files()), None, true, None)
+            .await
+            .unwrap()
     else {
         panic!("missing=ok renders anyway");
     };
@@ -221,9 +223,10 @@ async fn a_sequence_shown_by_a_node_needs_the_files_the_frames_load() {
         ..file(FileKind::Image, "//seq/f_001.png", Some("SEQUENCE"), &[])
     };
     let blend = info(vec![sequence]);
-    let Preflight::Missing(record) = check(&storage, BLEND, &blend, Some(&[1, 2, 3, 10]), false)
-        .await
-        .unwrap()
+    let Preflight::Missing(record) =
+        check(&storage, BLEND, &blend, Some(&[1, 2, 3, 10]), false, None)
+            .await
+            .unwrap()
     else {
         panic!("f_003 is missing");
     };
@@ -239,7 +242,7 @@ async fn a_sequence_shown_by_a_node_needs_the_files_the_frames_load() {
         ]
     );
     // Frames 1-2 only need what is there; the other files are not bound to the job.
-    let Preflight::Ready(record) = check(&storage, BLEND, &blend, Some(&[1, 2]), false)
+    let Preflight::Ready(record) = check(&storage, BLEND, &blend, Some(&[1, 2]), false, None)
         .await
         .unwrap()
     else {
@@ -270,18 +273,7 @@ async fn url_paths_are_refused_whatever_missing_ok_says() {
         ),
         file(FileKind::Font, "/absolute/font.ttf", None, &[]),
     ];
-    for allow_missing in [false, true] {
-        let Ok(Preflight::Missing(record)) = check(
-            &storage,
-            BLEND,
-            &info(files.clone()),
-            Some(&[1]),
-            allow_missing,
-        )
-        .await
-        else {
-            panic!("refused (missing=ok: {allow_missing})");
-        };
+    for record in refused_either_way(&storage, BLEND, &files, None).await {
         assert_eq!(record.refused.len(), 3, "{record:?}");
         let message = record.missing_message();
         for needle in [
@@ -295,4 +287,145 @@ async fn url_paths_are_refused_whatever_missing_ok_says() {
         }
         assert_eq!(record.files.len(), 1, "{record:?}");
     }
+}
+
+/// A cache folder Blender writes while rendering (`farm_blend::WRITTEN`) is refused outside the
+/// .blend's folder, `missing=ok` or not, naming it and why; inside it, it is neither looked for
+/// nor bound to the job (Blender makes it).
+#[tokio::test]
+async fn cache_folders_blender_writes_are_refused_outside_the_blends_folder() {
+    let (_dir, storage) = project().await;
+    let written = |path: &str| file(FileKind::Cache, path, Some(farm_blend::WRITTEN), &[]);
+    // Only a folder Blender writes is held to the rule: a texture climbing out is looked up.
+    let texture = file(FileKind::Image, "//../assets/x.png", Some("FILE"), &[]);
+    assert_eq!(farm_jobs::deps::written_refusal(BLEND, &texture), None);
+    assert!(farm_jobs::deps::written_refusal(BLEND, &written("/tmp/x/")).is_some());
+    let files = vec![
+        file(FileKind::Image, "//tex/wood.png", Some("FILE"), &[]),
+        written("/tmp/escaped/"),
+        written("//../elsewhere/"),
+        written("//cache/"),
+    ];
+    for record in refused_either_way(&storage, BLEND, &files, None).await {
+        assert_eq!(record.refused.len(), 2, "{record:?}");
+        let message = record.missing_message();
+        for needle in [
+            "`/tmp/escaped/` is a cache folder Blender writes",
+            "not relative to the .blend",
+            "`//../elsewhere/` is a cache folder Blender writes",
+            "climbs out of the .blend's folder",
+        ] {
+            assert!(message.contains(needle), "{needle}: {message}");
+        }
+        assert!(record.missing.is_empty(), "{record:?}");
+        assert_eq!(record.files.len(), 1, "{record:?}");
+    }
+    let Ok(Preflight::Ready(record)) = check(
+        &storage,
+        BLEND,
+        &info(vec![written("//cache/")]),
+        Some(&[1]),
+        false,
+        None,
+    )
+    .await
+    else {
+        panic!("a folder inside the .blend's is fine");
+    };
+    assert!(record.files.is_empty() && record.missing.is_empty());
+}
+
+/// With shared prefixes (a bucket several uploaders share), a file outside the upload's own
+/// top-level folder and those prefixes is refused naming its key and the rule, `missing=ok` or
+/// not, and never read: another uploader's library is not followed. Files in the upload's folder
+/// and in a shared prefix are bound.
+#[tokio::test]
+async fn files_outside_the_uploads_folder_and_the_shared_prefixes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Faulty::new(LocalStorage::new(dir.path()));
+    for key in [
+        "alice/tex/a.png",
+        "library/wood.png",
+        "bob/secret.png",
+        "bob/lib.blend",
+    ] {
+        storage
+            .put(key, Bytes::from_static(b"x"), &PutOptions::default())
+            .await
+            .unwrap();
+    }
+    let files = vec![
+        file(FileKind::Image, "//tex/a.png", Some("FILE"), &[]),
+        file(FileKind::Image, "//../library/wood.png", Some("FILE"), &[]),
+        file(FileKind::Image, "//../bob/secret.png", Some("FILE"), &[]),
+        file(FileKind::Library, "//../bob/lib.blend", None, &[]),
+    ];
+    let shared = farm_core::deps::SharedPrefixes::parse("library/").unwrap();
+    for record in refused_either_way(&storage, "alice/a.blend", &files, Some(&shared)).await {
+        let refused: Vec<_> = record.refused.iter().map(|m| m.key.as_deref()).collect();
+        assert_eq!(
+            refused,
+            [Some("bob/lib.blend"), Some("bob/secret.png")],
+            "{record:?}"
+        );
+        let message = record.missing_message();
+        assert!(
+            message.contains("`bob/secret.png` is outside what this upload may use")
+                && message.contains(
+                    "may use only files under `alice/` and the shared prefixes (library/)"
+                ),
+            "{message}"
+        );
+        let bound: Vec<&str> = record.files.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(bound, ["alice/tex/a.png", "library/wood.png"]);
+    }
+    assert!(
+        !storage
+            .calls()
+            .iter()
+            .any(|c| c.op != Op::Put && c.key.starts_with("bob/")),
+        "nothing of bob's was looked at: {:?}",
+        storage.calls()
+    );
+    // Without shared prefixes (farm render over this machine's folders) any key may be used.
+    let Ok(Preflight::Ready(record)) = check(
+        &storage,
+        "alice/a.blend",
+        &info(files[..3].to_vec()),
+        Some(&[1]),
+        false,
+        None,
+    )
+    .await
+    else {
+        panic!("no scope, no refusal");
+    };
+    assert_eq!(record.files.len(), 3);
+}
+
+/// The check's record of `files` (of the .blend at `blend`) with and without `missing=ok`: a
+/// rejection both times (a refused path is refused whatever `missing=ok` says).
+async fn refused_either_way(
+    storage: &Counting,
+    blend: &str,
+    files: &[ExternalFile],
+    shared: Option<&farm_core::deps::SharedPrefixes>,
+) -> Vec<farm_core::deps::DependencyRecord> {
+    let mut records = Vec::new();
+    for allow_missing in [false, true] {
+        let Ok(Preflight::Missing(record)) = check(
+            storage,
+            blend,
+            &info(files.to_vec()),
+            Some(&[1]),
+            allow_missing,
+            shared,
+        )
+        .await
+        else {
+            panic!("refused (missing=ok: {allow_missing})");
+        };
+        records.push(record);
+    }
+    records
 }

@@ -746,7 +746,12 @@ fn job_definitions_set_only_static_environment() {
         env::JOB_BLENDER_SERIES,
         env::ENGINE,
     ];
-    let known = [env::WORK_DIR, env::LOG_FORMAT, env::BLENDER];
+    let known = [
+        env::WORK_DIR,
+        env::LOG_FORMAT,
+        env::BLENDER,
+        env::FRAME_TIMEOUT,
+    ];
     let prices = [receipt::ENV_VCPU_HOUR_USD, receipt::ENV_GB_HOUR_USD];
     for job in job_definitions(&t) {
         let job = job.as_str();
@@ -770,6 +775,29 @@ fn job_definitions_set_only_static_environment() {
         .expect("Environment")
         .iter()
         .any(|v| v["Name"] == env::WORK_DIR && v["Value"] == "/scratch"));
+}
+
+/// Every render job definition bounds a frame by the stack's FrameTimeoutSeconds, which by
+/// default leaves a chunk's attempt time for several frames; the zip job has no frames.
+#[test]
+fn every_render_job_bounds_a_frame_within_the_attempt_timeout() {
+    let t = template();
+    for job in job_definitions(&t) {
+        for vars in environments(&t, &job) {
+            let limit = vars.get(env::FRAME_TIMEOUT);
+            if job == "ZipJobDefinition" {
+                assert_eq!(limit, None, "{job}");
+            } else {
+                assert_eq!(limit, Some(&r#ref("FrameTimeoutSeconds")), "{job}");
+            }
+        }
+    }
+    let frame = as_i64(&parameter(&t, "FrameTimeoutSeconds")["Default"]);
+    let attempt = as_i64(&parameter(&t, "RenderAttemptTimeoutSeconds")["Default"]);
+    assert!(
+        frame >= 60 && frame * 2 <= attempt,
+        "frame {frame} s, attempt {attempt} s"
+    );
 }
 
 /// Every variant of a job definition's `Environment` (both lists of an `Fn::If`), as names and
@@ -870,6 +898,7 @@ fn trigger_environment_is_exactly_the_documented_variables() {
             env::ZIP_JOB_DEFINITION,
             env::MAX_FRAMES,
             env::MAX_VCPUS,
+            env::SHARED_PREFIXES,
             env::LOG_FORMAT,
         ])
     );
@@ -882,9 +911,12 @@ fn trigger_environment_is_exactly_the_documented_variables() {
             "ZIP_JOB_DEFINITION_ARN",
             "FARM_MAX_FRAMES",
             "FARM_MAX_VCPUS",
+            "FARM_SHARED_PREFIXES",
             "FARM_LOG_FORMAT",
         ])
     );
+    assert_eq!(vars[env::SHARED_PREFIXES], r#ref("SharedPrefixes"));
+    assert_eq!(parameter(&t, "SharedPrefixes")["Default"], "");
     assert_eq!(vars[env::JOB_QUEUE], r#ref("JobQueue"));
     assert_eq!(vars[env::DEFAULT_BLENDER], r#ref("DefaultBlender"));
     assert_eq!(vars[env::ZIP_JOB_DEFINITION], r#ref("ZipJobDefinition"));
@@ -1466,6 +1498,7 @@ async fn the_trigger_policy_allows_every_object_the_trigger_touches() {
         max_frames: 10_000,
         task_slots: None,
         read_budget: trigger_lambda::READ_BUDGET,
+        shared_prefixes: Default::default(),
     };
     let run = |name: &'static str, key: &'static str, etag: &'static str| {
         let event = parse_event(s3_event(name, BUCKET, key, etag)).expect("an S3 event");
@@ -1706,6 +1739,7 @@ async fn the_render_policy_allows_every_object_the_renderer_touches() {
             threads: 1,
             work_dir: dir.path().join("work"),
             persistent: true,
+            frame_timeout: None,
         },
     };
     for _ in 0..2 {

@@ -23,6 +23,11 @@ pub struct Args {
     /// The job's settings: the .blend, its frames and what makes a frame the job's.
     #[command(flatten)]
     pub job: JobArgs,
+    /// Most seconds one frame may take before Blender is stopped and the frame fails naming the
+    /// limit (the stack's FrameTimeoutSeconds, set on the job definition); 0: no limit but the
+    /// attempt's.
+    #[arg(long, env = env::FRAME_TIMEOUT, default_value_t = 0, help_heading = "Job")]
+    pub frame_timeout: u64,
     /// This child's array index, set by AWS Batch (0-based; absent on a plain job).
     #[arg(long, env = env::ARRAY_INDEX, default_value_t = 0, help_heading = "Job")]
     pub array_index: usize,
@@ -79,6 +84,8 @@ impl Args {
                 threads: self.threads.unwrap_or_else(available_cpus),
                 work_dir,
                 persistent,
+                frame_timeout: (self.frame_timeout > 0)
+                    .then(|| std::time::Duration::from_secs(self.frame_timeout)),
             },
         })
     }

@@ -53,6 +53,11 @@ pub enum RenderError {
         message: String,
         log_key: String,
     },
+    #[error("frame {frame} ran past the per-frame time limit of {} s (--frame-timeout, FARM_FRAME_TIMEOUT), so Blender was stopped: lower the frame's samples or resolution, or raise the limit", .limit.as_secs())]
+    FrameTimeout {
+        frame: i32,
+        limit: std::time::Duration,
+    },
     #[error("{}", killed_message(*.frame, .exit, *.signal))]
     BlenderKilled {
         frame: i32,
@@ -110,7 +115,8 @@ impl RenderError {
             | Self::NotABlend { .. }
             | Self::SceneUnreadable { .. }
             | Self::Refused { .. }
-            | Self::FrameFailed { .. } => FailureClass::BadInput,
+            | Self::FrameFailed { .. }
+            | Self::FrameTimeout { .. } => FailureClass::BadInput,
             Self::SourceChanged { .. }
             | Self::Superseded { .. }
             | Self::DependencyChanged { .. } => FailureClass::Superseded,

@@ -140,6 +140,7 @@ async fn run_chunk<S: Storage>(
     }
     clock.downloaded();
     check_blend(key, &blend).await?;
+    check_scene_file(key, &blend).await?;
     let mut report = render_frames(
         storage,
         &spec,
@@ -163,4 +164,40 @@ pub async fn check_blend(key: &str, path: &Path) -> Result<(), RenderError> {
             key: key.to_owned(),
             reason,
         })
+}
+
+/// Refuses, as the trigger's pre-flight does (so a job that did not come through the trigger is
+/// held to the same rules), a .blend whose scene cannot render
+/// ([`farm_jobs::scene::cannot_render`]: no camera, frame buffers past a task's memory) or that
+/// makes Blender write a cache folder outside its own folder
+/// ([`farm_jobs::deps::written_refusal`]: Blender writes and clears it on opening the file,
+/// before the render script can move it). A file the reader cannot read is left to Blender,
+/// which says why.
+async fn check_scene_file(key: &str, path: &Path) -> Result<(), RenderError> {
+    let file = path.to_owned();
+    let read = tokio::task::spawn_blocking(move || {
+        std::fs::File::open(&file)
+            .map_err(farm_blend::BlendError::Io)
+            .and_then(|f| farm_blend::read_seekable(std::io::BufReader::new(f)))
+    })
+    .await;
+    let Ok(Ok(info)) = read else {
+        return Ok(());
+    };
+    let refused: Vec<String> = farm_jobs::scene::cannot_render(&info)
+        .into_iter()
+        .chain(
+            info.files
+                .iter()
+                .filter_map(|file| farm_jobs::deps::written_refusal(key, file))
+                .map(|m| m.describe()),
+        )
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(RenderError::Refused {
+        key: key.to_owned(),
+        reason: refused.join("; "),
+    })
 }

@@ -38,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
         max_frames: 10_000,
         task_slots: None,
         read_budget: trigger_lambda::READ_BUDGET,
+        shared_prefixes: Default::default(),
     };
 
     let mut rows = Vec::new();

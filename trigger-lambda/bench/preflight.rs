@@ -72,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
     for _ in 0..RUNS {
         let started = Instant::now();
         let Preflight::Ready(record) =
-            check(&storage, "proj/shot.blend", &info, None, false).await?
+            check(&storage, "proj/shot.blend", &info, None, false, None).await?
         else {
             anyhow::bail!("files missing");
         };

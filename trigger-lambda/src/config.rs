@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use farm_core::deps::SharedPrefixes;
 use farm_core::env;
 use farm_core::scheduler::RenderDefinitions;
 use farm_core::series::{BlenderPick, BlenderSeries, DEFAULT_SERIES};
@@ -27,6 +28,9 @@ pub struct Config {
     pub max_vcpus: Option<u32>,
     /// `FARM_LOG_FORMAT=json`: JSON log lines.
     pub json_logs: bool,
+    /// `FARM_SHARED_PREFIXES`: the prefixes every upload may use besides its own top-level
+    /// folder (unset: none).
+    pub shared_prefixes: SharedPrefixes,
 }
 
 /// A missing or malformed environment variable.
@@ -98,6 +102,13 @@ impl Config {
             },
         };
         let json_logs = lookup(env::LOG_FORMAT).is_some_and(|v| v.trim() == "json");
+        let shared = lookup(env::SHARED_PREFIXES).unwrap_or_default();
+        let shared_prefixes =
+            SharedPrefixes::parse(&shared).map_err(|_| ConfigError::Invalid {
+                name: env::SHARED_PREFIXES,
+                value: shared.clone(),
+                expected: "folders of the bucket separated by commas, e.g. library/,textures/ (no leading `/`, no `.` or `..`), or nothing",
+            })?;
         Ok(Self {
             queue,
             render,
@@ -105,6 +116,7 @@ impl Config {
             max_frames,
             max_vcpus,
             json_logs,
+            shared_prefixes,
         })
     }
 }
@@ -214,6 +226,23 @@ mod tests {
         (farm_core::env::JOB_DEFINITION, "render"),
         (farm_core::env::ZIP_JOB_DEFINITION, "zip"),
     ];
+
+    #[test]
+    fn shared_prefixes_are_folders_and_none_by_default() {
+        assert!(config(&BASE).unwrap().shared_prefixes.as_slice().is_empty());
+        let mut vars = BASE.to_vec();
+        vars.push(("FARM_SHARED_PREFIXES", "library, textures/x/"));
+        assert_eq!(
+            config(&vars).unwrap().shared_prefixes.as_slice(),
+            ["library/", "textures/x/"]
+        );
+        for bad in ["/abs/", "../up", "a//b"] {
+            let mut vars = BASE.to_vec();
+            vars.push(("FARM_SHARED_PREFIXES", bad));
+            let err = config(&vars).unwrap_err().to_string();
+            assert!(err.contains("FARM_SHARED_PREFIXES"), "{err}");
+        }
+    }
 
     #[test]
     fn reads_the_targets_and_defaults_the_frame_limit() {

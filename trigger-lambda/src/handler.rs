@@ -52,6 +52,9 @@ pub struct Deps<O, B> {
     /// Most time one record may spend reading its upload and checking its files
     /// ([`READ_BUDGET`] in the Lambda) before the request is rejected.
     pub read_budget: Duration,
+    /// The prefixes every upload may use besides its own top-level folder
+    /// (`FARM_SHARED_PREFIXES`); any other key is refused by the dependency check.
+    pub shared_prefixes: farm_core::deps::SharedPrefixes,
 }
 
 /// The trigger's time budget per upload for reading the `.blend` and checking its files
@@ -279,6 +282,7 @@ where
         &accepted.tags,
         accepted.request.plan.frames().as_slice(),
         blend,
+        &deps.shared_prefixes,
     );
     let extras = match tokio::time::timeout_at(budget.deadline, Box::pin(gate)).await {
         Err(_) => return reject(&storage, record, &etag, budget.exceeded()).await,

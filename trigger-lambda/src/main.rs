@@ -44,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
         max_frames: config.max_frames,
         task_slots: config.task_slots(),
         read_budget: trigger_lambda::READ_BUDGET,
+        shared_prefixes: config.shared_prefixes.clone(),
     };
     let render_definitions = config
         .render
@@ -58,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
         zip_definition = %config.zip_definition,
         max_frames = config.max_frames,
         max_vcpus = ?config.max_vcpus,
+        shared_prefixes = %config.shared_prefixes,
         "trigger ready"
     );
 

@@ -3,7 +3,7 @@
 //! and the key where the farm looked. `missing=ok` renders anyway, with the list as warnings.
 
 use farm_blend::BlendInfo;
-use farm_core::deps::{allows_missing, DependencyRecord};
+use farm_core::deps::{allows_missing, DependencyRecord, SharedPrefixes};
 use farm_core::manifest::JobManifest;
 use farm_core::storage::StorageError;
 use farm_core::{JobKeys, Storage};
@@ -24,7 +24,7 @@ pub enum Gate {
 }
 
 /// Checks the dependencies of the `.blend` of `record` (with `etag`) for the job's `frames`,
-/// given its tags.
+/// given its tags, confined to the upload's own top-level folder and the `shared` prefixes.
 pub async fn gate<S: Storage>(
     storage: &S,
     record: &BlendRecord,
@@ -32,21 +32,24 @@ pub async fn gate<S: Storage>(
     tags: &[(String, String)],
     frames: &[i32],
     blend: &Result<BlendInfo, String>,
+    shared: &SharedPrefixes,
 ) -> Result<Gate, TriggerError> {
     let key = record.key.as_str();
     let allow = allows_missing(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let checked = match blend {
-        Ok(info) => match deps::check(storage, key, info, Some(frames), allow).await {
-            Ok(checked) => Ok(checked),
-            Err(StorageError::NotFound { .. } | StorageError::Changed { .. }) => {
-                tracing::info!(bucket = %record.bucket, key, "a file was deleted or replaced during the dependency check: nothing to do");
-                return Ok(Gate::Done(RecordOutcome::Gone {
-                    bucket: record.bucket.clone(),
-                    key: key.to_owned(),
-                }));
+        Ok(info) => {
+            match deps::check(storage, key, info, Some(frames), allow, Some(shared)).await {
+                Ok(checked) => Ok(checked),
+                Err(StorageError::NotFound { .. } | StorageError::Changed { .. }) => {
+                    tracing::info!(bucket = %record.bucket, key, "a file was deleted or replaced during the dependency check: nothing to do");
+                    return Ok(Gate::Done(RecordOutcome::Gone {
+                        bucket: record.bucket.clone(),
+                        key: key.to_owned(),
+                    }));
+                }
+                Err(err) => return Err(err.into()),
             }
-            Err(err) => return Err(err.into()),
-        },
+        }
         Err(reason) => Err(reason.clone()),
     };
     let mut found = match checked {

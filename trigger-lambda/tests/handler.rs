@@ -89,6 +89,7 @@ fn deps(store: &Store) -> TestDeps {
         max_frames: 10_000,
         task_slots: None,
         read_budget: trigger_lambda::READ_BUDGET,
+        shared_prefixes: Default::default(),
     }
 }
 

@@ -74,6 +74,7 @@ impl Farm {
             max_frames: 10_000,
             task_slots: None,
             read_budget: trigger_lambda::READ_BUDGET,
+            shared_prefixes: Default::default(),
         };
         Farm {
             moto,

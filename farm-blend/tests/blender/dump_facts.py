@@ -97,6 +97,19 @@ def main():
     for cache in bpy.data.cache_files:
         if not cache.library:
             add("cache", cache.filepath, False)
+    # Cache folders Blender writes while rendering, as Blender sees them.
+    for obj in bpy.data.objects:
+        if obj.library:
+            continue
+        for system in obj.particle_systems:
+            for cache in system.point_cache.point_caches:
+                if cache.use_disk_cache and cache.use_external and not cache.is_baked:
+                    add("cache", cache.filepath, False, "WRITTEN")
+        for modifier in obj.modifiers:
+            domain = getattr(modifier, "domain_settings", None)
+            if modifier.type == "FLUID" and modifier.fluid_type == "DOMAIN":
+                if domain.cache_type == "REPLAY" or not domain.has_cache_baked_any:
+                    add("cache", domain.cache_directory, False, "WRITTEN")
     for volume in bpy.data.volumes:
         if not volume.library:
             add("volume", volume.filepath, volume.packed_file is not None,
@@ -108,7 +121,9 @@ def main():
         "files": files,
         "cameras": sorted(o.name for o in bpy.data.objects if o.type == "CAMERA" and o.library is None),
     }
-    print("FACTS=" + json.dumps(facts))
+    print("FACTS=" + json.dumps(facts), flush=True)
+    # The bpy module's teardown can abort once a fluid domain has run (seen on 4.2).
+    __import__("os")._exit(0)
 
 
 main()

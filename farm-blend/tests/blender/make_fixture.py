@@ -251,7 +251,26 @@ def make(config):
         bench.use_nodes = True
     bench.render.use_compositing = True
 
+    # Caches Blender writes while rendering (farm_blend::WRITTEN): an unbaked external point cache
+    # on disk at an absolute folder, and a Mantaflow domain in Replay mode; and one it does not
+    # report, a disk cache beside the .blend. Disk caches need a saved file.
     bpy.context.window.scene = shot
+    bpy.ops.wm.save_as_mainfile(filepath=shot_path, relative_remap=False)
+    emitter = bpy.data.objects.new("Emitter", bpy.data.meshes.new("Emitter"))
+    shot.collection.objects.link(emitter)
+    for name, external in (("outside", True), ("beside", False)):
+        system = emitter.modifiers.new(name, "PARTICLE_SYSTEM").particle_system
+        system.point_cache.use_disk_cache = True
+        if external:
+            system.point_cache.use_external = True
+            system.point_cache.filepath = "/farm-test/escaped/"
+    domain = bpy.data.objects.new("Domain", bpy.data.meshes.new("Domain"))
+    shot.collection.objects.link(domain)
+    fluid = domain.modifiers.new("Fluid", "FLUID")
+    fluid.fluid_type = "DOMAIN"
+    fluid.domain_settings.cache_type = "REPLAY"
+    fluid.domain_settings.cache_directory = "//fluid_cache/"
+
     bpy.ops.wm.save_as_mainfile(
         filepath=shot_path, compress=config["compress"], relative_remap=False
     )
@@ -261,7 +280,9 @@ def make(config):
 def main():
     config = args()
     path = make(config)
-    print("FIXTURE=" + path)
+    print("FIXTURE=" + path, flush=True)
+    # The bpy module's teardown can abort once a fluid domain has run (seen on 4.2).
+    os._exit(0)
 
 
 if __name__ == "__main__":

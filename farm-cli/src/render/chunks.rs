@@ -57,6 +57,8 @@ pub(super) struct ChunkContext<'a> {
     pub(super) format: Option<OutputFormat>,
     /// Whether a chunk of several frames keeps Cycles' data between them (`--no-persistent`).
     pub(super) persistent: bool,
+    /// Most time one frame may take (`--frame-timeout`).
+    pub(super) frame_timeout: Option<std::time::Duration>,
     pub(super) engine: Engine,
     pub(super) source_tag: &'a str,
     /// The version of the scene's files (textures, libraries...) found here, if it has any.
@@ -233,6 +235,7 @@ pub(super) async fn render_chunk(
         threads: context.threads,
         work_dir: context.work_root.join(format!("chunk-{}", chunk.index)),
         persistent: context.persistent,
+        frame_timeout: context.frame_timeout,
     };
     debug!(chunk = chunk.index, frames = %compact(&chunk.todo, " "), "chunk starts");
     // Timed as a cloud task is, for the run's receipt (no download: Blender's clock starts now).

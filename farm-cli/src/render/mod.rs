@@ -153,6 +153,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         threads,
         format,
         persistent: !args.no_persistent,
+        frame_timeout: args.frame_timeout.map(std::time::Duration::from_secs),
         engine,
         source_tag: &source_tag,
         dependencies: dependencies.as_deref(),
