@@ -16,7 +16,12 @@ pub async fn run(args: &InspectArgs) -> anyhow::Result<()> {
         .await
         .context("reading the scene")??;
     let folder = blend_folder(&args.scene);
-    let report = Report::new(&info, &folder);
+    let mut report = Report::new(&info, &folder);
+    // The whole tree, by the farm's own check (what `farm submit` and the trigger look for).
+    match crate::project::local_record(&args.scene, &info).await {
+        Ok((key, record)) => report.libraries = libraries(&key, &record),
+        Err(err) => eprintln!("warning: the linked libraries' own files were not checked: {err:#}"),
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -81,6 +86,86 @@ pub struct Report {
     pub renders_with: farm_core::engine::Engine,
     pub scenes: Vec<SceneReport>,
     pub files: Vec<FileReport>,
+    /// Each linked library found (directly or through another library) with its own files:
+    /// the whole tree `farm submit` uploads and the trigger checks.
+    pub libraries: Vec<LibraryReport>,
+}
+
+/// A linked library and the files it loads itself.
+#[derive(Debug, Serialize)]
+pub struct LibraryReport {
+    /// The library as the .blend that links it names it.
+    pub path: String,
+    /// Where it is, from the file system's root.
+    pub key: String,
+    pub files: Vec<TreeFile>,
+}
+
+/// A file a library loads, and what the farm found.
+#[derive(Debug, Serialize)]
+pub struct TreeFile {
+    pub kind: String,
+    pub path: String,
+    /// `OK`, `missing` or `refused`.
+    pub state: &'static str,
+    /// What a missing file does to the frames.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<&'static str>,
+}
+
+/// What a missing file of `kind` does to the frames.
+pub fn missing_hint(kind: &str) -> &'static str {
+    match kind {
+        "image" => "renders magenta",
+        "library" => "its linked objects are missing from the frames",
+        "movie" => "renders black where it is shown",
+        "font" => "its text falls back to Blender's own font",
+        "sound" => "the frames do not change",
+        "cache" => "the simulation is recomputed or missing",
+        "volume" => "the volume renders empty",
+        _ => "Blender renders without it",
+    }
+}
+
+/// The libraries of the check's record (every `from` but the scene's own `key`), each with
+/// the files it loads.
+fn libraries(key: &str, record: &farm_core::deps::DependencyRecord) -> Vec<LibraryReport> {
+    use std::collections::BTreeMap;
+    let mut named: BTreeMap<&str, &str> = BTreeMap::new();
+    for file in record.files.iter().filter(|f| f.kind == "library") {
+        named.entry(file.key.as_str()).or_insert(file.path.as_str());
+    }
+    let mut tree: BTreeMap<&str, Vec<TreeFile>> = named.keys().map(|k| (*k, Vec::new())).collect();
+    let found = record
+        .files
+        .iter()
+        .map(|f| (&f.from, &f.kind, &f.path, "OK"));
+    let missing = record
+        .missing
+        .iter()
+        .map(|m| (&m.from, &m.kind, &m.path, "missing"));
+    let refused = record
+        .refused
+        .iter()
+        .map(|m| (&m.from, &m.kind, &m.path, "refused"));
+    for (from, kind, path, state) in found.chain(missing).chain(refused) {
+        if from == key {
+            continue;
+        }
+        tree.entry(from.as_str()).or_default().push(TreeFile {
+            kind: kind.clone(),
+            path: path.clone(),
+            state,
+            hint: (state != "OK").then(|| missing_hint(kind)),
+        });
+    }
+    tree.into_iter()
+        .map(|(library, files)| LibraryReport {
+            path: named.get(library).map_or(library, |p| p).to_owned(),
+            key: format!("/{library}"),
+            files,
+        })
+        .collect()
 }
 
 /// Which series the farm would run for a file, by the trigger's rule
@@ -181,6 +266,7 @@ impl Report {
                     exists: (!f.packed).then(|| exists(f, folder)),
                 })
                 .collect(),
+            libraries: Vec::new(),
         }
     }
 }
@@ -321,12 +407,39 @@ fn table(scene: &Path, info: &BlendInfo, report: &Report) -> String {
                         _ => {}
                     }
                 }
+                if f.exists == Some(false) {
+                    flags.push(missing_hint(f.kind));
+                }
                 let path = if flags.is_empty() {
                     f.path.clone()
                 } else {
                     format!("{}  ({})", f.path, flags.join(", "))
                 };
                 [format!("  {status}"), f.kind.to_owned(), path]
+            })
+            .collect();
+        out.push_str(&columns(&rows));
+    }
+    for library in &report.libraries {
+        let _ = writeln!(
+            out,
+            "
+files of library {} ({})",
+            library.path, library.key
+        );
+        if library.files.is_empty() {
+            let _ = writeln!(out, "  none");
+            continue;
+        }
+        let rows: Vec<[String; 3]> = library
+            .files
+            .iter()
+            .map(|f| {
+                let path = match f.hint {
+                    Some(hint) => format!("{}  ({hint})", f.path),
+                    None => f.path.clone(),
+                };
+                [format!("  {}", f.state), f.kind.clone(), path]
             })
             .collect();
         out.push_str(&columns(&rows));

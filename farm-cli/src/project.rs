@@ -40,6 +40,17 @@ pub struct LocalDependencies {
 
 /// Checks the dependencies of the .blend at `scene`, read as `info`.
 pub async fn check_local(scene: &Path, info: &BlendInfo) -> anyhow::Result<LocalDependencies> {
+    let (_, record) = local_record(scene, info).await?;
+    Ok(summarise(&record))
+}
+
+/// The trigger's dependency check over this machine's folders (the file system's root stands for
+/// the bucket): the .blend's key there, and every file found, missing or refused, through its
+/// linked libraries (each entry's `from` is the .blend whose path it is).
+pub async fn local_record(
+    scene: &Path,
+    info: &BlendInfo,
+) -> anyhow::Result<(String, DependencyRecord)> {
     let absolute = std::path::absolute(scene)
         .with_context(|| format!("cannot resolve the path {}", scene.display()))?;
     let root = filesystem_root(&absolute);
@@ -50,12 +61,11 @@ pub async fn check_local(scene: &Path, info: &BlendInfo) -> anyhow::Result<Local
         .map(|k| k.replace('\\', "/"))
         .ok_or_else(|| anyhow!("{} is not a path the farm can read", scene.display()))?;
     let storage = LocalStorage::new(&root);
-    // Missing files stay missing (not `missing=ok`'s warnings): this check lists them itself.
-    let record = match check(&storage, &key, info, None, false, None).await {
-        Ok(Preflight::Ready(record) | Preflight::Missing(record)) => record,
-        Err(err) => return Err(anyhow!("checking the scene's files: {err}")),
-    };
-    Ok(summarise(&record))
+    // Missing files stay missing (not `missing=ok`'s warnings): the callers list them.
+    match check(&storage, &key, info, None, false, None).await {
+        Ok(Preflight::Ready(record) | Preflight::Missing(record)) => Ok((key, record)),
+        Err(err) => Err(anyhow!("checking the scene's files: {err}")),
+    }
 }
 
 fn filesystem_root(path: &Path) -> PathBuf {

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use common::{farm, run};
+use common::{farm, make_project, run};
 use farm_core::blender::{scene_info_args, Blender, SceneInfo};
 use farm_testkit::{make_scene, SceneOptions};
 use serde_json::Value;
@@ -60,7 +60,8 @@ fn inspect_json_has_the_documented_shape_and_blenders_facts() {
                 "scene",
                 "renders_with",
                 "scenes",
-                "files"
+                "files",
+                "libraries"
             ])
         );
         // The scene is Cycles: so is the engine the farm renders it with.
@@ -178,7 +179,7 @@ fn inspect_reads_a_file_saved_by_blender_2_79_with_its_scene_and_files() {
     let file_state = |path: &str| {
         stdout
             .lines()
-            .find(|l| l.ends_with(path))
+            .find(|l| l.split_whitespace().nth(2) == Some(path))
             .unwrap_or_else(|| panic!("{path} listed in {stdout}"))
             .split_whitespace()
             .next()
@@ -187,6 +188,10 @@ fn inspect_reads_a_file_saved_by_blender_2_79_with_its_scene_and_files() {
     };
     assert_eq!(file_state("//DROPLETS.tga"), "OK");
     assert_eq!(file_state("//rgb_test.png"), "missing");
+    assert!(
+        stdout.contains("//rgb_test.png  (renders magenta)"),
+        "{stdout}"
+    );
 
     let json: Value =
         serde_json::from_str(run(farm().arg("inspect").arg("--json").arg(&blend)).ok()).unwrap();
@@ -273,5 +278,45 @@ fn render_and_inspect_refuse_a_scene_without_a_camera_before_blender_starts() {
     assert!(
         stdout.contains("note: scene `Scene` has no camera"),
         "{stdout}"
+    );
+}
+
+/// `farm inspect` shows the whole tree the farm checks: a linked library's own files with their
+/// state, so a file a library lacks shows before `farm submit` refuses it, and each missing
+/// file says what it does to the frames.
+#[test]
+fn inspect_shows_each_librarys_own_files_and_what_a_missing_one_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = make_project(dir.path());
+    std::fs::remove_file(project.join("shared/green.png")).unwrap();
+    std::fs::remove_file(project.join("shots/tex/red.png")).unwrap();
+    let shot = project.join("shots/shot.blend");
+
+    let json: Value =
+        serde_json::from_str(run(farm().args(["inspect", "--json"]).arg(&shot)).ok()).unwrap();
+    let libraries = json["libraries"].as_array().unwrap();
+    assert_eq!(libraries.len(), 1, "{json}");
+    assert_eq!(libraries[0]["path"], "//../lib/props.blend");
+    let files = libraries[0]["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{json}");
+    assert_eq!(files[0]["path"], "//../shared/green.png");
+    assert_eq!(files[0]["state"], "missing");
+    assert_eq!(files[0]["hint"], "renders magenta");
+
+    let text = run(farm().arg("inspect").arg(&shot)).ok().to_owned();
+    assert!(
+        text.contains("files of library //../lib/props.blend ("),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(
+            |l| l.contains("missing") && l.contains("//../shared/green.png  (renders magenta)")
+        ),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("missing") && l.contains("//tex/red.png  (renders magenta)")),
+        "{text}"
     );
 }
