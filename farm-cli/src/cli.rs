@@ -137,6 +137,11 @@ pub struct RenderArgs {
     /// the limit (default: no limit).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub frame_timeout: Option<u64>,
+    /// Render nothing: check the scene and its files, then print the plan (frames to render
+    /// and already rendered, chunks, workers and threads, the Blender and the engine, where the
+    /// output goes). Nothing is written or installed.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Estimate a job's cloud cost and time before rendering it: render a few sample frames here.

@@ -93,6 +93,27 @@ fn negative_and_stepped_frames_render_where_asked() {
     let dir = tempfile::tempdir().unwrap();
     let blend = scene(dir.path(), "neg", 1, 24, 1);
     let out = dir.path().join("custom out");
+    // --dry-run: the plan, and nothing rendered or written (not even the output folder).
+    let dry_run = |expect: &str| {
+        let dry = run(farm()
+            .args([
+                "render",
+                "--dry-run",
+                "--frames",
+                "-3--1 4-10:3",
+                "--workers",
+                "2",
+            ])
+            .arg("--out")
+            .arg(&out)
+            .arg(&blend));
+        let text = dry.ok();
+        assert!(text.starts_with("dry run: nothing rendered\n"), "{text}");
+        assert!(text.contains(expect), "{expect}: {text}");
+        assert!(text.contains("engine:  Cycles"), "{text}");
+    };
+    dry_run("frames:  6 (-3--1 4-10:3): 6 to render, 0 already rendered");
+    assert!(!out.exists(), "a dry run writes nothing");
     let result = run(farm()
         .args([
             "render",
@@ -125,6 +146,7 @@ fn negative_and_stepped_frames_render_where_asked() {
     assert_eq!(frames[0].1.file_name().unwrap(), "-0003.png");
     assert_frames_show_their_number(&frames);
     assert_zip_holds(&out.join("frames.zip"), &names(&numbers));
+    dry_run("frames:  6 (-3--1 4-10:3): 0 to render, 6 already rendered");
 
     // Commas work as separators too, and a subset of what is there renders nothing new.
     let again = run(farm()

@@ -22,18 +22,59 @@ pub(crate) async fn choose(
     args: &BlenderArgs,
     saved_by: Option<BlenderSeries>,
 ) -> anyhow::Result<Chosen> {
+    match pick(args, saved_by)? {
+        Pick::Named(blender) => Ok(Chosen {
+            blender,
+            said: None,
+        }),
+        Pick::Official { build, said } => {
+            let python = official::ensure(&build).await?;
+            Ok(Chosen {
+                blender: Blender::PythonModule(python),
+                said: Some(said),
+            })
+        }
+    }
+}
+
+/// Which Blender [`choose`] would run, in one line, installing nothing (`--dry-run`).
+pub(crate) fn describe(
+    args: &BlenderArgs,
+    saved_by: Option<BlenderSeries>,
+) -> anyhow::Result<String> {
+    Ok(match pick(args, saved_by)? {
+        Pick::Named(blender) => format!("{} (named)", blender.program().display()),
+        Pick::Official { build, said } => {
+            let installed = official::cache_dir()
+                .ok()
+                .and_then(|cache| build.installed(&cache));
+            match installed {
+                Some(_) => format!("{said}; installed"),
+                None => format!(
+                    "{said}; not installed yet: the first render installs it (`farm blender install {}`)",
+                    build.series
+                ),
+            }
+        }
+    })
+}
+
+/// The Blender the user named, or the farm's build of the series its rule picks.
+enum Pick {
+    Named(Blender),
+    Official { build: Build, said: String },
+}
+
+fn pick(args: &BlenderArgs, saved_by: Option<BlenderSeries>) -> anyhow::Result<Pick> {
     let python = args
         .blender_python
         .clone()
         .filter(|p| !p.as_os_str().is_empty());
     if args.blender.is_some() || python.is_some() {
-        return Ok(Chosen {
-            blender: renderer::config::blender_from(
-                args.blender.clone().unwrap_or_else(|| "blender".into()),
-                python,
-            ),
-            said: None,
-        });
+        return Ok(Pick::Named(renderer::config::blender_from(
+            args.blender.clone().unwrap_or_else(|| "blender".into()),
+            python,
+        )));
     }
     let chosen = SeriesChoice::deployed()
         .choose(args.series, saved_by)
@@ -44,7 +85,6 @@ pub(crate) async fn choose(
             chosen.series
         )
     })?;
-    let python = official::ensure(&build).await?;
     let mut said = format!(
         "Blender {} (bpy {}): {}",
         chosen.series, build.version, chosen.reason
@@ -52,8 +92,5 @@ pub(crate) async fn choose(
     if let Some(warning) = chosen.warning {
         said = format!("{said}; warning: {warning}");
     }
-    Ok(Chosen {
-        blender: Blender::PythonModule(python),
-        said: Some(said),
-    })
+    Ok(Pick::Official { build, said })
 }

@@ -79,7 +79,7 @@ pub(super) async fn plan_work(
     engine: Engine,
     source_tag: &str,
     dependencies: Option<&str>,
-) -> anyhow::Result<Vec<ChunkWork>> {
+) -> anyhow::Result<PlannedWork> {
     let frames = plan.frames().as_slice();
     let spec = ChunkSpec {
         keys,
@@ -110,17 +110,43 @@ pub(super) async fn plan_work(
             })
         })
         .collect();
-    for object in scan
+    let stale = scan
         .stale_objects
         .iter()
         .filter(|o| todo.contains(&o.frame))
-    {
+        .map(|o| o.key.clone())
+        .collect();
+    Ok(PlannedWork { work, stale })
+}
+
+/// The chunks to render, and the stale files of their frames (another version's output),
+/// removed before rendering ([`remove_stale`]; never by a dry run).
+pub(super) struct PlannedWork {
+    pub(super) work: Vec<ChunkWork>,
+    pub(super) stale: Vec<String>,
+}
+
+/// Every chunk of `plan`, each with all its frames to render (nothing rendered yet).
+pub(super) fn every_chunk(plan: &Plan) -> Vec<ChunkWork> {
+    plan.chunks()
+        .enumerate()
+        .map(|(index, frames)| ChunkWork {
+            index,
+            frames: frames.to_vec(),
+            todo: frames.to_vec(),
+        })
+        .collect()
+}
+
+/// Removes the stale frame files [`plan_work`] found for the frames about to render.
+pub(super) async fn remove_stale(storage: &LocalStorage, stale: &[String]) -> anyhow::Result<()> {
+    for key in stale {
         storage
-            .delete(&object.key)
+            .delete(key)
             .await
-            .with_context(|| format!("removing the stale frame file `{}`", object.key))?;
+            .with_context(|| format!("removing the stale frame file `{key}`"))?;
     }
-    Ok(work)
+    Ok(())
 }
 
 /// Renders every chunk, `workers` at once. After a chunk fails no new chunk starts (the running

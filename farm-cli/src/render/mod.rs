@@ -17,6 +17,7 @@
 
 pub(crate) mod blenders;
 mod chunks;
+mod dry_run;
 mod movie;
 mod scene;
 
@@ -80,7 +81,9 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         scene_frames(&scene, &args.scene, asked_frames(args.frames.as_deref())?).await?;
     let (engine, format) = engine_and_format(args.engine, format, info.as_ref());
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.scene));
-    prepare_out(&out).await?;
+    if !args.dry_run {
+        prepare_out(&out).await?;
+    }
     let source_tag = hash_file(&scene).await?;
     debug!(%source_tag, "scene content hash");
     let workers = usize::from(args.workers);
@@ -104,16 +107,25 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
 
     let storage = LocalStorage::new(&out);
     let keys = JobKeys::root();
-    let todo = plan_work(
-        &storage,
-        &keys,
-        &plan,
-        format,
-        engine,
-        &source_tag,
-        dependencies.as_deref(),
-    )
-    .await?;
+    let planned = if args.dry_run && !out.is_dir() {
+        // Nothing rendered there yet: every chunk is to do, and the folder is not made.
+        chunks::PlannedWork {
+            work: chunks::every_chunk(&plan),
+            stale: Vec::new(),
+        }
+    } else {
+        plan_work(
+            &storage,
+            &keys,
+            &plan,
+            format,
+            engine,
+            &source_tag,
+            dependencies.as_deref(),
+        )
+        .await?
+    };
+    let todo = planned.work;
     let to_render: usize = todo.iter().map(|w| w.todo.len()).sum();
     let already = plan.frames().len() - to_render;
     let running = workers.min(todo.len()).max(1);
@@ -134,6 +146,21 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         .ok()
         .and_then(|file| farm_blend::read_version(file).ok())
         .map(|v| farm_core::BlenderSeries::new(v.major, v.minor));
+    if args.dry_run {
+        let blender = blenders::describe(&args.blender, saved_by)?;
+        let dry = dry_run::DryRun {
+            plan: &plan,
+            to_render,
+            workers: running,
+            threads,
+            blender: &blender,
+            engine,
+            out: &out,
+        };
+        print!("{}", dry.text());
+        return Ok(());
+    }
+    chunks::remove_stale(&storage, &planned.stale).await?;
     let chosen = blenders::choose(&args.blender, saved_by).await?;
     if let Some(said) = &chosen.said {
         println!("{said}");
