@@ -68,13 +68,28 @@ fn job_definition_env(resource: &str) -> Vec<(String, String)> {
     let list = environment
         .as_sequence()
         .unwrap_or_else(|| panic!("{resource} has no Environment list: {environment:?}"));
+    // A value may be a stack parameter (`!Ref FrameTimeoutSeconds`): its default, as a stack
+    // created without it would set.
+    let value_of = |value: &serde_yaml_ng::Value| -> Option<String> {
+        if let Some(text) = value.as_str() {
+            return Some(text.to_owned());
+        }
+        let parameter = value.get("Ref")?.as_str()?;
+        let default = &template["Parameters"][parameter]["Default"];
+        default
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| default.as_u64().map(|n| n.to_string()))
+    };
     list.iter()
         .map(|pair| {
             let name = pair["Name"].as_str().expect("a Name");
-            let value = pair["Value"]
-                .as_str()
-                .unwrap_or_else(|| panic!("{resource}: {name} is not a plain string"));
-            (name.to_owned(), value.to_owned())
+            let value = value_of(&pair["Value"]).unwrap_or_else(|| {
+                panic!(
+                    "{resource}: {name} is neither a plain string nor a parameter with a default"
+                )
+            });
+            (name.to_owned(), value)
         })
         .collect()
 }

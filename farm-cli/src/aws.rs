@@ -77,9 +77,32 @@ impl Aws {
         }
     }
 
-    /// Wraps a storage failure with what was being done and, for a network failure, where to
-    /// look. (The farm's errors come classified from `farm-io`, which reads the SDK's.)
+    /// Wraps a storage failure with what was being done and what to do about it: the bucket,
+    /// the credentials, a permission, or the network. (The farm's errors come classified from
+    /// `farm-io`, which reads the SDK's; AWS's own words are logged under `-v`.)
     pub fn storage_error(&self, err: &StorageError, doing: &str) -> anyhow::Error {
+        match err {
+            StorageError::NoSuchBucket { message } => {
+                tracing::debug!(%message, "AWS's answer");
+                return anyhow::anyhow!(
+                    "{doing}: the bucket does not exist ({}). Check --bucket (the stack's BucketName output), or name the stack with --stack",
+                    self.endpoint()
+                );
+            }
+            StorageError::Credentials { message } => {
+                tracing::debug!(%message, "AWS's answer");
+                return anyhow::anyhow!(
+                    "{doing}: AWS has no usable credentials from you (none found, or expired or unknown). Sign in again (aws sso login, or aws configure for access keys), or pick a profile with AWS_PROFILE; -v shows AWS's answer"
+                );
+            }
+            StorageError::AccessDenied { key, message } => {
+                tracing::debug!(%message, "AWS's answer");
+                return anyhow::anyhow!(
+                    "{doing}: AWS denied your identity access to `{key}`. Ask for the farm user's policy (infra/README.md, \"The farm user's policy\"), or check --bucket; -v shows AWS's answer"
+                );
+            }
+            _ => {}
+        }
         if err.is_transient() {
             anyhow::anyhow!(
                 "{doing}: {err}; check the endpoint ({}), the network and your AWS configuration, then retry",

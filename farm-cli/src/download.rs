@@ -110,7 +110,12 @@ async fn fetch(aws: &Aws, args: &DownloadArgs, out: &Path, dest: &Path) -> anyho
     };
     let length = match storage.head(&key).await {
         Ok(Some(meta)) => meta.size,
-        Ok(None) => return Err(missing()),
+        Ok(None) => {
+            // A HEAD cannot tell a missing bucket, or no job at all, from a job still running:
+            // the job's job.json can.
+            aws.manifest(&storage, &args.key).await?;
+            return Err(missing());
+        }
         Err(err) => return Err(aws.storage_error(&err, &doing)),
     };
     let mut chunks = match storage.get_stream(&key).await {

@@ -840,6 +840,31 @@ async fn submit_plans_first_and_replaces_a_running_job_only_when_asked() {
     assert_eq!(keys_under(&farm, &broken_key).await, [broken_key.as_str()]);
 }
 
+/// A bucket that does not exist: one line naming the problem and the flags to check, without
+/// AWS's raw answer (under -v).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_bucket_is_one_line_saying_what_to_check() {
+    let farm = Fixture::start().await;
+    for args in [
+        vec!["status", "k.blend", "--bucket", "no-such-farm-bucket"],
+        vec!["download", "k.blend", "--bucket", "no-such-farm-bucket"],
+    ] {
+        let mut command = farm.farm();
+        command.current_dir(farm.dir.path()).args(&args);
+        let result = run(&mut command);
+        let line = result.one_line_error();
+        assert!(
+            line.contains("the bucket does not exist"),
+            "{args:?}: {line}"
+        );
+        assert!(
+            line.contains("--bucket") && line.contains("--stack"),
+            "{line}"
+        );
+        assert!(!line.contains("NoSuchBucket"), "{line}");
+    }
+}
+
 /// A render task that failed before its first frame (Blender could not open the file) leaves
 /// no frame log, only its task record: `farm status` counts its frames as failed, with the
 /// record's reason, and flags a render job that succeeded with frames missing.

@@ -313,3 +313,18 @@ fn a_decompression_bomb_is_refused_naming_both_bounds() {
     }
     assert!(!out.join("frames").exists());
 }
+
+/// No AWS credentials at all: one line saying so and how to sign in, without the SDK's chain of
+/// providers (that is under -v), and no advice to retry the network.
+#[test]
+fn missing_credentials_are_one_line_saying_how_to_sign_in() {
+    let result = run(farm()
+        .args(["status", "k.blend", "--bucket", "b"])
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9"));
+    let line = result.one_line_error();
+    assert!(line.contains("no usable credentials"), "{line}");
+    assert!(line.contains("aws sso login"), "{line}");
+    assert!(!line.contains("Attempted"), "{line}");
+    assert!(!line.contains("then retry"), "{line}");
+}

@@ -83,6 +83,13 @@ pub enum StorageError {
     InvalidKey { key: String, reason: &'static str },
     #[error("access to `{key}` denied: {message}")]
     AccessDenied { key: String, message: String },
+    /// The bucket itself does not exist.
+    #[error("the bucket does not exist ({message})")]
+    NoSuchBucket { message: String },
+    /// No credentials were found, or the service refused them (expired, unknown): no retry helps
+    /// until they are renewed.
+    #[error("no usable credentials ({message})")]
+    Credentials { message: String },
     #[error("{operation} `{key}` failed: {message}")]
     Transient {
         operation: &'static str,

@@ -25,7 +25,21 @@ pub(crate) struct Failure {
     pub(crate) status: Option<u16>,
     pub(crate) code: Option<String>,
     pub(crate) message: String,
+    /// No credentials were found, or AWS refused them (expired, unknown key, bad signature).
+    pub(crate) credentials: bool,
 }
+
+/// Error codes AWS answers when the credentials themselves are the problem.
+const CREDENTIAL_CODES: &[&str] = &[
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidAccessKeyId",
+    "InvalidClientTokenId",
+    "InvalidToken",
+    "SignatureDoesNotMatch",
+    "UnrecognizedClientException",
+    "TokenRefreshRequired",
+];
 
 /// Error codes AWS services use for throttling and transient server trouble.
 const TRANSIENT_CODES: &[&str] = &[
@@ -59,11 +73,16 @@ impl Failure {
             (Origin::Service, Some(code), None) => code.to_owned(),
             _ => causes(err),
         };
+        let credentials = code
+            .as_deref()
+            .is_some_and(|code| CREDENTIAL_CODES.contains(&code))
+            || caused_by_credentials(err);
         Self {
             origin,
             status: err.raw_response().map(|r| r.status().as_u16()),
             code,
             message,
+            credentials,
         }
     }
 
@@ -79,6 +98,9 @@ impl Failure {
 
     /// Throttling, server errors, timeouts and transport failures: another attempt may succeed.
     pub(crate) fn is_transient(&self) -> bool {
+        if self.credentials {
+            return false;
+        }
         match self.origin {
             Origin::Construction => false,
             Origin::Transport => true,
@@ -91,6 +113,22 @@ impl Failure {
             }
         }
     }
+}
+
+/// Whether the SDK's credential provider failed (no credentials in the chain, an expired SSO
+/// session): the request never left.
+fn caused_by_credentials(err: &(dyn Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(err) = next {
+        if err
+            .downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
+            .is_some()
+        {
+            return true;
+        }
+        next = err.source();
+    }
+    false
 }
 
 /// An error and its sources, `: `-separated, each said once.
@@ -147,5 +185,32 @@ mod tests {
             failure.message
         );
         assert!(failure.is_transient());
+        assert!(!failure.credentials);
+    }
+
+    #[test]
+    fn expired_or_unknown_credentials_are_credential_failures_never_retried() {
+        for (code, status) in [("ExpiredToken", 400), ("InvalidAccessKeyId", 403)] {
+            let meta = ErrorMetadata::builder().code(code).message("no").build();
+            let raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+            let err: SdkError<PutObjectError, HttpResponse> =
+                SdkError::service_error(PutObjectError::generic(meta), raw);
+            let failure = Failure::of(&err);
+            assert!(failure.credentials, "{code}");
+            assert!(!failure.is_transient(), "{code}");
+        }
+    }
+
+    #[test]
+    fn no_credentials_in_the_chain_is_a_credential_failure() {
+        let missing = aws_credential_types::provider::error::CredentialsError::not_loaded(
+            "no credentials found in chain",
+        );
+        let err: SdkError<PutObjectError, HttpResponse> = SdkError::dispatch_failure(
+            aws_sdk_s3::error::ConnectorError::other(Box::new(missing), None),
+        );
+        let failure = Failure::of(&err);
+        assert!(failure.credentials, "{}", failure.message);
+        assert!(!failure.is_transient());
     }
 }

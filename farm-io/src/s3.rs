@@ -470,12 +470,11 @@ impl Storage for S3Storage {
 pub(crate) fn storage_error(operation: &'static str, key: &str, failure: &Failure) -> StorageError {
     let key = key.to_owned();
     let message = failure.message.clone();
+    if failure.credentials {
+        return StorageError::Credentials { message };
+    }
     if failure.has_code("NoSuchBucket") {
-        return StorageError::Permanent {
-            operation,
-            key,
-            message,
-        };
+        return StorageError::NoSuchBucket { message };
     }
     if failure.has_status(404) || failure.has_code("NoSuchKey") || failure.has_code("NotFound") {
         return StorageError::NotFound { key };
@@ -641,7 +640,7 @@ mod tests {
         ));
         assert!(matches!(
             classify(404, Some("NoSuchBucket")),
-            StorageError::Permanent { .. }
+            StorageError::NoSuchBucket { .. }
         ));
     }
 
