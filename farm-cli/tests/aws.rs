@@ -159,6 +159,30 @@ impl Fixture {
 
     /// A frame as the renderer uploads it for the current upload of `source`: with the source's
     /// ETag and the scene's format recorded (the frame scan counts only such frames).
+    /// A stand-in .blend uploaded at a fresh key tagged `frames=1-4&chunk=2` and turned into a
+    /// job by the trigger: the key and the job's source ETag.
+    async fn stand_in_job(&self, name: &str) -> (String, String) {
+        let key = format!("{}{name}.blend", unique_prefix(name));
+        self.moto
+            .s3()
+            .put_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .tagging("frames=1-4&chunk=2")
+            .body(ByteStream::from_static(
+                b"BLENDER-v304RENDH\x00\x00\x00 stand-in scene body",
+            ))
+            .send()
+            .await
+            .unwrap();
+        submitted(&self.trigger(&key).await);
+        let etag = self.manifest(&key).await["etag"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (key, etag)
+    }
+
     /// The version of the job of `source` (its source ETag, format, engine and dependency
     /// list, from `job.json`), which the renderer stamps on frames and the zipper checks.
     async fn job_version(&self, source: &str) -> farm_jobs::OutputVersion {
@@ -690,21 +714,7 @@ async fn report_prints_the_receipt_or_says_when_there_is_none_yet() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_the_cost_so_far_of_the_jobs_own_task_records() {
     let fx = Fixture::start().await;
-    let key = format!("{}spend.blend", unique_prefix("spend"));
-    fx.moto
-        .s3()
-        .put_object()
-        .bucket(BUCKET)
-        .key(&key)
-        .tagging("frames=1-4&chunk=2")
-        .body(ByteStream::from_static(
-            b"BLENDER-v304RENDH\x00\x00\x00 stand-in scene body",
-        ))
-        .send()
-        .await
-        .unwrap();
-    submitted(&fx.trigger(&key).await);
-    let etag = fx.manifest(&key).await["etag"].as_str().unwrap().to_owned();
+    let (key, etag) = fx.stand_in_job("spend").await;
     let at = |s: i64| jiff::Timestamp::from_second(1_800_000_000 + s).unwrap();
     let record = |index: usize, etag: &str, seconds: i64| farm_core::tasks::TaskRecord {
         task: farm_core::tasks::TaskKind::Render,
@@ -871,21 +881,7 @@ async fn a_wrong_bucket_is_one_line_saying_what_to_check() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_counts_a_task_that_failed_before_its_first_frame() {
     let fx = Fixture::start().await;
-    let key = format!("{}early.blend", unique_prefix("early"));
-    fx.moto
-        .s3()
-        .put_object()
-        .bucket(BUCKET)
-        .key(&key)
-        .tagging("frames=1-4&chunk=2")
-        .body(ByteStream::from_static(
-            b"BLENDER-v304RENDH\x00\x00\x00 stand-in scene body",
-        ))
-        .send()
-        .await
-        .unwrap();
-    submitted(&fx.trigger(&key).await);
-    let etag = fx.manifest(&key).await["etag"].as_str().unwrap().to_owned();
+    let (key, etag) = fx.stand_in_job("early").await;
     let at = jiff::Timestamp::from_second(1_800_000_000).unwrap();
     let reason = "blender could not open /work/early.blend: file is not a Blender file";
     let record = farm_core::tasks::TaskRecord {
