@@ -115,16 +115,19 @@ impl Failure {
     }
 }
 
-/// Whether the SDK's credential provider failed (no credentials in the chain, an expired SSO
-/// session): the request never left.
+/// Whether the SDK found no usable credentials (none in the chain, a misconfigured profile):
+/// the request never left, and no retry helps until the user signs in. A provider that timed
+/// out or failed (the task role's endpoint, an SSO call) stays a transient failure.
 fn caused_by_credentials(err: &(dyn Error + 'static)) -> bool {
+    use aws_credential_types::provider::error::CredentialsError;
     let mut next = Some(err);
     while let Some(err) = next {
-        if err
-            .downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
-            .is_some()
-        {
-            return true;
+        if let Some(credentials) = err.downcast_ref::<CredentialsError>() {
+            return matches!(
+                credentials,
+                CredentialsError::CredentialsNotLoaded(_)
+                    | CredentialsError::InvalidConfiguration(_)
+            );
         }
         next = err.source();
     }
@@ -212,5 +215,16 @@ mod tests {
         let failure = Failure::of(&err);
         assert!(failure.credentials, "{}", failure.message);
         assert!(!failure.is_transient());
+
+        // A provider that timed out (the task role's endpoint) is worth another attempt.
+        let timed_out = aws_credential_types::provider::error::CredentialsError::provider_timed_out(
+            std::time::Duration::from_secs(5),
+        );
+        let err: SdkError<PutObjectError, HttpResponse> = SdkError::dispatch_failure(
+            aws_sdk_s3::error::ConnectorError::other(Box::new(timed_out), None),
+        );
+        let failure = Failure::of(&err);
+        assert!(!failure.credentials, "{}", failure.message);
+        assert!(failure.is_transient());
     }
 }
