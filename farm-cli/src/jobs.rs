@@ -13,7 +13,7 @@ use farm_jobs::{scan_frames, submit_retry, JobTicket, SourceObject, SubmitError}
 use crate::aws::Aws;
 use crate::cli::{CancelArgs, RetryArgs};
 use crate::shell_quote;
-use crate::status::{describe_jobs, scan_error, JobReport};
+use crate::status::{describe_jobs, scan_error, unfinished, JobReport};
 
 /// The reason recorded on jobs `farm cancel` terminates.
 pub const CANCEL_REASON: &str = "cancelled with farm cancel";
@@ -76,14 +76,12 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
     let targets = retry_targets(args, &manifest)?;
     let scheduler = aws.scheduler(Some(targets));
     let (render, zip) = describe_jobs(&scheduler, &manifest).await?;
-    for (label, job) in [("render", &render), ("zip", &zip)] {
-        if let Some(job) = job.as_ref().filter(|j| !j.state.is_done()) {
-            bail!(
-                "the {label} job {} is still {}: wait for it to end (farm status {k} --bucket {b}) or stop it (farm cancel {k} --bucket {b}), then retry",
-                job.id,
-                job.state
-            );
-        }
+    if let Some((label, job)) = unfinished(&render, &zip) {
+        bail!(
+            "the {label} job {} is still {}: wait for it to end (farm status {k} --bucket {b}) or stop it (farm cancel {k} --bucket {b}), then retry",
+            job.id,
+            job.state
+        );
     }
     let mut ticket = JobTicket::from_manifest(&manifest)?;
     let frames = ticket.plan.frames().clone();

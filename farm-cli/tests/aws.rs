@@ -159,6 +159,16 @@ impl Fixture {
 
     /// A frame as the renderer uploads it for the current upload of `source`: with the source's
     /// ETag and the scene's format recorded (the frame scan counts only such frames).
+    /// moto's docker mode with timed transitions: each job moves one state every 5 seconds
+    /// (SUBMITTED .. RUNNING), then fails for want of Docker (an array parent stays RUNNING).
+    fn jobs_walk_their_states(&self) {
+        self.moto_api("/moto-api/config", r#"{"batch":{"use_docker":true}}"#);
+        self.moto_api(
+            "/moto-api/state-manager/set-transition",
+            r#"{"model_name":"batch::job","transition":{"progression":"time","seconds":5}}"#,
+        );
+    }
+
     /// A stand-in .blend uploaded at a fresh key tagged `frames=1-4&chunk=2` and turned into a
     /// job by the trigger: the key and the job's source ETag.
     async fn stand_in_job(&self, name: &str) -> (String, String) {
@@ -770,11 +780,7 @@ async fn submit_plans_first_and_replaces_a_running_job_only_when_asked() {
     let farm = Fixture::start().await;
     // Docker mode: jobs move one state every 5 seconds, so the first job is still running when
     // the same key is submitted again.
-    farm.moto_api("/moto-api/config", r#"{"batch":{"use_docker":true}}"#);
-    farm.moto_api(
-        "/moto-api/state-manager/set-transition",
-        r#"{"model_name":"batch::job","transition":{"progression":"time","seconds":5}}"#,
-    );
+    farm.jobs_walk_their_states();
     let blend = scene(farm.dir.path(), "again", 1, 2, 1);
     let key = format!("{}again.blend", unique_prefix("again"));
     let submit = |extra: &[&str]| {
@@ -1166,11 +1172,7 @@ async fn status_follows_every_state_moto_gives_and_cancel_and_retry_respect_them
     // Docker mode: jobs move one state every 5 seconds, then fail for want of Docker. Each
     // poll runs `farm status` twice; on a loaded 2-core machine that took over 3 s, and a
     // state that lasted 3 s was missed.
-    farm.moto_api("/moto-api/config", r#"{"batch":{"use_docker":true}}"#);
-    farm.moto_api(
-        "/moto-api/state-manager/set-transition",
-        r#"{"model_name":"batch::job","transition":{"progression":"time","seconds":5}}"#,
-    );
+    farm.jobs_walk_their_states();
     let blend = scene(farm.dir.path(), "walk", 1, 2, 1);
     let prefix = unique_prefix("cli");
 

@@ -3,7 +3,7 @@
 
 use anyhow::anyhow;
 use farm_core::manifest::{JobManifest, ManifestStatus};
-use farm_core::scheduler::{JobState, Scheduler};
+use farm_core::scheduler::Scheduler;
 use farm_core::storage::get_json;
 use farm_core::tasks::TaskRecord;
 use farm_core::{JobKeys, Storage};
@@ -12,7 +12,7 @@ use farm_jobs::{scan_frames, JobTicket, ScanError};
 use futures::StreamExt;
 
 use super::judge::{
-    count_frames, failure_reason, job_report, problems, Archive, JobReport, StatusReport,
+    count_frames, failure_reason, job_report, judge_outcome, Archive, JobReport, StatusReport,
 };
 use super::spend::{self, Spend};
 use crate::aws::Aws;
@@ -121,13 +121,7 @@ pub async fn report<B: Scheduler>(
             key: meta.key,
             size: meta.size,
         });
-    let succeeded =
-        |job: &Option<JobReport>| job.as_ref().is_some_and(|j| j.state == JobState::Succeeded);
-    report.problems = problems(&report);
-    report.complete = succeeded(&report.render_job)
-        && succeeded(&report.zip_job)
-        && report.archive.is_some()
-        && report.problems.is_empty();
+    judge_outcome(&mut report);
     Ok(Fetched { report, records })
 }
 

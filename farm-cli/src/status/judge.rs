@@ -246,11 +246,35 @@ fn chunk_failures(keys: &JobKeys, plan: &Plan, records: &[TaskRecord]) -> Vec<(i
     failures
 }
 
+/// Whether the job is there and succeeded.
+fn succeeded(job: &Option<JobReport>) -> bool {
+    job.as_ref().is_some_and(|j| j.state == JobState::Succeeded)
+}
+
+/// The first of a key's render and zip jobs that has not ended, with its label (`render`,
+/// `zip`): a new request for the key would stop it, and a retry waits for it.
+pub fn unfinished<'a>(
+    render: &'a Option<JobReport>,
+    zip: &'a Option<JobReport>,
+) -> Option<(&'static str, &'a JobReport)> {
+    [("render", render), ("zip", zip)]
+        .into_iter()
+        .find_map(|(label, job)| Some((label, job.as_ref().filter(|j| !j.state.is_done())?)))
+}
+
+/// Sets the report's problems and whether it is complete: the render and zip jobs succeeded,
+/// the archive is there, and nothing contradicts itself.
+pub(super) fn judge_outcome(report: &mut StatusReport) {
+    report.problems = problems(report);
+    report.complete = succeeded(&report.render_job)
+        && succeeded(&report.zip_job)
+        && report.archive.is_some()
+        && report.problems.is_empty();
+}
+
 /// What contradicts itself in a job that ended: a render job that succeeded with frames
 /// missing, a zip job that succeeded with no archive. Each says what to do.
-pub(super) fn problems(report: &StatusReport) -> Vec<String> {
-    let succeeded =
-        |job: &Option<JobReport>| job.as_ref().is_some_and(|j| j.state == JobState::Succeeded);
+fn problems(report: &StatusReport) -> Vec<String> {
     let mut problems = Vec::new();
     if let Some(frames) = report.frames.as_ref().filter(|f| f.done < f.total) {
         if succeeded(&report.render_job) {

@@ -11,8 +11,8 @@ use anyhow::anyhow;
 
 pub use fetch::{describe_jobs, report, scan_error};
 pub use judge::{
-    count_frames, failure_reason, Archive, ArrayReport, FailedFrame, FrameCounts, JobReport,
-    StatusReport,
+    count_frames, failure_reason, unfinished, Archive, ArrayReport, FailedFrame, FrameCounts,
+    JobReport, StatusReport,
 };
 pub use print::{render_text, text_bar};
 

@@ -406,12 +406,8 @@ async fn running_job(aws: &Aws, storage: &S3Storage, key: &str) -> anyhow::Resul
         return Ok(None);
     }
     let (render, zip) = crate::status::describe_jobs(&aws.scheduler(None), &manifest).await?;
-    Ok([("render", render), ("zip", zip)]
-        .into_iter()
-        .find_map(|(label, job)| {
-            let job = job.filter(|j| !j.state.is_done())?;
-            Some(format!("{label} job {} ({})", job.id, job.state))
-        }))
+    Ok(crate::status::unfinished(&render, &zip)
+        .map(|(label, job)| format!("{label} job {} ({})", job.id, job.state)))
 }
 
 /// A running job of the key is replaced only when asked: `--replace`, or a yes at the terminal.
