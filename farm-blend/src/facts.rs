@@ -359,9 +359,8 @@ impl<'a> Facts<'a> {
                 .ok_or_else(|| missing(&format!("r.{field}")))
         };
         let fps = f64::from(int("frs_sec")?);
-        let fps_base = r
-            .float("frs_sec_base")
-            .ok_or_else(|| missing("r.frs_sec_base"))?;
+        // Files from before 2.45 may lack the base: Blender reads it as 0 and makes it 1.
+        let fps_base = r.float("frs_sec_base").unwrap_or(0.0);
         // Blender 2.62 moved the output format into `im_format`.
         let imtype = r
             .sub("im_format")
@@ -370,6 +369,12 @@ impl<'a> Facts<'a> {
             .ok_or_else(|| missing("r.im_format.imtype"))?;
         let camera = self.object_name(view.pointer("camera"), objects);
         let scemode = r.int("scemode").unwrap_or(0);
+        // Before 2.80 a scene kept render layers (2.42+); one with none opens with the single
+        // view layer `Viewport` that Blender's 2.80 versioning adds (`versioning_280`).
+        let default_layer = view.sub("view_layers").is_none()
+            && r.sub("layers")
+                .and_then(|layers| layers.pointer("first"))
+                .is_none_or(|first| first == 0);
         let scene = Scene {
             frame_start: int("sfra")?,
             frame_end: int("efra")?,
@@ -393,7 +398,11 @@ impl<'a> Facts<'a> {
                     .is_some_and(|p| p != 0)
                     || (view.pointer("nodetree").is_some_and(|p| p != 0)
                         && view.int("use_nodes").is_some_and(|u| u != 0))),
-            view_layers: Vec::new(),
+            view_layers: if default_layer {
+                vec!["Viewport".to_owned()]
+            } else {
+                Vec::new()
+            },
             movie: crate::movie::movie(&r),
             name: id.name,
         };

@@ -1,4 +1,4 @@
-//! Files other people saved with Blender 2.48 to 2.79 (`tests/old/`, see its README), read by
+//! Files other people saved with Blender 2.41 to 2.79 (`tests/old/`, see its README), read by
 //! the reader and compared fact by fact with what Blender itself (Debian's 3.4, which opens
 //! them as the farm's Blenders do) sees in the same file. They are stored gzip-compressed, as
 //! Blender's own "Compress File" wrote them; each is read compressed (streamed) and plain
@@ -53,11 +53,12 @@ fn read_and_compare(blender: &Blender, name: &str, dir: &Path) -> BlendInfo {
 }
 
 #[test]
-fn files_saved_by_blender_2_48_to_2_79_read_as_blender_reads_them() {
+fn files_saved_by_blender_2_41_to_2_79_read_as_blender_reads_them() {
     let blender = Blender::debian();
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         // (file, the version that saved it, its output format)
+        ("fleurOptonl_241", "2.41", "PNG"),
         ("TexturedPlane_ImageUvPacked_248", "2.48", "JPEG"),
         ("HUMAN", "2.49", "JPEG"),
         ("BlenderDefault_250", "2.52", "PNG"),
