@@ -16,6 +16,9 @@ use crate::series::{BlenderPick, BlenderSeries, SeriesChoice};
 pub enum JobKind {
     Render,
     Zip,
+    /// The movie a movie scene asks for, made from the frames after the zip job: it runs on
+    /// the render job definition of the job's series (Blender makes the movie, ADR 0012).
+    Movie,
 }
 
 /// Where a farm's jobs go: one queue and a job definition per [`JobKind`] (names or ARNs).
@@ -44,7 +47,7 @@ impl JobTargets {
     /// The job definition of a kind of job.
     pub fn definition(&self, kind: JobKind) -> &str {
         match kind {
-            JobKind::Render => &self.render_definition,
+            JobKind::Render | JobKind::Movie => &self.render_definition,
             JobKind::Zip => &self.zip_definition,
         }
     }

@@ -59,7 +59,7 @@ impl BatchScheduler {
     /// The job definition `job` runs on.
     fn definition(&self, job: &JobSpec) -> Result<&str, SchedulerError> {
         match (&self.render, job.kind) {
-            (Some(render), JobKind::Render) => {
+            (Some(render), JobKind::Render | JobKind::Movie) => {
                 render
                     .definition(job.blender)
                     .ok_or_else(|| SchedulerError::Rejected {

@@ -1838,6 +1838,7 @@ async fn the_farm_users_policy_allows_what_farm_does_and_submits_by_definition_n
         version_id: None,
         saved_by: None,
         scene: None,
+        movie: None,
     };
     let request =
         RenderRequest::from_tags([("frames", "1-3000:3 2-3000:3"), ("chunk", "1")], 10_000)
