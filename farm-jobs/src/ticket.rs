@@ -391,12 +391,16 @@ impl JobArgs {
     }
 }
 
-/// A movie's extension names an object beside `frames.zip`: 1 to 16 ASCII letters and digits.
+/// A movie's extension names the object beside `frames.zip` the movie job writes: one of
+/// Blender's movie containers' ([`farm_blend::MOVIE_EXTENSIONS`]).
 fn check_movie_extension(ext: &str) -> Result<String, TicketError> {
-    if ext.is_empty() || ext.len() > 16 || !ext.chars().all(|c| c.is_ascii_alphanumeric()) {
+    if !farm_blend::MOVIE_EXTENSIONS.contains(&ext) {
         return Err(TicketError::invalid(
             env::MOVIE,
-            format!("--movie: `{ext}` is not a movie file extension (1 to 16 ASCII letters and digits, e.g. mkv)"),
+            format!(
+                "--movie: `{ext}` is not a movie file extension Blender writes ({})",
+                farm_blend::MOVIE_EXTENSIONS.join(", ")
+            ),
         ));
     }
     Ok(ext.to_owned())

@@ -45,6 +45,8 @@ pub struct SceneOptions {
     /// Timeline markers switch the camera: the scene's own from its first frame, and from this
     /// frame on a camera looking away from the cube (the image's centre shows background).
     pub camera_switch_at: Option<i32>,
+    /// The scene's output is a movie: MKV, H.264 (CRF `HIGH`), no audio, at this frame rate.
+    pub movie_fps: Option<u32>,
 }
 
 /// A compositor File Output node: Blender writes `<base_path><slot><frame, 4 digits>.png`.
@@ -73,6 +75,7 @@ impl Default for SceneOptions {
             file_outputs: Vec::new(),
             no_camera: false,
             camera_switch_at: None,
+            movie_fps: None,
         }
     }
 }
@@ -313,6 +316,7 @@ pub fn make_scene_with(
         })).collect::<Vec<_>>(),
         "no_camera": options.no_camera,
         "camera_switch_at": options.camera_switch_at,
+        "movie_fps": options.movie_fps,
     });
     run_maker(blender, Path::new(MAKE_SCENE), &json, &output)?;
     Ok(output)

@@ -1347,18 +1347,29 @@ fn the_render_role_cannot_write_control_objects_or_read_outside_scenes() {
         keys.log(7),
         format!("{}/outputs/File Output/0001.png", keys.source()),
         keys.task_record(3, 2),
+        // The movie job (ADR 0012) runs on this role.
+        keys.receipt(),
+        JobKeys::new("a.BLEND").movie("mp4"),
     ] {
         assert!(
             may(&render, "s3:PutObject", &key),
             "render cannot write {key}"
         );
     }
+    for extension in farm_blend::MOVIE_EXTENSIONS {
+        let movie = keys.movie(extension);
+        for action in ["s3:PutObject", "s3:AbortMultipartUpload"] {
+            assert!(may(&render, action, &movie), "render cannot {action} {movie}");
+        }
+    }
     for key in [
         keys.manifest(),
         keys.request_marker("0123abcd"),
         keys.zip(),
         keys.missing(),
-        keys.receipt(),
+        // A project's own clips, outside any job folder.
+        "footage/shot 01.mkv".to_owned(),
+        "proj/a.blend.mp4".to_owned(),
         keys.source().to_owned(),
         "other.blend".to_owned(),
         format!("{}/frames/../job.json", keys.source()),
@@ -1762,6 +1773,80 @@ async fn the_render_policy_allows_every_object_the_renderer_touches() {
     assert_role_allows_storage_calls(&template(), "RenderJobRole", &calls);
 }
 
+/// The movie job's calls against the render role it runs on: a movie scene's two frames
+/// rendered by Debian's Blender, the zip job's receipt, then the movie job over a recording
+/// store (the .blend's HEAD and download, the frames' listing and downloads, the movie's
+/// upload, the receipt read and written).
+#[tokio::test]
+async fn the_render_policy_allows_every_object_the_movie_job_touches() {
+    use farm_testkit::{Faulty, MemoryStorage, Op};
+
+    let dir = tempfile::tempdir().unwrap();
+    let scene = farm_testkit::make_scene(
+        dir.path(),
+        "film",
+        &farm_testkit::SceneOptions {
+            end: 2,
+            movie_fps: Some(12),
+            ..farm_testkit::SceneOptions::default()
+        },
+    )
+    .expect("Blender makes the scene");
+    let keys = JobKeys::new("shots/film 01.blend");
+    let store = Faulty::new(MemoryStorage::new());
+    store
+        .inner()
+        .insert(keys.source(), std::fs::read(&scene).unwrap());
+    let setup = |work: &str| renderer::BlenderSetup {
+        blender: farm_core::blender::Blender::Executable(farm_testkit::blender().unwrap()),
+        threads: 1,
+        work_dir: dir.path().join(work),
+        persistent: true,
+        frame_timeout: None,
+    };
+    let stills = farm_jobs::JobTicket {
+        format: Some(farm_core::blender::OutputFormat::Png),
+        ..ticket(&keys, "1-2", 2)
+    };
+    let render = renderer::Config {
+        ticket: stills.clone(),
+        index: 0,
+        attempt: 1,
+        blender: setup("render"),
+    };
+    renderer::run(&store, &render, std::future::pending())
+        .await
+        .expect("the frames render");
+    let receipt = farm_core::receipt::Receipt::compute(&[], 2, None);
+    store.inner().insert(
+        &keys.receipt(),
+        serde_json::to_vec(&receipt).unwrap(),
+    );
+    let before = store.calls().len();
+    let movie = renderer::Config {
+        ticket: farm_jobs::JobTicket {
+            movie: Some("mkv".to_owned()),
+            ..stills
+        },
+        index: 0,
+        attempt: 1,
+        blender: setup("movie"),
+    };
+    let made = renderer::movie::run(&store, &movie, std::future::pending())
+        .await
+        .expect("the movie is made");
+    assert_eq!(made.key, keys.movie("mkv"));
+    let calls = store.calls().split_off(before);
+    for op in [Op::Head, Op::List, Op::Download, Op::Get, Op::Put, Op::UploadFile] {
+        assert!(
+            calls.iter().any(|c| c.op == op),
+            "no {op:?} call: {calls:?}"
+        );
+    }
+    assert!(calls.iter().any(|c| c.key == made.key), "{calls:?}");
+    assert_role_allows_storage_calls(&template(), "RenderJobRole", &calls);
+}
+
 /// A job's ticket in bucket `farm-bucket` for any version of `keys`' .blend.
 fn ticket(keys: &JobKeys, frames: &str, chunk: u32) -> farm_jobs::JobTicket {
     farm_jobs::JobTicket {
@@ -1775,6 +1860,7 @@ fn ticket(keys: &JobKeys, frames: &str, chunk: u32) -> farm_jobs::JobTicket {
         dependencies: None,
         blender: None,
         persistent: true,
+        movie: None,
     }
 }
 
