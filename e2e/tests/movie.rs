@@ -4,6 +4,8 @@
 //! `FARM_MOVIE`) writes `<key>/<stem>.mkv` beside `frames.zip` from the frames with Debian's
 //! Blender, checked with `ffprobe`.
 
+use std::time::Instant;
+
 use farm_core::receipt::Receipt;
 use farm_core::{env, exit, JobKeys};
 use farm_e2e::{bins, Farm, SceneOptions};
@@ -27,11 +29,7 @@ async fn a_movie_scene_gets_its_movie_beside_frames_zip() {
     farm.deliver().await.unwrap();
 
     let (render, zip) = farm.jobs_of(key).await.unwrap();
-    let movie = farm
-        .movie_job_of(key)
-        .await
-        .unwrap()
-        .expect("a movie job");
+    let movie = farm.movie_job_of(key).await.unwrap().expect("a movie job");
     assert_eq!(farm.jobs().await.unwrap().len(), 3);
     assert_eq!(movie.depends_on, std::slice::from_ref(&zip.id));
     assert_eq!(movie.definition, render.definition, "the renderer's image");
@@ -41,19 +39,36 @@ async fn a_movie_scene_gets_its_movie_beside_frames_zip() {
     assert_eq!(render.var(env::FORMAT), Some("PNG"), "stills");
 
     let aws = farm.moto.env();
+    let started = Instant::now();
     for child in farm.run_render(&render, &aws, &[]).await {
         child.assert_code(exit::SUCCESS);
     }
+    let rendered = started.elapsed();
     farm.run_zip(&zip, &aws).await.assert_code(exit::SUCCESS);
+    let zipped = started.elapsed() - rendered;
     let keys = JobKeys::new(key);
     let movie_key = keys.movie("mkv");
     assert_eq!(movie_key, "shots/film.blend/film.mkv");
-    assert!(farm.get(&movie_key).await.is_err(), "no movie before its job");
+    assert!(
+        farm.get(&movie_key).await.is_err(),
+        "no movie before its job"
+    );
 
+    let movie_started = Instant::now();
     farm.spawn(&bins().renderer, &movie, None, &aws, &[])
         .wait()
         .await
         .assert_code(exit::SUCCESS);
+    let made = movie_started.elapsed();
+    // For BENCHMARKS.md ("movies"), with --nocapture; nothing depends on it.
+    eprintln!(
+        "movie job {:.1} s of {:.1} s (render job {:.1} s, zip job {:.1} s, movie job {:.1} s)",
+        made.as_secs_f64(),
+        (rendered + zipped + made).as_secs_f64(),
+        rendered.as_secs_f64(),
+        zipped.as_secs_f64(),
+        made.as_secs_f64()
+    );
     let objects = farm.objects(&movie_key).await.unwrap();
     let size = u64::try_from(objects[&movie_key].size).unwrap();
     assert!(farm.open_uploads().await.unwrap().is_empty());

@@ -131,9 +131,7 @@ async fn fetch_movie(
         Ok(manifest) => manifest,
         // The archive is there: a job.json gone or unreadable names no movie.
         Err(StorageError::NotFound { .. } | StorageError::Json { .. }) => return Ok(None),
-        Err(err) => {
-            return Err(aws.storage_error(&err, &format!("reading `{}`", keys.manifest())))
-        }
+        Err(err) => return Err(aws.storage_error(&err, &format!("reading `{}`", keys.manifest()))),
     };
     let Some(extension) = manifest.movie else {
         return Ok(None);

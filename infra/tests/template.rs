@@ -1359,7 +1359,10 @@ fn the_render_role_cannot_write_control_objects_or_read_outside_scenes() {
     for extension in farm_blend::MOVIE_EXTENSIONS {
         let movie = keys.movie(extension);
         for action in ["s3:PutObject", "s3:AbortMultipartUpload"] {
-            assert!(may(&render, action, &movie), "render cannot {action} {movie}");
+            assert!(
+                may(&render, action, &movie),
+                "render cannot {action} {movie}"
+            );
         }
     }
     for key in [
@@ -1818,10 +1821,9 @@ async fn the_render_policy_allows_every_object_the_movie_job_touches() {
         .await
         .expect("the frames render");
     let receipt = farm_core::receipt::Receipt::compute(&[], 2, None);
-    store.inner().insert(
-        &keys.receipt(),
-        serde_json::to_vec(&receipt).unwrap(),
-    );
+    store
+        .inner()
+        .insert(&keys.receipt(), serde_json::to_vec(&receipt).unwrap());
     let before = store.calls().len();
     let movie = renderer::Config {
         ticket: farm_jobs::JobTicket {
@@ -1837,7 +1839,14 @@ async fn the_render_policy_allows_every_object_the_movie_job_touches() {
         .expect("the movie is made");
     assert_eq!(made.key, keys.movie("mkv"));
     let calls = store.calls().split_off(before);
-    for op in [Op::Head, Op::List, Op::Download, Op::Get, Op::Put, Op::UploadFile] {
+    for op in [
+        Op::Head,
+        Op::List,
+        Op::Download,
+        Op::Get,
+        Op::Put,
+        Op::UploadFile,
+    ] {
         assert!(
             calls.iter().any(|c| c.op == op),
             "no {op:?} call: {calls:?}"

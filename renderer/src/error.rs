@@ -79,7 +79,9 @@ pub enum RenderError {
     },
     #[error("the movie of `{key}` was not made: {} of its frames are missing or not this job's ({}); run farm retry to render them, then the movie is made again", .missing.len(), farm_core::frames::compact(.missing, ", "))]
     MovieFramesMissing { key: String, missing: Vec<i32> },
-    #[error("blender did not write the scene's movie ({exit}; {written} file(s) written): {message}")]
+    #[error(
+        "blender did not write the scene's movie ({exit}; {written} file(s) written): {message}"
+    )]
     MovieFailed {
         exit: String,
         /// The signal that ended Blender, if one did.

@@ -41,8 +41,7 @@ async fn main_async(mut args: Args) -> i32 {
     let _entered = span.enter();
     if config.ticket.movie.is_some() {
         // The movie job (FARM_MOVIE): the movie from the job's frames, no rendering.
-        return match renderer::movie::run(&storage, &config, farm_io::telemetry::sigterm()).await
-        {
+        return match renderer::movie::run(&storage, &config, farm_io::telemetry::sigterm()).await {
             Ok(movie) => {
                 info!(key = movie.key, bytes = movie.size, "movie written");
                 exit::SUCCESS

@@ -76,7 +76,15 @@ async fn make<S: Storage>(storage: &S, config: &Config) -> Result<MovieObject, R
         .await?;
     let started = std::time::Instant::now();
     let setup = &config.blender;
-    let made = encode(&setup.blender, &blend, &files, frames[0], setup.threads, work).await?;
+    let made = encode(
+        &setup.blender,
+        &blend,
+        &files,
+        frames[0],
+        setup.threads,
+        work,
+    )
+    .await?;
     let size = tokio::fs::metadata(&made)
         .await
         .map_err(|source| RenderError::WorkDir {
@@ -92,7 +100,11 @@ async fn make<S: Storage>(storage: &S, config: &Config) -> Result<MovieObject, R
     );
     let key = ticket.keys.movie(extension);
     storage
-        .upload_file(&key, &made, &PutOptions::content_type(content_type(extension)))
+        .upload_file(
+            &key,
+            &made,
+            &PutOptions::content_type(content_type(extension)),
+        )
         .await?;
     let movie = MovieObject { key, size };
     name_in_receipt(storage, &ticket.keys, &movie).await;
@@ -132,12 +144,13 @@ pub async fn encode(
             source,
         })?;
     let mut made = Vec::new();
-    let mut entries = tokio::fs::read_dir(&written)
-        .await
-        .map_err(|source| RenderError::WorkDir {
-            path: written.clone(),
-            source,
-        })?;
+    let mut entries =
+        tokio::fs::read_dir(&written)
+            .await
+            .map_err(|source| RenderError::WorkDir {
+                path: written.clone(),
+                source,
+            })?;
     while let Ok(Some(entry)) = entries.next_entry().await {
         made.push(entry.path());
     }
@@ -239,7 +252,11 @@ mod tests {
         let storage = MemoryStorage::new();
         let keys = JobKeys::new("k.blend");
         storage
-            .put("k.blend", Bytes::from_static(b"BLENDER-v304RENDH"), &PutOptions::default())
+            .put(
+                "k.blend",
+                Bytes::from_static(b"BLENDER-v304RENDH"),
+                &PutOptions::default(),
+            )
             .await
             .unwrap();
         let current = PutOptions {
@@ -252,7 +269,11 @@ mod tests {
             .await
             .unwrap();
         storage
-            .put(&keys.frame(3, "png"), Bytes::from_static(b"png"), &PutOptions::default())
+            .put(
+                &keys.frame(3, "png"),
+                Bytes::from_static(b"png"),
+                &PutOptions::default(),
+            )
             .await
             .unwrap();
         let before = storage.keys();

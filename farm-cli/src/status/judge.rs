@@ -514,7 +514,10 @@ mod tests {
         let done = movie_job_ended(JobState::Succeeded, Some(1234));
         assert!(done.complete && done.problems.is_empty(), "{done:?}");
         let running = movie_job_ended(JobState::Running, None);
-        assert!(!running.complete && running.problems.is_empty(), "{running:?}");
+        assert!(
+            !running.complete && running.problems.is_empty(),
+            "{running:?}"
+        );
         let failed = movie_job_ended(JobState::Failed, None);
         assert!(!failed.complete, "{failed:?}");
         assert_eq!(failed.problems.len(), 1, "{failed:?}");

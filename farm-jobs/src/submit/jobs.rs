@@ -106,8 +106,8 @@ pub(super) async fn stop_previous_job<S: Storage, B: Scheduler>(
         &previous.zip_job_id,
         &previous.render_job_id,
     ]
-        .into_iter()
-        .flatten()
+    .into_iter()
+    .flatten()
     {
         match scheduler.cancel(id, reason).await {
             Ok(()) => {

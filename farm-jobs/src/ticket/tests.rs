@@ -145,7 +145,10 @@ fn the_workers_parser_names_the_variable_of_a_bad_value() {
     // An empty optional value reads as unset.
     let ticket = good(&[(env::FORMAT, ""), (env::SOURCE_ETAG, "")]).unwrap();
     assert_eq!((ticket.format, ticket.source_etag), (None, None));
-    assert_eq!(good(&[(env::MOVIE, "mp4")]).unwrap().movie.as_deref(), Some("mp4"));
+    assert_eq!(
+        good(&[(env::MOVIE, "mp4")]).unwrap().movie.as_deref(),
+        Some("mp4")
+    );
 }
 
 #[test]
@@ -170,7 +173,6 @@ fn the_zip_ticket_keeps_the_version_and_drops_what_only_the_render_job_reads() {
     };
     assert_eq!(stills.for_movie(), None);
 }
-
 
 #[test]
 fn the_version_is_the_tickets_identity() {

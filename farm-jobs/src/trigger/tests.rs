@@ -238,5 +238,9 @@ fn the_engine_and_the_stills_format_are_the_scenes_unless_asked() {
     );
     let record = accepted.scene.expect("the scene's record");
     assert!(record.notes.iter().any(|n| n.contains("writes a movie")));
-    assert_eq!(accepted.movie.as_deref(), Some("mkv"), "the job makes the movie");
+    assert_eq!(
+        accepted.movie.as_deref(),
+        Some("mkv"),
+        "the job makes the movie"
+    );
 }
