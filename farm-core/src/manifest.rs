@@ -240,6 +240,8 @@ mod tests {
             scene: None,
             render_job_id: Some("r-1".into()),
             zip_job_id: Some("z-1".into()),
+            movie: None,
+            movie_job_id: None,
             targets: Some(JobTargets {
                 queue: "q".into(),
                 render_definition: "r".into(),

@@ -285,8 +285,8 @@ async fn a_movie_scene_gets_a_movie_job_after_the_zip_job() {
         (render.kind, zip.kind, movie.kind),
         (JobKind::Render, JobKind::Zip, JobKind::Movie)
     );
-    assert_eq!(zip.depends_on, [render_id.clone()]);
-    assert_eq!(movie.depends_on, [zip_id.clone()]);
+    assert_eq!(zip.depends_on, std::slice::from_ref(render_id));
+    assert_eq!(movie.depends_on, std::slice::from_ref(zip_id));
     assert_eq!(movie.blender, render.blender);
     assert!(movie.name.ends_with("-movie"), "{}", movie.name);
     let told = |job: &farm_core::scheduler::JobSpec| {
