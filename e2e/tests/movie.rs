@@ -82,15 +82,7 @@ async fn a_movie_scene_gets_its_movie_beside_frames_zip() {
         )
         .await
         .unwrap();
-    let probe = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-show_entries"])
-        .arg("format=format_name:stream=codec_type,codec_name,nb_read_frames,r_frame_rate,width,height")
-        .args(["-of", "json"])
-        .arg(download.join("film.mkv"))
-        .output()
-        .expect("ffprobe (Debian's ffmpeg, scripts/setup.sh) runs");
-    assert!(probe.status.success(), "{probe:?}");
-    let probe: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let probe = farm_testkit::probe_movie(&download.join("film.mkv")).unwrap();
     assert_eq!(probe["format"]["format_name"], "matroska,webm", "{probe}");
     let streams = probe["streams"].as_array().unwrap();
     assert_eq!(streams.len(), 1, "video only: {probe}");

@@ -358,6 +358,27 @@ pub fn decode_png(png_bytes: &[u8]) -> anyhow::Result<DecodedPng> {
     })
 }
 
+/// What `ffprobe` (Debian's ffmpeg, `scripts/setup.sh`) reads of a movie file: its container
+/// (`format.format_name`) and each stream's type, codec, frames counted by decoding
+/// (`nb_read_frames`), frame rate and size, as JSON.
+pub fn probe_movie(path: &Path) -> anyhow::Result<serde_json::Value> {
+    let output = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_entries"])
+        .arg("format=format_name:stream=codec_type,codec_name,nb_read_frames,r_frame_rate,width,height")
+        .args(["-of", "json"])
+        .arg(path)
+        .output()
+        .map_err(|e| anyhow!("ffprobe (Debian's ffmpeg, scripts/setup.sh) does not run: {e}"))?;
+    if !output.status.success() {
+        return Err(anyhow!(
+            "ffprobe {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
 /// The RGB colour of the pixel at (`x`, `y`) of a PNG (8-bit or 16-bit, RGB or RGBA).
 pub fn pixel(png_bytes: &[u8], x: usize, y: usize) -> anyhow::Result<[u8; 3]> {
     let image = decode_png(png_bytes)?;
