@@ -2080,13 +2080,15 @@ fn allows(statements: &[Value], action: &str) -> bool {
 // ------------------------------------------------------------------ notifications
 
 /// The resources a `NotificationEmail` creates.
-const NOTIFICATION_RESOURCES: [&str; 6] = [
+const NOTIFICATION_RESOURCES: [&str; 8] = [
     "NotificationKey",
     "NotificationTopic",
     "NotificationTopicPolicy",
     "ZipSucceededRule",
     "ZipFailedRule",
     "RenderFailedRule",
+    "MovieSucceededRule",
+    "MovieFailedRule",
 ];
 
 #[test]
@@ -2137,7 +2139,8 @@ fn notifications_exist_only_with_an_email() {
     );
 }
 
-/// What a rule's pattern selects: the kind of job (by job definition name) and its statuses.
+/// What a rule's pattern selects: the kind of job (by job definition name, and a movie job on a
+/// render job definition by its `farm_movie` parameter) and its statuses.
 fn rule_selection(t: &Value, rule: &str) -> (String, BTreeSet<String>) {
     let rule = props(t, rule);
     assert_eq!(rule["State"], "ENABLED");
@@ -2180,7 +2183,13 @@ fn rule_selection(t: &Value, rule: &str) -> (String, BTreeSet<String>) {
                 && !sub("ZipJobDefinition").starts_with(name),
             "prefix {name} does not select the render job definitions {renders:?} alone"
         );
-        "render"
+        let movie = &detail["parameters"][farm_core::scheduler::PARAM_MOVIE];
+        if movie == &json!([{ "exists": true }]) {
+            "movie"
+        } else {
+            assert_eq!(movie, &json!([{ "exists": false }]), "a render rule leaves movie jobs out");
+            "render"
+        }
     };
     (kind.to_owned(), statuses)
 }
@@ -2215,6 +2224,8 @@ fn the_rules_send_the_zip_jobs_end_and_a_failed_render_job_to_the_topic() {
         ("zip", "SUCCEEDED"),
         ("zip", "FAILED"),
         ("render", "FAILED"),
+        ("movie", "SUCCEEDED"),
+        ("movie", "FAILED"),
     ]
     .into_iter()
     .map(|(k, s)| (k.to_owned(), s.to_owned()))
@@ -2334,7 +2345,7 @@ fn message(t: &Value, rule: &str, event: &Value) -> String {
 /// names and Batch parameters from `farm_core`), names the exact key and where to look.
 #[tokio::test]
 async fn the_messages_name_the_key_the_status_and_where_frames_zip_is() {
-    use farm_core::scheduler::{JobSpec, PARAM_BUCKET, PARAM_KEY};
+    use farm_core::scheduler::{JobSpec, PARAM_BUCKET, PARAM_KEY, PARAM_MOVIE};
 
     let t = template();
     let key = "shots/scene \"01\" ü $(x).blend";
@@ -2346,6 +2357,17 @@ async fn the_messages_name_the_key_the_status_and_where_frames_zip_is() {
     let storage = farm_testkit::MemoryStorage::new();
     let render = ticket.render_job(&storage).await.unwrap();
     let zip = ticket.zip_job(&storage, "render-id").await.unwrap();
+    let movie_scene = farm_jobs::JobTicket {
+        movie: Some("mkv".to_owned()),
+        ..ticket
+    };
+    let movie = movie_scene
+        .movie_job(&storage, "zip-id")
+        .await
+        .unwrap()
+        .expect("a movie job");
+    assert!(!render.parameters().contains_key(PARAM_MOVIE));
+    assert_eq!(movie.parameters()[PARAM_MOVIE], keys.movie("mkv"));
     let event = |job: &JobSpec, status: &str, reason: &str| {
         json!({
             "version": "0",
@@ -2363,7 +2385,13 @@ async fn the_messages_name_the_key_the_status_and_where_frames_zip_is() {
             }
         })
     };
-    for rule in ["ZipSucceededRule", "ZipFailedRule", "RenderFailedRule"] {
+    for rule in [
+        "ZipSucceededRule",
+        "ZipFailedRule",
+        "RenderFailedRule",
+        "MovieSucceededRule",
+        "MovieFailedRule",
+    ] {
         let paths = &props(&t, rule)["Targets"][0]["InputTransformer"]["InputPathsMap"];
         assert_eq!(paths["key"], format!("$.detail.parameters.{PARAM_KEY}"));
         assert_eq!(
@@ -2441,6 +2469,31 @@ async fn the_messages_name_the_key_the_status_and_where_frames_zip_is() {
         );
     }
     no_key_in_commands(&render_failed);
+
+    let made = message(&t, "MovieSucceededRule", &event(&movie, "SUCCEEDED", ""));
+    for needle in [
+        key,
+        &s3(&keys.movie("mkv")),
+        "farm download KEY --bucket farm-bucket",
+        &movie.name,
+        "SUCCEEDED",
+    ] {
+        assert!(made.contains(needle), "{needle:?} not in:\n{made}");
+    }
+    no_key_in_commands(&made);
+    let not_made = message(&t, "MovieFailedRule", &event(&movie, "FAILED", reason));
+    for needle in [
+        key,
+        reason,
+        &s3(&keys.movie("mkv")),
+        "farm status KEY --bucket farm-bucket",
+        "/aws/batch/farm/render",
+        &movie.name,
+        "FAILED",
+    ] {
+        assert!(not_made.contains(needle), "{needle:?} not in:\n{not_made}");
+    }
+    no_key_in_commands(&not_made);
 }
 
 /// The trigger's read budget per upload (`trigger_lambda::READ_BUDGET`) ends well before the
