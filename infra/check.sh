@@ -346,8 +346,9 @@ cases = [
 entries = [{"Source": "aws.batch", "DetailType": "Batch Job State Change", "EventBusName": bus,
             "Detail": json.dumps(detail(case, definition, status, **extra))}
            for case, definition, status, extra, _ in cases]
-if aws("events", "put-events", "--entries", json.dumps(entries))["FailedEntryCount"]:
-    sys.exit("put-events failed")
+for at in range(0, len(entries), 10):  # PutEvents takes at most 10 entries
+    if aws("events", "put-events", "--entries", json.dumps(entries[at:at + 10]))["FailedEntryCount"]:
+        sys.exit("put-events failed")
 got = {}
 for kind, url in probes.items():
     while True:
