@@ -2187,7 +2187,11 @@ fn rule_selection(t: &Value, rule: &str) -> (String, BTreeSet<String>) {
         if movie == &json!([{ "exists": true }]) {
             "movie"
         } else {
-            assert_eq!(movie, &json!([{ "exists": false }]), "a render rule leaves movie jobs out");
+            assert_eq!(
+                movie,
+                &json!([{ "exists": false }]),
+                "a render rule leaves movie jobs out"
+            );
             "render"
         }
     };
