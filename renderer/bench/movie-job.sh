@@ -37,7 +37,7 @@ aws s3 cp movie.blend s3://bench/shots/movie.blend >/dev/null
 aws s3 cp --recursive --quiet --metadata farm-format=PNG --content-type image/png \
   frames s3://bench/shots/movie.blend/frames/
 du -sh frames
-/usr/bin/time -o job.time -f "movie job: %e s, peak RSS of the renderer %M KB" \
+/usr/bin/time -o job.time -f "movie job: %e s, peak RSS %M KB (its largest process)" \
   env FARM_BUCKET=bench FARM_KEY=shots/movie.blend FARM_FRAMES=1-250 FARM_FORMAT=PNG \
   FARM_MOVIE=mkv FARM_THREADS=2 FARM_LOG_FORMAT=json FARM_WORK_DIR="$WORK/work" "$RENDERER" >job.log 2>&1 ||
   { tail -5 job.log; exit 1; }
