@@ -245,7 +245,7 @@ class RENDER_FARM_OT_retry(JobCommand, bpy.types.Operator):
 
 
 class RENDER_FARM_OT_download(JobCommand, bpy.types.Operator):
-    """Download the job's frames.zip into the scene's output folder and unpack it (farm download)"""
+    """Download the job's frames (unpacked) and its movie to the output folder (farm download)"""
 
     bl_idname = "render_farm.download"
     bl_label = "Download Frames"

@@ -306,9 +306,9 @@ for name in rules:
     transformer = targets[0].get("InputTransformer", {}) if targets else {}
     if [t["Arn"] for t in targets] != [topic] or "<key>" not in transformer.get("InputTemplate", ""):
         sys.exit(f"rule {name}: targets {targets}")
-    kind = next(k for k in ("ZipSucceeded", "ZipFailed", "RenderFailed") if k in name)
+    kind = next(k for k in ("ZipSucceeded", "ZipFailed", "RenderFailed", "MovieSucceeded", "MovieFailed") if k in name)
     kinds[kind] = rule["EventPattern"]
-if sorted(kinds) != ["RenderFailed", "ZipFailed", "ZipSucceeded"] or len(rules) != 3:
+if sorted(kinds) != ["MovieFailed", "MovieSucceeded", "RenderFailed", "ZipFailed", "ZipSucceeded"] or len(rules) != 5:
     sys.exit(f"rules targeting the topic: {rules}")
 bus = f"{stack}-probe"
 aws("events", "create-event-bus", "--name", bus)
@@ -320,10 +320,12 @@ for kind, pattern in kinds.items():
     aws("events", "put-targets", "--rule", f"probe-{kind}", "--event-bus-name", bus,
         "--targets", json.dumps([{"Id": "probe", "Arn": arn}]))
     probes[kind] = url
-def detail(case, definition, status, queue=queue, array=None):
+def detail(case, definition, status, queue=queue, array=None, movie=False):
     d = {"jobName": case, "jobId": "4c7599ae", "jobQueue": queue, "status": status,
          "statusReason": "Essential container in task exited", "jobDefinition": arns[definition],
          "parameters": {"farm_bucket": "b", "farm_key": "shots/scene.blend"}}
+    if movie:
+        d["parameters"]["farm_movie"] = "shots/scene.blend/scene.mkv"
     if array is not None:
         d["arrayProperties"] = array
     return d
@@ -337,12 +339,16 @@ cases = [
     ("render-child-failed", r42, "FAILED", {"array": {"index": 2}}, None),
     ("render-succeeded", r42, "SUCCEEDED", {"array": {"size": 4}}, None),
     ("zip-succeeded-other-queue", zip_, "SUCCEEDED", {"queue": queue + "-other"}, None),
+    ("movie-succeeded", r42, "SUCCEEDED", {"movie": True}, "MovieSucceeded"),
+    ("movie-failed", r45, "FAILED", {"movie": True}, "MovieFailed"),
+    ("movie-running", r42, "RUNNING", {"movie": True}, None),
 ]
 entries = [{"Source": "aws.batch", "DetailType": "Batch Job State Change", "EventBusName": bus,
             "Detail": json.dumps(detail(case, definition, status, **extra))}
            for case, definition, status, extra, _ in cases]
-if aws("events", "put-events", "--entries", json.dumps(entries))["FailedEntryCount"]:
-    sys.exit("put-events failed")
+for at in range(0, len(entries), 10):  # PutEvents takes at most 10 entries
+    if aws("events", "put-events", "--entries", json.dumps(entries[at:at + 10]))["FailedEntryCount"]:
+        sys.exit("put-events failed")
 got = {}
 for kind, url in probes.items():
     while True:

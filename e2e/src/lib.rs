@@ -608,10 +608,14 @@ impl Farm {
             .into_iter()
             .filter(|j| j.var(farm_core::env::KEY) == Some(key))
             .collect();
+        // The movie job runs on the render job definition too; only it is told the movie.
         let render = jobs
             .iter()
             .rev()
-            .find(|j| j.definition == self.batch_env.render_definition)
+            .find(|j| {
+                j.definition == self.batch_env.render_definition
+                    && j.var(farm_core::env::MOVIE).is_none()
+            })
             .ok_or_else(|| anyhow!("no render job for {key}: {jobs:?}"))?;
         let zip = jobs
             .iter()
@@ -619,6 +623,13 @@ impl Farm {
             .find(|j| j.definition == self.batch_env.zip_definition)
             .ok_or_else(|| anyhow!("no zip job for {key}: {jobs:?}"))?;
         Ok((render.clone(), zip.clone()))
+    }
+
+    /// The movie job of `key` submitted most recently (a movie scene's), if any.
+    pub async fn movie_job_of(&self, key: &str) -> anyhow::Result<Option<SubmittedJob>> {
+        Ok(self.jobs().await?.into_iter().rev().find(|j| {
+            j.var(farm_core::env::KEY) == Some(key) && j.var(farm_core::env::MOVIE).is_some()
+        }))
     }
 
     /// Starts `program` as Batch would start the job's container (or the array child `index`):

@@ -63,6 +63,12 @@ pub(crate) fn movie(r: &View<'_>) -> Option<Movie> {
     })
 }
 
+/// Every extension [`Movie::extension`] can be: the movie job writes only these (the render
+/// role's policy names each, `infra/farm.yaml`).
+pub const MOVIE_EXTENSIONS: &[&str] = &[
+    "mpg", "dvd", "mp4", "avi", "mov", "dv", "flv", "mkv", "ogv", "webm",
+];
+
 /// Blender's name and first extension of an `FFMpegCodecData.type` (`BKE_ffmpeg` lists).
 fn container_name(value: i64) -> (String, &'static str) {
     let (name, extension) = match value {
@@ -119,4 +125,17 @@ fn codec_name(id: i64) -> String {
         other => return format!("UNKNOWN_{other}"),
     };
     name.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_containers_extension_is_listed() {
+        for value in -1..=20 {
+            let (name, extension) = container_name(value);
+            assert!(MOVIE_EXTENSIONS.contains(&extension), "{name}: {extension}");
+        }
+    }
 }

@@ -1,13 +1,15 @@
-//! `farm download`: fetch `frames.zip`, and optionally unpack it.
+//! `farm download`: fetch `frames.zip` (and the movie, for a movie scene), and optionally unpack
+//! the archive.
 //!
-//! The archive streams into a temporary file beside the destination, renamed into place once
-//! complete: `OUT/frames.zip` is whole or absent. Unpacking checks every entry's CRC and writes
+//! Each object streams into a temporary file beside its destination, renamed into place once
+//! complete: `OUT/frames.zip` and `OUT/<stem>.<ext>` are whole or absent. Unpacking checks every entry's CRC and writes
 //! each frame the same way.
 
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
-use farm_core::storage::{Storage, StorageError};
+use farm_core::manifest::JobManifest;
+use farm_core::storage::{get_json, Storage, StorageError};
 use farm_core::JobKeys;
 use futures::TryStreamExt;
 use tokio::io::AsyncWriteExt;
@@ -31,18 +33,34 @@ pub async fn run(args: &DownloadArgs) -> anyhow::Result<()> {
     }
     let aws = Aws::load().await;
     let archive = out.join("frames.zip");
-    let fetch = fetch(&aws, args, &out, &archive);
-    let size = tokio::select! {
+    let fetch = async {
+        let size = fetch(&aws, args, &out, &archive).await?;
+        let movie = fetch_movie(&aws, args, &out).await?;
+        anyhow::Ok((size, movie))
+    };
+    let (size, movie) = tokio::select! {
         () = shutdown.signal() => {
-            return Err(Interrupted("download stopped; nothing was written".into()).into());
+            return Err(Interrupted("download stopped; what was written is whole".into()).into());
         }
-        size = fetch => size?,
+        fetched = fetch => fetched?,
     };
     let record_path = out.join(DOWNLOAD_RECORD);
     tokio::fs::write(&record_path, record)
         .await
         .with_context(|| format!("cannot write {}", record_path.display()))?;
     println!("archive: {} ({})", archive.display(), human_bytes(size));
+    match movie {
+        Some(MovieFetch::Fetched(path, size)) => {
+            println!("movie:   {} ({})", path.display(), human_bytes(size));
+        }
+        Some(MovieFetch::NotYet(key)) => println!(
+            "movie:   not made yet (s3://{}/{key}): the movie job runs after the archive, or it failed; see farm status {} --bucket {}",
+            args.bucket,
+            shell_quote(&args.key),
+            shell_quote(&args.bucket)
+        ),
+        None => {}
+    }
     if args.unpack {
         let frames_dir = out.join("frames");
         let unpack = unpack(&archive, &frames_dir);
@@ -94,6 +112,43 @@ async fn refuse_overwrite(out: &Path, record: &str, unpack: bool) -> anyhow::Res
     )
 }
 
+/// The movie of a movie scene's job (`job.json` names it), fetched or not there yet.
+enum MovieFetch {
+    Fetched(PathBuf, u64),
+    NotYet(String),
+}
+
+/// Streams the job's movie, `<key>/<stem>.<ext>`, into `OUT/<stem>.<ext>` when `job.json`
+/// names one; `None` for a job of stills.
+async fn fetch_movie(
+    aws: &Aws,
+    args: &DownloadArgs,
+    out: &Path,
+) -> anyhow::Result<Option<MovieFetch>> {
+    let storage = aws.storage(&args.bucket);
+    let keys = JobKeys::new(args.key.as_str());
+    let manifest = match get_json::<JobManifest>(&storage, &keys.manifest()).await {
+        Ok(manifest) => manifest,
+        // The archive is there: a job.json gone or unreadable names no movie.
+        Err(StorageError::NotFound { .. } | StorageError::Json { .. }) => return Ok(None),
+        Err(err) => return Err(aws.storage_error(&err, &format!("reading `{}`", keys.manifest()))),
+    };
+    let Some(extension) = manifest.movie else {
+        return Ok(None);
+    };
+    let key = keys.movie(&extension);
+    let doing = format!("downloading s3://{}/{key}", args.bucket);
+    let length = match storage.head(&key).await {
+        Ok(Some(meta)) => meta.size,
+        Ok(None) => return Ok(Some(MovieFetch::NotYet(key))),
+        Err(err) => return Err(aws.storage_error(&err, &doing)),
+    };
+    let name = key.rsplit('/').next().unwrap_or(&key);
+    let dest = out.join(name);
+    let size = stream_to(aws, &storage, &key, length, out, &dest, &doing).await?;
+    Ok(Some(MovieFetch::Fetched(dest, size)))
+}
+
 /// Streams `<key>/frames.zip` into `dest`; returns its size.
 async fn fetch(aws: &Aws, args: &DownloadArgs, out: &Path, dest: &Path) -> anyhow::Result<u64> {
     let storage = aws.storage(&args.bucket);
@@ -118,13 +173,38 @@ async fn fetch(aws: &Aws, args: &DownloadArgs, out: &Path, dest: &Path) -> anyho
         }
         Err(err) => return Err(aws.storage_error(&err, &doing)),
     };
-    let mut chunks = match storage.get_stream(&key).await {
+    match stream_to(aws, &storage, &key, length, out, dest, &doing).await {
+        Err(err) if err.downcast_ref::<Gone>().is_some() => Err(missing()),
+        other => other,
+    }
+}
+
+/// The object was deleted between its HEAD and its GET.
+#[derive(Debug, thiserror::Error)]
+#[error("the object is gone")]
+struct Gone;
+
+/// Streams the object `key` of `length` bytes into `dest` (in `out`) through a temporary file
+/// renamed into place once whole; returns its size.
+async fn stream_to(
+    aws: &Aws,
+    storage: &impl Storage,
+    key: &str,
+    length: u64,
+    out: &Path,
+    dest: &Path,
+    doing: &str,
+) -> anyhow::Result<u64> {
+    let mut chunks = match storage.get_stream(key).await {
         Ok(chunks) => chunks,
-        Err(StorageError::NotFound { .. }) => return Err(missing()),
-        Err(err) => return Err(aws.storage_error(&err, &doing)),
+        Err(StorageError::NotFound { .. }) => return Err(Gone.into()),
+        Err(err) => return Err(aws.storage_error(&err, doing)),
     };
+    let name = dest
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let temp = tempfile::Builder::new()
-        .prefix(".frames.zip.")
+        .prefix(&format!(".{name}."))
         .suffix(".partial")
         .tempfile_in(out)
         .with_context(|| format!("cannot create a file in {}", out.display()))?;
@@ -147,7 +227,7 @@ async fn fetch(aws: &Aws, args: &DownloadArgs, out: &Path, dest: &Path) -> anyho
         .with_context(|| format!("cannot write in {}", out.display()))?;
     drop(file);
     if written != length {
-        bail!("{doing}: got {written} of {length} bytes (the archive was replaced, or the connection broke); run the command again");
+        bail!("{doing}: got {written} of {length} bytes (the object was replaced, or the connection broke); run the command again");
     }
     temp_path
         .persist(dest)

@@ -120,6 +120,7 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
     let source = SourceObject {
         saved_by: manifest.saved_by,
         scene: manifest.scene.clone(),
+        movie: manifest.movie.clone(),
         ..source
     };
     let new = submit_retry(
@@ -231,5 +232,6 @@ async fn source_object(aws: &Aws, storage: &S3Storage, key: &str) -> anyhow::Res
         version_id: head.version_id,
         saved_by: None,
         scene: None,
+        movie: None,
     })
 }

@@ -51,6 +51,14 @@ pub fn receipt_text(receipt: &Receipt, priced: bool) -> String {
             .collect();
         let _ = writeln!(out, "slowest   {}", slowest.join(", "));
     }
+    if let Some(movie) = &receipt.movie {
+        let _ = writeln!(
+            out,
+            "movie     {} ({})",
+            movie.key,
+            progress::human_bytes(movie.size)
+        );
+    }
     if priced {
         let _ = writeln!(
             out,
@@ -170,6 +178,7 @@ mod tests {
                 frame: 9,
                 seconds: 20.0,
             }],
+            movie: None,
         }
     }
 
@@ -188,5 +197,18 @@ mod tests {
         let local = receipt_text(&receipt(None), false);
         assert!(!local.contains('$') && !local.contains("vCPU"), "{local}");
         assert!(local.contains("of task time"), "{local}");
+        assert!(!local.contains("movie"), "{local}");
+        let with_movie = Receipt {
+            movie: Some(farm_core::receipt::MovieObject {
+                key: "shots/a.blend/a.mkv".into(),
+                size: 3 * 1024 * 1024,
+            }),
+            ..receipt(None)
+        };
+        let text = receipt_text(&with_movie, true);
+        assert!(
+            text.contains("movie     shots/a.blend/a.mkv (3.0 MiB)"),
+            "{text}"
+        );
     }
 }

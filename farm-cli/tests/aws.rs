@@ -651,6 +651,7 @@ async fn report_prints_the_receipt_or_says_when_there_is_none_yet() {
             frame: 42,
             seconds: 95.5,
         }],
+        movie: None,
     };
     farm_core::storage::put_json(
         &fx.storage(),
@@ -1678,10 +1679,31 @@ fn assert_info(report: &Value, says: &str) {
     assert!(text.contains(says), "{says:?} not in {text:?}");
 }
 
-/// What the job's tasks and zip job leave: the frames (Render Here's, as the renderer uploads
-/// them), `frames.zip` and the contact sheet (the zipper's code), and the receipt.
+/// The bytes the fetch phase's movie job leaves (`farm download` copies them, whatever they are).
+const MOVIE_BYTES: &[u8] = b"a movie scene's movie, as the movie job uploads it";
+
+/// What the job's tasks, zip job and movie job leave: the frames (Render Here's, as the
+/// renderer uploads them), `frames.zip` and the contact sheet (the zipper's code), the receipt,
+/// and the movie `job.json` names (a movie scene's job).
 async fn zip_job_outputs(farm: &Fixture, key: &str, here: &Path) {
     let keys = JobKeys::new(key);
+    let storage = farm.storage();
+    let mut manifest: farm_core::manifest::JobManifest =
+        farm_core::storage::get_json(&storage, &keys.manifest())
+            .await
+            .unwrap();
+    manifest.movie = Some("mkv".to_owned());
+    farm_core::storage::put_json(&storage, &keys.manifest(), &manifest)
+        .await
+        .unwrap();
+    farm_core::Storage::put(
+        &storage,
+        &keys.movie("mkv"),
+        bytes::Bytes::from_static(MOVIE_BYTES),
+        &farm_core::storage::PutOptions::default(),
+    )
+    .await
+    .unwrap();
     for frame in [1, 2] {
         let body = std::fs::read(here.join(format!("{frame:04}.png"))).unwrap();
         farm.put_frame(key, &keys.frame(frame, "png"), body).await;
@@ -1711,16 +1733,26 @@ async fn zip_job_outputs(farm: &Fixture, key: &str, here: &Path) {
             max: 30.0,
         },
         slowest: vec![],
+        movie: Some(farm_core::receipt::MovieObject {
+            key: keys.movie("mkv"),
+            size: MOVIE_BYTES.len() as u64,
+        }),
     };
     farm_core::storage::put_json(&farm.storage(), &keys.receipt(), &receipt)
         .await
         .unwrap();
 }
 
-/// drive.py's fetch phase: the archive unpacked into the scene's output folder `out`, the
-/// contact sheet loaded in Blender.
+/// drive.py's fetch phase: the archive unpacked and the movie into the scene's output folder
+/// `out`, the contact sheet loaded in Blender.
 fn check_fetched(fetched: &Value, out: &Path, here: &Path) {
     assert_info(&fetched["downloaded"], "(2 files)");
+    let movie = out.join("shot.mkv");
+    assert_info(
+        &fetched["downloaded"],
+        &format!("movie:   {}", movie.display()),
+    );
+    assert_eq!(std::fs::read(&movie).unwrap(), MOVIE_BYTES);
     assert_zip_holds(&out.join("frames.zip"), &names(&[1, 2]));
     for name in names(&[1, 2]) {
         assert_eq!(

@@ -166,15 +166,7 @@ fn a_movie_scene_renders_png_stills() {
         stdout.contains(&format!("movie:   {} (MKV H264", movie.display())),
         "{stdout}"
     );
-    let probe = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-show_entries"])
-        .arg("format=format_name:stream=codec_type,codec_name,nb_read_frames,r_frame_rate,width,height")
-        .args(["-of", "json"])
-        .arg(&movie)
-        .output()
-        .expect("ffprobe (Debian's ffmpeg, scripts/setup.sh) runs");
-    assert!(probe.status.success(), "{probe:?}");
-    let probe: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let probe = farm_testkit::probe_movie(&movie).unwrap();
     assert_eq!(probe["format"]["format_name"], "matroska,webm", "{probe}");
     let streams = probe["streams"].as_array().unwrap();
     let video = streams.iter().find(|s| s["codec_type"] == "video").unwrap();

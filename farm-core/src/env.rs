@@ -98,3 +98,7 @@ pub const AWS_ATTEMPT_TIMEOUT: &str = "FARM_AWS_ATTEMPT_TIMEOUT_SECS";
 /// Renderer: key of the job's dependency list (`<key>/deps/<hash>.json`, written by the trigger's
 /// pre-flight check): every file is downloaded beside the `.blend` before Blender starts.
 pub const DEPENDENCIES: &str = "FARM_DEPENDENCIES";
+
+/// A movie job (and `job.json`): the extension of the movie the scene asks for (`mkv`, `mp4`...).
+/// A renderer told it makes the job's movie from its frames instead of rendering (ADR 0012).
+pub const MOVIE: &str = "FARM_MOVIE";

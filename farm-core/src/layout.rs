@@ -65,6 +65,19 @@ impl JobKeys {
         self.join("frames.zip")
     }
 
+    /// The movie a movie scene asks for, beside `frames.zip`: `<key>/<stem>.<extension>`, the
+    /// `.blend`'s file name without `.blend` (`shots/a.blend/a.mkv`; `movie.<extension>` for
+    /// [`JobKeys::root`]).
+    pub fn movie(&self, extension: &str) -> String {
+        let name = self.base.rsplit('/').next().unwrap_or_default();
+        let stem = name
+            .strip_suffix(".blend")
+            .or_else(|| name.strip_suffix(".BLEND"))
+            .unwrap_or(name);
+        let stem = if stem.is_empty() { "movie" } else { stem };
+        self.join(&format!("{stem}.{extension}"))
+    }
+
     pub fn manifest(&self) -> String {
         self.join("job.json")
     }
@@ -277,6 +290,9 @@ mod tests {
         assert!(keys.task_record(0, 1).starts_with(&keys.tasks_prefix()));
         assert_eq!(keys.receipt(), "shots/my scene ü.blend/receipt.json");
         assert_eq!(keys.preview(), "shots/my scene ü.blend/preview.jpg");
+        assert_eq!(keys.movie("mkv"), "shots/my scene ü.blend/my scene ü.mkv");
+        assert_eq!(JobKeys::new("a.BLEND").movie("mp4"), "a.BLEND/a.mp4");
+        assert_eq!(JobKeys::root().movie("avi"), "movie.avi");
         assert_eq!(JobKeys::root().task_record(0, 1), "tasks/0-1.json");
     }
 

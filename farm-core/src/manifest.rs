@@ -111,6 +111,13 @@ pub struct JobManifest {
     pub render_job_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zip_job_id: Option<String>,
+    /// The extension of the movie the scene asks for (`mkv`...): the movie job writes
+    /// `<key>/<stem>.<extension>` ([`crate::JobKeys::movie`]) from the frames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub movie: Option<String>,
+    /// The movie job, which runs after the zip job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub movie_job_id: Option<String>,
     /// The queue and job definitions the jobs went to: `farm retry` submits there again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub targets: Option<JobTargets>,
@@ -195,6 +202,8 @@ impl JobManifest {
             scene: None,
             render_job_id: None,
             zip_job_id: None,
+            movie: None,
+            movie_job_id: None,
             targets: None,
             request: None,
             created,
@@ -231,6 +240,8 @@ mod tests {
             scene: None,
             render_job_id: Some("r-1".into()),
             zip_job_id: Some("z-1".into()),
+            movie: None,
+            movie_job_id: None,
             targets: Some(JobTargets {
                 queue: "q".into(),
                 render_definition: "r".into(),

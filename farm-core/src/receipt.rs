@@ -140,6 +140,18 @@ pub struct Receipt {
     pub frame_seconds: FrameSeconds,
     /// The slowest frames, slowest first.
     pub slowest: Vec<SlowFrame>,
+    /// The movie the scene asked for, once the movie job wrote it (ADR 0012).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub movie: Option<MovieObject>,
+}
+
+/// A job's movie in the bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovieObject {
+    /// `<key>/<stem>.<ext>` ([`crate::JobKeys::movie`]).
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 impl Receipt {
@@ -221,6 +233,7 @@ impl Receipt {
             cost_usd,
             frame_seconds,
             slowest,
+            movie: None,
         }
     }
 }

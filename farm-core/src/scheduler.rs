@@ -16,6 +16,9 @@ use crate::series::{BlenderPick, BlenderSeries, SeriesChoice};
 pub enum JobKind {
     Render,
     Zip,
+    /// The movie a movie scene asks for, made from the frames after the zip job: it runs on
+    /// the render job definition of the job's series (Blender makes the movie, ADR 0012).
+    Movie,
 }
 
 /// Where a farm's jobs go: one queue and a job definition per [`JobKind`] (names or ARNs).
@@ -44,7 +47,7 @@ impl JobTargets {
     /// The job definition of a kind of job.
     pub fn definition(&self, kind: JobKind) -> &str {
         match kind {
-            JobKind::Render => &self.render_definition,
+            JobKind::Render | JobKind::Movie => &self.render_definition,
             JobKind::Zip => &self.zip_definition,
         }
     }
@@ -154,6 +157,8 @@ pub const TAG_FRAMES: &str = "farm:frames";
 pub const PARAM_BUCKET: &str = "farm_bucket";
 /// Batch job parameter holding a job's `.blend` key, exactly (see [`JobSpec::parameters`]).
 pub const PARAM_KEY: &str = "farm_key";
+/// Batch job parameter holding a movie job's movie key (see [`JobSpec::parameters`]).
+pub const PARAM_MOVIE: &str = "farm_movie";
 
 impl JobSpec {
     /// The job's Batch parameters: its bucket ([`PARAM_BUCKET`]) and `.blend` key
@@ -162,15 +167,22 @@ impl JobSpec {
     /// read, unlike the environment (a list) and the tags (`farm:key` holds a colon, which its
     /// paths cannot name, and tag values are sanitised): the stack's notifications name the
     /// exact key from them. No job definition's command refers to them.
+    /// A movie job also gets [`PARAM_MOVIE`], the movie's key, by which the notifications tell
+    /// it from the render jobs whose job definition it shares.
     pub fn parameters(&self) -> BTreeMap<String, String> {
+        let var = |var: &str| {
+            self.env
+                .iter()
+                .find(|(name, _)| name == var)
+                .map(|(_, value)| value.as_str())
+        };
+        let movie = var(env::KEY)
+            .zip(var(env::MOVIE))
+            .map(|(key, extension)| crate::JobKeys::new(key).movie(extension));
         [(env::BUCKET, PARAM_BUCKET), (env::KEY, PARAM_KEY)]
             .into_iter()
-            .filter_map(|(var, param)| {
-                self.env
-                    .iter()
-                    .find(|(name, _)| name == var)
-                    .map(|(_, value)| (param.to_owned(), value.clone()))
-            })
+            .filter_map(|(name, param)| var(name).map(|value| (param.to_owned(), value.to_owned())))
+            .chain(movie.map(|key| (PARAM_MOVIE.to_owned(), key)))
             .collect()
     }
 

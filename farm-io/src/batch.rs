@@ -59,17 +59,15 @@ impl BatchScheduler {
     /// The job definition `job` runs on.
     fn definition(&self, job: &JobSpec) -> Result<&str, SchedulerError> {
         match (&self.render, job.kind) {
-            (Some(render), JobKind::Render) => {
-                render
-                    .definition(job.blender)
-                    .ok_or_else(|| SchedulerError::Rejected {
-                        operation: "submit job",
-                        message: format!(
-                            "no render job definition for Blender {}",
-                            job.blender.map(|b| b.to_string()).unwrap_or_default()
-                        ),
-                    })
-            }
+            (Some(render), JobKind::Render | JobKind::Movie) => render
+                .definition(job.blender)
+                .ok_or_else(|| SchedulerError::Rejected {
+                    operation: "submit job",
+                    message: format!(
+                        "no render job definition for Blender {}",
+                        job.blender.map(|b| b.to_string()).unwrap_or_default()
+                    ),
+                }),
             _ => Ok(self.targets.definition(job.kind)),
         }
     }

@@ -213,6 +213,13 @@ pub fn stills_format(
     (format, note)
 }
 
+/// The extension of the movie the active scene asks for (its output is FFmpeg), which the job
+/// makes from its frames; `None` for stills or a file that could not be read.
+pub fn movie_extension(info: Option<&BlendInfo>) -> Option<String> {
+    let movie = info.and_then(BlendInfo::active_scene)?.movie.as_ref()?;
+    Some(movie.extension.clone())
+}
+
 /// Records in a `frames=scene` record the engine the job runs, and why when it is not the
 /// scene's own.
 pub fn record_engine(record: &mut SceneRecord, choice: &EngineChoice) {

@@ -46,6 +46,10 @@ pub struct JobTicket {
     pub blender: Option<BlenderSeries>,
     /// `false`: every frame of a chunk is rendered from scratch (`persistent=off`, ADR 0012).
     pub persistent: bool,
+    /// The extension of the movie the scene asks for (`mkv`, `mp4`...): the movie job makes
+    /// `<key>/<stem>.<ext>` from the frames (ADR 0012). Only the movie job is told: a renderer
+    /// with a movie makes the movie instead of rendering.
+    pub movie: Option<String>,
 }
 
 /// A job's settings that cannot make a ticket.
@@ -98,6 +102,7 @@ impl JobTicket {
             dependencies: dependencies.map(str::to_owned),
             blender: request.blender.and_then(BlenderPick::series),
             persistent: request.persistent,
+            movie: None,
         }
     }
 
@@ -127,6 +132,7 @@ impl JobTicket {
             dependencies: manifest.dependencies.as_ref().and_then(|d| d.list.clone()),
             blender: manifest.blender,
             persistent: manifest.persistent,
+            movie: manifest.movie.clone(),
         })
     }
 
@@ -149,8 +155,27 @@ impl JobTicket {
         Self {
             blender: None,
             persistent: true,
+            movie: None,
             ..self.clone()
         }
+    }
+
+    /// The ticket of the render job: everything but the movie, which only the movie job makes.
+    pub fn for_render(&self) -> Self {
+        Self {
+            movie: None,
+            ..self.clone()
+        }
+    }
+
+    /// The ticket of the movie job: the job's frames, version and Blender series, and the
+    /// movie; `None` when the scene asks for no movie.
+    pub fn for_movie(&self) -> Option<Self> {
+        self.movie.as_ref()?;
+        Some(Self {
+            persistent: true,
+            ..self.clone()
+        })
     }
 
     /// The job's environment, which [`JobTicket::from_env`] (and the workers' [`JobArgs`]) read
@@ -192,6 +217,7 @@ impl JobTicket {
                 env::PERSISTENT,
                 (!self.persistent).then(|| "off".to_owned()),
             ),
+            (env::MOVIE, self.movie.clone()),
         ];
         vars.extend(
             optional
@@ -258,6 +284,11 @@ pub struct JobArgs {
     /// the trigger; the renderer refuses it when its image runs another (--blender-series).
     #[arg(long, env = env::JOB_BLENDER_SERIES, help_heading = "Job")]
     pub job_blender_series: Option<String>,
+    /// The extension of the movie the scene asks for (`mkv`, `mp4`...), set by the trigger on
+    /// the movie job only: the renderer then makes `<key>/<stem>.<ext>` from the job's frames
+    /// instead of rendering.
+    #[arg(long, env = env::MOVIE, help_heading = "Job")]
+    pub movie: Option<String>,
 }
 
 impl JobArgs {
@@ -342,6 +373,9 @@ impl JobArgs {
             .map(|s| s.trim().parse::<BlenderSeries>())
             .transpose()
             .map_err(|e| TicketError::invalid(env::JOB_BLENDER_SERIES, job_series_error(e)))?;
+        let movie = non_empty(self.movie)
+            .map(|ext| check_movie_extension(ext.trim()))
+            .transpose()?;
         Ok(JobTicket {
             bucket: self.bucket,
             keys: JobKeys::new(self.key),
@@ -352,8 +386,24 @@ impl JobArgs {
             dependencies: non_empty(self.dependencies),
             blender,
             persistent: self.persistent == "on",
+            movie,
         })
     }
+}
+
+/// A movie's extension names the object beside `frames.zip` the movie job writes: one of
+/// Blender's movie containers' ([`farm_blend::MOVIE_EXTENSIONS`]).
+fn check_movie_extension(ext: &str) -> Result<String, TicketError> {
+    if !farm_blend::MOVIE_EXTENSIONS.contains(&ext) {
+        return Err(TicketError::invalid(
+            env::MOVIE,
+            format!(
+                "--movie: `{ext}` is not a movie file extension Blender writes ({})",
+                farm_blend::MOVIE_EXTENSIONS.join(", ")
+            ),
+        ));
+    }
+    Ok(ext.to_owned())
 }
 
 fn job_series_error(e: impl std::fmt::Display) -> String {

@@ -59,6 +59,8 @@ pub struct Accepted {
     pub engine: Engine,
     /// What the farm does differently from the scene (engine, stills of a movie scene).
     pub notes: Vec<String>,
+    /// The extension of the movie the active scene asks for: the job also makes it.
+    pub movie: Option<String>,
 }
 
 /// Decides what to do with an upload tagged `tags`, given what was read of it (`None`: nothing
@@ -125,6 +127,7 @@ pub fn decide(
         scene: scene_record,
         engine: engine.engine,
         notes: engine.note.into_iter().chain(stills).collect(),
+        movie: scene::movie_extension(info),
     }))
 }
 

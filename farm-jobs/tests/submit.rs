@@ -55,6 +55,7 @@ fn source() -> SourceObject {
         version_id: None,
         saved_by: None,
         scene: None,
+        movie: None,
     }
 }
 
@@ -248,4 +249,71 @@ async fn a_marker_that_cannot_be_created_submits_nothing() {
     assert!(matches!(err, SubmitError::Storage(_)), "{err}");
     assert!(scheduler.jobs().is_empty());
     assert!(markers(&store).is_empty());
+}
+
+/// A movie scene's request gets a third job, after the zip job on the render job's series,
+/// which alone is told the movie; one that cannot be submitted cancels the other two.
+#[tokio::test]
+async fn a_movie_scene_gets_a_movie_job_after_the_zip_job() {
+    let store = store();
+    let scheduler = Faulty::new(MemoryScheduler::new());
+    let movie_scene = SourceObject {
+        movie: Some("mkv".into()),
+        ..source()
+    };
+    let request = request("1-4");
+    scheduler.inject(Fault::on(Op::Submit).job_kind(JobKind::Movie));
+    assert!(submit_request(&store, &scheduler, &movie_scene, &request)
+        .await
+        .is_err());
+    assert_eq!(scheduler.inner().cancelled(), ["job-2", "job-1"]);
+    assert!(markers(&store).is_empty());
+
+    scheduler.clear();
+    let Submission::Submitted { manifest, .. } =
+        submit_request(&store, &scheduler, &movie_scene, &request)
+            .await
+            .unwrap()
+    else {
+        panic!("submitted")
+    };
+    let jobs = scheduler.inner().jobs();
+    let [.., (render_id, render), (zip_id, zip), (movie_id, movie)] = jobs.as_slice() else {
+        panic!("{jobs:?}")
+    };
+    assert_eq!(
+        (render.kind, zip.kind, movie.kind),
+        (JobKind::Render, JobKind::Zip, JobKind::Movie)
+    );
+    assert_eq!(zip.depends_on, std::slice::from_ref(render_id));
+    assert_eq!(movie.depends_on, std::slice::from_ref(zip_id));
+    assert_eq!(movie.blender, render.blender);
+    assert!(movie.name.ends_with("-movie"), "{}", movie.name);
+    let told = |job: &farm_core::scheduler::JobSpec| {
+        job.env
+            .iter()
+            .find(|(name, _)| name == farm_core::env::MOVIE)
+            .map(|(_, value)| value.clone())
+    };
+    assert_eq!(
+        (told(render), told(zip), told(movie)),
+        (None, None, Some("mkv".to_owned()))
+    );
+    assert_eq!(manifest.movie.as_deref(), Some("mkv"));
+    assert_eq!(manifest.movie_job_id.as_ref(), Some(movie_id));
+    let written: JobManifest = store.json("k.blend/job.json").unwrap();
+    assert_eq!(written.movie_job_id.as_ref(), Some(movie_id));
+
+    // A scene without a movie: two jobs, as before.
+    let stills = submit_request(&store, &scheduler, &source(), &self::request("1-5")).await;
+    let Ok(Submission::Submitted { manifest, .. }) = stills else {
+        panic!("{stills:?}")
+    };
+    assert_eq!((manifest.movie, manifest.movie_job_id), (None, None));
+    assert!(scheduler
+        .inner()
+        .jobs()
+        .iter()
+        .skip(jobs.len())
+        .all(|(_, job)| job.kind != JobKind::Movie));
 }

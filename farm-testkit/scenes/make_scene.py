@@ -226,6 +226,12 @@ def main():
         add_file_outputs(scene, opts["file_outputs"])
     if opts.get("camera_switch_at") is not None:
         add_camera_switch(scene, int(opts["camera_switch_at"]))
+    if opts.get("movie_fps"):
+        scene.render.image_settings.file_format = "FFMPEG"
+        scene.render.ffmpeg.format = "MKV"
+        scene.render.ffmpeg.codec = "H264"
+        scene.render.ffmpeg.constant_rate_factor = "HIGH"
+        scene.render.fps = int(opts["movie_fps"])
     if opts.get("no_camera"):
         for obj in [o for o in bpy.data.objects if o.type == "CAMERA"]:
             bpy.data.objects.remove(obj, do_unlink=True)

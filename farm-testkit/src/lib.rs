@@ -31,8 +31,8 @@ pub use memory::{MemoryScheduler, MemoryStorage, MemoryUpload, StoredObject, Sub
 pub use moto::{BatchEnv, Moto};
 pub use scene::{
     blender, decode_png, frame_code, make_geometry_scene, make_scene, make_scene_with, pixel,
-    test_bpy_versions, DecodedPng, FileOutput, GeometryScene, SceneOptions, TestBlender,
-    BPY_VERSION, DEFAULT_TEST_BPY, TEST_BPY_ENV,
+    probe_movie, test_bpy_versions, DecodedPng, FileOutput, GeometryScene, SceneOptions,
+    TestBlender, BPY_VERSION, DEFAULT_TEST_BPY, TEST_BPY_ENV,
 };
 pub use storage::Intercept;
 

@@ -45,6 +45,8 @@ pub struct SceneOptions {
     /// Timeline markers switch the camera: the scene's own from its first frame, and from this
     /// frame on a camera looking away from the cube (the image's centre shows background).
     pub camera_switch_at: Option<i32>,
+    /// The scene's output is a movie: MKV, H.264 (CRF `HIGH`), no audio, at this frame rate.
+    pub movie_fps: Option<u32>,
 }
 
 /// A compositor File Output node: Blender writes `<base_path><slot><frame, 4 digits>.png`.
@@ -73,6 +75,7 @@ impl Default for SceneOptions {
             file_outputs: Vec::new(),
             no_camera: false,
             camera_switch_at: None,
+            movie_fps: None,
         }
     }
 }
@@ -313,6 +316,7 @@ pub fn make_scene_with(
         })).collect::<Vec<_>>(),
         "no_camera": options.no_camera,
         "camera_switch_at": options.camera_switch_at,
+        "movie_fps": options.movie_fps,
     });
     run_maker(blender, Path::new(MAKE_SCENE), &json, &output)?;
     Ok(output)
@@ -352,6 +356,27 @@ pub fn decode_png(png_bytes: &[u8]) -> anyhow::Result<DecodedPng> {
         channels: info.color_type.samples(),
         samples,
     })
+}
+
+/// What `ffprobe` (Debian's ffmpeg, `scripts/setup.sh`) reads of a movie file: its container
+/// (`format.format_name`) and each stream's type, codec, frames counted by decoding
+/// (`nb_read_frames`), frame rate and size, as JSON.
+pub fn probe_movie(path: &Path) -> anyhow::Result<serde_json::Value> {
+    let output = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_entries"])
+        .arg("format=format_name:stream=codec_type,codec_name,nb_read_frames,r_frame_rate,width,height")
+        .args(["-of", "json"])
+        .arg(path)
+        .output()
+        .map_err(|e| anyhow!("ffprobe (Debian's ffmpeg, scripts/setup.sh) does not run: {e}"))?;
+    if !output.status.success() {
+        return Err(anyhow!(
+            "ffprobe {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
 }
 
 /// The RGB colour of the pixel at (`x`, `y`) of a PNG (8-bit or 16-bit, RGB or RGBA).

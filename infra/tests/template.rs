@@ -1347,18 +1347,32 @@ fn the_render_role_cannot_write_control_objects_or_read_outside_scenes() {
         keys.log(7),
         format!("{}/outputs/File Output/0001.png", keys.source()),
         keys.task_record(3, 2),
+        // The movie job (ADR 0012) runs on this role.
+        keys.receipt(),
+        JobKeys::new("a.BLEND").movie("mp4"),
     ] {
         assert!(
             may(&render, "s3:PutObject", &key),
             "render cannot write {key}"
         );
     }
+    for extension in farm_blend::MOVIE_EXTENSIONS {
+        let movie = keys.movie(extension);
+        for action in ["s3:PutObject", "s3:AbortMultipartUpload"] {
+            assert!(
+                may(&render, action, &movie),
+                "render cannot {action} {movie}"
+            );
+        }
+    }
     for key in [
         keys.manifest(),
         keys.request_marker("0123abcd"),
         keys.zip(),
         keys.missing(),
-        keys.receipt(),
+        // A project's own clips, outside any job folder.
+        "footage/shot 01.mkv".to_owned(),
+        "proj/a.blend.mp4".to_owned(),
         keys.source().to_owned(),
         "other.blend".to_owned(),
         format!("{}/frames/../job.json", keys.source()),
@@ -1762,6 +1776,86 @@ async fn the_render_policy_allows_every_object_the_renderer_touches() {
     assert_role_allows_storage_calls(&template(), "RenderJobRole", &calls);
 }
 
+/// The movie job's calls against the render role it runs on: a movie scene's two frames
+/// rendered by Debian's Blender, the zip job's receipt, then the movie job over a recording
+/// store (the .blend's HEAD and download, the frames' listing and downloads, the movie's
+/// upload, the receipt read and written).
+#[tokio::test]
+async fn the_render_policy_allows_every_object_the_movie_job_touches() {
+    use farm_testkit::{Faulty, MemoryStorage, Op};
+
+    let dir = tempfile::tempdir().unwrap();
+    let scene = farm_testkit::make_scene(
+        dir.path(),
+        "film",
+        &farm_testkit::SceneOptions {
+            end: 2,
+            movie_fps: Some(12),
+            ..farm_testkit::SceneOptions::default()
+        },
+    )
+    .expect("Blender makes the scene");
+    let keys = JobKeys::new("shots/film 01.blend");
+    let store = Faulty::new(MemoryStorage::new());
+    store
+        .inner()
+        .insert(keys.source(), std::fs::read(&scene).unwrap());
+    let setup = |work: &str| renderer::BlenderSetup {
+        blender: farm_core::blender::Blender::Executable(farm_testkit::blender().unwrap()),
+        threads: 1,
+        work_dir: dir.path().join(work),
+        persistent: true,
+        frame_timeout: None,
+    };
+    let stills = farm_jobs::JobTicket {
+        format: Some(farm_core::blender::OutputFormat::Png),
+        ..ticket(&keys, "1-2", 2)
+    };
+    let render = renderer::Config {
+        ticket: stills.clone(),
+        index: 0,
+        attempt: 1,
+        blender: setup("render"),
+    };
+    renderer::run(&store, &render, std::future::pending())
+        .await
+        .expect("the frames render");
+    let receipt = farm_core::receipt::Receipt::compute(&[], 2, None);
+    store
+        .inner()
+        .insert(&keys.receipt(), serde_json::to_vec(&receipt).unwrap());
+    let before = store.calls().len();
+    let movie = renderer::Config {
+        ticket: farm_jobs::JobTicket {
+            movie: Some("mkv".to_owned()),
+            ..stills
+        },
+        index: 0,
+        attempt: 1,
+        blender: setup("movie"),
+    };
+    let made = renderer::movie::run(&store, &movie, std::future::pending())
+        .await
+        .expect("the movie is made");
+    assert_eq!(made.key, keys.movie("mkv"));
+    let calls = store.calls().split_off(before);
+    for op in [
+        Op::Head,
+        Op::List,
+        Op::Download,
+        Op::Get,
+        Op::Put,
+        Op::UploadFile,
+    ] {
+        assert!(
+            calls.iter().any(|c| c.op == op),
+            "no {op:?} call: {calls:?}"
+        );
+    }
+    assert!(calls.iter().any(|c| c.key == made.key), "{calls:?}");
+    assert_role_allows_storage_calls(&template(), "RenderJobRole", &calls);
+}
+
 /// A job's ticket in bucket `farm-bucket` for any version of `keys`' .blend.
 fn ticket(keys: &JobKeys, frames: &str, chunk: u32) -> farm_jobs::JobTicket {
     farm_jobs::JobTicket {
@@ -1775,6 +1869,7 @@ fn ticket(keys: &JobKeys, frames: &str, chunk: u32) -> farm_jobs::JobTicket {
         dependencies: None,
         blender: None,
         persistent: true,
+        movie: None,
     }
 }
 
@@ -1838,6 +1933,7 @@ async fn the_farm_users_policy_allows_what_farm_does_and_submits_by_definition_n
         version_id: None,
         saved_by: None,
         scene: None,
+        movie: None,
     };
     let request =
         RenderRequest::from_tags([("frames", "1-3000:3 2-3000:3"), ("chunk", "1")], 10_000)
@@ -1984,13 +2080,15 @@ fn allows(statements: &[Value], action: &str) -> bool {
 // ------------------------------------------------------------------ notifications
 
 /// The resources a `NotificationEmail` creates.
-const NOTIFICATION_RESOURCES: [&str; 6] = [
+const NOTIFICATION_RESOURCES: [&str; 8] = [
     "NotificationKey",
     "NotificationTopic",
     "NotificationTopicPolicy",
     "ZipSucceededRule",
     "ZipFailedRule",
     "RenderFailedRule",
+    "MovieSucceededRule",
+    "MovieFailedRule",
 ];
 
 #[test]
@@ -2041,7 +2139,8 @@ fn notifications_exist_only_with_an_email() {
     );
 }
 
-/// What a rule's pattern selects: the kind of job (by job definition name) and its statuses.
+/// What a rule's pattern selects: the kind of job (by job definition name, and a movie job on a
+/// render job definition by its `farm_movie` parameter) and its statuses.
 fn rule_selection(t: &Value, rule: &str) -> (String, BTreeSet<String>) {
     let rule = props(t, rule);
     assert_eq!(rule["State"], "ENABLED");
@@ -2084,7 +2183,17 @@ fn rule_selection(t: &Value, rule: &str) -> (String, BTreeSet<String>) {
                 && !sub("ZipJobDefinition").starts_with(name),
             "prefix {name} does not select the render job definitions {renders:?} alone"
         );
-        "render"
+        let movie = &detail["parameters"][farm_core::scheduler::PARAM_MOVIE];
+        if movie == &json!([{ "exists": true }]) {
+            "movie"
+        } else {
+            assert_eq!(
+                movie,
+                &json!([{ "exists": false }]),
+                "a render rule leaves movie jobs out"
+            );
+            "render"
+        }
     };
     (kind.to_owned(), statuses)
 }
@@ -2119,6 +2228,8 @@ fn the_rules_send_the_zip_jobs_end_and_a_failed_render_job_to_the_topic() {
         ("zip", "SUCCEEDED"),
         ("zip", "FAILED"),
         ("render", "FAILED"),
+        ("movie", "SUCCEEDED"),
+        ("movie", "FAILED"),
     ]
     .into_iter()
     .map(|(k, s)| (k.to_owned(), s.to_owned()))
@@ -2238,7 +2349,7 @@ fn message(t: &Value, rule: &str, event: &Value) -> String {
 /// names and Batch parameters from `farm_core`), names the exact key and where to look.
 #[tokio::test]
 async fn the_messages_name_the_key_the_status_and_where_frames_zip_is() {
-    use farm_core::scheduler::{JobSpec, PARAM_BUCKET, PARAM_KEY};
+    use farm_core::scheduler::{JobSpec, PARAM_BUCKET, PARAM_KEY, PARAM_MOVIE};
 
     let t = template();
     let key = "shots/scene \"01\" ü $(x).blend";
@@ -2250,6 +2361,17 @@ async fn the_messages_name_the_key_the_status_and_where_frames_zip_is() {
     let storage = farm_testkit::MemoryStorage::new();
     let render = ticket.render_job(&storage).await.unwrap();
     let zip = ticket.zip_job(&storage, "render-id").await.unwrap();
+    let movie_scene = farm_jobs::JobTicket {
+        movie: Some("mkv".to_owned()),
+        ..ticket
+    };
+    let movie = movie_scene
+        .movie_job(&storage, "zip-id")
+        .await
+        .unwrap()
+        .expect("a movie job");
+    assert!(!render.parameters().contains_key(PARAM_MOVIE));
+    assert_eq!(movie.parameters()[PARAM_MOVIE], keys.movie("mkv"));
     let event = |job: &JobSpec, status: &str, reason: &str| {
         json!({
             "version": "0",
@@ -2267,7 +2389,13 @@ async fn the_messages_name_the_key_the_status_and_where_frames_zip_is() {
             }
         })
     };
-    for rule in ["ZipSucceededRule", "ZipFailedRule", "RenderFailedRule"] {
+    for rule in [
+        "ZipSucceededRule",
+        "ZipFailedRule",
+        "RenderFailedRule",
+        "MovieSucceededRule",
+        "MovieFailedRule",
+    ] {
         let paths = &props(&t, rule)["Targets"][0]["InputTransformer"]["InputPathsMap"];
         assert_eq!(paths["key"], format!("$.detail.parameters.{PARAM_KEY}"));
         assert_eq!(
@@ -2345,6 +2473,31 @@ async fn the_messages_name_the_key_the_status_and_where_frames_zip_is() {
         );
     }
     no_key_in_commands(&render_failed);
+
+    let made = message(&t, "MovieSucceededRule", &event(&movie, "SUCCEEDED", ""));
+    for needle in [
+        key,
+        &s3(&keys.movie("mkv")),
+        "farm download KEY --bucket farm-bucket",
+        &movie.name,
+        "SUCCEEDED",
+    ] {
+        assert!(made.contains(needle), "{needle:?} not in:\n{made}");
+    }
+    no_key_in_commands(&made);
+    let not_made = message(&t, "MovieFailedRule", &event(&movie, "FAILED", reason));
+    for needle in [
+        key,
+        reason,
+        &s3(&keys.movie("mkv")),
+        "farm status KEY --bucket farm-bucket",
+        "/aws/batch/farm/render",
+        &movie.name,
+        "FAILED",
+    ] {
+        assert!(not_made.contains(needle), "{needle:?} not in:\n{not_made}");
+    }
+    no_key_in_commands(&not_made);
 }
 
 /// The trigger's read budget per upload (`trigger_lambda::READ_BUDGET`) ends well before the

@@ -77,6 +77,18 @@ pub enum RenderError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the movie of `{key}` was not made: {} of its frames are missing or not this job's ({}); run farm retry to render them, then the movie is made again", .missing.len(), farm_core::frames::compact(.missing, ", "))]
+    MovieFramesMissing { key: String, missing: Vec<i32> },
+    #[error(
+        "blender did not write the scene's movie ({exit}; {written} file(s) written): {message}"
+    )]
+    MovieFailed {
+        exit: String,
+        /// The signal that ended Blender, if one did.
+        signal: Option<i32>,
+        written: usize,
+        message: String,
+    },
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("interrupted: blender stopped and open uploads abandoned")]
@@ -116,7 +128,13 @@ impl RenderError {
             | Self::SceneUnreadable { .. }
             | Self::Refused { .. }
             | Self::FrameFailed { .. }
-            | Self::FrameTimeout { .. } => FailureClass::BadInput,
+            | Self::FrameTimeout { .. }
+            | Self::MovieFramesMissing { .. } => FailureClass::BadInput,
+            Self::MovieFailed {
+                signal: Some(SIGKILL),
+                ..
+            } => FailureClass::Transient,
+            Self::MovieFailed { .. } => FailureClass::BadInput,
             Self::SourceChanged { .. }
             | Self::Superseded { .. }
             | Self::DependencyChanged { .. } => FailureClass::Superseded,

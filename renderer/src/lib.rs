@@ -9,22 +9,25 @@
 //! - [`project`]: the job's dependencies (textures, libraries...) downloaded beside the .blend
 //!   in the bucket's layout before Blender starts.
 //! - [`record`]: the attempt's task record, `<key>/tasks/<index>-<attempt>.json`.
+//! - [`movie`]: the movie job (a ticket with a movie): the movie a movie scene asks for, made
+//!   by Blender from the job's frames, and the same Blender step for `farm render`.
 //!
 //! [`run`] is the whole worker over any [`Storage`]: S3 in a Batch container, a local folder
 //! under `farm render`.
 
 pub mod config;
 pub mod error;
+pub mod movie;
 pub mod network;
 pub mod project;
 pub mod record;
 pub mod render;
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use farm_blend::{sniff, SNIFF_LEN};
-use farm_core::storage::StorageError;
+use farm_core::storage::{ObjectMeta, StorageError};
 use farm_core::Storage;
 use tracing::info;
 
@@ -56,22 +59,7 @@ async fn run_chunk<S: Storage>(
     let ticket = &config.ticket;
     let frames = ticket.plan.chunk(config.index)?;
     let key = ticket.keys.source();
-    let source = storage
-        .head(key)
-        .await?
-        .ok_or_else(|| RenderError::SourceMissing {
-            key: key.to_owned(),
-        })?;
-    let found = source.etag.clone().unwrap_or_default();
-    if let Some(expected) = &ticket.source_etag {
-        if *expected != found {
-            return Err(RenderError::SourceChanged {
-                key: key.to_owned(),
-                expected: expected.clone(),
-                found,
-            });
-        }
-    }
+    let source = check_source(storage, ticket).await?;
     let source_tag = source.etag.as_deref();
     let version = ticket.version();
     let spec = ChunkSpec {
@@ -103,8 +91,64 @@ async fn run_chunk<S: Storage>(
         });
     }
 
-    // A job with dependencies places the .blend at its own key in a folder mirroring the
-    // bucket, so its relative paths find the files downloaded beside it.
+    clock.downloading();
+    let blend = tokio::select! {
+        () = &mut shutdown => return Err(RenderError::Interrupted),
+        blend = fetch_blend(storage, config, source_tag) => blend?,
+    };
+    clock.downloaded();
+    check_scene_file(key, &blend).await?;
+    let mut report = render_frames(
+        storage,
+        &spec,
+        &blend,
+        &config.blender,
+        &todo,
+        shutdown,
+        &|event| clock.event(&event),
+    )
+    .await?;
+    report.skipped = skipped;
+    Ok(report)
+}
+
+/// The job's .blend as it is now (`HEAD`), refused when it is gone or is not the version the
+/// job was submitted for.
+pub async fn check_source<S: Storage>(
+    storage: &S,
+    ticket: &farm_jobs::JobTicket,
+) -> Result<ObjectMeta, RenderError> {
+    let key = ticket.keys.source();
+    let source = storage
+        .head(key)
+        .await?
+        .ok_or_else(|| RenderError::SourceMissing {
+            key: key.to_owned(),
+        })?;
+    let found = source.etag.clone().unwrap_or_default();
+    if let Some(expected) = &ticket.source_etag {
+        if *expected != found {
+            return Err(RenderError::SourceChanged {
+                key: key.to_owned(),
+                expected: expected.clone(),
+                found,
+            });
+        }
+    }
+    Ok(source)
+}
+
+/// Downloads the job's .blend (at `source_tag`) and its dependencies into the work folder and
+/// checks it is a .blend; returns its path. A job with dependencies places the .blend at its own
+/// key in a folder mirroring the bucket, so its relative paths find the files downloaded beside
+/// it.
+pub async fn fetch_blend<S: Storage>(
+    storage: &S,
+    config: &Config,
+    source_tag: Option<&str>,
+) -> Result<PathBuf, RenderError> {
+    let ticket = &config.ticket;
+    let key = ticket.keys.source();
     let project = project::project_dir(&config.blender.work_dir);
     let blend = match &ticket.dependencies {
         Some(_) => project::local_path(&project, key)?,
@@ -120,39 +164,27 @@ async fn run_chunk<S: Storage>(
             path: blend_dir.clone(),
             source,
         })?;
-    clock.downloading();
     if let Some(list) = &ticket.dependencies {
-        tokio::select! {
-            () = &mut shutdown => return Err(RenderError::Interrupted),
-            downloaded = project::download_dependencies(storage, key, list, &project) => { downloaded?; }
+        project::download_dependencies(storage, key, list, &project).await?;
+    }
+    match storage.download(key, &blend, source_tag).await {
+        Ok(_) => {}
+        Err(StorageError::NotFound { .. }) => {
+            return Err(RenderError::SourceMissing {
+                key: key.to_owned(),
+            })
         }
+        Err(StorageError::Changed { expected, .. }) => {
+            return Err(RenderError::SourceChanged {
+                key: key.to_owned(),
+                expected,
+                found: "a newer upload".to_owned(),
+            })
+        }
+        Err(e) => return Err(e.into()),
     }
-    tokio::select! {
-        () = &mut shutdown => return Err(RenderError::Interrupted),
-        downloaded = storage.download(key, &blend, source_tag) => match downloaded {
-            Ok(_) => {}
-            Err(StorageError::NotFound { .. }) => return Err(RenderError::SourceMissing { key: key.to_owned() }),
-            Err(StorageError::Changed { expected, .. }) => {
-                return Err(RenderError::SourceChanged { key: key.to_owned(), expected, found: "a newer upload".to_owned() })
-            }
-            Err(e) => return Err(e.into()),
-        },
-    }
-    clock.downloaded();
     check_blend(key, &blend).await?;
-    check_scene_file(key, &blend).await?;
-    let mut report = render_frames(
-        storage,
-        &spec,
-        &blend,
-        &config.blender,
-        &todo,
-        shutdown,
-        &|event| clock.event(&event),
-    )
-    .await?;
-    report.skipped = skipped;
-    Ok(report)
+    Ok(blend)
 }
 
 /// Refuses a file that is not a .blend before Blender sees it.

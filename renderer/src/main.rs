@@ -39,6 +39,16 @@ async fn main_async(mut args: Args) -> i32 {
         key = config.ticket.keys.source(),
     );
     let _entered = span.enter();
+    if config.ticket.movie.is_some() {
+        // The movie job (FARM_MOVIE): the movie from the job's frames, no rendering.
+        return match renderer::movie::run(&storage, &config, farm_io::telemetry::sigterm()).await {
+            Ok(movie) => {
+                info!(key = movie.key, bytes = movie.size, "movie written");
+                exit::SUCCESS
+            }
+            Err(e) => failed(&e),
+        };
+    }
     match renderer::run(&storage, &config, farm_io::telemetry::sigterm()).await {
         Ok(report) => {
             info!(

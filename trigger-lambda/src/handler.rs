@@ -300,6 +300,7 @@ where
         version_id: record.version_id.clone(),
         saved_by: accepted.saved_by.ok(),
         scene: accepted.scene,
+        movie: accepted.movie,
     };
     let submitted = match Box::pin(submit_request_with(
         &storage,

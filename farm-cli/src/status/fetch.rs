@@ -12,7 +12,8 @@ use farm_jobs::{scan_frames, JobTicket, ScanError};
 use futures::StreamExt;
 
 use super::judge::{
-    count_frames, failure_reason, job_report, judge_outcome, Archive, JobReport, StatusReport,
+    count_frames, failure_reason, job_report, judge_outcome, Archive, JobReport, MovieReport,
+    StatusReport,
 };
 use super::spend::{self, Spend};
 use crate::aws::Aws;
@@ -47,6 +48,8 @@ pub async fn report<B: Scheduler>(
         render_job: None,
         zip_job: None,
         archive: None,
+        movie_job: None,
+        movie: None,
         complete: false,
         problems: Vec::new(),
         later_rejection: None,
@@ -121,6 +124,7 @@ pub async fn report<B: Scheduler>(
             key: meta.key,
             size: meta.size,
         });
+    (report.movie_job, report.movie) = movie(aws, storage, scheduler, &manifest).await?;
     judge_outcome(&mut report);
     Ok(Fetched { report, records })
 }
@@ -158,6 +162,35 @@ pub async fn describe_jobs<B: Scheduler>(
             .map(|id| job_report(id, statuses.iter().find(|s| s.id == id)))
     };
     Ok((find(&manifest.render_job_id), find(&manifest.zip_job_id)))
+}
+
+/// A movie scene's movie job and movie (`None`s for a job of stills).
+async fn movie<B: Scheduler>(
+    aws: &Aws,
+    storage: &S3Storage,
+    scheduler: &B,
+    manifest: &JobManifest,
+) -> anyhow::Result<(Option<JobReport>, Option<MovieReport>)> {
+    let Some(extension) = &manifest.movie else {
+        return Ok((None, None));
+    };
+    let key = JobKeys::new(manifest.key.as_str()).movie(extension);
+    let size = storage
+        .head(&key)
+        .await
+        .map_err(|e| aws.storage_error(&e, &format!("reading `{key}`")))?
+        .map(|meta| meta.size);
+    let job = match &manifest.movie_job_id {
+        Some(id) => {
+            let statuses = scheduler
+                .describe(std::slice::from_ref(id))
+                .await
+                .map_err(|e| anyhow!("asking AWS Batch about the movie job: {e}"))?;
+            Some(job_report(id, statuses.iter().find(|s| &s.id == id)))
+        }
+        None => None,
+    };
+    Ok((job, Some(MovieReport { key, size })))
 }
 
 /// The cost so far and the ETA of a submitted job, from its task records.

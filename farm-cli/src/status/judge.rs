@@ -54,6 +54,12 @@ pub struct StatusReport {
     /// `frames.zip`, once it exists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archive: Option<Archive>,
+    /// The movie job of a movie scene (ADR 0012), which runs after the zip job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub movie_job: Option<JobReport>,
+    /// The movie a movie scene's job makes, beside `frames.zip`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub movie: Option<MovieReport>,
     /// The render and zip jobs succeeded, every frame and the archive are there.
     pub complete: bool,
     /// What contradicts itself in the job (a render job that succeeded with frames missing),
@@ -66,6 +72,14 @@ pub struct StatusReport {
     /// The project's files the job loads (or lacks), from `job.json`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dependencies: Option<farm_core::deps::DependencyRecord>,
+}
+
+/// A movie scene's movie: where it lands, and its size once the movie job wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MovieReport {
+    pub key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 /// Frames of the job by state.
@@ -266,9 +280,13 @@ pub fn unfinished<'a>(
 /// the archive is there, and nothing contradicts itself.
 pub(super) fn judge_outcome(report: &mut StatusReport) {
     report.problems = problems(report);
+    let movie_done = report.movie.as_ref().is_none_or(|movie| {
+        movie.size.is_some() && (report.movie_job.is_none() || succeeded(&report.movie_job))
+    });
     report.complete = succeeded(&report.render_job)
         && succeeded(&report.zip_job)
         && report.archive.is_some()
+        && movie_done
         && report.problems.is_empty();
 }
 
@@ -290,7 +308,29 @@ fn problems(report: &StatusReport) -> Vec<String> {
                 .to_owned(),
         );
     }
+    problems.extend(movie_problem(report));
     problems
+}
+
+/// A movie scene's movie job that failed, or succeeded with no movie there.
+fn movie_problem(report: &StatusReport) -> Option<String> {
+    let movie = report.movie.as_ref()?;
+    let job = report.movie_job.as_ref()?;
+    match job.state {
+        JobState::Failed => Some(format!(
+            "the movie job failed{}: no {} was made (the frames and frames.zip are not affected); its log says why, and running it again from the AWS Batch console makes the movie",
+            job.reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
+            movie.key
+        )),
+        JobState::Succeeded if movie.size.is_none() => Some(format!(
+            "the movie job succeeded, yet there is no {} (deleted since?): run the movie job again from the AWS Batch console",
+            movie.key
+        )),
+        _ => None,
+    }
 }
 
 /// The line of a log that says best why the frame failed: the last error, else the last line.
@@ -420,6 +460,75 @@ mod tests {
             Some("last line")
         );
         assert_eq!(failure_reason(""), None);
+    }
+
+    /// A job whose render and zip jobs succeeded with every frame and the archive there, and
+    /// whose movie job is in `state` with the movie (`size`) there or not.
+    fn movie_job_ended(state: JobState, size: Option<u64>) -> StatusReport {
+        let job = |id: &str, state: JobState| {
+            Some(JobReport {
+                id: id.into(),
+                name: None,
+                reason: (state == JobState::Failed)
+                    .then(|| "Essential container in task exited".into()),
+                state,
+                array: None,
+            })
+        };
+        let mut report = StatusReport {
+            bucket: "b".into(),
+            key: "s/a.blend".into(),
+            status: ManifestStatus::Submitted,
+            message: None,
+            created: jiff::Timestamp::UNIX_EPOCH,
+            blender: None,
+            saved_by: None,
+            blender_reason: None,
+            engine: None,
+            warnings: Vec::new(),
+            scene: None,
+            frames: None,
+            failed_frames: Vec::new(),
+            render_job: job("r", JobState::Succeeded),
+            zip_job: job("z", JobState::Succeeded),
+            archive: Some(Archive {
+                key: "s/a.blend/frames.zip".into(),
+                size: 10,
+            }),
+            movie_job: job("m", state),
+            movie: Some(MovieReport {
+                key: "s/a.blend/a.mkv".into(),
+                size,
+            }),
+            complete: false,
+            problems: Vec::new(),
+            later_rejection: None,
+            dependencies: None,
+        };
+        judge_outcome(&mut report);
+        report
+    }
+
+    #[test]
+    fn a_movie_scenes_job_is_complete_only_with_its_movie() {
+        let done = movie_job_ended(JobState::Succeeded, Some(1234));
+        assert!(done.complete && done.problems.is_empty(), "{done:?}");
+        let running = movie_job_ended(JobState::Running, None);
+        assert!(
+            !running.complete && running.problems.is_empty(),
+            "{running:?}"
+        );
+        let failed = movie_job_ended(JobState::Failed, None);
+        assert!(!failed.complete, "{failed:?}");
+        assert_eq!(failed.problems.len(), 1, "{failed:?}");
+        assert!(
+            failed.problems[0].starts_with("the movie job failed (Essential container")
+                && failed.problems[0].contains("no s/a.blend/a.mkv was made"),
+            "{failed:?}"
+        );
+        let gone = movie_job_ended(JobState::Succeeded, None);
+        assert!(!gone.complete, "{gone:?}");
+        assert!(gone.problems[0].contains("yet there is no s/a.blend/a.mkv"));
     }
 
     #[test]

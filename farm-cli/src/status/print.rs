@@ -198,6 +198,22 @@ fn write_archive(out: &mut String, report: &StatusReport, k: &str, b: &str) {
             let _ = writeln!(out, "archive   not yet");
         }
     }
+    if let Some(movie) = &report.movie {
+        let _ = match movie.size {
+            Some(size) => writeln!(
+                out,
+                "movie     s3://{}/{} ({}): farm download fetches it with the archive",
+                report.bucket,
+                movie.key,
+                crate::progress::human_bytes(size)
+            ),
+            None => writeln!(
+                out,
+                "movie     not yet (s3://{}/{}: the movie job makes it after the archive)",
+                report.bucket, movie.key
+            ),
+        };
+    }
     let failed_job = [&report.render_job, &report.zip_job]
         .into_iter()
         .flatten()
@@ -314,6 +330,8 @@ mod tests {
             render_job: None,
             zip_job: None,
             archive: None,
+            movie_job: None,
+            movie: None,
             complete: false,
             problems: Vec::new(),
             later_rejection: Some("tag `frames=\x1b[2J` is invalid".into()),

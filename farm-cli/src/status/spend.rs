@@ -137,6 +137,8 @@ mod tests {
             }),
             zip_job: None,
             archive: None,
+            movie_job: None,
+            movie: None,
             complete: false,
             problems: Vec::new(),
             later_rejection: None,

@@ -1,6 +1,6 @@
-//! The render and zip jobs of a request: their names, their specs (from the request's
-//! [`JobTicket`]), submitting them, adopting what a dead submitter left, and stopping the key's
-//! previous job.
+//! The render and zip jobs of a request (and the movie job of a movie scene): their names, their
+//! specs (from the request's [`JobTicket`]), submitting them, adopting what a dead submitter
+//! left, and stopping the key's previous job.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +28,7 @@ fn request_job_suffix(kind: JobKind) -> &'static str {
     match kind {
         JobKind::Render => "render",
         JobKind::Zip => "zip",
+        JobKind::Movie => "movie",
     }
 }
 
@@ -36,6 +37,16 @@ fn request_job_suffix(kind: JobKind) -> &'static str {
 pub(super) struct Adopted {
     pub(super) render: Option<String>,
     pub(super) zip: Option<String>,
+    pub(super) movie: Option<String>,
+}
+
+/// The jobs of one submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct JobIds {
+    pub(super) render: String,
+    pub(super) zip: String,
+    /// The movie job, when the scene asks for a movie.
+    pub(super) movie: Option<String>,
 }
 
 /// Asks the scheduler for live (or succeeded) jobs under the request's job names.
@@ -45,7 +56,7 @@ pub(super) async fn find_request_jobs<B: Scheduler>(
     fingerprint: &str,
 ) -> Result<Adopted, SubmitError> {
     let mut adopted = Adopted::default();
-    for kind in [JobKind::Render, JobKind::Zip] {
+    for kind in [JobKind::Render, JobKind::Zip, JobKind::Movie] {
         let name = request_job_name(keys, fingerprint, kind);
         let found = scheduler
             .find_by_name(&name)
@@ -59,11 +70,15 @@ pub(super) async fn find_request_jobs<B: Scheduler>(
         match kind {
             JobKind::Render => adopted.render = found,
             JobKind::Zip => adopted.zip = found,
+            JobKind::Movie => adopted.movie = found,
         }
     }
     if adopted.render.is_none() {
         // A zip job alone depends on nothing we know: submit both again.
         adopted.zip = None;
+    }
+    if adopted.zip.is_none() {
+        adopted.movie = None;
     }
     Ok(adopted)
 }
@@ -86,9 +101,13 @@ pub(super) async fn stop_previous_job<S: Storage, B: Scheduler>(
         return Ok(());
     }
     let reason = "superseded: a new request for this key was submitted";
-    for id in [&previous.zip_job_id, &previous.render_job_id]
-        .into_iter()
-        .flatten()
+    for id in [
+        &previous.movie_job_id,
+        &previous.zip_job_id,
+        &previous.render_job_id,
+    ]
+    .into_iter()
+    .flatten()
     {
         match scheduler.cancel(id, reason).await {
             Ok(()) => {
@@ -104,7 +123,7 @@ pub(super) async fn stop_previous_job<S: Storage, B: Scheduler>(
     Ok(())
 }
 
-/// The render and zip jobs of one submission.
+/// The render and zip jobs of one submission, and the movie job when the ticket has a movie.
 pub(super) struct Jobs<'a> {
     /// What the render job renders.
     pub(super) render: JobTicket,
@@ -123,10 +142,28 @@ impl Jobs<'_> {
         storage: &S,
         render_job_id: Option<&str>,
     ) -> Result<JobSpec, SubmitError> {
-        let (kind, mut spec) = match render_job_id {
+        let (kind, spec) = match render_job_id {
             None => (JobKind::Render, self.render.render_job(storage).await?),
             Some(id) => (JobKind::Zip, self.whole.zip_job(storage, id).await?),
         };
+        self.named(kind, spec)
+    }
+
+    /// The movie job that waits for the zip job `zip_job_id`, ready to submit; `None` when the
+    /// scene asks for no movie.
+    async fn movie_spec<S: Storage>(
+        &self,
+        storage: &S,
+        zip_job_id: &str,
+    ) -> Result<Option<JobSpec>, SubmitError> {
+        match self.whole.movie_job(storage, zip_job_id).await? {
+            Some(spec) => Ok(Some(self.named(JobKind::Movie, spec)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// `spec` named and tagged for the request, checked to fit the scheduler.
+    fn named(&self, kind: JobKind, mut spec: JobSpec) -> Result<JobSpec, SubmitError> {
         let keys = &self.render.keys;
         if let Some(fingerprint) = self.fingerprint {
             spec.name = request_job_name(keys, fingerprint, kind);
@@ -137,25 +174,78 @@ impl Jobs<'_> {
         Ok(spec)
     }
 
-    /// Submits what `adopted` lacks; returns the render and zip job ids.
+    /// Submits what `adopted` lacks; returns the jobs' ids.
     pub(super) async fn submit<S: Storage, B: Scheduler>(
         &self,
         storage: &S,
         scheduler: &B,
         adopted: Adopted,
-    ) -> Result<(String, String), SubmitError> {
+    ) -> Result<JobIds, SubmitError> {
         let render_job_id = match adopted.render {
             Some(id) => id,
             None => scheduler.submit(&self.spec(storage, None).await?).await?,
         };
-        if let Some(zip_job_id) = adopted.zip {
-            return Ok((render_job_id, zip_job_id));
+        let zip_job_id = match adopted.zip {
+            Some(id) => id,
+            None => self.submit_zip(storage, scheduler, &render_job_id).await?,
+        };
+        let movie = match adopted.movie {
+            Some(id) => Some(id),
+            None => {
+                self.submit_movie(storage, scheduler, &render_job_id, &zip_job_id)
+                    .await?
+            }
+        };
+        Ok(JobIds {
+            render: render_job_id,
+            zip: zip_job_id,
+            movie,
+        })
+    }
+
+    /// Submits the movie job after `zip_job_id`, if the scene asks for a movie. If it cannot
+    /// be submitted, the zip and render jobs are cancelled (the retry submits all three again).
+    async fn submit_movie<S: Storage, B: Scheduler>(
+        &self,
+        storage: &S,
+        scheduler: &B,
+        render_job_id: &str,
+        zip_job_id: &str,
+    ) -> Result<Option<String>, SubmitError> {
+        let submitted = match self.movie_spec(storage, zip_job_id).await {
+            Ok(Some(spec)) => scheduler.submit(&spec).await.map_err(SubmitError::from),
+            Ok(None) => return Ok(None),
+            Err(err) => Err(err),
+        };
+        match submitted {
+            Ok(id) => {
+                tracing::info!(key = %self.render.keys.source(), movie_job_id = %id, "submitted the movie job");
+                Ok(Some(id))
+            }
+            Err(err) => {
+                let reason = "the movie job could not be submitted; the request will be retried";
+                for id in [zip_job_id, render_job_id] {
+                    if let Err(cancel) = scheduler.cancel(id, reason).await {
+                        tracing::error!(key = %self.render.keys.source(), job_id = %id, error = %cancel, "could not cancel a job whose movie job failed to submit; cancel it by hand");
+                    }
+                }
+                Err(err)
+            }
         }
-        let zip = match self.spec(storage, Some(&render_job_id)).await {
+    }
+
+    /// Submits the zip job after `render_job_id`; cancels the render job if it cannot.
+    async fn submit_zip<S: Storage, B: Scheduler>(
+        &self,
+        storage: &S,
+        scheduler: &B,
+        render_job_id: &str,
+    ) -> Result<String, SubmitError> {
+        let zip = match self.spec(storage, Some(render_job_id)).await {
             Ok(zip) => zip,
             Err(err) => {
                 let reason = "the zip job could not be submitted";
-                let _ = scheduler.cancel(&render_job_id, reason).await;
+                let _ = scheduler.cancel(render_job_id, reason).await;
                 return Err(err);
             }
         };
@@ -169,12 +259,12 @@ impl Jobs<'_> {
                     chunk_size = self.render.plan.chunk_size(),
                     "submitted render and zip jobs"
                 );
-                Ok((render_job_id, zip_job_id))
+                Ok(zip_job_id)
             }
             Err(err) => {
                 // A render job nobody zips would only cost money; the retry submits both again.
                 let reason = "the zip job could not be submitted; the request will be retried";
-                if let Err(cancel) = scheduler.cancel(&render_job_id, reason).await {
+                if let Err(cancel) = scheduler.cancel(render_job_id, reason).await {
                     tracing::error!(
                         key = %self.render.keys.source(),
                         render_job_id = %render_job_id,
@@ -196,9 +286,28 @@ impl JobTicket {
         Ok(JobSpec {
             array_size: self.plan.array_size(),
             blender: self.blender,
-            env: self.to_env(storage).await?,
+            env: self.for_render().to_env(storage).await?,
             ..self.job(JobKind::Render)
         })
+    }
+
+    /// The movie job, which starts once the zip job `zip_job_id` has succeeded (every frame is
+    /// there), on the render job definition of the ticket's Blender series; `None` when the
+    /// ticket has no movie.
+    pub async fn movie_job<S: Storage>(
+        &self,
+        storage: &S,
+        zip_job_id: &str,
+    ) -> Result<Option<JobSpec>, StorageError> {
+        let Some(ticket) = self.for_movie() else {
+            return Ok(None);
+        };
+        Ok(Some(JobSpec {
+            depends_on: vec![zip_job_id.to_owned()],
+            blender: self.blender,
+            env: ticket.to_env(storage).await?,
+            ..self.job(JobKind::Movie)
+        }))
     }
 
     /// The zip job, which starts once every child of `render_job_id` has succeeded.

@@ -97,6 +97,9 @@ pub struct SourceObject {
     /// What the `.blend` reader found, when the file was read (`frames=scene`): recorded in
     /// `job.json`.
     pub scene: Option<Box<SceneFacts>>,
+    /// The extension of the movie the active scene asks for (its output is FFmpeg), read from
+    /// the file: a movie job makes it from the frames after the zip job (ADR 0012).
+    pub movie: Option<String>,
 }
 
 impl SourceObject {
@@ -114,13 +117,16 @@ impl SourceObject {
         request: &RenderRequest,
         dependencies: Option<&farm_core::deps::DependencyRecord>,
     ) -> JobTicket {
-        JobTicket::for_request(
-            &self.bucket,
-            &self.key,
-            Some(&self.etag),
-            request,
-            dependencies.and_then(|d| d.list.as_deref()),
-        )
+        JobTicket {
+            movie: self.movie.clone(),
+            ..JobTicket::for_request(
+                &self.bucket,
+                &self.key,
+                Some(&self.etag),
+                request,
+                dependencies.and_then(|d| d.list.as_deref()),
+            )
+        }
     }
 }
 
@@ -213,7 +219,7 @@ pub async fn submit_request_with<S: Storage, B: Scheduler>(
         };
         jobs.submit(storage, scheduler, adopted).await
     };
-    let (render_job_id, zip_job_id) = match submitted.await {
+    let ids = match submitted.await {
         Ok(ids) => ids,
         Err(err) => {
             // Let the retry submit: it would otherwise find our marker and do nothing.
@@ -229,7 +235,9 @@ pub async fn submit_request_with<S: Storage, B: Scheduler>(
         }
     };
 
+    let (render_job_id, zip_job_id) = (ids.render, ids.zip);
     let mut manifest = submitted_manifest(source, &resolved, &render_job_id, &zip_job_id);
+    manifest.movie_job_id = ids.movie;
     manifest.targets = scheduler.targets(manifest.blender);
     why.record(&mut manifest);
     manifest.request = Some(fingerprint);
@@ -312,8 +320,9 @@ pub async fn submit_retry<S: Storage, B: Scheduler>(
         whole: source.ticket(&whole, dependencies.as_ref()),
         fingerprint: None,
     };
-    let (render_job_id, zip_job_id) = jobs.submit(storage, scheduler, Adopted::default()).await?;
-    let mut manifest = submitted_manifest(source, &whole, &render_job_id, &zip_job_id);
+    let ids = jobs.submit(storage, scheduler, Adopted::default()).await?;
+    let mut manifest = submitted_manifest(source, &whole, &ids.render, &ids.zip);
+    manifest.movie_job_id = ids.movie;
     manifest.chunk_count = render.plan.chunk_count();
     manifest.targets = scheduler.targets(manifest.blender);
     why.record(&mut manifest);
@@ -393,6 +402,8 @@ pub fn submitted_manifest(
         scene: source.scene.clone(),
         render_job_id: Some(render_job_id.to_owned()),
         zip_job_id: Some(zip_job_id.to_owned()),
+        movie: source.movie.clone(),
+        movie_job_id: None,
         targets: None,
         request: None,
         created: Timestamp::now(),

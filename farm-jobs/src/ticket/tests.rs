@@ -20,6 +20,7 @@ fn ticket(frames: &str) -> JobTicket {
         dependencies: Some("shots/a b ü.blend/deps/00ff.json".to_owned()),
         blender: Some(BlenderSeries::new(4, 5)),
         persistent: false,
+        movie: Some("mkv".to_owned()),
     }
 }
 
@@ -52,6 +53,7 @@ async fn a_ticket_reads_back_what_its_environment_says() {
     assert_eq!(vars[env::JOB_BLENDER_SERIES], "4.5");
     assert_eq!(vars[env::PERSISTENT], "off");
     assert_eq!(vars[env::DEPENDENCIES], "shots/a b ü.blend/deps/00ff.json");
+    assert_eq!(vars[env::MOVIE], "mkv");
 
     // What a request leaves unset stays out of the environment and reads back unset.
     let bare = JobTicket {
@@ -61,6 +63,7 @@ async fn a_ticket_reads_back_what_its_environment_says() {
         dependencies: None,
         blender: None,
         persistent: true,
+        movie: None,
         ..full
     };
     let (vars, back) = round_trip(&bare).await;
@@ -117,6 +120,9 @@ fn the_workers_parser_names_the_variable_of_a_bad_value() {
         (env::FORMAT, "gif"),
         (env::JOB_BLENDER_SERIES, "4"),
         (env::KEY, " "),
+        (env::MOVIE, "m/kv"),
+        (env::MOVIE, ".."),
+        (env::MOVIE, "png"),
     ] {
         let err = good(&[(var, value)]).unwrap_err();
         assert!(
@@ -139,6 +145,10 @@ fn the_workers_parser_names_the_variable_of_a_bad_value() {
     // An empty optional value reads as unset.
     let ticket = good(&[(env::FORMAT, ""), (env::SOURCE_ETAG, "")]).unwrap();
     assert_eq!((ticket.format, ticket.source_etag), (None, None));
+    assert_eq!(
+        good(&[(env::MOVIE, "mp4")]).unwrap().movie.as_deref(),
+        Some("mp4")
+    );
 }
 
 #[test]
@@ -148,6 +158,20 @@ fn the_zip_ticket_keeps_the_version_and_drops_what_only_the_render_job_reads() {
     assert_eq!(zip.version(), render.version());
     assert_eq!(zip.plan, render.plan);
     assert_eq!((zip.blender, zip.persistent), (None, true));
+    assert_eq!(zip.movie, None, "the zip job makes no movie");
+    assert_eq!(render.for_render().movie, None, "nor the render job");
+    let movie = render.for_movie().expect("the scene asks for a movie");
+    assert_eq!(movie.version(), render.version());
+    assert_eq!(
+        (movie.blender, movie.movie.as_deref()),
+        (render.blender, Some("mkv")),
+        "the movie job runs the render job's Blender"
+    );
+    let stills = JobTicket {
+        movie: None,
+        ..render
+    };
+    assert_eq!(stills.for_movie(), None);
 }
 
 #[test]
@@ -181,8 +205,10 @@ fn a_manifest_makes_the_ticket_its_jobs_were_given() {
         version_id: None,
         saved_by: None,
         scene: None,
+        movie: submitted.movie.clone(),
     };
     let mut manifest = crate::submitted_manifest(&source, &request, "r", "z");
+    manifest.movie.clone_from(&submitted.movie);
     manifest.dependencies = Some(farm_core::deps::DependencyRecord {
         list: submitted.dependencies.clone(),
         ..Default::default()
@@ -195,7 +221,13 @@ fn a_manifest_makes_the_ticket_its_jobs_were_given() {
         &request,
         submitted.dependencies.as_deref(),
     );
-    assert_eq!(for_request, submitted);
+    assert_eq!(
+        JobTicket {
+            movie: submitted.movie.clone(),
+            ..for_request
+        },
+        submitted
+    );
     manifest.frames = Some("9-1".to_owned());
     let err = JobTicket::from_manifest(&manifest).unwrap_err().to_string();
     assert!(err.contains("unreadable frame list `9-1`"), "{err}");
@@ -222,6 +254,7 @@ proptest! {
         engine in proptest::option::of(prop::sample::select(vec![Engine::Cycles, Engine::Eevee, Engine::Workbench])),
         blender in proptest::option::of((4u16..6, 0u16..6)),
         persistent in any::<bool>(),
+        movie in proptest::option::of(prop::sample::select(farm_blend::MOVIE_EXTENSIONS)),
     ) {
         let chunk = chunk.max(u32::try_from(frames.len().div_ceil(farm_core::plan::MAX_ARRAY_SIZE)).unwrap());
         let ticket = JobTicket {
@@ -234,6 +267,7 @@ proptest! {
             dependencies: Some(format!("{key}/deps/0a1b.json")),
             blender: blender.map(|(major, minor)| BlenderSeries::new(major, minor)),
             persistent,
+            movie: movie.map(str::to_owned),
         };
         let (_, back) = runtime().block_on(round_trip(&ticket));
         prop_assert_eq!(back, ticket);
