@@ -140,6 +140,10 @@ pub struct Receipt {
     pub frame_seconds: FrameSeconds,
     /// The slowest frames, slowest first.
     pub slowest: Vec<SlowFrame>,
+    /// The scout's estimate of this version of the upload against what the job took, when
+    /// `estimate.json` holds one ([`crate::estimate::EstimateCheck`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<crate::estimate::EstimateCheck>,
 }
 
 impl Receipt {
@@ -221,6 +225,7 @@ impl Receipt {
             cost_usd,
             frame_seconds,
             slowest,
+            estimate: None,
         }
     }
 }

@@ -46,6 +46,19 @@ pub struct JobTicket {
     pub blender: Option<BlenderSeries>,
     /// `false`: every frame of a chunk is rendered from scratch (`persistent=off`, ADR 0012).
     pub persistent: bool,
+    /// A scout job (`estimate=N`): one task renders sample frames of the plan instead of its
+    /// chunks and writes `<key>/estimate.json`.
+    pub scout: Option<Scout>,
+}
+
+/// What a scout job (`estimate=N`) is told besides the job it estimates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scout {
+    /// Sample frames to render ([`farm_core::estimate::sample_frames`]: first, middle, last
+    /// for 3).
+    pub samples: u16,
+    /// The stack's `MaxVcpus`, which the projection's task slots come from.
+    pub max_vcpus: u32,
 }
 
 /// A job's settings that cannot make a ticket.
@@ -98,6 +111,19 @@ impl JobTicket {
             dependencies: dependencies.map(str::to_owned),
             blender: request.blender.and_then(BlenderPick::series),
             persistent: request.persistent,
+            scout: None,
+        }
+    }
+
+    /// The ticket of `request`'s scout job when it asks for one (`estimate=N`), for a farm of
+    /// `max_vcpus` (`None`: the stack's default).
+    pub fn with_scout(self, request: &RenderRequest, max_vcpus: Option<u32>) -> Self {
+        Self {
+            scout: request.estimate.map(|samples| Scout {
+                samples,
+                max_vcpus: max_vcpus.unwrap_or(farm_core::timeline::DEFAULT_MAX_VCPUS),
+            }),
+            ..self
         }
     }
 
@@ -127,6 +153,7 @@ impl JobTicket {
             dependencies: manifest.dependencies.as_ref().and_then(|d| d.list.clone()),
             blender: manifest.blender,
             persistent: manifest.persistent,
+            scout: None,
         })
     }
 
@@ -149,6 +176,7 @@ impl JobTicket {
         Self {
             blender: None,
             persistent: true,
+            scout: None,
             ..self.clone()
         }
     }
@@ -192,6 +220,8 @@ impl JobTicket {
                 env::PERSISTENT,
                 (!self.persistent).then(|| "off".to_owned()),
             ),
+            (env::ESTIMATE, self.scout.map(|s| s.samples.to_string())),
+            (env::MAX_VCPUS, self.scout.map(|s| s.max_vcpus.to_string())),
         ];
         vars.extend(
             optional
@@ -258,6 +288,13 @@ pub struct JobArgs {
     /// the trigger; the renderer refuses it when its image runs another (--blender-series).
     #[arg(long, env = env::JOB_BLENDER_SERIES, help_heading = "Job")]
     pub job_blender_series: Option<String>,
+    /// A scout job (tag `estimate=N`): render this many sample frames of the job (first,
+    /// middle, last for 3) on this one task instead of a chunk, and write `<key>/estimate.json`.
+    #[arg(long, env = env::ESTIMATE, help_heading = "Job")]
+    pub estimate: Option<u16>,
+    /// The farm's MaxVcpus, which a scout's projection is made for (default: the stack's, 64).
+    #[arg(long, env = env::MAX_VCPUS, help_heading = "Job")]
+    pub max_vcpus: Option<u32>,
 }
 
 impl JobArgs {
@@ -342,6 +379,22 @@ impl JobArgs {
             .map(|s| s.trim().parse::<BlenderSeries>())
             .transpose()
             .map_err(|e| TicketError::invalid(env::JOB_BLENDER_SERIES, job_series_error(e)))?;
+        let max = farm_core::request::MAX_ESTIMATE_SAMPLES;
+        let scout = match self.estimate {
+            None => None,
+            Some(samples) if (1..=max).contains(&samples) => Some(Scout {
+                samples,
+                max_vcpus: self
+                    .max_vcpus
+                    .unwrap_or(farm_core::timeline::DEFAULT_MAX_VCPUS),
+            }),
+            Some(samples) => {
+                return Err(TicketError::invalid(
+                    env::ESTIMATE,
+                    format!("--estimate {samples}: use 1 to {max} sample frames"),
+                ))
+            }
+        };
         Ok(JobTicket {
             bucket: self.bucket,
             keys: JobKeys::new(self.key),
@@ -352,6 +405,7 @@ impl JobArgs {
             dependencies: non_empty(self.dependencies),
             blender,
             persistent: self.persistent == "on",
+            scout,
         })
     }
 }
