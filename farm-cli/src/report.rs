@@ -170,6 +170,7 @@ mod tests {
                 frame: 9,
                 seconds: 20.0,
             }],
+            estimate: None,
         }
     }
 

@@ -651,6 +651,7 @@ async fn report_prints_the_receipt_or_says_when_there_is_none_yet() {
             frame: 42,
             seconds: 95.5,
         }],
+        estimate: None,
     };
     farm_core::storage::put_json(
         &fx.storage(),
@@ -1711,6 +1712,7 @@ async fn zip_job_outputs(farm: &Fixture, key: &str, here: &Path) {
             max: 30.0,
         },
         slowest: vec![],
+        estimate: None,
     };
     farm_core::storage::put_json(&farm.storage(), &keys.receipt(), &receipt)
         .await

@@ -1775,6 +1775,7 @@ fn ticket(keys: &JobKeys, frames: &str, chunk: u32) -> farm_jobs::JobTicket {
         dependencies: None,
         blender: None,
         persistent: true,
+        scout: None,
     }
 }
 
