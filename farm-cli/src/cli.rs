@@ -176,13 +176,13 @@ pub struct EstimateArgs {
     #[arg(long, value_name = "S", default_value_t = 5.0)]
     pub blender_start: f64,
     /// The farm's MaxVcpus: render tasks at once are MaxVcpus / 4.
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    #[arg(long, value_name = "N", default_value_t = farm_core::timeline::DEFAULT_MAX_VCPUS)]
     pub max_vcpus: u32,
     /// Price region (Fargate on-demand Linux/x86 prices of farm-core's table).
     #[arg(long, value_name = "REGION", default_value = "us-east-1")]
     pub region: String,
     /// Expected Spot interruptions per task-hour (an interrupted task starts over).
-    #[arg(long, value_name = "RATE", default_value_t = 0.05)]
+    #[arg(long, value_name = "RATE", default_value_t = farm_core::timeline::DEFAULT_SPOT_INTERRUPTIONS_PER_HOUR)]
     pub spot_interruptions: f64,
     #[command(flatten)]
     pub blender: BlenderArgs,

@@ -69,7 +69,8 @@ pub struct Estimate {
     /// Threads the samples rendered with.
     pub threads: usize,
     pub sampled: Vec<SampledFrame>,
-    /// Blender's start-up measured with the samples (process start to the first frame).
+    /// Start-up measured with the samples: the .blend's download (a scout's) and Blender from
+    /// its start to the first frame.
     pub blender_startup_seconds: f64,
     /// The job's frames.
     pub frames: usize,
@@ -83,7 +84,7 @@ impl Estimate {
     /// The estimate from a task record of the sample frames, rendered with `threads` threads:
     /// every frame's seconds interpolated over `frames`, scaled to a 4-vCPU render task
     /// (`threads / 4`: Cycles on the CPU scales with cores), projected with `model` (whose
-    /// Blender start-up is taken from the record when it has one).
+    /// Blender start-up is taken from the record when it has one, with its download).
     pub fn from_samples(
         record: &TaskRecord,
         threads: usize,
@@ -116,6 +117,7 @@ impl Estimate {
         let seconds = frame_seconds(&pairs, frames);
         let startup = record
             .blender_startup_seconds
+            .map(|blender| blender + record.download_seconds.unwrap_or(0.0))
             .unwrap_or(model.blender_start_seconds);
         let model = CloudModel {
             blender_start_seconds: startup,

@@ -9,6 +9,8 @@
 //! - [`project`]: the job's dependencies (textures, libraries...) downloaded beside the .blend
 //!   in the bucket's layout before Blender starts.
 //! - [`record`]: the attempt's task record, `<key>/tasks/<index>-<attempt>.json`.
+//! - [`scout`]: a scout job (`estimate=N`): sample frames rendered on one task, projected into
+//!   `<key>/estimate.json`; also `farm estimate`'s samples.
 //!
 //! [`run`] is the whole worker over any [`Storage`]: S3 in a Batch container, a local folder
 //! under `farm render`.
@@ -19,6 +21,7 @@ pub mod network;
 pub mod project;
 pub mod record;
 pub mod render;
+pub mod scout;
 
 use std::future::Future;
 use std::path::Path;
@@ -41,6 +44,9 @@ pub async fn run<S: Storage>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<ChunkReport, RenderError> {
     let clock = record::TaskClock::start();
+    if let Some(scout) = config.ticket.scout {
+        return scout::run(storage, config, scout, shutdown, &clock).await;
+    }
     let result = run_chunk(storage, config, shutdown, &clock).await;
     record::write_record(storage, config, &clock, &result).await;
     result
@@ -55,24 +61,8 @@ async fn run_chunk<S: Storage>(
     tokio::pin!(shutdown);
     let ticket = &config.ticket;
     let frames = ticket.plan.chunk(config.index)?;
-    let key = ticket.keys.source();
-    let source = storage
-        .head(key)
-        .await?
-        .ok_or_else(|| RenderError::SourceMissing {
-            key: key.to_owned(),
-        })?;
-    let found = source.etag.clone().unwrap_or_default();
-    if let Some(expected) = &ticket.source_etag {
-        if *expected != found {
-            return Err(RenderError::SourceChanged {
-                key: key.to_owned(),
-                expected: expected.clone(),
-                found,
-            });
-        }
-    }
-    let source_tag = source.etag.as_deref();
+    let source_etag = current_source(storage, ticket).await?;
+    let source_tag = source_etag.as_deref();
     let version = ticket.version();
     let spec = ChunkSpec {
         keys: &ticket.keys,
@@ -102,7 +92,58 @@ async fn run_chunk<S: Storage>(
             skipped,
         });
     }
+    let blend = download_source(storage, config, source_tag, shutdown.as_mut(), clock).await?;
+    let mut report = render_frames(
+        storage,
+        &spec,
+        &blend,
+        &config.blender,
+        &todo,
+        shutdown,
+        &|event| clock.event(&event),
+    )
+    .await?;
+    report.skipped = skipped;
+    Ok(report)
+}
 
+/// The ETag of the job's .blend as the store holds it now, refused when it is not the one the
+/// job was submitted for.
+async fn current_source<S: Storage>(
+    storage: &S,
+    ticket: &farm_jobs::JobTicket,
+) -> Result<Option<String>, RenderError> {
+    let key = ticket.keys.source();
+    let source = storage
+        .head(key)
+        .await?
+        .ok_or_else(|| RenderError::SourceMissing {
+            key: key.to_owned(),
+        })?;
+    let found = source.etag.clone().unwrap_or_default();
+    if let Some(expected) = &ticket.source_etag {
+        if *expected != found {
+            return Err(RenderError::SourceChanged {
+                key: key.to_owned(),
+                expected: expected.clone(),
+                found,
+            });
+        }
+    }
+    Ok(source.etag)
+}
+
+/// Downloads the job's dependencies and its .blend (at `source_tag`) into the work folder and
+/// checks the file as the trigger would; returns the .blend's path.
+async fn download_source<S: Storage, F: Future<Output = ()>>(
+    storage: &S,
+    config: &Config,
+    source_tag: Option<&str>,
+    mut shutdown: std::pin::Pin<&mut F>,
+    clock: &record::TaskClock,
+) -> Result<std::path::PathBuf, RenderError> {
+    let ticket = &config.ticket;
+    let key = ticket.keys.source();
     // A job with dependencies places the .blend at its own key in a folder mirroring the
     // bucket, so its relative paths find the files downloaded beside it.
     let project = project::project_dir(&config.blender.work_dir);
@@ -123,12 +164,12 @@ async fn run_chunk<S: Storage>(
     clock.downloading();
     if let Some(list) = &ticket.dependencies {
         tokio::select! {
-            () = &mut shutdown => return Err(RenderError::Interrupted),
+            () = shutdown.as_mut() => return Err(RenderError::Interrupted),
             downloaded = project::download_dependencies(storage, key, list, &project) => { downloaded?; }
         }
     }
     tokio::select! {
-        () = &mut shutdown => return Err(RenderError::Interrupted),
+        () = shutdown.as_mut() => return Err(RenderError::Interrupted),
         downloaded = storage.download(key, &blend, source_tag) => match downloaded {
             Ok(_) => {}
             Err(StorageError::NotFound { .. }) => return Err(RenderError::SourceMissing { key: key.to_owned() }),
@@ -141,18 +182,7 @@ async fn run_chunk<S: Storage>(
     clock.downloaded();
     check_blend(key, &blend).await?;
     check_scene_file(key, &blend).await?;
-    let mut report = render_frames(
-        storage,
-        &spec,
-        &blend,
-        &config.blender,
-        &todo,
-        shutdown,
-        &|event| clock.event(&event),
-    )
-    .await?;
-    report.skipped = skipped;
-    Ok(report)
+    Ok(blend)
 }
 
 /// Refuses a file that is not a .blend before Blender sees it.
