@@ -133,22 +133,37 @@ fn print_projection(
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
+    print_estimate(
+        estimate,
+        projection,
+        args.max_vcpus,
+        args.spot_interruptions,
+    );
+    Ok(())
+}
+
+/// Prints what the samples measured (if any) and `p`, the job on a farm of `max_vcpus` with
+/// `spot_interruptions` a task-hour (`farm estimate`, `farm submit --estimate`).
+pub(crate) fn print_estimate(
+    estimate: Option<&Estimate>,
+    p: &Projection,
+    max_vcpus: u32,
+    spot_interruptions: f64,
+) {
     if let Some(estimate) = estimate {
         println!("measured on {}:", estimate.measured_on);
         for sample in &estimate.sampled {
             println!("  frame {:>6}  {}", sample.frame, secs(sample.seconds));
         }
         println!(
-            "  Blender start-up {}; all {} frames on a 4-vCPU task: {}",
+            "  start-up {}; all {} frames on a 4-vCPU task: {}",
             secs(estimate.blender_startup_seconds),
             estimate.frames,
             secs(estimate.frame_seconds_total)
         );
     }
-    let p = projection;
     println!(
-        "on the farm (MaxVcpus {}: {} tasks at once; start-up {} a task):",
-        args.max_vcpus,
+        "on the farm (MaxVcpus {max_vcpus}: {} tasks at once; start-up {} a task):",
         p.slots,
         secs(p.startup_seconds)
     );
@@ -163,12 +178,10 @@ fn print_projection(
         secs(p.wall_seconds)
     );
     println!(
-        "  on Spot ({} interruptions a task-hour): {:.2} task-hours, ${:.2}, done in {}",
-        args.spot_interruptions,
+        "  on Spot ({spot_interruptions} interruptions a task-hour): {:.2} task-hours, ${:.2}, done in {}",
         p.spot_task_hours,
         p.spot_cost_usd,
         secs(p.spot_wall_seconds)
     );
     println!("  (submit with chunk={} to match)", p.chunk_size);
-    Ok(())
 }

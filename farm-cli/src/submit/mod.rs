@@ -12,7 +12,9 @@ use farm_core::layout::is_blend_key;
 use farm_core::manifest::{JobManifest, ManifestStatus};
 use farm_core::plan::{Chunking, CHUNK_AUTO};
 use farm_core::request::DEFAULT_REQUEST_MAX_FRAMES as DEFAULT_MAX_FRAMES;
-use farm_core::request::{TAG_BLENDER, TAG_CHUNK, TAG_ENGINE, TAG_FORMAT, TAG_FRAME, TAG_FRAMES};
+use farm_core::request::{
+    TAG_BLENDER, TAG_CHUNK, TAG_ENGINE, TAG_ESTIMATE, TAG_FORMAT, TAG_FRAME, TAG_FRAMES,
+};
 use farm_core::storage::{get_json, PutOptions, Storage, StorageError};
 use farm_core::{JobKeys, RenderRequest};
 use farm_io::{S3Storage, UploadTuning};
@@ -27,6 +29,7 @@ use crate::upload::UploadError;
 use crate::{progress, shell_quote};
 
 pub mod dry_run;
+mod scout;
 mod send;
 
 use send::{interrupted, print_submitted, upload_project};
@@ -214,6 +217,10 @@ pub async fn prepare(args: &SubmitArgs) -> anyhow::Result<Prepared> {
     if args.missing_ok {
         tags.push((TAG_MISSING, MISSING_OK.to_owned()));
     }
+    // `--estimate`: the upload starts a scout job; the same tags without it, the job.
+    if let Some(samples) = args.estimate {
+        tags.push((TAG_ESTIMATE, samples.to_string()));
+    }
 
     // The project, checked by the trigger's rules before anything is uploaded.
     // A file the reader cannot read is left to Blender, as the trigger does.
@@ -371,6 +378,7 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
             .collect(),
         ..PutOptions::default()
     };
+    let since = jiff::Timestamp::now();
     let sent = {
         let work = upload_project(&aws, &storage, sending, &blend, options, tuning);
         tokio::select! {
@@ -388,6 +396,10 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
         .and_then(|meta| meta.etag)
         .unwrap_or_default();
     print_submitted(args, &prepared, sent, &etag);
+    if args.estimate.is_some() {
+        scout::estimate_then_submit(args, &prepared, &aws, &storage, &etag, &shutdown, since)
+            .await?;
+    }
     Ok(())
 }
 
