@@ -29,9 +29,11 @@ use crate::upload::UploadError;
 use crate::{progress, shell_quote};
 
 pub mod dry_run;
+mod refuse;
 mod scout;
 mod send;
 
+use refuse::refuse_unchecked_or_warned;
 use send::{interrupted, print_submitted, upload_project};
 
 /// Parts uploading at once.
@@ -211,16 +213,7 @@ pub async fn prepare(args: &SubmitArgs) -> anyhow::Result<Prepared> {
         blender: args.blender.as_deref(),
         engine: args.engine.as_deref(),
     })?;
-    if scene_frames.is_some() {
-        farm_jobs::scene::set_frames_tag(&mut tags);
-    }
-    if args.missing_ok {
-        tags.push((TAG_MISSING, MISSING_OK.to_owned()));
-    }
-    // `--estimate`: the upload starts a scout job; the same tags without it, the job.
-    if let Some(samples) = args.estimate {
-        tags.push((TAG_ESTIMATE, samples.to_string()));
-    }
+    add_tags(args, scene_frames.is_some(), &mut tags);
 
     // The project, checked by the trigger's rules before anything is uploaded.
     // A file the reader cannot read is left to Blender, as the trigger does.
@@ -248,19 +241,7 @@ pub async fn prepare(args: &SubmitArgs) -> anyhow::Result<Prepared> {
     if blender.series.is_none() {
         bail!("{}; nothing was uploaded", blender.why);
     }
-    if let Some(reason) = unchecked.as_ref().filter(|_| !args.force) {
-        bail!(
-            "the farm cannot read {} ({reason}), so it cannot check the files it uses or its frames; nothing was uploaded. Save it again with Blender, or add --force to upload it unchecked",
-            args.scene.display()
-        );
-    }
-    if args.strict && !warnings.is_empty() {
-        bail!(
-            "--strict: {} warning(s), so nothing was uploaded: {}",
-            warnings.len(),
-            warnings.join("; ")
-        );
-    }
+    refuse_unchecked_or_warned(args, unchecked.as_deref(), &warnings)?;
     let engine = farm_jobs::scene::choose_engine(request.engine, read.as_ref().ok()).engine;
     let size = tokio::fs::metadata(&args.scene)
         .await
@@ -281,6 +262,21 @@ pub async fn prepare(args: &SubmitArgs) -> anyhow::Result<Prepared> {
         warnings,
         unchecked,
     })
+}
+
+/// The tags besides the request's: `frames=scene` (the trigger reads the scene's range too),
+/// `missing=ok`, and `--estimate`'s `estimate=N` (the upload starts a scout job; the same tags
+/// without it, the job).
+fn add_tags(args: &SubmitArgs, scene_frames: bool, tags: &mut Vec<(&'static str, String)>) {
+    if scene_frames {
+        farm_jobs::scene::set_frames_tag(tags);
+    }
+    if args.missing_ok {
+        tags.push((TAG_MISSING, MISSING_OK.to_owned()));
+    }
+    if let Some(samples) = args.estimate {
+        tags.push((TAG_ESTIMATE, samples.to_string()));
+    }
 }
 
 /// The key the .blend goes to (`--key`, else its file name), and the bucket checked non-empty.
