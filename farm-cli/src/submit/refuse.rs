@@ -26,4 +26,3 @@ pub(super) fn refuse_unchecked_or_warned(
     }
     Ok(())
 }
-
