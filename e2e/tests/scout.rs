@@ -24,23 +24,9 @@ async fn an_estimate_upload_runs_one_scout_whose_estimate_holds_together() {
         },
     );
     let key = "shots/scout.blend";
-    let put = farm
-        .aws()
-        .json(&[
-            "s3api",
-            "put-object",
-            "--bucket",
-            BUCKET,
-            "--key",
-            key,
-            "--body",
-            scene.to_str().unwrap(),
-            "--tagging",
-            "frames=1-12&chunk=4&estimate=3",
-        ])
-        .await
-        .unwrap();
-    let etag = put["ETag"].as_str().unwrap().to_owned();
+    farm.upload_tagged(key, &scene, "frames=1-12&chunk=4&estimate=3")
+        .await;
+    let etag = farm.objects(key).await.unwrap()[key].etag.clone();
     let delivered = farm.deliver().await.unwrap();
     let scouted: Vec<&RecordOutcome> = delivered
         .iter()
