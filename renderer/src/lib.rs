@@ -24,10 +24,10 @@ pub mod render;
 pub mod scout;
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use farm_blend::{sniff, SNIFF_LEN};
-use farm_core::storage::StorageError;
+use farm_core::storage::{ObjectMeta, StorageError};
 use farm_core::Storage;
 use tracing::info;
 
@@ -61,8 +61,9 @@ async fn run_chunk<S: Storage>(
     tokio::pin!(shutdown);
     let ticket = &config.ticket;
     let frames = ticket.plan.chunk(config.index)?;
-    let source_etag = current_source(storage, ticket).await?;
-    let source_tag = source_etag.as_deref();
+    let key = ticket.keys.source();
+    let source = check_source(storage, ticket).await?;
+    let source_tag = source.etag.as_deref();
     let version = ticket.version();
     let spec = ChunkSpec {
         keys: &ticket.keys,
@@ -92,7 +93,14 @@ async fn run_chunk<S: Storage>(
             skipped,
         });
     }
-    let blend = download_source(storage, config, source_tag, shutdown.as_mut(), clock).await?;
+
+    clock.downloading();
+    let blend = tokio::select! {
+        () = &mut shutdown => return Err(RenderError::Interrupted),
+        blend = fetch_blend(storage, config, source_tag) => blend?,
+    };
+    clock.downloaded();
+    check_scene_file(key, &blend).await?;
     let mut report = render_frames(
         storage,
         &spec,
@@ -107,12 +115,12 @@ async fn run_chunk<S: Storage>(
     Ok(report)
 }
 
-/// The ETag of the job's .blend as the store holds it now, refused when it is not the one the
+/// The job's .blend as it is now (`HEAD`), refused when it is gone or is not the version the
 /// job was submitted for.
-async fn current_source<S: Storage>(
+pub async fn check_source<S: Storage>(
     storage: &S,
     ticket: &farm_jobs::JobTicket,
-) -> Result<Option<String>, RenderError> {
+) -> Result<ObjectMeta, RenderError> {
     let key = ticket.keys.source();
     let source = storage
         .head(key)
@@ -130,22 +138,20 @@ async fn current_source<S: Storage>(
             });
         }
     }
-    Ok(source.etag)
+    Ok(source)
 }
 
-/// Downloads the job's dependencies and its .blend (at `source_tag`) into the work folder and
-/// checks the file as the trigger would; returns the .blend's path.
-async fn download_source<S: Storage, F: Future<Output = ()>>(
+/// Downloads the job's .blend (at `source_tag`) and its dependencies into the work folder and
+/// checks it is a .blend; returns its path. A job with dependencies places the .blend at its own
+/// key in a folder mirroring the bucket, so its relative paths find the files downloaded beside
+/// it.
+pub async fn fetch_blend<S: Storage>(
     storage: &S,
     config: &Config,
     source_tag: Option<&str>,
-    mut shutdown: std::pin::Pin<&mut F>,
-    clock: &record::TaskClock,
-) -> Result<std::path::PathBuf, RenderError> {
+) -> Result<PathBuf, RenderError> {
     let ticket = &config.ticket;
     let key = ticket.keys.source();
-    // A job with dependencies places the .blend at its own key in a folder mirroring the
-    // bucket, so its relative paths find the files downloaded beside it.
     let project = project::project_dir(&config.blender.work_dir);
     let blend = match &ticket.dependencies {
         Some(_) => project::local_path(&project, key)?,
@@ -161,27 +167,26 @@ async fn download_source<S: Storage, F: Future<Output = ()>>(
             path: blend_dir.clone(),
             source,
         })?;
-    clock.downloading();
     if let Some(list) = &ticket.dependencies {
-        tokio::select! {
-            () = shutdown.as_mut() => return Err(RenderError::Interrupted),
-            downloaded = project::download_dependencies(storage, key, list, &project) => { downloaded?; }
+        project::download_dependencies(storage, key, list, &project).await?;
+    }
+    match storage.download(key, &blend, source_tag).await {
+        Ok(_) => {}
+        Err(StorageError::NotFound { .. }) => {
+            return Err(RenderError::SourceMissing {
+                key: key.to_owned(),
+            })
         }
+        Err(StorageError::Changed { expected, .. }) => {
+            return Err(RenderError::SourceChanged {
+                key: key.to_owned(),
+                expected,
+                found: "a newer upload".to_owned(),
+            })
+        }
+        Err(e) => return Err(e.into()),
     }
-    tokio::select! {
-        () = shutdown.as_mut() => return Err(RenderError::Interrupted),
-        downloaded = storage.download(key, &blend, source_tag) => match downloaded {
-            Ok(_) => {}
-            Err(StorageError::NotFound { .. }) => return Err(RenderError::SourceMissing { key: key.to_owned() }),
-            Err(StorageError::Changed { expected, .. }) => {
-                return Err(RenderError::SourceChanged { key: key.to_owned(), expected, found: "a newer upload".to_owned() })
-            }
-            Err(e) => return Err(e.into()),
-        },
-    }
-    clock.downloaded();
     check_blend(key, &blend).await?;
-    check_scene_file(key, &blend).await?;
     Ok(blend)
 }
 

@@ -47,15 +47,14 @@ pub(crate) async fn run<S: Storage>(
             farm_core::receipt::ENV_GB_HOUR_USD
         ))
     })?;
-    let source_etag = crate::current_source(storage, ticket).await?;
-    let blend = crate::download_source(
-        storage,
-        config,
-        source_etag.as_deref(),
-        shutdown.as_mut(),
-        clock,
-    )
-    .await?;
+    let source_etag = crate::check_source(storage, ticket).await?.etag;
+    clock.downloading();
+    let blend = tokio::select! {
+        () = &mut shutdown => return Err(RenderError::Interrupted),
+        blend = crate::fetch_blend(storage, config, source_etag.as_deref()) => blend?,
+    };
+    clock.downloaded();
+    crate::check_scene_file(ticket.keys.source(), &blend).await?;
     let frames = ticket.plan.frames().as_slice();
     let samples = sample_frames(frames, usize::from(scout.samples));
     info!(samples = ?samples, "scout: rendering the sample frames");
