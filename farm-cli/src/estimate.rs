@@ -98,8 +98,9 @@ async fn render_samples(
         .and_then(|file| farm_blend::read_version(file).ok())
         .map(|v| farm_core::BlenderSeries::new(v.major, v.minor));
     let chosen = crate::render::blenders::choose(&args.blender, saved_by).await?;
+    // On stderr, as the progress line: `--json` keeps standard output the document alone.
     if let Some(said) = &chosen.said {
-        println!("{said}");
+        eprintln!("{said}");
     }
     let setup = BlenderSetup {
         blender: chosen.blender,
