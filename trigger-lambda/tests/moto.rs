@@ -131,12 +131,17 @@ impl Farm {
     }
 
     async fn manifest(&self, key: &str) -> Option<JobManifest> {
+        self.json(&format!("{key}/job.json")).await
+    }
+
+    /// The JSON object at `key`, if there is one.
+    async fn json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
         let got = self
             .moto
             .s3()
             .get_object()
             .bucket(BUCKET)
-            .key(format!("{key}/job.json"))
+            .key(key)
             .send()
             .await
             .ok()?;
@@ -418,17 +423,8 @@ async fn an_estimate_upload_submits_one_scout_job_and_no_render_or_zip_job() {
     assert_eq!(vars["FARM_MAX_VCPUS"], "128");
     assert_eq!(vars["FARM_FRAMES"], "1-30");
     assert!(farm.manifest(&key).await.is_none(), "no job.json");
-    let got = farm
-        .moto
-        .s3()
-        .get_object()
-        .bucket(BUCKET)
-        .key(format!("{key}/estimate.json"))
-        .send()
-        .await
-        .unwrap();
-    let body = got.body.collect().await.unwrap().into_bytes();
-    let estimate: farm_core::estimate::EstimateFile = serde_json::from_slice(&body).unwrap();
+    let estimate: farm_core::estimate::EstimateFile =
+        farm.json(&format!("{key}/estimate.json")).await.unwrap();
     assert_eq!(estimate.job_id.as_deref(), Some(scout_job_id.as_str()));
     assert_eq!(estimate.samples, [1, 30]);
     assert_eq!(estimate.max_vcpus, 128);
