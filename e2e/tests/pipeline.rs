@@ -28,6 +28,7 @@ fn outcomes(delivered: &[(S3Event, EventReport)]) -> BTreeMap<&'static str, usiz
                 RecordOutcome::Rejected { .. } => "rejected",
                 RecordOutcome::Submitted { .. } => "submitted",
                 RecordOutcome::Duplicate { .. } => "duplicate",
+                RecordOutcome::Scouted { .. } => "scouted",
                 RecordOutcome::Failed { .. } => "failed",
             };
             *counts.entry(kind).or_default() += 1;

@@ -176,13 +176,13 @@ pub struct EstimateArgs {
     #[arg(long, value_name = "S", default_value_t = 5.0)]
     pub blender_start: f64,
     /// The farm's MaxVcpus: render tasks at once are MaxVcpus / 4.
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    #[arg(long, value_name = "N", default_value_t = farm_core::timeline::DEFAULT_MAX_VCPUS)]
     pub max_vcpus: u32,
     /// Price region (Fargate on-demand Linux/x86 prices of farm-core's table).
     #[arg(long, value_name = "REGION", default_value = "us-east-1")]
     pub region: String,
     /// Expected Spot interruptions per task-hour (an interrupted task starts over).
-    #[arg(long, value_name = "RATE", default_value_t = 0.05)]
+    #[arg(long, value_name = "RATE", default_value_t = farm_core::timeline::DEFAULT_SPOT_INTERRUPTIONS_PER_HOUR)]
     pub spot_interruptions: f64,
     #[command(flatten)]
     pub blender: BlenderArgs,
@@ -336,6 +336,15 @@ pub struct SubmitArgs {
     /// With --dry-run: print the plan as one JSON document.
     #[arg(long, requires = "dry_run")]
     pub json: bool,
+    /// First estimate the job: upload tagged `estimate=N`, so one scout task renders N sample
+    /// frames (default 3: first, middle, last) and writes `<key>/estimate.json`; print it, then
+    /// submit the job (asked at a terminal, or --yes).
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "3",
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(farm_core::request::MAX_ESTIMATE_SAMPLES)))]
+    pub estimate: Option<u16>,
+    /// With --estimate: submit the job after the estimate without asking.
+    #[arg(long, requires = "estimate")]
+    pub yes: bool,
     /// Part size in MiB for multipart uploads; files larger than one part go in parts.
     #[arg(long, hide = true, default_value_t = DEFAULT_PART_MIB,
           value_parser = clap::value_parser!(u64).range(5..=5120))]

@@ -1,9 +1,10 @@
 //! `farm estimate`: the cost and time of a job on the farm before rendering it.
 //!
-//! Renders the sample frames ([`farm_core::estimate::sample_frames`]) with the renderer's own
-//! code ([`renderer::render_frames`], the same hostile-file rules and cleared environment as
-//! `farm render`) into a temporary folder, timed by the renderer's task clock, then projects the
-//! job with [`farm_core::estimate::Estimate`] over the cloud model ([`farm_core::timeline`]).
+//! Renders the sample frames ([`farm_core::estimate::sample_frames`]) with the scout job's own
+//! code ([`renderer::scout::render_samples`], the same hostile-file rules and cleared
+//! environment as `farm render`) into a temporary folder, timed by the renderer's task clock,
+//! then projects the job with [`farm_core::estimate::Estimate`] over the cloud model
+//! ([`farm_core::timeline`]).
 
 use std::path::Path;
 
@@ -12,9 +13,7 @@ use farm_core::estimate::{sample_frames, Estimate};
 use farm_core::receipt::Prices;
 use farm_core::tasks::TaskRecord;
 use farm_core::timeline::{CloudModel, Projection};
-use farm_core::JobKeys;
-use farm_io::LocalStorage;
-use renderer::{BlenderSetup, ChunkSpec};
+use renderer::BlenderSetup;
 
 use crate::cli::EstimateArgs;
 use crate::progress;
@@ -80,8 +79,8 @@ pub async fn run(args: &EstimateArgs) -> anyhow::Result<()> {
     print_projection(args, &estimate.projection, Some(&estimate))
 }
 
-/// Renders `samples` in one Blender, without persistent data (each sample stands for a frame
-/// rendered after a scene sync), and returns the renderer's task record of it.
+/// Renders `samples` in one Blender with the scout job's code
+/// ([`renderer::scout::render_samples`]: without persistent data) and returns its record.
 async fn render_samples(
     args: &EstimateArgs,
     scene: &Path,
@@ -93,25 +92,15 @@ async fn render_samples(
         .prefix("farm-estimate-")
         .tempdir()
         .context("cannot create a temporary work folder (check TMPDIR)")?;
-    let storage = LocalStorage::new(work.path().join("out"));
-    let keys = JobKeys::root();
-    let spec = ChunkSpec {
-        keys: &keys,
-        frames: samples,
-        format: None,
-        source_tag: None,
-        dependencies: None,
-        recheck_source: false,
-        engine,
-    };
     // The Blender `farm render` would pick for this file.
     let saved_by = std::fs::File::open(scene)
         .ok()
         .and_then(|file| farm_blend::read_version(file).ok())
         .map(|v| farm_core::BlenderSeries::new(v.major, v.minor));
     let chosen = crate::render::blenders::choose(&args.blender, saved_by).await?;
+    // On stderr, as the progress line: `--json` keeps standard output the document alone.
     if let Some(said) = &chosen.said {
-        println!("{said}");
+        eprintln!("{said}");
     }
     let setup = BlenderSetup {
         blender: chosen.blender,
@@ -123,19 +112,9 @@ async fn render_samples(
     let shutdown = Shutdown::listen();
     let clock = renderer::record::TaskClock::start();
     clock.downloaded();
-    let result = renderer::render_frames(
-        &storage,
-        &spec,
-        scene,
-        &setup,
-        samples,
-        shutdown.signal(),
-        &|event| clock.event(&event),
-    )
-    .await;
-    let record = clock.finish(0, 1, None, &result);
-    result.context("rendering the sample frames")?;
-    Ok(record)
+    renderer::scout::render_samples(scene, samples, &setup, engine, shutdown.signal(), &clock)
+        .await
+        .context("rendering the sample frames")
 }
 
 fn secs(value: f64) -> String {
@@ -155,22 +134,37 @@ fn print_projection(
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
+    print_estimate(
+        estimate,
+        projection,
+        args.max_vcpus,
+        args.spot_interruptions,
+    );
+    Ok(())
+}
+
+/// Prints what the samples measured (if any) and `p`, the job on a farm of `max_vcpus` with
+/// `spot_interruptions` a task-hour (`farm estimate`, `farm submit --estimate`).
+pub(crate) fn print_estimate(
+    estimate: Option<&Estimate>,
+    p: &Projection,
+    max_vcpus: u32,
+    spot_interruptions: f64,
+) {
     if let Some(estimate) = estimate {
         println!("measured on {}:", estimate.measured_on);
         for sample in &estimate.sampled {
             println!("  frame {:>6}  {}", sample.frame, secs(sample.seconds));
         }
         println!(
-            "  Blender start-up {}; all {} frames on a 4-vCPU task: {}",
+            "  start-up {}; all {} frames on a 4-vCPU task: {}",
             secs(estimate.blender_startup_seconds),
             estimate.frames,
             secs(estimate.frame_seconds_total)
         );
     }
-    let p = projection;
     println!(
-        "on the farm (MaxVcpus {}: {} tasks at once; start-up {} a task):",
-        args.max_vcpus,
+        "on the farm (MaxVcpus {max_vcpus}: {} tasks at once; start-up {} a task):",
         p.slots,
         secs(p.startup_seconds)
     );
@@ -185,12 +179,10 @@ fn print_projection(
         secs(p.wall_seconds)
     );
     println!(
-        "  on Spot ({} interruptions a task-hour): {:.2} task-hours, ${:.2}, done in {}",
-        args.spot_interruptions,
+        "  on Spot ({spot_interruptions} interruptions a task-hour): {:.2} task-hours, ${:.2}, done in {}",
         p.spot_task_hours,
         p.spot_cost_usd,
         secs(p.spot_wall_seconds)
     );
     println!("  (submit with chunk={} to match)", p.chunk_size);
-    Ok(())
 }

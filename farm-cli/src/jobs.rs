@@ -171,6 +171,7 @@ fn retry_requests(
             blender: manifest.blender.map(BlenderPick::Series),
             persistent: manifest.persistent,
             engine: manifest.engine,
+            estimate: None,
         })
     };
     Ok((request(missing)?, request(frames)?))

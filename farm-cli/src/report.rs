@@ -81,7 +81,29 @@ pub fn receipt_text(receipt: &Receipt, priced: bool) -> String {
             }
         }
     }
+    if let Some(check) = &receipt.estimate {
+        out.push_str(&estimate_text(check));
+    }
     out
+}
+
+/// The scout's estimate against what the render tasks took (`estimate=N`, `farm submit
+/// --estimate`).
+fn estimate_text(check: &farm_core::estimate::EstimateCheck) -> String {
+    let error = check
+        .error_percent()
+        .map_or_else(String::new, |e| format!(" ({e:+.0} %)"));
+    let cost = match check.actual_cost_usd {
+        Some(actual) => format!(
+            "; ${:.4} estimated, ${actual:.4} actual",
+            check.estimated_cost_usd
+        ),
+        None => format!("; ${:.4} estimated", check.estimated_cost_usd),
+    };
+    format!(
+        "estimate  {:.4} render task-hours estimated (chunk {}), {:.4} actual{error}{cost}\n",
+        check.estimated_task_hours, check.chunk_size, check.actual_task_hours
+    )
 }
 
 /// Runs `farm report`.
@@ -179,6 +201,7 @@ mod tests {
                 seconds: 20.0,
             }],
             movie: None,
+            estimate: None,
         }
     }
 
@@ -208,6 +231,29 @@ mod tests {
         let text = receipt_text(&with_movie, true);
         assert!(
             text.contains("movie     shots/a.blend/a.mkv (3.0 MiB)"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("estimate"),
+            "no scout, no comparison: {text}"
+        );
+    }
+
+    #[test]
+    fn a_scouted_job_shows_its_estimate_against_the_actual() {
+        let mut scouted = receipt(Some(0.0165));
+        scouted.estimate = Some(farm_core::estimate::EstimateCheck {
+            chunk_size: 3,
+            estimated_task_hours: 0.12,
+            actual_task_hours: 0.1,
+            estimated_cost_usd: 0.0237,
+            actual_cost_usd: Some(0.0197),
+        });
+        let text = receipt_text(&scouted, true);
+        assert!(
+            text.contains(
+                "estimate  0.1200 render task-hours estimated (chunk 3), 0.1000 actual (+20 %); $0.0237 estimated, $0.0197 actual"
+            ),
             "{text}"
         );
     }

@@ -652,6 +652,7 @@ async fn report_prints_the_receipt_or_says_when_there_is_none_yet() {
             seconds: 95.5,
         }],
         movie: None,
+        estimate: None,
     };
     farm_core::storage::put_json(
         &fx.storage(),
@@ -855,6 +856,149 @@ async fn submit_plans_first_and_replaces_a_running_job_only_when_asked() {
     assert!(keys_under(&farm, &broken_key).await.is_empty());
     farm.run(&[&args[..], &["--force"]].concat()).ok();
     assert_eq!(keys_under(&farm, &broken_key).await, [broken_key.as_str()]);
+}
+
+/// `farm submit --estimate 2`: the upload goes up tagged `estimate=2`, the trigger submits the
+/// scout job alone, and farm waits for the scout's `estimate.json` (naming the scout job's
+/// state) and prints it while no job of the key exists; without `--yes` and with no terminal to
+/// ask, it submits nothing. Again with `--yes`: the same upload's estimate is printed at once
+/// and the `.blend` tagged without `estimate=`, at the chunk size the estimate chose; the trigger
+/// then submits the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_estimate_prints_the_estimate_before_the_job_exists() {
+    use farm_core::estimate::{Estimate, EstimateFile, EstimateStatus, SampledFrame};
+    let farm = Fixture::start().await;
+    // Docker mode: the scout job stays SUBMITTED..RUNNING long enough for the test to write its
+    // estimate, as the scout would.
+    farm.jobs_walk_their_states();
+    let blend = scene(farm.dir.path(), "scouted", 1, 6, 1);
+    let key = format!("{}scouted.blend", unique_prefix("scouted"));
+    let args = [
+        "submit",
+        blend.to_str().unwrap(),
+        "--bucket",
+        BUCKET,
+        "--key",
+        &key,
+        "--frames",
+        "1-6",
+        "--estimate",
+        "2",
+    ];
+    let mut child = farm
+        .farm()
+        .args(args)
+        .env("FARM_PROGRESS", "lines")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("farm runs");
+    // farm's progress lines, as they come.
+    let (lines, said) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            all.push_str(&line);
+            all.push('\n');
+            let _ = lines.send(line);
+        }
+        all
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !keys_under(&farm, &key).await.contains(&key) {
+        assert!(Instant::now() < deadline, "farm never uploaded {key}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(farm.tags(&key).await["estimate"], "2");
+    let RecordOutcome::Scouted {
+        scout_job_id,
+        samples,
+        ..
+    } = farm.trigger(&key).await
+    else {
+        panic!("expected a scout job")
+    };
+    assert_eq!(samples, "1 6");
+    let keys = JobKeys::new(key.as_str());
+    let storage = farm.storage();
+    let mut file: EstimateFile = farm_core::storage::get_json(&storage, &keys.estimate())
+        .await
+        .unwrap();
+    assert_eq!(file.status, EstimateStatus::Submitted);
+    assert_eq!(file.job_id.as_deref(), Some(scout_job_id.as_str()));
+    // The scout's estimate, as it writes it: 6 frames of 30 s on a farm of 64 vCPUs.
+    let prices = farm_core::receipt::Prices::for_region("us-east-1", None, None).unwrap();
+    let model = farm_core::timeline::CloudModel::new(64, 4.0, prices);
+    file.status = EstimateStatus::Estimated;
+    file.estimate = Some(Estimate {
+        measured_on: "a scout task (4 threads)".into(),
+        threads: 4,
+        sampled: vec![
+            SampledFrame {
+                frame: 1,
+                seconds: 30.0,
+            },
+            SampledFrame {
+                frame: 6,
+                seconds: 30.0,
+            },
+        ],
+        blender_startup_seconds: 4.0,
+        frames: 6,
+        frame_seconds_total: 180.0,
+        projection: model.best_chunk(&[30.0; 6]),
+    });
+    let chunk = file.estimate.as_ref().unwrap().projection.chunk_size;
+    // farm names the scout job and its state while it waits.
+    let waiting = format!("scout job {scout_job_id}: ");
+    let seen =
+        tokio::task::spawn_blocking(move || said.iter().find(|line| line.starts_with(&waiting)))
+            .await
+            .unwrap();
+    assert!(seen.is_some(), "farm never named the scout job");
+    farm_core::storage::put_json(&storage, &keys.estimate(), &file)
+        .await
+        .unwrap();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .expect("farm ends");
+    let mut done = common::Run::of(&output);
+    done.stderr = reader.join().unwrap();
+    let stdout = done.ok();
+    for line in [
+        "the trigger starts a scout job now: 2 sample frame(s) of the 6",
+        "estimate of s3://",
+        "frame      1  30.0 s",
+        "frame      6  30.0 s",
+        "on demand:",
+        "not submitted.",
+    ] {
+        assert!(stdout.contains(line), "{line}: {stdout}");
+    }
+    // Printed, and no job of the key exists: no job.json, the tags still the scout's.
+    assert!(!keys_under(&farm, &key).await.contains(&keys.manifest()));
+    assert_eq!(farm.tags(&key).await["estimate"], "2");
+
+    let yes = farm.run(&[&args[..], &["--yes"]].concat());
+    let stdout = yes.ok();
+    assert!(stdout.contains("on demand:"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("tagged frames=1-6, chunk={chunk} for the job")),
+        "{stdout}"
+    );
+    let tags = farm.tags(&key).await;
+    assert!(!tags.contains_key("estimate"), "{tags:?}");
+    assert_eq!(tags["chunk"], chunk.to_string());
+    let (render_id, _) = submitted(&farm.trigger(&key).await);
+    assert_ne!(render_id, scout_job_id);
+    assert_eq!(farm.manifest(&key).await["chunk_size"], chunk);
 }
 
 /// A bucket that does not exist: one line naming the problem and the flags to check, without
@@ -1737,6 +1881,7 @@ async fn zip_job_outputs(farm: &Fixture, key: &str, here: &Path) {
             key: keys.movie("mkv"),
             size: MOVIE_BYTES.len() as u64,
         }),
+        estimate: None,
     };
     farm_core::storage::put_json(&farm.storage(), &keys.receipt(), &receipt)
         .await

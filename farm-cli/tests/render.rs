@@ -440,6 +440,22 @@ fn without_a_named_blender_the_files_series_renders_with_the_farms_build() {
         assert!(stdout.contains(said), "{stdout}");
         assert!(dir.path().join(out).join("frames/0001.png").is_file(), "{stdout}");
     }
+    // `farm estimate --json` picks the same way and says so on stderr: its standard output stays
+    // the JSON document alone (the choice was printed into it before).
+    let estimate = run(farm()
+        .env_remove("BLENDER")
+        .env("FARM_CACHE_DIR", &both)
+        .args(["estimate", "--json", "--samples", "1", "--threads", "1"])
+        .arg(&by34));
+    let json: serde_json::Value =
+        serde_json::from_str(estimate.ok()).unwrap_or_else(|e| panic!("{e}: {estimate:#?}"));
+    assert_eq!(json["frames"], 1);
+    assert!(
+        estimate
+            .stderr
+            .contains("Blender 4.2 (bpy 4.2.23): `blender=auto`"),
+        "{estimate:#?}"
+    );
     // The same file as if saved by Blender 5.4, which the farm does not run yet.
     let mut bytes = std::fs::read(&by50).unwrap();
     assert_eq!(&bytes[..17], b"BLENDER17-01v0500");

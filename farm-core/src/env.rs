@@ -17,6 +17,9 @@ pub const CHUNK: &str = "FARM_CHUNK";
 /// Render job: `off` renders every frame of a chunk from scratch (tag `persistent=off`); unset or
 /// `on`: a chunk of several frames keeps Cycles' data between them (ADR 0012).
 pub const PERSISTENT: &str = "FARM_PERSISTENT";
+/// Render job: a scout (`estimate=N`): render this many sample frames of the job instead of
+/// its chunk and write `<key>/estimate.json`, projected for the farm's [`MAX_VCPUS`].
+pub const ESTIMATE: &str = "FARM_ESTIMATE";
 /// Render job: most seconds one frame may take (scene update, render and save) before Blender
 /// is stopped and the frame fails naming the limit; unset or `0`: no limit but the attempt's.
 pub const FRAME_TIMEOUT: &str = "FARM_FRAME_TIMEOUT";
@@ -76,7 +79,8 @@ pub const ZIP_JOB_DEFINITION: &str = "ZIP_JOB_DEFINITION_ARN";
 /// Trigger: most frames one upload may ask for (default 10,000).
 pub const MAX_FRAMES: &str = "FARM_MAX_FRAMES";
 /// Trigger: the compute environment's `MaxvCpus`; `chunk=auto` fills its `MaxvCpus / 4` render
-/// task slots (unset: as many tasks as an array job allows).
+/// task slots (unset: as many tasks as an array job allows). The trigger passes it on to a scout
+/// job ([`ESTIMATE`]), whose projection is made for it.
 pub const MAX_VCPUS: &str = "FARM_MAX_VCPUS";
 /// Trigger: the prefixes of the bucket every upload may use besides its own top-level folder,
 /// comma-separated (`library/,textures/`; the stack's `SharedPrefixes`; unset: none), see

@@ -1,10 +1,13 @@
 //! An estimate before compute (issue 27): render a few sample frames, then project the whole job
 //! through the cloud model ([`crate::timeline`]). Pure: which frames to sample, every frame's
-//! seconds from the samples, and the estimate `farm estimate` prints.
+//! seconds from the samples, the estimate `farm estimate` prints, the scout job's
+//! `<key>/estimate.json` ([`EstimateFile`]) and the receipt's estimate against actual
+//! ([`EstimateCheck`]).
 
 use serde::{Deserialize, Serialize};
 
-use crate::tasks::TaskRecord;
+use crate::receipt::{Prices, MINIMUM_BILLED_SECONDS};
+use crate::tasks::{TaskKind, TaskRecord};
 use crate::timeline::{CloudModel, Projection};
 
 /// Sample frames when the user does not say: first, middle, last.
@@ -66,7 +69,8 @@ pub struct Estimate {
     /// Threads the samples rendered with.
     pub threads: usize,
     pub sampled: Vec<SampledFrame>,
-    /// Blender's start-up measured with the samples (process start to the first frame).
+    /// Start-up measured with the samples: the .blend's download (a scout's) and Blender from
+    /// its start to the first frame.
     pub blender_startup_seconds: f64,
     /// The job's frames.
     pub frames: usize,
@@ -80,7 +84,7 @@ impl Estimate {
     /// The estimate from a task record of the sample frames, rendered with `threads` threads:
     /// every frame's seconds interpolated over `frames`, scaled to a 4-vCPU render task
     /// (`threads / 4`: Cycles on the CPU scales with cores), projected with `model` (whose
-    /// Blender start-up is taken from the record when it has one).
+    /// Blender start-up is taken from the record when it has one, with its download).
     pub fn from_samples(
         record: &TaskRecord,
         threads: usize,
@@ -113,6 +117,7 @@ impl Estimate {
         let seconds = frame_seconds(&pairs, frames);
         let startup = record
             .blender_startup_seconds
+            .map(|blender| blender + record.download_seconds.unwrap_or(0.0))
             .unwrap_or(model.blender_start_seconds);
         let model = CloudModel {
             blender_start_seconds: startup,
@@ -130,11 +135,114 @@ impl Estimate {
     }
 }
 
+/// Version of the `estimate.json` document.
+pub const ESTIMATE_SCHEMA: u32 = 1;
+
+/// Where a scout job (`estimate=N`) is: submitted by the trigger, or done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EstimateStatus {
+    /// The trigger submitted the scout job (`job_id`); no estimate yet.
+    Submitted,
+    /// The scout rendered its samples: `estimate` holds what they say.
+    Estimated,
+}
+
+/// `<key>/estimate.json`: the scout job of an upload tagged `estimate=N`, written `submitted`
+/// by the trigger, then `estimated` by the scout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EstimateFile {
+    pub schema: u32,
+    pub status: EstimateStatus,
+    /// The `.blend`'s key.
+    pub key: String,
+    /// ETag of the `.blend` version estimated (quoted, as S3 returns it): the estimate of
+    /// another upload is not this one's.
+    pub etag: Option<String>,
+    /// The job's canonical frame list.
+    pub frames: String,
+    /// The frames the scout renders.
+    pub samples: Vec<i32>,
+    /// The stack's `MaxVcpus` the projection is made for.
+    pub max_vcpus: u32,
+    /// The scout's Batch job, as the trigger submitted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    pub written: jiff::Timestamp,
+    /// What the samples measured and what the job would take (`estimated`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<Estimate>,
+}
+
+impl EstimateFile {
+    /// Whether this is a finished estimate of the `.blend` version `etag`.
+    pub fn estimates(&self, etag: Option<&str>) -> Option<&Estimate> {
+        let same = match (self.etag.as_deref(), etag) {
+            (Some(ours), Some(theirs)) => {
+                crate::etag::unquote_etag(ours) == crate::etag::unquote_etag(theirs)
+            }
+            _ => false,
+        };
+        (same && self.status == EstimateStatus::Estimated)
+            .then_some(self.estimate.as_ref())
+            .flatten()
+    }
+}
+
+/// The estimate against what the job took: in the receipt when `estimate.json` estimated the
+/// same version of the upload. Render tasks only (the zip job is in no estimate); both sides
+/// billed the same way (each task at least a minute), both on demand. The actual seconds start
+/// with the renderer's process, so the image pull the estimate models is not in them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EstimateCheck {
+    /// The chunk size the estimate projected.
+    pub chunk_size: u32,
+    pub estimated_task_hours: f64,
+    pub actual_task_hours: f64,
+    pub estimated_cost_usd: f64,
+    /// The render tasks at the receipt's prices; `None` without prices.
+    pub actual_cost_usd: Option<f64>,
+}
+
+impl EstimateCheck {
+    /// `estimate` against the render task records of the job, priced at `prices`.
+    pub fn new(estimate: &Estimate, records: &[TaskRecord], prices: Option<Prices>) -> Self {
+        let actual_task_hours: f64 = records
+            .iter()
+            .filter(|r| r.task == TaskKind::Render)
+            .map(|r| r.seconds().max(MINIMUM_BILLED_SECONDS) / 3600.0)
+            .sum();
+        let p = &estimate.projection;
+        Self {
+            chunk_size: p.chunk_size,
+            estimated_task_hours: round(p.task_hours, 4),
+            actual_task_hours: round(actual_task_hours, 4),
+            estimated_cost_usd: round(p.cost_usd, 4),
+            actual_cost_usd: prices.map(|prices| {
+                let model = CloudModel::new(1, 0.0, prices);
+                round(actual_task_hours * model.task_hour_usd(), 4)
+            }),
+        }
+    }
+
+    /// How far the estimate was off, in percent of the actual task-hours (`+` too high);
+    /// `None` when nothing ran.
+    pub fn error_percent(&self) -> Option<f64> {
+        (self.actual_task_hours > 0.0).then(|| {
+            (self.estimated_task_hours - self.actual_task_hours) / self.actual_task_hours * 100.0
+        })
+    }
+}
+
+fn round(value: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (value * scale).round() / scale
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::receipt::Prices;
-    use crate::tasks::{FrameTiming, TaskKind};
+    use crate::tasks::FrameTiming;
 
     #[test]
     fn samples_are_spread_first_middle_last() {
@@ -145,6 +253,111 @@ mod tests {
         assert_eq!(sample_frames(&frames, 5), [1, 26, 51, 75, 100]);
         assert_eq!(sample_frames(&[4, 9], 3), [4, 9]);
         assert_eq!(sample_frames(&[-5, 0, 7, 8], 3), [-5, 7, 8]);
+    }
+
+    fn record(task: TaskKind, index: usize, seconds: i64) -> TaskRecord {
+        TaskRecord {
+            task,
+            index,
+            attempt: 1,
+            source_etag: None,
+            started: jiff::Timestamp::UNIX_EPOCH,
+            ended: jiff::Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_secs(seconds),
+            exit_code: 0,
+            error: None,
+            cpus: 4,
+            download_seconds: None,
+            blender_startup_seconds: None,
+            frames: Vec::new(),
+        }
+    }
+
+    fn estimate_with(projection: Projection) -> Estimate {
+        Estimate {
+            measured_on: "scout task".into(),
+            threads: 4,
+            sampled: vec![SampledFrame {
+                frame: 1,
+                seconds: 10.0,
+            }],
+            blender_startup_seconds: 2.0,
+            frames: projection.frames,
+            frame_seconds_total: 100.0,
+            projection,
+        }
+    }
+
+    #[test]
+    fn the_receipt_compares_the_estimate_with_the_render_tasks_billed() {
+        let prices = Prices {
+            vcpu_hour: 0.04,
+            gb_hour: 0.005,
+        };
+        let model = CloudModel::new(64, 5.0, prices);
+        let projection = model.project(&[360.0; 20], 10);
+        assert_eq!(projection.tasks, 2);
+        let estimate = estimate_with(projection);
+        // Two render tasks of 30 and 90 minutes, a retried attempt of 10 s (billed a minute),
+        // and the zip job, which no estimate covers.
+        let records = [
+            record(TaskKind::Render, 0, 1800),
+            record(TaskKind::Render, 1, 10),
+            record(TaskKind::Render, 1, 5400),
+            record(TaskKind::Zip, 0, 600),
+        ];
+        let check = EstimateCheck::new(&estimate, &records, Some(prices));
+        let actual = 0.5 + 1.0 / 60.0 + 1.5;
+        assert!((check.actual_task_hours - round(actual, 4)).abs() < 1e-9);
+        assert_eq!(check.chunk_size, 10);
+        assert_eq!(check.estimated_task_hours, round(projection.task_hours, 4));
+        // A render task-hour: 4 vCPU x 0.04 + 8 GB x 0.005 = 0.2 USD.
+        assert_eq!(check.actual_cost_usd, Some(round(actual * 0.2, 4)));
+        assert_eq!(check.estimated_cost_usd, round(projection.cost_usd, 4));
+        let error = check.error_percent().unwrap();
+        let expected = (round(projection.task_hours, 4) - round(actual, 4)) / round(actual, 4);
+        assert!((error - expected * 100.0).abs() < 1e-9, "{error}");
+        assert_eq!(
+            EstimateCheck::new(&estimate, &records[3..], None).error_percent(),
+            None,
+            "no render task ran"
+        );
+        assert_eq!(
+            EstimateCheck::new(&estimate, &records, None).actual_cost_usd,
+            None
+        );
+    }
+
+    #[test]
+    fn an_estimate_file_estimates_only_its_own_version_once_done() {
+        let model = CloudModel::new(
+            64,
+            5.0,
+            Prices {
+                vcpu_hour: 0.04,
+                gb_hour: 0.005,
+            },
+        );
+        let mut file = EstimateFile {
+            schema: ESTIMATE_SCHEMA,
+            status: EstimateStatus::Submitted,
+            key: "k.blend".into(),
+            etag: Some("\"e1\"".into()),
+            frames: "1-20".into(),
+            samples: vec![1, 11, 20],
+            max_vcpus: 64,
+            job_id: Some("job-1".into()),
+            written: jiff::Timestamp::UNIX_EPOCH,
+            estimate: None,
+        };
+        assert!(file.estimates(Some("\"e1\"")).is_none(), "not done yet");
+        file.status = EstimateStatus::Estimated;
+        file.estimate = Some(estimate_with(model.project(&[1.0; 20], 2)));
+        assert!(file.estimates(Some("e1")).is_some(), "bare or quoted");
+        assert!(file.estimates(Some("\"e2\"")).is_none(), "another upload");
+        assert!(file.estimates(None).is_none());
+        let text = serde_json::to_string(&file).unwrap();
+        assert!(text.contains("\"status\":\"estimated\""), "{text}");
+        assert_eq!(serde_json::from_str::<EstimateFile>(&text).unwrap(), file);
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! | the files a job downloads beside its `.blend` | `<key>/deps/<hash>.json` |
 //! | what one task attempt did | `<key>/tasks/<index>-<attempt>.json`, `<key>/tasks/zip-<attempt>.json` |
 //! | the job's cost and times, summed from the task records | `<key>/receipt.json` |
+//! | a scout job's estimate of the job (`estimate=N`) | `<key>/estimate.json` |
 //!
 //! Nothing here ends in `.blend`, so the farm's own writes never trigger it again.
 //! A local farm uses the same layout with an empty base: `frames/0001.png`, `frames.zip`.
@@ -142,6 +143,11 @@ impl JobKeys {
     }
 
     /// The job's contact sheet ([`crate::preview`]), written by the zipper with the archive.
+    /// The scout job's estimate (`estimate=N`, [`crate::estimate::EstimateFile`]).
+    pub fn estimate(&self) -> String {
+        self.join("estimate.json")
+    }
+
     pub fn preview(&self) -> String {
         self.join("preview.jpg")
     }

@@ -143,6 +143,10 @@ pub struct Receipt {
     /// The movie the scene asked for, once the movie job wrote it (ADR 0012).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub movie: Option<MovieObject>,
+    /// The scout's estimate of this version of the upload against what the job took, when
+    /// `estimate.json` holds one ([`crate::estimate::EstimateCheck`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<crate::estimate::EstimateCheck>,
 }
 
 /// A job's movie in the bucket.
@@ -234,6 +238,7 @@ impl Receipt {
             frame_seconds,
             slowest,
             movie: None,
+            estimate: None,
         }
     }
 }

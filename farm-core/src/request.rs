@@ -25,6 +25,12 @@ pub const TAG_BLENDER: &str = "blender";
 /// `persistent=off`: render every frame of a chunk from scratch, without Cycles' persistent data
 /// (ADR 0012); `persistent=on` is the default.
 pub const TAG_PERSISTENT: &str = "persistent";
+/// `estimate=N`: instead of the job, a scout job renders `N` sample frames of it (first, middle,
+/// last for 3) and writes `<key>/estimate.json` ([`crate::estimate::EstimateFile`]); the tags
+/// without it then submit the job itself.
+pub const TAG_ESTIMATE: &str = "estimate";
+/// Most sample frames `estimate=N` may ask for: one task renders them all.
+pub const MAX_ESTIMATE_SAMPLES: u16 = 16;
 
 /// How many frames one upload may request when the farm's `FARM_MAX_FRAMES` is not set (it may
 /// be raised up to [`crate::frames::MAX_JOB_FRAMES`]).
@@ -45,6 +51,9 @@ pub struct RenderRequest {
     /// scene resolves it with [`crate::engine::choose`]; `None` when neither happened (a job
     /// written before the farm chose engines, which ran Cycles).
     pub engine: Option<Engine>,
+    /// `estimate=N`: a scout job rendering `N` sample frames instead of the job
+    /// ([`TAG_ESTIMATE`]).
+    pub estimate: Option<u16>,
 }
 
 /// Why tags did not make a request. Messages name the tag, the value and the accepted syntax.
@@ -78,6 +87,8 @@ pub enum RequestError {
     },
     #[error("tag `{TAG_PERSISTENT}={value}` is invalid: use `on` (the default: a chunk keeps Cycles' data between its frames where that is safe) or `off` (every frame from scratch)")]
     Persistent { value: String },
+    #[error("tag `{TAG_ESTIMATE}={value}` is invalid: use a number of sample frames from 1 to {MAX_ESTIMATE_SAMPLES} (3: first, middle and last)")]
+    Estimate { value: String },
     #[error("{0}")]
     Plan(PlanError),
 }
@@ -102,6 +113,7 @@ impl RenderRequest {
     ) -> Result<Option<Self>, RequestError> {
         let (mut frame, mut frames, mut chunk, mut format, mut blender, mut persistent, mut engine) =
             (None, None, None, None, None, None, None);
+        let mut estimate = None;
         for (name, value) in tags {
             match name.trim() {
                 TAG_FRAME => frame = Some(value),
@@ -111,6 +123,7 @@ impl RenderRequest {
                 TAG_BLENDER => blender = Some(value),
                 TAG_PERSISTENT => persistent = Some(value),
                 TAG_ENGINE => engine = Some(value),
+                TAG_ESTIMATE => estimate = Some(value),
                 _ => {}
             }
         }
@@ -168,6 +181,18 @@ impl RenderRequest {
                 })
             }
         };
+        let estimate = estimate
+            .map(|value| {
+                value
+                    .trim()
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|n| (1..=MAX_ESTIMATE_SAMPLES).contains(n))
+                    .ok_or_else(|| RequestError::Estimate {
+                        value: value.to_owned(),
+                    })
+            })
+            .transpose()?;
         let plan = Plan::new(list, chunk_size).map_err(RequestError::Plan)?;
         Ok(Some(Self {
             plan,
@@ -175,6 +200,7 @@ impl RenderRequest {
             blender,
             persistent,
             engine,
+            estimate,
         }))
     }
 }
@@ -219,6 +245,25 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(request.persistent);
+    }
+
+    #[test]
+    fn estimate_tag_asks_for_a_scout_of_n_samples() {
+        assert_eq!(from(&[("frame", "3")]).unwrap().unwrap().estimate, None);
+        let request = from(&[("frame", "30"), ("estimate", " 2 ")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(request.estimate, Some(2));
+        for bad in ["0", "17", "x", "-1", ""] {
+            let err = from(&[("frame", "3"), ("estimate", bad)]).unwrap_err();
+            assert_eq!(
+                err,
+                RequestError::Estimate {
+                    value: bad.to_owned()
+                }
+            );
+            assert!(err.to_string().contains("from 1 to 16"), "{err}");
+        }
     }
 
     #[test]

@@ -35,6 +35,12 @@ pub const PULL_BYTES_PER_SECOND: f64 = 20_000_000.0;
 /// Fargate Spot's price as a share of on demand ("up to 70 % less").
 pub const SPOT_PRICE_FACTOR: f64 = 0.3;
 
+/// Spot interruptions per task-hour the estimates assume unless told (`farm estimate
+/// --spot-interruptions`, the scout job).
+pub const DEFAULT_SPOT_INTERRUPTIONS_PER_HOUR: f64 = 0.05;
+/// The stack's default `MaxVcpus` (infra/farm.yaml), for an estimate that is told no other.
+pub const DEFAULT_MAX_VCPUS: u32 = 64;
+
 /// The farm's parameters the timeline depends on.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CloudModel {

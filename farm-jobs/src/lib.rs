@@ -41,7 +41,7 @@ pub use scan::{
 };
 pub use submit::{
     request_job_name, submit_request, submit_request_with, submit_retry, submitted_manifest,
-    write_rejected_manifest, write_rejection, JobExtras, MarkerState, RequestMarker, SourceObject,
-    Submission, SubmitError, PENDING_MARKER_TAKEOVER,
+    write_rejected_manifest, write_rejection, JobExtras, MarkerState, RequestMarker, Scouted,
+    SourceObject, Submission, SubmitError, PENDING_MARKER_TAKEOVER,
 };
-pub use ticket::{JobArgs, JobTicket, TicketError};
+pub use ticket::{JobArgs, JobTicket, Scout, TicketError};

@@ -50,6 +50,19 @@ pub struct JobTicket {
     /// `<key>/<stem>.<ext>` from the frames (ADR 0012). Only the movie job is told: a renderer
     /// with a movie makes the movie instead of rendering.
     pub movie: Option<String>,
+    /// A scout job (`estimate=N`): one task renders sample frames of the plan instead of its
+    /// chunks and writes `<key>/estimate.json`.
+    pub scout: Option<Scout>,
+}
+
+/// What a scout job (`estimate=N`) is told besides the job it estimates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scout {
+    /// Sample frames to render ([`farm_core::estimate::sample_frames`]: first, middle, last
+    /// for 3).
+    pub samples: u16,
+    /// The stack's `MaxVcpus`, which the projection's task slots come from.
+    pub max_vcpus: u32,
 }
 
 /// A job's settings that cannot make a ticket.
@@ -103,6 +116,19 @@ impl JobTicket {
             blender: request.blender.and_then(BlenderPick::series),
             persistent: request.persistent,
             movie: None,
+            scout: None,
+        }
+    }
+
+    /// The ticket of `request`'s scout job when it asks for one (`estimate=N`), for a farm of
+    /// `max_vcpus` (`None`: the stack's default).
+    pub fn with_scout(self, request: &RenderRequest, max_vcpus: Option<u32>) -> Self {
+        Self {
+            scout: request.estimate.map(|samples| Scout {
+                samples,
+                max_vcpus: max_vcpus.unwrap_or(farm_core::timeline::DEFAULT_MAX_VCPUS),
+            }),
+            ..self
         }
     }
 
@@ -133,6 +159,7 @@ impl JobTicket {
             blender: manifest.blender,
             persistent: manifest.persistent,
             movie: manifest.movie.clone(),
+            scout: None,
         })
     }
 
@@ -156,6 +183,7 @@ impl JobTicket {
             blender: None,
             persistent: true,
             movie: None,
+            scout: None,
             ..self.clone()
         }
     }
@@ -218,6 +246,8 @@ impl JobTicket {
                 (!self.persistent).then(|| "off".to_owned()),
             ),
             (env::MOVIE, self.movie.clone()),
+            (env::ESTIMATE, self.scout.map(|s| s.samples.to_string())),
+            (env::MAX_VCPUS, self.scout.map(|s| s.max_vcpus.to_string())),
         ];
         vars.extend(
             optional
@@ -289,6 +319,13 @@ pub struct JobArgs {
     /// instead of rendering.
     #[arg(long, env = env::MOVIE, help_heading = "Job")]
     pub movie: Option<String>,
+    /// A scout job (tag `estimate=N`): render this many sample frames of the job (first,
+    /// middle, last for 3) on this one task instead of a chunk, and write `<key>/estimate.json`.
+    #[arg(long, env = env::ESTIMATE, help_heading = "Job")]
+    pub estimate: Option<u16>,
+    /// The farm's MaxVcpus, which a scout's projection is made for (default: the stack's, 64).
+    #[arg(long, env = env::MAX_VCPUS, help_heading = "Job")]
+    pub max_vcpus: Option<u32>,
 }
 
 impl JobArgs {
@@ -376,6 +413,22 @@ impl JobArgs {
         let movie = non_empty(self.movie)
             .map(|ext| check_movie_extension(ext.trim()))
             .transpose()?;
+        let max = farm_core::request::MAX_ESTIMATE_SAMPLES;
+        let scout = match self.estimate {
+            None => None,
+            Some(samples) if (1..=max).contains(&samples) => Some(Scout {
+                samples,
+                max_vcpus: self
+                    .max_vcpus
+                    .unwrap_or(farm_core::timeline::DEFAULT_MAX_VCPUS),
+            }),
+            Some(samples) => {
+                return Err(TicketError::invalid(
+                    env::ESTIMATE,
+                    format!("--estimate {samples}: use 1 to {max} sample frames"),
+                ))
+            }
+        };
         Ok(JobTicket {
             bucket: self.bucket,
             keys: JobKeys::new(self.key),
@@ -387,6 +440,7 @@ impl JobArgs {
             blender,
             persistent: self.persistent == "on",
             movie,
+            scout,
         })
     }
 }

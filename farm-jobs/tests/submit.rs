@@ -317,3 +317,93 @@ async fn a_movie_scene_gets_a_movie_job_after_the_zip_job() {
         .skip(jobs.len())
         .all(|(_, job)| job.kind != JobKind::Movie));
 }
+
+/// `estimate=2`: one scout job (one task on the render job definition, the samples and the
+/// farm's MaxVcpus in its environment), `estimate.json` written `submitted`, no render or zip
+/// job, no `job.json`, and the key's running job left alone. The same tags without
+/// `estimate=` are another request: the job itself.
+#[tokio::test]
+async fn an_estimate_request_submits_one_scout_job_and_nothing_else() {
+    use farm_core::estimate::{EstimateFile, EstimateStatus};
+    let store = store();
+    let scheduler = MemoryScheduler::new();
+    let source = source();
+    let running = submit_request(&store, &scheduler, &source, &request("1-30"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(running, Submission::Submitted { .. }),
+        "{running:?}"
+    );
+    let manifest_before: JobManifest = store.json("k.blend/job.json").unwrap();
+
+    let scout = RenderRequest::from_tags([("frames", "1-30"), ("estimate", "2")], 10_000)
+        .unwrap()
+        .unwrap();
+    let extras = farm_jobs::JobExtras {
+        max_vcpus: Some(256),
+        ..Default::default()
+    };
+    let submitted = farm_jobs::submit_request_with(&store, &scheduler, &source, &scout, &extras)
+        .await
+        .unwrap();
+    let Submission::Scouted(scouted) = submitted else {
+        panic!("{submitted:?}")
+    };
+    assert_eq!(scouted.samples, [1, 30]);
+    let jobs = scheduler.jobs();
+    assert_eq!(jobs.len(), 3, "two of the running job, one scout: {jobs:?}");
+    let (id, job) = &jobs[2];
+    assert_eq!(id, &scouted.job_id);
+    assert_eq!(job.kind, JobKind::Render);
+    assert_eq!(job.array_size, None, "one task");
+    assert!(job.depends_on.is_empty());
+    assert!(job.name.ends_with("-scout"), "{}", job.name);
+    let env: std::collections::BTreeMap<_, _> = job.env.iter().cloned().collect();
+    assert_eq!(env[farm_core::env::ESTIMATE], "2");
+    assert_eq!(env[farm_core::env::MAX_VCPUS], "256");
+    assert_eq!(env[farm_core::env::FRAMES], "1-30");
+    assert!(scheduler.cancelled().is_empty(), "a scout stops no job");
+    let manifest_after: JobManifest = store.json("k.blend/job.json").unwrap();
+    assert_eq!(manifest_after, manifest_before, "job.json is the job's");
+    let estimate: EstimateFile = store.json("k.blend/estimate.json").unwrap();
+    assert_eq!(estimate.status, EstimateStatus::Submitted);
+    assert_eq!(estimate.job_id.as_deref(), Some(id.as_str()));
+    assert_eq!(estimate.etag.as_deref(), Some(source.etag.as_str()));
+    assert_eq!(
+        (estimate.samples.as_slice(), estimate.max_vcpus),
+        (&[1, 30][..], 256)
+    );
+    assert!(estimate.estimate.is_none());
+
+    // A duplicate delivery submits nothing.
+    let again = farm_jobs::submit_request_with(&store, &scheduler, &source, &scout, &extras)
+        .await
+        .unwrap();
+    assert!(matches!(again, Submission::Duplicate { .. }), "{again:?}");
+    assert_eq!(scheduler.jobs().len(), 3);
+}
+
+/// A scout whose submission fails leaves no marker, so the retry submits it.
+#[tokio::test]
+async fn a_failed_scout_submission_removes_the_marker() {
+    let store = store();
+    let scheduler = Faulty::new(MemoryScheduler::new());
+    let scout = RenderRequest::from_tags([("frames", "1-3"), ("estimate", "1")], 10_000)
+        .unwrap()
+        .unwrap();
+    scheduler.inject(Fault::on(Op::Submit));
+    assert!(submit_request(&store, &scheduler, &source(), &scout)
+        .await
+        .is_err());
+    assert!(markers(&store).is_empty());
+    assert!(store
+        .json::<serde_json::Value>("k.blend/estimate.json")
+        .is_none());
+    scheduler.clear();
+    let again = submit_request(&store, &scheduler, &source(), &scout)
+        .await
+        .unwrap();
+    assert!(matches!(again, Submission::Scouted(_)), "{again:?}");
+    assert_eq!(scheduler.inner().jobs().len(), 1);
+}

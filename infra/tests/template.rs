@@ -763,18 +763,15 @@ fn job_definitions_set_only_static_environment() {
                     "{job}: {name} comes from the trigger"
                 );
                 assert!(
-                    known.contains(&name) || (job == "ZipJobDefinition" && prices.contains(&name)),
+                    known.contains(&name) || prices.contains(&name),
                     "{job}: unknown variable {name}"
                 );
             }
         }
     }
-    let render_env = &props(&t, "RenderJobDefinition42")["ContainerProperties"]["Environment"];
-    assert!(render_env
-        .as_array()
-        .expect("Environment")
-        .iter()
-        .any(|v| v["Name"] == env::WORK_DIR && v["Value"] == "/scratch"));
+    for vars in environments(&t, "RenderJobDefinition42") {
+        assert_eq!(vars.get(env::WORK_DIR), Some(&json!("/scratch")));
+    }
 }
 
 /// Every render job definition bounds a frame by the stack's FrameTimeoutSeconds, which by
@@ -824,9 +821,10 @@ fn environments(t: &Value, job: &str) -> Vec<BTreeMap<String, Value>> {
 }
 
 /// The receipt's price overrides (#14): stack parameters, empty by default (the dated table in
-/// code), a pair, and given to the zipper as the variables it reads only when set.
+/// code), a pair, and given to the zipper (and to the renderer, for a scout's estimate) as the
+/// variables they read only when set.
 #[test]
-fn the_zipper_gets_the_price_overrides_only_when_the_stack_sets_them() {
+fn the_zipper_and_a_scout_get_the_price_overrides_only_when_the_stack_sets_them() {
     let t = template();
     let (vcpu, gb) = ("PriceVcpuHourUsd", "PriceGbHourUsd");
     for name in [vcpu, gb] {
@@ -869,13 +867,19 @@ fn the_zipper_gets_the_price_overrides_only_when_the_stack_sets_them() {
         without,
         BTreeMap::from([(env::LOG_FORMAT.to_owned(), json!("json"))])
     );
+    // The render job definitions too: a scout job (`estimate=N`) prices its estimate.
     for s in series(&t) {
-        for vars in environments(&t, &render_job(&s)) {
-            assert!(
-                !vars.contains_key(receipt::ENV_VCPU_HOUR_USD),
-                "{s}: the renderer prices nothing"
-            );
-        }
+        let job = render_job(&s);
+        let [with, without]: [BTreeMap<String, Value>; 2] =
+            environments(&t, &job).try_into().expect("two variants");
+        assert_eq!(
+            with.get(receipt::ENV_VCPU_HOUR_USD),
+            Some(&r#ref(vcpu)),
+            "{s}"
+        );
+        assert_eq!(with.get(receipt::ENV_GB_HOUR_USD), Some(&r#ref(gb)), "{s}");
+        assert!(!without.contains_key(receipt::ENV_VCPU_HOUR_USD), "{s}");
+        assert!(!without.contains_key(receipt::ENV_GB_HOUR_USD), "{s}");
     }
 }
 
@@ -1560,6 +1564,17 @@ async fn the_trigger_policy_allows_every_object_the_trigger_touches() {
     farm_jobs::deps::write_dependency_list(&store, &keys, &mut record)
         .await
         .expect("the list is written");
+    // A scout (`estimate=N`): one job, and its estimate.json written `submitted`.
+    let scouted = "d.blend";
+    let e4 = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+    upload(scouted, e4, &[("frame", "9"), ("estimate", "2")]);
+    let report = run("ObjectCreated:Put", scouted, e4)
+        .await
+        .expect("scouted");
+    assert!(
+        matches!(&report.records[0], RecordOutcome::Scouted { .. }),
+        "{report:?}"
+    );
     // A request whose submitter died: its stale pending marker is taken over, which first
     // lists the jobs the dead submitter may have left (ListJobs by name).
     let stale = "c.blend";
@@ -1627,6 +1642,7 @@ async fn the_trigger_policy_allows_every_object_the_trigger_touches() {
         keys.rejection(),
         keys.frame_list(&canonical),
         record.list.clone().expect("a dependency list"),
+        JobKeys::new(scouted).estimate(),
     ] {
         assert!(
             writes.contains(&key),
@@ -1650,7 +1666,7 @@ async fn the_trigger_policy_allows_every_object_the_trigger_touches() {
     let trigger = statements(&template(), "TriggerFunctionRole");
     for key in &writes {
         assert!(
-            [source, other, stale]
+            [source, other, stale, scouted]
                 .iter()
                 .any(|k| key.starts_with(&format!("{k}/"))),
             "the trigger writes {key} outside a job folder"
@@ -1755,6 +1771,7 @@ async fn the_render_policy_allows_every_object_the_renderer_touches() {
             persistent: true,
             frame_timeout: None,
         },
+        prices: None,
     };
     for _ in 0..2 {
         renderer::run(&store, &config, std::future::pending())
@@ -1772,6 +1789,38 @@ async fn the_render_policy_allows_every_object_the_renderer_touches() {
     assert!(
         calls.iter().any(|c| c.key.contains("/tasks/")),
         "no task record: {calls:?}"
+    );
+    assert_role_allows_storage_calls(&template(), "RenderJobRole", &calls);
+
+    // The same definition runs a scout (`estimate=2`): it writes estimate.json, no frame.
+    let scout_store = Faulty::new(MemoryStorage::new());
+    scout_store
+        .inner()
+        .insert(keys.source(), std::fs::read(&scene).unwrap());
+    let scout = renderer::Config {
+        ticket: farm_jobs::JobTicket {
+            scout: Some(farm_jobs::Scout {
+                samples: 2,
+                max_vcpus: 64,
+            }),
+            ..config.ticket.clone()
+        },
+        prices: farm_core::receipt::Prices::for_region("us-east-1", None, None),
+        ..config.clone()
+    };
+    renderer::run(&scout_store, &scout, std::future::pending())
+        .await
+        .expect("the scout renders its samples");
+    let calls = scout_store.calls();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.op == Op::Put && c.key == keys.estimate()),
+        "no estimate.json: {calls:?}"
+    );
+    assert!(
+        !calls.iter().any(|c| c.key.contains("/frames/")),
+        "a scout uploads no frame: {calls:?}"
     );
     assert_role_allows_storage_calls(&template(), "RenderJobRole", &calls);
 }
@@ -1816,6 +1865,7 @@ async fn the_render_policy_allows_every_object_the_movie_job_touches() {
         index: 0,
         attempt: 1,
         blender: setup("render"),
+        prices: None,
     };
     renderer::run(&store, &render, std::future::pending())
         .await
@@ -1833,6 +1883,7 @@ async fn the_render_policy_allows_every_object_the_movie_job_touches() {
         index: 0,
         attempt: 1,
         blender: setup("movie"),
+        prices: None,
     };
     let made = renderer::movie::run(&store, &movie, std::future::pending())
         .await
@@ -1870,6 +1921,7 @@ fn ticket(keys: &JobKeys, frames: &str, chunk: u32) -> farm_jobs::JobTicket {
         blender: None,
         persistent: true,
         movie: None,
+        scout: None,
     }
 }
 

@@ -49,6 +49,21 @@ pub struct Args {
     /// Blender threads (default: the CPUs this container may use, cgroup limits included).
     #[arg(long, env = env::THREADS, help_heading = "Machine")]
     pub threads: Option<usize>,
+    /// Region whose Fargate on-demand prices a scout's estimate uses (set by Fargate).
+    #[arg(
+        long,
+        env = "AWS_REGION",
+        value_name = "REGION",
+        help_heading = "Machine"
+    )]
+    pub region: Option<String>,
+    /// Price of a vCPU-hour in USD for a scout's estimate, instead of the region's in the
+    /// built-in table.
+    #[arg(long, env = farm_core::receipt::ENV_VCPU_HOUR_USD, value_name = "USD", help_heading = "Machine")]
+    pub vcpu_hour_usd: Option<f64>,
+    /// Price of a GB-hour in USD for a scout's estimate.
+    #[arg(long, env = farm_core::receipt::ENV_GB_HOUR_USD, value_name = "USD", help_heading = "Machine")]
+    pub gb_hour_usd: Option<f64>,
     /// `json` for one JSON object per log line (CloudWatch), `text` otherwise.
     #[arg(long, env = env::LOG_FORMAT, default_value = "text", help_heading = "Machine")]
     pub log_format: String,
@@ -63,6 +78,8 @@ pub struct Config {
     /// AWS Batch's attempt number, from 1.
     pub attempt: u32,
     pub blender: BlenderSetup,
+    /// Fargate prices for a scout's estimate; `None`: a region not in the table, no override.
+    pub prices: Option<farm_core::receipt::Prices>,
 }
 
 impl Args {
@@ -75,8 +92,14 @@ impl Args {
             std::env::temp_dir().join(format!("farm-renderer-{}", std::process::id()))
         });
         let persistent = ticket.persistent;
+        let prices = farm_core::receipt::Prices::for_region(
+            self.region.as_deref().unwrap_or_default(),
+            self.vcpu_hour_usd,
+            self.gb_hour_usd,
+        );
         Ok(Config {
             ticket,
+            prices,
             index: self.array_index,
             attempt: self.attempt.max(1),
             blender: BlenderSetup {

@@ -11,6 +11,8 @@
 //! - [`record`]: the attempt's task record, `<key>/tasks/<index>-<attempt>.json`.
 //! - [`movie`]: the movie job (a ticket with a movie): the movie a movie scene asks for, made
 //!   by Blender from the job's frames, and the same Blender step for `farm render`.
+//! - [`scout`]: a scout job (`estimate=N`): sample frames rendered on one task, projected into
+//!   `<key>/estimate.json`; also `farm estimate`'s samples.
 //!
 //! [`run`] is the whole worker over any [`Storage`]: S3 in a Batch container, a local folder
 //! under `farm render`.
@@ -22,6 +24,7 @@ pub mod network;
 pub mod project;
 pub mod record;
 pub mod render;
+pub mod scout;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -44,6 +47,9 @@ pub async fn run<S: Storage>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<ChunkReport, RenderError> {
     let clock = record::TaskClock::start();
+    if let Some(scout) = config.ticket.scout {
+        return scout::run(storage, config, scout, shutdown, &clock).await;
+    }
     let result = run_chunk(storage, config, shutdown, &clock).await;
     record::write_record(storage, config, &clock, &result).await;
     result

@@ -134,6 +134,15 @@ pub enum RecordOutcome {
         #[serde(skip_serializing_if = "Vec::is_empty")]
         warnings: Vec<String>,
     },
+    /// The upload asked for an estimate (`estimate=N`): its scout job was submitted, no render
+    /// or zip job; the scout writes `<key>/estimate.json`.
+    Scouted {
+        bucket: String,
+        key: String,
+        scout_job_id: String,
+        /// The sample frames it renders.
+        samples: String,
+    },
     /// The same request was submitted before: nothing submitted.
     Duplicate {
         bucket: String,
@@ -284,13 +293,18 @@ where
         blend,
         &deps.shared_prefixes,
     );
-    let extras = match tokio::time::timeout_at(budget.deadline, Box::pin(gate)).await {
+    let mut extras = match tokio::time::timeout_at(budget.deadline, Box::pin(gate)).await {
         Err(_) => return reject(&storage, record, &etag, budget.exceeded()).await,
         Ok(gate) => match gate? {
             crate::preflight::Gate::Proceed(extras) => extras,
             crate::preflight::Gate::Done(outcome) => return Ok(outcome),
         },
     };
+    // A scout projects for the farm's task slots: its MaxVcpus in whole render tasks.
+    extras.max_vcpus = deps
+        .task_slots
+        .and_then(|slots| u32::try_from(slots.get()).ok())
+        .map(|slots| slots.saturating_mul(farm_core::plan::RENDER_TASK_VCPUS));
 
     log_accepted(record, &accepted);
     let source = SourceObject {
@@ -401,6 +415,12 @@ fn outcome(record: &BlendRecord, submitted: Submission) -> RecordOutcome {
                 warnings: manifest.warnings,
             }
         }
+        Submission::Scouted(scouted) => RecordOutcome::Scouted {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            scout_job_id: scouted.job_id,
+            samples: farm_core::frames::compact(&scouted.samples, " "),
+        },
         Submission::Duplicate { marker, .. } => RecordOutcome::Duplicate {
             bucket: bucket.to_owned(),
             key: key.to_owned(),

@@ -88,5 +88,6 @@ pub async fn gate<S: Storage>(
     tracing::info!(bucket = %record.bucket, key, dependencies = %found.summary(), "dependencies checked");
     Ok(Gate::Proceed(JobExtras {
         dependencies: Some(found),
+        ..JobExtras::default()
     }))
 }

@@ -188,6 +188,66 @@ async fn put_event_submits_an_array_render_job_and_a_dependent_zip_job() {
     );
 }
 
+/// `estimate=2`: exactly one scout job (one task on the render job definition, its samples and
+/// the farm's MaxVcpus in its environment), no render or zip job, no `job.json`; the re-tag
+/// without `estimate=` then submits the job.
+#[tokio::test]
+async fn an_estimate_upload_submits_one_scout_job_and_no_render_or_zip_job() {
+    let store = store();
+    let tags = [("frame", "120"), ("chunk", "4")];
+    let mut with_estimate = tags.to_vec();
+    with_estimate.push(("estimate", "2"));
+    store.upload("shots/scene.blend", BLEND, E1, &with_estimate);
+    let mut deps = deps(&store);
+    deps.task_slots = std::num::NonZeroUsize::new(16);
+    let report = run(&deps, "object_created_put.json").await;
+    assert_eq!(report.submitted(), 0, "{report:?}");
+    let RecordOutcome::Scouted {
+        scout_job_id,
+        samples,
+        ..
+    } = &report.records[0]
+    else {
+        panic!("{report:?}")
+    };
+    assert_eq!(samples, "1 120");
+    let jobs = deps.scheduler.inner().jobs();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let (id, scout) = &jobs[0];
+    assert_eq!(id, scout_job_id);
+    assert_eq!(scout.kind, JobKind::Render);
+    assert_eq!(scout.array_size, None);
+    assert_job_name(&scout.name, "shots-scene-blend-", "-scout");
+    let vars = env_of(scout);
+    assert_eq!(vars[env::ESTIMATE], "2");
+    assert_eq!(vars[env::MAX_VCPUS], "64");
+    assert_eq!(vars[env::FRAMES], "1-120");
+    assert_eq!(vars[env::SOURCE_ETAG], format!("\"{E1}\""));
+    assert!(store.manifest("shots/scene.blend").is_none());
+    let estimate: farm_core::estimate::EstimateFile =
+        store.json("shots/scene.blend/estimate.json").unwrap();
+    assert_eq!(estimate.job_id.as_ref(), Some(id));
+    assert_eq!(estimate.samples, [1, 120]);
+
+    // A duplicate delivery submits nothing; the tags without `estimate=` submit the job.
+    let report = run(&deps, "object_created_put.json").await;
+    assert!(
+        matches!(report.records[0], RecordOutcome::Duplicate { .. }),
+        "{report:?}"
+    );
+    store.set_tags("shots/scene.blend", &tags);
+    let report = run(&deps, "object_tagging_put.json").await;
+    assert_eq!(report.submitted(), 1, "{report:?}");
+    let jobs = deps.scheduler.inner().jobs();
+    assert_eq!(jobs.len(), 3);
+    assert_eq!(
+        (jobs[1].1.kind, jobs[1].1.array_size, jobs[2].1.kind),
+        (JobKind::Render, Some(30), JobKind::Zip)
+    );
+    assert!(!env_of(&jobs[1].1).contains_key(env::ESTIMATE));
+    assert!(deps.scheduler.inner().cancelled().is_empty());
+}
+
 #[tokio::test]
 async fn multipart_upload_event_is_handled_like_a_put() {
     let store = store();

@@ -131,12 +131,17 @@ impl Farm {
     }
 
     async fn manifest(&self, key: &str) -> Option<JobManifest> {
+        self.json(&format!("{key}/job.json")).await
+    }
+
+    /// The JSON object at `key`, if there is one.
+    async fn json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
         let got = self
             .moto
             .s3()
             .get_object()
             .bucket(BUCKET)
-            .key(format!("{key}/job.json"))
+            .key(key)
             .send()
             .await
             .ok()?;
@@ -383,6 +388,46 @@ async fn chunk_auto_fills_the_farms_task_slots() {
     let (render_id, _) = submitted(&farm.handle("ObjectCreated:Put", &key, &etag).await);
     let render = &farm.describe(&[&render_id]).await[0];
     assert_eq!(render.array_properties().and_then(|a| a.size()), Some(100));
+}
+
+/// `estimate=2` on moto's S3 and Batch: exactly one job, the scout (a plain job on the render
+/// job definition, its samples and the farm's MaxVcpus in its environment), no render or zip
+/// job, no `job.json`; `estimate.json` names it.
+#[tokio::test]
+async fn an_estimate_upload_submits_one_scout_job_and_no_render_or_zip_job() {
+    let mut farm = Farm::start().await;
+    farm.deps.task_slots = std::num::NonZeroUsize::new(32);
+    let key = format!("{}scout.blend", unique_prefix("scout"));
+    let before = farm.job_count().await;
+    let etag = farm
+        .upload(
+            &key,
+            BLEND_HEADER.to_vec(),
+            "frame=30&chunk=auto&estimate=2",
+        )
+        .await;
+    let report = farm.handle("ObjectCreated:Put", &key, &etag).await;
+    let [RecordOutcome::Scouted { scout_job_id, .. }] = &report.records[..] else {
+        panic!("{report:?}")
+    };
+    assert_eq!(farm.job_count().await, before + 1, "the scout alone");
+    let scout = &farm.describe(&[scout_job_id]).await[0];
+    assert!(scout.array_properties().is_none(), "one task");
+    assert!(scout.depends_on().is_empty());
+    assert_eq!(
+        scout.job_definition(),
+        Some(farm.batch.render_definition.as_str())
+    );
+    let vars = env_of(scout);
+    assert_eq!(vars["FARM_ESTIMATE"], "2");
+    assert_eq!(vars["FARM_MAX_VCPUS"], "128");
+    assert_eq!(vars["FARM_FRAMES"], "1-30");
+    assert!(farm.manifest(&key).await.is_none(), "no job.json");
+    let estimate: farm_core::estimate::EstimateFile =
+        farm.json(&format!("{key}/estimate.json")).await.unwrap();
+    assert_eq!(estimate.job_id.as_deref(), Some(scout_job_id.as_str()));
+    assert_eq!(estimate.samples, [1, 30]);
+    assert_eq!(estimate.max_vcpus, 128);
 }
 
 /// Duplicate deliveries, one after the other. Racing deliveries are a handler test on the

@@ -184,6 +184,39 @@ fn task(
     }
 }
 
+/// A scout's finished `estimate.json` of the upload at `etag`: 3 frames of 40 s.
+fn estimate_file(etag: &str) -> farm_core::estimate::EstimateFile {
+    use farm_core::estimate::{Estimate, EstimateFile, EstimateStatus, SampledFrame};
+    let model = farm_core::timeline::CloudModel::new(
+        64,
+        5.0,
+        Prices::for_region("us-east-1", None, None).unwrap(),
+    );
+    EstimateFile {
+        schema: farm_core::estimate::ESTIMATE_SCHEMA,
+        status: EstimateStatus::Estimated,
+        key: "k".into(),
+        etag: Some(etag.to_owned()),
+        frames: "1-3".into(),
+        samples: vec![1, 3],
+        max_vcpus: 64,
+        job_id: None,
+        written: jiff::Timestamp::UNIX_EPOCH,
+        estimate: Some(Estimate {
+            measured_on: "a scout task (4 threads)".into(),
+            threads: 4,
+            sampled: vec![SampledFrame {
+                frame: 1,
+                seconds: 40.0,
+            }],
+            blender_startup_seconds: 5.0,
+            frames: 3,
+            frame_seconds_total: 120.0,
+            projection: model.best_chunk(&[40.0; 3]),
+        }),
+    }
+}
+
 /// The zip job writes its own task record and the receipt, summed from this job's task records
 /// (a record of another upload of the key is left out), priced at the region's table.
 #[tokio::test]
@@ -219,13 +252,23 @@ async fn binary_writes_its_task_record_and_the_receipt_of_the_jobs_records() {
         };
         put_json(&farm.storage, &key, record).await.unwrap();
     }
-    let output = farm
-        .binary("1-3")
-        .env(env::SOURCE_ETAG, etag)
-        .env(env::BATCH_JOB_ATTEMPT, "2")
-        .env("AWS_REGION", "us-east-1")
-        .output()
-        .expect("zipper runs");
+    // A scout's estimate of another upload of the key: no comparison in this job's receipt.
+    put_json(
+        &farm.storage,
+        &farm.keys.estimate(),
+        &estimate_file("\"old\""),
+    )
+    .await
+    .unwrap();
+    let zip = || {
+        farm.binary("1-3")
+            .env(env::SOURCE_ETAG, etag)
+            .env(env::BATCH_JOB_ATTEMPT, "2")
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .expect("zipper runs")
+    };
+    let output = zip();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 
     let own: TaskRecord = serde_json::from_slice(
@@ -259,6 +302,25 @@ async fn binary_writes_its_task_record_and_the_receipt_of_the_jobs_records() {
     assert_eq!(receipt.slowest[0].frame, 2);
     assert!(receipt.cost_usd.is_some_and(|c| c > 0.0));
     assert!(receipt.wall_seconds >= 230.0);
+
+    // The estimate of this upload: the receipt holds it against the render tasks' hours.
+    let scouted = estimate_file(etag);
+    put_json(&farm.storage, &farm.keys.estimate(), &scouted)
+        .await
+        .unwrap();
+    let output = zip();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let receipt: Receipt =
+        serde_json::from_slice(&farm.storage.get(&farm.keys.receipt()).await.unwrap()).unwrap();
+    let check = receipt.estimate.expect("the estimate against the actual");
+    let expected = farm_core::estimate::EstimateCheck::new(
+        scouted.estimate.as_ref().unwrap(),
+        &records[..3],
+        Prices::for_region("us-east-1", None, None),
+    );
+    assert_eq!(check, expected);
+    // Three render attempts of 200, 20 (billed 60) and 200 seconds.
+    assert_eq!(check.actual_task_hours, 0.1278);
 
     // A failed zip writes its record, and no receipt.
     farm.storage.delete(&farm.keys.receipt()).await.unwrap();

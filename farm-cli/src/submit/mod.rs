@@ -12,7 +12,9 @@ use farm_core::layout::is_blend_key;
 use farm_core::manifest::{JobManifest, ManifestStatus};
 use farm_core::plan::{Chunking, CHUNK_AUTO};
 use farm_core::request::DEFAULT_REQUEST_MAX_FRAMES as DEFAULT_MAX_FRAMES;
-use farm_core::request::{TAG_BLENDER, TAG_CHUNK, TAG_ENGINE, TAG_FORMAT, TAG_FRAME, TAG_FRAMES};
+use farm_core::request::{
+    TAG_BLENDER, TAG_CHUNK, TAG_ENGINE, TAG_ESTIMATE, TAG_FORMAT, TAG_FRAME, TAG_FRAMES,
+};
 use farm_core::storage::{get_json, PutOptions, Storage, StorageError};
 use farm_core::{JobKeys, RenderRequest};
 use farm_io::{S3Storage, UploadTuning};
@@ -27,8 +29,11 @@ use crate::upload::UploadError;
 use crate::{progress, shell_quote};
 
 pub mod dry_run;
+mod refuse;
+mod scout;
 mod send;
 
+use refuse::refuse_unchecked_or_warned;
 use send::{interrupted, print_submitted, upload_project};
 
 /// Parts uploading at once.
@@ -208,12 +213,7 @@ pub async fn prepare(args: &SubmitArgs) -> anyhow::Result<Prepared> {
         blender: args.blender.as_deref(),
         engine: args.engine.as_deref(),
     })?;
-    if scene_frames.is_some() {
-        farm_jobs::scene::set_frames_tag(&mut tags);
-    }
-    if args.missing_ok {
-        tags.push((TAG_MISSING, MISSING_OK.to_owned()));
-    }
+    add_tags(args, scene_frames.is_some(), &mut tags);
 
     // The project, checked by the trigger's rules before anything is uploaded.
     // A file the reader cannot read is left to Blender, as the trigger does.
@@ -241,19 +241,7 @@ pub async fn prepare(args: &SubmitArgs) -> anyhow::Result<Prepared> {
     if blender.series.is_none() {
         bail!("{}; nothing was uploaded", blender.why);
     }
-    if let Some(reason) = unchecked.as_ref().filter(|_| !args.force) {
-        bail!(
-            "the farm cannot read {} ({reason}), so it cannot check the files it uses or its frames; nothing was uploaded. Save it again with Blender, or add --force to upload it unchecked",
-            args.scene.display()
-        );
-    }
-    if args.strict && !warnings.is_empty() {
-        bail!(
-            "--strict: {} warning(s), so nothing was uploaded: {}",
-            warnings.len(),
-            warnings.join("; ")
-        );
-    }
+    refuse_unchecked_or_warned(args, unchecked.as_deref(), &warnings)?;
     let engine = farm_jobs::scene::choose_engine(request.engine, read.as_ref().ok()).engine;
     let size = tokio::fs::metadata(&args.scene)
         .await
@@ -274,6 +262,21 @@ pub async fn prepare(args: &SubmitArgs) -> anyhow::Result<Prepared> {
         warnings,
         unchecked,
     })
+}
+
+/// The tags besides the request's: `frames=scene` (the trigger reads the scene's range too),
+/// `missing=ok`, and `--estimate`'s `estimate=N` (the upload starts a scout job; the same tags
+/// without it, the job).
+fn add_tags(args: &SubmitArgs, scene_frames: bool, tags: &mut Vec<(&'static str, String)>) {
+    if scene_frames {
+        farm_jobs::scene::set_frames_tag(tags);
+    }
+    if args.missing_ok {
+        tags.push((TAG_MISSING, MISSING_OK.to_owned()));
+    }
+    if let Some(samples) = args.estimate {
+        tags.push((TAG_ESTIMATE, samples.to_string()));
+    }
 }
 
 /// The key the .blend goes to (`--key`, else its file name), and the bucket checked non-empty.
@@ -371,6 +374,7 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
             .collect(),
         ..PutOptions::default()
     };
+    let since = jiff::Timestamp::now();
     let sent = {
         let work = upload_project(&aws, &storage, sending, &blend, options, tuning);
         tokio::select! {
@@ -388,6 +392,10 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
         .and_then(|meta| meta.etag)
         .unwrap_or_default();
     print_submitted(args, &prepared, sent, &etag);
+    if args.estimate.is_some() {
+        scout::estimate_then_submit(args, &prepared, &aws, &storage, &etag, &shutdown, since)
+            .await?;
+    }
     Ok(())
 }
 

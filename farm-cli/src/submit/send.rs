@@ -52,7 +52,11 @@ pub(super) fn print_submitted(args: &SubmitArgs, prepared: &Prepared, sent: Sent
     }
     let on = format!(" on {}", prepared.blender.line());
     let frames = request.plan.frames().len();
-    if prepared.chunk_auto {
+    if let Some(samples) = args.estimate {
+        println!(
+            "the trigger starts a scout job now: {samples} sample frame(s) of the {frames}{on}, on one task; waiting for its estimate (Ctrl-C stops waiting, not the scout)"
+        );
+    } else if prepared.chunk_auto {
         println!(
             "the trigger starts the job now: {frames} frame(s){on}, chunk=auto: as few tasks as keep \
              every task slot busy (ceil({frames} / (MaxVcpus / 4)) frames each)"

@@ -19,8 +19,19 @@ use crate::JobTicket;
 /// hex digits of the request's fingerprint so a takeover can find what a dead submitter left,
 /// e.g. `shots-a-blend-0123456789abcdef-render`.
 pub fn request_job_name(keys: &JobKeys, fingerprint: &str, kind: JobKind) -> String {
+    named(keys, fingerprint, request_job_suffix(kind))
+}
+
+/// The Batch job name of a request's scout job (`estimate=N`), as [`request_job_name`]:
+/// `shots-a-blend-0123456789abcdef-scout`.
+pub fn scout_job_name(keys: &JobKeys, fingerprint: &str) -> String {
+    named(keys, fingerprint, SCOUT_SUFFIX)
+}
+
+const SCOUT_SUFFIX: &str = "scout";
+
+fn named(keys: &JobKeys, fingerprint: &str, suffix: &str) -> String {
     let short = &fingerprint[..fingerprint.len().min(16)];
-    let suffix = request_job_suffix(kind);
     batch_job_name(keys.source(), &format!("{short}-{suffix}"))
 }
 
@@ -323,6 +334,17 @@ impl JobTicket {
         })
     }
 
+    /// The scout job of this ticket (`estimate=N`): one task on the render job definition of
+    /// the ticket's series, whatever the chunks.
+    pub async fn scout_job<S: Storage>(&self, storage: &S) -> Result<JobSpec, StorageError> {
+        Ok(JobSpec {
+            name: batch_job_name(self.keys.source(), SCOUT_SUFFIX),
+            blender: self.blender,
+            env: self.to_env(storage).await?,
+            ..self.job(JobKind::Render)
+        })
+    }
+
     /// A job of `kind` named and tagged for this ticket's key and frames.
     fn job(&self, kind: JobKind) -> JobSpec {
         JobSpec {
@@ -344,7 +366,7 @@ impl JobTicket {
 }
 
 /// Refuses a job whose environment ECS would refuse (the job would fail at every start).
-fn fits(spec: &JobSpec) -> Result<(), SubmitError> {
+pub(super) fn fits(spec: &JobSpec) -> Result<(), SubmitError> {
     let len = spec.overrides_len();
     if len > farm_core::scheduler::CONTAINER_OVERRIDES_MAX {
         return Err(SubmitError::TooLarge { len });

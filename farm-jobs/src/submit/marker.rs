@@ -54,6 +54,9 @@ pub struct RequestMarker {
     /// The Blender series the request asked for (`blender=`, or `auto`), if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blender: Option<BlenderPick>,
+    /// `estimate=N`: the request is a scout job's, which writes no manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<u16>,
     /// The manifest written for the submitted jobs (state `submitted` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<JobManifest>,
@@ -69,10 +72,15 @@ impl RequestMarker {
     ) -> (String, Self) {
         let format = request.format.map(|f| f.blender_name().to_owned());
         let frames = request.plan.frames().canonical();
-        let bound = match dependencies.and_then(|d| d.list.as_deref()) {
+        let mut bound = match dependencies.and_then(|d| d.list.as_deref()) {
             Some(list) => format!("{}+{list}", source.version()),
             None => source.version().to_owned(),
         };
+        // A scout is another request than the job it estimates: the tags without `estimate=`
+        // then submit the job.
+        if let Some(samples) = request.estimate {
+            bound.push_str(&format!("+estimate={samples}"));
+        }
         let fingerprint = request_fingerprint(
             &bound,
             &frames,
@@ -93,6 +101,7 @@ impl RequestMarker {
             chunk_size: request.plan.chunk_size(),
             format,
             blender: request.blender,
+            estimate: request.estimate,
             manifest: None,
         };
         (fingerprint, pending)

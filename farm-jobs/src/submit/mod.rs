@@ -47,11 +47,13 @@ use crate::JobTicket;
 
 mod jobs;
 mod marker;
+mod scout;
 
 use jobs::{find_request_jobs, stop_previous_job, Adopted, Jobs};
-pub use jobs::{request_job_name, TAG_REQUEST};
+pub use jobs::{request_job_name, scout_job_name, TAG_REQUEST};
 use marker::{claim_marker, repair_manifest, Claim};
 pub use marker::{MarkerState, RequestMarker, PENDING_MARKER_TAKEOVER};
+pub use scout::Scouted;
 
 /// Why a submission failed. Every variant but [`SubmitError::TooLarge`] and
 /// [`SubmitError::Blender`] is worth retrying later as it stands.
@@ -142,6 +144,9 @@ pub enum Submission {
         /// The `job.json` written.
         manifest: Box<JobManifest>,
     },
+    /// The request asked for an estimate (`estimate=N`): its scout job was submitted and
+    /// `<key>/estimate.json` written; no render or zip job, no `job.json`.
+    Scouted(Box<Scouted>),
     /// The same request was already handled (or is being handled): nothing was submitted.
     Duplicate {
         marker: String,
@@ -175,6 +180,9 @@ pub struct JobExtras {
     /// The jobs render with its list's files (`FARM_DEPENDENCIES`); recorded in `job.json`; its list key also enters the request's fingerprint, so a re-tag
     /// after a dependency changed is a new request.
     pub dependencies: Option<farm_core::deps::DependencyRecord>,
+    /// The farm's `MaxVcpus` (`FARM_MAX_VCPUS`), which a scout job's projection is made for
+    /// (`None`: the stack's default).
+    pub max_vcpus: Option<u32>,
 }
 
 /// [`submit_request`] with extras (see [`JobExtras`]).
@@ -202,6 +210,19 @@ pub async fn submit_request_with<S: Storage, B: Scheduler>(
         }
     };
 
+    if resolved.estimate.is_some() {
+        let ticket = source
+            .ticket(&resolved, extras.dependencies.as_ref())
+            .with_scout(&resolved, extras.max_vcpus);
+        let claim = (marker.as_str(), fingerprint.as_str(), takeover);
+        return match scout::submit_scout(storage, scheduler, &ticket, claim, pending).await {
+            Ok(scouted) => Ok(Submission::Scouted(Box::new(scouted))),
+            Err(err) => {
+                release_marker(storage, &source.key, &marker).await;
+                Err(err)
+            }
+        };
+    }
     let submitted = async {
         let adopted = if takeover {
             find_request_jobs(scheduler, &keys, &fingerprint).await?
@@ -222,15 +243,7 @@ pub async fn submit_request_with<S: Storage, B: Scheduler>(
     let ids = match submitted.await {
         Ok(ids) => ids,
         Err(err) => {
-            // Let the retry submit: it would otherwise find our marker and do nothing.
-            if let Err(delete) = storage.delete(&marker).await {
-                tracing::error!(
-                    key = %source.key,
-                    marker = %marker,
-                    error = %delete,
-                    "could not delete the request marker after a failed submission; the retry takes it over once it is stale"
-                );
-            }
+            release_marker(storage, &source.key, &marker).await;
             return Err(err);
         }
     };
@@ -265,6 +278,18 @@ pub async fn submit_request_with<S: Storage, B: Scheduler>(
         marker,
         manifest: Box::new(manifest),
     })
+}
+
+/// Deletes the marker of a failed submission: the retry would otherwise find it and do nothing.
+async fn release_marker<S: Storage>(storage: &S, key: &str, marker: &str) {
+    if let Err(delete) = storage.delete(marker).await {
+        tracing::error!(
+            key = %key,
+            marker = %marker,
+            error = %delete,
+            "could not delete the request marker after a failed submission; the retry takes it over once it is stale"
+        );
+    }
 }
 
 /// A request already submitted (or being submitted) under `marker`: nothing is submitted; a

@@ -21,6 +21,7 @@ fn ticket(frames: &str) -> JobTicket {
         blender: Some(BlenderSeries::new(4, 5)),
         persistent: false,
         movie: Some("mkv".to_owned()),
+        scout: None,
     }
 }
 
@@ -54,6 +55,24 @@ async fn a_ticket_reads_back_what_its_environment_says() {
     assert_eq!(vars[env::PERSISTENT], "off");
     assert_eq!(vars[env::DEPENDENCIES], "shots/a b ü.blend/deps/00ff.json");
     assert_eq!(vars[env::MOVIE], "mkv");
+    assert!(!vars.contains_key(env::ESTIMATE) && !vars.contains_key(env::MAX_VCPUS));
+
+    // A scout's samples and the farm's MaxVcpus travel with it.
+    let scout = JobTicket {
+        scout: Some(Scout {
+            samples: 2,
+            max_vcpus: 256,
+        }),
+        ..full.clone()
+    };
+    let (vars, back) = round_trip(&scout).await;
+    assert_eq!(back, scout);
+    let vars: BTreeMap<_, _> = vars.into_iter().collect();
+    assert_eq!(
+        (vars[env::ESTIMATE].as_str(), vars[env::MAX_VCPUS].as_str()),
+        ("2", "256")
+    );
+    assert_eq!(scout.for_zip().scout, None);
 
     // What a request leaves unset stays out of the environment and reads back unset.
     let bare = JobTicket {
@@ -123,6 +142,8 @@ fn the_workers_parser_names_the_variable_of_a_bad_value() {
         (env::MOVIE, "m/kv"),
         (env::MOVIE, ".."),
         (env::MOVIE, "png"),
+        (env::ESTIMATE, "0"),
+        (env::ESTIMATE, "17"),
     ] {
         let err = good(&[(var, value)]).unwrap_err();
         assert!(
@@ -197,6 +218,7 @@ fn a_manifest_makes_the_ticket_its_jobs_were_given() {
         engine: submitted.engine,
         blender: submitted.blender.map(BlenderPick::Series),
         persistent: submitted.persistent,
+        estimate: None,
     };
     let source = crate::SourceObject {
         bucket: submitted.bucket.clone(),
@@ -255,6 +277,7 @@ proptest! {
         blender in proptest::option::of((4u16..6, 0u16..6)),
         persistent in any::<bool>(),
         movie in proptest::option::of(prop::sample::select(farm_blend::MOVIE_EXTENSIONS)),
+        scout in proptest::option::of((1u16..=16, 4u32..5000)),
     ) {
         let chunk = chunk.max(u32::try_from(frames.len().div_ceil(farm_core::plan::MAX_ARRAY_SIZE)).unwrap());
         let ticket = JobTicket {
@@ -268,6 +291,7 @@ proptest! {
             blender: blender.map(|(major, minor)| BlenderSeries::new(major, minor)),
             persistent,
             movie: movie.map(str::to_owned),
+            scout: scout.map(|(samples, max_vcpus)| Scout { samples, max_vcpus }),
         };
         let (_, back) = runtime().block_on(round_trip(&ticket));
         prop_assert_eq!(back, ticket);
