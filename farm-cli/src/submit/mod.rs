@@ -219,7 +219,14 @@ pub async fn prepare(args: &SubmitArgs) -> anyhow::Result<Prepared> {
     // A file the reader cannot read is left to Blender, as the trigger does.
     let (project, unchecked) = match &read {
         Ok(info) => (
-            plan_upload(&args.scene, &key, info, request.plan.frames().as_slice()).await?,
+            plan_upload(
+                &args.scene,
+                &key,
+                info,
+                request.plan.frames().as_slice(),
+                &args.shared_prefixes.clone().unwrap_or_default(),
+            )
+            .await?,
             None,
         ),
         Err(err) => (ProjectUpload::default(), Some(err.to_string())),
