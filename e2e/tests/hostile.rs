@@ -918,6 +918,71 @@ async fn farm_render_never_writes_beside_the_blend() {
     }
 }
 
+/// An OSL script node (OSL's `fprintf` writes files) in a scene rendering with Open Shading
+/// Language is refused before a frame, the message naming OSL and the node: by `farm render`
+/// (exit 1) and by the renderer against moto (exit 3, nothing uploaded). Scenes made by each
+/// Blender under test; where that Blender has OSL (every bpy module) its own render of the same
+/// file runs the script (the control). Debian's 3.4 is built without OSL: its node is saved
+/// uncompiled and no Blender of that build runs it, but the farm refuses the scene all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_osl_script_node_is_refused_before_a_frame() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile/osl_script.py");
+    let ran = "osl script ran";
+    let named = [
+        "renders with Open Shading Language",
+        "has an OSL script node \"Script\"",
+    ];
+    for blender in TestBlender::all().unwrap() {
+        let name = &blender.name;
+        let root = Root::new();
+        let scene = root.path("osl.blend");
+        let json = serde_json::json!({ "output": scene }).to_string();
+        let made = blender
+            .script(Path::new(script), &[&json])
+            .output()
+            .unwrap();
+        assert!(scene.is_file(), "{name}: {}", text(&made));
+        if blender.series.is_some() {
+            let own = text(&own_render_output(&blender, &scene, &root.path("own")));
+            assert!(
+                own.contains(ran),
+                "{name}: Blender's own render did not run the script: {own}"
+            );
+        }
+
+        let output = farm_render(&scene, &blender, &root.path("out"), None);
+        let all = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{name}, farm render: {all}");
+        assert!(named.iter().all(|n| all.contains(n)), "{name}: {all}");
+        assert!(
+            !all.contains(ran),
+            "{name}, farm render ran the script: {all}"
+        );
+        assert!(!root.path("out/frames/0001.png").exists(), "{name}");
+
+        let work = root.path("work");
+        let output = run_renderer(&scene, &blender, &work).await;
+        let all = text(&output);
+        assert_eq!(
+            output.status.code(),
+            Some(farm_core::exit::BAD_INPUT),
+            "{name}, renderer: {all}"
+        );
+        assert!(named.iter().all(|n| all.contains(n)), "{name}: {all}");
+        assert!(!all.contains("frame uploaded"), "{name}: {all}");
+        let logs: String = root
+            .files()
+            .into_iter()
+            .filter(|f| f.starts_with(&work))
+            .filter_map(|f| std::fs::read_to_string(f).ok())
+            .collect();
+        assert!(
+            !all.contains(ran) && !logs.contains(ran),
+            "{name}, the renderer ran the script"
+        );
+    }
+}
+
 /// A Blender 4.5+ custom camera (OSL bytecode stored in the .blend, which Cycles runs for every
 /// camera ray even with SVM and no script node) never runs under the farm: `farm render` and the
 /// renderer against moto refuse the scene naming the camera, before a frame, nothing uploaded;
