@@ -918,6 +918,47 @@ async fn farm_render_never_writes_beside_the_blend() {
     }
 }
 
+/// `farm render` (exit 1) and the renderer against moto (exit 3) both refuse `scene` before a
+/// frame, their messages holding each of `named`, and neither their output nor a file in their
+/// folders shows `ran` (what the file's code prints when it runs).
+async fn assert_refused_before_running(
+    blender: &TestBlender,
+    root: &Root,
+    scene: &Path,
+    named: &[&str],
+    ran: &str,
+) {
+    let name = &blender.name;
+    let out = root.path("out");
+    let output = farm_render(scene, blender, &out, None);
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{name}, farm render: {all}");
+    assert!(named.iter().all(|n| all.contains(n)), "{name}: {all}");
+    assert!(!all.contains(ran), "{name}, farm render ran it: {all}");
+    assert!(!out.join("frames/0001.png").exists(), "{name}");
+
+    let work = root.path("work");
+    let output = run_renderer(scene, blender, &work).await;
+    let all = text(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(farm_core::exit::BAD_INPUT),
+        "{name}, renderer: {all}"
+    );
+    assert!(named.iter().all(|n| all.contains(n)), "{name}: {all}");
+    assert!(!all.contains("frame uploaded"), "{name}: {all}");
+    let logs: String = root
+        .files()
+        .into_iter()
+        .filter(|f| f.starts_with(&work) || f.starts_with(&out))
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .collect();
+    assert!(
+        !all.contains(ran) && !logs.contains(ran),
+        "{name}, the renderer ran it"
+    );
+}
+
 /// An OSL script node (OSL's `fprintf` writes files) in a scene rendering with Open Shading
 /// Language is refused before a frame, the message naming OSL and the node: by `farm render`
 /// (exit 1) and by the renderer against moto (exit 3, nothing uploaded). Scenes made by each
@@ -950,36 +991,7 @@ async fn an_osl_script_node_is_refused_before_a_frame() {
             );
         }
 
-        let output = farm_render(&scene, &blender, &root.path("out"), None);
-        let all = text(&output);
-        assert_eq!(output.status.code(), Some(1), "{name}, farm render: {all}");
-        assert!(named.iter().all(|n| all.contains(n)), "{name}: {all}");
-        assert!(
-            !all.contains(ran),
-            "{name}, farm render ran the script: {all}"
-        );
-        assert!(!root.path("out/frames/0001.png").exists(), "{name}");
-
-        let work = root.path("work");
-        let output = run_renderer(&scene, &blender, &work).await;
-        let all = text(&output);
-        assert_eq!(
-            output.status.code(),
-            Some(farm_core::exit::BAD_INPUT),
-            "{name}, renderer: {all}"
-        );
-        assert!(named.iter().all(|n| all.contains(n)), "{name}: {all}");
-        assert!(!all.contains("frame uploaded"), "{name}: {all}");
-        let logs: String = root
-            .files()
-            .into_iter()
-            .filter(|f| f.starts_with(&work))
-            .filter_map(|f| std::fs::read_to_string(f).ok())
-            .collect();
-        assert!(
-            !all.contains(ran) && !logs.contains(ran),
-            "{name}, the renderer ran the script"
-        );
+        assert_refused_before_running(&blender, &root, &scene, &named, ran).await;
     }
 }
 
@@ -1020,41 +1032,8 @@ async fn a_custom_camera_never_runs_its_osl() {
             "{name}: Blender's own render did not run the camera: {own}"
         );
 
-        let output = farm_render(&scene, &blender, &root.path("out"), None);
-        let all = text(&output);
-        assert_eq!(output.status.code(), Some(1), "{name}, farm render: {all}");
-        assert!(
-            all.contains("camera \"Camera\" is a custom camera"),
-            "{name}: {all}"
-        );
-        assert!(
-            !all.contains(ran),
-            "{name}, farm render ran the camera: {all}"
-        );
-        assert!(!root.path("out/frames/0001.png").exists(), "{name}");
-
-        let work = root.path("work");
-        let output = run_renderer(&scene, &blender, &work).await;
-        let all = text(&output);
-        assert_eq!(
-            output.status.code(),
-            Some(farm_core::exit::BAD_INPUT),
-            "{name}, renderer: {all}"
-        );
-        assert!(
-            all.contains("camera \"Camera\" is a custom camera"),
-            "{name}: {all}"
-        );
-        let logs: String = root
-            .files()
-            .into_iter()
-            .filter(|f| f.starts_with(&work) || f.starts_with(root.path("out")))
-            .filter_map(|f| std::fs::read_to_string(f).ok())
-            .collect();
-        assert!(
-            !all.contains(ran) && !logs.contains(ran),
-            "{name}, the renderer ran the camera"
-        );
+        let named = ["camera \"Camera\" is a custom camera"];
+        assert_refused_before_running(&blender, &root, &scene, &named, ran).await;
     }
 }
 

@@ -128,9 +128,11 @@ pub struct ProjectFile {
 /// What `farm submit` uploads beside the .blend, found by the trigger's own check.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProjectUpload {
-    /// Paths refused outright (URLs), whatever `--missing-ok` says: one line each.
+    /// Paths refused outright (URLs, keys outside the upload's scope), whatever `--missing-ok`
+    /// says: one line each.
     pub refused: Vec<String>,
-    /// Every file found, with the key the trigger will look for it at.
+    /// Every file found, with the key the trigger will look for it at (a refused one too, so
+    /// the project folder's own check sees it: nothing goes up while `refused` holds a line).
     pub files: Vec<ProjectFile>,
     /// Files that change pixels and are not on this machine, or cannot go in the bucket where
     /// the trigger would look: one line each.
@@ -184,10 +186,7 @@ pub async fn plan_upload(
         let file_key = mirror.commuting_key(&file.from, &file.path, &file.key)?;
         let from = mirror.local_path(&file.from)?;
         let what = format!("{} `{}` (in {})", file.kind, file.path, from.display());
-        if let Some(refusal) = out_of_scope(&what, &file_key) {
-            plan.refused.push(refusal);
-            continue;
-        }
+        plan.refused.extend(out_of_scope(&what, &file_key));
         plan.files.push(ProjectFile {
             local: mirror.local_path(&file.key)?,
             key: file_key,
@@ -400,7 +399,6 @@ mod tests {
         let plan = plan_upload(&blend, "a.blend", &info(files.clone()), &[1], &none)
             .await
             .unwrap();
-        assert!(plan.files.is_empty(), "{plan:?}");
         assert_eq!(plan.refused.len(), 3, "{plan:?}");
         assert!(plan.refused.iter().all(|r| r.contains(
             "an upload at the bucket's root may use only files at the root and the shared prefixes (none)"

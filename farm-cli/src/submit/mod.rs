@@ -231,8 +231,10 @@ pub async fn prepare(args: &SubmitArgs) -> anyhow::Result<Prepared> {
         ),
         Err(err) => (ProjectUpload::default(), Some(err.to_string())),
     };
-    let mut warnings = refuse_missing(&project, args.missing_ok)?;
+    // A file outside the project folder is named as such first: the scope rule would refuse
+    // it too, but the folder is what the user controls here.
     root.check(&project.files)?;
+    let mut warnings = refuse_missing(&project, args.missing_ok)?;
     warnings.extend(project.warnings.iter().cloned());
     if let Some(reason) = &unchecked {
         warnings.push(format!(
