@@ -177,3 +177,37 @@ fn on_path(name: &str) -> Option<PathBuf> {
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On this machine (user namespaces allowed, as in CI) a program in the sandbox writes its
+    /// work folder, and neither a folder beside it nor one it could make writable again.
+    #[tokio::test]
+    async fn a_sandboxed_program_writes_its_work_folder_and_nothing_else() {
+        assert!(
+            matches!(available(), Sandbox::Confined { .. }),
+            "no sandbox here: {:?}",
+            available()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let (work, beside) = (dir.path().join("work"), dir.path().join("beside"));
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::create_dir_all(&beside).unwrap();
+        let output = command(Path::new("sh"), &work)
+            .args([
+                "-c",
+                "touch in-work; touch \"$0/x\"; mount -o remount,bind,rw /",
+                beside.to_str().unwrap(),
+            ])
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(work.join("in-work").is_file(), "{stderr}");
+        assert!(!beside.join("x").exists(), "{stderr}");
+        assert!(stderr.contains("Read-only file system"), "{stderr}");
+        assert!(!output.status.success(), "the remount succeeded: {stderr}");
+    }
+}
