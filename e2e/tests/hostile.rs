@@ -780,6 +780,33 @@ fn contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
+/// Saves `scene` with an unbaked disk point cache named `escaped` (`point_cache.py`: external in
+/// `folder`, or Blender's own `blendcache_<file>/` for `""`), then writes cache files of frames
+/// 1, 2 and 5 into `cache` (after saving: Blender clears the folder as it saves); returns them.
+fn point_cache_scene(
+    blender: &TestBlender,
+    scene: &Path,
+    folder: &str,
+    cache: &Path,
+) -> Vec<(PathBuf, Vec<u8>)> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile/point_cache.py");
+    let json = serde_json::json!({ "output": scene, "folder": folder }).to_string();
+    let made = blender
+        .script(Path::new(script), &[&json])
+        .output()
+        .unwrap();
+    assert!(scene.is_file(), "{}: {}", blender.name, text(&made));
+    std::fs::create_dir_all(cache).unwrap();
+    for frame in [1, 2, 5] {
+        std::fs::write(
+            cache.join(format!("escaped_{frame:06}_00.bphys")),
+            b"not ours",
+        )
+        .unwrap();
+    }
+    contents(cache)
+}
+
 /// A .blend whose unbaked particle cache is on disk and external, in an absolute folder holding
 /// cache files of its name (Blender deletes those of later frames as it opens the file, and
 /// writes new ones), is refused before Blender starts, naming the folder and the rule: by `farm
@@ -788,7 +815,6 @@ fn contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 /// are untouched and nothing appears outside the runs' folders. Scenes saved by each Blender.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cache_folder_blender_writes_outside_the_blends_folder_is_refused() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile/point_cache.py");
     let farm = farm_e2e::Farm::start(BUCKET).await.unwrap();
     for blender in TestBlender::all().unwrap() {
         let name = &blender.name;
@@ -796,24 +822,8 @@ async fn a_cache_folder_blender_writes_outside_the_blends_folder_is_refused() {
         let escaped = root.path("escaped");
         let scene = root.path("scenes/cache.blend");
         std::fs::create_dir_all(scene.parent().unwrap()).unwrap();
-        let json =
-            serde_json::json!({ "output": scene, "folder": format!("{}/", escaped.display()) })
-                .to_string();
-        let made = blender
-            .script(Path::new(script), &[&json])
-            .output()
-            .unwrap();
-        assert!(scene.is_file(), "{name}: {}", text(&made));
-        // Made after the scene: Blender itself clears the folder while saving it.
-        std::fs::create_dir_all(&escaped).unwrap();
-        for frame in [1, 2, 5] {
-            std::fs::write(
-                escaped.join(format!("escaped_{frame:06}_00.bphys")),
-                b"not ours",
-            )
-            .unwrap();
-        }
-        let kept = contents(&escaped);
+        let folder = format!("{}/", escaped.display());
+        let kept = point_cache_scene(&blender, &scene, &folder, &escaped);
         let needle = format!("`{}/` is a cache folder Blender writes", escaped.display());
         let refused = |run: &str, output: &Output, code: i32| {
             let all = text(output);
@@ -869,7 +879,6 @@ async fn a_cache_folder_blender_writes_outside_the_blends_folder_is_refused() {
 /// scene. Scenes saved by each Blender under test.
 #[tokio::test(flavor = "multi_thread")]
 async fn farm_render_never_writes_beside_the_blend() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile/point_cache.py");
     for blender in TestBlender::all().unwrap() {
         for (folder, written) in [
             ("", "scenes/blendcache_cache"),
@@ -879,23 +888,8 @@ async fn farm_render_never_writes_beside_the_blend() {
             let root = Root::new();
             let scene = root.path("scenes/cache.blend");
             std::fs::create_dir_all(scene.parent().unwrap()).unwrap();
-            let json = serde_json::json!({ "output": scene, "folder": folder }).to_string();
-            let made = blender
-                .script(Path::new(script), &[&json])
-                .output()
-                .unwrap();
-            assert!(scene.is_file(), "{run}: {}", text(&made));
-            // Written after the scene: Blender itself clears the folder while saving it.
             let cache = root.path(written);
-            std::fs::create_dir_all(&cache).unwrap();
-            for frame in [1, 2, 5] {
-                std::fs::write(
-                    cache.join(format!("escaped_{frame:06}_00.bphys")),
-                    b"not ours",
-                )
-                .unwrap();
-            }
-            let kept = contents(&cache);
+            let kept = point_cache_scene(&blender, &scene, folder, &cache);
             let before = root.files();
             let (out, tmp) = (root.path("f/out"), root.path("f/tmp"));
             std::fs::create_dir_all(&tmp).unwrap();
