@@ -912,6 +912,16 @@ async fn farm_render_never_writes_beside_the_blend() {
     }
 }
 
+/// Saves `scene` with `script` run by `blender`, given `{"output": scene}`.
+fn save_scene(blender: &TestBlender, script: &str, scene: &Path) {
+    let json = serde_json::json!({ "output": scene }).to_string();
+    let made = blender
+        .script(Path::new(script), &[&json])
+        .output()
+        .unwrap();
+    assert!(scene.is_file(), "{}: {}", blender.name, text(&made));
+}
+
 /// `farm render` (exit 1) and the renderer against moto (exit 3) both refuse `scene` before a
 /// frame, their messages holding each of `named`, and neither their output nor a file in their
 /// folders shows `ran` (what the file's code prints when it runs).
@@ -971,12 +981,7 @@ async fn an_osl_script_node_is_refused_before_a_frame() {
         let name = &blender.name;
         let root = Root::new();
         let scene = root.path("osl.blend");
-        let json = serde_json::json!({ "output": scene }).to_string();
-        let made = blender
-            .script(Path::new(script), &[&json])
-            .output()
-            .unwrap();
-        assert!(scene.is_file(), "{name}: {}", text(&made));
+        save_scene(&blender, script, &scene);
         if blender.series.is_some() {
             let own = text(&own_render_output(&blender, &scene, &root.path("own")));
             assert!(
@@ -1013,12 +1018,7 @@ async fn a_custom_camera_never_runs_its_osl() {
         let name = &blender.name;
         let root = Root::new();
         let scene = root.path("camera.blend");
-        let json = serde_json::json!({ "output": scene }).to_string();
-        let made = blender
-            .script(Path::new(script), &[&json])
-            .output()
-            .unwrap();
-        assert!(scene.is_file(), "{name}: {}", text(&made));
+        save_scene(&blender, script, &scene);
 
         let own = text(&own_render_output(&blender, &scene, &root.path("own")));
         assert!(
