@@ -150,12 +150,14 @@ impl Sandbox {
 }
 
 /// A command running `program` in the sandbox [`available`] here, able to write only `work`
-/// (an absolute path); a program that cannot be found starts directly, so the error names it.
+/// (made absolute against this process's folder: the command itself starts in `work`); a
+/// program that cannot be found starts directly, so the error names it.
 pub fn command(program: &Path, work: &Path) -> Command {
     let Some(program) = find(program) else {
         return Command::new(program);
     };
-    let args = available().args(work, &program);
+    let work = std::path::absolute(work).unwrap_or_else(|_| work.to_owned());
+    let args = available().args(&work, &program);
     let (first, rest) = args.split_first().expect("a program");
     let mut command = Command::new(first);
     command.args(rest);
