@@ -23,7 +23,7 @@ use std::time::Instant;
 use farm_core::blender::Blender;
 use farm_core::JobKeys;
 use farm_io::S3Storage;
-use farm_testkit::{make_scene_with, FileOutput, Moto, SceneOptions, TestBlender};
+use farm_testkit::{make_scene_with, FileOutput, Moto, Pipe, SceneOptions, TestBlender};
 
 const BUCKET: &str = "hostile";
 const KEY: &str = "uploads/hostile.blend";
@@ -431,7 +431,7 @@ async fn a_file_output_node_posing_as_a_frame_is_not_uploaded_as_one() {
 /// dumpable process of its own. Then exits 1. The test runs the binaries without capabilities,
 /// as the container's non-root user runs (root's CAP_SYS_PTRACE reads any process).
 fn probe(dir: &Path) -> PathBuf {
-    let report = dir.join("probe-report.json");
+    let report = dir.join(PROBE_REPORT);
     executable(
         &dir.join("blender-probe"),
         &format!(
@@ -548,11 +548,14 @@ fn without_capabilities(program: &Path) -> Command {
     command
 }
 
-fn read_probe(dir: &Path, run: &str, output: &Output) -> serde_json::Value {
-    let report = std::fs::read(dir.join("probe-report.json"))
-        .unwrap_or_else(|e| panic!("{run}: the probe did not run ({e}): {}", text(output)));
-    std::fs::remove_file(dir.join("probe-report.json")).unwrap();
-    serde_json::from_slice(&report).unwrap()
+/// Where [`probe`] and [`network_probe`] write their reports, in their folder: a named pipe,
+/// since Blender can write no file outside its work folder.
+const PROBE_REPORT: &str = "probe-report.pipe";
+
+fn read_probe(pipe: Pipe, run: &str, output: &Output) -> serde_json::Value {
+    let report = pipe.read().unwrap();
+    serde_json::from_slice(&report)
+        .unwrap_or_else(|e| panic!("{run}: the probe did not run ({e}): {}", text(output)))
 }
 
 fn assert_probe_found_no_credentials(report: &serde_json::Value, run: &str, work: &Path) {
@@ -598,20 +601,22 @@ async fn blender_finds_no_credentials_even_when_code_runs_in_it() {
     // farm render: frames given, so the probe is the render itself.
     let tmp = root.path("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
+    let pipe = Pipe::listen(&root.path(PROBE_REPORT)).unwrap();
     let output = farm_render(&scene, &blender, &root.path("out"), Some(&tmp));
-    let report = read_probe(root.dir.path(), "farm render", &output);
+    let report = read_probe(pipe, "farm render", &output);
     assert_probe_found_no_credentials(&report, "farm render", &tmp);
 
     let work = root.path("work");
+    let pipe = Pipe::listen(&root.path(PROBE_REPORT)).unwrap();
     let output = run_renderer(&scene, &blender, &work).await;
-    let report = read_probe(root.dir.path(), "renderer", &output);
+    let report = read_probe(pipe, "renderer", &output);
     assert_probe_found_no_credentials(&report, "renderer", &work);
 }
 
 /// A stand-in Blender doing what FFmpeg does with a URL path: connects to `127.0.0.1:port`
 /// (a listener of the test's), writes whether it could, then exits 1.
 fn network_probe(dir: &Path, port: u16) -> PathBuf {
-    let report = dir.join("network-report.json");
+    let report = dir.join(PROBE_REPORT);
     executable(
         &dir.join("blender-network-probe"),
         &format!(
@@ -644,12 +649,8 @@ async fn blender_cannot_connect_to_a_local_listener() {
         series: None,
     };
     let scene = plain_scene(&root);
-    let report = |run: &str, output: &Output| {
-        let path = root.path("network-report.json");
-        let report = std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("{run}: the probe did not run ({e}): {}", text(output)));
-        std::fs::remove_file(&path).unwrap();
-        let report: serde_json::Value = serde_json::from_slice(&report).unwrap();
+    let report = |pipe: Pipe, run: &str, output: &Output| {
+        let report = read_probe(pipe, run, output);
         assert_ne!(
             report["connect"], 0,
             "{run}: blender connected to 127.0.0.1:{port}"
@@ -660,11 +661,13 @@ async fn blender_cannot_connect_to_a_local_listener() {
         );
     };
 
+    let pipe = Pipe::listen(&root.path(PROBE_REPORT)).unwrap();
     let output = farm_render(&scene, &blender, &root.path("out"), None);
-    report("farm render", &output);
+    report(pipe, "farm render", &output);
 
+    let pipe = Pipe::listen(&root.path(PROBE_REPORT)).unwrap();
     let output = run_renderer(&scene, &blender, &root.path("work")).await;
-    report("renderer", &output);
+    report(pipe, "renderer", &output);
 }
 
 /// A .blend whose movie path is a URL to a listener of the test's is refused before any compute,
@@ -777,6 +780,33 @@ fn contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
+/// Saves `scene` with an unbaked disk point cache named `escaped` (`point_cache.py`: external in
+/// `folder`, or Blender's own `blendcache_<file>/` for `""`), then writes cache files of frames
+/// 1, 2 and 5 into `cache` (after saving: Blender clears the folder as it saves); returns them.
+fn point_cache_scene(
+    blender: &TestBlender,
+    scene: &Path,
+    folder: &str,
+    cache: &Path,
+) -> Vec<(PathBuf, Vec<u8>)> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile/point_cache.py");
+    let json = serde_json::json!({ "output": scene, "folder": folder }).to_string();
+    let made = blender
+        .script(Path::new(script), &[&json])
+        .output()
+        .unwrap();
+    assert!(scene.is_file(), "{}: {}", blender.name, text(&made));
+    std::fs::create_dir_all(cache).unwrap();
+    for frame in [1, 2, 5] {
+        std::fs::write(
+            cache.join(format!("escaped_{frame:06}_00.bphys")),
+            b"not ours",
+        )
+        .unwrap();
+    }
+    contents(cache)
+}
+
 /// A .blend whose unbaked particle cache is on disk and external, in an absolute folder holding
 /// cache files of its name (Blender deletes those of later frames as it opens the file, and
 /// writes new ones), is refused before Blender starts, naming the folder and the rule: by `farm
@@ -785,7 +815,6 @@ fn contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 /// are untouched and nothing appears outside the runs' folders. Scenes saved by each Blender.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cache_folder_blender_writes_outside_the_blends_folder_is_refused() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile/point_cache.py");
     let farm = farm_e2e::Farm::start(BUCKET).await.unwrap();
     for blender in TestBlender::all().unwrap() {
         let name = &blender.name;
@@ -793,24 +822,8 @@ async fn a_cache_folder_blender_writes_outside_the_blends_folder_is_refused() {
         let escaped = root.path("escaped");
         let scene = root.path("scenes/cache.blend");
         std::fs::create_dir_all(scene.parent().unwrap()).unwrap();
-        let json =
-            serde_json::json!({ "output": scene, "folder": format!("{}/", escaped.display()) })
-                .to_string();
-        let made = blender
-            .script(Path::new(script), &[&json])
-            .output()
-            .unwrap();
-        assert!(scene.is_file(), "{name}: {}", text(&made));
-        // Made after the scene: Blender itself clears the folder while saving it.
-        std::fs::create_dir_all(&escaped).unwrap();
-        for frame in [1, 2, 5] {
-            std::fs::write(
-                escaped.join(format!("escaped_{frame:06}_00.bphys")),
-                b"not ours",
-            )
-            .unwrap();
-        }
-        let kept = contents(&escaped);
+        let folder = format!("{}/", escaped.display());
+        let kept = point_cache_scene(&blender, &scene, &folder, &escaped);
         let needle = format!("`{}/` is a cache folder Blender writes", escaped.display());
         let refused = |run: &str, output: &Output, code: i32| {
             let all = text(output);
@@ -858,6 +871,129 @@ async fn a_cache_folder_blender_writes_outside_the_blends_folder_is_refused() {
     }
 }
 
+/// Blender clears a file's disk cache folders as it opens it, before any script of the farm runs.
+/// Under `farm render` it runs where everything but its work folder is read-only
+/// (`renderer::sandbox`), so a cache folder beside the .blend holding cache files of the scene's
+/// name (Blender's own `blendcache_<file>/`, and an external `//cache/`) keeps them byte for byte,
+/// no file appears outside the run's folders, and frame 1 equals Blender's own render of the
+/// scene. Scenes saved by each Blender under test.
+#[tokio::test(flavor = "multi_thread")]
+async fn farm_render_never_writes_beside_the_blend() {
+    for blender in TestBlender::all().unwrap() {
+        for (folder, written) in [
+            ("", "scenes/blendcache_cache"),
+            ("//cache/", "scenes/cache"),
+        ] {
+            let run = format!("{}, cache folder {written}", blender.name);
+            let root = Root::new();
+            let scene = root.path("scenes/cache.blend");
+            std::fs::create_dir_all(scene.parent().unwrap()).unwrap();
+            let cache = root.path(written);
+            let kept = point_cache_scene(&blender, &scene, folder, &cache);
+            let before = root.files();
+            let (out, tmp) = (root.path("f/out"), root.path("f/tmp"));
+            std::fs::create_dir_all(&tmp).unwrap();
+            let output = farm_render(&scene, &blender, &out, Some(&tmp));
+            assert!(output.status.success(), "{run}: {}", text(&output));
+            assert_eq!(contents(&cache), kept, "{run}: the cache folder changed");
+            assert_only_new_files_under(&root, &before, &[&out, &tmp], &run, &text(&output));
+
+            // Blender's own render, of a copy: it clears the copy's cache folder.
+            let copy = root.path("own/cache.blend");
+            std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+            std::fs::copy(&scene, &copy).unwrap();
+            let own = own_render(&blender, &copy, &root.path("own/out"));
+            let frame = pixels(&std::fs::read(out.join("frames/0001.png")).unwrap());
+            assert!(
+                frame == own,
+                "{run}: frame 1 differs from Blender's own render"
+            );
+        }
+    }
+}
+
+/// Saves `scene` with `script` run by `blender`, given `{"output": scene}`.
+fn save_scene(blender: &TestBlender, script: &str, scene: &Path) {
+    let json = serde_json::json!({ "output": scene }).to_string();
+    let made = blender
+        .script(Path::new(script), &[&json])
+        .output()
+        .unwrap();
+    assert!(scene.is_file(), "{}: {}", blender.name, text(&made));
+}
+
+/// `farm render` (exit 1) and the renderer against moto (exit 3) both refuse `scene` before a
+/// frame, their messages holding each of `named`, and neither their output nor a file in their
+/// folders shows `ran` (what the file's code prints when it runs).
+async fn assert_refused_before_running(
+    blender: &TestBlender,
+    root: &Root,
+    scene: &Path,
+    named: &[&str],
+    ran: &str,
+) {
+    let name = &blender.name;
+    let out = root.path("out");
+    let output = farm_render(scene, blender, &out, None);
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{name}, farm render: {all}");
+    assert!(named.iter().all(|n| all.contains(n)), "{name}: {all}");
+    assert!(!all.contains(ran), "{name}, farm render ran it: {all}");
+    assert!(!out.join("frames/0001.png").exists(), "{name}");
+
+    let work = root.path("work");
+    let output = run_renderer(scene, blender, &work).await;
+    let all = text(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(farm_core::exit::BAD_INPUT),
+        "{name}, renderer: {all}"
+    );
+    assert!(named.iter().all(|n| all.contains(n)), "{name}: {all}");
+    assert!(!all.contains("frame uploaded"), "{name}: {all}");
+    let logs: String = root
+        .files()
+        .into_iter()
+        .filter(|f| f.starts_with(&work) || f.starts_with(&out))
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .collect();
+    assert!(
+        !all.contains(ran) && !logs.contains(ran),
+        "{name}, the renderer ran it"
+    );
+}
+
+/// An OSL script node (OSL's `fprintf` writes files) in a scene rendering with Open Shading
+/// Language is refused before a frame, the message naming OSL and the node: by `farm render`
+/// (exit 1) and by the renderer against moto (exit 3, nothing uploaded). Scenes made by each
+/// Blender under test; where that Blender has OSL (every bpy module) its own render of the same
+/// file runs the script (the control). Debian's 3.4 is built without OSL: its node is saved
+/// uncompiled and no Blender of that build runs it, but the farm refuses the scene all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_osl_script_node_is_refused_before_a_frame() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile/osl_script.py");
+    let ran = "osl script ran";
+    let named = [
+        "renders with Open Shading Language",
+        "has an OSL script node \"Script\"",
+    ];
+    for blender in TestBlender::all().unwrap() {
+        let name = &blender.name;
+        let root = Root::new();
+        let scene = root.path("osl.blend");
+        save_scene(&blender, script, &scene);
+        if blender.series.is_some() {
+            let own = text(&own_render_output(&blender, &scene, &root.path("own")));
+            assert!(
+                own.contains(ran),
+                "{name}: Blender's own render did not run the script: {own}"
+            );
+        }
+
+        assert_refused_before_running(&blender, &root, &scene, &named, ran).await;
+    }
+}
+
 /// A Blender 4.5+ custom camera (OSL bytecode stored in the .blend, which Cycles runs for every
 /// camera ray even with SVM and no script node) never runs under the farm: `farm render` and the
 /// renderer against moto refuse the scene naming the camera, before a frame, nothing uploaded;
@@ -882,12 +1018,7 @@ async fn a_custom_camera_never_runs_its_osl() {
         let name = &blender.name;
         let root = Root::new();
         let scene = root.path("camera.blend");
-        let json = serde_json::json!({ "output": scene }).to_string();
-        let made = blender
-            .script(Path::new(script), &[&json])
-            .output()
-            .unwrap();
-        assert!(scene.is_file(), "{name}: {}", text(&made));
+        save_scene(&blender, script, &scene);
 
         let own = text(&own_render_output(&blender, &scene, &root.path("own")));
         assert!(
@@ -895,41 +1026,8 @@ async fn a_custom_camera_never_runs_its_osl() {
             "{name}: Blender's own render did not run the camera: {own}"
         );
 
-        let output = farm_render(&scene, &blender, &root.path("out"), None);
-        let all = text(&output);
-        assert_eq!(output.status.code(), Some(1), "{name}, farm render: {all}");
-        assert!(
-            all.contains("camera \"Camera\" is a custom camera"),
-            "{name}: {all}"
-        );
-        assert!(
-            !all.contains(ran),
-            "{name}, farm render ran the camera: {all}"
-        );
-        assert!(!root.path("out/frames/0001.png").exists(), "{name}");
-
-        let work = root.path("work");
-        let output = run_renderer(&scene, &blender, &work).await;
-        let all = text(&output);
-        assert_eq!(
-            output.status.code(),
-            Some(farm_core::exit::BAD_INPUT),
-            "{name}, renderer: {all}"
-        );
-        assert!(
-            all.contains("camera \"Camera\" is a custom camera"),
-            "{name}: {all}"
-        );
-        let logs: String = root
-            .files()
-            .into_iter()
-            .filter(|f| f.starts_with(&work) || f.starts_with(root.path("out")))
-            .filter_map(|f| std::fs::read_to_string(f).ok())
-            .collect();
-        assert!(
-            !all.contains(ran) && !logs.contains(ran),
-            "{name}, the renderer ran the camera"
-        );
+        let named = ["camera \"Camera\" is a custom camera"];
+        assert_refused_before_running(&blender, &root, &scene, &named, ran).await;
     }
 }
 

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use farm_core::deps::SharedPrefixes;
 use farm_core::env;
 use farm_core::estimate::DEFAULT_SAMPLES;
 use farm_core::plan::Chunking;
@@ -264,6 +265,13 @@ pub struct SubmitArgs {
     pub bucket: String,
     #[command(flatten)]
     pub stack: StackArg,
+    /// Folders of the bucket every upload may use besides its own top-level folder, as the
+    /// stack's SharedPrefixes parameter gives them to the trigger (comma-separated, e.g.
+    /// `library/`); with --stack they are read from the stack. A file the .blend uses outside
+    /// both is refused before anything is uploaded, as the trigger would refuse it. Default: none.
+    #[arg(long, env = env::SHARED_PREFIXES, value_name = "LIST", conflicts_with = "stack",
+          value_parser = shared_prefixes)]
+    pub shared_prefixes: Option<SharedPrefixes>,
     /// Key to upload to; must end in `.blend`. Default: the file's name. Project files go
     /// beside it as in the folder, so when the .blend uses files above its own folder
     /// (`//../assets/x.png`), keep the project's folders: `--key proj/shots/a.blend`.
@@ -480,6 +488,11 @@ pub struct RetryArgs {
     /// Zip job definition (name or ARN); default: the one recorded in `job.json`.
     #[arg(long, env = env::ZIP_JOB_DEFINITION)]
     pub zip_job_definition: Option<String>,
+}
+
+/// `--shared-prefixes`: the trigger's own reading of the list.
+fn shared_prefixes(list: &str) -> Result<SharedPrefixes, String> {
+    SharedPrefixes::parse(list).map_err(|e| e.to_string())
 }
 
 /// `--stack`: the bucket read from the farm's CloudFormation stack (crate::stack).

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Context};
 use farm_blend::BlendInfo;
 use farm_core::deps::{
-    resolve, DependencyList, DependencyRecord, MissingReason, PathError, ABSOLUTE_HINT,
+    out_of_scope, resolve, DependencyList, DependencyRecord, MissingReason, PathError,
+    SharedPrefixes, ABSOLUTE_HINT,
 };
 use farm_io::LocalStorage;
 use farm_jobs::deps::{check, Preflight};
@@ -20,6 +21,10 @@ use farm_jobs::deps::{check, Preflight};
 mod mirror;
 
 use mirror::Mirror;
+
+/// Where `farm submit` learns the stack's shared prefixes, after a refusal by the scope rule.
+const SHARED_HINT: &str =
+    "farm submit reads the stack's shared prefixes with --stack, or from --shared-prefixes / FARM_SHARED_PREFIXES";
 
 /// What the check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,9 +128,11 @@ pub struct ProjectFile {
 /// What `farm submit` uploads beside the .blend, found by the trigger's own check.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProjectUpload {
-    /// Paths refused outright (URLs), whatever `--missing-ok` says: one line each.
+    /// Paths refused outright (URLs, keys outside the upload's scope), whatever `--missing-ok`
+    /// says: one line each.
     pub refused: Vec<String>,
-    /// Every file found, with the key the trigger will look for it at.
+    /// Every file found, with the key the trigger will look for it at (a refused one too, so
+    /// the project folder's own check sees it: nothing goes up while `refused` holds a line).
     pub files: Vec<ProjectFile>,
     /// Files that change pixels and are not on this machine, or cannot go in the bucket where
     /// the trigger would look: one line each.
@@ -147,11 +154,15 @@ pub struct ProjectUpload {
 /// `proj/shots/a.blend` is read from `../assets/x.png` beside the local .blend. Nothing resolves
 /// above the key's root (`//../x.png` of a .blend at `a.blend`): such a file is missing, with a
 /// hint to give `--key` the project's folders.
+///
+/// A file whose key lies outside what the upload at `key` may use, with the stack's `shared`
+/// prefixes, is refused by the trigger's rule ([`out_of_scope`]), found or not.
 pub async fn plan_upload(
     scene: &Path,
     key: &str,
     info: &BlendInfo,
     frames: &[i32],
+    shared: &SharedPrefixes,
 ) -> anyhow::Result<ProjectUpload> {
     let absolute = std::path::absolute(scene)
         .with_context(|| format!("cannot resolve the path {}", scene.display()))?;
@@ -168,18 +179,29 @@ pub async fn plan_upload(
         warnings: record.warnings.clone(),
         ..ProjectUpload::default()
     };
+    let out_of_scope = |what: &str, file_key: &str| {
+        out_of_scope(key, file_key, shared).map(|err| format!("{what}: {err} ({SHARED_HINT})"))
+    };
     for file in &record.files {
-        let key = mirror.commuting_key(&file.from, &file.path, &file.key)?;
+        let file_key = mirror.commuting_key(&file.from, &file.path, &file.key)?;
+        let from = mirror.local_path(&file.from)?;
+        let what = format!("{} `{}` (in {})", file.kind, file.path, from.display());
+        plan.refused.extend(out_of_scope(&what, &file_key));
         plan.files.push(ProjectFile {
             local: mirror.local_path(&file.key)?,
-            key,
+            key: file_key,
             size: file.size,
         });
     }
     for file in &record.missing {
         let from = mirror.local_path(&file.from)?;
         let what = format!("{} `{}` (in {})", file.kind, file.path, from.display());
-        match (&file.key, resolve(&mirror.key_of(&file.from), &file.path)) {
+        let there = resolve(&mirror.key_of(&file.from), &file.path);
+        if let Some(refusal) = there.as_ref().ok().and_then(|k| out_of_scope(&what, k)) {
+            plan.refused.push(refusal);
+            continue;
+        }
+        match (&file.key, there) {
             (_, Err(PathError::Absolute { .. })) => plan.absolute.push(what),
             (_, Err(PathError::AboveRoot { .. })) => plan.missing.push(format!(
                 "{what}: climbs above the key `{key}`'s top folder; give --key the project's folders (e.g. --key {}) so every file lands under it",
@@ -319,15 +341,22 @@ mod tests {
     async fn the_bucket_mirrors_the_folder_from_the_blends_key() {
         let (_dir, proj) = project();
         let blend = proj.join("shots/a.blend");
+        let none = SharedPrefixes::default();
         let files = vec![
             image("//tex/wood.png", "FILE", &[]),
             image("//tex/skin.<UDIM>.png", "TILED", &[1001, 1002]),
             image("//../assets/x.png", "FILE", &[]),
         ];
         // Same folder names as the key: keys as in the folder.
-        let plan = plan_upload(&blend, "proj/shots/a.blend", &info(files.clone()), &[1])
-            .await
-            .unwrap();
+        let plan = plan_upload(
+            &blend,
+            "proj/shots/a.blend",
+            &info(files.clone()),
+            &[1],
+            &none,
+        )
+        .await
+        .unwrap();
         assert!(
             plan.missing.is_empty() && plan.absolute.is_empty(),
             "{plan:?}"
@@ -357,6 +386,7 @@ mod tests {
             "client/p2/s1/shot.blend",
             &info(files.clone()),
             &[1],
+            &none,
         )
         .await
         .unwrap();
@@ -364,8 +394,17 @@ mod tests {
         assert_eq!(keys(&plan)[3].0, "client/p2/s1/tex/wood.png");
 
         // At the top of the bucket, `//../assets` would climb out of it: missing, with the
-        // key that keeps enough folders.
-        let plan = plan_upload(&blend, "a.blend", &info(files.clone()), &[1])
+        // key that keeps enough folders; and the files in `tex/` are outside what an upload at
+        // the root may use (the trigger's scope rule), unless the stack shares `tex/`.
+        let plan = plan_upload(&blend, "a.blend", &info(files.clone()), &[1], &none)
+            .await
+            .unwrap();
+        assert_eq!(plan.refused.len(), 3, "{plan:?}");
+        assert!(plan.refused.iter().all(|r| r.contains(
+            "an upload at the bucket's root may use only files at the root and the shared prefixes (none)"
+        ) && r.contains("--shared-prefixes")), "{plan:?}");
+        let tex = SharedPrefixes::parse("tex/").unwrap();
+        let plan = plan_upload(&blend, "a.blend", &info(files.clone()), &[1], &tex)
             .await
             .unwrap();
         assert_eq!(plan.files.len(), 3, "{plan:?}");
@@ -378,6 +417,7 @@ mod tests {
     async fn libraries_bring_their_own_files_from_their_own_folder() {
         let (_dir, proj) = project();
         let blend = proj.join("shots/a.blend");
+        let none = SharedPrefixes::default();
         // The library is not a readable .blend: the check says so, naming the file.
         std::fs::create_dir_all(proj.join("lib")).unwrap();
         std::fs::write(proj.join("lib/props.blend"), "not a blend").unwrap();
@@ -386,6 +426,7 @@ mod tests {
             "proj/shots/a.blend",
             &info(vec![library("//../lib/props.blend")]),
             &[1],
+            &none,
         )
         .await
         .unwrap();
@@ -401,13 +442,14 @@ mod tests {
     async fn missing_and_absolute_files_are_named_with_their_local_path() {
         let (_dir, proj) = project();
         let blend = proj.join("shots/a.blend");
+        let none = SharedPrefixes::default();
         std::fs::remove_file(proj.join("shots/tex/skin.1002.png")).unwrap();
         let absolute = proj.join("shots/tex/wood.png");
         let files = vec![
             image("//tex/skin.<UDIM>.png", "TILED", &[1001, 1002]),
             image(absolute.to_str().unwrap(), "FILE", &[]),
         ];
-        let plan = plan_upload(&blend, "proj/shots/a.blend", &info(files), &[1])
+        let plan = plan_upload(&blend, "proj/shots/a.blend", &info(files), &[1], &none)
             .await
             .unwrap();
         assert_eq!(plan.missing.len(), 1, "{plan:?}");
@@ -434,10 +476,11 @@ mod tests {
     async fn a_path_through_a_folder_the_key_renames_is_refused() {
         let (_dir, proj) = project();
         let blend = proj.join("shots/a.blend");
+        let none = SharedPrefixes::default();
         // `//../shots/tex/wood.png` climbs out of `shots` and back in by name: uploaded as
         // `p/s/...`, the trigger would look in `p/shots/...`.
         let files = vec![image("//../shots/tex/wood.png", "FILE", &[])];
-        let err = plan_upload(&blend, "p/s/a.blend", &info(files.clone()), &[1])
+        let err = plan_upload(&blend, "p/s/a.blend", &info(files.clone()), &[1], &none)
             .await
             .unwrap_err()
             .to_string();
@@ -446,7 +489,7 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("--key proj/shots/a.blend"), "{err}");
-        let plan = plan_upload(&blend, "p/shots/a.blend", &info(files), &[1])
+        let plan = plan_upload(&blend, "p/shots/a.blend", &info(files), &[1], &none)
             .await
             .unwrap();
         assert_eq!(keys(&plan)[0].0, "p/shots/tex/wood.png");

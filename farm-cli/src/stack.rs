@@ -1,9 +1,11 @@
 //! `--stack NAME` (`FARM_STACK`): the cloud commands' bucket read from the farm's CloudFormation
-//! stack (its `BucketName` output), so nobody copies the generated bucket name by hand. The
-//! other outputs are not needed: `farm retry` takes its queue and job definitions from the job's
-//! own `job.json`.
+//! stack (its `BucketName` output), so nobody copies the generated bucket name by hand; for
+//! `farm submit`, also the `SharedPrefixes` parameter the stack's trigger reads, so the submit
+//! refuses what the trigger would. The other outputs are not needed: `farm retry` takes its
+//! queue and job definitions from the job's own `job.json`.
 
 use anyhow::Context as _;
+use farm_core::deps::SharedPrefixes;
 use farm_io::{AwsClients, StackOutputs};
 
 use crate::cli::{Cli, Command, StackArg};
@@ -24,8 +26,11 @@ fn target(command: &mut Command) -> Option<(&mut String, &StackArg)> {
 }
 
 /// With `--stack`, sets the command's bucket to the stack's `BucketName` output (clap has
-/// already refused `--stack` with `--bucket`, and a cloud command with neither).
+/// already refused `--stack` with `--bucket`, and a cloud command with neither), and a
+/// submit's shared prefixes to its `SharedPrefixes` parameter (clap has refused `--stack` with
+/// `--shared-prefixes`).
 pub async fn resolve(mut cli: Cli) -> anyhow::Result<Cli> {
+    let mut read = None;
     if let Some((bucket, StackArg { stack: Some(name) })) = target(&mut cli.command) {
         let client = AwsClients::load().await.cloudformation();
         let outputs = StackOutputs::read(&client, name)
@@ -36,6 +41,13 @@ pub async fn resolve(mut cli: Cli) -> anyhow::Result<Cli> {
             .context("finding the farm's bucket (--stack)")?
             .to_owned();
         tracing::info!(stack = %name, bucket = %bucket, "the bucket, from the stack's outputs");
+        read = Some(outputs);
+    }
+    if let (Command::Submit(args), Some(outputs)) = (&mut cli.command, &read) {
+        let shared = SharedPrefixes::parse(outputs.shared_prefixes())
+            .context("reading the stack's SharedPrefixes parameter (--stack)")?;
+        tracing::info!(shared = %shared, "the shared prefixes, from the stack's parameters");
+        args.shared_prefixes = Some(shared);
     }
     Ok(cli)
 }

@@ -1167,6 +1167,135 @@ async fn stack_names_the_bucket_through_its_outputs() {
     );
 }
 
+/// `farm submit` refuses, before uploading anything, a file outside the upload's own top-level
+/// folder and the stack's shared prefixes, by the trigger's rule (ADR 0013), naming the key and
+/// the rule: with `--stack`, the prefixes are the stack's `SharedPrefixes` parameter (read from
+/// CloudFormation on moto); with `--bucket`, `--shared-prefixes` / `FARM_SHARED_PREFIXES`, none
+/// unless given. Project files inside both are uploaded. A scene saved by Debian's Blender.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_refuses_files_outside_the_uploads_folder_and_the_shared_prefixes() {
+    let farm = Fixture::start().await;
+    let stack_bucket = "farm-cli-scope-test";
+    // The parameter as the stack was created with it (its default here: moto's CreateStack
+    // takes parameters the same way).
+    let shared = farm_io::stack::SHARED_PREFIXES_PARAMETER;
+    farm.create_stack(
+        "farm-shared",
+        serde_json::json!({
+            "Parameters": {shared: {"Type": "String", "Default": "library/"}},
+            "Resources": {"FarmBucket": {"Type": "AWS::S3::Bucket",
+                                         "Properties": {"BucketName": stack_bucket}}},
+            "Outputs": {"BucketName": {"Value": {"Ref": "FarmBucket"}}}
+        }),
+    )
+    .await;
+    let project = farm.dir.path().join("scope");
+    for file in ["alice/tex/a.png", "library/wood.png", "bob/secret.png"] {
+        let path = project.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"not really a png").unwrap();
+    }
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../e2e/tests/hostile/image_paths.py"
+    );
+    let scene = |name: &str, paths: &[&str]| {
+        let scene = project.join("alice").join(name);
+        let json = serde_json::json!({ "output": scene, "paths": paths }).to_string();
+        let made = farm_testkit::TestBlender::executable()
+            .unwrap()
+            .script(Path::new(script), &[&json])
+            .output()
+            .unwrap();
+        assert!(scene.is_file(), "{made:?}");
+        scene
+    };
+    let greedy = scene(
+        "greedy.blend",
+        &[
+            "//tex/a.png",
+            "//../library/wood.png",
+            "//../bob/secret.png",
+        ],
+    );
+    let fair = scene("fair.blend", &["//tex/a.png", "//../library/wood.png"]);
+    let submit = |blend: &Path, target: &[&str], extra: &[(&str, &str)]| {
+        let key = format!("alice/{}", blend.file_name().unwrap().to_str().unwrap());
+        let mut command = farm.farm();
+        command.envs(extra.iter().copied()).args([
+            "submit",
+            blend.to_str().unwrap(),
+            "--key",
+            &key,
+            "--frame",
+            "1",
+            "--project",
+            project.to_str().unwrap(),
+        ]);
+        run(command.args(target))
+    };
+    let keys = |bucket: &str| {
+        let s3 = farm.moto.s3();
+        let bucket = bucket.to_owned();
+        async move {
+            let listed = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
+            listed
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned))
+                .collect::<BTreeSet<String>>()
+        }
+    };
+
+    // The stack shares `library/`: bob's file alone is refused, nothing is uploaded.
+    let refused = submit(&greedy, &["--stack", "farm-shared"], &[]);
+    let error = refused.one_line_error();
+    assert!(
+        error.contains("`bob/secret.png` is outside what this upload may use")
+            && error
+                .contains("may use only files under `alice/` and the shared prefixes (library/)")
+            && !error.contains("wood.png")
+            && !error.contains("tex/a.png"),
+        "{error}"
+    );
+    assert!(keys(stack_bucket).await.is_empty());
+
+    // With --bucket and no prefixes given, `library/` is shared by nobody.
+    let refused = submit(&fair, &["--bucket", BUCKET], &[]);
+    let error = refused.one_line_error();
+    assert!(
+        error.contains("`library/wood.png` is outside what this upload may use")
+            && error.contains("the shared prefixes (none)")
+            && error.contains("--shared-prefixes"),
+        "{error}"
+    );
+    assert!(keys(BUCKET).await.is_empty());
+    let both = submit(
+        &fair,
+        &["--stack", "farm-shared", "--shared-prefixes", "library/"],
+        &[],
+    );
+    assert!(
+        both.one_line_error().contains("cannot be used with"),
+        "{both:#?}"
+    );
+
+    // Told the prefixes (the variable the trigger reads) or reading them from the stack, the
+    // fair scene goes up with its files.
+    let uploaded = BTreeSet::from(
+        ["alice/fair.blend", "alice/tex/a.png", "library/wood.png"].map(String::from),
+    );
+    submit(
+        &fair,
+        &["--bucket", BUCKET],
+        &[("FARM_SHARED_PREFIXES", "library/")],
+    )
+    .ok();
+    assert_eq!(keys(BUCKET).await, uploaded);
+    submit(&fair, &["--stack", "farm-shared"], &[]).ok();
+    assert_eq!(keys(stack_bucket).await, uploaded);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_requests_unknown_jobs_and_large_uploads() {
     let farm = Fixture::start().await;

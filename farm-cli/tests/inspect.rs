@@ -9,7 +9,7 @@ use std::process::Command;
 
 use common::{farm, make_project, run};
 use farm_core::blender::{scene_info_args, Blender, SceneInfo};
-use farm_testkit::{make_scene, SceneOptions};
+use farm_testkit::{make_scene, Pipe, SceneOptions};
 use serde_json::Value;
 
 /// What Blender reports for the active scene of `blend`.
@@ -200,10 +200,11 @@ fn inspect_reads_a_file_saved_by_blender_2_79_with_its_scene_and_files() {
     assert_eq!(json["files"].as_array().unwrap().len(), 2);
 }
 
-/// A `blender` that logs each start to a file, then runs the real one.
-fn counting_blender(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+/// A `blender` that logs each start to a pipe (it may write no file outside its work folder),
+/// then runs the real one; and the pipe, listened to.
+fn counting_blender(dir: &Path) -> (std::path::PathBuf, Pipe) {
     use std::os::unix::fs::PermissionsExt;
-    let log = dir.join("starts.log");
+    let log = dir.join("starts.pipe");
     let wrapper = dir.join("blender-counting");
     let real = farm_testkit::blender().unwrap();
     std::fs::write(
@@ -216,7 +217,7 @@ fn counting_blender(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     )
     .unwrap();
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    (wrapper, log)
+    (wrapper, Pipe::listen(&log).unwrap())
 }
 
 #[test]
@@ -242,7 +243,10 @@ fn render_without_frames_starts_blender_once_per_chunk_and_renders_the_stepped_r
         .map(|(f, _)| f)
         .collect();
     assert_eq!(frames, [3, 7, 11]);
-    let starts = std::fs::read_to_string(&log).unwrap().lines().count();
+    let starts = String::from_utf8(log.read().unwrap())
+        .unwrap()
+        .lines()
+        .count();
     assert_eq!(
         starts, 1,
         "one chunk, one Blender start, none to read the range"
@@ -273,7 +277,7 @@ fn render_and_inspect_refuse_a_scene_without_a_camera_before_blender_starts() {
         assert!(line.contains("scene `Scene` has no camera"), "{line}");
         assert!(line.contains("Scene Properties > Camera"), "{line}");
     }
-    assert!(!log.exists(), "Blender was started");
+    assert!(log.read().unwrap().is_empty(), "Blender was started");
     let stdout = run(farm().arg("inspect").arg(&blend)).ok().to_owned();
     assert!(
         stdout.contains("note: scene `Scene` has no camera"),

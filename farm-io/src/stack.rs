@@ -1,5 +1,6 @@
 //! The farm's CloudFormation stack, read by name: its outputs (`infra/farm.yaml`, `Outputs`),
-//! so `farm --stack NAME` needs no bucket name copied by hand.
+//! so `farm --stack NAME` needs no bucket name copied by hand, and the parameters the trigger
+//! is configured from (`SharedPrefixes`), so `farm submit` applies the trigger's own rules.
 
 use std::collections::BTreeMap;
 
@@ -7,6 +8,8 @@ use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 
 /// The stack output naming the farm's bucket (`infra/farm.yaml`).
 pub const BUCKET_OUTPUT: &str = "BucketName";
+/// The stack parameter the trigger's `FARM_SHARED_PREFIXES` is set from (`infra/farm.yaml`).
+pub const SHARED_PREFIXES_PARAMETER: &str = "SharedPrefixes";
 
 /// Why a stack's outputs could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -28,12 +31,13 @@ pub enum StackError {
     Aws { stack: String, message: String },
 }
 
-/// A stack's outputs, by output key.
+/// A stack's outputs, by output key, and its parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StackOutputs {
     stack: String,
     status: String,
     outputs: BTreeMap<String, String>,
+    parameters: BTreeMap<String, String>,
 }
 
 impl StackOutputs {
@@ -79,12 +83,23 @@ impl StackOutputs {
             .iter()
             .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
             .collect();
+        let parameters = stack
+            .parameters()
+            .iter()
+            .filter_map(|p| {
+                Some((
+                    p.parameter_key()?.to_owned(),
+                    p.parameter_value().unwrap_or_default().to_owned(),
+                ))
+            })
+            .collect();
         Ok(Self {
             stack: name.to_owned(),
             status: stack
                 .stack_status()
                 .map_or_else(String::new, |s| s.as_str().to_owned()),
             outputs,
+            parameters,
         })
     }
 
@@ -108,6 +123,14 @@ impl StackOutputs {
     /// The farm's bucket: the [`BUCKET_OUTPUT`] output.
     pub fn bucket(&self) -> Result<&str, StackError> {
         self.get(BUCKET_OUTPUT)
+    }
+
+    /// The prefixes the stack shares with every upload, as its trigger reads them: the
+    /// [`SHARED_PREFIXES_PARAMETER`] parameter's value, empty for a stack without it.
+    pub fn shared_prefixes(&self) -> &str {
+        self.parameters
+            .get(SHARED_PREFIXES_PARAMETER)
+            .map_or("", String::as_str)
     }
 }
 

@@ -8,6 +8,7 @@
 //!   calls a [`Fault`] matches.
 //! - [`Intercept`]: a storage wrapper that injects another party's writes mid-run.
 //! - [`BlackHole`], [`run_bounded`]: an endpoint that never answers, to prove calls time out.
+//! - [`Pipe`]: a named pipe a stand-in Blender reports through from inside its sandbox.
 //! - [`unique_prefix`]: a random key prefix per test.
 //! - [`zstd_frame`], [`zstd_blend_bomb`]: decompression bombs made in the test.
 //! - [`blender`], [`make_scene`], [`frame_code`]: small Blender scenes whose frames show their
@@ -21,6 +22,7 @@ mod faults;
 mod http;
 mod memory;
 mod moto;
+mod pipe;
 mod scene;
 mod storage;
 
@@ -29,6 +31,7 @@ pub use bomb::{zstd_blend_bomb, zstd_frame, ZstdPart};
 pub use faults::{Failure, Fault, Faulty, FaultyUpload, Logged, Op};
 pub use memory::{MemoryScheduler, MemoryStorage, MemoryUpload, StoredObject, SubmittedJob};
 pub use moto::{BatchEnv, Moto};
+pub use pipe::Pipe;
 pub use scene::{
     blender, decode_png, frame_code, make_geometry_scene, make_scene, make_scene_with, pixel,
     probe_movie, test_bpy_versions, DecodedPng, FileOutput, GeometryScene, SceneOptions,

@@ -5,7 +5,8 @@
 //! - [`render`]: one Blender process per chunk; frames are uploaded as Blender saves them, and
 //!   nothing counts as done until every frame of the chunk is in the store.
 //! - [`error`]: [`RenderError`] and the exit code each failure leaves with.
-//! - [`network`]: Blender in a private network namespace where the platform allows.
+//! - [`sandbox`]: Blender without a network and able to write only its work folder, where the
+//!   platform allows.
 //! - [`project`]: the job's dependencies (textures, libraries...) downloaded beside the .blend
 //!   in the bucket's layout before Blender starts.
 //! - [`record`]: the attempt's task record, `<key>/tasks/<index>-<attempt>.json`.
@@ -20,10 +21,10 @@
 pub mod config;
 pub mod error;
 pub mod movie;
-pub mod network;
 pub mod project;
 pub mod record;
 pub mod render;
+pub mod sandbox;
 pub mod scout;
 
 use std::future::Future;

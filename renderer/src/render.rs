@@ -214,8 +214,8 @@ pub async fn render_frames<S: Storage, F: Future<Output = ()> + Unpin>(
 /// credentials: its environment holds only what [`blender_env`] keeps (HOME and TMPDIR are
 /// `<work_dir>/home` and `<work_dir>/tmp`), and this process is made non-dumpable first, so
 /// Blender (same user, no CAP_SYS_PTRACE) can read neither `/proc/<our pid>/environ` nor our
-/// memory. See ADR 0006. Where the platform allows, it has no network either
-/// ([`crate::network`]).
+/// memory. See ADR 0006. Where the platform allows, it has no network either and can write
+/// nothing outside `work_dir` ([`crate::sandbox`]).
 pub async fn blender_command(blender: &Blender, work_dir: &Path) -> Result<Command, RenderError> {
     protect_this_process().map_err(|source| RenderError::WorkDir {
         path: "/proc/self".into(),
@@ -231,7 +231,7 @@ pub async fn blender_command(blender: &Blender, work_dir: &Path) -> Result<Comma
                 source,
             })?;
     }
-    let mut command = crate::network::command(blender.program());
+    let mut command = crate::sandbox::command(blender.program(), work_dir);
     command
         .env_clear()
         .envs(blender_env(std::env::vars_os(), &home, &tmp))

@@ -5,7 +5,6 @@ ray it makes, for the hostile tests.
     python -I custom_camera.py -- '{"output": "..."}'
 """
 
-import glob
 import os
 import sys
 
@@ -14,10 +13,7 @@ import bpy
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import small  # noqa: E402
 
-# The bpy wheel ships Cycles' `oslquery` (which compiling the shader needs) off `sys.path`.
-sys.path += glob.glob(os.path.join(bpy.utils.resource_path("LOCAL"), "python", "lib", "python3*",
-                                   "site-packages"))
-
+small.osl_compiler()
 options = small.options()
 scene = small.scene()
 scene.cycles.shading_system = False

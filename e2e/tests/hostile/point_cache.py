@@ -1,6 +1,7 @@
-"""Saves a small Cycles scene whose particle system's point cache is external, on disk, unbaked,
-with an absolute folder (Blender writes and clears `escaped_<frame>_00.bphys` files there from the
-moment it opens the file), for the hostile tests.
+"""Saves a small Cycles scene whose particle system's point cache is on disk and unbaked, for the
+hostile tests: external with the folder given (absolute, or relative as `//cache/`), or, with
+`"folder": ""`, not external (Blender's own `blendcache_<file>/` beside the .blend). Blender writes
+and clears `escaped_<frame>_00.bphys` files there from the moment it opens the file.
 
     blender -b --factory-startup --python point_cache.py -- '{"output": "...", "folder": "/abs/"}'
 """
@@ -25,7 +26,8 @@ settings.frame_end = 2
 bpy.ops.wm.save_as_mainfile(filepath=options["output"], relative_remap=False)
 cache = modifier.particle_system.point_cache
 cache.use_disk_cache = True
-cache.use_external = True
-cache.filepath = options["folder"]
+if options["folder"]:
+    cache.use_external = True
+    cache.filepath = options["folder"]
 cache.name = "escaped"
 bpy.ops.wm.save_as_mainfile(filepath=options["output"], relative_remap=False)

@@ -219,13 +219,22 @@ pub async fn prepare(args: &SubmitArgs) -> anyhow::Result<Prepared> {
     // A file the reader cannot read is left to Blender, as the trigger does.
     let (project, unchecked) = match &read {
         Ok(info) => (
-            plan_upload(&args.scene, &key, info, request.plan.frames().as_slice()).await?,
+            plan_upload(
+                &args.scene,
+                &key,
+                info,
+                request.plan.frames().as_slice(),
+                &args.shared_prefixes.clone().unwrap_or_default(),
+            )
+            .await?,
             None,
         ),
         Err(err) => (ProjectUpload::default(), Some(err.to_string())),
     };
-    let mut warnings = refuse_missing(&project, args.missing_ok)?;
+    // A file outside the project folder is named as such first: the scope rule would refuse
+    // it too, but the folder is what the user controls here.
     root.check(&project.files)?;
+    let mut warnings = refuse_missing(&project, args.missing_ok)?;
     warnings.extend(project.warnings.iter().cloned());
     if let Some(reason) = &unchecked {
         warnings.push(format!(
