@@ -3,11 +3,11 @@
 use anyhow::{anyhow, bail};
 use farm_core::frames::compact;
 use farm_core::manifest::{JobManifest, ManifestStatus};
-use farm_core::scheduler::{JobState, JobTargets, Scheduler};
+use farm_core::scheduler::{JobState, Scheduler};
 use farm_core::series::BlenderPick;
 use farm_core::Storage;
 use farm_core::{FrameList, JobKeys, Plan, RenderRequest};
-use farm_io::S3Storage;
+use farm_io::{BatchTargets, S3Storage};
 use farm_jobs::{scan_frames, submit_retry, JobTicket, SourceObject, SubmitError};
 
 use crate::aws::Aws;
@@ -178,8 +178,12 @@ fn retry_requests(
 /// The queue and job definitions of a retry: the command line's, else those `job.json` records,
 /// by name: a redeploy since the job registered new revisions and deregistered the recorded
 /// ones, and the retry runs on the revisions the stack deploys now.
-pub fn retry_targets(args: &RetryArgs, manifest: &JobManifest) -> anyhow::Result<JobTargets> {
-    let recorded = manifest.targets.as_ref().map(JobTargets::current_revisions);
+pub fn retry_targets(args: &RetryArgs, manifest: &JobManifest) -> anyhow::Result<BatchTargets> {
+    let recorded = manifest
+        .targets
+        .as_ref()
+        .and_then(BatchTargets::recorded)
+        .map(|targets| targets.current_revisions());
     let recorded = recorded.as_ref();
     let pick = |given: &Option<String>, recorded: Option<&String>, flag: &str| {
         given
@@ -193,7 +197,7 @@ pub fn retry_targets(args: &RetryArgs, manifest: &JobManifest) -> anyhow::Result
                 )
             })
     };
-    Ok(JobTargets {
+    Ok(BatchTargets {
         queue: pick(&args.queue, recorded.map(|t| &t.queue), "--queue")?,
         render_definition: pick(
             &args.job_definition,

@@ -2248,8 +2248,12 @@ async fn the_messages_name_the_key_the_status_and_where_frames_zip_is() {
         .expect("a render request");
     let ticket = farm_jobs::JobTicket::for_request("farm-bucket", key, None, &request, None);
     let storage = farm_testkit::MemoryStorage::new();
-    let render = ticket.render_job(&storage).await.unwrap();
-    let zip = ticket.zip_job(&storage, "render-id").await.unwrap();
+    let limits = farm_core::scheduler::Scheduler::limits(&farm_testkit::MemoryScheduler::new());
+    let render = ticket.render_job(&storage, &limits).await.unwrap();
+    let zip = ticket
+        .zip_job(&storage, &limits, "render-id")
+        .await
+        .unwrap();
     let event = |job: &JobSpec, status: &str, reason: &str| {
         json!({
             "version": "0",

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use farm_core::layout::batch_job_name;
 use farm_core::manifest::{JobManifest, ManifestStatus};
 use farm_core::scheduler::{
-    tag_value, JobKind, JobSpec, JobState, Scheduler, SchedulerError, TAG_FRAMES, TAG_KEY,
+    JobKind, JobSpec, JobState, OverLimit, Scheduler, SchedulerError, SchedulerLimits, TAG_FRAMES,
+    TAG_KEY,
 };
 use farm_core::storage::{get_json, StorageError};
 use farm_core::{JobKeys, Storage};
@@ -15,13 +15,18 @@ use farm_core::{JobKeys, Storage};
 use super::SubmitError;
 use crate::JobTicket;
 
-/// The Batch job name of a request's render or zip job: readable, and ending in the first 16
-/// hex digits of the request's fingerprint so a takeover can find what a dead submitter left,
-/// e.g. `shots-a-blend-0123456789abcdef-render`.
-pub fn request_job_name(keys: &JobKeys, fingerprint: &str, kind: JobKind) -> String {
+/// The job name of a request's render or zip job by the scheduler's rules (`limits`):
+/// readable, and ending in the first 16 hex digits of the request's fingerprint so a takeover
+/// can find what a dead submitter left, e.g. `shots-a-blend-0123456789abcdef-render`.
+pub fn request_job_name(
+    limits: &SchedulerLimits,
+    keys: &JobKeys,
+    fingerprint: &str,
+    kind: JobKind,
+) -> String {
     let short = &fingerprint[..fingerprint.len().min(16)];
     let suffix = request_job_suffix(kind);
-    batch_job_name(keys.source(), &format!("{short}-{suffix}"))
+    limits.job_name(keys.source(), &format!("{short}-{suffix}"))
 }
 
 fn request_job_suffix(kind: JobKind) -> &'static str {
@@ -45,8 +50,9 @@ pub(super) async fn find_request_jobs<B: Scheduler>(
     fingerprint: &str,
 ) -> Result<Adopted, SubmitError> {
     let mut adopted = Adopted::default();
+    let limits = scheduler.limits();
     for kind in [JobKind::Render, JobKind::Zip] {
-        let name = request_job_name(keys, fingerprint, kind);
+        let name = request_job_name(&limits, keys, fingerprint, kind);
         let found = scheduler
             .find_by_name(&name)
             .await?
@@ -117,23 +123,27 @@ pub(super) struct Jobs<'a> {
 impl Jobs<'_> {
     /// The render job (`render_job_id` `None`) or the zip job that waits for it, ready to
     /// submit: its frame list written to the bucket when it goes by reference, and checked to
-    /// fit the scheduler.
+    /// fit the scheduler's `limits`.
     async fn spec<S: Storage>(
         &self,
         storage: &S,
+        limits: &SchedulerLimits,
         render_job_id: Option<&str>,
     ) -> Result<JobSpec, SubmitError> {
         let (kind, mut spec) = match render_job_id {
-            None => (JobKind::Render, self.render.render_job(storage).await?),
-            Some(id) => (JobKind::Zip, self.whole.zip_job(storage, id).await?),
+            None => (
+                JobKind::Render,
+                self.render.render_job(storage, limits).await?,
+            ),
+            Some(id) => (JobKind::Zip, self.whole.zip_job(storage, limits, id).await?),
         };
         let keys = &self.render.keys;
         if let Some(fingerprint) = self.fingerprint {
-            spec.name = request_job_name(keys, fingerprint, kind);
+            spec.name = request_job_name(limits, keys, fingerprint, kind);
             spec.tags
                 .insert(TAG_REQUEST.to_owned(), fingerprint.to_owned());
         }
-        fits(&spec)?;
+        fits(limits, &spec)?;
         Ok(spec)
     }
 
@@ -144,14 +154,19 @@ impl Jobs<'_> {
         scheduler: &B,
         adopted: Adopted,
     ) -> Result<(String, String), SubmitError> {
+        let limits = scheduler.limits();
         let render_job_id = match adopted.render {
             Some(id) => id,
-            None => scheduler.submit(&self.spec(storage, None).await?).await?,
+            None => {
+                scheduler
+                    .submit(&self.spec(storage, &limits, None).await?)
+                    .await?
+            }
         };
         if let Some(zip_job_id) = adopted.zip {
             return Ok((render_job_id, zip_job_id));
         }
-        let zip = match self.spec(storage, Some(&render_job_id)).await {
+        let zip = match self.spec(storage, &limits, Some(&render_job_id)).await {
             Ok(zip) => zip,
             Err(err) => {
                 let reason = "the zip job could not be submitted";
@@ -190,14 +205,18 @@ impl Jobs<'_> {
 
 impl JobTicket {
     /// The render job of this ticket: one array child per chunk, or a plain job for one chunk,
-    /// on the ticket's Blender series. A long frame list is written to `storage` (see
-    /// [`JobTicket::to_env`]).
-    pub async fn render_job<S: Storage>(&self, storage: &S) -> Result<JobSpec, StorageError> {
+    /// on the ticket's Blender series, named and tagged by the scheduler's `limits`. A long
+    /// frame list is written to `storage` (see [`JobTicket::to_env`]).
+    pub async fn render_job<S: Storage>(
+        &self,
+        storage: &S,
+        limits: &SchedulerLimits,
+    ) -> Result<JobSpec, StorageError> {
         Ok(JobSpec {
             array_size: self.plan.array_size(),
             blender: self.blender,
             env: self.to_env(storage).await?,
-            ..self.job(JobKind::Render)
+            ..self.job(limits, JobKind::Render)
         })
     }
 
@@ -205,28 +224,29 @@ impl JobTicket {
     pub async fn zip_job<S: Storage>(
         &self,
         storage: &S,
+        limits: &SchedulerLimits,
         render_job_id: &str,
     ) -> Result<JobSpec, StorageError> {
         Ok(JobSpec {
             depends_on: vec![render_job_id.to_owned()],
             env: self.for_zip().to_env(storage).await?,
-            ..self.job(JobKind::Zip)
+            ..self.job(limits, JobKind::Zip)
         })
     }
 
     /// A job of `kind` named and tagged for this ticket's key and frames.
-    fn job(&self, kind: JobKind) -> JobSpec {
+    fn job(&self, limits: &SchedulerLimits, kind: JobKind) -> JobSpec {
         JobSpec {
             kind,
-            name: batch_job_name(self.keys.source(), request_job_suffix(kind)),
+            name: limits.job_name(self.keys.source(), request_job_suffix(kind)),
             array_size: None,
             depends_on: Vec::new(),
             env: Vec::new(),
             tags: BTreeMap::from([
-                (TAG_KEY.to_owned(), tag_value(self.keys.source())),
+                (TAG_KEY.to_owned(), limits.tag_value(self.keys.source())),
                 (
                     TAG_FRAMES.to_owned(),
-                    tag_value(&self.plan.frames().canonical()),
+                    limits.tag_value(&self.plan.frames().canonical()),
                 ),
             ]),
             blender: None,
@@ -234,13 +254,14 @@ impl JobTicket {
     }
 }
 
-/// Refuses a job whose environment ECS would refuse (the job would fail at every start).
-fn fits(spec: &JobSpec) -> Result<(), SubmitError> {
-    let len = spec.overrides_len();
-    if len > farm_core::scheduler::CONTAINER_OVERRIDES_MAX {
-        return Err(SubmitError::TooLarge { len });
+/// Refuses a job the scheduler would refuse (an environment past its limit would fail the job
+/// at every start).
+fn fits(limits: &SchedulerLimits, spec: &JobSpec) -> Result<(), SubmitError> {
+    match limits.check(spec) {
+        Ok(()) => Ok(()),
+        Err(OverLimit::Environment { len, max }) => Err(SubmitError::TooLarge { len, max }),
+        Err(other) => Err(SubmitError::Unfit(other)),
     }
-    Ok(())
 }
 
 /// Job tag holding the fingerprint of the request a job was submitted for.
@@ -251,7 +272,7 @@ mod tests {
     use farm_core::env;
     use farm_core::scheduler::{PARAM_BUCKET, PARAM_KEY};
     use farm_core::{BlenderSeries, RenderRequest};
-    use farm_testkit::MemoryStorage;
+    use farm_testkit::{MemoryScheduler, MemoryStorage};
 
     use super::*;
 
@@ -267,8 +288,9 @@ mod tests {
             fingerprint: None,
         };
         let storage = MemoryStorage::new();
-        let render = jobs.spec(&storage, None).await.unwrap();
-        let zip = jobs.spec(&storage, Some("job-1")).await.unwrap();
+        let limits = MemoryScheduler::new().limits();
+        let render = jobs.spec(&storage, &limits, None).await.unwrap();
+        let zip = jobs.spec(&storage, &limits, Some("job-1")).await.unwrap();
         (render, zip)
     }
 
