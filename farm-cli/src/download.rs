@@ -13,7 +13,7 @@ use futures::TryStreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
-use crate::aws::Aws;
+use crate::aws::{Aws, Site};
 use crate::cli::DownloadArgs;
 use crate::out::{download_out, prepare_out};
 use crate::progress::human_bytes;
@@ -31,7 +31,8 @@ pub async fn run(args: &DownloadArgs) -> anyhow::Result<()> {
     }
     let aws = Aws::load().await;
     let archive = out.join("frames.zip");
-    let fetch = fetch(&aws, args, &out, &archive);
+    let (site, storage) = (aws.site(), aws.storage(&args.bucket));
+    let fetch = fetch(&site, &storage, args, &out, &archive);
     let size = tokio::select! {
         () = shutdown.signal() => {
             return Err(Interrupted("download stopped; nothing was written".into()).into());
@@ -95,8 +96,13 @@ async fn refuse_overwrite(out: &Path, record: &str, unpack: bool) -> anyhow::Res
 }
 
 /// Streams `<key>/frames.zip` into `dest`; returns its size.
-async fn fetch(aws: &Aws, args: &DownloadArgs, out: &Path, dest: &Path) -> anyhow::Result<u64> {
-    let storage = aws.storage(&args.bucket);
+async fn fetch<S: Storage>(
+    site: &Site,
+    storage: &S,
+    args: &DownloadArgs,
+    out: &Path,
+    dest: &Path,
+) -> anyhow::Result<u64> {
     let key = JobKeys::new(args.key.as_str()).zip();
     let doing = format!("downloading s3://{}/{key}", args.bucket);
     let missing = || {
@@ -113,15 +119,15 @@ async fn fetch(aws: &Aws, args: &DownloadArgs, out: &Path, dest: &Path) -> anyho
         Ok(None) => {
             // A HEAD cannot tell a missing bucket, or no job at all, from a job still running:
             // the job's job.json can.
-            aws.manifest(&storage, &args.key).await?;
+            site.manifest(storage, &args.bucket, &args.key).await?;
             return Err(missing());
         }
-        Err(err) => return Err(aws.storage_error(&err, &doing)),
+        Err(err) => return Err(site.storage_error(&err, &doing)),
     };
     let mut chunks = match storage.get_stream(&key).await {
         Ok(chunks) => chunks,
         Err(StorageError::NotFound { .. }) => return Err(missing()),
-        Err(err) => return Err(aws.storage_error(&err, &doing)),
+        Err(err) => return Err(site.storage_error(&err, &doing)),
     };
     let temp = tempfile::Builder::new()
         .prefix(".frames.zip.")

@@ -7,7 +7,6 @@ use farm_core::scheduler::Scheduler;
 use farm_core::storage::get_json;
 use farm_core::tasks::TaskRecord;
 use farm_core::{JobKeys, Storage};
-use farm_io::S3Storage;
 use farm_jobs::{scan_frames, JobTicket, ScanError};
 use futures::StreamExt;
 
@@ -15,7 +14,7 @@ use super::judge::{
     count_frames, failure_reason, job_report, judge_outcome, Archive, JobReport, StatusReport,
 };
 use super::spend::{self, Spend};
-use crate::aws::Aws;
+use crate::aws::Site;
 
 /// Logs of failed frames read at once.
 const LOG_READS_IN_FLIGHT: usize = 8;
@@ -23,15 +22,16 @@ const LOG_READS_IN_FLIGHT: usize = 8;
 const MAX_FAILED_DETAILS: usize = 50;
 
 /// Builds the report: the manifest, the jobs, the frames and the archive.
-pub async fn report<B: Scheduler>(
-    aws: &Aws,
-    storage: &S3Storage,
+pub async fn report<S: Storage, B: Scheduler>(
+    site: &Site,
+    storage: &S,
+    bucket: &str,
     scheduler: &B,
     key: &str,
 ) -> anyhow::Result<Fetched> {
-    let manifest = aws.manifest(storage, key).await?;
+    let manifest = site.manifest(storage, bucket, key).await?;
     let mut report = StatusReport {
-        bucket: storage.bucket().to_owned(),
+        bucket: bucket.to_owned(),
         key: key.to_owned(),
         status: manifest.status,
         message: manifest.message.clone(),
@@ -77,14 +77,14 @@ pub async fn report<B: Scheduler>(
     let scan = async {
         scan_frames(storage, &keys, frames.as_slice(), &version)
             .await
-            .map_err(|e| scan_error(aws, &e, &keys))
+            .map_err(|e| scan_error(site, &e, &keys))
     };
     let logs = async {
         let prefix = keys.logs_prefix();
         storage
             .list(&prefix)
             .await
-            .map_err(|e| aws.storage_error(&e, &format!("listing `{prefix}`")))
+            .map_err(|e| site.storage_error(&e, &format!("listing `{prefix}`")))
     };
     // The task records are the job's own (its upload's ETag); best effort, as the cost so far
     // is: without them, a task that failed before its first frame shows as pending.
@@ -116,7 +116,7 @@ pub async fn report<B: Scheduler>(
     report.archive = storage
         .head(&keys.zip())
         .await
-        .map_err(|e| aws.storage_error(&e, &format!("reading `{}`", keys.zip())))?
+        .map_err(|e| site.storage_error(&e, &format!("reading `{}`", keys.zip())))?
         .map(|meta| Archive {
             key: meta.key,
             size: meta.size,
@@ -161,16 +161,16 @@ pub async fn describe_jobs<B: Scheduler>(
 }
 
 /// The cost so far and the ETA of a submitted job, from its task records.
-pub(super) fn job_spend(aws: &Aws, fetched: &Fetched) -> Option<Spend> {
+pub(super) fn job_spend(site: &Site, fetched: &Fetched) -> Option<Spend> {
     (fetched.report.status == ManifestStatus::Submitted)
-        .then(|| spend::spend(&fetched.records, &fetched.report, spend::prices(aws)))
+        .then(|| spend::spend(&fetched.records, &fetched.report, spend::prices(site)))
 }
 
 /// A failed frame scan, with what to do.
-pub fn scan_error(aws: &Aws, err: &ScanError, keys: &JobKeys) -> anyhow::Error {
+pub fn scan_error(site: &Site, err: &ScanError, keys: &JobKeys) -> anyhow::Error {
     match err {
         ScanError::Storage(e) => {
-            aws.storage_error(e, &format!("reading `{}`", keys.frames_prefix()))
+            site.storage_error(e, &format!("reading `{}`", keys.frames_prefix()))
         }
         other => anyhow!("{other}"),
     }
