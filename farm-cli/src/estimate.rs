@@ -95,14 +95,13 @@ async fn render_samples(
         .context("cannot create a temporary work folder (check TMPDIR)")?;
     let storage = LocalStorage::new(work.path().join("out"));
     let keys = JobKeys::root();
+    // Samples of no job: any version of the scene, in its own format, on `engine`.
+    let version = farm_jobs::OutputVersion::default().with_engine(Some(engine));
     let spec = ChunkSpec {
         keys: &keys,
         frames: samples,
-        format: None,
-        source_tag: None,
-        dependencies: None,
+        version: &version,
         recheck_source: false,
-        engine,
     };
     // The Blender `farm render` would pick for this file.
     let saved_by = std::fs::File::open(scene)

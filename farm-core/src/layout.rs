@@ -106,7 +106,13 @@ impl JobKeys {
     /// them, the renderer reads them), named by the list's content so it never changes under a
     /// job that reads it.
     pub fn dependency_list(&self, body: &[u8]) -> String {
-        self.join(&format!("deps/{}.json", content_name(body)))
+        self.dependency_list_of(&content_name(body))
+    }
+
+    /// The key of the dependency list of version `version` (its content name,
+    /// [`crate::deps::DependencyList::version`]), whose [`crate::deps::list_version`] it is.
+    pub fn dependency_list_of(&self, version: &str) -> String {
+        self.join(&format!("deps/{version}.json"))
     }
 
     pub fn tasks_prefix(&self) -> String {

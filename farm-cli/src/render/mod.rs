@@ -39,6 +39,7 @@ use farm_core::frames::{compact, DEFAULT_MAX_FRAMES};
 use farm_core::plan::{auto_chunk_size, Chunking, PlanError, MAX_ARRAY_SIZE};
 use farm_core::{FrameList, JobKeys, Plan};
 use farm_io::LocalStorage;
+use farm_jobs::JobTicket;
 use tracing::{debug, info};
 
 use crate::cli::RenderArgs;
@@ -104,26 +105,21 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         ),
         other => anyhow!("invalid --chunk: {other}"),
     })?;
+    let persistent = !args.no_persistent;
+    let deps = dependencies.as_deref();
+    let ticket = JobTicket::local(plan, &source_tag, format, engine, deps, persistent);
+    let (plan, version) = (&ticket.plan, ticket.version());
 
     let storage = LocalStorage::new(&out);
     let keys = JobKeys::root();
     let planned = if args.dry_run && !out.is_dir() {
         // Nothing rendered there yet: every chunk is to do, and the folder is not made.
         chunks::PlannedWork {
-            work: chunks::every_chunk(&plan),
+            work: chunks::every_chunk(plan),
             stale: Vec::new(),
         }
     } else {
-        plan_work(
-            &storage,
-            &keys,
-            &plan,
-            format,
-            engine,
-            &source_tag,
-            dependencies.as_deref(),
-        )
-        .await?
+        plan_work(&storage, &keys, plan, &version).await?
     };
     let todo = planned.work;
     let to_render: usize = todo.iter().map(|w| w.todo.len()).sum();
@@ -149,7 +145,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
     if args.dry_run {
         let blender = blenders::describe(&args.blender, saved_by)?;
         let dry = dry_run::DryRun {
-            plan: &plan,
+            plan,
             to_render,
             workers: running,
             threads,
@@ -178,12 +174,9 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         blender: &blender,
         work_root: work_root.path(),
         threads,
-        format,
-        persistent: !args.no_persistent,
+        version: &version,
+        persistent,
         frame_timeout: args.frame_timeout.map(std::time::Duration::from_secs),
-        engine,
-        source_tag: &source_tag,
-        dependencies: dependencies.as_deref(),
         shutdown: &shutdown,
         records: &records,
     };
@@ -198,9 +191,6 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         zip_bar.set_length(p.bytes_total);
         zip_bar.set_position(p.bytes_done);
     };
-    let version = farm_jobs::OutputVersion::new(Some(&source_tag), format)
-        .with_dependencies(dependencies.as_deref())
-        .with_engine(Some(engine));
     let summary = zipper::zip_frames_until(
         &storage,
         &keys,
@@ -275,7 +265,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         )
         .await?;
     }
-    let earlier = frames_outside(&storage, &keys, &plan).await?;
+    let earlier = frames_outside(&storage, &keys, plan).await?;
     if !earlier.is_empty() {
         println!(
             "note:    frames/ also holds {} frame(s) of earlier runs, not in this run nor in frames.zip: {}",
