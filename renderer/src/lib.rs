@@ -21,7 +21,7 @@ pub mod record;
 pub mod render;
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use farm_blend::{sniff, SNIFF_LEN};
 use farm_core::storage::StorageError;
@@ -56,23 +56,8 @@ async fn run_chunk<S: Storage>(
     let ticket = &config.ticket;
     let frames = ticket.plan.chunk(config.index)?;
     let key = ticket.keys.source();
-    let source = storage
-        .head(key)
-        .await?
-        .ok_or_else(|| RenderError::SourceMissing {
-            key: key.to_owned(),
-        })?;
-    let found = source.etag.clone().unwrap_or_default();
-    if let Some(expected) = &ticket.source_etag {
-        if *expected != found {
-            return Err(RenderError::SourceChanged {
-                key: key.to_owned(),
-                expected: expected.clone(),
-                found,
-            });
-        }
-    }
-    let source_tag = source.etag.as_deref();
+    let source_etag = current_source(storage, ticket).await?;
+    let source_tag = source_etag.as_deref();
     let version = ticket.version_at(source_tag);
     let spec = ChunkSpec {
         keys: &ticket.keys,
@@ -100,23 +85,8 @@ async fn run_chunk<S: Storage>(
         });
     }
 
-    // A job with dependencies places the .blend at its own key in a folder mirroring the
-    // bucket, so its relative paths find the files downloaded beside it.
     let project = project::project_dir(&config.blender.work_dir);
-    let blend = match &ticket.dependencies {
-        Some(_) => project::local_path(&project, key)?,
-        None => config.blender.work_dir.join("scene.blend"),
-    };
-    let blend_dir = blend
-        .parent()
-        .unwrap_or(&config.blender.work_dir)
-        .to_owned();
-    tokio::fs::create_dir_all(&blend_dir)
-        .await
-        .map_err(|source| RenderError::WorkDir {
-            path: blend_dir.clone(),
-            source,
-        })?;
+    let blend = blend_path(config, &project).await?;
     clock.downloading();
     if let Some(list) = &ticket.dependencies {
         tokio::select! {
@@ -150,6 +120,53 @@ async fn run_chunk<S: Storage>(
     .await?;
     report.skipped = skipped;
     Ok(report)
+}
+
+/// The ETag of the ticket's .blend as the store holds it now, refused when the ticket is bound
+/// to another upload ([`RenderError::SourceChanged`]) or the .blend is gone.
+async fn current_source<S: Storage>(
+    storage: &S,
+    ticket: &farm_jobs::JobTicket,
+) -> Result<Option<String>, RenderError> {
+    let key = ticket.keys.source();
+    let source = storage
+        .head(key)
+        .await?
+        .ok_or_else(|| RenderError::SourceMissing {
+            key: key.to_owned(),
+        })?;
+    let found = source.etag.clone().unwrap_or_default();
+    if let Some(expected) = &ticket.source_etag {
+        if *expected != found {
+            return Err(RenderError::SourceChanged {
+                key: key.to_owned(),
+                expected: expected.clone(),
+                found,
+            });
+        }
+    }
+    Ok(source.etag)
+}
+
+/// Where the .blend is downloaded to, its folder made. A job with dependencies places the
+/// .blend at its own key in a folder mirroring the bucket (`project`), so its relative paths
+/// find the files downloaded beside it.
+async fn blend_path(config: &Config, project: &Path) -> Result<PathBuf, RenderError> {
+    let blend = match &config.ticket.dependencies {
+        Some(_) => project::local_path(project, config.ticket.keys.source())?,
+        None => config.blender.work_dir.join("scene.blend"),
+    };
+    let blend_dir = blend
+        .parent()
+        .unwrap_or(&config.blender.work_dir)
+        .to_owned();
+    tokio::fs::create_dir_all(&blend_dir)
+        .await
+        .map_err(|source| RenderError::WorkDir {
+            path: blend_dir.clone(),
+            source,
+        })?;
+    Ok(blend)
 }
 
 /// Refuses a file that is not a .blend before Blender sees it.

@@ -30,28 +30,7 @@ pub async fn report<S: Storage, B: Scheduler>(
     key: &str,
 ) -> anyhow::Result<Fetched> {
     let manifest = site.manifest(storage, bucket, key).await?;
-    let mut report = StatusReport {
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        status: manifest.status,
-        message: manifest.message.clone(),
-        created: manifest.created,
-        blender: manifest.blender.map(|b| b.to_string()),
-        saved_by: manifest.saved_by.map(|b| b.to_string()),
-        blender_reason: manifest.blender_reason.clone(),
-        engine: manifest.engine,
-        warnings: manifest.warnings.clone(),
-        scene: manifest.scene.clone(),
-        frames: None,
-        failed_frames: Vec::new(),
-        render_job: None,
-        zip_job: None,
-        archive: None,
-        complete: false,
-        problems: Vec::new(),
-        later_rejection: None,
-        dependencies: manifest.dependencies.clone(),
-    };
+    let mut report = manifest_report(&manifest, bucket, key);
     let keys = JobKeys::new(key);
     if manifest.status == ManifestStatus::Submitted {
         // Best effort: a missing or unreadable rejection is no reason to fail the report.
@@ -123,6 +102,32 @@ pub async fn report<S: Storage, B: Scheduler>(
         });
     judge_outcome(&mut report);
     Ok(Fetched { report, records })
+}
+
+/// The report of what `job.json` says, before the jobs, frames and archive are looked at.
+fn manifest_report(manifest: &JobManifest, bucket: &str, key: &str) -> StatusReport {
+    StatusReport {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        status: manifest.status,
+        message: manifest.message.clone(),
+        created: manifest.created,
+        blender: manifest.blender.map(|b| b.to_string()),
+        saved_by: manifest.saved_by.map(|b| b.to_string()),
+        blender_reason: manifest.blender_reason.clone(),
+        engine: manifest.engine,
+        warnings: manifest.warnings.clone(),
+        scene: manifest.scene.clone(),
+        frames: None,
+        failed_frames: Vec::new(),
+        render_job: None,
+        zip_job: None,
+        archive: None,
+        complete: false,
+        problems: Vec::new(),
+        later_rejection: None,
+        dependencies: manifest.dependencies.clone(),
+    }
 }
 
 /// What `farm status` read: the report, and the job's task records (the cost so far).
