@@ -298,14 +298,13 @@ async fn local_job(args: &RenderArgs) -> anyhow::Result<LocalJob> {
     let plan = plan_chunks(frames, args.chunk, usize::from(args.workers))?;
     let persistent = !args.no_persistent;
     let deps = dependencies.as_deref();
-    let ticket = JobTicket::local(plan, &source_tag, format, engine, deps, persistent);
     Ok(LocalJob {
+        ticket: JobTicket::local(plan, &source_tag, format, engine, deps, persistent),
         scene,
         info,
         out,
         engine,
         format,
-        ticket,
     })
 }
 
