@@ -220,20 +220,7 @@ impl<'a> Facts<'a> {
         compression: Compression,
         blocks: &'a [Block],
     ) -> Result<BlendInfo, BlendError> {
-        let mut objects: HashMap<u64, &Block> = HashMap::new();
-        let mut current = None;
-        for block in blocks {
-            match &block.code {
-                [b'O', b'B', 0, 0] => {
-                    objects.insert(block.old, block);
-                }
-                b"GLOB" => {
-                    let view = self.view(block, &["FileGlobal"])?;
-                    current = view.pointer("curscene").filter(|&p| p != 0);
-                }
-                _ => {}
-            }
-        }
+        let (objects, current) = self.objects_and_current_scene(blocks)?;
         let mut scenes = Vec::new();
         let mut active = None;
         let mut files = Vec::new();
@@ -294,36 +281,12 @@ impl<'a> Facts<'a> {
                 }
             }
         }
-        for (image, storage) in nodes {
-            if let (Some(&index), Some(user)) = (images.get(&image), users.get(&storage)) {
-                let file: &mut ExternalFile = &mut files[index];
-                if file.source.as_deref() == Some("SEQUENCE") {
-                    file.sequence_uses.push(*user);
-                }
-            }
-        }
+        finish_files(&mut files, &nodes, &images, &users);
         for scene in &mut scenes {
             scene.marker_cameras.sort_unstable();
             scene.marker_cameras.dedup();
         }
-        let mut cameras: Vec<String> = objects
-            .values()
-            .filter_map(|block| {
-                let view = self.view(block, &["Object"]).ok()?;
-                let id = self.id(&view).ok()?;
-                (view.int("type") == Some(OB_CAMERA) && !id.linked).then_some(id.name)
-            })
-            .collect();
-        cameras.sort_unstable();
-        for file in &mut files {
-            file.tiles.sort_unstable();
-            file.tiles.dedup();
-            file.sequence_uses.sort_unstable();
-            file.sequence_uses.dedup();
-        }
-        files.sort_by(|a: &ExternalFile, b: &ExternalFile| {
-            (a.kind, &a.path, &a.name).cmp(&(b.kind, &b.path, &b.name))
-        });
+        let cameras = self.cameras(&objects);
         // A file without a `curscene` still opens on its first scene.
         if active.is_none() && current.is_none() {
             active = scenes.first().map(|s| s.name.clone());
@@ -336,6 +299,42 @@ impl<'a> Facts<'a> {
             files,
             cameras,
         })
+    }
+
+    /// The file's objects by address, and the address of its current scene (`curscene`).
+    fn objects_and_current_scene(
+        &self,
+        blocks: &'a [Block],
+    ) -> Result<(HashMap<u64, &'a Block>, Option<u64>), BlendError> {
+        let mut objects: HashMap<u64, &Block> = HashMap::new();
+        let mut current = None;
+        for block in blocks {
+            match &block.code {
+                [b'O', b'B', 0, 0] => {
+                    objects.insert(block.old, block);
+                }
+                b"GLOB" => {
+                    let view = self.view(block, &["FileGlobal"])?;
+                    current = view.pointer("curscene").filter(|&p| p != 0);
+                }
+                _ => {}
+            }
+        }
+        Ok((objects, current))
+    }
+
+    /// The names of the file's own camera objects, sorted.
+    fn cameras(&self, objects: &HashMap<u64, &'a Block>) -> Vec<String> {
+        let mut cameras: Vec<String> = objects
+            .values()
+            .filter_map(|block| {
+                let view = self.view(block, &["Object"]).ok()?;
+                let id = self.id(&view).ok()?;
+                (view.int("type") == Some(OB_CAMERA) && !id.linked).then_some(id.name)
+            })
+            .collect();
+        cameras.sort_unstable();
+        cameras
     }
 
     /// The scene's settings, and its `RenderData.scemode`.
@@ -583,4 +582,24 @@ fn engine_as_opened(stored: Option<&str>) -> String {
         None | Some("" | "BLENDER_RENDER" | "BLENDER_GAME") => "BLENDER_EEVEE".to_owned(),
         Some(engine) => engine.to_owned(),
     }
+}
+
+/// The external files as reported: each image sequence with the frames its texture nodes use
+/// (`nodes`: image and storage addresses; `images`: file index by image address; `users`: a
+/// storage's image user), then in order ([`ExternalFile::tidy`]).
+fn finish_files(
+    files: &mut [ExternalFile],
+    nodes: &[(u64, u64)],
+    images: &HashMap<u64, usize>,
+    users: &HashMap<u64, SequenceUse>,
+) {
+    for (image, storage) in nodes {
+        if let (Some(&index), Some(user)) = (images.get(image), users.get(storage)) {
+            let file: &mut ExternalFile = &mut files[index];
+            if file.source.as_deref() == Some("SEQUENCE") {
+                file.sequence_uses.push(*user);
+            }
+        }
+    }
+    ExternalFile::tidy(files);
 }

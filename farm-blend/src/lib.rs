@@ -191,6 +191,18 @@ impl ExternalFile {
     pub fn is_relative(&self) -> bool {
         self.path.starts_with("//")
     }
+
+    /// Each file's tiles and sequence uses sorted and unique, and the files in a stable order
+    /// (kind, path, name).
+    pub(crate) fn tidy(files: &mut [ExternalFile]) {
+        for file in files.iter_mut() {
+            file.tiles.sort_unstable();
+            file.tiles.dedup();
+            file.sequence_uses.sort_unstable();
+            file.sequence_uses.dedup();
+        }
+        files.sort_by(|a, b| (a.kind, &a.path, &a.name).cmp(&(b.kind, &b.path, &b.name)));
+    }
 }
 
 /// Everything the reader found.

@@ -4,7 +4,7 @@
 
 use farm_core::manifest::JobManifest;
 use farm_core::storage::{get_json, StorageError};
-use farm_core::JobKeys;
+use farm_core::{JobKeys, Storage};
 use farm_io::{AwsClients, BatchScheduler, BatchTargets, S3Storage};
 
 /// The loaded AWS configuration: the farm's one client builder ([`AwsClients`]), whose timeouts
@@ -22,29 +22,21 @@ impl Aws {
         }
     }
 
-    /// The endpoint requests go to, for error messages.
-    pub fn endpoint(&self) -> String {
-        self.clients
-            .sdk_config()
+    /// Where this configuration's requests go, for the commands' messages and prices.
+    pub fn site(&self) -> Site {
+        let config = self.clients.sdk_config();
+        let region = config.region().map(|r| r.as_ref().to_owned());
+        let endpoint = config
             .endpoint_url()
             .map(str::to_owned)
             .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
             .unwrap_or_else(|| {
-                let region = self
-                    .clients
-                    .sdk_config()
-                    .region()
-                    .map_or("(no region)", |r| r.as_ref());
-                format!("AWS region {region}")
-            })
-    }
-
-    /// The configured AWS region (empty when none is).
-    pub fn region(&self) -> String {
-        self.clients
-            .sdk_config()
-            .region()
-            .map_or_else(String::new, |r| r.as_ref().to_owned())
+                format!("AWS region {}", region.as_deref().unwrap_or("(no region)"))
+            });
+        Site {
+            endpoint,
+            region: region.unwrap_or_default(),
+        }
     }
 
     /// The farm's storage port on `bucket` (path-style addressing when a custom endpoint is
@@ -63,15 +55,40 @@ impl Aws {
         });
         BatchScheduler::new(self.clients.batch(), targets)
     }
+}
 
-    /// Reads `<key>/job.json`, with errors that say what to do.
-    pub async fn manifest(&self, storage: &S3Storage, key: &str) -> anyhow::Result<JobManifest> {
+/// Where a cloud command's requests go (the endpoint, the region), for its messages and prices.
+/// The commands' functions take it beside the ports (storage, scheduler), never the AWS
+/// configuration, which only the commands' entry points load ([`Aws`]).
+#[derive(Debug, Clone)]
+pub struct Site {
+    endpoint: String,
+    region: String,
+}
+
+impl Site {
+    /// The endpoint requests go to, for error messages.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The configured AWS region (empty when none is).
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// Reads `<key>/job.json` from `storage` (bucket `bucket`), with errors that say what to do.
+    pub async fn manifest<S: Storage>(
+        &self,
+        storage: &S,
+        bucket: &str,
+        key: &str,
+    ) -> anyhow::Result<JobManifest> {
         let manifest_key = JobKeys::new(key).manifest();
         match get_json::<JobManifest>(storage, &manifest_key).await {
             Ok(manifest) => Ok(manifest),
             Err(StorageError::NotFound { .. }) => Err(anyhow::anyhow!(
-                "no job for `{key}` in bucket {}: `{manifest_key}` does not exist; check the key, or if it was just uploaded wait a few seconds for the trigger (an upload without a frame tag starts no job)",
-                storage.bucket()
+                "no job for `{key}` in bucket {bucket}: `{manifest_key}` does not exist; check the key, or if it was just uploaded wait a few seconds for the trigger (an upload without a frame tag starts no job)"
             )),
             Err(err) => Err(self.storage_error(&err, &format!("reading `{manifest_key}`"))),
         }
@@ -86,7 +103,7 @@ impl Aws {
                 tracing::debug!(%message, "AWS's answer");
                 return anyhow::anyhow!(
                     "{doing}: the bucket does not exist ({}). Check --bucket (the stack's BucketName output), or name the stack with --stack",
-                    self.endpoint()
+                    self.endpoint
                 );
             }
             StorageError::Credentials { message } => {
@@ -106,7 +123,7 @@ impl Aws {
         if err.is_transient() {
             anyhow::anyhow!(
                 "{doing}: {err}; check the endpoint ({}), the network and your AWS configuration, then retry",
-                self.endpoint()
+                self.endpoint
             )
         } else {
             anyhow::anyhow!("{doing}: {err}")

@@ -15,7 +15,7 @@ use futures::TryStreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
-use crate::aws::Aws;
+use crate::aws::{Aws, Site};
 use crate::cli::DownloadArgs;
 use crate::out::{download_out, prepare_out};
 use crate::progress::human_bytes;
@@ -33,9 +33,10 @@ pub async fn run(args: &DownloadArgs) -> anyhow::Result<()> {
     }
     let aws = Aws::load().await;
     let archive = out.join("frames.zip");
+    let (site, storage) = (aws.site(), aws.storage(&args.bucket));
     let fetch = async {
-        let size = fetch(&aws, args, &out, &archive).await?;
-        let movie = fetch_movie(&aws, args, &out).await?;
+        let size = fetch(&site, &storage, args, &out, &archive).await?;
+        let movie = fetch_movie(&site, &storage, args, &out).await?;
         anyhow::Ok((size, movie))
     };
     let (size, movie) = tokio::select! {
@@ -120,18 +121,18 @@ enum MovieFetch {
 
 /// Streams the job's movie, `<key>/<stem>.<ext>`, into `OUT/<stem>.<ext>` when `job.json`
 /// names one; `None` for a job of stills.
-async fn fetch_movie(
-    aws: &Aws,
+async fn fetch_movie<S: Storage>(
+    site: &Site,
+    storage: &S,
     args: &DownloadArgs,
     out: &Path,
 ) -> anyhow::Result<Option<MovieFetch>> {
-    let storage = aws.storage(&args.bucket);
     let keys = JobKeys::new(args.key.as_str());
-    let manifest = match get_json::<JobManifest>(&storage, &keys.manifest()).await {
+    let manifest = match get_json::<JobManifest>(storage, &keys.manifest()).await {
         Ok(manifest) => manifest,
         // The archive is there: a job.json gone or unreadable names no movie.
         Err(StorageError::NotFound { .. } | StorageError::Json { .. }) => return Ok(None),
-        Err(err) => return Err(aws.storage_error(&err, &format!("reading `{}`", keys.manifest()))),
+        Err(err) => return Err(site.storage_error(&err, &format!("reading `{}`", keys.manifest()))),
     };
     let Some(extension) = manifest.movie else {
         return Ok(None);
@@ -141,17 +142,22 @@ async fn fetch_movie(
     let length = match storage.head(&key).await {
         Ok(Some(meta)) => meta.size,
         Ok(None) => return Ok(Some(MovieFetch::NotYet(key))),
-        Err(err) => return Err(aws.storage_error(&err, &doing)),
+        Err(err) => return Err(site.storage_error(&err, &doing)),
     };
     let name = key.rsplit('/').next().unwrap_or(&key);
     let dest = out.join(name);
-    let size = stream_to(aws, &storage, &key, length, out, &dest, &doing).await?;
+    let size = stream_to(site, storage, &key, length, out, &dest, &doing).await?;
     Ok(Some(MovieFetch::Fetched(dest, size)))
 }
 
 /// Streams `<key>/frames.zip` into `dest`; returns its size.
-async fn fetch(aws: &Aws, args: &DownloadArgs, out: &Path, dest: &Path) -> anyhow::Result<u64> {
-    let storage = aws.storage(&args.bucket);
+async fn fetch<S: Storage>(
+    site: &Site,
+    storage: &S,
+    args: &DownloadArgs,
+    out: &Path,
+    dest: &Path,
+) -> anyhow::Result<u64> {
     let key = JobKeys::new(args.key.as_str()).zip();
     let doing = format!("downloading s3://{}/{key}", args.bucket);
     let missing = || {
@@ -168,12 +174,12 @@ async fn fetch(aws: &Aws, args: &DownloadArgs, out: &Path, dest: &Path) -> anyho
         Ok(None) => {
             // A HEAD cannot tell a missing bucket, or no job at all, from a job still running:
             // the job's job.json can.
-            aws.manifest(&storage, &args.key).await?;
+            site.manifest(storage, &args.bucket, &args.key).await?;
             return Err(missing());
         }
-        Err(err) => return Err(aws.storage_error(&err, &doing)),
+        Err(err) => return Err(site.storage_error(&err, &doing)),
     };
-    match stream_to(aws, &storage, &key, length, out, dest, &doing).await {
+    match stream_to(site, storage, &key, length, out, dest, &doing).await {
         Err(err) if err.downcast_ref::<Gone>().is_some() => Err(missing()),
         other => other,
     }
@@ -187,7 +193,7 @@ struct Gone;
 /// Streams the object `key` of `length` bytes into `dest` (in `out`) through a temporary file
 /// renamed into place once whole; returns its size.
 async fn stream_to(
-    aws: &Aws,
+    site: &Site,
     storage: &impl Storage,
     key: &str,
     length: u64,
@@ -198,7 +204,7 @@ async fn stream_to(
     let mut chunks = match storage.get_stream(key).await {
         Ok(chunks) => chunks,
         Err(StorageError::NotFound { .. }) => return Err(Gone.into()),
-        Err(err) => return Err(aws.storage_error(&err, doing)),
+        Err(err) => return Err(site.storage_error(&err, doing)),
     };
     let name = dest
         .file_name()

@@ -327,6 +327,68 @@ pub fn engine_name(engine: &str) -> &str {
     farm_core::engine::Engine::from_blender_id(engine).map_or(engine, |e| e.label())
 }
 
+/// One row of the scenes table.
+fn scene_row(info: &BlendInfo, s: &farm_blend::Scene) -> [String; 7] {
+    let active = if info.scene.as_deref() == Some(s.name.as_str()) {
+        "*"
+    } else {
+        " "
+    };
+    let count = s.frames().count();
+    let range = if s.frame_step > 1 {
+        format!("{}-{}:{}", s.frame_start, s.frame_end, s.frame_step)
+    } else {
+        format!("{}-{}", s.frame_start, s.frame_end)
+    };
+    [
+        format!("{active} {}", s.name),
+        format!(
+            "{range} ({count} frame{})",
+            if count == 1 { "" } else { "s" }
+        ),
+        format!("{} fps", round_fps(s.fps)),
+        format!(
+            "{}x{} @ {}%",
+            s.resolution[0], s.resolution[1], s.resolution_percentage
+        ),
+        engine_name(&s.engine).to_owned(),
+        s.output_format.clone(),
+        s.camera
+            .as_deref()
+            .map_or_else(|| "no camera".to_owned(), |c| format!("camera `{c}`")),
+    ]
+}
+
+/// One row of the external files table.
+fn file_row(f: &FileReport, file: &ExternalFile) -> [String; 3] {
+    let status = match f.exists {
+        None => "packed",
+        Some(true) => "OK",
+        Some(false) => "missing",
+    };
+    let mut flags = Vec::new();
+    if !f.packed && !file.is_relative() {
+        flags.push("absolute");
+    }
+    if let Some(source) = file.source.as_deref() {
+        match source {
+            "TILED" => flags.push("UDIM tiles"),
+            "SEQUENCE" => flags.push("sequence"),
+            "MOVIE" => flags.push("movie"),
+            _ => {}
+        }
+    }
+    if f.exists == Some(false) {
+        flags.push(missing_hint(f.kind));
+    }
+    let path = if flags.is_empty() {
+        f.path.clone()
+    } else {
+        format!("{}  ({})", f.path, flags.join(", "))
+    };
+    [format!("  {status}"), f.kind.to_owned(), path]
+}
+
 fn table(scene: &Path, info: &BlendInfo, report: &Report) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -346,40 +408,7 @@ fn table(scene: &Path, info: &BlendInfo, report: &Report) -> String {
         out,
         "\nscenes (* = active: what `blender -b` and the farm render)"
     );
-    let rows: Vec<[String; 7]> = info
-        .scenes
-        .iter()
-        .map(|s| {
-            let active = if info.scene.as_deref() == Some(s.name.as_str()) {
-                "*"
-            } else {
-                " "
-            };
-            let count = s.frames().count();
-            let range = if s.frame_step > 1 {
-                format!("{}-{}:{}", s.frame_start, s.frame_end, s.frame_step)
-            } else {
-                format!("{}-{}", s.frame_start, s.frame_end)
-            };
-            [
-                format!("{active} {}", s.name),
-                format!(
-                    "{range} ({count} frame{})",
-                    if count == 1 { "" } else { "s" }
-                ),
-                format!("{} fps", round_fps(s.fps)),
-                format!(
-                    "{}x{} @ {}%",
-                    s.resolution[0], s.resolution[1], s.resolution_percentage
-                ),
-                engine_name(&s.engine).to_owned(),
-                s.output_format.clone(),
-                s.camera
-                    .as_deref()
-                    .map_or_else(|| "no camera".to_owned(), |c| format!("camera `{c}`")),
-            ]
-        })
-        .collect();
+    let rows: Vec<[String; 7]> = info.scenes.iter().map(|s| scene_row(info, s)).collect();
     out.push_str(&columns(&rows));
     if report.files.is_empty() {
         let _ = writeln!(out, "\nno external files");
@@ -389,34 +418,7 @@ fn table(scene: &Path, info: &BlendInfo, report: &Report) -> String {
             .files
             .iter()
             .zip(&info.files)
-            .map(|(f, file)| {
-                let status = match f.exists {
-                    None => "packed",
-                    Some(true) => "OK",
-                    Some(false) => "missing",
-                };
-                let mut flags = Vec::new();
-                if !f.packed && !file.is_relative() {
-                    flags.push("absolute");
-                }
-                if let Some(source) = file.source.as_deref() {
-                    match source {
-                        "TILED" => flags.push("UDIM tiles"),
-                        "SEQUENCE" => flags.push("sequence"),
-                        "MOVIE" => flags.push("movie"),
-                        _ => {}
-                    }
-                }
-                if f.exists == Some(false) {
-                    flags.push(missing_hint(f.kind));
-                }
-                let path = if flags.is_empty() {
-                    f.path.clone()
-                } else {
-                    format!("{}  ({})", f.path, flags.join(", "))
-                };
-                [format!("  {status}"), f.kind.to_owned(), path]
-            })
+            .map(|(f, file)| file_row(f, file))
             .collect();
         out.push_str(&columns(&rows));
     }

@@ -3,14 +3,14 @@
 use anyhow::{anyhow, bail};
 use farm_core::frames::compact;
 use farm_core::manifest::{JobManifest, ManifestStatus};
-use farm_core::scheduler::{JobState, JobTargets, Scheduler};
+use farm_core::scheduler::{JobState, Scheduler};
 use farm_core::series::BlenderPick;
 use farm_core::Storage;
 use farm_core::{FrameList, JobKeys, Plan, RenderRequest};
-use farm_io::S3Storage;
+use farm_io::BatchTargets;
 use farm_jobs::{scan_frames, submit_retry, JobTicket, SourceObject, SubmitError};
 
-use crate::aws::Aws;
+use crate::aws::{Aws, Site};
 use crate::cli::{CancelArgs, RetryArgs};
 use crate::shell_quote;
 use crate::status::{describe_jobs, scan_error, unfinished, JobReport};
@@ -43,7 +43,10 @@ pub async fn cancel(args: &CancelArgs) -> anyhow::Result<()> {
     let aws = Aws::load().await;
     let storage = aws.storage(&args.bucket);
     let scheduler = aws.scheduler(None);
-    let manifest = aws.manifest(&storage, &args.key).await?;
+    let manifest = aws
+        .site()
+        .manifest(&storage, &args.bucket, &args.key)
+        .await?;
     submitted(&manifest, "cancel")?;
     let (render, zip) = describe_jobs(&scheduler, &manifest).await?;
     for (label, job) in [("zip", zip), ("render", render)] {
@@ -69,9 +72,10 @@ pub async fn cancel(args: &CancelArgs) -> anyhow::Result<()> {
 /// new jobs with the whole frame list, so `farm status` keeps counting every frame.
 pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
     let aws = Aws::load().await;
+    let site = aws.site();
     let storage = aws.storage(&args.bucket);
     let (k, b) = (shell_quote(&args.key), shell_quote(&args.bucket));
-    let manifest = aws.manifest(&storage, &args.key).await?;
+    let manifest = site.manifest(&storage, &args.bucket, &args.key).await?;
     submitted(&manifest, "retry")?;
     let targets = retry_targets(args, &manifest)?;
     let scheduler = aws.scheduler(Some(targets));
@@ -86,7 +90,7 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
     let mut ticket = JobTicket::from_manifest(&manifest)?;
     let frames = ticket.plan.frames().clone();
     let format = ticket.format;
-    let source = source_object(&aws, &storage, &args.key).await?;
+    let source = source_object(&site, &storage, &args.bucket, &args.key).await?;
     if manifest
         .etag
         .as_deref()
@@ -102,7 +106,7 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
     let keys = JobKeys::new(args.key.as_str());
     let scan = scan_frames(&storage, &keys, frames.as_slice(), &version)
         .await
-        .map_err(|e| scan_error(&aws, &e, &keys))?;
+        .map_err(|e| scan_error(&site, &e, &keys))?;
     let Ok(missing) = FrameList::from_frames(scan.not_current()) else {
         println!(
             "nothing is missing: all {} frames of `{}` are in s3://{}/{}",
@@ -133,7 +137,7 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
     .await
     .map_err(|e| match e {
         SubmitError::Scheduler(e) => scheduler_error(&e, "submitting the retry"),
-        SubmitError::Storage(e) => aws.storage_error(&e, "writing the job manifest"),
+        SubmitError::Storage(e) => site.storage_error(&e, "writing the job manifest"),
         other => anyhow!(other),
     })?;
     println!(
@@ -180,8 +184,12 @@ fn retry_requests(
 /// The queue and job definitions of a retry: the command line's, else those `job.json` records,
 /// by name: a redeploy since the job registered new revisions and deregistered the recorded
 /// ones, and the retry runs on the revisions the stack deploys now.
-pub fn retry_targets(args: &RetryArgs, manifest: &JobManifest) -> anyhow::Result<JobTargets> {
-    let recorded = manifest.targets.as_ref().map(JobTargets::current_revisions);
+pub fn retry_targets(args: &RetryArgs, manifest: &JobManifest) -> anyhow::Result<BatchTargets> {
+    let recorded = manifest
+        .targets
+        .as_ref()
+        .and_then(BatchTargets::recorded)
+        .map(|targets| targets.current_revisions());
     let recorded = recorded.as_ref();
     let pick = |given: &Option<String>, recorded: Option<&String>, flag: &str| {
         given
@@ -195,7 +203,7 @@ pub fn retry_targets(args: &RetryArgs, manifest: &JobManifest) -> anyhow::Result
                 )
             })
     };
-    Ok(JobTargets {
+    Ok(BatchTargets {
         queue: pick(&args.queue, recorded.map(|t| &t.queue), "--queue")?,
         render_definition: pick(
             &args.job_definition,
@@ -215,12 +223,16 @@ fn zip_failed(zip: Option<&JobReport>) -> bool {
 }
 
 /// The .blend as it is now: its ETag and version.
-async fn source_object(aws: &Aws, storage: &S3Storage, key: &str) -> anyhow::Result<SourceObject> {
-    let bucket = storage.bucket();
+async fn source_object<S: Storage>(
+    site: &Site,
+    storage: &S,
+    bucket: &str,
+    key: &str,
+) -> anyhow::Result<SourceObject> {
     let head = storage
         .head(key)
         .await
-        .map_err(|err| aws.storage_error(&err, &format!("reading s3://{bucket}/{key}")))?;
+        .map_err(|err| site.storage_error(&err, &format!("reading s3://{bucket}/{key}")))?;
     let Some(head) = head else {
         bail!(
             "the .blend `{key}` is no longer in bucket {bucket}: upload it again with farm submit"

@@ -113,6 +113,7 @@ pub async fn run(args: &crate::cli::ReportArgs) -> anyhow::Result<()> {
     use farm_core::JobKeys;
 
     let aws = crate::aws::Aws::load().await;
+    let site = aws.site();
     let storage = aws.storage(&args.bucket);
     let key = JobKeys::new(args.key.trim_start_matches('/')).receipt();
     let receipt: Receipt = match get_json(&storage, &key).await {
@@ -124,7 +125,7 @@ pub async fn run(args: &crate::cli::ReportArgs) -> anyhow::Result<()> {
             crate::shell_quote(&args.key),
             crate::shell_quote(&args.bucket)
         ),
-        Err(err) => return Err(aws.storage_error(&err, &format!("reading `{key}`"))),
+        Err(err) => return Err(site.storage_error(&err, &format!("reading `{key}`"))),
     };
     if args.json {
         let text = serde_json::to_string_pretty(&receipt)
@@ -148,7 +149,7 @@ pub async fn run(args: &crate::cli::ReportArgs) -> anyhow::Result<()> {
                 args.key,
                 args.bucket
             ),
-            Err(err) => return Err(aws.storage_error(&err, &format!("downloading `{preview}`"))),
+            Err(err) => return Err(site.storage_error(&err, &format!("downloading `{preview}`"))),
         };
         let line = format!(
             "preview   {} ({})",

@@ -120,7 +120,13 @@ impl JobKeys {
     /// them, the renderer reads them), named by the list's content so it never changes under a
     /// job that reads it.
     pub fn dependency_list(&self, body: &[u8]) -> String {
-        self.join(&format!("deps/{}.json", content_name(body)))
+        self.dependency_list_of(&content_name(body))
+    }
+
+    /// The key of the dependency list of version `version` (its content name,
+    /// [`crate::deps::DependencyList::version`]), whose [`crate::deps::list_version`] it is.
+    pub fn dependency_list_of(&self, version: &str) -> String {
+        self.join(&format!("deps/{version}.json"))
     }
 
     pub fn tasks_prefix(&self) -> String {
@@ -230,37 +236,8 @@ pub fn request_fingerprint(
         .collect()
 }
 
-/// A readable AWS Batch job name for a key: at most 128 letters, digits, `-` and `_`, ending in
-/// `-<suffix>`, e.g. `shots-scene_01-blend-render`.
-pub fn batch_job_name(key: &str, suffix: &str) -> String {
-    const MAX: usize = 128;
-    let mut name = String::with_capacity(MAX);
-    for c in key.chars() {
-        let c = if c.is_ascii_alphanumeric() || c == '_' {
-            c
-        } else {
-            '-'
-        };
-        if !(c == '-' && (name.is_empty() || name.ends_with('-'))) {
-            name.push(c);
-        }
-    }
-    let room = MAX - suffix.len() - 1;
-    if name.len() > room {
-        // Keep the end of the key: the file name says more than the folders above it.
-        name = name[name.len() - room..].to_owned();
-    }
-    // Batch wants a letter or digit first (`_shots/a.blend` would start the name with `_`).
-    let name = name.trim_start_matches(['-', '_']).trim_end_matches('-');
-    if name.is_empty() {
-        format!("farm-{suffix}")
-    } else {
-        format!("{name}-{suffix}")
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -423,46 +400,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn batch_job_names_are_valid_and_readable() {
-        assert_eq!(
-            batch_job_name("shots/scene 01.blend", "render"),
-            "shots-scene-01-blend-render"
-        );
-        assert_eq!(batch_job_name("ü/ß.blend", "zip"), "blend-zip");
-        assert_eq!(batch_job_name("ü", "zip"), "farm-zip");
-        let long = format!("{}/final.blend", "deep/".repeat(60));
-        let name = batch_job_name(&long, "render");
-        assert!(name.len() <= 128, "{name}");
-        assert!(name.ends_with("final-blend-render"), "{name}");
-        for name in [name, batch_job_name("--a--", "render")] {
-            assert!(
-                name.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
-                "{name}"
-            );
-            assert!(!name.starts_with('-'), "{name}");
-        }
-        // A key starting with `_` (SubmitJob wants a letter or digit first).
-        assert_eq!(
-            batch_job_name("_shots/a.blend", "render"),
-            "shots-a-blend-render"
-        );
-        assert_eq!(batch_job_name("__.blend", "zip"), "blend-zip");
-    }
-
-    /// SubmitJob's documented job name: up to 128 letters, digits, hyphens and underscores,
-    /// the first a letter or digit.
-    fn batch_accepts(name: &str) -> bool {
-        (1..=128).contains(&name.len())
-            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    }
-
     /// Keys of any characters, with the troublesome ones (`_`, `-`, `/`, `.`, spaces) frequent.
-    fn any_key() -> impl proptest::strategy::Strategy<Value = String> {
+    pub(crate) fn any_key() -> impl proptest::strategy::Strategy<Value = String> {
         use proptest::prelude::*;
         let c = prop_oneof![
             Just('_'),
@@ -478,15 +417,6 @@ mod tests {
     }
 
     proptest::proptest! {
-        #[test]
-        fn every_key_makes_a_job_name_batch_accepts(key in any_key()) {
-            for suffix in ["render", "zip", "0123abcd-render", "0123abcd-zip"] {
-                let name = batch_job_name(&key, suffix);
-                proptest::prop_assert!(batch_accepts(&name), "{key:?} -> {name:?}");
-                proptest::prop_assert!(name.ends_with(&format!("-{suffix}")), "{name}");
-            }
-        }
-
         #[test]
         fn a_blend_key_is_what_the_s3_suffix_filter_passes(key in any_key(), upper in proptest::bool::ANY) {
             let key = if upper { format!("{key}.BLEND") } else { format!("{key}.blend") };

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::blender::OutputFormat;
-use crate::scheduler::JobTargets;
+use crate::scheduler::SchedulerRecord;
 use crate::series::BlenderSeries;
 
 /// Version of the manifest's JSON schema; bumped on any incompatible change.
@@ -118,9 +118,10 @@ pub struct JobManifest {
     /// The movie job, which runs after the zip job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub movie_job_id: Option<String>,
-    /// The queue and job definitions the jobs went to: `farm retry` submits there again.
+    /// Where the jobs went, in the scheduler's own words (AWS Batch: the queue and job
+    /// definitions): `farm retry` submits there again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub targets: Option<JobTargets>,
+    pub targets: Option<SchedulerRecord>,
     /// Fingerprint of the request the jobs were submitted for (absent for `farm retry`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<String>,
@@ -242,11 +243,11 @@ mod tests {
             zip_job_id: Some("z-1".into()),
             movie: None,
             movie_job_id: None,
-            targets: Some(JobTargets {
-                queue: "q".into(),
-                render_definition: "r".into(),
-                zip_definition: "z".into(),
-            }),
+            targets: Some(SchedulerRecord::new(&serde_json::json!({
+                "queue": "q",
+                "render_definition": "r",
+                "zip_definition": "z",
+            }))),
             request: Some("f".into()),
             created: "2026-11-24T10:00:00Z".parse().unwrap(),
             message: None,
@@ -262,6 +263,8 @@ mod tests {
         assert_eq!(json["saved_by"], "4.5");
         assert_eq!(json["engine"], "workbench");
         assert_eq!(json["warnings"][0], "saved by a newer Blender");
+        // The scheduler's record, as the scheduler wrote it (the shape job.json always had).
+        assert_eq!(json["targets"]["render_definition"], "r");
         assert!(json.get("message").is_none());
         assert!(json.get("persistent").is_none(), "recorded only when off");
         let back: JobManifest = serde_json::from_value(json).unwrap();

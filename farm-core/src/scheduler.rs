@@ -9,7 +9,10 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use crate::env;
+
+mod limits;
 use crate::series::{BlenderPick, BlenderSeries, SeriesChoice};
+pub use limits::{OverLimit, SchedulerLimits};
 
 /// Which job definition a job runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,35 +24,23 @@ pub enum JobKind {
     Movie,
 }
 
-/// Where a farm's jobs go: one queue and a job definition per [`JobKind`] (names or ARNs).
-/// Recorded in `job.json` so that `farm retry` needs nothing but the key and the bucket.
+/// Where a scheduler sent a job's jobs, in the scheduler's own words (for AWS Batch, the queue
+/// and job definitions: `farm_io::BatchTargets`). Recorded in `job.json` (as `targets`) as the
+/// adapter wrote it, and read back only by that adapter (`farm retry` sends the retry there):
+/// the farm neither reads nor writes its fields.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct JobTargets {
-    /// Job queue every job goes to.
-    pub queue: String,
-    /// Job definition of [`JobKind::Render`] jobs.
-    pub render_definition: String,
-    /// Job definition of [`JobKind::Zip`] jobs.
-    pub zip_definition: String,
-}
+#[serde(transparent)]
+pub struct SchedulerRecord(serde_json::Value);
 
-impl JobTargets {
-    /// The same targets with each job definition by name ([`definition_name`]): a job submitted
-    /// to them runs on the definitions' current revisions, as the stack now deploys them.
-    pub fn current_revisions(&self) -> Self {
-        Self {
-            queue: self.queue.clone(),
-            render_definition: definition_name(&self.render_definition).to_owned(),
-            zip_definition: definition_name(&self.zip_definition).to_owned(),
-        }
+impl SchedulerRecord {
+    /// The record of an adapter's own type.
+    pub fn new<T: serde::Serialize>(record: &T) -> Self {
+        Self(serde_json::to_value(record).expect("a record of plain fields serialises"))
     }
 
-    /// The job definition of a kind of job.
-    pub fn definition(&self, kind: JobKind) -> &str {
-        match kind {
-            JobKind::Render | JobKind::Movie => &self.render_definition,
-            JobKind::Zip => &self.zip_definition,
-        }
+    /// The record read back as the adapter's own type.
+    pub fn read<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.0)
     }
 }
 
@@ -126,7 +117,7 @@ impl RenderDefinitions {
 pub struct JobSpec {
     pub kind: JobKind,
     pub name: String,
-    /// Children of an array job; `None` for a plain job (Batch arrays have 2..=10,000).
+    /// Children of an array job; `None` for a plain job (see [`SchedulerLimits::array_sizes`]).
     pub array_size: Option<usize>,
     pub depends_on: Vec<String>,
     pub env: Vec<(String, String)>,
@@ -144,9 +135,6 @@ pub const FRAMES_INLINE_MAX: usize = 2_048;
 
 /// `FARM_FRAMES=@<key>`: the frame list is the text of object `<key>` in the job's bucket.
 pub const FRAMES_REF_PREFIX: char = '@';
-
-/// ECS's limit on the characters of a task's container overrides.
-pub const CONTAINER_OVERRIDES_MAX: usize = 8_192;
 
 /// Tag naming the `.blend` a job renders.
 pub const TAG_KEY: &str = "farm:key";
@@ -187,84 +175,13 @@ impl JobSpec {
     }
 
     /// Characters of the environment as ECS counts them in the container overrides (names and
-    /// values, plus JSON punctuation), a bound for [`CONTAINER_OVERRIDES_MAX`].
-    pub fn overrides_len(&self) -> usize {
+    /// values, plus JSON punctuation), a bound for [`SchedulerLimits::env_max`].
+    pub fn env_len(&self) -> usize {
         self.env
             .iter()
             .map(|(name, value)| name.len() + value.len() + r#"{"name":"","value":""},"#.len())
             .sum()
     }
-}
-
-/// Longest tag value AWS accepts.
-pub const TAG_VALUE_MAX: usize = 256;
-/// Longest tag key AWS accepts.
-pub const TAG_KEY_MAX: usize = 128;
-/// The prefix AWS reserves, in any letter case, for both tag keys and values.
-pub const TAG_RESERVED_PREFIX: &str = "aws:";
-
-/// A Batch tag value for any text. Batch refuses the whole SubmitJob for one bad tag value, so
-/// values keep at most 256 characters of ASCII letters, digits, spaces and `_ . : / = + - @`
-/// (what both AWS and moto accept), and any other character becomes `_`:
-/// `shots/my scene ü ✓.blend` is tagged `shots/my scene _ _.blend`. A value starting with the
-/// reserved `aws:` (any case) gets `_` for its colon. The exact key is in the job's environment
-/// and in `job.json`.
-pub fn tag_value(value: &str) -> String {
-    let mut tagged: String = value
-        .chars()
-        .take(TAG_VALUE_MAX)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || " _.:/=+-@".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if has_reserved_prefix(&tagged) {
-        tagged.replace_range(3..4, "_");
-    }
-    tagged
-}
-
-/// Whether a tag key or value starts with [`TAG_RESERVED_PREFIX`] in any letter case.
-pub fn has_reserved_prefix(text: &str) -> bool {
-    text.get(..TAG_RESERVED_PREFIX.len())
-        .is_some_and(|start| start.eq_ignore_ascii_case(TAG_RESERVED_PREFIX))
-}
-
-/// Whether AWS accepts `key` as a tag key: 1 to 128 characters of letters, digits, spaces and
-/// `_ . : / = + - @`, not starting with `aws:` (Batch's tag restrictions).
-pub fn is_valid_tag_key(key: &str) -> bool {
-    !key.is_empty()
-        && key.chars().count() <= TAG_KEY_MAX
-        && key.chars().all(tag_char)
-        && !has_reserved_prefix(key)
-}
-
-/// Whether AWS accepts `value` as a tag value: up to 256 characters of letters, digits, spaces
-/// and `_ . : / = + - @`, not starting with `aws:`.
-pub fn is_valid_tag_value(value: &str) -> bool {
-    value.chars().count() <= TAG_VALUE_MAX
-        && value.chars().all(tag_char)
-        && !has_reserved_prefix(value)
-}
-
-/// A character of AWS's tag pattern `[\p{L}\p{Z}\p{N}_.:/=+\-@]`, approximated by Unicode
-/// letters, numbers and spaces.
-fn tag_char(c: char) -> bool {
-    c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c)
-}
-
-/// The name of a job definition, whatever revision `definition` names: `name`, `name:3` and
-/// `arn:aws:batch:<region>:<account>:job-definition/name:3` all give `name`. SubmitJob runs a
-/// definition given by name on its latest ACTIVE revision; a redeploy registers new revisions
-/// and deregisters the old ones, so a job submitted later by a recorded ARN would be refused.
-pub fn definition_name(definition: &str) -> &str {
-    let name = definition
-        .rsplit_once(":job-definition/")
-        .map_or(definition, |(_, name)| name);
-    name.split_once(':').map_or(name, |(name, _)| name)
 }
 
 /// Where a job is in its life.
@@ -379,9 +296,12 @@ pub trait Scheduler: Send + Sync {
         name: &str,
     ) -> impl Future<Output = Result<Vec<JobStatus>, SchedulerError>> + Send;
 
-    /// Where this scheduler sends a request's jobs, with render jobs on `blender` (recorded in
-    /// `job.json`), if it has such a notion.
-    fn targets(&self, blender: Option<BlenderSeries>) -> Option<JobTargets> {
+    /// What this scheduler accepts: `farm-jobs` names, tags and checks every job by it.
+    fn limits(&self) -> SchedulerLimits;
+
+    /// Where this scheduler sends a request's jobs, with render jobs on `blender`, in its own
+    /// words (recorded in `job.json`), if it has such a notion.
+    fn record(&self, blender: Option<BlenderSeries>) -> Option<SchedulerRecord> {
         let _ = blender;
         None
     }
@@ -405,16 +325,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tag_values_keep_only_what_batch_accepts() {
-        assert_eq!(
-            tag_value("shots/my scene ü ✓.blend"),
-            "shots/my scene _ _.blend"
-        );
-        assert_eq!(tag_value("1-10 20-30:2"), "1-10 20-30:2");
-        assert_eq!(tag_value(&"a".repeat(300)).len(), 256);
-    }
-
-    #[test]
     fn job_states_are_named_and_padded_as_farm_status_prints_them() {
         assert_eq!(format!("{:<10}|", JobState::Succeeded), "SUCCEEDED |");
         assert_eq!(JobState::Unknown.to_string(), "UNKNOWN");
@@ -424,54 +334,6 @@ mod tests {
             serde_json::json!("FAILED")
         );
         assert!(JobState::Unknown.is_done() && !JobState::Running.is_done());
-    }
-
-    #[test]
-    fn a_value_starting_with_aws_colon_is_not_reserved_once_tagged() {
-        assert_eq!(tag_value("aws:scene.blend"), "aws_scene.blend");
-        assert_eq!(tag_value("AWS:x.blend"), "AWS_x.blend");
-        assert_eq!(tag_value("laws:x.blend"), "laws:x.blend");
-    }
-
-    #[test]
-    fn the_farms_tag_keys_are_valid_tag_keys() {
-        for key in [TAG_KEY, TAG_FRAMES] {
-            assert!(is_valid_tag_key(key), "{key}");
-        }
-        for bad in ["", "aws:key", "Aws:x", "a#b", &"k".repeat(129)] {
-            assert!(!is_valid_tag_key(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn a_job_definition_is_named_without_its_revision() {
-        for given in [
-            "farm-render-4-2",
-            "farm-render-4-2:7",
-            "arn:aws:batch:eu-west-1:123456789012:job-definition/farm-render-4-2:7",
-            "arn:aws-cn:batch:cn-north-1:123456789012:job-definition/farm-render-4-2",
-        ] {
-            assert_eq!(definition_name(given), "farm-render-4-2", "{given}");
-        }
-        let recorded = JobTargets {
-            queue: "arn:aws:batch:us-east-1:123456789012:job-queue/farm-queue".to_owned(),
-            render_definition:
-                "arn:aws:batch:us-east-1:123456789012:job-definition/farm-render-4-5:3".to_owned(),
-            zip_definition: "farm-zip:3".to_owned(),
-        };
-        let current = recorded.current_revisions();
-        assert_eq!(current.queue, recorded.queue);
-        assert_eq!(current.render_definition, "farm-render-4-5");
-        assert_eq!(current.zip_definition, "farm-zip");
-    }
-
-    proptest::proptest! {
-        /// Whatever a key or frame list holds, its tag value is one Batch accepts.
-        #[test]
-        fn every_text_makes_a_tag_value_batch_accepts(text in "(aws:|AWS:|[a-z:/ ]|.){0,300}") {
-            let value = tag_value(&text);
-            proptest::prop_assert!(is_valid_tag_value(&value), "{text:?} -> {value:?}");
-        }
     }
 
     #[test]

@@ -10,22 +10,30 @@ use aws_sdk_batch::types::{
     KeyValuePair, KeyValuesPair,
 };
 use aws_sdk_batch::Client;
-use farm_core::plan::MAX_ARRAY_SIZE;
 use farm_core::scheduler::{
-    ArrayProgress, JobKind, JobSpec, JobState, JobStatus, JobTargets, RenderDefinitions, Scheduler,
-    SchedulerError,
+    ArrayProgress, JobKind, JobSpec, JobState, JobStatus, RenderDefinitions, Scheduler,
+    SchedulerError, SchedulerLimits, SchedulerRecord,
 };
 use farm_core::series::{BlenderSeries, SeriesChoice};
 
 use crate::aws_error::Failure;
 
-/// Smallest array job AWS Batch accepts.
-pub const MIN_ARRAY_SIZE: usize = 2;
+/// What AWS Batch accepts ([`Scheduler::limits`]): arrays of 2 to 10,000 children, ECS's
+/// 8,192 characters of container overrides, SubmitJob's job names (128 characters) and Batch's
+/// tag rules (keys of 128 characters, values of 256, `aws:` reserved).
+pub const BATCH_LIMITS: SchedulerLimits = SchedulerLimits {
+    array_sizes: 2..=10_000,
+    env_max: 8_192,
+    job_name_max: 128,
+    tag_key_max: 128,
+    tag_value_max: 256,
+    tag_reserved_prefix: "aws:",
+};
 /// Most job ids one DescribeJobs call takes.
 const DESCRIBE_BATCH: usize = 100;
 
-/// Where the farm's jobs go: one queue, a job definition per [`JobKind`](farm_core::scheduler::JobKind) (names or ARNs).
-pub type BatchTargets = JobTargets;
+mod targets;
+pub use targets::{definition_name, BatchTargets};
 
 /// [`Scheduler`] on AWS Batch.
 ///
@@ -117,12 +125,16 @@ impl BatchScheduler {
 }
 
 impl Scheduler for BatchScheduler {
-    fn targets(&self, blender: Option<BlenderSeries>) -> Option<JobTargets> {
+    fn limits(&self) -> SchedulerLimits {
+        BATCH_LIMITS
+    }
+
+    fn record(&self, blender: Option<BlenderSeries>) -> Option<SchedulerRecord> {
         let mut targets = self.targets.clone();
         if let Some(definition) = self.render.as_ref().and_then(|r| r.definition(blender)) {
             definition.clone_into(&mut targets.render_definition);
         }
-        Some(targets)
+        Some(SchedulerRecord::new(&targets))
     }
 
     fn blender(&self) -> Option<SeriesChoice> {
@@ -213,12 +225,11 @@ fn array_properties(size: Option<usize>) -> Result<Option<ArrayProperties>, Sche
     let Some(size) = size else {
         return Ok(None);
     };
-    if !(MIN_ARRAY_SIZE..=MAX_ARRAY_SIZE).contains(&size) {
+    let sizes = BATCH_LIMITS.array_sizes;
+    if !sizes.contains(&size) {
         return Err(SchedulerError::Rejected {
             operation: "submit job",
-            message: format!(
-                "an array job has {MIN_ARRAY_SIZE} to {MAX_ARRAY_SIZE} children, not {size}"
-            ),
+            message: farm_core::scheduler::OverLimit::ArraySize { size, sizes }.to_string(),
         });
     }
     let size = i32::try_from(size).map_err(|_| SchedulerError::Rejected {
@@ -366,27 +377,21 @@ mod tests {
         ));
         job.kind = JobKind::Zip;
         assert_eq!(definition(&job).unwrap(), "zip");
+        let recorded = |scheduler: &BatchScheduler, blender| {
+            BatchTargets::recorded(&scheduler.record(blender).unwrap()).unwrap()
+        };
         assert_eq!(
-            Scheduler::targets(&scheduler, Some(v45))
-                .unwrap()
-                .render_definition,
+            recorded(&scheduler, Some(v45)).render_definition,
             "render-4-5"
         );
-        assert_eq!(
-            Scheduler::targets(&scheduler, None)
-                .unwrap()
-                .render_definition,
-            "render-4-2"
-        );
+        assert_eq!(recorded(&scheduler, None).render_definition, "render-4-2");
         assert_eq!(
             scheduler.blender().unwrap().default_pick(),
             farm_core::series::BlenderPick::Series(v42)
         );
         assert_eq!(offline_scheduler().blender(), None);
         assert_eq!(
-            Scheduler::targets(&offline_scheduler(), Some(v45))
-                .unwrap()
-                .render_definition,
+            recorded(&offline_scheduler(), Some(v45)).render_definition,
             "render"
         );
     }
@@ -455,6 +460,23 @@ mod tests {
                 .and_then(|a| a.size()),
             Some(7)
         );
+    }
+
+    #[test]
+    fn batch_states_its_own_numbers_and_the_farms_largest_plan_fits() {
+        assert!(BATCH_LIMITS
+            .array_sizes
+            .contains(&farm_core::plan::MAX_ARRAY_SIZE));
+        assert!(array_properties(Some(*BATCH_LIMITS.array_sizes.start())).is_ok());
+        // Tag values of 256 characters, `aws:` reserved; job names of 128.
+        let value = BATCH_LIMITS.tag_value(&format!("aws:{}", "a".repeat(300)));
+        assert_eq!(value.len(), 256);
+        assert!(value.starts_with("aws_"), "{value}");
+        assert!(BATCH_LIMITS.is_valid_tag_value(&value));
+        let name = BATCH_LIMITS.job_name(&"a".repeat(300), "0123456789abcdef-render");
+        assert_eq!(name.len(), 128, "{name}");
+        assert!(BATCH_LIMITS.check_job_name(&name).is_ok());
+        assert!(BATCH_LIMITS.check_job_name(&"a".repeat(129)).is_err());
     }
 
     #[test]

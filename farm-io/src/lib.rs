@@ -32,7 +32,7 @@ mod s3_upload;
 mod temp;
 
 #[cfg(feature = "aws")]
-pub use batch::{BatchScheduler, BatchTargets, MIN_ARRAY_SIZE};
+pub use batch::{definition_name, BatchScheduler, BatchTargets, BATCH_LIMITS};
 #[cfg(feature = "aws")]
 pub use clients::{AwsClients, ClientSettings};
 pub use local::{LocalStorage, LocalUpload};

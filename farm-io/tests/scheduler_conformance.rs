@@ -1,7 +1,8 @@
 //! One scheduler conformance suite, run against `BatchScheduler` on moto_server's docker-free
 //! Batch and against the test kit's `MemoryScheduler` (which unit tests use in its place). It
 //! holds what the farm relies on: submitting plain, array and dependent jobs, describing them,
-//! finding a request's jobs by name, cancelling, and the array sizes Batch refuses.
+//! finding a request's jobs by name, cancelling, the array sizes Batch refuses, and the limits
+//! each states (the memory scheduler states Batch's, `farm_io::BATCH_LIMITS`).
 //!
 //! moto runs nothing (its jobs succeed at once) and the memory scheduler runs nothing (its jobs
 //! stay submitted), so the suite asserts no state a real job would pass through, only what every
@@ -183,6 +184,35 @@ mod suite {
         assert_eq!(ids(&s.find_by_name("sized-2-render").await?), [id.as_str()]);
         Ok(())
     }
+
+    pub(crate) async fn states_batchs_limits_and_holds_to_them<S: Scheduler>(
+        s: &S,
+    ) -> anyhow::Result<()> {
+        let limits = s.limits();
+        assert_eq!(limits, farm_io::BATCH_LIMITS);
+        let sizes = limits.array_sizes.clone();
+        for size in [sizes.start() - 1, sizes.end() + 1] {
+            let refused = s
+                .submit(&job(JobKind::Render, "limit-render", Some(size)))
+                .await;
+            assert!(
+                matches!(&refused, Err(SchedulerError::Rejected { .. })),
+                "size {size}: {refused:?}"
+            );
+        }
+        assert!(s.find_by_name("limit-render").await?.is_empty());
+        // The farm's names and tags, made by the stated rules, are accepted.
+        let mut named = job(
+            JobKind::Zip,
+            &limits.job_name(&format!("{}/ü.blend", "deep/".repeat(40)), "zip"),
+            None,
+        );
+        let value = limits.tag_value(&format!("aws:{}", "ü".repeat(300)));
+        named.tags.insert("farm:key".to_owned(), value);
+        let id = s.submit(&named).await?;
+        assert_eq!(ids(&s.find_by_name(&named.name).await?), [id.as_str()]);
+        Ok(())
+    }
 }
 
 macro_rules! conformance {
@@ -215,6 +245,7 @@ conformance!(
     find_by_name_finds_exactly_that_name,
     cancel_stops_jobs,
     array_sizes_batch_refuses_are_rejected,
+    states_batchs_limits_and_holds_to_them,
 );
 
 mod harness {

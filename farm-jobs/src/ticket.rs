@@ -132,6 +132,34 @@ impl JobTicket {
         }
     }
 
+    /// The ticket of a local render (`farm render`) into a folder laid out at its root
+    /// ([`JobKeys::root`]): the scene's content hash stands for the upload's ETag, and
+    /// `dependencies` is the version of the scene's files found ([`farm_core::deps::DependencyList::version`]),
+    /// named by the key its list would have, so [`JobTicket::version`] reads it back.
+    pub fn local(
+        plan: Plan,
+        source_tag: &str,
+        format: Option<OutputFormat>,
+        engine: Engine,
+        dependencies: Option<&str>,
+        persistent: bool,
+    ) -> Self {
+        let keys = JobKeys::root();
+        Self {
+            bucket: String::new(),
+            dependencies: dependencies.map(|version| keys.dependency_list_of(version)),
+            keys,
+            plan,
+            source_etag: Some(source_tag.to_owned()),
+            format,
+            engine: Some(engine),
+            blender: None,
+            persistent,
+            movie: None,
+            scout: None,
+        }
+    }
+
     /// The ticket of the job `job.json` describes (a submitted one: a rejected manifest has no
     /// frame plan).
     pub fn from_manifest(manifest: &JobManifest) -> Result<Self, TicketError> {
@@ -173,6 +201,16 @@ impl JobTicket {
                 .as_deref()
                 .map(|list| farm_core::deps::list_version(list).to_owned()),
             engine: self.engine.unwrap_or_default(),
+        }
+    }
+
+    /// The job's version ([`JobTicket::version`]) for the upload at `etag`, which a job
+    /// submitted for any version (no `source_etag`) renders, and a job bound to one has found
+    /// equal: the renderer stamps every frame with it.
+    pub fn version_at(&self, etag: Option<&str>) -> OutputVersion {
+        OutputVersion {
+            source_tag: etag.map(str::to_owned),
+            ..self.version()
         }
     }
 

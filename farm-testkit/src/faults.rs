@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use farm_core::scheduler::{JobKind, JobSpec, JobStatus, JobTargets, Scheduler, SchedulerError};
+use farm_core::scheduler::{
+    JobKind, JobSpec, JobStatus, Scheduler, SchedulerError, SchedulerLimits, SchedulerRecord,
+};
 use farm_core::series::SeriesChoice;
 use farm_core::storage::{
     ByteChunks, ObjectMeta, PutOptions, StorageError, StorageResult, StreamUpload, Tags,
@@ -559,8 +561,12 @@ impl<U: StreamUpload> StreamUpload for FaultyUpload<U> {
 }
 
 impl<B: Scheduler> Scheduler for Faulty<B> {
-    fn targets(&self, blender: Option<BlenderSeries>) -> Option<JobTargets> {
-        self.inner.targets(blender)
+    fn limits(&self) -> SchedulerLimits {
+        self.inner.limits()
+    }
+
+    fn record(&self, blender: Option<BlenderSeries>) -> Option<SchedulerRecord> {
+        self.inner.record(blender)
     }
 
     fn blender(&self) -> Option<SeriesChoice> {

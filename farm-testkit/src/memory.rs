@@ -16,12 +16,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use farm_core::scheduler::{
-    ArrayProgress, JobSpec, JobState, JobStatus, JobTargets, Scheduler, SchedulerError,
+    ArrayProgress, JobSpec, JobState, JobStatus, Scheduler, SchedulerError, SchedulerLimits,
 };
 use farm_core::storage::{
     Metadata, ObjectMeta, PutOptions, StorageError, StorageResult, StreamUpload, Tags,
 };
-use farm_core::{BlenderSeries, Storage};
+use farm_core::Storage;
 use sha2::{Digest, Sha256};
 
 /// Locks a mutex, ignoring poisoning: a panicking test must not hide its cause behind others.
@@ -450,29 +450,17 @@ struct SchedulerState {
     cancelled: Vec<String>,
 }
 
-/// Smallest and largest array job AWS Batch accepts.
-const ARRAY_SIZES: std::ops::RangeInclusive<usize> = 2..=farm_core::plan::MAX_ARRAY_SIZE;
-
 /// A scheduler in memory. Jobs get ids `job-1`, `job-2`, … in submission order and stay
 /// `Submitted` until [`MemoryScheduler::set_state`] moves them on (nothing runs); `cancel`
 /// fails a job that has not finished, as Batch's TerminateJob does.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryScheduler {
     state: Arc<Mutex<SchedulerState>>,
-    targets: Option<JobTargets>,
 }
 
 impl MemoryScheduler {
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// A scheduler that reports `targets` (recorded in `job.json`).
-    pub fn with_targets(targets: JobTargets) -> Self {
-        Self {
-            targets: Some(targets),
-            ..Self::default()
-        }
     }
 
     fn state(&self) -> MutexGuard<'_, SchedulerState> {
@@ -513,53 +501,22 @@ impl MemoryScheduler {
     }
 }
 
-/// Batch's rule for job names: 1 to 128 letters, digits, hyphens and underscores, starting with
-/// a letter or digit.
-fn check_job_name(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() || name.len() > 128 {
-        return Err("must have 1 to 128 characters");
-    }
-    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err("must start with a letter or a digit");
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err("may hold only letters, digits, hyphens and underscores");
-    }
-    Ok(())
-}
-
 fn rejected(operation: &'static str, message: String) -> SchedulerError {
     SchedulerError::Rejected { operation, message }
 }
 
 impl Scheduler for MemoryScheduler {
-    /// One render job definition: the same targets whatever the series.
-    fn targets(&self, _blender: Option<BlenderSeries>) -> Option<JobTargets> {
-        self.targets.clone()
+    /// AWS Batch's limits, so a unit test's job is refused where Batch would refuse it (the
+    /// scheduler conformance suite, `farm-io/tests/scheduler_conformance.rs`, holds both
+    /// schedulers to them).
+    fn limits(&self) -> SchedulerLimits {
+        farm_io::BATCH_LIMITS
     }
 
     async fn submit(&self, job: &JobSpec) -> Result<String, SchedulerError> {
-        if let Some(size) = job.array_size {
-            if !ARRAY_SIZES.contains(&size) {
-                return Err(rejected(
-                    "submit job",
-                    format!(
-                        "an array job has {} to {} children, not {size}",
-                        ARRAY_SIZES.start(),
-                        ARRAY_SIZES.end()
-                    ),
-                ));
-            }
-        }
-        if let Err(reason) = check_job_name(&job.name) {
-            return Err(rejected(
-                "submit job",
-                format!("job name `{}` {reason}", job.name),
-            ));
-        }
+        self.limits()
+            .check(job)
+            .map_err(|over| rejected("submit job", over.to_string()))?;
         let mut state = self.state();
         let id = format!("job-{}", state.jobs.len() + 1);
         state.jobs.push(SubmittedJob {

@@ -2411,14 +2411,18 @@ async fn the_messages_name_the_key_the_status_and_where_frames_zip_is() {
         .expect("a render request");
     let ticket = farm_jobs::JobTicket::for_request("farm-bucket", key, None, &request, None);
     let storage = farm_testkit::MemoryStorage::new();
-    let render = ticket.render_job(&storage).await.unwrap();
-    let zip = ticket.zip_job(&storage, "render-id").await.unwrap();
+    let limits = farm_core::scheduler::Scheduler::limits(&farm_testkit::MemoryScheduler::new());
+    let render = ticket.render_job(&storage, &limits).await.unwrap();
+    let zip = ticket
+        .zip_job(&storage, &limits, "render-id")
+        .await
+        .unwrap();
     let movie_scene = farm_jobs::JobTicket {
         movie: Some("mkv".to_owned()),
         ..ticket
     };
     let movie = movie_scene
-        .movie_job(&storage, "zip-id")
+        .movie_job(&storage, &limits, "zip-id")
         .await
         .unwrap()
         .expect("a movie job");

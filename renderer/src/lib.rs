@@ -68,14 +68,11 @@ async fn run_chunk<S: Storage>(
     let key = ticket.keys.source();
     let source = check_source(storage, ticket).await?;
     let source_tag = source.etag.as_deref();
-    let version = ticket.version();
+    let version = ticket.version_at(source_tag);
     let spec = ChunkSpec {
         keys: &ticket.keys,
         frames,
-        format: version.format,
-        engine: version.engine,
-        source_tag,
-        dependencies: version.dependencies.as_deref(),
+        version: &version,
         recheck_source: true,
     };
     let todo = pending_frames(storage, &spec).await?;

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use farm_core::blender::{blender_env, Blender, OutputFormat, RenderCommand};
-use farm_core::engine::Engine;
+use farm_core::blender::{blender_env, Blender, RenderCommand};
 use farm_core::image::{content_type, looks_like_image, IMAGE_SNIFF_LEN};
 use farm_core::storage::PutOptions;
 use farm_core::{JobKeys, Storage};
@@ -39,29 +38,16 @@ pub struct ChunkSpec<'a> {
     pub keys: &'a JobKeys,
     /// Sorted absolute frames of the chunk.
     pub frames: &'a [i32],
-    pub format: Option<OutputFormat>,
-    /// The engine Blender renders with; recorded on every frame.
-    pub engine: Engine,
-    /// Identifies the version of the .blend (its ETag). Stored on every frame; a frame carrying
-    /// another tag was rendered from another version and is rendered again.
-    pub source_tag: Option<&'a str>,
-    /// The version of the job's dependency list, if it has one ([`farm_core::deps::list_version`]):
-    /// stored on every frame, so a frame rendered with other textures or libraries is rendered
-    /// again.
-    pub dependencies: Option<&'a str>,
-    /// Whether `keys.source()` is the .blend in the store and `source_tag` its ETag: then the
-    /// source is checked again before each upload, and a replaced .blend stops the chunk with
-    /// [`RenderError::Superseded`] instead of mixing its frames with the new upload's.
+    /// What makes a frame object this job's ([`farm_jobs::JobTicket::version`]): the .blend's
+    /// version (its ETag), the format and the engine Blender renders with, the version of the
+    /// job's dependency list. Stored on every frame; a frame carrying another was rendered for
+    /// another job and is rendered again.
+    pub version: &'a OutputVersion,
+    /// Whether `keys.source()` is the .blend in the store and the version's source tag its
+    /// ETag: then the source is checked again before each upload, and a replaced .blend stops
+    /// the chunk with [`RenderError::Superseded`] instead of mixing its frames with the new
+    /// upload's.
     pub recheck_source: bool,
-}
-
-impl ChunkSpec<'_> {
-    /// What makes a frame object this job's (see [`farm_jobs::scan`]).
-    pub fn version(&self) -> OutputVersion {
-        OutputVersion::new(self.source_tag, self.format)
-            .with_dependencies(self.dependencies)
-            .with_engine(Some(self.engine))
-    }
 }
 
 /// How to run Blender.
@@ -108,7 +94,7 @@ pub async fn pending_frames<S: Storage>(
     storage: &S,
     spec: &ChunkSpec<'_>,
 ) -> Result<Vec<i32>, RenderError> {
-    let scan = scan_chunk_frames(storage, spec.keys, spec.frames, &spec.version())
+    let scan = scan_chunk_frames(storage, spec.keys, spec.frames, spec.version)
         .await
         .map_err(|error| match error {
             ScanError::Storage(e) => RenderError::Storage(e),
@@ -152,9 +138,9 @@ pub async fn render_frames<S: Storage, F: Future<Output = ()> + Unpin>(
         output_dir: &out_dir,
         outputs_dir: &outputs_dir,
         caches_dir: &caches_dir,
-        format: spec.format,
+        format: spec.version.format,
         persistent: setup.persistent,
-        engine: spec.engine,
+        engine: spec.version.engine,
     };
     let (mut child, mut lines) = spawn_blender(setup, &command).await?;
     let mut run = Run::new(frames, &out_dir);
@@ -351,7 +337,7 @@ async fn upload_frame<S: Storage>(
     let key = spec.keys.frame(file.frame, &file.extension);
     let options = PutOptions {
         content_type: Some(content_type(&file.extension).to_owned()),
-        metadata: spec.version().metadata(),
+        metadata: spec.version.metadata(),
         ..PutOptions::default()
     };
     check_source(storage, spec).await?;
@@ -372,7 +358,7 @@ async fn upload_frame<S: Storage>(
 /// submitted (its frames would overwrite the newer upload's), with [`RenderError::SourceMissing`]
 /// when it was deleted.
 async fn check_source<S: Storage>(storage: &S, spec: &ChunkSpec<'_>) -> Result<(), RenderError> {
-    let (true, Some(expected)) = (spec.recheck_source, spec.source_tag) else {
+    let (true, Some(expected)) = (spec.recheck_source, spec.version.source_tag.as_deref()) else {
         return Ok(());
     };
     let key = spec.keys.source();

@@ -110,14 +110,13 @@ pub async fn render_samples<F: Future<Output = ()> + Unpin>(
 ) -> Result<TaskRecord, RenderError> {
     let storage = LocalStorage::new(setup.work_dir.join("samples"));
     let keys = JobKeys::root();
+    // Samples of no job: any version of the scene, in its own format, on `engine`.
+    let version = farm_jobs::OutputVersion::default().with_engine(Some(engine));
     let spec = ChunkSpec {
         keys: &keys,
         frames: samples,
-        format: None,
-        source_tag: None,
-        dependencies: None,
+        version: &version,
         recheck_source: false,
-        engine,
     };
     let setup = BlenderSetup {
         persistent: false,

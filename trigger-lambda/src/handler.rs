@@ -325,9 +325,9 @@ where
     ))
     .await
     {
-        Err(err @ (SubmitError::TooLarge { .. } | SubmitError::Blender(_))) => {
-            return reject(&storage, record, &source.etag, err.to_string()).await
-        }
+        Err(
+            err @ (SubmitError::TooLarge { .. } | SubmitError::Unfit(_) | SubmitError::Blender(_)),
+        ) => return reject(&storage, record, &source.etag, err.to_string()).await,
         other => other?,
     };
     Ok(outcome(record, submitted))

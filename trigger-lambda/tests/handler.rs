@@ -9,7 +9,7 @@ use aws_lambda_events::event::s3::S3Event;
 use bytes::Bytes;
 use farm_core::env;
 use farm_core::manifest::{JobManifest, ManifestStatus};
-use farm_core::scheduler::{JobKind, JobSpec};
+use farm_core::scheduler::{JobKind, JobSpec, Scheduler};
 use farm_testkit::{Fault, Faulty, MemoryScheduler, MemoryStorage, Op, StoredObject};
 use trigger_lambda::{
     handle_event, parse_event, process_event, Deps, EventReport, MarkerState, RecordOutcome,
@@ -559,12 +559,14 @@ async fn a_short_tag_with_a_long_frame_list_fits_the_container_overrides() {
     assert_eq!(jobs.len(), 2);
     let canonical = store.manifest("shots/scene.blend").unwrap().frames.unwrap();
     assert!(canonical.len() > 9_000, "{}", canonical.len());
+    let max = deps.scheduler.limits().env_max;
+    assert_eq!(max, 8_192, "ECS's limit, as the scheduler states it");
     for (_, job) in &jobs {
         assert!(
-            job.overrides_len() <= farm_core::scheduler::CONTAINER_OVERRIDES_MAX,
+            job.env_len() <= max,
             "{:?} job: {} characters",
             job.kind,
-            job.overrides_len()
+            job.env_len()
         );
         let (_, value) = job
             .env

@@ -778,7 +778,7 @@ async fn the_blender_tag_picks_its_series_job_definition_and_job_json_records_it
     assert_eq!(manifest.saved_by, Some(BlenderSeries::new(3, 4)));
     assert!(manifest.warnings.is_empty(), "{:?}", manifest.warnings);
     // `farm retry` submits again where the job ran.
-    let targets = manifest.targets.unwrap();
+    let targets = BatchTargets::recorded(&manifest.targets.unwrap()).unwrap();
     assert_eq!(targets.render_definition, farm.render_45);
     assert_eq!(targets.zip_definition, farm.batch.zip_definition);
 
@@ -791,7 +791,9 @@ async fn the_blender_tag_picks_its_series_job_definition_and_job_json_records_it
     let manifest = farm.manifest(&key).await.unwrap();
     assert_eq!(manifest.blender, Some(V42));
     assert_eq!(
-        manifest.targets.unwrap().render_definition,
+        BatchTargets::recorded(&manifest.targets.unwrap())
+            .unwrap()
+            .render_definition,
         farm.batch.render_definition
     );
 
@@ -1030,7 +1032,9 @@ async fn blender_auto_runs_the_series_of_the_file_on_that_series_job_definition(
             manifest.warnings
         );
         assert_eq!(
-            manifest.targets.unwrap().render_definition,
+            BatchTargets::recorded(&manifest.targets.unwrap())
+                .unwrap()
+                .render_definition,
             farm.definitions[&want]
         );
     }

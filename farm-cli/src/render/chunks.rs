@@ -6,12 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use anyhow::{anyhow, Context};
-use farm_core::blender::{Blender, OutputFormat};
-use farm_core::engine::Engine;
+use farm_core::blender::Blender;
 use farm_core::frames::compact;
 use farm_core::{JobKeys, Plan, Storage};
 use farm_io::LocalStorage;
-use farm_jobs::scan_frames;
+use farm_jobs::{scan_frames, OutputVersion};
 use futures::StreamExt;
 use renderer::{BlenderSetup, ChunkReport, ChunkSpec, FrameEvent, RenderError};
 use tracing::{debug, info};
@@ -54,15 +53,12 @@ pub(super) struct ChunkContext<'a> {
     pub(super) blender: &'a Blender,
     pub(super) work_root: &'a Path,
     pub(super) threads: usize,
-    pub(super) format: Option<OutputFormat>,
+    /// What makes a frame this job's ([`farm_jobs::JobTicket::version`] of the local ticket).
+    pub(super) version: &'a OutputVersion,
     /// Whether a chunk of several frames keeps Cycles' data between them (`--no-persistent`).
     pub(super) persistent: bool,
     /// Most time one frame may take (`--frame-timeout`).
     pub(super) frame_timeout: Option<std::time::Duration>,
-    pub(super) engine: Engine,
-    pub(super) source_tag: &'a str,
-    /// The version of the scene's files (textures, libraries...) found here, if it has any.
-    pub(super) dependencies: Option<&'a str>,
     pub(super) shutdown: &'a Shutdown,
     /// Each chunk's task record, for the run's receipt.
     pub(super) records: &'a Mutex<Vec<farm_core::tasks::TaskRecord>>,
@@ -75,22 +71,10 @@ pub(super) async fn plan_work(
     storage: &LocalStorage,
     keys: &JobKeys,
     plan: &Plan,
-    format: Option<OutputFormat>,
-    engine: Engine,
-    source_tag: &str,
-    dependencies: Option<&str>,
+    version: &OutputVersion,
 ) -> anyhow::Result<PlannedWork> {
     let frames = plan.frames().as_slice();
-    let spec = ChunkSpec {
-        keys,
-        frames,
-        format,
-        engine,
-        source_tag: Some(source_tag),
-        dependencies,
-        recheck_source: false,
-    };
-    let scan = scan_frames(storage, keys, frames, &spec.version())
+    let scan = scan_frames(storage, keys, frames, version)
         .await
         .context("checking the frames already rendered")?;
     let todo: BTreeSet<i32> = scan.not_current().into_iter().collect();
@@ -250,10 +234,7 @@ pub(super) async fn render_chunk(
     let spec = ChunkSpec {
         keys: context.keys,
         frames: &chunk.frames,
-        format: context.format,
-        engine: context.engine,
-        source_tag: Some(context.source_tag),
-        dependencies: context.dependencies,
+        version: context.version,
         recheck_source: false,
     };
     let setup = BlenderSetup {
@@ -280,7 +261,7 @@ pub(super) async fn render_chunk(
         },
     )
     .await;
-    let record = clock.finish(chunk.index, 1, Some(context.source_tag.to_owned()), &result);
+    let record = clock.finish(chunk.index, 1, context.version.source_tag.clone(), &result);
     context
         .records
         .lock()

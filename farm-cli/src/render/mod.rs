@@ -39,6 +39,7 @@ use farm_core::frames::{compact, DEFAULT_MAX_FRAMES};
 use farm_core::plan::{auto_chunk_size, Chunking, PlanError, MAX_ARRAY_SIZE};
 use farm_core::{FrameList, JobKeys, Plan};
 use farm_io::LocalStorage;
+use farm_jobs::JobTicket;
 use tracing::{debug, info};
 
 use crate::cli::RenderArgs;
@@ -69,62 +70,20 @@ pub(crate) fn asked_frames(spec: Option<&str>) -> anyhow::Result<Option<FrameLis
 pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let shutdown = Shutdown::listen();
-    let scene = check_scene(&args.scene).await?;
-    let dependencies = crate::project::check_before_render(&scene, args.strict).await?;
-    let format = args
-        .format
-        .as_deref()
-        .map(|f| f.parse::<OutputFormat>())
-        .transpose()
-        .map_err(|e| anyhow!("invalid --format: {e}"))?;
-    let (frames, info) =
-        scene_frames(&scene, &args.scene, asked_frames(args.frames.as_deref())?).await?;
-    let (engine, format) = engine_and_format(args.engine, format, info.as_ref());
-    let out = args.out.clone().unwrap_or_else(|| default_out(&args.scene));
-    if !args.dry_run {
-        prepare_out(&out).await?;
-    }
-    let source_tag = hash_file(&scene).await?;
-    debug!(%source_tag, "scene content hash");
-    let workers = usize::from(args.workers);
-    let chunk = match args.chunk.unwrap_or(Chunking::Auto) {
-        Chunking::Frames(size) => size,
-        Chunking::Auto => default_chunk(frames.len(), workers),
-    };
-    let plan = Plan::new(frames, chunk).map_err(|e| match e {
-        // The plan's limit is the cloud's array size; say it in this command's words.
-        PlanError::TooManyChunks {
-            frames,
-            chunk_size,
-            chunks,
-            fitting,
-        } => anyhow!(
-            "invalid --chunk: {frames} frames in chunks of {chunk_size} make {chunks} chunks, \
-             more than the {MAX_ARRAY_SIZE} a job may have: use --chunk {fitting} or more"
-        ),
-        other => anyhow!("invalid --chunk: {other}"),
-    })?;
+    let LocalJob {
+        scene,
+        info,
+        out,
+        engine,
+        format,
+        ticket,
+    } = local_job(args).await?;
+    let (plan, version) = (&ticket.plan, ticket.version());
+    let (workers, persistent) = (usize::from(args.workers), ticket.persistent);
 
     let storage = LocalStorage::new(&out);
     let keys = JobKeys::root();
-    let planned = if args.dry_run && !out.is_dir() {
-        // Nothing rendered there yet: every chunk is to do, and the folder is not made.
-        chunks::PlannedWork {
-            work: chunks::every_chunk(&plan),
-            stale: Vec::new(),
-        }
-    } else {
-        plan_work(
-            &storage,
-            &keys,
-            &plan,
-            format,
-            engine,
-            &source_tag,
-            dependencies.as_deref(),
-        )
-        .await?
-    };
+    let planned = work_to_do(args.dry_run, &storage, &keys, plan, &version, &out).await?;
     let todo = planned.work;
     let to_render: usize = todo.iter().map(|w| w.todo.len()).sum();
     let already = plan.frames().len() - to_render;
@@ -142,23 +101,10 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         "planned"
     );
 
-    let saved_by = std::fs::File::open(&scene)
-        .ok()
-        .and_then(|file| farm_blend::read_version(file).ok())
-        .map(|v| farm_core::BlenderSeries::new(v.major, v.minor));
+    let saved_by = saved_by(&scene);
     if args.dry_run {
-        let blender = blenders::describe(&args.blender, saved_by)?;
-        let dry = dry_run::DryRun {
-            plan: &plan,
-            to_render,
-            workers: running,
-            threads,
-            blender: &blender,
-            engine,
-            out: &out,
-        };
-        print!("{}", dry.text());
-        return Ok(());
+        let workers_used = (running, threads);
+        return print_dry_run(args, plan, to_render, workers_used, engine, &out, saved_by);
     }
     chunks::remove_stale(&storage, &planned.stale).await?;
     let chosen = blenders::choose(&args.blender, saved_by).await?;
@@ -166,10 +112,7 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         println!("{said}");
     }
     let blender = chosen.blender;
-    let work_root = tempfile::Builder::new()
-        .prefix("farm-render-")
-        .tempdir()
-        .context("cannot create a temporary work folder (check TMPDIR)")?;
+    let work_root = work_root()?;
     let records = std::sync::Mutex::new(Vec::new());
     let context = ChunkContext {
         storage: &storage,
@@ -178,12 +121,9 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         blender: &blender,
         work_root: work_root.path(),
         threads,
-        format,
-        persistent: !args.no_persistent,
+        version: &version,
+        persistent,
         frame_timeout: args.frame_timeout.map(std::time::Duration::from_secs),
-        engine,
-        source_tag: &source_tag,
-        dependencies: dependencies.as_deref(),
         shutdown: &shutdown,
         records: &records,
     };
@@ -193,38 +133,105 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
         Err(err) => return Err(explain(err, &out, &args.scene)),
     };
 
-    let zip_bar = progress::bytes(0, "zipping");
-    let on_zip = |p: zipper::ZipProgress| {
-        zip_bar.set_length(p.bytes_total);
-        zip_bar.set_position(p.bytes_done);
-    };
-    let version = farm_jobs::OutputVersion::new(Some(&source_tag), format)
-        .with_dependencies(dependencies.as_deref())
-        .with_engine(Some(engine));
-    let summary = zipper::zip_frames_until(
-        &storage,
-        &keys,
-        plan.frames(),
-        &version,
-        &zipper::ZipOptions::default(),
-        &on_zip,
-        shutdown.signal(),
-    )
-    .await;
-    zip_bar.finish_and_clear();
-    let summary = match summary {
-        Ok(summary) => summary,
-        Err(zipper::ZipError::Interrupted) => {
-            return Err(Interrupted(format!(
-                "stopped while zipping; all {} frames are in {}: rerun to make the archive",
-                plan.frames().len(),
-                out.join("frames").display()
-            ))
-            .into())
-        }
-        Err(err) => return Err(anyhow!(err).context("zipping the frames")),
-    };
+    let summary = zip_local(&storage, &keys, &ticket, &out, &shutdown).await?;
 
+    let workers_used = (running, threads);
+    say_rendered(
+        rendered,
+        already,
+        engine,
+        started,
+        workers_used,
+        plan.chunk_size(),
+    );
+    let records = records.into_inner().unwrap_or_else(|e| e.into_inner());
+    say_outputs(&out, &keys, plan, &summary, &records);
+    if let Some(movie) = info
+        .as_ref()
+        .and_then(|i| i.active_scene())
+        .and_then(|s| s.movie.as_ref())
+    {
+        movie::write_and_say(
+            &blender,
+            &scene,
+            &out,
+            plan.frames().as_slice(),
+            format,
+            movie,
+        )
+        .await?;
+    }
+    say_earlier_frames(&storage, &keys, plan).await
+}
+
+/// The chunks still to render in `out` (every chunk for a dry run into a folder not made yet).
+async fn work_to_do(
+    dry_run: bool,
+    storage: &LocalStorage,
+    keys: &JobKeys,
+    plan: &Plan,
+    version: &farm_jobs::OutputVersion,
+    out: &std::path::Path,
+) -> anyhow::Result<chunks::PlannedWork> {
+    if dry_run && !out.is_dir() {
+        // Nothing rendered there yet: every chunk is to do, and the folder is not made.
+        return Ok(chunks::PlannedWork {
+            work: chunks::every_chunk(plan),
+            stale: Vec::new(),
+        });
+    }
+    plan_work(storage, keys, plan, version).await
+}
+
+/// Prints what a run would do (`--dry-run`): `(workers, threads)` each.
+fn print_dry_run(
+    args: &RenderArgs,
+    plan: &Plan,
+    to_render: usize,
+    (running, threads): (usize, usize),
+    engine: farm_core::engine::Engine,
+    out: &std::path::Path,
+    saved_by: Option<farm_core::BlenderSeries>,
+) -> anyhow::Result<()> {
+    let blender = blenders::describe(&args.blender, saved_by)?;
+    let dry = dry_run::DryRun {
+        plan,
+        to_render,
+        workers: running,
+        threads,
+        blender: &blender,
+        engine,
+        out,
+    };
+    print!("{}", dry.text());
+    Ok(())
+}
+
+/// The Blender that saved the scene, from its header, when it can be read.
+fn saved_by(scene: &std::path::Path) -> Option<farm_core::BlenderSeries> {
+    std::fs::File::open(scene)
+        .ok()
+        .and_then(|file| farm_blend::read_version(file).ok())
+        .map(|v| farm_core::BlenderSeries::new(v.major, v.minor))
+}
+
+/// The run's scratch folder (each chunk works in its own folder under it).
+fn work_root() -> anyhow::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("farm-render-")
+        .tempdir()
+        .context("cannot create a temporary work folder (check TMPDIR)")
+}
+
+/// Prints what the run rendered: `(workers, threads)` each, `chunk_size` frames per chunk.
+fn say_rendered(
+    rendered: usize,
+    already: usize,
+    engine: farm_core::engine::Engine,
+    started: Instant,
+    (running, threads): (usize, usize),
+    chunk_size: u32,
+) {
     if rendered == 0 {
         println!(
             "rendered 0 frame(s) ({already} already done): every frame was already rendered from this content of the scene"
@@ -235,12 +242,140 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
             engine.label(),
             seconds(started.elapsed()),
             running,
-            plan.chunk_size(),
+            chunk_size,
         );
     }
-    let records = records.into_inner().unwrap_or_else(|e| e.into_inner());
+}
+
+/// Notes the frames of earlier runs `frames/` holds besides this run's.
+async fn say_earlier_frames(
+    storage: &LocalStorage,
+    keys: &JobKeys,
+    plan: &Plan,
+) -> anyhow::Result<()> {
+    let earlier = frames_outside(storage, keys, plan).await?;
+    if !earlier.is_empty() {
+        println!(
+            "note:    frames/ also holds {} frame(s) of earlier runs, not in this run nor in frames.zip: {}",
+            earlier.len(),
+            compact(&earlier, " ")
+        );
+    }
+    Ok(())
+}
+
+/// What `farm render` renders: the scene checked, its frames, engine and format resolved
+/// against the command line, and the local job's ticket.
+struct LocalJob {
+    scene: std::path::PathBuf,
+    info: Option<farm_blend::BlendInfo>,
+    out: std::path::PathBuf,
+    engine: farm_core::engine::Engine,
+    format: Option<OutputFormat>,
+    ticket: JobTicket,
+}
+
+/// Reads the request of `farm render`: checks the scene and its files, resolves its frames,
+/// engine and format, prepares the output folder (not for a dry run) and makes the ticket.
+async fn local_job(args: &RenderArgs) -> anyhow::Result<LocalJob> {
+    let scene = check_scene(&args.scene).await?;
+    let dependencies = crate::project::check_before_render(&scene, args.strict).await?;
+    let format = args
+        .format
+        .as_deref()
+        .map(|f| f.parse::<OutputFormat>())
+        .transpose()
+        .map_err(|e| anyhow!("invalid --format: {e}"))?;
+    let (frames, info) =
+        scene_frames(&scene, &args.scene, asked_frames(args.frames.as_deref())?).await?;
+    let (engine, format) = engine_and_format(args.engine, format, info.as_ref());
+    let out = args.out.clone().unwrap_or_else(|| default_out(&args.scene));
+    if !args.dry_run {
+        prepare_out(&out).await?;
+    }
+    let source_tag = hash_file(&scene).await?;
+    debug!(%source_tag, "scene content hash");
+    let plan = plan_chunks(frames, args.chunk, usize::from(args.workers))?;
+    let persistent = !args.no_persistent;
+    let deps = dependencies.as_deref();
+    Ok(LocalJob {
+        ticket: JobTicket::local(plan, &source_tag, format, engine, deps, persistent),
+        scene,
+        info,
+        out,
+        engine,
+        format,
+    })
+}
+
+/// The chunks of `frames`: `--chunk`, or by default as many as there are workers.
+fn plan_chunks(frames: FrameList, chunk: Option<Chunking>, workers: usize) -> anyhow::Result<Plan> {
+    let chunk = match chunk.unwrap_or(Chunking::Auto) {
+        Chunking::Frames(size) => size,
+        Chunking::Auto => default_chunk(frames.len(), workers),
+    };
+    Plan::new(frames, chunk).map_err(|e| match e {
+        // The plan's limit is the cloud's array size; say it in this command's words.
+        PlanError::TooManyChunks {
+            frames,
+            chunk_size,
+            chunks,
+            fitting,
+        } => anyhow!(
+            "invalid --chunk: {frames} frames in chunks of {chunk_size} make {chunks} chunks, \
+             more than the {MAX_ARRAY_SIZE} a job may have: use --chunk {fitting} or more"
+        ),
+        other => anyhow!("invalid --chunk: {other}"),
+    })
+}
+
+/// Streams the local job's frames into `<out>/frames.zip` (and the contact sheet).
+async fn zip_local(
+    storage: &LocalStorage,
+    keys: &JobKeys,
+    ticket: &JobTicket,
+    out: &std::path::Path,
+    shutdown: &Shutdown,
+) -> anyhow::Result<zipper::ZipSummary> {
+    let plan = &ticket.plan;
+    let zip_bar = progress::bytes(0, "zipping");
+    let on_zip = |p: zipper::ZipProgress| {
+        zip_bar.set_length(p.bytes_total);
+        zip_bar.set_position(p.bytes_done);
+    };
+    let summary = zipper::zip_frames_until(
+        storage,
+        keys,
+        plan.frames(),
+        &ticket.version(),
+        &zipper::ZipOptions::default(),
+        &on_zip,
+        shutdown.signal(),
+    )
+    .await;
+    zip_bar.finish_and_clear();
+    match summary {
+        Ok(summary) => Ok(summary),
+        Err(zipper::ZipError::Interrupted) => Err(Interrupted(format!(
+            "stopped while zipping; all {} frames are in {}: rerun to make the archive",
+            plan.frames().len(),
+            out.join("frames").display()
+        ))
+        .into()),
+        Err(err) => Err(anyhow!(err).context("zipping the frames")),
+    }
+}
+
+/// Prints the run's receipt and where its frames, archive and contact sheet are.
+fn say_outputs(
+    out: &std::path::Path,
+    keys: &JobKeys,
+    plan: &Plan,
+    summary: &zipper::ZipSummary,
+    records: &[farm_core::tasks::TaskRecord],
+) {
     if !records.is_empty() {
-        let receipt = farm_core::receipt::Receipt::compute(&records, summary.frames, None);
+        let receipt = farm_core::receipt::Receipt::compute(records, summary.frames, None);
         print!("{}", crate::report::receipt_text(&receipt, false));
     }
     println!(
@@ -260,30 +395,6 @@ pub async fn run(args: &RenderArgs) -> anyhow::Result<()> {
             out.join(keys.preview()).display()
         );
     }
-    if let Some(movie) = info
-        .as_ref()
-        .and_then(|i| i.active_scene())
-        .and_then(|s| s.movie.as_ref())
-    {
-        movie::write_and_say(
-            &blender,
-            &scene,
-            &out,
-            plan.frames().as_slice(),
-            format,
-            movie,
-        )
-        .await?;
-    }
-    let earlier = frames_outside(&storage, &keys, &plan).await?;
-    if !earlier.is_empty() {
-        println!(
-            "note:    frames/ also holds {} frame(s) of earlier runs, not in this run nor in frames.zip: {}",
-            earlier.len(),
-            compact(&earlier, " ")
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]

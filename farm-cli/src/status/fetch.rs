@@ -7,7 +7,6 @@ use farm_core::scheduler::Scheduler;
 use farm_core::storage::get_json;
 use farm_core::tasks::TaskRecord;
 use farm_core::{JobKeys, Storage};
-use farm_io::S3Storage;
 use farm_jobs::{scan_frames, JobTicket, ScanError};
 use futures::StreamExt;
 
@@ -16,7 +15,7 @@ use super::judge::{
     StatusReport,
 };
 use super::spend::{self, Spend};
-use crate::aws::Aws;
+use crate::aws::Site;
 
 /// Logs of failed frames read at once.
 const LOG_READS_IN_FLIGHT: usize = 8;
@@ -24,37 +23,15 @@ const LOG_READS_IN_FLIGHT: usize = 8;
 const MAX_FAILED_DETAILS: usize = 50;
 
 /// Builds the report: the manifest, the jobs, the frames and the archive.
-pub async fn report<B: Scheduler>(
-    aws: &Aws,
-    storage: &S3Storage,
+pub async fn report<S: Storage, B: Scheduler>(
+    site: &Site,
+    storage: &S,
+    bucket: &str,
     scheduler: &B,
     key: &str,
 ) -> anyhow::Result<Fetched> {
-    let manifest = aws.manifest(storage, key).await?;
-    let mut report = StatusReport {
-        bucket: storage.bucket().to_owned(),
-        key: key.to_owned(),
-        status: manifest.status,
-        message: manifest.message.clone(),
-        created: manifest.created,
-        blender: manifest.blender.map(|b| b.to_string()),
-        saved_by: manifest.saved_by.map(|b| b.to_string()),
-        blender_reason: manifest.blender_reason.clone(),
-        engine: manifest.engine,
-        warnings: manifest.warnings.clone(),
-        scene: manifest.scene.clone(),
-        frames: None,
-        failed_frames: Vec::new(),
-        render_job: None,
-        zip_job: None,
-        archive: None,
-        movie_job: None,
-        movie: None,
-        complete: false,
-        problems: Vec::new(),
-        later_rejection: None,
-        dependencies: manifest.dependencies.clone(),
-    };
+    let manifest = site.manifest(storage, bucket, key).await?;
+    let mut report = manifest_report(&manifest, bucket, key);
     let keys = JobKeys::new(key);
     if manifest.status == ManifestStatus::Submitted {
         // Best effort: a missing or unreadable rejection is no reason to fail the report.
@@ -80,14 +57,14 @@ pub async fn report<B: Scheduler>(
     let scan = async {
         scan_frames(storage, &keys, frames.as_slice(), &version)
             .await
-            .map_err(|e| scan_error(aws, &e, &keys))
+            .map_err(|e| scan_error(site, &e, &keys))
     };
     let logs = async {
         let prefix = keys.logs_prefix();
         storage
             .list(&prefix)
             .await
-            .map_err(|e| aws.storage_error(&e, &format!("listing `{prefix}`")))
+            .map_err(|e| site.storage_error(&e, &format!("listing `{prefix}`")))
     };
     // The task records are the job's own (its upload's ETag); best effort, as the cost so far
     // is: without them, a task that failed before its first frame shows as pending.
@@ -119,14 +96,42 @@ pub async fn report<B: Scheduler>(
     report.archive = storage
         .head(&keys.zip())
         .await
-        .map_err(|e| aws.storage_error(&e, &format!("reading `{}`", keys.zip())))?
+        .map_err(|e| site.storage_error(&e, &format!("reading `{}`", keys.zip())))?
         .map(|meta| Archive {
             key: meta.key,
             size: meta.size,
         });
-    (report.movie_job, report.movie) = movie(aws, storage, scheduler, &manifest).await?;
+    (report.movie_job, report.movie) = movie(site, storage, scheduler, &manifest).await?;
     judge_outcome(&mut report);
     Ok(Fetched { report, records })
+}
+
+/// The report of what `job.json` says, before the jobs, frames and archive are looked at.
+fn manifest_report(manifest: &JobManifest, bucket: &str, key: &str) -> StatusReport {
+    StatusReport {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        status: manifest.status,
+        message: manifest.message.clone(),
+        created: manifest.created,
+        blender: manifest.blender.map(|b| b.to_string()),
+        saved_by: manifest.saved_by.map(|b| b.to_string()),
+        blender_reason: manifest.blender_reason.clone(),
+        engine: manifest.engine,
+        warnings: manifest.warnings.clone(),
+        scene: manifest.scene.clone(),
+        frames: None,
+        failed_frames: Vec::new(),
+        render_job: None,
+        zip_job: None,
+        archive: None,
+        movie_job: None,
+        movie: None,
+        complete: false,
+        problems: Vec::new(),
+        later_rejection: None,
+        dependencies: manifest.dependencies.clone(),
+    }
 }
 
 /// What `farm status` read: the report, and the job's task records (the cost so far).
@@ -165,9 +170,9 @@ pub async fn describe_jobs<B: Scheduler>(
 }
 
 /// A movie scene's movie job and movie (`None`s for a job of stills).
-async fn movie<B: Scheduler>(
-    aws: &Aws,
-    storage: &S3Storage,
+async fn movie<S: Storage, B: Scheduler>(
+    site: &Site,
+    storage: &S,
     scheduler: &B,
     manifest: &JobManifest,
 ) -> anyhow::Result<(Option<JobReport>, Option<MovieReport>)> {
@@ -178,7 +183,7 @@ async fn movie<B: Scheduler>(
     let size = storage
         .head(&key)
         .await
-        .map_err(|e| aws.storage_error(&e, &format!("reading `{key}`")))?
+        .map_err(|e| site.storage_error(&e, &format!("reading `{key}`")))?
         .map(|meta| meta.size);
     let job = match &manifest.movie_job_id {
         Some(id) => {
@@ -194,16 +199,16 @@ async fn movie<B: Scheduler>(
 }
 
 /// The cost so far and the ETA of a submitted job, from its task records.
-pub(super) fn job_spend(aws: &Aws, fetched: &Fetched) -> Option<Spend> {
+pub(super) fn job_spend(site: &Site, fetched: &Fetched) -> Option<Spend> {
     (fetched.report.status == ManifestStatus::Submitted)
-        .then(|| spend::spend(&fetched.records, &fetched.report, spend::prices(aws)))
+        .then(|| spend::spend(&fetched.records, &fetched.report, spend::prices(site)))
 }
 
 /// A failed frame scan, with what to do.
-pub fn scan_error(aws: &Aws, err: &ScanError, keys: &JobKeys) -> anyhow::Error {
+pub fn scan_error(site: &Site, err: &ScanError, keys: &JobKeys) -> anyhow::Error {
     match err {
         ScanError::Storage(e) => {
-            aws.storage_error(e, &format!("reading `{}`", keys.frames_prefix()))
+            site.storage_error(e, &format!("reading `{}`", keys.frames_prefix()))
         }
         other => anyhow!("{other}"),
     }

@@ -22,10 +22,11 @@ use crate::cli::StatusArgs;
 /// Runs `farm status`.
 pub async fn run(args: &StatusArgs) -> anyhow::Result<()> {
     let aws = Aws::load().await;
+    let site = aws.site();
     let storage = aws.storage(&args.bucket);
     let scheduler = aws.scheduler(None);
-    let fetched = report(&aws, &storage, &scheduler, &args.key).await?;
-    let spend = fetch::job_spend(&aws, &fetched);
+    let fetched = report(&site, &storage, &args.bucket, &scheduler, &args.key).await?;
+    let spend = fetch::job_spend(&site, &fetched);
     let report = fetched.report;
     if args.json {
         let mut value = serde_json::to_value(&report)

@@ -9,7 +9,7 @@ use farm_core::scheduler::JobState;
 use serde::Serialize;
 
 use super::StatusReport;
-use crate::aws::Aws;
+use crate::aws::Site;
 
 /// What the job has spent and how long it has to go.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -52,10 +52,10 @@ pub fn spend(
 }
 
 /// The region's prices, or the `FARM_PRICE_*_USD` variables'.
-pub fn prices(aws: &Aws) -> Option<Prices> {
+pub fn prices(site: &Site) -> Option<Prices> {
     let price = |name: &str| std::env::var(name).ok().and_then(|v| v.trim().parse().ok());
     Prices::for_region(
-        &aws.region(),
+        site.region(),
         price(ENV_VCPU_HOUR_USD),
         price(ENV_GB_HOUR_USD),
     )

@@ -15,11 +15,12 @@ use farm_core::request::DEFAULT_REQUEST_MAX_FRAMES as DEFAULT_MAX_FRAMES;
 use farm_core::request::{
     TAG_BLENDER, TAG_CHUNK, TAG_ENGINE, TAG_ESTIMATE, TAG_FORMAT, TAG_FRAME, TAG_FRAMES,
 };
+use farm_core::scheduler::Scheduler;
 use farm_core::storage::{get_json, PutOptions, Storage, StorageError};
 use farm_core::{JobKeys, RenderRequest};
-use farm_io::{S3Storage, UploadTuning};
+use farm_io::UploadTuning;
 
-use crate::aws::Aws;
+use crate::aws::{Aws, Site};
 use crate::cli::SubmitArgs;
 use crate::confine::ProjectRoot;
 use crate::project::{plan_upload, ProjectFile, ProjectUpload};
@@ -342,6 +343,7 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
     let shutdown = Shutdown::listen();
     let prepared = prepare(args).await?;
     let aws = Aws::load().await;
+    let site = aws.site();
     let tuning = UploadTuning {
         part_size: usize::try_from(args.part_size_mib * MIB).context("--part-size-mib")?,
         parts_in_flight: PARTS_IN_FLIGHT,
@@ -355,14 +357,15 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
     };
     let mut all = prepared.project.files.clone();
     all.push(blend.clone());
+    let scheduler = aws.scheduler(None);
     let spinner = progress::spinner("comparing the project with the bucket");
     let compared = futures::try_join!(
         async {
             crate::upload::to_send(&storage, &all, tuning)
                 .await
-                .map_err(|err| upload_error(&aws, err))
+                .map_err(|err| upload_error(&site, err))
         },
-        running_job(&aws, &storage, &prepared.key)
+        running_job(&site, &storage, &scheduler, &prepared.key)
     );
     spinner.finish_and_clear();
     let (sending, running) = compared?;
@@ -385,7 +388,7 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
     };
     let since = jiff::Timestamp::now();
     let sent = {
-        let work = upload_project(&aws, &storage, sending, &blend, options, tuning);
+        let work = upload_project(&site, &storage, sending, &blend, options, tuning);
         tokio::select! {
             () = shutdown.signal() => Err(interrupted()),
             sent = work => sent,
@@ -396,33 +399,39 @@ pub async fn run(args: &SubmitArgs) -> anyhow::Result<()> {
         .head(key)
         .await
         .map_err(|err| {
-            aws.storage_error(&err, &format!("checking s3://{}/{key}", storage.bucket()))
+            site.storage_error(&err, &format!("checking s3://{}/{key}", storage.bucket()))
         })?
         .and_then(|meta| meta.etag)
         .unwrap_or_default();
     print_submitted(args, &prepared, sent, &etag);
     if args.estimate.is_some() {
-        scout::estimate_then_submit(args, &prepared, &aws, &storage, &etag, &shutdown, since)
-            .await?;
+        let scheduler = aws.scheduler(None);
+        let ports = (&site, &storage, &scheduler);
+        scout::estimate_then_submit(args, &prepared, ports, &etag, &shutdown, since).await?;
     }
     Ok(())
 }
 
 /// The key's job that has not ended (`render job ID (RUNNING)`), if any: a new request for the
 /// key stops it, as the trigger does.
-async fn running_job(aws: &Aws, storage: &S3Storage, key: &str) -> anyhow::Result<Option<String>> {
+async fn running_job<S: Storage, B: Scheduler>(
+    site: &Site,
+    storage: &S,
+    scheduler: &B,
+    key: &str,
+) -> anyhow::Result<Option<String>> {
     let keys = JobKeys::new(key);
     let manifest = match get_json::<JobManifest>(storage, &keys.manifest()).await {
         Ok(manifest) => manifest,
         Err(StorageError::NotFound { .. } | StorageError::Json { .. }) => return Ok(None),
         Err(err) => {
-            return Err(aws.storage_error(&err, &format!("reading `{}`", keys.manifest())));
+            return Err(site.storage_error(&err, &format!("reading `{}`", keys.manifest())));
         }
     };
     if manifest.status != ManifestStatus::Submitted {
         return Ok(None);
     }
-    let (render, zip) = crate::status::describe_jobs(&aws.scheduler(None), &manifest).await?;
+    let (render, zip) = crate::status::describe_jobs(scheduler, &manifest).await?;
     Ok(crate::status::unfinished(&render, &zip)
         .map(|(label, job)| format!("{label} job {} ({})", job.id, job.state)))
 }
@@ -493,9 +502,9 @@ fn refuse_missing(project: &ProjectUpload, missing_ok: bool) -> anyhow::Result<V
 }
 
 /// A failure of the project upload (or of looking at what the bucket holds), in the user's words.
-pub fn upload_error(aws: &Aws, err: UploadError) -> anyhow::Error {
+pub fn upload_error(site: &Site, err: UploadError) -> anyhow::Error {
     match err.storage() {
-        Some((doing, source)) => aws.storage_error(source, doing),
+        Some((doing, source)) => site.storage_error(source, doing),
         None => anyhow!(err),
     }
 }

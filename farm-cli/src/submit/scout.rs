@@ -15,7 +15,7 @@ use farm_core::storage::{get_json, Storage, StorageError};
 use farm_core::JobKeys;
 use farm_io::S3Storage;
 
-use crate::aws::Aws;
+use crate::aws::Site;
 use crate::cli::SubmitArgs;
 use crate::progress;
 use crate::shutdown::Shutdown;
@@ -46,8 +46,7 @@ pub(super) fn job_tags(
 pub(super) async fn estimate_then_submit(
     args: &SubmitArgs,
     prepared: &Prepared,
-    aws: &Aws,
-    storage: &S3Storage,
+    (site, storage, scheduler): (&Site, &S3Storage, &impl Scheduler),
     etag: &str,
     shutdown: &Shutdown,
     since: jiff::Timestamp,
@@ -55,7 +54,7 @@ pub(super) async fn estimate_then_submit(
     let key = &prepared.key;
     let file = tokio::select! {
         () = shutdown.signal() => bail!("stopped waiting for the estimate; the scout job goes on: its estimate will be in s3://{}/{}", args.bucket, JobKeys::new(key).estimate()),
-        file = wait(aws, storage, key, (etag, since)) => file?,
+        file = wait((site, storage, scheduler), key, (etag, since)) => file?,
     };
     let estimate = file
         .estimate
@@ -89,7 +88,7 @@ pub(super) async fn estimate_then_submit(
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
         .collect();
     storage.put_tags(key, &tag_map).await.map_err(|err| {
-        aws.storage_error(&err, &format!("tagging s3://{}/{key}", storage.bucket()))
+        site.storage_error(&err, &format!("tagging s3://{}/{key}", storage.bucket()))
     })?;
     println!(
         "tagged {} for the job: the trigger starts it now",
@@ -117,13 +116,11 @@ fn confirm(yes: bool, tags: &[(&'static str, String)]) -> anyhow::Result<bool> {
 /// Polls `estimate.json` until it estimates the upload at `etag`, saying where the scout job
 /// is; fails when the trigger rejected the upload or the scout job failed.
 async fn wait(
-    aws: &Aws,
-    storage: &S3Storage,
+    (site, storage, scheduler): (&Site, &S3Storage, &impl Scheduler),
     key: &str,
     (etag, since): (&str, jiff::Timestamp),
 ) -> anyhow::Result<EstimateFile> {
     let keys = JobKeys::new(key);
-    let scheduler = aws.scheduler(None);
     let spinner = progress::spinner("waiting for the trigger to submit the scout job");
     let mut said = String::new();
     let result = loop {
@@ -134,7 +131,7 @@ async fn wait(
                 said = line;
             }
         };
-        let file = read_estimate(aws, storage, &keys, etag).await?;
+        let file = read_estimate(site, storage, &keys, etag).await?;
         match &file {
             Some(file) if file.status == EstimateStatus::Estimated => break Ok(file.clone()),
             Some(EstimateFile {
@@ -155,7 +152,7 @@ async fn wait(
                     }
                     Some(job) if job.state == JobState::Succeeded => {
                         // It wrote its estimate before it ended: read once more.
-                        match read_estimate(aws, storage, &keys, etag).await? {
+                        match read_estimate(site, storage, &keys, etag).await? {
                             Some(done) if done.status == EstimateStatus::Estimated => break Ok(done),
                             _ => break Err(anyhow!("the scout job {id} succeeded but wrote no estimate to `{}`", keys.estimate())),
                         }
@@ -179,7 +176,7 @@ async fn wait(
 
 /// `estimate.json` when it is the upload at `etag`'s.
 async fn read_estimate(
-    aws: &Aws,
+    site: &Site,
     storage: &S3Storage,
     keys: &JobKeys,
     etag: &str,
@@ -191,7 +188,7 @@ async fn read_estimate(
             Ok(ours.then_some(file))
         }
         Err(StorageError::NotFound { .. } | StorageError::Json { .. }) => Ok(None),
-        Err(err) => Err(aws.storage_error(&err, &format!("reading `{}`", keys.estimate()))),
+        Err(err) => Err(site.storage_error(&err, &format!("reading `{}`", keys.estimate()))),
     }
 }
 

@@ -5,7 +5,7 @@ use farm_core::storage::{PutOptions, Storage};
 use farm_io::{S3Storage, UploadTuning};
 
 use super::{tag_text, upload_error, Prepared, DEPENDENCY_PARTS_IN_FLIGHT};
-use crate::aws::Aws;
+use crate::aws::Site;
 use crate::cli::SubmitArgs;
 use crate::progress::{self, human_bytes};
 use crate::project::ProjectFile;
@@ -95,14 +95,14 @@ pub(super) struct Sent {
 /// counts every byte sent. A failure or Ctrl-C aborts the uploads in flight, so nothing
 /// half-written appears and S3 keeps no parts.
 pub(super) async fn upload_project(
-    aws: &Aws,
+    site: &Site,
     storage: &S3Storage,
     mut sending: Vec<ProjectFile>,
     blend: &ProjectFile,
     options: PutOptions,
     tuning: UploadTuning,
 ) -> anyhow::Result<Sent> {
-    let failed = |err: UploadError| upload_error(aws, err);
+    let failed = |err: UploadError| upload_error(site, err);
     let blend_changed = sending.last().is_some_and(|last| last.key == blend.key);
     if blend_changed {
         sending.pop();
@@ -133,7 +133,7 @@ pub(super) async fn upload_project(
                 .await
                 .map_err(|err| {
                     let doing = format!("tagging s3://{}/{}", storage.bucket(), blend.key);
-                    aws.storage_error(&err, &doing)
+                    site.storage_error(&err, &doing)
                 })
         }
     }

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use farm_core::layout::batch_job_name;
 use farm_core::manifest::{JobManifest, ManifestStatus};
 use farm_core::scheduler::{
-    tag_value, JobKind, JobSpec, JobState, Scheduler, SchedulerError, TAG_FRAMES, TAG_KEY,
+    JobKind, JobSpec, JobState, OverLimit, Scheduler, SchedulerError, SchedulerLimits, TAG_FRAMES,
+    TAG_KEY,
 };
 use farm_core::storage::{get_json, StorageError};
 use farm_core::{JobKeys, Storage};
@@ -15,24 +15,29 @@ use farm_core::{JobKeys, Storage};
 use super::SubmitError;
 use crate::JobTicket;
 
-/// The Batch job name of a request's render or zip job: readable, and ending in the first 16
-/// hex digits of the request's fingerprint so a takeover can find what a dead submitter left,
-/// e.g. `shots-a-blend-0123456789abcdef-render`.
-pub fn request_job_name(keys: &JobKeys, fingerprint: &str, kind: JobKind) -> String {
-    named(keys, fingerprint, request_job_suffix(kind))
+/// The job name of a request's render, zip or movie job by the scheduler's rules (`limits`):
+/// readable, and ending in the first 16 hex digits of the request's fingerprint so a takeover
+/// can find what a dead submitter left, e.g. `shots-a-blend-0123456789abcdef-render`.
+pub fn request_job_name(
+    limits: &SchedulerLimits,
+    keys: &JobKeys,
+    fingerprint: &str,
+    kind: JobKind,
+) -> String {
+    named(limits, keys, fingerprint, request_job_suffix(kind))
 }
 
-/// The Batch job name of a request's scout job (`estimate=N`), as [`request_job_name`]:
+/// The job name of a request's scout job (`estimate=N`), as [`request_job_name`]:
 /// `shots-a-blend-0123456789abcdef-scout`.
-pub fn scout_job_name(keys: &JobKeys, fingerprint: &str) -> String {
-    named(keys, fingerprint, SCOUT_SUFFIX)
+pub fn scout_job_name(limits: &SchedulerLimits, keys: &JobKeys, fingerprint: &str) -> String {
+    named(limits, keys, fingerprint, SCOUT_SUFFIX)
 }
 
 const SCOUT_SUFFIX: &str = "scout";
 
-fn named(keys: &JobKeys, fingerprint: &str, suffix: &str) -> String {
+fn named(limits: &SchedulerLimits, keys: &JobKeys, fingerprint: &str, suffix: &str) -> String {
     let short = &fingerprint[..fingerprint.len().min(16)];
-    batch_job_name(keys.source(), &format!("{short}-{suffix}"))
+    limits.job_name(keys.source(), &format!("{short}-{suffix}"))
 }
 
 fn request_job_suffix(kind: JobKind) -> &'static str {
@@ -67,8 +72,9 @@ pub(super) async fn find_request_jobs<B: Scheduler>(
     fingerprint: &str,
 ) -> Result<Adopted, SubmitError> {
     let mut adopted = Adopted::default();
+    let limits = scheduler.limits();
     for kind in [JobKind::Render, JobKind::Zip, JobKind::Movie] {
-        let name = request_job_name(keys, fingerprint, kind);
+        let name = request_job_name(&limits, keys, fingerprint, kind);
         let found = scheduler
             .find_by_name(&name)
             .await?
@@ -147,17 +153,21 @@ pub(super) struct Jobs<'a> {
 impl Jobs<'_> {
     /// The render job (`render_job_id` `None`) or the zip job that waits for it, ready to
     /// submit: its frame list written to the bucket when it goes by reference, and checked to
-    /// fit the scheduler.
+    /// fit the scheduler's `limits`.
     async fn spec<S: Storage>(
         &self,
         storage: &S,
+        limits: &SchedulerLimits,
         render_job_id: Option<&str>,
     ) -> Result<JobSpec, SubmitError> {
         let (kind, spec) = match render_job_id {
-            None => (JobKind::Render, self.render.render_job(storage).await?),
-            Some(id) => (JobKind::Zip, self.whole.zip_job(storage, id).await?),
+            None => (
+                JobKind::Render,
+                self.render.render_job(storage, limits).await?,
+            ),
+            Some(id) => (JobKind::Zip, self.whole.zip_job(storage, limits, id).await?),
         };
-        self.named(kind, spec)
+        self.named(limits, kind, spec)
     }
 
     /// The movie job that waits for the zip job `zip_job_id`, ready to submit; `None` when the
@@ -165,23 +175,29 @@ impl Jobs<'_> {
     async fn movie_spec<S: Storage>(
         &self,
         storage: &S,
+        limits: &SchedulerLimits,
         zip_job_id: &str,
     ) -> Result<Option<JobSpec>, SubmitError> {
-        match self.whole.movie_job(storage, zip_job_id).await? {
-            Some(spec) => Ok(Some(self.named(JobKind::Movie, spec)?)),
+        match self.whole.movie_job(storage, limits, zip_job_id).await? {
+            Some(spec) => Ok(Some(self.named(limits, JobKind::Movie, spec)?)),
             None => Ok(None),
         }
     }
 
-    /// `spec` named and tagged for the request, checked to fit the scheduler.
-    fn named(&self, kind: JobKind, mut spec: JobSpec) -> Result<JobSpec, SubmitError> {
+    /// `spec` named and tagged for the request, checked to fit the scheduler's `limits`.
+    fn named(
+        &self,
+        limits: &SchedulerLimits,
+        kind: JobKind,
+        mut spec: JobSpec,
+    ) -> Result<JobSpec, SubmitError> {
         let keys = &self.render.keys;
         if let Some(fingerprint) = self.fingerprint {
-            spec.name = request_job_name(keys, fingerprint, kind);
+            spec.name = request_job_name(limits, keys, fingerprint, kind);
             spec.tags
                 .insert(TAG_REQUEST.to_owned(), fingerprint.to_owned());
         }
-        fits(&spec)?;
+        fits(limits, &spec)?;
         Ok(spec)
     }
 
@@ -192,18 +208,26 @@ impl Jobs<'_> {
         scheduler: &B,
         adopted: Adopted,
     ) -> Result<JobIds, SubmitError> {
+        let limits = scheduler.limits();
         let render_job_id = match adopted.render {
             Some(id) => id,
-            None => scheduler.submit(&self.spec(storage, None).await?).await?,
+            None => {
+                scheduler
+                    .submit(&self.spec(storage, &limits, None).await?)
+                    .await?
+            }
         };
         let zip_job_id = match adopted.zip {
             Some(id) => id,
-            None => self.submit_zip(storage, scheduler, &render_job_id).await?,
+            None => {
+                self.submit_zip(storage, scheduler, &limits, &render_job_id)
+                    .await?
+            }
         };
         let movie = match adopted.movie {
             Some(id) => Some(id),
             None => {
-                self.submit_movie(storage, scheduler, &render_job_id, &zip_job_id)
+                self.submit_movie(storage, scheduler, &limits, &render_job_id, &zip_job_id)
                     .await?
             }
         };
@@ -220,10 +244,11 @@ impl Jobs<'_> {
         &self,
         storage: &S,
         scheduler: &B,
+        limits: &SchedulerLimits,
         render_job_id: &str,
         zip_job_id: &str,
     ) -> Result<Option<String>, SubmitError> {
-        let submitted = match self.movie_spec(storage, zip_job_id).await {
+        let submitted = match self.movie_spec(storage, limits, zip_job_id).await {
             Ok(Some(spec)) => scheduler.submit(&spec).await.map_err(SubmitError::from),
             Ok(None) => return Ok(None),
             Err(err) => Err(err),
@@ -250,9 +275,10 @@ impl Jobs<'_> {
         &self,
         storage: &S,
         scheduler: &B,
+        limits: &SchedulerLimits,
         render_job_id: &str,
     ) -> Result<String, SubmitError> {
-        let zip = match self.spec(storage, Some(render_job_id)).await {
+        let zip = match self.spec(storage, limits, Some(render_job_id)).await {
             Ok(zip) => zip,
             Err(err) => {
                 let reason = "the zip job could not be submitted";
@@ -291,14 +317,18 @@ impl Jobs<'_> {
 
 impl JobTicket {
     /// The render job of this ticket: one array child per chunk, or a plain job for one chunk,
-    /// on the ticket's Blender series. A long frame list is written to `storage` (see
-    /// [`JobTicket::to_env`]).
-    pub async fn render_job<S: Storage>(&self, storage: &S) -> Result<JobSpec, StorageError> {
+    /// on the ticket's Blender series, named and tagged by the scheduler's `limits`. A long
+    /// frame list is written to `storage` (see [`JobTicket::to_env`]).
+    pub async fn render_job<S: Storage>(
+        &self,
+        storage: &S,
+        limits: &SchedulerLimits,
+    ) -> Result<JobSpec, StorageError> {
         Ok(JobSpec {
             array_size: self.plan.array_size(),
             blender: self.blender,
             env: self.for_render().to_env(storage).await?,
-            ..self.job(JobKind::Render)
+            ..self.job(limits, JobKind::Render)
         })
     }
 
@@ -308,6 +338,7 @@ impl JobTicket {
     pub async fn movie_job<S: Storage>(
         &self,
         storage: &S,
+        limits: &SchedulerLimits,
         zip_job_id: &str,
     ) -> Result<Option<JobSpec>, StorageError> {
         let Some(ticket) = self.for_movie() else {
@@ -317,7 +348,7 @@ impl JobTicket {
             depends_on: vec![zip_job_id.to_owned()],
             blender: self.blender,
             env: ticket.to_env(storage).await?,
-            ..self.job(JobKind::Movie)
+            ..self.job(limits, JobKind::Movie)
         }))
     }
 
@@ -325,39 +356,44 @@ impl JobTicket {
     pub async fn zip_job<S: Storage>(
         &self,
         storage: &S,
+        limits: &SchedulerLimits,
         render_job_id: &str,
     ) -> Result<JobSpec, StorageError> {
         Ok(JobSpec {
             depends_on: vec![render_job_id.to_owned()],
             env: self.for_zip().to_env(storage).await?,
-            ..self.job(JobKind::Zip)
+            ..self.job(limits, JobKind::Zip)
         })
     }
 
     /// The scout job of this ticket (`estimate=N`): one task on the render job definition of
     /// the ticket's series, whatever the chunks.
-    pub async fn scout_job<S: Storage>(&self, storage: &S) -> Result<JobSpec, StorageError> {
+    pub async fn scout_job<S: Storage>(
+        &self,
+        storage: &S,
+        limits: &SchedulerLimits,
+    ) -> Result<JobSpec, StorageError> {
         Ok(JobSpec {
-            name: batch_job_name(self.keys.source(), SCOUT_SUFFIX),
+            name: limits.job_name(self.keys.source(), SCOUT_SUFFIX),
             blender: self.blender,
             env: self.to_env(storage).await?,
-            ..self.job(JobKind::Render)
+            ..self.job(limits, JobKind::Render)
         })
     }
 
     /// A job of `kind` named and tagged for this ticket's key and frames.
-    fn job(&self, kind: JobKind) -> JobSpec {
+    fn job(&self, limits: &SchedulerLimits, kind: JobKind) -> JobSpec {
         JobSpec {
             kind,
-            name: batch_job_name(self.keys.source(), request_job_suffix(kind)),
+            name: limits.job_name(self.keys.source(), request_job_suffix(kind)),
             array_size: None,
             depends_on: Vec::new(),
             env: Vec::new(),
             tags: BTreeMap::from([
-                (TAG_KEY.to_owned(), tag_value(self.keys.source())),
+                (TAG_KEY.to_owned(), limits.tag_value(self.keys.source())),
                 (
                     TAG_FRAMES.to_owned(),
-                    tag_value(&self.plan.frames().canonical()),
+                    limits.tag_value(&self.plan.frames().canonical()),
                 ),
             ]),
             blender: None,
@@ -365,13 +401,14 @@ impl JobTicket {
     }
 }
 
-/// Refuses a job whose environment ECS would refuse (the job would fail at every start).
-pub(super) fn fits(spec: &JobSpec) -> Result<(), SubmitError> {
-    let len = spec.overrides_len();
-    if len > farm_core::scheduler::CONTAINER_OVERRIDES_MAX {
-        return Err(SubmitError::TooLarge { len });
+/// Refuses a job the scheduler would refuse (an environment past its limit would fail the job
+/// at every start).
+pub(super) fn fits(limits: &SchedulerLimits, spec: &JobSpec) -> Result<(), SubmitError> {
+    match limits.check(spec) {
+        Ok(()) => Ok(()),
+        Err(OverLimit::Environment { len, max }) => Err(SubmitError::TooLarge { len, max }),
+        Err(other) => Err(SubmitError::Unfit(other)),
     }
-    Ok(())
 }
 
 /// Job tag holding the fingerprint of the request a job was submitted for.
@@ -382,7 +419,7 @@ mod tests {
     use farm_core::env;
     use farm_core::scheduler::{PARAM_BUCKET, PARAM_KEY};
     use farm_core::{BlenderSeries, RenderRequest};
-    use farm_testkit::MemoryStorage;
+    use farm_testkit::{MemoryScheduler, MemoryStorage};
 
     use super::*;
 
@@ -398,8 +435,9 @@ mod tests {
             fingerprint: None,
         };
         let storage = MemoryStorage::new();
-        let render = jobs.spec(&storage, None).await.unwrap();
-        let zip = jobs.spec(&storage, Some("job-1")).await.unwrap();
+        let limits = MemoryScheduler::new().limits();
+        let render = jobs.spec(&storage, &limits, None).await.unwrap();
+        let zip = jobs.spec(&storage, &limits, Some("job-1")).await.unwrap();
         (render, zip)
     }
 

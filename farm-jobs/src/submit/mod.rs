@@ -55,8 +55,8 @@ use marker::{claim_marker, repair_manifest, Claim};
 pub use marker::{MarkerState, RequestMarker, PENDING_MARKER_TAKEOVER};
 pub use scout::Scouted;
 
-/// Why a submission failed. Every variant but [`SubmitError::TooLarge`] and
-/// [`SubmitError::Blender`] is worth retrying later as it stands.
+/// Why a submission failed. Every variant but [`SubmitError::TooLarge`], [`SubmitError::Unfit`]
+/// and [`SubmitError::Blender`] is worth retrying later as it stands.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SubmitError {
@@ -69,10 +69,15 @@ pub enum SubmitError {
     /// The request marker kept disappearing under us: other deliveries are racing on it.
     #[error("request marker `{key}` was created and removed by other deliveries {attempts} times in a row; the event will be retried")]
     MarkerContention { key: String, attempts: u32 },
-    /// The job's environment would not fit ECS's container overrides even with the frame list
-    /// passed by reference (an extremely long key): no retry can fix it.
-    #[error("the job's settings take {len} characters, more than the {max} AWS accepts for a job; use a shorter key (folder and file name)", max = farm_core::scheduler::CONTAINER_OVERRIDES_MAX)]
-    TooLarge { len: usize },
+    /// The job's environment would not fit the scheduler's limit ([`SchedulerLimits::env_max`](farm_core::scheduler::SchedulerLimits::env_max),
+    /// ECS's container overrides on AWS) even with the frame list passed by reference (an
+    /// extremely long key): no retry can fix it.
+    #[error("the job's settings take {len} characters, more than the {max} AWS accepts for a job; use a shorter key (folder and file name)")]
+    TooLarge { len: usize, max: usize },
+    /// The scheduler would refuse the job otherwise ([`SchedulerLimits::check`](farm_core::scheduler::SchedulerLimits::check)): no retry can
+    /// fix it.
+    #[error("the scheduler would refuse the job: {0}")]
+    Unfit(farm_core::scheduler::OverLimit),
     /// No series the scheduler runs fits the request ([`SeriesChoice::choose`]: a series it does
     /// not run, one that cannot open the file, or under `auto` a file newer than every series):
     /// no retry can fix it.
@@ -251,7 +256,7 @@ pub async fn submit_request_with<S: Storage, B: Scheduler>(
     let (render_job_id, zip_job_id) = (ids.render, ids.zip);
     let mut manifest = submitted_manifest(source, &resolved, &render_job_id, &zip_job_id);
     manifest.movie_job_id = ids.movie;
-    manifest.targets = scheduler.targets(manifest.blender);
+    manifest.targets = scheduler.record(manifest.blender);
     why.record(&mut manifest);
     manifest.request = Some(fingerprint);
     manifest.dependencies.clone_from(&extras.dependencies);
@@ -349,7 +354,7 @@ pub async fn submit_retry<S: Storage, B: Scheduler>(
     let mut manifest = submitted_manifest(source, &whole, &ids.render, &ids.zip);
     manifest.movie_job_id = ids.movie;
     manifest.chunk_count = render.plan.chunk_count();
-    manifest.targets = scheduler.targets(manifest.blender);
+    manifest.targets = scheduler.record(manifest.blender);
     why.record(&mut manifest);
     manifest.blender_reason = manifest.blender_reason.or(reason);
     manifest.dependencies = dependencies;

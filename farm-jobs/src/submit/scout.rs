@@ -38,7 +38,8 @@ pub(super) async fn submit_scout<S: Storage, B: Scheduler>(
 ) -> Result<Scouted, SubmitError> {
     let (marker, fingerprint, takeover) = claim;
     let keys = &ticket.keys;
-    let name = scout_job_name(keys, fingerprint);
+    let limits = scheduler.limits();
+    let name = scout_job_name(&limits, keys, fingerprint);
     let adopted = if takeover {
         scheduler
             .find_by_name(&name)
@@ -55,11 +56,11 @@ pub(super) async fn submit_scout<S: Storage, B: Scheduler>(
             id
         }
         None => {
-            let mut spec = ticket.scout_job(storage).await?;
+            let mut spec = ticket.scout_job(storage, &limits).await?;
             spec.name = name;
             spec.tags
                 .insert(TAG_REQUEST.to_owned(), fingerprint.to_owned());
-            fits(&spec)?;
+            fits(&limits, &spec)?;
             scheduler.submit(&spec).await?
         }
     };

@@ -25,6 +25,45 @@ fn ticket(frames: &str) -> JobTicket {
     }
 }
 
+#[test]
+fn a_local_ticket_versions_frames_by_the_scenes_hash_and_files() {
+    let local = JobTicket::local(
+        plan("1-4", 2),
+        "5ca1ab1e",
+        Some(OutputFormat::Png),
+        Engine::Workbench,
+        Some("0123456789abcdef"),
+        true,
+    );
+    assert_eq!(local.keys, JobKeys::root());
+    assert_eq!(
+        local.version(),
+        OutputVersion {
+            source_tag: Some("5ca1ab1e".to_owned()),
+            format: Some(OutputFormat::Png),
+            dependencies: Some("0123456789abcdef".to_owned()),
+            engine: Engine::Workbench,
+        }
+    );
+    let bare = JobTicket::local(plan("1", 1), "5ca1ab1e", None, Engine::Cycles, None, true);
+    assert_eq!(bare.version().dependencies, None);
+}
+
+#[test]
+fn the_version_at_an_upload_is_the_jobs_bound_to_that_etag() {
+    let mut any = ticket("1-3");
+    any.source_etag = None;
+    let at = any.version_at(Some("\"e9\""));
+    assert_eq!(at.source_tag.as_deref(), Some("\"e9\""));
+    assert_eq!(
+        OutputVersion {
+            source_tag: None,
+            ..at
+        },
+        any.version()
+    );
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .build()
