@@ -17,6 +17,7 @@
 
 mod blackhole;
 mod bomb;
+mod docker;
 mod faults;
 mod http;
 mod memory;
@@ -26,6 +27,7 @@ mod storage;
 
 pub use blackhole::{run_bounded, BlackHole, BoundedRun};
 pub use bomb::{zstd_blend_bomb, zstd_frame, ZstdPart};
+pub use docker::FakeDocker;
 pub use faults::{Failure, Fault, Faulty, FaultyUpload, Logged, Op};
 pub use memory::{MemoryScheduler, MemoryStorage, MemoryUpload, StoredObject, SubmittedJob};
 pub use moto::{BatchEnv, Moto};
