@@ -5,12 +5,10 @@
 //! until [`FakeDocker::release`], then as exited with [`FakeDocker::set_exit_code`]'s code; they
 //! run nothing and log nothing.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use anyhow::Context;
+use crate::stub::{listen, response};
 
 #[derive(Debug, Default)]
 struct State {
@@ -29,19 +27,16 @@ pub struct FakeDocker {
 impl FakeDocker {
     /// Listens on a free port of 127.0.0.1 (a thread per connection).
     pub fn start() -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").context("binding the fake Docker API")?;
-        let host = format!("tcp://{}", listener.local_addr()?);
         let state = Arc::new(State::default());
         let served = Arc::clone(&state);
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let state = Arc::clone(&served);
-                std::thread::spawn(move || {
-                    let _ = serve(stream, &state);
-                });
-            }
-        });
-        Ok(Self { host, state })
+        let address = listen(move |method, path| {
+            let (status, body) = answer(method, path, &served);
+            response(status, "application/json", &[], &body)
+        })?;
+        Ok(Self {
+            host: format!("tcp://{address}"),
+            state,
+        })
     }
 
     /// `DOCKER_HOST` for moto_server: `tcp://127.0.0.1:<port>`.
@@ -67,45 +62,6 @@ impl FakeDocker {
     /// Containers created so far.
     pub fn created(&self) -> usize {
         self.state.created.load(Ordering::SeqCst)
-    }
-}
-
-/// Answers the requests of one keep-alive connection.
-fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut writer = stream;
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line)? == 0 {
-            return Ok(());
-        }
-        let mut length = 0usize;
-        loop {
-            let mut header = String::new();
-            reader.read_line(&mut header)?;
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body)?;
-        let mut words = request_line.split_whitespace();
-        let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-        let path = target.split('?').next().unwrap_or("");
-        let (status, answer) = answer(method, path, state);
-        let reason = if status < 300 { "OK" } else { "Not Found" };
-        write!(
-            writer,
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
-            answer.len()
-        )?;
-        writer.flush()?;
     }
 }
 

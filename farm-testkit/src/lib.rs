@@ -24,6 +24,7 @@ mod memory;
 mod moto;
 mod scene;
 mod storage;
+mod stub;
 
 pub use blackhole::{run_bounded, BlackHole, BoundedRun};
 pub use bomb::{zstd_blend_bomb, zstd_frame, ZstdPart};
@@ -37,6 +38,7 @@ pub use scene::{
     BPY_VERSION, DEFAULT_TEST_BPY, TEST_BPY_ENV,
 };
 pub use storage::Intercept;
+pub use stub::CannedEndpoint;
 
 /// A key prefix of its own for one test: `t-<name>-<8 hex digits>/`.
 pub fn unique_prefix(name: &str) -> String {
