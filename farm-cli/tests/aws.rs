@@ -1610,6 +1610,17 @@ fn check_installed(installed: &Value, version: &str) {
 /// drive.py's submit phase: Plan and Submit saved first, the upload, the refusal, Render Here.
 async fn check_submitted(farm: &Fixture, sent: &Value, blend: &Path, key: &str) {
     assert_eq!(sent["key"], key, "{sent}");
+    // "Replace running job" passes --replace to the same farm submit.
+    let argv: Vec<&str> = sent["replace_argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        argv.contains(&"submit") && argv.contains(&"--replace"),
+        "{sent}"
+    );
     let plan = &sent["plan"];
     assert_eq!(plan["key"], key);
     // Plan ran on the scene's range as changed in Blender and not saved: it was saved first.
