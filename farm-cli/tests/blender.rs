@@ -117,7 +117,7 @@ fn a_fresh_cache_installs_the_files_blender_once_and_reuses_it() {
     assert!(stdout.contains(said), "{stdout}");
     assert!(
         first.stderr.contains(
-            "farm: installing Blender 5.0 (the official bpy 5.0.1 from PyPI, hash-pinned"
+            "farm: installing Blender 5.0 (the official bpy 5.0.1 from PyPI, hash-pinned; a download of 374 MB"
         ),
         "{first:#?}"
     );
