@@ -333,7 +333,10 @@ mod tests {
         }
         let lock_42 = Build::of(BlenderSeries::new(4, 2)).unwrap().lock;
         assert_eq!(download_words(lock_42), "a download of 350 MB");
-        assert_eq!(download_words("bpy==1.0"), "a download of several hundred MB");
+        assert_eq!(
+            download_words("bpy==1.0"),
+            "a download of several hundred MB"
+        );
     }
 
     #[test]

@@ -134,6 +134,16 @@ impl Moto {
         Ok(())
     }
 
+    /// moto_server's log so far: one line per request it answered (`"GET /bucket/key
+    /// HTTP/1.1" 200 -`), for counting a command's calls.
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = self.log.reopen() {
+            let _ = file.read_to_string(&mut text);
+        }
+        text
+    }
+
     fn log_text(&self) -> String {
         let mut text = String::new();
         if let Ok(mut file) = self.log.reopen() {

@@ -8,6 +8,7 @@ use farm_core::storage::get_json;
 use farm_core::tasks::TaskRecord;
 use farm_core::{JobKeys, Storage};
 use farm_io::S3Storage;
+use farm_jobs::tasks::{job_records_cached, RecordCache};
 use farm_jobs::{scan_frames, JobTicket, ScanError};
 use futures::StreamExt;
 
@@ -28,6 +29,18 @@ pub async fn report<B: Scheduler>(
     storage: &S3Storage,
     scheduler: &B,
     key: &str,
+) -> anyhow::Result<Fetched> {
+    report_cached(aws, storage, scheduler, key, &mut RecordCache::default()).await
+}
+
+/// [`report`], reading only the task records `cache` does not hold yet (`--watch` reads the
+/// job again and again; a job of 10,000 tasks has 10,000 records).
+pub(super) async fn report_cached<B: Scheduler>(
+    aws: &Aws,
+    storage: &S3Storage,
+    scheduler: &B,
+    key: &str,
+    cache: &mut RecordCache,
 ) -> anyhow::Result<Fetched> {
     let manifest = aws.manifest(storage, key).await?;
     let mut report = StatusReport {
@@ -89,7 +102,7 @@ pub async fn report<B: Scheduler>(
     // The task records are the job's own (its upload's ETag); best effort, as the cost so far
     // is: without them, a task that failed before its first frame shows as pending.
     let records = async {
-        let read = farm_jobs::tasks::job_records(storage, &keys, manifest.etag.as_deref()).await;
+        let read = job_records_cached(storage, &keys, manifest.etag.as_deref(), cache).await;
         Ok(read
             .inspect_err(|e| tracing::warn!("cannot read the task records: {e}"))
             .unwrap_or_default())

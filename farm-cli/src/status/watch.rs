@@ -14,7 +14,7 @@ use farm_core::scheduler::{JobState, Scheduler};
 use farm_io::S3Storage;
 use serde::Serialize;
 
-use super::fetch::{job_spend, report};
+use super::fetch::{job_spend, report_cached};
 use super::judge::{unfinished, JobReport, StatusReport};
 use super::print::render_text;
 use super::spend::Spend;
@@ -239,8 +239,10 @@ pub async fn run<B: Scheduler>(
     let interval = Duration::from_secs(args.interval.into());
     let mut last: Option<WatchEvent> = None;
     let mut failures = 0;
+    // Each task record is read once, whatever the number of readings.
+    let mut records = farm_jobs::tasks::RecordCache::default();
     loop {
-        match report(aws, storage, scheduler, &args.key).await {
+        match report_cached(aws, storage, scheduler, &args.key, &mut records).await {
             Ok(fetched) => {
                 failures = 0;
                 let spend = job_spend(aws, &fetched);
