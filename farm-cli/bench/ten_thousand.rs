@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use aws_sdk_s3::primitives::ByteStream;
 use farm_core::storage::get_json;
-use farm_core::tasks::{FrameTiming, TaskKind, TaskRecord};
 use farm_core::JobKeys;
 use farm_io::{BatchScheduler, BatchTargets, S3Storage};
 use farm_testkit::Moto;
@@ -116,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     stream::iter(0..CHILDREN)
         .map(|index| {
-            let record = record(index, manifest.etag.clone());
+            let record = farm_testkit::render_record(index, manifest.etag.as_deref(), 80.0);
             let storage = &storage;
             let key = keys.task_record(index, 1);
             async move { farm_core::storage::put_json(storage, &key, &record).await }
@@ -224,28 +223,6 @@ async fn main() -> anyhow::Result<()> {
         std::fs::read_to_string("/proc/loadavg")?.trim()
     );
     Ok(())
-}
-
-/// A render task's record of one frame, as the renderer writes it.
-fn record(index: usize, etag: Option<String>) -> TaskRecord {
-    TaskRecord {
-        task: TaskKind::Render,
-        index,
-        attempt: 1,
-        source_etag: etag,
-        started: jiff::Timestamp::UNIX_EPOCH,
-        ended: jiff::Timestamp::from_second(95).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
-        exit_code: 0,
-        error: None,
-        cpus: 4,
-        download_seconds: Some(1.5),
-        blender_startup_seconds: Some(3.2),
-        frames: vec![FrameTiming {
-            frame: i32::try_from(index).unwrap_or(i32::MAX) + 1,
-            render_seconds: Some(80.0),
-            upload_seconds: 0.2,
-        }],
-    }
 }
 
 /// `program` under `/usr/bin/time`, against moto, with no AWS settings of this machine.

@@ -196,20 +196,11 @@ fn a_wheel_that_is_not_the_pinned_one_is_refused_and_nothing_is_installed() {
 fn a_named_blender_without_the_denoiser_is_refused_before_rendering() {
     let dir = tempfile::tempdir().unwrap();
     let blend = scene(dir.path(), "denoised", 1, 1, 1);
-    let blender = farm_testkit::blender().unwrap();
-    let saved = Command::new(&blender)
-        .args(["-b", "--factory-startup"])
-        .arg(&blend)
-        .args([
-            "--python-exit-code",
-            "1",
-            "--python-expr",
-            "import bpy; scene = bpy.context.scene; scene.cycles.use_denoising = True; \
-             scene.view_layers[0].cycles.use_denoising = True; bpy.ops.wm.save_mainfile()",
-        ])
-        .output()
-        .unwrap();
-    assert!(saved.status.success(), "{saved:?}");
+    save_with(
+        &blend,
+        "import bpy; scene = bpy.context.scene; scene.cycles.use_denoising = True; \
+         scene.view_layers[0].cycles.use_denoising = True; bpy.ops.wm.save_mainfile()",
+    );
     let out = dir.path().join("out");
     let result = run(farm().arg("render").arg(&blend).arg("--out").arg(&out));
     let error = result.one_line_error();
@@ -232,20 +223,11 @@ fn a_named_blender_without_the_denoiser_is_refused_before_rendering() {
 fn a_frame_blender_fails_shows_blenders_own_error_line() {
     let dir = tempfile::tempdir().unwrap();
     let blend = scene(dir.path(), "bordered", 1, 2, 1);
-    let blender = farm_testkit::blender().unwrap();
-    let saved = Command::new(&blender)
-        .args(["-b", "--factory-startup"])
-        .arg(&blend)
-        .args([
-            "--python-exit-code",
-            "1",
-            "--python-expr",
-            "import bpy; r = bpy.context.scene.render; r.use_border = True; \
-             r.border_min_x = r.border_max_x = 0.5; bpy.ops.wm.save_mainfile()",
-        ])
-        .output()
-        .unwrap();
-    assert!(saved.status.success(), "{saved:?}");
+    let blender = save_with(
+        &blend,
+        "import bpy; r = bpy.context.scene.render; r.use_border = True; \
+         r.border_min_x = r.border_max_x = 0.5; bpy.ops.wm.save_mainfile()",
+    );
     let out = dir.path().join("out");
     let result = run(farm()
         .arg("render")
@@ -262,4 +244,18 @@ fn a_frame_blender_fails_shows_blenders_own_error_line() {
     assert_eq!(reason, Some("Error: Image too small"), "{error}");
     let log = std::fs::read_to_string(out.join("logs/0001.log")).unwrap();
     assert!(!log.contains("script failed, expr"), "{log}");
+}
+
+/// Runs `expr` on `blend` in Debian's Blender (the test kit's), which saves it; returns that
+/// Blender.
+fn save_with(blend: &Path, expr: &str) -> PathBuf {
+    let blender = farm_testkit::blender().unwrap();
+    let saved = Command::new(&blender)
+        .args(["-b", "--factory-startup"])
+        .arg(blend)
+        .args(["--python-exit-code", "1", "--python-expr", expr])
+        .output()
+        .unwrap();
+    assert!(saved.status.success(), "{saved:?}");
+    blender
 }

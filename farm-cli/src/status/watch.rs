@@ -321,26 +321,9 @@ mod tests {
 
     fn report(render: JobState, zip: JobState) -> StatusReport {
         StatusReport {
-            bucket: "b".into(),
-            key: "k.blend".into(),
-            status: ManifestStatus::Submitted,
-            message: None,
-            created: jiff::Timestamp::UNIX_EPOCH,
-            blender: None,
-            saved_by: None,
-            blender_reason: None,
-            engine: None,
-            warnings: Vec::new(),
-            scene: None,
-            frames: None,
-            failed_frames: Vec::new(),
             render_job: job(render),
             zip_job: job(zip),
-            archive: None,
-            complete: false,
-            problems: Vec::new(),
-            later_rejection: None,
-            dependencies: None,
+            ..StatusReport::blank()
         }
     }
 
