@@ -90,11 +90,14 @@ impl Failure {
         let message = match (origin, code.as_deref(), err.message()) {
             (Origin::Service, Some(code), Some(message)) => format!("{code}: {message}"),
             (Origin::Service, Some(code), None) => code.to_owned(),
-            // A HEAD's error has no body, so no code: the status says what there is.
-            (Origin::Service, None, _) => match err.raw_response() {
-                Some(raw) => format!("HTTP status {} without an error code", raw.status()),
-                None => causes(err),
-            },
+            // A HEAD's error has no body, so no code: the status says what there is. (A 2xx
+            // answer the SDK could not read keeps its causes: they say what was wrong.)
+            (Origin::Service, None, _)
+                if err.raw_response().is_some_and(|r| r.status().as_u16() >= 300) =>
+            {
+                let status = err.raw_response().map_or(0, |r| r.status().as_u16());
+                format!("HTTP status {status} without an error code")
+            }
             _ => causes(err),
         };
         let credentials = code
