@@ -43,7 +43,31 @@ async fn main() -> anyhow::Result<()> {
     let s3 = moto.s3();
     let storage = S3Storage::new(s3.clone(), BUCKET);
     let keys = JobKeys::new(KEY);
+    let zip_job = submit(&moto, &batch).await?;
+    let manifest = seed(&s3, &storage, &keys).await?;
+    let farm = Path::new(env!("CARGO_BIN_EXE_farm"));
+    time_status(&moto, farm, &storage, &keys, &manifest).await?;
+    time_zipper(&moto, farm, &keys, &zip_job).await?;
+    let started = Instant::now();
+    let sampled = farm_core::preview::sample(CHILDREN, farm_core::preview::MAX_TILES);
+    println!(
+        "contact sheet: {} of {CHILDREN} frames sampled ({:?} ... {:?}) in {:.1?}",
+        sampled.len(),
+        sampled.first(),
+        sampled.last(),
+        started.elapsed()
+    );
+    println!(
+        "load average at the end: {}",
+        std::fs::read_to_string("/proc/loadavg")?.trim()
+    );
+    Ok(())
+}
 
+/// Uploads the stand-in .blend tagged for 10,000 children and runs the trigger's handler on
+/// its event; the zip job's id.
+async fn submit(moto: &Moto, batch: &farm_testkit::BatchEnv) -> anyhow::Result<String> {
+    let s3 = moto.s3();
     s3.put_object()
         .bucket(BUCKET)
         .key(KEY)
@@ -92,8 +116,16 @@ async fn main() -> anyhow::Result<()> {
         other => anyhow::bail!("the trigger did not submit: {other:?}"),
     };
     println!("trigger: submitted the {CHILDREN}-child job in {trigger:.1?}");
+    Ok(zip_job)
+}
 
-    let manifest: farm_core::manifest::JobManifest = get_json(&storage, &keys.manifest()).await?;
+/// Puts the job's 10,000 frames and task records as the renderer leaves them; the manifest.
+async fn seed(
+    s3: &aws_sdk_s3::Client,
+    storage: &S3Storage,
+    keys: &JobKeys,
+) -> anyhow::Result<farm_core::manifest::JobManifest> {
+    let manifest: farm_core::manifest::JobManifest = get_json(storage, &keys.manifest()).await?;
     let version = farm_jobs::JobTicket::from_manifest(&manifest)?.version();
     let started = Instant::now();
     stream::iter(1..=CHILDREN)
@@ -116,7 +148,6 @@ async fn main() -> anyhow::Result<()> {
     stream::iter(0..CHILDREN)
         .map(|index| {
             let record = farm_testkit::render_record(index, manifest.etag.as_deref(), 80.0);
-            let storage = &storage;
             let key = keys.task_record(index, 1);
             async move { farm_core::storage::put_json(storage, &key, &record).await }
         })
@@ -124,11 +155,21 @@ async fn main() -> anyhow::Result<()> {
         .try_collect::<Vec<_>>()
         .await?;
     println!("put {CHILDREN} task records in {:.1?}", started.elapsed());
+    Ok(manifest)
+}
 
-    let farm = Path::new(env!("CARGO_BIN_EXE_farm"));
-    let mut status = timed(farm, &moto);
+/// `farm status --json` under `/usr/bin/time`, and the task records read twice with a
+/// [`farm_jobs::tasks::RecordCache`] as `--watch` reads them.
+async fn time_status(
+    moto: &Moto,
+    farm: &Path,
+    storage: &S3Storage,
+    keys: &JobKeys,
+    manifest: &farm_core::manifest::JobManifest,
+) -> anyhow::Result<()> {
+    let mut status = timed(farm, moto);
     status.args(["status", KEY, "--bucket", BUCKET, "--json"]);
-    let (output, calls) = run(&moto, &mut status)?;
+    let (output, calls) = run(moto, &mut status)?;
     let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
     println!(
         "farm status --json: {} {calls}; frames done {}, spend attempts {}",
@@ -144,8 +185,8 @@ async fn main() -> anyhow::Result<()> {
         let before = moto.log().len();
         let started = Instant::now();
         let records = farm_jobs::tasks::job_records_cached(
-            &storage,
-            &keys,
+            storage,
+            keys,
             manifest.etag.as_deref(),
             &mut cache,
         )
@@ -161,13 +202,24 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
+    Ok(())
+}
+
+/// The real zipper with the zip job's own environment, with and without the contact sheet.
+async fn time_zipper(
+    moto: &Moto,
+    farm: &Path,
+    keys: &JobKeys,
+    zip_job: &str,
+) -> anyhow::Result<()> {
+    let s3 = moto.s3();
     let zipper = farm.with_file_name("zipper");
     anyhow::ensure!(
         zipper.is_file(),
         "{} is missing: cargo build -p zipper first (scripts/bench-10k.sh does)",
         zipper.display()
     );
-    let described = moto.batch().describe_jobs().jobs(&zip_job).send().await?;
+    let described = moto.batch().describe_jobs().jobs(zip_job).send().await?;
     let environment: Vec<(String, String)> = described.jobs()[0]
         .container()
         .map(|c| c.environment())
@@ -176,12 +228,12 @@ async fn main() -> anyhow::Result<()> {
         .filter_map(|kv| Some((kv.name()?.to_owned(), kv.value()?.to_owned())))
         .collect();
     for preview in ["true", "false"] {
-        let mut zip = timed(&zipper, &moto);
+        let mut zip = timed(&zipper, moto);
         zip.envs(environment.iter().cloned())
-            .env(farm_core::env::BATCH_JOB_ID, &zip_job)
+            .env(farm_core::env::BATCH_JOB_ID, zip_job)
             .env(farm_core::env::BATCH_JOB_ATTEMPT, "1")
             .env(farm_core::env::PREVIEW, preview);
-        let (output, calls) = run(&moto, &mut zip)?;
+        let (output, calls) = run(moto, &mut zip)?;
         anyhow::ensure!(
             output.status.success(),
             "the zipper failed: {}",
@@ -209,19 +261,6 @@ async fn main() -> anyhow::Result<()> {
             size(format!("{KEY}/preview.jpg")).await,
         );
     }
-    let started = Instant::now();
-    let sampled = farm_core::preview::sample(CHILDREN, farm_core::preview::MAX_TILES);
-    println!(
-        "contact sheet: {} of {CHILDREN} frames sampled ({:?} ... {:?}) in {:.1?}",
-        sampled.len(),
-        sampled.first(),
-        sampled.last(),
-        started.elapsed()
-    );
-    println!(
-        "load average at the end: {}",
-        std::fs::read_to_string("/proc/loadavg")?.trim()
-    );
     Ok(())
 }
 

@@ -93,7 +93,9 @@ impl Failure {
             // A HEAD's error has no body, so no code: the status says what there is. (A 2xx
             // answer the SDK could not read keeps its causes: they say what was wrong.)
             (Origin::Service, None, _)
-                if err.raw_response().is_some_and(|r| r.status().as_u16() >= 300) =>
+                if err
+                    .raw_response()
+                    .is_some_and(|r| r.status().as_u16() >= 300) =>
             {
                 let status = err.raw_response().map_or(0, |r| r.status().as_u16());
                 format!("HTTP status {status} without an error code")
