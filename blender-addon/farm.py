@@ -68,12 +68,21 @@ def target_args(stack="", bucket=""):
 
 
 def submit_args(
-    blend, target, key, frames=None, chunk="auto", blender="", dry_run=False, project=""
+    blend,
+    target,
+    key,
+    frames=None,
+    chunk="auto",
+    blender="",
+    dry_run=False,
+    project="",
+    replace=False,
 ):
     """`farm submit`'s arguments (after the binary). `target`: [`target_args`]. `frames` None:
     the scene's own range (`--frames scene`, read from the .blend by farm and the trigger).
     `project`: the project folder farm may upload from (`--project`; default: the .blend's own
-    folder)."""
+    folder). `replace`: stop the key's job if it still runs (`--replace`; without it farm
+    refuses)."""
     args = ["submit", blend, *target, "--key", key]
     if project:
         args += ["--project", project]
@@ -82,6 +91,8 @@ def submit_args(
         args += ["--chunk", chunk.strip()]
     if blender and blender.strip():
         args += ["--blender", blender.strip()]
+    if replace:
+        args.append("--replace")
     if dry_run:
         args += ["--dry-run", "--json"]
     return args

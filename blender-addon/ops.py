@@ -94,6 +94,7 @@ class SavedFileOperator(FarmOperator):
             blender=settings.blender,
             dry_run=dry_run,
             project=bpy.path.abspath(settings.project_root) if settings.project_root else "",
+            replace=settings.replace_running,
         )
         return key, args
 

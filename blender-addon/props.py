@@ -64,6 +64,14 @@ class RenderFarmSettings(bpy.types.PropertyGroup):
         description="Blender LTS series to render with (e.g. 4.5); empty: the farm's default",
         default="",
     )
+    replace_running: BoolProperty(
+        name="Replace running job",
+        description=(
+            "Submit even while this file's last job still runs: farm stops that job and starts "
+            "the new one (farm submit --replace). Off: farm refuses, naming the running job"
+        ),
+        default=False,
+    )
     job_key: StringProperty(
         name="Job",
         description="Key of this file's last submitted job",

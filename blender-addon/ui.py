@@ -45,6 +45,7 @@ class RENDER_PT_render_farm(bpy.types.Panel):
         row.prop(settings, "frames")
         layout.prop(settings, "chunk")
         layout.prop(settings, "blender")
+        layout.prop(settings, "replace_running")
 
         row = layout.row(align=True)
         row.operator("render_farm.plan", icon="VIEWZOOM")

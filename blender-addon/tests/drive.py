@@ -10,7 +10,8 @@ Phases:
 - submit: opens the project's .blend, changes its frame range without saving and runs the Plan
   operator (farm submit --dry-run, on the scene's range): the plan has the changed range, so
   the file was saved first; changes it again and runs the Submit operator (farm submit; the
-  test reads the saved file after); then Submit again with a texture missing: farm's refusal
+  test reads the saved file after); again with "Replace running job" on (farm submit
+  --replace); then Submit again with a texture missing: farm's refusal
   comes back as an error report naming the file; then Render Here (farm render); then Submit
   on a file never saved: refused with an error report, nothing run.
 - watch: on the submitted job, the Refresh operator (farm status --json), Cancel (farm cancel)
@@ -150,6 +151,15 @@ def submit(config):
     submitted = run_operator(bpy.ops.render_farm.submit)
     check(submitted[0] == "INFO", submitted)
     key = settings.job_key
+    # Replace running job: Submit passes --replace (farm stops the key's running job, if any,
+    # instead of refusing); the same request goes again.
+    settings.replace_running = True
+    check(bpy.ops.render_farm.submit() == {"FINISHED"}, "submit started")
+    replace_argv = runner().runs["submit"][0].argv
+    finish_runs()
+    replaced = last_message()
+    check(replaced[0] == "INFO", replaced)
+    settings.replace_running = False
 
     # A refusal: a texture the shot uses is missing.
     texture = os.path.join(os.path.dirname(config["blend"]), "tex", "red.png")
@@ -188,6 +198,7 @@ def submit(config):
         "plan": plan,
         "key": key,
         "submitted": submitted[1],
+        "replace_argv": replace_argv,
         "refusal": refusal[1],
         "report_raised": raised,
         "unsaved": unsaved,

@@ -100,20 +100,39 @@ impl Site {
     pub fn storage_error(&self, err: &StorageError, doing: &str) -> anyhow::Error {
         match err {
             StorageError::NoSuchBucket { message } => {
-                tracing::debug!(%message, "AWS's answer");
+                tracing::info!(%message, "AWS's answer");
                 return anyhow::anyhow!(
                     "{doing}: the bucket does not exist ({}). Check --bucket (the stack's BucketName output), or name the stack with --stack",
                     self.endpoint
                 );
             }
             StorageError::Credentials { message } => {
-                tracing::debug!(%message, "AWS's answer");
+                tracing::info!(%message, "AWS's answer");
                 return anyhow::anyhow!(
                     "{doing}: AWS has no usable credentials from you (none found, or expired or unknown). Sign in again (aws sso login, or aws configure for access keys), or pick a profile with AWS_PROFILE; -v shows AWS's answer"
                 );
             }
+            StorageError::ExpiredCredentials { message } => {
+                tracing::info!(%message, "AWS's answer");
+                return anyhow::anyhow!(
+                    "{doing}: your AWS credentials have expired. Sign in again (aws sso login, or new access keys with aws configure) and run the command again; -v shows AWS's answer"
+                );
+            }
+            StorageError::WrongRegion { region, message } => {
+                tracing::info!(%message, "AWS's answer");
+                let asked = self.region();
+                let asked = if asked.is_empty() { "no region" } else { asked };
+                return match region {
+                    Some(region) => anyhow::anyhow!(
+                        "{doing}: the bucket is in {region}, and requests went to {asked}. Set AWS_REGION={region} (or region = {region} in your AWS profile) and run the command again; -v shows AWS's answer"
+                    ),
+                    None => anyhow::anyhow!(
+                        "{doing}: the bucket is in another region than {asked}. Set AWS_REGION to the bucket's region (aws s3api get-bucket-location --bucket NAME says it) and run the command again; -v shows AWS's answer"
+                    ),
+                };
+            }
             StorageError::AccessDenied { key, message } => {
-                tracing::debug!(%message, "AWS's answer");
+                tracing::info!(%message, "AWS's answer");
                 return anyhow::anyhow!(
                     "{doing}: AWS denied your identity access to `{key}`. Ask for the farm user's policy (infra/README.md, \"The farm user's policy\"), or check --bucket; -v shows AWS's answer"
                 );

@@ -368,7 +368,8 @@ pub struct SubmitArgs {
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "Examples:
   farm status shot.blend --bucket my-farm
-  farm status shot.blend --bucket my-farm --json | jq .frames")]
+  farm status shot.blend --bucket my-farm --json | jq .frames
+  farm status shot.blend --bucket my-farm --watch        until the job ends")]
 pub struct StatusArgs {
     /// Key of the uploaded .blend.
     pub key: String,
@@ -378,9 +379,18 @@ pub struct StatusArgs {
     pub bucket: String,
     #[command(flatten)]
     pub stack: StackArg,
-    /// Print one JSON document instead of text.
+    /// Print one JSON document instead of text (with --watch: one JSON object per line, per
+    /// change).
     #[arg(long)]
     pub json: bool,
+    /// Follow the job until it ends (or Ctrl-C): a bar on a terminal, one line per change when
+    /// piped. Exits 0 when the job ended complete, 1 when it did not.
+    #[arg(short, long)]
+    pub watch: bool,
+    /// With --watch: seconds between readings.
+    #[arg(long, value_name = "SECS", default_value_t = 10, requires = "watch",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub interval: u32,
 }
 
 /// A finished job's receipt: frames, tasks and retries, times, vCPU- and GB-hours and the

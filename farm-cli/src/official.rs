@@ -76,6 +76,22 @@ impl Build {
     }
 }
 
+/// The wheel's size a lock records (`# download: N bytes`, written by `infra/bpy/lock.sh`).
+fn download_bytes(lock: &str) -> Option<u64> {
+    lock.lines()
+        .find_map(|line| line.strip_prefix("# download: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|bytes| bytes.parse().ok())
+}
+
+/// `a download of 350 MB` (decimal megabytes, as pip counts them), or of an unknown size.
+fn download_words(lock: &str) -> String {
+    match download_bytes(lock) {
+        Some(bytes) => format!("a download of {} MB", (bytes + 500_000) / 1_000_000),
+        None => "a download of several hundred MB".to_owned(),
+    }
+}
+
 /// `bpy==X.Y.Z` of a lock.
 fn pinned_version(lock: &str) -> Option<String> {
     lock.lines()
@@ -132,10 +148,11 @@ async fn install(build: &Build, cache: &Path) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("cannot create the cache folder {}", cache.display()))?;
     let target = build.dir(cache);
     eprintln!(
-        "farm: installing Blender {} (the official bpy {} from PyPI, hash-pinned; a download of \
-         several hundred MB, pip shows its size) into {}, once",
+        "farm: installing Blender {} (the official bpy {} from PyPI, hash-pinned; {}, about 1 GB \
+         installed) into {}, once",
         build.series,
         build.version,
+        download_words(build.lock),
         target.display()
     );
     let partial = tempfile::Builder::new()
@@ -305,6 +322,21 @@ mod tests {
             assert!(build.lock.contains("--hash=sha256:"), "{build:?}");
         }
         assert_eq!(LOCKS.len(), FARM_SERIES.len());
+    }
+
+    /// The install says the download's size before it starts: every lock records its wheel's.
+    #[test]
+    fn every_lock_says_its_download_size() {
+        for build in Build::all() {
+            let bytes = download_bytes(build.lock).unwrap_or_default();
+            assert!(bytes > 100_000_000, "{build:?}");
+        }
+        let lock_42 = Build::of(BlenderSeries::new(4, 2)).unwrap().lock;
+        assert_eq!(download_words(lock_42), "a download of 350 MB");
+        assert_eq!(
+            download_words("bpy==1.0"),
+            "a download of several hundred MB"
+        );
     }
 
     #[test]

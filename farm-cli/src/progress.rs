@@ -40,6 +40,12 @@ fn lines_asked() -> bool {
     }
 }
 
+/// Whether progress shows as bars: stderr is a terminal and `FARM_PROGRESS` asks for neither
+/// lines nor nothing.
+pub fn bars_shown() -> bool {
+    !off() && !lines_asked()
+}
+
 /// Whether `FARM_PROGRESS=off` asks for no progress at all.
 fn off() -> bool {
     std::env::var(farm_core::env::PROGRESS).is_ok_and(|v| v.trim() == "off")
@@ -66,6 +72,12 @@ fn new_bar(len: u64, template: &str, lines_template: &str) -> ProgressBar {
 /// A bar over `len` frames, with elapsed time and an estimate of the time left.
 pub fn frames(len: u64) -> ProgressBar {
     new_bar(len, FRAMES_TEMPLATE, FRAMES_LINE)
+}
+
+/// The bar of `farm status --watch`: frames done, the jobs' states, the cost so far and the
+/// farm's own ETA in the message (indicatif's would measure the polls, not the render).
+pub fn watch_bar() -> ProgressBar {
+    new_bar(0, WATCH_TEMPLATE, FRAMES_LINE)
 }
 
 /// A bar over `len` bytes, with throughput and an estimate of the time left.
@@ -97,6 +109,8 @@ const FRAMES_TEMPLATE: &str =
 const BYTES_TEMPLATE: &str =
     "{prefix:>9.bold} [{elapsed_precise}] [{bar:32}] {bytes}/{total_bytes} \
      ({binary_bytes_per_sec}, {eta} left)";
+const WATCH_TEMPLATE: &str =
+    "{prefix:>9.bold} [{elapsed_precise}] [{bar:32}] {pos}/{len} frames, {msg}";
 const SPINNER_TEMPLATE: &str = "{spinner} {msg} [{elapsed}]";
 const FRAMES_LINE: &str = "farm-progress: {pos}/{len} frames {prefix}";
 const BYTES_LINE: &str = "farm-progress: {pos}/{len} bytes {prefix}";
@@ -189,6 +203,7 @@ mod tests {
             FRAMES_TEMPLATE,
             BYTES_TEMPLATE,
             SPINNER_TEMPLATE,
+            WATCH_TEMPLATE,
             FRAMES_LINE,
             BYTES_LINE,
         ] {

@@ -10,7 +10,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use common::{
 };
 use farm_core::{FrameList, JobKeys};
 use farm_io::{BatchScheduler, BatchTargets, S3Storage};
-use farm_testkit::{unique_prefix, BatchEnv, Moto};
+use farm_testkit::{unique_prefix, BatchEnv, FakeDocker, Moto};
 use serde_json::Value;
 use trigger_lambda::{handle_event, parse_event, Deps, RecordOutcome};
 
@@ -35,7 +35,26 @@ struct Fixture {
 
 impl Fixture {
     async fn start() -> Self {
-        let moto = Moto::start().await.expect("moto_server starts");
+        Self::with(Moto::start().await.expect("moto_server starts")).await
+    }
+
+    /// A fixture whose moto runs Batch jobs in its docker mode through the stand-in Docker
+    /// API: each job walks SUBMITTED .. RUNNING, one state a second, and stays RUNNING until
+    /// `docker.release()`, then ends SUCCEEDED (or FAILED, with `docker.set_exit_code`).
+    async fn with_docker(docker: &FakeDocker) -> Self {
+        let moto = Moto::start_with_env(&[("DOCKER_HOST", docker.host())])
+            .await
+            .expect("moto_server starts");
+        let fixture = Self::with(moto).await;
+        fixture.moto_api("/moto-api/config", r#"{"batch":{"use_docker":true}}"#);
+        fixture.moto_api(
+            "/moto-api/state-manager/set-transition",
+            r#"{"model_name":"batch::job","transition":{"progression":"time","seconds":1}}"#,
+        );
+        fixture
+    }
+
+    async fn with(moto: Moto) -> Self {
         moto.bucket(BUCKET).await.expect("bucket");
         let batch = moto.batch_env().await.expect("batch setup");
         Self {
@@ -1865,6 +1884,17 @@ fn check_installed(installed: &Value, version: &str) {
 /// drive.py's submit phase: Plan and Submit saved first, the upload, the refusal, Render Here.
 async fn check_submitted(farm: &Fixture, sent: &Value, blend: &Path, key: &str) {
     assert_eq!(sent["key"], key, "{sent}");
+    // "Replace running job" passes --replace to the same farm submit.
+    let argv: Vec<&str> = sent["replace_argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        argv.contains(&"submit") && argv.contains(&"--replace"),
+        "{sent}"
+    );
     let plan = &sent["plan"];
     assert_eq!(plan["key"], key);
     // Plan ran on the scene's range as changed in Blender and not saved: it was saved first.
@@ -2048,4 +2078,167 @@ fn check_fetched(fetched: &Value, out: &Path, here: &Path) {
     let summary = fetched["status"]["summary"].as_str().unwrap();
     assert!(summary.contains(", 2/2 frames"), "{fetched}");
     assert!(summary.ends_with(", complete"), "{fetched}");
+}
+
+/// `farm status --watch`, piped, through the real binary: moto walks the job's render and zip
+/// jobs through their states (docker mode, the stand-in Docker API) while frames appear; the
+/// watch prints one line per change and ends with the job: exit 0 once it ended complete. A
+/// job whose task fails ends the watch (`--json`: one object per change) with exit code 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_watch_follows_a_job_until_it_ends() {
+    let docker = FakeDocker::start().unwrap();
+    let fx = Fixture::with_docker(&docker).await;
+    let (key, _) = fx.stand_in_job("watch").await;
+    let mut watch = fx
+        .farm()
+        .args([
+            "status",
+            &key,
+            "--bucket",
+            BUCKET,
+            "--watch",
+            "--interval",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = read_lines(watch.stdout.take().unwrap());
+    // The render job's tasks run (held by the stand-in Docker) while the frames arrive.
+    let running = wait_for_line(&lines, |l| l.contains("render RUNNING"));
+    assert!(running.contains("frames 0/4 done"), "{running}");
+    for frame in 1..=4 {
+        fx.put_frame(
+            &key,
+            &JobKeys::new(&key).frame(frame, "png"),
+            b"png".to_vec(),
+        )
+        .await;
+        let done = format!("frames {frame}/4 done");
+        wait_for_line(&lines, |l| l.contains(&done));
+    }
+    fx.put(&JobKeys::new(&key).zip(), b"zip".to_vec()).await;
+    docker.release();
+    let status = wait_with_timeout(&mut watch, Duration::from_secs(120));
+    let seen = rest(&lines);
+    let last = seen.last().cloned().unwrap_or_default();
+    assert_eq!(status.code(), Some(0), "{seen:#?}");
+    assert_eq!(
+        last,
+        "farm-status: render SUCCEEDED (0 task(s) running), zip SUCCEEDED; frames 4/4 done, 0 failed; ended, complete",
+        "{seen:#?}"
+    );
+    // One line per change: never the same line twice in a row.
+    assert!(seen.windows(2).all(|w| w[0] != w[1]), "{seen:#?}");
+    assert!(
+        docker.created() >= 3,
+        "two render tasks and the zip task ran"
+    );
+
+    // A plain render job whose task exits 3: the watch ends on FAILED, exit code 1.
+    docker.hold();
+    docker.set_exit_code(3);
+    let failing = format!("{}failing.blend", unique_prefix("failing"));
+    fx.moto
+        .s3()
+        .put_object()
+        .bucket(BUCKET)
+        .key(&failing)
+        .tagging("frames=1-2&chunk=2")
+        .body(ByteStream::from_static(
+            b"BLENDER-v304RENDH\x00\x00\x00 stand-in scene body",
+        ))
+        .send()
+        .await
+        .unwrap();
+    submitted(&fx.trigger(&failing).await);
+    let mut watch = fx
+        .farm()
+        .args(["status", &failing, "--bucket", BUCKET, "--watch", "--json"])
+        .args(["--interval", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = read_lines(watch.stdout.take().unwrap());
+    wait_for_line(&lines, |l| l.contains(r#""render":"RUNNING""#));
+    docker.release();
+    let status = wait_with_timeout(&mut watch, Duration::from_secs(120));
+    let events: Vec<Value> = rest(&lines)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(status.code(), Some(1), "{events:#?}");
+    let last = events.last().unwrap();
+    assert_eq!(last["render"], "FAILED", "{events:#?}");
+    assert_eq!(last["ended"], true, "{events:#?}");
+    assert_eq!(last["complete"], false, "{events:#?}");
+    let mut stderr = String::new();
+    watch
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        stderr.starts_with("farm: error: the job ended without all its frames")
+            && stderr.contains("farm retry"),
+        "{stderr}"
+    );
+}
+
+/// The lines of a child's stdout as they come.
+fn read_lines(stdout: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    let (send, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
+/// The lines left, up to the end of the output.
+fn rest(lines: &std::sync::mpsc::Receiver<String>) -> Vec<String> {
+    let mut rest = Vec::new();
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(10)) {
+        rest.push(line);
+    }
+    rest
+}
+
+/// The first line that matches, within a minute.
+fn wait_for_line(
+    lines: &std::sync::mpsc::Receiver<String>,
+    matches: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if matches(&line) => return line,
+            Ok(line) => seen.push(line),
+            Err(e) => panic!("no such line ({e}); seen: {seen:#?}"),
+        }
+    }
+}
+
+/// The child's exit status, killing it after `limit`.
+fn wait_with_timeout(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the watch did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -328,3 +328,115 @@ fn missing_credentials_are_one_line_saying_how_to_sign_in() {
     assert!(!line.contains("Attempted"), "{line}");
     assert!(!line.contains("then retry"), "{line}");
 }
+
+/// What S3 answers a request for a bucket of another region (here `eu-west-1`, the request
+/// signed for `us-east-1`), byte for byte as S3 sends it but for `Content-Length` in place of
+/// chunked encoding: a `301 PermanentRedirect` naming the bucket's region in
+/// `x-amz-bucket-region` (and the endpoint in the body)...
+const S3_PERMANENT_REDIRECT: &str = "HTTP/1.1 301 Moved Permanently\r\n\
+x-amz-bucket-region: eu-west-1\r\n\
+x-amz-request-id: 2FZ1F6MB3NBFJ5DX\r\n\
+x-amz-id-2: c2X4ilVJNkzP8J0ZTs6Hq7nVWrOqUNCUWUAxlZ+2a9Kt8oCjY4NHjNcnFxb3kJ0gEw2LeLHBm5M=\r\n\
+Content-Type: application/xml\r\n\
+Date: Sun, 06 Dec 2026 21:00:00 GMT\r\n\
+Server: AmazonS3\r\n\
+Content-Length: 402\r\n\
+\r\n\
+<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.</Message><Endpoint>b.s3.eu-west-1.amazonaws.com</Endpoint><Bucket>b</Bucket><RequestId>2FZ1F6MB3NBFJ5DX</RequestId><HostId>c2X4ilVJNkzP8J0ZTs6Hq7nVWrOqUNCUWUAxlZ=</HostId></Error>";
+
+/// ... or, at the bucket's regional endpoint, `400 AuthorizationHeaderMalformed` saying which
+/// region it expected, in the body and in `x-amz-bucket-region` (the header is all a `HEAD`
+/// gets; botocore's region redirector reads it there) ...
+const S3_AUTHORIZATION_HEADER_MALFORMED: &str = "HTTP/1.1 400 Bad Request\r\n\
+x-amz-bucket-region: eu-west-1\r\n\
+x-amz-request-id: 0Q6ZVYR2MDAB4RVA\r\n\
+x-amz-id-2: 8vDoE1iD0kvUgtWeTq6XqgqVy2C7A1lTQFQHXNs7jEq7t0+e1VYxkTjd5gk3v5Lh4tCKoTSNKg0=\r\n\
+Content-Type: application/xml\r\n\
+Date: Sun, 06 Dec 2026 21:00:00 GMT\r\n\
+Server: AmazonS3\r\n\
+Content-Length: 336\r\n\
+\r\n\
+<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+<Error><Code>AuthorizationHeaderMalformed</Code><Message>The authorization header is malformed; the region 'us-east-1' is wrong; expecting 'eu-west-1'</Message><Region>eu-west-1</Region><RequestId>0Q6ZVYR2MDAB4RVA</RequestId><HostId>8vDoE1iD0kvUgtWeTq6XqgqVy2C7A1lTQFQHXNs7jEq7t0=</HostId></Error>";
+
+/// ... and a session token past its time: `400 ExpiredToken`.
+const S3_EXPIRED_TOKEN: &str = "HTTP/1.1 400 Bad Request\r\n\
+x-amz-request-id: 7TQ3X9ZB1GJ2K8PD\r\n\
+x-amz-id-2: Yc3kE1oP0qvDgtWeTq6XqgqVy2C7A1lTQFQHXNs7jEq7t0+e1VYxkTjd5gk3v5Lh4tCKoTSNKg0=\r\n\
+Content-Type: application/xml\r\n\
+Date: Sun, 06 Dec 2026 21:00:00 GMT\r\n\
+Server: AmazonS3\r\n\
+Content-Length: 292\r\n\
+\r\n\
+<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message><Token-0>FwoGZXIvYXdzEJr//////////wEaDEXAMPLETOKEN</Token-0><RequestId>7TQ3X9ZB1GJ2K8PD</RequestId><HostId>Yc3kE1oP0qvDgtWeTq6XqgqVy2C7A1lTQFQHXNs7jEq7t0=</HostId></Error>";
+
+/// `farm status` (and `download`) against an endpoint answering with `response`, with
+/// credentials and `us-east-1` set; `verbose` adds `-v`.
+fn against(response: &str, args: &[&str], verbose: bool) -> Run {
+    let endpoint = farm_testkit::CannedEndpoint::start(response.as_bytes().to_vec()).unwrap();
+    let mut cmd = farm();
+    cmd.args(args)
+        .env("AWS_ENDPOINT_URL", endpoint.endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_SESSION_TOKEN", "testing");
+    if verbose {
+        cmd.arg("-v");
+    }
+    run(&mut cmd)
+}
+
+/// Errors AWS gives and moto cannot (a bucket in another region, an expired session), replayed
+/// from S3's own response bytes by a stand-in endpoint, through the real `farm`: one line
+/// saying what happened and what to do, AWS's code only under -v.
+#[test]
+fn a_wrong_region_and_expired_credentials_are_one_line_saying_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dl");
+    let status = ["status", "k.blend", "--bucket", "b"];
+    let download = [
+        "download",
+        "k.blend",
+        "--bucket",
+        "b",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    for (response, code) in [
+        (S3_PERMANENT_REDIRECT, "PermanentRedirect"),
+        (
+            S3_AUTHORIZATION_HEADER_MALFORMED,
+            "AuthorizationHeaderMalformed",
+        ),
+    ] {
+        for args in [&status[..], &download[..]] {
+            let result = against(response, args, false);
+            let line = result.one_line_error();
+            assert!(
+                line.contains("the bucket is in eu-west-1, and requests went to us-east-1")
+                    && line.contains("Set AWS_REGION=eu-west-1"),
+                "{code} {args:?}: {line}"
+            );
+            assert!(!line.contains(code), "{line}");
+        }
+        let verbose = against(response, &status, true);
+        assert!(verbose.stderr.contains(code), "{verbose:#?}");
+    }
+    // (A HEAD's 400 has no body, so `farm download`, which asks for the archive with a HEAD
+    // first, cannot tell an expired token from another bad request.)
+    let report = ["report", "k.blend", "--bucket", "b"];
+    for args in [&status[..], &report[..]] {
+        let result = against(S3_EXPIRED_TOKEN, args, false);
+        let line = result.one_line_error();
+        assert!(
+            line.contains("your AWS credentials have expired") && line.contains("aws sso login"),
+            "{args:?}: {line}"
+        );
+        assert!(!line.contains("ExpiredToken"), "{line}");
+    }
+    let verbose = against(S3_EXPIRED_TOKEN, &status, true);
+    assert!(verbose.stderr.contains("ExpiredToken"), "{verbose:#?}");
+}

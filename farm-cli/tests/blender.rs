@@ -117,7 +117,7 @@ fn a_fresh_cache_installs_the_files_blender_once_and_reuses_it() {
     assert!(stdout.contains(said), "{stdout}");
     assert!(
         first.stderr.contains(
-            "farm: installing Blender 5.0 (the official bpy 5.0.1 from PyPI, hash-pinned"
+            "farm: installing Blender 5.0 (the official bpy 5.0.1 from PyPI, hash-pinned; a download of 374 MB"
         ),
         "{first:#?}"
     );
@@ -196,20 +196,11 @@ fn a_wheel_that_is_not_the_pinned_one_is_refused_and_nothing_is_installed() {
 fn a_named_blender_without_the_denoiser_is_refused_before_rendering() {
     let dir = tempfile::tempdir().unwrap();
     let blend = scene(dir.path(), "denoised", 1, 1, 1);
-    let blender = farm_testkit::blender().unwrap();
-    let saved = Command::new(&blender)
-        .args(["-b", "--factory-startup"])
-        .arg(&blend)
-        .args([
-            "--python-exit-code",
-            "1",
-            "--python-expr",
-            "import bpy; scene = bpy.context.scene; scene.cycles.use_denoising = True; \
-             scene.view_layers[0].cycles.use_denoising = True; bpy.ops.wm.save_mainfile()",
-        ])
-        .output()
-        .unwrap();
-    assert!(saved.status.success(), "{saved:?}");
+    save_with(
+        &blend,
+        "import bpy; scene = bpy.context.scene; scene.cycles.use_denoising = True; \
+         scene.view_layers[0].cycles.use_denoising = True; bpy.ops.wm.save_mainfile()",
+    );
     let out = dir.path().join("out");
     let result = run(farm().arg("render").arg(&blend).arg("--out").arg(&out));
     let error = result.one_line_error();
@@ -222,4 +213,49 @@ fn a_named_blender_without_the_denoiser_is_refused_before_rendering() {
         "{error}"
     );
     assert!(!out.join("frames/0001.png").exists());
+}
+
+/// A frame Blender itself fails to render (a render border of no area: Blender 3.4 says "Image
+/// too small"): the line `farm render` shows is Blender's error, whole, and nothing of the
+/// farm's render script (Blender used to print the whole script after a failure, and a line of
+/// it was spliced into the message: `# (seen on 4.2.23 ...) and would turn a finishedError: ...`).
+#[test]
+fn a_frame_blender_fails_shows_blenders_own_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let blend = scene(dir.path(), "bordered", 1, 2, 1);
+    let blender = save_with(
+        &blend,
+        "import bpy; r = bpy.context.scene.render; r.use_border = True; \
+         r.border_min_x = r.border_max_x = 0.5; bpy.ops.wm.save_mainfile()",
+    );
+    let out = dir.path().join("out");
+    let result = run(farm()
+        .arg("render")
+        .arg(&blend)
+        .arg("--out")
+        .arg(&out)
+        .arg("--blender")
+        .arg(&blender));
+    let error = result.one_line_error();
+    let reason = error
+        .split_once("after blender exited with code 1): ")
+        .and_then(|(_, rest)| rest.split_once("; log in "))
+        .map(|(reason, _)| reason);
+    assert_eq!(reason, Some("Error: Image too small"), "{error}");
+    let log = std::fs::read_to_string(out.join("logs/0001.log")).unwrap();
+    assert!(!log.contains("script failed, expr"), "{log}");
+}
+
+/// Runs `expr` on `blend` in Debian's Blender (the test kit's), which saves it; returns that
+/// Blender.
+fn save_with(blend: &Path, expr: &str) -> PathBuf {
+    let blender = farm_testkit::blender().unwrap();
+    let saved = Command::new(&blender)
+        .args(["-b", "--factory-startup"])
+        .arg(blend)
+        .args(["--python-exit-code", "1", "--python-expr", expr])
+        .output()
+        .unwrap();
+    assert!(saved.status.success(), "{saved:?}");
+    blender
 }

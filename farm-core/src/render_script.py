@@ -37,6 +37,7 @@ import json
 import os
 import re
 import sys
+import traceback
 
 import bpy
 
@@ -410,13 +411,31 @@ def movie():
     flush_c_stdout()
 
 
-open_blend()
-if CONFIG["mode"] == "info":
-    info()
-elif CONFIG["mode"] == "movie":
-    movie()
-else:
-    render()
+def main():
+    open_blend()
+    if CONFIG["mode"] == "info":
+        info()
+    elif CONFIG["mode"] == "movie":
+        movie()
+    else:
+        render()
+
+
+try:
+    main()
+except Exception as error:
+    # Left to Blender, a failure prints the traceback and then this whole script ("script
+    # failed, expr: '...'"), where a line of the script could pass for Blender's error. The
+    # traceback and Blender's own message (an operator's RuntimeError reads "Error: <what>")
+    # go out here instead, and Blender leaves with exit code 1 as it would.
+    traceback.print_exc()
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    message = lines[0] if lines else type(error).__name__
+    print("Error: %s" % re.sub(r"^(Error: )+", "", message))
+    flush_c_stdout()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 flush_c_stdout()
 sys.stdout.flush()
 sys.stderr.flush()

@@ -90,6 +90,17 @@ pub enum StorageError {
     /// until they are renewed.
     #[error("no usable credentials ({message})")]
     Credentials { message: String },
+    /// The service refused the credentials as expired (a session token past its time): no
+    /// retry helps until the user signs in again.
+    #[error("the credentials have expired ({message})")]
+    ExpiredCredentials { message: String },
+    /// The bucket is in another region than the one the request went to; `region` is the
+    /// bucket's when the service said it.
+    #[error("the bucket is in another region{} ({message})", region.as_deref().map(|r| format!(", {r}")).unwrap_or_default())]
+    WrongRegion {
+        region: Option<String>,
+        message: String,
+    },
     #[error("{operation} `{key}` failed: {message}")]
     Transient {
         operation: &'static str,

@@ -27,12 +27,31 @@ pub(crate) struct Failure {
     pub(crate) message: String,
     /// No credentials were found, or AWS refused them (expired, unknown key, bad signature).
     pub(crate) credentials: bool,
+    /// AWS refused the credentials as expired (a session token past its time, a request
+    /// signed too long ago): signing in again helps.
+    pub(crate) expired: bool,
+    /// The request went to the wrong region for the bucket (S3's 301 `PermanentRedirect`, or
+    /// `AuthorizationHeaderMalformed` naming the region it expected).
+    pub(crate) wrong_region: bool,
+    /// The bucket's region, when S3 said it (`x-amz-bucket-region`, or "expecting 'R'").
+    pub(crate) bucket_region: Option<String>,
 }
+
+/// Error codes AWS answers for credentials that have expired.
+const EXPIRED_CODES: &[&str] = &["ExpiredToken", "ExpiredTokenException", "RequestExpired"];
+
+/// Error codes S3 answers a request sent to another region than the bucket's.
+const WRONG_REGION_CODES: &[&str] = &[
+    "PermanentRedirect",
+    "AuthorizationHeaderMalformed",
+    "IllegalLocationConstraintException",
+];
 
 /// Error codes AWS answers when the credentials themselves are the problem.
 const CREDENTIAL_CODES: &[&str] = &[
     "ExpiredToken",
     "ExpiredTokenException",
+    "RequestExpired",
     "InvalidAccessKeyId",
     "InvalidClientTokenId",
     "InvalidToken",
@@ -71,15 +90,41 @@ impl Failure {
         let message = match (origin, code.as_deref(), err.message()) {
             (Origin::Service, Some(code), Some(message)) => format!("{code}: {message}"),
             (Origin::Service, Some(code), None) => code.to_owned(),
+            // A HEAD's error has no body, so no code: the status says what there is. (A 2xx
+            // answer the SDK could not read keeps its causes: they say what was wrong.)
+            (Origin::Service, None, _)
+                if err
+                    .raw_response()
+                    .is_some_and(|r| r.status().as_u16() >= 300) =>
+            {
+                let status = err.raw_response().map_or(0, |r| r.status().as_u16());
+                format!("HTTP status {status} without an error code")
+            }
             _ => causes(err),
         };
         let credentials = code
             .as_deref()
             .is_some_and(|code| CREDENTIAL_CODES.contains(&code))
             || caused_by_credentials(err);
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        let has = |codes: &[&str]| code.as_deref().is_some_and(|c| codes.contains(&c));
+        let header_region = err
+            .raw_response()
+            .and_then(|r| r.headers().get("x-amz-bucket-region"))
+            .map(str::to_owned);
+        // A HEAD gets no body: a 400 with S3's region header and no code is the same answer.
+        let wrong_region = origin == Origin::Service
+            && (status == Some(301)
+                || has(WRONG_REGION_CODES)
+                || (status == Some(400) && code.is_none() && header_region.is_some()));
         Self {
             origin,
-            status: err.raw_response().map(|r| r.status().as_u16()),
+            status,
+            expired: has(EXPIRED_CODES),
+            wrong_region,
+            bucket_region: header_region
+                .or_else(|| expected_region(&message))
+                .filter(|_| wrong_region),
             code,
             message,
             credentials,
@@ -132,6 +177,17 @@ fn caused_by_credentials(err: &(dyn Error + 'static)) -> bool {
         next = err.source();
     }
     false
+}
+
+/// The region in S3's "the region 'us-east-1' is wrong; expecting 'eu-west-1'".
+fn expected_region(message: &str) -> Option<String> {
+    let rest = &message[message.find("expecting '")? + "expecting '".len()..];
+    let region = &rest[..rest.find('\'')?];
+    let valid = !region.is_empty()
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    valid.then(|| region.to_owned())
 }
 
 /// An error and its sources, `: `-separated, each said once.
@@ -226,5 +282,77 @@ mod tests {
         let failure = Failure::of(&err);
         assert!(!failure.credentials, "{}", failure.message);
         assert!(failure.is_transient());
+    }
+
+    /// A service error built from S3's response: its status, headers and XML body, as the
+    /// SDK parses them.
+    fn s3_answer(status: u16, headers: &[(&str, &str)], body: &str) -> Failure {
+        let mut raw = HttpResponse::new(
+            status.try_into().unwrap(),
+            SdkBody::from(body.as_bytes().to_vec()),
+        );
+        for (name, value) in headers {
+            raw.headers_mut()
+                .insert(name.to_string(), value.to_string());
+        }
+        let meta = xml_meta(body);
+        let err: SdkError<PutObjectError, HttpResponse> =
+            SdkError::service_error(PutObjectError::generic(meta), raw);
+        Failure::of(&err)
+    }
+
+    /// The code and message of an S3 error body, as the SDK reads them.
+    fn xml_meta(body: &str) -> ErrorMetadata {
+        let tag = |name: &str| {
+            let open = format!("<{name}>");
+            let start = body.find(&open)? + open.len();
+            Some(body[start..start + body[start..].find('<')?].to_owned())
+        };
+        let mut meta = ErrorMetadata::builder();
+        if let Some(code) = tag("Code") {
+            meta = meta.code(code);
+        }
+        if let Some(message) = tag("Message") {
+            meta = meta.message(message);
+        }
+        meta.build()
+    }
+
+    #[test]
+    fn a_bucket_in_another_region_is_told_with_its_region() {
+        let redirect = s3_answer(
+            301,
+            &[("x-amz-bucket-region", "eu-west-1")],
+            "<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint.</Message></Error>",
+        );
+        assert!(redirect.wrong_region);
+        assert_eq!(redirect.bucket_region.as_deref(), Some("eu-west-1"));
+        let malformed = s3_answer(
+            400,
+            &[],
+            "<Error><Code>AuthorizationHeaderMalformed</Code><Message>The authorization header is malformed; the region 'us-east-1' is wrong; expecting 'ap-southeast-2'</Message></Error>",
+        );
+        assert!(malformed.wrong_region && !malformed.is_transient());
+        assert_eq!(malformed.bucket_region.as_deref(), Some("ap-southeast-2"));
+        // A HEAD's answer: no body, the header only.
+        let head = s3_answer(400, &[("x-amz-bucket-region", "us-west-2")], "");
+        assert!(head.wrong_region, "{head:?}");
+        assert_eq!(head.message, "HTTP status 400 without an error code");
+        assert_eq!(head.bucket_region.as_deref(), Some("us-west-2"));
+        // Another 400 is not about regions.
+        let other = s3_answer(400, &[], "<Error><Code>InvalidArgument</Code></Error>");
+        assert!(!other.wrong_region && other.bucket_region.is_none());
+    }
+
+    #[test]
+    fn expired_tokens_and_requests_are_expired_credentials() {
+        for code in ["ExpiredToken", "ExpiredTokenException", "RequestExpired"] {
+            let body = format!("<Error><Code>{code}</Code><Message>expired</Message></Error>");
+            let failure = s3_answer(400, &[], &body);
+            assert!(failure.expired && failure.credentials, "{code}");
+            assert!(!failure.is_transient(), "{code}");
+        }
+        let unknown = s3_answer(403, &[], "<Error><Code>InvalidAccessKeyId</Code></Error>");
+        assert!(unknown.credentials && !unknown.expired);
     }
 }

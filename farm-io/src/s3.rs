@@ -470,8 +470,17 @@ impl Storage for S3Storage {
 pub(crate) fn storage_error(operation: &'static str, key: &str, failure: &Failure) -> StorageError {
     let key = key.to_owned();
     let message = failure.message.clone();
+    if failure.expired {
+        return StorageError::ExpiredCredentials { message };
+    }
     if failure.credentials {
         return StorageError::Credentials { message };
+    }
+    if failure.wrong_region {
+        return StorageError::WrongRegion {
+            region: failure.bucket_region.clone(),
+            message,
+        };
     }
     if failure.has_code("NoSuchBucket") {
         return StorageError::NoSuchBucket { message };

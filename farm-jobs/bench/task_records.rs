@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use farm_core::storage::PutOptions;
-use farm_core::tasks::{FrameTiming, TaskKind, TaskRecord};
+use farm_core::tasks::TaskRecord;
 use farm_core::{JobKeys, Storage};
 use farm_io::S3Storage;
 use farm_jobs::tasks::{job_records, RECORD_READS_AT_ONCE};
@@ -22,24 +22,7 @@ const BUCKET: &str = "farm-bench";
 const TASKS: usize = 10_000;
 
 fn record(index: usize) -> TaskRecord {
-    TaskRecord {
-        task: TaskKind::Render,
-        index,
-        attempt: 1,
-        source_etag: Some("\"e1\"".into()),
-        started: jiff::Timestamp::UNIX_EPOCH,
-        ended: jiff::Timestamp::UNIX_EPOCH,
-        exit_code: 0,
-        error: None,
-        cpus: 4,
-        download_seconds: Some(1.5),
-        blender_startup_seconds: Some(3.2),
-        frames: vec![FrameTiming {
-            frame: i32::try_from(index).unwrap_or(i32::MAX) + 1,
-            render_seconds: Some(12.5),
-            upload_seconds: 0.2,
-        }],
-    }
+    farm_testkit::render_record(index, Some("\"e1\""), 12.5)
 }
 
 /// Peak resident memory of this process so far, MiB (`VmHWM`).

@@ -1,6 +1,8 @@
 //! Reading a job's task records (`<key>/tasks/`): the zipper sums them into the receipt, and
 //! `farm status` into the cost so far.
 
+use std::collections::HashMap;
+
 use farm_core::storage::StorageResult;
 use farm_core::tasks::TaskRecord;
 use farm_core::{JobKeys, Storage};
@@ -19,22 +21,50 @@ pub async fn job_records<S: Storage>(
     keys: &JobKeys,
     source_etag: Option<&str>,
 ) -> StorageResult<Vec<TaskRecord>> {
+    job_records_cached(storage, keys, source_etag, &mut RecordCache::default()).await
+}
+
+/// Task records read before, by key and ETag. Each attempt writes its record once, so a
+/// caller that reads a job's records again and again (`farm status --watch`) lists them and
+/// GETs only the ones it has not read: a record rewritten since (another upload's job at the
+/// same key) has another ETag and is read again.
+#[derive(Debug, Default)]
+pub struct RecordCache {
+    read: HashMap<(String, Option<String>), Option<TaskRecord>>,
+}
+
+/// [`job_records`], reading only what `cache` does not hold yet (and keeping it there).
+pub async fn job_records_cached<S: Storage>(
+    storage: &S,
+    keys: &JobKeys,
+    source_etag: Option<&str>,
+    cache: &mut RecordCache,
+) -> StorageResult<Vec<TaskRecord>> {
     let listing = storage.list(&keys.tasks_prefix()).await?;
-    let mut bodies = stream::iter(listing.iter().filter(|o| o.key.ends_with(".json")))
-        .map(|object| async move { Ok((object.key.as_str(), storage.get(&object.key).await?)) })
+    let listed: Vec<(String, Option<String>)> = listing
+        .into_iter()
+        .filter(|o| o.key.ends_with(".json"))
+        .map(|o| (o.key, o.etag))
+        .collect();
+    let unread: Vec<&(String, Option<String>)> = listed
+        .iter()
+        .filter(|k| !cache.read.contains_key(*k))
+        .collect();
+    let mut bodies = stream::iter(unread)
+        .map(|id| async move { Ok((id, storage.get(&id.0).await?)) })
         .buffered(RECORD_READS_AT_ONCE);
-    let mut records = Vec::new();
     while let Some(read) = bodies.next().await {
-        let (key, body): (&str, _) = read?;
-        match serde_json::from_slice::<TaskRecord>(&body) {
-            Ok(record) if source_etag.is_none() || record.source_etag.as_deref() == source_etag => {
-                records.push(record);
-            }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(key, %error, "not a task record: left out"),
-        }
+        let (id, body): (&(String, Option<String>), _) = read?;
+        let record = serde_json::from_slice::<TaskRecord>(&body)
+            .inspect_err(|error| tracing::warn!(key = id.0, %error, "not a task record: left out"))
+            .ok();
+        cache.read.insert(id.clone(), record);
     }
-    Ok(records)
+    Ok(listed
+        .iter()
+        .filter_map(|id| cache.read.get(id)?.clone())
+        .filter(|r| source_etag.is_none() || r.source_etag.as_deref() == source_etag)
+        .collect())
 }
 
 #[cfg(test)]
@@ -98,5 +128,43 @@ mod tests {
             job_records(&storage, &keys, None).await.unwrap().len(),
             count
         );
+    }
+
+    /// A second reading GETs only the records written since, and sees a rewritten one anew.
+    #[tokio::test]
+    async fn a_cache_reads_only_new_or_rewritten_records() {
+        use farm_testkit::{Faulty, Op};
+        let storage = Faulty::new(MemoryStorage::new());
+        let keys = JobKeys::new("k.blend");
+        let put = |index: usize, etag: &'static str| {
+            let storage = &storage;
+            let key = keys.task_record(index, 1);
+            async move {
+                storage
+                    .put(
+                        &key,
+                        Bytes::from(record(index, etag)),
+                        &PutOptions::default(),
+                    )
+                    .await
+                    .unwrap()
+            }
+        };
+        for index in 0..5 {
+            put(index, "e1").await;
+        }
+        let mut cache = RecordCache::default();
+        let first = job_records_cached(&storage, &keys, Some("e1"), &mut cache).await;
+        assert_eq!(first.unwrap().len(), 5);
+        put(5, "e1").await;
+        put(0, "e2").await;
+        let gets = || storage.calls().iter().filter(|c| c.op == Op::Get).count();
+        let before = gets();
+        let second = job_records_cached(&storage, &keys, Some("e1"), &mut cache)
+            .await
+            .unwrap();
+        assert_eq!(gets() - before, 2, "the new and the rewritten");
+        let indexes: Vec<usize> = second.iter().map(|r| r.index).collect();
+        assert_eq!(indexes, [1, 2, 3, 4, 5]);
     }
 }

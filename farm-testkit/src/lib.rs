@@ -18,6 +18,7 @@
 
 mod blackhole;
 mod bomb;
+mod docker;
 mod faults;
 mod http;
 mod memory;
@@ -25,9 +26,11 @@ mod moto;
 mod pipe;
 mod scene;
 mod storage;
+mod stub;
 
 pub use blackhole::{run_bounded, BlackHole, BoundedRun};
 pub use bomb::{zstd_blend_bomb, zstd_frame, ZstdPart};
+pub use docker::FakeDocker;
 pub use faults::{Failure, Fault, Faulty, FaultyUpload, Logged, Op};
 pub use memory::{MemoryScheduler, MemoryStorage, MemoryUpload, StoredObject, SubmittedJob};
 pub use moto::{BatchEnv, Moto};
@@ -38,9 +41,27 @@ pub use scene::{
     TestBlender, BPY_VERSION, DEFAULT_TEST_BPY, TEST_BPY_ENV,
 };
 pub use storage::Intercept;
+pub use stub::CannedEndpoint;
 
 /// A key prefix of its own for one test: `t-<name>-<8 hex digits>/`.
 pub fn unique_prefix(name: &str) -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
     format!("t-{name}-{}/", &id[..8])
+}
+
+/// A render task's record of one frame, as the renderer writes it after an attempt that
+/// succeeded: task `index` rendered frame `index + 1` in `render_seconds` (4 vCPUs, 95 s of task
+/// time), for the upload of `source_etag`. For benches and tests of a job's records.
+pub fn render_record(
+    index: usize,
+    source_etag: Option<&str>,
+    render_seconds: f64,
+) -> farm_core::tasks::TaskRecord {
+    let record = serde_json::json!({
+        "task": "render", "index": index, "attempt": 1, "source_etag": source_etag,
+        "started": "1970-01-01T00:00:00Z", "ended": "1970-01-01T00:01:35Z", "exit_code": 0,
+        "cpus": 4, "download_seconds": 1.5, "blender_startup_seconds": 3.2,
+        "frames": [{"frame": index + 1, "render_seconds": render_seconds, "upload_seconds": 0.2}],
+    });
+    serde_json::from_value(record).expect("a task record's fields")
 }

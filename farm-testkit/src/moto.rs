@@ -53,9 +53,15 @@ impl Moto {
     ///
     /// Fails, saying how to install it, if `moto_server` is not on `PATH`.
     pub async fn start() -> anyhow::Result<Moto> {
+        Self::start_with_env(&[]).await
+    }
+
+    /// [`Moto::start`] with extra environment variables for `moto_server` (e.g. `DOCKER_HOST`:
+    /// the Docker API its docker mode runs Batch jobs with).
+    pub async fn start_with_env(env: &[(&str, &str)]) -> anyhow::Result<Moto> {
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
-            match Self::start_once().await {
+            match Self::start_once(env).await {
                 Ok(moto) => return Ok(moto),
                 Err(err) if err.to_string().contains("is not on PATH") => return Err(err),
                 Err(err) => last_error = Some(err),
@@ -64,11 +70,12 @@ impl Moto {
         Err(last_error.unwrap_or_else(|| anyhow!("moto_server did not start")))
     }
 
-    async fn start_once() -> anyhow::Result<Moto> {
+    async fn start_once(env: &[(&str, &str)]) -> anyhow::Result<Moto> {
         let port = free_port()?;
         let log = tempfile::NamedTempFile::new().context("creating moto_server's log file")?;
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.reopen()?)
             .stderr(log.reopen()?)
@@ -125,6 +132,16 @@ impl Moto {
             bail!("moto_server exited ({status}): {}", self.log_text());
         }
         Ok(())
+    }
+
+    /// moto_server's log so far: one line per request it answered (`"GET /bucket/key
+    /// HTTP/1.1" 200 -`), for counting a command's calls.
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = self.log.reopen() {
+            let _ = file.read_to_string(&mut text);
+        }
+        text
     }
 
     fn log_text(&self) -> String {

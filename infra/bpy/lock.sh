@@ -42,6 +42,9 @@ tmp="$(mktemp)"
   echo "# $cpython on manylinux_2_28 x86_64, without its add-on dependencies (see the script). Made by"
   echo "# infra/bpy/lock.sh $version; Dockerfile.renderer installs it with pip --require-hashes --no-deps."
   for wheel in "$wheels"/bpy-"$version"-*.whl; do
+    echo "# download: $(stat -c %s "$wheel") bytes (the wheel)"
+  done
+  for wheel in "$wheels"/bpy-"$version"-*.whl; do
     name="$(basename "$wheel")"
     dist="${name%%-*}"
     rest="${name#*-}"

@@ -7,6 +7,7 @@ use farm_core::scheduler::Scheduler;
 use farm_core::storage::get_json;
 use farm_core::tasks::TaskRecord;
 use farm_core::{JobKeys, Storage};
+use farm_jobs::tasks::{job_records_cached, RecordCache};
 use farm_jobs::{scan_frames, JobTicket, ScanError};
 use futures::StreamExt;
 
@@ -29,6 +30,27 @@ pub async fn report<S: Storage, B: Scheduler>(
     bucket: &str,
     scheduler: &B,
     key: &str,
+) -> anyhow::Result<Fetched> {
+    report_cached(
+        site,
+        storage,
+        bucket,
+        scheduler,
+        key,
+        &mut RecordCache::default(),
+    )
+    .await
+}
+
+/// [`report`], reading only the task records `cache` does not hold yet (`--watch` reads the
+/// job again and again; a job of 10,000 tasks has 10,000 records).
+pub(super) async fn report_cached<S: Storage, B: Scheduler>(
+    site: &Site,
+    storage: &S,
+    bucket: &str,
+    scheduler: &B,
+    key: &str,
+    cache: &mut RecordCache,
 ) -> anyhow::Result<Fetched> {
     let manifest = site.manifest(storage, bucket, key).await?;
     let mut report = manifest_report(&manifest, bucket, key);
@@ -69,7 +91,7 @@ pub async fn report<S: Storage, B: Scheduler>(
     // The task records are the job's own (its upload's ETag); best effort, as the cost so far
     // is: without them, a task that failed before its first frame shows as pending.
     let records = async {
-        let read = farm_jobs::tasks::job_records(storage, &keys, manifest.etag.as_deref()).await;
+        let read = job_records_cached(storage, &keys, manifest.etag.as_deref(), cache).await;
         Ok(read
             .inspect_err(|e| tracing::warn!("cannot read the task records: {e}"))
             .unwrap_or_default())

@@ -1,11 +1,13 @@
 //! `farm status`: the manifest, the Batch jobs and the frames of one job, by concern:
 //! [`fetch`] reads them through the ports, [`judge`] says what they amount to (no I/O),
-//! [`print`] writes the text; [`spend`] is the cost so far and the ETA.
+//! [`print`] writes the text; [`spend`] is the cost so far and the ETA; [`watch`] follows the
+//! job until it ends (`--watch`).
 
 mod fetch;
 mod judge;
 mod print;
 pub mod spend;
+pub mod watch;
 
 use anyhow::anyhow;
 
@@ -25,6 +27,9 @@ pub async fn run(args: &StatusArgs) -> anyhow::Result<()> {
     let site = aws.site();
     let storage = aws.storage(&args.bucket);
     let scheduler = aws.scheduler(None);
+    if args.watch {
+        return watch::run(args, &site, &storage, &scheduler).await;
+    }
     let fetched = report(&site, &storage, &args.bucket, &scheduler, &args.key).await?;
     let spend = fetch::job_spend(&site, &fetched);
     let report = fetched.report;

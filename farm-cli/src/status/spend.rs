@@ -95,23 +95,10 @@ pub fn spend_text(spend: &Spend) -> String {
 mod tests {
     use super::*;
     use crate::status::{ArrayReport, FrameCounts, JobReport};
-    use farm_core::manifest::ManifestStatus;
     use farm_core::tasks::{FrameTiming, TaskKind, TaskRecord};
 
     fn report(pending: usize, running: usize) -> StatusReport {
         StatusReport {
-            bucket: "b".into(),
-            key: "k.blend".into(),
-            status: ManifestStatus::Submitted,
-            message: None,
-            created: jiff::Timestamp::UNIX_EPOCH,
-            blender: None,
-            saved_by: None,
-            blender_reason: None,
-            engine: None,
-            warnings: Vec::new(),
-            scene: None,
-            dependencies: None,
             frames: Some(FrameCounts {
                 list: "1-100".into(),
                 total: 100,
@@ -121,7 +108,6 @@ mod tests {
                 pending,
                 chunk_size: 1,
             }),
-            failed_frames: Vec::new(),
             render_job: Some(JobReport {
                 id: "r".into(),
                 name: None,
@@ -135,13 +121,7 @@ mod tests {
                     pending: pending - running,
                 }),
             }),
-            zip_job: None,
-            archive: None,
-            movie_job: None,
-            movie: None,
-            complete: false,
-            problems: Vec::new(),
-            later_rejection: None,
+            ..StatusReport::blank()
         }
     }
 
