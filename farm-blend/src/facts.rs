@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::blocks::{io_error, read_bhead, read_header, HeadKind};
-use crate::names::{image_source_name, output_format_name};
+use crate::names::{engine_as_opened, image_source_name, output_format_name};
 use crate::sdna::{Sdna, View};
 use crate::source::Source;
 use crate::{
@@ -571,17 +571,6 @@ fn path_member<'a>(view: &View<'a>, kind: FileKind) -> Option<&'a [u8]> {
         FileKind::Cache | FileKind::Volume => &["filepath", "name"],
     };
     order.iter().find_map(|m| view.bytes_str(m))
-}
-
-/// The engine Blender 2.80 and later render a scene with whose stored engine is `stored`: files
-/// from before 2.5 have no engine member (Blender Internal), and Blender's versioning for 2.80
-/// turns Blender Internal and the Game Engine into EEVEE (`versioning_280`, "Blender Internal
-/// removal").
-fn engine_as_opened(stored: Option<&str>) -> String {
-    match stored {
-        None | Some("" | "BLENDER_RENDER" | "BLENDER_GAME") => "BLENDER_EEVEE".to_owned(),
-        Some(engine) => engine.to_owned(),
-    }
 }
 
 /// The external files as reported: each image sequence with the frames its texture nodes use

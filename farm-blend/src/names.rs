@@ -1,5 +1,16 @@
 //! Blender's names (its Python enum identifiers) for codes stored in a .blend.
 
+/// The engine Blender 2.80 and later render a scene with whose stored engine is `stored`: files
+/// from before 2.5 have no engine member (Blender Internal), and Blender's versioning for 2.80
+/// turns Blender Internal and the Game Engine into EEVEE (`versioning_280`, "Blender Internal
+/// removal").
+pub(crate) fn engine_as_opened(stored: Option<&str>) -> String {
+    match stored {
+        None | Some("" | "BLENDER_RENDER" | "BLENDER_GAME") => "BLENDER_EEVEE".to_owned(),
+        Some(engine) => engine.to_owned(),
+    }
+}
+
 /// Blender's name (its Python enum identifier) for an `Image.source` code.
 pub fn image_source_name(code: i64) -> Option<&'static str> {
     Some(match code {

@@ -1,4 +1,4 @@
-"""What repeats per frame with persistent data (issue 27, ADR 0012): renders frames 1..N of a
+"""What repeats per frame with persistent data (issue 27, ADR 0015): renders frames 1..N of a
 scene in one Blender with Cycles' persistent data, as the farm's chunk does, and prints each
 frame's seconds; `still` first removes the animation of the object named by `--still NAME`.
 

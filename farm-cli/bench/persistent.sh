@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Persistent data benchmark (issue 27, ADR 0012): `farm render` (one worker, one chunk, so Cycles
+# Persistent data benchmark (issue 27, ADR 0015): `farm render` (one worker, one chunk, so Cycles
 # keeps its scene between frames) against `blender -b scene.blend -a` and against
 # `farm render --no-persistent`, on three scenes made by farm-testkit/scenes/geometry_scene.py:
 #   heavy     static geometry: 6 monkeys at render subdivision 4, moving cube and camera

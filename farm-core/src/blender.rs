@@ -254,7 +254,7 @@ pub struct RenderCommand<'a> {
 }
 
 impl RenderCommand<'_> {
-    /// Whether Blender renders the chunk with `render.use_persistent_data` (ADR 0012): only a
+    /// Whether Blender renders the chunk with `render.use_persistent_data` (ADR 0015): only a
     /// chunk of more than one frame gains from it (the first frame pays the full scene sync, the
     /// next ones only what changed), and only when the job allows it. The script leaves it off
     /// for scenes where it is not safe.

@@ -15,7 +15,7 @@ pub const FRAMES: &str = "FARM_FRAMES";
 /// Frames per array child.
 pub const CHUNK: &str = "FARM_CHUNK";
 /// Render job: `off` renders every frame of a chunk from scratch (tag `persistent=off`); unset or
-/// `on`: a chunk of several frames keeps Cycles' data between them (ADR 0012).
+/// `on`: a chunk of several frames keeps Cycles' data between them (ADR 0015).
 pub const PERSISTENT: &str = "FARM_PERSISTENT";
 /// Render job: a scout (`estimate=N`): render this many sample frames of the job instead of
 /// its chunk and write `<key>/estimate.json`, projected for the farm's [`MAX_VCPUS`].

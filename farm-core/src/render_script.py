@@ -363,7 +363,7 @@ def render():
     if CONFIG.get("format"):
         set_format(settings.image_settings, CONFIG["format"])
     # A chunk of several frames keeps Cycles' scene between them and syncs only what changed
-    # (ADR 0012); the Rust side decides (farm_core::blender::RenderCommand::persistent_data).
+    # (ADR 0015); the Rust side decides (farm_core::blender::RenderCommand::persistent_data).
     settings.use_persistent_data = bool(CONFIG.get("persistent"))
     if settings.use_persistent_data:
         say("NOTE", "Cycles persistent data on for the chunk's %d frames" % len(CONFIG["frames"]))

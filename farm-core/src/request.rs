@@ -23,7 +23,7 @@ pub const TAG_ENGINE: &str = "engine";
 /// `blender=4.5`: the Blender series to render with (one the farm runs; default: the farm's).
 pub const TAG_BLENDER: &str = "blender";
 /// `persistent=off`: render every frame of a chunk from scratch, without Cycles' persistent data
-/// (ADR 0012); `persistent=on` is the default.
+/// (ADR 0015); `persistent=on` is the default.
 pub const TAG_PERSISTENT: &str = "persistent";
 /// `estimate=N`: instead of the job, a scout job renders `N` sample frames of it (first, middle,
 /// last for 3) and writes `<key>/estimate.json` ([`crate::estimate::EstimateFile`]); the tags

@@ -24,12 +24,17 @@ use bytes::{Bytes, BytesMut};
 use farm_core::storage::{
     ByteChunks, Metadata, ObjectMeta, PutOptions, StorageError, StorageResult, Tags,
 };
-use farm_core::{Storage, StreamUpload};
+use farm_core::Storage;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::temp::{temp_path_beside, TempFile};
+
+mod keys;
+mod upload;
+use keys::{is_partial_name, partial_target, validate_key, validate_prefix};
+pub use upload::LocalUpload;
+use upload::PartialFile;
 
 /// Folder under the root holding the sidecars.
 const META_DIR: &str = ".farm-meta";
@@ -441,217 +446,6 @@ impl Storage for LocalStorage {
         keys.dedup();
         Ok(keys)
     }
-}
-
-/// A streaming upload to a [`LocalStorage`]: a partial file, renamed into place by `finish`,
-/// deleted by `abort` or on drop.
-#[derive(Debug)]
-pub struct LocalUpload {
-    storage: LocalStorage,
-    key: String,
-    options: PutOptions,
-    partial: Option<PartialFile>,
-    written: u64,
-}
-
-impl LocalUpload {
-    /// The partial file, created on first use (an invalid key fails here).
-    async fn partial(&mut self) -> StorageResult<&mut PartialFile> {
-        if self.partial.is_none() {
-            let dest = self.storage.path_of(&self.key)?;
-            self.partial = Some(PartialFile::create(&dest).await?);
-        }
-        self.partial
-            .as_mut()
-            .ok_or_else(|| StorageError::Permanent {
-                operation: "upload",
-                key: self.key.clone(),
-                message: "the partial file was not created".to_owned(),
-            })
-    }
-}
-
-impl StreamUpload for LocalUpload {
-    async fn write(&mut self, data: Bytes) -> StorageResult<()> {
-        self.partial().await?.write(&data).await?;
-        self.written += data.len() as u64;
-        Ok(())
-    }
-
-    async fn finish(mut self) -> StorageResult<u64> {
-        self.partial().await?;
-        let Some(partial) = self.partial.take() else {
-            return Ok(0);
-        };
-        self.storage
-            .commit(&self.key, partial, &self.options, Commit::Replace)
-            .await?;
-        Ok(self.written)
-    }
-
-    async fn abort(mut self) -> StorageResult<()> {
-        if let Some(partial) = self.partial.take() {
-            partial.discard().await;
-        }
-        Ok(())
-    }
-}
-
-/// A hidden file a write goes to before it is renamed into place; deleted unless it was.
-#[derive(Debug)]
-struct PartialFile {
-    path: PathBuf,
-    file: Option<tokio::fs::File>,
-    hasher: Sha256,
-    renamed: bool,
-}
-
-impl PartialFile {
-    /// Creates the partial file for `dest` in `dest`'s folder, creating the folder if needed.
-    async fn create(dest: &Path) -> StorageResult<Self> {
-        if let Some(parent) = dest.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|err| StorageError::io(parent, err))?;
-        }
-        let path = temp_path_beside(dest);
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .await
-            .map_err(|err| StorageError::io(&path, err))?;
-        Ok(Self {
-            path,
-            file: Some(file),
-            hasher: Sha256::new(),
-            renamed: false,
-        })
-    }
-
-    async fn write(&mut self, data: &[u8]) -> StorageResult<()> {
-        let Some(file) = self.file.as_mut() else {
-            return Err(StorageError::io(
-                &self.path,
-                std::io::Error::other("write after close"),
-            ));
-        };
-        self.hasher.update(data);
-        file.write_all(data)
-            .await
-            .map_err(|err| StorageError::io(&self.path, err))
-    }
-
-    /// Flushes and closes the file; returns its stamp and the content's ETag.
-    async fn close(&mut self) -> StorageResult<(Stamp, String)> {
-        if let Some(mut file) = self.file.take() {
-            file.flush()
-                .await
-                .map_err(|err| StorageError::io(&self.path, err))?;
-        }
-        let meta = tokio::fs::metadata(&self.path)
-            .await
-            .map_err(|err| StorageError::io(&self.path, err))?;
-        let digest = std::mem::take(&mut self.hasher).finalize();
-        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        Ok((Stamp::of(&meta), format!("\"{hex}\"")))
-    }
-
-    async fn rename_to(&mut self, dest: &Path) -> StorageResult<()> {
-        tokio::fs::rename(&self.path, dest)
-            .await
-            .map_err(|err| StorageError::io(dest, err))?;
-        self.renamed = true;
-        Ok(())
-    }
-
-    async fn discard(mut self) {
-        self.file = None;
-        let _ = tokio::fs::remove_file(&self.path).await;
-        self.renamed = true;
-    }
-}
-
-impl Drop for PartialFile {
-    fn drop(&mut self) {
-        if !self.renamed {
-            // Closing first matters on platforms that cannot delete open files.
-            self.file = None;
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Checks that `key` names a file under the root and nothing else.
-fn validate_key(key: &str) -> StorageResult<()> {
-    let invalid = |reason| {
-        Err(StorageError::InvalidKey {
-            key: key.to_owned(),
-            reason,
-        })
-    };
-    if key.is_empty() {
-        return invalid("it is empty");
-    }
-    if key.starts_with('/') {
-        return invalid("it is absolute");
-    }
-    check_components(key, key.split('/'))?;
-    if key.split('/').next() == Some(META_DIR) {
-        return invalid("`.farm-meta` is reserved for metadata");
-    }
-    Ok(())
-}
-
-/// Checks the folder part of a listing prefix (what follows the last `/` is only a filter).
-fn validate_prefix(prefix: &str) -> StorageResult<()> {
-    if prefix.starts_with('/') {
-        return Err(StorageError::InvalidKey {
-            key: prefix.to_owned(),
-            reason: "it is absolute",
-        });
-    }
-    match prefix.rsplit_once('/') {
-        Some((folder, _)) => check_components(prefix, folder.split('/')),
-        None => check_components(prefix, std::iter::empty()),
-    }
-}
-
-fn check_components<'a>(
-    key: &str,
-    components: impl IntoIterator<Item = &'a str>,
-) -> StorageResult<()> {
-    let invalid = |reason| {
-        Err(StorageError::InvalidKey {
-            key: key.to_owned(),
-            reason,
-        })
-    };
-    if key.contains('\\') {
-        return invalid("it contains a backslash");
-    }
-    if key.contains('\0') {
-        return invalid("it contains a NUL character");
-    }
-    for component in components {
-        if component.is_empty() || component == "." || component == ".." {
-            return invalid("it has an empty, `.` or `..` path component");
-        }
-        if is_partial_name(component) {
-            return invalid("names ending in `.partial` after a leading `.` are reserved");
-        }
-    }
-    Ok(())
-}
-
-fn is_partial_name(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(PARTIAL_SUFFIX)
-}
-
-/// The name a partial file `.<name>.<uuid>.partial` stands for.
-fn partial_target(name: &str) -> Option<&str> {
-    let inner = name.strip_prefix('.')?.strip_suffix(PARTIAL_SUFFIX)?;
-    inner.rsplit_once('.').map(|(target, _uuid)| target)
 }
 
 /// What a walk collects.

@@ -67,45 +67,7 @@ pub async fn check<S: Storage>(
     let mut queue: VecDeque<(String, Vec<ExternalFile>)> =
         VecDeque::from([(key.to_owned(), info.files.clone())]);
     while let Some((from, files)) = queue.pop_front() {
-        let mut wanted: Vec<Wanted> = Vec::new();
-        for file in files {
-            if file.packed {
-                record.packed += 1;
-                continue;
-            }
-            if file.source.as_deref() == Some(farm_blend::WRITTEN) {
-                // Written by Blender, never read from the bucket: only where it lies matters.
-                record.refused.extend(written_refusal(&from, &file));
-                continue;
-            }
-            let key = match resolve(&from, &file.path) {
-                Ok(key) => key,
-                Err(err) => {
-                    unresolved(&mut record, &from, &file, &err);
-                    continue;
-                }
-            };
-            if let Some(err) = shared.and_then(|shared| out_of_scope(upload, &key, shared)) {
-                record.refused.push(MissingDependency {
-                    key: Some(key),
-                    kind: file.kind.as_str().to_owned(),
-                    path: file.path.clone(),
-                    from: from.clone(),
-                    reason: MissingReason::Path,
-                    message: err.to_string(),
-                });
-                continue;
-            }
-            let keys = lookups(&file, key, frames);
-            for lookup in keys {
-                wanted.push(Wanted {
-                    kind: file.kind,
-                    path: file.path.clone(),
-                    from: from.clone(),
-                    lookup,
-                });
-            }
-        }
+        let wanted = wanted_files(&mut record, upload, &from, files, frames, shared);
         let objects = look_up(storage, &wanted).await?;
         for want in wanted {
             let hits: Vec<&ObjectMeta> = match &want.lookup {
@@ -163,6 +125,58 @@ pub async fn check<S: Storage>(
     }
     record.files = found.into_values().collect();
     Ok(settle(record, allow_missing))
+}
+
+/// What the bucket must hold for `files` of the .blend (or library) at `from`: each file's
+/// lookups. Packed files are counted, cache folders Blender writes and files that cannot be
+/// resolved or lie outside the upload's scope are put on `record` instead.
+fn wanted_files(
+    record: &mut DependencyRecord,
+    upload: &str,
+    from: &str,
+    files: Vec<ExternalFile>,
+    frames: Option<&[i32]>,
+    shared: Option<&SharedPrefixes>,
+) -> Vec<Wanted> {
+    let mut wanted: Vec<Wanted> = Vec::new();
+    for file in files {
+        if file.packed {
+            record.packed += 1;
+            continue;
+        }
+        if file.source.as_deref() == Some(farm_blend::WRITTEN) {
+            // Written by Blender, never read from the bucket: only where it lies matters.
+            record.refused.extend(written_refusal(from, &file));
+            continue;
+        }
+        let key = match resolve(from, &file.path) {
+            Ok(key) => key,
+            Err(err) => {
+                unresolved(record, from, &file, &err);
+                continue;
+            }
+        };
+        if let Some(err) = shared.and_then(|shared| out_of_scope(upload, &key, shared)) {
+            record.refused.push(MissingDependency {
+                key: Some(key),
+                kind: file.kind.as_str().to_owned(),
+                path: file.path.clone(),
+                from: from.to_owned(),
+                reason: MissingReason::Path,
+                message: err.to_string(),
+            });
+            continue;
+        }
+        for lookup in lookups(&file, key, frames) {
+            wanted.push(Wanted {
+                kind: file.kind,
+                path: file.path.clone(),
+                from: from.to_owned(),
+                lookup,
+            });
+        }
+    }
+    wanted
 }
 
 /// Why Blender may not write into `file` of the .blend at `from`, when it is a cache folder

@@ -44,7 +44,7 @@ pub struct JobTicket {
     pub dependencies: Option<String>,
     /// The Blender series the render job runs on; the renderer refuses another.
     pub blender: Option<BlenderSeries>,
-    /// `false`: every frame of a chunk is rendered from scratch (`persistent=off`, ADR 0012).
+    /// `false`: every frame of a chunk is rendered from scratch (`persistent=off`, ADR 0015).
     pub persistent: bool,
     /// The extension of the movie the scene asks for (`mkv`, `mp4`...): the movie job makes
     /// `<key>/<stem>.<ext>` from the frames (ADR 0012). Only the movie job is told: a renderer
@@ -332,7 +332,7 @@ pub struct JobArgs {
     #[arg(long, env = env::FORMAT, help_heading = "Job")]
     pub format: Option<String>,
     /// `off`: render every frame of the chunk from scratch, without Cycles' persistent data
-    /// (tag `persistent=off`); `on` (default): keep it between the chunk's frames (ADR 0012).
+    /// (tag `persistent=off`); `on` (default): keep it between the chunk's frames (ADR 0015).
     #[arg(long, env = env::PERSISTENT, default_value = "on", value_parser = ["on", "off"], help_heading = "Job")]
     pub persistent: String,
     /// The render engine (`cycles`, `eevee`, `workbench`), chosen by the trigger from the

@@ -48,7 +48,7 @@ fn render_with(
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// Issue 27, ADR 0012: a chunk rendered with Cycles' persistent data gives the very pixels of
+/// Issue 27, ADR 0015: a chunk rendered with Cycles' persistent data gives the very pixels of
 /// each frame rendered fresh, in a Blender of its own, on a static scene (moving camera and
 /// cube, animated seed) and a deforming one (bending, waving monkeys, motion blur), with
 /// Debian's executable and bpy 4.2.

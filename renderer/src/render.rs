@@ -58,7 +58,7 @@ pub struct BlenderSetup {
     /// Scratch folder; Blender writes frames into `<work_dir>/out`, File Output nodes into
     /// `<work_dir>/outputs`, and has `<work_dir>/home` and `<work_dir>/tmp` as HOME and TMPDIR.
     pub work_dir: PathBuf,
-    /// The job allows Cycles' persistent data between a chunk's frames (ADR 0012).
+    /// The job allows Cycles' persistent data between a chunk's frames (ADR 0015).
     pub persistent: bool,
     /// Most time one frame may take, from the script's `FARM_FRAME` line to its `Saved:` line;
     /// past it Blender is stopped and the chunk fails with [`RenderError::FrameTimeout`].
