@@ -507,19 +507,7 @@ mod tests {
             })
         };
         let mut report = StatusReport {
-            bucket: "b".into(),
             key: "s/a.blend".into(),
-            status: ManifestStatus::Submitted,
-            message: None,
-            created: jiff::Timestamp::UNIX_EPOCH,
-            blender: None,
-            saved_by: None,
-            blender_reason: None,
-            engine: None,
-            warnings: Vec::new(),
-            scene: None,
-            frames: None,
-            failed_frames: Vec::new(),
             render_job: job("r", JobState::Succeeded),
             zip_job: job("z", JobState::Succeeded),
             archive: Some(Archive {
@@ -531,10 +519,7 @@ mod tests {
                 key: "s/a.blend/a.mkv".into(),
                 size,
             }),
-            complete: false,
-            problems: Vec::new(),
-            later_rejection: None,
-            dependencies: None,
+            ..StatusReport::blank()
         };
         judge_outcome(&mut report);
         report

@@ -310,36 +310,23 @@ mod tests {
     fn blender_log_lines_and_keys_reach_the_terminal_escaped() {
         let log = "Fra:1\nError: \x1b]0;owned\x07\x1b[2J\rfine\n";
         let report = StatusReport {
-            bucket: "b".into(),
             key: "a\x1b[31m.blend".into(),
-            status: ManifestStatus::Submitted,
-            message: None,
-            created: jiff::Timestamp::UNIX_EPOCH,
             blender: Some("4.2".into()),
             saved_by: Some("4.5".into()),
-            blender_reason: None,
             engine: Some(Engine::Eevee),
             warnings: vec!["saved by a newer Blender \x1b[2J".into()],
-            scene: None,
-            frames: None,
             failed_frames: vec![FailedFrame {
                 frame: 1,
                 log: "a\x1b[31m.blend/logs/0001.log".into(),
                 reason: failure_reason(log),
             }],
-            render_job: None,
-            zip_job: None,
-            archive: None,
-            movie_job: None,
-            movie: None,
-            complete: false,
-            problems: Vec::new(),
             later_rejection: Some("tag `frames=\x1b[2J` is invalid".into()),
             dependencies: Some(farm_core::deps::DependencyRecord {
                 bytes: 3 << 20,
                 warnings: vec!["image `//tex/\x1b[2Jx.png`: not found (missing=ok)".into()],
                 ..Default::default()
             }),
+            ..StatusReport::blank()
         };
         let text = render_text(&report);
         assert!(
