@@ -129,7 +129,7 @@ pub(super) async fn report_cached<S: Storage, B: Scheduler>(
 }
 
 /// The report of what `job.json` says, before the jobs, frames and archive are looked at.
-fn manifest_report(manifest: &JobManifest, bucket: &str, key: &str) -> StatusReport {
+pub(super) fn manifest_report(manifest: &JobManifest, bucket: &str, key: &str) -> StatusReport {
     StatusReport {
         bucket: bucket.to_owned(),
         key: key.to_owned(),

@@ -150,30 +150,15 @@ pub struct Archive {
 impl StatusReport {
     /// A submitted job of `k.blend` in bucket `b` with nothing known yet, for tests to fill.
     pub(crate) fn blank() -> Self {
-        Self {
-            bucket: "b".into(),
-            key: "k.blend".into(),
-            status: ManifestStatus::Submitted,
-            message: None,
-            created: jiff::Timestamp::UNIX_EPOCH,
-            blender: None,
-            saved_by: None,
-            blender_reason: None,
-            engine: None,
-            warnings: Vec::new(),
-            scene: None,
-            frames: None,
-            failed_frames: Vec::new(),
-            render_job: None,
-            zip_job: None,
-            archive: None,
-            movie_job: None,
-            movie: None,
-            complete: false,
-            problems: Vec::new(),
-            later_rejection: None,
-            dependencies: None,
-        }
+        let mut manifest = farm_core::manifest::JobManifest::rejected(
+            "b",
+            "k.blend",
+            None,
+            String::new(),
+            jiff::Timestamp::UNIX_EPOCH,
+        );
+        (manifest.status, manifest.message) = (ManifestStatus::Submitted, None);
+        super::fetch::manifest_report(&manifest, "b", "k.blend")
     }
 }
 
