@@ -38,7 +38,7 @@ use serde::Serialize;
 
 pub use bound::{MAX_DECOMPRESSED, MAX_RATIO};
 pub use caches::WRITTEN;
-pub use movie::{Movie, MOVIE_EXTENSIONS};
+pub use movie::{movie_content_type, Movie, MOVIE_EXTENSIONS};
 pub use names::{image_source_name, output_format_name};
 pub use sniff::{sniff, NotABlend, SNIFF_LEN};
 

@@ -63,11 +63,43 @@ pub(crate) fn movie(r: &View<'_>) -> Option<Movie> {
     })
 }
 
-/// Every extension [`Movie::extension`] can be: the movie job writes only these (the render
-/// role's policy names each, `infra/farm.yaml`).
-pub const MOVIE_EXTENSIONS: &[&str] = &[
-    "mpg", "dvd", "mp4", "avi", "mov", "dv", "flv", "mkv", "ogv", "webm",
+/// Every extension [`Movie::extension`] can be, with the content type of its container: the
+/// movie job writes only these (the render role's policy names each, `infra/farm.yaml`).
+const MOVIE_FILES: [(&str, &str); 10] = [
+    ("mpg", "video/mpeg"),
+    ("dvd", "video/mpeg"),
+    ("mp4", "video/mp4"),
+    ("avi", "video/x-msvideo"),
+    ("mov", "video/quicktime"),
+    ("dv", "video/dv"),
+    ("flv", "video/x-flv"),
+    ("mkv", "video/x-matroska"),
+    ("ogv", "video/ogg"),
+    ("webm", "video/webm"),
 ];
+
+/// The extensions of [`MOVIE_FILES`].
+const EXTENSIONS: [&str; MOVIE_FILES.len()] = {
+    let mut extensions = [""; MOVIE_FILES.len()];
+    let mut i = 0;
+    while i < MOVIE_FILES.len() {
+        extensions[i] = MOVIE_FILES[i].0;
+        i += 1;
+    }
+    extensions
+};
+
+/// Every extension [`Movie::extension`] can be: the movie job writes only these.
+pub const MOVIE_EXTENSIONS: &[&str] = &EXTENSIONS;
+
+/// The content type of a movie file Blender writes with `extension` (one of
+/// [`MOVIE_EXTENSIONS`]).
+pub fn movie_content_type(extension: &str) -> Option<&'static str> {
+    MOVIE_FILES
+        .iter()
+        .find(|(ext, _)| *ext == extension)
+        .map(|(_, content_type)| *content_type)
+}
 
 /// Blender's name and first extension of an `FFMpegCodecData.type` (`BKE_ffmpeg` lists).
 fn container_name(value: i64) -> (String, &'static str) {
@@ -136,6 +168,10 @@ mod tests {
         for value in -1..=20 {
             let (name, extension) = container_name(value);
             assert!(MOVIE_EXTENSIONS.contains(&extension), "{name}: {extension}");
+            assert!(
+                movie_content_type(extension).is_some_and(|t| t.starts_with("video/")),
+                "{name}: {extension}"
+            );
         }
     }
 }

@@ -103,7 +103,9 @@ async fn make<S: Storage>(storage: &S, config: &Config) -> Result<MovieObject, R
         .upload_file(
             &key,
             &made,
-            &PutOptions::content_type(content_type(extension)),
+            &PutOptions::content_type(
+                farm_blend::movie_content_type(extension).unwrap_or("application/octet-stream"),
+            ),
         )
         .await?;
     let movie = MovieObject { key, size };
@@ -186,22 +188,6 @@ async fn name_in_receipt<S: Storage>(storage: &S, keys: &farm_core::JobKeys, mov
             }
         }
         Err(error) => tracing::warn!(key, %error, "no receipt to name the movie in"),
-    }
-}
-
-/// The content type of a movie by the extension Blender gives its container.
-fn content_type(extension: &str) -> &'static str {
-    match extension {
-        "mkv" => "video/x-matroska",
-        "mp4" => "video/mp4",
-        "mov" => "video/quicktime",
-        "avi" => "video/x-msvideo",
-        "webm" => "video/webm",
-        "ogv" => "video/ogg",
-        "mpg" | "dvd" => "video/mpeg",
-        "flv" => "video/x-flv",
-        "dv" => "video/dv",
-        _ => "application/octet-stream",
     }
 }
 
