@@ -5,28 +5,39 @@
 #   heavy     static geometry: 6 monkeys at render subdivision 4, moving cube and camera
 #   light     static geometry: 6 monkeys at render subdivision 1, moving cube and camera
 #   deforming 6 monkeys at subdivision 3 bent and waved every frame, motion blur
-# Usage: farm-cli/bench/persistent.sh [runs] [frames]   (needs blender, hyperfine: scripts/setup.sh)
+# Usage: farm-cli/bench/persistent.sh [runs] [frames] [scene...]   (needs blender, hyperfine:
+#   scripts/setup.sh). On a machine shared with other work, `nice -n -15` (as root) keeps the
+#   benchmark ahead of it.
 # FARM: the farm binary (default: the debug build under $CARGO_TARGET_DIR or ./target).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-2}
 frames=${2:-12}
+shift 2 2>/dev/null || shift $#
+scenes=("$@")
+[ ${#scenes[@]} -gt 0 ] || scenes=(heavy light deforming)
 farm=${FARM:-${CARGO_TARGET_DIR:-$PWD/target}/debug/farm}
+# Both sides run the same Blender: without BLENDER, `farm render` would pick the farm's own bpy
+# for these files (`blender=auto`) while `blender -a` runs Debian's.
+export BLENDER=${BLENDER:-$(command -v blender)}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-echo "machine: $(nproc) CPUs, $(blender --version 2>/dev/null | head -1), farm: $farm, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "machine: $(nproc) CPUs, $("$BLENDER" --version 2>/dev/null | head -1) ($BLENDER), farm: $farm, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 make() {
     blender -b --factory-startup --python farm-testkit/scenes/geometry_scene.py -- \
         "{\"output\": \"$work/$1.blend\", \"kind\": \"$2\", \"end\": $frames, \"width\": 160, \"height\": 90, \"samples\": 8, \"objects\": 6, \"levels\": $3}" >/dev/null 2>&1
 }
-make heavy static 4
-make light static 1
-make deforming deforming 3
-for scene in heavy light deforming; do
+for scene in "${scenes[@]}"; do
+    case $scene in
+        heavy) make heavy static 4 ;;
+        light) make light static 1 ;;
+        deforming) make deforming deforming 3 ;;
+        *) echo "unknown scene $scene (heavy, light, deforming)" >&2; exit 2 ;;
+    esac
     blend="$work/$scene.blend"
     hyperfine --runs "$runs" --style basic --export-markdown "$work/$scene.md" \
         --prepare "rm -rf $work/out" \
-        -n "$scene: blender -b scene.blend -a" "blender -b $blend -o $work/out/frame_# -t $(nproc) -a" \
+        -n "$scene: blender -b scene.blend -a" "$BLENDER -b $blend -o $work/out/frame_# -t $(nproc) -a" \
         -n "$scene: farm render" "$farm render $blend --out $work/out" \
         -n "$scene: farm render --no-persistent" "$farm render $blend --out $work/out --no-persistent"
     cat "$work/$scene.md"

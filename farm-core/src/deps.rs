@@ -57,7 +57,7 @@ pub enum PathError {
     Url { path: String, scheme: String },
     /// A cache folder Blender writes while rendering ([`written_folder`]) outside the .blend's
     /// own folder, or with a name Blender would put into Python.
-    #[error("`{path}` is a cache folder Blender writes and clears while it renders, and a render writes only inside its job's folder, but {reason}: bake the cache (Physics > Cache > Bake, or the fluid domain's Bake), or set its folder inside the .blend's folder (`//cache/`), save and upload again")]
+    #[error("`{path}` is a cache folder Blender writes and clears while it renders, and a render writes only inside its job's folder, but {reason}: bake the cache (Physics > Cache > Bake, or the fluid domain's Bake), or set its folder inside the .blend's folder (`//cache/`), and save the file")]
     Written { path: String, reason: &'static str },
     /// A file outside the upload's own top-level folder and the shared prefixes
     /// ([`out_of_scope`]): another uploader's.

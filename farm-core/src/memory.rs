@@ -39,7 +39,7 @@ pub fn too_large(
         .saturating_mul(BYTES_PER_PIXEL_PER_LAYER);
     (bytes > RENDER_TASK_MEMORY).then(|| {
         format!(
-            "scene `{scene}` renders {} x {} pixels at {percentage} % with {layers} view layer(s): its frame buffers alone need at least {:.1} GiB of memory ({BYTES_PER_PIXEL_PER_LAYER} bytes a pixel per view layer), more than the {} GiB memory of a render task; lower the resolution or its percentage (Output Properties > Format) or render fewer view layers, then upload again",
+            "scene `{scene}` renders {} x {} pixels at {percentage} % with {layers} view layer(s): its frame buffers alone need at least {:.1} GiB of memory ({BYTES_PER_PIXEL_PER_LAYER} bytes a pixel per view layer), more than the {} GiB memory of a render task; lower the resolution or its percentage (Output Properties > Format) or render fewer view layers, and save the file",
             resolution[0],
             resolution[1],
             bytes as f64 / f64::from(1u32 << 30),

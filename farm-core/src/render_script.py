@@ -105,7 +105,7 @@ def neutralise_freestyle():
                     "Freestyle on view layer %s of scene %s is in Python Scripting mode, and the "
                     "farm runs no Python stored in a .blend: switch that view layer's Freestyle to "
                     "Parameter Editor (View Layer Properties > Freestyle) or turn Freestyle off, "
-                    "then upload again" % (json.dumps(layer.name), quoted(scene))
+                    "and save the file" % (json.dumps(layer.name), quoted(scene))
                 )
             try:
                 if settings.mode == "SCRIPT":
@@ -159,7 +159,7 @@ def refuse_custom_cameras():
                 "camera %s is a custom camera: Open Shading Language code stored in the .blend, "
                 "which Cycles runs even with SVM, and the farm runs no code stored in a .blend; set "
                 "its Type (Camera Properties > Lens) to Perspective, Orthographic or Panoramic, "
-                "save and upload again" % quoted(camera)
+                "and save the file" % quoted(camera)
             )
 
 

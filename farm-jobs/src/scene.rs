@@ -146,7 +146,7 @@ pub fn cannot_render(info: &BlendInfo) -> Option<String> {
     (!may_render).then(|| {
         format!(
             "scene `{}` has no camera, so Blender cannot render it (\"No camera found in scene\"): \
-             add a camera and set it as the scene's camera (Scene Properties > Camera), then upload again",
+             add a camera and set it as the scene's camera (Scene Properties > Camera), and save the file",
             scene.name
         )
     })
