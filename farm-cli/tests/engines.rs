@@ -184,3 +184,36 @@ fn a_movie_scene_renders_png_stills() {
         "{probe}"
     );
 }
+
+/// A movie Blender refuses to write (an MPEG-4 file with the FFV1 codec, which FFmpeg cannot
+/// put in it) fails after its frames with Blender's own error line, as a failed frame does, not
+/// the traceback or the last lines of Blender's output.
+#[test]
+fn a_movie_blender_refuses_shows_blenders_own_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let blend = dir.path().join("refused.blend");
+    let options = serde_json::json!({
+        "output": blend,
+        "engine": "workbench",
+        "frames": [1, 2],
+        "movie": {"container": "MPEG4", "codec": "FFV1", "crf": "HIGH", "audio_codec": "NONE", "fps": 12},
+    });
+    let blender = TestBlender::executable().unwrap();
+    let output = blender
+        .script(Path::new(MAKE_SCENE), &[&options.to_string()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+
+    let out = dir.path().join("out");
+    let result = run(farm().arg("render").arg(&blend).arg("--out").arg(&out));
+    let error = result.one_line_error();
+    assert!(
+        error.ends_with(
+            "file(s) written): Error: Could not initialize streams, probably unsupported codec combination"
+        ),
+        "{error}"
+    );
+    assert!(out.join("frames/0002.png").is_file(), "the frames stay");
+    assert!(!out.join("movie.mp4").exists());
+}
