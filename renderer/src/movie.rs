@@ -299,6 +299,20 @@ mod tests {
         assert_eq!(blender_error(b"a\nb\n\nc\n", b"d\n"), "a | b | c | d");
     }
 
+    /// A store holding `k.blend`.
+    async fn with_blend() -> MemoryStorage {
+        let storage = MemoryStorage::new();
+        storage
+            .put(
+                "k.blend",
+                Bytes::from_static(b"BLENDER-v304RENDH"),
+                &PutOptions::default(),
+            )
+            .await
+            .unwrap();
+        storage
+    }
+
     /// The movie job's attempt `attempt`, as the renderer reads it from its environment.
     fn attempt(config: &Config, attempt: u32) -> Config {
         Config {
@@ -311,16 +325,8 @@ mod tests {
     async fn a_missing_frame_makes_no_movie_and_uploads_nothing_but_its_task_record() {
         let dir = tempfile::tempdir().unwrap();
         let config = config(dir.path());
-        let storage = MemoryStorage::new();
+        let storage = with_blend().await;
         let keys = JobKeys::new("k.blend");
-        storage
-            .put(
-                "k.blend",
-                Bytes::from_static(b"BLENDER-v304RENDH"),
-                &PutOptions::default(),
-            )
-            .await
-            .unwrap();
         let current = PutOptions {
             metadata: config.ticket.version().metadata(),
             ..PutOptions::default()
@@ -391,16 +397,8 @@ mod tests {
     async fn the_movie_job_counts_itself_in_the_receipt_the_zip_job_wrote() {
         let dir = tempfile::tempdir().unwrap();
         let config = config(dir.path());
-        let storage = MemoryStorage::new();
+        let storage = with_blend().await;
         let keys = &config.ticket.keys;
-        storage
-            .put(
-                "k.blend",
-                Bytes::from_static(b"BLENDER-v304RENDH"),
-                &PutOptions::default(),
-            )
-            .await
-            .unwrap();
         let zip = TaskRecord {
             task: TaskKind::Zip,
             index: 0,
@@ -423,14 +421,24 @@ mod tests {
             .await
             .unwrap();
 
-        // Frames missing: the attempt fails, and is counted all the same.
-        crate::run(&storage, &config, std::future::pending())
-            .await
-            .unwrap_err();
-        let receipt = receipt::read(&storage, &config.ticket)
-            .await
-            .unwrap()
-            .unwrap();
+        // Frames missing: each attempt fails, and is counted all the same.
+        let failed_attempt = |attempt| {
+            let (storage, config) = (&storage, &config);
+            async move {
+                let config = Config {
+                    attempt,
+                    ..config.clone()
+                };
+                crate::run(storage, &config, std::future::pending())
+                    .await
+                    .unwrap_err();
+                receipt::read(storage, &config.ticket)
+                    .await
+                    .unwrap()
+                    .unwrap()
+            }
+        };
+        let receipt = failed_attempt(1).await;
         assert_eq!((receipt.frames, receipt.tasks, receipt.attempts), (3, 2, 2));
         assert!(receipt.movie.is_none());
         // Billed at a render task's 4 vCPU for at least a minute; the zip at 1.
@@ -440,13 +448,7 @@ mod tests {
             "{receipt:?}"
         );
 
-        crate::run(&storage, &attempt(&config, 2), std::future::pending())
-            .await
-            .unwrap_err();
-        let receipt = receipt::read(&storage, &config.ticket)
-            .await
-            .unwrap()
-            .unwrap();
+        let receipt = failed_attempt(2).await;
         assert_eq!((receipt.tasks, receipt.attempts), (2, 3));
     }
 }
