@@ -11,7 +11,9 @@
 //! ```
 //!
 //! `<what>` is one word (`rendering`, `uploading`, `zipping`, `download`, `unpacking`) and may be
-//! absent. Spinners (steps of unknown length) print nothing in this mode.
+//! absent. A bar whose length is not known yet (`farm render`'s archive before its frames are
+//! listed: [`LateBytes`]) prints nothing until it is, never `0/0`. Spinners (steps of unknown
+//! length) print nothing in this mode.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
