@@ -434,8 +434,9 @@ fn image_python(image: &str, dir: &Path) -> PathBuf {
 
 /// The renderer image of a series (built beforehand: about 1 GB each) renders, as Batch runs it,
 /// a file saved by its own Blender (made inside the image) with Cycles, then with EEVEE through
-/// Mesa's llvmpipe (`engine=eevee`): the frames land in moto, each showing its own frame number.
-/// About 2 minutes per image on the 2-CPU machine, most of it EEVEE compiling its shaders.
+/// Mesa's llvmpipe (`engine=eevee`): the frames land in moto, each showing its own frame number;
+/// then a movie scene's movie job ([`movie_job_in_image`]). About 2 minutes per image on the
+/// 2-CPU machine, most of it EEVEE compiling its shaders.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the series' renderer images: run by scripts/test-series.sh --images"]
 async fn each_series_image_renders_a_file_saved_by_its_own_blender() {
@@ -494,5 +495,68 @@ async fn each_series_image_renders_a_file_saved_by_its_own_blender() {
             }
             eprintln!("{image}: {engine} checked after {:?}", started.elapsed());
         }
+        movie_job_in_image(&farm, &blender, &image, series, &definition).await;
+        eprintln!("{image}: movie checked after {:?}", started.elapsed());
     }
+}
+
+/// The movie job in a renderer image (ADR 0012): a movie scene saved by the image's own Blender
+/// (MKV, H.264, 12 fps) has its frames rendered in the image and zipped, then the movie job runs
+/// in the image as Batch runs it and encodes them with the FFmpeg of the image's bpy (the wheel
+/// as the Dockerfile trims it): `ffprobe` reads the container, codec and frames it asked for,
+/// and the receipt counts the movie job.
+async fn movie_job_in_image(
+    farm: &Farm,
+    blender: &farm_testkit::TestBlender,
+    image: &str,
+    series: &str,
+    definition: &str,
+) {
+    let options = SceneOptions {
+        end: 3,
+        movie_fps: Some(12),
+        ..SceneOptions::default()
+    };
+    let dir = farm.path("scenes");
+    let scene = farm_testkit::make_scene_with(blender, &dir, "film", &options).unwrap();
+    let key = format!("series/{series}-film.blend");
+    let (render, zip) = submit(farm, &scene, &key, "frames=1-3&chunk=3").await;
+    let movie = farm.movie_job_of(&key).await.unwrap().expect("a movie job");
+    let vars = batch_env(farm, definition, &render, None);
+    let (code, log) = Container::start(image, &vars)
+        .wait(Duration::from_secs(900))
+        .await;
+    assert_eq!(code, Some(exit::SUCCESS), "{image}, movie scene:\n{log}");
+    farm.run_zip(&zip, &farm.moto.env())
+        .await
+        .assert_code(exit::SUCCESS);
+
+    let started = Instant::now();
+    let vars = batch_env(farm, definition, &movie, None);
+    let (code, log) = Container::start(image, &vars)
+        .wait(Duration::from_secs(900))
+        .await;
+    assert_eq!(code, Some(exit::SUCCESS), "{image}, movie job:\n{log}");
+    // For the report and BENCHMARKS.md, with --nocapture; nothing depends on it.
+    eprintln!("{image}: movie job container {:?}", started.elapsed());
+
+    let keys = JobKeys::new(&key);
+    let file = dir.join(format!("{series}-film.mkv"));
+    std::fs::write(&file, farm.get(&keys.movie("mkv")).await.unwrap()).unwrap();
+    let probe = farm_testkit::probe_movie(&file).unwrap();
+    assert_eq!(probe["format"]["format_name"], "matroska,webm", "{probe}");
+    let video = &probe["streams"][0];
+    assert_eq!(video["codec_name"], "h264", "{image}: {probe}");
+    assert_eq!(video["nb_read_frames"], "3", "{image}: {probe}");
+    assert_eq!(video["r_frame_rate"], "12/1", "{image}: {probe}");
+    assert_eq!(
+        (video["width"].as_i64(), video["height"].as_i64()),
+        (Some(32), Some(24))
+    );
+    let receipt: farm_core::receipt::Receipt =
+        serde_json::from_slice(&farm.get(&keys.receipt()).await.unwrap()).unwrap();
+    assert!(receipt.movie.is_some(), "{receipt:?}");
+    let record: farm_core::tasks::TaskRecord =
+        serde_json::from_slice(&farm.get(&keys.movie_task_record(1)).await.unwrap()).unwrap();
+    assert_eq!(record.exit_code, exit::SUCCESS, "{record:?}");
 }

@@ -6,7 +6,8 @@
 
 use std::time::Instant;
 
-use farm_core::receipt::Receipt;
+use farm_core::receipt::{Prices, Receipt, MINIMUM_BILLED_SECONDS, RENDER_TASK_MEMORY_GB};
+use farm_core::tasks::{TaskKind, TaskRecord};
 use farm_core::{env, exit, JobKeys};
 use farm_e2e::{bins, Farm, SceneOptions};
 
@@ -53,6 +54,8 @@ async fn a_movie_scene_gets_its_movie_beside_frames_zip() {
         farm.get(&movie_key).await.is_err(),
         "no movie before its job"
     );
+    let receipt_of_zip: Receipt =
+        serde_json::from_slice(&farm.get(&keys.receipt()).await.unwrap()).unwrap();
 
     let movie_started = Instant::now();
     farm.spawn(&bins().renderer, &movie, None, &aws, &[])
@@ -98,6 +101,34 @@ async fn a_movie_scene_gets_its_movie_beside_frames_zip() {
 
     let receipt: Receipt =
         serde_json::from_slice(&farm.get(&keys.receipt()).await.unwrap()).unwrap();
-    let named = receipt.movie.expect("the receipt names the movie");
+    let named = receipt.movie.as_ref().expect("the receipt names the movie");
     assert_eq!((named.key.as_str(), named.size), (movie_key.as_str(), size));
+
+    // The movie job's task record, counted in the receipt at the render definition's size.
+    let record: TaskRecord =
+        serde_json::from_slice(&farm.get(&keys.movie_task_record(1)).await.unwrap()).unwrap();
+    assert_eq!(
+        (record.task, record.exit_code),
+        (TaskKind::Movie, exit::SUCCESS)
+    );
+    assert_eq!(
+        (receipt.frames, receipt.tasks, receipt.attempts),
+        (
+            receipt_of_zip.frames,
+            receipt_of_zip.tasks + 1,
+            receipt_of_zip.attempts + 1
+        )
+    );
+    let seconds = receipt.task_seconds - receipt_of_zip.task_seconds;
+    assert!((seconds - record.seconds()).abs() < 0.002, "{receipt:?}");
+    let prices = Prices::for_region("us-east-1", None, None).unwrap();
+    let hours = record.seconds().max(MINIMUM_BILLED_SECONDS) / 3600.0;
+    let vcpus = f64::from(farm_core::plan::RENDER_TASK_VCPUS);
+    let movie_cost = hours * (vcpus * prices.vcpu_hour + RENDER_TASK_MEMORY_GB * prices.gb_hour);
+    let cost = receipt.cost_usd.unwrap() - receipt_of_zip.cost_usd.unwrap();
+    assert!(
+        (cost - movie_cost).abs() < 2e-4,
+        "{cost} against {movie_cost}"
+    );
+    assert!(receipt.wall_seconds >= receipt_of_zip.wall_seconds + record.seconds() - 0.002);
 }

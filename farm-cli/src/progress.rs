@@ -11,7 +11,9 @@
 //! ```
 //!
 //! `<what>` is one word (`rendering`, `uploading`, `zipping`, `download`, `unpacking`) and may be
-//! absent. Spinners (steps of unknown length) print nothing in this mode.
+//! absent. A bar whose length is not known yet (`farm render`'s archive before its frames are
+//! listed: [`LateBytes`]) prints nothing until it is, never `0/0`. Spinners (steps of unknown
+//! length) print nothing in this mode.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
@@ -85,6 +87,40 @@ pub fn bytes(len: u64, prefix: &'static str) -> ProgressBar {
     let bar = new_bar(len, BYTES_TEMPLATE, BYTES_LINE);
     bar.set_prefix(prefix);
     bar
+}
+
+/// A bar over bytes whose total is known only later (an archive's frames, once listed): it
+/// shows nothing, as a bar or as a line, until [`LateBytes::update`] gives it a total, so no
+/// `0/0 bytes` line is ever printed.
+#[derive(Debug)]
+pub struct LateBytes {
+    prefix: &'static str,
+    bar: std::sync::OnceLock<ProgressBar>,
+}
+
+impl LateBytes {
+    pub fn new(prefix: &'static str) -> Self {
+        Self {
+            prefix,
+            bar: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// `done` of `total` bytes; nothing while `total` is 0 (not known yet).
+    pub fn update(&self, done: u64, total: u64) {
+        if total == 0 {
+            return;
+        }
+        let bar = self.bar.get_or_init(|| bytes(total, self.prefix));
+        bar.set_length(total);
+        bar.set_position(done);
+    }
+
+    pub fn finish_and_clear(&self) {
+        if let Some(bar) = self.bar.get() {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// A spinner for a step of unknown length (on a terminal only; nothing in lines).
@@ -210,6 +246,18 @@ mod tests {
             assert!(ProgressStyle::with_template(template).is_ok(), "{template}");
         }
     }
+    /// No bar (so no line) before the total is known; then one, over that total.
+    #[test]
+    fn a_late_bar_shows_only_once_its_total_is_known() {
+        let late = LateBytes::new("zipping");
+        late.update(0, 0);
+        assert!(late.bar.get().is_none());
+        late.update(10, 3087);
+        let bar = late.bar.get().expect("a bar once the total is known");
+        assert_eq!((bar.position(), bar.length()), (10, Some(3087)));
+        late.finish_and_clear();
+    }
+
     #[test]
     fn sizes_read_plainly() {
         assert_eq!(human_bytes(512), "512 B");

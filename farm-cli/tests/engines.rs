@@ -118,6 +118,25 @@ fn bpy_4_5_renders_eevee_next_and_workbench_as_itself() {
     engines_render_as_themselves(&TestBlender::bpy("4.5.15").unwrap(), 1);
 }
 
+/// Makes `<dir>/<name>.blend` with Debian's Blender: Workbench, frames 1 to `last`, set to the
+/// movie `movie` (container, codec, crf, audio_codec, fps as Blender names them).
+fn movie_scene(dir: &Path, name: &str, last: i32, movie: &serde_json::Value) -> PathBuf {
+    let blend = dir.join(format!("{name}.blend"));
+    let options = serde_json::json!({
+        "output": blend,
+        "engine": "workbench",
+        "frames": [1, last],
+        "movie": movie,
+    });
+    let output = TestBlender::executable()
+        .unwrap()
+        .script(Path::new(MAKE_SCENE), &[&options.to_string()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    blend
+}
+
 /// A scene set to a movie (MKV, H.264): the reader reports the movie's settings and
 /// `farm render` renders its frames as PNG stills (Blender refuses to write a movie a frame at a
 /// time: "Cannot write a single file with an animation format selected"), then writes the movie
@@ -125,19 +144,8 @@ fn bpy_4_5_renders_eevee_next_and_workbench_as_itself() {
 #[test]
 fn a_movie_scene_renders_png_stills() {
     let dir = tempfile::tempdir().unwrap();
-    let blend = dir.path().join("movie.blend");
-    let options = serde_json::json!({
-        "output": blend,
-        "engine": "workbench",
-        "frames": [1, 3],
-        "movie": {"container": "MKV", "codec": "H264", "crf": "HIGH", "audio_codec": "AAC", "fps": 12},
-    });
-    let blender = TestBlender::executable().unwrap();
-    let output = blender
-        .script(Path::new(MAKE_SCENE), &[&options.to_string()])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
+    let movie = serde_json::json!({"container": "MKV", "codec": "H264", "crf": "HIGH", "audio_codec": "AAC", "fps": 12});
+    let blend = movie_scene(dir.path(), "movie", 3, &movie);
     let inspect = run(farm().args(["inspect", "--json"]).arg(&blend));
     let report: serde_json::Value = serde_json::from_str(inspect.ok()).unwrap();
     let scene = &report["scenes"][0];
@@ -183,4 +191,26 @@ fn a_movie_scene_renders_png_stills() {
         Some(&serde_json::json!("aac")),
         "{probe}"
     );
+}
+
+/// A movie Blender refuses to write (an MPEG-4 file with the FFV1 codec, which FFmpeg cannot
+/// put in it) fails after its frames with Blender's own error line, as a failed frame does, not
+/// the traceback or the last lines of Blender's output.
+#[test]
+fn a_movie_blender_refuses_shows_blenders_own_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let movie = serde_json::json!({"container": "MPEG4", "codec": "FFV1", "crf": "HIGH", "audio_codec": "NONE", "fps": 12});
+    let blend = movie_scene(dir.path(), "refused", 2, &movie);
+
+    let out = dir.path().join("out");
+    let result = run(farm().arg("render").arg(&blend).arg("--out").arg(&out));
+    let error = result.one_line_error();
+    assert!(
+        error.ends_with(
+            "file(s) written): Error: Could not initialize streams, probably unsupported codec combination"
+        ),
+        "{error}"
+    );
+    assert!(out.join("frames/0002.png").is_file(), "the frames stay");
+    assert!(!out.join("movie.mp4").exists());
 }

@@ -139,6 +139,21 @@ fn negative_and_stepped_frames_render_where_asked() {
         "{}",
         result.stderr
     );
+    // Each line as the add-on reads it (`<done>/<total> <unit> <what>`), over a known total:
+    // the archive's bar says nothing before its length is known (never `0/0 bytes zipping`).
+    for line in &progress {
+        let (count, rest) = line.split_once(' ').unwrap();
+        let (done, total) = count.split_once('/').unwrap();
+        let (done, total): (u64, u64) = (done.parse().unwrap(), total.parse().unwrap());
+        assert!(done <= total && total > 0, "{line}: {}", result.stderr);
+        let unit = rest.split_whitespace().next();
+        assert!(matches!(unit, Some("frames" | "bytes")), "{line}");
+    }
+    assert!(
+        progress.iter().any(|l| l.ends_with(" bytes zipping")),
+        "{}",
+        result.stderr
+    );
     assert!(!stdout.contains("note:"), "{stdout}");
     let frames = frame_files(&out.join("frames"));
     let numbers: Vec<i32> = frames.iter().map(|(f, _)| *f).collect();

@@ -88,10 +88,11 @@ pub const MAX_VCPUS: &str = "FARM_MAX_VCPUS";
 pub const SHARED_PREFIXES: &str = "FARM_SHARED_PREFIXES";
 /// Zipper: `false` leaves out the contact sheet, `<key>/preview.jpg` (default `true`).
 pub const PREVIEW: &str = "FARM_PREVIEW";
-/// Zipper and `farm report`: overrides the vCPU-hour price in USD (a region not in the price
-/// table, or Spot; see [`crate::receipt`]).
+/// Zipper, renderer (a scout, the movie job) and `farm report`: overrides the vCPU-hour price
+/// in USD (a region not in the price table, or Spot; see [`crate::receipt`]).
 pub const PRICE_VCPU_HOUR_USD: &str = "FARM_PRICE_VCPU_HOUR_USD";
-/// Zipper and `farm report`: overrides the GB-hour price in USD.
+/// Zipper, renderer (a scout, the movie job) and `farm report`: overrides the GB-hour price in
+/// USD.
 pub const PRICE_GB_HOUR_USD: &str = "FARM_PRICE_GB_HOUR_USD";
 /// Tests: the bpy versions to test on instead of the default ones (space- or
 /// comma-separated), e.g. `4.5.15 5.3.0` (`farm_testkit::test_bpy_versions`).

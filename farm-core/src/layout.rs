@@ -13,8 +13,9 @@
 //! | one-job-per-request markers | `<key>/requests/<fingerprint>` |
 //! | a long frame list, passed to jobs by reference | `<key>/plans/<hash>.txt` |
 //! | the files a job downloads beside its `.blend` | `<key>/deps/<hash>.json` |
-//! | what one task attempt did | `<key>/tasks/<index>-<attempt>.json`, `<key>/tasks/zip-<attempt>.json` |
+//! | what one task attempt did | `<key>/tasks/<index>-<attempt>.json`, `<key>/tasks/zip-<attempt>.json`, `<key>/tasks/movie-<attempt>.json` |
 //! | the job's cost and times, summed from the task records | `<key>/receipt.json` |
+//! | the movie a movie scene asks for | `<key>/<stem>.<ext>` |
 //! | a scout job's estimate of the job (`estimate=N`) | `<key>/estimate.json` |
 //!
 //! Nothing here ends in `.blend`, so the farm's own writes never trigger it again.
@@ -143,7 +144,13 @@ impl JobKeys {
         self.join(&format!("tasks/zip-{attempt}.json"))
     }
 
-    /// The job's receipt ([`crate::receipt::Receipt`]), written by the zipper.
+    /// The record of attempt `attempt` of the movie job.
+    pub fn movie_task_record(&self, attempt: u32) -> String {
+        self.join(&format!("tasks/movie-{attempt}.json"))
+    }
+
+    /// The job's receipt ([`crate::receipt::Receipt`]), written by the zipper and brought up to
+    /// date by the movie job, which ends after it.
     pub fn receipt(&self) -> String {
         self.join("receipt.json")
     }
@@ -270,6 +277,10 @@ pub(crate) mod tests {
             keys.zip_task_record(1),
             "shots/my scene ü.blend/tasks/zip-1.json"
         );
+        assert_eq!(
+            keys.movie_task_record(2),
+            "shots/my scene ü.blend/tasks/movie-2.json"
+        );
         assert!(keys.task_record(0, 1).starts_with(&keys.tasks_prefix()));
         assert_eq!(keys.receipt(), "shots/my scene ü.blend/receipt.json");
         assert_eq!(keys.preview(), "shots/my scene ü.blend/preview.jpg");
@@ -294,6 +305,7 @@ pub(crate) mod tests {
             keys.request_marker("f"),
             keys.task_record(0, 1),
             keys.zip_task_record(1),
+            keys.movie_task_record(1),
             keys.receipt(),
         ] {
             assert!(!key.to_lowercase().ends_with(".blend"), "{key}");

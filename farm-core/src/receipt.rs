@@ -1,9 +1,11 @@
 //! `<key>/receipt.json`: what a job took and cost, summed from its task records
 //! ([`crate::tasks`]) by [`Receipt::compute`], a pure function the zipper calls at the end of
-//! the job (and `farm report` prints).
+//! the archive and a movie scene's movie job again when it ends (`farm_jobs::receipt`; `farm
+//! report` prints it, `farm status` sums the cost so far with it).
 //!
 //! Cost is an estimate at Fargate's on-demand Linux/x86 price: every attempt is billed at its job
-//! definition's size (render: 4 vCPU / 8 GB, ADR 0103; zip: 1 vCPU / 2 GB) for its measured
+//! definition's size (render, and the movie job on the render definition: 4 vCPU / 8 GB, ADR
+//! 0103; zip: 1 vCPU / 2 GB) for its measured
 //! seconds with Fargate's one-minute minimum. The measured seconds start when the process does,
 //! so the image pull before it (30-60 s a task, billed by Fargate) is not in them: the real bill
 //! is higher by about that much per attempt. Fargate Spot is billed at up to 70 % less; the
@@ -122,11 +124,12 @@ pub struct SlowFrame {
 pub struct Receipt {
     /// Frames the job delivered.
     pub frames: usize,
-    /// Distinct tasks (render array children and the zip job) that ran at least once.
+    /// Distinct tasks (render array children, the zip job and the movie job) that ran at least
+    /// once.
     pub tasks: usize,
     /// Attempts of all tasks: more than `tasks` when Batch retried some.
     pub attempts: usize,
-    /// From the first task's start to the last task's end (the zip).
+    /// From the first task's start to the last task's end (the zip, or the movie job).
     pub wall_seconds: f64,
     /// Seconds of every attempt, summed.
     pub task_seconds: f64,
@@ -162,7 +165,7 @@ impl Receipt {
     /// Sums `records` (this job's attempts) for a job that delivered `frames` frames.
     pub fn compute(records: &[TaskRecord], frames: usize, prices: Option<Prices>) -> Self {
         let mut tasks: Vec<(TaskKind, usize)> = records.iter().map(|r| (r.task, r.index)).collect();
-        tasks.sort_by_key(|&(kind, index)| (kind == TaskKind::Zip, index));
+        tasks.sort_unstable();
         tasks.dedup();
         let started = records.iter().map(|r| r.started).min();
         let ended = records.iter().map(|r| r.ended).max();
@@ -175,7 +178,7 @@ impl Receipt {
             let seconds = record.seconds();
             task_seconds += seconds;
             let (vcpus, gb) = match record.task {
-                TaskKind::Render => (
+                TaskKind::Render | TaskKind::Movie => (
                     f64::from(crate::plan::RENDER_TASK_VCPUS),
                     RENDER_TASK_MEMORY_GB,
                 ),
@@ -346,6 +349,35 @@ mod tests {
             .map(|s| (s.frame, s.seconds))
             .collect();
         assert_eq!(slowest, [(2, 140.0), (3, 120.0), (1, 100.0), (4, 90.0)]);
+    }
+
+    /// The movie job runs on the render job definition: its attempts are billed at a render
+    /// task's size, counted as one more task, and end the job's wall time.
+    #[test]
+    fn the_movie_job_is_billed_at_the_render_size_and_ends_the_wall_time() {
+        let mut zip = render(0, 1, 300, 320, 0, &[]);
+        zip.task = TaskKind::Zip;
+        let mut failed_movie = render(0, 1, 330, 340, 4, &[]);
+        failed_movie.task = TaskKind::Movie;
+        let mut movie = render(0, 2, 350, 500, 0, &[]);
+        movie.task = TaskKind::Movie;
+        let records = [
+            render(0, 1, 0, 300, 0, &[(1, 100.0)]),
+            zip,
+            failed_movie,
+            movie,
+        ];
+        let receipt = Receipt::compute(&records, 1, None);
+        assert_eq!((receipt.tasks, receipt.attempts), (3, 4));
+        assert_eq!(receipt.wall_seconds, 500.0);
+        assert_eq!(receipt.task_seconds, 300.0 + 20.0 + 10.0 + 150.0);
+        // Render 300 s and the movie's 60 (billed) + 150 s at 4 vCPU; the zip's 60 s at 1.
+        let render_hours = (300.0 + 60.0 + 150.0) / 3600.0;
+        let zip_hours = 60.0 / 3600.0;
+        assert!((receipt.vcpu_hours - (4.0 * render_hours + zip_hours)).abs() < 1e-6);
+        assert!((receipt.gb_hours - (8.0 * render_hours + 2.0 * zip_hours)).abs() < 1e-6);
+        // The movie job renders no frame.
+        assert_eq!(receipt.frame_seconds.max, 100.0);
     }
 
     #[test]

@@ -1,17 +1,20 @@
-//! Task records: what one attempt of a render task (or of the zip job) did and how long each
-//! part took, written to `<key>/tasks/<index>-<attempt>.json` (`zip-<attempt>.json` for the
-//! zipper) whether the attempt succeeded or not. The zipper sums them into the job's receipt
-//! ([`crate::receipt`]).
+//! Task records: what one attempt of a render task (or of the zip or movie job) did and how
+//! long each part took, written to `<key>/tasks/<index>-<attempt>.json` (`zip-<attempt>.json`
+//! for the zipper, `movie-<attempt>.json` for the movie job) whether the attempt succeeded or
+//! not. They are summed into the job's receipt ([`crate::receipt`]).
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-/// Which job a task belongs to; each is billed at its job definition's size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Which job a task belongs to; each is billed at its job definition's size. Ordered as the
+/// jobs run: render, zip, movie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskKind {
     Render,
     Zip,
+    /// The movie job (ADR 0012), which runs on the render job definition.
+    Movie,
 }
 
 /// One frame of a render task.
@@ -30,7 +33,7 @@ pub struct FrameTiming {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
     pub task: TaskKind,
-    /// The array index (0 on a plain job and for the zipper).
+    /// The array index (0 on a plain job, for the zipper and for the movie job).
     pub index: usize,
     /// AWS Batch's attempt number, from 1.
     pub attempt: u32,
@@ -47,7 +50,8 @@ pub struct TaskRecord {
     pub error: Option<String>,
     /// CPUs the process could use.
     pub cpus: usize,
-    /// Seconds downloading the `.blend` (render tasks that downloaded it).
+    /// Seconds downloading the `.blend` (render tasks that downloaded it; the movie job: the
+    /// `.blend`, its files and the frames).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download_seconds: Option<f64>,
     /// Seconds from the end of the download to Blender starting its first frame.

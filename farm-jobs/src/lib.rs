@@ -20,6 +20,8 @@
 //! - [`ticket`]: the job contract ([`JobTicket`]): what a render or zip job is told, its
 //!   environment written and read back in one place (long frame lists by reference), and the
 //!   job's identity ([`OutputVersion`]).
+//! - [`receipt`]: the job's `receipt.json`, summed from its task records ([`tasks`]) by the
+//!   zip job and again by a movie scene's movie job.
 //! - [`lookup`]: the one object lookup, which of many keys the store holds (listing a folder
 //!   when several of its keys are wanted), for the dependency check and `farm submit`.
 //!
@@ -29,6 +31,7 @@
 pub mod blend;
 pub mod deps;
 pub mod lookup;
+pub mod receipt;
 pub mod scan;
 pub mod scene;
 pub mod submit;

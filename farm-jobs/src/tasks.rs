@@ -128,6 +128,19 @@ mod tests {
             job_records(&storage, &keys, None).await.unwrap().len(),
             count
         );
+        // The zip and movie jobs' records are in the same folder, read the same way.
+        let mut movie: serde_json::Value = serde_json::from_slice(&record(0, "e1")).unwrap();
+        movie["task"] = "movie".into();
+        put(
+            keys.movie_task_record(1),
+            serde_json::to_vec(&movie).unwrap(),
+        )
+        .await;
+        let records = job_records(&storage, &keys, Some("e1")).await.unwrap();
+        assert_eq!(records.len(), count);
+        assert!(records
+            .iter()
+            .any(|r| r.task == farm_core::tasks::TaskKind::Movie));
     }
 
     /// A second reading GETs only the records written since, and sees a rewritten one anew.

@@ -1885,9 +1885,12 @@ async fn the_render_policy_allows_every_object_the_movie_job_touches() {
         blender: setup("movie"),
         prices: None,
     };
-    let made = renderer::movie::run(&store, &movie, std::future::pending())
+    let done = renderer::run(&store, &movie, std::future::pending())
         .await
         .expect("the movie is made");
+    let renderer::Done::Movie(made) = done else {
+        panic!("a movie ticket ran {done:?}")
+    };
     assert_eq!(made.key, keys.movie("mkv"));
     let calls = store.calls().split_off(before);
     for op in [

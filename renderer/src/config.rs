@@ -49,7 +49,8 @@ pub struct Args {
     /// Blender threads (default: the CPUs this container may use, cgroup limits included).
     #[arg(long, env = env::THREADS, help_heading = "Machine")]
     pub threads: Option<usize>,
-    /// Region whose Fargate on-demand prices a scout's estimate uses (set by Fargate).
+    /// Region whose Fargate on-demand prices a scout's estimate and the movie job's receipt use
+    /// (set by Fargate).
     #[arg(
         long,
         env = "AWS_REGION",
@@ -57,11 +58,11 @@ pub struct Args {
         help_heading = "Machine"
     )]
     pub region: Option<String>,
-    /// Price of a vCPU-hour in USD for a scout's estimate, instead of the region's in the
-    /// built-in table.
+    /// Price of a vCPU-hour in USD for a scout's estimate and the movie job's receipt, instead
+    /// of the region's in the built-in table.
     #[arg(long, env = farm_core::receipt::ENV_VCPU_HOUR_USD, value_name = "USD", help_heading = "Machine")]
     pub vcpu_hour_usd: Option<f64>,
-    /// Price of a GB-hour in USD for a scout's estimate.
+    /// Price of a GB-hour in USD for a scout's estimate and the movie job's receipt.
     #[arg(long, env = farm_core::receipt::ENV_GB_HOUR_USD, value_name = "USD", help_heading = "Machine")]
     pub gb_hour_usd: Option<f64>,
     /// `json` for one JSON object per log line (CloudWatch), `text` otherwise.
@@ -78,7 +79,8 @@ pub struct Config {
     /// AWS Batch's attempt number, from 1.
     pub attempt: u32,
     pub blender: BlenderSetup,
-    /// Fargate prices for a scout's estimate; `None`: a region not in the table, no override.
+    /// Fargate prices for a scout's estimate and the movie job's receipt; `None`: a region not
+    /// in the table, no override.
     pub prices: Option<farm_core::receipt::Prices>,
 }
 

@@ -173,6 +173,28 @@ mod tests {
         assert_eq!(killed(SIGKILL).class(), FailureClass::Transient);
     }
 
+    /// The movie job: Blender refusing the movie (or crashing) is the scene's, no retry; an
+    /// OOM kill is retried.
+    #[test]
+    fn a_movie_blender_refuses_is_not_retried_but_an_oom_kill_is() {
+        let failed = |signal| RenderError::MovieFailed {
+            exit: "exit status: 1".into(),
+            signal,
+            written: 0,
+            message: "Error: Could not initialize streams".into(),
+        };
+        for signal in [None, Some(11)] {
+            assert_eq!(
+                failed(signal).class().exit_code(),
+                farm_core::exit::BAD_INPUT
+            );
+        }
+        assert_eq!(
+            failed(Some(SIGKILL)).class().exit_code(),
+            farm_core::exit::TRANSIENT
+        );
+    }
+
     #[test]
     fn a_replaced_blend_is_superseded_not_bad_input() {
         for error in [

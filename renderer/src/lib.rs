@@ -15,8 +15,9 @@
 //! - [`scout`]: a scout job (`estimate=N`): sample frames rendered on one task, projected into
 //!   `<key>/estimate.json`; also `farm estimate`'s samples.
 //!
-//! [`run`] is the whole worker over any [`Storage`]: S3 in a Batch container, a local folder
-//! under `farm render`.
+//! [`run`] is the whole worker over any [`Storage`] (S3 in a Batch container, a local folder
+//! under `farm render`), and the one dispatch over the job a ticket names: a render chunk, a
+//! scout or the movie job.
 
 pub mod config;
 pub mod error;
@@ -31,7 +32,9 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use farm_blend::{sniff, SNIFF_LEN};
+use farm_core::receipt::MovieObject;
 use farm_core::storage::{ObjectMeta, StorageError};
+use farm_core::tasks::TaskKind;
 use farm_core::Storage;
 use tracing::info;
 
@@ -39,21 +42,53 @@ pub use config::{Args, Config};
 pub use error::RenderError;
 pub use render::{pending_frames, render_frames, BlenderSetup, ChunkReport, ChunkSpec, FrameEvent};
 
-/// Renders this process's chunk: finds the frames still missing for this version of the .blend,
-/// downloads it once, renders them with one Blender process and uploads each as it is written.
-/// Then writes the attempt's task record ([`record`]), whatever the outcome.
+/// What one run of the renderer did, by the job its ticket names.
+#[derive(Debug)]
+pub enum Done {
+    /// A render chunk: its frames rendered and uploaded, or found already there.
+    Chunk(ChunkReport),
+    /// A scout job (`estimate=N`): its sample frames, rendered into its scratch folder.
+    Scout(ChunkReport),
+    /// The movie job: the movie, uploaded.
+    Movie(MovieObject),
+}
+
+/// The whole worker, and the one place that decides which job a ticket asks for: the movie job
+/// (a ticket with a movie, [`movie`]), a scout job (a ticket with a scout, [`scout`]), or
+/// otherwise the render chunk of `config.index`: the frames still missing for this version of
+/// the .blend, downloaded once, rendered by one Blender process and each uploaded as it is
+/// written. A render chunk and the movie job write their attempt's task record ([`record`]),
+/// whatever the outcome.
 pub async fn run<S: Storage>(
     storage: &S,
     config: &Config,
     shutdown: impl Future<Output = ()>,
-) -> Result<ChunkReport, RenderError> {
+) -> Result<Done, RenderError> {
     let clock = record::TaskClock::start();
-    if let Some(scout) = config.ticket.scout {
-        return scout::run(storage, config, scout, shutdown, &clock).await;
+    let ticket = &config.ticket;
+    let done = if ticket.movie.is_some() {
+        movie::run(storage, config, shutdown, &clock)
+            .await
+            .map(Done::Movie)
+    } else if let Some(scout) = ticket.scout {
+        scout::run(storage, config, scout, shutdown, &clock)
+            .await
+            .map(Done::Scout)
+    } else {
+        let result = run_chunk(storage, config, shutdown, &clock).await;
+        record::write_record(storage, config, &clock, TaskKind::Render, &result).await;
+        result.map(Done::Chunk)
+    }?;
+    match &done {
+        Done::Chunk(report) => info!(
+            rendered = report.rendered.len(),
+            skipped = report.skipped.len(),
+            "chunk done"
+        ),
+        Done::Scout(report) => info!(samples = ?report.rendered, "scout done"),
+        Done::Movie(movie) => info!(key = movie.key, bytes = movie.size, "movie written"),
     }
-    let result = run_chunk(storage, config, shutdown, &clock).await;
-    record::write_record(storage, config, &clock, &result).await;
-    result
+    Ok(done)
 }
 
 async fn run_chunk<S: Storage>(

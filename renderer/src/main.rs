@@ -1,11 +1,12 @@
-//! `renderer`: reads its configuration, sets up logging and S3, renders its chunk, and exits with
-//! the code AWS Batch's retry rules expect (see `farm_core::exit`).
+//! `renderer`: reads its configuration, sets up logging and S3, runs the job its ticket names
+//! (`renderer::run`), and exits with the code AWS Batch's retry rules expect (see
+//! `farm_core::exit`).
 
 use anyhow::Context;
 use clap::Parser;
 use farm_core::{env, exit};
 use renderer::{Args, RenderError};
-use tracing::{error, info};
+use tracing::error;
 
 fn main() {
     let args = Args::parse();
@@ -39,25 +40,8 @@ async fn main_async(mut args: Args) -> i32 {
         key = config.ticket.keys.source(),
     );
     let _entered = span.enter();
-    if config.ticket.movie.is_some() {
-        // The movie job (FARM_MOVIE): the movie from the job's frames, no rendering.
-        return match renderer::movie::run(&storage, &config, farm_io::telemetry::sigterm()).await {
-            Ok(movie) => {
-                info!(key = movie.key, bytes = movie.size, "movie written");
-                exit::SUCCESS
-            }
-            Err(e) => failed(&e),
-        };
-    }
     match renderer::run(&storage, &config, farm_io::telemetry::sigterm()).await {
-        Ok(report) => {
-            info!(
-                rendered = report.rendered.len(),
-                skipped = report.skipped.len(),
-                "chunk done"
-            );
-            exit::SUCCESS
-        }
+        Ok(_) => exit::SUCCESS,
         Err(e) => failed(&e),
     }
 }

@@ -1,6 +1,6 @@
-//! The task record of this attempt, `<key>/tasks/<index>-<attempt>.json`: start and end, the
-//! download, Blender's start-up, each frame's render and upload seconds, the exit code and the
-//! CPUs. Written whether the chunk succeeded or not, best effort: a failed write is logged and
+//! The task record of this attempt, `<key>/tasks/<index>-<attempt>.json` (the movie job's:
+//! `<key>/tasks/movie-<attempt>.json`): start and end, the download, Blender's start-up, each
+//! frame's render and upload seconds, the exit code and the CPUs. Written whether the chunk succeeded or not, best effort: a failed write is logged and
 //! never changes the exit code the chunk earned.
 
 use std::sync::Mutex;
@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 
 use crate::config::{available_cpus, Config};
 use crate::error::RenderError;
-use crate::render::{ChunkReport, FrameEvent};
+use crate::render::FrameEvent;
 
 /// Times one attempt as it goes; shared with the frame-event callback.
 #[derive(Debug)]
@@ -89,23 +89,26 @@ impl TaskClock {
         }
     }
 
-    /// The record of the attempt, ending now, for `result`.
-    pub fn record(&self, config: &Config, result: &Result<ChunkReport, RenderError>) -> TaskRecord {
-        self.finish(
-            config.index,
-            config.attempt,
-            config.ticket.source_etag.clone(),
-            result,
-        )
-    }
-
-    /// The record of attempt `attempt` of chunk `index`, ending now, for `result`.
-    pub fn finish(
+    /// The record of attempt `attempt` of render chunk `index`, ending now, for `result`.
+    pub fn finish<T>(
         &self,
         index: usize,
         attempt: u32,
         source_etag: Option<String>,
-        result: &Result<ChunkReport, RenderError>,
+        result: &Result<T, RenderError>,
+    ) -> TaskRecord {
+        self.finish_as(TaskKind::Render, index, attempt, source_etag, result)
+    }
+
+    /// The record of attempt `attempt` of task `index` of a `task` job, ending now, for
+    /// `result`.
+    pub fn finish_as<T>(
+        &self,
+        task: TaskKind,
+        index: usize,
+        attempt: u32,
+        source_etag: Option<String>,
+        result: &Result<T, RenderError>,
     ) -> TaskRecord {
         let times = self.times();
         let (exit_code, error) = match result {
@@ -113,7 +116,7 @@ impl TaskClock {
             Err(e) => (e.class().exit_code(), Some(e.to_string())),
         };
         TaskRecord {
-            task: TaskKind::Render,
+            task,
             index,
             attempt,
             source_etag,
@@ -129,17 +132,31 @@ impl TaskClock {
     }
 }
 
-/// Writes the attempt's record; a failure is logged, never returned.
-pub async fn write_record<S: Storage>(
+/// Writes the attempt's record as a task of `task` (at its key in `farm_core::layout`) and
+/// returns it; a failure to write is logged, never returned.
+pub async fn write_record<S: Storage, T>(
     storage: &S,
     config: &Config,
     clock: &TaskClock,
-    result: &Result<ChunkReport, RenderError>,
-) {
-    let record = clock.record(config, result);
-    let key = config.ticket.keys.task_record(config.index, config.attempt);
+    task: TaskKind,
+    result: &Result<T, RenderError>,
+) -> TaskRecord {
+    let ticket = &config.ticket;
+    let record = clock.finish_as(
+        task,
+        config.index,
+        config.attempt,
+        ticket.source_etag.clone(),
+        result,
+    );
+    let key = match task {
+        TaskKind::Render => ticket.keys.task_record(config.index, config.attempt),
+        TaskKind::Zip => ticket.keys.zip_task_record(config.attempt),
+        TaskKind::Movie => ticket.keys.movie_task_record(config.attempt),
+    };
     match put_json(storage, &key, &record).await {
         Ok(()) => debug!(key, "task record written"),
         Err(error) => warn!(key, %error, "could not write the task record"),
     }
+    record
 }

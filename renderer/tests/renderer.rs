@@ -109,7 +109,10 @@ impl Fixture {
         ];
         args.extend_from_slice(extra);
         let config = parse_args(&args).validate().unwrap();
-        renderer::run(&self.storage, &config, std::future::pending()).await
+        match renderer::run(&self.storage, &config, std::future::pending()).await? {
+            renderer::Done::Chunk(report) => Ok(report),
+            other => panic!("a render chunk's ticket ran {other:?}"),
+        }
     }
 }
 

@@ -1,13 +1,8 @@
 //! The zip job's own task record (`<key>/tasks/zip-<attempt>.json`) and, when the archive is
-//! done, the job's receipt (`<key>/receipt.json`), summed from every task record of this job by
-//! [`farm_core::receipt::Receipt::compute`], with the scout's estimate against it when
-//! `<key>/estimate.json` estimated this version of the upload
-//! ([`farm_core::estimate::EstimateCheck`]). Best effort: a failure is logged and never changes
-//! the zip job's outcome.
+//! done, the job's receipt (`<key>/receipt.json`, [`farm_jobs::receipt::write`]). Best effort:
+//! a failure is logged and never changes the zip job's outcome.
 
-use farm_core::estimate::{EstimateCheck, EstimateFile};
-use farm_core::receipt::Receipt;
-use farm_core::storage::{get_json, put_json, StorageError};
+use farm_core::storage::put_json;
 use farm_core::tasks::{TaskKind, TaskRecord};
 use farm_core::Storage;
 use jiff::Timestamp;
@@ -43,56 +38,24 @@ pub(crate) async fn finish<S: Storage>(
         tracing::warn!(key, %error, "could not write the task record");
     }
     let Ok(summary) = result else { return };
-    match job_records(storage, config, own).await {
-        Ok(records) => {
-            let mut receipt = Receipt::compute(&records, summary.frames, config.prices);
-            receipt.estimate = estimate_check(storage, config, &records).await;
-            let key = config.ticket.keys.receipt();
-            match put_json(storage, &key, &receipt).await {
-                Ok(()) => tracing::info!(
-                    key,
-                    tasks = receipt.tasks,
-                    attempts = receipt.attempts,
-                    task_seconds = receipt.task_seconds,
-                    cost_usd = receipt.cost_usd,
-                    "receipt written"
-                ),
-                Err(error) => tracing::warn!(key, %error, "could not write the receipt"),
-            }
-        }
-        Err(error) => tracing::warn!(%error, "could not read the task records: no receipt"),
+    let written = farm_jobs::receipt::write(
+        storage,
+        &config.ticket,
+        own,
+        summary.frames,
+        config.prices,
+        None,
+    )
+    .await;
+    match written {
+        Ok(receipt) => tracing::info!(
+            key = config.ticket.keys.receipt(),
+            tasks = receipt.tasks,
+            attempts = receipt.attempts,
+            task_seconds = receipt.task_seconds,
+            cost_usd = receipt.cost_usd,
+            "receipt written"
+        ),
+        Err(error) => tracing::warn!(%error, "could not write the receipt"),
     }
-}
-
-/// The scout's estimate of this version of the upload against `records`, if `estimate.json`
-/// holds one; a missing or unreadable one is no comparison.
-async fn estimate_check<S: Storage>(
-    storage: &S,
-    config: &Config,
-    records: &[TaskRecord],
-) -> Option<EstimateCheck> {
-    let key = config.ticket.keys.estimate();
-    let file = match get_json::<EstimateFile>(storage, &key).await {
-        Ok(file) => file,
-        Err(StorageError::NotFound { .. }) => return None,
-        Err(error) => {
-            tracing::warn!(key, %error, "could not read the estimate: the receipt has no comparison");
-            return None;
-        }
-    };
-    let estimate = file.estimates(config.ticket.source_etag.as_deref())?;
-    Some(EstimateCheck::new(estimate, records, config.prices))
-}
-
-/// This job's task records, with `own` for this zip attempt (replacing its stored copy).
-async fn job_records<S: Storage>(
-    storage: &S,
-    config: &Config,
-    own: TaskRecord,
-) -> Result<Vec<TaskRecord>, farm_core::storage::StorageError> {
-    let etag = config.ticket.source_etag.as_deref();
-    let mut records = farm_jobs::tasks::job_records(storage, &config.ticket.keys, etag).await?;
-    records.retain(|r| !(r.task == TaskKind::Zip && r.attempt == own.attempt));
-    records.push(own);
-    Ok(records)
 }

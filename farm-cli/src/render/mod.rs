@@ -338,11 +338,9 @@ async fn zip_local(
     shutdown: &Shutdown,
 ) -> anyhow::Result<zipper::ZipSummary> {
     let plan = &ticket.plan;
-    let zip_bar = progress::bytes(0, "zipping");
-    let on_zip = |p: zipper::ZipProgress| {
-        zip_bar.set_length(p.bytes_total);
-        zip_bar.set_position(p.bytes_done);
-    };
+    // Nothing until the listing gives the archive's length.
+    let zip_bar = progress::LateBytes::new("zipping");
+    let on_zip = |p: zipper::ZipProgress| zip_bar.update(p.bytes_done, p.bytes_total);
     let summary = zipper::zip_frames_until(
         storage,
         keys,

@@ -171,4 +171,28 @@ mod tests {
         assert_eq!(nothing.eta_seconds, None);
         assert_eq!(spend_text(&nothing), "");
     }
+
+    /// The movie job's attempts (`tasks/movie-<attempt>.json`) count in the cost so far, at the
+    /// render job definition's size it runs on.
+    #[test]
+    fn the_movie_job_counts_in_the_cost_so_far_at_the_render_size() {
+        let with = |task: TaskKind| {
+            let mut last = record(0, 0.0);
+            last.task = task;
+            last.frames.clear();
+            vec![record(1, 20.0), record(2, 30.0), last]
+        };
+        let prices = Prices::for_region("us-east-1", None, None);
+        let renders = spend(&with(TaskKind::Render)[..2], &report(40, 8), prices);
+        let movie = spend(&with(TaskKind::Movie), &report(40, 8), prices);
+        assert_eq!(movie.attempts_ended, 3);
+        assert_eq!(movie.task_seconds, 360.0);
+        assert_eq!(movie.frame_median_seconds, renders.frame_median_seconds);
+        assert!(movie.cost_usd > renders.cost_usd);
+        // What a render task of the same length costs; more than the zip's size would.
+        let render = spend(&with(TaskKind::Render), &report(40, 8), prices);
+        assert_eq!(movie.cost_usd, render.cost_usd);
+        let zip = spend(&with(TaskKind::Zip), &report(40, 8), prices);
+        assert!(movie.cost_usd > zip.cost_usd);
+    }
 }
