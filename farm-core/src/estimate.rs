@@ -567,7 +567,7 @@ mod tests {
             profile: None,
             samples: TaskRecord {
                 frames: vec![timing(1, 2.0), timing(7, 2.0), timing(12, 2.0)],
-                ..measured.samples.clone()
+                ..measured.samples
             },
             placed: Vec::new(),
         };

@@ -191,10 +191,7 @@ mod tests {
         let p = profile(|_| 0.2, 1.5);
         assert!((first_frame_extra(&p.frames) - 1.5).abs() < 1e-9);
         assert!((p.steady()[0].1 - 0.2).abs() < 1e-9);
-        assert_eq!(
-            first_frame_extra(&profile(|f| f64::from(f), 0.0).frames),
-            0.0
-        );
+        assert_eq!(first_frame_extra(&profile(f64::from, 0.0).frames), 0.0);
         assert_eq!(first_frame_extra(&p.frames[..1]), 0.0);
     }
 
@@ -203,7 +200,8 @@ mod tests {
     #[test]
     fn the_profile_places_a_sample_on_a_spike_and_none_on_uniform_or_rising_frames() {
         let base = [1, 7, 12];
-        let cases: [(&str, fn(i32) -> f64, &[i32]); 4] = [
+        type Case = (&'static str, fn(i32) -> f64, &'static [i32]);
+        let cases: [Case; 4] = [
             ("uniform", |_| 0.20, &[1, 7, 12]),
             (
                 "noisy",
