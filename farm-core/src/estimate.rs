@@ -70,6 +70,26 @@ pub struct SampledFrame {
     pub placed_by_profile: bool,
 }
 
+impl SampledFrame {
+    /// The frames of `record` Blender printed a render time for, in frame order (the record
+    /// lists them in the order their uploads finished).
+    pub fn timed(record: &TaskRecord) -> Vec<Self> {
+        let mut timed: Vec<Self> = record
+            .frames
+            .iter()
+            .filter_map(|f| {
+                Some(Self {
+                    frame: f.frame,
+                    seconds: f.render_seconds?,
+                    placed_by_profile: false,
+                })
+            })
+            .collect();
+        timed.sort_by_key(|s| s.frame);
+        timed
+    }
+}
+
 /// What an estimate measured on one machine: the profile pass (none when the job has too few
 /// frames to profile or the profile was not run) and the record of the full-quality samples,
 /// rendered in one Blender session in frame order (its download, if any, included).
@@ -122,22 +142,13 @@ impl Estimate {
         measured_on: &str,
     ) -> Option<Self> {
         let record = &measured.samples;
-        // The record lists frames in the order their uploads finished.
-        let mut sampled: Vec<SampledFrame> = record
-            .frames
-            .iter()
-            .filter_map(|f| {
-                Some(SampledFrame {
-                    frame: f.frame,
-                    seconds: f.render_seconds?,
-                    placed_by_profile: measured.placed.contains(&f.frame),
-                })
-            })
-            .collect();
+        let mut sampled = SampledFrame::timed(record);
         if sampled.is_empty() {
             return None;
         }
-        sampled.sort_by_key(|s| s.frame);
+        for sample in &mut sampled {
+            sample.placed_by_profile = measured.placed.contains(&sample.frame);
+        }
         let threads = threads.max(1);
         let scale = threads as f64 / f64::from(crate::plan::RENDER_TASK_VCPUS);
         let profile = measured.profile.as_ref();

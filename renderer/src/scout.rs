@@ -124,21 +124,9 @@ pub async fn measure<F: Future<Output = ()> + Unpin>(
         info!(frames = profiled.len(), "estimate: the profile pass");
         let percent = Some(PROFILE_RESOLUTION_PERCENT);
         let record = render_pass(scene, &profiled, setup, engine, percent, &mut shutdown).await?;
-        let mut timed: Vec<SampledFrame> = record
-            .frames
-            .iter()
-            .filter_map(|f| {
-                Some(SampledFrame {
-                    frame: f.frame,
-                    seconds: f.render_seconds?,
-                    placed_by_profile: false,
-                })
-            })
-            .collect();
-        timed.sort_by_key(|s| s.frame);
         Some(Profile {
             resolution_percent: PROFILE_RESOLUTION_PERCENT,
-            frames: timed,
+            frames: SampledFrame::timed(&record),
             seconds: record.seconds(),
         })
     } else {
