@@ -213,7 +213,8 @@ pub struct EstimateFile {
     pub etag: Option<String>,
     /// The job's canonical frame list.
     pub frames: String,
-    /// The frames the scout renders.
+    /// The frames the scout renders at full quality: first, middle and last as the trigger
+    /// planned them; once `estimated`, as rendered (the profile's placed ones included).
     pub samples: Vec<i32>,
     /// The stack's `MaxVcpus` the projection is made for.
     pub max_vcpus: u32,

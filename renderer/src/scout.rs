@@ -69,6 +69,9 @@ pub(crate) async fn run<S: Storage>(
         spot_interruptions_per_hour: DEFAULT_SPOT_INTERRUPTIONS_PER_HOUR,
         ..CloudModel::new(scout.max_vcpus, ASSUMED_BLENDER_START_SECONDS, prices)
     };
+    // The samples as rendered, the profile's placed ones included, in frame order.
+    let mut rendered: Vec<i32> = measured.samples.frames.iter().map(|f| f.frame).collect();
+    rendered.sort_unstable();
     let measured_on = format!("a scout task ({} threads)", config.blender.threads);
     let estimate = Estimate::from_measurement(
         &measured,
@@ -88,7 +91,7 @@ pub(crate) async fn run<S: Storage>(
         key: ticket.keys.source().to_owned(),
         etag: source_etag,
         frames: ticket.plan.frames().canonical(),
-        samples: measured.samples.frames.iter().map(|f| f.frame).collect(),
+        samples: rendered.clone(),
         max_vcpus: scout.max_vcpus,
         job_id: None,
         written: jiff::Timestamp::now(),
@@ -96,8 +99,6 @@ pub(crate) async fn run<S: Storage>(
     };
     put_json(storage, &ticket.keys.estimate(), &file).await?;
     info!(key = %ticket.keys.estimate(), "scout: estimate written");
-    let mut rendered: Vec<i32> = measured.samples.frames.iter().map(|f| f.frame).collect();
-    rendered.sort_unstable();
     Ok(ChunkReport {
         rendered,
         skipped: Vec::new(),
