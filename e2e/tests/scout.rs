@@ -3,7 +3,8 @@
 //! `renderer` binary runs it as Batch would (Debian's Blender), and its `estimate.json` is
 //! checked against the model it projects with.
 
-use farm_core::estimate::{frame_seconds, EstimateFile, EstimateStatus};
+use farm_core::estimate::profile::{first_frame_extra, profiled_seconds};
+use farm_core::estimate::{EstimateFile, EstimateStatus};
 use farm_core::receipt::Prices;
 use farm_core::timeline::{CloudModel, DEFAULT_MAX_VCPUS, DEFAULT_SPOT_INTERRUPTIONS_PER_HOUR};
 use farm_core::{env, exit, JobKeys};
@@ -61,11 +62,24 @@ async fn an_estimate_upload_runs_one_scout_whose_estimate_holds_together() {
     assert_eq!(file.status, EstimateStatus::Estimated);
     assert_eq!(file.etag.as_deref(), Some(etag.as_str()));
     assert_eq!(file.frames, "1-12");
-    assert_eq!(file.samples, [1, 7, 12], "first, middle, last");
     assert_eq!(file.max_vcpus, DEFAULT_MAX_VCPUS);
     let estimate = file.estimate.expect("an estimate");
     let sampled: Vec<i32> = estimate.sampled.iter().map(|s| s.frame).collect();
     assert_eq!(sampled, file.samples);
+    // First, middle and last, and any frame the profile found unlike its neighbours.
+    let base: Vec<i32> = estimate
+        .sampled
+        .iter()
+        .filter(|s| !s.placed_by_profile)
+        .map(|s| s.frame)
+        .collect();
+    assert_eq!(base, [1, 7, 12], "{estimate:?}");
+    let profile = estimate
+        .profile
+        .clone()
+        .expect("a profile of the 12 frames");
+    let profiled: Vec<i32> = profile.frames.iter().map(|s| s.frame).collect();
+    assert_eq!(profiled, (1..=12).collect::<Vec<_>>());
     assert!(
         estimate.sampled.iter().all(|s| s.seconds > 0.0),
         "{estimate:?}"
@@ -75,16 +89,20 @@ async fn an_estimate_upload_runs_one_scout_whose_estimate_holds_together() {
     assert_eq!(estimate.threads, 1);
     assert_eq!(estimate.frames, 12);
 
-    // The projection is the samples' seconds (scaled from one thread to a 4-vCPU task,
-    // between the samples linear) over all 12 frames, through the model at the stack's
-    // MaxVcpus with the start-up the scout measured.
-    let scaled: Vec<(i32, f64)> = estimate
+    // The projection is the samples' seconds (scaled from one thread to a 4-vCPU task, the
+    // first without the first frame's extra the profile measured, between the samples shaped
+    // by the profile) over all 12 frames, through the model at the stack's MaxVcpus with the
+    // start-up the scout measured and the first frame's extra once per task.
+    let extra = first_frame_extra(&profile.frames).min(estimate.sampled[0].seconds);
+    assert!((estimate.first_frame_extra_seconds - extra / 4.0).abs() < 1e-9);
+    let mut scaled: Vec<(i32, f64)> = estimate
         .sampled
         .iter()
         .map(|s| (s.frame, s.seconds / 4.0))
         .collect();
+    scaled[0].1 -= extra / 4.0;
     let frames: Vec<i32> = (1..=12).collect();
-    let seconds = frame_seconds(&scaled, &frames);
+    let seconds = profiled_seconds(&scaled, &profile.steady(), &frames);
     let total: f64 = seconds.iter().sum();
     assert!(
         (estimate.frame_seconds_total - total).abs() < 1e-6,
@@ -94,6 +112,7 @@ async fn an_estimate_upload_runs_one_scout_whose_estimate_holds_together() {
     let prices = Prices::for_region(region, None, None).expect("moto's region is priced");
     let model = CloudModel {
         spot_interruptions_per_hour: DEFAULT_SPOT_INTERRUPTIONS_PER_HOUR,
+        first_frame_extra_seconds: estimate.first_frame_extra_seconds,
         ..CloudModel::new(DEFAULT_MAX_VCPUS, estimate.blender_startup_seconds, prices)
     };
     let projection = estimate.projection;

@@ -147,9 +147,12 @@ pub struct RenderArgs {
 
 /// Estimate a job's cloud cost and time before rendering it: render a few sample frames here.
 ///
-/// Renders the sample frames (first, middle and last of the job by default) with this machine's
-/// Blender, one frame at a time in one Blender, says what it measured (seconds per frame,
-/// Blender's start-up), then projects the whole job on the farm with the cloud model
+/// Profiles every frame of the job (at most 48, spread evenly) at 25 % of the resolution, then
+/// renders the sample frames (first, middle and last of the job by default, and up to as many
+/// the profile finds unlike their neighbours) with this machine's Blender, one Blender per pass
+/// with persistent data as the farm's chunks, says what it measured (the profile, seconds per
+/// frame, Blender's start-up, the first frame's extra), then projects the whole job on the farm
+/// with the cloud model
 /// (farm-core `timeline`): task-hours, wall time at `--max-vcpus`, cost on demand and on Spot,
 /// and the chunk size it would choose. Frames on a 4-vCPU render task are assumed to take this
 /// machine's seconds x threads / 4. `--seconds-per-frame` skips the render and projects a cost
@@ -166,7 +169,8 @@ pub struct EstimateArgs {
     /// The job's frames (same syntax as `farm render`). Default: the scene's own range and step.
     #[arg(short, long, allow_hyphen_values = true, value_name = "LIST")]
     pub frames: Option<String>,
-    /// Sample frames to render, spread over the job (first and last included).
+    /// Sample frames to render, spread over the job (first and last included); the profile
+    /// may add up to as many more.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_SAMPLES,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub samples: u16,

@@ -1,17 +1,16 @@
 //! `farm estimate`: the cost and time of a job on the farm before rendering it.
 //!
-//! Renders the sample frames ([`farm_core::estimate::sample_frames`]) with the scout job's own
-//! code ([`renderer::scout::render_samples`], the same hostile-file rules and cleared
-//! environment as `farm render`) into a temporary folder, timed by the renderer's task clock,
-//! then projects the job with [`farm_core::estimate::Estimate`] over the cloud model
-//! ([`farm_core::timeline`]).
+//! Measures the scene with the scout job's own code ([`renderer::scout::measure`]: the profile
+//! pass over the frames at a quarter of the resolution, then the sample frames at full quality,
+//! ADR 0016; the same hostile-file rules and cleared environment as `farm render`) in a
+//! temporary folder, then projects the job with [`farm_core::estimate::Estimate`] over the
+//! cloud model ([`farm_core::timeline`]).
 
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context};
-use farm_core::estimate::{sample_frames, Estimate};
+use farm_core::estimate::{sample_frames, Estimate, Measurement};
 use farm_core::receipt::Prices;
-use farm_core::tasks::TaskRecord;
 use farm_core::timeline::{CloudModel, Projection};
 use renderer::BlenderSetup;
 
@@ -63,31 +62,32 @@ pub async fn run(args: &EstimateArgs) -> anyhow::Result<()> {
         .threads
         .map_or_else(renderer::config::available_cpus, usize::from);
     eprintln!(
-        "rendering {} sample frame(s) ({}) of {} with {threads} thread(s)...",
+        "profiling {} frame(s) of {}, then rendering {} sample frame(s) ({}) and any the profile finds unlike their neighbours, with {threads} thread(s)...",
+        frames.len(),
+        path.display(),
         samples.len(),
         farm_core::frames::compact(&samples, " "),
-        path.display()
     );
     let engine = farm_jobs::scene::choose_engine(None, info.as_ref()).engine;
-    let record = render_samples(args, &scene, &samples, threads, engine).await?;
+    let measured = measure(args, &scene, frames.as_slice(), threads, engine).await?;
     let measured_on = format!("this machine ({threads} threads)");
     let estimate =
-        Estimate::from_samples(&record, threads, frames.as_slice(), &model, &measured_on)
+        Estimate::from_measurement(&measured, threads, frames.as_slice(), &model, &measured_on)
             .ok_or_else(|| {
                 anyhow!("Blender rendered the sample frames but printed no render time for them")
             })?;
     print_projection(args, &estimate.projection, Some(&estimate))
 }
 
-/// Renders `samples` in one Blender with the scout job's code
-/// ([`renderer::scout::render_samples`]: without persistent data) and returns its record.
-async fn render_samples(
+/// Measures `frames` of the scene with the scout job's code ([`renderer::scout::measure`]:
+/// with persistent data, as the farm's chunks render by default).
+async fn measure(
     args: &EstimateArgs,
     scene: &Path,
-    samples: &[i32],
+    frames: &[i32],
     threads: usize,
     engine: farm_core::engine::Engine,
-) -> anyhow::Result<TaskRecord> {
+) -> anyhow::Result<Measurement> {
     let work = tempfile::Builder::new()
         .prefix("farm-estimate-")
         .tempdir()
@@ -106,15 +106,14 @@ async fn render_samples(
         blender: chosen.blender,
         threads,
         work_dir: work.path().join("blender"),
-        persistent: false,
+        persistent: true,
         frame_timeout: None,
     };
     let shutdown = Shutdown::listen();
-    let clock = renderer::record::TaskClock::start();
-    clock.downloaded();
-    renderer::scout::render_samples(scene, samples, &setup, engine, shutdown.signal(), &clock)
+    let samples = usize::from(args.samples);
+    renderer::scout::measure(scene, frames, samples, &setup, engine, shutdown.signal())
         .await
-        .context("rendering the sample frames")
+        .context("measuring the scene (profile and sample frames)")
 }
 
 fn secs(value: f64) -> String {
@@ -153,12 +152,26 @@ pub(crate) fn print_estimate(
 ) {
     if let Some(estimate) = estimate {
         println!("measured on {}:", estimate.measured_on);
+        if let Some(profile) = &estimate.profile {
+            println!(
+                "  profile: {} frame(s) at {} % of the resolution in {}",
+                profile.frames.len(),
+                profile.resolution_percent,
+                secs(profile.seconds)
+            );
+        }
         for sample in &estimate.sampled {
-            println!("  frame {:>6}  {}", sample.frame, secs(sample.seconds));
+            let why = if sample.placed_by_profile {
+                "  (the profile found it unlike its neighbours)"
+            } else {
+                ""
+            };
+            println!("  frame {:>6}  {}{why}", sample.frame, secs(sample.seconds));
         }
         println!(
-            "  start-up {}; all {} frames on a 4-vCPU task: {}",
+            "  start-up {}, first frame's extra {}; all {} frames on a 4-vCPU task: {}",
             secs(estimate.blender_startup_seconds),
+            secs(estimate.first_frame_extra_seconds),
             estimate.frames,
             secs(estimate.frame_seconds_total)
         );

@@ -962,13 +962,17 @@ async fn submit_estimate_prints_the_estimate_before_the_job_exists() {
             SampledFrame {
                 frame: 1,
                 seconds: 30.0,
+                placed_by_profile: false,
             },
             SampledFrame {
                 frame: 6,
                 seconds: 30.0,
+                placed_by_profile: false,
             },
         ],
+        profile: None,
         blender_startup_seconds: 4.0,
+        first_frame_extra_seconds: 0.0,
         frames: 6,
         frame_seconds_total: 180.0,
         projection: model.best_chunk(&[30.0; 6]),

@@ -499,13 +499,16 @@ fn estimate_renders_sample_frames_and_projects_the_job() {
         .args(["estimate", "--json", "--threads", "2"])
         .arg(&blend));
     let estimate: serde_json::Value = serde_json::from_str(result.ok()).unwrap();
+    // First, middle and last; the profile may place more where a frame was slow to render.
     let sampled: Vec<i64> = estimate["sampled"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|s| s["placed_by_profile"] != true)
         .map(|s| s["frame"].as_i64().unwrap())
         .collect();
     assert_eq!(sampled, [1, 13, 24]);
+    assert_eq!(estimate["profile"]["frames"].as_array().unwrap().len(), 24);
     for sample in estimate["sampled"].as_array().unwrap() {
         assert!(sample["seconds"].as_f64().unwrap() > 0.0, "{sample}");
     }
@@ -534,6 +537,54 @@ fn estimate_renders_sample_frames_and_projects_the_job() {
     ] {
         assert!(stdout.contains(needle), "{needle}: {stdout}");
     }
+}
+
+/// `farm estimate` on a scene whose middle frame renders with 8x the samples (ADR 0016): first,
+/// middle and last miss it, the profile pass over every frame finds it and it is rendered as a
+/// sample of its own; the estimate says what the profile measured.
+#[test]
+fn estimate_finds_a_spike_frame_the_even_samples_miss() {
+    let dir = tempfile::tempdir().unwrap();
+    let blender = farm_testkit::TestBlender::executable().expect("a Blender");
+    let spike = farm_testkit::GeometryScene {
+        kind: "spike",
+        end: 8,
+        width: 160,
+        height: 90,
+        samples: 64,
+        objects: 1,
+        levels: 1,
+    };
+    let blend = farm_testkit::make_geometry_scene(&blender, dir.path(), "spike", &spike).unwrap();
+    let result = run(farm()
+        .args(["estimate", "--json", "--threads", "2"])
+        .arg(&blend));
+    let estimate: serde_json::Value =
+        serde_json::from_str(result.ok()).unwrap_or_else(|e| panic!("{e}: {result:#?}"));
+    let profile = &estimate["profile"];
+    assert_eq!(profile["resolution_percent"], 25);
+    let profiled: Vec<i64> = profile["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["frame"].as_i64().unwrap())
+        .collect();
+    assert_eq!(profiled, (1..=8).collect::<Vec<_>>());
+    let sampled: Vec<(i64, bool)> = estimate["sampled"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["frame"].as_i64().unwrap(), s["placed_by_profile"] == true))
+        .collect();
+    // Frame 4 (end / 2) is the spike; 1, 5 and 8 are first, middle and last.
+    assert!(sampled.contains(&(4, true)), "{estimate:#}");
+    for base in [1, 5, 8] {
+        assert!(sampled.contains(&(base, false)), "{estimate:#}");
+    }
+    assert!(
+        estimate["first_frame_extra_seconds"].is_f64(),
+        "{estimate:#}"
+    );
 }
 
 /// Without a scene, `--seconds-per-frame` projects a cost given by hand: 1,000 one-minute frames

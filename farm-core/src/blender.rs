@@ -251,6 +251,9 @@ pub struct RenderCommand<'a> {
     /// [`Self::persistent_data`].
     pub persistent: bool,
     pub engine: Engine,
+    /// Render at this percent of the scene's resolution (the estimate's profile pass, ADR
+    /// 0016); `None` for a job's frames.
+    pub resolution_percent: Option<u8>,
 }
 
 impl RenderCommand<'_> {
@@ -275,6 +278,7 @@ impl RenderCommand<'_> {
             "format": self.format.map(OutputFormat::blender_name),
             "persistent": self.persistent_data(),
             "engine": self.engine.blender_ids(),
+            "resolution_percent": self.resolution_percent,
         });
         blender.script_args(self.threads, &config)
     }
@@ -503,6 +507,7 @@ mod tests {
             format,
             persistent: true,
             engine: Engine::Cycles,
+            resolution_percent: None,
         }
     }
 
@@ -589,6 +594,22 @@ mod tests {
             let args = command.args(&blender);
             assert_eq!(config(&strings(&args))["persistent"], expected);
         }
+    }
+
+    #[test]
+    fn a_profile_pass_tells_the_script_its_resolution_percent() {
+        let blender = Blender::Executable("/usr/bin/blender".into());
+        let full = command(&[1, 2], None).args(&blender);
+        assert_eq!(
+            config(&strings(&full))["resolution_percent"],
+            serde_json::Value::Null
+        );
+        let profile = RenderCommand {
+            resolution_percent: Some(25),
+            ..command(&[1, 2], None)
+        };
+        let args = profile.args(&blender);
+        assert_eq!(config(&strings(&args))["resolution_percent"], 25);
     }
 
     #[test]

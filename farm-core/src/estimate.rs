@@ -1,6 +1,8 @@
-//! An estimate before compute (issue 27): render a few sample frames, then project the whole job
-//! through the cloud model ([`crate::timeline`]). Pure: which frames to sample, every frame's
-//! seconds from the samples, the estimate `farm estimate` prints, the scout job's
+//! An estimate before compute (issue 27): profile every frame cheaply ([`profile`], ADR 0016),
+//! render a few sample frames at full quality (first, middle, last and the frames the profile
+//! finds unlike their neighbours), then project the whole job through the cloud model
+//! ([`crate::timeline`]). Pure: which frames to sample, every frame's seconds from the samples
+//! shaped by the profile, the estimate `farm estimate` prints, the scout job's
 //! `<key>/estimate.json` ([`EstimateFile`]) and the receipt's estimate against actual
 //! ([`EstimateCheck`]).
 
@@ -9,6 +11,10 @@ use serde::{Deserialize, Serialize};
 use crate::receipt::{Prices, MINIMUM_BILLED_SECONDS};
 use crate::tasks::{TaskKind, TaskRecord};
 use crate::timeline::{CloudModel, Projection};
+
+pub mod profile;
+
+pub use profile::{Profile, PROFILE_RESOLUTION_PERCENT};
 
 /// Sample frames when the user does not say: first, middle, last.
 pub const DEFAULT_SAMPLES: u16 = 3;
@@ -59,6 +65,40 @@ pub struct SampledFrame {
     pub frame: i32,
     /// Render seconds as measured (Blender's own time for the frame).
     pub seconds: f64,
+    /// The profile found this frame unlike its neighbours ([`profile::place_samples`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub placed_by_profile: bool,
+}
+
+impl SampledFrame {
+    /// The frames of `record` Blender printed a render time for, in frame order (the record
+    /// lists them in the order their uploads finished).
+    pub fn timed(record: &TaskRecord) -> Vec<Self> {
+        let mut timed: Vec<Self> = record
+            .frames
+            .iter()
+            .filter_map(|f| {
+                Some(Self {
+                    frame: f.frame,
+                    seconds: f.render_seconds?,
+                    placed_by_profile: false,
+                })
+            })
+            .collect();
+        timed.sort_by_key(|s| s.frame);
+        timed
+    }
+}
+
+/// What an estimate measured on one machine: the profile pass (none when the job has too few
+/// frames to profile or the profile was not run) and the record of the full-quality samples,
+/// rendered in one Blender session in frame order (its download, if any, included).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurement {
+    pub profile: Option<Profile>,
+    pub samples: TaskRecord,
+    /// The samples the profile placed (beyond first, middle and last).
+    pub placed: Vec<i32>,
 }
 
 /// What the samples measured and what the job would take.
@@ -69,65 +109,75 @@ pub struct Estimate {
     /// Threads the samples rendered with.
     pub threads: usize,
     pub sampled: Vec<SampledFrame>,
+    /// The profile pass (ADR 0016); absent in estimates made before it (schema 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
     /// Start-up measured with the samples: the .blend's download (a scout's) and Blender from
     /// its start to the first frame.
     pub blender_startup_seconds: f64,
+    /// What the first frame of a task pays beyond the same frame later in the chunk (the whole
+    /// scene's sync; measured by the profile), on a 4-vCPU task: paid once per task.
+    #[serde(default)]
+    pub first_frame_extra_seconds: f64,
     /// The job's frames.
     pub frames: usize,
-    /// Seconds of all the job's frames on a render task (4 vCPUs), interpolated from the samples.
+    /// Seconds of all the job's frames on a render task (4 vCPUs) as later frames of a chunk,
+    /// from the samples shaped by the profile.
     pub frame_seconds_total: f64,
     /// The job at the chunk size the model finds best.
     pub projection: Projection,
 }
 
 impl Estimate {
-    /// The estimate from a task record of the sample frames, rendered with `threads` threads:
-    /// every frame's seconds interpolated over `frames`, scaled to a 4-vCPU render task
-    /// (`threads / 4`: Cycles on the CPU scales with cores), projected with `model` (whose
-    /// Blender start-up is taken from the record when it has one, with its download).
-    pub fn from_samples(
-        record: &TaskRecord,
+    /// The estimate from what `measured` rendered with `threads` threads: every frame's seconds
+    /// from the samples (the first without its first-frame extra) shaped by the profile over
+    /// `frames`, scaled to a 4-vCPU render task (`threads / 4`: Cycles on the CPU scales with
+    /// cores), projected with `model`, whose start-up is the samples' Blender start-up (and
+    /// download) when measured, plus the first frame's extra.
+    pub fn from_measurement(
+        measured: &Measurement,
         threads: usize,
         frames: &[i32],
         model: &CloudModel,
         measured_on: &str,
     ) -> Option<Self> {
-        // The record lists frames in the order their uploads finished.
-        let mut sampled: Vec<SampledFrame> = record
-            .frames
-            .iter()
-            .filter_map(|f| {
-                Some(SampledFrame {
-                    frame: f.frame,
-                    seconds: f.render_seconds?,
-                })
-            })
-            .collect();
+        let record = &measured.samples;
+        let mut sampled = SampledFrame::timed(record);
         if sampled.is_empty() {
             return None;
         }
-        sampled.sort_by_key(|s| s.frame);
+        for sample in &mut sampled {
+            sample.placed_by_profile = measured.placed.contains(&sample.frame);
+        }
         let threads = threads.max(1);
         let scale = threads as f64 / f64::from(crate::plan::RENDER_TASK_VCPUS);
-        let mut pairs: Vec<(i32, f64)> = sampled
-            .iter()
-            .map(|s| (s.frame, s.seconds * scale))
+        let profile = measured.profile.as_ref();
+        let extra = profile
+            .map_or(0.0, |p| profile::first_frame_extra(&p.frames))
+            .min(sampled[0].seconds);
+        let mut pairs: Vec<(i32, f64)> = sampled.iter().map(|s| (s.frame, s.seconds)).collect();
+        pairs[0].1 -= extra;
+        let steady = profile.map(Profile::steady).unwrap_or_default();
+        let seconds: Vec<f64> = profile::profiled_seconds(&pairs, &steady, frames)
+            .into_iter()
+            .map(|s| s * scale)
             .collect();
-        pairs.sort_by_key(|&(frame, _)| frame);
-        let seconds = frame_seconds(&pairs, frames);
         let startup = record
             .blender_startup_seconds
             .map(|blender| blender + record.download_seconds.unwrap_or(0.0))
             .unwrap_or(model.blender_start_seconds);
         let model = CloudModel {
             blender_start_seconds: startup,
+            first_frame_extra_seconds: extra * scale,
             ..*model
         };
         Some(Self {
             measured_on: measured_on.to_owned(),
             threads,
             sampled,
+            profile: measured.profile.clone(),
             blender_startup_seconds: startup,
+            first_frame_extra_seconds: extra * scale,
             frames: frames.len(),
             frame_seconds_total: seconds.iter().sum(),
             projection: model.best_chunk(&seconds),
@@ -136,7 +186,9 @@ impl Estimate {
 }
 
 /// Version of the `estimate.json` document.
-pub const ESTIMATE_SCHEMA: u32 = 1;
+/// 2: the estimate says what the profile measured (`profile`, `first_frame_extra_seconds`,
+/// a sample's `placed_by_profile`); a schema-1 file reads with none of them.
+pub const ESTIMATE_SCHEMA: u32 = 2;
 
 /// Where a scout job (`estimate=N`) is: submitted by the trigger, or done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,7 +213,8 @@ pub struct EstimateFile {
     pub etag: Option<String>,
     /// The job's canonical frame list.
     pub frames: String,
-    /// The frames the scout renders.
+    /// The frames the scout renders at full quality: first, middle and last as the trigger
+    /// planned them; once `estimated`, as rendered (the profile's placed ones included).
     pub samples: Vec<i32>,
     /// The stack's `MaxVcpus` the projection is made for.
     pub max_vcpus: u32,
@@ -279,8 +332,11 @@ mod tests {
             sampled: vec![SampledFrame {
                 frame: 1,
                 seconds: 10.0,
+                placed_by_profile: false,
             }],
+            profile: None,
             blender_startup_seconds: 2.0,
+            first_frame_extra_seconds: 0.0,
             frames: projection.frames,
             frame_seconds_total: 100.0,
             projection,
@@ -360,6 +416,27 @@ mod tests {
         assert_eq!(serde_json::from_str::<EstimateFile>(&text).unwrap(), file);
     }
 
+    /// An `estimate.json` of schema 1 (before the profile) still reads, and still gives the
+    /// receipt its estimate.
+    #[test]
+    fn a_schema_1_estimate_file_still_reads() {
+        let text = r#"{"schema":1,"status":"estimated","key":"k.blend","etag":"\"e1\"",
+            "frames":"1-3","samples":[1,3],"max_vcpus":64,"written":"2026-12-06T16:46:00Z",
+            "estimate":{"measured_on":"a scout task (4 threads)","threads":4,
+            "sampled":[{"frame":1,"seconds":2.0},{"frame":3,"seconds":4.0}],
+            "blender_startup_seconds":3.0,"frames":3,"frame_seconds_total":9.0,
+            "projection":{"frames":3,"chunk_size":3,"tasks":1,"slots":16,"startup_seconds":17.75,
+            "wall_seconds":26.75,"spot_wall_seconds":26.8,"task_hours":0.0167,
+            "spot_task_hours":0.0167,"cost_usd":0.0033,"spot_cost_usd":0.001}}}"#;
+        let file: EstimateFile = serde_json::from_str(text).unwrap();
+        let estimate = file.estimates(Some("e1")).expect("estimated");
+        assert_eq!(estimate.profile, None);
+        assert_eq!(estimate.first_frame_extra_seconds, 0.0);
+        assert!(!estimate.sampled[0].placed_by_profile);
+        let check = EstimateCheck::new(estimate, &[record(TaskKind::Render, 0, 30)], None);
+        assert_eq!(check.estimated_task_hours, 0.0167);
+    }
+
     #[test]
     fn frame_seconds_are_linear_between_samples_and_flat_outside() {
         let samples = [(10, 4.0), (20, 8.0)];
@@ -398,7 +475,12 @@ mod tests {
             gb_hour: 0.004445,
         };
         let model = CloudModel::new(64, 0.0, prices);
-        let estimate = Estimate::from_samples(&record, 2, &frames, &model, "here").unwrap();
+        let measured = Measurement {
+            profile: None,
+            samples: record.clone(),
+            placed: Vec::new(),
+        };
+        let estimate = Estimate::from_measurement(&measured, 2, &frames, &model, "here").unwrap();
         let sampled: Vec<i32> = estimate.sampled.iter().map(|s| s.frame).collect();
         assert_eq!(sampled, [1, 51, 100], "in frame order");
         assert_eq!(estimate.blender_startup_seconds, 3.0);
@@ -410,13 +492,105 @@ mod tests {
         assert!((estimate.frame_seconds_total - expected).abs() < 1e-9);
         assert_eq!(estimate.projection.frames, 100);
         assert!(estimate.projection.cost_usd > 0.0);
-        let no_times = TaskRecord {
-            frames: vec![FrameTiming {
-                render_seconds: None,
-                ..timing(1, 0.0)
-            }],
-            ..record
+        assert_eq!(estimate.first_frame_extra_seconds, 0.0, "no profile");
+        let no_times = Measurement {
+            samples: TaskRecord {
+                frames: vec![FrameTiming {
+                    render_seconds: None,
+                    ..timing(1, 0.0)
+                }],
+                ..record
+            },
+            ..measured
         };
-        assert!(Estimate::from_samples(&no_times, 2, &frames, &model, "here").is_none());
+        assert!(Estimate::from_measurement(&no_times, 2, &frames, &model, "here").is_none());
+    }
+
+    /// The spike scene of the benchmark: frame 6 of 12 at 8x, which first, middle and last miss.
+    /// The profile places a sample on it; the estimate holds it once, the first frame's extra
+    /// once per task, and says what it measured.
+    #[test]
+    fn a_spike_the_profile_found_is_in_the_estimate() {
+        let frames: Vec<i32> = (1..=12).collect();
+        let profile = Profile {
+            resolution_percent: PROFILE_RESOLUTION_PERCENT,
+            frames: frames
+                .iter()
+                .map(|&frame| SampledFrame {
+                    frame,
+                    seconds: match frame {
+                        1 => 1.2,
+                        6 => 0.6,
+                        _ => 0.2,
+                    },
+                    placed_by_profile: false,
+                })
+                .collect(),
+            seconds: 8.0,
+        };
+        let base = sample_frames(&frames, 3);
+        assert_eq!(base, [1, 7, 12]);
+        let placed = profile::place_samples(&base, &profile.steady(), 3);
+        assert_eq!(placed, [1, 6, 7, 12]);
+        let timing = |frame, seconds| FrameTiming {
+            frame,
+            render_seconds: Some(seconds),
+            upload_seconds: 0.0,
+        };
+        // Full quality, in one session: frame 1 pays the first frame's extra (1 s).
+        let measured = Measurement {
+            profile: Some(profile),
+            samples: TaskRecord {
+                blender_startup_seconds: Some(3.0),
+                frames: vec![
+                    timing(1, 3.0),
+                    timing(6, 16.0),
+                    timing(7, 2.0),
+                    timing(12, 2.0),
+                ],
+                ..record(TaskKind::Render, 0, 0)
+            },
+            placed: vec![6],
+        };
+        let model = CloudModel {
+            image_bytes: 0,
+            ..CloudModel::new(
+                64,
+                0.0,
+                Prices::for_region("us-east-1", None, None).unwrap(),
+            )
+        };
+        let estimate = Estimate::from_measurement(&measured, 4, &frames, &model, "here").unwrap();
+        // 11 frames of 2 s and one of 16 s; the extra once, in the start-up.
+        assert!(
+            (estimate.frame_seconds_total - 38.0).abs() < 1e-9,
+            "{estimate:?}"
+        );
+        assert!((estimate.first_frame_extra_seconds - 1.0).abs() < 1e-9);
+        assert!((estimate.projection.startup_seconds - 4.0).abs() < 1e-9);
+        let placed: Vec<bool> = estimate
+            .sampled
+            .iter()
+            .map(|s| s.placed_by_profile)
+            .collect();
+        assert_eq!(placed, [false, true, false, false]);
+        // Without the profile the spike is missed: frames 1, 7 and 12 say 2 s each.
+        let blind = Measurement {
+            profile: None,
+            samples: TaskRecord {
+                frames: vec![timing(1, 2.0), timing(7, 2.0), timing(12, 2.0)],
+                ..measured.samples
+            },
+            placed: Vec::new(),
+        };
+        let blind = Estimate::from_measurement(&blind, 4, &frames, &model, "here").unwrap();
+        assert!((blind.frame_seconds_total - 24.0).abs() < 1e-9);
+        let text = serde_json::to_string(&estimate).unwrap();
+        assert!(text.contains("\"placed_by_profile\":true"), "{text}");
+        let read: Estimate = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            (read.sampled, read.profile),
+            (estimate.sampled, estimate.profile)
+        );
     }
 }

@@ -362,6 +362,10 @@ def render():
     settings.use_overwrite = True
     if CONFIG.get("format"):
         set_format(settings.image_settings, CONFIG["format"])
+    if CONFIG.get("resolution_percent"):
+        # The estimate's profile pass (ADR 0016): fewer pixels, every animated setting as it is.
+        percent = settings.resolution_percentage * int(CONFIG["resolution_percent"]) // 100
+        settings.resolution_percentage = max(1, percent)
     # A chunk of several frames keeps Cycles' scene between them and syncs only what changed
     # (ADR 0015); the Rust side decides (farm_core::blender::RenderCommand::persistent_data).
     settings.use_persistent_data = bool(CONFIG.get("persistent"))

@@ -7,9 +7,11 @@
 //!   [`LAUNCH_RATE_PER_SECOND`] a second; task `i` cannot start before that allows.
 //! - **Slots**: at most `MaxVcpus / 4` render tasks run at once ([`crate::plan::task_slots`]); a
 //!   task waits for the earliest free slot.
-//! - **Start-up**: the image pull (compressed image size over a pull rate) and Blender's start
-//!   (open the .blend, first sync), both paid by every task, billed.
-//! - **Frames**: the chunk's seconds per frame, one after the other.
+//! - **Start-up**: the image pull (compressed image size over a pull rate), Blender's start
+//!   (open the .blend) and what the chunk's first frame pays beyond a later one (the whole
+//!   scene's sync; later frames with persistent data sync only what changed, ADR 0015), all
+//!   paid by every task, billed.
+//! - **Frames**: the chunk's seconds per frame (as later frames of a chunk), one after the other.
 //! - **Billing**: every task is billed at the render task's size (4 vCPU / 8 GB) for its
 //!   seconds with Fargate's one-minute minimum ([`MINIMUM_BILLED_SECONDS`]).
 //! - **Spot**: interruptions arrive at a rate `λ` per task-hour; an interrupted task is retried
@@ -52,6 +54,9 @@ pub struct CloudModel {
     pub pull_bytes_per_second: f64,
     /// Blender's start-up in a task before its first frame (process start, opening the .blend).
     pub blender_start_seconds: f64,
+    /// What a task's first frame takes beyond the same frame later in a chunk (the scene's
+    /// first sync).
+    pub first_frame_extra_seconds: f64,
     /// Spot interruptions per task-hour (0: none).
     pub spot_interruptions_per_hour: f64,
     /// Spot's price as a share of on demand.
@@ -69,15 +74,19 @@ impl CloudModel {
             image_bytes: RENDERER_IMAGE_BYTES,
             pull_bytes_per_second: PULL_BYTES_PER_SECOND,
             blender_start_seconds,
+            first_frame_extra_seconds: 0.0,
             spot_interruptions_per_hour: 0.0,
             spot_price_factor: SPOT_PRICE_FACTOR,
             prices,
         }
     }
 
-    /// Seconds a task spends before its first frame: image pull and Blender's start.
+    /// Seconds a task pays once beside its frames: image pull, Blender's start and the first
+    /// frame's extra.
     pub fn startup_seconds(&self) -> f64 {
-        self.image_bytes as f64 / self.pull_bytes_per_second.max(1.0) + self.blender_start_seconds
+        self.image_bytes as f64 / self.pull_bytes_per_second.max(1.0)
+            + self.blender_start_seconds
+            + self.first_frame_extra_seconds
     }
 
     /// Render tasks running at once.
@@ -205,7 +214,7 @@ pub struct Projection {
     pub chunk_size: u32,
     pub tasks: usize,
     pub slots: usize,
-    /// Image pull and Blender start of one task.
+    /// Image pull, Blender start and the first frame's extra of one task.
     pub startup_seconds: f64,
     /// Submission to the last frame, on demand.
     pub wall_seconds: f64,
@@ -248,9 +257,18 @@ mod tests {
     }
 
     #[test]
-    fn startup_is_the_pull_and_blenders_start() {
+    fn startup_is_the_pull_blenders_start_and_the_first_frames_extra() {
         let m = CloudModel::new(64, 3.0, PRICES);
         assert!(close(m.startup_seconds(), 295.0 / 20.0 + 3.0));
+        let first = CloudModel {
+            first_frame_extra_seconds: 2.0,
+            ..m
+        };
+        assert!(close(first.startup_seconds(), 295.0 / 20.0 + 5.0));
+        // Paid once per task: 4 frames of 100 s in chunks of 2 and of 4.
+        let run = |chunk| first.project(&[100.0; 4], chunk).task_hours * 3600.0;
+        assert!(close(run(4), first.startup_seconds() + 400.0));
+        assert!(close(run(2) - run(4), first.startup_seconds()));
         assert_eq!(m.slots(), 16);
         // 4 x 0.04048 + 8 x 0.004445, ADR 0103.
         assert!(close(m.task_hour_usd(), 0.19748));

@@ -35,6 +35,7 @@ fn render_with(
         format: None,
         persistent: true,
         engine: farm_core::engine::Engine::Cycles,
+        resolution_percent: None,
     };
     let output = Command::new(blender.blender.program())
         .args(command.args(&blender.blender))

@@ -109,6 +109,7 @@ async fn run_chunk<S: Storage>(
         frames,
         version: &version,
         recheck_source: true,
+        resolution_percent: None,
     };
     let todo = pending_frames(storage, &spec).await?;
     let skipped: Vec<i32> = frames

@@ -66,6 +66,11 @@ impl TaskClock {
         times.blender_from = Some(now);
     }
 
+    /// Seconds the download took, once it ended.
+    pub fn download_seconds(&self) -> Option<f64> {
+        self.times().download_seconds
+    }
+
     /// Takes in a frame event of the render.
     pub fn event(&self, event: &FrameEvent) {
         let mut times = self.times();

@@ -48,6 +48,9 @@ pub struct ChunkSpec<'a> {
     /// the chunk with [`RenderError::Superseded`] instead of mixing its frames with the new
     /// upload's.
     pub recheck_source: bool,
+    /// Render at this percent of the scene's resolution: the estimate's profile pass (ADR
+    /// 0016), never a job's frames.
+    pub resolution_percent: Option<u8>,
 }
 
 /// How to run Blender.
@@ -141,6 +144,7 @@ pub async fn render_frames<S: Storage, F: Future<Output = ()> + Unpin>(
         format: spec.version.format,
         persistent: setup.persistent,
         engine: spec.version.engine,
+        resolution_percent: spec.resolution_percent,
     };
     let (mut child, mut lines) = spawn_blender(setup, &command).await?;
     let mut run = Run::new(frames, &out_dir);

@@ -1,18 +1,23 @@
 //! A scout job (`estimate=N`, issue 27): one task downloads the job's .blend and dependencies
-//! as a chunk would, renders the sample frames
-//! ([`farm_core::estimate::sample_frames`]) into its own scratch folder (never `frames/`: the
-//! job's frames are the job's), and writes `<key>/estimate.json` ([`EstimateFile`],
-//! `estimated`): the samples' seconds and the job projected by [`Estimate::from_samples`] over
-//! the cloud model at the farm's `MaxVcpus`, Blender's start-up and the download measured here.
-//! It writes no task record: the job's receipt sums the job's tasks only.
+//! as a chunk would, measures it ([`measure`]: the profile pass over the job's frames at a
+//! quarter of the resolution, then the sample frames at full quality, ADR 0016) in its own
+//! scratch folder (never `frames/`: the job's frames are the job's), and writes
+//! `<key>/estimate.json` ([`EstimateFile`], `estimated`): what it measured and the job projected
+//! by [`Estimate::from_measurement`] over the cloud model at the farm's `MaxVcpus`, Blender's
+//! start-up and the download measured here. It writes no task record: the job's receipt sums
+//! the job's tasks only.
 //!
-//! [`render_samples`] is also `farm estimate`'s, on this machine.
+//! [`measure`] is also `farm estimate`'s, on this machine.
 
 use std::future::Future;
 use std::path::Path;
 
 use farm_core::engine::Engine;
-use farm_core::estimate::{sample_frames, Estimate, EstimateFile, EstimateStatus, ESTIMATE_SCHEMA};
+use farm_core::estimate::profile::{place_samples, profile_frames};
+use farm_core::estimate::{
+    sample_frames, Estimate, EstimateFile, EstimateStatus, Measurement, Profile, SampledFrame,
+    ESTIMATE_SCHEMA, PROFILE_RESOLUTION_PERCENT,
+};
 use farm_core::storage::put_json;
 use farm_core::tasks::TaskRecord;
 use farm_core::timeline::{CloudModel, DEFAULT_SPOT_INTERRUPTIONS_PER_HOUR};
@@ -56,17 +61,20 @@ pub(crate) async fn run<S: Storage>(
     clock.downloaded();
     crate::check_scene_file(ticket.keys.source(), &blend).await?;
     let frames = ticket.plan.frames().as_slice();
-    let samples = sample_frames(frames, usize::from(scout.samples));
-    info!(samples = ?samples, "scout: rendering the sample frames");
     let engine = ticket.version().engine;
-    let record = render_samples(&blend, &samples, &config.blender, engine, shutdown, clock).await?;
+    let samples = usize::from(scout.samples);
+    let mut measured = measure(&blend, frames, samples, &config.blender, engine, shutdown).await?;
+    measured.samples.download_seconds = clock.download_seconds();
     let model = CloudModel {
         spot_interruptions_per_hour: DEFAULT_SPOT_INTERRUPTIONS_PER_HOUR,
         ..CloudModel::new(scout.max_vcpus, ASSUMED_BLENDER_START_SECONDS, prices)
     };
+    // The samples as rendered, the profile's placed ones included, in frame order.
+    let mut rendered: Vec<i32> = measured.samples.frames.iter().map(|f| f.frame).collect();
+    rendered.sort_unstable();
     let measured_on = format!("a scout task ({} threads)", config.blender.threads);
-    let estimate = Estimate::from_samples(
-        &record,
+    let estimate = Estimate::from_measurement(
+        &measured,
         config.blender.threads,
         frames,
         &model,
@@ -83,7 +91,7 @@ pub(crate) async fn run<S: Storage>(
         key: ticket.keys.source().to_owned(),
         etag: source_etag,
         frames: ticket.plan.frames().canonical(),
-        samples: samples.clone(),
+        samples: rendered.clone(),
         max_vcpus: scout.max_vcpus,
         job_id: None,
         written: jiff::Timestamp::now(),
@@ -92,21 +100,67 @@ pub(crate) async fn run<S: Storage>(
     put_json(storage, &ticket.keys.estimate(), &file).await?;
     info!(key = %ticket.keys.estimate(), "scout: estimate written");
     Ok(ChunkReport {
-        rendered: samples,
+        rendered,
         skipped: Vec::new(),
     })
 }
 
-/// Renders `samples` of the .blend at `scene` in one Blender, without persistent data (each
-/// sample stands for a frame rendered after a scene sync), into `<work_dir>/samples`, timed by
-/// `clock` (whose download, if any, has ended); returns the record of the render.
-pub async fn render_samples<F: Future<Output = ()> + Unpin>(
+/// Measures the .blend at `scene` for an estimate of rendering `frames` (sorted; ADR 0016), in
+/// `setup`'s work folder, each pass in one Blender with `setup`'s persistent data as the job's
+/// chunks: the profile pass ([`profile_frames`] at [`PROFILE_RESOLUTION_PERCENT`] of the
+/// resolution; none when every frame is a sample), then at full quality `samples` frames spread
+/// evenly ([`sample_frames`]) and up to as many the profile finds unlike their neighbours
+/// ([`place_samples`]). The samples' record times Blender's start-up from its own start.
+pub async fn measure<F: Future<Output = ()> + Unpin>(
     scene: &Path,
-    samples: &[i32],
+    frames: &[i32],
+    samples: usize,
     setup: &BlenderSetup,
     engine: Engine,
+    mut shutdown: F,
+) -> Result<Measurement, RenderError> {
+    let base = sample_frames(frames, samples);
+    let profile = if frames.len() > base.len() {
+        let profiled = profile_frames(frames, &base);
+        info!(frames = profiled.len(), "estimate: the profile pass");
+        let percent = Some(PROFILE_RESOLUTION_PERCENT);
+        let record = render_pass(scene, &profiled, setup, engine, percent, &mut shutdown).await?;
+        Some(Profile {
+            resolution_percent: PROFILE_RESOLUTION_PERCENT,
+            frames: SampledFrame::timed(&record),
+            seconds: record.seconds(),
+        })
+    } else {
+        None
+    };
+    let chosen = match &profile {
+        Some(profile) => place_samples(&base, &profile.steady(), samples),
+        None => base.clone(),
+    };
+    let placed: Vec<i32> = chosen
+        .iter()
+        .filter(|f| !base.contains(f))
+        .copied()
+        .collect();
+    info!(samples = ?chosen, placed = ?placed, "estimate: rendering the sample frames");
+    let record = render_pass(scene, &chosen, setup, engine, None, &mut shutdown).await?;
+    Ok(Measurement {
+        profile,
+        samples: record,
+        placed,
+    })
+}
+
+/// Renders `frames` of the .blend at `scene` in one Blender (at `resolution_percent` of its
+/// resolution when given) into `<work_dir>/samples`, timed from Blender's start; returns the
+/// record of the render.
+async fn render_pass<F: Future<Output = ()> + Unpin>(
+    scene: &Path,
+    frames: &[i32],
+    setup: &BlenderSetup,
+    engine: Engine,
+    resolution_percent: Option<u8>,
     shutdown: F,
-    clock: &TaskClock,
 ) -> Result<TaskRecord, RenderError> {
     let storage = LocalStorage::new(setup.work_dir.join("samples"));
     let keys = JobKeys::root();
@@ -114,23 +168,16 @@ pub async fn render_samples<F: Future<Output = ()> + Unpin>(
     let version = farm_jobs::OutputVersion::default().with_engine(Some(engine));
     let spec = ChunkSpec {
         keys: &keys,
-        frames: samples,
+        frames,
         version: &version,
         recheck_source: false,
+        resolution_percent,
     };
-    let setup = BlenderSetup {
-        persistent: false,
-        ..setup.clone()
-    };
-    let result = render_frames(
-        &storage,
-        &spec,
-        scene,
-        &setup,
-        samples,
-        shutdown,
-        &|event| clock.event(&event),
-    )
+    let clock = TaskClock::start();
+    clock.downloaded();
+    let result = render_frames(&storage, &spec, scene, setup, frames, shutdown, &|event| {
+        clock.event(&event)
+    })
     .await;
     let record = clock.finish(0, 1, None, &result);
     result?;

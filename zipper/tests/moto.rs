@@ -208,8 +208,11 @@ fn estimate_file(etag: &str) -> farm_core::estimate::EstimateFile {
             sampled: vec![SampledFrame {
                 frame: 1,
                 seconds: 40.0,
+                placed_by_profile: false,
             }],
+            profile: None,
             blender_startup_seconds: 5.0,
+            first_frame_extra_seconds: 0.0,
             frames: 3,
             frame_seconds_total: 120.0,
             projection: model.best_chunk(&[40.0; 3]),

@@ -236,6 +236,7 @@ pub(super) async fn render_chunk(
         frames: &chunk.frames,
         version: context.version,
         recheck_source: false,
+        resolution_percent: None,
     };
     let setup = BlenderSetup {
         blender: context.blender.clone(),
