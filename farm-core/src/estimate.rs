@@ -269,6 +269,7 @@ mod tests {
             download_seconds: None,
             blender_startup_seconds: None,
             frames: Vec::new(),
+            frame_metadata: None,
         }
     }
 
@@ -377,6 +378,7 @@ mod tests {
             frame,
             render_seconds: Some(seconds),
             upload_seconds: 0.0,
+            object: None,
         };
         let record = TaskRecord {
             task: TaskKind::Render,
@@ -391,6 +393,7 @@ mod tests {
             download_seconds: None,
             blender_startup_seconds: Some(3.0),
             frames: vec![timing(51, 30.0), timing(1, 10.0), timing(100, 20.0)],
+            frame_metadata: None,
         };
         let frames: Vec<i32> = (1..=100).collect();
         let prices = Prices {

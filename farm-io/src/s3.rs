@@ -113,7 +113,10 @@ impl S3Storage {
         body: ByteStream,
         options: &PutOptions,
         if_none_match: bool,
-    ) -> Result<(), SdkError<aws_sdk_s3::operation::put_object::PutObjectError, HttpResponse>> {
+    ) -> Result<
+        Option<String>,
+        SdkError<aws_sdk_s3::operation::put_object::PutObjectError, HttpResponse>,
+    > {
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -125,7 +128,7 @@ impl S3Storage {
             .set_if_none_match(if_none_match.then(|| "*".to_owned()))
             .send()
             .await
-            .map(|_| ())
+            .map(|out| out.e_tag().map(str::to_owned))
     }
 
     async fn upload_in_parts(
@@ -278,16 +281,26 @@ impl Storage for S3Storage {
     async fn put(&self, key: &str, body: Bytes, options: &PutOptions) -> StorageResult<()> {
         self.put_object(key, ByteStream::from(body), options, false)
             .await
+            .map(|_| ())
             .map_err(|err| storage_error("put", key, &Failure::of(&err)))
     }
 
-    async fn upload_file(&self, key: &str, path: &Path, options: &PutOptions) -> StorageResult<()> {
+    async fn upload_file(
+        &self,
+        key: &str,
+        path: &Path,
+        options: &PutOptions,
+    ) -> StorageResult<Option<String>> {
         let size = tokio::fs::metadata(path)
             .await
             .map_err(|e| StorageError::io(path, e))?
             .len();
         if size > self.tuning.single_put_max {
-            return self.upload_in_parts(key, path, options).await;
+            // A multipart ETag is no digest of the bytes: the caller gets none.
+            return self
+                .upload_in_parts(key, path, options)
+                .await
+                .map(|()| None);
         }
         let body = ByteStream::from_path(path)
             .await

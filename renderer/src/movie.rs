@@ -47,7 +47,7 @@ async fn make<S: Storage>(storage: &S, config: &Config) -> Result<MovieObject, R
         .ok_or_else(|| RenderError::Config("the job names no movie (FARM_MOVIE)".to_owned()))?;
     let source = crate::check_source(storage, ticket).await?;
     let frames = ticket.plan.frames().as_slice();
-    let scan = scan_frames(storage, &ticket.keys, frames, &ticket.version())
+    let scan = scan_frames(storage, &ticket.keys, frames, &ticket.version(), &[])
         .await
         .map_err(|error| match error {
             ScanError::Storage(e) => RenderError::Storage(e),

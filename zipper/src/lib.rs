@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use farm_core::frames::compact;
 use farm_core::storage::{put_json, PutOptions, Storage, StreamUpload};
+use farm_core::tasks::TaskRecord;
 use farm_core::{FrameList, JobKeys};
 use farm_jobs::{scan_frames, FrameScan, OutputVersion};
 
@@ -181,13 +182,39 @@ pub async fn zip_frames_until<S: Storage>(
     progress: &(dyn Fn(ZipProgress) + Sync),
     shutdown: impl Future<Output = ()>,
 ) -> Result<ZipSummary, ZipError> {
+    let job = JobFrames {
+        keys,
+        frames,
+        version,
+        records: &[],
+    };
+    zip_job_frames(storage, &job, options, progress, shutdown).await
+}
+
+/// The frames of a job the zipper archives, and the task records that vouch for them (the
+/// frame scan reads only the frames they do not vouch for: [`farm_jobs::scan_frames`]).
+struct JobFrames<'a> {
+    keys: &'a JobKeys,
+    frames: &'a FrameList,
+    version: &'a OutputVersion,
+    records: &'a [TaskRecord],
+}
+
+async fn zip_job_frames<S: Storage>(
+    storage: &S,
+    job: &JobFrames<'_>,
+    options: &ZipOptions,
+    progress: &(dyn Fn(ZipProgress) + Sync),
+    shutdown: impl Future<Output = ()>,
+) -> Result<ZipSummary, ZipError> {
+    let (keys, frames) = (job.keys, job.frames);
     options.validate()?;
     let started = Instant::now();
     let mut shutdown = pin!(shutdown);
     let scan = tokio::select! {
         biased;
         () = &mut shutdown => return Err(ZipError::Interrupted),
-        scan = scan(storage, keys, frames, version) => scan?,
+        scan = scan(storage, job) => scan?,
     };
     if !scan.is_complete() {
         return Err(report_missing(storage, keys, frames, &scan).await);
@@ -298,35 +325,40 @@ pub async fn run<S: Storage>(
         }
     };
     let started = jiff::Timestamp::now();
-    let result = zip_frames_until(
-        storage,
-        &config.ticket.keys,
-        config.ticket.plan.frames(),
-        &config.ticket.version(),
-        &config.options,
-        &log_progress,
-        shutdown,
-    )
-    .await;
-    receipt::finish(storage, config, started, &result).await;
+    // Every task record at the key, read once: they vouch for the frames in the scan, and the
+    // job's own make the receipt. Without them every frame is read, and there is no receipt.
+    let records = farm_jobs::tasks::job_records(storage, &config.ticket.keys, None).await;
+    if let Err(error) = &records {
+        tracing::warn!(%error, "could not read the task records: every frame is read");
+    }
+    let job = JobFrames {
+        keys: &config.ticket.keys,
+        frames: config.ticket.plan.frames(),
+        version: &config.ticket.version(),
+        records: records.as_deref().unwrap_or_default(),
+    };
+    let result = zip_job_frames(storage, &job, &config.options, &log_progress, shutdown).await;
+    receipt::finish(storage, config, started, &result, records).await;
     result
 }
 
-async fn scan<S: Storage>(
-    storage: &S,
-    keys: &JobKeys,
-    frames: &FrameList,
-    version: &OutputVersion,
-) -> Result<FrameScan, ZipError> {
-    scan_frames(storage, keys, frames.as_slice(), version)
-        .await
-        .map_err(|error| match error {
-            farm_jobs::ScanError::Storage(source) => {
-                ZipError::storage(format!("scanning `{}`", keys.frames_prefix()), source)
-            }
-            farm_jobs::ScanError::Ambiguous { frame, keys } => ZipError::Ambiguous { frame, keys },
-            other => ZipError::config(other.to_string()),
-        })
+async fn scan<S: Storage>(storage: &S, job: &JobFrames<'_>) -> Result<FrameScan, ZipError> {
+    let keys = job.keys;
+    scan_frames(
+        storage,
+        keys,
+        job.frames.as_slice(),
+        job.version,
+        job.records,
+    )
+    .await
+    .map_err(|error| match error {
+        farm_jobs::ScanError::Storage(source) => {
+            ZipError::storage(format!("scanning `{}`", keys.frames_prefix()), source)
+        }
+        farm_jobs::ScanError::Ambiguous { frame, keys } => ZipError::Ambiguous { frame, keys },
+        other => ZipError::config(other.to_string()),
+    })
 }
 
 /// The `missing.json` document.

@@ -14,12 +14,14 @@ use jiff::Timestamp;
 
 use crate::{Config, ZipError, ZipSummary};
 
-/// Writes the zip attempt's record and, after a successful archive, the receipt.
+/// Writes the zip attempt's record and, after a successful archive, the receipt from
+/// `records` (every task record at the key, read before the archive: the render job had ended).
 pub(crate) async fn finish<S: Storage>(
     storage: &S,
     config: &Config,
     started: Timestamp,
     result: &Result<ZipSummary, ZipError>,
+    records: Result<Vec<TaskRecord>, StorageError>,
 ) {
     let own = TaskRecord {
         task: TaskKind::Zip,
@@ -37,13 +39,14 @@ pub(crate) async fn finish<S: Storage>(
         download_seconds: None,
         blender_startup_seconds: None,
         frames: Vec::new(),
+        frame_metadata: None,
     };
     let key = config.ticket.keys.zip_task_record(config.attempt);
     if let Err(error) = put_json(storage, &key, &own).await {
         tracing::warn!(key, %error, "could not write the task record");
     }
     let Ok(summary) = result else { return };
-    match job_records(storage, config, own).await {
+    match records.map(|records| job_records(config, records, own)) {
         Ok(records) => {
             let mut receipt = Receipt::compute(&records, summary.frames, config.prices);
             receipt.estimate = estimate_check(storage, config, &records).await;
@@ -84,15 +87,13 @@ async fn estimate_check<S: Storage>(
     Some(EstimateCheck::new(estimate, records, config.prices))
 }
 
-/// This job's task records, with `own` for this zip attempt (replacing its stored copy).
-async fn job_records<S: Storage>(
-    storage: &S,
-    config: &Config,
-    own: TaskRecord,
-) -> Result<Vec<TaskRecord>, farm_core::storage::StorageError> {
-    let etag = config.ticket.source_etag.as_deref();
-    let mut records = farm_jobs::tasks::job_records(storage, &config.ticket.keys, etag).await?;
+/// This job's task records among `records` (its upload's ETag), with `own` for this zip
+/// attempt (replacing a stored copy).
+fn job_records(config: &Config, mut records: Vec<TaskRecord>, own: TaskRecord) -> Vec<TaskRecord> {
+    if let Some(etag) = config.ticket.source_etag.as_deref() {
+        records.retain(|r| r.source_etag.as_deref() == Some(etag));
+    }
     records.retain(|r| !(r.task == TaskKind::Zip && r.attempt == own.attempt));
     records.push(own);
-    Ok(records)
+    records
 }
