@@ -20,9 +20,11 @@
 //!    bytes the archive streams (see `preview`); after the archive, it is written to
 //!    `<key>/preview.jpg` in one `put` (best effort: never fails the run).
 //!
-//! 5. [`run`] (the zip job) then writes its own task record, `<key>/tasks/zip-<attempt>.json`,
-//!    and after a finished archive the job's `<key>/receipt.json`, summed from every task record
-//!    of the job's version of the .blend (best effort: never changes the outcome).
+//! 5. [`run`] (the zip job) reads the key's task records once, before the scan: the frames they
+//!    vouch for are not read again (step 1), and after a finished archive the job's
+//!    `<key>/receipt.json` is summed from the records of the job's version of the .blend. It
+//!    writes its own task record, `<key>/tasks/zip-<attempt>.json` (best effort: the records and
+//!    the receipt never change the outcome).
 //!
 //! Memory is bounded by [`ZipOptions`] (the prefetch window and the pipe chunk) and the
 //! upload's part buffers, not by the number of frames; nothing touches the local disk.
