@@ -6,6 +6,7 @@ use std::time::Duration;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::operation::put_object::PutObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Tag, Tagging};
 use aws_sdk_s3::Client;
@@ -113,10 +114,7 @@ impl S3Storage {
         body: ByteStream,
         options: &PutOptions,
         if_none_match: bool,
-    ) -> Result<
-        Option<String>,
-        SdkError<aws_sdk_s3::operation::put_object::PutObjectError, HttpResponse>,
-    > {
+    ) -> Result<Option<String>, SdkError<PutObjectError, HttpResponse>> {
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -136,7 +134,7 @@ impl S3Storage {
         key: &str,
         path: &Path,
         options: &PutOptions,
-    ) -> StorageResult<()> {
+    ) -> StorageResult<Option<String>> {
         let mut file = tokio::fs::File::open(path)
             .await
             .map_err(|e| StorageError::io(path, e))?;
@@ -156,7 +154,8 @@ impl S3Storage {
             }
             upload.write(chunk.freeze()).await?;
         }
-        upload.finish().await.map(|_| ())
+        // A multipart ETag is no digest of the bytes: the caller gets none.
+        upload.finish().await.map(|_| None)
     }
 }
 
@@ -296,11 +295,7 @@ impl Storage for S3Storage {
             .map_err(|e| StorageError::io(path, e))?
             .len();
         if size > self.tuning.single_put_max {
-            // A multipart ETag is no digest of the bytes: the caller gets none.
-            return self
-                .upload_in_parts(key, path, options)
-                .await
-                .map(|()| None);
+            return self.upload_in_parts(key, path, options).await;
         }
         let body = ByteStream::from_path(path)
             .await

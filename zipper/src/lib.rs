@@ -327,9 +327,19 @@ pub async fn run<S: Storage>(
         }
     };
     let started = jiff::Timestamp::now();
+    let mut shutdown = pin!(shutdown);
     // Every task record at the key, read once: they vouch for the frames in the scan, and the
     // job's own make the receipt. Without them every frame is read, and there is no receipt.
-    let records = farm_jobs::tasks::job_records(storage, &config.ticket.keys, None).await;
+    let records = tokio::select! {
+        biased;
+        () = &mut shutdown => None,
+        read = farm_jobs::tasks::job_records(storage, &config.ticket.keys, None) => Some(read),
+    };
+    let Some(records) = records else {
+        let result = Err(ZipError::Interrupted);
+        receipt::finish(storage, config, started, &result, Ok(Vec::new())).await;
+        return result;
+    };
     if let Err(error) = &records {
         tracing::warn!(%error, "could not read the task records: every frame is read");
     }
