@@ -193,19 +193,15 @@ async fn time_status(
         report["spend"]["attempts_ended"]
     );
 
-    // What `farm status --watch` reads of the records at each reading after the first: the
-    // listing only (moto's jobs end at once here, so the watch itself ends at its first one).
+    // What `farm status --watch` reads of the records and the frames at each reading after the
+    // first: the listings only (moto's jobs end at once here, so the watch itself ends at its
+    // first one).
+    let ticket = farm_jobs::JobTicket::from_manifest(manifest)?;
     let mut cache = farm_jobs::tasks::RecordCache::default();
     for reading in ["first", "second"] {
         let before = moto.log().len();
         let started = Instant::now();
-        let records = farm_jobs::tasks::job_records_cached(
-            storage,
-            keys,
-            manifest.etag.as_deref(),
-            &mut cache,
-        )
-        .await?;
+        let records = farm_jobs::tasks::job_records_cached(storage, keys, None, &mut cache).await?;
         let gets = moto.log()[before..]
             .lines()
             .filter(|l| l.contains("\"GET ") && !l.contains("list-type=2"))
@@ -213,6 +209,25 @@ async fn time_status(
         println!(
             "task records, {reading} reading with a RecordCache (status --watch): {} records, {gets} GETs, {:.1?}",
             records.len(),
+            started.elapsed()
+        );
+        let (before, started) = (moto.log().len(), Instant::now());
+        let frames = ticket.plan.frames();
+        let scan = farm_jobs::scan_frames(
+            storage,
+            keys,
+            frames.as_slice(),
+            &ticket.version(),
+            &records,
+        )
+        .await?;
+        let heads = moto.log()[before..]
+            .lines()
+            .filter(|l| l.contains("\"HEAD "))
+            .count();
+        println!(
+            "frame scan with those records: {} current, {heads} HEADs, {:.1?}",
+            scan.current.len(),
             started.elapsed()
         );
     }
