@@ -96,16 +96,6 @@ impl TaskRecord {
     pub fn succeeded(&self) -> bool {
         self.exit_code == crate::exit::SUCCESS
     }
-
-    /// Drops what only the frame scan reads (each frame's object, the frame metadata): a
-    /// caller keeping thousands of records past the scan (the zipper, for the receipt) holds
-    /// less.
-    pub fn forget_uploads(&mut self) {
-        self.frame_metadata = None;
-        for frame in &mut self.frames {
-            frame.object = None;
-        }
-    }
 }
 
 #[cfg(test)]

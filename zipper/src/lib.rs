@@ -184,13 +184,13 @@ pub async fn zip_frames_until<S: Storage>(
     progress: &(dyn Fn(ZipProgress) + Sync),
     shutdown: impl Future<Output = ()>,
 ) -> Result<ZipSummary, ZipError> {
-    let mut job = JobFrames {
+    let job = JobFrames {
         keys,
         frames,
         version,
-        records: &mut [],
+        records: &[],
     };
-    zip_job_frames(storage, &mut job, options, progress, shutdown).await
+    zip_job_frames(storage, &job, options, progress, shutdown).await
 }
 
 /// The frames of a job the zipper archives, and the task records that vouch for them (the
@@ -199,12 +199,12 @@ struct JobFrames<'a> {
     keys: &'a JobKeys,
     frames: &'a FrameList,
     version: &'a OutputVersion,
-    records: &'a mut [TaskRecord],
+    records: &'a [TaskRecord],
 }
 
 async fn zip_job_frames<S: Storage>(
     storage: &S,
-    job: &mut JobFrames<'_>,
+    job: &JobFrames<'_>,
     options: &ZipOptions,
     progress: &(dyn Fn(ZipProgress) + Sync),
     shutdown: impl Future<Output = ()>,
@@ -218,8 +218,6 @@ async fn zip_job_frames<S: Storage>(
         () = &mut shutdown => return Err(ZipError::Interrupted),
         scan = scan(storage, job) => scan?,
     };
-    // The records are held through the archive for the receipt, without what the scan read.
-    job.records.iter_mut().for_each(TaskRecord::forget_uploads);
     if !scan.is_complete() {
         return Err(report_missing(storage, keys, frames, &scan).await);
     }
@@ -337,7 +335,7 @@ pub async fn run<S: Storage>(
         () = &mut shutdown => None,
         read = farm_jobs::tasks::job_records(storage, &config.ticket.keys, None) => Some(read),
     };
-    let Some(mut records) = records else {
+    let Some(records) = records else {
         let result = Err(ZipError::Interrupted);
         receipt::finish(storage, config, started, &result, Ok(Vec::new())).await;
         return result;
@@ -345,13 +343,13 @@ pub async fn run<S: Storage>(
     if let Err(error) = &records {
         tracing::warn!(%error, "could not read the task records: every frame is read");
     }
-    let mut job = JobFrames {
+    let job = JobFrames {
         keys: &config.ticket.keys,
         frames: config.ticket.plan.frames(),
         version: &config.ticket.version(),
-        records: records.as_deref_mut().unwrap_or_default(),
+        records: records.as_deref().unwrap_or_default(),
     };
-    let result = zip_job_frames(storage, &mut job, &config.options, &log_progress, shutdown).await;
+    let result = zip_job_frames(storage, &job, &config.options, &log_progress, shutdown).await;
     receipt::finish(storage, config, started, &result, records).await;
     result
 }
