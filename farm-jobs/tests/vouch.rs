@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use farm_core::storage::{PutOptions, Storage};
-use farm_core::tasks::{FrameTiming, TaskKind, TaskRecord, UploadedFrame};
+use farm_core::tasks::{FrameTiming, TaskRecord, UploadedFrame};
 use farm_core::JobKeys;
 use farm_jobs::{scan_chunk_frames, scan_frames, FrameScan, OutputVersion};
 use farm_testkit::{Faulty, MemoryStorage, Op};
@@ -61,19 +61,9 @@ async fn attempt(
         });
     }
     TaskRecord {
-        task: TaskKind::Render,
-        index: 0,
-        attempt: 1,
-        source_etag: version.source_tag.clone(),
-        started: "2026-12-07T00:00:00Z".parse().unwrap(),
-        ended: "2026-12-07T00:01:00Z".parse().unwrap(),
-        exit_code: 0,
-        error: None,
-        cpus: 2,
-        download_seconds: None,
-        blender_startup_seconds: None,
         frames: timings,
         frame_metadata: Some(version.metadata()),
+        ..farm_testkit::render_record(0, version.source_tag.as_deref(), 1.0)
     }
 }
 

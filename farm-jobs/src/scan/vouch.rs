@@ -72,7 +72,7 @@ mod tests {
     use super::*;
     use farm_core::blender::OutputFormat;
     use farm_core::engine::Engine;
-    use farm_core::tasks::{FrameTiming, TaskKind, UploadedFrame};
+    use farm_core::tasks::{FrameTiming, UploadedFrame};
 
     const KEY: &str = "k.blend/frames/0001.png";
     const ETAG: &str = "\"0cc175b9c0f1b6a831c399e269772661\"";
@@ -92,19 +92,9 @@ mod tests {
             })
             .collect();
         TaskRecord {
-            task: TaskKind::Render,
-            index: 0,
-            attempt: 1,
-            source_etag: version.source_tag.clone(),
-            started: "2026-12-07T00:00:00Z".parse().unwrap(),
-            ended: "2026-12-07T00:01:00Z".parse().unwrap(),
-            exit_code: 0,
-            error: None,
-            cpus: 2,
-            download_seconds: None,
-            blender_startup_seconds: None,
             frames,
             frame_metadata: Some(version.metadata()),
+            ..farm_testkit::render_record(0, version.source_tag.as_deref(), 1.0)
         }
     }
 
