@@ -1,6 +1,7 @@
 //! A job of 10,000 array children against moto_server (issue 27, item 4), end to end through
 //! the real code: the trigger's handler submits it (frame list by reference), 10,000 frames and
-//! 10,000 task records are put as the renderer would, then the real `farm status --json` and
+//! 10,000 task records are put as the renderer would (the records naming the frames' objects
+//! with the ETags moto returned), then the real `farm status --json` and
 //! the real `zipper` binary (the zip job's own environment, read back from Batch) run under
 //! `/usr/bin/time`; moto's request log counts their calls. Run it with `scripts/bench-10k.sh`
 //! (numbers in BENCHMARKS.md, "10,000 children").
@@ -10,7 +11,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use aws_sdk_s3::primitives::ByteStream;
-use farm_core::storage::get_json;
+use farm_core::storage::{get_json, PutOptions, Storage};
+use farm_core::tasks::UploadedFrame;
 use farm_core::JobKeys;
 use farm_io::{BatchScheduler, BatchTargets, S3Storage};
 use farm_testkit::Moto;
@@ -44,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
     let storage = S3Storage::new(s3.clone(), BUCKET);
     let keys = JobKeys::new(KEY);
     let zip_job = submit(&moto, &batch).await?;
-    let manifest = seed(&s3, &storage, &keys).await?;
+    let manifest = seed(&storage, &keys).await?;
     let farm = Path::new(env!("CARGO_BIN_EXE_farm"));
     time_status(&moto, farm, &storage, &keys, &manifest).await?;
     time_zipper(&moto, farm, &keys, &zip_job).await?;
@@ -119,35 +121,48 @@ async fn submit(moto: &Moto, batch: &farm_testkit::BatchEnv) -> anyhow::Result<S
     Ok(zip_job)
 }
 
-/// Puts the job's 10,000 frames and task records as the renderer leaves them; the manifest.
+/// Puts the job's 10,000 frames and task records as the renderer leaves them: each frame by
+/// the renderer's call (`Storage::upload_file` with the version's metadata), each record naming
+/// the frame's object with the ETag moto returned and the version; the manifest.
 async fn seed(
-    s3: &aws_sdk_s3::Client,
     storage: &S3Storage,
     keys: &JobKeys,
 ) -> anyhow::Result<farm_core::manifest::JobManifest> {
     let manifest: farm_core::manifest::JobManifest = get_json(storage, &keys.manifest()).await?;
     let version = farm_jobs::JobTicket::from_manifest(&manifest)?.version();
+    let dir = tempfile::tempdir()?;
+    let png = dir.path().join("frame.png");
+    std::fs::write(&png, PNG)?;
+    let options = PutOptions {
+        content_type: Some("image/png".to_owned()),
+        metadata: version.metadata(),
+        ..PutOptions::default()
+    };
     let started = Instant::now();
-    stream::iter(1..=CHILDREN)
+    let uploaded: Vec<UploadedFrame> = stream::iter(1..=CHILDREN)
         .map(|frame| {
-            let mut request = s3
-                .put_object()
-                .bucket(BUCKET)
-                .key(keys.frame(i32::try_from(frame).unwrap_or(i32::MAX), "png"))
-                .body(ByteStream::from_static(PNG));
-            for (name, value) in version.metadata() {
-                request = request.metadata(name, value);
+            let key = keys.frame(i32::try_from(frame).unwrap_or(i32::MAX), "png");
+            let (png, options) = (&png, &options);
+            async move {
+                let etag = storage.upload_file(&key, png, options).await?;
+                let etag = etag.ok_or_else(|| anyhow::anyhow!("no ETag returned for {key}"))?;
+                anyhow::Ok(UploadedFrame {
+                    key,
+                    etag,
+                    size: PNG.len() as u64,
+                })
             }
-            request.send()
         })
-        .buffer_unordered(PUTS_AT_ONCE)
-        .try_collect::<Vec<_>>()
+        .buffered(PUTS_AT_ONCE)
+        .try_collect()
         .await?;
     println!("put {CHILDREN} frames in {:.1?}", started.elapsed());
     let started = Instant::now();
-    stream::iter(0..CHILDREN)
-        .map(|index| {
-            let record = farm_testkit::render_record(index, manifest.etag.as_deref(), 80.0);
+    stream::iter(uploaded.into_iter().enumerate())
+        .map(|(index, object)| {
+            let mut record = farm_testkit::render_record(index, manifest.etag.as_deref(), 80.0);
+            record.frames[0].object = Some(object);
+            record.frame_metadata = Some(version.metadata());
             let key = keys.task_record(index, 1);
             async move { farm_core::storage::put_json(storage, &key, &record).await }
         })
@@ -178,19 +193,15 @@ async fn time_status(
         report["spend"]["attempts_ended"]
     );
 
-    // What `farm status --watch` reads of the records at each reading after the first: the
-    // listing only (moto's jobs end at once here, so the watch itself ends at its first one).
+    // What `farm status --watch` reads of the records and the frames at each reading after the
+    // first: the listings only (moto's jobs end at once here, so the watch itself ends at its
+    // first one).
+    let ticket = farm_jobs::JobTicket::from_manifest(manifest)?;
     let mut cache = farm_jobs::tasks::RecordCache::default();
     for reading in ["first", "second"] {
         let before = moto.log().len();
         let started = Instant::now();
-        let records = farm_jobs::tasks::job_records_cached(
-            storage,
-            keys,
-            manifest.etag.as_deref(),
-            &mut cache,
-        )
-        .await?;
+        let records = farm_jobs::tasks::job_records_cached(storage, keys, None, &mut cache).await?;
         let gets = moto.log()[before..]
             .lines()
             .filter(|l| l.contains("\"GET ") && !l.contains("list-type=2"))
@@ -198,6 +209,25 @@ async fn time_status(
         println!(
             "task records, {reading} reading with a RecordCache (status --watch): {} records, {gets} GETs, {:.1?}",
             records.len(),
+            started.elapsed()
+        );
+        let (before, started) = (moto.log().len(), Instant::now());
+        let frames = ticket.plan.frames();
+        let scan = farm_jobs::scan_frames(
+            storage,
+            keys,
+            frames.as_slice(),
+            &ticket.version(),
+            &records,
+        )
+        .await?;
+        let heads = moto.log()[before..]
+            .lines()
+            .filter(|l| l.contains("\"HEAD "))
+            .count();
+        println!(
+            "frame scan with those records: {} current, {heads} HEADs, {:.1?}",
+            scan.current.len(),
             started.elapsed()
         );
     }

@@ -104,7 +104,7 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
     ticket.source_etag = Some(source.etag.clone());
     let version = ticket.version();
     let keys = JobKeys::new(args.key.as_str());
-    let scan = scan_frames(&storage, &keys, frames.as_slice(), &version)
+    let scan = scan_frames(&storage, &keys, frames.as_slice(), &version, &[])
         .await
         .map_err(|e| scan_error(&site, &e, &keys))?;
     let Ok(missing) = FrameList::from_frames(scan.not_current()) else {

@@ -760,6 +760,7 @@ async fn status_shows_the_cost_so_far_of_the_jobs_own_task_records() {
         download_seconds: None,
         blender_startup_seconds: None,
         frames: Vec::new(),
+        frame_metadata: None,
     };
     let keys = JobKeys::new(&key);
     let storage = fx.storage();
@@ -1071,6 +1072,7 @@ async fn status_counts_a_task_that_failed_before_its_first_frame() {
         download_seconds: None,
         blender_startup_seconds: None,
         frames: Vec::new(),
+        frame_metadata: None,
     };
     let keys = JobKeys::new(&key);
     farm_core::storage::put_json(&fx.storage(), &keys.task_record(1, 1), &record)

@@ -322,6 +322,7 @@ mod tests {
             download_seconds: None,
             blender_startup_seconds: None,
             frames: Vec::new(),
+            frame_metadata: None,
         }
     }
 
@@ -454,6 +455,7 @@ mod tests {
             frame,
             render_seconds: Some(seconds),
             upload_seconds: 0.0,
+            object: None,
         };
         let record = TaskRecord {
             task: TaskKind::Render,
@@ -468,6 +470,7 @@ mod tests {
             download_seconds: None,
             blender_startup_seconds: Some(3.0),
             frames: vec![timing(51, 30.0), timing(1, 10.0), timing(100, 20.0)],
+            frame_metadata: None,
         };
         let frames: Vec<i32> = (1..=100).collect();
         let prices = Prices {
@@ -536,6 +539,7 @@ mod tests {
             frame,
             render_seconds: Some(seconds),
             upload_seconds: 0.0,
+            object: None,
         };
         // Full quality, in one session: frame 1 pays the first frame's extra (1 s).
         let measured = Measurement {

@@ -295,8 +295,10 @@ mod tests {
                     frame,
                     render_seconds: Some(seconds),
                     upload_seconds: 0.1,
+                    object: None,
                 })
                 .collect(),
+            frame_metadata: None,
         }
     }
 

@@ -197,13 +197,16 @@ pub trait Storage: Send + Sync {
         options: &PutOptions,
     ) -> impl Future<Output = StorageResult<()>> + Send;
 
-    /// Uploads a file, replacing any object at `key`; large files go up in parts.
+    /// Uploads a file, replacing any object at `key`; large files go up in parts. Returns the
+    /// ETag the store gave the object written (the one [`Storage::head`] and [`Storage::list`]
+    /// show for it until it is replaced), or `None` where the store did not say one (S3: a file
+    /// sent in parts).
     fn upload_file(
         &self,
         key: &str,
         path: &Path,
         options: &PutOptions,
-    ) -> impl Future<Output = StorageResult<()>> + Send;
+    ) -> impl Future<Output = StorageResult<Option<String>>> + Send;
 
     /// Creates the object only if nothing is at `key` (`If-None-Match: *`). `Ok(false)`: it
     /// already existed and nothing was written.

@@ -2,9 +2,16 @@
 //! long each part took, written to `<key>/tasks/<index>-<attempt>.json` (`zip-<attempt>.json`
 //! for the zipper, `movie-<attempt>.json` for the movie job) whether the attempt succeeded or
 //! not. They are summed into the job's receipt ([`crate::receipt`]).
+//!
+//! A render attempt's record also names each frame object it uploaded (key, ETag, size) and
+//! the metadata it stored on all of them: the frame scan (`farm_jobs::scan`) takes a listed
+//! frame whose key, ETag and size a record of the job's version names as current without
+//! reading the object's metadata.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+
+use crate::storage::Metadata;
 
 /// Which job a task belongs to; each is billed at its job definition's size. Ordered as the
 /// jobs run: render, zip, movie.
@@ -27,6 +34,20 @@ pub struct FrameTiming {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub render_seconds: Option<f64>,
     pub upload_seconds: f64,
+    /// The object the frame was uploaded as, with the ETag the store returned for that upload;
+    /// `None` in records from before the farm recorded it, and where the store returned no
+    /// ETag (a frame sent in parts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<UploadedFrame>,
+}
+
+/// A frame object as its upload left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadedFrame {
+    pub key: String,
+    /// The ETag the store returned for the upload (quotes included).
+    pub etag: String,
+    pub size: u64,
 }
 
 /// One attempt of one task.
@@ -60,6 +81,11 @@ pub struct TaskRecord {
     /// Frames rendered and uploaded by this attempt, in the order they finished.
     #[serde(default)]
     pub frames: Vec<FrameTiming>,
+    /// The metadata the attempt stored on every frame it uploaded: the job's output version
+    /// (`farm_jobs::OutputVersion::metadata`). `None` in records from before the farm recorded
+    /// it (they vouch for no frame) and in the zip job's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_metadata: Option<Metadata>,
 }
 
 impl TaskRecord {
@@ -98,7 +124,13 @@ mod tests {
                 frame: 7,
                 render_seconds: Some(12.5),
                 upload_seconds: 0.25,
+                object: Some(UploadedFrame {
+                    key: "k.blend/frames/0007.png".into(),
+                    etag: "\"d41d8cd98f00b204e9800998ecf8427e\"".into(),
+                    size: 68,
+                }),
             }],
+            frame_metadata: Some(Metadata::from([("farm-format".into(), "scene".into())])),
         };
         let json = serde_json::to_value(&record).unwrap();
         assert_eq!(json["task"], "render");
@@ -108,5 +140,20 @@ mod tests {
         assert_eq!(back, record);
         assert_eq!(record.seconds(), 90.5);
         assert!(!record.succeeded());
+    }
+
+    /// A record written before frames were named reads as one naming none.
+    #[test]
+    fn records_without_uploads_read_as_vouching_for_nothing() {
+        let old = serde_json::json!({
+            "task": "render", "index": 0, "attempt": 1, "source_etag": "\"e1\"",
+            "started": "2026-12-06T10:00:00Z", "ended": "2026-12-06T10:01:00Z",
+            "exit_code": 0, "cpus": 4,
+            "frames": [{"frame": 1, "render_seconds": 2.0, "upload_seconds": 0.1}],
+        });
+        let record: TaskRecord = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!(record.frames[0].object, None);
+        assert_eq!(record.frame_metadata, None);
+        assert_eq!(serde_json::to_value(&record).unwrap(), old);
     }
 }

@@ -172,19 +172,19 @@ impl LocalStorage {
     }
 
     /// Closes `partial` and makes it the object at `key`: replacing any object there, or only if
-    /// there is none (`Ok(false)` then).
+    /// there is none (`Ok(None)` then). Returns the ETag of the object written.
     async fn commit(
         &self,
         key: &str,
         mut partial: PartialFile,
         options: &PutOptions,
         mode: Commit,
-    ) -> StorageResult<bool> {
+    ) -> StorageResult<Option<String>> {
         let dest = self.path_of(key)?;
         let (stamp, etag) = partial.close().await?;
         let sidecar = Sidecar {
             stamp,
-            etag,
+            etag: etag.clone(),
             content_type: options.content_type.clone(),
             metadata: options.metadata.clone(),
             tags: options.tags.clone(),
@@ -199,13 +199,13 @@ impl LocalStorage {
                 // one step. The sidecar follows the link, as an existing object's must survive.
                 match tokio::fs::hard_link(&partial.path, &dest).await {
                     Ok(()) => {}
-                    Err(err) if err.kind() == ErrorKind::AlreadyExists => return Ok(false),
+                    Err(err) if err.kind() == ErrorKind::AlreadyExists => return Ok(None),
                     Err(err) => return Err(StorageError::io(&dest, err)),
                 }
                 self.write_sidecar(key, &sidecar).await?;
             }
         }
-        Ok(true)
+        Ok(Some(etag))
     }
 
     /// Writes `body` as the object at `key`.
@@ -219,7 +219,8 @@ impl LocalStorage {
         let dest = self.path_of(key)?;
         let mut partial = PartialFile::create(&dest).await?;
         partial.write(body).await?;
-        self.commit(key, partial, options, mode).await
+        let written = self.commit(key, partial, options, mode).await?;
+        Ok(written.is_some())
     }
 
     /// Lists in a blocking task: walking thousands of entries is file system work.
@@ -347,7 +348,12 @@ impl Storage for LocalStorage {
             .map(|_| ())
     }
 
-    async fn upload_file(&self, key: &str, path: &Path, options: &PutOptions) -> StorageResult<()> {
+    async fn upload_file(
+        &self,
+        key: &str,
+        path: &Path,
+        options: &PutOptions,
+    ) -> StorageResult<Option<String>> {
         let dest = self.path_of(key)?;
         let mut source = tokio::fs::File::open(path)
             .await
@@ -364,9 +370,7 @@ impl Storage for LocalStorage {
             }
             partial.write(&chunk).await?;
         }
-        self.commit(key, partial, options, Commit::Replace)
-            .await
-            .map(|_| ())
+        self.commit(key, partial, options, Commit::Replace).await
     }
 
     async fn create_if_absent(

@@ -6,6 +6,7 @@ use std::time::Duration;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::operation::put_object::PutObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Tag, Tagging};
 use aws_sdk_s3::Client;
@@ -113,7 +114,7 @@ impl S3Storage {
         body: ByteStream,
         options: &PutOptions,
         if_none_match: bool,
-    ) -> Result<(), SdkError<aws_sdk_s3::operation::put_object::PutObjectError, HttpResponse>> {
+    ) -> Result<Option<String>, SdkError<PutObjectError, HttpResponse>> {
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -125,7 +126,7 @@ impl S3Storage {
             .set_if_none_match(if_none_match.then(|| "*".to_owned()))
             .send()
             .await
-            .map(|_| ())
+            .map(|out| out.e_tag().map(str::to_owned))
     }
 
     async fn upload_in_parts(
@@ -133,7 +134,7 @@ impl S3Storage {
         key: &str,
         path: &Path,
         options: &PutOptions,
-    ) -> StorageResult<()> {
+    ) -> StorageResult<Option<String>> {
         let mut file = tokio::fs::File::open(path)
             .await
             .map_err(|e| StorageError::io(path, e))?;
@@ -153,7 +154,8 @@ impl S3Storage {
             }
             upload.write(chunk.freeze()).await?;
         }
-        upload.finish().await.map(|_| ())
+        // A multipart ETag is no digest of the bytes: the caller gets none.
+        upload.finish().await.map(|_| None)
     }
 }
 
@@ -278,10 +280,16 @@ impl Storage for S3Storage {
     async fn put(&self, key: &str, body: Bytes, options: &PutOptions) -> StorageResult<()> {
         self.put_object(key, ByteStream::from(body), options, false)
             .await
+            .map(|_| ())
             .map_err(|err| storage_error("put", key, &Failure::of(&err)))
     }
 
-    async fn upload_file(&self, key: &str, path: &Path, options: &PutOptions) -> StorageResult<()> {
+    async fn upload_file(
+        &self,
+        key: &str,
+        path: &Path,
+        options: &PutOptions,
+    ) -> StorageResult<Option<String>> {
         let size = tokio::fs::metadata(path)
             .await
             .map_err(|e| StorageError::io(path, e))?

@@ -5,7 +5,9 @@
 //! with the job's engine and in the job's output format. The renderer records them on every
 //! frame it uploads
 //! ([`OutputVersion::metadata`]); the scan reads them back ([`Storage::head`]) and sorts every
-//! expected frame into one of three states ([`FrameState`]):
+//! expected frame into one of three states ([`FrameState`]). A caller that has the job's task
+//! records passes them: a listed frame a record of the job's version vouches for (its key, the
+//! ETag its upload returned, its size: [`vouch`]) is current without a HEAD.
 //!
 //! - **current**: exactly one object of the frame matches the job;
 //! - **stale**: objects of the frame exist, but none matches (an older upload of the key,
@@ -14,6 +16,8 @@
 //!
 //! The renderer (which frames to render), the local farm, the zipper (what to archive),
 //! `farm status` and `farm retry` all ask this scan, so they never disagree.
+
+mod vouch;
 
 use std::collections::BTreeMap;
 
@@ -24,8 +28,11 @@ use farm_core::storage::{
     Metadata, ObjectMeta, StorageError, DEPENDENCIES_METADATA, ENGINE_METADATA, FORMAT_METADATA,
     SCENE_FORMAT, SOURCE_ETAG_METADATA,
 };
+use farm_core::tasks::TaskRecord;
 use farm_core::{JobKeys, Storage};
 use futures::{StreamExt, TryStreamExt};
+
+use vouch::Vouchers;
 
 /// Objects read (HEAD) at once to learn which version of the source they were rendered from.
 const HEADS_IN_FLIGHT: usize = 16;
@@ -211,14 +218,17 @@ impl ScanError {
 
 /// Scans the store for `frames` (sorted, distinct expected frames) of the job under `keys`,
 /// listing the whole `frames/` folder (so [`FrameScan::ignored`] counts every other frame).
+/// `records` are the task records at the key (of any version; none is fine): the frames they
+/// vouch for are not read.
 pub async fn scan_frames<S: Storage>(
     storage: &S,
     keys: &JobKeys,
     frames: &[i32],
     version: &OutputVersion,
+    records: &[TaskRecord],
 ) -> Result<FrameScan, ScanError> {
     let listing = storage.list(&keys.frames_prefix()).await?;
-    classify(storage, keys, frames, version, listing).await
+    classify(storage, keys, frames, version, records, listing).await
 }
 
 /// [`scan_frames`] for a few frames of a large job (a renderer's chunk): each frame's objects
@@ -229,16 +239,17 @@ pub async fn scan_chunk_frames<S: Storage>(
     keys: &JobKeys,
     frames: &[i32],
     version: &OutputVersion,
+    records: &[TaskRecord],
 ) -> Result<FrameScan, ScanError> {
     if frames.len() > PER_FRAME_LISTING {
-        return scan_frames(storage, keys, frames, version).await;
+        return scan_frames(storage, keys, frames, version, records).await;
     }
     let mut listing = Vec::new();
     for &frame in frames {
         let prefix = format!("{}{}.", keys.frames_prefix(), frame_stem(frame));
         listing.extend(storage.list(&prefix).await?);
     }
-    classify(storage, keys, frames, version, listing).await
+    classify(storage, keys, frames, version, records, listing).await
 }
 
 async fn classify<S: Storage>(
@@ -246,10 +257,13 @@ async fn classify<S: Storage>(
     keys: &JobKeys,
     frames: &[i32],
     version: &OutputVersion,
+    records: &[TaskRecord],
     listing: Vec<ObjectMeta>,
 ) -> Result<FrameScan, ScanError> {
+    let vouchers = Vouchers::new(records);
+    let vouchers = &vouchers;
     let mut ignored = 0;
-    let mut by_frame: BTreeMap<i32, Vec<FrameObject>> = BTreeMap::new();
+    let mut by_frame: BTreeMap<i32, Vec<(FrameObject, Option<String>)>> = BTreeMap::new();
     for object in listing {
         let Some((frame, extension)) = keys.parse_frame_key(&object.key) else {
             continue;
@@ -258,18 +272,27 @@ async fn classify<S: Storage>(
             ignored += 1;
             continue;
         }
-        by_frame.entry(frame).or_default().push(FrameObject {
+        let listed = FrameObject {
             frame,
             extension: extension.to_owned(),
             key: object.key,
             size: object.size,
-        });
+        };
+        by_frame
+            .entry(frame)
+            .or_default()
+            .push((listed, object.etag));
     }
-    let candidates: Vec<FrameObject> = by_frame.values().flatten().cloned().collect();
+    let candidates: Vec<(FrameObject, Option<String>)> =
+        by_frame.values().flatten().cloned().collect();
     let verdicts: Vec<(FrameObject, bool)> = futures::stream::iter(candidates)
-        .map(|object| async move {
+        .map(|(object, etag)| async move {
             if !version.may_match(&object.extension, object.size) {
                 return Ok::<_, ScanError>((object, false));
+            }
+            let (key, extension) = (&object.key, &object.extension);
+            if vouchers.vouch(version, key, extension, etag.as_deref(), object.size) {
+                return Ok((object, true));
             }
             let current = match storage.head(&object.key).await? {
                 Some(meta) => version.matches(&object.extension, meta.size, &meta.metadata),

@@ -42,11 +42,11 @@ async fn every_expected_frame_is_current_stale_or_missing() {
     let few = [1, 2, 3, 4, 5, 6];
     let many: Vec<i32> = (1..=6).chain(10..=30).collect();
     let scans = [
-        scan_frames(&storage, &keys, &few, &new).await.unwrap(),
-        scan_chunk_frames(&storage, &keys, &few, &new)
+        scan_frames(&storage, &keys, &few, &new, &[]).await.unwrap(),
+        scan_chunk_frames(&storage, &keys, &few, &new, &[])
             .await
             .unwrap(),
-        scan_chunk_frames(&storage, &keys, &many, &new)
+        scan_chunk_frames(&storage, &keys, &many, &new, &[])
             .await
             .unwrap(),
     ];
@@ -65,7 +65,7 @@ async fn every_expected_frame_is_current_stale_or_missing() {
     }
 
     // The JPEG re-request of the same upload sees the other side.
-    let scan = scan_frames(&storage, &keys, &[1, 3, 6], &jpeg)
+    let scan = scan_frames(&storage, &keys, &[1, 3, 6], &jpeg, &[])
         .await
         .unwrap();
     let current: Vec<&str> = scan.current.iter().map(|o| o.key.as_str()).collect();

@@ -398,7 +398,12 @@ impl<S: Storage> Storage for Faulty<S> {
         self.inner.put(key, body, options).await
     }
 
-    async fn upload_file(&self, key: &str, path: &Path, options: &PutOptions) -> StorageResult<()> {
+    async fn upload_file(
+        &self,
+        key: &str,
+        path: &Path,
+        options: &PutOptions,
+    ) -> StorageResult<Option<String>> {
         self.faults.storage(Call::new(Op::UploadFile, key)).await?;
         self.inner.upload_file(key, path, options).await
     }

@@ -270,9 +270,17 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
-    async fn upload_file(&self, key: &str, path: &Path, options: &PutOptions) -> StorageResult<()> {
+    async fn upload_file(
+        &self,
+        key: &str,
+        path: &Path,
+        options: &PutOptions,
+    ) -> StorageResult<Option<String>> {
         let body = std::fs::read(path).map_err(|err| StorageError::io(path, err))?;
-        self.put(key, body.into(), options).await
+        let object = StoredObject::from_put(body.into(), options);
+        let etag = object.etag.clone();
+        self.insert_object(key, object);
+        Ok(Some(etag))
     }
 
     async fn create_if_absent(

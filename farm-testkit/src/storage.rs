@@ -93,7 +93,12 @@ impl<S: Storage> Storage for Intercept<S> {
         self.inner.put(key, body, options).await
     }
 
-    async fn upload_file(&self, key: &str, path: &Path, options: &PutOptions) -> StorageResult<()> {
+    async fn upload_file(
+        &self,
+        key: &str,
+        path: &Path,
+        options: &PutOptions,
+    ) -> StorageResult<Option<String>> {
         self.inner.upload_file(key, path, options).await
     }
 

@@ -2002,6 +2002,7 @@ async fn the_farm_users_policy_allows_what_farm_does_and_submits_by_definition_n
         &keys,
         request.plan.frames().as_slice(),
         &farm_jobs::OutputVersion::default(),
+        &[],
     )
     .await
     .expect("the frames are scanned");

@@ -104,6 +104,7 @@ async fn run_chunk<S: Storage>(
     let source = check_source(storage, ticket).await?;
     let source_tag = source.etag.as_deref();
     let version = ticket.version_at(source_tag);
+    clock.rendering_for(&version);
     let spec = ChunkSpec {
         keys: &ticket.keys,
         frames,

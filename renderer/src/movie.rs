@@ -59,7 +59,7 @@ async fn make<S: Storage>(
         .ok_or_else(|| RenderError::Config("the job names no movie (FARM_MOVIE)".to_owned()))?;
     let source = crate::check_source(storage, ticket).await?;
     let frames = ticket.plan.frames().as_slice();
-    let scan = scan_frames(storage, &ticket.keys, frames, &ticket.version())
+    let scan = scan_frames(storage, &ticket.keys, frames, &ticket.version(), &[])
         .await
         .map_err(|error| match error {
             ScanError::Storage(e) => RenderError::Storage(e),
@@ -412,6 +412,7 @@ mod tests {
             download_seconds: None,
             blender_startup_seconds: None,
             frames: Vec::new(),
+            frame_metadata: None,
         };
         farm_core::storage::put_json(&storage, &keys.zip_task_record(1), &zip)
             .await

@@ -6,9 +6,10 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-use farm_core::storage::put_json;
+use farm_core::storage::{put_json, Metadata};
 use farm_core::tasks::{FrameTiming, TaskKind, TaskRecord};
 use farm_core::{exit, Storage};
+use farm_jobs::OutputVersion;
 use jiff::Timestamp;
 use tracing::{debug, warn};
 
@@ -31,6 +32,8 @@ struct Times {
     blender_from: Option<Instant>,
     blender_startup_seconds: Option<f64>,
     frames: Vec<FrameTiming>,
+    /// The metadata stored on the frames uploaded ([`TaskClock::rendering_for`]).
+    frame_metadata: Option<Metadata>,
 }
 
 impl Default for TaskClock {
@@ -71,6 +74,12 @@ impl TaskClock {
         self.times().download_seconds
     }
 
+    /// The frames are rendered for `version`: the record names it beside the frames it
+    /// uploads, so the frame scan can take them as current without reading them.
+    pub fn rendering_for(&self, version: &OutputVersion) {
+        self.times().frame_metadata = Some(version.metadata());
+    }
+
     /// Takes in a frame event of the render.
     pub fn event(&self, event: &FrameEvent) {
         let mut times = self.times();
@@ -85,11 +94,13 @@ impl TaskClock {
                 frame,
                 render,
                 upload,
+                object,
                 ..
             } => times.frames.push(FrameTiming {
                 frame: *frame,
                 render_seconds: render.map(|d| d.as_secs_f64()),
                 upload_seconds: upload.as_secs_f64(),
+                object: object.clone(),
             }),
         }
     }
@@ -133,6 +144,7 @@ impl TaskClock {
             download_seconds: times.download_seconds,
             blender_startup_seconds: times.blender_startup_seconds,
             frames: times.frames.clone(),
+            frame_metadata: times.frame_metadata.clone(),
         }
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use farm_core::blender::{blender_env, Blender, RenderCommand};
 use farm_core::image::{content_type, looks_like_image, IMAGE_SNIFF_LEN};
 use farm_core::storage::PutOptions;
+use farm_core::tasks::UploadedFrame;
 use farm_core::{JobKeys, Storage};
 use farm_jobs::{scan_chunk_frames, OutputVersion, ScanError};
 use futures::stream::FuturesUnordered;
@@ -79,6 +80,9 @@ pub enum FrameEvent {
         key: String,
         render: Option<Duration>,
         upload: Duration,
+        /// The object as the upload left it (the ETag the store returned), for the task
+        /// record; `None` when the store returned no ETag.
+        object: Option<UploadedFrame>,
     },
 }
 
@@ -97,7 +101,7 @@ pub async fn pending_frames<S: Storage>(
     storage: &S,
     spec: &ChunkSpec<'_>,
 ) -> Result<Vec<i32>, RenderError> {
-    let scan = scan_chunk_frames(storage, spec.keys, spec.frames, spec.version)
+    let scan = scan_chunk_frames(storage, spec.keys, spec.frames, spec.version, &[])
         .await
         .map_err(|error| match error {
             ScanError::Storage(e) => RenderError::Storage(e),
@@ -325,6 +329,7 @@ struct FrameFile {
 struct Uploaded {
     key: String,
     upload: Duration,
+    object: Option<UploadedFrame>,
 }
 
 /// Uploads a frame's file, or returns `Ok(None)` if it is not a finished image.
@@ -345,15 +350,22 @@ async fn upload_frame<S: Storage>(
         ..PutOptions::default()
     };
     check_source(storage, spec).await?;
+    let size = tokio::fs::metadata(&file.path).await.ok().map(|m| m.len());
     let started = Instant::now();
-    storage.upload_file(&key, &file.path, &options).await?;
+    let etag = storage.upload_file(&key, &file.path, &options).await?;
     // The frame is in the store: its local copy only takes disk space from here on.
     if let Err(error) = tokio::fs::remove_file(&file.path).await {
         warn!(frame = file.frame, path = %file.path.display(), %error, "could not remove an uploaded frame file");
     }
+    let object = etag.zip(size).map(|(etag, size)| UploadedFrame {
+        key: key.clone(),
+        etag,
+        size,
+    });
     let uploaded = Uploaded {
         key,
         upload: started.elapsed(),
+        object,
     };
     Ok((file.frame, Some(uploaded)))
 }

@@ -224,6 +224,16 @@ async fn a_chunk_lands_at_the_right_keys_with_the_scenes_own_frames() {
             "{timing:?}"
         );
         assert!(timing.upload_seconds >= 0.0, "{timing:?}");
+        // Each frame object as S3 returned it from the upload, and the version stored on it:
+        // what the frame scan takes a frame as current by without a HEAD.
+        let object = timing.object.as_ref().expect("the uploaded object");
+        let head = f.storage.head(&object.key).await.unwrap().unwrap();
+        assert_eq!(object.key, keys.frame(timing.frame, "png"));
+        assert_eq!(
+            (Some(&object.etag), object.size),
+            (head.etag.as_ref(), head.size)
+        );
+        assert_eq!(record.frame_metadata.as_ref(), Some(&head.metadata));
     }
     assert!(record.seconds() >= record.blender_startup_seconds.unwrap());
 }

@@ -20,9 +20,13 @@
 //!    bytes the archive streams (see `preview`); after the archive, it is written to
 //!    `<key>/preview.jpg` in one `put` (best effort: never fails the run).
 //!
-//! 5. [`run`] (the zip job) then writes its own task record, `<key>/tasks/zip-<attempt>.json`,
-//!    and after a finished archive the job's `<key>/receipt.json`, summed from every task record
-//!    of the job's version of the .blend (best effort: never changes the outcome).
+//! 5. [`run`] (the zip job) reads the key's task records before the scan: the frames they vouch
+//!    for are not read again (step 1). They are dropped before the archive, so memory stays
+//!    flat in the job's size; after a finished archive the job's `<key>/receipt.json` is summed
+//!    from the records of the job's version of the .blend, read again by
+//!    [`farm_jobs::receipt::write`] (the one writer, which the movie job uses too). It writes its
+//!    own task record, `<key>/tasks/zip-<attempt>.json` (best effort: the records and the
+//!    receipt never change the outcome).
 //!
 //! Memory is bounded by [`ZipOptions`] (the prefetch window and the pipe chunk) and the
 //! upload's part buffers, not by the number of frames; nothing touches the local disk.
@@ -39,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use farm_core::frames::compact;
 use farm_core::storage::{put_json, PutOptions, Storage, StreamUpload};
+use farm_core::tasks::TaskRecord;
 use farm_core::{FrameList, JobKeys};
 use farm_jobs::{scan_frames, FrameScan, OutputVersion};
 
@@ -181,14 +186,42 @@ pub async fn zip_frames_until<S: Storage>(
     progress: &(dyn Fn(ZipProgress) + Sync),
     shutdown: impl Future<Output = ()>,
 ) -> Result<ZipSummary, ZipError> {
+    let job = JobFrames {
+        keys,
+        frames,
+        version,
+        records: Vec::new(),
+    };
+    zip_job_frames(storage, job, options, progress, shutdown).await
+}
+
+/// The frames of a job the zipper archives, and the task records that vouch for them (the
+/// frame scan reads only the frames they do not vouch for: [`farm_jobs::scan_frames`]).
+struct JobFrames<'a> {
+    keys: &'a JobKeys,
+    frames: &'a FrameList,
+    version: &'a OutputVersion,
+    records: Vec<TaskRecord>,
+}
+
+async fn zip_job_frames<S: Storage>(
+    storage: &S,
+    job: JobFrames<'_>,
+    options: &ZipOptions,
+    progress: &(dyn Fn(ZipProgress) + Sync),
+    shutdown: impl Future<Output = ()>,
+) -> Result<ZipSummary, ZipError> {
+    let (keys, frames) = (job.keys, job.frames);
     options.validate()?;
     let started = Instant::now();
     let mut shutdown = pin!(shutdown);
     let scan = tokio::select! {
         biased;
         () = &mut shutdown => return Err(ZipError::Interrupted),
-        scan = scan(storage, keys, frames, version) => scan?,
+        scan = scan(storage, &job) => scan?,
     };
+    // The records served the scan; the archive does not hold them (some KiB each).
+    drop(job);
     if !scan.is_complete() {
         return Err(report_missing(storage, keys, frames, &scan).await);
     }
@@ -298,35 +331,52 @@ pub async fn run<S: Storage>(
         }
     };
     let started = jiff::Timestamp::now();
-    let result = zip_frames_until(
-        storage,
-        &config.ticket.keys,
-        config.ticket.plan.frames(),
-        &config.ticket.version(),
-        &config.options,
-        &log_progress,
-        shutdown,
-    )
-    .await;
+    let mut shutdown = pin!(shutdown);
+    // Every task record at the key: they vouch for the frames in the scan. Without them every
+    // frame is read.
+    let records = tokio::select! {
+        biased;
+        () = &mut shutdown => None,
+        read = farm_jobs::tasks::job_records(storage, &config.ticket.keys, None) => Some(read),
+    };
+    let Some(records) = records else {
+        let result = Err(ZipError::Interrupted);
+        receipt::finish(storage, config, started, &result).await;
+        return result;
+    };
+    let records = records.unwrap_or_else(|error| {
+        tracing::warn!(%error, "could not read the task records: every frame is read");
+        Vec::new()
+    });
+    let version = config.ticket.version();
+    let job = JobFrames {
+        keys: &config.ticket.keys,
+        frames: config.ticket.plan.frames(),
+        version: &version,
+        records,
+    };
+    let result = zip_job_frames(storage, job, &config.options, &log_progress, shutdown).await;
     receipt::finish(storage, config, started, &result).await;
     result
 }
 
-async fn scan<S: Storage>(
-    storage: &S,
-    keys: &JobKeys,
-    frames: &FrameList,
-    version: &OutputVersion,
-) -> Result<FrameScan, ZipError> {
-    scan_frames(storage, keys, frames.as_slice(), version)
-        .await
-        .map_err(|error| match error {
-            farm_jobs::ScanError::Storage(source) => {
-                ZipError::storage(format!("scanning `{}`", keys.frames_prefix()), source)
-            }
-            farm_jobs::ScanError::Ambiguous { frame, keys } => ZipError::Ambiguous { frame, keys },
-            other => ZipError::config(other.to_string()),
-        })
+async fn scan<S: Storage>(storage: &S, job: &JobFrames<'_>) -> Result<FrameScan, ZipError> {
+    let keys = job.keys;
+    scan_frames(
+        storage,
+        keys,
+        job.frames.as_slice(),
+        job.version,
+        &job.records,
+    )
+    .await
+    .map_err(|error| match error {
+        farm_jobs::ScanError::Storage(source) => {
+            ZipError::storage(format!("scanning `{}`", keys.frames_prefix()), source)
+        }
+        farm_jobs::ScanError::Ambiguous { frame, keys } => ZipError::Ambiguous { frame, keys },
+        other => ZipError::config(other.to_string()),
+    })
 }
 
 /// The `missing.json` document.

@@ -32,6 +32,7 @@ pub(crate) async fn finish<S: Storage>(
         download_seconds: None,
         blender_startup_seconds: None,
         frames: Vec::new(),
+        frame_metadata: None,
     };
     let key = config.ticket.keys.zip_task_record(config.attempt);
     if let Err(error) = put_json(storage, &key, &own).await {

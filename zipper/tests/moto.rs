@@ -179,8 +179,10 @@ fn task(
                 frame,
                 render_seconds: Some(seconds),
                 upload_seconds: 0.5,
+                object: None,
             })
             .collect(),
+        frame_metadata: None,
     }
 }
 

@@ -74,7 +74,7 @@ pub(super) async fn plan_work(
     version: &OutputVersion,
 ) -> anyhow::Result<PlannedWork> {
     let frames = plan.frames().as_slice();
-    let scan = scan_frames(storage, keys, frames, version)
+    let scan = scan_frames(storage, keys, frames, version, &[])
         .await
         .context("checking the frames already rendered")?;
     let todo: BTreeSet<i32> = scan.not_current().into_iter().collect();
@@ -249,6 +249,7 @@ pub(super) async fn render_chunk(
     // Timed as a cloud task is, for the run's receipt (no download: Blender's clock starts now).
     let clock = renderer::record::TaskClock::start();
     clock.downloaded();
+    clock.rendering_for(context.version);
     let result = renderer::render_frames(
         context.storage,
         &spec,

@@ -76,11 +76,6 @@ pub(super) async fn report_cached<S: Storage, B: Scheduler>(
     let ticket = JobTicket::from_manifest(&manifest)?;
     let frames = ticket.plan.frames();
     let version = ticket.version();
-    let scan = async {
-        scan_frames(storage, &keys, frames.as_slice(), &version)
-            .await
-            .map_err(|e| scan_error(site, &e, &keys))
-    };
     let logs = async {
         let prefix = keys.logs_prefix();
         storage
@@ -88,15 +83,23 @@ pub(super) async fn report_cached<S: Storage, B: Scheduler>(
             .await
             .map_err(|e| site.storage_error(&e, &format!("listing `{prefix}`")))
     };
-    // The task records are the job's own (its upload's ETag); best effort, as the cost so far
-    // is: without them, a task that failed before its first frame shows as pending.
+    // The task records at the key, best effort, as the cost so far is: without them, a task
+    // that failed before its first frame shows as pending, and every frame is read by the scan.
     let records = async {
-        let read = job_records_cached(storage, &keys, manifest.etag.as_deref(), cache).await;
+        let read = job_records_cached(storage, &keys, None, cache).await;
         Ok(read
             .inspect_err(|e| tracing::warn!("cannot read the task records: {e}"))
             .unwrap_or_default())
     };
-    let (scan, log_objects, records) = futures::try_join!(scan, logs, records)?;
+    let (log_objects, mut records) = futures::try_join!(logs, records)?;
+    // The records vouch for the frames they uploaded (the scan checks each one's version).
+    let scan = scan_frames(storage, &keys, frames.as_slice(), &version, &records)
+        .await
+        .map_err(|e| scan_error(site, &e, &keys))?;
+    // The job's own records (its upload's ETag) count.
+    if let Some(etag) = manifest.etag.as_deref() {
+        records.retain(|r| r.source_etag.as_deref() == Some(etag));
+    }
     let (counts, mut failed) = count_frames(&keys, &ticket.plan, &scan, &log_objects, &records);
     let reasons: Vec<Option<String>> =
         futures::stream::iter(failed.iter().take(MAX_FAILED_DETAILS))

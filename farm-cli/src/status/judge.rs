@@ -429,6 +429,7 @@ mod tests {
             download_seconds: None,
             blender_startup_seconds: None,
             frames: Vec::new(),
+            frame_metadata: None,
         }
     }
 

@@ -143,7 +143,9 @@ mod tests {
                 frame,
                 render_seconds: Some(seconds),
                 upload_seconds: 0.1,
+                object: None,
             }],
+            frame_metadata: None,
         }
     }
 

@@ -182,6 +182,7 @@ impl Run {
                     key: uploaded.key,
                     render,
                     upload: uploaded.upload,
+                    object: uploaded.object,
                 });
             }
         }
