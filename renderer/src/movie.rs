@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use farm_core::blender::{Blender, MovieCommand};
-use farm_core::layout::frame_file_name;
 use farm_core::receipt::{MovieObject, Receipt};
 use farm_core::storage::{get_json, put_json, PutOptions};
 use farm_core::Storage;
@@ -65,7 +64,7 @@ async fn make<S: Storage>(storage: &S, config: &Config) -> Result<MovieObject, R
     create_dir(&folder).await?;
     let files: Vec<PathBuf> = futures::stream::iter(&scan.current)
         .map(|object| {
-            let path = folder.join(frame_file_name(object.frame, &object.extension));
+            let path = folder.join(object.file_name());
             async move {
                 storage.download(&object.key, &path, None).await?;
                 Ok::<_, RenderError>(path)

@@ -244,3 +244,27 @@ fn the_engine_and_the_stills_format_are_the_scenes_unless_asked() {
         "the job makes the movie"
     );
 }
+
+#[test]
+fn a_stereo_scene_saving_views_apart_submits_a_file_per_view() {
+    let stereo = read(crate::scene::tests::stereo("INDIVIDUAL", "_R"));
+    let accepted = submitted(decide(
+        &tags(&[("frames", "1-2")]),
+        facts(HEAD, &stereo),
+        &LIMITS,
+    ));
+    assert_eq!(accepted.views.suffixes(), ["_L", "_R"]);
+    let plain = read(scene());
+    let accepted = submitted(decide(
+        &tags(&[("frames", "1-2")]),
+        facts(HEAD, &plain),
+        &LIMITS,
+    ));
+    assert!(accepted.views.is_single());
+    let clash = read(crate::scene::tests::stereo("INDIVIDUAL", "_L"));
+    let refused = decide(&tags(&[("frames", "1-2")]), facts(HEAD, &clash), &LIMITS);
+    assert!(
+        rejection(&refused).contains("same file suffix `_L`"),
+        "{refused:?}"
+    );
+}
