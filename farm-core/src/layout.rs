@@ -222,6 +222,13 @@ pub fn view_file_name(frame: i32, suffix: &str, extension: &str) -> String {
 /// The inverse of [`view_file_name`]: the frame, the view suffix (`""` for none: a suffix is
 /// [`crate::views::is_plain_suffix`] and starts with no digit) and the extension.
 pub fn parse_view_file_name(name: &str) -> Option<(i32, &str, &str)> {
+    let (frame, number, suffix, extension) = split_view_name(name)?;
+    (frame_stem(frame) == number).then_some((frame, suffix, extension))
+}
+
+/// A file name `<number><suffix>.<extension>` cut into the frame, the number as written, the
+/// view suffix ([`crate::views::is_plain_suffix`]) and the extension (one, not empty).
+pub(crate) fn split_view_name(name: &str) -> Option<(i32, &str, &str, &str)> {
     let (stem, extension) = name.split_once('.')?;
     if extension.is_empty() || extension.contains(['.', '/']) {
         return None;
@@ -234,8 +241,7 @@ pub fn parse_view_file_name(name: &str) -> Option<(i32, &str, &str)> {
             .count();
     let (number, suffix) = stem.split_at(digits);
     let frame: i32 = number.parse().ok()?;
-    (frame_stem(frame) == number && crate::views::is_plain_suffix(suffix))
-        .then_some((frame, suffix, extension))
+    crate::views::is_plain_suffix(suffix).then_some((frame, number, suffix, extension))
 }
 
 /// The inverse of [`frame_file_name`]: only names it could have produced are accepted.
