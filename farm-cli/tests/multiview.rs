@@ -81,6 +81,19 @@ fn stereo_renders_as_blender(blender: &TestBlender) {
             .collect();
         assert_eq!(names, expected, "{what}: Blender's own files");
 
+        // The reader's facts, as `farm inspect` shows them.
+        let inspect = run(farm().args(["inspect", "--json"]).arg(&blend));
+        let report: serde_json::Value = serde_json::from_str(inspect.ok()).unwrap();
+        let multiview = &report["scenes"][0]["multiview"];
+        assert_eq!(multiview["setup"], "STEREO_3D", "{what}");
+        let (image_views, mode) = match views {
+            "INDIVIDUAL" => ("INDIVIDUAL", serde_json::Value::Null),
+            mode => ("STEREO_3D", mode.into()),
+        };
+        assert_eq!(multiview["image_views"], image_views, "{what}");
+        assert_eq!(multiview["stereo_mode"], mode, "{what}");
+        assert_eq!(multiview["views"][1]["suffix"], "_R", "{what}");
+
         let out = dir.path().join(format!("{views}.farm"));
         let (var, path) = blender.env();
         let result = run(farm()
