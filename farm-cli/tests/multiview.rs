@@ -11,7 +11,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_zip_holds, farm, run};
+use common::{assert_zip_holds, farm, farm_render_with, run};
 use farm_testkit::TestBlender;
 
 const MAKE_SCENE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/multiview/make_scene.py");
@@ -95,14 +95,7 @@ fn stereo_renders_as_blender(blender: &TestBlender) {
         assert_eq!(multiview["views"][1]["suffix"], "_R", "{what}");
 
         let out = dir.path().join(format!("{views}.farm"));
-        let (var, path) = blender.env();
-        let result = run(farm()
-            .env(var, path)
-            .arg("render")
-            .arg(&blend)
-            .arg("--out")
-            .arg(&out));
-        let stdout = result.ok();
+        let stdout = farm_render_with(blender, &blend, &out);
         assert!(stdout.contains("rendered 2 frame(s)"), "{what}: {stdout}");
         for name in &expected {
             assert_same_pixels(

@@ -435,9 +435,9 @@ pub(crate) mod tests {
         assert_eq!(cannot_render(&info(stereo("STEREO_3D", "_L"))), None);
     }
 
-    #[test]
-    fn a_movie_saving_each_view_apart_is_refused_and_a_combined_one_is_not() {
-        let movie = farm_blend::Movie {
+    /// An MKV, H.264 movie without audio.
+    pub(crate) fn mkv() -> farm_blend::Movie {
+        farm_blend::Movie {
             container: "MKV".into(),
             extension: "mkv".into(),
             codec: "H264".into(),
@@ -448,7 +448,12 @@ pub(crate) mod tests {
             audio_bitrate: 0,
             audio_mixrate: 0,
             audio_channels: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn a_movie_saving_each_view_apart_is_refused_and_a_combined_one_is_not() {
+        let movie = mkv();
         let individual = Scene {
             output_format: "FFMPEG".into(),
             movie: Some(movie.clone()),

@@ -211,18 +211,7 @@ fn the_engine_and_the_stills_format_are_the_scenes_unless_asked() {
     );
     let movie = read(Scene {
         output_format: "FFMPEG".into(),
-        movie: Some(farm_blend::Movie {
-            container: "MKV".into(),
-            extension: "mkv".into(),
-            codec: "H264".into(),
-            crf: Some(23),
-            video_bitrate: 0,
-            gop_size: 12,
-            audio_codec: None,
-            audio_bitrate: 0,
-            audio_mixrate: 0,
-            audio_channels: 0,
-        }),
+        movie: Some(crate::scene::tests::mkv()),
         ..scene()
     });
     let accepted = submitted(decide(
