@@ -183,10 +183,11 @@ impl Run {
                 let render = self.render_times.get(&frame).copied();
                 info!(
                     frame,
+                    view = file.suffix,
                     key = %uploaded.key,
                     render_seconds = render.map(|d| d.as_secs_f64()),
                     upload_seconds = uploaded.upload.as_secs_f64(),
-                    "frame file uploaded"
+                    "frame uploaded"
                 );
                 let views = self.uploaded_views.entry(frame).or_default();
                 views.insert(file.suffix);
