@@ -403,6 +403,7 @@ impl<'a> Facts<'a> {
                 Vec::new()
             },
             movie: crate::movie::movie(&r),
+            multiview: crate::views::multiview(&r),
             name: id.name,
         };
         Ok((scene, scemode))
@@ -443,6 +444,11 @@ impl<'a> Facts<'a> {
             }
             Some("SceneRenderLayer") if view.int("layflag").unwrap_or(0) & SCE_LAY_DISABLE == 0 => {
                 scene.view_layers.extend(view.string("name"));
+            }
+            Some("SceneRenderView") => {
+                if let Some(multiview) = scene.multiview.as_mut() {
+                    multiview.views.extend(crate::views::render_view(&view));
+                }
             }
             _ => {}
         }

@@ -31,6 +31,7 @@ mod names;
 mod sdna;
 mod sniff;
 mod source;
+mod views;
 
 use std::io::{self, BufRead, BufReader, Read, Seek};
 
@@ -41,6 +42,7 @@ pub use caches::WRITTEN;
 pub use movie::{movie_content_type, Movie, MOVIE_EXTENSIONS};
 pub use names::{image_source_name, output_format_name};
 pub use sniff::{sniff, NotABlend, SNIFF_LEN};
+pub use views::{Multiview, RenderView};
 
 use bound::{Bounded, Compressed, Counting};
 
@@ -114,6 +116,9 @@ pub struct Scene {
     /// The movie the scene asks for when its output is FFmpeg (`output_format` `FFMPEG`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub movie: Option<Movie>,
+    /// Multiview (stereo) output, when Stereoscopy is on (`render.use_multiview`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiview: Option<Multiview>,
 }
 
 impl Scene {

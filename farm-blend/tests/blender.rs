@@ -60,6 +60,19 @@ fn compare(info: &BlendInfo, blender: &Value) {
     assert!(scene("Eevee").sequencer && scene("Eevee").camera.is_none());
     assert!(!scene("Alpha").sequencer);
     assert!(scene("Bench").compositor && !scene("Shot").compositor);
+    let shot = scene("Shot").multiview.as_ref().expect("Shot is multiview");
+    assert_eq!(
+        (shot.setup.as_str(), shot.image_views.as_str()),
+        ("STEREO_3D", "INDIVIDUAL")
+    );
+    assert_eq!(shot.views.len(), 3);
+    let alpha = scene("Alpha")
+        .multiview
+        .as_ref()
+        .expect("Alpha is multiview");
+    assert_eq!(alpha.stereo_mode.as_deref(), Some("SIDEBYSIDE"));
+    assert!(alpha.views.iter().any(|v| v.name == "right" && !v.enabled));
+    assert!(scene("Eevee").multiview.is_none());
     assert_ne!(
         info.scene.as_deref(),
         info.scenes.first().map(|s| s.name.as_str()),

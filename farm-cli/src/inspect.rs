@@ -219,6 +219,9 @@ pub struct SceneReport {
     /// The movie the scene asks for, when its output is FFmpeg.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub movie: Option<farm_blend::Movie>,
+    /// Its views, when Stereoscopy is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multiview: Option<farm_blend::Multiview>,
 }
 
 #[derive(Debug, Serialize)]
@@ -254,6 +257,7 @@ impl Report {
                     output_format: s.output_format.clone(),
                     camera: s.camera.clone(),
                     movie: s.movie.clone(),
+                    multiview: s.multiview.clone(),
                 })
                 .collect(),
             files: info
@@ -453,6 +457,15 @@ files of library {} ({})",
             active.name,
             report.renders_with.label()
         );
+        if let (Some(multiview), Ok(files)) =
+            (&active.multiview, farm_jobs::scene::frame_views(Some(info)))
+        {
+            let _ = writeln!(
+                out,
+                "Stereoscopy ({}, views saved {}): {files}",
+                multiview.setup, multiview.image_views
+            );
+        }
     }
     let notes = notes(info);
     if !notes.is_empty() {

@@ -125,6 +125,7 @@ pub async fn retry(args: &RetryArgs) -> anyhow::Result<()> {
         saved_by: manifest.saved_by,
         scene: manifest.scene.clone(),
         movie: manifest.movie.clone(),
+        views: manifest.views.clone(),
         ..source
     };
     let new = submit_retry(
@@ -246,5 +247,6 @@ async fn source_object<S: Storage>(
         saved_by: None,
         scene: None,
         movie: None,
+        views: farm_core::views::FrameViews::single(),
     })
 }

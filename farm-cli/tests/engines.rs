@@ -10,7 +10,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{farm, run};
+use common::{farm, farm_render_with, run};
 use farm_testkit::TestBlender;
 
 const MAKE_SCENE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/engines/make_scene.py");
@@ -80,14 +80,7 @@ fn engines_render_as_themselves(blender: &TestBlender, eevee_frames: i32) {
         assert_eq!(report["renders_with"], engine, "{}", blender.name);
 
         let out = dir.path().join(format!("{engine}.farm"));
-        let (var, path) = blender.env();
-        let result = run(farm()
-            .env(var, path)
-            .arg("render")
-            .arg(&blend)
-            .arg("--out")
-            .arg(&out));
-        let stdout = result.ok();
+        let stdout = farm_render_with(blender, &blend, &out);
         assert!(
             stdout.contains(&format!("frame(s) with {label} ")),
             "{}: {stdout}",

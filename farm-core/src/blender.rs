@@ -348,11 +348,13 @@ impl SceneInfo {
     }
 }
 
-/// The frame number in a file name Blender wrote for [`RenderCommand`]: `frame_-5.png` is -5.
-pub fn output_frame(file_name: &str) -> Option<(i32, &str)> {
+/// The frame number, view suffix and extension of a file name Blender wrote for
+/// [`RenderCommand`]: `frame_-5.png` is frame -5; `frame_12_L.png` is view `_L` of frame 12
+/// (Blender puts a view's suffix before the extension, [`crate::views`]).
+pub fn output_frame(file_name: &str) -> Option<(i32, &str, &str)> {
     let rest = file_name.strip_prefix(OUTPUT_PREFIX)?;
-    let (number, extension) = rest.split_once('.')?;
-    Some((number.parse().ok()?, extension))
+    let (frame, _, suffix, extension) = crate::layout::split_view_name(rest)?;
+    Some((frame, suffix, extension))
 }
 
 /// What one line of Blender's output says.
@@ -716,10 +718,13 @@ mod tests {
 
     #[test]
     fn output_file_names_give_their_frame() {
-        assert_eq!(output_frame("frame_12.png"), Some((12, "png")));
-        assert_eq!(output_frame("frame_-5.exr"), Some((-5, "exr")));
-        assert_eq!(output_frame("frame_0.jpg"), Some((0, "jpg")));
+        assert_eq!(output_frame("frame_12.png"), Some((12, "", "png")));
+        assert_eq!(output_frame("frame_-5.exr"), Some((-5, "", "exr")));
+        assert_eq!(output_frame("frame_0.jpg"), Some((0, "", "jpg")));
+        assert_eq!(output_frame("frame_12_L.png"), Some((12, "_L", "png")));
+        assert_eq!(output_frame("frame_-5_R.exr"), Some((-5, "_R", "exr")));
         assert_eq!(output_frame("frame_x.png"), None);
+        assert_eq!(output_frame("frame_1_L.x.png"), None);
         assert_eq!(output_frame("other_1.png"), None);
     }
 

@@ -29,6 +29,9 @@ pub const FORMAT: &str = "FARM_FORMAT";
 /// chosen by the trigger; the zip job's frame scan checks it too. Absent: Cycles (jobs submitted
 /// before the farm chose engines).
 pub const ENGINE: &str = "FARM_ENGINE";
+/// The view suffixes of a multiview scene saving each view to its own file (`_L,_R`; see
+/// [`crate::views`]): every frame is one file per suffix. Absent: one file a frame.
+pub const VIEWS: &str = "FARM_VIEWS";
 /// ETag of the `.blend` the job was submitted for: a changed object is refused, not rendered.
 pub const SOURCE_ETAG: &str = "FARM_SOURCE_ETAG";
 /// Renderer: Blender threads (default: the CPUs the container may use).

@@ -5,6 +5,7 @@
 //! | what | key |
 //! |---|---|
 //! | frame `N` | `<key>/frames/<NNNN>.<ext>`: absolute frame, at least 4 digits, `-` first if negative |
+//! | view `<suffix>` of frame `N` (multiview saved as individual files, [`crate::views`]) | `<key>/frames/<NNNN><suffix>.<ext>`: `0001_L.png`, `0001_R.png` |
 //! | archive | `<key>/frames.zip` |
 //! | job manifest | `<key>/job.json` |
 //! | Blender log of a failed frame | `<key>/logs/<NNNN>.log` |
@@ -61,6 +62,14 @@ impl JobKeys {
 
     pub fn frame(&self, frame: i32, extension: &str) -> String {
         self.join(&format!("frames/{}", frame_file_name(frame, extension)))
+    }
+
+    /// The file of view `suffix` of a frame (`""`: the frame's only file, [`JobKeys::frame`]).
+    pub fn view_frame(&self, frame: i32, suffix: &str, extension: &str) -> String {
+        self.join(&format!(
+            "frames/{}",
+            view_file_name(frame, suffix, extension)
+        ))
     }
 
     pub fn zip(&self) -> String {
@@ -170,6 +179,13 @@ impl JobKeys {
         let name = key.strip_prefix(&self.frames_prefix())?;
         parse_frame_file_name(name)
     }
+
+    /// The frame number, view suffix (`""` for none) and extension of a key under
+    /// [`JobKeys::frames_prefix`], if it is one.
+    pub fn parse_view_key<'k>(&self, key: &'k str) -> Option<(i32, &'k str, &'k str)> {
+        let name = key.strip_prefix(&self.frames_prefix())?;
+        parse_view_file_name(name)
+    }
 }
 
 /// 16 hex digits of the SHA-256 of `body`: the name of an object named by its content.
@@ -203,6 +219,36 @@ pub fn frame_stem(frame: i32) -> String {
 /// `0001.png`: a frame's file name in S3, in a local output folder and in `frames.zip`.
 pub fn frame_file_name(frame: i32, extension: &str) -> String {
     format!("{}.{extension}", frame_stem(frame))
+}
+
+/// `0001_L.png`: the file of view `suffix` of a frame ([`crate::views`]); `0001.png` for `""`.
+pub fn view_file_name(frame: i32, suffix: &str, extension: &str) -> String {
+    format!("{}{suffix}.{extension}", frame_stem(frame))
+}
+
+/// The inverse of [`view_file_name`]: the frame, the view suffix (`""` for none: a suffix is
+/// [`crate::views::is_plain_suffix`] and starts with no digit) and the extension.
+pub fn parse_view_file_name(name: &str) -> Option<(i32, &str, &str)> {
+    let (frame, number, suffix, extension) = split_view_name(name)?;
+    (frame_stem(frame) == number).then_some((frame, suffix, extension))
+}
+
+/// A file name `<number><suffix>.<extension>` cut into the frame, the number as written, the
+/// view suffix ([`crate::views::is_plain_suffix`]) and the extension (one, not empty).
+pub(crate) fn split_view_name(name: &str) -> Option<(i32, &str, &str, &str)> {
+    let (stem, extension) = name.split_once('.')?;
+    if extension.is_empty() || extension.contains(['.', '/']) {
+        return None;
+    }
+    let digits = usize::from(stem.starts_with('-'))
+        + stem
+            .trim_start_matches('-')
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+    let (number, suffix) = stem.split_at(digits);
+    let frame: i32 = number.parse().ok()?;
+    crate::views::is_plain_suffix(suffix).then_some((frame, number, suffix, extension))
 }
 
 /// The inverse of [`frame_file_name`]: only names it could have produced are accepted.
@@ -355,6 +401,35 @@ pub(crate) mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn view_keys_parse_back() {
+        let keys = JobKeys::new("x y.blend");
+        assert_eq!(
+            keys.view_frame(12, "_L", "png"),
+            "x y.blend/frames/0012_L.png"
+        );
+        assert_eq!(keys.view_frame(12, "", "png"), keys.frame(12, "png"));
+        for frame in [-1000, -5, 0, 9, 10_000] {
+            for suffix in ["", "_L", "_R", "-left", "Right2"] {
+                assert_eq!(
+                    keys.parse_view_key(&keys.view_frame(frame, suffix, "exr")),
+                    Some((frame, suffix, "exr"))
+                );
+            }
+        }
+        for key in [
+            "x y.blend/frames/00012_L.png",
+            "x y.blend/frames/0012_L.x.png",
+            "x y.blend/frames/0012 L.png",
+            "x y.blend/frames/_L0012.png",
+            "x y.blend/frames/--0012.png",
+        ] {
+            assert_eq!(keys.parse_view_key(key), None, "{key}");
+        }
+        // A name with a view suffix is no suffixless frame's.
+        assert_eq!(keys.parse_frame_key("x y.blend/frames/0012_L.png"), None);
     }
 
     #[test]

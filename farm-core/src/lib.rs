@@ -42,6 +42,7 @@ pub mod shell;
 pub mod storage;
 pub mod tasks;
 pub mod timeline;
+pub mod views;
 
 pub use frames::FrameList;
 pub use layout::JobKeys;

@@ -118,6 +118,10 @@ pub struct JobManifest {
     /// The movie job, which runs after the zip job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub movie_job_id: Option<String>,
+    /// The view suffixes of a multiview scene saving each view to its own file (`["_L",
+    /// "_R"]`): each frame is one file per view ([`crate::views`]); absent: one file.
+    #[serde(default, skip_serializing_if = "crate::views::FrameViews::is_single")]
+    pub views: crate::views::FrameViews,
     /// Where the jobs went, in the scheduler's own words (AWS Batch: the queue and job
     /// definitions): `farm retry` submits there again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -205,6 +209,7 @@ impl JobManifest {
             zip_job_id: None,
             movie: None,
             movie_job_id: None,
+            views: crate::views::FrameViews::single(),
             targets: None,
             request: None,
             created,
@@ -243,6 +248,7 @@ mod tests {
             zip_job_id: Some("z-1".into()),
             movie: None,
             movie_job_id: None,
+            views: crate::views::FrameViews::single(),
             targets: Some(SchedulerRecord::new(&serde_json::json!({
                 "queue": "q",
                 "render_definition": "r",

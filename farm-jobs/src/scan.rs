@@ -9,10 +9,12 @@
 //! records passes them: a listed frame a record of the job's version vouches for (its key, the
 //! ETag its upload returned, its size: [`vouch`]) is current without a HEAD.
 //!
-//! - **current**: exactly one object of the frame matches the job;
-//! - **stale**: objects of the frame exist, but none matches (an older upload of the key,
-//!   another format, a file planted by hand such as `frames/0001.blend`);
-//! - **missing**: no object of the frame at all.
+//! - **current**: each of the frame's files (one, or one per view of a multiview scene saving
+//!   views as individual files: [`farm_core::views`]) is exactly one object matching the job;
+//! - **stale**: objects of the frame exist, but not every file of it matches (an older upload of
+//!   the key, another format, a file planted by hand such as `frames/0001.blend`);
+//! - **missing**: no object of the frame at all, or only some of its view files
+//!   ([`FrameScan::missing_views`] names the others).
 //!
 //! The renderer (which frames to render), the local farm, the zipper (what to archive),
 //! `farm status` and `farm retry` all ask this scan, so they never disagree.
@@ -23,12 +25,13 @@ use std::collections::BTreeMap;
 
 use farm_core::blender::OutputFormat;
 use farm_core::engine::Engine;
-use farm_core::layout::frame_stem;
+use farm_core::layout::{frame_stem, view_file_name};
 use farm_core::storage::{
     Metadata, ObjectMeta, StorageError, DEPENDENCIES_METADATA, ENGINE_METADATA, FORMAT_METADATA,
     SCENE_FORMAT, SOURCE_ETAG_METADATA,
 };
 use farm_core::tasks::TaskRecord;
+use farm_core::views::FrameViews;
 use farm_core::{JobKeys, Storage};
 use futures::{StreamExt, TryStreamExt};
 
@@ -57,6 +60,8 @@ pub struct OutputVersion {
     pub dependencies: Option<String>,
     /// The engine the job renders with (Cycles by default, and for frames that record none).
     pub engine: Engine,
+    /// The files each frame makes (its views): a frame is the job's when all of them are.
+    pub views: FrameViews,
 }
 
 impl OutputVersion {
@@ -66,6 +71,7 @@ impl OutputVersion {
             format,
             dependencies: None,
             engine: Engine::Cycles,
+            views: FrameViews::single(),
         }
     }
 
@@ -141,10 +147,19 @@ pub struct FrameObject {
     pub frame: i32,
     /// Key of the object holding it.
     pub key: String,
-    /// Its extension (`png`, `exr`, ...), which names the archive entry.
+    /// Its view suffix (`_L`; `""`: the frame's only file) and extension (`png`, `exr`, ...),
+    /// which name the archive entry.
+    pub suffix: String,
     pub extension: String,
     /// Its size.
     pub size: u64,
+}
+
+impl FrameObject {
+    /// Its file name in the job's layout and in `frames.zip`: `0001.png`, `0001_L.png`.
+    pub fn file_name(&self) -> String {
+        view_file_name(self.frame, &self.suffix, &self.extension)
+    }
 }
 
 /// Where one expected frame stands.
@@ -161,12 +176,15 @@ pub enum FrameState {
 /// The expected frames of a job, by state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FrameScan {
-    /// The current object of each current frame, in frame order.
+    /// The current objects of each current frame (one per view), in frame and view order.
     pub current: Vec<FrameObject>,
-    /// Frames with objects, none of them current, sorted.
+    /// Frames with objects, not all of their files current, sorted.
     pub stale: Vec<i32>,
-    /// Frames with no object, sorted.
+    /// Frames with no object, or only some of their view files, sorted.
     pub missing: Vec<i32>,
+    /// The view suffixes of each missing frame that has other views current (`0001_L.png`
+    /// there, `0001_R.png` not: `(1, ["_R"])`), in frame order.
+    pub missing_views: Vec<(i32, Vec<String>)>,
     /// The objects of expected frames that are not current: never archived, never counted.
     pub stale_objects: Vec<FrameObject>,
     /// Frame objects of frames the job does not expect.
@@ -196,6 +214,29 @@ impl FrameScan {
     pub fn is_complete(&self) -> bool {
         self.stale.is_empty() && self.missing.is_empty()
     }
+
+    /// The views missing beside current ones ([`FrameScan::missing_views`]), for a message:
+    /// `frame 2 has no view file _R`, one clause a frame joined by `; ` (`None`: no such frame).
+    pub fn missing_views_text(&self) -> Option<String> {
+        let clauses: Vec<String> = self
+            .missing_views
+            .iter()
+            .map(|(frame, views)| {
+                let views: Vec<String> = views
+                    .iter()
+                    .map(|s| {
+                        if s.is_empty() {
+                            "without a suffix".to_owned()
+                        } else {
+                            s.clone()
+                        }
+                    })
+                    .collect();
+                format!("frame {frame} has no view file {}", views.join(", "))
+            })
+            .collect();
+        (!clauses.is_empty()).then(|| clauses.join("; "))
+    }
 }
 
 /// Why a scan failed.
@@ -204,7 +245,7 @@ impl FrameScan {
 pub enum ScanError {
     #[error(transparent)]
     Storage(#[from] StorageError),
-    /// Two objects of one frame both claim to be this job's (only a hand-made copy does this).
+    /// Two objects of one frame's file both claim to be this job's (only a hand-made copy does this).
     #[error("frame {frame} of this job is present more than once: {}; delete all but one", keys.join(", "))]
     Ambiguous { frame: i32, keys: Vec<String> },
 }
@@ -246,8 +287,13 @@ pub async fn scan_chunk_frames<S: Storage>(
     }
     let mut listing = Vec::new();
     for &frame in frames {
-        let prefix = format!("{}{}.", keys.frames_prefix(), frame_stem(frame));
-        listing.extend(storage.list(&prefix).await?);
+        // `0001.` and, with views, `0001_L.` (`0001` alone would list `00010.png` too): a
+        // frame's one file is listed beside its views, which it is not.
+        let views = version.views.suffixes();
+        for suffix in std::iter::once("").chain(views.into_iter().filter(|s| !s.is_empty())) {
+            let prefix = format!("{}{}{suffix}.", keys.frames_prefix(), frame_stem(frame));
+            listing.extend(storage.list(&prefix).await?);
+        }
     }
     classify(storage, keys, frames, version, records, listing).await
 }
@@ -265,7 +311,7 @@ async fn classify<S: Storage>(
     let mut ignored = 0;
     let mut by_frame: BTreeMap<i32, Vec<(FrameObject, Option<String>)>> = BTreeMap::new();
     for object in listing {
-        let Some((frame, extension)) = keys.parse_frame_key(&object.key) else {
+        let Some((frame, suffix, extension)) = keys.parse_view_key(&object.key) else {
             continue;
         };
         if frames.binary_search(&frame).is_err() {
@@ -274,6 +320,7 @@ async fn classify<S: Storage>(
         }
         let listed = FrameObject {
             frame,
+            suffix: suffix.to_owned(),
             extension: extension.to_owned(),
             key: object.key,
             size: object.size,
@@ -287,7 +334,9 @@ async fn classify<S: Storage>(
         by_frame.values().flatten().cloned().collect();
     let verdicts: Vec<(FrameObject, bool)> = futures::stream::iter(candidates)
         .map(|(object, etag)| async move {
-            if !version.may_match(&object.extension, object.size) {
+            if !version.may_match(&object.extension, object.size)
+                || version.views.suffix_of(&object.suffix).is_none()
+            {
                 return Ok::<_, ScanError>((object, false));
             }
             let (key, extension) = (&object.key, &object.extension);
@@ -317,19 +366,47 @@ async fn classify<S: Storage>(
         }
     }
     for &frame in frames {
-        match current.remove(&frame) {
-            Some(mut objects) if objects.len() == 1 => scan.current.extend(objects.pop()),
-            Some(objects) => {
-                return Err(ScanError::Ambiguous {
-                    frame,
-                    keys: objects.into_iter().map(|o| o.key).collect(),
-                })
-            }
-            None if by_frame.contains_key(&frame) => scan.stale.push(frame),
-            None => scan.missing.push(frame),
+        let objects = current.remove(&frame).unwrap_or_default();
+        let (files, absent) = frame_files(frame, objects, &version.views)?;
+        if absent.is_empty() {
+            scan.current.extend(files);
+        } else if files.is_empty() && !by_frame.contains_key(&frame) {
+            scan.missing.push(frame);
+        } else if by_frame[&frame].len() == files.len() {
+            // Some views are there and current, the others not at all.
+            scan.missing.push(frame);
+            scan.missing_views.push((frame, absent));
+        } else {
+            scan.stale.push(frame);
         }
     }
     Ok(scan)
+}
+
+/// A frame's current objects in view order, and the suffixes of its views that have none.
+fn frame_files(
+    frame: i32,
+    mut objects: Vec<FrameObject>,
+    views: &FrameViews,
+) -> Result<(Vec<FrameObject>, Vec<String>), ScanError> {
+    let mut files = Vec::new();
+    let mut absent = Vec::new();
+    for suffix in views.suffixes() {
+        let (mut of_view, rest): (Vec<_>, Vec<_>) =
+            objects.into_iter().partition(|o| o.suffix == suffix);
+        objects = rest;
+        match of_view.len() {
+            0 => absent.push(suffix.to_owned()),
+            1 => files.extend(of_view.pop()),
+            _ => {
+                return Err(ScanError::Ambiguous {
+                    frame,
+                    keys: of_view.into_iter().map(|o| o.key).collect(),
+                })
+            }
+        }
+    }
+    Ok((files, absent))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use farm_core::blender::OutputFormat;
 use farm_core::engine::{self, Engine, EngineChoice, SceneEngine};
 use farm_core::manifest::SceneFile;
 use farm_core::request::TAG_FRAMES;
+use farm_core::views::{FrameViews, ImageViews, RenderView, ViewsSetup};
 use farm_core::FrameList;
 
 /// The `frames` tag value that asks for the scene's own frames.
@@ -126,9 +127,13 @@ pub fn from_info(info: &BlendInfo, max_frames: usize) -> SceneRead {
 /// linked from a library may be cameras, so a file with libraries is never refused here.
 ///
 /// A scene whose frame buffers cannot fit in a render task's memory
-/// ([`farm_core::memory::too_large`]) cannot render either.
+/// ([`farm_core::memory::too_large`]) cannot render either, nor one whose views the farm cannot
+/// keep ([`frame_views`]).
 pub fn cannot_render(info: &BlendInfo) -> Option<String> {
     let scene = info.active_scene()?;
+    if let Err(refusal) = frame_views(Some(info)) {
+        return Some(refusal);
+    }
     if let Some(refusal) = farm_core::memory::too_large(
         &scene.name,
         scene.resolution,
@@ -213,6 +218,55 @@ pub fn stills_format(
     (format, note)
 }
 
+/// The files each frame of the active scene makes ([`farm_core::views`]: one per view of a
+/// multiview scene saving its views as individual files, else one; one for a file that could not
+/// be read), or why the farm refuses the scene: view suffixes it cannot keep apart, or a movie
+/// scene saving each view to its own file (Blender would write one movie per view, which the
+/// farm does not make).
+pub fn frame_views(info: Option<&BlendInfo>) -> Result<FrameViews, String> {
+    let Some(scene) = info.and_then(BlendInfo::active_scene) else {
+        return Ok(FrameViews::single());
+    };
+    let Some(multiview) = &scene.multiview else {
+        return Ok(FrameViews::single());
+    };
+    let setup = match multiview.setup.as_str() {
+        "MULTIVIEW" => ViewsSetup::Multiview,
+        _ => ViewsSetup::Stereo3d,
+    };
+    let image = match multiview.image_views.as_str() {
+        "STEREO_3D" => ImageViews::Stereo3d,
+        "MULTIVIEW" => ImageViews::Multiview,
+        _ => ImageViews::Individual,
+    };
+    let views: Vec<RenderView<'_>> = multiview
+        .views
+        .iter()
+        .map(|v| RenderView {
+            name: &v.name,
+            suffix: &v.suffix,
+            enabled: v.enabled,
+        })
+        .collect();
+    let files = FrameViews::of_scene(setup, image, &views).map_err(|e| {
+        format!(
+            "scene `{}` renders several views (Stereoscopy) into individual files, but {e} \
+             (Output Properties > Stereoscopy), then upload again",
+            scene.name
+        )
+    })?;
+    if !files.is_single() && scene.movie.is_some() {
+        return Err(format!(
+            "scene `{}` writes a movie with Stereoscopy saving each view to its own file \
+             (Views Format: Individual), for which Blender writes one movie per view, and the \
+             farm makes one movie a job: set Output Properties > Views > Views Format to Stereo 3D \
+             (the views combined in one movie), or turn Stereoscopy off, then upload again",
+            scene.name
+        ));
+    }
+    Ok(files)
+}
+
 /// The extension of the movie the active scene asks for (its output is FFmpeg), which the job
 /// makes from its frames; `None` for stills or a file that could not be read.
 pub fn movie_extension(info: Option<&BlendInfo>) -> Option<String> {
@@ -257,6 +311,7 @@ pub(crate) mod tests {
             compositor: false,
             view_layers: vec!["ViewLayer".into()],
             movie: None,
+            multiview: None,
         }
     }
 
@@ -338,5 +393,80 @@ pub(crate) mod tests {
         let mut t = tags(&[("frames", "scene"), ("chunk", "2")]);
         set_frames(&mut t, "1-10:3");
         assert_eq!(t, tags(&[("frames", "1-10:3"), ("chunk", "2")]));
+    }
+
+    /// A scene with Stereoscopy on, left and right saved as `image_views`.
+    pub(crate) fn stereo(image_views: &str, right_suffix: &str) -> Scene {
+        let view = |name: &str, suffix: &str| farm_blend::RenderView {
+            name: name.into(),
+            suffix: suffix.into(),
+            enabled: true,
+        };
+        Scene {
+            multiview: Some(farm_blend::Multiview {
+                setup: "STEREO_3D".into(),
+                image_views: image_views.into(),
+                stereo_mode: None,
+                views: vec![view("left", "_L"), view("right", right_suffix)],
+            }),
+            camera: Some("Camera".into()),
+            ..scene()
+        }
+    }
+
+    #[test]
+    fn a_stereo_scene_makes_a_file_per_view_or_one() {
+        let views = frame_views(Some(&info(stereo("INDIVIDUAL", "_R")))).unwrap();
+        assert_eq!(views.suffixes(), ["_L", "_R"]);
+        let combined = frame_views(Some(&info(stereo("STEREO_3D", "_R")))).unwrap();
+        assert!(combined.is_single());
+        assert!(frame_views(Some(&info(scene()))).unwrap().is_single());
+        assert!(frame_views(None).unwrap().is_single());
+    }
+
+    #[test]
+    fn views_the_farm_cannot_keep_apart_are_refused_before_compute() {
+        for suffix in ["_L", "../x"] {
+            let refused = cannot_render(&info(stereo("INDIVIDUAL", suffix))).expect("refused");
+            assert!(refused.contains("scene `Shot`"), "{refused}");
+            assert!(refused.contains(suffix), "{refused}");
+        }
+        // Combined in one image, the suffixes name no file.
+        assert_eq!(cannot_render(&info(stereo("STEREO_3D", "_L"))), None);
+    }
+
+    /// An MKV, H.264 movie without audio.
+    pub(crate) fn mkv() -> farm_blend::Movie {
+        farm_blend::Movie {
+            container: "MKV".into(),
+            extension: "mkv".into(),
+            codec: "H264".into(),
+            crf: Some(23),
+            video_bitrate: 0,
+            gop_size: 12,
+            audio_codec: None,
+            audio_bitrate: 0,
+            audio_mixrate: 0,
+            audio_channels: 0,
+        }
+    }
+
+    #[test]
+    fn a_movie_saving_each_view_apart_is_refused_and_a_combined_one_is_not() {
+        let movie = mkv();
+        let individual = Scene {
+            output_format: "FFMPEG".into(),
+            movie: Some(movie.clone()),
+            ..stereo("INDIVIDUAL", "_R")
+        };
+        let refused = cannot_render(&info(individual)).expect("refused");
+        assert!(refused.contains("scene `Shot` writes a movie"), "{refused}");
+        assert!(refused.contains("Views Format to Stereo 3D"), "{refused}");
+        let combined = Scene {
+            output_format: "FFMPEG".into(),
+            movie: Some(movie),
+            ..stereo("STEREO_3D", "_R")
+        };
+        assert_eq!(cannot_render(&info(combined)), None);
     }
 }

@@ -19,6 +19,7 @@ use farm_core::manifest::JobManifest;
 use farm_core::scheduler::{FRAMES_INLINE_MAX, FRAMES_REF_PREFIX};
 use farm_core::series::{BlenderPick, BlenderSeries, SERIES_SYNTAX};
 use farm_core::storage::{PutOptions, StorageError};
+use farm_core::views::FrameViews;
 use farm_core::{env, FrameList, JobKeys, Plan, RenderRequest, Storage};
 
 use crate::scan::OutputVersion;
@@ -50,6 +51,9 @@ pub struct JobTicket {
     /// `<key>/<stem>.<ext>` from the frames (ADR 0012). Only the movie job is told: a renderer
     /// with a movie makes the movie instead of rendering.
     pub movie: Option<String>,
+    /// The files each frame makes: one per view of a multiview scene saving its views as
+    /// individual files ([`farm_core::views`]), else one.
+    pub views: FrameViews,
     /// A scout job (`estimate=N`): one task renders sample frames of the plan instead of its
     /// chunks and writes `<key>/estimate.json`.
     pub scout: Option<Scout>,
@@ -116,6 +120,7 @@ impl JobTicket {
             blender: request.blender.and_then(BlenderPick::series),
             persistent: request.persistent,
             movie: None,
+            views: FrameViews::single(),
             scout: None,
         }
     }
@@ -156,6 +161,7 @@ impl JobTicket {
             blender: None,
             persistent,
             movie: None,
+            views: FrameViews::single(),
             scout: None,
         }
     }
@@ -187,6 +193,7 @@ impl JobTicket {
             blender: manifest.blender,
             persistent: manifest.persistent,
             movie: manifest.movie.clone(),
+            views: manifest.views.clone(),
             scout: None,
         })
     }
@@ -201,6 +208,7 @@ impl JobTicket {
                 .as_deref()
                 .map(|list| farm_core::deps::list_version(list).to_owned()),
             engine: self.engine.unwrap_or_default(),
+            views: self.views.clone(),
         }
     }
 
@@ -284,6 +292,10 @@ impl JobTicket {
                 (!self.persistent).then(|| "off".to_owned()),
             ),
             (env::MOVIE, self.movie.clone()),
+            (
+                env::VIEWS,
+                (!self.views.is_single()).then(|| self.views.canonical()),
+            ),
             (env::ESTIMATE, self.scout.map(|s| s.samples.to_string())),
             (env::MAX_VCPUS, self.scout.map(|s| s.max_vcpus.to_string())),
         ];
@@ -357,6 +369,10 @@ pub struct JobArgs {
     /// instead of rendering.
     #[arg(long, env = env::MOVIE, help_heading = "Job")]
     pub movie: Option<String>,
+    /// The view suffixes of a multiview scene saving each view to its own file (`_L,_R`), set
+    /// by the trigger from the scene: every frame is one file per view. Unset: one file.
+    #[arg(long, env = env::VIEWS, help_heading = "Job")]
+    pub views: Option<String>,
     /// A scout job (tag `estimate=N`): render this many sample frames of the job (first,
     /// middle, last for 3) on this one task instead of a chunk, and write `<key>/estimate.json`.
     #[arg(long, env = env::ESTIMATE, help_heading = "Job")]
@@ -451,6 +467,8 @@ impl JobArgs {
         let movie = non_empty(self.movie)
             .map(|ext| check_movie_extension(ext.trim()))
             .transpose()?;
+        let views = FrameViews::parse(self.views.as_deref().unwrap_or_default())
+            .map_err(|e| TicketError::invalid(env::VIEWS, format!("--views: {e}")))?;
         let max = farm_core::request::MAX_ESTIMATE_SAMPLES;
         let scout = match self.estimate {
             None => None,
@@ -478,6 +496,7 @@ impl JobArgs {
             blender,
             persistent: self.persistent == "on",
             movie,
+            views,
             scout,
         })
     }

@@ -61,6 +61,8 @@ pub struct Accepted {
     pub notes: Vec<String>,
     /// The extension of the movie the active scene asks for: the job also makes it.
     pub movie: Option<String>,
+    /// The files each frame makes (the active scene's views, [`scene::frame_views`]).
+    pub views: farm_core::views::FrameViews,
 }
 
 /// Decides what to do with an upload tagged `tags`, given what was read of it (`None`: nothing
@@ -112,6 +114,10 @@ pub fn decide(
     if let Some(refusal) = info.and_then(scene::cannot_render) {
         return Decision::Reject(refusal);
     }
+    let views = match scene::frame_views(info) {
+        Ok(views) => views,
+        Err(refusal) => return Decision::Reject(refusal),
+    };
     let engine = scene::choose_engine(request.engine, info);
     request.engine = Some(engine.engine);
     let (format, stills) = scene::stills_format(request.format, info);
@@ -128,6 +134,7 @@ pub fn decide(
         engine: engine.engine,
         notes: engine.note.into_iter().chain(stills).collect(),
         movie: scene::movie_extension(info),
+        views,
     }))
 }
 

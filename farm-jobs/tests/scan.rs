@@ -72,3 +72,47 @@ async fn every_expected_frame_is_current_stale_or_missing() {
     assert_eq!(current, [keys.frame(3, "jpg"), keys.frame(6, "jpg")]);
     assert_eq!(scan.stale, [1]);
 }
+
+#[tokio::test]
+async fn a_multiview_frame_is_current_only_with_every_view_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = LocalStorage::new(dir.path());
+    let keys = JobKeys::new("shots/stereo.blend");
+    let views = farm_core::views::FrameViews::new(&["_L", "_R"]).unwrap();
+    let job = OutputVersion {
+        views: views.clone(),
+        ..OutputVersion::new(Some("\"e2\""), None)
+    };
+    let old = OutputVersion::new(Some("\"e1\""), None);
+
+    for suffix in ["_L", "_R"] {
+        put(&storage, &keys.view_frame(1, suffix, "png"), Some(&job)).await;
+    }
+    put(&storage, &keys.view_frame(2, "_L", "png"), Some(&job)).await; // right view missing
+    put(&storage, &keys.view_frame(3, "_L", "png"), Some(&job)).await;
+    put(&storage, &keys.view_frame(3, "_R", "png"), Some(&old)).await; // right view stale
+    put(&storage, &keys.frame(4, "png"), Some(&job)).await; // not a view file
+    put(&storage, &keys.view_frame(10, "_L", "png"), Some(&job)).await; // not expected
+
+    let frames = [1, 2, 3, 4, 5];
+    for scan in [
+        scan_frames(&storage, &keys, &frames, &job, &[]).await.unwrap(),
+        scan_chunk_frames(&storage, &keys, &frames, &job, &[])
+            .await
+            .unwrap(),
+    ] {
+        let current: Vec<String> = scan.current.iter().map(|o| o.file_name()).collect();
+        assert_eq!(current, ["0001_L.png", "0001_R.png"]);
+        assert_eq!(scan.missing, [2, 5]);
+        assert_eq!(scan.missing_views, [(2, vec!["_R".to_owned()])]);
+        assert_eq!(scan.stale, [3, 4]);
+    }
+    // The same objects for a job of one file a frame: no view file is its frame.
+    let single = OutputVersion::new(Some("\"e2\""), None);
+    let scan = scan_frames(&storage, &keys, &frames, &single, &[])
+        .await
+        .unwrap();
+    let current: Vec<i32> = scan.current.iter().map(|o| o.frame).collect();
+    assert_eq!(current, [4]);
+    assert_eq!(scan.stale, [1, 2, 3]);
+}

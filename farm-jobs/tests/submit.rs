@@ -56,6 +56,7 @@ fn source() -> SourceObject {
         saved_by: None,
         scene: None,
         movie: None,
+        views: farm_core::views::FrameViews::single(),
     }
 }
 

@@ -232,6 +232,10 @@ def main():
         scene.render.ffmpeg.codec = "H264"
         scene.render.ffmpeg.constant_rate_factor = "HIGH"
         scene.render.fps = int(opts["movie_fps"])
+    if opts.get("stereo"):
+        scene.render.use_multiview = True
+        scene.render.views_format = "STEREO_3D"
+        scene.render.image_settings.views_format = "INDIVIDUAL"
     if opts.get("no_camera"):
         for obj in [o for o in bpy.data.objects if o.type == "CAMERA"]:
             bpy.data.objects.remove(obj, do_unlink=True)

@@ -47,6 +47,8 @@ pub struct SceneOptions {
     pub camera_switch_at: Option<i32>,
     /// The scene's output is a movie: MKV, H.264 (CRF `HIGH`), no audio, at this frame rate.
     pub movie_fps: Option<u32>,
+    /// Stereoscopy on: left and right views, each saved to its own file (`_L`, `_R`).
+    pub stereo: bool,
 }
 
 /// A compositor File Output node: Blender writes `<base_path><slot><frame, 4 digits>.png`.
@@ -76,6 +78,7 @@ impl Default for SceneOptions {
             no_camera: false,
             camera_switch_at: None,
             movie_fps: None,
+            stereo: false,
         }
     }
 }
@@ -317,6 +320,7 @@ pub fn make_scene_with(
         "no_camera": options.no_camera,
         "camera_switch_at": options.camera_switch_at,
         "movie_fps": options.movie_fps,
+        "stereo": options.stereo,
     });
     run_maker(blender, Path::new(MAKE_SCENE), &json, &output)?;
     Ok(output)

@@ -1924,6 +1924,7 @@ fn ticket(keys: &JobKeys, frames: &str, chunk: u32) -> farm_jobs::JobTicket {
         blender: None,
         persistent: true,
         movie: None,
+        views: farm_core::views::FrameViews::single(),
         scout: None,
     }
 }
@@ -1989,6 +1990,7 @@ async fn the_farm_users_policy_allows_what_farm_does_and_submits_by_definition_n
         saved_by: None,
         scene: None,
         movie: None,
+        views: farm_core::views::FrameViews::single(),
     };
     let request =
         RenderRequest::from_tags([("frames", "1-3000:3 2-3000:3"), ("chunk", "1")], 10_000)

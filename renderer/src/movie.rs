@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use farm_core::blender::{parse_log_line, Blender, LogEvent, MovieCommand};
-use farm_core::layout::frame_file_name;
 use farm_core::receipt::MovieObject;
 use farm_core::storage::PutOptions;
 use farm_core::tasks::TaskKind;
@@ -78,7 +77,7 @@ async fn make<S: Storage>(
     create_dir(&folder).await?;
     let files: Vec<PathBuf> = futures::stream::iter(&scan.current)
         .map(|object| {
-            let path = folder.join(frame_file_name(object.frame, &object.extension));
+            let path = folder.join(object.file_name());
             async move {
                 storage.download(&object.key, &path, None).await?;
                 Ok::<_, RenderError>(path)

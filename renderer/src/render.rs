@@ -151,7 +151,7 @@ pub async fn render_frames<S: Storage, F: Future<Output = ()> + Unpin>(
         resolution_percent: spec.resolution_percent,
     };
     let (mut child, mut lines) = spawn_blender(setup, &command).await?;
-    let mut run = Run::new(frames, &out_dir);
+    let mut run = Run::new(frames, &spec.version.views.suffixes(), &out_dir);
     let mut uploads = FuturesUnordered::new();
 
     // Follow Blender's output until it closes, uploading frames as they are saved.
@@ -317,10 +317,12 @@ async fn fresh_dir(dir: &Path) -> Result<PathBuf, RenderError> {
     Ok(dir.to_owned())
 }
 
-/// A file Blender wrote for a frame.
+/// A file Blender wrote for a frame (or for one view of it).
 #[derive(Debug)]
 struct FrameFile {
     frame: i32,
+    /// The view's suffix (`_L`), `""` for a frame's only file.
+    suffix: String,
     path: PathBuf,
     extension: String,
 }
@@ -337,13 +339,15 @@ async fn upload_frame<S: Storage>(
     storage: &S,
     spec: &ChunkSpec<'_>,
     file: FrameFile,
-) -> Result<(i32, Option<Uploaded>), RenderError> {
+) -> Result<(FrameFile, Option<Uploaded>), RenderError> {
     let head = read_head(&file.path, IMAGE_SNIFF_LEN).await?;
     if !looks_like_image(&file.extension, &head) {
         warn!(frame = file.frame, path = %file.path.display(), "blender wrote an empty or unreadable image");
-        return Ok((file.frame, None));
+        return Ok((file, None));
     }
-    let key = spec.keys.frame(file.frame, &file.extension);
+    let key = spec
+        .keys
+        .view_frame(file.frame, &file.suffix, &file.extension);
     let options = PutOptions {
         content_type: Some(content_type(&file.extension).to_owned()),
         metadata: spec.version.metadata(),
@@ -367,7 +371,7 @@ async fn upload_frame<S: Storage>(
         upload: started.elapsed(),
         object,
     };
-    Ok((file.frame, Some(uploaded)))
+    Ok((file, Some(uploaded)))
 }
 
 /// Fails with [`RenderError::Superseded`] when the job's .blend was replaced since the job was

@@ -315,6 +315,7 @@ where
         saved_by: accepted.saved_by.ok(),
         scene: accepted.scene,
         movie: accepted.movie,
+        views: accepted.views,
     };
     let submitted = match Box::pin(submit_request_with(
         &storage,

@@ -24,7 +24,6 @@ use std::pin::Pin;
 use async_zip::base::write::ZipFileWriter;
 use async_zip::{Compression, ZipDateTime, ZipDateTimeBuilder, ZipEntryBuilder};
 use bytes::{Bytes, BytesMut};
-use farm_core::layout::frame_file_name;
 use farm_core::storage::{Storage, StreamUpload};
 use futures::{stream, AsyncWriteExt as _, StreamExt, TryStreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -136,12 +135,9 @@ async fn write_zip<S: Storage>(
                 "the frame downloads ended early",
             ),
         })?;
-        let entry = ZipEntryBuilder::new(
-            frame_file_name(object.frame, &object.extension).into(),
-            Compression::Stored,
-        )
-        .last_modification_date(modified)
-        .unix_permissions(FILE_MODE);
+        let entry = ZipEntryBuilder::new(object.file_name().into(), Compression::Stored)
+            .last_modification_date(modified)
+            .unix_permissions(FILE_MODE);
         preview.begin(position, object).await;
         let written = match body {
             Body::Whole(data) => {

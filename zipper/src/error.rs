@@ -16,15 +16,18 @@ pub enum ZipError {
     },
     /// Expected frames are not under the frames prefix; `missing.json` lists them.
     #[error(
-        "{} of {expected} expected frames are missing{}: {}; render them again (farm retry), \
+        "{} of {expected} expected frames are missing{}: {}{}; render them again (farm retry), \
          then rerun the zipper (they are also listed in `{report}`)",
         .missing.len(),
         if *.stale > 0 { format!(" ({stale} of them only from another upload or format)") } else { String::new() },
-        compact(.missing, ", ")
+        compact(.missing, ", "),
+        .views.as_ref().map(|views| format!(" ({views})")).unwrap_or_default()
     )]
     Missing {
         /// The frames not rendered for this job, sorted.
         missing: Vec<i32>,
+        /// The views missing beside current ones (`frame 2 has no view file _R`).
+        views: Option<String>,
         /// How many of them have only an object of another upload or format.
         stale: usize,
         /// How many frames the job expects.
@@ -145,6 +148,7 @@ mod tests {
     fn missing_frames_are_listed_as_ranges() {
         let error = ZipError::Missing {
             missing: vec![1, 2, 3, 7],
+            views: None,
             stale: 0,
             expected: 10,
             report: "k/missing.json".into(),

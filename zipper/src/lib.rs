@@ -263,7 +263,8 @@ async fn zip_job_frames<S: Storage>(
     let preview = write_preview(storage, keys, preview, options.preview).await;
     Ok(ZipSummary {
         key: keys.zip(),
-        frames: objects.len(),
+        // Every expected frame is in the archive: one file each, or one a view.
+        frames: frames.len(),
         ignored,
         frame_bytes: objects.iter().map(|object| object.size).sum(),
         archive_bytes,
@@ -388,6 +389,16 @@ struct MissingReport<'a> {
     expected: usize,
     /// Of those, frames with only an object of another upload or format.
     stale: &'a [i32],
+    /// Of those, frames with some of their view files current and these missing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    missing_views: Vec<MissingViews<'a>>,
+}
+
+/// A frame of `missing.json` with some of its view files and not these.
+#[derive(Debug, serde::Serialize)]
+struct MissingViews<'a> {
+    frame: i32,
+    views: &'a [String],
 }
 
 /// Writes `missing.json`, removes a stale archive (it would not hold this job's frames) and
@@ -404,6 +415,14 @@ async fn report_missing<S: Storage>(
         ranges: compact(&missing, ", "),
         expected: frames.len(),
         stale: &scan.stale,
+        missing_views: scan
+            .missing_views
+            .iter()
+            .map(|(frame, views)| MissingViews {
+                frame: *frame,
+                views,
+            })
+            .collect(),
     };
     if let Err(source) = put_json(storage, &keys.missing(), &report).await {
         return ZipError::storage(format!("writing `{}`", keys.missing()), source);
@@ -412,6 +431,7 @@ async fn report_missing<S: Storage>(
     remove_stale(storage, &keys.preview()).await;
     ZipError::Missing {
         missing,
+        views: scan.missing_views_text(),
         stale: scan.stale.len(),
         expected: frames.len(),
         report: keys.missing(),

@@ -33,6 +33,18 @@ def uses_nodes(scene):
     return bool(scene.use_nodes and scene.node_tree is not None)
 
 
+def multiview(render):
+    if not render.use_multiview:
+        return None
+    image = render.image_settings
+    return {
+        "setup": render.views_format,
+        "image_views": image.views_format,
+        "stereo_mode": image.stereo_3d_format.display_mode if image.views_format == "STEREO_3D" else None,
+        "views": [{"name": v.name, "suffix": v.file_suffix, "enabled": v.use} for v in render.views],
+    }
+
+
 def main():
     if bpy.app.background and "--" not in sys.argv and len(sys.argv) > 1 and sys.argv[-1].endswith(".blend") and not bpy.data.filepath:
         bpy.ops.wm.open_mainfile(filepath=sys.argv[-1])
@@ -55,6 +67,7 @@ def main():
                 "sequencer": render.use_sequencer and has_strips(scene),
                 "compositor": render.use_compositing and uses_nodes(scene),
                 "view_layers": [layer.name for layer in scene.view_layers if layer.use],
+                "multiview": multiview(render),
             }
         )
     files = []

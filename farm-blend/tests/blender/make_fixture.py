@@ -110,6 +110,21 @@ def make(config):
     alpha.render.resolution_y = 7
     alpha.render.resolution_percentage = 150
     alpha.render.image_settings.file_format = "JPEG"
+    # Multiview: `Shot` saves left and right as individual files (and has a third view, which
+    # the stereo setup does not render); `Alpha` has custom views, one of them off, combined
+    # side by side in one image.
+    shot.render.use_multiview = True
+    shot.render.views_format = "STEREO_3D"
+    shot.render.image_settings.views_format = "INDIVIDUAL"
+    extra = shot.render.views.new("centre")
+    extra.file_suffix = "_C"
+    alpha.render.use_multiview = True
+    alpha.render.views_format = "MULTIVIEW"
+    alpha.render.views["right"].use = False
+    alpha.render.views["left"].file_suffix = "-left"
+    alpha.render.views.new("top").file_suffix = "_top"
+    alpha.render.image_settings.views_format = "STEREO_3D"
+    alpha.render.image_settings.stereo_3d_format.display_mode = "SIDEBYSIDE"
     other_cam = bpy.data.objects.new("Side Cam", bpy.data.cameras.new("SideData"))
     alpha.collection.objects.link(other_cam)
     alpha.camera = other_cam

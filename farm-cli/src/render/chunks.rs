@@ -31,7 +31,7 @@ pub(super) async fn frames_outside(
         .await
         .context("listing the output folder's frames")?
         .iter()
-        .filter_map(|o| keys.parse_frame_key(&o.key).map(|(frame, _)| frame))
+        .filter_map(|o| keys.parse_view_key(&o.key).map(|(frame, _, _)| frame))
         .filter(|frame| !planned.contains(frame))
         .collect();
     Ok(found.into_iter().collect())

@@ -298,8 +298,13 @@ async fn local_job(args: &RenderArgs) -> anyhow::Result<LocalJob> {
     let plan = plan_chunks(frames, args.chunk, usize::from(args.workers))?;
     let persistent = !args.no_persistent;
     let deps = dependencies.as_deref();
+    // `scene_frames` refused a scene whose views cannot be kept.
+    let views = farm_jobs::scene::frame_views(info.as_ref()).map_err(|e| anyhow!(e))?;
     Ok(LocalJob {
-        ticket: JobTicket::local(plan, &source_tag, format, engine, deps, persistent),
+        ticket: JobTicket {
+            views,
+            ..JobTicket::local(plan, &source_tag, format, engine, deps, persistent)
+        },
         scene,
         info,
         out,

@@ -383,6 +383,7 @@ mod tests {
         let current = |frame: i32| FrameObject {
             frame,
             key: keys.frame(frame, "png"),
+            suffix: String::new(),
             extension: "png".into(),
             size: 10,
         };
@@ -392,6 +393,7 @@ mod tests {
             missing: vec![4, 5, 6, 7, 8, 9, 10],
             stale_objects: vec![current(3)],
             ignored: 1,
+            ..FrameScan::default()
         };
         let logs = [
             object("s/a.blend/logs/0002.log"), // rendered after all: done
@@ -443,6 +445,7 @@ mod tests {
             missing: (1..=6).collect(),
             stale_objects: Vec::new(),
             ignored: 0,
+            ..FrameScan::default()
         };
         let records = [
             // Chunk 0 (1-2): failed, then its retry succeeded: not failed.

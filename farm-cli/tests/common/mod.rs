@@ -39,6 +39,19 @@ pub fn farm_env(command: &mut Command) {
     }
 }
 
+/// `farm render BLEND --out OUT` with `blender` (its `BLENDER` or `FARM_BLENDER_PYTHON`);
+/// asserts it succeeded and returns its stdout.
+pub fn farm_render_with(blender: &farm_testkit::TestBlender, blend: &Path, out: &Path) -> String {
+    let (var, path) = blender.env();
+    let result = run(farm()
+        .env(var, path)
+        .arg("render")
+        .arg(blend)
+        .arg("--out")
+        .arg(out));
+    result.ok().to_owned()
+}
+
 /// What a run printed and how it ended.
 #[derive(Debug)]
 pub struct Run {

@@ -107,6 +107,8 @@ pub struct SourceObject {
     /// The extension of the movie the active scene asks for (its output is FFmpeg), read from
     /// the file: a movie job makes it from the frames after the zip job (ADR 0012).
     pub movie: Option<String>,
+    /// The files each frame of the active scene makes (its views, [`farm_core::views`]).
+    pub views: farm_core::views::FrameViews,
 }
 
 impl SourceObject {
@@ -126,6 +128,7 @@ impl SourceObject {
     ) -> JobTicket {
         JobTicket {
             movie: self.movie.clone(),
+            views: self.views.clone(),
             ..JobTicket::for_request(
                 &self.bucket,
                 &self.key,
@@ -434,6 +437,7 @@ pub fn submitted_manifest(
         zip_job_id: Some(zip_job_id.to_owned()),
         movie: source.movie.clone(),
         movie_job_id: None,
+        views: source.views.clone(),
         targets: None,
         request: None,
         created: Timestamp::now(),

@@ -21,6 +21,7 @@ fn ticket(frames: &str) -> JobTicket {
         blender: Some(BlenderSeries::new(4, 5)),
         persistent: false,
         movie: Some("mkv".to_owned()),
+        views: FrameViews::new(&["_L", "_R"]).unwrap(),
         scout: None,
     }
 }
@@ -43,6 +44,7 @@ fn a_local_ticket_versions_frames_by_the_scenes_hash_and_files() {
             format: Some(OutputFormat::Png),
             dependencies: Some("0123456789abcdef".to_owned()),
             engine: Engine::Workbench,
+            views: FrameViews::single(),
         }
     );
     let bare = JobTicket::local(plan("1", 1), "5ca1ab1e", None, Engine::Cycles, None, true);
@@ -94,6 +96,7 @@ async fn a_ticket_reads_back_what_its_environment_says() {
     assert_eq!(vars[env::PERSISTENT], "off");
     assert_eq!(vars[env::DEPENDENCIES], "shots/a b ü.blend/deps/00ff.json");
     assert_eq!(vars[env::MOVIE], "mkv");
+    assert_eq!(vars[env::VIEWS], "_L,_R");
     assert!(!vars.contains_key(env::ESTIMATE) && !vars.contains_key(env::MAX_VCPUS));
 
     // A scout's samples and the farm's MaxVcpus travel with it.
@@ -122,6 +125,7 @@ async fn a_ticket_reads_back_what_its_environment_says() {
         blender: None,
         persistent: true,
         movie: None,
+        views: FrameViews::single(),
         ..full
     };
     let (vars, back) = round_trip(&bare).await;
@@ -183,6 +187,8 @@ fn the_workers_parser_names_the_variable_of_a_bad_value() {
         (env::MOVIE, "png"),
         (env::ESTIMATE, "0"),
         (env::ESTIMATE, "17"),
+        (env::VIEWS, "_L,../x"),
+        (env::VIEWS, "_L,_L"),
     ] {
         let err = good(&[(var, value)]).unwrap_err();
         assert!(
@@ -267,6 +273,7 @@ fn a_manifest_makes_the_ticket_its_jobs_were_given() {
         saved_by: None,
         scene: None,
         movie: submitted.movie.clone(),
+        views: submitted.views.clone(),
     };
     let mut manifest = crate::submitted_manifest(&source, &request, "r", "z");
     manifest.movie.clone_from(&submitted.movie);
@@ -285,6 +292,7 @@ fn a_manifest_makes_the_ticket_its_jobs_were_given() {
     assert_eq!(
         JobTicket {
             movie: submitted.movie.clone(),
+            views: submitted.views.clone(),
             ..for_request
         },
         submitted
@@ -317,6 +325,7 @@ proptest! {
         persistent in any::<bool>(),
         movie in proptest::option::of(prop::sample::select(farm_blend::MOVIE_EXTENSIONS)),
         scout in proptest::option::of((1u16..=16, 4u32..5000)),
+        views in prop::sample::select(vec![vec![], vec!["_L", "_R"], vec!["-a", "", "B_2"]]),
     ) {
         let chunk = chunk.max(u32::try_from(frames.len().div_ceil(farm_core::plan::MAX_ARRAY_SIZE)).unwrap());
         let ticket = JobTicket {
@@ -330,6 +339,7 @@ proptest! {
             blender: blender.map(|(major, minor)| BlenderSeries::new(major, minor)),
             persistent,
             movie: movie.map(str::to_owned),
+            views: FrameViews::new(&views).unwrap(),
             scout: scout.map(|(samples, max_vcpus)| Scout { samples, max_vcpus }),
         };
         let (_, back) = runtime().block_on(round_trip(&ticket));

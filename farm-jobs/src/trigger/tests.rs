@@ -211,18 +211,7 @@ fn the_engine_and_the_stills_format_are_the_scenes_unless_asked() {
     );
     let movie = read(Scene {
         output_format: "FFMPEG".into(),
-        movie: Some(farm_blend::Movie {
-            container: "MKV".into(),
-            extension: "mkv".into(),
-            codec: "H264".into(),
-            crf: Some(23),
-            video_bitrate: 0,
-            gop_size: 12,
-            audio_codec: None,
-            audio_bitrate: 0,
-            audio_mixrate: 0,
-            audio_channels: 0,
-        }),
+        movie: Some(crate::scene::tests::mkv()),
         ..scene()
     });
     let accepted = submitted(decide(
@@ -242,5 +231,29 @@ fn the_engine_and_the_stills_format_are_the_scenes_unless_asked() {
         accepted.movie.as_deref(),
         Some("mkv"),
         "the job makes the movie"
+    );
+}
+
+#[test]
+fn a_stereo_scene_saving_views_apart_submits_a_file_per_view() {
+    let stereo = read(crate::scene::tests::stereo("INDIVIDUAL", "_R"));
+    let accepted = submitted(decide(
+        &tags(&[("frames", "1-2")]),
+        facts(HEAD, &stereo),
+        &LIMITS,
+    ));
+    assert_eq!(accepted.views.suffixes(), ["_L", "_R"]);
+    let plain = read(scene());
+    let accepted = submitted(decide(
+        &tags(&[("frames", "1-2")]),
+        facts(HEAD, &plain),
+        &LIMITS,
+    ));
+    assert!(accepted.views.is_single());
+    let clash = read(crate::scene::tests::stereo("INDIVIDUAL", "_L"));
+    let refused = decide(&tags(&[("frames", "1-2")]), facts(HEAD, &clash), &LIMITS);
+    assert!(
+        rejection(&refused).contains("same file suffix `_L`"),
+        "{refused:?}"
     );
 }

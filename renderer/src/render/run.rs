@@ -1,5 +1,7 @@
-//! One Blender process's output, line by line: which frame it is on, the files it saved, each
-//! frame's log, errors and time, and the chunk's verdict once it exits.
+//! One Blender process's output, line by line: which frame it is on, the files it saved (one a
+//! frame, or one a view of a multiview scene saving its views apart), each frame's log, errors
+//! and time, and the chunk's verdict once it exits: a frame is done when every file of it is
+//! uploaded.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::unix::process::ExitStatusExt;
@@ -21,6 +23,8 @@ use super::{ChunkReport, ChunkSpec, FrameEvent, FrameFile, Uploaded, LOG_LINES_P
 #[derive(Debug, Default)]
 pub(super) struct Run {
     expected: BTreeSet<i32>,
+    /// The view suffix of each file of a frame (`[""]`: one file).
+    views: Vec<String>,
     /// The only folder a frame file is accepted from.
     out_dir: PathBuf,
     /// Why the render script refused the file, if it did.
@@ -37,24 +41,31 @@ pub(super) struct Run {
     render_times: BTreeMap<i32, Duration>,
     /// When the current frame started (its `FARM_FRAME` line).
     frame_started: Option<Instant>,
-    queued: BTreeSet<i32>,
+    /// Files queued for upload: frame and view suffix.
+    queued: BTreeSet<(i32, String)>,
+    /// The view files of each frame uploaded so far.
+    uploaded_views: BTreeMap<i32, BTreeSet<String>>,
+    /// Frames with every file uploaded.
     uploaded: BTreeSet<i32>,
     unreadable: BTreeSet<i32>,
 }
 
 impl Run {
-    pub(super) fn new(frames: &[i32], out_dir: &Path) -> Self {
+    /// A run of `frames`, each made of one file per view suffix in `views` (`[""]`: one file).
+    pub(super) fn new(frames: &[i32], views: &[&str], out_dir: &Path) -> Self {
         Self {
             expected: frames.iter().copied().collect(),
+            views: views.iter().map(|&s| s.to_owned()).collect(),
             out_dir: out_dir.to_owned(),
             ..Self::default()
         }
     }
 
-    /// The frame Blender is on and when it started, until its file is saved.
+    /// The frame Blender is on and when it started, until a file of it is saved.
     pub(super) fn running(&self) -> Option<(i32, Instant)> {
         let frame = self.current?;
-        (!self.queued.contains(&frame)).then_some((frame, self.frame_started?))
+        let saving = self.queued.range((frame, String::new())..).next();
+        (saving.is_none_or(|(f, _)| *f != frame)).then_some((frame, self.frame_started?))
     }
 
     /// Takes in one line of Blender's output; returns a frame file ready to upload.
@@ -127,9 +138,13 @@ impl Run {
             return None;
         }
         let name = path.file_name()?.to_str()?;
-        let (frame, extension) = output_frame(name)?;
-        (self.expected.contains(&frame) && self.queued.insert(frame)).then(|| FrameFile {
+        let (frame, suffix, extension) = output_frame(name)?;
+        (self.expected.contains(&frame)
+            && self.views.iter().any(|v| v == suffix)
+            && self.queued.insert((frame, suffix.to_owned())))
+        .then(|| FrameFile {
             frame,
+            suffix: suffix.to_owned(),
             path: path.to_owned(),
             extension: extension.to_owned(),
         })
@@ -156,22 +171,29 @@ impl Run {
 
     pub(super) fn uploaded(
         &mut self,
-        done: Result<(i32, Option<Uploaded>), RenderError>,
+        done: Result<(FrameFile, Option<Uploaded>), RenderError>,
         events: &(dyn Fn(FrameEvent) + Sync),
     ) -> Result<(), RenderError> {
         match done? {
-            (frame, None) => {
-                self.unreadable.insert(frame);
+            (file, None) => {
+                self.unreadable.insert(file.frame);
             }
-            (frame, Some(uploaded)) => {
+            (file, Some(uploaded)) => {
+                let frame = file.frame;
                 let render = self.render_times.get(&frame).copied();
                 info!(
                     frame,
+                    view = file.suffix,
                     key = %uploaded.key,
                     render_seconds = render.map(|d| d.as_secs_f64()),
                     upload_seconds = uploaded.upload.as_secs_f64(),
                     "frame uploaded"
                 );
+                let views = self.uploaded_views.entry(frame).or_default();
+                views.insert(file.suffix);
+                if views.len() < self.views.len() {
+                    return Ok(());
+                }
                 self.uploaded.insert(frame);
                 // Only a failed frame's log is kept (to upload next to the frames).
                 if let Some(log) = self.logs.get_mut(&frame) {
@@ -252,6 +274,8 @@ impl Run {
         let frame = started_and_failed.first().copied().unwrap_or(missing[0]);
         let message = if self.unreadable.contains(&frame) {
             "blender wrote an empty or unreadable image".to_owned()
+        } else if let Some(views) = self.views_not_written(frame) {
+            format!("blender wrote no image for view {views}")
         } else {
             self.errors
                 .get(&frame)
@@ -267,6 +291,20 @@ impl Run {
             message,
             log_key: spec.keys.log(frame),
         })
+    }
+}
+
+impl Run {
+    /// The view files of `frame` not uploaded while others were (`_R`), if any were.
+    fn views_not_written(&self, frame: i32) -> Option<String> {
+        let done = self.uploaded_views.get(&frame)?;
+        let absent: Vec<&str> = self
+            .views
+            .iter()
+            .filter(|v| !done.contains(*v))
+            .map(String::as_str)
+            .collect();
+        (!absent.is_empty()).then(|| absent.join(", "))
     }
 }
 
@@ -293,7 +331,7 @@ mod tests {
             std::fs::write(out.join(name), b"png").unwrap();
         }
         let saved = |name: &str| format!("Saved: '{}'", out.join(name).display());
-        let mut run = Run::new(&[1, 2], &out);
+        let mut run = Run::new(&[1, 2], &[""], &out);
         assert!(run.observe("FARM_FRAME 1".into(), &no_events).is_none());
         let file = run.observe(saved("frame_1.png"), &no_events).unwrap();
         assert_eq!((file.frame, file.extension.as_str()), (1, "png"));
@@ -309,6 +347,50 @@ mod tests {
     }
 
     #[test]
+    fn a_multiview_frame_is_uploaded_when_every_view_file_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        for name in [
+            "frame_1_L.png",
+            "frame_1_R.png",
+            "frame_1.png",
+            "frame_1_C.png",
+        ] {
+            std::fs::write(out.join(name), b"png").unwrap();
+        }
+        let saved = |name: &str| format!("Saved: '{}'", out.join(name).display());
+        let mut run = Run::new(&[1], &["_L", "_R"], &out);
+        run.observe("FARM_FRAME 1".into(), &no_events);
+        for name in ["frame_1.png", "frame_1_C.png"] {
+            assert!(run.observe(saved(name), &no_events).is_none(), "{name}");
+        }
+        let left = run.observe(saved("frame_1_L.png"), &no_events).unwrap();
+        assert_eq!(left.suffix, "_L");
+        assert!(
+            run.running().is_none(),
+            "saving: the frame's render is over"
+        );
+        let uploaded = |file| {
+            Ok((
+                file,
+                Some(Uploaded {
+                    key: "k".into(),
+                    upload: Duration::ZERO,
+                    object: None,
+                }),
+            ))
+        };
+        run.uploaded(uploaded(left), &no_events).unwrap();
+        assert!(run.uploaded.is_empty(), "one view of two");
+        assert_eq!(run.views_not_written(1).as_deref(), Some("_R"));
+        let right = run.observe(saved("frame_1_R.png"), &no_events).unwrap();
+        run.uploaded(uploaded(right), &no_events).unwrap();
+        assert_eq!(run.uploaded.iter().copied().collect::<Vec<_>>(), [1]);
+        assert_eq!(run.views_not_written(1), None);
+    }
+
+    #[test]
     fn only_regular_files_directly_in_the_output_folder_are_frames() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
@@ -321,7 +403,7 @@ mod tests {
         std::fs::write(out.join("sub/frame_1.png"), b"png").unwrap();
         std::os::unix::fs::symlink(dir.path().join("frame_1.png"), out.join("frame_2.png"))
             .unwrap();
-        let mut run = Run::new(&[1, 2], &out);
+        let mut run = Run::new(&[1, 2], &[""], &out);
         for path in [
             outputs.join("frame_1.png"),
             dir.path().join("frame_1.png"),
@@ -342,7 +424,7 @@ mod tests {
 
     #[test]
     fn a_refusal_is_kept_for_the_verdict() {
-        let mut run = Run::new(&[1], Path::new("/w/out"));
+        let mut run = Run::new(&[1], &[""], Path::new("/w/out"));
         run.observe(
             "FARM_REFUSED Freestyle on view layer \"V\"".into(),
             &no_events,
@@ -360,7 +442,7 @@ mod tests {
     fn a_frame_is_timed_when_saved_before_blenders_time_line() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("frame_1.png"), b"png").unwrap();
-        let mut run = Run::new(&[1], dir.path());
+        let mut run = Run::new(&[1], &[""], dir.path());
         run.observe("FARM_FRAME 1".into(), &no_events);
         let saved = format!("Saved: '{}'", dir.path().join("frame_1.png").display());
         let file = run.observe(saved, &no_events).expect("a frame file");
@@ -372,7 +454,7 @@ mod tests {
 
     #[test]
     fn errors_and_times_belong_to_the_current_frame() {
-        let mut run = Run::new(&[1, 2], Path::new("/w/out"));
+        let mut run = Run::new(&[1, 2], &[""], Path::new("/w/out"));
         run.observe("Read blend: /w/scene.blend".into(), &no_events);
         run.observe("FARM_FRAME 2".into(), &no_events);
         run.observe(" Time: 00:01.50 (Saving: 00:00.01)".into(), &no_events);
