@@ -96,7 +96,9 @@ async fn a_multiview_frame_is_current_only_with_every_view_file() {
 
     let frames = [1, 2, 3, 4, 5];
     for scan in [
-        scan_frames(&storage, &keys, &frames, &job, &[]).await.unwrap(),
+        scan_frames(&storage, &keys, &frames, &job, &[])
+            .await
+            .unwrap(),
         scan_chunk_frames(&storage, &keys, &frames, &job, &[])
             .await
             .unwrap(),
