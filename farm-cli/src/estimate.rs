@@ -12,6 +12,7 @@ use anyhow::{anyhow, bail, Context};
 use farm_core::estimate::{sample_frames, Estimate, Measurement};
 use farm_core::receipt::Prices;
 use farm_core::timeline::{CloudModel, Projection};
+use renderer::scout::SampleOutput;
 use renderer::BlenderSetup;
 
 use crate::cli::EstimateArgs;
@@ -69,7 +70,12 @@ pub async fn run(args: &EstimateArgs) -> anyhow::Result<()> {
         farm_core::frames::compact(&samples, " "),
     );
     let engine = farm_jobs::scene::choose_engine(None, info.as_ref()).engine;
-    let measured = measure(args, &scene, frames.as_slice(), threads, engine).await?;
+    let views = farm_jobs::scene::frame_views(info.as_ref()).map_err(|e| anyhow!(e))?;
+    let output = SampleOutput {
+        engine,
+        views: &views,
+    };
+    let measured = measure(args, &scene, frames.as_slice(), threads, output).await?;
     let measured_on = format!("this machine ({threads} threads)");
     let estimate =
         Estimate::from_measurement(&measured, threads, frames.as_slice(), &model, &measured_on)
@@ -86,7 +92,7 @@ async fn measure(
     scene: &Path,
     frames: &[i32],
     threads: usize,
-    engine: farm_core::engine::Engine,
+    output: SampleOutput<'_>,
 ) -> anyhow::Result<Measurement> {
     let work = tempfile::Builder::new()
         .prefix("farm-estimate-")
@@ -111,7 +117,7 @@ async fn measure(
     };
     let shutdown = Shutdown::listen();
     let samples = usize::from(args.samples);
-    renderer::scout::measure(scene, frames, samples, &setup, engine, shutdown.signal())
+    renderer::scout::measure(scene, frames, samples, &setup, output, shutdown.signal())
         .await
         .context("measuring the scene (profile and sample frames)")
 }

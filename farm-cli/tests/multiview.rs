@@ -5,7 +5,8 @@
 //! (`0001_L.png`, `0001_R.png`), and combined in one image (side by side, anaglyph).
 //!
 //! Before the farm knew views, the individual files failed every frame with "blender wrote no
-//! image" (the renderer looked for `frame_1.png`, Blender wrote `frame_1_L.png`).
+//! image" (the renderer looked for `frame_1.png`, Blender wrote `frame_1_L.png`); `farm
+//! estimate`'s samples failed the same way until they rendered with the scene's views.
 
 mod common;
 
@@ -106,6 +107,23 @@ fn stereo_renders_as_blender(blender: &TestBlender) {
         }
         // The archive holds every file of every frame.
         assert_zip_holds(&out.join("frames.zip"), &expected);
+        if views == "INDIVIDUAL" {
+            // `farm estimate` renders its samples as the farm renders the frames: a frame is
+            // both its view files (it failed with "blender wrote no image" before).
+            let (var, path) = blender.env();
+            let estimate = run(farm()
+                .env(var, path)
+                .args(["estimate", "--json", "--samples", "1", "--threads", "1"])
+                .arg(&blend));
+            let json: serde_json::Value = serde_json::from_str(estimate.ok())
+                .unwrap_or_else(|e| panic!("{what}: {e}: {estimate:#?}"));
+            assert_eq!(json["frames"], 2, "{what}: {json}");
+            let sampled = json["sampled"].as_array().expect("sampled frames");
+            assert!(
+                !sampled.is_empty() && sampled.iter().all(|s| s["seconds"].as_f64() > Some(0.0)),
+                "{what}: {json}"
+            );
+        }
     }
 }
 

@@ -21,6 +21,7 @@ use farm_core::estimate::{
 use farm_core::storage::put_json;
 use farm_core::tasks::TaskRecord;
 use farm_core::timeline::{CloudModel, DEFAULT_SPOT_INTERRUPTIONS_PER_HOUR};
+use farm_core::views::FrameViews;
 use farm_core::{JobKeys, Storage};
 use farm_io::LocalStorage;
 use farm_jobs::Scout;
@@ -61,9 +62,13 @@ pub(crate) async fn run<S: Storage>(
     clock.downloaded();
     crate::check_scene_file(ticket.keys.source(), &blend).await?;
     let frames = ticket.plan.frames().as_slice();
-    let engine = ticket.version().engine;
+    let version = ticket.version();
+    let output = SampleOutput {
+        engine: version.engine,
+        views: &version.views,
+    };
     let samples = usize::from(scout.samples);
-    let mut measured = measure(&blend, frames, samples, &config.blender, engine, shutdown).await?;
+    let mut measured = measure(&blend, frames, samples, &config.blender, output, shutdown).await?;
     measured.samples.download_seconds = clock.download_seconds();
     let model = CloudModel {
         spot_interruptions_per_hour: DEFAULT_SPOT_INTERRUPTIONS_PER_HOUR,
@@ -105,6 +110,14 @@ pub(crate) async fn run<S: Storage>(
     })
 }
 
+/// What the sample frames render as: the job's engine, and its views (a stereo scene saving
+/// each view apart writes a file per view, and a frame is all of them).
+#[derive(Debug, Clone, Copy)]
+pub struct SampleOutput<'a> {
+    pub engine: Engine,
+    pub views: &'a FrameViews,
+}
+
 /// Measures the .blend at `scene` for an estimate of rendering `frames` (sorted; ADR 0016), in
 /// `setup`'s work folder, each pass in one Blender with `setup`'s persistent data as the job's
 /// chunks: the profile pass ([`profile_frames`] at [`PROFILE_RESOLUTION_PERCENT`] of the
@@ -116,7 +129,7 @@ pub async fn measure<F: Future<Output = ()> + Unpin>(
     frames: &[i32],
     samples: usize,
     setup: &BlenderSetup,
-    engine: Engine,
+    output: SampleOutput<'_>,
     mut shutdown: F,
 ) -> Result<Measurement, RenderError> {
     let base = sample_frames(frames, samples);
@@ -124,7 +137,7 @@ pub async fn measure<F: Future<Output = ()> + Unpin>(
         let profiled = profile_frames(frames, &base);
         info!(frames = profiled.len(), "estimate: the profile pass");
         let percent = Some(PROFILE_RESOLUTION_PERCENT);
-        let record = render_pass(scene, &profiled, setup, engine, percent, &mut shutdown).await?;
+        let record = render_pass(scene, &profiled, setup, output, percent, &mut shutdown).await?;
         Some(Profile {
             resolution_percent: PROFILE_RESOLUTION_PERCENT,
             frames: SampledFrame::timed(&record),
@@ -143,7 +156,7 @@ pub async fn measure<F: Future<Output = ()> + Unpin>(
         .copied()
         .collect();
     info!(samples = ?chosen, placed = ?placed, "estimate: rendering the sample frames");
-    let record = render_pass(scene, &chosen, setup, engine, None, &mut shutdown).await?;
+    let record = render_pass(scene, &chosen, setup, output, None, &mut shutdown).await?;
     Ok(Measurement {
         profile,
         samples: record,
@@ -158,14 +171,16 @@ async fn render_pass<F: Future<Output = ()> + Unpin>(
     scene: &Path,
     frames: &[i32],
     setup: &BlenderSetup,
-    engine: Engine,
+    output: SampleOutput<'_>,
     resolution_percent: Option<u8>,
     shutdown: F,
 ) -> Result<TaskRecord, RenderError> {
     let storage = LocalStorage::new(setup.work_dir.join("samples"));
     let keys = JobKeys::root();
-    // Samples of no job: any version of the scene, in its own format, on `engine`.
-    let version = farm_jobs::OutputVersion::default().with_engine(Some(engine));
+    // Samples of no job: any version of the scene, in its own format, on the engine and with
+    // the views the job renders (a frame is every file of its views).
+    let mut version = farm_jobs::OutputVersion::default().with_engine(Some(output.engine));
+    version.views = output.views.clone();
     let spec = ChunkSpec {
         keys: &keys,
         frames,
