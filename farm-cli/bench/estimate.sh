@@ -10,6 +10,8 @@
 # receipt's task time of `farm render --workers 1`. `estimate s` is farm estimate's own wall
 # time (profile, samples, two Blender start-ups).
 # Usage: farm-cli/bench/estimate.sh [frames]   (needs blender, python3)
+# WIDTH, HEIGHT, SAMPLES: the scenes' size and base samples (default 320x180, 32); frames of a
+# second or less leave the task to Blender's start-up and load, whose noise then dominates.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 frames=${1:-12}
@@ -22,7 +24,7 @@ echo "| scene | sampled (s; * placed by the profile) | estimate s | predicted ta
 echo "|---|---|---|---|---|---|"
 for kind in static rising spike; do
     blender -b --factory-startup --python farm-testkit/scenes/geometry_scene.py -- \
-        "{\"output\": \"$work/$kind.blend\", \"kind\": \"$kind\", \"end\": $frames, \"width\": 320, \"height\": 180, \"samples\": 32, \"objects\": 3, \"levels\": 2}" >/dev/null 2>&1
+        "{\"output\": \"$work/$kind.blend\", \"kind\": \"$kind\", \"end\": $frames, \"width\": ${WIDTH:-320}, \"height\": ${HEIGHT:-180}, \"samples\": ${SAMPLES:-32}, \"objects\": 3, \"levels\": 2}" >/dev/null 2>&1
     start=$(date +%s.%N)
     "$farm" estimate "$work/$kind.blend" --threads $threads --json >"$work/$kind.json" 2>/dev/null
     took=$(echo "$(date +%s.%N) - $start" | bc)

@@ -15,7 +15,9 @@ use crate::JobTicket;
 
 /// Writes the receipt of `ticket`'s job, which delivered `frames` frames, from the job's task
 /// records with `own` (the writer's own attempt, which replaces its stored copy, if any),
-/// naming `movie`; returns it.
+/// naming `movie`; returns it. `at_key`: every task record at the job's key when the caller
+/// has just read them (the zipper, for its frame scan), so they are not read twice; `None`
+/// reads them.
 pub async fn write<S: Storage>(
     storage: &S,
     ticket: &JobTicket,
@@ -23,9 +25,16 @@ pub async fn write<S: Storage>(
     frames: usize,
     prices: Option<Prices>,
     movie: Option<MovieObject>,
+    at_key: Option<Vec<TaskRecord>>,
 ) -> StorageResult<Receipt> {
     let etag = ticket.source_etag.as_deref();
-    let mut records = crate::tasks::job_records(storage, &ticket.keys, etag).await?;
+    let mut records = match at_key {
+        Some(mut records) => {
+            records.retain(|r| etag.is_none() || r.source_etag.as_deref() == etag);
+            records
+        }
+        None => crate::tasks::job_records(storage, &ticket.keys, etag).await?,
+    };
     records.retain(|r| (r.task, r.index, r.attempt) != (own.task, own.index, own.attempt));
     records.push(own);
     let mut receipt = Receipt::compute(&records, frames, prices);

@@ -21,7 +21,15 @@ pub async fn job_records<S: Storage>(
     keys: &JobKeys,
     source_etag: Option<&str>,
 ) -> StorageResult<Vec<TaskRecord>> {
-    job_records_cached(storage, keys, source_etag, &mut RecordCache::default()).await
+    let mut cache = RecordCache::default();
+    let listed = read_new(storage, keys, &mut cache).await?;
+    // Moved out of the cache, not copied: each record is held once (10,000 of them in the
+    // zipper, BENCHMARKS.md "10,000 children").
+    Ok(listed
+        .iter()
+        .filter_map(|id| cache.read.remove(id)?)
+        .filter(|r| of_upload(r, source_etag))
+        .collect())
 }
 
 /// Task records read before, by key and ETag. Each attempt writes its record once, so a
@@ -40,6 +48,25 @@ pub async fn job_records_cached<S: Storage>(
     source_etag: Option<&str>,
     cache: &mut RecordCache,
 ) -> StorageResult<Vec<TaskRecord>> {
+    let listed = read_new(storage, keys, cache).await?;
+    Ok(listed
+        .iter()
+        .filter_map(|id| cache.read.get(id)?.clone())
+        .filter(|r| of_upload(r, source_etag))
+        .collect())
+}
+
+fn of_upload(record: &TaskRecord, source_etag: Option<&str>) -> bool {
+    source_etag.is_none() || record.source_etag.as_deref() == source_etag
+}
+
+/// Lists the records (key and ETag, in the listing's order) and reads into `cache` the ones it
+/// does not hold yet.
+async fn read_new<S: Storage>(
+    storage: &S,
+    keys: &JobKeys,
+    cache: &mut RecordCache,
+) -> StorageResult<Vec<(String, Option<String>)>> {
     let listing = storage.list(&keys.tasks_prefix()).await?;
     let listed: Vec<(String, Option<String>)> = listing
         .into_iter()
@@ -60,11 +87,8 @@ pub async fn job_records_cached<S: Storage>(
             .ok();
         cache.read.insert(id.clone(), record);
     }
-    Ok(listed
-        .iter()
-        .filter_map(|id| cache.read.get(id)?.clone())
-        .filter(|r| source_etag.is_none() || r.source_etag.as_deref() == source_etag)
-        .collect())
+    drop(bodies);
+    Ok(listed)
 }
 
 #[cfg(test)]

@@ -213,7 +213,17 @@ async fn finish<S: Storage>(
     };
     // A movie an earlier attempt of this job made stays named if this one fails.
     let movie = result.as_ref().ok().cloned().or(zipped.movie);
-    match receipt::write(storage, ticket, own, zipped.frames, config.prices, movie).await {
+    match receipt::write(
+        storage,
+        ticket,
+        own,
+        zipped.frames,
+        config.prices,
+        movie,
+        None,
+    )
+    .await
+    {
         Ok(written) => tracing::info!(
             key = ticket.keys.receipt(),
             tasks = written.tasks,

@@ -20,10 +20,9 @@
 //!    bytes the archive streams (see `preview`); after the archive, it is written to
 //!    `<key>/preview.jpg` in one `put` (best effort: never fails the run).
 //!
-//! 5. [`run`] (the zip job) reads the key's task records before the scan: the frames they vouch
-//!    for are not read again (step 1). They are dropped before the archive, so memory stays
-//!    flat in the job's size; after a finished archive the job's `<key>/receipt.json` is summed
-//!    from the records of the job's version of the .blend, read again by
+//! 5. [`run`] (the zip job) reads the key's task records once, before the scan: the frames they
+//!    vouch for are not read again (step 1), and after a finished archive the job's
+//!    `<key>/receipt.json` is summed from the records of the job's version of the .blend by
 //!    [`farm_jobs::receipt::write`] (the one writer, which the movie job uses too). It writes its
 //!    own task record, `<key>/tasks/zip-<attempt>.json` (best effort: the records and the
 //!    receipt never change the outcome).
@@ -190,9 +189,9 @@ pub async fn zip_frames_until<S: Storage>(
         keys,
         frames,
         version,
-        records: Vec::new(),
+        records: &[],
     };
-    zip_job_frames(storage, job, options, progress, shutdown).await
+    zip_job_frames(storage, &job, options, progress, shutdown).await
 }
 
 /// The frames of a job the zipper archives, and the task records that vouch for them (the
@@ -201,12 +200,12 @@ struct JobFrames<'a> {
     keys: &'a JobKeys,
     frames: &'a FrameList,
     version: &'a OutputVersion,
-    records: Vec<TaskRecord>,
+    records: &'a [TaskRecord],
 }
 
 async fn zip_job_frames<S: Storage>(
     storage: &S,
-    job: JobFrames<'_>,
+    job: &JobFrames<'_>,
     options: &ZipOptions,
     progress: &(dyn Fn(ZipProgress) + Sync),
     shutdown: impl Future<Output = ()>,
@@ -218,10 +217,8 @@ async fn zip_job_frames<S: Storage>(
     let scan = tokio::select! {
         biased;
         () = &mut shutdown => return Err(ZipError::Interrupted),
-        scan = scan(storage, &job) => scan?,
+        scan = scan(storage, job) => scan?,
     };
-    // The records served the scan; the archive does not hold them (some KiB each).
-    drop(job);
     if !scan.is_complete() {
         return Err(report_missing(storage, keys, frames, &scan).await);
     }
@@ -333,8 +330,8 @@ pub async fn run<S: Storage>(
     };
     let started = jiff::Timestamp::now();
     let mut shutdown = pin!(shutdown);
-    // Every task record at the key: they vouch for the frames in the scan. Without them every
-    // frame is read.
+    // Every task record at the key, read once: they vouch for the frames in the scan, and the
+    // job's own make the receipt. Without them every frame is read.
     let records = tokio::select! {
         biased;
         () = &mut shutdown => None,
@@ -342,22 +339,23 @@ pub async fn run<S: Storage>(
     };
     let Some(records) = records else {
         let result = Err(ZipError::Interrupted);
-        receipt::finish(storage, config, started, &result).await;
+        receipt::finish(storage, config, started, &result, None).await;
         return result;
     };
-    let records = records.unwrap_or_else(|error| {
-        tracing::warn!(%error, "could not read the task records: every frame is read");
-        Vec::new()
-    });
+    let records = records
+        .inspect_err(|error| {
+            tracing::warn!(%error, "could not read the task records: every frame is read");
+        })
+        .ok();
     let version = config.ticket.version();
     let job = JobFrames {
         keys: &config.ticket.keys,
         frames: config.ticket.plan.frames(),
         version: &version,
-        records,
+        records: records.as_deref().unwrap_or_default(),
     };
-    let result = zip_job_frames(storage, job, &config.options, &log_progress, shutdown).await;
-    receipt::finish(storage, config, started, &result).await;
+    let result = zip_job_frames(storage, &job, &config.options, &log_progress, shutdown).await;
+    receipt::finish(storage, config, started, &result, records).await;
     result
 }
 
@@ -368,7 +366,7 @@ async fn scan<S: Storage>(storage: &S, job: &JobFrames<'_>) -> Result<FrameScan,
         keys,
         job.frames.as_slice(),
         job.version,
-        &job.records,
+        job.records,
     )
     .await
     .map_err(|error| match error {

@@ -9,12 +9,15 @@ use jiff::Timestamp;
 
 use crate::{Config, ZipError, ZipSummary};
 
-/// Writes the zip attempt's record and, after a successful archive, the receipt.
+/// Writes the zip attempt's record and, after a successful archive, the receipt, from
+/// `records` (every task record at the key, read for the frame scan; `None` when that read
+/// failed: the receipt reads them again).
 pub(crate) async fn finish<S: Storage>(
     storage: &S,
     config: &Config,
     started: Timestamp,
     result: &Result<ZipSummary, ZipError>,
+    records: Option<Vec<TaskRecord>>,
 ) {
     let own = TaskRecord {
         task: TaskKind::Zip,
@@ -46,6 +49,7 @@ pub(crate) async fn finish<S: Storage>(
         summary.frames,
         config.prices,
         None,
+        records,
     )
     .await;
     match written {
