@@ -30,7 +30,7 @@ pub async fn write<S: Storage>(
     let etag = ticket.source_etag.as_deref();
     let mut records = match at_key {
         Some(mut records) => {
-            records.retain(|r| etag.is_none() || r.source_etag.as_deref() == etag);
+            records.retain(|r| crate::tasks::of_upload(r, etag));
             records
         }
         None => crate::tasks::job_records(storage, &ticket.keys, etag).await?,

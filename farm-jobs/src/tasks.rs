@@ -56,7 +56,8 @@ pub async fn job_records_cached<S: Storage>(
         .collect())
 }
 
-fn of_upload(record: &TaskRecord, source_etag: Option<&str>) -> bool {
+/// Whether `record` is of the job bound to `source_etag` (with `None`, every record is).
+pub(crate) fn of_upload(record: &TaskRecord, source_etag: Option<&str>) -> bool {
     source_etag.is_none() || record.source_etag.as_deref() == source_etag
 }
 
