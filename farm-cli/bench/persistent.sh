@@ -1,10 +1,8 @@
 #!/usr/bin/env bash
 # Persistent data benchmark (issue 27, ADR 0015): `farm render` (one worker, one chunk, so Cycles
 # keeps its scene between frames) against `blender -b scene.blend -a` and against
-# `farm render --no-persistent`, on three scenes made by farm-testkit/scenes/geometry_scene.py:
-#   heavy     static geometry: 6 monkeys at render subdivision 4, moving cube and camera
-#   light     static geometry: 6 monkeys at render subdivision 1, moving cube and camera
-#   deforming 6 monkeys at subdivision 3 bent and waved every frame, motion blur
+# `farm render --no-persistent`, on the scenes of farm-testkit/scenes/persistent_scenes.sh
+# (heavy, light, deforming).
 # Usage: farm-cli/bench/persistent.sh [runs] [frames] [scene...]   (needs blender, hyperfine:
 #   scripts/setup.sh). On a machine shared with other work, `nice -n -15` (as root) keeps the
 #   benchmark ahead of it.
@@ -23,18 +21,10 @@ export BLENDER=${BLENDER:-$(command -v blender)}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "machine: $(nproc) CPUs, $("$BLENDER" --version 2>/dev/null | head -1) ($BLENDER), farm: $farm, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-make() {
-    blender -b --factory-startup --python farm-testkit/scenes/geometry_scene.py -- \
-        "{\"output\": \"$work/$1.blend\", \"kind\": \"$2\", \"end\": $frames, \"width\": 160, \"height\": 90, \"samples\": 8, \"objects\": 6, \"levels\": $3}" >/dev/null 2>&1
-}
+source farm-testkit/scenes/persistent_scenes.sh
 for scene in "${scenes[@]}"; do
-    case $scene in
-        heavy) make heavy static 4 ;;
-        light) make light static 1 ;;
-        deforming) make deforming deforming 3 ;;
-        *) echo "unknown scene $scene (heavy, light, deforming)" >&2; exit 2 ;;
-    esac
     blend="$work/$scene.blend"
+    make_persistent_scene "$scene" "$frames" "$blend"
     hyperfine --runs "$runs" --style basic --export-markdown "$work/$scene.md" \
         --prepare "rm -rf $work/out" \
         -n "$scene: blender -b scene.blend -a" "$BLENDER -b $blend -o $work/out/frame_# -t $(nproc) -a" \

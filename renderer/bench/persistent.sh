@@ -2,7 +2,7 @@
 # Persistent data through the cloud path (issue 27, ADR 0015): the renderer rendering one chunk
 # of every frame against moto_server (download, render, upload, task record), with persistent
 # data (the default) and with FARM_PERSISTENT=off, next to `blender -b scene.blend -a` on local
-# files, on the scenes of farm-cli/bench/persistent.sh (farm-testkit/scenes/geometry_scene.py).
+# files, on the scenes of farm-cli/bench/persistent.sh (farm-testkit/scenes/persistent_scenes.sh).
 # Usage: renderer/bench/persistent.sh [runs] [frames] [scenes...]
 #   (needs blender, moto_server, aws, hyperfine: scripts/setup.sh; source scripts/env.sh). On a
 #   machine shared with other work, `nice -n -15` (as root) keeps the benchmark ahead of it.
@@ -26,15 +26,9 @@ for _ in $(seq 50); do curl -fs "$AWS_ENDPOINT_URL/moto-api/" >/dev/null 2>&1 &&
 aws s3api create-bucket --bucket bench >/dev/null
 echo "machine: $(nproc) CPUs, $(blender --version 2>/dev/null | head -1), renderer: $renderer, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 threads=$(nproc)
+source farm-testkit/scenes/persistent_scenes.sh
 for scene in "${scenes[@]}"; do
-    case $scene in
-        heavy) kind=static levels=4 ;;
-        light) kind=static levels=1 ;;
-        deforming) kind=deforming levels=3 ;;
-        *) echo "unknown scene $scene (heavy, light, deforming)" >&2; exit 2 ;;
-    esac
-    blender -b --factory-startup --python farm-testkit/scenes/geometry_scene.py -- \
-        "{\"output\": \"$work/$scene.blend\", \"kind\": \"$kind\", \"end\": $frames, \"width\": 160, \"height\": 90, \"samples\": 8, \"objects\": 6, \"levels\": $levels}" >/dev/null 2>&1
+    make_persistent_scene "$scene" "$frames" "$work/$scene.blend"
     aws s3 cp --quiet "$work/$scene.blend" "s3://bench/$scene.blend"
     chunk="env BLENDER=$(command -v blender) FARM_BUCKET=bench FARM_KEY=$scene.blend FARM_FRAMES=1-$frames FARM_CHUNK=$frames FARM_WORK_DIR=$work/w FARM_THREADS=$threads"
     hyperfine --runs "$runs" --style basic --export-markdown "$work/$scene.md" \
